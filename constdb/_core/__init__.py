@@ -1,0 +1,1 @@
+"""Compiled core of ConstDB (Cython): clock, codecs, CRDT objects, keyspace, protocol."""

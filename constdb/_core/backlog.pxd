@@ -1,0 +1,31 @@
+from libc.stdint cimport uint8_t, uint64_t
+
+from constdb._core.codec cimport Writer
+
+cdef enum:
+    REC_HDR = 13          # u32 len, u8 op, u64 uuid
+    OP_CONT = 0x80        # more records of the same group follow
+
+
+cdef class Backlog:
+    cdef Writer cur
+    cdef public object chunks          # deque of (bytes, first_uuid, last_uuid, nrec)
+    cdef public Py_ssize_t limit
+    cdef public Py_ssize_t sealed_bytes
+    cdef public uint64_t last_uuid
+    cdef public uint64_t dropped_upto  # every record with uuid <= this may be gone
+    cdef public uint64_t nrec_total
+    cdef public uint64_t nrec_dropped
+    cdef uint64_t cur_first
+    cdef uint64_t cur_nrec
+    cdef Py_ssize_t rec_start
+    cdef Py_ssize_t prev_in_group
+    cdef public bint grouping
+    cdef public bint dirty
+    cdef public Py_ssize_t chunk_size
+
+    cdef Writer begin(self, uint8_t op, uint64_t uuid)
+    cdef int end(self) except -1
+    cdef void group_begin(self) noexcept
+    cdef int group_end(self) except -1
+    cdef int _seal(self) except -1

@@ -1,0 +1,11 @@
+from libc.stdint cimport int64_t, uint64_t
+
+from constdb._core.keyspace cimport Keyspace
+from constdb._core.objects cimport CObj
+from constdb._core.protocol cimport Client
+
+cdef object scan_args(Client c, list argv, Py_ssize_t i, int64_t* count, int* tcode,
+                      bint allow_type)
+cdef int parse_cursor(Client c, bytes s, uint64_t* cur) except -1
+cdef int reply_scan(Client c, Py_ssize_t pos, list items) except -1
+cdef int copy_object(Keyspace ks, bytes dst, CObj o) except -1

@@ -1,0 +1,397 @@
+"""Generic key commands: DEL EXISTS TYPE KEYS SCAN RANDOMKEY RENAME EXPIRE* TTL ..."""
+
+import random
+
+from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_GET_SIZE
+from cpython.dict cimport PyDict_Next
+from cpython.list cimport PyList_GET_ITEM, PyList_GET_SIZE
+from cpython.object cimport PyObject
+from libc.stdint cimport int64_t, uint64_t
+
+from constdb._core.codec cimport parse_bytes_i64
+from constdb._core.keyspace cimport (
+    TTL_WRITE, Keyspace, match_bytes, obj_live, str_get, stringmatch,
+)
+from constdb._core.objects cimport (
+    T_HASH, T_MV, T_SET, T_STRING, CObj, HashObj, MVObj, SetObj, StrObj, TTLReg, Ver,
+    best_ver, obj_type,
+)
+from constdb._core.protocol cimport (
+    F_FAST, F_READONLY, F_WRITE, Client, Server, add_command, reply_notint, reply_syntax,
+)
+
+from constdb._core.keyspace import TYPE_NAMES
+
+cdef int64_t MAX_MS = 0x7FFFFFFFFFFFFFFF
+
+
+cdef inline bint _opt(bytes a, bytes lit) noexcept:
+    return PyBytes_GET_SIZE(a) == PyBytes_GET_SIZE(lit) and a.upper() == lit
+
+
+cdef int cmd_del(Client c, list argv) except -1:
+    cdef Py_ssize_t i, n = PyList_GET_SIZE(argv)
+    cdef int64_t count = 0
+    cdef Keyspace ks = c.ks
+    for i in range(1, n):
+        key = <object>PyList_GET_ITEM(argv, i)
+        if ks.lookup(key) is not None:
+            count += ks.emit_del(key)
+    return c.out.integer(count)
+
+
+cdef int cmd_exists(Client c, list argv) except -1:
+    cdef Py_ssize_t i, n = PyList_GET_SIZE(argv)
+    cdef int64_t count = 0
+    for i in range(1, n):
+        if c.ks.lookup(<object>PyList_GET_ITEM(argv, i)) is not None:
+            count += 1
+    return c.out.integer(count)
+
+
+cdef int cmd_type(Client c, list argv) except -1:
+    cdef CObj o = c.ks.lookup(argv[1])
+    cdef bytes name
+    if o is None:
+        return c.out.status(b"none", 4)
+    name = TYPE_NAMES[obj_type(o)].encode()
+    return c.out.status(PyBytes_AS_STRING(name), PyBytes_GET_SIZE(name))
+
+
+cdef int cmd_keys(Client c, list argv) except -1:
+    cdef bytes pat = <bytes>argv[1]
+    cdef Keyspace ks = c.ks
+    cdef list out = []
+    cdef bint all_ = pat == b"*"
+    for key, o in ks.d.items():
+        if ks.is_expired(<CObj>o):
+            continue
+        if all_ or match_bytes(pat, <bytes>key):
+            out.append(key)
+    c.out.array(len(out))
+    for key in out:
+        c.out.bulk(<bytes>key)
+    return 0
+
+
+cdef int _type_code(bytes name) except -2:
+    cdef bytes n = name.lower()
+    for code, tname in TYPE_NAMES.items():
+        if n == tname.encode():
+            return code
+    return -1
+
+
+cdef object scan_args(Client c, list argv, Py_ssize_t i, int64_t* count, int* tcode,
+                      bint allow_type):
+    """Parse MATCH/COUNT/TYPE of the SCAN family. Returns the MATCH pattern
+    (None if absent), or False after replying an error."""
+    cdef Py_ssize_t n = PyList_GET_SIZE(argv)
+    cdef bytes a
+    cdef object pat = None
+    while i < n:
+        a = (<bytes>argv[i]).upper()
+        if a == b"MATCH" and i + 1 < n:
+            pat = <bytes>argv[i + 1]
+            i += 2
+        elif a == b"COUNT" and i + 1 < n:
+            if not parse_bytes_i64(<bytes>argv[i + 1], count):
+                reply_notint(c)
+                return False
+            if count[0] < 1:
+                reply_syntax(c)
+                return False
+            i += 2
+        elif allow_type and a == b"TYPE" and i + 1 < n:
+            tcode[0] = _type_code(<bytes>argv[i + 1])
+            if tcode[0] == -1:
+                tcode[0] = -2
+            i += 2
+        else:
+            reply_syntax(c)
+            return False
+    return pat
+
+
+cdef int parse_cursor(Client c, bytes s, uint64_t* cur) except -1:
+    cdef const char* p = PyBytes_AS_STRING(s)
+    cdef Py_ssize_t n = PyBytes_GET_SIZE(s), i
+    cdef uint64_t v = 0
+    if n == 0 or n > 20:
+        c.out.error_str("ERR invalid cursor")
+        return 0
+    for i in range(n):
+        if p[i] < b'0' or p[i] > b'9':
+            c.out.error_str("ERR invalid cursor")
+            return 0
+        v = v * 10 + <uint64_t>(p[i] - 48)
+    cur[0] = v
+    return 1
+
+
+cdef int reply_scan(Client c, Py_ssize_t pos, list items) except -1:
+    c.out.array(2)
+    c.out.bulk_int(pos)
+    c.out.array(len(items))
+    for x in items:
+        c.out.bulk(<bytes>x)
+    return 0
+
+
+cdef int cmd_scan(Client c, list argv) except -1:
+    # The cursor is a position in the dict's entry table (PyDict_Next). Keys
+    # present for the whole scan are returned unless the table is rebuilt
+    # mid-scan by heavy inserts and deletes (docs/commands.md).
+    cdef uint64_t cur
+    cdef object pat
+    cdef int64_t count = 10
+    cdef int tcode = -1
+    cdef Py_ssize_t pos
+    cdef PyObject* k
+    cdef PyObject* v
+    cdef list out = []
+    cdef int64_t visited = 0
+    cdef Keyspace ks = c.ks
+    if not parse_cursor(c, <bytes>argv[1], &cur):
+        return 0
+    pat = scan_args(c, argv, 2, &count, &tcode, True)
+    if pat is False:
+        return 0
+    pos = <Py_ssize_t>cur
+    while visited < count:
+        if not PyDict_Next(ks.d, &pos, &k, &v):
+            pos = 0
+            break
+        visited += 1
+        if ks.is_expired(<CObj>v):
+            continue
+        if tcode != -1 and obj_type(<CObj>v) != tcode:
+            continue
+        if pat is not None and not match_bytes(pat, <bytes>k):
+            continue
+        out.append(<object>k)
+    return reply_scan(c, pos, out)
+
+
+cdef int cmd_randomkey(Client c, list argv) except -1:
+    cdef Keyspace ks = c.ks
+    cdef Py_ssize_t n, i, pos
+    cdef PyObject* k
+    cdef PyObject* v
+    cdef int tries = 0
+    while True:
+        n = len(ks.d)
+        if n == 0:
+            return c.out.nil()
+        i = random.randrange(n)
+        pos = 0
+        while PyDict_Next(ks.d, &pos, &k, &v):
+            if i == 0:
+                break
+            i -= 1
+        key = <object>k
+        if ks.lookup(key) is not None or tries > 100:
+            return c.out.bulk(<bytes>key)
+        tries += 1
+
+
+cdef int copy_object(Keyspace ks, bytes dst, CObj o) except -1:
+    """Write o's visible content to dst as new effects (RENAME, COPY)."""
+    cdef TTLReg t
+    cdef int64_t at = 0
+    if o.ttl is not None:
+        at = (<TTLReg>o.ttl).at
+    ks.emit_del(dst)
+    if type(o) is StrObj:
+        v = str_get(<StrObj>o)
+        ks.emit_reg(dst, v if type(v) is bytes else str(v).encode(), TTL_WRITE, at)
+        return 0
+    if type(o) is SetObj:
+        for m in list((<SetObj>o).m):
+            ks.emit_sadd(dst, m)
+    elif type(o) is HashObj:
+        for f, ent in list((<HashObj>o).f.items()):
+            ks.emit_hset(dst, f, best_ver(ent).val)
+    elif type(o) is MVObj:
+        first = True
+        for v in [(<Ver>x).val for x in (<MVObj>o).vers]:
+            ks.emit_mv(dst, v, first)
+            first = False
+    if at:
+        ks.emit_ttl(dst, at)
+    return 0
+
+
+cdef int cmd_rename(Client c, list argv) except -1:
+    cdef bytes src = <bytes>argv[1], dst = <bytes>argv[2]
+    cdef Keyspace ks = c.ks
+    cdef CObj o = ks.lookup(src)
+    if o is None:
+        c.out.error_str("ERR no such key")
+        return 0
+    if src == dst:
+        return c.out.ok()
+    copy_object(ks, dst, o)
+    ks.emit_del(src)
+    return c.out.ok()
+
+
+cdef int cmd_renamenx(Client c, list argv) except -1:
+    cdef bytes src = <bytes>argv[1], dst = <bytes>argv[2]
+    cdef Keyspace ks = c.ks
+    cdef CObj o = ks.lookup(src)
+    if o is None:
+        c.out.error_str("ERR no such key")
+        return 0
+    if src == dst:
+        return c.out.integer(0)
+    if ks.lookup(dst) is not None:
+        return c.out.integer(0)
+    copy_object(ks, dst, o)
+    ks.emit_del(src)
+    return c.out.integer(1)
+
+
+cdef int _expire(Client c, list argv, int64_t unit, bint absolute, str name) except -1:
+    cdef Keyspace ks = c.ks
+    cdef bytes key = <bytes>argv[1]
+    cdef int64_t when, cur_at
+    cdef Py_ssize_t i, n = PyList_GET_SIZE(argv)
+    cdef bint nx = False, xx = False, gt = False, lt = False
+    cdef bytes a
+    cdef CObj o
+    for i in range(3, n):
+        a = (<bytes>argv[i]).upper()
+        if a == b"NX":
+            nx = True
+        elif a == b"XX":
+            xx = True
+        elif a == b"GT":
+            gt = True
+        elif a == b"LT":
+            lt = True
+        else:
+            c.out.error_str("ERR Unsupported option %s" % (<bytes>argv[i]).decode("utf-8", "replace"))
+            return 0
+    if nx and (xx or gt or lt):
+        c.out.error_str("ERR NX and XX, GT or LT options at the same time are not compatible")
+        return 0
+    if gt and lt:
+        c.out.error_str("ERR GT and LT options at the same time are not compatible")
+        return 0
+    if not parse_bytes_i64(<bytes>argv[2], &when):
+        return reply_notint(c)
+    if unit == 1000:
+        if when > MAX_MS // 1000 or when < -(MAX_MS // 1000):
+            c.out.error_str("ERR invalid expire time in '%s' command" % name)
+            return 0
+        when *= 1000
+    if not absolute:
+        if (when > 0 and ks.now > MAX_MS - when):
+            c.out.error_str("ERR invalid expire time in '%s' command" % name)
+            return 0
+        when += ks.now
+    o = ks.lookup(key)
+    if o is None:
+        return c.out.integer(0)
+    cur_at = (<TTLReg>o.ttl).at if o.ttl is not None else 0
+    if nx and cur_at != 0:
+        return c.out.integer(0)
+    if xx and cur_at == 0:
+        return c.out.integer(0)
+    if gt and (cur_at == 0 or when <= cur_at):
+        return c.out.integer(0)
+    if lt and cur_at != 0 and when >= cur_at:
+        return c.out.integer(0)
+    if when <= ks.now:
+        ks.emit_del(key)
+    else:
+        ks.emit_ttl(key, when)
+    return c.out.integer(1)
+
+
+cdef int cmd_expire(Client c, list argv) except -1:
+    return _expire(c, argv, 1000, False, "expire")
+
+
+cdef int cmd_pexpire(Client c, list argv) except -1:
+    return _expire(c, argv, 1, False, "pexpire")
+
+
+cdef int cmd_expireat(Client c, list argv) except -1:
+    return _expire(c, argv, 1000, True, "expireat")
+
+
+cdef int cmd_pexpireat(Client c, list argv) except -1:
+    return _expire(c, argv, 1, True, "pexpireat")
+
+
+cdef int _ttl(Client c, list argv, bint ms, bint absolute) except -1:
+    cdef CObj o = c.ks.lookup_r(argv[1])
+    cdef int64_t at, left
+    if o is None:
+        return c.out.integer(-2)
+    if o.ttl is None or (<TTLReg>o.ttl).at == 0:
+        return c.out.integer(-1)
+    at = (<TTLReg>o.ttl).at
+    if absolute:
+        return c.out.integer(at if ms else at // 1000)
+    left = at - c.ks.now
+    if left < 0:
+        left = 0
+    return c.out.integer(left if ms else (left + 500) // 1000)
+
+
+cdef int cmd_ttl(Client c, list argv) except -1:
+    return _ttl(c, argv, False, False)
+
+
+cdef int cmd_pttl(Client c, list argv) except -1:
+    return _ttl(c, argv, True, False)
+
+
+cdef int cmd_expiretime(Client c, list argv) except -1:
+    return _ttl(c, argv, False, True)
+
+
+cdef int cmd_pexpiretime(Client c, list argv) except -1:
+    return _ttl(c, argv, True, True)
+
+
+cdef int cmd_persist(Client c, list argv) except -1:
+    cdef CObj o = c.ks.lookup(argv[1])
+    if o is None or o.ttl is None or (<TTLReg>o.ttl).at == 0:
+        return c.out.integer(0)
+    c.ks.emit_ttl(argv[1], 0)
+    return c.out.integer(1)
+
+
+cdef int cmd_touch(Client c, list argv) except -1:
+    cdef Py_ssize_t i
+    cdef int64_t count = 0
+    for i in range(1, PyList_GET_SIZE(argv)):
+        if c.ks.lookup(argv[i]) is not None:
+            count += 1
+    return c.out.integer(count)
+
+
+def register(Server srv):
+    add_command(srv, b"del", -2, F_WRITE, 1, -1, 1, cmd_del, "generic")
+    add_command(srv, b"unlink", -2, F_WRITE | F_FAST, 1, -1, 1, cmd_del, "generic")
+    add_command(srv, b"exists", -2, F_READONLY | F_FAST, 1, -1, 1, cmd_exists, "generic")
+    add_command(srv, b"touch", -2, F_READONLY | F_FAST, 1, -1, 1, cmd_touch, "generic")
+    add_command(srv, b"type", 2, F_READONLY | F_FAST, 1, 1, 1, cmd_type, "generic")
+    add_command(srv, b"keys", 2, F_READONLY, 0, 0, 0, cmd_keys, "generic")
+    add_command(srv, b"scan", -2, F_READONLY, 0, 0, 0, cmd_scan, "generic")
+    add_command(srv, b"randomkey", 1, F_READONLY, 0, 0, 0, cmd_randomkey, "generic")
+    add_command(srv, b"rename", 3, F_WRITE, 1, 2, 1, cmd_rename, "generic")
+    add_command(srv, b"renamenx", 3, F_WRITE | F_FAST, 1, 2, 1, cmd_renamenx, "generic")
+    add_command(srv, b"expire", -3, F_WRITE | F_FAST, 1, 1, 1, cmd_expire, "generic")
+    add_command(srv, b"pexpire", -3, F_WRITE | F_FAST, 1, 1, 1, cmd_pexpire, "generic")
+    add_command(srv, b"expireat", -3, F_WRITE | F_FAST, 1, 1, 1, cmd_expireat, "generic")
+    add_command(srv, b"pexpireat", -3, F_WRITE | F_FAST, 1, 1, 1, cmd_pexpireat, "generic")
+    add_command(srv, b"ttl", 2, F_READONLY | F_FAST, 1, 1, 1, cmd_ttl, "generic")
+    add_command(srv, b"pttl", 2, F_READONLY | F_FAST, 1, 1, 1, cmd_pttl, "generic")
+    add_command(srv, b"expiretime", 2, F_READONLY | F_FAST, 1, 1, 1, cmd_expiretime, "generic")
+    add_command(srv, b"pexpiretime", 2, F_READONLY | F_FAST, 1, 1, 1, cmd_pexpiretime, "generic")
+    add_command(srv, b"persist", 2, F_WRITE | F_FAST, 1, 1, 1, cmd_persist, "generic")

@@ -1,0 +1,162 @@
+"""Connection, transaction and ConstDB-specific commands that are hot enough
+(PING, ECHO) or need the keyspace's C API (MVSET, FLUSHALL) to live here."""
+
+from cpython.list cimport PyList_GET_ITEM, PyList_GET_SIZE
+from libc.stdint cimport int64_t
+
+from constdb._core.keyspace cimport Keyspace
+from constdb._core.objects cimport CObj, MVObj, Ver
+from constdb._core.protocol cimport (
+    F_ADMIN, F_DENYOOM, F_FAST, F_LOADING, F_NOAUTH, F_NOQUEUE, F_NOSCRIPT, F_READONLY,
+    F_STALE, F_WRITE, Client, Server, add_command, reply_syntax, reply_wrongtype,
+)
+
+from constdb._core.keyspace import describe_obj
+
+
+cdef int cmd_ping(Client c, list argv) except -1:
+    cdef Py_ssize_t n = PyList_GET_SIZE(argv)
+    if n == 1:
+        return c.out.put_raw(b"+PONG\r\n", 7)
+    if n == 2:
+        return c.out.bulk(<bytes>PyList_GET_ITEM(argv, 1))
+    c.out.error_str("ERR wrong number of arguments for 'ping' command")
+    return 0
+
+
+cdef int cmd_echo(Client c, list argv) except -1:
+    return c.out.bulk(<bytes>argv[1])
+
+
+cdef int cmd_quit(Client c, list argv) except -1:
+    c.out.ok()
+    c.close_after_reply()
+    return 0
+
+
+cdef int cmd_select(Client c, list argv) except -1:
+    cdef bytes a = <bytes>argv[1]
+    if a == b"0":
+        return c.out.ok()
+    try:
+        int(a)
+    except ValueError:
+        c.out.error_str("ERR value is not an integer or out of range")
+        return 0
+    # ConstDB keeps one keyspace (db 0), as Redis Cluster does
+    c.out.error_str("ERR DB index is out of range")
+    return 0
+
+
+cdef int cmd_dbsize(Client c, list argv) except -1:
+    return c.out.integer(len(c.ks.d))
+
+
+cdef int cmd_multi(Client c, list argv) except -1:
+    if c.in_multi:
+        c.out.error_str("ERR MULTI calls can not be nested")
+        return 0
+    c.begin_multi()
+    return c.out.ok()
+
+
+cdef int cmd_exec(Client c, list argv) except -1:
+    if not c.in_multi:
+        c.out.error_str("ERR EXEC without MULTI")
+        return 0
+    return c.exec_multi()
+
+
+cdef int cmd_discard(Client c, list argv) except -1:
+    if not c.in_multi:
+        c.out.error_str("ERR DISCARD without MULTI")
+        return 0
+    c.discard_multi()
+    return c.out.ok()
+
+
+cdef int cmd_watch(Client c, list argv) except -1:
+    if c.in_multi:
+        c.out.error_str("ERR WATCH inside MULTI is not allowed")
+        return 0
+    c.watch(argv[1:])
+    return c.out.ok()
+
+
+cdef int cmd_unwatch(Client c, list argv) except -1:
+    c.unwatch()
+    return c.out.ok()
+
+
+cdef int cmd_mvset(Client c, list argv) except -1:
+    cdef CObj o = c.ks.lookup(argv[1])
+    if o is not None and type(o) is not MVObj:
+        return reply_wrongtype(c)
+    c.ks.emit_mv(argv[1], argv[2], True)
+    return c.out.ok()
+
+
+cdef int cmd_mvget(Client c, list argv) except -1:
+    cdef CObj o = c.ks.lookup_r(argv[1])
+    cdef list vers
+    if o is None:
+        return c.out.array(0)
+    if type(o) is not MVObj:
+        return reply_wrongtype(c)
+    vers = sorted([((<Ver>v).node, (<Ver>v).uuid, (<Ver>v).val) for v in (<MVObj>o).vers])
+    c.out.array(len(vers))
+    for node, _u, val in vers:
+        c.out.array(2)
+        c.out.integer(<int64_t>node)
+        c.out.bulk(<bytes>val)
+    return 0
+
+
+cdef int cmd_desc(Client c, list argv) except -1:
+    cdef Keyspace ks = c.ks
+    key = argv[1]
+    ks.lookup(key)   # an expired key is deleted first, as for any access
+    objs = ks.objects_of(key)
+    if key in ks.tombs:
+        objs.append(ks.tombs[key])
+    if not objs:
+        return c.out.nil()
+    c.out.pyvalue([describe_obj(o) for o in objs])
+    return 0
+
+
+cdef int cmd_flushall(Client c, list argv) except -1:
+    cdef Keyspace ks = c.ks
+    cdef Py_ssize_t n = PyList_GET_SIZE(argv)
+    cdef bytes opt
+    if n > 2:
+        return reply_syntax(c)
+    if n == 2:
+        opt = (<bytes>argv[1]).upper()
+        if opt != b"ASYNC" and opt != b"SYNC":
+            return reply_syntax(c)
+    # an observed-remove of every key: a concurrent write elsewhere survives
+    for key in list(ks.d):
+        ks.emit_del(key)
+    if ks.alts:
+        for key in list(ks.alts):
+            ks.emit_del(key)
+    return c.out.ok()
+
+
+def register(Server srv):
+    add_command(srv, b"ping", -1, F_FAST | F_STALE, 0, 0, 0, cmd_ping, "connection")
+    add_command(srv, b"echo", 2, F_FAST | F_STALE, 0, 0, 0, cmd_echo, "connection")
+    add_command(srv, b"quit", -1, F_NOAUTH | F_NOQUEUE | F_FAST | F_STALE | F_LOADING, 0, 0, 0, cmd_quit, "connection")
+    add_command(srv, b"select", 2, F_FAST | F_LOADING | F_STALE, 0, 0, 0, cmd_select, "connection")
+    add_command(srv, b"dbsize", 1, F_READONLY | F_FAST, 0, 0, 0, cmd_dbsize, "server")
+    add_command(srv, b"multi", 1, F_NOQUEUE | F_FAST | F_LOADING | F_STALE, 0, 0, 0, cmd_multi, "transactions")
+    add_command(srv, b"exec", 1, F_NOQUEUE | F_LOADING | F_STALE, 0, 0, 0, cmd_exec, "transactions")
+    add_command(srv, b"discard", 1, F_NOQUEUE | F_FAST | F_LOADING | F_STALE, 0, 0, 0, cmd_discard, "transactions")
+    add_command(srv, b"watch", -2, F_NOQUEUE | F_FAST | F_LOADING | F_STALE, 1, -1, 1, cmd_watch, "transactions")
+    add_command(srv, b"unwatch", 1, F_NOQUEUE | F_FAST | F_LOADING | F_STALE, 0, 0, 0, cmd_unwatch, "transactions")
+    add_command(srv, b"mvset", 3, F_WRITE | F_DENYOOM, 1, 1, 1, cmd_mvset, "mvreg")
+    add_command(srv, b"mvget", 2, F_READONLY, 1, 1, 1, cmd_mvget, "mvreg")
+    add_command(srv, b"desc", 2, F_READONLY, 1, 1, 1, cmd_desc, "generic")
+    add_command(srv, b"flushall", -1, F_WRITE, 0, 0, 0, cmd_flushall, "server")
+    add_command(srv, b"flushdb", -1, F_WRITE, 0, 0, 0, cmd_flushall, "server")

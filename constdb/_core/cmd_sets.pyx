@@ -1,0 +1,405 @@
+"""Set commands (CRDT.md 3.2: add-wins OR-Set). Commands that pick at random or
+read other keys (SPOP, SMOVE, S*STORE) ship their resulting adds and removes."""
+
+import random
+
+from cpython.dict cimport PyDict_Next
+from cpython.list cimport PyList_GET_ITEM, PyList_GET_SIZE
+from cpython.object cimport PyObject
+from libc.stdint cimport int64_t, uint64_t
+
+from constdb._core.cmd_keys cimport parse_cursor, reply_scan, scan_args
+from constdb._core.codec cimport parse_bytes_i64
+from constdb._core.keyspace cimport Keyspace, match_bytes
+from constdb._core.objects cimport T_SET, CObj, SetObj, TTLReg
+from constdb._core.protocol cimport (
+    F_DENYOOM, F_FAST, F_READONLY, F_WRITE, Client, Server, add_command, reply_notint,
+    reply_syntax, reply_wrongtype,
+)
+
+
+cdef SetObj _get(Client c, object key, bint* wrong):
+    cdef CObj o = c.ks.lookup_r(key)
+    wrong[0] = False
+    if o is None:
+        return None
+    if type(o) is not SetObj:
+        wrong[0] = True
+        return None
+    return <SetObj>o
+
+
+cdef int cmd_sadd(Client c, list argv) except -1:
+    cdef Keyspace ks = c.ks
+    cdef object key = <object>PyList_GET_ITEM(argv, 1)
+    cdef CObj o = ks.lookup(key)
+    cdef Py_ssize_t i, n = PyList_GET_SIZE(argv)
+    cdef int64_t added = 0
+    if o is not None and type(o) is not SetObj:
+        return reply_wrongtype(c)
+    for i in range(2, n):
+        m = <object>PyList_GET_ITEM(argv, i)
+        if o is not None and m in (<SetObj>o).m:
+            continue
+        ks.emit_sadd(key, m)
+        added += 1
+        if o is None:
+            o = ks.lookup(key)
+            if o is not None and type(o) is not SetObj:
+                o = None
+    return c.out.integer(added)
+
+
+cdef int cmd_srem(Client c, list argv) except -1:
+    cdef bint wrong
+    cdef SetObj o = _get(c, argv[1], &wrong)
+    cdef Py_ssize_t i, n = PyList_GET_SIZE(argv)
+    cdef int64_t removed = 0
+    if wrong:
+        return reply_wrongtype(c)
+    if o is None:
+        return c.out.integer(0)
+    for i in range(2, n):
+        m = <object>PyList_GET_ITEM(argv, i)
+        if m in o.m:
+            c.ks.emit_srem(argv[1], o, m)
+            removed += 1
+    return c.out.integer(removed)
+
+
+cdef list _sample(dict m, Py_ssize_t k):
+    """k distinct members chosen at random (k <= len(m))."""
+    cdef Py_ssize_t n = len(m)
+    cdef list keys
+    if k <= 0:
+        return []
+    if k == 1:
+        return [_pick(m)]
+    keys = list(m)
+    if k >= n:
+        return keys
+    return random.sample(keys, k)
+
+
+cdef object _pick(dict m):
+    # one member at random: a C walk to a random position in the table
+    cdef Py_ssize_t i = random.randrange(len(m)), pos = 0
+    cdef PyObject* k
+    cdef PyObject* v
+    while PyDict_Next(m, &pos, &k, &v):
+        if i == 0:
+            return <object>k
+        i -= 1
+    return next(iter(m))
+
+
+cdef int cmd_spop(Client c, list argv) except -1:
+    cdef bint wrong
+    cdef int64_t count = 1
+    cdef bint has_count = PyList_GET_SIZE(argv) == 3
+    cdef SetObj o
+    cdef list picked
+    if PyList_GET_SIZE(argv) > 3:
+        return reply_syntax(c)
+    if has_count:
+        if not parse_bytes_i64(<bytes>argv[2], &count):
+            return reply_notint(c)
+        if count < 0:
+            c.out.error_str("ERR value is out of range, must be positive")
+            return 0
+    o = _get(c, argv[1], &wrong)
+    if wrong:
+        return reply_wrongtype(c)
+    if o is None:
+        if has_count:
+            return c.out.array(0)
+        return c.out.nil()
+    picked = _sample(o.m, min(count, len(o.m)))
+    if has_count:
+        c.out.array(len(picked))
+    for m in picked:
+        c.out.bulk(<bytes>m)
+    # effects: the removal of exactly the members chosen here
+    for m in picked:
+        c.ks.emit_srem(argv[1], o, m)
+    return 0
+
+
+cdef int cmd_srandmember(Client c, list argv) except -1:
+    cdef bint wrong
+    cdef int64_t count = 1
+    cdef Py_ssize_t i
+    cdef bint has_count = PyList_GET_SIZE(argv) == 3
+    cdef SetObj o
+    cdef list keys
+    if PyList_GET_SIZE(argv) > 3:
+        return reply_syntax(c)
+    if has_count and not parse_bytes_i64(<bytes>argv[2], &count):
+        return reply_notint(c)
+    if has_count and count < -0x7FFFFFFFFFFFFFFF:
+        c.out.error_str("ERR value is out of range")
+        return 0
+    o = _get(c, argv[1], &wrong)
+    if wrong:
+        return reply_wrongtype(c)
+    if o is None:
+        if has_count:
+            return c.out.array(0)
+        return c.out.nil()
+    if not has_count:
+        return c.out.bulk(<bytes>_pick(o.m))
+    if count >= 0:
+        keys = _sample(o.m, min(count, len(o.m)))
+        c.out.array(len(keys))
+        for m in keys:
+            c.out.bulk(<bytes>m)
+        return 0
+    keys = list(o.m)
+    c.out.array(-count)
+    for i in range(-count):
+        c.out.bulk(<bytes>keys[random.randrange(len(keys))])
+    return 0
+
+
+cdef int cmd_smembers(Client c, list argv) except -1:
+    cdef bint wrong
+    cdef SetObj o = _get(c, argv[1], &wrong)
+    if wrong:
+        return reply_wrongtype(c)
+    if o is None:
+        return c.out.array(0)
+    c.out.array(len(o.m))
+    for m in o.m:
+        c.out.bulk(<bytes>m)
+    return 0
+
+
+cdef int cmd_sismember(Client c, list argv) except -1:
+    cdef bint wrong
+    cdef SetObj o = _get(c, argv[1], &wrong)
+    if wrong:
+        return reply_wrongtype(c)
+    return c.out.integer(1 if o is not None and argv[2] in o.m else 0)
+
+
+cdef int cmd_smismember(Client c, list argv) except -1:
+    cdef bint wrong
+    cdef SetObj o = _get(c, argv[1], &wrong)
+    cdef Py_ssize_t i, n = PyList_GET_SIZE(argv)
+    if wrong:
+        return reply_wrongtype(c)
+    c.out.array(n - 2)
+    for i in range(2, n):
+        c.out.integer(1 if o is not None and argv[i] in o.m else 0)
+    return 0
+
+
+cdef int cmd_scard(Client c, list argv) except -1:
+    cdef bint wrong
+    cdef SetObj o = _get(c, argv[1], &wrong)
+    if wrong:
+        return reply_wrongtype(c)
+    return c.out.integer(0 if o is None else len(o.m))
+
+
+cdef int cmd_smove(Client c, list argv) except -1:
+    cdef Keyspace ks = c.ks
+    cdef object src = argv[1], dst = argv[2], m = argv[3]
+    cdef CObj so = ks.lookup(src)
+    cdef CObj do = ks.lookup(dst)
+    if so is not None and type(so) is not SetObj:
+        return reply_wrongtype(c)
+    if do is not None and type(do) is not SetObj:
+        return reply_wrongtype(c)
+    if so is None or m not in (<SetObj>so).m:
+        return c.out.integer(0)
+    if src == dst:
+        return c.out.integer(1)
+    ks.emit_srem(src, <SetObj>so, m)
+    do = ks.lookup(dst)
+    if do is None or m not in (<SetObj>do).m:
+        ks.emit_sadd(dst, m)
+    return c.out.integer(1)
+
+
+cdef object _collect(Client c, list keys, int op):
+    """op 0 inter, 1 union, 2 diff: the resulting set, or None after replying
+    WRONGTYPE (every key's type is checked first, as Redis 7 does)."""
+    cdef list objs = []
+    cdef set acc
+    cdef CObj o
+    for key in keys:
+        o = c.ks.lookup_r(key)
+        if o is not None and type(o) is not SetObj:
+            reply_wrongtype(c)
+            return None
+        objs.append(o)
+    if op == 0:
+        if None in objs:
+            return set()
+        objs.sort(key=lambda x: len((<SetObj>x).m))
+        acc = set((<SetObj>objs[0]).m)
+        for o in objs[1:]:
+            if not acc:
+                break
+            acc.intersection_update((<SetObj>o).m)
+        return acc
+    if op == 1:
+        acc = set()
+        for o in objs:
+            if o is not None:
+                acc.update((<SetObj>o).m)
+        return acc
+    acc = set((<SetObj>objs[0]).m) if objs[0] is not None else set()
+    for o in objs[1:]:
+        if not acc:
+            break
+        if o is not None:
+            acc.difference_update((<SetObj>o).m)
+    return acc
+
+
+cdef int _setop(Client c, list argv, int op) except -1:
+    res = _collect(c, argv[1:], op)
+    if res is None:
+        return 0
+    c.out.array(len(res))
+    for m in res:
+        c.out.bulk(<bytes>m)
+    return 0
+
+
+cdef int store_set(Keyspace ks, object dst, set res) except -1:
+    """Make dst hold exactly res (a new set replacing whatever dst held)."""
+    cdef CObj o = ks.lookup(dst)
+    if o is not None and type(o) is not SetObj:
+        ks.emit_del(dst)
+        o = None
+    if not res:
+        if o is not None:
+            ks.emit_del(dst)
+        return 0
+    if o is not None:
+        for m in [m for m in (<SetObj>o).m if m not in res]:
+            ks.emit_srem(dst, <SetObj>o, m)
+        if o.ttl is not None and (<TTLReg>o.ttl).at != 0:
+            ks.emit_ttl(dst, 0)
+        o = ks.lookup(dst)
+    for m in res:
+        if o is None or m not in (<SetObj>o).m:
+            ks.emit_sadd(dst, m)
+    return 0
+
+
+cdef int _setop_store(Client c, list argv, int op) except -1:
+    res = _collect(c, argv[2:], op)
+    if res is None:
+        return 0
+    store_set(c.ks, argv[1], res)
+    return c.out.integer(len(res))
+
+
+cdef int cmd_sinter(Client c, list argv) except -1:
+    return _setop(c, argv, 0)
+
+
+cdef int cmd_sunion(Client c, list argv) except -1:
+    return _setop(c, argv, 1)
+
+
+cdef int cmd_sdiff(Client c, list argv) except -1:
+    return _setop(c, argv, 2)
+
+
+cdef int cmd_sinterstore(Client c, list argv) except -1:
+    return _setop_store(c, argv, 0)
+
+
+cdef int cmd_sunionstore(Client c, list argv) except -1:
+    return _setop_store(c, argv, 1)
+
+
+cdef int cmd_sdiffstore(Client c, list argv) except -1:
+    return _setop_store(c, argv, 2)
+
+
+cdef int cmd_sintercard(Client c, list argv) except -1:
+    cdef int64_t numkeys, limit = 0
+    cdef Py_ssize_t n = PyList_GET_SIZE(argv), i
+    if not parse_bytes_i64(<bytes>argv[1], &numkeys):
+        return reply_notint(c)
+    if numkeys <= 0:
+        c.out.error_str("ERR numkeys should be greater than 0")
+        return 0
+    if numkeys > n - 2:
+        c.out.error_str("ERR Number of keys can't be greater than number of args")
+        return 0
+    i = 2 + numkeys
+    while i < n:
+        if (<bytes>argv[i]).upper() == b"LIMIT" and i + 1 < n:
+            if not parse_bytes_i64(<bytes>argv[i + 1], &limit):
+                return reply_notint(c)
+            if limit < 0:
+                c.out.error_str("ERR LIMIT can't be negative")
+                return 0
+            i += 2
+        else:
+            return reply_syntax(c)
+    res = _collect(c, argv[2:2 + numkeys], 0)
+    if res is None:
+        return 0
+    if limit and len(res) > limit:
+        return c.out.integer(limit)
+    return c.out.integer(len(res))
+
+
+cdef int cmd_sscan(Client c, list argv) except -1:
+    cdef bint wrong
+    cdef uint64_t cur
+    cdef object pat
+    cdef int64_t count = 10, visited = 0
+    cdef int tcode = -1
+    cdef Py_ssize_t pos
+    cdef PyObject* k
+    cdef PyObject* v
+    cdef list out = []
+    cdef SetObj o
+    if not parse_cursor(c, <bytes>argv[2], &cur):
+        return 0
+    pat = scan_args(c, argv, 3, &count, &tcode, False)
+    if pat is False:
+        return 0
+    o = _get(c, argv[1], &wrong)
+    if wrong:
+        return reply_wrongtype(c)
+    if o is None:
+        return reply_scan(c, 0, out)
+    pos = <Py_ssize_t>cur
+    while visited < count:
+        if not PyDict_Next(o.m, &pos, &k, &v):
+            pos = 0
+            break
+        visited += 1
+        if pat is None or match_bytes(pat, <bytes>k):
+            out.append(<object>k)
+    return reply_scan(c, pos, out)
+
+
+def register(Server srv):
+    add_command(srv, b"sadd", -3, F_WRITE | F_DENYOOM | F_FAST, 1, 1, 1, cmd_sadd, "set")
+    add_command(srv, b"srem", -3, F_WRITE | F_FAST, 1, 1, 1, cmd_srem, "set")
+    add_command(srv, b"spop", -2, F_WRITE | F_FAST, 1, 1, 1, cmd_spop, "set")
+    add_command(srv, b"srandmember", -2, F_READONLY, 1, 1, 1, cmd_srandmember, "set")
+    add_command(srv, b"smembers", 2, F_READONLY, 1, 1, 1, cmd_smembers, "set")
+    add_command(srv, b"sismember", 3, F_READONLY | F_FAST, 1, 1, 1, cmd_sismember, "set")
+    add_command(srv, b"smismember", -3, F_READONLY | F_FAST, 1, 1, 1, cmd_smismember, "set")
+    add_command(srv, b"scard", 2, F_READONLY | F_FAST, 1, 1, 1, cmd_scard, "set")
+    add_command(srv, b"smove", 4, F_WRITE | F_FAST, 1, 2, 1, cmd_smove, "set")
+    add_command(srv, b"sinter", -2, F_READONLY, 1, -1, 1, cmd_sinter, "set")
+    add_command(srv, b"sunion", -2, F_READONLY, 1, -1, 1, cmd_sunion, "set")
+    add_command(srv, b"sdiff", -2, F_READONLY, 1, -1, 1, cmd_sdiff, "set")
+    add_command(srv, b"sinterstore", -3, F_WRITE | F_DENYOOM, 1, -1, 1, cmd_sinterstore, "set")
+    add_command(srv, b"sunionstore", -3, F_WRITE | F_DENYOOM, 1, -1, 1, cmd_sunionstore, "set")
+    add_command(srv, b"sdiffstore", -3, F_WRITE | F_DENYOOM, 1, -1, 1, cmd_sdiffstore, "set")
+    add_command(srv, b"sintercard", -3, F_READONLY, 0, 0, 0, cmd_sintercard, "set")
+    add_command(srv, b"sscan", -3, F_READONLY, 1, 1, 1, cmd_sscan, "set")

@@ -1,0 +1,428 @@
+"""String commands (CRDT.md 3.1: LWW register + observed-reset counter)."""
+
+from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_GET_SIZE
+from cpython.list cimport PyList_GET_ITEM, PyList_GET_SIZE
+from libc.stdint cimport int64_t, uint64_t
+
+from constdb._core.codec cimport fmt_int, parse_bytes_i64, parse_i64
+from constdb._core.keyspace cimport TTL_KEEP, TTL_WRITE, Keyspace, str_get
+from constdb._core.objects cimport T_STRING, CObj, StrObj, TTLReg
+from constdb._core.protocol cimport (
+    F_DENYOOM, F_FAST, F_READONLY, F_WRITE, Client, Server, add_command, reply_notint,
+    reply_syntax, reply_wrongtype,
+)
+
+cdef enum:
+    O_NX = 1
+    O_XX = 2
+    O_GET = 4
+    O_KEEPTTL = 8
+    O_EX = 16
+    O_PX = 32
+    O_EXAT = 64
+    O_PXAT = 128
+    O_PERSIST = 256
+    O_ANYEXP = O_EX | O_PX | O_EXAT | O_PXAT
+
+cdef int64_t MAX_MS = 0x7FFFFFFFFFFFFFFF
+
+
+cdef bytes str_bytes(StrObj o):
+    """The visible value as bytes (None if absent)."""
+    v = str_get(o)
+    if v is None or type(v) is bytes:
+        return v
+    return str(v).encode()
+
+
+cdef inline int reply_str(Client c, StrObj o) except -1:
+    v = str_get(o)
+    if v is None:
+        return c.out.nil()
+    if type(v) is bytes:
+        return c.out.bulk(<bytes>v)
+    return c.out.bulk_int(<int64_t>v)
+
+
+cdef inline bint _eq(bytes a, const char* lit, Py_ssize_t n) noexcept:
+    # case-insensitive compare of an option word
+    cdef const char* p
+    cdef Py_ssize_t i
+    cdef char ch
+    if PyBytes_GET_SIZE(a) != n:
+        return False
+    p = PyBytes_AS_STRING(a)
+    for i in range(n):
+        ch = p[i]
+        if b'a' <= ch <= b'z':
+            ch -= 32
+        if ch != lit[i]:
+            return False
+    return True
+
+
+cdef int _bad_expire(Client c, str cmd) except -1:
+    c.out.error_str("ERR invalid expire time in '%s' command" % cmd)
+    return 0
+
+
+cdef int parse_expire_opts(Client c, list argv, Py_ssize_t i, int allowed, int* flags,
+                           int64_t* at, str cmdname) except -1:
+    """SET/GETEX option parser (Redis's parseExtendedStringArgumentsOrReply).
+    Returns 1 on success, 0 after replying an error. at = absolute ms."""
+    cdef Py_ssize_t argc = PyList_GET_SIZE(argv)
+    cdef bytes a
+    cdef int64_t v = 0
+    cdef int f = 0
+    cdef int unit = 0
+    cdef bytes num = None
+    while i < argc:
+        a = <bytes>argv[i]
+        if (allowed & O_NX) and _eq(a, b"NX", 2) and not (f & (O_XX)):
+            f |= O_NX
+        elif (allowed & O_XX) and _eq(a, b"XX", 2) and not (f & O_NX):
+            f |= O_XX
+        elif (allowed & O_GET) and _eq(a, b"GET", 3):
+            f |= O_GET
+        elif (allowed & O_KEEPTTL) and _eq(a, b"KEEPTTL", 7) and not (f & (O_ANYEXP | O_PERSIST)):
+            f |= O_KEEPTTL
+        elif (allowed & O_PERSIST) and _eq(a, b"PERSIST", 7) and not (f & (O_ANYEXP | O_KEEPTTL)):
+            f |= O_PERSIST
+        elif _eq(a, b"EX", 2) and not (f & (O_ANYEXP | O_KEEPTTL | O_PERSIST)) and i + 1 < argc:
+            f |= O_EX
+            i += 1
+            num = <bytes>argv[i]
+        elif _eq(a, b"PX", 2) and not (f & (O_ANYEXP | O_KEEPTTL | O_PERSIST)) and i + 1 < argc:
+            f |= O_PX
+            i += 1
+            num = <bytes>argv[i]
+        elif _eq(a, b"EXAT", 4) and not (f & (O_ANYEXP | O_KEEPTTL | O_PERSIST)) and i + 1 < argc:
+            f |= O_EXAT
+            i += 1
+            num = <bytes>argv[i]
+        elif _eq(a, b"PXAT", 4) and not (f & (O_ANYEXP | O_KEEPTTL | O_PERSIST)) and i + 1 < argc:
+            f |= O_PXAT
+            i += 1
+            num = <bytes>argv[i]
+        else:
+            reply_syntax(c)
+            return 0
+        i += 1
+    flags[0] = f
+    if f & O_ANYEXP:
+        if not parse_bytes_i64(num, &v):
+            reply_notint(c)
+            return 0
+        if v <= 0:
+            _bad_expire(c, cmdname)
+            return 0
+        if f & (O_EX | O_EXAT):
+            if v > MAX_MS // 1000:
+                _bad_expire(c, cmdname)
+                return 0
+            v *= 1000
+        if f & (O_EX | O_PX):
+            if v > MAX_MS - c.ks.now:
+                _bad_expire(c, cmdname)
+                return 0
+            v += c.ks.now
+        at[0] = v
+    return 1
+
+
+cdef int cmd_get(Client c, list argv) except -1:
+    cdef CObj o = c.ks.lookup_r(<object>PyList_GET_ITEM(argv, 1))
+    if o is None:
+        return c.out.nil()
+    if type(o) is not StrObj:
+        return reply_wrongtype(c)
+    return reply_str(c, <StrObj>o)
+
+
+cdef int _set_value(Keyspace ks, bytes key, CObj cur, bytes val, int ttl_mode, int64_t at) except -1:
+    """Overwrite key with a string (SET semantics: any old type is replaced)."""
+    if cur is not None and type(cur) is not StrObj:
+        ks.emit_del_other_types(key, T_STRING)
+    elif ks.alts and key in ks.alts:
+        ks.emit_del_other_types(key, T_STRING)
+    ks.emit_reg(key, val, ttl_mode, at)
+    return 0
+
+
+cdef int cmd_set(Client c, list argv) except -1:
+    cdef Keyspace ks = c.ks
+    cdef bytes key = <bytes>PyList_GET_ITEM(argv, 1)
+    cdef bytes val = <bytes>PyList_GET_ITEM(argv, 2)
+    cdef int flags = 0
+    cdef int64_t at = 0
+    cdef CObj o
+    if PyList_GET_SIZE(argv) > 3:
+        if not parse_expire_opts(c, argv, 3, O_NX | O_XX | O_GET | O_KEEPTTL, &flags, &at, "set"):
+            return 0
+    o = ks.lookup(key)
+    if flags & O_GET:
+        if o is None:
+            c.out.nil()
+        elif type(o) is not StrObj:
+            return reply_wrongtype(c)
+        else:
+            reply_str(c, <StrObj>o)
+    if (flags & O_NX and o is not None) or (flags & O_XX and o is None):
+        if not (flags & O_GET):
+            c.out.nil()
+        return 0
+    if flags & O_KEEPTTL:
+        _set_value(ks, key, o, val, TTL_KEEP, 0)
+    else:
+        _set_value(ks, key, o, val, TTL_WRITE, at)
+    if not (flags & O_GET):
+        c.out.ok()
+    return 0
+
+
+cdef int cmd_setnx(Client c, list argv) except -1:
+    cdef bytes key = <bytes>argv[1]
+    if c.ks.lookup(key) is not None:
+        return c.out.integer(0)
+    _set_value(c.ks, key, None, <bytes>argv[2], TTL_WRITE, 0)
+    return c.out.integer(1)
+
+
+cdef int _setex(Client c, list argv, bint ms, str name) except -1:
+    cdef bytes key = <bytes>argv[1]
+    cdef int64_t v
+    if not parse_bytes_i64(<bytes>argv[2], &v):
+        return reply_notint(c)
+    if v <= 0 or (not ms and v > MAX_MS // 1000):
+        return _bad_expire(c, name)
+    if not ms:
+        v *= 1000
+    if v > MAX_MS - c.ks.now:
+        return _bad_expire(c, name)
+    _set_value(c.ks, key, c.ks.lookup(key), <bytes>argv[3], TTL_WRITE, c.ks.now + v)
+    return c.out.ok()
+
+
+cdef int cmd_setex(Client c, list argv) except -1:
+    return _setex(c, argv, False, "setex")
+
+
+cdef int cmd_psetex(Client c, list argv) except -1:
+    return _setex(c, argv, True, "psetex")
+
+
+cdef int cmd_getset(Client c, list argv) except -1:
+    cdef bytes key = <bytes>argv[1]
+    cdef CObj o = c.ks.lookup(key)
+    if o is not None and type(o) is not StrObj:
+        return reply_wrongtype(c)
+    if o is None:
+        c.out.nil()
+    else:
+        reply_str(c, <StrObj>o)
+    _set_value(c.ks, key, o, <bytes>argv[2], TTL_WRITE, 0)
+    return 0
+
+
+cdef int cmd_getdel(Client c, list argv) except -1:
+    cdef bytes key = <bytes>argv[1]
+    cdef CObj o = c.ks.lookup_r(key)
+    if o is None:
+        return c.out.nil()
+    if type(o) is not StrObj:
+        return reply_wrongtype(c)
+    reply_str(c, <StrObj>o)
+    c.ks.emit_del(key)
+    return 0
+
+
+cdef int cmd_getex(Client c, list argv) except -1:
+    cdef bytes key = <bytes>argv[1]
+    cdef int flags = 0
+    cdef int64_t at = 0
+    cdef CObj o
+    if not parse_expire_opts(c, argv, 2, O_PERSIST, &flags, &at, "getex"):
+        return 0
+    o = c.ks.lookup_r(key)
+    if o is None:
+        return c.out.nil()
+    if type(o) is not StrObj:
+        return reply_wrongtype(c)
+    reply_str(c, <StrObj>o)
+    if flags & O_ANYEXP:
+        if at <= c.ks.now:
+            c.ks.emit_del(key)
+        else:
+            c.ks.emit_ttl(key, at)
+    elif flags & O_PERSIST:
+        if o.ttl is not None and (<TTLReg>o.ttl).at != 0:
+            c.ks.emit_ttl(key, 0)
+    return 0
+
+
+cdef int cmd_mget(Client c, list argv) except -1:
+    cdef Py_ssize_t i, n = PyList_GET_SIZE(argv)
+    cdef CObj o
+    c.out.array(n - 1)
+    for i in range(1, n):
+        o = c.ks.lookup_r(<object>PyList_GET_ITEM(argv, i))
+        if o is None or type(o) is not StrObj:
+            c.out.nil()
+        else:
+            reply_str(c, <StrObj>o)
+    return 0
+
+
+cdef int cmd_mset(Client c, list argv) except -1:
+    cdef Py_ssize_t i, n = PyList_GET_SIZE(argv)
+    cdef bytes key
+    if n % 2 == 0:
+        c.out.error_str("ERR wrong number of arguments for '%s' command" % (<bytes>argv[0]).lower().decode())
+        return 0
+    for i in range(1, n, 2):
+        key = <bytes>argv[i]
+        _set_value(c.ks, key, c.ks.lookup(key), <bytes>argv[i + 1], TTL_WRITE, 0)
+    return c.out.ok()
+
+
+cdef int cmd_msetnx(Client c, list argv) except -1:
+    cdef Py_ssize_t i, n = PyList_GET_SIZE(argv)
+    if n % 2 == 0:
+        c.out.error_str("ERR wrong number of arguments for 'msetnx' command")
+        return 0
+    for i in range(1, n, 2):
+        if c.ks.lookup(argv[i]) is not None:
+            return c.out.integer(0)
+    for i in range(1, n, 2):
+        _set_value(c.ks, <bytes>argv[i], None, <bytes>argv[i + 1], TTL_WRITE, 0)
+    return c.out.integer(1)
+
+
+cdef int cmd_append(Client c, list argv) except -1:
+    cdef bytes key = <bytes>argv[1]
+    cdef bytes add = <bytes>argv[2]
+    cdef CObj o = c.ks.lookup(key)
+    cdef bytes cur
+    if o is None:
+        c.ks.emit_reg(key, add, TTL_WRITE, 0)
+        return c.out.integer(PyBytes_GET_SIZE(add))
+    if type(o) is not StrObj:
+        return reply_wrongtype(c)
+    cur = str_bytes(<StrObj>o)
+    if PyBytes_GET_SIZE(cur) + PyBytes_GET_SIZE(add) > c.srv.proto_max_bulk_len:
+        c.out.error_str("ERR string exceeds maximum allowed size (proto-max-bulk-len)")
+        return 0
+    cur = cur + add
+    # APPEND keeps the key's TTL; concurrent APPENDs resolve as register writes
+    c.ks.emit_reg(key, cur, TTL_KEEP, 0)
+    return c.out.integer(PyBytes_GET_SIZE(cur))
+
+
+cdef int cmd_strlen(Client c, list argv) except -1:
+    cdef CObj o = c.ks.lookup_r(argv[1])
+    if o is None:
+        return c.out.integer(0)
+    if type(o) is not StrObj:
+        return reply_wrongtype(c)
+    return c.out.integer(PyBytes_GET_SIZE(str_bytes(<StrObj>o)))
+
+
+cdef int cmd_getrange(Client c, list argv) except -1:
+    cdef int64_t start, end, n
+    cdef CObj o
+    cdef bytes v
+    if not parse_bytes_i64(<bytes>argv[2], &start) or not parse_bytes_i64(<bytes>argv[3], &end):
+        return reply_notint(c)
+    o = c.ks.lookup_r(argv[1])
+    if o is None:
+        return c.out.bulk(b"")
+    if type(o) is not StrObj:
+        return reply_wrongtype(c)
+    v = str_bytes(<StrObj>o)
+    n = PyBytes_GET_SIZE(v)
+    if start < 0 and end < 0 and start > end:
+        return c.out.bulk(b"")
+    if start < 0:
+        start = n + start
+    if end < 0:
+        end = n + end
+    if start < 0:
+        start = 0
+    if end < 0:
+        end = 0
+    if end >= n:
+        end = n - 1
+    if start > end or n == 0:
+        return c.out.bulk(b"")
+    return c.out.bulk_raw(PyBytes_AS_STRING(v) + start, end - start + 1)
+
+
+cdef int _incr(Client c, bytes key, int64_t by) except -1:
+    cdef Keyspace ks = c.ks
+    cdef CObj o = ks.lookup(key)
+    cdef int64_t cur = 0
+    cdef object v
+    if o is not None:
+        if type(o) is not StrObj:
+            return reply_wrongtype(c)
+        v = str_get(<StrObj>o)
+        if v is not None:
+            if type(v) is bytes:
+                if not parse_i64(PyBytes_AS_STRING(v), PyBytes_GET_SIZE(v), &cur):
+                    return reply_notint(c)
+            else:
+                cur = <int64_t>v
+    if (by < 0 and cur < 0 and by < -0x7FFFFFFFFFFFFFFF - 1 - cur) or \
+       (by > 0 and cur > 0 and by > 0x7FFFFFFFFFFFFFFF - cur):
+        c.out.error(b"ERR increment or decrement would overflow", 41)
+        return 0
+    ks.emit_cnt(key, by)
+    return c.out.integer(cur + by)
+
+
+cdef int cmd_incr(Client c, list argv) except -1:
+    return _incr(c, <bytes>PyList_GET_ITEM(argv, 1), 1)
+
+
+cdef int cmd_decr(Client c, list argv) except -1:
+    return _incr(c, <bytes>PyList_GET_ITEM(argv, 1), -1)
+
+
+cdef int cmd_incrby(Client c, list argv) except -1:
+    cdef int64_t by
+    if not parse_bytes_i64(<bytes>argv[2], &by):
+        return reply_notint(c)
+    return _incr(c, <bytes>argv[1], by)
+
+
+cdef int cmd_decrby(Client c, list argv) except -1:
+    cdef int64_t by
+    if not parse_bytes_i64(<bytes>argv[2], &by):
+        return reply_notint(c)
+    if by == -0x7FFFFFFFFFFFFFFF - 1:
+        c.out.error_str("ERR decrement would overflow")
+        return 0
+    return _incr(c, <bytes>argv[1], -by)
+
+
+def register(Server srv):
+    cdef int W = F_WRITE | F_DENYOOM
+    add_command(srv, b"get", 2, F_READONLY | F_FAST, 1, 1, 1, cmd_get, "string")
+    add_command(srv, b"set", -3, W, 1, 1, 1, cmd_set, "string")
+    add_command(srv, b"setnx", 3, W | F_FAST, 1, 1, 1, cmd_setnx, "string")
+    add_command(srv, b"setex", 4, W, 1, 1, 1, cmd_setex, "string")
+    add_command(srv, b"psetex", 4, W, 1, 1, 1, cmd_psetex, "string")
+    add_command(srv, b"getset", 3, W | F_FAST, 1, 1, 1, cmd_getset, "string")
+    add_command(srv, b"getdel", 2, F_WRITE | F_FAST, 1, 1, 1, cmd_getdel, "string")
+    add_command(srv, b"getex", -2, F_WRITE | F_FAST, 1, 1, 1, cmd_getex, "string")
+    add_command(srv, b"mget", -2, F_READONLY | F_FAST, 1, -1, 1, cmd_mget, "string")
+    add_command(srv, b"mset", -3, W, 1, -1, 2, cmd_mset, "string")
+    add_command(srv, b"msetnx", -3, W, 1, -1, 2, cmd_msetnx, "string")
+    add_command(srv, b"append", 3, W | F_FAST, 1, 1, 1, cmd_append, "string")
+    add_command(srv, b"strlen", 2, F_READONLY | F_FAST, 1, 1, 1, cmd_strlen, "string")
+    add_command(srv, b"getrange", 4, F_READONLY, 1, 1, 1, cmd_getrange, "string")
+    add_command(srv, b"substr", 4, F_READONLY, 1, 1, 1, cmd_getrange, "string")
+    add_command(srv, b"incr", 2, W | F_FAST, 1, 1, 1, cmd_incr, "string")
+    add_command(srv, b"decr", 2, W | F_FAST, 1, 1, 1, cmd_decr, "string")
+    add_command(srv, b"incrby", 3, W | F_FAST, 1, 1, 1, cmd_incrby, "string")
+    add_command(srv, b"decrby", 3, W | F_FAST, 1, 1, 1, cmd_decrby, "string")

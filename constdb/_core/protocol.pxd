@@ -1,0 +1,119 @@
+from libc.stdint cimport int64_t, uint64_t
+
+from constdb._core.codec cimport WBuf, Writer
+from constdb._core.keyspace cimport Keyspace
+
+cdef enum:
+    F_WRITE = 1           # changes data: its effects form one group
+    F_READONLY = 2
+    F_ADMIN = 4
+    F_NOAUTH = 8          # allowed before AUTH
+    F_NOQUEUE = 16        # runs at once inside MULTI (EXEC, DISCARD, WATCH ...)
+    F_FAST = 32
+    F_NOSCRIPT = 64
+    F_LOADING = 128
+    F_STALE = 256
+    F_DENYOOM = 512
+    F_PUBSUB = 1024
+    F_BLOCKING = 2048
+
+ctypedef int (*cmd_fn)(Client c, list argv) except -1
+
+
+cdef class Command:
+    cdef public bytes name
+    cdef public int arity
+    cdef public int flags
+    cdef public int first_key
+    cdef public int last_key
+    cdef public int key_step
+    cdef cmd_fn fn
+    cdef public object pyfn
+    cdef public dict subcommands
+    cdef public Command parent
+    cdef public uint64_t calls
+    cdef public uint64_t failed
+    cdef public object group
+    cdef public object summary
+    cdef public object since
+    cdef public list acl
+
+
+cdef class Server:
+    cdef public Keyspace ks
+    cdef public dict table          # lowercase name -> Command
+    cdef public dict dispatch       # name as sent (lower and UPPER) -> Command
+    cdef public dict clients        # id -> Client
+    cdef public object loop
+    cdef public object app          # the Python application object
+    cdef public bytes requirepass
+    cdef public Py_ssize_t proto_max_bulk_len
+    cdef public Py_ssize_t client_query_buffer_limit
+    cdef public int max_exec_per_round
+    cdef public int maxclients
+    cdef public double timeout
+    cdef public uint64_t next_client_id
+    cdef public uint64_t total_commands
+    cdef public uint64_t total_connections
+    cdef public uint64_t rejected_connections
+    cdef public uint64_t net_input_bytes
+    cdef public uint64_t net_output_bytes
+    cdef public uint64_t total_errors
+    cdef public dict error_counts
+    cdef public object on_backlog   # callable(): new records to ship
+    cdef public object hiredis_reader
+    cdef public bint shutting_down
+
+    cdef Command lookup_command(self, object name)
+
+
+cdef class Client:
+    cdef public Server srv
+    cdef public Keyspace ks
+    cdef public WBuf out
+    cdef public object transport
+    cdef object reader
+    cdef object gets
+    cdef Writer ibuf
+    cdef Py_ssize_t ipos
+    cdef Py_ssize_t need             # don't rescan before ibuf has this many bytes
+    cdef int fed                     # requests fed to hiredis, not yet taken
+    cdef public uint64_t id
+    cdef public object name
+    cdef public object lib_name
+    cdef public object lib_ver
+    cdef public object addr
+    cdef public object laddr
+    cdef public int fd
+    cdef public double ctime
+    cdef public int64_t last_ms
+    cdef public bint authed
+    cdef public bint closing
+    cdef public bint paused
+    cdef public bint blocked
+    cdef public bint in_multi
+    cdef public bint multi_error
+    cdef public bint cas_dirty
+    cdef public list mqueue
+    cdef public list watched_keys
+    cdef public object last_cmd
+    cdef public uint64_t last_write_uuid
+    cdef public int resp
+    cdef public bint scheduled
+
+    cdef int process(self) except -1
+    cdef int execute(self, list argv) except -1
+    cdef int call(self, Command cmd, list argv) except -1
+    cdef int flush(self) except -1
+    cdef int protocol_error(self, str msg) except -1
+    cdef int arity_error(self, Command cmd) except -1
+    cdef int exec_multi(self) except -1
+    cdef int _schedule(self) except -1
+    cdef int _scan(self, Py_ssize_t* start, Py_ssize_t* end)
+
+
+cdef int reply_wrongtype(Client c) except -1
+cdef int reply_syntax(Client c) except -1
+cdef int reply_notint(Client c) except -1
+cdef int add_command(Server srv, bytes name, int arity, int flags, int first, int last, int step,
+                     cmd_fn fn, object group) except -1

@@ -1,0 +1,786 @@
+"""The client protocol: framing, dispatch, transactions, replies.
+
+data_received -> frame complete requests (a small scanner that enforces Redis's
+limits and handles inline commands) -> hiredis Reader builds each RESP array's
+argv -> command table -> handler writes its reply into the client's WBuf ->
+one transport.write per read.
+
+The scanner exists because hiredis cannot tell where a request ends before it
+has all of it, cannot refuse an oversize bulk from its header, and does not
+parse inline commands. hiredis is fed only whole requests.
+"""
+
+import logging
+import time
+
+import hiredis
+
+from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize, PyBytes_GET_SIZE
+from cpython.dict cimport PyDict_GetItem
+from cpython.list cimport PyList_GET_SIZE
+from cpython.object cimport PyObject
+from libc.stdint cimport int64_t, uint64_t
+from libc.string cimport memchr, memcpy
+
+from constdb._core.clock cimport wall_ms
+from constdb._core.codec cimport WBuf, Writer, parse_i64
+from constdb._core.keyspace cimport Keyspace
+
+from constdb._core.codec import NIL_ARRAY, RespError, Status
+
+log = logging.getLogger("constdb")
+
+cdef enum:
+    INLINE_MAX = 64 * 1024
+    MBULK_MAX = 1024 * 1024
+
+cdef object _NO_REPLY = object()
+NO_REPLY = _NO_REPLY
+
+
+# ------------------------------------------------------------------ errors ---
+
+cdef int reply_wrongtype(Client c) except -1:
+    return c.out.error(b"WRONGTYPE Operation against a key holding the wrong kind of value", 65)
+
+
+cdef int reply_syntax(Client c) except -1:
+    return c.out.error(b"ERR syntax error", 16)
+
+
+cdef int reply_notint(Client c) except -1:
+    return c.out.error(b"ERR value is not an integer or out of range", 43)
+
+
+# ---------------------------------------------------------------- commands ---
+
+cdef class Command:
+    def __init__(self, bytes name, int arity, int flags, int first_key=0, int last_key=0,
+                 int key_step=0, pyfn=None, group="generic"):
+        self.name = name
+        self.arity = arity
+        self.flags = flags
+        self.first_key = first_key
+        self.last_key = last_key
+        self.key_step = key_step
+        self.fn = NULL
+        self.pyfn = pyfn
+        self.subcommands = None
+        self.parent = None
+        self.calls = 0
+        self.failed = 0
+        self.group = group
+        self.summary = None
+        self.since = None
+        self.acl = []
+
+    @property
+    def fullname(self):
+        if self.parent is not None:
+            return self.parent.name + b"|" + self.name
+        return self.name
+
+    @property
+    def is_native(self):
+        return self.fn != NULL
+
+    def flag_names(self):
+        names = []
+        for bit, name in ((F_WRITE, "write"), (F_READONLY, "readonly"), (F_DENYOOM, "denyoom"),
+                          (F_ADMIN, "admin"), (F_PUBSUB, "pubsub"), (F_NOSCRIPT, "noscript"),
+                          (F_BLOCKING, "blocking"), (F_LOADING, "loading"), (F_STALE, "stale"),
+                          (F_NOAUTH, "no_auth"), (F_FAST, "fast")):
+            if self.flags & bit:
+                names.append(name)
+        return names
+
+
+cdef int add_command(Server srv, bytes name, int arity, int flags, int first, int last, int step,
+                     cmd_fn fn, object group) except -1:
+    cdef Command c = Command(name, arity, flags, first, last, step, None, group)
+    c.fn = fn
+    srv.register(c)
+    return 0
+
+
+# ------------------------------------------------------------------ server ---
+
+cdef class Server:
+    def __init__(self, Keyspace ks):
+        self.ks = ks
+        self.table = {}
+        self.dispatch = {}
+        self.clients = {}
+        self.loop = None
+        self.app = None
+        self.requirepass = None
+        self.proto_max_bulk_len = 512 * 1024 * 1024
+        self.client_query_buffer_limit = 1024 * 1024 * 1024
+        self.max_exec_per_round = 16
+        self.maxclients = 10000
+        self.timeout = 0
+        self.next_client_id = 0
+        self.total_commands = 0
+        self.total_connections = 0
+        self.rejected_connections = 0
+        self.net_input_bytes = 0
+        self.net_output_bytes = 0
+        self.total_errors = 0
+        self.error_counts = {}
+        self.on_backlog = None
+        self.shutting_down = False
+
+    def register(self, Command cmd):
+        self.table[cmd.name] = cmd
+        self.dispatch[cmd.name] = cmd
+        self.dispatch[cmd.name.upper()] = cmd
+
+    def register_py(self, bytes name, int arity, int flags, int first, int last, int step,
+                    fn, group="server"):
+        cmd = Command(name, arity, flags, first, last, step, fn, group)
+        self.register(cmd)
+        return cmd
+
+    cdef Command lookup_command(self, object name):
+        cdef PyObject* p = PyDict_GetItem(self.dispatch, name)
+        if p != NULL:
+            return <Command>p
+        if type(name) is not bytes:
+            return None
+        p = PyDict_GetItem(self.table, (<bytes>name).lower())
+        if p != NULL:
+            return <Command>p
+        return None
+
+    def command(self, name):
+        return self.lookup_command(name)
+
+    def count_error(self, str code):
+        self.total_errors += 1
+        self.error_counts[code] = self.error_counts.get(code, 0) + 1
+
+
+# ------------------------------------------------------------------ inline ---
+
+cdef object _split_inline(const char* p, Py_ssize_t n):
+    """Redis's sdssplitargs: whitespace-separated words, "double quotes" with
+    escapes (\\n \\r \\t \\b \\a \\xHH), 'single quotes'. None if unbalanced."""
+    cdef list out = []
+    cdef Py_ssize_t i = 0
+    cdef bytearray cur
+    cdef bint inq, insq, done
+    cdef char c
+    cdef int h1, h2
+    while True:
+        while i < n and (p[i] == b' ' or p[i] == b'\t' or p[i] == b'\n' or p[i] == b'\r'
+                         or p[i] == b'\v' or p[i] == b'\f'):
+            i += 1
+        if i >= n:
+            return out
+        inq = False
+        insq = False
+        done = False
+        cur = bytearray()
+        while not done:
+            if inq:
+                if i >= n:
+                    return None
+                c = p[i]
+                if c == b'\\' and i + 3 < n and p[i + 1] == b'x' and _hexval(p[i + 2]) >= 0 and _hexval(p[i + 3]) >= 0:
+                    h1 = _hexval(p[i + 2])
+                    h2 = _hexval(p[i + 3])
+                    cur.append(h1 * 16 + h2)
+                    i += 3
+                elif c == b'\\' and i + 1 < n:
+                    i += 1
+                    c = p[i]
+                    if c == b'n':
+                        cur.append(10)
+                    elif c == b'r':
+                        cur.append(13)
+                    elif c == b't':
+                        cur.append(9)
+                    elif c == b'b':
+                        cur.append(8)
+                    elif c == b'a':
+                        cur.append(7)
+                    else:
+                        cur.append(<unsigned char>c)
+                elif c == b'"':
+                    if i + 1 < n and not _isspace(p[i + 1]):
+                        return None
+                    done = True
+                else:
+                    cur.append(<unsigned char>c)
+            elif insq:
+                if i >= n:
+                    return None
+                c = p[i]
+                if c == b'\\' and i + 1 < n and p[i + 1] == b"'":
+                    i += 1
+                    cur.append(39)
+                elif c == b"'":
+                    if i + 1 < n and not _isspace(p[i + 1]):
+                        return None
+                    done = True
+                else:
+                    cur.append(<unsigned char>c)
+            else:
+                if i >= n:
+                    done = True
+                    break
+                c = p[i]
+                if _isspace(c):
+                    done = True
+                elif c == b'"':
+                    inq = True
+                elif c == b"'":
+                    insq = True
+                else:
+                    cur.append(<unsigned char>c)
+            if i < n:
+                i += 1
+        out.append(bytes(cur))
+
+
+cdef inline bint _isspace(char c) noexcept:
+    return c == b' ' or c == b'\t' or c == b'\n' or c == b'\r' or c == b'\v' or c == b'\f'
+
+
+cdef inline int _hexval(char c) noexcept:
+    if b'0' <= c <= b'9':
+        return c - 48
+    if b'a' <= c <= b'f':
+        return c - 87
+    if b'A' <= c <= b'F':
+        return c - 55
+    return -1
+
+
+def split_inline(bytes line):
+    return _split_inline(PyBytes_AS_STRING(line), PyBytes_GET_SIZE(line))
+
+
+# ------------------------------------------------------------------ client ---
+
+cdef enum:
+    SCAN_INCOMPLETE = 0
+    SCAN_RESP = 1
+    SCAN_INLINE = 2
+    SCAN_EMPTY = 3
+    SCAN_ERROR = 4
+
+
+cdef class Client:
+    def __init__(self, Server srv):
+        self.srv = srv
+        self.ks = srv.ks
+        self.out = WBuf()
+        self.ibuf = Writer()
+        self.ipos = 0
+        self.need = 0
+        self.fed = 0
+        self.reader = hiredis.Reader()
+        self.gets = self.reader.gets
+        srv.next_client_id += 1
+        self.id = srv.next_client_id
+        self.name = None
+        self.lib_name = None
+        self.lib_ver = None
+        self.addr = ""
+        self.laddr = ""
+        self.fd = -1
+        self.ctime = time.time()
+        self.last_ms = wall_ms()
+        self.authed = srv.requirepass is None
+        self.closing = False
+        self.paused = False
+        self.blocked = False
+        self.in_multi = False
+        self.multi_error = False
+        self.cas_dirty = False
+        self.mqueue = None
+        self.watched_keys = None
+        self.last_cmd = b"NULL"
+        self.last_write_uuid = 0
+        self.resp = 2
+        self.scheduled = False
+        self.transport = None
+
+    # ---- asyncio protocol ---------------------------------------------------
+
+    def connection_made(self, transport):
+        self.transport = transport
+        srv = self.srv
+        srv.total_connections += 1
+        if len(srv.clients) >= srv.maxclients:
+            srv.rejected_connections += 1
+            transport.write(b"-ERR max number of clients reached\r\n")
+            transport.close()
+            self.closing = True
+            return
+        srv.clients[self.id] = self
+        peer = transport.get_extra_info("peername")
+        sock = transport.get_extra_info("sockname")
+        self.addr = _fmt_addr(peer)
+        self.laddr = _fmt_addr(sock)
+        s = transport.get_extra_info("socket")
+        if s is not None:
+            try:
+                self.fd = s.fileno()
+            except Exception:
+                self.fd = -1
+
+    def connection_lost(self, exc):
+        self.closing = True
+        self.srv.clients.pop(self.id, None)
+        self._unwatch_all()
+        app = self.srv.app
+        if app is not None and self.blocked:
+            app.client_gone(self)
+
+    def pause_writing(self):
+        # the transport's buffer is over its high-water mark: stop reading and
+        # executing this client's requests until it drains
+        self.paused = True
+        if self.transport is not None:
+            self.transport.pause_reading()
+
+    def resume_writing(self):
+        self.paused = False
+        if self.transport is not None and not self.closing:
+            self.transport.resume_reading()
+            self._schedule()
+
+    def eof_received(self):
+        return False
+
+    def data_received(self, bytes data):
+        cdef Py_ssize_t n = PyBytes_GET_SIZE(data)
+        cdef Server srv = self.srv
+        if self.closing:
+            return
+        srv.net_input_bytes += n
+        self.ks.now = wall_ms()
+        self.last_ms = self.ks.now
+        self.ibuf.put_raw(PyBytes_AS_STRING(data), n)
+        if self.ibuf.len - self.ipos > srv.client_query_buffer_limit:
+            self.protocol_error("Protocol error: query buffer limit exceeded")
+            return
+        if self.ibuf.len < self.need:
+            return
+        self.process()
+
+    # ---- request processing --------------------------------------------------
+
+    cdef int _schedule(self) except -1:
+        if not self.scheduled and self.srv.loop is not None:
+            self.scheduled = True
+            self.srv.loop.call_soon(self._continue)
+        return 0
+
+    def _continue(self):
+        self.scheduled = False
+        if self.closing or self.paused or self.blocked:
+            return
+        self.ks.now = wall_ms()
+        self.process()
+
+    cdef int _scan(self, Py_ssize_t* start, Py_ssize_t* end):
+        """Frame one request at ipos. Sets [start, end) and returns its kind."""
+        cdef const char* b = self.ibuf.buf
+        cdef Py_ssize_t pos = self.ipos, avail = self.ibuf.len - self.ipos, nl
+        cdef const char* q
+        cdef int64_t count, blen
+        cdef Py_ssize_t i
+        start[0] = pos
+        if avail <= 0:
+            return SCAN_INCOMPLETE
+        if b[pos] != b'*':
+            q = <const char*>memchr(b + pos, b'\n', avail)
+            if q == NULL:
+                if avail > INLINE_MAX:
+                    self.protocol_error("Protocol error: too big inline request")
+                    return SCAN_ERROR
+                self.need = self.ibuf.len + 1
+                return SCAN_INCOMPLETE
+            end[0] = (q - b) + 1
+            return SCAN_INLINE
+        # *<count>\r\n
+        q = <const char*>memchr(b + pos, b'\r', avail)
+        if q == NULL:
+            if avail > INLINE_MAX:
+                self.protocol_error("Protocol error: too big mbulk count string")
+                return SCAN_ERROR
+            self.need = self.ibuf.len + 1
+            return SCAN_INCOMPLETE
+        nl = q - b
+        if nl + 1 >= self.ibuf.len:
+            self.need = self.ibuf.len + 1
+            return SCAN_INCOMPLETE
+        if not parse_i64(b + pos + 1, nl - pos - 1, &count) or count > MBULK_MAX:
+            self.protocol_error("Protocol error: invalid multibulk length")
+            return SCAN_ERROR
+        pos = nl + 2
+        if count <= 0:
+            end[0] = pos
+            return SCAN_EMPTY
+        for i in range(count):
+            if pos >= self.ibuf.len:
+                self.need = self.ibuf.len + 1
+                return SCAN_INCOMPLETE
+            if b[pos] != b'$':
+                self.protocol_error("Protocol error: expected '$', got '%s'" % chr(<unsigned char>b[pos]))
+                return SCAN_ERROR
+            q = <const char*>memchr(b + pos, b'\r', self.ibuf.len - pos)
+            if q == NULL:
+                if self.ibuf.len - pos > INLINE_MAX:
+                    self.protocol_error("Protocol error: too big bulk count string")
+                    return SCAN_ERROR
+                self.need = self.ibuf.len + 1
+                return SCAN_INCOMPLETE
+            nl = q - b
+            if not parse_i64(b + pos + 1, nl - pos - 1, &blen) or blen < 0 or blen > self.srv.proto_max_bulk_len:
+                self.protocol_error("Protocol error: invalid bulk length")
+                return SCAN_ERROR
+            pos = nl + 2 + <Py_ssize_t>blen + 2
+            if pos > self.ibuf.len:
+                self.need = pos
+                return SCAN_INCOMPLETE
+        end[0] = pos
+        return SCAN_RESP
+
+    cdef int process(self) except -1:
+        cdef int executed = 0, kind, batch
+        cdef Py_ssize_t start = 0, end = 0, run_start, run_end
+        cdef int limit = self.srv.max_exec_per_round
+        cdef Server srv = self.srv
+        cdef object req
+        self.need = 0
+        while not self.closing and not self.paused and not self.blocked:
+            if self.fed > 0:
+                req = self.gets()
+                self.fed -= 1
+                if req is False:
+                    self.fed = 0
+                    continue
+                self.execute(<list>req)
+                executed += 1
+                if executed >= limit and (self.fed > 0 or self.ipos < self.ibuf.len):
+                    self._schedule()
+                    break
+                continue
+            kind = self._scan(&start, &end)
+            if kind == SCAN_INCOMPLETE or kind == SCAN_ERROR:
+                break
+            if kind == SCAN_EMPTY:
+                self.ipos = end
+                continue
+            if kind == SCAN_INLINE:
+                self.ipos = end
+                req = _split_inline(self.ibuf.buf + start, end - start)
+                if req is None:
+                    self.protocol_error("Protocol error: unbalanced quotes in request")
+                    break
+                if not req:
+                    continue
+                self.execute(<list>req)
+                executed += 1
+                if executed >= limit and self.ipos < self.ibuf.len:
+                    self._schedule()
+                    break
+                continue
+            # a run of whole RESP requests, fed to hiredis at once
+            run_start = start
+            run_end = end
+            batch = 1
+            self.ipos = end
+            while batch < limit - executed:
+                kind = self._scan(&start, &end)
+                if kind != SCAN_RESP:
+                    break
+                run_end = end
+                self.ipos = end
+                batch += 1
+            self.reader.feed(PyBytes_FromStringAndSize(self.ibuf.buf + run_start, run_end - run_start))
+            self.fed = batch
+            if self.ipos < self.ibuf.len and self.ipos == run_end:
+                # a non-RESP request or an incomplete one follows; re-scan later
+                pass
+        # drop consumed input
+        if self.ipos > 0:
+            if self.ipos >= self.ibuf.len:
+                self.ibuf.len = 0
+                if self.ibuf.cap > 1 << 20:
+                    self.ibuf = Writer()
+            else:
+                memcpy(self.ibuf.buf, self.ibuf.buf + self.ipos, self.ibuf.len - self.ipos)
+                self.ibuf.len -= self.ipos
+                if self.need:
+                    self.need -= self.ipos
+            self.ipos = 0
+        self.flush()
+        if srv.on_backlog is not None and self.ks.bl.dirty:
+            self.ks.bl.dirty = False
+            srv.on_backlog()
+        return 0
+
+    cdef int flush(self) except -1:
+        cdef bytes data
+        if self.out.len and self.transport is not None and not self.transport.is_closing():
+            data = self.out.take()
+            self.srv.net_output_bytes += PyBytes_GET_SIZE(data)
+            self.transport.write(data)
+        else:
+            self.out.len = 0
+        return 0
+
+    cdef int protocol_error(self, str msg) except -1:
+        self.out.error_str("ERR " + msg)
+        self.srv.count_error("ERR")
+        self.flush()
+        self.closing = True
+        self.ibuf.len = 0
+        self.ipos = 0
+        self.fed = 0
+        if self.transport is not None:
+            self.transport.close()
+        return 0
+
+    cdef int arity_error(self, Command cmd) except -1:
+        cdef bytes name = cmd.name if cmd.parent is None else cmd.parent.name + b"|" + cmd.name
+        self.out.error_str("ERR wrong number of arguments for '%s' command" % name.decode("utf-8", "replace"))
+        self.srv.count_error("ERR")
+        return 0
+
+    cdef int execute(self, list argv) except -1:
+        """Look up, check and run (or queue) one request."""
+        cdef Server srv = self.srv
+        cdef Command cmd = srv.lookup_command(argv[0])
+        cdef Py_ssize_t argc = PyList_GET_SIZE(argv)
+        if cmd is None:
+            _unknown_command(self, argv)
+            if self.in_multi:
+                self.multi_error = True
+            return 0
+        if (cmd.arity > 0 and argc != cmd.arity) or argc < -cmd.arity:
+            self.arity_error(cmd)
+            if self.in_multi:
+                self.multi_error = True
+            return 0
+        if not self.authed and not (cmd.flags & F_NOAUTH):
+            self.out.error(b"NOAUTH Authentication required.", 31)
+            srv.count_error("NOAUTH")
+            if self.in_multi:
+                self.multi_error = True
+            return 0
+        if self.in_multi and not (cmd.flags & F_NOQUEUE):
+            self.mqueue.append((cmd, argv))
+            self.out.put_raw(b"+QUEUED\r\n", 9)
+            return 0
+        return self.call(cmd, argv)
+
+    cdef int call(self, Command cmd, list argv) except -1:
+        cdef Keyspace ks = self.ks
+        cdef bint grouped = False
+        cdef uint64_t before
+        cdef Py_ssize_t mark = self.out.len
+        self.srv.total_commands += 1
+        cmd.calls += 1
+        self.last_cmd = cmd.name
+        if cmd.flags & F_WRITE and not ks.bl.grouping:
+            ks.bl.group_begin()
+            grouped = True
+        before = ks.own_last
+        try:
+            if cmd.fn != NULL:
+                cmd.fn(self, argv)
+            else:
+                r = cmd.pyfn(self, argv)
+                if r is not _NO_REPLY:
+                    self.out.pyvalue(r)
+        except RespError as e:
+            self.out.len = mark
+            self.out.error_str(str(e))
+            cmd.failed += 1
+            self.srv.count_error(str(e).split(" ", 1)[0])
+        except MemoryError:
+            self.out.len = mark
+            self.out.error_str("OOM command not allowed when used memory > 'maxmemory'.")
+            cmd.failed += 1
+        except Exception as e:
+            log.exception("command %r failed", cmd.name)
+            self.out.len = mark
+            self.out.error_str("ERR internal error in '%s': %s" % (cmd.name.decode(), e))
+            cmd.failed += 1
+        finally:
+            if grouped:
+                ks.bl.group_end()
+        if ks.own_last != before:
+            self.last_write_uuid = ks.own_last
+        return 0
+
+    cdef int exec_multi(self) except -1:
+        cdef list q = self.mqueue
+        cdef Keyspace ks = self.ks
+        cdef bint grouped = False
+        self.in_multi = False
+        self.mqueue = None
+        if self.multi_error:
+            self.multi_error = False
+            self._unwatch_all()
+            self.out.error(b"EXECABORT Transaction discarded because of previous errors.", 59)
+            self.srv.count_error("EXECABORT")
+            return 0
+        if self.cas_dirty:
+            self._unwatch_all()
+            self.out.nil_array()
+            return 0
+        self._unwatch_all()
+        self.out.array(len(q))
+        if not ks.bl.grouping:
+            ks.bl.group_begin()
+            grouped = True
+        try:
+            for cmd, argv in q:
+                self.call(<Command>cmd, <list>argv)
+        finally:
+            if grouped:
+                ks.bl.group_end()
+        return 0
+
+    def _unwatch_all(self):
+        cdef Keyspace ks = self.ks
+        if self.watched_keys:
+            for key in self.watched_keys:
+                lst = ks.watched.get(key)
+                if lst is not None:
+                    try:
+                        lst.remove(self)
+                    except ValueError:
+                        pass
+                    if not lst:
+                        del ks.watched[key]
+        self.watched_keys = None
+        self.cas_dirty = False
+
+    # ---- Python API for admin commands -------------------------------------
+
+    def begin_multi(self):
+        self.in_multi = True
+        self.multi_error = False
+        self.mqueue = []
+
+    def discard_multi(self):
+        self.in_multi = False
+        self.multi_error = False
+        self.mqueue = None
+        self._unwatch_all()
+
+    def run_exec(self):
+        self.exec_multi()
+
+    def watch(self, keys):
+        cdef Keyspace ks = self.ks
+        if self.watched_keys is None:
+            self.watched_keys = []
+        for key in keys:
+            if key in self.watched_keys:
+                continue
+            self.watched_keys.append(key)
+            lst = ks.watched.get(key)
+            if lst is None:
+                ks.watched[key] = [self]
+            else:
+                lst.append(self)
+
+    def unwatch(self):
+        self._unwatch_all()
+
+    @property
+    def last_interaction(self):
+        return self.last_ms / 1000.0
+
+    @property
+    def multi_count(self):
+        return -1 if not self.in_multi else len(self.mqueue)
+
+    @property
+    def qbuf(self):
+        return self.ibuf.len - self.ipos
+
+    @property
+    def obuf(self):
+        return self.out.len
+
+    def write_reply(self, value):
+        """Send a reply now (blocked clients woken by the server)."""
+        self.out.pyvalue(value)
+        self.flush()
+
+    def unblock(self, value=None):
+        self.blocked = False
+        if value is not _NO_REPLY:
+            self.out.pyvalue(value)
+        self.flush()
+        self._schedule()
+
+    def block(self):
+        self.blocked = True
+
+    def close(self):
+        self.closing = True
+        if self.transport is not None:
+            self.flush()
+            self.transport.close()
+
+    def close_after_reply(self):
+        self.closing = True
+        if self.transport is not None:
+            self.flush()
+            self.transport.close()
+
+    def feed(self, bytes data):
+        """Test hook: run data as if read from the socket; return the replies."""
+        self.data_received(data)
+        return self.out.take()
+
+    def run(self, *args):
+        """Test hook: execute one command given as arguments; return raw reply."""
+        self.ks.now = wall_ms()
+        self.execute([a if isinstance(a, bytes) else str(a).encode() for a in args])
+        return self.out.take()
+
+
+cdef int _unknown_command(Client c, list argv) except -1:
+    # Redis: each arg as "'%.*s' " while the list is under 128 bytes
+    cdef bytearray args = bytearray()
+    cdef Py_ssize_t i
+    for i in range(1, len(argv)):
+        if len(args) >= 128:
+            break
+        args += b"'" + (<bytes>argv[i])[:128 - len(args)] + b"' "
+    msg = b"ERR unknown command '" + (<bytes>argv[0])[:128] + b"', with args beginning with: " + bytes(args)
+    msg = msg.replace(b"\r", b" ").replace(b"\n", b" ")
+    c.out.error(PyBytes_AS_STRING(msg), PyBytes_GET_SIZE(msg))
+    c.srv.count_error("ERR")
+    return 0
+
+
+def _fmt_addr(addr):
+    if addr is None:
+        return ""
+    if isinstance(addr, tuple):
+        host = addr[0]
+        if ":" in host:
+            return "%s:%d" % (host, addr[1])
+        return "%s:%d" % (host, addr[1])
+    return str(addr)
+
+
+# command flags for Python-registered commands
+FLAG = {
+    "write": F_WRITE, "readonly": F_READONLY, "admin": F_ADMIN, "noauth": F_NOAUTH,
+    "noqueue": F_NOQUEUE, "fast": F_FAST, "noscript": F_NOSCRIPT, "loading": F_LOADING,
+    "stale": F_STALE, "denyoom": F_DENYOOM, "pubsub": F_PUBSUB, "blocking": F_BLOCKING,
+}

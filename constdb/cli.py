@@ -1,0 +1,165 @@
+"""constdb-server: arguments, config overrides, logging, daemon mode, signals."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import errno
+import logging
+import os
+import signal
+import sys
+from typing import Optional
+
+from constdb import __version__
+from constdb.config import ConfigError, load
+
+log = logging.getLogger("constdb")
+
+TRACE = 5
+logging.addLevelName(TRACE, "TRACE")
+_LEVELS = {
+    "OFF": logging.CRITICAL + 10,
+    "ERROR": logging.ERROR,
+    "WARN": logging.WARNING,
+    "INFO": logging.INFO,
+    "DEBUG": logging.DEBUG,
+    "TRACE": TRACE,
+}
+
+
+def set_log_level(level: str) -> None:
+    log.setLevel(_LEVELS[level.upper()])
+
+
+def setup_logging(path: str, level: str) -> None:
+    handler: logging.Handler
+    if path:
+        handler = logging.FileHandler(path)
+    else:
+        handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(
+        logging.Formatter(
+            "%(process)d %(asctime)s.%(msecs)03d %(levelname)s %(message)s", "%d %b %Y %H:%M:%S"
+        )
+    )
+    log.handlers[:] = [handler]
+    log.propagate = False
+    set_log_level(level)
+
+
+def parse_args(argv: Optional[list[str]]) -> argparse.Namespace:
+    p = argparse.ArgumentParser(
+        prog="constdb-server",
+        description="ConstDB: an active-active CRDT cache that speaks the Redis protocol.",
+    )
+    p.add_argument("config", nargs="?", help="path to constdb.toml (defaults apply without one)")
+    p.add_argument("--port", type=int, help="TCP port (default 9001)")
+    p.add_argument("--bind", dest="ip", help="address to listen on (default 127.0.0.1)")
+    p.add_argument("--node-id", type=int, help="this node's id (default: random, kept in work_dir)")
+    p.add_argument("--node-alias", help="a readable name for this node")
+    p.add_argument("--work-dir", help="directory for node_id, snapshots, pid and log files")
+    p.add_argument("--log-level", help="OFF ERROR WARN INFO DEBUG TRACE")
+    p.add_argument("--log", help="log file (default: standard error)")
+    p.add_argument("--requirepass", help="password clients must AUTH with")
+    p.add_argument("--cluster-secret", help="shared secret of the group's links")
+    p.add_argument(
+        "--daemon", action="store_true", default=None, help="detach and write a pid file"
+    )
+    p.add_argument("--version", action="version", version=f"constdb-server {__version__}")
+    return p.parse_args(argv)
+
+
+def fail(msg: str) -> int:
+    print(f"constdb-server: {msg}", file=sys.stderr)
+    return 2
+
+
+def main(argv: Optional[list[str]] = None) -> int:
+    args = parse_args(argv)
+    overrides = {
+        k: v
+        for k, v in {
+            "port": args.port,
+            "ip": args.ip,
+            "node_id": args.node_id,
+            "node_alias": args.node_alias,
+            "work_dir": args.work_dir,
+            "log_level": args.log_level,
+            "log": args.log,
+            "requirepass": args.requirepass,
+            "cluster_secret": args.cluster_secret,
+            "daemon": args.daemon,
+        }.items()
+        if v is not None
+    }
+    try:
+        cfg = load(args.config, overrides)
+    except ConfigError as e:
+        return fail(str(e))
+    where = args.config or "defaults"
+    try:
+        os.makedirs(cfg.work_dir, exist_ok=True)
+    except OSError as e:
+        return fail(f"{where}: key 'work_dir': cannot create {cfg.work_dir!r}: {e.strerror}")
+    if not os.access(cfg.work_dir, os.W_OK | os.X_OK):
+        return fail(f"{where}: key 'work_dir': {cfg.work_dir!r} is not a writable directory")
+    log_path = cfg.log
+    if cfg.daemon and not log_path:
+        log_path = os.path.join(cfg.work_dir, "constdb.log")
+    try:
+        setup_logging(log_path, cfg.log_level)
+    except OSError as e:
+        return fail(f"{where}: key 'log': cannot open {log_path!r}: {e.strerror}")
+
+    import uvloop
+
+    from constdb.server import App, bind
+
+    try:
+        sock = bind(cfg.ip, cfg.port, cfg.tcp_backlog)
+    except OSError as e:
+        reason = "address already in use" if e.errno == errno.EADDRINUSE else (e.strerror or str(e))
+        return fail(f"{where}: key 'port': cannot listen on {cfg.ip}:{cfg.port}: {reason}")
+    try:
+        app = App(cfg, sock)
+    except (ConfigError, OSError, ValueError) as e:
+        return fail(f"{where}: {e}")
+    if cfg.daemon:
+        daemonize(os.path.join(cfg.work_dir, cfg.pidfile))
+
+    loop = uvloop.new_event_loop()
+    asyncio.set_event_loop(loop)
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, app.request_shutdown, signal.Signals(sig).name)
+    try:
+        loop.run_until_complete(app.serve())
+    finally:
+        loop.close()
+        if cfg.daemon:
+            try:
+                os.unlink(os.path.join(cfg.work_dir, cfg.pidfile))
+            except OSError:
+                pass
+    return app.exit_code
+
+
+def daemonize(pidfile: str) -> None:
+    """Classic double fork; the pid file names the daemon."""
+    if os.fork() > 0:
+        os._exit(0)
+    os.setsid()
+    if os.fork() > 0:
+        os._exit(0)
+    os.umask(0o022)
+    with open(os.devnull, "rb") as dn:
+        os.dup2(dn.fileno(), 0)
+    with open(os.devnull, "ab") as dn:
+        os.dup2(dn.fileno(), 1)
+        os.dup2(dn.fileno(), 2)
+    with open(pidfile, "w") as f:
+        f.write(f"{os.getpid()}\n")
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

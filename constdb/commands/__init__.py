@@ -1,0 +1,1 @@
+"""Python command handlers (admin commands: INFO, CONFIG, CLIENT, COMMAND, ...)."""

@@ -1,0 +1,342 @@
+"""constdb.toml: loading and validation.
+
+Every key is declared once in SPEC with its type, default and check; the
+repository's constdb.toml documents the same keys. A bad file or value raises
+ConfigError with one line that names the file, the key and what was expected.
+"""
+
+from __future__ import annotations
+
+import re
+import sys
+from dataclasses import dataclass
+from typing import Any, Callable, Optional
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+
+
+class ConfigError(Exception):
+    """A configuration problem: the message is the whole user-facing line."""
+
+
+_SIZE = re.compile(r"^\s*(\d+)\s*(b|k|kb|m|mb|g|gb)?\s*$", re.I)
+_UNITS = {
+    None: 1,
+    "b": 1,
+    "k": 1000,
+    "kb": 1024,
+    "m": 1000**2,
+    "mb": 1024**2,
+    "g": 1000**3,
+    "gb": 1024**3,
+}
+
+LOG_LEVELS = ("OFF", "ERROR", "WARN", "INFO", "DEBUG", "TRACE")
+
+
+def parse_size(value: Any) -> Optional[int]:
+    """Bytes from an int or a Redis-style size string ("512mb", "1gb")."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value
+    if isinstance(value, str):
+        m = _SIZE.match(value)
+        if m:
+            return int(m.group(1)) * _UNITS[(m.group(2) or "").lower() or None]
+    return None
+
+
+@dataclass(frozen=True)
+class Key:
+    name: str
+    default: Any
+    kind: str  # bool | int | float | str | size | level | save
+    doc: str
+    lo: Optional[float] = None
+    hi: Optional[float] = None
+    runtime: bool = False  # CONFIG SET may change it
+    check: Optional[Callable[[Any], Optional[str]]] = None
+
+
+def _check_ip(v: str) -> Optional[str]:
+    import ipaddress
+
+    if v in ("localhost", "*"):
+        return None
+    try:
+        ipaddress.ip_address(v)
+    except ValueError:
+        return "an IPv4 or IPv6 address"
+    return None
+
+
+SPEC: list[Key] = [
+    Key("daemon", False, "bool", "detach from the terminal; the pid goes to pidfile in work_dir"),
+    Key(
+        "node_id",
+        0,
+        "int",
+        "63-bit id of this node, unique in the group; 0 = draw at random on first start and keep it in work_dir",
+        0,
+        2**63 - 1,
+    ),
+    Key("node_alias", "", "str", "a readable name for this node (default: node<port>)"),
+    Key("ip", "127.0.0.1", "str", "address to listen on for clients and peers", check=_check_ip),
+    Key("port", 9001, "int", "TCP port", 1, 65535),
+    Key("log", "", "str", "log file; empty = standard error (daemon: work_dir/constdb.log)"),
+    Key("log_level", "INFO", "level", "one of OFF ERROR WARN INFO DEBUG TRACE", runtime=True),
+    Key("work_dir", ".", "str", "directory for node_id, snapshots, pid and log files"),
+    Key("tcp_backlog", 1024, "int", "listen() backlog", 1, 65535),
+    Key(
+        "repl_backlog_limit",
+        104857600,
+        "size",
+        "bytes of this node's own effect log kept for partial resync of peers",
+        1024,
+        2**40,
+        runtime=True,
+    ),
+    Key(
+        "replica_heartbeat_frequency",
+        1.0,
+        "float",
+        "seconds between heartbeats (and acks) on each peer link",
+        0.01,
+        3600,
+        runtime=True,
+    ),
+    Key(
+        "max_exec_per_round",
+        16,
+        "int",
+        "commands of one client run before other clients get a turn",
+        1,
+        1_000_000,
+        runtime=True,
+    ),
+    Key(
+        "hz",
+        10,
+        "int",
+        "server cron frequency: active expiry, timeouts, GC, save schedule",
+        1,
+        500,
+        runtime=True,
+    ),
+    Key(
+        "threads",
+        1,
+        "int",
+        "accepted for compatibility with the original ConstDB; requests run on one thread",
+        1,
+        1024,
+    ),
+    Key(
+        "replica_gossip_frequency",
+        15,
+        "int",
+        "accepted for compatibility with the original ConstDB; membership is gossiped with every effect batch",
+        0,
+        3600,
+    ),
+    Key("requirepass", "", "str", "password clients must AUTH with; empty = none", runtime=True),
+    Key(
+        "maxclients",
+        10000,
+        "int",
+        "maximum simultaneous client connections",
+        1,
+        1_000_000,
+        runtime=True,
+    ),
+    Key(
+        "timeout",
+        0,
+        "int",
+        "close a client idle this many seconds; 0 = never",
+        0,
+        2**31 - 1,
+        runtime=True,
+    ),
+    Key(
+        "proto_max_bulk_len",
+        512 * 1024 * 1024,
+        "size",
+        "largest bulk string a client may send",
+        1024 * 1024,
+        2**40,
+        runtime=True,
+    ),
+    Key(
+        "client_query_buffer_limit",
+        1024 * 1024 * 1024,
+        "size",
+        "largest unparsed input one client may buffer",
+        1024 * 1024,
+        2**40,
+        runtime=True,
+    ),
+    Key(
+        "cluster_secret",
+        "",
+        "str",
+        "shared secret peers prove with HMAC during the handshake; empty = no check",
+        runtime=True,
+    ),
+    Key(
+        "peer_timeout",
+        10.0,
+        "float",
+        "seconds without any frame after which a peer link is closed and redialed",
+        0.1,
+        86400,
+        runtime=True,
+    ),
+    Key("pidfile", "constdb.pid", "str", "pid file (relative to work_dir) written in daemon mode"),
+    Key("dbfilename", "dump.cdb", "str", "snapshot file name in work_dir"),
+    Key(
+        "save",
+        [[3600, 1], [300, 100], [60, 10000]],
+        "save",
+        "snapshot schedule: [seconds, changes] pairs; [] = never",
+        runtime=True,
+    ),
+]
+BY_NAME = {k.name: k for k in SPEC}
+
+
+def _fmt(v: Any) -> str:
+    return repr(v) if isinstance(v, str) else str(v)
+
+
+def coerce(key: Key, value: Any, where: str) -> Any:
+    """Validate one value; raise ConfigError naming where/key/expected."""
+
+    def bad(expected: str) -> ConfigError:
+        return ConfigError(f"{where}: key '{key.name}': expected {expected}, got {_fmt(value)}")
+
+    rng = ""
+    if key.lo is not None and key.hi is not None:
+        rng = f" in {int(key.lo) if key.kind != 'float' else key.lo}..{int(key.hi) if key.kind != 'float' else key.hi}"
+    if key.kind == "bool":
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, str) and value.lower() in ("yes", "no", "true", "false"):
+            return value.lower() in ("yes", "true")
+        raise bad("true or false")
+    if key.kind == "int":
+        if isinstance(value, bool) or not isinstance(value, int):
+            if isinstance(value, str) and re.fullmatch(r"-?\d+", value.strip()):
+                value = int(value)
+            else:
+                raise bad("an integer" + rng)
+        if (key.lo is not None and value < key.lo) or (key.hi is not None and value > key.hi):
+            raise bad("an integer" + rng)
+        return value
+    if key.kind == "float":
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            try:
+                value = float(value)
+            except (TypeError, ValueError):
+                raise bad("a number" + rng)
+        if (key.lo is not None and value < key.lo) or (key.hi is not None and value > key.hi):
+            raise bad("a number" + rng)
+        return float(value)
+    if key.kind == "size":
+        n = parse_size(value)
+        if n is None or (key.lo is not None and n < key.lo) or (key.hi is not None and n > key.hi):
+            raise bad(
+                f'a size in bytes (an integer or a string like "64mb") in {int(key.lo or 0)}..{int(key.hi or 0)}'
+            )
+        return n
+    if key.kind == "level":
+        if isinstance(value, str) and value.upper() in LOG_LEVELS:
+            return value.upper()
+        raise bad("one of " + ", ".join(LOG_LEVELS))
+    if key.kind == "str":
+        if not isinstance(value, str):
+            raise bad("a string")
+        if key.check is not None:
+            err = key.check(value)
+            if err:
+                raise bad(err)
+        return value
+    if key.kind == "save":
+        return parse_save(value, bad)
+    raise AssertionError(key.kind)
+
+
+def parse_save(value: Any, bad: Callable[[str], ConfigError]) -> list[list[int]]:
+    """[[seconds, changes], ...], or Redis's "3600 1 300 100" string form."""
+    expected = 'a list of [seconds, changes] pairs (or "")'
+    if isinstance(value, str):
+        parts = value.split()
+        if len(parts) % 2 or not all(p.isdigit() for p in parts):
+            raise bad(expected)
+        value = [[int(parts[i]), int(parts[i + 1])] for i in range(0, len(parts), 2)]
+    if not isinstance(value, list):
+        raise bad(expected)
+    out = []
+    for item in value:
+        if (
+            not isinstance(item, list)
+            or len(item) != 2
+            or not all(isinstance(x, int) and not isinstance(x, bool) and x > 0 for x in item)
+        ):
+            raise bad(expected)
+        out.append([item[0], item[1]])
+    return out
+
+
+class Config:
+    """Validated settings: attribute access by key name."""
+
+    def __init__(self, values: dict[str, Any], path: Optional[str] = None):
+        self.path = path
+        self._values = values
+
+    def __getattr__(self, name: str) -> Any:
+        try:
+            return self._values[name]
+        except KeyError:
+            raise AttributeError(name) from None
+
+    def get(self, name: str) -> Any:
+        return self._values[name]
+
+    def set(self, name: str, value: Any, where: str = "CONFIG SET") -> Any:
+        v = coerce(BY_NAME[name], value, where)
+        self._values[name] = v
+        return v
+
+    def as_dict(self) -> dict[str, Any]:
+        return dict(self._values)
+
+
+def load(path: Optional[str] = None, overrides: Optional[dict[str, Any]] = None) -> Config:
+    values = {k.name: k.default for k in SPEC}
+    values["save"] = [list(p) for p in values["save"]]
+    if path is not None:
+        try:
+            with open(path, "rb") as f:
+                raw = f.read()
+        except OSError as e:
+            raise ConfigError(f"{path}: cannot read config file: {e.strerror or e}") from None
+        try:
+            data = tomllib.loads(raw.decode("utf-8"))
+        except UnicodeDecodeError:
+            raise ConfigError(f"{path}: not a UTF-8 text file") from None
+        except tomllib.TOMLDecodeError as e:
+            raise ConfigError(f"{path}: invalid TOML: {e}") from None
+        for name, value in data.items():
+            key = BY_NAME.get(name)
+            if key is None:
+                raise ConfigError(f"{path}: unknown key '{name}' (see constdb.toml for the keys)")
+            values[name] = coerce(key, value, path)
+    for name, value in (overrides or {}).items():
+        values[name] = coerce(BY_NAME[name], value, f"command line --{name.replace('_', '-')}")
+    return Config(values, path)

@@ -1,0 +1,1 @@
+"""Replication: links, handshake, streams, membership, full sync."""

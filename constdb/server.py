@@ -1,0 +1,217 @@
+"""The running node: event loop, listener, cron, shutdown."""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+import logging
+import os
+import random
+import socket
+import time
+from typing import Any, Optional
+
+from constdb import __version__
+from constdb._core import cmd_hashes, cmd_keys, cmd_server, cmd_sets, cmd_strings
+from constdb._core.backlog import Backlog
+from constdb._core.keyspace import Keyspace
+from constdb._core.protocol import Client, Server
+from constdb.config import Config
+
+log = logging.getLogger("constdb")
+
+NODE_ID_FILE = "node_id"
+
+
+def load_node_id(cfg: Config) -> int:
+    """node_id from config, else from work_dir, else drawn and kept there."""
+    path = os.path.join(cfg.work_dir, NODE_ID_FILE)
+    stored = None
+    try:
+        with open(path) as f:
+            stored = int(f.read().strip())
+    except FileNotFoundError:
+        pass
+    except ValueError:
+        stored = None
+    if cfg.node_id:
+        node_id = cfg.node_id
+    elif stored:
+        node_id = stored
+    else:
+        node_id = random.SystemRandom().randrange(1, 2**63)
+    if stored != node_id:
+        tmp = path + ".tmp"
+        with open(tmp, "w") as f:
+            f.write(f"{node_id}\n")
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    return node_id
+
+
+class App:
+    """One ConstDB node."""
+
+    def __init__(self, cfg: Config, sock: Optional[socket.socket] = None):
+        self.cfg = cfg
+        self.sock = sock
+        try:
+            self.node_id = load_node_id(cfg)
+        except OSError as e:
+            raise OSError(
+                f"key 'work_dir': cannot keep the node id in {cfg.work_dir!r}: {e.strerror}"
+            ) from None
+        self.alias = cfg.node_alias or f"node{cfg.port}"
+        self.started = time.time()
+        self.run_id = os.urandom(20).hex()
+        self.backlog = Backlog(cfg.repl_backlog_limit)
+        self.ks = Keyspace(self.node_id, self.backlog)
+        self.srv = Server(self.ks)
+        self.srv.app = self
+        self.ks.on_touch = self._watch_touched
+        self.loop: Optional[asyncio.AbstractEventLoop] = None
+        self.listener: Optional[asyncio.base_events.Server] = None
+        self.stopping: Optional[asyncio.Future] = None
+        self.cron_task: Optional[asyncio.Task] = None
+        self.ops_samples: list[tuple[float, int]] = []
+        self.exit_code = 0
+        self.apply_config()
+        for mod in (cmd_strings, cmd_keys, cmd_sets, cmd_hashes, cmd_server):
+            mod.register(self.srv)
+        from constdb.commands import admin
+
+        admin.register(self)
+
+    # ---- config ---------------------------------------------------------------
+
+    def apply_config(self) -> None:
+        c = self.cfg
+        srv = self.srv
+        srv.requirepass = c.requirepass.encode() if c.requirepass else None
+        srv.proto_max_bulk_len = c.proto_max_bulk_len
+        srv.client_query_buffer_limit = c.client_query_buffer_limit
+        srv.max_exec_per_round = c.max_exec_per_round
+        srv.maxclients = c.maxclients
+        srv.timeout = c.timeout
+        self.backlog.set_limit(c.repl_backlog_limit)
+        from constdb.cli import set_log_level
+
+        set_log_level(c.log_level)
+
+    # ---- lifecycle --------------------------------------------------------------
+
+    def listen_socket(self) -> socket.socket:
+        """Bind the client port (done before daemonizing so errors show)."""
+        if self.sock is None:
+            self.sock = bind(self.cfg.ip, self.cfg.port, self.cfg.tcp_backlog)
+        return self.sock
+
+    async def serve(self) -> None:
+        self.loop = asyncio.get_running_loop()
+        self.srv.loop = self.loop
+        self.stopping = self.loop.create_future()
+        sock = self.listen_socket()
+        self.listener = await self.loop.create_server(
+            lambda: Client(self.srv), sock=sock, backlog=self.cfg.tcp_backlog
+        )
+        # long-lived objects never form cycles: keep the collector off them
+        gc.collect()
+        gc.freeze()
+        gc.set_threshold(50_000, 50, 100)
+        log.info(
+            "ConstDB %s started: node_id=%d alias=%s address=%s:%d work_dir=%s pid=%d",
+            __version__,
+            self.node_id,
+            self.alias,
+            self.cfg.ip,
+            self.cfg.port,
+            os.path.abspath(self.cfg.work_dir),
+            os.getpid(),
+        )
+        self.cron_task = self.loop.create_task(self._cron())
+        try:
+            await self.stopping
+        finally:
+            await self._shutdown()
+
+    def request_shutdown(self, reason: str = "signal") -> None:
+        if self.stopping is not None and not self.stopping.done():
+            log.info("shutting down (%s)", reason)
+            self.srv.shutting_down = True
+            self.stopping.set_result(reason)
+
+    async def _shutdown(self) -> None:
+        if self.cron_task is not None:
+            self.cron_task.cancel()
+        if self.listener is not None:
+            self.listener.close()
+        for c in list(self.srv.clients.values()):
+            c.close()
+        log.info("ConstDB node %d stopped", self.node_id)
+
+    # ---- cron -------------------------------------------------------------------
+
+    async def _cron(self) -> None:
+        while True:
+            try:
+                await asyncio.sleep(1.0 / self.cfg.hz)
+                self.cron()
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # never let the cron die
+                log.exception("cron failed")
+
+    def cron(self) -> None:
+        now = time.time()
+        ks = self.ks
+        # active expiry: a bounded slice per tick (about 25% of a tick at most)
+        budget = 250.0 / self.cfg.hz
+        for _ in range(16):
+            checked, expired = ks.active_expire(200, budget)
+            if checked < 200 or expired < 50:
+                break
+        if self.backlog.dirty and self.srv.on_backlog is not None:
+            self.backlog.dirty = False
+            self.srv.on_backlog()
+        if self.cfg.timeout:
+            limit = now - self.cfg.timeout
+            for c in list(self.srv.clients.values()):
+                if c.last_interaction < limit and not c.blocked:
+                    c.close()
+        self.ops_samples.append((now, self.srv.total_commands))
+        if len(self.ops_samples) > 16:
+            del self.ops_samples[0]
+
+    def instantaneous_ops(self) -> int:
+        if len(self.ops_samples) < 2:
+            return 0
+        (t0, n0), (t1, n1) = self.ops_samples[0], self.ops_samples[-1]
+        return int((n1 - n0) / (t1 - t0)) if t1 > t0 else 0
+
+    # ---- hooks --------------------------------------------------------------------
+
+    @staticmethod
+    def _watch_touched(clients: list[Any]) -> None:
+        for c in clients:
+            c.cas_dirty = True
+
+    def client_gone(self, client: Any) -> None:
+        """A blocked client disconnected (WAIT)."""
+
+
+def bind(ip: str, port: int, backlog: int) -> socket.socket:
+    host = None if ip == "*" else ip
+    family = socket.AF_INET6 if host and ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    if family == socket.AF_INET6:
+        sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+    try:
+        sock.bind((host or "0.0.0.0", port))
+        sock.listen(backlog)
+    except OSError:
+        sock.close()
+        raise
+    sock.setblocking(False)
+    return sock
