@@ -34,6 +34,10 @@ extensions = [
     )
     for path in sorted(glob.glob("constdb/_core/*.pyx"))
 ]
+# CONSTDB_MODULES=keyspace,snapshot builds only those (development)
+_only = {m for m in os.environ.get("CONSTDB_MODULES", "").split(",") if m}
+if _only:
+    extensions = [e for e in extensions if e.name.rsplit(".", 1)[1] in _only]
 
 setup(
     ext_modules=cythonize(

@@ -48,8 +48,15 @@ def setup_logging(path: str, level: str) -> None:
     set_log_level(level)
 
 
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # type: ignore[override]
+        # one line, as for a bad config file, and the same exit status
+        print(f"{self.prog}: {message} (see {self.prog} --help)", file=sys.stderr)
+        raise SystemExit(2)
+
+
 def parse_args(argv: Optional[list[str]]) -> argparse.Namespace:
-    p = argparse.ArgumentParser(
+    p = _Parser(
         prog="constdb-server",
         description="ConstDB: an active-active CRDT cache that speaks the Redis protocol.",
     )
@@ -64,7 +71,10 @@ def parse_args(argv: Optional[list[str]]) -> argparse.Namespace:
     p.add_argument("--requirepass", help="password clients must AUTH with")
     p.add_argument("--cluster-secret", help="shared secret of the group's links")
     p.add_argument(
-        "--daemon", action="store_true", default=None, help="detach and write a pid file"
+        "--daemon",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="detach and write a pid file in work_dir (--no-daemon: stay in the foreground)",
     )
     p.add_argument("--version", action="version", version=f"constdb-server {__version__}")
     return p.parse_args(argv)
@@ -97,20 +107,28 @@ def main(argv: Optional[list[str]] = None) -> int:
         cfg = load(args.config, overrides)
     except ConfigError as e:
         return fail(str(e))
-    where = args.config or "defaults"
-    try:
-        os.makedirs(cfg.work_dir, exist_ok=True)
-    except OSError as e:
-        return fail(f"{where}: key 'work_dir': cannot create {cfg.work_dir!r}: {e.strerror}")
-    if not os.access(cfg.work_dir, os.W_OK | os.X_OK):
-        return fail(f"{where}: key 'work_dir': {cfg.work_dir!r} is not a writable directory")
+    err = check_work_dir(cfg.work_dir)
+    if err:
+        return fail(f"{cfg.where('work_dir')}: key 'work_dir': {err}")
     log_path = cfg.log
     if cfg.daemon and not log_path:
         log_path = os.path.join(cfg.work_dir, "constdb.log")
+    pidfile = os.path.join(cfg.work_dir, cfg.pidfile)
+    if cfg.daemon:
+        try:
+            existed = os.path.exists(pidfile)
+            with open(pidfile, "a"):
+                pass
+            if not existed:
+                os.unlink(pidfile)
+        except OSError as e:
+            return fail(
+                f"{cfg.where('pidfile')}: key 'pidfile': cannot write {pidfile!r}: {e.strerror}"
+            )
     try:
         setup_logging(log_path, cfg.log_level)
     except OSError as e:
-        return fail(f"{where}: key 'log': cannot open {log_path!r}: {e.strerror}")
+        return fail(f"{cfg.where('log')}: key 'log': cannot open {log_path!r}: {e.strerror}")
 
     import uvloop
 
@@ -120,13 +138,22 @@ def main(argv: Optional[list[str]] = None) -> int:
         sock = bind(cfg.ip, cfg.port, cfg.tcp_backlog)
     except OSError as e:
         reason = "address already in use" if e.errno == errno.EADDRINUSE else (e.strerror or str(e))
-        return fail(f"{where}: key 'port': cannot listen on {cfg.ip}:{cfg.port}: {reason}")
+        key = "ip" if e.errno == errno.EADDRNOTAVAIL else "port"
+        return fail(
+            f"{cfg.where(key)}: key '{key}': cannot listen on {cfg.ip}:{cfg.port}: {reason}"
+        )
+    from constdb.persistence import StartupError
+
     try:
         app = App(cfg, sock)
+    except StartupError as e:
+        sock.close()
+        return fail(str(e))
     except (ConfigError, OSError, ValueError) as e:
-        return fail(f"{where}: {e}")
+        sock.close()
+        return fail(f"{cfg.where('work_dir')}: {e}")
     if cfg.daemon:
-        daemonize(os.path.join(cfg.work_dir, cfg.pidfile))
+        daemonize(pidfile)
 
     loop = uvloop.new_event_loop()
     asyncio.set_event_loop(loop)
@@ -142,6 +169,25 @@ def main(argv: Optional[list[str]] = None) -> int:
             except OSError:
                 pass
     return app.exit_code
+
+
+def check_work_dir(path: str) -> Optional[str]:
+    """Create work_dir if needed and prove it writable by writing in it; the
+    reason it cannot be used, else None."""
+    if os.path.exists(path) and not os.path.isdir(path):
+        return f"{path!r} is not a directory"
+    try:
+        os.makedirs(path, exist_ok=True)
+    except OSError as e:
+        return f"cannot create {path!r}: {e.strerror}"
+    probe = os.path.join(path, f".constdb-probe-{os.getpid()}")
+    try:
+        with open(probe, "w"):
+            pass
+        os.unlink(probe)
+    except OSError as e:
+        return f"{path!r} is not a writable directory: {e.strerror}"
+    return None
 
 
 def daemonize(pidfile: str) -> None:

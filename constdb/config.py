@@ -62,6 +62,10 @@ class Key:
     check: Optional[Callable[[Any], Optional[str]]] = None
 
 
+def _nonempty(v: str) -> Optional[str]:
+    return None if v.strip() else "a non-empty path"
+
+
 def _check_ip(v: str) -> Optional[str]:
     import ipaddress
 
@@ -71,6 +75,12 @@ def _check_ip(v: str) -> Optional[str]:
         ipaddress.ip_address(v)
     except ValueError:
         return "an IPv4 or IPv6 address"
+    return None
+
+
+def _check_filename(v: str) -> Optional[str]:
+    if not v or "/" in v or v in (".", ".."):
+        return "a file name, not a path"
     return None
 
 
@@ -89,7 +99,13 @@ SPEC: list[Key] = [
     Key("port", 9001, "int", "TCP port", 1, 65535),
     Key("log", "", "str", "log file; empty = standard error (daemon: work_dir/constdb.log)"),
     Key("log_level", "INFO", "level", "one of OFF ERROR WARN INFO DEBUG TRACE", runtime=True),
-    Key("work_dir", ".", "str", "directory for node_id, snapshots, pid and log files"),
+    Key(
+        "work_dir",
+        ".",
+        "str",
+        "directory for node_id, snapshots, pid and log files",
+        check=_nonempty,
+    ),
     Key("tcp_backlog", 1024, "int", "listen() backlog", 1, 65535),
     Key(
         "repl_backlog_limit",
@@ -150,7 +166,7 @@ SPEC: list[Key] = [
         "int",
         "maximum simultaneous client connections",
         1,
-        1_000_000,
+        2**32 - 1,
         runtime=True,
     ),
     Key(
@@ -168,7 +184,7 @@ SPEC: list[Key] = [
         "size",
         "largest bulk string a client may send",
         1024 * 1024,
-        2**40,
+        2**63 - 1,
         runtime=True,
     ),
     Key(
@@ -177,7 +193,7 @@ SPEC: list[Key] = [
         "size",
         "largest unparsed input one client may buffer",
         1024 * 1024,
-        2**40,
+        2**63 - 1,
         runtime=True,
     ),
     Key(
@@ -188,6 +204,12 @@ SPEC: list[Key] = [
         runtime=True,
     ),
     Key(
+        "advertise_addr",
+        "",
+        "str",
+        "host:port peers dial to reach this node; empty = ip:port (use it behind NAT or a proxy)",
+    ),
+    Key(
         "peer_timeout",
         10.0,
         "float",
@@ -196,8 +218,21 @@ SPEC: list[Key] = [
         86400,
         runtime=True,
     ),
-    Key("pidfile", "constdb.pid", "str", "pid file (relative to work_dir) written in daemon mode"),
-    Key("dbfilename", "dump.cdb", "str", "snapshot file name in work_dir"),
+    Key(
+        "pidfile",
+        "constdb.pid",
+        "str",
+        "pid file (relative to work_dir) written in daemon mode",
+        check=_nonempty,
+    ),
+    Key(
+        "dbfilename",
+        "dump.cdb",
+        "str",
+        "snapshot file name in work_dir",
+        runtime=True,
+        check=_check_filename,
+    ),
     Key(
         "save",
         [[3600, 1], [300, 100], [60, 10000]],
@@ -295,9 +330,20 @@ def parse_save(value: Any, bad: Callable[[str], ConfigError]) -> list[list[int]]
 class Config:
     """Validated settings: attribute access by key name."""
 
-    def __init__(self, values: dict[str, Any], path: Optional[str] = None):
+    def __init__(
+        self,
+        values: dict[str, Any],
+        path: Optional[str] = None,
+        sources: Optional[dict[str, str]] = None,
+    ):
         self.path = path
         self._values = values
+        self._sources = dict(sources or {})
+
+    def where(self, name: str) -> str:
+        """Where the value of key name came from, for error messages: the
+        config file, a command-line flag, or the defaults."""
+        return self._sources.get(name, "defaults")
 
     def __getattr__(self, name: str) -> Any:
         try:
@@ -311,6 +357,7 @@ class Config:
     def set(self, name: str, value: Any, where: str = "CONFIG SET") -> Any:
         v = coerce(BY_NAME[name], value, where)
         self._values[name] = v
+        self._sources[name] = where
         return v
 
     def as_dict(self) -> dict[str, Any]:
@@ -320,6 +367,7 @@ class Config:
 def load(path: Optional[str] = None, overrides: Optional[dict[str, Any]] = None) -> Config:
     values = {k.name: k.default for k in SPEC}
     values["save"] = [list(p) for p in values["save"]]
+    sources: dict[str, str] = {}
     if path is not None:
         try:
             with open(path, "rb") as f:
@@ -335,8 +383,123 @@ def load(path: Optional[str] = None, overrides: Optional[dict[str, Any]] = None)
         for name, value in data.items():
             key = BY_NAME.get(name)
             if key is None:
+                if isinstance(value, dict):
+                    raise ConfigError(
+                        f"{path}: unknown table [{name}]: constdb.toml has no tables, only the keys it lists"
+                    )
                 raise ConfigError(f"{path}: unknown key '{name}' (see constdb.toml for the keys)")
             values[name] = coerce(key, value, path)
+            sources[name] = path
     for name, value in (overrides or {}).items():
-        values[name] = coerce(BY_NAME[name], value, f"command line --{name.replace('_', '-')}")
-    return Config(values, path)
+        where = f"command line --{FLAG_NAMES.get(name, name.replace('_', '-'))}"
+        values[name] = coerce(BY_NAME[name], value, where)
+        sources[name] = where
+    return Config(values, path, sources)
+
+
+# command-line flags whose name is not the key's
+FLAG_NAMES = {"ip": "bind"}
+
+
+# ---- CONFIG SET: Redis's parsing and error texts ---------------------------------------------
+
+
+def parse_runtime(key: Key, raw: str) -> Any:
+    """A CONFIG SET value for key; ConfigError carries Redis's reason text."""
+    kind = key.kind
+    lo, hi = key.lo, key.hi
+    if kind == "bool":
+        v = raw.lower()
+        if v in ("yes", "true"):
+            return True
+        if v in ("no", "false"):
+            return False
+        raise ConfigError("argument must be 'yes' or 'no'")
+    if kind == "int":
+        if not re.fullmatch(r"-?(0|[1-9][0-9]*)", raw):
+            raise ConfigError("argument couldn't be parsed into an integer")
+        n = int(raw)
+        if (lo is not None and n < lo) or (hi is not None and n > hi):
+            raise ConfigError(
+                f"argument must be between {int(lo or 0)} and {int(hi or 0)} inclusive"
+            )
+        return n
+    if kind == "float":
+        try:
+            f = float(raw)
+        except ValueError:
+            raise ConfigError("argument couldn't be parsed into a number") from None
+        if f != f or (lo is not None and f < lo) or (hi is not None and f > hi):
+            raise ConfigError(f"argument must be between {lo:g} and {hi:g} inclusive")
+        return f
+    if kind == "size":
+        n = parse_size(raw)
+        if n is None:
+            raise ConfigError("argument must be a memory value")
+        if (lo is not None and n < lo) or (hi is not None and n > hi):
+            raise ConfigError(
+                f"argument must be between {int(lo or 0)} and {int(hi or 0)} inclusive"
+            )
+        return n
+    if kind == "level":
+        v = raw.upper()
+        if v not in LOG_LEVELS:
+            raise ConfigError(
+                "argument(s) must be one of the following: "
+                + ", ".join(x.lower() for x in LOG_LEVELS)
+            )
+        return v
+    if kind == "save":
+        parts = raw.split()
+        if len(parts) % 2 or not all(p.isdigit() and int(p) > 0 for p in parts):
+            raise ConfigError("Invalid save parameters")
+        return [[int(parts[i]), int(parts[i + 1])] for i in range(0, len(parts), 2)]
+    if key.check is not None:
+        err = key.check(raw)
+        if err:
+            raise ConfigError(f"argument must be {err}")
+    return raw
+
+
+# Redis's loglevel names, for CONFIG GET/SET loglevel
+REDIS_LOGLEVEL_IN = {
+    "debug": "DEBUG",
+    "verbose": "DEBUG",
+    "notice": "INFO",
+    "warning": "WARN",
+}
+REDIS_LOGLEVEL_OUT = {
+    "TRACE": "debug",
+    "DEBUG": "debug",
+    "INFO": "notice",
+    "WARN": "warning",
+    "ERROR": "warning",
+    "OFF": "nothing",
+}
+
+
+# ---- constdb.toml ------------------------------------------------------------------------------
+
+TOML_HEADER = """\
+# ConstDB configuration. Every key is optional; the value shown is the default.
+# Start a node with:  constdb-server constdb.toml   (flags such as --port override it)
+# Sizes accept bytes or strings like "64mb". Unknown keys are an error.
+"""
+
+
+def _toml_value(v: Any) -> str:
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, str):
+        return '"' + v.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    if isinstance(v, list):
+        return "[" + ", ".join(_toml_value(x) for x in v) + "]"
+    return repr(v)
+
+
+def render_toml() -> str:
+    """The repository's constdb.toml: every key of SPEC with its default and meaning."""
+    parts = [TOML_HEADER]
+    for key in SPEC:
+        parts.append(f"\n# {key.doc}\n{key.name} = {_toml_value(key.default)}\n")
+    return "".join(parts)

@@ -12,7 +12,15 @@ import time
 from typing import Any, Optional
 
 from constdb import __version__
-from constdb._core import cmd_hashes, cmd_keys, cmd_server, cmd_sets, cmd_strings
+from constdb._core import (
+    cmd_hashes,
+    cmd_keys,
+    cmd_lists,
+    cmd_server,
+    cmd_sets,
+    cmd_strings,
+    cmd_zsets,
+)
 from constdb._core.backlog import Backlog
 from constdb._core.keyspace import Keyspace
 from constdb._core.protocol import Client, Server
@@ -23,8 +31,9 @@ log = logging.getLogger("constdb")
 NODE_ID_FILE = "node_id"
 
 
-def load_node_id(cfg: Config) -> int:
-    """node_id from config, else from work_dir, else drawn and kept there."""
+def load_node_id(cfg: Config, from_snapshot: Optional[int] = None) -> tuple[int, bool]:
+    """node_id from config, else from work_dir, else from the snapshot, else
+    drawn and kept there. Returns (node_id, first start: none was kept)."""
     path = os.path.join(cfg.work_dir, NODE_ID_FILE)
     stored = None
     try:
@@ -38,6 +47,8 @@ def load_node_id(cfg: Config) -> int:
         node_id = cfg.node_id
     elif stored:
         node_id = stored
+    elif from_snapshot:
+        node_id = from_snapshot
     else:
         node_id = random.SystemRandom().randrange(1, 2**63)
     if stored != node_id:
@@ -47,7 +58,7 @@ def load_node_id(cfg: Config) -> int:
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
-    return node_id
+    return node_id, stored is None and not from_snapshot
 
 
 class App:
@@ -56,8 +67,13 @@ class App:
     def __init__(self, cfg: Config, sock: Optional[socket.socket] = None):
         self.cfg = cfg
         self.sock = sock
+        from constdb import persistence
+
+        crashed = persistence.check_lock(cfg.work_dir)
+        snap = persistence.read_snapshot(os.path.join(cfg.work_dir, cfg.dbfilename))
+        meta, members_blob = persistence.decode_meta(snap.meta) if snap is not None else ({}, b"")
         try:
-            self.node_id = load_node_id(cfg)
+            self.node_id, first_start = load_node_id(cfg, meta.get("node_id"))
         except OSError as e:
             raise OSError(
                 f"key 'work_dir': cannot keep the node id in {cfg.work_dir!r}: {e.strerror}"
@@ -66,7 +82,25 @@ class App:
         self.started = time.time()
         self.run_id = os.urandom(20).hex()
         self.backlog = Backlog(cfg.repl_backlog_limit)
-        self.ks = Keyspace(self.node_id, self.backlog)
+        # The CRDT origin id (dots, ts, VV, streams). A node's first start uses
+        # its node_id; a start without its complete own history (no
+        # persistence, or after a crash) takes a fresh origin, so that its VV
+        # entry never claims writes it lost (docs/crdt-notes.md, "Restarts").
+        if (
+            snap is not None
+            and meta.get("final")
+            and not crashed
+            and meta.get("node_id") == self.node_id
+        ):
+            self.origin = snap.node_id  # a clean shutdown saved every own write
+        elif first_start and snap is None:
+            self.origin = self.node_id
+        else:
+            self.origin = random.SystemRandom().randrange(1, 2**63)
+        self.ks = Keyspace(self.origin, self.backlog)
+        self.persistence = persistence.Persistence(self)
+        if snap is not None:
+            self._load(snap, crashed)
         self.srv = Server(self.ks)
         self.srv.app = self
         self.ks.on_touch = self._watch_touched
@@ -77,11 +111,53 @@ class App:
         self.ops_samples: list[tuple[float, int]] = []
         self.exit_code = 0
         self.apply_config()
-        for mod in (cmd_strings, cmd_keys, cmd_sets, cmd_hashes, cmd_server):
+        for mod in (
+            cmd_strings,
+            cmd_keys,
+            cmd_sets,
+            cmd_hashes,
+            cmd_lists,
+            cmd_zsets,
+            cmd_server,
+        ):
             mod.register(self.srv)
         from constdb.commands import admin
+        from constdb.replication.manager import Replication
 
         admin.register(self)
+        self.repl = Replication(self)
+        self.repl.register_commands()
+        self.persistence.register_commands()
+        if members_blob:
+            self.repl.merge_members(members_blob)
+        self.persistence.take_lock()
+        self.shutdown_save: Optional[bool] = None
+
+    def _load(self, snap: Any, crashed: bool) -> None:
+        from constdb._core import snapshot
+
+        t0 = time.monotonic()
+        last = [t0]
+
+        def progress(n: int) -> None:
+            now = time.monotonic()
+            if now - last[0] >= 1.0:
+                last[0] = now
+                log.info("loading: %d objects so far", n)
+
+        n = snapshot.merge(self.ks, snap, progress)
+        # this incarnation's backlog holds nothing before what was loaded
+        self.backlog.dropped_upto = self.ks.own_last
+        self.persistence.loaded_keys = self.ks.dbsize()
+        self.persistence.load_secs = time.monotonic() - t0
+        self.persistence.dirty_at_save = self.ks.dirty
+        log.info(
+            "snapshot loaded: %d objects, %d keys in %.3fs%s",
+            n,
+            self.ks.dbsize(),
+            self.persistence.load_secs,
+            " (the last run did not shut down cleanly: new origin)" if crashed else "",
+        )
 
     # ---- config ---------------------------------------------------------------
 
@@ -120,15 +196,17 @@ class App:
         gc.freeze()
         gc.set_threshold(50_000, 50, 100)
         log.info(
-            "ConstDB %s started: node_id=%d alias=%s address=%s:%d work_dir=%s pid=%d",
+            "ConstDB %s started: node_id=%d origin=%d alias=%s address=%s:%d work_dir=%s pid=%d",
             __version__,
             self.node_id,
+            self.origin,
             self.alias,
             self.cfg.ip,
             self.cfg.port,
             os.path.abspath(self.cfg.work_dir),
             os.getpid(),
         )
+        self.repl.start(self.loop)
         self.cron_task = self.loop.create_task(self._cron())
         try:
             await self.stopping
@@ -141,9 +219,21 @@ class App:
             self.srv.shutting_down = True
             self.stopping.set_result(reason)
 
+    def shutdown_command(self, save: Optional[bool], force: bool) -> None:
+        """SHUTDOWN: save now (unless NOSAVE); on failure refuse unless FORCE."""
+        if not self.persistence.shutdown(save) and not force:
+            from constdb._core.codec import RespError
+
+            raise RespError("ERR Errors trying to SHUTDOWN. Check logs.")
+        self.shutdown_save = False  # done
+        self.request_shutdown("SHUTDOWN")
+
     async def _shutdown(self) -> None:
         if self.cron_task is not None:
             self.cron_task.cancel()
+        await self.repl.stop()
+        if self.shutdown_save is not False:
+            self.persistence.shutdown(self.shutdown_save)
         if self.listener is not None:
             self.listener.close()
         for c in list(self.srv.clients.values()):
@@ -171,6 +261,7 @@ class App:
             checked, expired = ks.active_expire(200, budget)
             if checked < 200 or expired < 50:
                 break
+        self.persistence.cron()
         if self.backlog.dirty and self.srv.on_backlog is not None:
             self.backlog.dirty = False
             self.srv.on_backlog()
@@ -197,7 +288,14 @@ class App:
             c.cas_dirty = True
 
     def client_gone(self, client: Any) -> None:
-        """A blocked client disconnected (WAIT)."""
+        """A blocked client disconnected (WAIT, MEET)."""
+        self.repl.client_gone(client)
+
+    def persistence_info(self) -> list[tuple[str, Any]]:
+        return self.persistence.info()
+
+    def replication_info(self) -> list[tuple[str, Any]]:
+        return self.repl.info()
 
 
 def bind(ip: str, port: int, backlog: int) -> socket.socket:

@@ -1,4 +1,4 @@
-from libc.stdint cimport uint8_t, uint64_t
+from libc.stdint cimport int64_t, uint8_t, uint64_t
 
 from constdb._core.codec cimport Writer
 
@@ -23,6 +23,8 @@ cdef class Backlog:
     cdef public bint grouping
     cdef public bint dirty
     cdef public Py_ssize_t chunk_size
+    cdef public int64_t base_off      # stream offset of the first byte held
+    cdef public int64_t cur_off       # stream offset of cur's first byte
 
     cdef Writer begin(self, uint8_t op, uint64_t uuid)
     cdef int end(self) except -1

@@ -11,7 +11,7 @@ that a command's or a transaction's effects are never split across frames.
 from collections import deque
 
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize, PyBytes_GET_SIZE
-from libc.stdint cimport uint8_t, uint32_t, uint64_t
+from libc.stdint cimport int64_t, uint8_t, uint32_t, uint64_t
 from libc.string cimport memcpy
 
 from constdb._core.codec cimport Writer
@@ -57,6 +57,8 @@ cdef class Backlog:
         self.prev_in_group = -1
         self.grouping = False
         self.dirty = False
+        self.base_off = 0
+        self.cur_off = 0
 
     cdef Writer begin(self, uint8_t op, uint64_t uuid):
         cdef Writer w = self.cur
@@ -100,7 +102,8 @@ cdef class Backlog:
         if self.cur_nrec == 0:
             return 0
         data = self.cur.take()
-        self.chunks.append((data, self.cur_first, self.last_uuid, self.cur_nrec))
+        self.chunks.append((data, self.cur_first, self.last_uuid, self.cur_nrec, self.cur_off))
+        self.cur_off += PyBytes_GET_SIZE(data)
         self.sealed_bytes += PyBytes_GET_SIZE(data)
         self.cur_nrec = 0
         if self.cur.cap > 4 * self.chunk_size:
@@ -110,6 +113,7 @@ cdef class Backlog:
             self.sealed_bytes -= PyBytes_GET_SIZE(<bytes>old[0])
             self.dropped_upto = <uint64_t>old[2]
             self.nrec_dropped += <uint64_t>old[3]
+            self.base_off += PyBytes_GET_SIZE(<bytes>old[0])
         return 0
 
     # ---- Python API for links, INFO and tests -------------------------------
@@ -163,7 +167,7 @@ cdef class Backlog:
         sources = list(self.chunks)
         if self.cur_nrec:
             sources.append((PyBytes_FromStringAndSize(self.cur.buf, self.cur.len),
-                            self.cur_first, self.last_uuid, self.cur_nrec))
+                            self.cur_first, self.last_uuid, self.cur_nrec, self.cur_off))
         for ch in sources:
             if <uint64_t>ch[2] <= pos:
                 continue
@@ -197,3 +201,82 @@ cdef class Backlog:
                 # full, or a group still open at the end of what is written
                 break
         return b"".join(parts), safe_last, safe_count
+
+    # ---- offset cursors (links) ---------------------------------------------
+    # A link keeps the stream offset of the next byte to send; reading from an
+    # offset costs only what is returned (read_from by uuid scans).
+
+    @property
+    def end_off(self):
+        return self.cur_off + self.cur.len
+
+    def offset_after(self, uint64_t pos):
+        """Stream offset of the first record with uuid > pos, or -1 if some of
+        those records were dropped."""
+        cdef tuple ch
+        cdef const char* base
+        cdef Py_ssize_t p, n
+        if pos < self.dropped_upto:
+            return -1
+        if pos >= self.last_uuid:
+            return self.cur_off + self.cur.len
+        for ch in list(self.chunks):
+            if <uint64_t>ch[2] > pos:
+                base = PyBytes_AS_STRING(<bytes>ch[0])
+                n = PyBytes_GET_SIZE(<bytes>ch[0])
+                p = 0
+                while p + REC_HDR <= n:
+                    if _rd_u64(base + p + 5) > pos:
+                        return <int64_t>ch[4] + p
+                    p += 4 + <Py_ssize_t>_rd_u32(base + p)
+        p = 0
+        while p + REC_HDR <= self.cur.len:
+            if _rd_u64(self.cur.buf + p + 5) > pos:
+                return self.cur_off + p
+            p += 4 + <Py_ssize_t>_rd_u32(self.cur.buf + p)
+        return self.cur_off + self.cur.len
+
+    def read_at(self, int64_t off, Py_ssize_t max_bytes=256 * 1024):
+        """Whole groups of records from stream offset off: (data, next_off,
+        last_uuid, nrec); None if off was dropped. data is b"" when caught up."""
+        cdef const char* base
+        cdef Py_ssize_t n, p, start, safe_p = -1, cut
+        cdef uint64_t u, last = 0, safe_last = 0
+        cdef uint64_t count = 0, safe_count = 0
+        cdef uint8_t op
+        cdef bytes data = None
+        cdef tuple ch
+        if off < self.base_off:
+            return None
+        if off >= self.cur_off:
+            base = self.cur.buf
+            n = self.cur.len
+            start = off - self.cur_off
+        else:
+            for ch in self.chunks:
+                if <int64_t>ch[4] <= off < <int64_t>ch[4] + PyBytes_GET_SIZE(<bytes>ch[0]):
+                    data = <bytes>ch[0]
+                    break
+            if data is None:
+                return None
+            base = PyBytes_AS_STRING(data)
+            n = PyBytes_GET_SIZE(data)
+            start = off - <int64_t>ch[4]
+        p = start
+        while p + REC_HDR <= n:
+            cut = p + 4 + <Py_ssize_t>_rd_u32(base + p)
+            if cut > n:
+                break
+            op = <uint8_t>base[p + 4]
+            u = _rd_u64(base + p + 5)
+            count += 1
+            p = cut
+            if not (op & OP_CONT):
+                safe_p = p
+                safe_last = u
+                safe_count = count
+                if p - start >= max_bytes:
+                    break
+        if safe_p < 0:
+            return b"", off, 0, 0
+        return PyBytes_FromStringAndSize(base + start, safe_p - start), off + (safe_p - start), safe_last, safe_count

@@ -6,16 +6,20 @@ from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_GET_SIZE
 from cpython.dict cimport PyDict_GetItem, PyDict_Next
 from cpython.list cimport PyList_GET_ITEM, PyList_GET_SIZE
 from cpython.object cimport PyObject
+from cpython.pyport cimport PY_SSIZE_T_MAX
 from libc.stdint cimport int64_t, uint64_t
 
-from constdb._core.cmd_keys cimport parse_cursor, scan_args
+from constdb._core.cmd_keys cimport (
+    err_lit, opt_eq, parse_cursor, reply_empty_scan, reply_range_error, scan_args,
+)
 from constdb._core.codec cimport parse_bytes_i64, parse_i64
 from constdb._core.keyspace cimport Keyspace, match_bytes
-from constdb._core.objects cimport CObj, HashObj, Ver, best_ver
+from constdb._core.objects cimport CObj, HashObj, Ver, best_ver, hash_val
 from constdb._core.protocol cimport (
     F_DENYOOM, F_FAST, F_READONLY, F_WRITE, Client, Server, add_command, reply_notint,
     reply_syntax, reply_wrongtype,
 )
+from constdb._core.t_hash cimport emit_hincr
 
 
 cdef HashObj _get(Client c, object key, bint* wrong):
@@ -43,8 +47,9 @@ cdef int _hset_many(Client c, list argv, bint reply_ok) except -1:
     cdef CObj o
     cdef int64_t added = 0
     if n % 2 != 0:
-        c.out.error_str("ERR wrong number of arguments for '%s' command" % (<bytes>argv[0]).lower().decode())
-        return 0
+        if reply_ok:
+            return err_lit(c, b"ERR wrong number of arguments for 'hmset' command")
+        return err_lit(c, b"ERR wrong number of arguments for 'hset' command")
     o = ks.lookup(key)
     if o is not None and type(o) is not HashObj:
         return reply_wrongtype(c)
@@ -114,8 +119,8 @@ cdef int cmd_hgetall(Client c, list argv) except -1:
     if wrong:
         return reply_wrongtype(c)
     if o is None:
-        return c.out.array(0)
-    c.out.array(2 * len(o.f))
+        return c.out.map(0)
+    c.out.map(len(o.f))
     for f, ent in o.f.items():
         c.out.bulk(<bytes>f)
         c.out.bulk(<bytes>best_ver(ent).val)
@@ -190,45 +195,50 @@ cdef int cmd_hstrlen(Client c, list argv) except -1:
 
 
 cdef int cmd_hincrby(Client c, list argv) except -1:
+    # a counter (CRDT.md 3.1 on a field, t_hash.pyx): concurrent HINCRBYs add up
     cdef bint wrong
     cdef int64_t by, cur = 0
     cdef HashObj o
+    cdef PyObject* p = NULL
     if not parse_bytes_i64(<bytes>argv[3], &by):
         return reply_notint(c)
     o = _get(c, argv[1], &wrong)
     if wrong:
         return reply_wrongtype(c)
-    v = None if o is None else _val(o, argv[2])
-    if v is not None:
+    if o is not None:
+        p = PyDict_GetItem(o.f, argv[2])
+    if p != NULL:
+        v = hash_val(o, argv[2], <object>p)
         if not parse_i64(PyBytes_AS_STRING(<bytes>v), PyBytes_GET_SIZE(<bytes>v), &cur):
-            c.out.error_str("ERR hash value is not an integer")
-            return 0
+            return err_lit(c, b"ERR hash value is not an integer")
     if (by < 0 and cur < 0 and by < -0x7FFFFFFFFFFFFFFF - 1 - cur) or \
        (by > 0 and cur > 0 and by > 0x7FFFFFFFFFFFFFFF - cur):
-        c.out.error_str("ERR increment or decrement would overflow")
-        return 0
-    c.ks.emit_hset(argv[1], argv[2], str(cur + by).encode())
+        return err_lit(c, b"ERR increment or decrement would overflow")
+    emit_hincr(c.ks, argv[1], argv[2], by, p == NULL)
     return c.out.integer(cur + by)
 
 
 cdef int cmd_hrandfield(Client c, list argv) except -1:
+    # hrandfieldCommand: count, then the rest of the syntax, then the key.
+    # WITHVALUES: a flat array in RESP2, an array of [field, value] in RESP3.
     cdef bint wrong
     cdef int64_t count = 1
-    cdef Py_ssize_t n = PyList_GET_SIZE(argv), i
+    cdef Py_ssize_t n = PyList_GET_SIZE(argv), i, size
     cdef bint has_count = n >= 3, withvalues = False
+    cdef bint pairs
     cdef HashObj o
-    cdef list keys
-    if n > 4:
-        return reply_syntax(c)
-    if has_count and not parse_bytes_i64(<bytes>argv[2], &count):
-        return reply_notint(c)
-    if n == 4:
-        if (<bytes>argv[3]).upper() != b"WITHVALUES":
+    cdef list keys, picked
+    if has_count:
+        if not parse_bytes_i64(<bytes>argv[2], &count):
+            return reply_notint(c)
+        if count < -0x7FFFFFFFFFFFFFFF:
+            return reply_range_error(c, -0x7FFFFFFFFFFFFFFF, 0x7FFFFFFFFFFFFFFF)
+        if n > 4 or (n == 4 and not opt_eq(<bytes>argv[3], b"WITHVALUES", 10)):
             return reply_syntax(c)
-        withvalues = True
-    if has_count and (count < -0x7FFFFFFFFFFFFFFF or (withvalues and count < -(0x7FFFFFFFFFFFFFFF // 2))):
-        c.out.error_str("ERR value is out of range")
-        return 0
+        if n == 4:
+            withvalues = True
+            if count < -(0x7FFFFFFFFFFFFFFF // 2) or count > 0x7FFFFFFFFFFFFFFF // 2:
+                return err_lit(c, b"ERR value is out of range")
     o = _get(c, argv[1], &wrong)
     if wrong:
         return reply_wrongtype(c)
@@ -237,21 +247,39 @@ cdef int cmd_hrandfield(Client c, list argv) except -1:
             return c.out.array(0)
         return c.out.nil()
     keys = list(o.f)
+    size = len(keys)
     if not has_count:
-        return c.out.bulk(<bytes>keys[random.randrange(len(keys))])
-    if count >= 0:
-        picked = keys if count >= len(keys) else random.sample(keys, count)
+        return c.out.bulk(<bytes>keys[random.randrange(size)])
+    if count == 0:
+        return c.out.array(0)
+    if count > 0:
+        picked = keys if count >= size else random.sample(keys, count)
     else:
-        picked = [keys[random.randrange(len(keys))] for i in range(-count)]
-    c.out.array(len(picked) * (2 if withvalues else 1))
+        picked = [keys[random.randrange(size)] for i in range(-count)]
+    pairs = withvalues and c.out.resp3
+    c.out.array(len(picked) * (2 if withvalues and not pairs else 1))
     for f in picked:
+        if pairs:
+            c.out.array(2)
         c.out.bulk(<bytes>f)
         if withvalues:
             c.out.bulk(<bytes>_val(o, f))
     return 0
 
 
+cdef bint _listpack_like(dict f) noexcept:
+    """Would Redis 7.0 keep this hash as a listpack (at most 128 fields, every
+    field and value at most 64 bytes)? HSCAN then returns it in one call."""
+    if len(f) > 128:
+        return False
+    for k, ent in f.items():
+        if PyBytes_GET_SIZE(<bytes>k) > 64 or PyBytes_GET_SIZE(<bytes>best_ver(ent).val) > 64:
+            return False
+    return True
+
+
 cdef int cmd_hscan(Client c, list argv) except -1:
+    # hscanCommand: cursor, key (missing: empty scan), type, then options
     cdef bint wrong
     cdef uint64_t cur
     cdef object pat
@@ -264,24 +292,33 @@ cdef int cmd_hscan(Client c, list argv) except -1:
     cdef HashObj o
     if not parse_cursor(c, <bytes>argv[2], &cur):
         return 0
-    pat = scan_args(c, argv, 3, &count, &tcode, False)
-    if pat is False:
-        return 0
     o = _get(c, argv[1], &wrong)
     if wrong:
         return reply_wrongtype(c)
-    pos = <Py_ssize_t>cur
-    if o is not None:
-        while visited < count:
+    if o is None:
+        return reply_empty_scan(c)
+    pat = scan_args(c, argv, 3, &count, &tcode, False)
+    if pat is False:
+        return 0
+    if _listpack_like(o.f):
+        for f, ent in o.f.items():
+            if pat is None or match_bytes(pat, <bytes>f):
+                out.append(f)
+                out.append(best_ver(ent).val)
+        pos = 0
+    else:
+        pos = <Py_ssize_t>cur if cur <= <uint64_t>PY_SSIZE_T_MAX else -1
+        while True:
             if not PyDict_Next(o.f, &pos, &k, &v):
                 pos = 0
+                break
+            if visited == count:
+                pos -= 1   # not taken: the next call starts here
                 break
             visited += 1
             if pat is None or match_bytes(pat, <bytes>k):
                 out.append(<object>k)
                 out.append(best_ver(<object>v).val)
-    else:
-        pos = 0
     c.out.array(2)
     c.out.bulk_int(pos)
     c.out.array(len(out))

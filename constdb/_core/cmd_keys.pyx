@@ -6,9 +6,13 @@ from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_GET_SIZE
 from cpython.dict cimport PyDict_Next
 from cpython.list cimport PyList_GET_ITEM, PyList_GET_SIZE
 from cpython.object cimport PyObject
+from cpython.pyport cimport PY_SSIZE_T_MAX
+from libc cimport errno as cerrno
 from libc.stdint cimport int64_t, uint64_t
+from libc.stdlib cimport strtoul
+from libc.string cimport memcpy
 
-from constdb._core.codec cimport parse_bytes_i64
+from constdb._core.codec cimport fmt_int, parse_bytes_i64
 from constdb._core.keyspace cimport (
     TTL_WRITE, Keyspace, match_bytes, obj_live, str_get, stringmatch,
 )
@@ -23,10 +27,52 @@ from constdb._core.protocol cimport (
 from constdb._core.keyspace import TYPE_NAMES
 
 cdef int64_t MAX_MS = 0x7FFFFFFFFFFFFFFF
+cdef enum:
+    T_NONE_TYPE = -3     # SCAN ... TYPE none
 
 
-cdef inline bint _opt(bytes a, bytes lit) noexcept:
-    return PyBytes_GET_SIZE(a) == PyBytes_GET_SIZE(lit) and a.upper() == lit
+cdef dict _TYPE_BYTES = {k: v.encode() for k, v in TYPE_NAMES.items()}
+
+
+cdef bint opt_eq(bytes a, const char* lit, Py_ssize_t n) noexcept:
+    """Case-insensitive compare of an option word with an upper-case literal."""
+    cdef const char* p
+    cdef Py_ssize_t i
+    cdef char ch
+    if PyBytes_GET_SIZE(a) != n:
+        return False
+    p = PyBytes_AS_STRING(a)
+    for i in range(n):
+        ch = p[i]
+        if b'a' <= ch <= b'z':
+            ch -= 32
+        if ch != lit[i]:
+            return False
+    return True
+
+
+cdef int err_lit(Client c, bytes msg) except -1:
+    """An error reply from a constant message."""
+    return c.out.error(PyBytes_AS_STRING(msg), PyBytes_GET_SIZE(msg))
+
+
+cdef int reply_error_bytes(Client c, bytes msg) except -1:
+    """An error built from user bytes (addReplyErrorFormat: CR/LF become spaces)."""
+    cdef bytes b = msg.replace(b"\r", b" ").replace(b"\n", b" ")
+    return c.out.error(PyBytes_AS_STRING(b), PyBytes_GET_SIZE(b))
+
+
+cdef int reply_range_error(Client c, int64_t lo, int64_t hi) except -1:
+    """getRangeLongFromObjectOrReply's message without a custom text."""
+    cdef char buf[128]
+    cdef bytes head = b"ERR value is out of range, value must between "
+    cdef Py_ssize_t n = PyBytes_GET_SIZE(head)
+    memcpy(buf, PyBytes_AS_STRING(head), n)
+    n += fmt_int(buf + n, lo)
+    memcpy(buf + n, b" and ", 5)
+    n += 5
+    n += fmt_int(buf + n, hi)
+    return c.out.error(buf, n)
 
 
 cdef int cmd_del(Client c, list argv) except -1:
@@ -54,7 +100,7 @@ cdef int cmd_type(Client c, list argv) except -1:
     cdef bytes name
     if o is None:
         return c.out.status(b"none", 4)
-    name = TYPE_NAMES[obj_type(o)].encode()
+    name = <bytes>_TYPE_BYTES[obj_type(o)]
     return c.out.status(PyBytes_AS_STRING(name), PyBytes_GET_SIZE(name))
 
 
@@ -74,12 +120,15 @@ cdef int cmd_keys(Client c, list argv) except -1:
     return 0
 
 
-cdef int _type_code(bytes name) except -2:
+cdef int _type_code(bytes name) except -4:
+    """SCAN TYPE: the type code, T_NONE_TYPE for "none", -2 for no such type."""
     cdef bytes n = name.lower()
+    if n == b"none":
+        return T_NONE_TYPE
     for code, tname in TYPE_NAMES.items():
         if n == tname.encode():
             return code
-    return -1
+    return -2
 
 
 cdef object scan_args(Client c, list argv, Py_ssize_t i, int64_t* count, int* tcode,
@@ -90,11 +139,8 @@ cdef object scan_args(Client c, list argv, Py_ssize_t i, int64_t* count, int* tc
     cdef bytes a
     cdef object pat = None
     while i < n:
-        a = (<bytes>argv[i]).upper()
-        if a == b"MATCH" and i + 1 < n:
-            pat = <bytes>argv[i + 1]
-            i += 2
-        elif a == b"COUNT" and i + 1 < n:
+        a = <bytes>argv[i]
+        if opt_eq(a, b"COUNT", 5) and i + 1 < n:
             if not parse_bytes_i64(<bytes>argv[i + 1], count):
                 reply_notint(c)
                 return False
@@ -102,10 +148,13 @@ cdef object scan_args(Client c, list argv, Py_ssize_t i, int64_t* count, int* tc
                 reply_syntax(c)
                 return False
             i += 2
-        elif allow_type and a == b"TYPE" and i + 1 < n:
+        elif opt_eq(a, b"MATCH", 5) and i + 1 < n:
+            pat = <bytes>argv[i + 1]
+            if pat == b"*":
+                pat = None
+            i += 2
+        elif allow_type and opt_eq(a, b"TYPE", 4) and i + 1 < n:
             tcode[0] = _type_code(<bytes>argv[i + 1])
-            if tcode[0] == -1:
-                tcode[0] = -2
             i += 2
         else:
             reply_syntax(c)
@@ -114,19 +163,23 @@ cdef object scan_args(Client c, list argv, Py_ssize_t i, int64_t* count, int* tc
 
 
 cdef int parse_cursor(Client c, bytes s, uint64_t* cur) except -1:
+    """Redis's parseScanCursorOrReply: strtoul (so "", "+1" and "-1" are
+    cursors), no leading space, nothing after the number, no overflow."""
     cdef const char* p = PyBytes_AS_STRING(s)
-    cdef Py_ssize_t n = PyBytes_GET_SIZE(s), i
-    cdef uint64_t v = 0
-    if n == 0 or n > 20:
-        c.out.error_str("ERR invalid cursor")
+    cdef char* end
+    cdef unsigned long v
+    cerrno.errno = 0
+    v = strtoul(p, &end, 10)
+    if (PyBytes_GET_SIZE(s) and (p[0] == b' ' or b'\t' <= p[0] <= b'\r')) \
+            or end[0] != 0 or cerrno.errno == cerrno.ERANGE:
+        err_lit(c, b"ERR invalid cursor")
         return 0
-    for i in range(n):
-        if p[i] < b'0' or p[i] > b'9':
-            c.out.error_str("ERR invalid cursor")
-            return 0
-        v = v * 10 + <uint64_t>(p[i] - 48)
     cur[0] = v
     return 1
+
+
+cdef int reply_empty_scan(Client c) except -1:
+    return c.out.put_raw(b"*2\r\n$1\r\n0\r\n*0\r\n", 15)
 
 
 cdef int reply_scan(Client c, Py_ssize_t pos, list items) except -1:
@@ -142,6 +195,9 @@ cdef int cmd_scan(Client c, list argv) except -1:
     # The cursor is a position in the dict's entry table (PyDict_Next). Keys
     # present for the whole scan are returned unless the table is rebuilt
     # mid-scan by heavy inserts and deletes (docs/commands.md).
+    # As in Redis 7.0, an expired key that passes MATCH is deleted, and
+    # "TYPE none" returns such keys (Redis's type check expires the key first
+    # and then sees type "none").
     cdef uint64_t cur
     cdef object pat
     cdef int64_t count = 10
@@ -150,6 +206,7 @@ cdef int cmd_scan(Client c, list argv) except -1:
     cdef PyObject* k
     cdef PyObject* v
     cdef list out = []
+    cdef list dead = None
     cdef int64_t visited = 0
     cdef Keyspace ks = c.ks
     if not parse_cursor(c, <bytes>argv[1], &cur):
@@ -157,42 +214,53 @@ cdef int cmd_scan(Client c, list argv) except -1:
     pat = scan_args(c, argv, 2, &count, &tcode, True)
     if pat is False:
         return 0
-    pos = <Py_ssize_t>cur
-    while visited < count:
+    pos = <Py_ssize_t>cur if cur <= <uint64_t>PY_SSIZE_T_MAX else -1
+    while True:
         if not PyDict_Next(ks.d, &pos, &k, &v):
             pos = 0
             break
+        if visited == count:
+            pos -= 1   # not taken: the next call starts here
+            break
         visited += 1
+        if pat is not None and not match_bytes(pat, <bytes>k):
+            continue
         if ks.is_expired(<CObj>v):
+            if dead is None:
+                dead = []
+            dead.append(<object>k)
+            if tcode == T_NONE_TYPE:
+                out.append(<object>k)
             continue
         if tcode != -1 and obj_type(<CObj>v) != tcode:
             continue
-        if pat is not None and not match_bytes(pat, <bytes>k):
-            continue
         out.append(<object>k)
+    if dead is not None:
+        for key in dead:
+            ks.lookup(key)    # deletes it (an expiry)
     return reply_scan(c, pos, out)
 
 
 cdef int cmd_randomkey(Client c, list argv) except -1:
+    # A key drawn uniformly among the live ones: one C pass counts them, a
+    # second walks to the chosen one (expired keys are skipped, never shown).
     cdef Keyspace ks = c.ks
-    cdef Py_ssize_t n, i, pos
+    cdef Py_ssize_t live = 0, i, pos = 0
     cdef PyObject* k
     cdef PyObject* v
-    cdef int tries = 0
-    while True:
-        n = len(ks.d)
-        if n == 0:
-            return c.out.nil()
-        i = random.randrange(n)
-        pos = 0
-        while PyDict_Next(ks.d, &pos, &k, &v):
+    while PyDict_Next(ks.d, &pos, &k, &v):
+        if not ks.is_expired(<CObj>v):
+            live += 1
+    if live == 0:
+        return c.out.nil()
+    i = random.randrange(live)
+    pos = 0
+    while PyDict_Next(ks.d, &pos, &k, &v):
+        if not ks.is_expired(<CObj>v):
             if i == 0:
                 break
             i -= 1
-        key = <object>k
-        if ks.lookup(key) is not None or tries > 100:
-            return c.out.bulk(<bytes>key)
-        tries += 1
+    return c.out.bulk(<bytes>k)
 
 
 cdef int copy_object(Keyspace ks, bytes dst, CObj o) except -1:
@@ -252,57 +320,60 @@ cdef int cmd_renamenx(Client c, list argv) except -1:
     return c.out.integer(1)
 
 
-cdef int _expire(Client c, list argv, int64_t unit, bint absolute, str name) except -1:
+cdef int _bad_expire(Client c, const char* name) except -1:
+    # addReplyErrorExpireTime: "invalid expire time in '<cmd>' command"
+    cdef bytes msg = b"ERR invalid expire time in '" + <bytes>name + b"' command"
+    return c.out.error(PyBytes_AS_STRING(msg), PyBytes_GET_SIZE(msg))
+
+
+cdef int _expire(Client c, list argv, int64_t unit, bint absolute, const char* name) except -1:
+    # expireGenericCommand: options, then the number, then the key
     cdef Keyspace ks = c.ks
-    cdef bytes key = <bytes>argv[1]
+    cdef bytes key = <bytes>PyList_GET_ITEM(argv, 1)
     cdef int64_t when, cur_at
     cdef Py_ssize_t i, n = PyList_GET_SIZE(argv)
     cdef bint nx = False, xx = False, gt = False, lt = False
     cdef bytes a
     cdef CObj o
     for i in range(3, n):
-        a = (<bytes>argv[i]).upper()
-        if a == b"NX":
+        a = <bytes>argv[i]
+        if opt_eq(a, b"NX", 2):
             nx = True
-        elif a == b"XX":
+        elif opt_eq(a, b"XX", 2):
             xx = True
-        elif a == b"GT":
+        elif opt_eq(a, b"GT", 2):
             gt = True
-        elif a == b"LT":
+        elif opt_eq(a, b"LT", 2):
             lt = True
         else:
-            c.out.error_str("ERR Unsupported option %s" % (<bytes>argv[i]).decode("utf-8", "replace"))
-            return 0
+            return reply_error_bytes(c, b"ERR Unsupported option " + a.split(b"\0", 1)[0])
     if nx and (xx or gt or lt):
-        c.out.error_str("ERR NX and XX, GT or LT options at the same time are not compatible")
-        return 0
+        return err_lit(c, b"ERR NX and XX, GT or LT options at the same time are not compatible")
     if gt and lt:
-        c.out.error_str("ERR GT and LT options at the same time are not compatible")
-        return 0
-    if not parse_bytes_i64(<bytes>argv[2], &when):
+        return err_lit(c, b"ERR GT and LT options at the same time are not compatible")
+    if not parse_bytes_i64(<bytes>PyList_GET_ITEM(argv, 2), &when):
         return reply_notint(c)
     if unit == 1000:
         if when > MAX_MS // 1000 or when < -(MAX_MS // 1000):
-            c.out.error_str("ERR invalid expire time in '%s' command" % name)
-            return 0
+            return _bad_expire(c, name)
         when *= 1000
     if not absolute:
-        if (when > 0 and ks.now > MAX_MS - when):
-            c.out.error_str("ERR invalid expire time in '%s' command" % name)
-            return 0
+        if when > MAX_MS - ks.now:
+            return _bad_expire(c, name)
         when += ks.now
     o = ks.lookup(key)
     if o is None:
         return c.out.integer(0)
-    cur_at = (<TTLReg>o.ttl).at if o.ttl is not None else 0
-    if nx and cur_at != 0:
-        return c.out.integer(0)
-    if xx and cur_at == 0:
-        return c.out.integer(0)
-    if gt and (cur_at == 0 or when <= cur_at):
-        return c.out.integer(0)
-    if lt and cur_at != 0 and when >= cur_at:
-        return c.out.integer(0)
+    if nx or xx or gt or lt:
+        cur_at = (<TTLReg>o.ttl).at if o.ttl is not None else 0
+        if nx and cur_at != 0:
+            return c.out.integer(0)
+        if xx and cur_at == 0:
+            return c.out.integer(0)
+        if gt and (cur_at == 0 or when <= cur_at):
+            return c.out.integer(0)
+        if lt and cur_at != 0 and when >= cur_at:
+            return c.out.integer(0)
     if when <= ks.now:
         ks.emit_del(key)
     else:
@@ -311,19 +382,19 @@ cdef int _expire(Client c, list argv, int64_t unit, bint absolute, str name) exc
 
 
 cdef int cmd_expire(Client c, list argv) except -1:
-    return _expire(c, argv, 1000, False, "expire")
+    return _expire(c, argv, 1000, False, b"expire")
 
 
 cdef int cmd_pexpire(Client c, list argv) except -1:
-    return _expire(c, argv, 1, False, "pexpire")
+    return _expire(c, argv, 1, False, b"pexpire")
 
 
 cdef int cmd_expireat(Client c, list argv) except -1:
-    return _expire(c, argv, 1000, True, "expireat")
+    return _expire(c, argv, 1000, True, b"expireat")
 
 
 cdef int cmd_pexpireat(Client c, list argv) except -1:
-    return _expire(c, argv, 1, True, "pexpireat")
+    return _expire(c, argv, 1, True, b"pexpireat")
 
 
 cdef int _ttl(Client c, list argv, bint ms, bint absolute) except -1:
@@ -334,12 +405,15 @@ cdef int _ttl(Client c, list argv, bint ms, bint absolute) except -1:
     if o.ttl is None or (<TTLReg>o.ttl).at == 0:
         return c.out.integer(-1)
     at = (<TTLReg>o.ttl).at
-    if absolute:
-        return c.out.integer(at if ms else at // 1000)
-    left = at - c.ks.now
+    # ttlGenericCommand: seconds are rounded, for EXPIRETIME too
+    left = at if absolute else at - c.ks.now
     if left < 0:
         left = 0
-    return c.out.integer(left if ms else (left + 500) // 1000)
+    if ms:
+        return c.out.integer(left)
+    # (left + 500) / 1000 without overflowing near INT64_MAX (redis's build
+    # answers the exact quotient there too)
+    return c.out.integer(left // 1000 + (left % 1000 + 500) // 1000)
 
 
 cdef int cmd_ttl(Client c, list argv) except -1:

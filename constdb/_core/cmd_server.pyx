@@ -4,11 +4,12 @@
 from cpython.list cimport PyList_GET_ITEM, PyList_GET_SIZE
 from libc.stdint cimport int64_t
 
+from constdb._core.codec cimport parse_bytes_i64
 from constdb._core.keyspace cimport Keyspace
 from constdb._core.objects cimport CObj, MVObj, Ver
 from constdb._core.protocol cimport (
     F_ADMIN, F_DENYOOM, F_FAST, F_LOADING, F_NOAUTH, F_NOQUEUE, F_NOSCRIPT, F_READONLY,
-    F_STALE, F_WRITE, Client, Server, add_command, reply_syntax, reply_wrongtype,
+    F_STALE, F_WRITE, Client, Server, add_command, reply_notint, reply_syntax, reply_wrongtype,
 )
 
 from constdb._core.keyspace import describe_obj
@@ -35,17 +36,13 @@ cdef int cmd_quit(Client c, list argv) except -1:
 
 
 cdef int cmd_select(Client c, list argv) except -1:
-    cdef bytes a = <bytes>argv[1]
-    if a == b"0":
+    cdef int64_t db
+    if not parse_bytes_i64(<bytes>argv[1], &db) or db < -2147483648 or db > 2147483647:
+        return reply_notint(c)
+    if db == 0:
         return c.out.ok()
-    try:
-        int(a)
-    except ValueError:
-        c.out.error_str("ERR value is not an integer or out of range")
-        return 0
     # ConstDB keeps one keyspace (db 0), as Redis Cluster does
-    c.out.error_str("ERR DB index is out of range")
-    return 0
+    return c.out.error(b"ERR DB index is out of range", 28)
 
 
 cdef int cmd_dbsize(Client c, list argv) except -1:
@@ -154,7 +151,8 @@ def register(Server srv):
     add_command(srv, b"exec", 1, F_NOQUEUE | F_LOADING | F_STALE, 0, 0, 0, cmd_exec, "transactions")
     add_command(srv, b"discard", 1, F_NOQUEUE | F_FAST | F_LOADING | F_STALE, 0, 0, 0, cmd_discard, "transactions")
     add_command(srv, b"watch", -2, F_NOQUEUE | F_FAST | F_LOADING | F_STALE, 1, -1, 1, cmd_watch, "transactions")
-    add_command(srv, b"unwatch", 1, F_NOQUEUE | F_FAST | F_LOADING | F_STALE, 0, 0, 0, cmd_unwatch, "transactions")
+    # UNWATCH is queued inside MULTI, as in Redis
+    add_command(srv, b"unwatch", 1, F_FAST | F_LOADING | F_STALE, 0, 0, 0, cmd_unwatch, "transactions")
     add_command(srv, b"mvset", 3, F_WRITE | F_DENYOOM, 1, 1, 1, cmd_mvset, "mvreg")
     add_command(srv, b"mvget", 2, F_READONLY, 1, 1, 1, cmd_mvget, "mvreg")
     add_command(srv, b"desc", 2, F_READONLY, 1, 1, 1, cmd_desc, "generic")

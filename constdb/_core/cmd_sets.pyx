@@ -3,13 +3,17 @@ read other keys (SPOP, SMOVE, S*STORE) ship their resulting adds and removes."""
 
 import random
 
+from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_GET_SIZE
 from cpython.dict cimport PyDict_Next
 from cpython.list cimport PyList_GET_ITEM, PyList_GET_SIZE
 from cpython.object cimport PyObject
+from cpython.pyport cimport PY_SSIZE_T_MAX
 from libc.stdint cimport int64_t, uint64_t
 
-from constdb._core.cmd_keys cimport parse_cursor, reply_scan, scan_args
-from constdb._core.codec cimport parse_bytes_i64
+from constdb._core.cmd_keys cimport (
+    err_lit, opt_eq, parse_cursor, reply_empty_scan, reply_range_error, reply_scan, scan_args,
+)
+from constdb._core.codec cimport parse_bytes_i64, parse_i64
 from constdb._core.keyspace cimport Keyspace, match_bytes
 from constdb._core.objects cimport T_SET, CObj, SetObj, TTLReg
 from constdb._core.protocol cimport (
@@ -94,6 +98,8 @@ cdef object _pick(dict m):
 
 
 cdef int cmd_spop(Client c, list argv) except -1:
+    # spopCommand / spopWithCountCommand; the effects are the removals of
+    # exactly the members chosen here
     cdef bint wrong
     cdef int64_t count = 1
     cdef bint has_count = PyList_GET_SIZE(argv) == 3
@@ -102,43 +108,41 @@ cdef int cmd_spop(Client c, list argv) except -1:
     if PyList_GET_SIZE(argv) > 3:
         return reply_syntax(c)
     if has_count:
-        if not parse_bytes_i64(<bytes>argv[2], &count):
-            return reply_notint(c)
-        if count < 0:
-            c.out.error_str("ERR value is out of range, must be positive")
-            return 0
+        # getPositiveLongFromObjectOrReply: one message for both failures
+        if not parse_bytes_i64(<bytes>argv[2], &count) or count < 0:
+            return err_lit(c, b"ERR value is out of range, must be positive")
     o = _get(c, argv[1], &wrong)
     if wrong:
         return reply_wrongtype(c)
     if o is None:
         if has_count:
-            return c.out.array(0)
+            return c.out.set_(0)
         return c.out.nil()
     picked = _sample(o.m, min(count, len(o.m)))
     if has_count:
-        c.out.array(len(picked))
+        c.out.set_(len(picked))
     for m in picked:
         c.out.bulk(<bytes>m)
-    # effects: the removal of exactly the members chosen here
     for m in picked:
         c.ks.emit_srem(argv[1], o, m)
     return 0
 
 
 cdef int cmd_srandmember(Client c, list argv) except -1:
+    # srandmemberCommand / srandmemberWithCountCommand: arrays (RESP3 too)
     cdef bint wrong
     cdef int64_t count = 1
-    cdef Py_ssize_t i
+    cdef Py_ssize_t i, n
     cdef bint has_count = PyList_GET_SIZE(argv) == 3
     cdef SetObj o
     cdef list keys
     if PyList_GET_SIZE(argv) > 3:
         return reply_syntax(c)
-    if has_count and not parse_bytes_i64(<bytes>argv[2], &count):
-        return reply_notint(c)
-    if has_count and count < -0x7FFFFFFFFFFFFFFF:
-        c.out.error_str("ERR value is out of range")
-        return 0
+    if has_count:
+        if not parse_bytes_i64(<bytes>argv[2], &count):
+            return reply_notint(c)
+        if count < -0x7FFFFFFFFFFFFFFF:
+            return reply_range_error(c, -0x7FFFFFFFFFFFFFFF, 0x7FFFFFFFFFFFFFFF)
     o = _get(c, argv[1], &wrong)
     if wrong:
         return reply_wrongtype(c)
@@ -155,20 +159,22 @@ cdef int cmd_srandmember(Client c, list argv) except -1:
             c.out.bulk(<bytes>m)
         return 0
     keys = list(o.m)
+    n = len(keys)
     c.out.array(-count)
     for i in range(-count):
-        c.out.bulk(<bytes>keys[random.randrange(len(keys))])
+        c.out.bulk(<bytes>keys[random.randrange(n)])
     return 0
 
 
 cdef int cmd_smembers(Client c, list argv) except -1:
+    # sinterCommand of one key: a set reply (RESP3 ~)
     cdef bint wrong
-    cdef SetObj o = _get(c, argv[1], &wrong)
+    cdef SetObj o = _get(c, <object>PyList_GET_ITEM(argv, 1), &wrong)
     if wrong:
         return reply_wrongtype(c)
     if o is None:
-        return c.out.array(0)
-    c.out.array(len(o.m))
+        return c.out.set_(0)
+    c.out.set_(len(o.m))
     for m in o.m:
         c.out.bulk(<bytes>m)
     return 0
@@ -207,11 +213,14 @@ cdef int cmd_smove(Client c, list argv) except -1:
     cdef object src = argv[1], dst = argv[2], m = argv[3]
     cdef CObj so = ks.lookup(src)
     cdef CObj do = ks.lookup(dst)
-    if so is not None and type(so) is not SetObj:
+    # smoveCommand: a missing source is 0 before any type check
+    if so is None:
+        return c.out.integer(0)
+    if type(so) is not SetObj:
         return reply_wrongtype(c)
     if do is not None and type(do) is not SetObj:
         return reply_wrongtype(c)
-    if so is None or m not in (<SetObj>so).m:
+    if m not in (<SetObj>so).m:
         return c.out.integer(0)
     if src == dst:
         return c.out.integer(1)
@@ -263,7 +272,7 @@ cdef int _setop(Client c, list argv, int op) except -1:
     res = _collect(c, argv[1:], op)
     if res is None:
         return 0
-    c.out.array(len(res))
+    c.out.set_(len(res))
     for m in res:
         c.out.bulk(<bytes>m)
     return 0
@@ -326,22 +335,15 @@ cdef int cmd_sdiffstore(Client c, list argv) except -1:
 cdef int cmd_sintercard(Client c, list argv) except -1:
     cdef int64_t numkeys, limit = 0
     cdef Py_ssize_t n = PyList_GET_SIZE(argv), i
-    if not parse_bytes_i64(<bytes>argv[1], &numkeys):
-        return reply_notint(c)
-    if numkeys <= 0:
-        c.out.error_str("ERR numkeys should be greater than 0")
-        return 0
+    if not parse_bytes_i64(<bytes>argv[1], &numkeys) or numkeys <= 0:
+        return err_lit(c, b"ERR numkeys should be greater than 0")
     if numkeys > n - 2:
-        c.out.error_str("ERR Number of keys can't be greater than number of args")
-        return 0
+        return err_lit(c, b"ERR Number of keys can't be greater than number of args")
     i = 2 + numkeys
     while i < n:
-        if (<bytes>argv[i]).upper() == b"LIMIT" and i + 1 < n:
-            if not parse_bytes_i64(<bytes>argv[i + 1], &limit):
-                return reply_notint(c)
-            if limit < 0:
-                c.out.error_str("ERR LIMIT can't be negative")
-                return 0
+        if opt_eq(<bytes>argv[i], b"LIMIT", 5) and i + 1 < n:
+            if not parse_bytes_i64(<bytes>argv[i + 1], &limit) or limit < 0:
+                return err_lit(c, b"ERR LIMIT can't be negative")
             i += 2
         else:
             return reply_syntax(c)
@@ -353,7 +355,20 @@ cdef int cmd_sintercard(Client c, list argv) except -1:
     return c.out.integer(len(res))
 
 
+cdef bint _intset_like(dict m) noexcept:
+    """Would Redis 7.0 keep this set as an intset (at most 512 members, all
+    integers)? SSCAN then returns the whole set in one call."""
+    cdef int64_t v
+    if len(m) > 512:
+        return False
+    for k in m:
+        if not parse_i64(PyBytes_AS_STRING(<bytes>k), PyBytes_GET_SIZE(<bytes>k), &v):
+            return False
+    return True
+
+
 cdef int cmd_sscan(Client c, list argv) except -1:
+    # sscanCommand: cursor, key (missing: empty scan), type, then options
     cdef bint wrong
     cdef uint64_t cur
     cdef object pat
@@ -366,18 +381,26 @@ cdef int cmd_sscan(Client c, list argv) except -1:
     cdef SetObj o
     if not parse_cursor(c, <bytes>argv[2], &cur):
         return 0
-    pat = scan_args(c, argv, 3, &count, &tcode, False)
-    if pat is False:
-        return 0
     o = _get(c, argv[1], &wrong)
     if wrong:
         return reply_wrongtype(c)
     if o is None:
+        return reply_empty_scan(c)
+    pat = scan_args(c, argv, 3, &count, &tcode, False)
+    if pat is False:
+        return 0
+    if _intset_like(o.m):
+        for m in sorted(o.m, key=int):
+            if pat is None or match_bytes(pat, <bytes>m):
+                out.append(m)
         return reply_scan(c, 0, out)
-    pos = <Py_ssize_t>cur
-    while visited < count:
+    pos = <Py_ssize_t>cur if cur <= <uint64_t>PY_SSIZE_T_MAX else -1
+    while True:
         if not PyDict_Next(o.m, &pos, &k, &v):
             pos = 0
+            break
+        if visited == count:
+            pos -= 1   # not taken: the next call starts here
             break
         visited += 1
         if pat is None or match_bytes(pat, <bytes>k):

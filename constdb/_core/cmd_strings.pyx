@@ -2,8 +2,23 @@
 
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_GET_SIZE
 from cpython.list cimport PyList_GET_ITEM, PyList_GET_SIZE
+from libc cimport errno as cerrno
 from libc.stdint cimport int64_t, uint64_t
+from libc.stdio cimport snprintf
+from libc.string cimport memchr
 
+
+cdef extern from "<stdlib.h>":
+    long double strtold(const char* s, char** end)
+
+
+cdef extern from "<math.h>":
+    # type-generic macros: they take a long double as it is
+    bint isnan(long double v)
+    bint isinf(long double v)
+    long double HUGE_VALL
+
+from constdb._core.cmd_keys cimport err_lit, opt_eq
 from constdb._core.codec cimport fmt_int, parse_bytes_i64, parse_i64
 from constdb._core.keyspace cimport TTL_KEEP, TTL_WRITE, Keyspace, str_get
 from constdb._core.objects cimport T_STRING, CObj, StrObj, TTLReg
@@ -44,89 +59,76 @@ cdef inline int reply_str(Client c, StrObj o) except -1:
     return c.out.bulk_int(<int64_t>v)
 
 
-cdef inline bint _eq(bytes a, const char* lit, Py_ssize_t n) noexcept:
-    # case-insensitive compare of an option word
-    cdef const char* p
-    cdef Py_ssize_t i
-    cdef char ch
-    if PyBytes_GET_SIZE(a) != n:
-        return False
-    p = PyBytes_AS_STRING(a)
-    for i in range(n):
-        ch = p[i]
-        if b'a' <= ch <= b'z':
-            ch -= 32
-        if ch != lit[i]:
-            return False
-    return True
+cdef int _bad_expire(Client c, const char* name) except -1:
+    # addReplyErrorExpireTime: "invalid expire time in '<cmd>' command"
+    cdef bytes msg = b"ERR invalid expire time in '" + <bytes>name + b"' command"
+    return c.out.error(PyBytes_AS_STRING(msg), PyBytes_GET_SIZE(msg))
 
 
-cdef int _bad_expire(Client c, str cmd) except -1:
-    c.out.error_str("ERR invalid expire time in '%s' command" % cmd)
-    return 0
-
-
-cdef int parse_expire_opts(Client c, list argv, Py_ssize_t i, int allowed, int* flags,
-                           int64_t* at, str cmdname) except -1:
-    """SET/GETEX option parser (Redis's parseExtendedStringArgumentsOrReply).
-    Returns 1 on success, 0 after replying an error. at = absolute ms."""
+cdef object parse_string_opts(Client c, list argv, Py_ssize_t i, bint is_set, int* flags):
+    """parseExtendedStringArgumentsOrReply (SET and GETEX). Returns the expire
+    argument (None without one), or False after replying a syntax error. As in
+    Redis, repeating the same option is allowed (the last value wins)."""
     cdef Py_ssize_t argc = PyList_GET_SIZE(argv)
     cdef bytes a
-    cdef int64_t v = 0
     cdef int f = 0
-    cdef int unit = 0
-    cdef bytes num = None
+    cdef bint more
+    cdef object num = None
     while i < argc:
-        a = <bytes>argv[i]
-        if (allowed & O_NX) and _eq(a, b"NX", 2) and not (f & (O_XX)):
+        a = <bytes>PyList_GET_ITEM(argv, i)
+        more = i + 1 < argc
+        if is_set and opt_eq(a, b"NX", 2) and not (f & O_XX):
             f |= O_NX
-        elif (allowed & O_XX) and _eq(a, b"XX", 2) and not (f & O_NX):
+        elif is_set and opt_eq(a, b"XX", 2) and not (f & O_NX):
             f |= O_XX
-        elif (allowed & O_GET) and _eq(a, b"GET", 3):
+        elif is_set and opt_eq(a, b"GET", 3):
             f |= O_GET
-        elif (allowed & O_KEEPTTL) and _eq(a, b"KEEPTTL", 7) and not (f & (O_ANYEXP | O_PERSIST)):
+        elif is_set and opt_eq(a, b"KEEPTTL", 7) and not (f & (O_ANYEXP | O_PERSIST)):
             f |= O_KEEPTTL
-        elif (allowed & O_PERSIST) and _eq(a, b"PERSIST", 7) and not (f & (O_ANYEXP | O_KEEPTTL)):
+        elif not is_set and opt_eq(a, b"PERSIST", 7) and not (f & (O_ANYEXP | O_KEEPTTL)):
             f |= O_PERSIST
-        elif _eq(a, b"EX", 2) and not (f & (O_ANYEXP | O_KEEPTTL | O_PERSIST)) and i + 1 < argc:
+        elif more and opt_eq(a, b"EX", 2) and not (f & (O_KEEPTTL | O_PERSIST | O_EXAT | O_PX | O_PXAT)):
             f |= O_EX
             i += 1
-            num = <bytes>argv[i]
-        elif _eq(a, b"PX", 2) and not (f & (O_ANYEXP | O_KEEPTTL | O_PERSIST)) and i + 1 < argc:
+            num = <bytes>PyList_GET_ITEM(argv, i)
+        elif more and opt_eq(a, b"PX", 2) and not (f & (O_KEEPTTL | O_PERSIST | O_EX | O_EXAT | O_PXAT)):
             f |= O_PX
             i += 1
-            num = <bytes>argv[i]
-        elif _eq(a, b"EXAT", 4) and not (f & (O_ANYEXP | O_KEEPTTL | O_PERSIST)) and i + 1 < argc:
+            num = <bytes>PyList_GET_ITEM(argv, i)
+        elif more and opt_eq(a, b"EXAT", 4) and not (f & (O_KEEPTTL | O_PERSIST | O_EX | O_PX | O_PXAT)):
             f |= O_EXAT
             i += 1
-            num = <bytes>argv[i]
-        elif _eq(a, b"PXAT", 4) and not (f & (O_ANYEXP | O_KEEPTTL | O_PERSIST)) and i + 1 < argc:
+            num = <bytes>PyList_GET_ITEM(argv, i)
+        elif more and opt_eq(a, b"PXAT", 4) and not (f & (O_KEEPTTL | O_PERSIST | O_EX | O_EXAT | O_PX)):
             f |= O_PXAT
             i += 1
-            num = <bytes>argv[i]
+            num = <bytes>PyList_GET_ITEM(argv, i)
         else:
             reply_syntax(c)
-            return 0
+            return False
         i += 1
     flags[0] = f
-    if f & O_ANYEXP:
-        if not parse_bytes_i64(num, &v):
-            reply_notint(c)
+    return num
+
+
+cdef int expire_ms(Client c, bytes num, int flags, const char* name, int64_t* at) except -1:
+    """getExpireMillisecondsOrReply: the absolute expiry in ms of an EX/PX/EXAT/
+    PXAT argument. Returns 1, or 0 after replying an error."""
+    cdef int64_t v
+    if not parse_bytes_i64(num, &v):
+        reply_notint(c)
+        return 0
+    if v <= 0 or (flags & (O_EX | O_EXAT) and v > MAX_MS // 1000):
+        _bad_expire(c, name)
+        return 0
+    if flags & (O_EX | O_EXAT):
+        v *= 1000
+    if flags & (O_EX | O_PX):
+        if v > MAX_MS - c.ks.now:
+            _bad_expire(c, name)
             return 0
-        if v <= 0:
-            _bad_expire(c, cmdname)
-            return 0
-        if f & (O_EX | O_EXAT):
-            if v > MAX_MS // 1000:
-                _bad_expire(c, cmdname)
-                return 0
-            v *= 1000
-        if f & (O_EX | O_PX):
-            if v > MAX_MS - c.ks.now:
-                _bad_expire(c, cmdname)
-                return 0
-            v += c.ks.now
-        at[0] = v
+        v += c.ks.now
+    at[0] = v
     return 1
 
 
@@ -141,23 +143,31 @@ cdef int cmd_get(Client c, list argv) except -1:
 
 cdef int _set_value(Keyspace ks, bytes key, CObj cur, bytes val, int ttl_mode, int64_t at) except -1:
     """Overwrite key with a string (SET semantics: any old type is replaced)."""
-    if cur is not None and type(cur) is not StrObj:
-        ks.emit_del_other_types(key, T_STRING)
-    elif ks.alts and key in ks.alts:
+    if (cur is not None and type(cur) is not StrObj) or (ks.alts and key in ks.alts):
+        if ttl_mode == TTL_KEEP:
+            # KEEPTTL over another type: Redis keeps the key's TTL, but clearing
+            # the old object writes the TTL register: the value writes it back
+            ttl_mode = TTL_WRITE
+            at = (<TTLReg>cur.ttl).at if cur is not None and cur.ttl is not None else 0
         ks.emit_del_other_types(key, T_STRING)
     ks.emit_reg(key, val, ttl_mode, at)
     return 0
 
 
 cdef int cmd_set(Client c, list argv) except -1:
+    # setCommand/setGenericCommand: options, expire value, GET, NX/XX, write
     cdef Keyspace ks = c.ks
     cdef bytes key = <bytes>PyList_GET_ITEM(argv, 1)
     cdef bytes val = <bytes>PyList_GET_ITEM(argv, 2)
     cdef int flags = 0
     cdef int64_t at = 0
+    cdef object num
     cdef CObj o
     if PyList_GET_SIZE(argv) > 3:
-        if not parse_expire_opts(c, argv, 3, O_NX | O_XX | O_GET | O_KEEPTTL, &flags, &at, "set"):
+        num = parse_string_opts(c, argv, 3, True, &flags)
+        if num is False:
+            return 0
+        if num is not None and not expire_ms(c, <bytes>num, flags, b"set", &at):
             return 0
     o = ks.lookup(key)
     if flags & O_GET:
@@ -188,27 +198,21 @@ cdef int cmd_setnx(Client c, list argv) except -1:
     return c.out.integer(1)
 
 
-cdef int _setex(Client c, list argv, bint ms, str name) except -1:
-    cdef bytes key = <bytes>argv[1]
-    cdef int64_t v
-    if not parse_bytes_i64(<bytes>argv[2], &v):
-        return reply_notint(c)
-    if v <= 0 or (not ms and v > MAX_MS // 1000):
-        return _bad_expire(c, name)
-    if not ms:
-        v *= 1000
-    if v > MAX_MS - c.ks.now:
-        return _bad_expire(c, name)
-    _set_value(c.ks, key, c.ks.lookup(key), <bytes>argv[3], TTL_WRITE, c.ks.now + v)
+cdef int _setex(Client c, list argv, int unit_flag, const char* name) except -1:
+    cdef bytes key = <bytes>PyList_GET_ITEM(argv, 1)
+    cdef int64_t at
+    if not expire_ms(c, <bytes>PyList_GET_ITEM(argv, 2), unit_flag, name, &at):
+        return 0
+    _set_value(c.ks, key, c.ks.lookup(key), <bytes>PyList_GET_ITEM(argv, 3), TTL_WRITE, at)
     return c.out.ok()
 
 
 cdef int cmd_setex(Client c, list argv) except -1:
-    return _setex(c, argv, False, "setex")
+    return _setex(c, argv, O_EX, b"setex")
 
 
 cdef int cmd_psetex(Client c, list argv) except -1:
-    return _setex(c, argv, True, "psetex")
+    return _setex(c, argv, O_PX, b"psetex")
 
 
 cdef int cmd_getset(Client c, list argv) except -1:
@@ -237,20 +241,25 @@ cdef int cmd_getdel(Client c, list argv) except -1:
 
 
 cdef int cmd_getex(Client c, list argv) except -1:
-    cdef bytes key = <bytes>argv[1]
+    # getexCommand: options, key, type, then the expire value
+    cdef bytes key = <bytes>PyList_GET_ITEM(argv, 1)
     cdef int flags = 0
     cdef int64_t at = 0
+    cdef object num
     cdef CObj o
-    if not parse_expire_opts(c, argv, 2, O_PERSIST, &flags, &at, "getex"):
+    num = parse_string_opts(c, argv, 2, False, &flags)
+    if num is False:
         return 0
     o = c.ks.lookup_r(key)
     if o is None:
         return c.out.nil()
     if type(o) is not StrObj:
         return reply_wrongtype(c)
+    if num is not None and not expire_ms(c, <bytes>num, flags, b"getex", &at):
+        return 0
     reply_str(c, <StrObj>o)
-    if flags & O_ANYEXP:
-        if at <= c.ks.now:
+    if num is not None:
+        if flags & (O_EXAT | O_PXAT) and at <= c.ks.now:
             c.ks.emit_del(key)
         else:
             c.ks.emit_ttl(key, at)
@@ -277,8 +286,7 @@ cdef int cmd_mset(Client c, list argv) except -1:
     cdef Py_ssize_t i, n = PyList_GET_SIZE(argv)
     cdef bytes key
     if n % 2 == 0:
-        c.out.error_str("ERR wrong number of arguments for '%s' command" % (<bytes>argv[0]).lower().decode())
-        return 0
+        return err_lit(c, b"ERR wrong number of arguments for 'mset' command")
     for i in range(1, n, 2):
         key = <bytes>argv[i]
         _set_value(c.ks, key, c.ks.lookup(key), <bytes>argv[i + 1], TTL_WRITE, 0)
@@ -288,8 +296,7 @@ cdef int cmd_mset(Client c, list argv) except -1:
 cdef int cmd_msetnx(Client c, list argv) except -1:
     cdef Py_ssize_t i, n = PyList_GET_SIZE(argv)
     if n % 2 == 0:
-        c.out.error_str("ERR wrong number of arguments for 'msetnx' command")
-        return 0
+        return err_lit(c, b"ERR wrong number of arguments for 'msetnx' command")
     for i in range(1, n, 2):
         if c.ks.lookup(argv[i]) is not None:
             return c.out.integer(0)
@@ -310,8 +317,7 @@ cdef int cmd_append(Client c, list argv) except -1:
         return reply_wrongtype(c)
     cur = str_bytes(<StrObj>o)
     if PyBytes_GET_SIZE(cur) + PyBytes_GET_SIZE(add) > c.srv.proto_max_bulk_len:
-        c.out.error_str("ERR string exceeds maximum allowed size (proto-max-bulk-len)")
-        return 0
+        return err_lit(c, b"ERR string exceeds maximum allowed size (proto-max-bulk-len)")
     cur = cur + add
     # APPEND keeps the key's TTL; concurrent APPENDs resolve as register writes
     c.ks.emit_reg(key, cur, TTL_KEEP, 0)
@@ -374,8 +380,7 @@ cdef int _incr(Client c, bytes key, int64_t by) except -1:
                 cur = <int64_t>v
     if (by < 0 and cur < 0 and by < -0x7FFFFFFFFFFFFFFF - 1 - cur) or \
        (by > 0 and cur > 0 and by > 0x7FFFFFFFFFFFFFFF - cur):
-        c.out.error(b"ERR increment or decrement would overflow", 41)
-        return 0
+        return err_lit(c, b"ERR increment or decrement would overflow")
     ks.emit_cnt(key, by)
     return c.out.integer(cur + by)
 
@@ -400,9 +405,113 @@ cdef int cmd_decrby(Client c, list argv) except -1:
     if not parse_bytes_i64(<bytes>argv[2], &by):
         return reply_notint(c)
     if by == -0x7FFFFFFFFFFFFFFF - 1:
-        c.out.error_str("ERR decrement would overflow")
-        return 0
+        return err_lit(c, b"ERR decrement would overflow")
     return _incr(c, <bytes>argv[1], -by)
+
+
+cdef int cmd_setrange(Client c, list argv) except -1:
+    # setrangeCommand: a register write that keeps the key's TTL
+    cdef bytes key = <bytes>PyList_GET_ITEM(argv, 1)
+    cdef bytes val = <bytes>PyList_GET_ITEM(argv, 3)
+    cdef int64_t off
+    cdef Py_ssize_t vlen = PyBytes_GET_SIZE(val), olen
+    cdef CObj o
+    cdef bytes cur
+    if not parse_bytes_i64(<bytes>PyList_GET_ITEM(argv, 2), &off):
+        return reply_notint(c)
+    if off < 0:
+        return err_lit(c, b"ERR offset is out of range")
+    o = c.ks.lookup(key)
+    if o is None:
+        if vlen == 0:
+            return c.out.integer(0)
+        if off + vlen > c.srv.proto_max_bulk_len:
+            return err_lit(c, b"ERR string exceeds maximum allowed size (proto-max-bulk-len)")
+        c.ks.emit_reg(key, b"\0" * off + val, TTL_WRITE, 0)
+        return c.out.integer(off + vlen)
+    if type(o) is not StrObj:
+        return reply_wrongtype(c)
+    cur = str_bytes(<StrObj>o)
+    olen = PyBytes_GET_SIZE(cur)
+    if vlen == 0:
+        return c.out.integer(olen)
+    if off + vlen > c.srv.proto_max_bulk_len:
+        return err_lit(c, b"ERR string exceeds maximum allowed size (proto-max-bulk-len)")
+    if off > olen:
+        cur = cur + b"\0" * (off - olen) + val
+    else:
+        cur = cur[:off] + val + cur[off + vlen:]
+    c.ks.emit_reg(key, cur, TTL_KEEP, 0)
+    return c.out.integer(PyBytes_GET_SIZE(cur))
+
+
+cdef bint _string2ld(const char* p, Py_ssize_t n, long double* out) noexcept:
+    """Redis's string2ld: strtold of the whole string (an embedded NUL ends
+    it early: invalid), no leading space, no NaN, no overflow to infinity and
+    no underflow to zero."""
+    cdef char* end
+    cdef long double v
+    if n == 0 or n >= 5 * 1024:
+        return False
+    cerrno.errno = 0
+    v = strtold(p, &end)
+    if p[0] == b' ' or b'\t' <= p[0] <= b'\r' or end != p + n or isnan(v):
+        return False
+    if cerrno.errno == cerrno.ERANGE and (v == HUGE_VALL or v == -HUGE_VALL or v == 0):
+        return False
+    if cerrno.errno == cerrno.EINVAL:
+        return False
+    out[0] = v
+    return True
+
+
+cdef bytes _ld2string_human(long double v):
+    """ld2string(LD_STR_HUMAN): %.17Lf without trailing zeroes, "-0" as "0"."""
+    cdef char buf[5 * 1024]
+    cdef Py_ssize_t l, i
+    l = snprintf(buf, sizeof(buf), "%.17Lf", v)
+    if l + 1 > <Py_ssize_t>sizeof(buf):
+        return b""
+    if memchr(buf, b'.', l) != NULL:
+        i = l - 1
+        while buf[i] == b'0':
+            i -= 1
+            l -= 1
+        if buf[i] == b'.':
+            l -= 1
+    if l == 2 and buf[0] == b'-' and buf[1] == b'0':
+        return b"0"
+    return buf[:l]
+
+
+cdef int cmd_incrbyfloat(Client c, list argv) except -1:
+    # incrbyfloatCommand: type, current value, increment; the result is a
+    # register write (Redis propagates it as SET ... KEEPTTL)
+    cdef bytes key = <bytes>PyList_GET_ITEM(argv, 1)
+    cdef bytes incr = <bytes>PyList_GET_ITEM(argv, 2)
+    cdef CObj o = c.ks.lookup(key)
+    cdef long double value = 0, by
+    cdef bytes out
+    if o is not None:
+        if type(o) is not StrObj:
+            return reply_wrongtype(c)
+        v = str_get(<StrObj>o)
+        if type(v) is bytes:
+            if not _string2ld(PyBytes_AS_STRING(<bytes>v), PyBytes_GET_SIZE(<bytes>v), &value):
+                return err_lit(c, b"ERR value is not a valid float")
+        elif v is not None:
+            value = <long double>(<int64_t>v)
+    if not _string2ld(PyBytes_AS_STRING(incr), PyBytes_GET_SIZE(incr), &by):
+        return err_lit(c, b"ERR value is not a valid float")
+    value += by
+    if isnan(value) or isinf(value):
+        return err_lit(c, b"ERR increment would produce NaN or Infinity")
+    out = _ld2string_human(value)
+    if o is None:
+        c.ks.emit_reg(key, out, TTL_WRITE, 0)
+    else:
+        c.ks.emit_reg(key, out, TTL_KEEP, 0)
+    return c.out.bulk(out)
 
 
 def register(Server srv):
@@ -426,3 +535,5 @@ def register(Server srv):
     add_command(srv, b"decr", 2, W | F_FAST, 1, 1, 1, cmd_decr, "string")
     add_command(srv, b"incrby", 3, W | F_FAST, 1, 1, 1, cmd_incrby, "string")
     add_command(srv, b"decrby", 3, W | F_FAST, 1, 1, 1, cmd_decrby, "string")
+    add_command(srv, b"incrbyfloat", 3, W | F_FAST, 1, 1, 1, cmd_incrbyfloat, "string")
+    add_command(srv, b"setrange", 4, W, 1, 1, 1, cmd_setrange, "string")

@@ -30,6 +30,8 @@ cdef class Keyspace:
     cdef public dict d            # key -> visible object (live, maybe expired)
     cdef public dict alts         # key -> [hidden live objects of other types]
     cdef public dict tombs        # key -> StrObj with no visible value (LWW tombstone)
+    cdef public dict dead         # (key, type) -> list/zset/hash with no live content but
+                                  # state to keep until GC (tombstones, counters)
     cdef public dict expires      # key -> None: keys that may carry a TTL
     cdef public dict vv           # node -> uuid applied (other origins)
     cdef public dict cloud        # node -> set(uuid): dots seen out of order

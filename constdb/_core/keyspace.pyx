@@ -24,12 +24,44 @@ from constdb._core.backlog cimport OP_CONT, Backlog
 from constdb._core.clock cimport Clock, wall_ms
 from constdb._core.codec cimport Reader, Writer, parse_i64
 from constdb._core.objects cimport (
-    T_HASH, T_MV, T_SET, T_STRING, CObj, CntEntry, Dot, HashObj, MVObj, SetObj, StrObj,
-    TTLReg, Ver, best_ver, new_dot, new_hash, new_mv, new_set, new_str, new_ver, obj_type,
-    ts_gt,
+    T_HASH, T_LIST, T_MV, T_SET, T_STRING, T_ZSET, CObj, CntEntry, Dot, HashObj, LBlock,
+    LElem, ListObj, MVObj, SetObj, StrObj, TTLReg, Ver, ZEnt, ZSetObj, best_ver, hash_val,
+    new_dot, new_hash, new_list, new_mv, new_set, new_str, new_ver, new_zset, obj_type, ts_gt,
 )
 
 TYPE_NAMES = {T_STRING: "string", T_SET: "set", T_HASH: "hash", T_MV: "mvreg", 1: "list", 3: "zset"}
+
+# Types whose rules live in their own modules (t_list, t_zset, t_hash) register
+# here when imported, so that this module does not depend on them.
+EXT_APPLY = {}       # record op -> callable(ks, origin, uuid, Reader): apply its payload
+EXT_CLEAR = {}       # type code -> callable(ks, key, obj): DEL of that object (emit_clear)
+EXT_VALUE = {}       # type code -> callable(obj): Python view of the visible value
+EXT_DESCRIBE = {}    # type code -> callable(obj): extra DESC name/value pairs
+EXT_GC = {}          # type code -> callable(obj, stable): (dropped, empty)
+cdef object _ext_hset = None   # callable(ks, key, HashObj, field, val, u, removes): HSET of a counted field
+
+
+def register_type(int t, clear=None, value=None, describe=None, apply=None, gc=None):
+    """Called at import by a type module (see EXT_*)."""
+    if clear is not None:
+        EXT_CLEAR[t] = clear
+    if value is not None:
+        EXT_VALUE[t] = value
+    if describe is not None:
+        EXT_DESCRIBE[t] = describe
+    if gc is not None:
+        EXT_GC[t] = gc
+    if apply:
+        for op, fn in apply.items():
+            if op in EXT_APPLY and EXT_APPLY[op] is not fn:
+                raise ValueError("record op %d registered twice" % op)
+            EXT_APPLY[op] = fn
+
+
+def register_hset_hook(fn):
+    """t_hash: HSET of a field that carries counter state."""
+    global _ext_hset
+    _ext_hset = fn
 
 
 # ---------------------------------------------------------------- helpers ----
@@ -128,9 +160,27 @@ cdef inline void _bump(uint64_t* lu, uint64_t* ln, uint64_t u, uint64_t n) noexc
         ln[0] = n
 
 
+cdef inline void _ent_max(object ent, uint64_t* u, uint64_t* n) noexcept:
+    cdef Dot x
+    if type(ent) is list:
+        for y in <list>ent:
+            x = <Dot>y
+            if ts_gt(x.uuid, x.node, u[0], n[0]):
+                u[0] = x.uuid
+                n[0] = x.node
+    else:
+        x = <Dot>ent
+        if ts_gt(x.uuid, x.node, u[0], n[0]):
+            u[0] = x.uuid
+            n[0] = x.node
+
+
 cdef void _last_ts(CObj o, uint64_t* u, uint64_t* n) noexcept:
-    """ts of the newest write applied to o: decides which type a key shows when
-    concurrent writes left objects of two types on it."""
+    """ts of the newest write that o still holds: decides which type a key shows
+    when concurrent writes left objects of two types on it. It is a function of
+    o's state (its surviving dots, its register and counter entries), never of
+    the order effects arrived in: an object dropped when it went empty and made
+    again later must compare as one that stayed (docs/crdt-notes.md)."""
     cdef CntEntry e
     if type(o) is StrObj:
         u[0] = (<StrObj>o).uuid
@@ -141,18 +191,43 @@ cdef void _last_ts(CObj o, uint64_t* u, uint64_t* n) noexcept:
                 if ts_gt(e.last, <uint64_t>k, u[0], n[0]):
                     u[0] = e.last
                     n[0] = <uint64_t>k
-    elif type(o) is SetObj:
-        u[0] = (<SetObj>o).lu
-        n[0] = (<SetObj>o).ln
-    elif type(o) is HashObj:
-        u[0] = (<HashObj>o).lu
-        n[0] = (<HashObj>o).ln
-    elif type(o) is MVObj:
-        u[0] = (<MVObj>o).lu
-        n[0] = (<MVObj>o).ln
     else:
         u[0] = 0
         n[0] = 0
+        if type(o) is SetObj:
+            for ent in (<SetObj>o).m.values():
+                _ent_max(ent, u, n)
+        elif type(o) is HashObj:
+            for ent in (<HashObj>o).f.values():
+                _ent_max(ent, u, n)
+        elif type(o) is MVObj:
+            for x in (<MVObj>o).vers:
+                _ent_max(x, u, n)
+        elif type(o) is ListObj:
+            _list_last_ts(<ListObj>o, u, n)
+        elif type(o) is ZSetObj:
+            for x in (<ZSetObj>o).m.values():
+                _ent_max((<ZEnt>x).dots, u, n)
+
+
+cdef void _list_last_ts(ListObj o, uint64_t* u, uint64_t* n) noexcept:
+    # a list holds the writes of its live elements: their inserts and LSETs
+    cdef LBlock b
+    cdef LElem e
+    for x in o.blocks:
+        b = <LBlock>x
+        if b.live == 0:
+            continue
+        for y in b.items:
+            e = <LElem>y
+            if e.rem != 0:
+                continue
+            if ts_gt(e.uuid, e.node, u[0], n[0]):
+                u[0] = e.uuid
+                n[0] = e.node
+            if ts_gt(e.vu, e.vn, u[0], n[0]):
+                u[0] = e.vu
+                n[0] = e.vn
 
 
 cdef bint _newer(CObj a, CObj b) noexcept:
@@ -160,6 +235,99 @@ cdef bint _newer(CObj a, CObj b) noexcept:
     _last_ts(a, &au, &an)
     _last_ts(b, &bu, &bn)
     return ts_gt(au, an, bu, bn)
+
+
+# The TTL register is one LWW register per key (CRDT.md section 6), kept on
+# every object of the key (shown, hidden, tombstone). Objects made later copy
+# it, and a key left with no object keeps it in a tombstone, so that what a
+# node holds does not depend on the order effects arrived in (crdt-notes.md).
+
+cdef TTLReg _ttl_of(CObj o):
+    """o's TTL register made explicit; None when it is (no expiry, ts 0)."""
+    if o.ttl is not None:
+        return <TTLReg>o.ttl
+    if type(o) is StrObj and ((<StrObj>o).uuid != 0 or (<StrObj>o).node != 0):
+        return _ttlreg(0, (<StrObj>o).uuid, (<StrObj>o).node)
+    return None
+
+
+cdef TTLReg _key_ttl(Keyspace ks, object key):
+    """The key's TTL register as its objects and tombstone hold it (None: never
+    written)."""
+    cdef TTLReg best = None, t
+    cdef list cands = ks.objects_of(key)
+    if ks.tombs:
+        tomb = ks.tombs.get(key)
+        if tomb is not None:
+            cands.append(tomb)
+    for x in cands:
+        t = _ttl_of(<CObj>x)
+        if t is not None and (best is None or ts_gt(t.uuid, t.node, best.uuid, best.node)):
+            best = t
+    return best
+
+
+cdef int _ttl_write(Keyspace ks, object key, int64_t at, uint64_t u, uint64_t n) except -1:
+    """A write of key's TTL register (EXPIRE family, PERSIST, a clear): every
+    object of key and its tombstone take it; a key with neither keeps it in a
+    tombstone (an object made later by a concurrent write copies it)."""
+    cdef bint held = False
+    cdef StrObj s
+    for x in ks.objects_of(key):
+        ks._ttl_on(key, <CObj>x, at, u, n)
+        held = True
+    if ks.tombs:
+        tomb = ks.tombs.get(key)
+        if tomb is not None:
+            ks._ttl_on(key, <CObj>tomb, at, u, n)
+            held = True
+    if not held:
+        s = new_str()
+        s.ttl = _ttlreg(at, u, n)
+        ks.tombs[key] = s
+    return 0
+
+
+cdef int _emptied(Keyspace ks, object key) except -1:
+    """A local removal left key with no live object. In Redis the key's TTL
+    goes with it, and a key made again later has none: write the register
+    (no expiry) if it held one, as its own effect after the removal."""
+    cdef TTLReg t
+    if key in ks.d:
+        return 0
+    t = _key_ttl(ks, key)
+    if t is not None and t.at != 0:
+        ks.emit_ttl(key, 0)
+    return 0
+
+
+cdef int _drop_ttl_tomb(Keyspace ks, object key) except -1:
+    """A live object now holds key's TTL register (it copied it when made): a
+    tombstone that held only the register goes."""
+    cdef PyObject* p = PyDict_GetItem(ks.tombs, key)
+    cdef StrObj s
+    if p == NULL:
+        return 0
+    s = <StrObj>p
+    if s.uuid == 0 and s.node == 0 and s.cnt is None and s.val is None:
+        del ks.tombs[key]
+    return 0
+
+
+cdef int _keep_ttl(Keyspace ks, object key, CObj o) except -1:
+    """o (not a string) went empty: if nothing else on key holds the TTL
+    register, a tombstone keeps it."""
+    cdef StrObj s
+    cdef TTLReg t
+    if o.ttl is None or key in ks.d or (ks.tombs and key in ks.tombs):
+        return 0
+    if ks.alts and key in ks.alts:
+        return 0
+    t = <TTLReg>o.ttl
+    s = new_str()
+    s.ttl = _ttlreg(t.at, t.uuid, t.node)
+    ks.tombs[key] = s
+    return 0
 
 
 cdef bint str_live(StrObj o) noexcept:
@@ -184,6 +352,22 @@ cdef bint obj_live(CObj o) noexcept:
         return len((<HashObj>o).f) > 0
     if type(o) is MVObj:
         return len((<MVObj>o).vers) > 0
+    if type(o) is ListObj:
+        return (<ListObj>o).n > 0
+    if type(o) is ZSetObj:
+        return len((<ZSetObj>o).m) > 0
+    return False
+
+
+cdef bint _keeps_state(CObj o) noexcept:
+    """o is not live but holds what must outlive it (list tombstones, removed
+    sorted-set members, hash field counters): it waits in Keyspace.dead."""
+    if type(o) is ListObj:
+        return len((<ListObj>o).ids) > 0 or (<ListObj>o).pend is not None
+    if type(o) is ZSetObj:
+        return (<ZSetObj>o).gone is not None and len(<dict>(<ZSetObj>o).gone) > 0
+    if type(o) is HashObj:
+        return (<HashObj>o).hc is not None and len(<dict>(<HashObj>o).hc) > 0
     return False
 
 
@@ -216,7 +400,8 @@ cdef object str_get(StrObj o):
 cdef bint stringmatch(const char* p, Py_ssize_t plen, const char* s, Py_ssize_t slen, bint nocase) noexcept:
     cdef bint neg, hit
     cdef char a, b, c, x
-    while plen > 0 and slen >= 0:
+    # slen > 0, as Redis's stringmatchlen: an empty subject matches only ""
+    while plen > 0 and slen > 0:
         c = p[0]
         if c == b'*':
             while plen > 1 and p[1] == b'*':
@@ -322,6 +507,7 @@ cdef class Keyspace:
         self.d = {}
         self.alts = {}
         self.tombs = {}
+        self.dead = {}
         self.expires = {}
         self.vv = {}
         self.cloud = {}
@@ -451,6 +637,8 @@ cdef class Keyspace:
         """The object of type t on key, visible or not; a new unplaced one if
         there is none and create is set (settle() places it)."""
         cdef PyObject* p = PyDict_GetItem(self.d, key)
+        cdef CObj o
+        cdef TTLReg tt
         if p != NULL and obj_type(<CObj>p) == t:
             return <CObj>p
         if self.alts:
@@ -463,17 +651,39 @@ cdef class Keyspace:
             p = PyDict_GetItem(self.tombs, key)
             if p != NULL:
                 return <CObj>p
+        if self.dead and (t == T_LIST or t == T_ZSET or t == T_HASH):
+            p = PyDict_GetItem(self.dead, (key, t))
+            if p != NULL:
+                o = <CObj>p
+                # the key's TTL register may have moved on while o was empty
+                tt = _key_ttl(self, key)
+                if tt is not None and (o.ttl is None or ts_gt(tt.uuid, tt.node, (<TTLReg>o.ttl).uuid,
+                                                               (<TTLReg>o.ttl).node)):
+                    o.ttl = _ttlreg(tt.at, tt.uuid, tt.node)
+                return o
         if not create:
             return None
         if t == T_STRING:
-            return new_str()
-        if t == T_SET:
-            return new_set()
-        if t == T_HASH:
-            return new_hash()
-        if t == T_MV:
-            return new_mv()
-        raise ValueError("unknown type")
+            o = new_str()
+        elif t == T_SET:
+            o = new_set()
+        elif t == T_HASH:
+            o = new_hash()
+        elif t == T_MV:
+            o = new_mv()
+        elif t == T_LIST:
+            o = new_list()
+        elif t == T_ZSET:
+            o = new_zset()
+        else:
+            raise ValueError("unknown type")
+        # a new object on a key takes the key's TTL register (crdt-notes.md);
+        # a key with no object and no tombstone has none (alts imply d)
+        if PyDict_GetItem(self.d, key) != NULL or (self.tombs and key in self.tombs):
+            tt = _key_ttl(self, key)
+            if tt is not None:
+                o.ttl = _ttlreg(tt.at, tt.uuid, tt.node)
+        return o
 
     cdef int touched(self, object key) except -1:
         self.dirty += 1
@@ -489,11 +699,21 @@ cdef class Keyspace:
         cdef bint live
         if p == <PyObject*>o:
             if obj_live(o):
+                if self.alts and key in self.alts:
+                    # a removal may have taken the shown object's newest write
+                    # away: the newest live object shows (crdt-notes.md)
+                    del self.d[key]
+                    self.alts[key].append(o)
+                    self._promote(key)
                 return 0
             del self.d[key]
             if type(o) is StrObj:
                 self.tombs[key] = o
+            elif _keeps_state(o):
+                self.dead[(key, obj_type(o))] = o
             self._promote(key)
+            if type(o) is not StrObj:
+                _keep_ttl(self, key, o)
             return 0
         live = obj_live(o)
         if type(o) is StrObj and self.tombs:
@@ -505,11 +725,20 @@ cdef class Keyspace:
                 lst.remove(o)
                 if not lst:
                     del self.alts[key]
-            if type(o) is StrObj and (<StrObj>o).uuid != 0 or type(o) is StrObj and (<StrObj>o).cnt:
-                self.tombs[key] = o
+            if type(o) is StrObj:
+                if (<StrObj>o).uuid != 0 or (<StrObj>o).cnt or o.ttl is not None:
+                    self.tombs[key] = o
+            else:
+                if _keeps_state(o):
+                    self.dead[(key, obj_type(o))] = o
+                _keep_ttl(self, key, o)
             return 0
+        if self.dead and type(o) is not StrObj:
+            self.dead.pop((key, obj_type(o)), None)
         if p == NULL:
             self.d[key] = o
+            if type(o) is not StrObj and self.tombs:
+                _drop_ttl_tomb(self, key)
             if lst is not None and o in lst:
                 lst.remove(o)
                 if not lst:
@@ -541,6 +770,8 @@ cdef class Keyspace:
                 if not lst:
                     del self.alts[key]
                 self.d[key] = best
+                if best.ttl is not None:
+                    self.expires[key] = None
                 return 0
         self.expires.pop(key, None)
         return 0
@@ -564,9 +795,21 @@ cdef class Keyspace:
         return 0
 
     cdef int _ttl_others(self, object key, CObj o, int64_t at, uint64_t u, uint64_t n) except -1:
-        for x in self.objects_of(key):
-            if x is not o:
-                self._ttl_on(key, <CObj>x, at, u, n)
+        """The TTL write (at, u, n) on every object of key but o, tombstone
+        included (o takes it by its own rule)."""
+        cdef PyObject* p = PyDict_GetItem(self.d, key)
+        if p != NULL and <object>p is not o:
+            self._ttl_on(key, <CObj>p, at, u, n)
+        if self.alts:
+            lst = self.alts.get(key)
+            if lst is not None:
+                for x in lst:
+                    if x is not o:
+                        self._ttl_on(key, <CObj>x, at, u, n)
+        if self.tombs:
+            p = PyDict_GetItem(self.tombs, key)
+            if p != NULL and <object>p is not o:
+                self._ttl_on(key, <CObj>p, at, u, n)
         return 0
 
     cdef int _reg_on(self, object key, StrObj o, object val, uint64_t u, uint64_t n,
@@ -611,7 +854,7 @@ cdef class Keyspace:
                 o.ttl = _ttlreg(at, u, n)
                 if at != 0:
                     self.expires[key] = None
-        if ttl_mode == TTL_WRITE and self.alts and key in self.alts:
+        if ttl_mode == TTL_WRITE:
             self._ttl_others(key, o, at, u, n)
         self.touched(key)
         self.settle(key, o)
@@ -715,8 +958,7 @@ cdef class Keyspace:
     cdef int _clear_done(self, object key, CObj o, uint64_t u, uint64_t n) except -1:
         # a whole-object clear is a DEL: it also writes the key's TTL register
         self._ttl_on(key, o, 0, u, n)
-        if self.alts and key in self.alts:
-            self._ttl_others(key, o, 0, u, n)
+        self._ttl_others(key, o, 0, u, n)
         if type(o) is SetObj:
             _bump(&(<SetObj>o).lu, &(<SetObj>o).ln, u, n)
         elif type(o) is HashObj:
@@ -785,8 +1027,7 @@ cdef class Keyspace:
         """EXPIRE-family and PERSIST: write the key's TTL register."""
         cdef uint64_t u = self.tick()
         cdef Writer w
-        for o in self.objects_of(key):
-            self._ttl_on(key, <CObj>o, at, u, self.node_id)
+        _ttl_write(self, key, at, u, self.node_id)
         if at == 0:
             self.expires.pop(key, None)
         self.touched(key)
@@ -834,6 +1075,8 @@ cdef class Keyspace:
         w.put_bytes(member)
         _put_dots(w, dots)
         self.bl.end()
+        if not obj_live(o):
+            _emptied(self, key)
         return 0
 
     cdef int emit_hset(self, object key, object field, object val) except -1:
@@ -849,6 +1092,10 @@ cdef class Keyspace:
         ent = o.f.get(field)
         if ent is not None:
             removes = _ent_dots(ent)
+        if o.hc is not None and _ext_hset is not None and field in <dict>o.hc:
+            # the field carries counters: the write resets what it observed (t_hash)
+            _ext_hset(self, key, o, field, val, u, removes)
+            return 0
         self._hset_on(key, o, field, val, u, self.node_id, removes)
         w = self.bl.begin(OP_HSET, u)
         w.put_bytes(key)
@@ -874,6 +1121,8 @@ cdef class Keyspace:
         w.put_bytes(field)
         _put_dots(w, dots)
         self.bl.end()
+        if not obj_live(o):
+            _emptied(self, key)
         return 0
 
     cdef int emit_mv(self, object key, object val, bint replace) except -1:
@@ -899,6 +1148,9 @@ cdef class Keyspace:
         cdef CntEntry e
         if type(o) is StrObj:
             self.emit_reg(key, None, TTL_WRITE, 0)
+            return 0
+        if type(o) is ListObj or type(o) is ZSetObj:
+            EXT_CLEAR[obj_type(o)](self, key, o)
             return 0
         u = self.tick()
         if type(o) is SetObj:
@@ -987,10 +1239,7 @@ cdef class Keyspace:
         elif op == OP_TTL:
             key = r.bytes_()
             at = r.i64()
-            for x in self.objects_of(key):
-                self._ttl_on(key, <CObj>x, at, u, origin)
-            if self.tombs and key in self.tombs:
-                self._ttl_on(key, <CObj>self.tombs[key], at, u, origin)
+            _ttl_write(self, key, at, u, origin)
             self.touched(key)
         elif op == OP_SADD:
             key = r.bytes_()
@@ -1020,6 +1269,9 @@ cdef class Keyspace:
                     self._hrem_on(key, <HashObj>o, member, dots)
             if o is not None:
                 self._clear_done(key, o, u, origin)
+            else:
+                # a clear is a DEL: it writes the key's TTL register even here
+                _ttl_write(self, key, 0, u, origin)
         elif op == OP_HSET:
             key = r.bytes_()
             member = r.bytes_()
@@ -1047,6 +1299,7 @@ cdef class Keyspace:
             o = self.find(key, T_MV, False)
             if o is None:
                 self._note_unseen(dots)
+                _ttl_write(self, key, 0, u, origin)
             else:
                 self._mv_on(key, <MVObj>o, None, u, origin, dots)
                 self._clear_done(key, o, u, origin)
@@ -1054,7 +1307,10 @@ cdef class Keyspace:
             if self.on_member is not None:
                 self.on_member(origin, u, r.read_raw(end - r.pos))
         else:
-            raise ValueError("unknown record op %d" % op)
+            fn = EXT_APPLY.get(op)
+            if fn is None:
+                raise ValueError("unknown record op %d" % op)
+            fn(self, origin, u, r)
         if r.pos != end:
             raise ValueError("record length mismatch (op %d)" % op)
         if origin != self.node_id:
@@ -1076,6 +1332,10 @@ cdef class Keyspace:
         while not r.at_end():
             self.apply_one(origin, r)
         return self.applied_remote - before
+
+    def vv_of(self, uint64_t node):
+        """How far this node has applied node's stream (its own: own_last)."""
+        return self.vv_get(node)
 
     def get_vv(self):
         out = dict(self.vv)
@@ -1166,6 +1426,9 @@ cdef class Keyspace:
         out = []
         for o in self.objects_of(key) + ([self.tombs[key]] if key in self.tombs else []):
             out.append(describe_obj(o))
+        for (k, t), o in self.dead.items():
+            if k == key:
+                out.append(describe_obj(o))
         return out
 
     def flush_local(self):
@@ -1173,7 +1436,55 @@ cdef class Keyspace:
         self.d.clear()
         self.alts.clear()
         self.tombs.clear()
+        self.dead.clear()
         self.expires.clear()
+
+    def emit_member(self, bytes payload):
+        """A membership change (replication layer): applied through on_member,
+        as the same record from a peer is, and logged."""
+        cdef uint64_t u = self.tick()
+        cdef Writer w
+        if self.on_member is not None:
+            self.on_member(self.node_id, u, payload)
+        w = self.bl.begin(OP_MEMBER, u)
+        w.put_raw(PyBytes_AS_STRING(payload), PyBytes_GET_SIZE(payload))
+        self.bl.end()
+        return u
+
+    def gc(self, uint64_t stable):
+        """Drop what is causally stable (CRDT.md section 6): string register
+        tombstones older than `stable` that hold no counter entries (see
+        crdt-notes.md on counters), and dot-cloud entries VV covers.
+        Returns the number of tombstones dropped."""
+        cdef StrObj o
+        cdef list dead = []
+        for key, v in self.tombs.items():
+            o = <StrObj>v
+            if o.cnt is None and o.uuid < stable and (o.ttl is None or (<TTLReg>o.ttl).uuid < stable):
+                dead.append(key)
+        for key in dead:
+            del self.tombs[key]
+        if self.cloud:
+            self.prune_cloud()
+        return len(dead)
+
+    def digest(self):
+        """A hash of the visible data set, independent of key order: equal on
+        nodes that have converged. (hex string)"""
+        import hashlib
+        cdef object total = 0
+        cdef CObj o
+        self.now = wall_ms()
+        for key, v in self.d.items():
+            o = <CObj>v
+            if self.is_expired(o):
+                continue
+            h = hashlib.blake2b(digest_size=16)
+            h.update(len(<bytes>key).to_bytes(4, "little"))
+            h.update(<bytes>key)
+            h.update(_canonical(o))
+            total += int.from_bytes(h.digest(), "little")
+        return "%032x" % (total & ((1 << 128) - 1))
 
 
 def visible_value(CObj o):
@@ -1187,9 +1498,12 @@ def visible_value(CObj o):
     if type(o) is SetObj:
         return set((<SetObj>o).m)
     if type(o) is HashObj:
-        return {f: best_ver(ent).val for f, ent in (<HashObj>o).f.items()}
+        return {f: hash_val(<HashObj>o, f, ent) for f, ent in (<HashObj>o).f.items()}
     if type(o) is MVObj:
         return sorted(((<Ver>v).node, (<Ver>v).val) for v in (<MVObj>o).vers)
+    fn = EXT_VALUE.get(obj_type(o))
+    if fn is not None:
+        return fn(o)
     return None
 
 
@@ -1237,4 +1551,28 @@ def describe_obj(CObj o):
         out += [b"fields", fields]
     elif type(o) is MVObj:
         out += [b"versions", [[(<Ver>x).val, (<Ver>x).node, (<Ver>x).uuid] for x in (<MVObj>o).vers]]
+    fn = EXT_DESCRIBE.get(obj_type(o))
+    if fn is not None:
+        out += fn(o)
     return out
+
+
+cdef bytes _canonical(CObj o):
+    """A canonical encoding of o's visible value and expiry (digest)."""
+    cdef list parts = [TYPE_NAMES.get(obj_type(o), type(o).__name__).encode()]
+    cdef TTLReg t
+    v = visible_value(o)
+    if isinstance(v, (set, frozenset)):
+        parts.extend(sorted(v))
+    elif isinstance(v, dict):
+        for k in sorted(v):
+            parts.append(k)
+            parts.append(v[k])
+    elif isinstance(v, list):
+        for item in v:
+            parts.append(repr(item).encode())
+    elif v is not None:
+        parts.append(v if isinstance(v, bytes) else repr(v).encode())
+    if o.ttl is not None and (<TTLReg>o.ttl).at != 0:
+        parts.append(b"ttl:%d" % (<TTLReg>o.ttl).at)
+    return b"".join(len(p).to_bytes(4, "little") + p for p in parts)

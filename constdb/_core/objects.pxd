@@ -78,6 +78,18 @@ cdef class HashObj(CObj):
     cdef public dict f              # field -> Ver | list[Ver] (concurrent writes)
     cdef public uint64_t lu
     cdef public uint64_t ln
+    cdef public object hc           # None | {field: HCnt}: fields HINCRBY touched (kept after HDEL)
+
+
+@cython.final
+@cython.no_gc
+cdef class HCnt:
+    # the counter part of a hash field (CRDT.md 3.1 rule, t_hash.pyx): each
+    # origin's CntEntry (sum, last) and, in bsum/blast, what the newest
+    # base-writing effect on the field (ts (ru, rn)) had observed of it
+    cdef public dict cnt            # origin -> CntEntry
+    cdef public uint64_t ru
+    cdef public uint64_t rn
 
 
 @cython.final
@@ -88,12 +100,90 @@ cdef class MVObj(CObj):
     cdef public uint64_t ln
 
 
+@cython.final
+@cython.no_gc
+cdef class LElem:
+    # one element of a list: its id is its dot (node, uuid)
+    cdef public uint64_t node
+    cdef public uint64_t uuid
+    cdef public object val          # bytes; None once removed
+    cdef public uint64_t vu         # ts (vu, vn) of val (LWW for LSET); the id's until set
+    cdef public uint64_t vn
+    cdef public uint64_t rem        # uuid of the effect that removed it; 0 = live
+    cdef void* blk                  # its LBlock (borrowed: blocks own elements); NULL = not placed
+    cdef public unsigned char st    # 0 ghost (named before its insert arrived), 1 waits for its anchor, 2 placed
+
+
+@cython.final
+@cython.no_gc
+cdef class LBlock:
+    # a run of consecutive elements of a list's sequence
+    cdef public list items          # LElem in sequence order (reversed if rev)
+    cdef public Py_ssize_t live     # live elements in items
+    cdef public Py_ssize_t pos      # index in ListObj.blocks when last numbered (a hint)
+    cdef public bint rev            # items kept reversed (only blocks with no live element)
+
+
+@cython.final
+@cython.no_gc
+cdef class ListObj(CObj):
+    # RGA sequence (CRDT.md 3.5; logic in t_list.pyx): blocks of elements in
+    # sequence order, removed ones included until GC
+    cdef public list blocks         # [LBlock]
+    cdef public dict ids            # uuid -> LElem | [LElem]: every element known here
+    cdef public object pend         # None | {anchor uuid: [(LElem, anchor node)]}
+    cdef public Py_ssize_t n        # live elements (LLEN)
+    cdef public uint64_t lu         # newest effect applied: (lu, ln)
+    cdef public uint64_t ln
+
+
+@cython.final
+@cython.no_gc
+cdef class ZCnt:
+    # one origin's ZINCRBY contribution to a member's score, and what the
+    # member's register write had observed of it (as CntEntry, in doubles)
+    cdef public double sum
+    cdef public uint64_t last
+    cdef public double bsum
+    cdef public uint64_t blast
+
+
+@cython.final
+@cython.no_gc
+cdef class ZEnt:
+    # one member of a sorted set (t_zset.pyx)
+    cdef public bytes member
+    cdef public object dots         # Dot | [Dot]: the adds that keep it; None when removed
+    cdef public double val          # score register, written at ts (ru, rn) and
+    cdef public uint64_t ru         # rebased by ZINCRBY at (vu, vn); LWW on (ru, rn, vu, vn)
+    cdef public uint64_t rn
+    cdef public uint64_t vu
+    cdef public uint64_t vn
+    cdef public object cnt          # None | {origin: ZCnt}
+    cdef public double score        # the visible score (derived from the above)
+    cdef public uint64_t rem        # uuid of the removal that took its last dot; 0 = present
+
+
+@cython.final
+@cython.no_gc
+cdef class ZSetObj(CObj):
+    # OR-Set of members with an LWW + counter score each (CRDT.md 3.6; logic in t_zset.pyx)
+    cdef public dict m              # member -> ZEnt: present members
+    cdef public object idx          # ZIndex: present members ordered by (score, member)
+    cdef public object gone         # None | {member: ZEnt}: removed members' state, kept until GC
+    cdef public uint64_t lu
+    cdef public uint64_t ln
+
+
 cdef int obj_type(CObj o) noexcept
 cdef bint ts_gt(uint64_t u1, uint64_t n1, uint64_t u2, uint64_t n2) noexcept
 cdef StrObj new_str()
 cdef SetObj new_set()
 cdef HashObj new_hash()
 cdef MVObj new_mv()
+cdef ListObj new_list()
+cdef ZSetObj new_zset()
+cdef object hash_val(HashObj o, object field, object ent)
 cdef Dot new_dot(uint64_t node, uint64_t uuid)
 cdef Ver new_ver(object val, uint64_t uuid, uint64_t node)
 cdef Ver best_ver(object entry)

@@ -1,7 +1,12 @@
 """CRDT object classes. See objects.pxd for the layout and keyspace.pyx for the rules."""
 
 cimport cython
+from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize, PyBytes_GET_SIZE
+from cpython.dict cimport PyDict_GetItem
+from cpython.object cimport PyObject
 from libc.stdint cimport int64_t, uint64_t
+
+from constdb._core.codec cimport fmt_int, parse_i64
 
 
 @cython.final
@@ -66,6 +71,53 @@ cdef class MVObj(CObj):
     pass
 
 
+@cython.final
+@cython.no_gc
+cdef class HCnt:
+    def __repr__(self):
+        return "HCnt(%r, ts=(%d, %d))" % (self.cnt, self.ru, self.rn)
+
+
+@cython.final
+@cython.no_gc
+cdef class LElem:
+    def __repr__(self):
+        return "LElem((%d, %d), %r, rem=%d, st=%d)" % (self.node, self.uuid, self.val, self.rem, self.st)
+
+
+@cython.final
+@cython.no_gc
+cdef class LBlock:
+    def __repr__(self):
+        return "LBlock(%d items, %d live%s)" % (len(self.items), self.live, ", rev" if self.rev else "")
+
+
+@cython.final
+@cython.no_gc
+cdef class ListObj(CObj):
+    pass
+
+
+@cython.final
+@cython.no_gc
+cdef class ZCnt:
+    def __repr__(self):
+        return "ZCnt(sum=%r, last=%d, base=(%r, %d))" % (self.sum, self.last, self.bsum, self.blast)
+
+
+@cython.final
+@cython.no_gc
+cdef class ZEnt:
+    def __repr__(self):
+        return "ZEnt(%r, score=%r, rem=%d)" % (self.member, self.score, self.rem)
+
+
+@cython.final
+@cython.no_gc
+cdef class ZSetObj(CObj):
+    pass
+
+
 cdef int obj_type(CObj o) noexcept:
     if type(o) is StrObj:
         return T_STRING
@@ -75,6 +127,10 @@ cdef int obj_type(CObj o) noexcept:
         return T_HASH
     if type(o) is MVObj:
         return T_MV
+    if type(o) is ListObj:
+        return T_LIST
+    if type(o) is ZSetObj:
+        return T_ZSET
     return -1
 
 
@@ -101,6 +157,7 @@ cdef HashObj new_hash():
     cdef HashObj o = HashObj.__new__(HashObj)
     o.ttl = None
     o.f = {}
+    o.hc = None
     return o
 
 
@@ -109,6 +166,52 @@ cdef MVObj new_mv():
     o.ttl = None
     o.vers = []
     return o
+
+
+cdef ListObj new_list():
+    cdef ListObj o = ListObj.__new__(ListObj)
+    o.ttl = None
+    o.blocks = []
+    o.ids = {}
+    o.pend = None
+    o.n = 0
+    return o
+
+
+cdef ZSetObj new_zset():
+    cdef ZSetObj o = ZSetObj.__new__(ZSetObj)
+    o.ttl = None
+    o.m = {}
+    o.idx = None
+    o.gone = None
+    return o
+
+
+cdef object hash_val(HashObj o, object field, object ent):
+    """The visible value of a hash field whose entry (o.f[field]) is ent: the
+    value of its newest version, plus, for a field HINCRBY touched, the counter
+    contributions that version's write had not observed (CRDT.md 3.1; a value
+    that is not an integer ignores them, as a string register does)."""
+    cdef object v = best_ver(ent).val
+    cdef PyObject* p
+    cdef HCnt h
+    cdef CntEntry e
+    cdef uint64_t delta = 0
+    cdef int64_t iv
+    cdef char buf[24]
+    if o.hc is None:
+        return v
+    p = PyDict_GetItem(<dict>o.hc, field)
+    if p == NULL:
+        return v
+    h = <HCnt>p
+    for x in h.cnt.values():
+        e = <CntEntry>x
+        # two's-complement wrap on purpose: sums are int64 like Redis's
+        delta += <uint64_t>e.sum - <uint64_t>e.bsum
+    if delta == 0 or not parse_i64(PyBytes_AS_STRING(v), PyBytes_GET_SIZE(v), &iv):
+        return v
+    return PyBytes_FromStringAndSize(buf, fmt_int(buf, <int64_t>(<uint64_t>iv + delta)))
 
 
 cdef Dot new_dot(uint64_t node, uint64_t uuid):

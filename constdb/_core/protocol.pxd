@@ -16,6 +16,8 @@ cdef enum:
     F_DENYOOM = 512
     F_PUBSUB = 1024
     F_BLOCKING = 2048
+    F_NOMULTI = 4096      # refused inside MULTI (SHUTDOWN, SAVE ...)
+    F_ALLOW_BUSY = 8192   # shown by COMMAND INFO only
 
 ctypedef int (*cmd_fn)(Client c, list argv) except -1
 
@@ -32,11 +34,14 @@ cdef class Command:
     cdef public dict subcommands
     cdef public Command parent
     cdef public uint64_t calls
-    cdef public uint64_t failed
+    cdef public uint64_t failed      # ran and replied with an error
+    cdef public uint64_t rejected    # refused before running (arity, NOAUTH, ...)
+    cdef public uint64_t usec        # time spent running it
     cdef public object group
     cdef public object summary
     cdef public object since
     cdef public list acl
+    cdef public object doc           # COMMAND DOCS entry of a command Redis lacks (dict)
 
 
 cdef class Server:
@@ -65,6 +70,7 @@ cdef class Server:
     cdef public bint shutting_down
 
     cdef Command lookup_command(self, object name)
+    cdef int count_error_msg(self, const char* msg, Py_ssize_t n) except -1
 
 
 cdef class Client:
@@ -72,12 +78,12 @@ cdef class Client:
     cdef public Keyspace ks
     cdef public WBuf out
     cdef public object transport
-    cdef object reader
-    cdef object gets
     cdef Writer ibuf
     cdef Py_ssize_t ipos
     cdef Py_ssize_t need             # don't rescan before ibuf has this many bytes
-    cdef int fed                     # requests fed to hiredis, not yet taken
+    cdef Py_ssize_t spos             # resume point of a partly scanned multibulk (0: none)
+    cdef int64_t sleft               # bulks of it still to scan from spos
+    cdef object perr                 # the protocol error _scan found
     cdef public uint64_t id
     cdef public object name
     cdef public object lib_name
@@ -89,13 +95,16 @@ cdef class Client:
     cdef public int64_t last_ms
     cdef public bint authed
     cdef public bint closing
-    cdef public bint paused
+    cdef public bint paused          # transport buffer over its high-water mark
+    cdef public bint throttled       # too much unexecuted input: stop reading
+    cdef bint reading
     cdef public bint blocked
     cdef public bint in_multi
     cdef public bint multi_error
     cdef public bint cas_dirty
     cdef public list mqueue
     cdef public list watched_keys
+    cdef public object watch_expired # watched keys already expired at WATCH (a set)
     cdef public object last_cmd
     cdef public uint64_t last_write_uuid
     cdef public int resp
@@ -106,10 +115,12 @@ cdef class Client:
     cdef int call(self, Command cmd, list argv) except -1
     cdef int flush(self) except -1
     cdef int protocol_error(self, str msg) except -1
-    cdef int arity_error(self, Command cmd) except -1
+    cdef int reject(self, Command cmd, bytes msg) except -1
+    cdef int _set_reading(self) except -1
     cdef int exec_multi(self) except -1
     cdef int _schedule(self) except -1
     cdef int _scan(self, Py_ssize_t* start, Py_ssize_t* end)
+    cdef list _argv(self, Py_ssize_t pos)
 
 
 cdef int reply_wrongtype(Client c) except -1

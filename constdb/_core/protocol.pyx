@@ -1,38 +1,49 @@
 """The client protocol: framing, dispatch, transactions, replies.
 
-data_received -> frame complete requests (a small scanner that enforces Redis's
-limits and handles inline commands) -> hiredis Reader builds each RESP array's
-argv -> command table -> handler writes its reply into the client's WBuf ->
-one transport.write per read.
+data_received -> frame complete requests (a scanner that follows Redis's
+processMultibulkBuffer/processInlineBuffer: its limits, its errors, inline
+commands) -> the argv of each whole request is cut out of the buffer ->
+command table -> handler writes its reply into the client's WBuf -> one
+transport.write per read.
 
-The scanner exists because hiredis cannot tell where a request ends before it
-has all of it, cannot refuse an oversize bulk from its header, and does not
-parse inline commands. hiredis is fed only whole requests.
+The scanner resumes a partly received multibulk where it stopped, so a request
+of many arguments arriving in many reads is scanned once. argv is built from
+the positions the scanner validated, so no second parser can disagree with it.
 """
 
 import logging
 import time
 
-import hiredis
-
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize, PyBytes_GET_SIZE
 from cpython.dict cimport PyDict_GetItem
-from cpython.list cimport PyList_GET_SIZE
+from cpython.list cimport PyList_GET_SIZE, PyList_New, PyList_SET_ITEM
+from cpython.ref cimport Py_INCREF
 from cpython.object cimport PyObject
 from libc.stdint cimport int64_t, uint64_t
-from libc.string cimport memchr, memcpy
+from libc.string cimport memchr, memcpy, memmove
+from posix.time cimport CLOCK_MONOTONIC, clock_gettime, timespec
 
 from constdb._core.clock cimport wall_ms
 from constdb._core.codec cimport WBuf, Writer, parse_i64
 from constdb._core.keyspace cimport Keyspace
+from constdb._core.objects cimport CObj
 
 from constdb._core.codec import NIL_ARRAY, RespError, Status
 
 log = logging.getLogger("constdb")
 
 cdef enum:
-    INLINE_MAX = 64 * 1024
-    MBULK_MAX = 1024 * 1024
+    INLINE_MAX = 64 * 1024           # Redis's PROTO_INLINE_MAX_SIZE
+    MBULK_MAX = 2147483647           # INT_MAX, as Redis
+    NOAUTH_MBULK_MAX = 10            # before AUTH, as Redis
+    NOAUTH_BULK_MAX = 16384
+    THROTTLE_BYTES = 256 * 1024      # unexecuted input over this: stop reading
+
+
+cdef inline uint64_t mono_us() noexcept:
+    cdef timespec ts
+    clock_gettime(CLOCK_MONOTONIC, &ts)
+    return <uint64_t>ts.tv_sec * 1000000 + <uint64_t>(ts.tv_nsec // 1000)
 
 cdef object _NO_REPLY = object()
 NO_REPLY = _NO_REPLY
@@ -69,10 +80,13 @@ cdef class Command:
         self.parent = None
         self.calls = 0
         self.failed = 0
+        self.rejected = 0
+        self.usec = 0
         self.group = group
         self.summary = None
         self.since = None
         self.acl = []
+        self.doc = None
 
     @property
     def fullname(self):
@@ -89,7 +103,8 @@ cdef class Command:
         for bit, name in ((F_WRITE, "write"), (F_READONLY, "readonly"), (F_DENYOOM, "denyoom"),
                           (F_ADMIN, "admin"), (F_PUBSUB, "pubsub"), (F_NOSCRIPT, "noscript"),
                           (F_BLOCKING, "blocking"), (F_LOADING, "loading"), (F_STALE, "stale"),
-                          (F_NOAUTH, "no_auth"), (F_FAST, "fast")):
+                          (F_NOMULTI, "no_multi"), (F_FAST, "fast"), (F_NOAUTH, "no_auth"),
+                          (F_ALLOW_BUSY, "allow_busy")):
             if self.flags & bit:
                 names.append(name)
         return names
@@ -141,6 +156,25 @@ cdef class Server:
         self.register(cmd)
         return cmd
 
+    def register_sub(self, Command parent, bytes name, int arity, int flags, fn):
+        """A subcommand (CLIENT ID ...): looked up, arity- and auth-checked and
+        queued by MULTI like a command; its stats are kept as parent|name."""
+        cdef Command cmd = Command(name, arity, flags, 0, 0, 0, fn, parent.group)
+        cmd.parent = parent
+        if parent.subcommands is None:
+            parent.subcommands = {}
+        parent.subcommands[name.lower()] = cmd
+        return cmd
+
+    def all_commands(self):
+        """Every command and subcommand."""
+        out = []
+        for cmd in self.table.values():
+            out.append(cmd)
+            if (<Command>cmd).subcommands:
+                out.extend((<Command>cmd).subcommands.values())
+        return out
+
     cdef Command lookup_command(self, object name):
         cdef PyObject* p = PyDict_GetItem(self.dispatch, name)
         if p != NULL:
@@ -158,6 +192,19 @@ cdef class Server:
     def count_error(self, str code):
         self.total_errors += 1
         self.error_counts[code] = self.error_counts.get(code, 0) + 1
+
+    cdef int count_error_msg(self, const char* msg, Py_ssize_t n) except -1:
+        """Count an error reply by its code, the first word (errorstats)."""
+        cdef Py_ssize_t i = 0
+        cdef Py_ssize_t lim = n if n < 32 else 32
+        while i < lim and msg[i] != b' ':
+            i += 1
+        if i == lim:
+            code = "ERR"
+        else:
+            code = msg[:i].decode("utf-8", "replace")
+        self.count_error(code)
+        return 0
 
 
 # ------------------------------------------------------------------ inline ---
@@ -279,9 +326,9 @@ cdef class Client:
         self.ibuf = Writer()
         self.ipos = 0
         self.need = 0
-        self.fed = 0
-        self.reader = hiredis.Reader()
-        self.gets = self.reader.gets
+        self.spos = 0
+        self.sleft = 0
+        self.perr = None
         srv.next_client_id += 1
         self.id = srv.next_client_id
         self.name = None
@@ -295,13 +342,16 @@ cdef class Client:
         self.authed = srv.requirepass is None
         self.closing = False
         self.paused = False
+        self.throttled = False
+        self.reading = True
         self.blocked = False
         self.in_multi = False
         self.multi_error = False
         self.cas_dirty = False
         self.mqueue = None
         self.watched_keys = None
-        self.last_cmd = b"NULL"
+        self.watch_expired = None
+        self.last_cmd = None
         self.last_write_uuid = 0
         self.resp = 2
         self.scheduled = False
@@ -335,22 +385,33 @@ cdef class Client:
         self.closing = True
         self.srv.clients.pop(self.id, None)
         self._unwatch_all()
+        self.mqueue = None
         app = self.srv.app
         if app is not None and self.blocked:
             app.client_gone(self)
 
     def pause_writing(self):
-        # the transport's buffer is over its high-water mark: stop reading and
-        # executing this client's requests until it drains
+        # the transport's buffer is over its high-water mark (a client that
+        # does not read its replies): stop reading and executing its requests
+        # until it drains, so its replies cannot pile up in memory
         self.paused = True
-        if self.transport is not None:
-            self.transport.pause_reading()
+        self._set_reading()
 
     def resume_writing(self):
         self.paused = False
-        if self.transport is not None and not self.closing:
-            self.transport.resume_reading()
+        if not self.closing:
+            self._set_reading()
             self._schedule()
+
+    cdef int _set_reading(self) except -1:
+        cdef bint want = not (self.paused or self.throttled or self.closing)
+        if want != self.reading and self.transport is not None:
+            self.reading = want
+            if want:
+                self.transport.resume_reading()
+            else:
+                self.transport.pause_reading()
+        return 0
 
     def eof_received(self):
         return False
@@ -365,11 +426,21 @@ cdef class Client:
         self.last_ms = self.ks.now
         self.ibuf.put_raw(PyBytes_AS_STRING(data), n)
         if self.ibuf.len - self.ipos > srv.client_query_buffer_limit:
-            self.protocol_error("Protocol error: query buffer limit exceeded")
+            # Redis closes such a client without a reply and logs it
+            log.warning("Closing client that reached max query buffer length: id=%d addr=%s "
+                        "qbuf=%d (qbuf initial bytes: %r)", self.id, self.addr,
+                        self.ibuf.len - self.ipos,
+                        PyBytes_FromStringAndSize(self.ibuf.buf + self.ipos, 64))
+            self.close()
             return
-        if self.ibuf.len < self.need:
+        if self.ibuf.len < self.need or self.scheduled:
             return
-        self.process()
+        try:
+            self.process()
+        except Exception:
+            # never reached by any input we know of; the client goes, the server stays
+            log.exception("client %d: request processing failed", self.id)
+            self.protocol_error("Protocol error: internal error")
 
     # ---- request processing --------------------------------------------------
 
@@ -384,15 +455,21 @@ cdef class Client:
         if self.closing or self.paused or self.blocked:
             return
         self.ks.now = wall_ms()
-        self.process()
+        try:
+            self.process()
+        except Exception:
+            log.exception("client %d: request processing failed", self.id)
+            self.protocol_error("Protocol error: internal error")
 
     cdef int _scan(self, Py_ssize_t* start, Py_ssize_t* end):
-        """Frame one request at ipos. Sets [start, end) and returns its kind."""
+        """Frame one request at ipos as Redis's processInputBuffer does. Sets
+        [start, end) and returns its kind; SCAN_ERROR leaves the message in
+        perr. A multibulk that is not all here yet is resumed from spos."""
         cdef const char* b = self.ibuf.buf
-        cdef Py_ssize_t pos = self.ipos, avail = self.ibuf.len - self.ipos, nl
+        cdef Py_ssize_t blen_total = self.ibuf.len
+        cdef Py_ssize_t pos = self.ipos, avail = blen_total - self.ipos, nl
         cdef const char* q
-        cdef int64_t count, blen
-        cdef Py_ssize_t i
+        cdef int64_t count, blen, left
         start[0] = pos
         if avail <= 0:
             return SCAN_INCOMPLETE
@@ -400,125 +477,167 @@ cdef class Client:
             q = <const char*>memchr(b + pos, b'\n', avail)
             if q == NULL:
                 if avail > INLINE_MAX:
-                    self.protocol_error("Protocol error: too big inline request")
+                    self.perr = "Protocol error: too big inline request"
                     return SCAN_ERROR
-                self.need = self.ibuf.len + 1
+                self.need = blen_total + 1
                 return SCAN_INCOMPLETE
             end[0] = (q - b) + 1
             return SCAN_INLINE
-        # *<count>\r\n
-        q = <const char*>memchr(b + pos, b'\r', avail)
-        if q == NULL:
-            if avail > INLINE_MAX:
-                self.protocol_error("Protocol error: too big mbulk count string")
-                return SCAN_ERROR
-            self.need = self.ibuf.len + 1
-            return SCAN_INCOMPLETE
-        nl = q - b
-        if nl + 1 >= self.ibuf.len:
-            self.need = self.ibuf.len + 1
-            return SCAN_INCOMPLETE
-        if not parse_i64(b + pos + 1, nl - pos - 1, &count) or count > MBULK_MAX:
-            self.protocol_error("Protocol error: invalid multibulk length")
-            return SCAN_ERROR
-        pos = nl + 2
-        if count <= 0:
-            end[0] = pos
-            return SCAN_EMPTY
-        for i in range(count):
-            if pos >= self.ibuf.len:
-                self.need = self.ibuf.len + 1
-                return SCAN_INCOMPLETE
-            if b[pos] != b'$':
-                self.protocol_error("Protocol error: expected '$', got '%s'" % chr(<unsigned char>b[pos]))
-                return SCAN_ERROR
-            q = <const char*>memchr(b + pos, b'\r', self.ibuf.len - pos)
+        if self.spos > pos:
+            # resume a multibulk whose first bulks were scanned already
+            pos = self.spos
+            left = self.sleft
+        else:
+            # *<count>\r\n
+            q = <const char*>memchr(b + pos, b'\r', avail)
             if q == NULL:
-                if self.ibuf.len - pos > INLINE_MAX:
-                    self.protocol_error("Protocol error: too big bulk count string")
+                if avail > INLINE_MAX:
+                    self.perr = "Protocol error: too big mbulk count string"
                     return SCAN_ERROR
-                self.need = self.ibuf.len + 1
+                self.need = blen_total + 1
                 return SCAN_INCOMPLETE
             nl = q - b
-            if not parse_i64(b + pos + 1, nl - pos - 1, &blen) or blen < 0 or blen > self.srv.proto_max_bulk_len:
-                self.protocol_error("Protocol error: invalid bulk length")
-                return SCAN_ERROR
-            pos = nl + 2 + <Py_ssize_t>blen + 2
-            if pos > self.ibuf.len:
-                self.need = pos
+            if nl + 1 >= blen_total:
+                self.need = blen_total + 1
                 return SCAN_INCOMPLETE
+            if not parse_i64(b + pos + 1, nl - pos - 1, &count) or count > MBULK_MAX:
+                self.perr = "Protocol error: invalid multibulk length"
+                return SCAN_ERROR
+            if count > NOAUTH_MBULK_MAX and not self.authed:
+                self.perr = "Protocol error: unauthenticated multibulk length"
+                return SCAN_ERROR
+            pos = nl + 2
+            if count <= 0:
+                end[0] = pos
+                return SCAN_EMPTY
+            left = count
+        while left > 0:
+            if pos >= blen_total:
+                self.spos = pos
+                self.sleft = left
+                self.need = blen_total + 1
+                return SCAN_INCOMPLETE
+            q = <const char*>memchr(b + pos, b'\r', blen_total - pos)
+            if q == NULL:
+                if blen_total - pos > INLINE_MAX:
+                    self.perr = "Protocol error: too big bulk count string"
+                    return SCAN_ERROR
+                self.spos = pos
+                self.sleft = left
+                self.need = blen_total + 1
+                return SCAN_INCOMPLETE
+            nl = q - b
+            if nl + 1 >= blen_total:
+                self.spos = pos
+                self.sleft = left
+                self.need = blen_total + 1
+                return SCAN_INCOMPLETE
+            if b[pos] != b'$':
+                self.perr = "Protocol error: expected '$', got '%s'" % chr(<unsigned char>b[pos])
+                return SCAN_ERROR
+            if (not parse_i64(b + pos + 1, nl - pos - 1, &blen) or blen < 0
+                    or blen > self.srv.proto_max_bulk_len):
+                self.perr = "Protocol error: invalid bulk length"
+                return SCAN_ERROR
+            if blen > NOAUTH_BULK_MAX and not self.authed:
+                self.perr = "Protocol error: unauthenticated bulk length"
+                return SCAN_ERROR
+            if nl + 2 + <Py_ssize_t>blen + 2 > blen_total:
+                self.spos = pos
+                self.sleft = left
+                self.need = nl + 2 + <Py_ssize_t>blen + 2
+                return SCAN_INCOMPLETE
+            pos = nl + 2 + <Py_ssize_t>blen + 2
+            left -= 1
+        self.spos = 0
         end[0] = pos
         return SCAN_RESP
 
+    cdef list _argv(self, Py_ssize_t pos):
+        """The argv of the whole multibulk request _scan framed at pos."""
+        cdef const char* b = self.ibuf.buf
+        cdef Py_ssize_t n = self.ibuf.len, nl
+        cdef const char* q = <const char*>memchr(b + pos, b'\r', n - pos)
+        cdef int64_t count, blen, i
+        cdef list out
+        nl = q - b
+        parse_i64(b + pos + 1, nl - pos - 1, &count)
+        out = PyList_New(<Py_ssize_t>count)
+        pos = nl + 2
+        for i in range(count):
+            q = <const char*>memchr(b + pos, b'\r', n - pos)
+            nl = q - b
+            parse_i64(b + pos + 1, nl - pos - 1, &blen)
+            item = PyBytes_FromStringAndSize(b + nl + 2, <Py_ssize_t>blen)
+            Py_INCREF(item)
+            PyList_SET_ITEM(out, <Py_ssize_t>i, item)
+            pos = nl + 2 + <Py_ssize_t>blen + 2
+        return out
+
     cdef int process(self) except -1:
-        cdef int executed = 0, kind, batch
-        cdef Py_ssize_t start = 0, end = 0, run_start, run_end
+        """Run the complete requests in ibuf, at most max_exec_per_round of
+        them before other clients get a turn."""
+        cdef int executed = 0, kind
+        cdef Py_ssize_t start = 0, end = 0, rest
         cdef int limit = self.srv.max_exec_per_round
         cdef Server srv = self.srv
         cdef object req
         self.need = 0
         while not self.closing and not self.paused and not self.blocked:
-            if self.fed > 0:
-                req = self.gets()
-                self.fed -= 1
-                if req is False:
-                    self.fed = 0
-                    continue
+            if executed >= limit:
+                if self.ipos < self.ibuf.len:
+                    self._schedule()
+                break
+            kind = self._scan(&start, &end)
+            if kind == SCAN_RESP:
+                req = self._argv(start)
+                self.ipos = end
                 self.execute(<list>req)
                 executed += 1
-                if executed >= limit and (self.fed > 0 or self.ipos < self.ibuf.len):
-                    self._schedule()
-                    break
                 continue
-            kind = self._scan(&start, &end)
-            if kind == SCAN_INCOMPLETE or kind == SCAN_ERROR:
+            if kind == SCAN_INCOMPLETE:
+                break
+            if kind == SCAN_ERROR:
+                self.protocol_error(<str>self.perr)
                 break
             if kind == SCAN_EMPTY:
                 self.ipos = end
                 continue
-            if kind == SCAN_INLINE:
-                self.ipos = end
-                req = _split_inline(self.ibuf.buf + start, end - start)
-                if req is None:
-                    self.protocol_error("Protocol error: unbalanced quotes in request")
-                    break
-                if not req:
-                    continue
-                self.execute(<list>req)
-                executed += 1
-                if executed >= limit and self.ipos < self.ibuf.len:
-                    self._schedule()
-                    break
-                continue
-            # a run of whole RESP requests, fed to hiredis at once
-            run_start = start
-            run_end = end
-            batch = 1
+            # SCAN_INLINE
             self.ipos = end
-            while batch < limit - executed:
-                kind = self._scan(&start, &end)
-                if kind != SCAN_RESP:
-                    break
-                run_end = end
-                self.ipos = end
-                batch += 1
-            self.reader.feed(PyBytes_FromStringAndSize(self.ibuf.buf + run_start, run_end - run_start))
-            self.fed = batch
-            if self.ipos < self.ibuf.len and self.ipos == run_end:
-                # a non-RESP request or an incomplete one follows; re-scan later
-                pass
+            req = _split_inline(self.ibuf.buf + start, end - start)
+            if req is None:
+                self.protocol_error("Protocol error: unbalanced quotes in request")
+                break
+            if not req:
+                continue
+            self.execute(<list>req)
+            executed += 1
         # drop consumed input
         if self.ipos > 0:
             if self.ipos >= self.ibuf.len:
                 self.ibuf.len = 0
+                self.spos = 0
+                self.need = 0
                 if self.ibuf.cap > 1 << 20:
                     self.ibuf = Writer()
             else:
-                memcpy(self.ibuf.buf, self.ibuf.buf + self.ipos, self.ibuf.len - self.ipos)
-                self.ibuf.len -= self.ipos
+                rest = self.ibuf.len - self.ipos
+                memmove(self.ibuf.buf, self.ibuf.buf + self.ipos, rest)
+                self.ibuf.len = rest
                 if self.need:
                     self.need -= self.ipos
+                if self.spos:
+                    self.spos -= self.ipos
             self.ipos = 0
+        # a client with a long pipeline waiting: read no more of it until it is run
+        if self.scheduled and self.ibuf.len > THROTTLE_BYTES:
+            if not self.throttled:
+                self.throttled = True
+                self._set_reading()
+        elif self.throttled:
+            self.throttled = False
+            self._set_reading()
         self.flush()
         if srv.on_backlog is not None and self.ks.bl.dirty:
             self.ks.bl.dirty = False
@@ -542,56 +661,68 @@ cdef class Client:
         self.closing = True
         self.ibuf.len = 0
         self.ipos = 0
-        self.fed = 0
+        self.spos = 0
         if self.transport is not None:
             self.transport.close()
         return 0
 
-    cdef int arity_error(self, Command cmd) except -1:
-        cdef bytes name = cmd.name if cmd.parent is None else cmd.parent.name + b"|" + cmd.name
-        self.out.error_str("ERR wrong number of arguments for '%s' command" % name.decode("utf-8", "replace"))
-        self.srv.count_error("ERR")
+    cdef int reject(self, Command cmd, bytes msg) except -1:
+        """Refuse a request before it runs (Redis's rejectCommand): the error,
+        and a MULTI in progress is doomed. A refused EXEC ends the MULTI."""
+        if self.in_multi:
+            self.multi_error = True
+        if cmd is not None:
+            cmd.rejected += 1
+            if cmd.parent is None and cmd.name == b"exec":
+                if msg.startswith(b"ERR "):
+                    msg = msg[4:]
+                msg = b"EXECABORT Transaction discarded because of: " + msg
+                self.discard_multi()
+        self.out.error(PyBytes_AS_STRING(msg), PyBytes_GET_SIZE(msg))
+        self.srv.count_error_msg(PyBytes_AS_STRING(msg), PyBytes_GET_SIZE(msg))
         return 0
 
     cdef int execute(self, list argv) except -1:
-        """Look up, check and run (or queue) one request."""
+        """Look up, check and run (or queue) one request, as Redis's processCommand."""
         cdef Server srv = self.srv
         cdef Command cmd = srv.lookup_command(argv[0])
         cdef Py_ssize_t argc = PyList_GET_SIZE(argv)
+        cdef PyObject* p
         if cmd is None:
-            _unknown_command(self, argv)
-            if self.in_multi:
-                self.multi_error = True
-            return 0
+            return _unknown_command(self, argv)
+        if cmd.subcommands is not None and argc >= 2:
+            p = PyDict_GetItem(cmd.subcommands, (<bytes>argv[1]).lower())
+            if p == NULL:
+                return self.reject(None, b"ERR unknown subcommand '" + _clean((<bytes>argv[1])[:128])
+                                   + b"'. Try " + (<bytes>argv[0]).upper() + b" HELP.")
+            cmd = <Command>p
         if (cmd.arity > 0 and argc != cmd.arity) or argc < -cmd.arity:
-            self.arity_error(cmd)
-            if self.in_multi:
-                self.multi_error = True
-            return 0
+            return self.reject(cmd, b"ERR wrong number of arguments for '" + cmd.fullname + b"' command")
         if not self.authed and not (cmd.flags & F_NOAUTH):
-            self.out.error(b"NOAUTH Authentication required.", 31)
-            srv.count_error("NOAUTH")
-            if self.in_multi:
-                self.multi_error = True
-            return 0
-        if self.in_multi and not (cmd.flags & F_NOQUEUE):
-            self.mqueue.append((cmd, argv))
-            self.out.put_raw(b"+QUEUED\r\n", 9)
-            return 0
+            return self.reject(cmd, b"NOAUTH Authentication required.")
+        if self.in_multi:
+            if cmd.flags & F_NOMULTI:
+                return self.reject(cmd, b"ERR Command not allowed inside a transaction")
+            if not (cmd.flags & F_NOQUEUE):
+                if not self.multi_error and not self.cas_dirty:
+                    self.mqueue.append((cmd, argv))
+                self.out.put_raw(b"+QUEUED\r\n", 9)
+                return 0
         return self.call(cmd, argv)
 
     cdef int call(self, Command cmd, list argv) except -1:
         cdef Keyspace ks = self.ks
         cdef bint grouped = False
-        cdef uint64_t before
+        cdef uint64_t before, t0
         cdef Py_ssize_t mark = self.out.len
         self.srv.total_commands += 1
         cmd.calls += 1
-        self.last_cmd = cmd.name
+        self.last_cmd = cmd
         if cmd.flags & F_WRITE and not ks.bl.grouping:
             ks.bl.group_begin()
             grouped = True
         before = ks.own_last
+        t0 = mono_us()
         try:
             if cmd.fn != NULL:
                 cmd.fn(self, argv)
@@ -602,20 +733,20 @@ cdef class Client:
         except RespError as e:
             self.out.len = mark
             self.out.error_str(str(e))
-            cmd.failed += 1
-            self.srv.count_error(str(e).split(" ", 1)[0])
         except MemoryError:
             self.out.len = mark
             self.out.error_str("OOM command not allowed when used memory > 'maxmemory'.")
-            cmd.failed += 1
         except Exception as e:
-            log.exception("command %r failed", cmd.name)
+            log.exception("command %r failed", cmd.fullname)
             self.out.len = mark
-            self.out.error_str("ERR internal error in '%s': %s" % (cmd.name.decode(), e))
-            cmd.failed += 1
+            self.out.error_str("ERR internal error in '%s': %s" % (cmd.fullname.decode(), e))
         finally:
             if grouped:
                 ks.bl.group_end()
+        cmd.usec += mono_us() - t0
+        if self.out.len > mark and self.out.buf[mark] == b'-':
+            cmd.failed += 1
+            self.srv.count_error_msg(self.out.buf + mark + 1, self.out.len - mark - 1)
         if ks.own_last != before:
             self.last_write_uuid = ks.own_last
         return 0
@@ -630,8 +761,13 @@ cdef class Client:
             self.multi_error = False
             self._unwatch_all()
             self.out.error(b"EXECABORT Transaction discarded because of previous errors.", 59)
-            self.srv.count_error("EXECABORT")
             return 0
+        if self.watched_keys and not self.cas_dirty:
+            # a watched key that expired since WATCH fails the EXEC (Redis 7)
+            for key in self.watched_keys:
+                if _key_expired(ks, key) and not (self.watch_expired and key in self.watch_expired):
+                    self.cas_dirty = True
+                    break
         if self.cas_dirty:
             self._unwatch_all()
             self.out.nil_array()
@@ -662,6 +798,7 @@ cdef class Client:
                     if not lst:
                         del ks.watched[key]
         self.watched_keys = None
+        self.watch_expired = None
         self.cas_dirty = False
 
     # ---- Python API for admin commands -------------------------------------
@@ -688,6 +825,10 @@ cdef class Client:
             if key in self.watched_keys:
                 continue
             self.watched_keys.append(key)
+            if _key_expired(ks, key):
+                if self.watch_expired is None:
+                    self.watch_expired = set()
+                self.watch_expired.add(key)
             lst = ks.watched.get(key)
             if lst is None:
                 ks.watched[key] = [self]
@@ -712,6 +853,13 @@ cdef class Client:
     @property
     def obuf(self):
         return self.out.len
+
+    @property
+    def last_cmd_name(self):
+        """The full name of the last command run (CLIENT LIST's cmd=)."""
+        if self.last_cmd is None:
+            return b"NULL"
+        return (<Command>self.last_cmd).fullname
 
     def write_reply(self, value):
         """Send a reply now (blocked clients woken by the server)."""
@@ -740,6 +888,13 @@ cdef class Client:
             self.flush()
             self.transport.close()
 
+    def detach(self):
+        """Hand the connection to another protocol (a replication link): stop
+        executing this client's requests and forget it as a client."""
+        self.blocked = True
+        self.srv.clients.pop(self.id, None)
+        self._unwatch_all()
+
     def feed(self, bytes data):
         """Test hook: run data as if read from the socket; return the replies."""
         self.data_received(data)
@@ -752,6 +907,16 @@ cdef class Client:
         return self.out.take()
 
 
+cdef bint _key_expired(Keyspace ks, object key):
+    """The key holds a value whose TTL has passed (not yet deleted)."""
+    cdef PyObject* p = PyDict_GetItem(ks.d, key)
+    return p != NULL and ks.is_expired(<CObj>p)
+
+
+cdef bytes _clean(bytes b):
+    return b.replace(b"\r", b" ").replace(b"\n", b" ")
+
+
 cdef int _unknown_command(Client c, list argv) except -1:
     # Redis: each arg as "'%.*s' " while the list is under 128 bytes
     cdef bytearray args = bytearray()
@@ -761,10 +926,7 @@ cdef int _unknown_command(Client c, list argv) except -1:
             break
         args += b"'" + (<bytes>argv[i])[:128 - len(args)] + b"' "
     msg = b"ERR unknown command '" + (<bytes>argv[0])[:128] + b"', with args beginning with: " + bytes(args)
-    msg = msg.replace(b"\r", b" ").replace(b"\n", b" ")
-    c.out.error(PyBytes_AS_STRING(msg), PyBytes_GET_SIZE(msg))
-    c.srv.count_error("ERR")
-    return 0
+    return c.reject(None, _clean(msg))
 
 
 def _fmt_addr(addr):
@@ -783,4 +945,5 @@ FLAG = {
     "write": F_WRITE, "readonly": F_READONLY, "admin": F_ADMIN, "noauth": F_NOAUTH,
     "noqueue": F_NOQUEUE, "fast": F_FAST, "noscript": F_NOSCRIPT, "loading": F_LOADING,
     "stale": F_STALE, "denyoom": F_DENYOOM, "pubsub": F_PUBSUB, "blocking": F_BLOCKING,
+    "nomulti": F_NOMULTI, "allow_busy": F_ALLOW_BUSY,
 }

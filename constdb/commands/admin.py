@@ -1,6 +1,8 @@
-"""Admin and connection commands in Python: AUTH HELLO CLIENT COMMAND CONFIG INFO
-TIME SHUTDOWN. They are off the hot path; each returns its reply as a value
-(see WBuf.pyvalue) or raises RespError."""
+"""Admin and connection commands in Python: AUTH HELLO RESET CLIENT COMMAND
+CONFIG INFO TIME SHUTDOWN LOLWUT. They are off the hot path; each returns its
+reply as a value (see WBuf.pyvalue) or raises RespError. Their arguments,
+errors and replies follow Redis 7.0 (CLIENT SETINFO and the lib-name/lib-ver
+fields of CLIENT LIST follow Redis 7.2, which redis-py uses)."""
 
 from __future__ import annotations
 
@@ -11,23 +13,30 @@ import re
 import resource
 import sys
 import time
-from typing import Any, Callable
+from typing import Any, Callable, Optional
 
 from constdb import __version__
 from constdb._core.codec import RespError, Status, Verbatim
 from constdb._core.keyspace import glob_match
 from constdb._core.protocol import FLAG, NO_REPLY
-from constdb.config import BY_NAME, SPEC, ConfigError
+from constdb.commands.redis_commands import DATA as REDIS_DATA
+from constdb.config import (
+    BY_NAME,
+    REDIS_LOGLEVEL_IN,
+    REDIS_LOGLEVEL_OUT,
+    SPEC,
+    ConfigError,
+    parse_runtime,
+)
 
 OK = Status("OK")
-REDIS_COMPAT_VERSION = "7.0.15"
-
-
-def _lower(b: bytes) -> bytes:
-    return b.lower()
+REDIS_COMPAT_VERSION = REDIS_DATA["version"]
+SYNTAX = "ERR syntax error"
+LONG_MAX = 2**63 - 1
 
 
 def _int_arg(b: bytes, msg: str = "ERR value is not an integer or out of range") -> int:
+    """Redis's string2ll: a 64-bit decimal integer, no sign but '-', no spaces."""
     if not re.fullmatch(rb"-?(0|[1-9][0-9]*)", b):
         raise RespError(msg)
     v = int(b)
@@ -36,36 +45,144 @@ def _int_arg(b: bytes, msg: str = "ERR value is not an integer or out of range")
     return v
 
 
-def _subcommand_error(cmd: str, sub: bytes) -> RespError:
-    return RespError(
-        f"ERR unknown subcommand '{sub[:128].decode('utf-8', 'replace')}'. Try {cmd.upper()} HELP."
-    )
+def _s(b: bytes) -> str:
+    return b.decode("utf-8", "replace")
 
 
-def _arity_error(name: str) -> RespError:
-    return RespError(f"ERR wrong number of arguments for '{name}' command")
+# ---- typed RESP values for COMMAND replies (shaped as Redis's in RESP2 and RESP3) ----------
 
 
-class Sub:
-    """A subcommand table: name -> (arity, handler)."""
+class RSet(list):
+    """A RESP3 set (`~`) that keeps its order; an array in RESP2."""
 
-    def __init__(self, parent: str):
-        self.parent = parent
-        self.subs: dict[bytes, tuple[int, Callable[..., Any]]] = {}
+    __slots__ = ()
 
-    def add(self, name: str, arity: int, fn: Callable[..., Any]) -> None:
-        self.subs[name.encode()] = (arity, fn)
 
-    def __call__(self, client: Any, argv: list[bytes]) -> Any:
-        sub = _lower(argv[1])
-        entry = self.subs.get(sub)
-        if entry is None:
-            raise _subcommand_error(self.parent, argv[1])
-        arity, fn = entry
-        n = len(argv)
-        if (arity > 0 and n != arity) or n < -arity:
-            raise _arity_error(f"{self.parent}|{sub.decode()}")
-        return fn(client, argv)
+def _typed(v: Any) -> Any:
+    """Typed JSON of redis_commands.py -> values for _encode."""
+    if isinstance(v, dict):
+        if len(v) == 1 and "~" in v:
+            return RSet(_typed(x) for x in v["~"])
+        if len(v) == 1 and "+" in v:
+            return Status(v["+"])
+        return {k.encode(): _typed(x) for k, x in v.items()}
+    if isinstance(v, list):
+        return [_typed(x) for x in v]
+    if isinstance(v, str):
+        return v.encode()
+    return v
+
+
+def _encode(v: Any, resp3: bool, out: list[bytes]) -> None:
+    if v is None:
+        out.append(b"_\r\n" if resp3 else b"$-1\r\n")
+    elif isinstance(v, Status):
+        out.append(b"+" + v.encode() + b"\r\n")
+    elif isinstance(v, bytes):
+        out.append(b"$%d\r\n%s\r\n" % (len(v), v))
+    elif isinstance(v, str):
+        b = v.encode()
+        out.append(b"$%d\r\n%s\r\n" % (len(b), b))
+    elif isinstance(v, bool):
+        out.append(b":%d\r\n" % int(v))
+    elif isinstance(v, int):
+        out.append(b":%d\r\n" % v)
+    elif isinstance(v, RSet):
+        out.append(b"%s%d\r\n" % (b"~" if resp3 else b"*", len(v)))
+        for x in v:
+            _encode(x, resp3, out)
+    elif isinstance(v, (list, tuple)):
+        out.append(b"*%d\r\n" % len(v))
+        for x in v:
+            _encode(x, resp3, out)
+    elif isinstance(v, dict):
+        out.append(b"%%%d\r\n" % len(v) if resp3 else b"*%d\r\n" % (2 * len(v)))
+        for k, x in v.items():
+            _encode(k, resp3, out)
+            _encode(x, resp3, out)
+    else:
+        raise TypeError(f"cannot encode {type(v).__name__}")
+
+
+def _send(c: Any, v: Any) -> Any:
+    out: list[bytes] = []
+    _encode(v, c.resp == 3, out)
+    c.out.write_raw(b"".join(out))
+    return NO_REPLY
+
+
+REDIS_DOCS: dict[bytes, Any] = {}  # fullname -> doc map (subcommands: in their parent's)
+REDIS_INFO: dict[bytes, Any] = {}  # fullname -> COMMAND INFO entry
+
+
+def _load_redis_data() -> None:
+    for name, doc in REDIS_DATA["docs"].items():
+        d = _typed(doc)
+        REDIS_DOCS[name.encode()] = d
+        for sub, sd in d.get(b"subcommands", {}).items():
+            REDIS_DOCS[sub] = sd
+    for name, entry in REDIS_DATA["info"].items():
+        e = _typed(entry)
+        REDIS_INFO[name.encode()] = e
+        if isinstance(e[9], list) and not isinstance(e[9], RSet):
+            for sub in e[9]:
+                REDIS_INFO[sub[0]] = sub
+
+
+_load_redis_data()
+
+# COMMAND DOCS of ConstDB's own commands (other modules may set Command.doc)
+OWN_DOCS: dict[bytes, dict] = {
+    b"mvset": {
+        "summary": "Set a multi-value register: concurrent writes on different nodes are all kept",
+        "since": "0.1.0",
+        "group": "string",
+        "complexity": "O(1)",
+        "arguments": [
+            {"name": "key", "type": "key", "key_spec_index": 0},
+            {"name": "value", "type": "string"},
+        ],
+    },
+    b"mvget": {
+        "summary": "Get every concurrent value of a multi-value register, with the node that wrote it",
+        "since": "0.1.0",
+        "group": "string",
+        "complexity": "O(N) where N is the number of concurrent values",
+        "arguments": [{"name": "key", "type": "key", "key_spec_index": 0}],
+    },
+    b"desc": {
+        "summary": "Describe the CRDT state kept for a key (debugging)",
+        "since": "0.1.0",
+        "group": "generic",
+        "complexity": "O(N) where N is the size of the value",
+        "arguments": [{"name": "key", "type": "key", "key_spec_index": 0}],
+    },
+}
+
+# Redis's ACL categories, in the order COMMAND INFO lists them
+ACL_CATEGORIES = [
+    "keyspace", "read", "write", "set", "sortedset", "list", "hash", "string", "bitmap",
+    "hyperloglog", "geo", "stream", "pubsub", "admin", "fast", "slow", "blocking", "dangerous",
+    "connection", "transaction", "scripting",
+]  # fmt: skip
+GROUP_CATEGORY = {"transactions": "transaction", "sorted-set": "sortedset", "generic": "keyspace"}
+
+
+def _own_doc(doc: dict) -> dict:
+    def conv(v: Any) -> Any:
+        if isinstance(v, dict):
+            return {k.encode(): conv(x) for k, x in v.items()}
+        if isinstance(v, list):
+            return [conv(x) for x in v]
+        if isinstance(v, str):
+            return v.encode()
+        return v
+
+    out = conv(doc)
+    for arg in out.get(b"arguments", []):
+        if b"flags" in arg:
+            arg[b"flags"] = RSet(Status(f.decode()) for f in arg[b"flags"])
+    return out
 
 
 def register(app: Any) -> None:
@@ -77,7 +194,14 @@ def register(app: Any) -> None:
     ):
         return srv.register_py(name.encode(), arity, flags, first, last, step, fn, group)
 
-    # ---- AUTH / HELLO ---------------------------------------------------------
+    def sub(parent: Any, name: str, arity: int, flags: int, fn: Callable) -> Any:
+        return srv.register_sub(parent, name.encode(), arity, flags, fn)
+
+    ADMIN = F["admin"] | F["noscript"] | F["loading"] | F["stale"]
+    CONN = F["noscript"] | F["loading"] | F["stale"]
+    NOAUTH = F["noauth"] | F["noscript"] | F["loading"] | F["stale"] | F["fast"]
+
+    # ---- AUTH / HELLO / RESET ------------------------------------------------------------
 
     def check_password(user: bytes, password: bytes) -> bool:
         req = srv.requirepass
@@ -89,7 +213,7 @@ def register(app: Any) -> None:
 
     def cmd_auth(c, argv):
         if len(argv) > 3:
-            raise RespError("ERR syntax error")
+            raise RespError(SYNTAX)
         if srv.requirepass is None and len(argv) == 2:
             raise RespError(
                 "ERR AUTH <password> called without any password configured for the default user. "
@@ -97,19 +221,17 @@ def register(app: Any) -> None:
             )
         user, pw = (b"default", argv[1]) if len(argv) == 2 else (argv[1], argv[2])
         if not check_password(user, pw):
-            srv.count_error("WRONGPASS")
             raise RespError("WRONGPASS invalid username-password pair or user is disabled.")
         c.authed = True
         return OK
 
     def cmd_hello(c, argv):
-        ver = 2
+        ver = 0
         i = 1
         if len(argv) > 1:
-            try:
-                ver = _int_arg(argv[1])
-            except RespError:
-                raise RespError("ERR Protocol version is not an integer or out of range")
+            ver = _int_arg(argv[1], "ERR Protocol version is not an integer or out of range")
+            if ver < 2 or ver > 3:
+                raise RespError("NOPROTO unsupported protocol version")
             i = 2
         user = pw = name = None
         while i < len(argv):
@@ -122,23 +244,21 @@ def register(app: Any) -> None:
                 name = argv[i + 1]
                 i += 2
             else:
-                raise RespError(
-                    f"ERR Syntax error in HELLO option '{argv[i].decode('utf-8', 'replace')}'"
-                )
-        if ver < 2 or ver > 3:
-            raise RespError("NOPROTO unsupported protocol version")
+                raise RespError(f"ERR Syntax error in HELLO option '{_s(argv[i])}'")
         if user is not None:
             if not check_password(user, pw):
                 raise RespError("WRONGPASS invalid username-password pair or user is disabled.")
             c.authed = True
         if not c.authed:
             raise RespError(
-                "NOAUTH HELLO must be called with the client already authenticated, otherwise the HELLO <proto> AUTH <user> <pass> option can be used to authenticate the client and select the RESP protocol version at the same time"
+                "NOAUTH HELLO must be called with the client already authenticated, otherwise the "
+                "HELLO AUTH <user> <pass> option can be used to authenticate the client and select "
+                "the RESP protocol version at the same time"
             )
         if name is not None:
             _check_name(name)
             c.name = name or None
-        if len(argv) > 1:
+        if ver:
             c.resp = ver
             c.out.resp3 = ver == 3
         return {
@@ -151,22 +271,20 @@ def register(app: Any) -> None:
             b"modules": [],
         }
 
-    reg(
-        "auth",
-        -2,
-        F["noauth"] | F["noscript"] | F["loading"] | F["stale"] | F["fast"],
-        cmd_auth,
-        group="connection",
-    )
-    reg(
-        "hello",
-        -1,
-        F["noauth"] | F["noscript"] | F["loading"] | F["stale"] | F["fast"],
-        cmd_hello,
-        group="connection",
-    )
+    def cmd_reset(c, argv):
+        # Redis's clearClientConnectionState
+        c.discard_multi()
+        c.resp = 2
+        c.out.resp3 = False
+        c.name = None
+        c.authed = srv.requirepass is None
+        return Status("RESET")
 
-    # ---- CLIENT -------------------------------------------------------------------
+    reg("auth", -2, NOAUTH, cmd_auth, group="connection")
+    reg("hello", -1, NOAUTH, cmd_hello, group="connection")
+    reg("reset", 1, NOAUTH | F["noqueue"], cmd_reset, group="connection")
+
+    # ---- CLIENT ----------------------------------------------------------------------------
 
     def _check_name(name: bytes) -> None:
         if any(ch < 33 or ch > 126 for ch in name):
@@ -176,25 +294,34 @@ def register(app: Any) -> None:
 
     def client_line(c) -> str:
         now = time.time()
-        flags = "N"
+        flags = ""
         if c.in_multi:
-            flags = "x"
+            flags += "x"
         if c.blocked:
             flags += "b"
+        if c.cas_dirty:
+            flags += "d"
+        if c.closing:
+            flags += "c"
+        flags = flags or "N"
+        events = "rw" if c.obuf else "r"
         return (
             f"id={c.id} addr={c.addr} laddr={c.laddr} fd={c.fd} "
-            f"name={(c.name or b'').decode('utf-8', 'replace')} age={int(now - c.ctime)} "
+            f"name={_s(c.name or b'')} age={int(now - c.ctime)} "
             f"idle={int(max(0, now - c.last_interaction))} flags={flags} db=0 sub=0 psub=0 ssub=0 "
             f"multi={c.multi_count} qbuf={c.qbuf} qbuf-free=0 argv-mem=0 multi-mem=0 rbs=0 rbp=0 "
-            f"obl={c.obuf} oll=0 omem=0 tot-mem=0 events=r cmd={c.last_cmd.decode('utf-8', 'replace').lower()} "
+            f"obl={c.obuf} oll=0 omem=0 tot-mem=0 events={events} cmd={_s(c.last_cmd_name)} "
             f"user=default redir=-1 resp={c.resp} "
-            f"lib-name={(c.lib_name or b'').decode('utf-8', 'replace')} "
-            f"lib-ver={(c.lib_ver or b'').decode('utf-8', 'replace')}"
+            f"lib-name={_s(c.lib_name or b'')} lib-ver={_s(c.lib_ver or b'')}"
         )
 
-    client = Sub("client")
-    client.add("id", 2, lambda c, a: c.id)
-    client.add("getname", 2, lambda c, a: c.name)
+    app.client_line = client_line
+
+    def client_type(t: bytes) -> bytes:
+        t = t.lower()
+        if t not in (b"normal", b"master", b"replica", b"slave", b"pubsub"):
+            raise RespError(f"ERR Unknown client type '{_s(t)}'")
+        return b"replica" if t == b"slave" else t
 
     def client_setname(c, argv):
         _check_name(argv[2])
@@ -202,304 +329,553 @@ def register(app: Any) -> None:
         return OK
 
     def client_setinfo(c, argv):
-        attr = argv[2].upper()
+        attr = argv[2].lower()
         val = argv[3]
-        if attr not in (b"LIB-NAME", b"LIB-VER"):
-            raise RespError(f"ERR Unrecognized option '{argv[2].decode('utf-8', 'replace')}'")
+        if attr not in (b"lib-name", b"lib-ver"):
+            raise RespError(f"ERR Unrecognized option '{_s(argv[2])}'")
         if any(ch < 33 or ch > 126 for ch in val):
             raise RespError(
-                f"ERR {attr.decode().lower()} cannot contain spaces, newlines or special characters."
+                f"ERR {_s(argv[2])} cannot contain spaces, newlines or special characters."
             )
-        if attr == b"LIB-NAME":
-            c.lib_name = val
+        if attr == b"lib-name":
+            c.lib_name = val or None
         else:
-            c.lib_ver = val
+            c.lib_ver = val or None
         return OK
 
     def client_list(c, argv):
-        clients = list(srv.clients.values())
-        i = 2
-        while i < len(argv):
-            opt = argv[i].upper()
-            if opt == b"TYPE" and i + 1 < len(argv):
-                t = argv[i + 1].lower()
-                if t not in (b"normal", b"master", b"replica", b"pubsub", b"slave"):
-                    raise RespError(
-                        f"ERR Unknown client type '{argv[i + 1].decode('utf-8', 'replace')}'"
-                    )
-                if t != b"normal":
-                    clients = []
-                i += 2
-            elif opt == b"ID" and i + 1 < len(argv):
-                ids = set()
-                for a in argv[i + 1 :]:
-                    try:
-                        v = _int_arg(a)
-                    except RespError:
-                        raise RespError("ERR Invalid client ID")
-                    if v <= 0:
-                        raise RespError("ERR Invalid client ID")
-                    ids.add(v)
-                clients = [x for x in clients if x.id in ids]
-                break
-            else:
-                raise RespError("ERR syntax error")
-        return Verbatim(
-            "".join(client_line(x) + "\n" for x in sorted(clients, key=lambda x: x.id)).encode()
-        )
+        clients = sorted(srv.clients.values(), key=lambda x: x.id)
+        if len(argv) == 4 and argv[2].lower() == b"type":
+            if client_type(argv[3]) != b"normal":
+                clients = []
+        elif len(argv) > 3 and argv[2].lower() == b"id":
+            chosen = []
+            for a in argv[3:]:
+                cid = _int_arg(a, "ERR Invalid client ID")
+                x = srv.clients.get(cid)
+                if x is not None:
+                    chosen.append(x)
+            clients = chosen
+        elif len(argv) != 2:
+            raise RespError(SYNTAX)
+        return Verbatim("".join(client_line(x) + "\n" for x in clients).encode())
 
     def client_kill(c, argv):
-        if len(argv) == 3:
-            addr = argv[2].decode("utf-8", "replace")
-            for x in list(srv.clients.values()):
-                if x.addr == addr:
-                    x.close()
-                    return OK
-            raise RespError("ERR No such client")
-        killed = 0
-        i = 2
-        filt: list[Callable[[Any], bool]] = []
+        addr = laddr = None
+        ctype = None
+        cid = 0
         skipme = True
-        while i + 1 < len(argv):
-            opt, val = argv[i].upper(), argv[i + 1]
-            if opt == b"ID":
-                cid = _int_arg(val, "ERR client-id should be greater than 0")
-                filt.append(lambda x, cid=cid: x.id == cid)
-            elif opt == b"ADDR":
-                filt.append(lambda x, v=val.decode(): x.addr == v)
-            elif opt == b"LADDR":
-                filt.append(lambda x, v=val.decode(): x.laddr == v)
-            elif opt == b"SKIPME":
-                if val.lower() not in (b"yes", b"no"):
-                    raise RespError("ERR syntax error")
-                skipme = val.lower() == b"yes"
-            elif opt == b"TYPE":
-                t = val.lower()
-                filt.append(lambda x, t=t: t == b"normal")
-            elif opt == b"USER":
-                filt.append(lambda x, v=val: v == b"default")
-            else:
-                raise RespError("ERR syntax error")
-            i += 2
-        if i != len(argv):
-            raise RespError("ERR syntax error")
-        for x in list(srv.clients.values()):
-            if skipme and x is c:
+        if len(argv) == 3:
+            addr = _s(argv[2])
+            skipme = False
+        else:
+            i = 2
+            while i < len(argv):
+                opt = argv[i].lower()
+                more = i + 1 < len(argv)
+                if opt == b"id" and more:
+                    cid = _int_arg(argv[i + 1], "ERR client-id should be greater than 0")
+                    if cid < 1:
+                        raise RespError("ERR client-id should be greater than 0")
+                elif opt == b"type" and more:
+                    ctype = client_type(argv[i + 1])
+                elif opt == b"addr" and more:
+                    addr = _s(argv[i + 1])
+                elif opt == b"laddr" and more:
+                    laddr = _s(argv[i + 1])
+                elif opt == b"user" and more:
+                    if argv[i + 1] != b"default":
+                        raise RespError(f"ERR No such user '{_s(argv[i + 1])}'")
+                elif opt == b"skipme" and more:
+                    v = argv[i + 1].lower()
+                    if v not in (b"yes", b"no"):
+                        raise RespError(SYNTAX)
+                    skipme = v == b"yes"
+                else:
+                    raise RespError(SYNTAX)
+                i += 2
+        killed = 0
+        close_self = False
+        for x in sorted(srv.clients.values(), key=lambda x: x.id):
+            if addr is not None and x.addr != addr:
                 continue
-            if all(f(x) for f in filt):
-                killed += 1
+            if laddr is not None and x.laddr != laddr:
+                continue
+            if ctype is not None and ctype != b"normal":
+                continue
+            if cid and x.id != cid:
+                continue
+            if x is c and skipme:
+                continue
+            if x is c:
+                close_self = True
+            else:
                 x.close()
-        return killed
+            killed += 1
+        if len(argv) == 3:
+            if not killed:
+                raise RespError("ERR No such client")
+            reply: Any = OK
+        else:
+            reply = killed
+        if close_self:
+            c.write_reply(reply)
+            c.close_after_reply()
+            return NO_REPLY
+        return reply
 
-    def client_help(c, argv):
+    def client_no_evict(c, argv):
+        if argv[2].lower() not in (b"on", b"off"):
+            raise RespError(SYNTAX)
+        return OK
+
+    CLIENT_HELP = [
+        "CLIENT <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
+        "GETNAME",
+        "    Return the name of the current connection.",
+        "ID",
+        "    Return the ID of the current connection.",
+        "INFO",
+        "    Return information about the current client connection.",
+        "KILL <ip:port>",
+        "    Kill connection made from <ip:port>.",
+        "KILL <option> <value> [<option> <value> [...]]",
+        "    Kill connections. Options are:",
+        "    * ADDR (<ip:port>|<unixsocket>:0)",
+        "      Kill connections made from the specified address",
+        "    * LADDR (<ip:port>|<unixsocket>:0)",
+        "      Kill connections made to specified local address",
+        "    * TYPE (NORMAL|MASTER|REPLICA|PUBSUB)",
+        "      Kill connections by type.",
+        "    * USER <username>",
+        "      Kill connections authenticated by <username>.",
+        "    * SKIPME (YES|NO)",
+        "      Skip killing current connection (default: yes).",
+        "LIST [options ...]",
+        "    Return information about client connections. Options:",
+        "    * TYPE (NORMAL|MASTER|REPLICA|PUBSUB)",
+        "      Return clients of specified type.",
+        "SETNAME <name>",
+        "    Assign the name <name> to the current connection.",
+        "SETINFO <option> <value>",
+        "    Set client meta attr. Options are:",
+        "    * LIB-NAME: the client lib name.",
+        "    * LIB-VER: the client lib version.",
+        "NO-EVICT (ON|OFF)",
+        "    Protect current client connection from eviction.",
+        "HELP",
+        "    Prints this help.",
+    ]
+
+    def cmd_container(name: str) -> Callable:
+        def run(c, argv):  # reached only without a subcommand: the arity check refuses it
+            raise RespError(f"ERR wrong number of arguments for '{name}' command")
+
+        return run
+
+    client = reg("client", -2, 0, cmd_container("client"), group="connection")
+    sub(client, "id", 2, CONN, lambda c, a: c.id)
+    sub(client, "getname", 2, CONN, lambda c, a: c.name)
+    sub(client, "setname", 3, CONN, client_setname)
+    sub(client, "setinfo", 4, CONN, client_setinfo)
+    sub(client, "list", -2, ADMIN, client_list)
+    sub(client, "info", 2, CONN, lambda c, a: Verbatim((client_line(c) + "\n").encode()))
+    sub(client, "kill", -3, ADMIN, client_kill)
+    sub(client, "no-evict", 3, ADMIN, client_no_evict)
+    sub(client, "help", 2, F["loading"] | F["stale"], lambda c, a: [Status(x) for x in CLIENT_HELP])
+
+    # ---- COMMAND ---------------------------------------------------------------------------
+
+    def lookup(name: bytes) -> Optional[Any]:
+        """A command by name, or a subcommand by 'parent|sub' (COMMAND INFO/DOCS)."""
+        if b"|" in name:
+            parent, _, subname = name.partition(b"|")
+            p = srv.command(parent)
+            if p is None or not p.subcommands or b"|" in subname:
+                return None
+            return p.subcommands.get(subname.lower())
+        return srv.command(name)
+
+    def derived_categories(cmd) -> list:
+        """ACL categories of a command Redis lacks, from its flags and group."""
+        cats = {"fast" if cmd.flags & F["fast"] else "slow"}
+        if cmd.flags & F["write"]:
+            cats.add("write")
+        if cmd.flags & F["readonly"]:
+            cats.add("read")
+        if cmd.flags & F["admin"]:
+            cats |= {"admin", "dangerous"}
+        if cmd.flags & F["blocking"]:
+            cats.add("blocking")
+        group = str(cmd.group)
+        cats.add(GROUP_CATEGORY.get(group, group))
+        return ["@" + x for x in ACL_CATEGORIES if x in cats]
+
+    def derived_key_specs(cmd) -> RSet:
+        if not cmd.first_key:
+            return RSet()
+        flags = ["RW" if cmd.flags & F["write"] else "RO", "access"]
+        last = cmd.last_key - cmd.first_key if cmd.last_key >= 0 else cmd.last_key
+        return RSet(
+            [
+                {
+                    b"flags": RSet(Status(f) for f in flags),
+                    b"begin_search": {b"type": b"index", b"spec": {b"index": cmd.first_key}},
+                    b"find_keys": {
+                        b"type": b"range",
+                        b"spec": {b"lastkey": last, b"keystep": cmd.key_step or 1, b"limit": 0},
+                    },
+                }
+            ]
+        )
+
+    def subcommands_of(cmd) -> list:
+        """A container's subcommands in Redis's order (then ConstDB's own)."""
+        red = REDIS_INFO.get(cmd.fullname)
+        order = {e[0]: i for i, e in enumerate(red[9])} if red is not None else {}
+        subs = list(cmd.subcommands.values())
+        return sorted(subs, key=lambda x: order.get(x.fullname, len(order)))
+
+    def info_entry(cmd) -> list:
+        red = REDIS_INFO.get(cmd.fullname)
+        if red is not None:
+            flags, cats, tips, specs = red[2], red[6], red[7], red[8]
+        else:
+            flags = RSet(Status(f) for f in cmd.flag_names())
+            cats = RSet(Status(x) for x in derived_categories(cmd))
+            tips = RSet()
+            specs = derived_key_specs(cmd)
+        subs: Any = RSet()
+        if cmd.subcommands:
+            subs = [info_entry(s) for s in subcommands_of(cmd)]
         return [
-            "CLIENT <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
-            "GETNAME",
-            "    Return the name of the current connection.",
-            "ID",
-            "    Return the ID of the current connection.",
-            "INFO",
-            "    Return information about the current client connection.",
-            "KILL <ip:port> | <option> <value> [<option> <value> [...]]",
-            "    Kill connections.",
-            "LIST [options ...]",
-            "    Return information about client connections.",
-            "SETINFO <LIB-NAME|LIB-VER> <value>",
-            "    Set client meta attributes.",
-            "SETNAME <name>",
-            "    Assign the name <name> to the current connection.",
-            "HELP",
-            "    Print this help.",
-        ]
-
-    client.add("setname", 3, client_setname)
-    client.add("setinfo", 4, client_setinfo)
-    client.add("list", -2, client_list)
-    client.add("info", 2, lambda c, a: Verbatim((client_line(c) + "\n").encode()))
-    client.add("kill", -3, client_kill)
-    client.add("help", 2, client_help)
-    reg(
-        "client",
-        -2,
-        F["admin"] | F["noscript"] | F["loading"] | F["stale"],
-        client,
-        group="connection",
-    )
-
-    # ---- COMMAND --------------------------------------------------------------------
-
-    def cmd_info_entry(cmd) -> list:
-        return [
-            cmd.name,
+            cmd.fullname,
             cmd.arity,
-            [Status(f) for f in cmd.flag_names()],
+            flags,
             cmd.first_key,
             cmd.last_key,
             cmd.key_step,
-            [Status("@" + str(cmd.group))],
-            [],
-            [],
-            [],
+            cats,
+            tips,
+            specs,
+            subs,
         ]
 
-    def cmd_docs_entry(cmd) -> list:
-        return [
-            cmd.name,
-            [
-                b"summary",
-                (cmd.summary or f"{cmd.name.decode().upper()} ({cmd.group})").encode(),
-                b"since",
-                b"1.0.0",
-                b"group",
-                str(cmd.group).encode(),
-            ],
-        ]
+    def doc_entry(cmd) -> dict:
+        doc = REDIS_DOCS.get(cmd.fullname)
+        own = cmd.doc if cmd.doc is not None else OWN_DOCS.get(cmd.fullname)
+        if own is not None:
+            doc = _own_doc(own)
+        elif doc is None:
+            group = str(cmd.group)
+            doc = {
+                b"summary": (
+                    cmd.summary or f"The {cmd.fullname.decode().upper()} command"
+                ).encode(),
+                b"since": (cmd.since or __version__).encode(),
+                b"group": group.encode(),
+                b"complexity": b"O(1)",
+            }
+        doc = dict(doc)
+        if cmd.subcommands:
+            doc[b"subcommands"] = {s.fullname: doc_entry(s) for s in subcommands_of(cmd)}
+        else:
+            doc.pop(b"subcommands", None)
+        return doc
 
-    command = Sub("command")
+    def top_level() -> list:
+        return [srv.table[n] for n in sorted(srv.table)]
 
     def command_count(c, argv):
         return len(srv.table)
 
     def command_info(c, argv):
-        names = argv[2:] or sorted(srv.table)
-        return [cmd_info_entry(srv.command(n)) if srv.command(n) else None for n in names]
+        if len(argv) == 2:
+            return _send(c, [info_entry(x) for x in top_level()])
+        out = []
+        for n in argv[2:]:
+            cmd = lookup(n)
+            out.append(None if cmd is None else info_entry(cmd))
+        return _send(c, out)
 
     def command_docs(c, argv):
-        names = argv[2:] or sorted(srv.table)
-        out = []
-        for n in names:
-            cmd = srv.command(n)
+        if len(argv) == 2:
+            return _send(c, {x.fullname: doc_entry(x) for x in top_level()})
+        out = {}
+        for n in argv[2:]:
+            cmd = lookup(n)
             if cmd is not None:
-                out.extend(cmd_docs_entry(cmd))
-        return out
+                out[cmd.fullname] = doc_entry(cmd)
+        return _send(c, out)
+
+    def categories_of(cmd) -> list[bytes]:
+        red = REDIS_INFO.get(cmd.fullname)
+        cats = [str(x) for x in red[6]] if red is not None else derived_categories(cmd)
+        return [x[1:].encode() for x in cats]
 
     def command_list(c, argv):
-        names = sorted(srv.table)
-        if len(argv) > 2:
-            if len(argv) != 5 or argv[2].upper() != b"FILTERBY":
-                raise RespError("ERR syntax error")
-            kind, val = argv[3].upper(), argv[4]
-            if kind == b"PATTERN":
-                names = [n for n in names if glob_match(val, n, True)]
-            elif kind == b"ACLCAT":
-                names = [n for n in names if str(srv.table[n].group).encode() == val.lower()]
-            elif kind == b"MODULE":
-                names = []
-            else:
-                raise RespError("ERR syntax error")
-        return names
+        names = []
+        for cmd in top_level():
+            names.append(cmd)
+            if cmd.subcommands:
+                names.extend(subcommands_of(cmd))
+        if len(argv) == 2:
+            return [x.fullname for x in names]
+        if len(argv) != 5 or argv[2].lower() != b"filterby":
+            raise RespError(SYNTAX)
+        kind, val = argv[3].lower(), argv[4]
+        if kind == b"pattern":
+            return [x.fullname for x in names if glob_match(val, x.fullname, True)]
+        if kind == b"aclcat":
+            cat = val.lower()
+            return [x.fullname for x in names if cat in categories_of(x)]
+        if kind == b"module":
+            return []
+        raise RespError(SYNTAX)
 
-    def command_getkeys(c, argv):
-        cmd = srv.command(argv[2])
+    def key_positions(cmd, args: list[bytes]) -> Optional[list[tuple[int, Any]]]:
+        """Redis's getKeysUsingKeySpecs: (position, flags) of each key, None if
+        the arguments do not fit the specs."""
+        red = REDIS_INFO.get(cmd.fullname)
+        specs = red[8] if red is not None else derived_key_specs(cmd)
+        argc = len(args)
+        out = []
+        for spec in specs:
+            bs = spec[b"begin_search"]
+            fk = spec[b"find_keys"]
+            flags = spec[b"flags"]
+            if b"variable_flags" in [s.encode() for s in flags] and cmd.fullname == b"set":
+                get = any(a.lower() == b"get" for a in args[3:])
+                flags = RSet(
+                    Status(f) for f in (["RW", "access", "update"] if get else ["OW", "update"])
+                )
+            if bs[b"type"] == b"index":
+                first = bs[b"spec"][b"index"]
+            elif bs[b"type"] == b"keyword":
+                kw = bs[b"spec"][b"keyword"].lower()
+                start = bs[b"spec"][b"startfrom"]
+                rng = range(start, argc) if start > 0 else range(argc + start, 0, -1)
+                first = 0
+                for i in rng:
+                    if i >= argc or i < 1:
+                        break
+                    if args[i].lower() == kw:
+                        first = i + 1
+                        break
+                if not first:
+                    continue
+            else:
+                continue
+            if fk[b"type"] == b"range":
+                sp = fk[b"spec"]
+                step = sp[b"keystep"]
+                if sp[b"lastkey"] >= 0:
+                    last = first + sp[b"lastkey"]
+                elif not sp[b"limit"]:
+                    last = argc + sp[b"lastkey"]
+                else:
+                    last = first + ((argc - first) // sp[b"limit"] + sp[b"lastkey"])
+            elif fk[b"type"] == b"keynum":
+                sp = fk[b"spec"]
+                idx = first + sp[b"keynumidx"]
+                if idx >= argc:
+                    return None
+                try:
+                    numkeys = _int_arg(args[idx])
+                except RespError:
+                    return None
+                if numkeys < 0:
+                    return None
+                first += sp[b"firstkey"]
+                step = sp[b"keystep"]
+                last = first + numkeys - 1
+            else:
+                continue
+            if last >= argc or last < first or first >= argc:
+                return None
+            for j in range(first, last + 1, step):
+                out.append((j, flags))
+        return out
+
+    def getkeys(c, argv, with_flags: bool):
+        args = argv[2:]
+        cmd = srv.command(args[0])
+        if cmd is not None and cmd.subcommands and len(args) >= 2:
+            cmd = cmd.subcommands.get(args[1].lower())
         if cmd is None:
             raise RespError("ERR Invalid command specified")
-        args = argv[2:]
+        red = REDIS_INFO.get(cmd.fullname)
+        has_keys = bool(red[8]) if red is not None else bool(cmd.first_key)
+        if not has_keys:
+            raise RespError("ERR The command has no key arguments")
         if (cmd.arity > 0 and len(args) != cmd.arity) or len(args) < -cmd.arity:
             raise RespError("ERR Invalid number of arguments specified for command")
-        if cmd.first_key == 0:
-            raise RespError("ERR The command has no key arguments")
-        last = cmd.last_key if cmd.last_key >= 0 else len(args) + cmd.last_key
-        return [args[i] for i in range(cmd.first_key, last + 1, cmd.key_step or 1)]
+        keys = key_positions(cmd, args)
+        if not keys:
+            raise RespError("ERR Invalid arguments specified for command")
+        if with_flags:
+            return _send(c, [[args[i], flags] for i, flags in keys])
+        return [args[i] for i, _ in keys]
 
-    command.add("count", 2, command_count)
-    command.add("info", -2, command_info)
-    command.add("docs", -2, command_docs)
-    command.add("list", -2, command_list)
-    command.add("getkeys", -3, command_getkeys)
-    command.add(
-        "help",
-        2,
-        lambda c, a: [
-            "COMMAND <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
-            "(no subcommand)",
-            "    Return details about all commands.",
-            "COUNT",
-            "INFO [<command-name> ...]",
-            "DOCS [<command-name> ...]",
-            "LIST [FILTERBY (MODULE <module-name>|ACLCAT <category>|PATTERN <pattern>)]",
-            "GETKEYS <full-command>",
-            "HELP",
-        ],
-    )
+    COMMAND_HELP = [
+        "COMMAND <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
+        "(no subcommand)",
+        "    Return details about all Redis commands.",
+        "COUNT",
+        "    Return the total number of commands in this Redis server.",
+        "LIST",
+        "    Return a list of all commands in this Redis server.",
+        "INFO [<command-name> ...]",
+        "    Return details about multiple Redis commands.",
+        "    If no command names are given, documentation details for all",
+        "    commands are returned.",
+        "DOCS [<command-name> ...]",
+        "    Return documentation details about multiple Redis commands.",
+        "    If no command names are given, documentation details for all",
+        "    commands are returned.",
+        "GETKEYS <full-command>",
+        "    Return the keys from a full Redis command.",
+        "GETKEYSANDFLAGS <full-command>",
+        "    Return the keys and the access flags from a full Redis command.",
+        "HELP",
+        "    Prints this help.",
+    ]
 
     def cmd_command(c, argv):
-        if len(argv) == 1:
-            return [cmd_info_entry(srv.table[n]) for n in sorted(srv.table)]
-        return command(c, argv)
+        return _send(c, [info_entry(x) for x in top_level()])
 
-    reg("command", -1, F["loading"] | F["stale"], cmd_command, group="server")
+    LS = F["loading"] | F["stale"]
+    command = reg("command", -1, LS, cmd_command, group="server")
+    sub(command, "count", 2, LS, command_count)
+    sub(command, "info", -2, LS, command_info)
+    sub(command, "docs", -2, LS, command_docs)
+    sub(command, "list", -2, LS, command_list)
+    sub(command, "getkeys", -4, LS, lambda c, a: getkeys(c, a, False))
+    sub(command, "getkeysandflags", -4, LS, lambda c, a: getkeys(c, a, True))
+    sub(command, "help", 2, LS, lambda c, a: [Status(x) for x in COMMAND_HELP])
 
-    # ---- CONFIG -----------------------------------------------------------------------
-
-    config = Sub("config")
+    # ---- CONFIG ----------------------------------------------------------------------------
 
     def redis_name(name: str) -> str:
         return name.replace("_", "-")
 
+    # Redis's names for ConstDB keys (CONFIG GET/SET accept both)
     aliases = {
         "bind": "ip",
         "dir": "work_dir",
         "repl-backlog-size": "repl_backlog_limit",
         "loglevel": "log_level",
         "logfile": "log",
-        "client-query-buffer-limit": "client_query_buffer_limit",
         "daemonize": "daemon",
     }
+    # Redis parameters that have one fixed value here
     fixed = {
         "appendonly": "no",
         "databases": "1",
         "maxmemory": "0",
         "maxmemory-policy": "noeviction",
+        "cluster-enabled": "no",
     }
 
+    def config_value(alias: str, name: str) -> str:
+        v = app.cfg.get(name)
+        if alias == "dir":
+            return os.path.abspath(v)
+        if alias == "loglevel":
+            return REDIS_LOGLEVEL_OUT.get(v, v.lower())
+        return _config_str(name, v)
+
     def config_items() -> list[tuple[str, str]]:
-        items = []
-        for key in SPEC:
-            items.append((redis_name(key.name), _config_str(key.name, app.cfg.get(key.name))))
-        for alias, target in aliases.items():
-            if redis_name(target) != alias:
-                items.append((alias, _config_str(target, app.cfg.get(target))))
-        for k, v in fixed.items():
-            items.append((k, v))
+        items = [(redis_name(k.name), config_value(redis_name(k.name), k.name)) for k in SPEC]
+        items += [(alias, config_value(alias, target)) for alias, target in aliases.items()]
+        items += list(fixed.items())
         return items
+
+    def resolve(raw: bytes) -> Optional[str]:
+        """The SPEC key a CONFIG SET/GET name refers to (any case, - or _)."""
+        n = _s(raw).lower()
+        if n in aliases:
+            return aliases[n]
+        n = n.replace("-", "_")
+        return n if n in BY_NAME else None
 
     def config_get(c, argv):
         items = config_items()
-        out: dict[str, str] = {}
+        out: dict[bytes, bytes] = {}
         for pat in argv[2:]:
+            if not any(ch in pat for ch in b"*?["):
+                # an exact name comes back as it was asked (Redis 7.0)
+                p = _s(pat).lower()
+                p2 = p.replace("_", "-")
+                if any(k.lower() == pat.lower() for k in out):
+                    continue
+                for k, v in items:
+                    if k == p or k == p2:
+                        out[pat] = v.encode()
+                        break
+                continue
             p = pat.lower().replace(b"_", b"-")
             for k, v in items:
-                if glob_match(p, k.encode(), True) and k not in out:
-                    out[k] = v
-        return {k.encode(): v.encode() for k, v in out.items()}
+                kb = k.encode()
+                if glob_match(p, kb, True) and kb not in out:
+                    out[kb] = v.encode()
+        return out
 
     def config_set(c, argv):
-        if len(argv) % 2 != 0:
-            raise _arity_error("config|set")
+        if len(argv) % 2:
+            raise RespError(SYNTAX)
         pairs = []
+        bad_name = None
+        err = None
         for i in range(2, len(argv), 2):
-            raw = argv[i].decode("utf-8", "replace").lower()
-            name = aliases.get(raw, raw.replace("-", "_"))
-            key = BY_NAME.get(name)
-            if key is None:
-                raise RespError(
-                    f"ERR Unknown option or number of arguments for CONFIG SET - '{raw}'"
-                )
-            if not key.runtime:
-                raise RespError(
-                    f"ERR CONFIG SET failed (possibly related to argument '{raw}') - can't set immutable config"
-                )
-            pairs.append((key, raw, argv[i + 1].decode("utf-8", "replace")))
-        old = app.cfg.as_dict()
-        for key, raw, val in pairs:
+            raw = argv[i]
+            name = resolve(raw)
+            fixed_name = _s(raw).lower() in fixed
+            if name is None and not fixed_name:
+                if bad_name is None:
+                    bad_name = raw
+                continue
+            if bad_name is not None or err is not None:
+                continue
+            if fixed_name or not BY_NAME[name].runtime:
+                err = (raw, "can't set immutable config")
+                continue
+            if any(p[0] == name for p in pairs):
+                err = (raw, "duplicate parameter")
+                continue
+            pairs.append((name, raw, argv[i + 1]))
+        if bad_name is not None:
+            raise RespError(
+                f"ERR Unknown option or number of arguments for CONFIG SET - '{_s(bad_name)}'"
+            )
+        if err is not None:
+            raise RespError(
+                f"ERR CONFIG SET failed (possibly related to argument '{_s(err[0])}') - {err[1]}"
+            )
+        new = {}
+        for name, raw, val in pairs:
             try:
-                app.cfg.set(key.name, val)
+                if raw.lower() == b"loglevel":
+                    # Redis's names for Redis's parameter
+                    v = REDIS_LOGLEVEL_IN.get(_s(val).lower())
+                    if v is None:
+                        raise ConfigError(
+                            "argument(s) must be one of the following: "
+                            "debug, verbose, notice, warning"
+                        )
+                    new[name] = v
+                    continue
+                new[name] = parse_runtime(BY_NAME[name], _s(val))
             except ConfigError as e:
-                app.cfg._values.update(old)
-                detail = str(e).split(": ", 1)[-1].replace(f"key '{key.name}': ", "")
+                canonical = next(
+                    (a for a, t in aliases.items() if t == name and a == _s(raw).lower()),
+                    redis_name(name),
+                )
                 raise RespError(
-                    f"ERR CONFIG SET failed (possibly related to argument '{raw}') - {detail}"
+                    f"ERR CONFIG SET failed (possibly related to argument '{canonical}') - {e}"
                 ) from None
+        for name, v in new.items():
+            app.cfg.set(name, v)
         app.apply_config()
         return OK
 
@@ -514,82 +890,82 @@ def register(app: Any) -> None:
         app.ks.hits = 0
         app.ks.misses = 0
         app.ks.expired_keys = 0
-        for cmd in srv.table.values():
+        for cmd in srv.all_commands():
             cmd.calls = 0
             cmd.failed = 0
+            cmd.rejected = 0
+            cmd.usec = 0
         reset = getattr(app, "reset_stats", None)
         if reset is not None:
             reset()
         return OK
 
     def config_rewrite(c, argv):
+        if app.cfg.path is None:
+            raise RespError("ERR The server is running without a config file")
         raise RespError(
-            "ERR The server is running without a config file"
-            if app.cfg.path is None
-            else "ERR CONFIG REWRITE is not supported; edit " + app.cfg.path
+            f"ERR Rewriting config file: ConstDB does not rewrite {app.cfg.path}; edit it instead"
         )
 
-    config.add("get", -3, config_get)
-    config.add("set", -4, config_set)
-    config.add("resetstat", 2, config_resetstat)
-    config.add("rewrite", 2, config_rewrite)
-    config.add(
-        "help",
-        2,
-        lambda c, a: [
-            "CONFIG <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
-            "GET <pattern>",
-            "SET <directive> <value>",
-            "RESETSTAT",
-            "REWRITE",
-            "HELP",
-        ],
-    )
-    reg(
-        "config", -2, F["admin"] | F["noscript"] | F["loading"] | F["stale"], config, group="server"
-    )
+    CONFIG_HELP = [
+        "CONFIG <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
+        "GET <pattern>",
+        "    Return parameters matching the glob-like <pattern> and their values.",
+        "SET <directive> <value>",
+        "    Set the configuration <directive> to <value>.",
+        "RESETSTAT",
+        "    Reset statistics reported by the INFO command.",
+        "REWRITE",
+        "    Rewrite the configuration file.",
+        "HELP",
+        "    Prints this help.",
+    ]
 
-    # ---- INFO -------------------------------------------------------------------------
+    config = reg("config", -2, 0, cmd_container("config"), group="server")
+    sub(config, "get", -3, ADMIN, config_get)
+    sub(config, "set", -4, ADMIN, config_set)
+    sub(config, "resetstat", 2, ADMIN, config_resetstat)
+    sub(config, "rewrite", 2, ADMIN, config_rewrite)
+    sub(config, "help", 2, LS, lambda c, a: [Status(x) for x in CONFIG_HELP])
+
+    # ---- INFO, TIME, SHUTDOWN, LOLWUT ----------------------------------------------------
 
     def cmd_info(c, argv):
-        wanted = [a.lower().decode("utf-8", "replace") for a in argv[1:]] or ["default"]
+        wanted = [_s(a).lower() for a in argv[1:]] or ["default"]
         return Verbatim(info_text(app, wanted).encode())
 
-    reg("info", -1, F["loading"] | F["stale"], cmd_info, group="server")
+    reg("info", -1, LS, cmd_info, group="server")
 
     def cmd_time(c, argv):
         t = time.time_ns() // 1000
         return [str(t // 1_000_000).encode(), str(t % 1_000_000).encode()]
 
-    reg("time", 1, F["loading"] | F["stale"] | F["fast"], cmd_time, group="server")
+    reg("time", 1, LS | F["fast"], cmd_time, group="server")
 
     def cmd_shutdown(c, argv):
-        nosave = save = False
+        nosave = save = abort = force = False
         for a in argv[1:]:
             u = a.upper()
             if u == b"NOSAVE":
                 nosave = True
             elif u == b"SAVE":
                 save = True
-            elif u in (b"NOW", b"FORCE"):
+            elif u == b"FORCE":
+                force = True
+            elif u == b"NOW":
                 pass
             elif u == b"ABORT":
-                raise RespError("ERR No shutdown in progress.")
+                abort = True
             else:
-                raise RespError("ERR syntax error")
-        if nosave and save:
-            raise RespError("ERR syntax error")
-        app.shutdown_save = not nosave if (nosave or save) else None
-        app.request_shutdown("SHUTDOWN")
+                raise RespError(SYNTAX)
+        if (abort and len(argv) > 2) or (nosave and save):
+            raise RespError(SYNTAX)
+        if abort:
+            raise RespError("ERR No shutdown in progress.")
+        app.shutdown_command(not nosave if (nosave or save) else None, force)
         return NO_REPLY
 
-    reg(
-        "shutdown",
-        -1,
-        F["admin"] | F["noscript"] | F["loading"] | F["stale"],
-        cmd_shutdown,
-        group="server",
-    )
+    reg("shutdown", -1, ADMIN | F["nomulti"], cmd_shutdown, group="server")
 
     def cmd_lolwut(c, argv):
         return Verbatim(f"ConstDB ver. {__version__}\n".encode())
@@ -608,9 +984,10 @@ def _config_str(name: str, value: Any) -> str:
 
 
 def _human(n: float) -> str:
-    for unit in ("B", "K", "M", "G", "T"):
-        if n < 1024 or unit == "T":
-            return f"{n:.2f}{unit}" if unit != "B" else f"{int(n)}B"
+    """Redis's bytesToHuman."""
+    for unit in ("B", "K", "M", "G", "T", "P"):
+        if n < 1024 or unit == "P":
+            return f"{int(n)}B" if unit == "B" else f"{n:.2f}{unit}"
         n /= 1024
     return f"{n}"
 
@@ -623,7 +1000,17 @@ def _rss() -> int:
         return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
 
 
+def _total_memory() -> int:
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError):
+        return 0
+
+
 def info_sections(app: Any) -> dict[str, Callable[[], list[tuple[str, Any]]]]:
+    """INFO's sections, in Redis's order, with Redis's field names (and a few
+    ConstDB fields). Other parts of the node extend them through hooks on app:
+    replication_info(), persistence_info(), stats_info()."""
     srv = app.srv
     ks = app.ks
     cfg = app.cfg
@@ -632,13 +1019,19 @@ def info_sections(app: Any) -> dict[str, Callable[[], list[tuple[str, Any]]]]:
         up = int(time.time() - app.started)
         return [
             ("redis_version", REDIS_COMPAT_VERSION),
-            ("constdb_version", __version__),
+            ("redis_git_sha1", "00000000"),
+            ("redis_git_dirty", 0),
+            ("redis_build_id", "0"),
             ("redis_mode", "standalone"),
+            ("constdb_version", __version__),
             ("os", f"{platform.system()} {platform.release()} {platform.machine()}"),
             ("arch_bits", 64 if sys.maxsize > 2**32 else 32),
+            ("monotonic_clock", "POSIX clock_gettime"),
             ("multiplexing_api", "uvloop"),
+            ("atomicvar_api", "none"),
             ("python_version", platform.python_version()),
             ("process_id", os.getpid()),
+            ("process_supervised", "no"),
             ("run_id", app.run_id),
             ("tcp_port", cfg.port),
             ("server_time_usec", time.time_ns() // 1000),
@@ -646,38 +1039,69 @@ def info_sections(app: Any) -> dict[str, Callable[[], list[tuple[str, Any]]]]:
             ("uptime_in_days", up // 86400),
             ("hz", cfg.hz),
             ("configured_hz", cfg.hz),
+            ("lru_clock", int(time.time()) & ((1 << 24) - 1)),
             ("executable", os.path.abspath(sys.argv[0]) if sys.argv and sys.argv[0] else ""),
             ("config_file", os.path.abspath(cfg.path) if cfg.path else ""),
+            ("io_threads_active", 0),
             ("node_id", app.node_id),
             ("node_alias", app.alias),
         ]
 
     def clients():
+        cl = list(srv.clients.values())
         return [
-            ("connected_clients", len(srv.clients)),
+            ("connected_clients", len(cl)),
+            ("cluster_connections", 0),
             ("maxclients", srv.maxclients),
-            ("blocked_clients", sum(1 for c in srv.clients.values() if c.blocked)),
+            ("client_recent_max_input_buffer", max((c.qbuf for c in cl), default=0)),
+            ("client_recent_max_output_buffer", max((c.obuf for c in cl), default=0)),
+            ("blocked_clients", sum(1 for c in cl if c.blocked)),
             ("tracking_clients", 0),
+            ("clients_in_timeout_table", 0),
         ]
 
     def memory():
         rss = _rss()
+        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+        total = _total_memory()
         bl = app.backlog.size
         return [
             ("used_memory", rss),
             ("used_memory_human", _human(rss)),
             ("used_memory_rss", rss),
             ("used_memory_rss_human", _human(rss)),
-            ("used_memory_peak", resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024),
-            ("mem_backlog", bl),
-            ("mem_backlog_human", _human(bl)),
+            ("used_memory_peak", peak),
+            ("used_memory_peak_human", _human(peak)),
+            ("used_memory_peak_perc", f"{100.0 * rss / peak if peak else 0:.2f}%"),
+            ("total_system_memory", total),
+            ("total_system_memory_human", _human(total)),
             ("maxmemory", 0),
+            ("maxmemory_human", "0B"),
             ("maxmemory_policy", "noeviction"),
+            ("mem_fragmentation_ratio", "1.00"),
+            ("mem_replication_backlog", bl),
+            ("mem_backlog_human", _human(bl)),
             ("mem_allocator", "pymalloc"),
         ]
 
-    def stats():
+    def persistence():
+        extra = getattr(app, "persistence_info", None)
+        if extra is not None:
+            return extra()
         return [
+            ("loading", 0),
+            ("async_loading", 0),
+            ("rdb_changes_since_last_save", ks.dirty),
+            ("rdb_bgsave_in_progress", 0),
+            ("rdb_last_save_time", int(app.started)),
+            ("rdb_last_bgsave_status", "ok"),
+            ("aof_enabled", 0),
+            ("aof_rewrite_in_progress", 0),
+            ("aof_last_write_status", "ok"),
+        ]
+
+    def stats():
+        rows = [
             ("total_connections_received", srv.total_connections),
             ("total_commands_processed", srv.total_commands),
             ("instantaneous_ops_per_sec", app.instantaneous_ops()),
@@ -688,17 +1112,24 @@ def info_sections(app: Any) -> dict[str, Callable[[], list[tuple[str, Any]]]]:
             ("evicted_keys", 0),
             ("keyspace_hits", ks.hits),
             ("keyspace_misses", ks.misses),
+            ("pubsub_channels", 0),
+            ("pubsub_patterns", 0),
             ("total_error_replies", srv.total_errors),
             ("remote_effects_applied", ks.applied_remote),
             ("pending_tombstones", len(ks.tombs)),
             ("type_conflict_keys", len(ks.alts)),
         ]
+        extra = getattr(app, "stats_info", None)
+        if extra is not None:
+            rows.extend(extra())
+        return rows
 
     def replication():
         bl = app.backlog
         vv = ks.get_vv()
         rows = [
             ("role", "master"),
+            ("connected_slaves", 0),
             ("node_id", app.node_id),
             ("node_alias", app.alias),
             ("uuid", ks.clock.last),
@@ -718,26 +1149,27 @@ def info_sections(app: Any) -> dict[str, Callable[[], list[tuple[str, Any]]]]:
             rows.append(("connected_peers", 0))
         return rows
 
-    def persistence():
-        extra = getattr(app, "persistence_info", None)
-        if extra is not None:
-            return extra()
-        return [("loading", 0), ("rdb_changes_since_last_save", ks.dirty)]
-
-    def keyspace():
-        n = ks.dbsize()
-        if not n:
-            return []
-        return [("db0", f"keys={n},expires={ks.expires_count()},avg_ttl=0")]
+    def cpu():
+        r = resource.getrusage(resource.RUSAGE_SELF)
+        rc = resource.getrusage(resource.RUSAGE_CHILDREN)
+        return [
+            ("used_cpu_sys", f"{r.ru_stime:.6f}"),
+            ("used_cpu_user", f"{r.ru_utime:.6f}"),
+            ("used_cpu_sys_children", f"{rc.ru_stime:.6f}"),
+            ("used_cpu_user_children", f"{rc.ru_utime:.6f}"),
+        ]
 
     def commandstats():
         rows = []
-        for name, cmd in sorted(srv.table.items()):
-            if cmd.calls:
+        cmds = sorted(srv.all_commands(), key=lambda c: c.fullname)
+        for cmd in cmds:
+            if cmd.calls or cmd.rejected or cmd.failed:
+                per = cmd.usec / cmd.calls if cmd.calls else 0.0
                 rows.append(
                     (
-                        f"cmdstat_{name.decode()}",
-                        f"calls={cmd.calls},usec=0,usec_per_call=0.00,rejected_calls=0,failed_calls={cmd.failed}",
+                        f"cmdstat_{cmd.fullname.decode()}",
+                        f"calls={cmd.calls},usec={cmd.usec},usec_per_call={per:.2f},"
+                        f"rejected_calls={cmd.rejected},failed_calls={cmd.failed}",
                     )
                 )
         return rows
@@ -745,12 +1177,14 @@ def info_sections(app: Any) -> dict[str, Callable[[], list[tuple[str, Any]]]]:
     def errorstats():
         return [(f"errorstat_{k}", f"count={v}") for k, v in sorted(srv.error_counts.items())]
 
-    def cpu():
-        r = resource.getrusage(resource.RUSAGE_SELF)
-        return [
-            ("used_cpu_sys", f"{r.ru_stime:.6f}"),
-            ("used_cpu_user", f"{r.ru_utime:.6f}"),
-        ]
+    def cluster():
+        return [("cluster_enabled", 0)]
+
+    def keyspace():
+        n = ks.dbsize()
+        if not n:
+            return []
+        return [("db0", f"keys={n},expires={ks.expires_count()},avg_ttl=0")]
 
     return {
         "server": server,
@@ -760,13 +1194,16 @@ def info_sections(app: Any) -> dict[str, Callable[[], list[tuple[str, Any]]]]:
         "stats": stats,
         "replication": replication,
         "cpu": cpu,
+        "modules": list,
         "commandstats": commandstats,
         "errorstats": errorstats,
+        "cluster": cluster,
         "keyspace": keyspace,
     }
 
 
-DEFAULT_SECTIONS = [
+# INFO with no argument (Redis's "default"): all but commandstats and modules
+DEFAULT_SECTIONS = {
     "server",
     "clients",
     "memory",
@@ -775,27 +1212,28 @@ DEFAULT_SECTIONS = [
     "replication",
     "cpu",
     "errorstats",
+    "cluster",
     "keyspace",
-]
+}
+SECTION_TITLES = {"cpu": "CPU"}
 
 
 def info_text(app: Any, wanted: list[str]) -> str:
+    """Redis's genRedisInfoString: the chosen sections in Redis's order."""
     sections = info_sections(app)
-    names: list[str] = []
+    chosen: set[str] = set()
     for w in wanted:
-        if w in ("default",):
-            names.extend(DEFAULT_SECTIONS)
+        if w == "default":
+            chosen |= DEFAULT_SECTIONS
         elif w in ("all", "everything"):
-            names.extend(sections)
+            chosen |= set(sections)
         elif w in sections:
-            names.append(w)
-    seen = set()
+            chosen.add(w)
     parts = []
-    for name in names:
-        if name in seen:
+    for name, fn in sections.items():
+        if name not in chosen:
             continue
-        seen.add(name)
-        rows = sections[name]()
+        rows = fn()
         body = "".join(f"{k}:{v}\r\n" for k, v in rows)
-        parts.append(f"# {name.capitalize() if name != 'cpu' else 'CPU'}\r\n{body}")
+        parts.append(f"# {SECTION_TITLES.get(name, name.capitalize())}\r\n{body}")
     return "\r\n".join(parts)

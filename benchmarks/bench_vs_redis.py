@@ -1,0 +1,779 @@
+#!/usr/bin/env python3
+"""ConstDB against redis-server, side by side in one run.
+
+Starts a constdb-server (fresh temporary work dir, snapshots off) and a
+redis-server (`--save "" --appendonly no`) on free loopback ports, then:
+
+* throughput: redis-benchmark `-c 50` at `-P 1` and `-P 16`, one test at a time
+  (SET GET INCR SADD HSET MSET), against each server in turn. For every run it
+  records req/s (from `--csv`) and the server's CPU time per request, read from
+  /proc/PID/stat (utime + stime) before and after the run;
+* memory: RSS (/proc/PID/status VmRSS) of a fresh pair of servers before and
+  after writing exactly 1,000,000 small string keys (`key:000000123456` -> 3
+  bytes, as redis-benchmark -r writes them) through `redis-cli --pipe`; for
+  ConstDB also the part that is its replication backlog (INFO `mem_backlog`,
+  CONFIG `repl-backlog-limit`).
+
+It prints markdown tables and the targets (made visible, never asserted):
+server CPU per request at -P 16 at most 1.5x redis-server's for SET, GET and
+INCR; -P 1 req/s at least 0.8x; memory per small key at most 2.5x.
+
+Every server and tool process it starts is stopped by pid at the end, on error
+and on Ctrl-C / SIGTERM. Needs redis-server, redis-benchmark, redis-cli and
+redis-py. Linux only (/proc). See benchmarks/README.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import datetime
+import io
+import os
+import platform
+import shlex
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from typing import Optional
+
+import redis
+
+HOST = "127.0.0.1"
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+ALL_TESTS = ["set", "get", "incr", "sadd", "hset", "mset"]
+TARGET_CPU_TESTS = ("set", "get", "incr")
+TARGET_CPU_RATIO = 1.5  # ConstDB CPU us/req at -P 16 <= 1.5x redis-server's
+TARGET_RPS_RATIO = 0.8  # ConstDB req/s at -P 1 >= 0.8x redis-server's
+TARGET_MEM_RATIO = 2.5  # ConstDB bytes per small key <= 2.5x redis-server's
+
+# every child process started here, stopped by pid in cleanup()
+_children: list[subprocess.Popen] = []
+
+
+def log(msg: str) -> None:
+    print(msg, file=sys.stderr, flush=True)
+
+
+def need(tool: str) -> str:
+    path = shutil.which(tool)
+    if path is None:
+        sys.exit(f"bench_vs_redis: {tool} not found (apt-get install redis-server redis-tools)")
+    return path
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind((HOST, 0))
+        return s.getsockname()[1]
+
+
+def stop_proc(p: subprocess.Popen, sig: int = signal.SIGTERM, timeout: float = 15.0) -> None:
+    """Stop one child by its pid: sig, then SIGKILL if it does not exit."""
+    if p.poll() is None:
+        try:
+            os.kill(p.pid, sig)
+            p.wait(timeout)
+        except subprocess.TimeoutExpired:
+            os.kill(p.pid, signal.SIGKILL)
+            p.wait(5)
+        except ProcessLookupError:
+            pass
+    if p in _children:
+        _children.remove(p)
+
+
+def cleanup() -> None:
+    for p in list(reversed(_children)):
+        try:
+            stop_proc(p)
+        except Exception as e:  # keep stopping the others
+            log(f"could not stop pid {p.pid}: {e!r}")
+
+
+def _sigterm(signum, frame):
+    raise KeyboardInterrupt
+
+
+# ------------------------------------------------------------------ servers ---
+
+
+def cpu_ticks(pid: int) -> int:
+    """utime + stime of the whole process (all threads), in clock ticks."""
+    with open(f"/proc/{pid}/stat") as f:
+        data = f.read()
+    # the command name (field 2) may hold spaces: split after its ')'
+    fields = data[data.rindex(")") + 2 :].split()
+    return int(fields[11]) + int(fields[12])  # fields 14 and 15 of proc(5)
+
+
+def rss_bytes(pid: int) -> int:
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) * 1024
+    raise RuntimeError(f"no VmRSS for pid {pid}")
+
+
+def constdb_cmd() -> list[str]:
+    script = os.path.join(os.path.dirname(sys.executable), "constdb-server")
+    if os.path.exists(script):
+        return [script]
+    found = shutil.which("constdb-server")
+    if found:
+        return [found]
+    return [sys.executable, "-m", "constdb"]
+
+
+class Server:
+    """One server process on a free loopback port, in its own temp dir."""
+
+    def __init__(self, name: str, tmp: str):
+        self.name = name
+        self.dir = tempfile.mkdtemp(prefix=f"{name.lower()}-", dir=tmp)
+        self.port = free_port()
+        self.proc: Optional[subprocess.Popen] = None
+        self.log_path = os.path.join(self.dir, "server.log")
+
+    def argv(self) -> list[str]:
+        raise NotImplementedError
+
+    @property
+    def pid(self) -> int:
+        assert self.proc is not None
+        return self.proc.pid
+
+    def start(self) -> Server:
+        with open(self.log_path, "ab") as logf:
+            self.proc = subprocess.Popen(
+                self.argv(), stdout=logf, stderr=subprocess.STDOUT, cwd=self.dir
+            )
+        _children.append(self.proc)
+        deadline = time.monotonic() + 30
+        while True:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"{self.name} exited at start:\n{self.log_tail()}")
+            try:
+                if self.client(timeout=1).ping():
+                    return self
+            except (redis.ConnectionError, redis.TimeoutError, OSError):
+                pass
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"{self.name} did not answer PING:\n{self.log_tail()}")
+            time.sleep(0.05)
+
+    def stop(self) -> None:
+        if self.proc is not None:
+            stop_proc(self.proc)
+
+    def client(self, timeout: float = 60) -> redis.Redis:
+        return redis.Redis(host=HOST, port=self.port, socket_timeout=timeout)
+
+    def log_tail(self) -> str:
+        try:
+            with open(self.log_path, errors="replace") as f:
+                return "".join(f.readlines()[-20:])
+        except OSError:
+            return ""
+
+
+class ConstDBServer(Server):
+    def __init__(self, tmp: str):
+        super().__init__("ConstDB", tmp)
+        # snapshots off, like redis-server --save "" (fair CPU accounting)
+        self.config = os.path.join(self.dir, "bench.toml")
+        with open(self.config, "w") as f:
+            f.write('save = []\nlog_level = "WARN"\n')
+
+    def argv(self) -> list[str]:
+        return constdb_cmd() + [
+            self.config,
+            "--port",
+            str(self.port),
+            "--bind",
+            HOST,
+            "--work-dir",
+            self.dir,
+        ]
+
+
+class RedisServer(Server):
+    def __init__(self, tmp: str):
+        super().__init__("Redis", tmp)
+
+    def argv(self) -> list[str]:
+        return [
+            need("redis-server"),
+            "--port",
+            str(self.port),
+            "--bind",
+            HOST,
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+            "--dir",
+            self.dir,
+            "--daemonize",
+            "no",
+            "--logfile",
+            "",
+        ]
+
+
+# --------------------------------------------------------------- throughput ---
+
+
+@dataclass
+class Sample:
+    rps: float
+    cpu_us: float  # server CPU microseconds per request
+    n: int
+    wall: float
+
+
+@dataclass
+class Cell:
+    """All samples of one (test, pipeline, server)."""
+
+    n: int = 0
+    samples: list[Sample] = field(default_factory=list)
+
+    def med(self, attr: str) -> float:
+        return statistics.median(getattr(s, attr) for s in self.samples)
+
+    def spread(self, attr: str) -> float:
+        """(max - min) / median, in percent."""
+        vals = [getattr(s, attr) for s in self.samples]
+        m = statistics.median(vals)
+        return 100.0 * (max(vals) - min(vals)) / m if m and len(vals) > 1 else 0.0
+
+
+def run_benchmark(srv: Server, test: str, pipeline: int, n: int, args) -> Sample:
+    argv = [
+        need("redis-benchmark"),
+        "-h",
+        HOST,
+        "-p",
+        str(srv.port),
+        "-c",
+        str(args.clients),
+        "-P",
+        str(pipeline),
+        "-n",
+        str(n),
+        "-t",
+        test,
+        "--csv",
+    ]
+    if args.keyspace > 0:
+        argv += ["-r", str(args.keyspace)]
+    t0 = time.monotonic()
+    c0 = cpu_ticks(srv.pid)
+    p = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    _children.append(p)
+    try:
+        out, err = p.communicate(timeout=args.timeout)
+    except subprocess.TimeoutExpired:
+        stop_proc(p, signal.SIGKILL)
+        raise RuntimeError(f"redis-benchmark timed out after {args.timeout}s: {shlex.join(argv)}")
+    finally:
+        if p in _children:
+            _children.remove(p)
+    c1 = cpu_ticks(srv.pid)
+    wall = time.monotonic() - t0
+    if p.returncode != 0:
+        raise RuntimeError(
+            f"redis-benchmark failed ({p.returncode}) on {srv.name}: {err.decode(errors='replace')}"
+        )
+    rps = None
+    for row in csv.reader(io.StringIO(out.decode())):
+        if row and row[0] != "test":
+            rps = float(row[1])
+            break
+    if rps is None or rps <= 0:
+        raise RuntimeError(f"no result from redis-benchmark on {srv.name}: {out!r} {err!r}")
+    cpu_us = (c1 - c0) / CLK_TCK * 1e6 / n
+    return Sample(rps=rps, cpu_us=cpu_us, n=n, wall=wall)
+
+
+def pick_n(srv: Server, test: str, pipeline: int, args) -> int:
+    """-n for about args.seconds per run, from a short probe (also a warm-up)."""
+    if args.requests:
+        return args.requests
+    probe = 20_000 * pipeline if pipeline > 1 else 20_000
+    probe = max(probe, args.clients * pipeline * 20)
+    s = run_benchmark(srv, test, pipeline, probe, args)
+    n = int(s.rps * args.seconds)
+    n = max(n, args.clients * pipeline * 50, 10_000)
+    step = 10_000 if n >= 100_000 else 1_000
+    return (n + step - 1) // step * step
+
+
+def throughput(servers: list[Server], args, cells: dict) -> dict:
+    """Fill cells[(test, pipeline, server name)]; kept on failure for the report."""
+    for test in args.tests:
+        for pl in args.pipelines:
+            for srv in servers:
+                cell = cells[(test, pl, srv.name)] = Cell()
+                cell.n = pick_n(srv, test, pl, args)
+    for rep in range(args.repeat):
+        for test in args.tests:
+            for pl in args.pipelines:
+                # alternate which server goes first, so drift hits both alike
+                order = servers if rep % 2 == 0 else list(reversed(servers))
+                for srv in order:
+                    cell = cells[(test, pl, srv.name)]
+                    s = run_benchmark(srv, test, pl, cell.n, args)
+                    cell.samples.append(s)
+                    log(
+                        f"  [{rep + 1}/{args.repeat}] {test:5s} -P {pl:<2d} {srv.name:8s}"
+                        f" n={cell.n:>9,d} {s.rps:>12,.0f} req/s {s.cpu_us:7.2f} us/req"
+                        f" ({s.wall:.1f}s)"
+                    )
+    return cells
+
+
+# ------------------------------------------------------------------- memory ---
+
+
+def set_commands(start: int, stop: int) -> bytes:
+    """RESP SET commands for keys start..stop-1, named as redis-benchmark -r names
+    them (key:%012d), each with a 3-byte value (redis-benchmark's default -d 3)."""
+    out = []
+    for i in range(start, stop):
+        k = b"key:%012d" % i
+        out.append(b"*3\r\n$3\r\nSET\r\n$%d\r\n%s\r\n$3\r\nxxx\r\n" % (len(k), k))
+    return b"".join(out)
+
+
+def write_keys_file(path: str, nkeys: int) -> None:
+    with open(path, "wb") as f:
+        for start in range(0, nkeys, 10_000):
+            f.write(set_commands(start, min(nkeys, start + 10_000)))
+
+
+def socket_write(
+    srv: Server, nkeys: int, timeout: float, batch: int = 1000, window: int = 4
+) -> float:
+    """Write the keys over one connection in pipelined batches of `batch` SETs,
+    at most `window` batches in flight; check that every reply is +OK."""
+    ok = b"+OK\r\n"
+    t0 = time.monotonic()
+    with socket.create_connection((HOST, srv.port), timeout=timeout) as s:
+        s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        inflight: list[int] = []
+        buf = bytearray()
+
+        def drain_one() -> None:
+            want = inflight.pop(0) * len(ok)
+            while len(buf) < want:
+                d = s.recv(1 << 16)
+                if not d:
+                    raise RuntimeError(f"{srv.name} closed the connection while loading keys")
+                buf.extend(d)
+            if buf[:want] != ok * (want // len(ok)):
+                raise RuntimeError(
+                    f"{srv.name}: unexpected reply while loading: {bytes(buf[:200])!r}"
+                )
+            del buf[:want]
+
+        for start in range(0, nkeys, batch):
+            stop = min(nkeys, start + batch)
+            s.sendall(set_commands(start, stop))
+            inflight.append(stop - start)
+            if len(inflight) >= window:
+                drain_one()
+        while inflight:
+            drain_one()
+        if buf:
+            raise RuntimeError(f"{srv.name}: extra replies while loading: {bytes(buf[:200])!r}")
+    return time.monotonic() - t0
+
+
+def pipe_file(srv: Server, path: str, nkeys: int, timeout: float) -> float:
+    argv = [need("redis-cli"), "-h", HOST, "-p", str(srv.port), "--pipe"]
+    t0 = time.monotonic()
+    with open(path, "rb") as stdin:
+        p = subprocess.Popen(argv, stdin=stdin, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+        _children.append(p)
+        try:
+            out, _ = p.communicate(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            stop_proc(p, signal.SIGKILL)
+            raise RuntimeError(f"redis-cli --pipe timed out on {srv.name}")
+        finally:
+            if p in _children:
+                _children.remove(p)
+    dt = time.monotonic() - t0
+    text = out.decode(errors="replace")
+    if p.returncode != 0 or f"errors: 0, replies: {nkeys}" not in text:
+        raise RuntimeError(f"redis-cli --pipe on {srv.name} failed: {text.strip()}")
+    return dt
+
+
+def settle_rss(pid: int, wait: float = 0.3) -> int:
+    time.sleep(wait)
+    return rss_bytes(pid)
+
+
+def config_get(c: redis.Redis, *names: str) -> Optional[str]:
+    for name in names:
+        try:
+            got = c.config_get(name)
+        except redis.ResponseError:
+            continue
+        for v in got.values():
+            return v.decode() if isinstance(v, bytes) else str(v)
+    return None
+
+
+def info_field(c: redis.Redis, section: str, name: str) -> Optional[int]:
+    v = c.info(section).get(name)
+    return int(v) if v is not None else None
+
+
+def memory(tmp: str, args) -> dict:
+    path = os.path.join(tmp, "keys.resp")
+    if args.memory_writer == "pipe":
+        log(f"memory: generating {args.memory_keys:,d} SET commands for redis-cli --pipe")
+        write_keys_file(path, args.memory_keys)
+    res: dict = {"nkeys": args.memory_keys}
+    for cls in (ConstDBServer, RedisServer):
+        srv = cls(tmp).start()
+        try:
+            c = srv.client()
+            c.ping()
+            before = settle_rss(srv.pid)
+            if args.memory_writer == "pipe":
+                dt = pipe_file(srv, path, args.memory_keys, args.timeout)
+            else:
+                dt = socket_write(srv, args.memory_keys, args.timeout)
+            size = c.dbsize()
+            if size != args.memory_keys:
+                raise RuntimeError(f"{srv.name}: DBSIZE {size} != {args.memory_keys}")
+            after = settle_rss(srv.pid, 1.0)
+            r = {
+                "before": before,
+                "after": after,
+                "per_key": (after - before) / args.memory_keys,
+                "write_s": dt,
+                "dbsize": size,
+            }
+            if isinstance(srv, ConstDBServer):
+                bl = info_field(c, "memory", "mem_backlog") or 0
+                lim = config_get(c, "repl-backlog-limit", "repl_backlog_limit")
+                r["backlog"] = bl
+                r["backlog_limit"] = int(lim) if lim is not None else None
+                r["per_key_ex_backlog"] = (after - before - bl) / args.memory_keys
+            else:
+                r["used_memory"] = info_field(c, "memory", "used_memory")
+            c.close()
+            res[srv.name] = r
+            log(
+                f"  {srv.name:8s} RSS {before / 2**20:7.1f} -> {after / 2**20:7.1f} MiB,"
+                f" {r['per_key']:.1f} B/key, write {dt:.2f}s"
+            )
+        finally:
+            srv.stop()
+    if os.path.exists(path):
+        os.unlink(path)
+    return res
+
+
+# ------------------------------------------------------------------- report ---
+
+
+def fmt_rate(v: float) -> str:
+    return f"{v:,.0f}"
+
+
+def ratio(a: float, b: float) -> float:
+    return a / b if b else float("nan")
+
+
+def report(
+    cells: Optional[dict], mem: Optional[dict], args, versions: dict, errors: list[str]
+) -> str:
+    lines: list[str] = []
+    add = lines.append
+    add("# ConstDB vs redis-server")
+    add("")
+    add(f"- command: `{args.cmdline}`")
+    add(f"- date: {datetime.datetime.now().isoformat(timespec='seconds')}")
+    add(f"- host: {platform.node()}, {os.cpu_count()} CPUs, Python {platform.python_version()}")
+    add(
+        f"- load average at start {args.load_start}, at end"
+        f" {', '.join(f'{x:.2f}' for x in os.getloadavg())} (other work on the machine"
+        " inflates req/s noise far more than CPU/req noise)"
+    )
+    add(f"- versions: {', '.join(f'{k} {v}' for k, v in versions.items())}")
+    add(
+        f"- redis-benchmark: -c {args.clients}, -P {'/'.join(map(str, args.pipelines))},"
+        f" -r {args.keyspace if args.keyspace else '(off)'}, one -t at a time;"
+        f" median of {args.repeat} run(s) each"
+    )
+    add("")
+    checks: list[str] = []
+    if cells:
+        add("## Throughput and server CPU per request")
+        add("")
+        add(
+            "| test | pipeline | ConstDB req/s | Redis req/s | req/s ratio |"
+            " ConstDB CPU us/req | Redis CPU us/req | CPU ratio |"
+        )
+        add("|---|---:|---:|---:|---:|---:|---:|---:|")
+        for test in args.tests:
+            for pl in args.pipelines:
+                a = cells.get((test, pl, "ConstDB"))
+                b = cells.get((test, pl, "Redis"))
+                if not (a and b and a.samples and b.samples):
+                    continue
+                rr = ratio(a.med("rps"), b.med("rps"))
+                cr = ratio(a.med("cpu_us"), b.med("cpu_us"))
+                add(
+                    f"| {test.upper()} | {pl} | {fmt_rate(a.med('rps'))} | {fmt_rate(b.med('rps'))}"
+                    f" | {rr:.2f} | {a.med('cpu_us'):.2f} | {b.med('cpu_us'):.2f} | {cr:.2f} |"
+                )
+                if pl == 16 and test in TARGET_CPU_TESTS:
+                    ok = cr <= TARGET_CPU_RATIO
+                    checks.append(
+                        f"- {'met ' if ok else 'MISS'} {test.upper()} -P 16 CPU ratio"
+                        f" {cr:.2f} (target <= {TARGET_CPU_RATIO})"
+                    )
+                if pl == 1:
+                    ok = rr >= TARGET_RPS_RATIO
+                    checks.append(
+                        f"- {'met ' if ok else 'MISS'} {test.upper()} -P 1 req/s ratio"
+                        f" {rr:.2f} (target >= {TARGET_RPS_RATIO})"
+                    )
+        add("")
+        add("Ratios are ConstDB / Redis. CPU = server utime+stime (/proc/PID/stat) per request.")
+        add("")
+        add("Noise: (max - min) / median over the repeats, in percent; n = requests per run.")
+        add("")
+        add(
+            "| test | pipeline | n ConstDB | n Redis | ConstDB req/s | Redis req/s |"
+            " ConstDB CPU | Redis CPU |"
+        )
+        add("|---|---:|---:|---:|---:|---:|---:|---:|")
+        for test in args.tests:
+            for pl in args.pipelines:
+                a = cells.get((test, pl, "ConstDB"))
+                b = cells.get((test, pl, "Redis"))
+                if not (a and b and a.samples and b.samples):
+                    continue
+                add(
+                    f"| {test.upper()} | {pl} | {a.n:,d} | {b.n:,d} | {a.spread('rps'):.0f}%"
+                    f" | {b.spread('rps'):.0f}% | {a.spread('cpu_us'):.0f}%"
+                    f" | {b.spread('cpu_us'):.0f}% |"
+                )
+        add("")
+    if mem:
+        a, b = mem["ConstDB"], mem["Redis"]
+        mr = ratio(a["per_key"], b["per_key"])
+        add(f"## Memory: {mem['nkeys']:,d} string keys (key:%012d -> 3 bytes)")
+        add("")
+        add("| server | RSS before | RSS after | bytes/key | DBSIZE | write time |")
+        add("|---|---:|---:|---:|---:|---:|")
+        for name, r in (("ConstDB", a), ("Redis", b)):
+            add(
+                f"| {name} | {r['before'] / 2**20:.1f} MiB | {r['after'] / 2**20:.1f} MiB"
+                f" | {r['per_key']:.1f} | {r['dbsize']:,d} | {r['write_s']:.2f} s |"
+            )
+        add("")
+        lim = a.get("backlog_limit")
+        lim_s = f"{lim:,d} bytes ({lim / 2**20:.0f} MiB)" if lim else "unknown"
+        add(f"- bytes/key ratio ConstDB / Redis: **{mr:.2f}**")
+        add(
+            f"- ConstDB replication backlog: mem_backlog {a['backlog']:,d} bytes"
+            f" ({a['backlog'] / mem['nkeys']:.1f} B/key), repl-backlog-limit {lim_s}"
+        )
+        mr_ex = ratio(a["per_key_ex_backlog"], b["per_key"])
+        add(
+            f"- ConstDB excluding the backlog: {a['per_key_ex_backlog']:.1f} B/key,"
+            f" ratio {mr_ex:.2f}"
+        )
+        if b.get("used_memory") is not None:
+            add(f"- Redis INFO used_memory after: {b['used_memory']:,d} bytes")
+        add("")
+        ok = mr <= TARGET_MEM_RATIO
+        checks.append(
+            f"- {'met ' if ok else 'MISS'} memory per key ratio {mr:.2f}"
+            f" (target <= {TARGET_MEM_RATIO}; {mr_ex:.2f} without the backlog)"
+        )
+    if errors:
+        add("## Errors")
+        add("")
+        for e in errors:
+            add(f"- {e}")
+        add("")
+    if checks:
+        add("## Targets (shown, not asserted)")
+        add("")
+        lines.extend(checks)
+        add("")
+    return "\n".join(lines)
+
+
+def versions() -> dict:
+    out = {}
+    try:
+        import constdb
+
+        where = os.path.dirname(os.path.dirname(os.path.abspath(constdb.__file__)))
+        desc = constdb.__version__
+        head = subprocess.run(
+            ["git", "-C", where, "rev-parse", "--short", "HEAD"], capture_output=True, text=True
+        )
+        if head.returncode == 0:
+            dirty = subprocess.run(
+                ["git", "-C", where, "status", "--porcelain", "--untracked-files=no"],
+                capture_output=True,
+                text=True,
+            ).stdout.strip()
+            desc += f" (git {head.stdout.strip()}{'+dirty' if dirty else ''}, {where})"
+        else:
+            desc += f" ({where})"
+        out["constdb"] = desc
+    except Exception:
+        out["constdb"] = "?"
+    for tool in ("redis-server", "redis-benchmark"):
+        try:
+            v = subprocess.run([need(tool), "--version"], capture_output=True, timeout=10)
+            words = v.stdout.decode().split()
+            ver = next((w[2:] for w in words if w.startswith("v=")), None)
+            out[tool] = (ver or words[-1]) if words else "?"
+        except Exception:
+            out[tool] = "?"
+    out["redis-py"] = redis.__version__
+    return out
+
+
+# --------------------------------------------------------------------- main ---
+
+
+def parse_args(argv: Optional[list[str]] = None):
+    ap = argparse.ArgumentParser(
+        description="ConstDB vs redis-server: throughput, CPU per request, memory per key."
+    )
+    ap.add_argument("--quick", action="store_true", help="short smoke run (all phases, tiny)")
+    ap.add_argument("--out", metavar="FILE", help="also write the report as markdown to FILE")
+    ap.add_argument(
+        "--tests", default=",".join(ALL_TESTS), help="comma list of -t tests (default: %(default)s)"
+    )
+    ap.add_argument("--pipelines", default="1,16", help="comma list of -P values (%(default)s)")
+    ap.add_argument("-c", "--clients", type=int, default=50, help="connections (%(default)s)")
+    ap.add_argument(
+        "-n",
+        "--requests",
+        type=int,
+        default=0,
+        help="requests per run; 0 = calibrate each run to --seconds (default)",
+    )
+    ap.add_argument(
+        "--seconds", type=float, default=3.0, help="target duration of a run (%(default)s)"
+    )
+    ap.add_argument(
+        "--repeat", type=int, default=3, help="runs per cell, median reported (%(default)s)"
+    )
+    ap.add_argument(
+        "-r",
+        "--keyspace",
+        type=int,
+        default=100_000,
+        help="redis-benchmark -r (random keys); 0 = one fixed key (%(default)s)",
+    )
+    ap.add_argument(
+        "--memory-keys", type=int, default=1_000_000, help="keys in the memory test (%(default)s)"
+    )
+    ap.add_argument(
+        "--memory-writer",
+        choices=("socket", "pipe"),
+        default="socket",
+        help="load the keys over a socket in pipelined batches of 1000 (default) or as one"
+        " stream through redis-cli --pipe",
+    )
+    ap.add_argument("--no-memory", action="store_true", help="skip the memory test")
+    ap.add_argument("--no-throughput", action="store_true", help="skip redis-benchmark")
+    ap.add_argument(
+        "--timeout", type=float, default=300.0, help="limit for one tool run, s (%(default)s)"
+    )
+    args = ap.parse_args(argv)
+    args.tests = [t.strip().lower() for t in args.tests.split(",") if t.strip()]
+    bad = [t for t in args.tests if t not in ALL_TESTS]
+    if bad:
+        ap.error(f"unknown test(s) {bad}; choose from {ALL_TESTS}")
+    args.pipelines = [int(p) for p in args.pipelines.split(",") if p.strip()]
+    if args.quick:
+        args.seconds = min(args.seconds, 0.5)
+        args.repeat = 1
+        if args.memory_keys == 1_000_000:
+            args.memory_keys = 100_000
+    if args.repeat < 1:
+        ap.error("--repeat must be >= 1")
+    args.load_start = ", ".join(f"{x:.2f}" for x in os.getloadavg())
+    args.cmdline = shlex.join(["python", "benchmarks/bench_vs_redis.py"] + sys.argv[1:])
+    return args
+
+
+def main(argv: Optional[list[str]] = None) -> int:
+    args = parse_args(argv)
+    for tool in ("redis-server", "redis-benchmark", "redis-cli"):
+        need(tool)
+    if not os.path.exists("/proc/self/stat"):
+        sys.exit("bench_vs_redis: needs Linux /proc")
+    signal.signal(signal.SIGTERM, _sigterm)
+    vers = versions()
+    cells: Optional[dict] = None
+    mem = None
+    errors: list[str] = []
+    rc = 0
+    tmp = tempfile.mkdtemp(prefix="constdb-bench-")
+    try:
+        if not args.no_throughput:
+            cells = {}
+            try:
+                servers = [ConstDBServer(tmp), RedisServer(tmp)]
+                for s in servers:
+                    s.start()
+                log(
+                    f"throughput: ConstDB pid {servers[0].pid} port {servers[0].port},"
+                    f" Redis pid {servers[1].pid} port {servers[1].port}"
+                )
+                throughput(servers, args, cells)
+            except Exception as e:
+                errors.append(f"throughput: {e}")
+                log(f"throughput failed: {e}")
+            finally:
+                cleanup()
+        if not args.no_memory:
+            try:
+                mem = memory(tmp, args)
+            except Exception as e:
+                errors.append(f"memory: {e}")
+                log(f"memory test failed: {e}")
+    except KeyboardInterrupt:
+        log("interrupted: stopping servers")
+        errors.append("interrupted")
+        rc = 130
+    finally:
+        cleanup()
+        shutil.rmtree(tmp, ignore_errors=True)
+    text = report(cells, mem, args, vers, errors)
+    print(text)
+    if args.out:
+        with open(args.out, "w") as f:
+            f.write(text + "\n")
+        log(f"wrote {args.out}")
+    return rc or (1 if errors else 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

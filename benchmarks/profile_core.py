@@ -1,0 +1,514 @@
+#!/usr/bin/env python3
+"""Where ConstDB's CPU goes per request: in-process timings of the protocol
+path, the cost of the bare uvloop event loop, and workloads for callgrind and
+py-spy.
+
+Subcommands:
+
+  inproc     time Client.feed() of 16-command pipelined batches (SET, GET, INCR,
+             and PING/ECHO as a minimal command), hiredis alone, and a request-less
+             read, in ns per request (no sockets: the transport is None)
+  floor      CPU per request of a trivial uvloop protocol (one +OK per request,
+             one transport.write per read) under redis-benchmark -P 16 -c 50:
+             the event loop + syscall floor that any uvloop server pays
+  work       a fixed workload (for callgrind / py-spy / perf): feeds N batches
+  callgrind  runs `work` under valgrind --tool=callgrind, collecting only inside
+             Client.feed, and prints inclusive instruction counts per request for
+             the hot functions (repeatable, unlike timings)
+
+See benchmarks/README.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import random
+import re
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+PIPE = 16
+KEYSPACE = 100_000
+
+
+# ------------------------------------------------------------------- set-up ---
+
+
+def make_client():
+    """A Keyspace/Server/Client wired like constdb.server.App, minus the network
+    and the Python admin commands."""
+    from constdb._core.backlog import Backlog
+    from constdb._core.keyspace import Keyspace
+    from constdb._core.protocol import Client, Server
+
+    from constdb._core import cmd_hashes, cmd_keys, cmd_server, cmd_sets, cmd_strings
+
+    bl = Backlog(100 * 1024 * 1024)
+    ks = Keyspace(random.getrandbits(62) | (1 << 62), bl)
+    srv = Server(ks)
+    srv.max_exec_per_round = 16
+    for mod in (cmd_strings, cmd_keys, cmd_sets, cmd_hashes, cmd_server):
+        mod.register(srv)
+    return srv, Client(srv)
+
+
+def resp(*args: bytes) -> bytes:
+    out = [b"*%d\r\n" % len(args)]
+    for a in args:
+        out.append(b"$%d\r\n%s\r\n" % (len(a), a))
+    return b"".join(out)
+
+
+def key(i: int, prefix: bytes = b"key:") -> bytes:
+    return prefix + b"%012d" % i
+
+
+def batches(kind: str, nbatches: int = 512, seed: int = 1) -> list[bytes]:
+    """nbatches distinct 16-command batches, keys drawn like redis-benchmark -r."""
+    rnd = random.Random(seed)
+    out = []
+    for _ in range(nbatches):
+        cmds = []
+        for _ in range(PIPE):
+            i = rnd.randrange(KEYSPACE)
+            if kind == "set":
+                cmds.append(resp(b"SET", key(i), b"xxx"))
+            elif kind == "get":
+                cmds.append(resp(b"GET", key(i)))
+            elif kind == "incr":
+                cmds.append(resp(b"INCR", key(i, b"counter:")))
+            elif kind == "ping":
+                cmds.append(resp(b"PING"))
+            elif kind == "echo":
+                cmds.append(resp(b"ECHO", key(i)))
+            elif kind == "sadd":
+                cmds.append(resp(b"SADD", b"myset", key(i, b"element:")))
+            elif kind == "hset":
+                cmds.append(resp(b"HSET", b"myhash", key(i, b"element:"), b"xxx"))
+            else:
+                raise ValueError(kind)
+        out.append(b"".join(cmds))
+    return out
+
+
+def preload(client, kind: str, n: int = 0) -> None:
+    """Create every key the batches touch, as a long redis-benchmark -r run has
+    (steady state: SET overwrites, GET hits, INCR bumps existing counters)."""
+    # through data_received (not feed) so that callgrind, which collects only
+    # inside feed(), leaves the preload out
+    n = n or KEYSPACE
+    for start in range(0, n, PIPE):
+        if kind == "incr":
+            cmds = [resp(b"INCR", key(i, b"counter:")) for i in range(start, start + PIPE)]
+        else:
+            cmds = [resp(b"SET", key(i), b"xxx") for i in range(start, start + PIPE)]
+        client.data_received(b"".join(cmds))
+        client.out.reset()
+
+
+def time_loop(fn, data: list[bytes], iters: int, repeat: int) -> tuple[float, float]:
+    """Median and spread (max-min)/median of ns per request over `repeat` runs.
+    Thread CPU time, not wall time: time the scheduler gave to other processes
+    on a busy machine does not count (their cache pollution still does)."""
+    runs = []
+    nb = len(data)
+    clock = time.thread_time_ns
+    for _ in range(repeat):
+        t0 = clock()
+        for i in range(iters):
+            fn(data[i % nb])
+        dt = clock() - t0
+        runs.append(dt / (iters * PIPE))
+    m = statistics.median(runs)
+    return m, (max(runs) - min(runs)) / m * 100 if m else 0.0
+
+
+# ------------------------------------------------------------------- inproc ---
+
+
+def cmd_inproc(args) -> int:
+    import hiredis
+
+    global KEYSPACE
+    KEYSPACE = args.keyspace
+
+    srv, c = make_client()
+    preload(c, "set")
+    preload(c, "incr")
+    rows = []
+
+    def row(name, fn, data, note=""):
+        fn(data[0])  # warm
+        ns, spread = time_loop(fn, data, args.iters, args.repeat)
+        rows.append((name, ns, spread, note))
+        print(f"  {name:34s} {ns:8.1f} ns/req  (+-{spread / 2:.0f}%) {note}", file=sys.stderr)
+        return ns
+
+    kinds = ["ping", "echo", "set", "get", "incr", "sadd", "hset"]
+    data = {k: batches(k) for k in kinds}
+    res = {}
+    print(
+        f"in-process, {PIPE}-command batches, {args.iters} batches x {args.repeat}:",
+        file=sys.stderr,
+    )
+
+    # fixed cost of one read with no request in it (data_received -> process ->
+    # flush): divided by 16 it is the per-read overhead spread over the batch
+    res["empty"] = row("feed(b'') per 16", c.feed, [b""], "(one read, no request)")
+    for k in kinds:
+        res[k] = row(f"feed {k.upper()} batch", c.feed, data[k])
+
+    # hiredis alone, on the same bytes
+    r = hiredis.Reader()
+    gets = r.gets
+
+    def hiredis_only(b):
+        r.feed(b)
+        for _ in range(PIPE):
+            gets()
+
+    for k in ("ping", "echo", "set", "get", "incr"):
+        res["hiredis_" + k] = row(f"hiredis feed+gets {k.upper()}", hiredis_only, data[k])
+
+    # the Python-side cost of making a bytes object of the batch (process() copies
+    # the framed run into a new bytes for hiredis.Reader.feed)
+    res["bytes_copy"] = row("bytes(batch) copy", bytes, [bytearray(x) for x in data["set"]])
+
+    # a Python call of a C method with one argument (what each gets() is)
+    res["c_call"] = row("16x len(x) calls", lambda b: [len(b) for _ in range(PIPE)], data["set"])
+
+    ks = ("ping", "set", "get", "incr")
+    per_read = res["empty"]
+    hr = {k: res["hiredis_" + k] for k in ks}
+    disp = res["ping"] - hr["ping"] - per_read
+
+    def line(name, vals):
+        print(f"| {name} | " + " | ".join(f"{v:.0f}" for v in vals) + " |")
+
+    print()
+    print("| stage (ns per request, in-process) | PING | SET | GET | INCR |")
+    print("|---|---:|---:|---:|---:|")
+    line("total Client.feed()", [res[k] for k in ks])
+    line("per-read fixed cost / 16 (feed of b'')", [per_read] * 4)
+    line("hiredis feed + gets alone", [hr[k] for k in ks])
+    line("scan + dispatch + call + PONG (PING - hiredis - per-read)", [disp] * 4)
+    line(
+        "command + effect + reply, beyond PING",
+        [0] + [res[k] - hr[k] - per_read - disp for k in ks[1:]],
+    )
+    print()
+    print(
+        f"ECHO (2 args, bulk reply, no keyspace) {res['echo']:.0f} ns/req;"
+        f" SADD {res['sadd']:.0f}; HSET {res['hset']:.0f};"
+        f" bytes() copy of a batch /16 {res['bytes_copy']:.0f};"
+        f" 16 calls of a C function /16 {res['c_call']:.0f}"
+    )
+    return 0
+
+
+# -------------------------------------------------------------------- floor ---
+
+
+class _Floor(asyncio.Protocol):
+    """One +OK per request (a request = one '*' at the start of a RESP array;
+    the benchmark's keys and values hold no '*')."""
+
+    def connection_made(self, transport):
+        self.t = transport
+
+    def data_received(self, data):
+        n = data.count(b"*")
+        if n:
+            self.t.write(b"+OK\r\n" * n)
+
+
+def cmd_floor_server(args) -> int:
+    import uvloop
+
+    async def main():
+        loop = asyncio.get_running_loop()
+        server = await loop.create_server(_Floor, "127.0.0.1", args.port, backlog=1024)
+        stop = loop.create_future()
+        loop.add_signal_handler(signal.SIGTERM, stop.set_result, None)
+        print("ready", flush=True)
+        await stop
+        server.close()
+
+    uvloop.run(main()) if hasattr(uvloop, "run") else (uvloop.install(), asyncio.run(main()))
+    return 0
+
+
+def cmd_floor(args) -> int:
+    """Run the trivial uvloop server and measure its CPU per request."""
+    import bench_vs_redis as bvr
+
+    port = bvr.free_port()
+    p = subprocess.Popen(
+        [sys.executable, os.path.abspath(__file__), "floor-server", "--port", str(port)],
+        stdout=subprocess.PIPE,
+    )
+    bvr._children.append(p)
+    try:
+        assert p.stdout is not None
+        p.stdout.readline()
+
+        class _S:
+            name = "uvloop-floor"
+
+        s = _S()
+        s.port = port
+        s.pid = p.pid
+        ns = argparse.Namespace(clients=50, keyspace=100_000, timeout=300)
+        out = []
+        for test in args.tests.split(","):
+            for pl in (int(x) for x in args.pipelines.split(",")):
+                vals = []
+                for _ in range(args.repeat):
+                    smp = bvr.run_benchmark(s, test, pl, args.requests * pl, ns)
+                    vals.append(smp)
+                cpu = statistics.median(v.cpu_us for v in vals)
+                rps = statistics.median(v.rps for v in vals)
+                spread = (max(v.cpu_us for v in vals) - min(v.cpu_us for v in vals)) / cpu * 100
+                out.append((test, pl, rps, cpu, spread))
+                print(
+                    f"  floor {test:5s} -P {pl:<2d} {rps:>12,.0f} req/s {cpu:6.2f} us/req"
+                    f" (spread {spread:.0f}%)",
+                    file=sys.stderr,
+                )
+        print("| test | pipeline | uvloop floor req/s | floor CPU us/req |")
+        print("|---|---:|---:|---:|")
+        for test, pl, rps, cpu, _ in out:
+            print(f"| {test.upper()} | {pl} | {rps:,.0f} | {cpu:.2f} |")
+    finally:
+        bvr.stop_proc(p)
+    return 0
+
+
+# --------------------------------------------------------------------- work ---
+
+
+def cmd_work(args) -> int:
+    global KEYSPACE
+    KEYSPACE = args.keyspace
+    srv, c = make_client()
+    preload(c, args.cmd)
+    data = batches(args.cmd)
+    feed = c.feed
+    nb = len(data)
+    for i in range(args.iters):
+        feed(data[i % nb])
+    return 0
+
+
+# ---------------------------------------------------------------- callgrind ---
+
+
+def _fn(name: str) -> str:
+    """Bare function name of a callgrind_annotate row ("file:fn [obj]")."""
+    fn = name.split(" [")[0]
+    return fn.split(":", 1)[1] if ":" in fn else fn
+
+
+def _annotate(ann: str, out: str, inclusive: bool) -> dict:
+    """function -> Ir. One function shows up once per source file its inlined
+    code came from: inclusive takes the largest row, self cost sums them."""
+    argv = [ann, "--threshold=100", "--auto=no"] + (["--inclusive=yes"] if inclusive else [])
+    text = subprocess.run(argv + [out], capture_output=True, text=True).stdout
+    res: dict = {}
+    for line in text.splitlines():
+        m = re.match(r"\s*([\d,]+)\s+\(\s*[\d.]+%\)\s+(\S.*?)\s*$", line)
+        if not m or "PROGRAM TOTALS" in line:
+            continue
+        ir = int(m.group(1).replace(",", ""))
+        fn = _fn(m.group(2))
+        res[fn] = max(res.get(fn, 0), ir) if inclusive else res.get(fn, 0) + ir
+    m = re.search(r"([\d,]+)\s+\(100\.0+%\)\s+PROGRAM TOTALS", text)
+    res["TOTAL"] = int(m.group(1).replace(",", "")) if m else 0
+    return res
+
+
+PYX = "__pyx_f_7constdb_5_core_"
+
+
+def _get(d: dict, *suffixes: str) -> int:
+    """Largest inclusive cost among functions ending in any of suffixes."""
+    return max([v for k, v in d.items() if any(k.endswith(s) for s in suffixes)] or [0])
+
+
+def _sum(d: dict, *suffixes: str) -> int:
+    return sum(v for k, v in d.items() if any(k.endswith(s) for s in suffixes))
+
+
+HANDLERS = {
+    "set": ("cmd_strings_cmd_set",),
+    "get": ("cmd_strings_cmd_get",),
+    "incr": ("cmd_strings__incr", "cmd_strings_cmd_incr"),
+    "ping": ("cmd_server_cmd_ping",),
+    "echo": ("cmd_server_cmd_echo",),
+    "sadd": ("cmd_sets_cmd_sadd",),
+    "hset": ("cmd_hashes_cmd_hset",),
+}
+
+
+def stages(inc: dict, cmd: str, nreq: int) -> list[tuple[str, float]]:
+    """Split the Ir of feed() into the stages of a request, per request."""
+    total = inc["TOTAL"]
+    rfeed = _get(inc, "Reader_feed")
+    gets = _get(inc, "Reader_gets")
+    scan = _get(inc, "Client__scan")
+    exe = _get(inc, "Client_execute")
+    call = _get(inc, "Client_call")
+    handler = _get(inc, *HANDLERS[cmd])
+    emit = _sum(
+        inc, *(f"Keyspace_emit_{x}" for x in ("reg", "cnt", "sadd", "hset", "ttl", "del", "mv"))
+    )
+    bl_calls = _sum(
+        inc,
+        "Backlog_begin",
+        "Backlog_end",
+        "Writer_put_bytes",
+        "Writer_put_varint",
+        "Writer_put_i64",
+        "Writer_put_u64",
+    )
+    # put_u8 is used by the backlog only in these paths; WBuf replies use put_raw
+    bl_calls += _get(inc, "Writer_put_u8") if emit else 0
+    group = _sum(inc, "Backlog_group_begin", "Backlog_group_end")
+    reply_in_cmd = _sum(
+        inc,
+        "WBuf_ok",
+        "WBuf_bulk",
+        "WBuf_nil",
+        "WBuf_integer",
+        "WBuf_bulk_int",
+        "WBuf_status",
+        "WBuf_header",
+    )
+    if cmd == "ping":
+        reply_in_cmd = handler  # PING's reply is its whole body
+    flush = _get(inc, "Client_flush")
+    lookup = _get(inc, "Keyspace_lookup_r", "Keyspace_lookup") if cmd not in ("ping", "echo") else 0
+    rows = [
+        ("framing (_scan)", scan),
+        ("hiredis (Reader.feed + gets: argv list and bytes)", rfeed + gets),
+        (
+            "read loop rest (data_received/process, input copy, argv dealloc)",
+            total - rfeed - gets - scan - exe - flush,
+        ),
+        ("dispatch (execute: lookup_command, checks)", exe - call),
+        ("call wrapper (counters, try/finally)", call - handler - group),
+        ("command: keyspace lookup", lookup),
+        ("command: rest of handler", handler - emit - reply_in_cmd - lookup),
+        ("effect: apply (tick, find, _*_on, touched, settle)", emit - bl_calls),
+        ("effect: record (backlog begin/put/end, group)", bl_calls + group),
+        ("reply (WBuf encode + take)", reply_in_cmd + flush),
+    ]
+    rows.append(("total feed()", total))
+    return [(name, ir / nreq) for name, ir in rows]
+
+
+def run_callgrind(cmd: str, iters: int, keep: bool) -> tuple[dict, dict, int]:
+    vg = shutil.which("valgrind")
+    ann = shutil.which("callgrind_annotate")
+    if not vg or not ann:
+        sys.exit("needs valgrind and callgrind_annotate")
+    tmp = tempfile.mkdtemp(prefix="cg-")
+    out = os.path.join(tmp, "cg.out")
+    argv = [
+        vg,
+        "--tool=callgrind",
+        f"--callgrind-out-file={out}",
+        "--collect-atstart=no",
+        "--toggle-collect=*Client_*feed",
+        sys.executable,
+        os.path.abspath(__file__),
+        "work",
+        "--cmd",
+        cmd,
+        "--iters",
+        str(iters),
+    ]
+    subprocess.run(argv, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    inc = _annotate(ann, out, True)
+    exc = _annotate(ann, out, False)
+    if keep:
+        print(f"callgrind output kept in {out}", file=sys.stderr)
+    else:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return inc, exc, iters * PIPE
+
+
+def cmd_callgrind(args) -> int:
+    cmds = [c.strip() for c in args.cmd.split(",")]
+    results = {}
+    for cmd in cmds:
+        print(f"callgrind: {cmd.upper()} x {args.iters} batches ...", file=sys.stderr)
+        results[cmd] = run_callgrind(cmd, args.iters, args.keep)
+    print(f"Instructions (Ir) per request inside Client.feed, {PIPE}-command batches")
+    print()
+    print("| stage | " + " | ".join(c.upper() for c in cmds) + " |")
+    print("|---|" + "---:|" * len(cmds))
+    table = {c: stages(results[c][0], c, results[c][2]) for c in cmds}
+    for i, (name, _) in enumerate(table[cmds[0]]):
+        print(f"| {name} | " + " | ".join(f"{table[c][i][1]:,.0f}" for c in cmds) + " |")
+    for cmd in cmds:
+        inc, exc, nreq = results[cmd]
+        print()
+        print(f"{cmd.upper()}: top self cost (Ir per request)")
+        print()
+        print("| function | self Ir/req |")
+        print("|---|---:|")
+        top = sorted(((v, k) for k, v in exc.items() if k != "TOTAL"), reverse=True)
+        for ir, fn in top[: args.top]:
+            short = fn.replace(PYX, "").replace("__pyx_pw_7constdb_5_core_", "")
+            print(f"| {short} | {ir / nreq:,.0f} |")
+    return 0
+
+
+# --------------------------------------------------------------------- main ---
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    sub = ap.add_subparsers(dest="sub", required=True)
+    p = sub.add_parser("inproc", help="time the protocol path in-process")
+    p.add_argument("--iters", type=int, default=20_000, help="batches per run (%(default)s)")
+    p.add_argument("--repeat", type=int, default=5, help="runs, median reported (%(default)s)")
+    p.add_argument("--keyspace", type=int, default=KEYSPACE, help="distinct keys (%(default)s)")
+    p = sub.add_parser("floor", help="CPU/req of a trivial uvloop server under redis-benchmark")
+    p.add_argument("--tests", default="set,get,incr")
+    p.add_argument("--pipelines", default="16")
+    p.add_argument("--requests", type=int, default=150_000, help="x pipeline = -n")
+    p.add_argument("--repeat", type=int, default=3)
+    p = sub.add_parser("floor-server", help=argparse.SUPPRESS)
+    p.add_argument("--port", type=int, required=True)
+    p = sub.add_parser("work", help="fixed workload (for callgrind, py-spy, perf)")
+    p.add_argument("--cmd", default="set")
+    p.add_argument("--iters", type=int, default=2000)
+    p.add_argument("--keyspace", type=int, default=KEYSPACE)
+    p = sub.add_parser("callgrind", help="instruction counts per request under callgrind")
+    p.add_argument("--cmd", default="set")
+    p.add_argument("--iters", type=int, default=2000)
+    p.add_argument("--top", type=int, default=30)
+    p.add_argument("--keep", action="store_true")
+    args = ap.parse_args(argv)
+    return {
+        "inproc": cmd_inproc,
+        "floor": cmd_floor,
+        "floor-server": cmd_floor_server,
+        "work": cmd_work,
+        "callgrind": cmd_callgrind,
+    }[args.sub](args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,476 @@
+"""List commands (CRDT.md 3.5; the sequence CRDT is in t_list.pyx).
+
+Commands that remove elements (pops, LREM, LTRIM, LMOVE) ship the removal of
+the exact element ids they chose; pushes and LINSERT ship inserts that name the
+element they go after. Replies and errors follow Redis 7.0 (t_list.c).
+"""
+
+from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_GET_SIZE
+from cpython.list cimport PyList_GET_ITEM, PyList_GET_SIZE
+from libc.stdint cimport int64_t
+from libc.string cimport memcmp
+
+from constdb._core.cmd_keys cimport err_lit, opt_eq
+from constdb._core.codec cimport parse_bytes_i64
+from constdb._core.keyspace cimport Keyspace
+from constdb._core.objects cimport CObj, LElem, ListObj
+from constdb._core.protocol cimport (
+    F_DENYOOM, F_FAST, F_READONLY, F_WRITE, Client, Server, add_command, reply_notint,
+    reply_syntax, reply_wrongtype,
+)
+from constdb._core.t_list cimport (
+    elem_at, emit_insert, emit_lset, emit_push, emit_remove, first_live, last_live,
+    next_live, prev_live, seek,
+)
+
+cdef inline bint _eq(object a, object b) noexcept:
+    cdef Py_ssize_t n = PyBytes_GET_SIZE(<bytes>a)
+    return n == PyBytes_GET_SIZE(<bytes>b) and memcmp(PyBytes_AS_STRING(<bytes>a),
+                                                       PyBytes_AS_STRING(<bytes>b), n) == 0
+
+
+cdef int _push(Client c, list argv, bint left, bint xx) except -1:
+    cdef Keyspace ks = c.ks
+    cdef object key = <object>PyList_GET_ITEM(argv, 1)
+    cdef CObj o = ks.lookup(key)
+    cdef ListObj lo
+    if o is not None and type(o) is not ListObj:
+        return reply_wrongtype(c)
+    if xx and o is None:
+        return c.out.integer(0)
+    lo = emit_push(ks, key, <ListObj>o, argv[2:], left)
+    return c.out.integer(lo.n)
+
+
+cdef int cmd_lpush(Client c, list argv) except -1:
+    return _push(c, argv, True, False)
+
+
+cdef int cmd_rpush(Client c, list argv) except -1:
+    return _push(c, argv, False, False)
+
+
+cdef int cmd_lpushx(Client c, list argv) except -1:
+    return _push(c, argv, True, True)
+
+
+cdef int cmd_rpushx(Client c, list argv) except -1:
+    return _push(c, argv, False, True)
+
+
+cdef int _pop(Client c, list argv, bint left) except -1:
+    cdef Keyspace ks = c.ks
+    cdef Py_ssize_t argc = PyList_GET_SIZE(argv), bi, ii, i
+    cdef object key = <object>PyList_GET_ITEM(argv, 1)
+    cdef int64_t count = 1
+    cdef bint has_count = argc == 3
+    cdef CObj o
+    cdef ListObj lo
+    cdef list elems
+    cdef LElem e
+    if argc > 3:
+        if left:
+            return err_lit(c, b"ERR wrong number of arguments for 'lpop' command")
+        return err_lit(c, b"ERR wrong number of arguments for 'rpop' command")
+    if has_count:
+        if not parse_bytes_i64(<bytes>PyList_GET_ITEM(argv, 2), &count) or count < 0:
+            return err_lit(c, b"ERR value is out of range, must be positive")
+    o = ks.lookup(key)
+    if o is None:
+        if has_count:
+            return c.out.nil_array()
+        return c.out.nil()
+    if type(o) is not ListObj:
+        return reply_wrongtype(c)
+    lo = <ListObj>o
+    if has_count and count == 0:
+        return c.out.array(0)
+    if count > lo.n:
+        count = lo.n
+    if left:
+        first_live(lo, &bi, &ii)
+    else:
+        last_live(lo, &bi, &ii)
+    e = elem_at(lo, bi, ii)
+    if not has_count:
+        c.out.bulk(<bytes>e.val)
+        emit_remove(ks, key, lo, [e])
+        return 0
+    elems = [e]
+    c.out.array(count)
+    c.out.bulk(<bytes>e.val)
+    for i in range(1, count):
+        if left:
+            next_live(lo, &bi, &ii)
+        else:
+            prev_live(lo, &bi, &ii)
+        e = elem_at(lo, bi, ii)
+        c.out.bulk(<bytes>e.val)
+        elems.append(e)
+    emit_remove(ks, key, lo, elems)
+    return 0
+
+
+cdef int cmd_lpop(Client c, list argv) except -1:
+    return _pop(c, argv, True)
+
+
+cdef int cmd_rpop(Client c, list argv) except -1:
+    return _pop(c, argv, False)
+
+
+cdef ListObj _get(Client c, object key, bint* wrong):
+    cdef CObj o = c.ks.lookup_r(key)
+    wrong[0] = False
+    if o is None:
+        return None
+    if type(o) is not ListObj:
+        wrong[0] = True
+        return None
+    return <ListObj>o
+
+
+cdef ListObj _get_w(Client c, object key, bint* wrong):
+    cdef CObj o = c.ks.lookup(key)
+    wrong[0] = False
+    if o is None:
+        return None
+    if type(o) is not ListObj:
+        wrong[0] = True
+        return None
+    return <ListObj>o
+
+
+cdef int cmd_llen(Client c, list argv) except -1:
+    cdef bint wrong
+    cdef ListObj o = _get(c, <object>PyList_GET_ITEM(argv, 1), &wrong)
+    if wrong:
+        return reply_wrongtype(c)
+    return c.out.integer(0 if o is None else o.n)
+
+
+cdef int cmd_lrange(Client c, list argv) except -1:
+    cdef bint wrong
+    cdef int64_t start, end, llen
+    cdef Py_ssize_t bi, ii, k, rangelen
+    cdef ListObj o
+    if not parse_bytes_i64(<bytes>PyList_GET_ITEM(argv, 2), &start) or \
+            not parse_bytes_i64(<bytes>PyList_GET_ITEM(argv, 3), &end):
+        return reply_notint(c)
+    o = _get(c, <object>PyList_GET_ITEM(argv, 1), &wrong)
+    if wrong:
+        return reply_wrongtype(c)
+    if o is None:
+        return c.out.array(0)
+    llen = o.n
+    if start < 0:
+        start += llen
+    if end < 0:
+        end += llen
+    if start < 0:
+        start = 0
+    if start > end or start >= llen:
+        return c.out.array(0)
+    if end >= llen:
+        end = llen - 1
+    rangelen = <Py_ssize_t>(end - start + 1)
+    c.out.array(rangelen)
+    seek(o, <Py_ssize_t>start, &bi, &ii)
+    for k in range(rangelen):
+        if k:
+            next_live(o, &bi, &ii)
+        c.out.bulk(<bytes>elem_at(o, bi, ii).val)
+    return 0
+
+
+cdef int cmd_lindex(Client c, list argv) except -1:
+    cdef bint wrong
+    cdef int64_t idx
+    cdef Py_ssize_t bi, ii
+    cdef ListObj o = _get(c, <object>PyList_GET_ITEM(argv, 1), &wrong)
+    if wrong:
+        return reply_wrongtype(c)
+    if o is None:
+        return c.out.nil()
+    if not parse_bytes_i64(<bytes>PyList_GET_ITEM(argv, 2), &idx):
+        return reply_notint(c)
+    if idx < 0:
+        idx += o.n
+    if idx < 0 or idx >= o.n:
+        return c.out.nil()
+    seek(o, <Py_ssize_t>idx, &bi, &ii)
+    return c.out.bulk(<bytes>elem_at(o, bi, ii).val)
+
+
+cdef int cmd_lset(Client c, list argv) except -1:
+    cdef bint wrong
+    cdef int64_t idx
+    cdef Py_ssize_t bi, ii
+    cdef ListObj o = _get_w(c, argv[1], &wrong)
+    if wrong:
+        return reply_wrongtype(c)
+    if o is None:
+        return err_lit(c, b"ERR no such key")
+    if not parse_bytes_i64(<bytes>argv[2], &idx):
+        return reply_notint(c)
+    if idx < 0:
+        idx += o.n
+    if idx < 0 or idx >= o.n:
+        return err_lit(c, b"ERR index out of range")
+    seek(o, <Py_ssize_t>idx, &bi, &ii)
+    emit_lset(c.ks, argv[1], o, elem_at(o, bi, ii), argv[3])
+    return c.out.ok()
+
+
+cdef int cmd_lrem(Client c, list argv) except -1:
+    cdef bint wrong
+    cdef int64_t count
+    cdef Py_ssize_t bi, ii
+    cdef ListObj o
+    cdef list found = []
+    cdef bint more
+    cdef LElem e
+    cdef object val = argv[3]
+    if not parse_bytes_i64(<bytes>argv[2], &count):
+        return reply_notint(c)
+    o = _get_w(c, argv[1], &wrong)
+    if wrong:
+        return reply_wrongtype(c)
+    if o is None:
+        return c.out.integer(0)
+    if count >= 0:
+        more = first_live(o, &bi, &ii)
+    else:
+        more = last_live(o, &bi, &ii)
+    while more:
+        e = elem_at(o, bi, ii)
+        if _eq(e.val, val):
+            found.append(e)
+            if count != 0 and <int64_t>len(found) == (count if count > 0 else -count):
+                break
+        if count >= 0:
+            more = next_live(o, &bi, &ii)
+        else:
+            more = prev_live(o, &bi, &ii)
+    if found:
+        emit_remove(c.ks, argv[1], o, found)
+    return c.out.integer(len(found))
+
+
+cdef int cmd_linsert(Client c, list argv) except -1:
+    cdef bint wrong, after, more
+    cdef Py_ssize_t bi, ii
+    cdef ListObj o
+    cdef LElem e, anchor = None
+    cdef object pivot = argv[3]
+    if opt_eq(<bytes>argv[2], b"AFTER", 5):
+        after = True
+    elif opt_eq(<bytes>argv[2], b"BEFORE", 6):
+        after = False
+    else:
+        return reply_syntax(c)
+    o = _get_w(c, argv[1], &wrong)
+    if wrong:
+        return reply_wrongtype(c)
+    if o is None:
+        return c.out.integer(0)
+    more = first_live(o, &bi, &ii)
+    while more:
+        e = elem_at(o, bi, ii)
+        if _eq(e.val, pivot):
+            break
+        anchor = e
+        more = next_live(o, &bi, &ii)
+    if not more:
+        return c.out.integer(-1)
+    emit_insert(c.ks, argv[1], o, e if after else anchor, argv[4])
+    return c.out.integer(o.n)
+
+
+cdef int cmd_ltrim(Client c, list argv) except -1:
+    cdef bint wrong
+    cdef int64_t start, end, llen, ltrim, rtrim, k
+    cdef Py_ssize_t bi, ii
+    cdef ListObj o
+    cdef list elems = []
+    if not parse_bytes_i64(<bytes>argv[2], &start) or not parse_bytes_i64(<bytes>argv[3], &end):
+        return reply_notint(c)
+    o = _get_w(c, argv[1], &wrong)
+    if wrong:
+        return reply_wrongtype(c)
+    if o is None:
+        return c.out.ok()
+    llen = o.n
+    if start < 0:
+        start += llen
+    if end < 0:
+        end += llen
+    if start < 0:
+        start = 0
+    if start > end or start >= llen:
+        ltrim = llen
+        rtrim = 0
+    else:
+        if end >= llen:
+            end = llen - 1
+        ltrim = start
+        rtrim = llen - end - 1
+    if ltrim:
+        first_live(o, &bi, &ii)
+        for k in range(ltrim):
+            if k:
+                next_live(o, &bi, &ii)
+            elems.append(elem_at(o, bi, ii))
+    if rtrim:
+        last_live(o, &bi, &ii)
+        for k in range(rtrim):
+            if k:
+                prev_live(o, &bi, &ii)
+            elems.append(elem_at(o, bi, ii))
+    if elems:
+        emit_remove(c.ks, argv[1], o, elems)
+    return c.out.ok()
+
+
+cdef int cmd_lpos(Client c, list argv) except -1:
+    cdef bint wrong, more, tail = True, has_count = False
+    cdef int64_t rank = 1, count = 0, maxlen = 0, index = 0, matches = 0, matchindex = -1
+    cdef int64_t llen
+    cdef Py_ssize_t j, argc = PyList_GET_SIZE(argv), bi, ii
+    cdef list out
+    cdef ListObj o
+    cdef object ele = argv[2]
+    cdef bytes opt
+    j = 3
+    while j < argc:
+        opt = <bytes>argv[j]
+        if opt_eq(opt, b"RANK", 4) and j + 1 < argc:
+            j += 1
+            if not parse_bytes_i64(<bytes>argv[j], &rank):
+                return reply_notint(c)
+            if rank == 0:
+                return err_lit(c, b"ERR RANK can't be zero: use 1 to start from the first match, "
+                                  b"2 from the second ... or use negative to start from the end "
+                                  b"of the list")
+        elif opt_eq(opt, b"COUNT", 5) and j + 1 < argc:
+            j += 1
+            if not parse_bytes_i64(<bytes>argv[j], &count) or count < 0:
+                return err_lit(c, b"ERR COUNT can't be negative")
+            has_count = True
+        elif opt_eq(opt, b"MAXLEN", 6) and j + 1 < argc:
+            j += 1
+            if not parse_bytes_i64(<bytes>argv[j], &maxlen) or maxlen < 0:
+                return err_lit(c, b"ERR MAXLEN can't be negative")
+        else:
+            return reply_syntax(c)
+        j += 1
+    if rank < 0:
+        # Redis negates a long here: LONG_MIN stays negative (every match counts)
+        rank = <int64_t>(0 - <unsigned long long>rank)
+        tail = False
+    o = _get(c, argv[1], &wrong)
+    if wrong:
+        return reply_wrongtype(c)
+    if o is None:
+        if has_count:
+            return c.out.array(0)
+        return c.out.nil()
+    llen = o.n
+    out = [] if has_count else None
+    if tail:
+        more = first_live(o, &bi, &ii)
+    else:
+        more = last_live(o, &bi, &ii)
+    while more and (maxlen == 0 or index < maxlen):
+        if _eq(elem_at(o, bi, ii).val, ele):
+            matches += 1
+            matchindex = index if tail else llen - index - 1
+            if matches >= rank:
+                if has_count:
+                    out.append(matchindex)
+                    if count and matches - rank + 1 >= count:
+                        break
+                else:
+                    break
+        index += 1
+        matchindex = -1
+        if tail:
+            more = next_live(o, &bi, &ii)
+        else:
+            more = prev_live(o, &bi, &ii)
+    if has_count:
+        c.out.array(len(out))
+        for x in out:
+            c.out.integer(<int64_t>x)
+        return 0
+    if matchindex != -1:
+        return c.out.integer(matchindex)
+    return c.out.nil()
+
+
+cdef int _where(Client c, bytes a, bint* left) except -1:
+    if opt_eq(a, b"LEFT", 4):
+        left[0] = True
+        return 1
+    if opt_eq(a, b"RIGHT", 5):
+        left[0] = False
+        return 1
+    reply_syntax(c)
+    return 0
+
+
+cdef int _lmove(Client c, object src, object dst, bint from_left, bint to_left) except -1:
+    cdef Keyspace ks = c.ks
+    cdef CObj so = ks.lookup(src), do
+    cdef ListObj lo
+    cdef Py_ssize_t bi, ii
+    cdef LElem e
+    cdef object val
+    if so is None:
+        return c.out.nil()
+    if type(so) is not ListObj:
+        return reply_wrongtype(c)
+    do = ks.lookup(dst)
+    if do is not None and type(do) is not ListObj:
+        return reply_wrongtype(c)
+    lo = <ListObj>so
+    if from_left:
+        first_live(lo, &bi, &ii)
+    else:
+        last_live(lo, &bi, &ii)
+    e = elem_at(lo, bi, ii)
+    val = e.val
+    emit_remove(ks, src, lo, [e])
+    emit_push(ks, dst, None, [val], to_left)
+    return c.out.bulk(<bytes>val)
+
+
+cdef int cmd_lmove(Client c, list argv) except -1:
+    cdef bint from_left, to_left
+    if not _where(c, <bytes>argv[3], &from_left) or not _where(c, <bytes>argv[4], &to_left):
+        return 0
+    return _lmove(c, argv[1], argv[2], from_left, to_left)
+
+
+cdef int cmd_rpoplpush(Client c, list argv) except -1:
+    return _lmove(c, argv[1], argv[2], False, True)
+
+
+def register(Server srv):
+    cdef int W = F_WRITE | F_DENYOOM | F_FAST
+    add_command(srv, b"lpush", -3, W, 1, 1, 1, cmd_lpush, "list")
+    add_command(srv, b"rpush", -3, W, 1, 1, 1, cmd_rpush, "list")
+    add_command(srv, b"lpushx", -3, W, 1, 1, 1, cmd_lpushx, "list")
+    add_command(srv, b"rpushx", -3, W, 1, 1, 1, cmd_rpushx, "list")
+    add_command(srv, b"lpop", -2, F_WRITE | F_FAST, 1, 1, 1, cmd_lpop, "list")
+    add_command(srv, b"rpop", -2, F_WRITE | F_FAST, 1, 1, 1, cmd_rpop, "list")
+    add_command(srv, b"llen", 2, F_READONLY | F_FAST, 1, 1, 1, cmd_llen, "list")
+    add_command(srv, b"lrange", 4, F_READONLY, 1, 1, 1, cmd_lrange, "list")
+    add_command(srv, b"lindex", 3, F_READONLY, 1, 1, 1, cmd_lindex, "list")
+    add_command(srv, b"lset", 4, F_WRITE | F_DENYOOM, 1, 1, 1, cmd_lset, "list")
+    add_command(srv, b"lrem", 4, F_WRITE, 1, 1, 1, cmd_lrem, "list")
+    add_command(srv, b"linsert", 5, F_WRITE | F_DENYOOM, 1, 1, 1, cmd_linsert, "list")
+    add_command(srv, b"ltrim", 4, F_WRITE, 1, 1, 1, cmd_ltrim, "list")
+    add_command(srv, b"lpos", -3, F_READONLY, 1, 1, 1, cmd_lpos, "list")
+    add_command(srv, b"lmove", 5, F_WRITE | F_DENYOOM, 1, 2, 1, cmd_lmove, "list")
+    add_command(srv, b"rpoplpush", 3, F_WRITE | F_DENYOOM, 1, 2, 1, cmd_rpoplpush, "list")

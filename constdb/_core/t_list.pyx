@@ -1,0 +1,945 @@
+"""The list CRDT (CRDT.md 3.5): an RGA sequence, kept in blocks.
+
+Every element has an id, its dot (node, uuid), a value with an LWW ts (LSET)
+and, once removed, the uuid of its removal; removed elements stay in the
+sequence as tombstones until GC. An insert names the id it goes after (or the
+head). Integrating element x after anchor a: start right after a and skip
+every element whose id is larger than x's (RGA): a concurrent insert at the
+same place with a larger id, and everything inserted after it, stays before
+x; so concurrent inserts at one place end ordered by id, newest first, on
+every node. Any element inserted after another has a larger uuid than it (the
+origin had seen it; the HLC folds what it sees), which is what the rule needs.
+
+Delivery is FIFO per origin only, so an insert may arrive before its anchor,
+and a removal or LSET before the insert it names: such an element waits in
+`ListObj.pend` (keyed by its anchor's uuid) or is a ghost in `ListObj.ids`
+until the missing effect arrives.
+
+Layout (docs/crdt-notes.md, "Lists"): `ListObj.blocks` is a list of `LBlock`s,
+runs of at most BLOCK_MAX consecutive elements with their live count, so
+LINDEX/LRANGE find a position by walking block counts from the nearer end, and
+pushes and pops at either end are O(1) amortized; `ListObj.ids` maps every id to
+its element, and every element points at its block, so a remote insert, removal
+or LSET finds its element in O(1) and its place in O(BLOCK_MAX). Blocks whose
+elements were all removed merge with removed neighbours (a queue's or a stack's
+popped elements become one block, kept reversed when it grows at its front), so
+that tombstones cost no walking at the ends.
+"""
+
+cimport cython
+from cpython.dict cimport PyDict_GetItem
+from cpython.list cimport PyList_GET_ITEM, PyList_GET_SIZE
+from cpython.object cimport PyObject
+from libc.stdint cimport uint8_t, uint64_t
+
+from constdb._core.codec cimport Reader, Writer
+from constdb._core.keyspace cimport Keyspace
+from constdb._core.objects cimport T_LIST, LBlock, LElem, ListObj, TTLReg, ts_gt
+
+from constdb._core import keyspace as _keyspace
+
+
+# ---------------------------------------------------------------- helpers ----
+
+cdef inline LBlock _blk(ListObj o, Py_ssize_t bi):
+    return <LBlock>PyList_GET_ITEM(o.blocks, bi)
+
+
+cdef inline Py_ssize_t _len(LBlock b) noexcept:
+    return PyList_GET_SIZE(b.items)
+
+
+cdef inline LElem _item(LBlock b, Py_ssize_t k):
+    """The k-th element of b in sequence order."""
+    if b.rev:
+        return <LElem>PyList_GET_ITEM(b.items, PyList_GET_SIZE(b.items) - 1 - k)
+    return <LElem>PyList_GET_ITEM(b.items, k)
+
+
+cdef inline LElem _raw(LBlock b, Py_ssize_t k):
+    return <LElem>PyList_GET_ITEM(b.items, k)
+
+
+cdef LBlock _new_block(list items, Py_ssize_t live):
+    cdef LBlock b = LBlock.__new__(LBlock)
+    cdef LElem e
+    b.items = items
+    b.live = live
+    b.pos = 0
+    b.rev = False
+    for x in items:
+        e = <LElem>x
+        e.blk = <void*>b
+    return b
+
+
+cdef LElem _new_elem(uint64_t node, uint64_t uuid, object val):
+    cdef LElem e = LElem.__new__(LElem)
+    e.node = node
+    e.uuid = uuid
+    e.val = val
+    e.vu = uuid if val is not None else 0
+    e.vn = node if val is not None else 0
+    e.rem = 0
+    e.blk = NULL
+    e.st = ST_GHOST
+    return e
+
+
+cdef inline void _norm(LBlock b) noexcept:
+    if b.rev:
+        b.items.reverse()
+        b.rev = False
+
+
+cdef Py_ssize_t _bindex(ListObj o, LBlock b) noexcept:
+    """b's index in o.blocks: its hint if still right, else renumber all."""
+    cdef Py_ssize_t p = b.pos, i, nb = PyList_GET_SIZE(o.blocks)
+    if p < nb and PyList_GET_ITEM(o.blocks, p) == <PyObject*>b:
+        return p
+    for i in range(nb):
+        (<LBlock>PyList_GET_ITEM(o.blocks, i)).pos = i
+    return b.pos
+
+
+# the index, in its block's items, of the element placed last (a hint that
+# makes a multi-value push or a chain of remote inserts O(1) per element)
+cdef Py_ssize_t _hint = 0
+
+
+cdef Py_ssize_t _index_in(LBlock b, LElem e) noexcept:
+    """e's sequence index in b (e is in b)."""
+    cdef Py_ssize_t n = PyList_GET_SIZE(b.items), r
+    cdef PyObject* pe = <PyObject*>e
+    if not b.rev and _hint < n and PyList_GET_ITEM(b.items, _hint) == pe:
+        return _hint
+    r = n - 1
+    while r >= 0:
+        if PyList_GET_ITEM(b.items, r) == pe:
+            break
+        r -= 1
+    return n - 1 - r if b.rev else r
+
+
+cdef LElem _get_id(ListObj o, uint64_t node, uint64_t uuid):
+    cdef PyObject* p = PyDict_GetItem(o.ids, uuid)
+    cdef object x
+    if p == NULL:
+        return None
+    x = <object>p
+    if type(x) is LElem:
+        if (<LElem>x).node == node:
+            return <LElem>x
+        return None
+    for y in <list>x:
+        if (<LElem>y).node == node:
+            return <LElem>y
+    return None
+
+
+cdef int _put_id(ListObj o, LElem e) except -1:
+    cdef PyObject* p = PyDict_GetItem(o.ids, e.uuid)
+    cdef object x
+    if p == NULL:
+        o.ids[e.uuid] = e
+        return 0
+    x = <object>p
+    if type(x) is LElem:
+        o.ids[e.uuid] = [x, e]
+    else:
+        (<list>x).append(e)
+    return 0
+
+
+cdef int _del_id(ListObj o, LElem e) except -1:
+    cdef object x = o.ids.get(e.uuid)
+    if x is None:
+        return 0
+    if type(x) is LElem:
+        if x is e:
+            del o.ids[e.uuid]
+        return 0
+    (<list>x).remove(e)
+    if len(<list>x) == 1:
+        o.ids[e.uuid] = (<list>x)[0]
+    return 0
+
+
+cdef inline void _bump(ListObj o, uint64_t u, uint64_t n) noexcept:
+    if ts_gt(u, n, o.lu, o.ln):
+        o.lu = u
+        o.ln = n
+
+
+# --------------------------------------------------------------- positions ----
+
+cdef bint seek(ListObj o, Py_ssize_t idx, Py_ssize_t* bi, Py_ssize_t* ii) noexcept:
+    """The position of the idx-th live element (0 <= idx < o.n), walking the
+    block counts from the nearer end."""
+    cdef Py_ssize_t b, k, L, j
+    cdef LBlock blk
+    if idx < 0 or idx >= o.n:
+        return False
+    if idx < o.n - idx:
+        b = 0
+        while True:
+            blk = _blk(o, b)
+            if idx < blk.live:
+                break
+            idx -= blk.live
+            b += 1
+    else:
+        idx = o.n - 1 - idx
+        b = PyList_GET_SIZE(o.blocks) - 1
+        while True:
+            blk = _blk(o, b)
+            if idx < blk.live:
+                break
+            idx -= blk.live
+            b -= 1
+        idx = blk.live - 1 - idx
+    L = PyList_GET_SIZE(blk.items)
+    if blk.live == L:
+        k = idx
+    elif idx < blk.live // 2:
+        k = 0
+        j = -1
+        while True:
+            if _raw(blk, k).rem == 0:
+                j += 1
+                if j == idx:
+                    break
+            k += 1
+    else:
+        k = L - 1
+        j = blk.live
+        while True:
+            if _raw(blk, k).rem == 0:
+                j -= 1
+                if j == idx:
+                    break
+            k -= 1
+    bi[0] = b
+    ii[0] = k
+    return True
+
+
+cdef bint first_live(ListObj o, Py_ssize_t* bi, Py_ssize_t* ii) noexcept:
+    cdef Py_ssize_t b = 0, nb = PyList_GET_SIZE(o.blocks), k
+    cdef LBlock blk
+    if o.n == 0:
+        return False
+    while _blk(o, b).live == 0:
+        b += 1
+    blk = _blk(o, b)
+    k = 0
+    while _raw(blk, k).rem != 0:
+        k += 1
+    bi[0] = b
+    ii[0] = k
+    return True
+
+
+cdef bint last_live(ListObj o, Py_ssize_t* bi, Py_ssize_t* ii) noexcept:
+    cdef Py_ssize_t b = PyList_GET_SIZE(o.blocks) - 1, k
+    cdef LBlock blk
+    if o.n == 0:
+        return False
+    while _blk(o, b).live == 0:
+        b -= 1
+    blk = _blk(o, b)
+    k = PyList_GET_SIZE(blk.items) - 1
+    while _raw(blk, k).rem != 0:
+        k -= 1
+    bi[0] = b
+    ii[0] = k
+    return True
+
+
+cdef bint next_live(ListObj o, Py_ssize_t* bi, Py_ssize_t* ii) noexcept:
+    """Move (bi, ii) to the next live element; False at the end."""
+    cdef Py_ssize_t b = bi[0], k = ii[0] + 1, nb = PyList_GET_SIZE(o.blocks), L
+    cdef LBlock blk = _blk(o, b)
+    while True:
+        if blk.live:
+            L = PyList_GET_SIZE(blk.items)
+            if blk.live == L:
+                if k < L:
+                    bi[0] = b
+                    ii[0] = k
+                    return True
+            else:
+                while k < L:
+                    if _raw(blk, k).rem == 0:
+                        bi[0] = b
+                        ii[0] = k
+                        return True
+                    k += 1
+        b += 1
+        if b >= nb:
+            return False
+        blk = _blk(o, b)
+        k = 0
+
+
+cdef bint prev_live(ListObj o, Py_ssize_t* bi, Py_ssize_t* ii) noexcept:
+    cdef Py_ssize_t b = bi[0], k = ii[0] - 1
+    cdef LBlock blk = _blk(o, b)
+    while True:
+        if blk.live:
+            while k >= 0:
+                if _raw(blk, k).rem == 0:
+                    bi[0] = b
+                    ii[0] = k
+                    return True
+                k -= 1
+        b -= 1
+        if b < 0:
+            return False
+        blk = _blk(o, b)
+        k = PyList_GET_SIZE(blk.items) - 1
+
+
+cdef LElem elem_at(ListObj o, Py_ssize_t bi, Py_ssize_t ii):
+    return _raw(_blk(o, bi), ii)
+
+
+# ------------------------------------------------------- block maintenance ----
+
+cdef int _split_at(ListObj o, Py_ssize_t bi, Py_ssize_t ii) except -1:
+    """Split block bi before its ii-th element (0 < ii < len)."""
+    cdef LBlock b = _blk(o, bi), nb
+    cdef list right
+    cdef Py_ssize_t live = 0
+    _norm(b)
+    right = b.items[ii:]
+    del b.items[ii:]
+    for x in right:
+        if (<LElem>x).rem == 0:
+            live += 1
+    b.live -= live
+    nb = _new_block(right, live)
+    o.blocks.insert(bi + 1, nb)
+    return 0
+
+
+cdef int _merge_pair(ListObj o, Py_ssize_t i) except -1:
+    """Merge blocks i and i+1, both without live elements, into the larger;
+    a block that grows at its front is kept reversed so that it costs the
+    size of the smaller one."""
+    cdef LBlock a = _blk(o, i), b = _blk(o, i + 1)
+    cdef list moved
+    cdef LElem e
+    if _len(a) >= _len(b):
+        _norm(a)
+        moved = b.items[::-1] if b.rev else b.items
+        a.items.extend(moved)
+        for x in moved:
+            e = <LElem>x
+            e.blk = <void*>a
+        del o.blocks[i + 1]
+    else:
+        if not b.rev:
+            if _len(b) <= 2 * BLOCK_MAX:
+                b.items[0:0] = a.items[::-1] if a.rev else a.items
+                for x in a.items:
+                    e = <LElem>x
+                    e.blk = <void*>b
+                del o.blocks[i]
+                return 0
+            b.items.reverse()
+            b.rev = True
+        moved = a.items if a.rev else a.items[::-1]
+        b.items.extend(moved)
+        for x in moved:
+            e = <LElem>x
+            e.blk = <void*>b
+        del o.blocks[i]
+    return 0
+
+
+cdef int _merge_dead(ListObj o, LBlock b) except -1:
+    """b has no live element left: merge it with such neighbours."""
+    cdef Py_ssize_t bi = _bindex(o, b), nb = PyList_GET_SIZE(o.blocks)
+    if bi + 1 < nb and _blk(o, bi + 1).live == 0:
+        _merge_pair(o, bi)
+    if bi > 0 and _blk(o, bi - 1).live == 0:
+        _merge_pair(o, bi - 1)
+    return 0
+
+
+cdef int _insert_at(ListObj o, LElem e, Py_ssize_t bi, Py_ssize_t ii) except -1:
+    """Put e at sequence position ii of block bi (ii may be the block's length)."""
+    global _hint
+    cdef Py_ssize_t nb = PyList_GET_SIZE(o.blocks), L, half, live
+    cdef bint is_live = e.rem == 0
+    cdef LBlock b, nbk, nxt
+    cdef list right
+    if nb == 0:
+        nbk = _new_block([e], 1 if is_live else 0)
+        o.blocks.append(nbk)
+        _hint = 0
+        if is_live:
+            o.n += 1
+        return 0
+    b = _blk(o, bi)
+    L = _len(b)
+    if is_live and b.live == 0:
+        # a live element never goes into a block of removed ones (maybe huge,
+        # maybe reversed): into a live neighbour with room, else a new block
+        if ii == 0 and bi > 0 and _blk(o, bi - 1).live > 0 and _len(_blk(o, bi - 1)) < BLOCK_MAX:
+            bi -= 1
+            b = _blk(o, bi)
+            ii = _len(b)
+        elif ii == L and bi + 1 < nb and _blk(o, bi + 1).live > 0 and _len(_blk(o, bi + 1)) < BLOCK_MAX:
+            bi += 1
+            b = _blk(o, bi)
+            ii = 0
+        else:
+            if 0 < ii < L:
+                _split_at(o, bi, ii)
+                bi += 1
+            elif ii == L:
+                bi += 1
+            nbk = _new_block([e], 1)
+            o.blocks.insert(bi, nbk)
+            nbk.pos = bi
+            _hint = 0
+            o.n += 1
+            return 0
+    _norm(b)
+    b.items.insert(ii, e)
+    e.blk = <void*>b
+    _hint = ii
+    if is_live:
+        b.live += 1
+        o.n += 1
+    L += 1
+    if L > BLOCK_MAX and b.live > 0:
+        # split a full block in halves; a half left with no live element
+        # joins its removed neighbours
+        half = L // 2
+        right = b.items[half:]
+        del b.items[half:]
+        live = 0
+        for x in right:
+            if (<LElem>x).rem == 0:
+                live += 1
+        b.live -= live
+        nbk = _new_block(right, live)
+        bi = _bindex(o, b)
+        o.blocks.insert(bi + 1, nbk)
+        nbk.pos = bi + 1
+        if ii >= half:
+            _hint = ii - half
+        if nbk.live == 0:
+            _merge_dead(o, nbk)
+        if b.live == 0:
+            _merge_dead(o, b)
+    return 0
+
+
+cdef int _place(ListObj o, LElem e, LElem anchor) except -1:
+    """Integrate e after anchor (None: the head), skipping newer concurrent
+    inserts at the same place (RGA)."""
+    cdef Py_ssize_t bi, ii, nb = PyList_GET_SIZE(o.blocks)
+    cdef LBlock b
+    cdef LElem y
+    if anchor is None:
+        bi = 0
+        ii = 0
+    else:
+        b = <LBlock>anchor.blk
+        bi = _bindex(o, b)
+        ii = _index_in(b, anchor) + 1
+    while bi < nb:
+        b = _blk(o, bi)
+        if ii >= _len(b):
+            if bi + 1 >= nb:
+                break
+            bi += 1
+            ii = 0
+            continue
+        y = _item(b, ii)
+        if not ts_gt(y.uuid, y.node, e.uuid, e.node):
+            break
+        ii += 1
+    _insert_at(o, e, bi, ii)
+    e.st = ST_PLACED
+    return 0
+
+
+cdef int _release(ListObj o, LElem first) except -1:
+    """Place the inserts that waited for first (and, in turn, for them)."""
+    cdef list work = [first], keep, lst
+    cdef LElem a, x
+    while work:
+        a = <LElem>work.pop()
+        if o.pend is None:
+            break
+        lst = (<dict>o.pend).get(a.uuid)
+        if lst is None:
+            continue
+        keep = []
+        for item in lst:
+            x = <LElem>item[0]
+            if <uint64_t>item[1] == a.node:
+                _place(o, x, a)
+                work.append(x)
+            else:
+                keep.append(item)
+        if keep:
+            o.pend[a.uuid] = keep
+        else:
+            del o.pend[a.uuid]
+            if not o.pend:
+                o.pend = None
+    return 0
+
+
+cdef bint _kill(ListObj o, LElem e, uint64_t u) except -1:
+    """Remove e at uuid u. False if it was removed already."""
+    cdef LBlock b
+    if e.rem != 0:
+        if u < e.rem:
+            e.rem = u
+        return False
+    e.rem = u
+    e.val = None
+    if e.st == ST_PLACED:
+        b = <LBlock>e.blk
+        b.live -= 1
+        o.n -= 1
+        if b.live == 0:
+            _merge_dead(o, b)
+    return True
+
+
+# ------------------------------------------------- the rules (local + remote) ----
+
+cdef int _lins_on(Keyspace ks, object key, ListObj o, uint64_t an, uint64_t au, int mode,
+                  list vals, uint64_t u, uint64_t origin) except -1:
+    """Insert vals with ids (origin, u-n+1) .. (origin, u) after (an, au)."""
+    cdef Py_ssize_t i, n = PyList_GET_SIZE(vals)
+    cdef uint64_t first = u - <uint64_t>n + 1, eu
+    cdef LElem e, anchor
+    cdef list lst
+    for i in range(n):
+        eu = first + <uint64_t>i
+        v = <object>PyList_GET_ITEM(vals, i)
+        e = _get_id(o, origin, eu) if o.ids else None
+        if e is None:
+            e = _new_elem(origin, eu, v)
+            _put_id(o, e)
+        elif e.st == ST_GHOST:
+            # its removal or an LSET arrived first
+            if e.rem == 0 and ts_gt(eu, origin, e.vu, e.vn):
+                e.val = v
+                e.vu = eu
+                e.vn = origin
+        else:
+            continue        # a duplicate (cannot happen: VV filters records)
+        if an == 0 and au == 0:
+            _place(o, e, None)
+            if o.pend is not None:
+                _release(o, e)
+        else:
+            anchor = _get_id(o, an, au)
+            if anchor is not None and anchor.st == ST_PLACED:
+                _place(o, e, anchor)
+                if o.pend is not None:
+                    _release(o, e)
+            else:
+                e.st = ST_WAIT
+                if o.pend is None:
+                    o.pend = {}
+                lst = (<dict>o.pend).get(au)
+                if lst is None:
+                    o.pend[au] = [(e, an)]
+                else:
+                    lst.append((e, an))
+        if mode == LINS_CHAIN:
+            an = origin
+            au = eu
+    _bump(o, u, origin)
+    ks.touched(key)
+    ks.settle(key, o)
+    return 0
+
+
+cdef int _lrem_on(Keyspace ks, object key, ListObj o, list elems, uint64_t u,
+                  uint64_t origin) except -1:
+    for e in elems:
+        _kill(o, <LElem>e, u)
+    _bump(o, u, origin)
+    ks.touched(key)
+    ks.settle(key, o)
+    return 0
+
+
+cdef LElem _resolve(Keyspace ks, ListObj o, uint64_t node, uint64_t uuid):
+    """The element with this id; a ghost if its insert has not arrived; None
+    if it was seen and collected (GC)."""
+    cdef LElem e = _get_id(o, node, uuid)
+    if e is not None:
+        return e
+    if uuid <= ks.vv_get(node):
+        return None
+    e = _new_elem(node, uuid, None)
+    _put_id(o, e)
+    return e
+
+
+cdef int _lset_on(Keyspace ks, object key, ListObj o, LElem e, object val, uint64_t u,
+                  uint64_t origin) except -1:
+    if e is not None and e.rem == 0 and ts_gt(u, origin, e.vu, e.vn):
+        e.val = val
+        e.vu = u
+        e.vn = origin
+    _bump(o, u, origin)
+    ks.touched(key)
+    ks.settle(key, o)
+    return 0
+
+
+cdef int _emptied(Keyspace ks, object key, ListObj o) except -1:
+    """A local removal left the list empty: as in Redis the key's TTL goes
+    with it (a list made later on the key has none)."""
+    if o.n == 0 and o.ttl is not None and (<TTLReg>o.ttl).at != 0 and key not in ks.d:
+        ks.emit_ttl(key, 0)
+    return 0
+
+
+# ---------------------------------------------------------- local effects ----
+
+cdef ListObj emit_push(Keyspace ks, object key, ListObj o, list vals, bint left):
+    """LPUSH (left) / RPUSH: vals go to the head one by one, or after the last
+    element as a chain. o: the list if the caller has it."""
+    cdef Py_ssize_t i, n = PyList_GET_SIZE(vals), bi, ii
+    cdef uint64_t u, an = 0, au = 0
+    cdef LElem last
+    cdef Writer w
+    if o is None:
+        o = <ListObj>ks.find(key, T_LIST, True)
+    if not left and last_live(o, &bi, &ii):
+        last = elem_at(o, bi, ii)
+        an = last.node
+        au = last.uuid
+    # one uuid per element: within a command the clock gives consecutive ones
+    u = ks.tick()
+    for i in range(1, n):
+        if ks.tick() != u + <uint64_t>i:
+            raise RuntimeError("clock did not give consecutive uuids")
+    u = u + <uint64_t>(n - 1)
+    _lins_on(ks, key, o, an, au, LINS_SAME if left else LINS_CHAIN, vals, u, ks.node_id)
+    w = ks.bl.begin(OP_LINS, u)
+    w.put_bytes(key)
+    w.put_u64(an)
+    w.put_u64(au)
+    w.put_u8(LINS_SAME if left else LINS_CHAIN)
+    w.put_varint(<uint64_t>n)
+    for i in range(n):
+        w.put_bytes(<bytes>PyList_GET_ITEM(vals, i))
+    ks.bl.end()
+    return o
+
+
+cdef int emit_insert(Keyspace ks, object key, ListObj o, LElem after, object val) except -1:
+    """LINSERT: val right after `after` (None: at the head)."""
+    cdef uint64_t u = ks.tick()
+    cdef uint64_t an = 0 if after is None else after.node
+    cdef uint64_t au = 0 if after is None else after.uuid
+    cdef Writer w
+    _lins_on(ks, key, o, an, au, LINS_CHAIN, [val], u, ks.node_id)
+    w = ks.bl.begin(OP_LINS, u)
+    w.put_bytes(key)
+    w.put_u64(an)
+    w.put_u64(au)
+    w.put_u8(LINS_CHAIN)
+    w.put_varint(1)
+    w.put_bytes(val)
+    ks.bl.end()
+    return 0
+
+
+cdef int _put_ids(Writer w, list elems) except -1:
+    cdef LElem e
+    w.put_varint(<uint64_t>PyList_GET_SIZE(elems))
+    for x in elems:
+        e = <LElem>x
+        w.put_u64(e.node)
+        w.put_u64(e.uuid)
+    return 0
+
+
+cdef int emit_remove(Keyspace ks, object key, ListObj o, list elems) except -1:
+    """Pops, LREM, LTRIM: the removal of exactly these (live) elements."""
+    cdef uint64_t u = ks.tick()
+    cdef Writer w
+    _lrem_on(ks, key, o, elems, u, ks.node_id)
+    w = ks.bl.begin(OP_LREM, u)
+    w.put_bytes(key)
+    _put_ids(w, elems)
+    ks.bl.end()
+    if o.n == 0:
+        _emptied(ks, key, o)
+    return 0
+
+
+cdef int emit_lset(Keyspace ks, object key, ListObj o, LElem e, object val) except -1:
+    cdef uint64_t u = ks.tick()
+    cdef Writer w
+    _lset_on(ks, key, o, e, val, u, ks.node_id)
+    w = ks.bl.begin(OP_LSET, u)
+    w.put_bytes(key)
+    w.put_u64(e.node)
+    w.put_u64(e.uuid)
+    w.put_bytes(val)
+    ks.bl.end()
+    return 0
+
+
+cdef list _live_elems(ListObj o):
+    cdef list out = []
+    cdef LBlock b
+    for x in o.blocks:
+        b = <LBlock>x
+        if b.live == 0:
+            continue
+        if b.live == _len(b):
+            out.extend(b.items)
+        else:
+            for e in b.items:
+                if (<LElem>e).rem == 0:
+                    out.append(e)
+    return out
+
+
+cdef int emit_lclear(Keyspace ks, object key, ListObj o) except -1:
+    """DEL of a list: the observed removal of every live element."""
+    cdef uint64_t u = ks.tick()
+    cdef list elems = _live_elems(o)
+    cdef Writer w
+    for x in elems:
+        _kill(o, <LElem>x, u)
+    _bump(o, u, ks.node_id)
+    ks._clear_done(key, o, u, ks.node_id)
+    w = ks.bl.begin(OP_LCLEAR, u)
+    w.put_bytes(key)
+    _put_ids(w, elems)
+    ks.bl.end()
+    return 0
+
+
+# --------------------------------------------------------- remote records ----
+
+def _apply_lins(Keyspace ks, uint64_t origin, uint64_t u, Reader r):
+    cdef object key = r.bytes_()
+    cdef uint64_t an = r.u64(), au = r.u64()
+    cdef uint8_t mode = r.u8()
+    cdef uint64_t n = r.varint(), i
+    cdef list vals = []
+    if n == 0 or n > <uint64_t>(r.end - r.pos) or n > u:
+        raise ValueError("bad list insert count")
+    for i in range(n):
+        vals.append(r.bytes_())
+    _lins_on(ks, key, <ListObj>ks.find(key, T_LIST, True), an, au, mode, vals, u, origin)
+
+
+cdef list _read_elems(Keyspace ks, ListObj o, Reader r):
+    cdef uint64_t n = r.varint(), i, node, uuid
+    cdef list out = []
+    cdef LElem e
+    if n > <uint64_t>(r.end - r.pos):
+        raise ValueError("bad id count")
+    for i in range(n):
+        node = r.u64()
+        uuid = r.u64()
+        e = _resolve(ks, o, node, uuid)
+        if e is not None:
+            out.append(e)
+    return out
+
+
+def _apply_lrem(Keyspace ks, uint64_t origin, uint64_t u, Reader r):
+    cdef object key = r.bytes_()
+    cdef ListObj o = <ListObj>ks.find(key, T_LIST, True)
+    _lrem_on(ks, key, o, _read_elems(ks, o, r), u, origin)
+
+
+def _apply_lclear(Keyspace ks, uint64_t origin, uint64_t u, Reader r):
+    cdef object key = r.bytes_()
+    cdef ListObj o = <ListObj>ks.find(key, T_LIST, True)
+    for e in _read_elems(ks, o, r):
+        _kill(o, <LElem>e, u)
+    _bump(o, u, origin)
+    ks._clear_done(key, o, u, origin)
+
+
+def _apply_lset(Keyspace ks, uint64_t origin, uint64_t u, Reader r):
+    cdef object key = r.bytes_()
+    cdef uint64_t node = r.u64(), uuid = r.u64()
+    cdef object val = r.bytes_()
+    cdef ListObj o = <ListObj>ks.find(key, T_LIST, True)
+    _lset_on(ks, key, o, _resolve(ks, o, node, uuid), val, u, origin)
+
+
+# ---------------------------------------------------------------------- GC ----
+
+cdef Py_ssize_t gc_list_c(ListObj o, uint64_t stable) except -1:
+    """Drop the tombstones that no insert can name or need any more.
+
+    `stable` must be a causally stable point: every node had applied every
+    effect with a uuid <= stable before it made any effect that has not yet
+    been applied here (docs/crdt-notes.md, "Lists"). Then an element removed
+    at rem <= stable can no longer be an anchor: nodes insert only after live
+    elements. Its place must not matter to a future insert either: inserts
+    still to come have uuids > stable, so the RGA skip stops at any element
+    with a uuid <= stable; a tombstone goes only if the next element kept
+    after it is such an element (or the end), so every skip stops where it
+    did. Returns the number of elements dropped."""
+    cdef list keep = [], blocks = [], cur = []
+    cdef bint ok_next = True
+    cdef LElem e
+    cdef LBlock b
+    cdef Py_ssize_t dropped = 0, i, live = 0
+    cdef list seq = []
+    for x in o.blocks:
+        b = <LBlock>x
+        if b.rev:
+            seq.extend(b.items[::-1])
+        else:
+            seq.extend(b.items)
+    i = len(seq) - 1
+    while i >= 0:
+        e = <LElem>seq[i]
+        if e.rem != 0 and e.rem <= stable and ok_next:
+            _del_id(o, e)
+            e.blk = NULL
+            dropped += 1
+        else:
+            keep.append(e)
+            ok_next = e.uuid <= stable
+        i -= 1
+    if not dropped:
+        return 0
+    keep.reverse()
+    # rebuild the blocks: chunks of BLOCK_MAX, runs without live elements merged
+    for x in keep:
+        cur.append(x)
+        if (<LElem>x).rem == 0:
+            live += 1
+        if len(cur) == BLOCK_MAX:
+            _gc_push_block(blocks, cur, live)
+            cur = []
+            live = 0
+    if cur:
+        _gc_push_block(blocks, cur, live)
+    o.blocks = blocks
+    return dropped
+
+
+cdef int _gc_push_block(list blocks, list items, Py_ssize_t live) except -1:
+    cdef LBlock last
+    cdef LElem e
+    if live == 0 and blocks and (<LBlock>blocks[-1]).live == 0:
+        last = <LBlock>blocks[-1]
+        last.items.extend(items)
+        for x in items:
+            e = <LElem>x
+            e.blk = <void*>last
+        return 0
+    blocks.append(_new_block(items, live))
+    return 0
+
+
+def gc_list(ListObj o, uint64_t stable):
+    """GC hook (see gc_list_c). Returns (dropped, empty): empty when the object
+    holds nothing any more (no element, no waiting insert) and can go."""
+    cdef Py_ssize_t d = gc_list_c(o, stable)
+    return d, not o.ids and o.pend is None
+
+
+# ------------------------------------------------------------ introspection ----
+
+def list_values(ListObj o):
+    return [(<LElem>e).val for e in _live_elems(o)]
+
+
+def list_sequence(ListObj o):
+    """Every placed element in sequence order, removed ones included."""
+    cdef list out = []
+    cdef LBlock b
+    for x in o.blocks:
+        b = <LBlock>x
+        out.extend(b.items[::-1] if b.rev else b.items)
+    return out
+
+
+def check_list(ListObj o):
+    """Check the structure's invariants (tests): counts, block pointers, ids,
+    no live element in a reversed block, no two adjacent dead blocks."""
+    cdef LBlock b, prev = None
+    cdef LElem e
+    cdef Py_ssize_t n = 0, live, placed = 0
+    for x in o.blocks:
+        b = <LBlock>x
+        assert len(b.items) > 0, "empty block"
+        live = 0
+        for y in b.items:
+            e = <LElem>y
+            assert e.blk == <void*>b, "element points at another block"
+            assert e.st == ST_PLACED
+            assert _get_id(o, e.node, e.uuid) is e, "element missing from ids"
+            if e.rem == 0:
+                live += 1
+            placed += 1
+        assert live == b.live, "bad live count"
+        assert not (b.rev and b.live), "reversed live block"
+        assert b.live == 0 or len(b.items) <= BLOCK_MAX, "oversized live block"
+        if prev is not None:
+            assert prev.live > 0 or b.live > 0, "adjacent dead blocks"
+        prev = b
+        n += live
+    assert n == o.n, "bad element count"
+    total = 0
+    for v in o.ids.values():
+        total += 1 if type(v) is LElem else len(v)
+    waiting = 0
+    if o.pend is not None:
+        for lst in o.pend.values():
+            waiting += len(lst)
+    ghosts = 0
+    for v in o.ids.values():
+        for y in ([v] if type(v) is LElem else v):
+            if (<LElem>y).st == ST_GHOST:
+                ghosts += 1
+    assert total == placed + waiting + ghosts, "ids do not match the elements"
+    return True
+
+
+def describe_list(ListObj o):
+    seq = [[(<LElem>e).node, (<LElem>e).uuid, (<LElem>e).val, (<LElem>e).vu, (<LElem>e).vn,
+            (<LElem>e).rem] for e in list_sequence(o)]
+    other = []
+    for v in o.ids.values():
+        for y in ([v] if type(v) is LElem else v):
+            e = <LElem>y
+            if e.st != ST_PLACED:
+                other.append([e.node, e.uuid, e.val, e.vu, e.vn, e.rem, e.st])
+    other.sort(key=lambda x: (x[0], x[1]))
+    return [b"elements", seq, b"unplaced", other]
+
+
+def _clear(Keyspace ks, object key, ListObj o):
+    emit_lclear(ks, key, o)
+
+
+_keyspace.register_type(
+    T_LIST,
+    clear=_clear,
+    value=list_values,
+    describe=describe_list,
+    apply={OP_LINS: _apply_lins, OP_LREM: _apply_lrem, OP_LSET: _apply_lset,
+           OP_LCLEAR: _apply_lclear},
+)

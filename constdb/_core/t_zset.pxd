@@ -1,0 +1,94 @@
+# The sorted set CRDT (CRDT.md 3.6): members as an OR-Set, scores as an LWW
+# register plus an observed-reset counter, ordered by a skip list. See t_zset.pyx.
+from libc.stdint cimport uint64_t
+
+from constdb._core.codec cimport WBuf
+from constdb._core.keyspace cimport Keyspace
+from constdb._core.objects cimport ZEnt, ZSetObj
+
+cdef enum:
+    # effect record ops (docs/internals.md)
+    OP_ZW = 48            # a member's add and score write
+    OP_ZREM = 49          # key, varint n, n x (member, dots)
+    OP_ZCLEAR = 50        # as OP_ZREM, and it is a DEL (writes the TTL register)
+
+    ZW_REBASE = 1         # the write rebases the register (ru, rn) it names (ZINCRBY)
+    ZW_CNT = 2            # the write adds a delta to its origin's counter
+
+    ZSKIPLIST_MAXLEVEL = 32
+
+
+cdef struct ZNode
+
+
+cdef struct ZLevel:
+    ZNode* forward
+    Py_ssize_t span
+
+
+cdef struct ZNode:
+    void* ent                       # ZEnt (a strong reference)
+    double score
+    const char* mp                  # the member's bytes (owned by ent.member)
+    Py_ssize_t ml
+    ZNode* backward
+    ZLevel level[1]                 # allocated with as many levels as the node has
+
+
+cdef struct ZRange:
+    double min
+    double max
+    bint minex
+    bint maxex
+
+
+cdef struct ZLexRange:
+    const char* min                 # NULL with mininf/maxinf set: "-" or "+"
+    Py_ssize_t minlen
+    const char* max
+    Py_ssize_t maxlen
+    int mininf                      # -1: "-" (below all), 1: "+" (above all), 0: a string
+    int maxinf
+    bint minex
+    bint maxex
+
+
+cdef class ZIndex:
+    # Redis's zskiplist: the present members ordered by (score, member), with
+    # spans for ranks
+    cdef ZNode* header
+    cdef ZNode* tail
+    cdef Py_ssize_t length
+    cdef int level
+    cdef public bint lp             # Redis would still hold it as a listpack (see cmd_zsets)
+
+    cdef ZNode* insert(self, ZEnt e, double score) except NULL
+    cdef bint delete(self, double score, bytes member) except -1
+    cdef Py_ssize_t rank(self, double score, bytes member) noexcept
+    cdef ZNode* by_rank(self, Py_ssize_t rank) noexcept
+    cdef ZNode* first(self) noexcept
+    cdef bint _in_range(self, ZRange* r) noexcept
+    cdef bint _in_lex(self, ZLexRange* r) noexcept
+    cdef ZNode* first_in_range(self, ZRange* r) noexcept
+    cdef ZNode* last_in_range(self, ZRange* r) noexcept
+    cdef ZNode* first_in_lex(self, ZLexRange* r) noexcept
+    cdef ZNode* last_in_lex(self, ZLexRange* r) noexcept
+
+
+cdef ZIndex index_of(ZSetObj o)
+cdef bint gte_min(double v, ZRange* r) noexcept
+cdef bint lte_max(double v, ZRange* r) noexcept
+cdef bint lex_gte_min(ZNode* x, ZLexRange* r) noexcept
+cdef bint lex_lte_max(ZNode* x, ZLexRange* r) noexcept
+cdef bint parse_score(bytes b, double* out) noexcept
+cdef bint parse_range(bytes a, bytes b, ZRange* r) noexcept
+cdef bint parse_lex(bytes a, bytes b, ZLexRange* r) noexcept
+cdef int reply_score(WBuf out, double v) except -1
+cdef bytes format_score(double v)
+
+# local effects: draw a uuid, apply through the shared rule, log the record
+cdef ZSetObj emit_zadd(Keyspace ks, object key, ZSetObj o, bytes member, double score)
+cdef ZSetObj emit_zincr(Keyspace ks, object key, ZSetObj o, bytes member, double delta,
+                        double newscore)
+cdef int emit_zrem(Keyspace ks, object key, ZSetObj o, list members) except -1
+cdef int emit_zclear(Keyspace ks, object key, ZSetObj o) except -1

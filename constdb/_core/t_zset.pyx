@@ -1,0 +1,1027 @@
+"""The sorted set CRDT (CRDT.md 3.6).
+
+Membership is an OR-Set with add-wins, as sets (CRDT.md 3.2): every ZADD or
+ZINCRBY that changes a member is an add with a new dot that replaces the dots
+it saw; ZREM/ZPOP*/ZREMRANGE*/DEL remove the dots they saw. A member's score is
+an LWW register plus an observed-reset counter, the scheme of strings (3.1):
+
+  score = register value + sum over origins of (counter sum - what the
+          register write observed of it)
+
+ZADD writes the register at its ts (ru, rn) with the counter state it
+observed. ZINCRBY adds its delta to its origin's counter and also *rebases*
+the register it saw: it writes value+delta, at the register's own ts (ru, rn)
+and its ts (vu, vn) as a tie-break, with the counters it observed, its own
+included. Registers compare by (ru, rn, vu, vn). So a ZADD concurrent with a
+ZINCRBY wins the register (its ts is newer than the register both saw), and
+the increment, which it did not observe, is added on top; two concurrent
+ZINCRBYs rebase the same register and the winner adds the other's increment.
+On one node the register always holds exactly the value Redis computes
+(observed contributions are zero), so replies match Redis to the last bit.
+Sums over origins are taken in origin order, so every node computes the same
+double. A removed member keeps its register and counters (in `gone`) until GC:
+a concurrent add elsewhere may still bring it back with them.
+
+The present members are ordered by (score, member) in `ZIndex`, Redis's skip
+list with spans (rank queries, ranges, pops in O(log n)); `ZSetObj.m` maps each
+member to its entry (ZSCORE in O(1)).
+"""
+
+cimport cython
+from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize, PyBytes_GET_SIZE
+from cpython.dict cimport PyDict_GetItem
+from cpython.object cimport PyObject
+from cpython.ref cimport Py_XDECREF, Py_XINCREF
+from libc.errno cimport ERANGE
+from libc.math cimport HUGE_VAL, isinf, isnan
+from libc.stdint cimport uint8_t, uint64_t
+from libc.stdio cimport snprintf
+from libc.stdlib cimport free, malloc, strtod
+from libc.string cimport memcmp
+
+from constdb._core.codec cimport Reader, WBuf, Writer
+from constdb._core.keyspace cimport Keyspace
+from constdb._core.objects cimport T_ZSET, Dot, TTLReg, ZCnt, ZEnt, ZSetObj, new_dot, ts_gt
+
+from constdb._core import keyspace as _keyspace
+
+
+cdef extern from *:
+    """
+    #include <errno.h>
+    static int cdb_errno(void) { return errno; }
+    static void cdb_errno_clear(void) { errno = 0; }
+    """
+    int cdb_errno()
+    void cdb_errno_clear()
+
+
+# --------------------------------------------------------------- skip list ----
+
+cdef uint64_t _rng = 0x9E3779B97F4A7C15
+
+
+cdef inline int _random_level() noexcept:
+    # Redis: each level with probability 1/4
+    global _rng
+    cdef int level = 1
+    while level < ZSKIPLIST_MAXLEVEL:
+        _rng ^= _rng << 13
+        _rng ^= _rng >> 7
+        _rng ^= _rng << 17
+        if (_rng & 0xFFFF) >= 0x4000:
+            break
+        level += 1
+    return level
+
+
+cdef ZNode* _new_node(int level, double score, ZEnt e) noexcept:
+    cdef ZNode* x = <ZNode*>malloc(sizeof(ZNode) + (level - 1) * sizeof(ZLevel))
+    if x == NULL:
+        return NULL
+    x.score = score
+    x.backward = NULL
+    if e is None:
+        x.ent = NULL
+        x.mp = NULL
+        x.ml = 0
+    else:
+        Py_XINCREF(<PyObject*>e)
+        x.ent = <void*>e
+        x.mp = PyBytes_AS_STRING(e.member)
+        x.ml = PyBytes_GET_SIZE(e.member)
+    return x
+
+
+cdef inline int _bcmp(const char* a, Py_ssize_t la, const char* b, Py_ssize_t lb) noexcept:
+    cdef int c = memcmp(a, b, la if la < lb else lb)
+    if c != 0:
+        return c
+    return (la > lb) - (la < lb)
+
+
+cdef inline int _cmp(ZNode* x, double score, const char* mp, Py_ssize_t ml) noexcept:
+    """Order of node x against (score, member), as Redis's skip list orders."""
+    if x.score < score:
+        return -1
+    if x.score > score:
+        return 1
+    return _bcmp(x.mp, x.ml, mp, ml)
+
+
+@cython.final
+cdef class ZIndex:
+    def __cinit__(self):
+        cdef int j
+        self.header = _new_node(ZSKIPLIST_MAXLEVEL, 0, None)
+        if self.header == NULL:
+            raise MemoryError()
+        for j in range(ZSKIPLIST_MAXLEVEL):
+            self.header.level[j].forward = NULL
+            self.header.level[j].span = 0
+        self.tail = NULL
+        self.length = 0
+        self.level = 1
+        self.lp = True
+
+    def __dealloc__(self):
+        cdef ZNode* x
+        cdef ZNode* nxt
+        if self.header == NULL:
+            return
+        x = self.header.level[0].forward
+        free(self.header)
+        self.header = NULL
+        while x != NULL:
+            nxt = x.level[0].forward
+            Py_XDECREF(<PyObject*>x.ent)
+            free(x)
+            x = nxt
+
+    def __len__(self):
+        return self.length
+
+    cdef ZNode* insert(self, ZEnt e, double score) except NULL:
+        cdef ZNode* update[ZSKIPLIST_MAXLEVEL]
+        cdef Py_ssize_t rank[ZSKIPLIST_MAXLEVEL]
+        cdef ZNode* x = self.header
+        cdef int i, level
+        cdef const char* mp = PyBytes_AS_STRING(e.member)
+        cdef Py_ssize_t ml = PyBytes_GET_SIZE(e.member)
+        i = self.level - 1
+        while i >= 0:
+            rank[i] = 0 if i == self.level - 1 else rank[i + 1]
+            while x.level[i].forward != NULL and _cmp(x.level[i].forward, score, mp, ml) < 0:
+                rank[i] += x.level[i].span
+                x = x.level[i].forward
+            update[i] = x
+            i -= 1
+        level = _random_level()
+        if level > self.level:
+            for i in range(self.level, level):
+                rank[i] = 0
+                update[i] = self.header
+                update[i].level[i].span = self.length
+            self.level = level
+        x = _new_node(level, score, e)
+        if x == NULL:
+            raise MemoryError()
+        for i in range(level):
+            x.level[i].forward = update[i].level[i].forward
+            update[i].level[i].forward = x
+            x.level[i].span = update[i].level[i].span - (rank[0] - rank[i])
+            update[i].level[i].span = (rank[0] - rank[i]) + 1
+        for i in range(level, self.level):
+            update[i].level[i].span += 1
+        x.backward = NULL if update[0] == self.header else update[0]
+        if x.level[0].forward != NULL:
+            x.level[0].forward.backward = x
+        else:
+            self.tail = x
+        self.length += 1
+        return x
+
+    cdef bint delete(self, double score, bytes member) except -1:
+        cdef ZNode* update[ZSKIPLIST_MAXLEVEL]
+        cdef ZNode* x = self.header
+        cdef int i
+        cdef const char* mp = PyBytes_AS_STRING(member)
+        cdef Py_ssize_t ml = PyBytes_GET_SIZE(member)
+        i = self.level - 1
+        while i >= 0:
+            while x.level[i].forward != NULL and _cmp(x.level[i].forward, score, mp, ml) < 0:
+                x = x.level[i].forward
+            update[i] = x
+            i -= 1
+        x = x.level[0].forward
+        if x == NULL or x.score != score or _bcmp(x.mp, x.ml, mp, ml) != 0:
+            return False
+        for i in range(self.level):
+            if update[i].level[i].forward == x:
+                update[i].level[i].span += x.level[i].span - 1
+                update[i].level[i].forward = x.level[i].forward
+            else:
+                update[i].level[i].span -= 1
+        if x.level[0].forward != NULL:
+            x.level[0].forward.backward = x.backward
+        else:
+            self.tail = x.backward
+        while self.level > 1 and self.header.level[self.level - 1].forward == NULL:
+            self.level -= 1
+        self.length -= 1
+        Py_XDECREF(<PyObject*>x.ent)
+        free(x)
+        if self.length == 0:
+            self.lp = True      # Redis: a key made again starts as a listpack
+        return True
+
+    cdef Py_ssize_t rank(self, double score, bytes member) noexcept:
+        """1-based rank of (score, member), 0 if absent."""
+        cdef ZNode* x = self.header
+        cdef Py_ssize_t r = 0
+        cdef int i = self.level - 1
+        cdef const char* mp = PyBytes_AS_STRING(member)
+        cdef Py_ssize_t ml = PyBytes_GET_SIZE(member)
+        while i >= 0:
+            while x.level[i].forward != NULL and _cmp(x.level[i].forward, score, mp, ml) <= 0:
+                r += x.level[i].span
+                x = x.level[i].forward
+            if x != self.header and x.score == score and _bcmp(x.mp, x.ml, mp, ml) == 0:
+                return r
+            i -= 1
+        return 0
+
+    cdef ZNode* by_rank(self, Py_ssize_t rank) noexcept:
+        """The node of 1-based rank, NULL if out of range."""
+        cdef ZNode* x = self.header
+        cdef Py_ssize_t traversed = 0
+        cdef int i = self.level - 1
+        while i >= 0:
+            while x.level[i].forward != NULL and traversed + x.level[i].span <= rank:
+                traversed += x.level[i].span
+                x = x.level[i].forward
+            if traversed == rank:
+                return x if x != self.header else NULL
+            i -= 1
+        return NULL
+
+    cdef ZNode* first(self) noexcept:
+        return self.header.level[0].forward
+
+    cdef bint _in_range(self, ZRange* r) noexcept:
+        cdef ZNode* x
+        if r.min > r.max or (r.min == r.max and (r.minex or r.maxex)):
+            return False
+        x = self.tail
+        if x == NULL or not gte_min(x.score, r):
+            return False
+        x = self.header.level[0].forward
+        if x == NULL or not lte_max(x.score, r):
+            return False
+        return True
+
+    cdef ZNode* first_in_range(self, ZRange* r) noexcept:
+        cdef ZNode* x = self.header
+        cdef int i = self.level - 1
+        if not self._in_range(r):
+            return NULL
+        while i >= 0:
+            while x.level[i].forward != NULL and not gte_min(x.level[i].forward.score, r):
+                x = x.level[i].forward
+            i -= 1
+        x = x.level[0].forward
+        if x == NULL or not lte_max(x.score, r):
+            return NULL
+        return x
+
+    cdef ZNode* last_in_range(self, ZRange* r) noexcept:
+        cdef ZNode* x = self.header
+        cdef int i = self.level - 1
+        if not self._in_range(r):
+            return NULL
+        while i >= 0:
+            while x.level[i].forward != NULL and lte_max(x.level[i].forward.score, r):
+                x = x.level[i].forward
+            i -= 1
+        if x == self.header or not gte_min(x.score, r):
+            return NULL
+        return x
+
+    cdef bint _in_lex(self, ZLexRange* r) noexcept:
+        cdef ZNode* x
+        cdef int c = _lex_bounds_cmp(r)
+        if c > 0 or (c == 0 and (r.minex or r.maxex)):
+            return False
+        x = self.tail
+        if x == NULL or not lex_gte_min(x, r):
+            return False
+        x = self.header.level[0].forward
+        if x == NULL or not lex_lte_max(x, r):
+            return False
+        return True
+
+    cdef ZNode* first_in_lex(self, ZLexRange* r) noexcept:
+        cdef ZNode* x = self.header
+        cdef int i = self.level - 1
+        if not self._in_lex(r):
+            return NULL
+        while i >= 0:
+            while x.level[i].forward != NULL and not lex_gte_min(x.level[i].forward, r):
+                x = x.level[i].forward
+            i -= 1
+        x = x.level[0].forward
+        if x == NULL or not lex_lte_max(x, r):
+            return NULL
+        return x
+
+    cdef ZNode* last_in_lex(self, ZLexRange* r) noexcept:
+        cdef ZNode* x = self.header
+        cdef int i = self.level - 1
+        if not self._in_lex(r):
+            return NULL
+        while i >= 0:
+            while x.level[i].forward != NULL and lex_lte_max(x.level[i].forward, r):
+                x = x.level[i].forward
+            i -= 1
+        if x == self.header or not lex_gte_min(x, r):
+            return NULL
+        return x
+
+    def items(self):
+        """(member, score) in order (tests, DESC)."""
+        cdef ZNode* x = self.header.level[0].forward
+        out = []
+        while x != NULL:
+            out.append(((<ZEnt>x.ent).member, x.score))
+            x = x.level[0].forward
+        return out
+
+    def check(self):
+        """Spans, back links and order are consistent (tests)."""
+        cdef ZNode* x
+        cdef ZNode* prev = NULL
+        cdef Py_ssize_t n = 0, r
+        cdef int i
+        x = self.header.level[0].forward
+        while x != NULL:
+            n += 1
+            assert x.backward == prev, "bad backward link"
+            if prev != NULL:
+                assert _cmp(prev, x.score, x.mp, x.ml) < 0, "out of order"
+            assert self.rank(x.score, (<ZEnt>x.ent).member) == n, "bad rank"
+            assert (<ZEnt>x.ent).score == x.score, "entry and node disagree"
+            prev = x
+            x = x.level[0].forward
+        assert prev == self.tail
+        assert n == self.length
+        for i in range(self.level):
+            x = self.header
+            r = 0
+            while x.level[i].forward != NULL:
+                r += x.level[i].span
+                x = x.level[i].forward
+            assert r <= n
+        return True
+
+
+cdef ZIndex index_of(ZSetObj o):
+    if o.idx is None:
+        o.idx = ZIndex()
+    return <ZIndex>o.idx
+
+
+# ------------------------------------------------------------------ ranges ----
+
+cdef bint gte_min(double v, ZRange* r) noexcept:
+    return v > r.min if r.minex else v >= r.min
+
+
+cdef bint lte_max(double v, ZRange* r) noexcept:
+    return v < r.max if r.maxex else v <= r.max
+
+
+cdef inline int _lex_cmp_min(ZNode* x, ZLexRange* r) noexcept:
+    if r.mininf == -1:
+        return 1
+    if r.mininf == 1:
+        return -1
+    return _bcmp(x.mp, x.ml, r.min, r.minlen)
+
+
+cdef inline int _lex_cmp_max(ZNode* x, ZLexRange* r) noexcept:
+    if r.maxinf == 1:
+        return -1
+    if r.maxinf == -1:
+        return 1
+    return _bcmp(x.mp, x.ml, r.max, r.maxlen)
+
+
+cdef bint lex_gte_min(ZNode* x, ZLexRange* r) noexcept:
+    cdef int c = _lex_cmp_min(x, r)
+    return c > 0 if r.minex else c >= 0
+
+
+cdef bint lex_lte_max(ZNode* x, ZLexRange* r) noexcept:
+    cdef int c = _lex_cmp_max(x, r)
+    return c < 0 if r.maxex else c <= 0
+
+
+cdef int _lex_bounds_cmp(ZLexRange* r) noexcept:
+    # Redis's sdscmplex(min, max) with its shared "-" and "+" strings
+    if r.mininf != 0 and r.mininf == r.maxinf:
+        return 0
+    if r.mininf == -1 or r.maxinf == 1:
+        return -1
+    if r.mininf == 1 or r.maxinf == -1:
+        return 1
+    return _bcmp(r.min, r.minlen, r.max, r.maxlen)
+
+
+cdef inline bint _isspace(char c) noexcept:
+    return c == b' ' or c == b'\t' or c == b'\n' or c == b'\v' or c == b'\f' or c == b'\r'
+
+
+cdef bint parse_score(bytes b, double* out) noexcept:
+    """Redis's string2d: strtod over the whole string, no leading space, no
+    NaN, no overflow."""
+    cdef const char* p = PyBytes_AS_STRING(b)
+    cdef Py_ssize_t n = PyBytes_GET_SIZE(b)
+    cdef char* end
+    cdef double v
+    if n == 0 or _isspace(p[0]):
+        return False
+    cdb_errno_clear()
+    v = strtod(p, &end)
+    if end - p != n or isnan(v):
+        return False
+    if cdb_errno() == ERANGE and (v == HUGE_VAL or v == -HUGE_VAL or v == 0.0):
+        return False
+    out[0] = v
+    return True
+
+
+cdef bint _parse_bound(bytes b, double* v, bint* ex) noexcept:
+    # zslParseRange: "(" for exclusive, then strtod up to the first NUL
+    cdef const char* p = PyBytes_AS_STRING(b)
+    cdef char* end
+    ex[0] = False
+    if p[0] == b'(':
+        ex[0] = True
+        p += 1
+    v[0] = strtod(p, &end)
+    return end[0] == 0 and not isnan(v[0])
+
+
+cdef bint parse_range(bytes a, bytes b, ZRange* r) noexcept:
+    return _parse_bound(a, &r.min, &r.minex) and _parse_bound(b, &r.max, &r.maxex)
+
+
+cdef bint _parse_lex_item(bytes b, const char** s, Py_ssize_t* n, int* inf, bint* ex) noexcept:
+    cdef const char* p = PyBytes_AS_STRING(b)
+    cdef Py_ssize_t ln = PyBytes_GET_SIZE(b)
+    s[0] = NULL
+    n[0] = 0
+    inf[0] = 0
+    if p[0] == b'+':
+        if p[1] != 0:
+            return False
+        inf[0] = 1
+        ex[0] = True
+        return True
+    if p[0] == b'-':
+        if p[1] != 0:
+            return False
+        inf[0] = -1
+        ex[0] = True
+        return True
+    if p[0] == b'(' or p[0] == b'[':
+        ex[0] = p[0] == b'('
+        s[0] = p + 1
+        n[0] = ln - 1
+        return True
+    return False
+
+
+cdef bint parse_lex(bytes a, bytes b, ZLexRange* r) noexcept:
+    return _parse_lex_item(a, &r.min, &r.minlen, &r.mininf, &r.minex) and \
+        _parse_lex_item(b, &r.max, &r.maxlen, &r.maxinf, &r.maxex)
+
+
+cdef int reply_score(WBuf out, double v) except -1:
+    """addReplyDouble: %.17g, a bulk string in RESP2, a double in RESP3."""
+    cdef char buf[40]
+    cdef int n
+    if isinf(v):
+        if out.resp3:
+            return out.put_raw(b",inf\r\n", 6) if v > 0 else out.put_raw(b",-inf\r\n", 7)
+        return out.bulk_raw(b"inf", 3) if v > 0 else out.bulk_raw(b"-inf", 4)
+    n = snprintf(buf, 40, "%.17g", v)
+    if out.resp3:
+        out.put_raw(b",", 1)
+        out.put_raw(buf, n)
+        return out.put_raw(b"\r\n", 2)
+    return out.bulk_raw(buf, n)
+
+
+cdef bytes format_score(double v):
+    cdef char buf[40]
+    cdef int n
+    if isinf(v):
+        return b"inf" if v > 0 else b"-inf"
+    n = snprintf(buf, 40, "%.17g", v)
+    return PyBytes_FromStringAndSize(buf, n)
+
+
+# ------------------------------------------------------------------- dots ----
+
+cdef inline bint _dot_in(Dot d, list dots) noexcept:
+    cdef Dot x
+    for x in dots:
+        if x.uuid == d.uuid and x.node == d.node:
+            return True
+    return False
+
+
+cdef object _dots_remove(object ent, list dots):
+    cdef list keep
+    if ent is None or not dots:
+        return ent
+    if type(ent) is list:
+        keep = [x for x in <list>ent if not _dot_in(<Dot>x, dots)]
+        if not keep:
+            return None
+        if len(keep) == 1:
+            return keep[0]
+        return keep
+    if _dot_in(<Dot>ent, dots):
+        return None
+    return ent
+
+
+cdef object _dots_add(object ent, Dot d):
+    if ent is None:
+        return d
+    if type(ent) is list:
+        (<list>ent).append(d)
+        return ent
+    return [ent, d]
+
+
+cdef list _dots_of(object ent):
+    if ent is None:
+        return []
+    if type(ent) is list:
+        return [new_dot((<Dot>x).node, (<Dot>x).uuid) for x in <list>ent]
+    return [new_dot((<Dot>ent).node, (<Dot>ent).uuid)]
+
+
+cdef int _put_dots(Writer w, list dots) except -1:
+    cdef Dot x
+    w.put_varint(len(dots))
+    for x in dots:
+        w.put_u64(x.node)
+        w.put_u64(x.uuid)
+    return 0
+
+
+cdef list _read_dots(Reader r):
+    cdef uint64_t n = r.varint(), i, node
+    cdef list out = []
+    if n > <uint64_t>(r.end - r.pos):
+        raise ValueError("bad dot count")
+    for i in range(n):
+        node = r.u64()
+        out.append(new_dot(node, r.u64()))
+    return out
+
+
+# ------------------------------------------------- the rules (local + remote) ----
+
+cdef ZEnt _new_ent(bytes member):
+    cdef ZEnt e = ZEnt.__new__(ZEnt)
+    e.member = member
+    e.dots = None
+    e.val = 0.0
+    e.ru = 0
+    e.rn = 0
+    e.vu = 0
+    e.vn = 0
+    e.cnt = None
+    e.score = 0.0
+    e.rem = 0
+    return e
+
+
+cdef inline ZEnt _find_ent(ZSetObj o, bytes member):
+    """member's entry, present or removed (with state kept), or None."""
+    cdef PyObject* p = PyDict_GetItem(o.m, member)
+    if p != NULL:
+        return <ZEnt>p
+    if o.gone is not None:
+        p = PyDict_GetItem(<dict>o.gone, member)
+        if p != NULL:
+            return <ZEnt>p
+    return None
+
+
+cdef inline bint _same(double a, double b) noexcept:
+    # a counter sum the register write observed contributes nothing, even when
+    # increments of +inf and -inf left it at NaN (or at an infinity)
+    return a == b or (isnan(a) and isnan(b))
+
+
+cdef double _score(ZEnt e):
+    """The visible score: the register plus the contributions its write did
+    not observe, summed in origin order (every node gets the same double)."""
+    cdef double s = e.val
+    cdef ZCnt c
+    if e.cnt is None:
+        return s
+    if len(<dict>e.cnt) == 1:
+        for v in (<dict>e.cnt).values():
+            c = <ZCnt>v
+            if not _same(c.sum, c.bsum):
+                s += c.sum - c.bsum
+    else:
+        for k in sorted(<dict>e.cnt):
+            c = <ZCnt>(<dict>e.cnt)[k]
+            if not _same(c.sum, c.bsum):
+                s += c.sum - c.bsum
+    if isnan(s):
+        # +inf and -inf increments from different nodes: the set needs a score
+        s = 0.0
+    return s
+
+
+cdef ZCnt _cnt_entry(ZEnt e, uint64_t node):
+    cdef ZCnt c
+    cdef PyObject* p
+    if e.cnt is None:
+        e.cnt = {}
+    p = PyDict_GetItem(<dict>e.cnt, node)
+    if p != NULL:
+        return <ZCnt>p
+    c = ZCnt.__new__(ZCnt)
+    c.sum = 0.0
+    c.last = 0
+    c.bsum = 0.0
+    c.blast = 0
+    e.cnt[node] = c
+    return c
+
+
+cdef int _reindex(Keyspace ks, ZSetObj o, ZEnt e, bint was, double old, uint64_t u) except -1:
+    """Move e where its dots and score put it: the index and m (present), or
+    gone (removed, its state kept)."""
+    cdef bint now = e.dots is not None
+    cdef ZIndex ix
+    if was and now:
+        if e.score != old:
+            ix = <ZIndex>o.idx
+            ix.delete(old, e.member)
+            ix.insert(e, e.score)
+    elif was:
+        (<ZIndex>o.idx).delete(old, e.member)
+        del o.m[e.member]
+        if o.gone is None:
+            o.gone = {}
+        o.gone[e.member] = e
+        if u > e.rem:
+            e.rem = u
+    elif now:
+        index_of(o).insert(e, e.score)
+        o.m[e.member] = e
+        if o.gone is not None:
+            (<dict>o.gone).pop(e.member, None)
+            if not o.gone:
+                o.gone = None
+        e.rem = 0
+    else:
+        if o.gone is None:
+            o.gone = {}
+        o.gone[e.member] = e
+        if e.rem < ks.clock.last:
+            # removed by a removal that came first (its dot was in the cloud):
+            # the clock covers that removal's uuid
+            e.rem = ks.clock.last
+    return 0
+
+
+cdef int _zw_on(Keyspace ks, object key, ZSetObj o, bytes member, int flags, uint64_t ru,
+                uint64_t rn, double val, double delta, list obs, list removes, uint64_t u,
+                uint64_t origin) except -1:
+    """A member's add and score write (ZADD, ZINCRBY)."""
+    cdef ZEnt e = _find_ent(o, member)
+    cdef bint was
+    cdef double old
+    cdef ZCnt c
+    if e is None:
+        e = _new_ent(member)
+    was = e.dots is not None
+    old = e.score
+    if removes:
+        e.dots = _dots_remove(e.dots, removes)
+        ks._note_unseen(removes)
+    if not ks._in_cloud(origin, u):
+        e.dots = _dots_add(e.dots, new_dot(origin, u))
+    if flags & ZW_CNT:
+        c = _cnt_entry(e, origin)
+        c.sum += delta
+        c.last = u
+    if not flags & ZW_REBASE:
+        ru = u
+        rn = origin
+    if ts_gt(ru, rn, e.ru, e.rn) or (ru == e.ru and rn == e.rn and ts_gt(u, origin, e.vu, e.vn)):
+        e.val = val
+        e.ru = ru
+        e.rn = rn
+        e.vu = u
+        e.vn = origin
+        if e.cnt is not None:
+            for v in (<dict>e.cnt).values():
+                c = <ZCnt>v
+                c.bsum = 0.0
+                c.blast = 0
+        if obs:
+            for item in obs:
+                c = _cnt_entry(e, <uint64_t>item[0])
+                c.bsum = <double>item[1]
+                c.blast = <uint64_t>item[2]
+    e.score = _score(e)
+    _reindex(ks, o, e, was, old, u)
+    _bump(o, u, origin)
+    ks.touched(key)
+    ks.settle(key, o)
+    return 0
+
+
+cdef int _zrem_on(Keyspace ks, ZSetObj o, bytes member, list dots, uint64_t u) except -1:
+    cdef ZEnt e
+    ks._note_unseen(dots)
+    if o is None:
+        return 0
+    e = _find_ent(o, member)
+    if e is None or e.dots is None:
+        return 0
+    e.dots = _dots_remove(e.dots, dots)
+    if e.dots is None:
+        _reindex(ks, o, e, True, e.score, u)
+    return 0
+
+
+cdef inline void _bump(ZSetObj o, uint64_t u, uint64_t n) noexcept:
+    if ts_gt(u, n, o.lu, o.ln):
+        o.lu = u
+        o.ln = n
+
+
+# ---------------------------------------------------------- local effects ----
+
+cdef list _observed(ZEnt e, uint64_t self_node, double delta, uint64_t u):
+    """The counter state a write observes: (node, sum, last) of every origin;
+    for a ZINCRBY (u != 0), its own counter after its delta."""
+    cdef list obs = []
+    cdef ZCnt c
+    cdef bint own = False
+    if e is not None and e.cnt is not None:
+        for k, v in (<dict>e.cnt).items():
+            c = <ZCnt>v
+            if u != 0 and <uint64_t>k == self_node:
+                obs.append((k, c.sum + delta, u))
+                own = True
+            else:
+                obs.append((k, c.sum, c.last))
+    if u != 0 and not own:
+        obs.append((self_node, delta, u))
+    return obs
+
+
+cdef int _write_zw(Keyspace ks, object key, bytes member, int flags, uint64_t ru, uint64_t rn,
+                   double val, double delta, list obs, list removes, uint64_t u) except -1:
+    cdef Writer w = ks.bl.begin(OP_ZW, u)
+    w.put_bytes(key)
+    w.put_bytes(member)
+    w.put_u8(<uint8_t>flags)
+    if flags & ZW_REBASE:
+        w.put_u64(ru)
+        w.put_u64(rn)
+    w.put_f64(val)
+    if flags & ZW_CNT:
+        w.put_f64(delta)
+    w.put_varint(len(obs))
+    for item in obs:
+        w.put_u64(<uint64_t>item[0])
+        w.put_f64(<double>item[1])
+        w.put_u64(<uint64_t>item[2])
+    _put_dots(w, removes)
+    ks.bl.end()
+    return 0
+
+
+cdef ZSetObj emit_zadd(Keyspace ks, object key, ZSetObj o, bytes member, double score):
+    """ZADD of member at score (a new member, or a changed score)."""
+    cdef uint64_t u = ks.tick()
+    cdef ZEnt e
+    cdef list obs, removes
+    if o is None:
+        o = <ZSetObj>ks.find(key, T_ZSET, True)
+    e = _find_ent(o, member)
+    removes = _dots_of(e.dots) if e is not None else []
+    obs = _observed(e, ks.node_id, 0.0, 0)
+    _zw_on(ks, key, o, member, 0, 0, 0, score, 0.0, obs, removes, u, ks.node_id)
+    _write_zw(ks, key, member, 0, 0, 0, score, 0.0, obs, removes, u)
+    return o
+
+
+cdef ZSetObj emit_zincr(Keyspace ks, object key, ZSetObj o, bytes member, double delta,
+                        double newscore):
+    """ZINCRBY (and ZADD INCR): delta to this node's counter; the register
+    rebased to newscore (a present member) or written with it (a new one)."""
+    cdef uint64_t u = ks.tick()
+    cdef ZEnt e
+    cdef list obs, removes
+    cdef int flags = ZW_CNT
+    cdef uint64_t ru = 0, rn = 0
+    if o is None:
+        o = <ZSetObj>ks.find(key, T_ZSET, True)
+    e = _find_ent(o, member)
+    removes = _dots_of(e.dots) if e is not None else []
+    if e is not None and e.dots is not None:
+        flags |= ZW_REBASE
+        ru = e.ru
+        rn = e.rn
+    obs = _observed(e, ks.node_id, delta, u)
+    _zw_on(ks, key, o, member, flags, ru, rn, newscore, delta, obs, removes, u, ks.node_id)
+    _write_zw(ks, key, member, flags, ru, rn, newscore, delta, obs, removes, u)
+    return o
+
+
+cdef int _emptied(Keyspace ks, object key, ZSetObj o) except -1:
+    """A local removal left the set empty: as in Redis the key's TTL goes."""
+    if not o.m and o.ttl is not None and (<TTLReg>o.ttl).at != 0 and key not in ks.d:
+        ks.emit_ttl(key, 0)
+    return 0
+
+
+cdef int emit_zrem(Keyspace ks, object key, ZSetObj o, list members) except -1:
+    """The removal of these present members (ZREM, pops, ZREMRANGE*)."""
+    cdef uint64_t u = ks.tick()
+    cdef Writer w
+    cdef list dots
+    cdef ZEnt e
+    w = ks.bl.begin(OP_ZREM, u)
+    w.put_bytes(key)
+    w.put_varint(len(members))
+    for m in members:
+        e = <ZEnt>o.m[m]
+        dots = _dots_of(e.dots)
+        w.put_bytes(<bytes>m)
+        _put_dots(w, dots)
+        _zrem_on(ks, o, <bytes>m, dots, u)
+    ks.bl.end()
+    _bump(o, u, ks.node_id)
+    ks.touched(key)
+    ks.settle(key, o)
+    if not o.m:
+        _emptied(ks, key, o)
+    return 0
+
+
+cdef int emit_zclear(Keyspace ks, object key, ZSetObj o) except -1:
+    """DEL of a sorted set: the observed removal of every member."""
+    cdef uint64_t u = ks.tick()
+    cdef Writer w
+    cdef list dots
+    cdef ZEnt e
+    w = ks.bl.begin(OP_ZCLEAR, u)
+    w.put_bytes(key)
+    w.put_varint(len(o.m))
+    for m in list(o.m):
+        e = <ZEnt>o.m[m]
+        dots = _dots_of(e.dots)
+        w.put_bytes(<bytes>m)
+        _put_dots(w, dots)
+        _zrem_on(ks, o, <bytes>m, dots, u)
+    ks.bl.end()
+    _bump(o, u, ks.node_id)
+    ks._clear_done(key, o, u, ks.node_id)
+    return 0
+
+
+# --------------------------------------------------------- remote records ----
+
+def _apply_zw(Keyspace ks, uint64_t origin, uint64_t u, Reader r):
+    cdef object key = r.bytes_()
+    cdef bytes member = r.bytes_()
+    cdef int flags = r.u8()
+    cdef uint64_t ru = 0, rn = 0, n, i, node, last
+    cdef double val, delta = 0.0, s
+    cdef list obs = []
+    if flags & ZW_REBASE:
+        ru = r.u64()
+        rn = r.u64()
+    val = r.f64()
+    if flags & ZW_CNT:
+        delta = r.f64()
+    n = r.varint()
+    if n > <uint64_t>(r.end - r.pos):
+        raise ValueError("bad counter count")
+    for i in range(n):
+        node = r.u64()
+        s = r.f64()
+        last = r.u64()
+        obs.append((node, s, last))
+    removes = _read_dots(r)
+    _zw_on(ks, key, <ZSetObj>ks.find(key, T_ZSET, True), member, flags, ru, rn, val, delta,
+           obs, removes, u, origin)
+
+
+def _apply_zrem(Keyspace ks, uint64_t origin, uint64_t u, Reader r):
+    cdef object key = r.bytes_()
+    cdef ZSetObj o = <ZSetObj>ks.find(key, T_ZSET, False)
+    cdef uint64_t n = r.varint(), i
+    for i in range(n):
+        member = r.bytes_()
+        _zrem_on(ks, o, member, _read_dots(r), u)
+    if o is not None:
+        _bump(o, u, origin)
+        ks.touched(key)
+        ks.settle(key, o)
+
+
+def _apply_zclear(Keyspace ks, uint64_t origin, uint64_t u, Reader r):
+    cdef object key = r.bytes_()
+    cdef ZSetObj o = <ZSetObj>ks.find(key, T_ZSET, True)
+    cdef uint64_t n = r.varint(), i
+    for i in range(n):
+        member = r.bytes_()
+        _zrem_on(ks, o, member, _read_dots(r), u)
+    _bump(o, u, origin)
+    ks._clear_done(key, o, u, origin)
+
+
+# ---------------------------------------------------------------------- GC ----
+
+def gc_zset(ZSetObj o, uint64_t stable):
+    """Drop removed members whose removal is causally stable (`stable` as for
+    t_list.gc_list: every node applied everything up to it before making any
+    effect not yet applied here): no concurrent add can bring them back any
+    more. Members with counter entries stay (docs/crdt-notes.md, counters).
+    Returns (dropped, empty)."""
+    cdef ZEnt e
+    cdef list drop = []
+    if o.gone is not None:
+        for m, v in (<dict>o.gone).items():
+            e = <ZEnt>v
+            if e.cnt is None and e.rem != 0 and e.rem <= stable:
+                drop.append(m)
+        for m in drop:
+            del o.gone[m]
+        if not o.gone:
+            o.gone = None
+    return len(drop), not o.m and o.gone is None
+
+
+# ------------------------------------------------------------ introspection ----
+
+def zset_items(ZSetObj o):
+    """[(member, score)] in order."""
+    if o.idx is None:
+        return []
+    return (<ZIndex>o.idx).items()
+
+
+def check_zset(ZSetObj o):
+    cdef ZEnt e
+    if o.idx is not None:
+        (<ZIndex>o.idx).check()
+        assert len(<ZIndex>o.idx) == len(o.m)
+    else:
+        assert not o.m
+    for m, v in o.m.items():
+        e = <ZEnt>v
+        assert e.member == m and e.dots is not None and e.rem == 0
+        assert e.score == _score(e) or (isnan(_score(e)) and e.score == 0.0)
+    if o.gone is not None:
+        for m, v in (<dict>o.gone).items():
+            e = <ZEnt>v
+            assert e.member == m and e.dots is None and m not in o.m
+    return True
+
+
+def _dots_desc(ent):
+    return sorted([[(<Dot>x).node, (<Dot>x).uuid] for x in (ent if type(ent) is list else
+                                                              ([] if ent is None else [ent]))])
+
+
+cdef list _ent_desc(ZEnt e):
+    cnts = []
+    if e.cnt is not None:
+        for k in sorted(e.cnt):
+            c = <ZCnt>e.cnt[k]
+            cnts.append([k, format_score(c.sum), c.last, format_score(c.bsum), c.blast])
+    return [e.member, _dots_desc(e.dots), format_score(e.score),
+            [format_score(e.val), e.ru, e.rn, e.vu, e.vn], cnts]
+
+
+def describe_zset(ZSetObj o):
+    members = [_ent_desc(<ZEnt>o.m[m]) for m in sorted(o.m)]
+    gone = []
+    if o.gone is not None:
+        # (rem, the GC mark, depends on the order removals arrived in: not shown)
+        gone = [_ent_desc(<ZEnt>o.gone[m]) for m in sorted(o.gone)]
+    return [b"members", members, b"removed", gone]
+
+
+def _clear(Keyspace ks, object key, ZSetObj o):
+    emit_zclear(ks, key, o)
+
+
+_keyspace.register_type(
+    T_ZSET,
+    clear=_clear,
+    value=zset_items,
+    describe=describe_zset,
+    apply={OP_ZW: _apply_zw, OP_ZREM: _apply_zrem, OP_ZCLEAR: _apply_zclear},
+    gc=gc_zset,
+)

@@ -1,0 +1,363 @@
+"""Snapshots on disk (REPLICATION.md section 5; the same format as full sync):
+SAVE, BGSAVE (a forked child, as Redis does), LASTSAVE, the save schedule,
+the save on clean shutdown, and loading at start.
+
+Writes are atomic: a temp file in work_dir, fsync, rename over the target,
+fsync of the directory. The lock file `constdb.running` says a process runs
+on this work_dir; it is removed only after a final save at clean shutdown, so
+its presence at start means the snapshot may miss this node's last writes
+(see docs/crdt-notes.md, "Restarts")."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import time
+from typing import TYPE_CHECKING, Any, Callable, Optional
+
+from constdb._core import snapshot
+from constdb._core.codec import RespError, Status
+
+if TYPE_CHECKING:
+    from constdb.server import App
+
+log = logging.getLogger("constdb")
+
+LOCK_FILE = "constdb.running"
+BGSAVE_RETRY_DELAY = 5.0
+
+
+def write_atomic(ks: Any, path: str, alias: bytes, meta: bytes) -> tuple[int, int]:
+    """Snapshot to path: temp file, fsync, rename, fsync of the directory."""
+    d = os.path.dirname(os.path.abspath(path))
+    tmp = os.path.join(d, f"temp-{os.getpid()}.cdb")
+    try:
+        size, raw = snapshot.dump_to_file(ks, tmp, alias, meta)
+        fd = os.open(tmp, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.replace(tmp, path)
+        dfd = os.open(d, os.O_RDONLY)
+        try:
+            os.fsync(dfd)
+        finally:
+            os.close(dfd)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
+    return size, raw
+
+
+def fork_job(loop: Any, work: Callable[[], None], done: Callable[[bool, str], None]) -> int:
+    """Run work() in a forked child (copy-on-write view of this process);
+    done(ok, error) runs on the loop when the child exits. Returns its pid."""
+    rfd, wfd = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # child: do the work and leave without touching the loop
+        code = 1
+        try:
+            os.close(rfd)
+            work()
+            code = 0
+        except BaseException as e:
+            try:
+                os.write(wfd, str(e).encode()[:500])
+            except OSError:
+                pass
+        finally:
+            os._exit(code)
+    os.close(wfd)
+
+    def finished() -> None:
+        try:
+            msg = os.read(rfd, 4096)
+        except OSError:
+            msg = b""
+        loop.remove_reader(rfd)
+        os.close(rfd)
+        _, status = os.waitpid(pid, 0)
+        code = os.waitstatus_to_exitcode(status)
+        ok = code == 0
+        done(
+            ok, "" if ok else (msg.decode("utf-8", "replace") or f"child exited with status {code}")
+        )
+
+    loop.add_reader(rfd, finished)
+    return pid
+
+
+def encode_meta(app: App, final: bool) -> bytes:
+    head = json.dumps(
+        {"node_id": app.node_id, "alias": app.alias, "final": final, "time": time.time()}
+    ).encode()
+    return len(head).to_bytes(4, "little") + head + app.repl.members.encode()
+
+
+def decode_meta(meta: bytes) -> tuple[dict[str, Any], bytes]:
+    """(header dict, membership blob). A full-sync snapshot carries the bare
+    membership blob; a file carries a JSON header before it."""
+    if len(meta) >= 4:
+        n = int.from_bytes(meta[:4], "little")
+        if 0 < n <= len(meta) - 4 and meta[4:5] == b"{":
+            try:
+                return json.loads(meta[4 : 4 + n]), meta[4 + n :]
+            except ValueError:
+                pass
+    return {}, meta
+
+
+class StartupError(Exception):
+    """The node cannot start with what is in work_dir (one line for the user)."""
+
+
+def read_snapshot(path: str) -> Optional[snapshot.Snapshot]:
+    """Parse the snapshot file at path, or None if there is none. Raises
+    StartupError naming the file and the problem."""
+    try:
+        with open(path, "rb") as f:
+            data = f.read()
+    except FileNotFoundError:
+        return None
+    except OSError as e:
+        raise StartupError(f"{path}: cannot read the snapshot: {e.strerror}") from None
+    log.info("loading snapshot %s (%d bytes)", path, len(data))
+    try:
+        return snapshot.parse(data, path)
+    except snapshot.SnapshotError as e:
+        raise StartupError(str(e)) from None
+
+
+def check_lock(work_dir: str) -> bool:
+    """True if the previous run did not shut down cleanly. Raises
+    StartupError if another live process holds work_dir."""
+    path = os.path.join(work_dir, LOCK_FILE)
+    try:
+        with open(path) as f:
+            pid = int(f.read().split()[0])
+    except FileNotFoundError:
+        return False
+    except (OSError, ValueError, IndexError):
+        return True
+    if pid != os.getpid():
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return True
+        except PermissionError:
+            pass
+        else:
+            if _is_constdb(pid):
+                raise StartupError(
+                    f"{work_dir}: work_dir is in use by another constdb-server (pid {pid})"
+                )
+    return True
+
+
+def _is_constdb(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            return b"constdb" in f.read()
+    except OSError:
+        return True
+
+
+class Persistence:
+    def __init__(self, app: App):
+        self.app = app
+        self.last_save = int(time.time())
+        self.dirty_at_save = 0
+        self.child: Optional[int] = None
+        self.child_started = 0.0
+        self.child_dirty = 0
+        self.scheduled = False
+        self.last_status = "ok"
+        self.last_error = ""
+        self.last_bgsave_secs = -1
+        self.last_try = 0.0
+        self.saves = 0
+        self.loaded_keys = 0
+        self.load_secs = 0.0
+        self.lock_path = os.path.join(app.cfg.work_dir, LOCK_FILE)
+
+    @property
+    def path(self) -> str:
+        return os.path.join(self.app.cfg.work_dir, self.app.cfg.dbfilename)
+
+    def take_lock(self) -> None:
+        with open(self.lock_path, "w") as f:
+            f.write(f"{os.getpid()} {self.app.origin}\n")
+
+    def release_lock(self) -> None:
+        try:
+            os.unlink(self.lock_path)
+        except OSError:
+            pass
+
+    def changes(self) -> int:
+        return self.app.ks.dirty - self.dirty_at_save
+
+    # ---- SAVE / BGSAVE ---------------------------------------------------------------
+
+    def save(self, final: bool = False) -> None:
+        """Blocking save (SAVE, shutdown)."""
+        if self.child is not None:
+            raise RespError("ERR Background save already in progress")
+        app = self.app
+        t0 = time.monotonic()
+        dirty = app.ks.dirty
+        try:
+            size, raw = write_atomic(app.ks, self.path, app.alias.encode(), encode_meta(app, final))
+        except OSError as e:
+            self.last_status = "err"
+            self.last_error = str(e)
+            log.error("SAVE to %s failed: %s", self.path, e)
+            raise RespError(f"ERR Error saving the snapshot: {e.strerror or e}") from None
+        self.dirty_at_save = dirty
+        self.last_save = int(time.time())
+        self.last_status = "ok"
+        self.saves += 1
+        log.info(
+            "DB saved on disk: %s, %d bytes (%d uncompressed) in %.3fs",
+            self.path,
+            size,
+            raw,
+            time.monotonic() - t0,
+        )
+
+    def bgsave(self) -> None:
+        app = self.app
+        assert app.loop is not None
+        path = self.path
+        alias = app.alias.encode()
+        meta = encode_meta(app, False)
+        ks = app.ks
+        self.child_dirty = ks.dirty
+        self.child_started = time.monotonic()
+        self.last_try = time.monotonic()
+        self.child = fork_job(app.loop, lambda: write_atomic(ks, path, alias, meta), self._bg_done)
+        log.info("Background saving started by pid %d", self.child)
+
+    def _bg_done(self, ok: bool, err: str) -> None:
+        secs = time.monotonic() - self.child_started
+        self.child = None
+        self.last_bgsave_secs = int(round(secs))
+        if ok:
+            self.dirty_at_save = self.child_dirty
+            self.last_save = int(time.time())
+            self.last_status = "ok"
+            self.saves += 1
+            log.info("Background saving terminated with success (%.3fs)", secs)
+        else:
+            self.last_status = "err"
+            self.last_error = err
+            log.error("Background saving error: %s; %s is unchanged", err, self.path)
+        if self.scheduled:
+            self.scheduled = False
+            self.bgsave()
+
+    # ---- schedule and shutdown --------------------------------------------------------------
+
+    def cron(self) -> None:
+        if self.child is not None:
+            return
+        now = time.time()
+        changes = self.changes()
+        if not changes:
+            return
+        if self.last_status != "ok" and time.monotonic() - self.last_try < BGSAVE_RETRY_DELAY:
+            return
+        for secs, need in self.app.cfg.save:
+            if changes >= need and now - self.last_save >= secs:
+                log.info("%d changes in %d seconds. Saving...", need, secs)
+                self.bgsave()
+                return
+
+    def shutdown(self, save: Optional[bool]) -> bool:
+        """Save at clean shutdown (unless NOSAVE, or no schedule and no SAVE).
+        Returns True if the node may stop."""
+        if self.child is not None:
+            try:
+                os.kill(self.child, 9)
+                os.waitpid(self.child, 0)
+            except OSError:
+                pass
+            self.child = None
+        want = save if save is not None else bool(self.app.cfg.save)
+        if not want:
+            return True
+        try:
+            self.save(final=True)
+        except RespError as e:
+            log.error("saving at shutdown failed: %s", e)
+            return False
+        self.release_lock()
+        return True
+
+    # ---- commands and INFO -----------------------------------------------------------------
+
+    def register_commands(self) -> None:
+        from constdb._core.protocol import FLAG
+
+        F = FLAG
+        srv = self.app.srv
+
+        def cmd_save(c: Any, argv: list[bytes]) -> Any:
+            self.save()
+            return Status("OK")
+
+        def cmd_bgsave(c: Any, argv: list[bytes]) -> Any:
+            schedule = False
+            if len(argv) == 2:
+                if argv[1].upper() != b"SCHEDULE":
+                    raise RespError("ERR syntax error")
+                schedule = True
+            if self.child is not None:
+                if schedule:
+                    self.scheduled = True
+                    return Status("Background saving scheduled")
+                raise RespError("ERR Background save already in progress")
+            self.bgsave()
+            return Status("Background saving started")
+
+        srv.register_py(b"save", 1, F["admin"] | F["noscript"], 0, 0, 0, cmd_save, "server")
+        srv.register_py(b"bgsave", -1, F["admin"] | F["noscript"], 0, 0, 0, cmd_bgsave, "server")
+        srv.register_py(
+            b"lastsave",
+            1,
+            F["fast"] | F["loading"] | F["stale"],
+            0,
+            0,
+            0,
+            lambda c, a: self.last_save,
+            "server",
+        )
+
+    def info(self) -> list[tuple[str, Any]]:
+        cur = int(time.monotonic() - self.child_started) if self.child is not None else -1
+        return [
+            ("loading", 0),
+            ("async_loading", 0),
+            ("current_cow_peak", 0),
+            ("current_fork_perc", "0.00"),
+            ("current_save_keys_processed", 0),
+            ("current_save_keys_total", 0),
+            ("rdb_changes_since_last_save", self.changes()),
+            ("rdb_bgsave_in_progress", 1 if self.child is not None else 0),
+            ("rdb_last_save_time", self.last_save),
+            ("rdb_last_bgsave_status", self.last_status),
+            ("rdb_last_bgsave_time_sec", self.last_bgsave_secs),
+            ("rdb_current_bgsave_time_sec", cur),
+            ("rdb_saves", self.saves),
+            ("rdb_last_load_keys_loaded", self.loaded_keys),
+            ("rdb_last_load_time_sec", f"{self.load_secs:.3f}"),
+            ("rdb_last_error", self.last_error.replace("\n", " ")),
+            ("snapshot_file", self.path),
+            ("aof_enabled", 0),
+            ("aof_rewrite_in_progress", 0),
+        ]

@@ -1,0 +1,943 @@
+"""The node's side of the group: members, links, streams, full syncs, acks,
+heartbeats, GC's stable point, and the commands MEET FORGET NODES WAIT
+CRDT.DIGEST (REPLICATION.md; the wire format is in docs/replication.md)."""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import logging
+import os
+import random
+import socket
+import struct
+import time
+from typing import Any, Callable, Optional
+
+from constdb._core import snapshot
+from constdb._core.codec import RespError, Status
+from constdb._core.protocol import FLAG, NO_REPLY
+from constdb.replication.link import (
+    F_ACK,
+    F_FULLSYNC_REQ,
+    F_GETACK,
+    F_HEARTBEAT,
+    F_SNAP_BEGIN,
+    F_SNAP_DATA,
+    F_SNAP_END,
+    HIGH_WATER,
+    PROTO_VERSION,
+    Link,
+    proof,
+)
+from constdb.replication.membership import (
+    ACTIVE,
+    FORGOTTEN,
+    Membership,
+    decode_change,
+    encode_change,
+)
+
+log = logging.getLogger("constdb")
+
+SMALL_SNAPSHOT_KEYS = 20_000  # below this a snapshot is taken in-process (no fork)
+BACKOFF_MIN = 0.2
+BACKOFF_MAX = 30.0
+HANDSHAKE_TIMEOUT = 10.0
+
+
+class Peer:
+    def __init__(self, node_id: int):
+        self.node_id = node_id
+        self.link: Optional[Link] = None
+        self.dialing = False
+        self.backoff = BACKOFF_MIN
+        self.next_dial = 0.0
+        self.last_error = ""
+        self.full_syncs = 0
+        self.partial_syncs = 0
+        self.vv: dict[int, int] = {}  # the peer's VV as it last reported it
+        self.up_since = 0.0
+        self.refused = False  # stop dialing (FORGOTTEN)
+
+
+class SnapshotJob:
+    """One snapshot being taken (shared by every link that needs one)."""
+
+    def __init__(self, point_uuid: int, point_off: int, fut: asyncio.Future):
+        self.point_uuid = point_uuid
+        self.point_off = point_off
+        self.fut = fut
+
+
+def parse_addr(addr: str) -> tuple[str, int]:
+    """'host:port' or '[v6]:port' -> (host, port); ValueError if malformed."""
+    addr = addr.strip()
+    if addr.startswith("["):
+        host, sep, port = addr[1:].partition("]:")
+        if not sep:
+            raise ValueError(addr)
+    else:
+        host, sep, port = addr.rpartition(":")
+        if not sep or not host:
+            raise ValueError(addr)
+    if not port.isdigit() or not 0 < int(port) < 65536:
+        raise ValueError(addr)
+    if not host or any(c.isspace() for c in host):
+        raise ValueError(addr)
+    if ":" in host:
+        ipaddress.IPv6Address(host)
+    return host, int(port)
+
+
+def fmt_addr(host: str, port: int) -> str:
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
+class Replication:
+    def __init__(self, app: Any):
+        self.app = app
+        self.ks = app.ks
+        self.backlog = app.backlog
+        self.node_id: int = app.node_id
+        self.alias: str = app.alias
+        self.members = Membership()
+        self.peers: dict[int, Peer] = {}
+        self.loop: Optional[asyncio.AbstractEventLoop] = None
+        self.pump_scheduled = False
+        self.waiters: list[tuple[Any, int, int, Optional[asyncio.TimerHandle]]] = []
+        self.job: Optional[SnapshotJob] = None
+        self.forgotten = False
+        self.stable = 0
+        self.gc_dropped = 0
+        self.task: Optional[asyncio.Task] = None
+        self.links: set[Link] = set()
+        self.ks.on_member = self.on_member
+
+    # ---- config -------------------------------------------------------------------
+
+    @property
+    def secret(self) -> bytes:
+        return self.app.cfg.cluster_secret.encode()
+
+    def advertised_addr(self) -> str:
+        if self.app.cfg.advertise_addr:
+            return self.app.cfg.advertise_addr
+        ip = self.app.cfg.ip
+        if ip in ("*", "0.0.0.0", "::"):
+            try:
+                ip = socket.gethostbyname(socket.gethostname())
+            except OSError:
+                ip = "127.0.0.1"
+        return fmt_addr(ip, self.app.cfg.port)
+
+    # ---- lifecycle ------------------------------------------------------------------
+
+    def start(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.loop = loop
+        self.app.srv.on_backlog = self.schedule_pump
+        me = self.members.get(self.node_id)
+        addr = self.advertised_addr()
+        if (
+            me is None
+            or not me.active
+            or me.alias != self.alias
+            or me.addr != addr
+            or me.origin != self.ks.node_id
+        ):
+            self.ks.emit_member(
+                encode_change(self.node_id, ACTIVE, self.alias, addr, self.ks.node_id)
+            )
+        for m in self.members.active():
+            if m.node_id != self.node_id:
+                self.peer(m.node_id)
+        self.task = loop.create_task(self._periodic())
+
+    async def stop(self) -> None:
+        if self.task is not None:
+            self.task.cancel()
+        for link in list(self.links):
+            link.close()
+
+    def peer(self, node_id: int) -> Peer:
+        p = self.peers.get(node_id)
+        if p is None:
+            p = self.peers[node_id] = Peer(node_id)
+        return p
+
+    # ---- membership -----------------------------------------------------------------
+
+    def on_member(self, by: int, uuid: int, payload: bytes) -> None:
+        node_id, state, alias, addr, origin = decode_change(payload)
+        m = self.members.apply(by, uuid, node_id, state, alias, addr, origin)
+        if m is not None:
+            self._member_changed(m, by)
+
+    def _member_changed(self, m: Any, by: int) -> None:
+        if m.node_id == self.node_id:
+            if not m.active and by != self.ks.node_id:
+                self._forgotten_by(by)
+            return
+        if m.active:
+            p = self.peer(m.node_id)
+            p.refused = False
+            if p.link is None:
+                p.next_dial = 0.0
+                self._dial_due()
+        else:
+            p = self.peers.pop(m.node_id, None)
+            if p is not None and p.link is not None:
+                p.link.close("FORGOTTEN", f"node {m.node_id} was removed from the group")
+            for link in list(self.links):
+                if link.peer_id == m.node_id:
+                    link.close("FORGOTTEN", f"node {m.node_id} was removed from the group")
+
+    def _forgotten_by(self, origin: int) -> None:
+        if self.forgotten:
+            return
+        log.warning(
+            "this node was removed from the group (FORGET on node %d); it stops dialing", origin
+        )
+        self.forgotten = True
+        for link in list(self.links):
+            link.close()
+
+    def merge_members(self, meta: bytes) -> None:
+        for m in Membership.decode(meta):
+            got = self.members.apply(m.by, m.uuid, m.node_id, m.state, m.alias, m.addr, m.origin)
+            if got is not None:
+                self._member_changed(got, m.by)
+
+    # ---- dialing --------------------------------------------------------------------
+
+    def _dial_due(self) -> None:
+        if self.forgotten or self.loop is None:
+            return
+        now = time.monotonic()
+        for p in list(self.peers.values()):
+            m = self.members.get(p.node_id)
+            if m is None or not m.active or p.link is not None or p.dialing or p.refused:
+                continue
+            if now < p.next_dial:
+                continue
+            p.dialing = True
+            self.loop.create_task(self._dial(p, m.addr))
+
+    async def _dial(self, p: Peer, addr: str) -> None:
+        try:
+            await self.connect(addr, meet=False, expect=p.node_id)
+        except Exception as e:
+            self._backoff(p, f"dial {addr}: {e}")
+        finally:
+            p.dialing = False
+
+    def _backoff(self, p: Peer, err: str, long: bool = False) -> None:
+        p.last_error = err
+        p.backoff = BACKOFF_MAX if long else min(BACKOFF_MAX, max(BACKOFF_MIN, p.backoff * 2))
+        p.next_dial = time.monotonic() + p.backoff * random.uniform(0.75, 1.25)
+
+    async def connect(self, addr: str, meet: bool, expect: int = 0) -> Link:
+        """Dial addr and complete the handshake; returns the link once up."""
+        assert self.loop is not None
+        host, port = parse_addr(addr)
+        fut = self.loop.create_future()
+
+        def factory() -> Link:
+            link = Link(self, True, meet, addr)
+            link.waiter = fut
+            self.links.add(link)
+            return link
+
+        transport, link = await asyncio.wait_for(
+            self.loop.create_connection(factory, host, port), HANDSHAKE_TIMEOUT
+        )
+        try:
+            await asyncio.wait_for(asyncio.shield(fut), HANDSHAKE_TIMEOUT)
+        except asyncio.TimeoutError:
+            link.close("TIMEOUT", "handshake timed out")
+            raise ConnectionError("handshake timed out") from None
+        return link
+
+    # ---- links ----------------------------------------------------------------------
+
+    def accept_link(self, client: Any, argv: list[bytes]) -> Any:
+        """CDB.LINK on a client connection: answer the handshake and turn the
+        connection into a link."""
+        if len(argv) != 8:
+            raise RespError("ERR wrong number of arguments for 'cdb.link' command")
+        try:
+            proto = int(argv[1])
+            pid = int(argv[2])
+            porigin = int(argv[3])
+            alias = argv[4].decode("utf-8", "replace")
+            addr = argv[5].decode("utf-8", "replace")
+            pnonce = bytes.fromhex(argv[6].decode())
+            meet = argv[7] == b"1"
+        except ValueError:
+            raise RespError("ERR PROTOCOL malformed CDB.LINK")
+        refusal = None
+        if proto != PROTO_VERSION:
+            refusal = f"VERSION link protocol {proto} is not {PROTO_VERSION}"
+            log.warning(
+                "refused a link from %s: link protocol %d, this node %d", addr, proto, PROTO_VERSION
+            )
+        elif pid == self.node_id:
+            refusal = f"DUPLICATE node_id {pid} is this node's own"
+            log.warning("refused a link from %s: DUPLICATE node_id %d (this node's own)", addr, pid)
+        else:
+            m = self.members.get(pid)
+            if m is not None and not m.active and not meet:
+                refusal = f"FORGOTTEN node {pid} was removed from the group"
+            elif self.forgotten and not meet:
+                refusal = "FORGOTTEN this node was removed from the group"
+        if refusal is not None:
+            client.write_reply(RespError("ERR " + refusal))
+            client.close()
+            return NO_REPLY
+        link = Link(self, False, meet, addr)
+        self.links.add(link)
+        reply = [
+            str(PROTO_VERSION).encode(),
+            str(self.node_id).encode(),
+            str(self.ks.node_id).encode(),
+            self.alias.encode(),
+            self.advertised_addr().encode(),
+            link.nonce.hex().encode(),
+            proof(self.secret, b"L", pnonce, self.node_id, pid),
+        ]
+        client.detach()
+        client.write_reply(reply)
+        link.attach_inbound(client.transport, pid, porigin, alias, addr, pnonce)
+        return NO_REPLY
+
+    def link_up(self, link: Link) -> None:
+        pid = link.peer_id
+        m = self.members.get(pid)
+        if m is not None and not m.active and not link.meet:
+            link.close("FORGOTTEN", f"node {pid} was removed from the group")
+            return
+        if link.meet and self.forgotten:
+            log.info("rejoining the group through %s", link.describe())
+            self.forgotten = False
+        p = self.peer(pid)
+        old = p.link
+        if old is not None and not old.closed:
+            keep_new = link.dialer_id == min(self.node_id, pid)
+            if not keep_new:
+                link.close("DUPLINK", "a link between these nodes exists")
+                self._resolve(link, None)
+                return
+            old.close("DUPLINK", "replaced by a link dialed by the smaller node_id")
+        p.link = link
+        p.up_since = time.monotonic()
+        p.backoff = BACKOFF_MIN
+        p.last_error = ""
+        p.refused = False
+        if (
+            m is None
+            or not m.active
+            or m.alias != link.peer_alias
+            or m.addr != link.peer_addr
+            or m.origin != link.peer_origin
+        ):
+            self.ks.emit_member(
+                encode_change(pid, ACTIVE, link.peer_alias, link.peer_addr, link.peer_origin)
+            )
+        log.info("link up with %s (%s)", link.describe(), "dialed" if link.outbound else "accepted")
+        pos = link.peer_pos
+        if pos > self.ks.own_last:
+            # the peer has applied more of this origin's stream than this node
+            # has (cannot happen: an incarnation without its history takes a
+            # fresh origin); never reuse those uuids, and get the state back
+            log.warning(
+                "peer %s has applied this node's stream up to %d, this node only %d: asking for a full sync",
+                link.describe(),
+                pos,
+                self.ks.own_last,
+            )
+            self.ks.clock.observe(pos)
+            link.write_frame(F_FULLSYNC_REQ)
+            pos = 0
+        off = self.backlog.offset_after(pos) if pos else -1
+        if off < 0:
+            self.start_full_sync(
+                link, f"position {pos} outside the backlog" if pos else "first contact"
+            )
+        else:
+            link.off = off
+            link.sent = pos
+            link.acked = pos
+            link.sent_seq = link.acked_seq = self.backlog.nrec_total - self._count_from(off)
+            p.partial_syncs += 1
+            log.info("partial sync to %s from %d", link.describe(), pos)
+            self.schedule_pump()
+        self._resolve(link, link)
+
+    def _count_from(self, off: int) -> int:
+        n = 0
+        while True:
+            got = self.backlog.read_at(off, 1 << 30)
+            if not got or not got[0]:
+                return n
+            off = got[1]
+            n += got[3]
+
+    def _resolve(self, link: Link, value: Any) -> None:
+        fut = link.waiter
+        link.waiter = None
+        if fut is not None and not fut.done():
+            if value is None:
+                fut.set_exception(ConnectionError("link not kept"))
+            else:
+                fut.set_result(value)
+
+    def link_lost(self, link: Link, exc: Optional[BaseException]) -> None:
+        self.links.discard(link)
+        fut = link.waiter
+        if fut is not None and not fut.done():
+            fut.set_exception(
+                ConnectionError(
+                    link.repl_error if hasattr(link, "repl_error") else "connection closed"
+                )
+            )
+        p = self.peers.get(link.peer_id)
+        if p is not None and p.link is link:
+            p.link = None
+            if not p.last_error:
+                p.last_error = f"link lost: {exc}" if exc else "link closed"
+            self._backoff(p, p.last_error)
+            log.info("link down with %s", link.describe())
+        self._check_waiters()
+
+    def link_failed(self, link: Link, code: str, msg: str, remote: bool = False) -> None:
+        link.repl_error = f"{code} {msg}"  # type: ignore[attr-defined]
+        if code == "DUPLINK":
+            return
+        p = self.peers.get(link.peer_id) if link.peer_id else None
+        if remote and code == "FORGOTTEN":
+            self._forgotten_by(link.peer_id)
+            return
+        if p is not None:
+            self._backoff(p, f"{code} {msg}", long=code in ("SECRET", "VERSION", "DUPLICATE"))
+        log.warning("link %s: %s %s", link.describe(), code, msg)
+
+    # ---- streaming ----------------------------------------------------------------------
+
+    def schedule_pump(self) -> None:
+        if not self.pump_scheduled and self.loop is not None:
+            self.pump_scheduled = True
+            self.loop.call_soon(self.pump)
+
+    def pump(self) -> None:
+        self.pump_scheduled = False
+        bl = self.backlog
+        end = bl.end_off
+        for p in self.peers.values():
+            link = p.link
+            if link is None or link.closed or link.syncing or link.off < 0:
+                continue
+            while link.off < end and not link.paused and link.buffered() < HIGH_WATER:
+                got = bl.read_at(link.off, 256 * 1024)
+                if got is None:
+                    self.start_full_sync(link, "fell out of the backlog")
+                    break
+                data, off, last, n = got
+                if not data:
+                    break
+                link.send_batch(data)
+                link.off = off
+                link.sent = last
+                link.sent_seq += n
+                link.batches.append((last, link.sent_seq))
+
+    def apply_batch(self, link: Link, data: bytes) -> None:
+        self.ks.apply_records(link.peer_origin, data)
+        if not link.ack_scheduled and self.loop is not None:
+            link.ack_scheduled = True
+            self.loop.call_later(0.005, self._ack_later, link)
+
+    def _ack_later(self, link: Link) -> None:
+        link.ack_scheduled = False
+        self.send_ack(link)
+
+    def send_ack(self, link: Link) -> None:
+        if link.state == "up" and not link.closed:
+            link.write_frame(F_ACK, struct.pack("<Q", self.ks.vv_of(link.peer_origin)))
+
+    def got_ack(self, link: Link, u: int) -> None:
+        if u > link.acked:
+            link.acked = u
+        while link.batches and link.batches[0][0] <= link.acked:
+            link.acked_seq = link.batches.popleft()[1]
+        if link.acked >= link.sent and not link.batches:
+            link.acked_seq = link.sent_seq
+        if self.waiters:
+            self._check_waiters()
+
+    def got_heartbeat(self, link: Link, p: bytes) -> None:
+        clock, n = struct.unpack_from("<QI", p, 0)
+        if clock:
+            self.ks.advance_vv(link.peer_origin, clock)
+        vv = {}
+        pos = 12
+        for _ in range(n):
+            node, u = struct.unpack_from("<QQ", p, pos)
+            pos += 16
+            vv[node] = u
+        peer = self.peers.get(link.peer_id)
+        if peer is not None:
+            peer.vv = vv
+        self._anti_entropy(link, vv)
+
+    def _heartbeat(self, link: Link) -> None:
+        caught_up = (
+            not link.syncing
+            and link.off >= 0
+            and link.off >= self.backlog.end_off
+            and not self.backlog.grouping
+        )
+        # every effect this node made is sent: say so with a fresh clock
+        # reading, so an idle node still moves its peers' VV (CRDT.md 2)
+        clock = self.ks.clock.next() if caught_up else 0
+        vv = self.my_vv()
+        body = struct.pack("<QI", clock, len(vv)) + b"".join(
+            struct.pack("<QQ", k, v) for k, v in vv.items()
+        )
+        link.write_frame(F_HEARTBEAT, body)
+        self.send_ack(link)
+
+    # ---- full sync --------------------------------------------------------------------------
+
+    def start_full_sync(self, link: Link, reason: str) -> None:
+        if link.syncing or link.closed or self.loop is None:
+            return
+        link.syncing = True
+        log.info("full sync to %s (%s)", link.describe(), reason)
+        self.loop.create_task(self._full_sync(link))
+
+    async def _full_sync(self, link: Link) -> None:
+        try:
+            job = self.snapshot_job()
+            path_or_data = await asyncio.shield(job.fut)
+            if link.closed:
+                return
+            data = path_or_data if isinstance(path_or_data, bytes) else None
+            size = len(data) if data is not None else os.path.getsize(path_or_data)
+            link.write_frame(F_SNAP_BEGIN, struct.pack("<QQ", job.point_uuid, size))
+            chunk = 256 * 1024
+            if data is not None:
+                for i in range(0, len(data), chunk):
+                    await self._drain(link)
+                    link.write_frame(F_SNAP_DATA, data[i : i + chunk])
+            else:
+                with open(path_or_data, "rb") as f:
+                    while True:
+                        block = f.read(chunk)
+                        if not block:
+                            break
+                        await self._drain(link)
+                        link.write_frame(F_SNAP_DATA, block)
+            link.write_frame(F_SNAP_END)
+            link.off = job.point_off
+            link.sent = job.point_uuid
+            link.acked = min(link.acked, job.point_uuid)
+            link.sent_seq = link.acked_seq = (
+                self.backlog.nrec_total - self._count_from(job.point_off)
+                if job.point_off >= self.backlog.base_off
+                else self.backlog.nrec_total
+            )
+            link.batches.clear()
+            p = self.peers.get(link.peer_id)
+            if p is not None:
+                p.full_syncs += 1
+            log.info("full sync to %s sent (%d bytes)", link.describe(), size)
+        except Exception as e:
+            log.exception("full sync to %s failed", link.describe())
+            link.close("SYNC", f"full sync failed: {e}")
+        finally:
+            link.syncing = False
+            self.schedule_pump()
+
+    async def _drain(self, link: Link) -> None:
+        while not link.closed and (link.paused or link.buffered() > HIGH_WATER):
+            await asyncio.sleep(0.005)
+        if link.closed:
+            raise ConnectionError("link closed during the snapshot")
+
+    def snapshot_job(self) -> SnapshotJob:
+        """The snapshot being taken, or a new one. Small data sets are dumped
+        in-process; large ones by a forked child (copy-on-write, as Redis's
+        BGSAVE), so the server keeps serving."""
+        if self.job is not None and not self.job.fut.done():
+            return self.job
+        assert self.loop is not None
+        fut = self.loop.create_future()
+        job = SnapshotJob(self.ks.own_last, self.backlog.end_off, fut)
+        self.job = job
+        meta = self.members.encode()
+        alias = self.alias.encode()
+        if self.ks.dbsize() < SMALL_SNAPSHOT_KEYS:
+            fut.set_result(snapshot.dump(self.ks, alias, meta))
+            return job
+        path = os.path.join(self.app.cfg.work_dir, f"temp-sync-{os.getpid()}.cdb")
+        self.fork_dump(
+            path,
+            alias,
+            meta,
+            lambda ok, err: fut.set_result(path) if ok else fut.set_exception(RuntimeError(err)),
+        )
+        return job
+
+    def fork_dump(
+        self, path: str, alias: bytes, meta: bytes, done: Callable[[bool, str], None]
+    ) -> None:
+        """Write a snapshot file from a forked child; done(ok, error) runs on
+        the loop when the child exits."""
+        assert self.loop is not None
+        rfd, wfd = os.pipe()
+        pid = os.fork()
+        if pid == 0:  # child: write and leave without touching the loop
+            code = 1
+            try:
+                os.close(rfd)
+                snapshot.dump_to_file(self.ks, path, alias, meta)
+                code = 0
+            except BaseException:
+                code = 1
+            finally:
+                os._exit(code)
+        os.close(wfd)
+        loop = self.loop
+
+        def finished() -> None:
+            loop.remove_reader(rfd)
+            os.close(rfd)
+            _, status = os.waitpid(pid, 0)
+            ok = os.waitstatus_to_exitcode(status) == 0
+            done(
+                ok,
+                ""
+                if ok
+                else f"snapshot child exited with status {os.waitstatus_to_exitcode(status)}",
+            )
+
+        loop.add_reader(rfd, finished)
+
+    def apply_snapshot(self, link: Link, data: bytes) -> None:
+        t0 = time.monotonic()
+        try:
+            snap = snapshot.parse(data, f"snapshot from {link.describe()}")
+        except snapshot.SnapshotError as e:
+            log.error("%s", e)
+            link.close("SYNC", str(e))
+            return
+        self.merge_members(snap.meta)
+        n = snapshot.merge(self.ks, snap)
+        log.info(
+            "full sync from %s merged: %d objects, %d bytes in %.3fs",
+            link.describe(),
+            n,
+            len(data),
+            time.monotonic() - t0,
+        )
+        self.send_ack(link)
+
+    # ---- periodic -------------------------------------------------------------------------
+
+    async def _periodic(self) -> None:
+        while True:
+            try:
+                await asyncio.sleep(self.app.cfg.replica_heartbeat_frequency)
+                self.tick()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("replication tick failed")
+
+    def tick(self) -> None:
+        now = time.monotonic()
+        timeout = self.app.cfg.peer_timeout
+        for link in list(self.links):
+            if link.state == "up":
+                if now - link.last_rx > timeout:
+                    log.warning(
+                        "link to %s silent for %.1fs: closing", link.describe(), now - link.last_rx
+                    )
+                    p = self.peers.get(link.peer_id)
+                    if p is not None:
+                        p.last_error = f"timeout: no frame for {timeout}s"
+                    link.close("TIMEOUT", "peer_timeout")
+                    continue
+                self._heartbeat(link)
+            elif now - link.created > HANDSHAKE_TIMEOUT:
+                link.close("TIMEOUT", "handshake timed out")
+        self._dial_due()
+        self.collect()
+
+    def my_vv(self) -> dict[int, int]:
+        """VV with this node's own entry at its clock: it has every effect of
+        its own up to there (none were made between its last and the clock)."""
+        vv = self.ks.get_vv()
+        vv[self.ks.node_id] = self.ks.clock.last
+        return vv
+
+    def stable_point(self) -> int:
+        """min over active members m and current origins o of VV_m[o]
+        (CRDT.md section 6); a member that has not reported holds it at 0."""
+        origins = self.members.current_origins() | {self.ks.node_id}
+        mine = self.my_vv()
+        best = min(mine.get(o, 0) for o in origins)
+        for m in self.members.active():
+            if m.node_id == self.node_id:
+                continue
+            p = self.peers.get(m.node_id)
+            if p is None or not p.vv:
+                return 0
+            best = min(best, min(p.vv.get(o, 0) for o in origins))
+        return best
+
+    def _anti_entropy(self, link: Link, vv: dict[int, int]) -> None:
+        """Effects of an origin that streams no more (a forgotten node, or an
+        earlier incarnation of a node that restarted without its history)
+        move only in snapshots: if the peer has less of such an origin than
+        this node, send it a full sync."""
+        if link.syncing:
+            return
+        current = self.members.current_origins() | {self.ks.node_id}
+        mine = self.ks.get_vv()
+        for o, u in mine.items():
+            if o not in current and vv.get(o, 0) < u:
+                key = (o, u)
+                if link.anti_entropy == key:
+                    return
+                link.anti_entropy = key
+                self.start_full_sync(link, f"it lacks effects of retired origin {o}")
+                return
+
+    def collect(self) -> None:
+        s = self.stable_point()
+        if s > self.stable:
+            self.stable = s
+            self.gc_dropped += self.ks.gc(s)
+
+    # ---- WAIT -------------------------------------------------------------------------------
+
+    def acked_count(self, target: int) -> int:
+        return sum(
+            1
+            for p in self.peers.values()
+            if p.link is not None
+            and p.link.state == "up"
+            and (p.link.acked >= target or target == 0)
+        )
+
+    def _check_waiters(self) -> None:
+        keep = []
+        for client, need, target, timer in self.waiters:
+            n = self.acked_count(target)
+            if n >= need or client.closing:
+                if timer is not None:
+                    timer.cancel()
+                if not client.closing:
+                    client.unblock(n)
+            else:
+                keep.append((client, need, target, timer))
+        self.waiters = keep
+
+    def _wait_timeout(self, client: Any) -> None:
+        keep = []
+        for entry in self.waiters:
+            if entry[0] is client:
+                if not client.closing:
+                    client.unblock(self.acked_count(entry[2]))
+            else:
+                keep.append(entry)
+        self.waiters = keep
+
+    def client_gone(self, client: Any) -> None:
+        self.waiters = [w for w in self.waiters if w[0] is not client]
+
+    # ---- INFO / NODES -------------------------------------------------------------------
+
+    def peer_rows(self) -> list[dict[str, Any]]:
+        rows = []
+        last = self.backlog.last_uuid
+        for m in sorted(self.members.members.values(), key=lambda m: m.node_id):
+            if m.node_id == self.node_id:
+                rows.append(
+                    {
+                        "id": m.node_id,
+                        "alias": m.alias,
+                        "addr": m.addr,
+                        "state": "myself",
+                        "sent": last,
+                        "acked": last,
+                        "lag_records": 0,
+                        "lag_ms": 0,
+                        "full_syncs": 0,
+                        "partial_syncs": 0,
+                        "last_error": "",
+                    }
+                )
+                continue
+            p = self.peers.get(m.node_id)
+            link = p.link if p is not None else None
+            if not m.active:
+                state = "forgotten"
+            elif link is not None and link.state == "up":
+                state = "syncing" if link.syncing else "connected"
+            elif p is not None and p.dialing:
+                state = "connecting"
+            else:
+                state = "down"
+            sent = link.sent if link is not None else 0
+            acked = link.acked if link is not None else 0
+            lag_records = (
+                max(0, self.backlog.nrec_total - link.acked_seq) if link is not None else 0
+            )
+            lag_ms = (
+                max(0, (last >> 22) - (acked >> 22)) if link is not None and acked < last else 0
+            )
+            rows.append(
+                {
+                    "id": m.node_id,
+                    "alias": m.alias,
+                    "addr": m.addr,
+                    "state": state,
+                    "sent": sent,
+                    "acked": acked,
+                    "lag_records": lag_records,
+                    "lag_ms": lag_ms,
+                    "full_syncs": p.full_syncs if p else 0,
+                    "partial_syncs": p.partial_syncs if p else 0,
+                    "last_error": (p.last_error if p else "").replace("\n", " "),
+                }
+            )
+        return rows
+
+    def info(self) -> list[tuple[str, Any]]:
+        rows = self.peer_rows()
+        others = [r for r in rows if r["state"] != "myself"]
+        out: list[tuple[str, Any]] = [
+            ("connected_peers", sum(1 for r in others if r["state"] in ("connected", "syncing"))),
+            ("known_peers", len(others)),
+            ("forgotten", 1 if self.forgotten else 0),
+            ("stable_point", self.stable),
+            ("pending_tombstones", len(self.ks.tombs)),
+            ("gc_dropped_tombstones", self.gc_dropped),
+        ]
+        for i, r in enumerate(others):
+            fields = ",".join(f"{k}={str(v).replace(',', ';')}" for k, v in r.items())
+            out.append((f"peer{i}", fields))
+        return out
+
+    # ---- commands -------------------------------------------------------------------------
+
+    def register_commands(self) -> None:
+        srv = self.app.srv
+        F = FLAG
+
+        def reg(name: str, arity: int, flags: int, fn: Callable) -> None:
+            srv.register_py(name.encode(), arity, flags, 0, 0, 0, fn, "cluster")
+
+        reg(
+            "cdb.link",
+            -1,
+            F["noauth"] | F["admin"] | F["noscript"] | F["loading"] | F["stale"],
+            self.accept_link,
+        )
+        reg("meet", 2, F["admin"] | F["noscript"], self.cmd_meet)
+        reg("forget", 2, F["admin"] | F["noscript"], self.cmd_forget)
+        reg("replicas", 1, F["admin"] | F["loading"] | F["stale"], self.cmd_nodes)
+        reg("nodes", 1, F["admin"] | F["loading"] | F["stale"], self.cmd_nodes)
+        reg("wait", 3, F["noscript"], self.cmd_wait)
+        reg("crdt.digest", 1, F["readonly"], lambda c, a: self.ks.digest().encode())
+
+    def cmd_meet(self, client: Any, argv: list[bytes]) -> Any:
+        addr = argv[1].decode("utf-8", "replace")
+        try:
+            host, port = parse_addr(addr)
+        except ValueError:
+            raise RespError(f"ERR Invalid node address specified: {addr}")
+        addr = fmt_addr(host, port)
+        if addr == self.advertised_addr() or (
+            host in ("localhost", "127.0.0.1", "::1")
+            and port == self.app.cfg.port
+            and self.app.cfg.ip in ("127.0.0.1", "localhost", "::1", "*", "0.0.0.0", "::")
+        ):
+            raise RespError("ERR cannot MEET this node itself")
+        assert self.loop is not None
+        client.block()
+
+        async def run() -> None:
+            try:
+                await self.connect(addr, meet=True)
+                self.forgotten = False
+                client.unblock(1)
+            except RespError as e:
+                client.unblock(e)
+            except Exception as e:
+                client.unblock(
+                    RespError(f"ERR MEET {addr} failed: {getattr(e, 'strerror', None) or e}")
+                )
+
+        self.loop.create_task(run())
+        return NO_REPLY
+
+    def cmd_forget(self, client: Any, argv: list[bytes]) -> Any:
+        arg = argv[1].decode("utf-8", "replace")
+        target = None
+        if arg.isdigit():
+            target = self.members.get(int(arg))
+        else:
+            try:
+                host, port = parse_addr(arg)
+                target = self.members.find_addr(fmt_addr(host, port))
+            except ValueError:
+                target = None
+        if target is None or not target.active:
+            raise RespError(f"ERR Unknown node {arg}")
+        if target.node_id == self.node_id:
+            raise RespError("ERR I tried hard but I can't forget myself...")
+        self.ks.emit_member(
+            encode_change(target.node_id, FORGOTTEN, target.alias, target.addr, target.origin)
+        )
+        self.schedule_pump()
+        return Status("OK")
+
+    def cmd_nodes(self, client: Any, argv: list[bytes]) -> Any:
+        out = []
+        for r in self.peer_rows():
+            item = []
+            for k, v in r.items():
+                item.append(k.encode())
+                item.append(v if isinstance(v, int) else str(v).encode())
+            out.append(item)
+        return out
+
+    def cmd_wait(self, client: Any, argv: list[bytes]) -> Any:
+        try:
+            need = int(argv[1])
+        except ValueError:
+            raise RespError("ERR value is not an integer or out of range")
+        try:
+            timeout = int(argv[2])
+        except ValueError:
+            raise RespError("ERR timeout is not an integer or out of range")
+        if timeout < 0:
+            raise RespError("ERR timeout is negative")
+        target = client.last_write_uuid
+        n = self.acked_count(target)
+        if n >= need or client.in_multi:
+            return n
+        assert self.loop is not None
+        self.pump()  # what this client wrote goes out before the GETACK
+        for p in self.peers.values():
+            if p.link is not None and p.link.state == "up":
+                p.link.write_frame(F_GETACK)
+        timer = (
+            self.loop.call_later(timeout / 1000.0, self._wait_timeout, client) if timeout else None
+        )
+        client.block()
+        self.waiters.append((client, need, target, timer))
+        return NO_REPLY

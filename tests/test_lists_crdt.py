@@ -1,0 +1,533 @@
+"""CRDT laws for lists, sorted sets and hash-field counters (CRDT.md 3.5, 3.6,
+3.1 on hash fields; section 7, invariants 1 and 2), with in-process nodes.
+
+Three nodes run random commands over a few keys (shared between types, so
+that type conflicts happen too), exchange some of their effect records
+mid-way (per-origin FIFO, random cut points: an insert may arrive before its
+anchor, a removal before its insert), then everything is delivered
+everywhere. All nodes must end with equal visible and internal state, an
+observer applying the same streams in another interleaving must agree, and
+re-delivery changes nothing. Targeted scenarios check the semantics the
+notes promise (docs/crdt-notes.md), and GC at a causally stable point keeps
+every replica's visible state.
+"""
+
+from __future__ import annotations
+
+import os
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from constdb._core import cmd_hashes, cmd_keys, cmd_lists, cmd_sets, cmd_strings, cmd_zsets
+from constdb._core.backlog import Backlog, iter_records
+from constdb._core.keyspace import Keyspace, describe_obj
+from constdb._core.objects import ListObj, ZSetObj
+from constdb._core.protocol import Client, Server
+from constdb._core.t_list import check_list, gc_list
+from constdb._core.t_zset import check_zset, gc_zset
+
+EXAMPLES = int(os.environ.get("CONSTDB_PROP_EXAMPLES", "0"))
+SETTINGS = dict(
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+)
+CLOCK_BASE = (1_900_000_000_000 + 86_400_000) << 22
+OP_CONT = 0x80
+
+
+def examples(n: int) -> int:
+    return EXAMPLES or n
+
+
+# ------------------------------------------------------------------ nodes ----
+
+
+class Node:
+    def __init__(self, node_id: int):
+        self.id = node_id
+        self.bl = Backlog()
+        self.ks = Keyspace(node_id, self.bl)
+        self.ks.clock.observe(CLOCK_BASE)
+        srv = Server(self.ks)
+        for m in (cmd_strings, cmd_keys, cmd_sets, cmd_hashes, cmd_lists, cmd_zsets):
+            m.register(srv)
+        self.client = Client(srv)
+
+    def run(self, *args) -> bytes:
+        return self.client.run(*args)
+
+    def groups(self) -> list[bytes]:
+        data, _last, _n = self.bl.read_from(0, 1 << 40)
+        out, cur = [], b""
+        for op, _u, start, end in iter_records(data):
+            cur += data[start:end]
+            if not op & OP_CONT:
+                out.append(cur)
+                cur = b""
+        assert cur == b""
+        return out
+
+    def apply(self, origin: int, data: bytes) -> int:
+        return self.ks.apply_records(origin, data)
+
+    def keys(self) -> set:
+        ks = self.ks
+        return set(ks.d) | set(ks.alts) | set(ks.tombs) | {k for k, _t in ks.dead}
+
+    def visible(self) -> dict:
+        out = {}
+        for k in sorted(self.keys()):
+            t = self.run(b"TYPE", k)
+            if t == b"+none\r\n":
+                continue
+            out[k] = (t, repr(self.ks.value_of(k)))
+        return out
+
+    def internal(self) -> dict:
+        ks = self.ks
+        out = {}
+        for k in sorted(self.keys()):
+            objs = []
+            for o in _objects(ks, k):
+                objs.append(repr(describe_obj(o)))
+            out[k] = sorted(objs)
+        ks.prune_cloud()
+        cloud = {n: sorted(s) for n, s in ks.cloud.items() if s}
+        return {"keys": out, "cloud": cloud, "vv": {n: u for n, u in ks.get_vv().items() if u}}
+
+    def check(self) -> None:
+        for k in self.keys():
+            for o in _objects(self.ks, k):
+                if isinstance(o, ListObj):
+                    check_list(o)
+                elif isinstance(o, ZSetObj):
+                    check_zset(o)
+
+
+def _objects(ks, key) -> list:
+    """Every object of key: shown, hidden, tombstone, kept while empty."""
+    out = []
+    if key in ks.d:
+        out.append(ks.d[key])
+    out.extend(ks.alts.get(key, []))
+    if key in ks.tombs:
+        out.append(ks.tombs[key])
+    out.extend(o for (k, _t), o in ks.dead.items() if k == key)
+    return out
+
+
+class Net:
+    def __init__(self, ids=(1, 2, 3)):
+        self.nodes = {i: Node(i) for i in ids}
+        self.pos = {(r, o): 0 for r in ids for o in ids if r != o}
+
+    def __getitem__(self, i: int) -> Node:
+        return self.nodes[i]
+
+    def deliver(self, receiver: int, origin: int, n: int | None = None) -> int:
+        groups = self.nodes[origin].groups()
+        p = self.pos[(receiver, origin)]
+        q = len(groups) if n is None else min(len(groups), p + n)
+        if q > p:
+            self.nodes[receiver].apply(origin, b"".join(groups[p:q]))
+            self.pos[(receiver, origin)] = q
+        return q - p
+
+    def deliver_all(self) -> None:
+        for r in self.nodes:
+            for o in self.nodes:
+                if r != o:
+                    self.deliver(r, o)
+
+    def max_uuid(self) -> int:
+        return max(n.ks.get_vv()[n.id] for n in self.nodes.values())
+
+
+def assert_converged(net: Net) -> None:
+    states = {i: (n.visible(), n.internal()) for i, n in net.nodes.items()}
+    first = states[1]
+    for i, s in states.items():
+        assert s[0] == first[0], f"node {i} visible state differs:\n{s[0]}\n!=\n{first[0]}"
+        assert s[1] == first[1], f"node {i} internal state differs:\n{s[1]}\n!=\n{first[1]}"
+    for n in net.nodes.values():
+        n.check()
+
+
+# --------------------------------------------------------------- commands ----
+
+KEYS = [b"a", b"b", b"c"]
+VALS = [b"x", b"y", b"z", b"1"]
+MEMBERS = [b"m1", b"m2", b"m3"]
+FIELDS = [b"f1", b"f2"]
+
+key = st.sampled_from(KEYS)
+val = st.sampled_from(VALS)
+member = st.sampled_from(MEMBERS)
+field = st.sampled_from(FIELDS)
+idx = st.integers(-4, 4).map(lambda i: str(i).encode())
+score = st.sampled_from([b"0", b"1", b"-1", b"2.5", b"10", b"-0.5"])
+side = st.sampled_from([b"LEFT", b"RIGHT"])
+
+
+def cmd(*parts):
+    return st.tuples(*[p if isinstance(p, st.SearchStrategy) else st.just(p) for p in parts]).map(
+        lambda t: [x for p in t for x in (p if isinstance(p, list) else [p])]
+    )
+
+
+list_cmds = st.one_of(
+    cmd(st.sampled_from([b"LPUSH", b"RPUSH"]), key, st.lists(val, min_size=1, max_size=3)),
+    cmd(st.sampled_from([b"LPUSH", b"RPUSH"]), key, val),
+    cmd(st.sampled_from([b"LPOP", b"RPOP"]), key),
+    cmd(st.sampled_from([b"LPOP", b"RPOP"]), key, st.sampled_from([b"1", b"2", b"3"])),
+    cmd(b"LSET", key, idx, val),
+    cmd(b"LREM", key, st.sampled_from([b"0", b"1", b"-1"]), val),
+    cmd(b"LINSERT", key, st.sampled_from([b"BEFORE", b"AFTER"]), val, val),
+    cmd(b"LTRIM", key, idx, idx),
+    cmd(b"LMOVE", key, key, side, side),
+    cmd(b"RPOPLPUSH", key, key),
+)
+
+zset_cmds = st.one_of(
+    cmd(b"ZADD", key, score, member),
+    cmd(b"ZADD", key, st.sampled_from([b"NX", b"XX", b"GT", b"LT", b"CH"]), score, member),
+    cmd(b"ZINCRBY", key, st.sampled_from([b"1", b"-1", b"0.5", b"3"]), member),
+    cmd(b"ZADD", key, b"INCR", st.sampled_from([b"1", b"2"]), member),
+    cmd(b"ZREM", key, member),
+    cmd(st.sampled_from([b"ZPOPMIN", b"ZPOPMAX"]), key),
+    cmd(b"ZREMRANGEBYSCORE", key, st.sampled_from([b"-inf", b"0"]), st.sampled_from([b"1", b"+inf"])),
+    cmd(b"ZREMRANGEBYRANK", key, b"0", b"0"),
+)
+
+hash_cmds = st.one_of(
+    cmd(b"HINCRBY", key, field, st.sampled_from([b"1", b"-1", b"5"])),
+    cmd(b"HINCRBY", key, field, b"1"),
+    cmd(b"HSET", key, field, st.sampled_from([b"10", b"abc", b"0"])),
+    cmd(b"HDEL", key, field),
+)
+
+other_cmds = st.one_of(
+    cmd(b"DEL", key),
+    cmd(b"SET", key, val),
+    cmd(b"EXPIRE", key, b"1000"),
+)
+
+
+def scenario(cmds):
+    step = st.one_of(
+        st.tuples(st.just("cmd"), st.sampled_from([1, 2, 3]), cmds),
+        st.tuples(st.just("cmd"), st.sampled_from([1, 2, 3]), cmds),
+        st.tuples(
+            st.just("sync"), st.sampled_from([1, 2, 3]), st.sampled_from([1, 2, 3]), st.integers(1, 3)
+        ),
+    )
+    return st.lists(step, min_size=1, max_size=40)
+
+
+def play(net: Net, steps) -> None:
+    for s in steps:
+        if s[0] == "cmd":
+            net[s[1]].run(*s[2])
+        elif s[1] != s[2]:
+            net.deliver(s[1], s[2], s[3])
+
+
+def converge_and_check(net: Net, order) -> None:
+    # an observer applies the streams in another interleaving
+    obs = Node(9)
+    streams = {i: net[i].groups() for i in net.nodes}
+    pos = dict.fromkeys(streams, 0)
+    for o in order:
+        if pos[o] < len(streams[o]):
+            obs.apply(o, streams[o][pos[o]])
+            pos[o] += 1
+    for o, g in streams.items():
+        for x in g[pos[o] :]:
+            obs.apply(o, x)
+    net.deliver_all()
+    assert_converged(net)
+    v1 = net[1].visible()
+    assert obs.visible() == v1
+    want = net[1].internal()
+    got = obs.internal()
+    got["vv"].pop(9, None)
+    assert got["keys"] == want["keys"]
+    # re-delivery changes nothing
+    for o, g in streams.items():
+        if o != 1:
+            assert net[1].apply(o, b"".join(g)) == 0
+    assert net[1].visible() == v1
+    assert net[1].internal()["keys"] == want["keys"]
+
+
+orders = st.lists(st.sampled_from([1, 2, 3]), max_size=60)
+
+
+@settings(max_examples=examples(120), **SETTINGS)
+@given(scenario(st.one_of(list_cmds, list_cmds, other_cmds)), orders)
+def test_lists_converge(steps, order):
+    net = Net()
+    play(net, steps)
+    converge_and_check(net, order)
+
+
+@settings(max_examples=examples(120), **SETTINGS)
+@given(scenario(st.one_of(zset_cmds, zset_cmds, other_cmds)), orders)
+def test_zsets_converge(steps, order):
+    net = Net()
+    play(net, steps)
+    converge_and_check(net, order)
+
+
+@settings(max_examples=examples(100), **SETTINGS)
+@given(scenario(st.one_of(hash_cmds, hash_cmds, other_cmds)), orders)
+def test_hash_counters_converge(steps, order):
+    net = Net()
+    play(net, steps)
+    converge_and_check(net, order)
+
+
+@settings(max_examples=examples(80), **SETTINGS)
+@given(scenario(st.one_of(list_cmds, zset_cmds, hash_cmds, other_cmds)), orders)
+def test_mixed_types_converge(steps, order):
+    net = Net()
+    play(net, steps)
+    converge_and_check(net, order)
+
+
+@settings(max_examples=examples(80), **SETTINGS)
+@given(
+    scenario(st.one_of(list_cmds, zset_cmds)),
+    scenario(st.one_of(list_cmds, zset_cmds)),
+    st.lists(st.tuples(st.sampled_from([1, 2, 3]), st.booleans()), max_size=12),
+)
+def test_gc_at_a_stable_point_keeps_visible_state(before, after, gcs):
+    """Barrier, so that everything made so far is causally stable; then more
+    concurrent work with partial delivery, GC on some nodes at random points
+    with the barrier's point; at the end every node shows what a node that
+    never collected shows."""
+    net = Net()
+    play(net, before)
+    net.deliver_all()
+    stable = net.max_uuid()
+    keeper = Node(8)  # never collects
+    half = len(after) // 2
+    play(net, after[:half])
+    for nid, _ in gcs[: len(gcs) // 2]:
+        _gc(net[nid], stable)
+    play(net, after[half:])
+    for nid, _ in gcs[len(gcs) // 2 :]:
+        _gc(net[nid], stable)
+    net.deliver_all()
+    for i in net.nodes:
+        keeper.apply(i, b"".join(net[i].groups()))
+    for n in net.nodes.values():
+        n.check()
+        assert n.visible() == keeper.visible()
+
+
+def _gc(node: Node, stable: int) -> None:
+    ks = node.ks
+    for k in list(node.keys()):
+        for o in _objects(ks, k):
+            if isinstance(o, ListObj):
+                _d, empty = gc_list(o, stable)
+            elif isinstance(o, ZSetObj):
+                _d, empty = gc_zset(o, stable)
+            else:
+                continue
+            if empty:
+                for dk, v in list(ks.dead.items()):
+                    if v is o:
+                        del ks.dead[dk]
+
+
+# ----------------------------------------------------------- the semantics ----
+
+
+def val_of(node, k):
+    return node.ks.value_of(k)
+
+
+def test_concurrent_pushes_order_the_same_everywhere():
+    net = Net()
+    net[1].run(b"RPUSH", b"k", b"a")
+    net.deliver_all()
+    net[1].run(b"RPUSH", b"k", b"x1", b"x2")
+    net[2].run(b"RPUSH", b"k", b"y1", b"y2")
+    net[3].run(b"LPUSH", b"k", b"z1")
+    net[2].run(b"LINSERT", b"k", b"AFTER", b"a", b"w")
+    net.deliver_all()
+    assert_converged(net)
+    vals = val_of(net[1], b"k")
+    assert sorted(vals) == sorted([b"a", b"x1", b"x2", b"y1", b"y2", b"z1", b"w"])
+    # each node's own run stays in its order
+    assert vals.index(b"x1") < vals.index(b"x2") and vals.index(b"y1") < vals.index(b"y2")
+
+
+def test_concurrent_pops_may_return_the_same_element():
+    """At-least-once: two nodes popping at once both get the head; the list
+    loses it once (docs/crdt-notes.md)."""
+    net = Net()
+    net[1].run(b"RPUSH", b"q", b"j1", b"j2", b"j3")
+    net.deliver_all()
+    assert net[1].run(b"LPOP", b"q") == b"$2\r\nj1\r\n"
+    assert net[2].run(b"LPOP", b"q") == b"$2\r\nj1\r\n"
+    net.deliver_all()
+    assert_converged(net)
+    assert val_of(net[3], b"q") == [b"j2", b"j3"]
+
+
+def test_lset_concurrent_with_pop_converges():
+    net = Net()
+    net[1].run(b"RPUSH", b"k", b"a", b"b")
+    net.deliver_all()
+    net[1].run(b"LSET", b"k", b"0", b"A")
+    net[2].run(b"LPOP", b"k")
+    net[3].run(b"LSET", b"k", b"1", b"B")
+    net.deliver_all()
+    assert_converged(net)
+    assert val_of(net[1], b"k") == [b"B"]
+
+
+def test_ltrim_and_lrem_concurrent_with_inserts_keep_the_inserts():
+    net = Net()
+    net[1].run(b"RPUSH", b"k", b"a", b"b", b"c", b"d")
+    net.deliver_all()
+    net[1].run(b"LTRIM", b"k", b"1", b"1")
+    net[2].run(b"LINSERT", b"k", b"AFTER", b"c", b"new")
+    net[3].run(b"LREM", b"k", b"0", b"b")
+    net.deliver_all()
+    assert_converged(net)
+    assert val_of(net[1], b"k") == [b"new"]
+
+
+def test_insert_before_its_anchor_arrives_waits_for_it():
+    """1 pushes a; 2 sees a and inserts after it; 3 gets 2's insert first."""
+    net = Net()
+    net[1].run(b"RPUSH", b"k", b"a")
+    net.deliver(2, 1)
+    net[2].run(b"LINSERT", b"k", b"AFTER", b"a", b"b")
+    net[2].run(b"RPUSH", b"k", b"c")
+    net[2].run(b"LSET", b"k", b"0", b"A")
+    net[2].run(b"RPOP", b"k")
+    net.deliver(3, 2)
+    assert net[3].run(b"LLEN", b"k") == b":0\r\n"
+    net.deliver(3, 1)
+    assert val_of(net[3], b"k") == [b"A", b"b"]
+    net.deliver_all()
+    assert_converged(net)
+
+
+def test_concurrent_zincrby_add_up_and_zadd_keeps_unobserved_increments():
+    net = Net()
+    net[1].run(b"ZADD", b"z", b"10", b"m")
+    net.deliver_all()
+    assert net[1].run(b"ZINCRBY", b"z", b"1", b"m") == b"$2\r\n11\r\n"
+    assert net[2].run(b"ZINCRBY", b"z", b"2", b"m") == b"$2\r\n12\r\n"
+    net.deliver_all()
+    assert_converged(net)
+    assert net[3].run(b"ZSCORE", b"z", b"m") == b"$2\r\n13\r\n"
+    # ZADD concurrent with ZINCRBY: the written value plus the increment
+    net[1].run(b"ZADD", b"z", b"100", b"m")
+    net[2].run(b"ZINCRBY", b"z", b"5", b"m")
+    net.deliver_all()
+    assert_converged(net)
+    assert net[3].run(b"ZSCORE", b"z", b"m") == b"$3\r\n105\r\n"
+    # on a new member too
+    net[1].run(b"ZINCRBY", b"z", b"1", b"n")
+    net[2].run(b"ZINCRBY", b"z", b"1", b"n")
+    net.deliver_all()
+    assert net[3].run(b"ZSCORE", b"z", b"n") == b"$1\r\n2\r\n"
+
+
+def test_zadd_or_zincrby_concurrent_with_zrem_wins():
+    net = Net()
+    net[1].run(b"ZADD", b"z", b"1", b"m", b"2", b"n")
+    net.deliver_all()
+    net[1].run(b"ZREM", b"z", b"m", b"n")
+    net[2].run(b"ZINCRBY", b"z", b"5", b"m")
+    net[3].run(b"ZADD", b"z", b"7", b"n")
+    net.deliver_all()
+    assert_converged(net)
+    assert net[1].run(b"ZRANGE", b"z", b"0", b"-1", b"WITHSCORES") == (
+        b"*4\r\n$1\r\nm\r\n$1\r\n6\r\n$1\r\nn\r\n$1\r\n7\r\n"
+    )
+
+
+def test_concurrent_hincrby_add_up_and_hset_resets_what_it_saw():
+    net = Net()
+    net[1].run(b"HSET", b"h", b"f", b"10")
+    net.deliver_all()
+    assert net[1].run(b"HINCRBY", b"h", b"f", b"1") == b":11\r\n"
+    assert net[2].run(b"HINCRBY", b"h", b"f", b"2") == b":12\r\n"
+    net.deliver_all()
+    assert_converged(net)
+    assert val_of(net[3], b"h") == {b"f": b"13"}
+    net[1].run(b"HSET", b"h", b"f", b"100")
+    net[2].run(b"HINCRBY", b"h", b"f", b"5")
+    net.deliver_all()
+    assert_converged(net)
+    assert val_of(net[3], b"h") == {b"f": b"105"}
+    # HINCRBY of a field absent on both nodes
+    net[1].run(b"HINCRBY", b"h", b"g", b"1")
+    net[2].run(b"HINCRBY", b"h", b"g", b"1")
+    net.deliver_all()
+    assert val_of(net[3], b"h")[b"g"] == b"2"
+    assert net[3].run(b"HINCRBY", b"h", b"g", b"0") == b":2\r\n"
+
+
+def test_hincrby_matches_redis_on_one_node():
+    n = Node(1)
+    model = {}
+    script = [
+        (b"HINCRBY", b"f", b"5"),
+        (b"HINCRBY", b"f", b"-7"),
+        (b"HSET", b"f", b"40"),
+        (b"HINCRBY", b"f", b"2"),
+        (b"HDEL", b"f"),
+        (b"HINCRBY", b"f", b"3"),
+        (b"HSET", b"g", b"x"),
+        (b"HINCRBY", b"f", b"9223372036854775800"),
+        (b"HINCRBY", b"f", b"100"),
+        (b"HINCRBY", b"f", b"-9223372036854775808"),
+    ]
+    for op, f, arg in script:
+        if op == b"HINCRBY":
+            got = n.run(b"HINCRBY", b"h", f, arg)
+            cur = int(model.get(f, b"0"))
+            new = cur + int(arg)
+            if -(2**63) <= new < 2**63:
+                model[f] = str(new).encode()
+                assert got == b":%d\r\n" % new
+            else:
+                assert got == b"-ERR increment or decrement would overflow\r\n"
+        elif op == b"HSET":
+            n.run(b"HSET", b"h", f, arg)
+            model[f] = arg
+        else:
+            n.run(b"HDEL", b"h", f)
+            model.pop(f, None)
+        assert val_of(n, b"h") == model
+    assert n.run(b"HINCRBY", b"h", b"g", b"1") == b"-ERR hash value is not an integer\r\n"
+
+
+def test_gc_drops_tombstones_and_keeps_working():
+    net = Net()
+    net[1].run(b"RPUSH", b"q", *[b"v%d" % i for i in range(500)])
+    net.deliver_all()
+    for i in (1, 2, 3):
+        net[i].run(b"LPOP", b"q", b"100")
+    net.deliver_all()
+    stable = net.max_uuid()
+    o = net[1].ks.py_find(b"q", 1)
+    assert len(o.ids) == 500
+    dropped, empty = gc_list(o, stable)
+    assert dropped == 100 and not empty and len(o.ids) == 400
+    check_list(o)
+    net[2].run(b"LPUSH", b"q", b"head")
+    net[3].run(b"RPUSH", b"q", b"tail")
+    net.deliver_all()
+    assert val_of(net[1], b"q") == val_of(net[2], b"q") == val_of(net[3], b"q")
+    assert val_of(net[1], b"q")[0] == b"head" and val_of(net[1], b"q")[-1] == b"tail"
