@@ -104,13 +104,13 @@ def _sigterm(signum, frame):
 # ------------------------------------------------------------------ servers ---
 
 
-def cpu_ticks(pid: int) -> int:
-    """utime + stime of the whole process (all threads), in clock ticks."""
+def cpu_ticks(pid: int) -> tuple[int, int]:
+    """(utime, stime) of the whole process (all threads), in clock ticks."""
     with open(f"/proc/{pid}/stat") as f:
         data = f.read()
     # the command name (field 2) may hold spaces: split after its ')'
     fields = data[data.rindex(")") + 2 :].split()
-    return int(fields[11]) + int(fields[12])  # fields 14 and 15 of proc(5)
+    return int(fields[11]), int(fields[12])  # fields 14 and 15 of proc(5)
 
 
 def rss_bytes(pid: int) -> int:
@@ -233,7 +233,9 @@ class RedisServer(Server):
 @dataclass
 class Sample:
     rps: float
-    cpu_us: float  # server CPU microseconds per request
+    cpu_us: float  # server CPU microseconds per request (user + system)
+    user_us: float
+    sys_us: float
     n: int
     wall: float
 
@@ -299,8 +301,9 @@ def run_benchmark(srv: Server, test: str, pipeline: int, n: int, args) -> Sample
             break
     if rps is None or rps <= 0:
         raise RuntimeError(f"no result from redis-benchmark on {srv.name}: {out!r} {err!r}")
-    cpu_us = (c1 - c0) / CLK_TCK * 1e6 / n
-    return Sample(rps=rps, cpu_us=cpu_us, n=n, wall=wall)
+    user_us = (c1[0] - c0[0]) / CLK_TCK * 1e6 / n
+    sys_us = (c1[1] - c0[1]) / CLK_TCK * 1e6 / n
+    return Sample(rps=rps, cpu_us=user_us + sys_us, user_us=user_us, sys_us=sys_us, n=n, wall=wall)
 
 
 def pick_n(srv: Server, test: str, pipeline: int, args) -> int:
@@ -467,7 +470,13 @@ def memory(tmp: str, args) -> dict:
                 "dbsize": size,
             }
             if isinstance(srv, ConstDBServer):
-                bl = info_field(c, "memory", "mem_backlog") or 0
+                # mem_backlog (1a18fcd) was later renamed to Redis's mem_replication_backlog
+                bl = info_field(c, "memory", "mem_backlog")
+                if bl is None:
+                    bl = info_field(c, "memory", "mem_replication_backlog")
+                if bl is None:
+                    log("  ConstDB INFO memory has no mem_backlog / mem_replication_backlog")
+                    bl = 0
                 lim = config_get(c, "repl-backlog-limit", "repl_backlog_limit")
                 r["backlog"] = bl
                 r["backlog_limit"] = int(lim) if lim is not None else None
@@ -575,6 +584,24 @@ def report(
                     f" | {b.spread('cpu_us'):.0f}% |"
                 )
         add("")
+        add(
+            "CPU split (median us/req): user = the server's own code, system = the kernel"
+            " (socket reads and writes, wake-ups), which both servers pay alike."
+        )
+        add("")
+        add("| test | pipeline | ConstDB user | ConstDB system | Redis user | Redis system |")
+        add("|---|---:|---:|---:|---:|---:|")
+        for test in args.tests:
+            for pl in args.pipelines:
+                a = cells.get((test, pl, "ConstDB"))
+                b = cells.get((test, pl, "Redis"))
+                if not (a and b and a.samples and b.samples):
+                    continue
+                add(
+                    f"| {test.upper()} | {pl} | {a.med('user_us'):.2f} | {a.med('sys_us'):.2f}"
+                    f" | {b.med('user_us'):.2f} | {b.med('sys_us'):.2f} |"
+                )
+        add("")
     if mem:
         a, b = mem["ConstDB"], mem["Redis"]
         mr = ratio(a["per_key"], b["per_key"])
@@ -592,7 +619,7 @@ def report(
         lim_s = f"{lim:,d} bytes ({lim / 2**20:.0f} MiB)" if lim else "unknown"
         add(f"- bytes/key ratio ConstDB / Redis: **{mr:.2f}**")
         add(
-            f"- ConstDB replication backlog: mem_backlog {a['backlog']:,d} bytes"
+            f"- ConstDB replication backlog (INFO mem_backlog): {a['backlog']:,d} bytes"
             f" ({a['backlog'] / mem['nkeys']:.1f} B/key), repl-backlog-limit {lim_s}"
         )
         mr_ex = ratio(a["per_key_ex_backlog"], b["per_key"])

@@ -167,7 +167,7 @@ def cmd_inproc(args) -> int:
     for k in kinds:
         res[k] = row(f"feed {k.upper()} batch", c.feed, data[k])
 
-    # hiredis alone, on the same bytes
+    # hiredis alone on the same bytes (what builds argv up to 1a18fcd)
     r = hiredis.Reader()
     gets = r.gets
 
@@ -176,7 +176,7 @@ def cmd_inproc(args) -> int:
         for _ in range(PIPE):
             gets()
 
-    for k in ("ping", "echo", "set", "get", "incr"):
+    for k in ("set", "get", "incr"):
         res["hiredis_" + k] = row(f"hiredis feed+gets {k.upper()}", hiredis_only, data[k])
 
     # the Python-side cost of making a bytes object of the batch (process() copies
@@ -188,27 +188,26 @@ def cmd_inproc(args) -> int:
 
     ks = ("ping", "set", "get", "incr")
     per_read = res["empty"]
-    hr = {k: res["hiredis_" + k] for k in ks}
-    disp = res["ping"] - hr["ping"] - per_read
+    base = res["ping"] - per_read
 
     def line(name, vals):
         print(f"| {name} | " + " | ".join(f"{v:.0f}" for v in vals) + " |")
 
     print()
-    print("| stage (ns per request, in-process) | PING | SET | GET | INCR |")
+    print(
+        f"| stage (ns per request, in-process, {KEYSPACE:,d} keys, thread CPU time)"
+        " | PING | SET | GET | INCR |"
+    )
     print("|---|---:|---:|---:|---:|")
     line("total Client.feed()", [res[k] for k in ks])
     line("per-read fixed cost / 16 (feed of b'')", [per_read] * 4)
-    line("hiredis feed + gets alone", [hr[k] for k in ks])
-    line("scan + dispatch + call + PONG (PING - hiredis - per-read)", [disp] * 4)
-    line(
-        "command + effect + reply, beyond PING",
-        [0] + [res[k] - hr[k] - per_read - disp for k in ks[1:]],
-    )
+    line("framing + argv + dispatch + call + reply of PING", [base] * 4)
+    line("the command's own work beyond PING", [0] + [res[k] - per_read - base for k in ks[1:]])
     print()
     print(
         f"ECHO (2 args, bulk reply, no keyspace) {res['echo']:.0f} ns/req;"
         f" SADD {res['sadd']:.0f}; HSET {res['hset']:.0f};"
+        f" hiredis feed+gets alone SET {res['hiredis_set']:.0f}, GET {res['hiredis_get']:.0f};"
         f" bytes() copy of a batch /16 {res['bytes_copy']:.0f};"
         f" 16 calls of a C function /16 {res['c_call']:.0f}"
     )
@@ -271,23 +270,26 @@ def cmd_floor(args) -> int:
         out = []
         for test in args.tests.split(","):
             for pl in (int(x) for x in args.pipelines.split(",")):
-                vals = []
-                for _ in range(args.repeat):
-                    smp = bvr.run_benchmark(s, test, pl, args.requests * pl, ns)
-                    vals.append(smp)
-                cpu = statistics.median(v.cpu_us for v in vals)
-                rps = statistics.median(v.rps for v in vals)
-                spread = (max(v.cpu_us for v in vals) - min(v.cpu_us for v in vals)) / cpu * 100
-                out.append((test, pl, rps, cpu, spread))
+                vals = [
+                    bvr.run_benchmark(s, test, pl, args.requests * pl, ns)
+                    for _ in range(args.repeat)
+                ]
+
+                def med(attr, vals=vals):
+                    return statistics.median(getattr(v, attr) for v in vals)
+
+                cpus = [v.cpu_us for v in vals]
+                spread = (max(cpus) - min(cpus)) / med("cpu_us") * 100
+                out.append((test, pl, med("rps"), med("cpu_us"), med("user_us"), med("sys_us")))
                 print(
-                    f"  floor {test:5s} -P {pl:<2d} {rps:>12,.0f} req/s {cpu:6.2f} us/req"
-                    f" (spread {spread:.0f}%)",
+                    f"  floor {test:5s} -P {pl:<2d} {med('rps'):>12,.0f} req/s"
+                    f" {med('cpu_us'):6.2f} us/req (spread {spread:.0f}%)",
                     file=sys.stderr,
                 )
-        print("| test | pipeline | uvloop floor req/s | floor CPU us/req |")
-        print("|---|---:|---:|---:|")
-        for test, pl, rps, cpu, _ in out:
-            print(f"| {test.upper()} | {pl} | {rps:,.0f} | {cpu:.2f} |")
+        print("| test | pipeline | uvloop floor req/s | CPU us/req | user | system |")
+        print("|---|---:|---:|---:|---:|---:|")
+        for test, pl, rps, cpu, user, sys_ in out:
+            print(f"| {test.upper()} | {pl} | {rps:,.0f} | {cpu:.2f} | {user:.2f} | {sys_:.2f} |")
     finally:
         bvr.stop_proc(p)
     return 0
@@ -318,10 +320,11 @@ def _fn(name: str) -> str:
     return fn.split(":", 1)[1] if ":" in fn else fn
 
 
-def _annotate(ann: str, out: str, inclusive: bool) -> dict:
-    """function -> Ir. One function shows up once per source file its inlined
-    code came from: inclusive takes the largest row, self cost sums them."""
-    argv = [ann, "--threshold=100", "--auto=no"] + (["--inclusive=yes"] if inclusive else [])
+def _annotate(ann: str, out: str, inclusive: bool, event: str = "Ir") -> dict:
+    """function -> count of event. One function shows up once per source file
+    its inlined code came from: inclusive takes the largest row, self sums them."""
+    argv = [ann, "--threshold=100", "--auto=no", f"--show={event}", f"--sort={event}"]
+    argv += ["--inclusive=yes"] if inclusive else []
     text = subprocess.run(argv + [out], capture_output=True, text=True).stdout
     res: dict = {}
     for line in text.splitlines():
@@ -362,8 +365,9 @@ HANDLERS = {
 def stages(inc: dict, cmd: str, nreq: int) -> list[tuple[str, float]]:
     """Split the Ir of feed() into the stages of a request, per request."""
     total = inc["TOTAL"]
+    # argv building: hiredis (up to 1a18fcd) or the scanner's own _argv (fd4c0e4 on)
     rfeed = _get(inc, "Reader_feed")
-    gets = _get(inc, "Reader_gets")
+    gets = _get(inc, "Reader_gets") + _get(inc, "Client__argv")
     scan = _get(inc, "Client__scan")
     exe = _get(inc, "Client_execute")
     call = _get(inc, "Client_call")
@@ -399,7 +403,7 @@ def stages(inc: dict, cmd: str, nreq: int) -> list[tuple[str, float]]:
     lookup = _get(inc, "Keyspace_lookup_r", "Keyspace_lookup") if cmd not in ("ping", "echo") else 0
     rows = [
         ("framing (_scan)", scan),
-        ("hiredis (Reader.feed + gets: argv list and bytes)", rfeed + gets),
+        ("argv list + bytes (Client._argv, or hiredis feed+gets)", rfeed + gets),
         (
             "read loop rest (data_received/process, input copy, argv dealloc)",
             total - rfeed - gets - scan - exe - flush,
@@ -416,7 +420,12 @@ def stages(inc: dict, cmd: str, nreq: int) -> list[tuple[str, float]]:
     return [(name, ir / nreq) for name, ir in rows]
 
 
-def run_callgrind(cmd: str, iters: int, keep: bool) -> tuple[dict, dict, int]:
+# a last-level cache the size of a busy machine's share of the L3 (the real
+# 32 MiB L3 is shared with other VMs and processes)
+LL_SIM = "--LL=4194304,16,64"
+
+
+def run_callgrind(cmd: str, iters: int, keep: bool, cache: bool, keyspace: int) -> dict:
     vg = shutil.which("valgrind")
     ann = shutil.which("callgrind_annotate")
     if not vg or not ann:
@@ -429,6 +438,10 @@ def run_callgrind(cmd: str, iters: int, keep: bool) -> tuple[dict, dict, int]:
         f"--callgrind-out-file={out}",
         "--collect-atstart=no",
         "--toggle-collect=*Client_*feed",
+    ]
+    if cache:
+        argv += ["--cache-sim=yes", LL_SIM]
+    argv += [
         sys.executable,
         os.path.abspath(__file__),
         "work",
@@ -436,15 +449,53 @@ def run_callgrind(cmd: str, iters: int, keep: bool) -> tuple[dict, dict, int]:
         cmd,
         "--iters",
         str(iters),
+        "--keyspace",
+        str(keyspace),
     ]
     subprocess.run(argv, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    inc = _annotate(ann, out, True)
-    exc = _annotate(ann, out, False)
+    res = {"nreq": iters * PIPE, "Ir": (_annotate(ann, out, True), _annotate(ann, out, False))}
+    if cache:
+        for ev in ("DLmr", "DLmw"):
+            res[ev] = (_annotate(ann, out, True, ev), _annotate(ann, out, False, ev))
+        # one figure: last-level data misses (reads + writes)
+        inc: dict = {}
+        exc: dict = {}
+        for ev in ("DLmr", "DLmw"):
+            for k, v in res[ev][0].items():
+                inc[k] = inc.get(k, 0) + v
+            for k, v in res[ev][1].items():
+                exc[k] = exc.get(k, 0) + v
+        res["LLmiss"] = (inc, exc)
     if keep:
         print(f"callgrind output kept in {out}", file=sys.stderr)
     else:
         shutil.rmtree(tmp, ignore_errors=True)
-    return inc, exc, iters * PIPE
+    return res
+
+
+def _print_stages(results: dict, cmds: list[str], event: str, title: str, fmt: str) -> None:
+    print(title)
+    print()
+    print("| stage | " + " | ".join(c.upper() for c in cmds) + " |")
+    print("|---|" + "---:|" * len(cmds))
+    table = {c: stages(results[c][event][0], c, results[c]["nreq"]) for c in cmds}
+    for i, (name, _) in enumerate(table[cmds[0]]):
+        print(f"| {name} | " + " | ".join(format(table[c][i][1], fmt) for c in cmds) + " |")
+    print()
+
+
+def _print_top(results: dict, cmd: str, event: str, top: int, fmt: str) -> None:
+    exc = results[cmd][event][1]
+    nreq = results[cmd]["nreq"]
+    print(f"{cmd.upper()}: top self {event} per request")
+    print()
+    print(f"| function | self {event}/req |")
+    print("|---|---:|")
+    rows = sorted(((v, k) for k, v in exc.items() if k != "TOTAL"), reverse=True)
+    for v, fn in rows[:top]:
+        short = fn.replace(PYX, "").replace("__pyx_pw_7constdb_5_core_", "")
+        print(f"| {short} | {format(v / nreq, fmt)} |")
+    print()
 
 
 def cmd_callgrind(args) -> int:
@@ -452,25 +503,27 @@ def cmd_callgrind(args) -> int:
     results = {}
     for cmd in cmds:
         print(f"callgrind: {cmd.upper()} x {args.iters} batches ...", file=sys.stderr)
-        results[cmd] = run_callgrind(cmd, args.iters, args.keep)
-    print(f"Instructions (Ir) per request inside Client.feed, {PIPE}-command batches")
-    print()
-    print("| stage | " + " | ".join(c.upper() for c in cmds) + " |")
-    print("|---|" + "---:|" * len(cmds))
-    table = {c: stages(results[c][0], c, results[c][2]) for c in cmds}
-    for i, (name, _) in enumerate(table[cmds[0]]):
-        print(f"| {name} | " + " | ".join(f"{table[c][i][1]:,.0f}" for c in cmds) + " |")
+        results[cmd] = run_callgrind(cmd, args.iters, args.keep, args.cache_sim, args.keyspace)
+    _print_stages(
+        results,
+        cmds,
+        "Ir",
+        f"Instructions (Ir) per request inside Client.feed, {PIPE}-command batches,"
+        f" {args.keyspace:,d} keys",
+        ",.0f",
+    )
+    if args.cache_sim:
+        _print_stages(
+            results,
+            cmds,
+            "LLmiss",
+            f"Last-level data cache misses per request (simulated {LL_SIM[5:]})",
+            ".2f",
+        )
     for cmd in cmds:
-        inc, exc, nreq = results[cmd]
-        print()
-        print(f"{cmd.upper()}: top self cost (Ir per request)")
-        print()
-        print("| function | self Ir/req |")
-        print("|---|---:|")
-        top = sorted(((v, k) for k, v in exc.items() if k != "TOTAL"), reverse=True)
-        for ir, fn in top[: args.top]:
-            short = fn.replace(PYX, "").replace("__pyx_pw_7constdb_5_core_", "")
-            print(f"| {short} | {ir / nreq:,.0f} |")
+        _print_top(results, cmd, "Ir", args.top, ",.0f")
+        if args.cache_sim:
+            _print_top(results, cmd, "LLmiss", min(args.top, 12), ".2f")
     return 0
 
 
@@ -500,6 +553,10 @@ def main(argv=None) -> int:
     p.add_argument("--iters", type=int, default=2000)
     p.add_argument("--top", type=int, default=30)
     p.add_argument("--keep", action="store_true")
+    p.add_argument("--keyspace", type=int, default=KEYSPACE)
+    p.add_argument(
+        "--cache-sim", action="store_true", help="also count last-level cache misses (slower)"
+    )
     args = ap.parse_args(argv)
     return {
         "inproc": cmd_inproc,

@@ -203,8 +203,10 @@ def daemonize(pidfile: str) -> None:
     with open(os.devnull, "ab") as dn:
         os.dup2(dn.fileno(), 1)
         os.dup2(dn.fileno(), 2)
-    with open(pidfile, "w") as f:
+    tmp = f"{pidfile}.{os.getpid()}.tmp"
+    with open(tmp, "w") as f:
         f.write(f"{os.getpid()}\n")
+    os.replace(tmp, pidfile)  # whole or absent: a reader never sees it half written
 
 
 if __name__ == "__main__":

@@ -325,7 +325,9 @@ class Persistence:
             self.bgsave()
             return Status("Background saving started")
 
-        srv.register_py(b"save", 1, F["admin"] | F["noscript"], 0, 0, 0, cmd_save, "server")
+        srv.register_py(
+            b"save", 1, F["admin"] | F["noscript"] | F["nomulti"], 0, 0, 0, cmd_save, "server"
+        )
         srv.register_py(b"bgsave", -1, F["admin"] | F["noscript"], 0, 0, 0, cmd_bgsave, "server")
         srv.register_py(
             b"lastsave",

@@ -83,9 +83,13 @@ class Node:
         return set(ks.d) | set(ks.alts) | set(ks.tombs)
 
     def visible(self, keys=None) -> dict:
-        """What a client sees, through the commands: TYPE, the value, the TTL."""
+        """What a client sees, through the commands: TYPE, the value, the TTL.
+        Only keys with a live object are asked: a lookup of an absent key may
+        write (lazy expiry, a stale TTL register), and a dump must not."""
         out = {}
         for k in sorted(self.all_keys() if keys is None else keys):
+            if k not in self.ks.d:
+                continue
             t = self.run(b"TYPE", k)
             if t == b"+none\r\n":
                 continue

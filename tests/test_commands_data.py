@@ -36,6 +36,9 @@ def check_expected(pair: Pair, cmd, reply, expected: str) -> None:
         ok = reply in (("nil",), ("null",))
     elif expected[0] == "-":
         ok = reply == ("err", expected[1:].encode())
+    elif expected[0] == ":" and cmd[0].upper() == "TTL" and int(expected[1:]) > 0:
+        # a loaded machine may take a while between the EXPIRE and the TTL
+        ok = reply[0] == "int" and 0 <= int(expected[1:]) - reply[1] <= 1
     elif expected[0] == ":":
         ok = reply == ("int", int(expected[1:]))
     elif expected[0] == "+":
@@ -321,6 +324,14 @@ SCRIPTS = {
             "SETRANGE nokey 536870911 xy",
             "-ERR string exceeds maximum allowed size (proto-max-bulk-len)",
         ),
+        (
+            "SETRANGE nokey 9223372036854775807 xy",
+            "-ERR string exceeds maximum allowed size (proto-max-bulk-len)",
+        ),
+        (
+            "SETRANGE k 9223372036854775807 xy",
+            "-ERR string exceeds maximum allowed size (proto-max-bulk-len)",
+        ),
         ("SETRANGE nokey 5 ''", ":0"),
         ("EXISTS nokey", ":0"),
         ("SETRANGE k 100 ''", ":5"),
@@ -375,7 +386,7 @@ SCRIPTS = {
         ("EXPIRE k 300 xx lt", ":0"),
         ("EXPIRE k 50 NX", ":0"),
         ("TTL k", ":300"),
-        ("PEXPIRE k 250500", ":1"),
+        ("PEXPIRE k 250700", ":1"),
         ("TTL k", ":251"),
         ("PTTL k", None),
         ("EXPIREAT k " + FUTURE, ":1"),
@@ -500,6 +511,36 @@ SCRIPTS = {
         ("SCAN +0", None),
         ("SCAN -1", None),
         ("SCAN 18446744073709551615", None),
+    ],
+    "rename-every-type": [
+        ("SET s v EX 500", "+OK"),
+        ("RENAME s s2", "+OK"),
+        ("GET s2", "$v"),
+        ("TTL s2", ":500"),
+        ("INCRBY n 7", ":7"),
+        ("RENAME n n2", "+OK"),
+        ("INCR n2", ":8"),
+        ("SADD set a b", ":2"),
+        ("RENAME set s2", "+OK"),
+        ("TTL s2", ":-1"),
+        ("SMEMBERS s2", None),
+        ("HSET h f 1 g 2", ":2"),
+        ("HINCRBY h f 10", ":11"),
+        ("EXPIRE h 300", ":1"),
+        ("RENAMENX h h2", ":1"),
+        ("HGETALL h2", None),
+        ("TTL h2", ":300"),
+        ("RPUSH l a b c", ":3"),
+        ("EXPIRE l 400", ":1"),
+        ("RENAME l l2", "+OK"),
+        ("LRANGE l2 0 -1", None),
+        ("TTL l2", ":400"),
+        ("ZADD z 1 a 2.5 b", ":2"),
+        ("RENAME z h2", "+OK"),
+        ("TYPE h2", "+zset"),
+        ("ZRANGE h2 0 -1 WITHSCORES", None),
+        ("TTL h2", ":-1"),
+        ("EXISTS s set h l z", ":0"),
     ],
     "scan-iterations": [
         *[(f"SET key:{i} v", "+OK") for i in range(40)],
@@ -1080,5 +1121,35 @@ def test_keys_and_scan_glob_patterns(constdb_server, redis_server, protocol):
             p.run(["SCAN", "0", "MATCH", g])
             p.run(["SSCAN", "set", "0", "MATCH", g, "COUNT", "3"])
             p.run(["HSCAN", "hash", "0", "MATCH", g])
+    finally:
+        p.close()
+
+
+@pytest.mark.parametrize("protocol", [2, 3])
+def test_integer_sets_reply_in_intset_order(constdb_server, redis_server, protocol):
+    """Small all-integer sets are intsets in Redis: their members come back in
+    ascending order, exactly (not only as a multiset)."""
+    p = Pair(constdb_server.port, redis_server.port, protocol)
+    try:
+        p.both("FLUSHALL")
+        p.both("SADD", "a", "5", "3", "-1", "10", "100", "7", "-9223372036854775808")
+        p.both("SADD", "c", "7", "5", "200", "9223372036854775807")
+        p.both("SADD", "b", "x")
+        for cmd in [
+            ("SMEMBERS", "a"),
+            ("SINTER", "a", "c"),
+            ("SINTER", "c", "a"),
+            ("SUNION", "a", "c"),
+            ("SUNION", "c", "nokey"),
+            ("SDIFF", "a", "c"),
+            ("SDIFF", "a", "b"),
+            ("SSCAN", "a", "0", "COUNT", "1"),
+            ("SSCAN", "a", "0", "MATCH", "1*"),
+        ]:
+            c, r = p.both(*cmd)
+            p.expect_equal(cmd, c, r)
+        p.both("SUNIONSTORE", "d", "a", "c")
+        c, r = p.both("SMEMBERS", "d")
+        p.expect_equal(("SMEMBERS", "d"), c, r)
     finally:
         p.close()

@@ -187,8 +187,7 @@ def test_original_default_toml_starts_a_server(tmp_path):
     p = run(str(conf), "--port", str(port), "--work-dir", str(wd), "--log", str(tmp_path / "c.log"))
     assert p.returncode == 0, p.stderr  # the foreground process returns once detached
     pidfile = wd / "constdb.pid"
-    wait_for(pidfile.exists, 10, what="the pid file")
-    pid = int(pidfile.read_text())
+    pid = wait_for(lambda: _read_pid(pidfile), 10, what="the pid file")
     try:
         c = redis.Redis(host=HOST, port=port, socket_timeout=5)
         wait_for(c.ping, 10, what="the daemon")
@@ -200,6 +199,10 @@ def test_original_default_toml_starts_a_server(tmp_path):
         os.kill(pid, signal.SIGTERM)
     wait_for(lambda: not _alive(pid), 15, what="the daemon to exit")
     assert not pidfile.exists()
+
+
+def _read_pid(path) -> int:
+    return int(path.read_text().strip()) if path.exists() else 0
 
 
 def _alive(pid: int) -> bool:
@@ -216,8 +219,7 @@ def test_daemon_flag(tmp_path):
     p = run("--daemon", "--port", str(port), "--work-dir", str(wd))
     assert p.returncode == 0 and p.stderr == ""
     pidfile = wd / "constdb.pid"
-    wait_for(pidfile.exists, 10, what="the pid file")
-    pid = int(pidfile.read_text().strip())
+    pid = wait_for(lambda: _read_pid(pidfile), 10, what="the pid file")
     try:
         assert pid != os.getpid() and _alive(pid)
         c = redis.Redis(host=HOST, port=port, socket_timeout=5)

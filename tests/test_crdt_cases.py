@@ -339,3 +339,25 @@ def test_expiry_is_a_del_and_converges():
     assert net[1].run(b"EXISTS", b"k") == b":0\r\n"
     assert members(net[1], b"s") == [b"n"]
     assert pttl(net[1], b"s") == -1
+
+
+def test_rename_onto_key_with_stale_ttl_register():
+    """An EXPIRE concurrent with a DEL, and newer, leaves an expiry in the
+    register of a key that is gone. RENAME onto that key must give it the
+    source's TTL (none), as in Redis: the DEL of the absent destination writes
+    the register (`emit_del`, `_clear_stale_ttl`)."""
+    net = Net()
+    net[1].run(b"SADD", b"d", b"m")
+    net.deliver(2, 1)
+    clock = net[2].ks.clock
+    clock.observe(clock.last + 100)  # node 2's clock runs ahead
+    net[2].run(b"EXPIRE", b"d", b"1000")
+    net[1].run(b"DEL", b"d")  # concurrent, older than the EXPIRE
+    converge(net)
+    assert net[3].run(b"EXISTS", b"d") == b":0\r\n"
+    net[3].run(b"SADD", b"s", b"x")
+    assert net[3].run(b"RENAME", b"s", b"d") == b"+OK\r\n"
+    assert net[3].run(b"TTL", b"d") == b":-1\r\n"
+    converge(net)
+    assert members(net[1], b"d") == [b"x"]
+    assert pttl(net[1], b"d") == -1

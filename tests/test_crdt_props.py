@@ -8,7 +8,7 @@ end with equal visible and internal state; re-delivery must change nothing;
 an observer that applies the same streams in two interleavings must agree.
 
 CONSTDB_PROP_EXAMPLES scales the number of examples (default below keeps the
-file well under a minute).
+file under a minute).
 """
 
 from __future__ import annotations
@@ -178,7 +178,7 @@ def keys_state(n: Node) -> tuple:
     return n.visible(), st_["keys"], st_["cloud"]
 
 
-@settings(max_examples=examples(400), **SETTINGS)
+@settings(max_examples=examples(2000), **SETTINGS)
 @given(st.lists(step, min_size=4, max_size=60), final_order)
 def test_convergence(steps, order):
     """Invariant 1: every node ends in the same state, visible and internal."""
@@ -188,7 +188,7 @@ def test_convergence(steps, order):
     assert_converged(net)
 
 
-@settings(max_examples=examples(150), **SETTINGS)
+@settings(max_examples=examples(250), **SETTINGS)
 @given(st.lists(step, min_size=4, max_size=40), final_order, st.data())
 def test_idempotence(steps, order, data):
     """Invariant 2: re-delivering any prefix, or everything, changes nothing."""
@@ -209,7 +209,7 @@ def test_idempotence(steps, order, data):
     assert net.states() == before
 
 
-@settings(max_examples=examples(150), **SETTINGS)
+@settings(max_examples=examples(250), **SETTINGS)
 @given(
     st.lists(step, min_size=4, max_size=40),
     st.lists(st.tuples(node, st.integers(1, 3)), max_size=15),

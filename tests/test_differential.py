@@ -10,7 +10,7 @@ RESP2 and in RESP3. Replies are compared exactly, errors included, except:
 - SCAN-family commands are run as full iterations and their results compared
   as sets (the cursors are implementation details).
 
-Every 25 commands the whole keyspace (types, values, TTLs) is compared too.
+Every few commands the whole keyspace (types, values, TTLs) is compared too.
 
 Expiry times are chosen so that no comparison depends on the moment a command
 runs: relative times are distinct multiples of 100 s, absolute ones lie either

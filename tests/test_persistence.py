@@ -286,3 +286,32 @@ def test_a_second_server_on_the_same_work_dir_is_refused(node):
     assert "in use by another constdb-server" in proc.stderr.decode()
     assert a.alive()
     assert node_id(a)
+
+
+def test_clean_restart_rejoins_with_partial_syncs(node):
+    from cluster import info_peer
+
+    a = make_node(node, "a")
+    b = make_node(node, "b")
+    meet(b, a)
+    wait_linked([a, b])
+    ra = a.client()
+    ra.set("x", "1")
+    b.client().set("y", "1")
+    wait_converged([a, b])
+    ida, idb = node_id(a), node_id(b)
+    full_a = int(info_peer(a, idb)["full_syncs"])
+    assert b.stop(signal.SIGTERM) == 0
+    ra.set("while-b-down", "1")
+    ra.incr("x")
+    b.start()
+    wait_linked([a, b], timeout=30)
+    wait_converged([a, b])
+    rb = b.client()
+    assert rb.get("while-b-down") == b"1"
+    assert rb.get("x") == b"2"
+    # a's stream to b resumed from b's position; b's own origin is unchanged
+    assert int(info_peer(a, idb)["full_syncs"]) == full_a
+    assert int(info_peer(a, idb)["partial_syncs"]) >= 1
+    assert int(info_peer(b, ida)["partial_syncs"]) >= 1
+    assert int(info_peer(b, ida)["full_syncs"]) == 0

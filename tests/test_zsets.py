@@ -10,14 +10,14 @@ import re
 import subprocess
 
 import pytest
-from procs import need_tool
-from rawresp import Raw
-
-from constdb._core import cmd_keys, cmd_strings, cmd_zsets
 from constdb._core.backlog import Backlog
 from constdb._core.keyspace import Keyspace
 from constdb._core.protocol import Client, Server
 from constdb._core.t_zset import check_zset
+from procs import need_tool
+from rawresp import Raw
+
+from constdb._core import cmd_keys, cmd_strings, cmd_zsets
 
 
 @pytest.fixture(params=[2, 3], ids=["resp2", "resp3"])
@@ -266,7 +266,7 @@ def test_big_sets_past_the_listpack(pair):
     rnd = random.Random(3)
     cmds = []
     for i in range(300):
-        cmds.append(z("ZADD", "big", rnd.choice([i, i / 7, -i, 0]), "m%d" % i))
+        cmds.append(z("ZADD", "big", rnd.choice([i, i / 7, -i, 0]), f"m{i}"))
     cmds.append(z("ZADD", "long", 1, "x" * 65))
     cmds.append(z("ZADD", "long", "-0", "neg"))
     cmds.append(z("ZSCORE", "long", "neg"))
@@ -277,10 +277,20 @@ def test_big_sets_past_the_listpack(pair):
         cmds.append(z("ZRANGE", "big", i, j, "WITHSCORES"))
         cmds.append(z("ZRANGE", "big", i, j, "REV"))
         lo, hi = sorted([rnd.uniform(-300, 300), rnd.uniform(-300, 300)])
-        cmds.append(z("ZRANGEBYSCORE", "big", "(%r" % lo, hi, "LIMIT", rnd.randint(0, 5), rnd.randint(-1, 30)))
+        cmds.append(
+            z(
+                "ZRANGEBYSCORE",
+                "big",
+                f"({lo!r}",
+                hi,
+                "LIMIT",
+                rnd.randint(0, 5),
+                rnd.randint(-1, 30),
+            )
+        )
         cmds.append(z("ZREVRANGEBYSCORE", "big", hi, lo, "WITHSCORES"))
-        cmds.append(z("ZCOUNT", "big", lo, "(%r" % hi))
-        m = "m%d" % rnd.randint(0, 320)
+        cmds.append(z("ZCOUNT", "big", lo, f"({hi!r}"))
+        m = f"m{rnd.randint(0, 320)}"
         cmds.append(z("ZRANK", "big", m))
         cmds.append(z("ZREVRANK", "big", m))
         cmds.append(z("ZINCRBY", "big", rnd.choice([1, -2.5, 0.1]), m))
@@ -318,7 +328,6 @@ def random_cmd(rnd: random.Random) -> list:
     m = rnd.choice(MEMBERS)
     sc = lambda: rnd.choice(SCORES[:-2])  # noqa: E731
     bound = lambda: rnd.choice([b"-inf", b"+inf", b"0", b"(0", b"1", b"(2.5", b"x"])  # noqa: E731
-    lex = lambda: rnd.choice([b"-", b"+", b"[a", b"(b", b"[c", b"(", b"x"])  # noqa: E731
     idx = lambda: str(rnd.randint(-5, 5)).encode()  # noqa: E731
     opts = [b"NX", b"XX", b"CH", b"GT", b"LT", b"INCR"]
     choices = [
@@ -331,10 +340,18 @@ def random_cmd(rnd: random.Random) -> list:
         lambda: [b"ZCOUNT", k, bound(), bound()],
         lambda: [rnd.choice([b"ZRANK", b"ZREVRANK"]), k, m],
         lambda: [b"ZREM", k, m, rnd.choice(MEMBERS)],
-        lambda: [b"ZRANGE", k, idx(), idx()] + rnd.choice([[], [b"WITHSCORES"], [b"REV"], [b"REV", b"WITHSCORES"]]),
-        lambda: [b"ZRANGE", k, bound(), bound(), b"BYSCORE"] + rnd.choice([[], [b"REV"], [b"WITHSCORES"], [b"LIMIT", idx(), idx()]]),
-        lambda: [rnd.choice([b"ZRANGEBYSCORE", b"ZREVRANGEBYSCORE"]), k, bound(), bound()]
-        + rnd.choice([[], [b"WITHSCORES"], [b"LIMIT", idx(), idx()]]),
+        lambda: (
+            [b"ZRANGE", k, idx(), idx()]
+            + rnd.choice([[], [b"WITHSCORES"], [b"REV"], [b"REV", b"WITHSCORES"]])
+        ),
+        lambda: (
+            [b"ZRANGE", k, bound(), bound(), b"BYSCORE"]
+            + rnd.choice([[], [b"REV"], [b"WITHSCORES"], [b"LIMIT", idx(), idx()]])
+        ),
+        lambda: (
+            [rnd.choice([b"ZRANGEBYSCORE", b"ZREVRANGEBYSCORE"]), k, bound(), bound()]
+            + rnd.choice([[], [b"WITHSCORES"], [b"LIMIT", idx(), idx()]])
+        ),
         lambda: [rnd.choice([b"ZPOPMIN", b"ZPOPMAX"]), k] + rnd.choice([[], [idx()]]),
         lambda: [b"ZREMRANGEBYSCORE", k, bound(), bound()],
         lambda: [b"ZREMRANGEBYRANK", k, idx(), idx()],
@@ -388,7 +405,7 @@ def test_skip_list_against_a_sorted_list(seed):
     rnd = random.Random(seed)
     ks, c = make_node()
     model: dict[bytes, float] = {}
-    for step in range(3000):
+    for _ in range(3000):
         m = b"m%d" % rnd.randint(0, 400)
         op = rnd.random()
         if op < 0.5:

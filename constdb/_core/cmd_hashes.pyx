@@ -37,7 +37,7 @@ cdef inline object _val(HashObj o, object field):
     cdef PyObject* p = PyDict_GetItem(o.f, field)
     if p == NULL:
         return None
-    return best_ver(<object>p).val
+    return hash_val(o, field, <object>p)
 
 
 cdef int _hset_many(Client c, list argv, bint reply_ok) except -1:
@@ -123,7 +123,7 @@ cdef int cmd_hgetall(Client c, list argv) except -1:
     c.out.map(len(o.f))
     for f, ent in o.f.items():
         c.out.bulk(<bytes>f)
-        c.out.bulk(<bytes>best_ver(ent).val)
+        c.out.bulk(<bytes>hash_val(o, f, ent))
     return 0
 
 
@@ -148,8 +148,8 @@ cdef int cmd_hvals(Client c, list argv) except -1:
     if o is None:
         return c.out.array(0)
     c.out.array(len(o.f))
-    for ent in o.f.values():
-        c.out.bulk(<bytes>best_ver(ent).val)
+    for f, ent in o.f.items():
+        c.out.bulk(<bytes>hash_val(o, f, ent))
     return 0
 
 
@@ -267,13 +267,13 @@ cdef int cmd_hrandfield(Client c, list argv) except -1:
     return 0
 
 
-cdef bint _listpack_like(dict f) noexcept:
+cdef bint _listpack_like(HashObj o):
     """Would Redis 7.0 keep this hash as a listpack (at most 128 fields, every
     field and value at most 64 bytes)? HSCAN then returns it in one call."""
-    if len(f) > 128:
+    if len(o.f) > 128:
         return False
-    for k, ent in f.items():
-        if PyBytes_GET_SIZE(<bytes>k) > 64 or PyBytes_GET_SIZE(<bytes>best_ver(ent).val) > 64:
+    for k, ent in o.f.items():
+        if PyBytes_GET_SIZE(<bytes>k) > 64 or PyBytes_GET_SIZE(<bytes>hash_val(o, k, ent)) > 64:
             return False
     return True
 
@@ -300,11 +300,11 @@ cdef int cmd_hscan(Client c, list argv) except -1:
     pat = scan_args(c, argv, 3, &count, &tcode, False)
     if pat is False:
         return 0
-    if _listpack_like(o.f):
+    if _listpack_like(o):
         for f, ent in o.f.items():
             if pat is None or match_bytes(pat, <bytes>f):
                 out.append(f)
-                out.append(best_ver(ent).val)
+                out.append(hash_val(o, f, ent))
         pos = 0
     else:
         pos = <Py_ssize_t>cur if cur <= <uint64_t>PY_SSIZE_T_MAX else -1
@@ -318,7 +318,7 @@ cdef int cmd_hscan(Client c, list argv) except -1:
             visited += 1
             if pat is None or match_bytes(pat, <bytes>k):
                 out.append(<object>k)
-                out.append(best_ver(<object>v).val)
+                out.append(hash_val(o, <object>k, <object>v))
     c.out.array(2)
     c.out.bulk_int(pos)
     c.out.array(len(out))

@@ -17,9 +17,11 @@ from constdb._core.keyspace cimport (
     TTL_WRITE, Keyspace, match_bytes, obj_live, str_get, stringmatch,
 )
 from constdb._core.objects cimport (
-    T_HASH, T_MV, T_SET, T_STRING, CObj, HashObj, MVObj, SetObj, StrObj, TTLReg, Ver,
-    best_ver, obj_type,
+    T_HASH, T_MV, T_SET, T_STRING, CObj, HashObj, ListObj, MVObj, SetObj, StrObj, TTLReg, Ver,
+    ZSetObj, hash_val, obj_type,
 )
+from constdb._core.t_list cimport copy_list
+from constdb._core.t_zset cimport copy_zset
 from constdb._core.protocol cimport (
     F_FAST, F_READONLY, F_WRITE, Client, Server, add_command, reply_notint, reply_syntax,
 )
@@ -279,12 +281,16 @@ cdef int copy_object(Keyspace ks, bytes dst, CObj o) except -1:
             ks.emit_sadd(dst, m)
     elif type(o) is HashObj:
         for f, ent in list((<HashObj>o).f.items()):
-            ks.emit_hset(dst, f, best_ver(ent).val)
+            ks.emit_hset(dst, f, hash_val(<HashObj>o, f, ent))
     elif type(o) is MVObj:
         first = True
         for v in [(<Ver>x).val for x in (<MVObj>o).vers]:
             ks.emit_mv(dst, v, first)
             first = False
+    elif type(o) is ListObj:
+        copy_list(ks, dst, <ListObj>o)
+    elif type(o) is ZSetObj:
+        copy_zset(ks, dst, <ZSetObj>o)
     if at:
         ks.emit_ttl(dst, at)
     return 0

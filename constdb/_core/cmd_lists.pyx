@@ -440,8 +440,14 @@ cdef int _lmove(Client c, object src, object dst, bint from_left, bint to_left) 
         last_live(lo, &bi, &ii)
     e = elem_at(lo, bi, ii)
     val = e.val
-    emit_remove(ks, src, lo, [e])
-    emit_push(ks, dst, None, [val], to_left)
+    if do is so:
+        # Redis never empties (nor deletes) a list that LMOVE rotates: push
+        # first, so that the key keeps its TTL
+        emit_push(ks, dst, lo, [val], to_left)
+        emit_remove(ks, src, lo, [e])
+    else:
+        emit_remove(ks, src, lo, [e])
+        emit_push(ks, dst, None, [val], to_left)
     return c.out.bulk(<bytes>val)
 
 

@@ -22,6 +22,33 @@ from constdb._core.protocol cimport (
 )
 
 
+cdef bint _intset_like(object m) noexcept:
+    """Would Redis 7.0 hold these members as an intset (at most 512 of them,
+    all integers)? Redis then lists them in ascending order (SMEMBERS, SINTER
+    and friends) and SSCAN returns them all in one call. (Redis's encoding is
+    sticky and ours is recomputed, so a set that once held a non-integer
+    differs: it stays a hash table in Redis.)"""
+    cdef int64_t v
+    if len(m) > 512:
+        return False
+    for k in m:
+        if not parse_i64(PyBytes_AS_STRING(<bytes>k), PyBytes_GET_SIZE(<bytes>k), &v):
+            return False
+    return True
+
+
+cdef int _reply_members(Client c, object coll, bint ordered) except -1:
+    """A set reply (RESP3 ~) of coll's members; ordered: ascending integers."""
+    c.out.set_(len(coll))
+    if ordered and len(coll) > 1:
+        for m in sorted(coll, key=int):
+            c.out.bulk(<bytes>m)
+    else:
+        for m in coll:
+            c.out.bulk(<bytes>m)
+    return 0
+
+
 cdef SetObj _get(Client c, object key, bint* wrong):
     cdef CObj o = c.ks.lookup_r(key)
     wrong[0] = False
@@ -174,10 +201,7 @@ cdef int cmd_smembers(Client c, list argv) except -1:
         return reply_wrongtype(c)
     if o is None:
         return c.out.set_(0)
-    c.out.set_(len(o.m))
-    for m in o.m:
-        c.out.bulk(<bytes>m)
-    return 0
+    return _reply_members(c, o.m, _intset_like(o.m))
 
 
 cdef int cmd_sismember(Client c, list argv) except -1:
@@ -231,12 +255,15 @@ cdef int cmd_smove(Client c, list argv) except -1:
     return c.out.integer(1)
 
 
-cdef object _collect(Client c, list keys, int op):
+cdef object _collect(Client c, list keys, int op, bint* ordered):
     """op 0 inter, 1 union, 2 diff: the resulting set, or None after replying
-    WRONGTYPE (every key's type is checked first, as Redis 7 does)."""
+    WRONGTYPE (every key's type is checked first, as Redis 7 does). ordered:
+    Redis would list the result in intset order (an intersection walks its
+    smallest set; a union or difference builds an intset while it can)."""
     cdef list objs = []
     cdef set acc
     cdef CObj o
+    ordered[0] = False
     for key in keys:
         o = c.ks.lookup_r(key)
         if o is not None and type(o) is not SetObj:
@@ -252,30 +279,30 @@ cdef object _collect(Client c, list keys, int op):
             if not acc:
                 break
             acc.intersection_update((<SetObj>o).m)
+        ordered[0] = len(acc) > 1 and _intset_like((<SetObj>objs[0]).m)
         return acc
     if op == 1:
         acc = set()
         for o in objs:
             if o is not None:
                 acc.update((<SetObj>o).m)
-        return acc
-    acc = set((<SetObj>objs[0]).m) if objs[0] is not None else set()
-    for o in objs[1:]:
-        if not acc:
-            break
-        if o is not None:
-            acc.difference_update((<SetObj>o).m)
+    else:
+        acc = set((<SetObj>objs[0]).m) if objs[0] is not None else set()
+        for o in objs[1:]:
+            if not acc:
+                break
+            if o is not None:
+                acc.difference_update((<SetObj>o).m)
+    ordered[0] = len(acc) > 1 and _intset_like(acc)
     return acc
 
 
 cdef int _setop(Client c, list argv, int op) except -1:
-    res = _collect(c, argv[1:], op)
+    cdef bint ordered
+    res = _collect(c, argv[1:], op, &ordered)
     if res is None:
         return 0
-    c.out.set_(len(res))
-    for m in res:
-        c.out.bulk(<bytes>m)
-    return 0
+    return _reply_members(c, res, ordered)
 
 
 cdef int store_set(Keyspace ks, object dst, set res) except -1:
@@ -301,7 +328,8 @@ cdef int store_set(Keyspace ks, object dst, set res) except -1:
 
 
 cdef int _setop_store(Client c, list argv, int op) except -1:
-    res = _collect(c, argv[2:], op)
+    cdef bint ordered
+    res = _collect(c, argv[2:], op, &ordered)
     if res is None:
         return 0
     store_set(c.ks, argv[1], res)
@@ -335,6 +363,8 @@ cdef int cmd_sdiffstore(Client c, list argv) except -1:
 cdef int cmd_sintercard(Client c, list argv) except -1:
     cdef int64_t numkeys, limit = 0
     cdef Py_ssize_t n = PyList_GET_SIZE(argv), i
+    cdef bint ordered
+    # sinterCardCommand: getRangeLong...(1, LONG_MAX, "numkeys should be ...")
     if not parse_bytes_i64(<bytes>argv[1], &numkeys) or numkeys <= 0:
         return err_lit(c, b"ERR numkeys should be greater than 0")
     if numkeys > n - 2:
@@ -347,24 +377,12 @@ cdef int cmd_sintercard(Client c, list argv) except -1:
             i += 2
         else:
             return reply_syntax(c)
-    res = _collect(c, argv[2:2 + numkeys], 0)
+    res = _collect(c, argv[2:2 + numkeys], 0, &ordered)
     if res is None:
         return 0
     if limit and len(res) > limit:
         return c.out.integer(limit)
     return c.out.integer(len(res))
-
-
-cdef bint _intset_like(dict m) noexcept:
-    """Would Redis 7.0 keep this set as an intset (at most 512 members, all
-    integers)? SSCAN then returns the whole set in one call."""
-    cdef int64_t v
-    if len(m) > 512:
-        return False
-    for k in m:
-        if not parse_i64(PyBytes_AS_STRING(<bytes>k), PyBytes_GET_SIZE(<bytes>k), &v):
-            return False
-    return True
 
 
 cdef int cmd_sscan(Client c, list argv) except -1:

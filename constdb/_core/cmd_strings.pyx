@@ -7,6 +7,15 @@ from libc.stdint cimport int64_t, uint64_t
 from libc.stdio cimport snprintf
 from libc.string cimport memchr
 
+from constdb._core.cmd_keys cimport err_lit, opt_eq
+from constdb._core.codec cimport fmt_int, parse_bytes_i64, parse_i64
+from constdb._core.keyspace cimport TTL_KEEP, TTL_WRITE, Keyspace, str_get
+from constdb._core.objects cimport T_STRING, CObj, StrObj, TTLReg
+from constdb._core.protocol cimport (
+    F_DENYOOM, F_FAST, F_READONLY, F_WRITE, Client, Server, add_command, reply_notint,
+    reply_syntax, reply_wrongtype,
+)
+
 
 cdef extern from "<stdlib.h>":
     long double strtold(const char* s, char** end)
@@ -18,14 +27,6 @@ cdef extern from "<math.h>":
     bint isinf(long double v)
     long double HUGE_VALL
 
-from constdb._core.cmd_keys cimport err_lit, opt_eq
-from constdb._core.codec cimport fmt_int, parse_bytes_i64, parse_i64
-from constdb._core.keyspace cimport TTL_KEEP, TTL_WRITE, Keyspace, str_get
-from constdb._core.objects cimport T_STRING, CObj, StrObj, TTLReg
-from constdb._core.protocol cimport (
-    F_DENYOOM, F_FAST, F_READONLY, F_WRITE, Client, Server, add_command, reply_notint,
-    reply_syntax, reply_wrongtype,
-)
 
 cdef enum:
     O_NX = 1
@@ -425,7 +426,7 @@ cdef int cmd_setrange(Client c, list argv) except -1:
     if o is None:
         if vlen == 0:
             return c.out.integer(0)
-        if off + vlen > c.srv.proto_max_bulk_len:
+        if off > c.srv.proto_max_bulk_len - vlen:
             return err_lit(c, b"ERR string exceeds maximum allowed size (proto-max-bulk-len)")
         c.ks.emit_reg(key, b"\0" * off + val, TTL_WRITE, 0)
         return c.out.integer(off + vlen)
@@ -435,7 +436,7 @@ cdef int cmd_setrange(Client c, list argv) except -1:
     olen = PyBytes_GET_SIZE(cur)
     if vlen == 0:
         return c.out.integer(olen)
-    if off + vlen > c.srv.proto_max_bulk_len:
+    if off > c.srv.proto_max_bulk_len - vlen:
         return err_lit(c, b"ERR string exceeds maximum allowed size (proto-max-bulk-len)")
     if off > olen:
         cur = cur + b"\0" * (off - olen) + val

@@ -130,7 +130,7 @@ cdef int _zadd(Client c, list argv, bint incr) except -1:
         lp = elements <= LP_ENTRIES and \
             PyBytes_GET_SIZE(<bytes>PyList_GET_ITEM(argv, idx + 1)) <= LP_VALUE
     else:
-        lp = o.idx is None or (<ZIndex>o.idx).lp
+        lp = o.idx is None or ((<ZIndex>o.idx).lp and len(o.m) <= LP_ENTRIES)
     for j in range(elements):
         score = <double>scores[j]
         member = <bytes>PyList_GET_ITEM(argv, idx + 1 + 2 * j)
@@ -281,7 +281,7 @@ cdef inline int _emit(Client c, ZNode* x, bint withscores) except -1:
         c.out.array(2)
     c.out.bulk_raw(x.mp, x.ml)
     if withscores:
-        reply_score(c.out, (<ZEnt>x.ent).score)
+        reply_score(c.out, x.score)
     return 0
 
 
@@ -521,7 +521,7 @@ cdef int _zpop(Client c, list argv, bint max_) except -1:
         if nested:
             c.out.array(2)
         c.out.bulk_raw(x.mp, x.ml)
-        reply_score(c.out, (<ZEnt>x.ent).score)
+        reply_score(c.out, x.score)
         members.append((<ZEnt>x.ent).member)
         x = x.backward if max_ else x.level[0].forward
     emit_zrem(c.ks, argv[1], o, members)

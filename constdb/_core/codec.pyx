@@ -467,6 +467,8 @@ cdef class WBuf(Writer):
         if v is None:
             return self.nil()
         if isinstance(v, bytes):
+            if isinstance(v, Verbatim):  # a bytes subclass: RESP3 `=`
+                return self.verbatim(bytes(v))
             return self.bulk(<bytes>v)
         if isinstance(v, Status):
             b = (<str>v).encode()

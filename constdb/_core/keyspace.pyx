@@ -244,8 +244,12 @@ cdef bint _newer(CObj a, CObj b) noexcept:
 
 cdef TTLReg _ttl_of(CObj o):
     """o's TTL register made explicit; None when it is (no expiry, ts 0)."""
+    cdef TTLReg t
     if o.ttl is not None:
-        return <TTLReg>o.ttl
+        t = <TTLReg>o.ttl
+        if t.uuid != 0 or t.node != 0:
+            return t
+        return None
     if type(o) is StrObj and ((<StrObj>o).uuid != 0 or (<StrObj>o).node != 0):
         return _ttlreg(0, (<StrObj>o).uuid, (<StrObj>o).node)
     return None
@@ -301,6 +305,21 @@ cdef int _emptied(Keyspace ks, object key) except -1:
     return 0
 
 
+cdef int _clear_stale_ttl(Keyspace ks, object key) except -1:
+    """DEL of a key that is absent here (RENAME/COPY clear their destination
+    first), while its TTL register, in a tombstone, still holds an expiry (a
+    concurrent EXPIRE won over the write that removed the key): the key made
+    next must have no TTL, as in Redis, so the DEL writes the register."""
+    cdef PyObject* p = PyDict_GetItem(ks.tombs, key)
+    cdef CObj t
+    if p == NULL:
+        return 0
+    t = <CObj>p
+    if t.ttl is not None and (<TTLReg>t.ttl).at != 0:
+        ks.emit_ttl(key, 0)
+    return 0
+
+
 cdef int _drop_ttl_tomb(Keyspace ks, object key) except -1:
     """A live object now holds key's TTL register (it copied it when made): a
     tombstone that held only the register goes."""
@@ -324,6 +343,8 @@ cdef int _keep_ttl(Keyspace ks, object key, CObj o) except -1:
     if ks.alts and key in ks.alts:
         return 0
     t = <TTLReg>o.ttl
+    if t.uuid == 0 and t.node == 0:
+        return 0
     s = new_str()
     s.ttl = _ttlreg(t.at, t.uuid, t.node)
     ks.tombs[key] = s
@@ -357,6 +378,13 @@ cdef bint obj_live(CObj o) noexcept:
     if type(o) is ZSetObj:
         return len((<ZSetObj>o).m) > 0
     return False
+
+
+cdef inline void _dead_ttl(Keyspace ks, object key, CObj o) noexcept:
+    # an object kept in dead holds no TTL register: the key's lives on in the
+    # tombstone (_keep_ttl), and find() gives the object a copy when it is live again
+    if o.ttl is not None and _keeps_state(o):
+        o.ttl = None
 
 
 cdef bint _keeps_state(CObj o) noexcept:
@@ -714,6 +742,7 @@ cdef class Keyspace:
             self._promote(key)
             if type(o) is not StrObj:
                 _keep_ttl(self, key, o)
+                _dead_ttl(self, key, o)
             return 0
         live = obj_live(o)
         if type(o) is StrObj and self.tombs:
@@ -732,6 +761,7 @@ cdef class Keyspace:
                 if _keeps_state(o):
                     self.dead[(key, obj_type(o))] = o
                 _keep_ttl(self, key, o)
+                _dead_ttl(self, key, o)
             return 0
         if self.dead and type(o) is not StrObj:
             self.dead.pop((key, obj_type(o)), None)
@@ -1187,6 +1217,8 @@ cdef class Keyspace:
         """DEL: clear every object on key. Returns 1 if the key was visible."""
         cdef list objs = self.objects_of(key)
         if not objs:
+            if self.tombs:
+                _clear_stale_ttl(self, key)
             return 0
         for o in objs:
             self.emit_clear(key, <CObj>o)

@@ -110,6 +110,8 @@ cdef class LElem:
     cdef public uint64_t vu         # ts (vu, vn) of val (LWW for LSET); the id's until set
     cdef public uint64_t vn
     cdef public uint64_t rem        # uuid of the effect that removed it; 0 = live
+    cdef public uint64_t an         # the id it was inserted after, (0, 0) = the head
+    cdef public uint64_t au         # (kept for a state merge to place it)
     cdef void* blk                  # its LBlock (borrowed: blocks own elements); NULL = not placed
     cdef public unsigned char st    # 0 ghost (named before its insert arrived), 1 waits for its anchor, 2 placed
 

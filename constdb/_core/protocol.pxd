@@ -98,6 +98,7 @@ cdef class Client:
     cdef public bint paused          # transport buffer over its high-water mark
     cdef public bint throttled       # too much unexecuted input: stop reading
     cdef bint reading
+    cdef bint eof                    # the client half-closed: close once its input has run
     cdef public bint blocked
     cdef public bint in_multi
     cdef public bint multi_error

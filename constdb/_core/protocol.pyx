@@ -344,6 +344,7 @@ cdef class Client:
         self.paused = False
         self.throttled = False
         self.reading = True
+        self.eof = False
         self.blocked = False
         self.in_multi = False
         self.multi_error = False
@@ -407,6 +408,8 @@ cdef class Client:
         cdef bint want = not (self.paused or self.throttled or self.closing)
         if want != self.reading and self.transport is not None:
             self.reading = want
+            if self.transport.is_closing():
+                return 0
             if want:
                 self.transport.resume_reading()
             else:
@@ -414,6 +417,13 @@ cdef class Client:
         return 0
 
     def eof_received(self):
+        # requests still waiting (max_exec_per_round, a full output buffer)
+        # run before the connection closes, as Redis ran them on reading
+        if not self.closing and (
+            self.scheduled or self.paused or (self.blocked and self.ipos < self.ibuf.len)
+        ):
+            self.eof = True
+            return True  # keep the transport open to write their replies
         return False
 
     def data_received(self, bytes data):
@@ -642,6 +652,8 @@ cdef class Client:
         if srv.on_backlog is not None and self.ks.bl.dirty:
             self.ks.bl.dirty = False
             srv.on_backlog()
+        if self.eof and not self.scheduled and not self.paused and not self.blocked:
+            self.close()
         return 0
 
     cdef int flush(self) except -1:
@@ -715,8 +727,6 @@ cdef class Client:
         cdef bint grouped = False
         cdef uint64_t before, t0
         cdef Py_ssize_t mark = self.out.len
-        self.srv.total_commands += 1
-        cmd.calls += 1
         self.last_cmd = cmd
         if cmd.flags & F_WRITE and not ks.bl.grouping:
             ks.bl.group_begin()
@@ -743,7 +753,10 @@ cdef class Client:
         finally:
             if grouped:
                 ks.bl.group_end()
+        # counted after the run, as Redis (so CONFIG RESETSTAT counts itself)
         cmd.usec += mono_us() - t0
+        cmd.calls += 1
+        self.srv.total_commands += 1
         if self.out.len > mark and self.out.buf[mark] == b'-':
             cmd.failed += 1
             self.srv.count_error_msg(self.out.buf + mark + 1, self.out.len - mark - 1)

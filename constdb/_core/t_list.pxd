@@ -38,4 +38,6 @@ cdef int emit_remove(Keyspace ks, object key, ListObj o, list elems) except -1
 cdef int emit_lset(Keyspace ks, object key, ListObj o, LElem e, object val) except -1
 cdef int emit_lclear(Keyspace ks, object key, ListObj o) except -1
 
+cdef int copy_list(Keyspace ks, object dst, ListObj o) except -1
+
 cdef Py_ssize_t gc_list_c(ListObj o, uint64_t stable) except -1

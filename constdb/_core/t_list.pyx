@@ -34,7 +34,7 @@ from libc.stdint cimport uint8_t, uint64_t
 
 from constdb._core.codec cimport Reader, Writer
 from constdb._core.keyspace cimport Keyspace
-from constdb._core.objects cimport T_LIST, LBlock, LElem, ListObj, TTLReg, ts_gt
+from constdb._core.objects cimport T_LIST, LBlock, LElem, ListObj, TTLReg, ZSetObj, ts_gt
 
 from constdb._core import keyspace as _keyspace
 
@@ -81,6 +81,8 @@ cdef LElem _new_elem(uint64_t node, uint64_t uuid, object val):
     e.vu = uuid if val is not None else 0
     e.vn = node if val is not None else 0
     e.rem = 0
+    e.an = 0
+    e.au = 0
     e.blk = NULL
     e.st = ST_GHOST
     return e
@@ -505,7 +507,9 @@ cdef bint _kill(ListObj o, LElem e, uint64_t u) except -1:
             e.rem = u
         return False
     e.rem = u
-    e.val = None
+    e.val = None        # a removed element keeps only its id and place
+    e.vu = 0
+    e.vn = 0
     if e.st == ST_PLACED:
         b = <LBlock>e.blk
         b.live -= 1
@@ -539,6 +543,8 @@ cdef int _lins_on(Keyspace ks, object key, ListObj o, uint64_t an, uint64_t au, 
                 e.vn = origin
         else:
             continue        # a duplicate (cannot happen: VV filters records)
+        e.an = an
+        e.au = au
         if an == 0 and au == 0:
             _place(o, e, None)
             if o.pend is not None:
@@ -602,10 +608,14 @@ cdef int _lset_on(Keyspace ks, object key, ListObj o, LElem e, object val, uint6
     return 0
 
 
-cdef int _emptied(Keyspace ks, object key, ListObj o) except -1:
+cdef inline bint _has_ttl(ListObj o) noexcept:
+    return o.ttl is not None and (<TTLReg>o.ttl).at != 0
+
+
+cdef int _emptied(Keyspace ks, object key, ListObj o, bint had_ttl) except -1:
     """A local removal left the list empty: as in Redis the key's TTL goes
     with it (a list made later on the key has none)."""
-    if o.n == 0 and o.ttl is not None and (<TTLReg>o.ttl).at != 0 and key not in ks.d:
+    if o.n == 0 and had_ttl and key not in ks.d:
         ks.emit_ttl(key, 0)
     return 0
 
@@ -676,13 +686,14 @@ cdef int emit_remove(Keyspace ks, object key, ListObj o, list elems) except -1:
     """Pops, LREM, LTRIM: the removal of exactly these (live) elements."""
     cdef uint64_t u = ks.tick()
     cdef Writer w
+    cdef bint had_ttl = _has_ttl(o)
     _lrem_on(ks, key, o, elems, u, ks.node_id)
     w = ks.bl.begin(OP_LREM, u)
     w.put_bytes(key)
     _put_ids(w, elems)
     ks.bl.end()
     if o.n == 0:
-        _emptied(ks, key, o)
+        _emptied(ks, key, o, had_ttl)
     return 0
 
 
@@ -728,6 +739,14 @@ cdef int emit_lclear(Keyspace ks, object key, ListObj o) except -1:
     w.put_bytes(key)
     _put_ids(w, elems)
     ks.bl.end()
+    return 0
+
+
+cdef int copy_list(Keyspace ks, object dst, ListObj o) except -1:
+    """RENAME/COPY: dst gets o's elements as one new push (dst cleared first)."""
+    cdef list vals = [(<LElem>e).val for e in _live_elems(o)]
+    if vals:
+        emit_push(ks, dst, None, vals, False)
     return 0
 
 
@@ -860,6 +879,31 @@ def gc_list(ListObj o, uint64_t stable):
     return d, not o.ids and o.pend is None
 
 
+def gc_collections(Keyspace ks, uint64_t stable):
+    """Run the GC hook of every list and sorted set of the keyspace (shown,
+    hidden and kept while empty: Keyspace.dead); an emptied one that holds
+    nothing any more leaves Keyspace.dead. `stable` must be causally stable
+    (see gc_list_c). Returns the number of tombstones dropped."""
+    cdef Py_ssize_t total = 0
+    objs = [o for o in ks.d.values() if obj_kind(o) in _keyspace.EXT_GC]
+    for lst in ks.alts.values():
+        objs.extend(o for o in lst if obj_kind(o) in _keyspace.EXT_GC)
+    for o in objs:
+        total += _keyspace.EXT_GC[obj_kind(o)](o, stable)[0]
+    for dk, o in list(ks.dead.items()):
+        fn = _keyspace.EXT_GC.get(dk[1])
+        if fn is not None:
+            d, empty = fn(o, stable)
+            total += d
+            if empty:
+                del ks.dead[dk]
+    return total
+
+
+def obj_kind(o):
+    return 1 if type(o) is ListObj else 3 if type(o) is ZSetObj else -1
+
+
 # ------------------------------------------------------------ introspection ----
 
 def list_values(ListObj o):
@@ -920,13 +964,13 @@ def check_list(ListObj o):
 
 def describe_list(ListObj o):
     seq = [[(<LElem>e).node, (<LElem>e).uuid, (<LElem>e).val, (<LElem>e).vu, (<LElem>e).vn,
-            (<LElem>e).rem] for e in list_sequence(o)]
+            (<LElem>e).rem, [(<LElem>e).an, (<LElem>e).au]] for e in list_sequence(o)]
     other = []
     for v in o.ids.values():
         for y in ([v] if type(v) is LElem else v):
             e = <LElem>y
             if e.st != ST_PLACED:
-                other.append([e.node, e.uuid, e.val, e.vu, e.vn, e.rem, e.st])
+                other.append([e.node, e.uuid, e.val, e.vu, e.vn, e.rem, [e.an, e.au], e.st])
     other.sort(key=lambda x: (x[0], x[1]))
     return [b"elements", seq, b"unplaced", other]
 
@@ -942,4 +986,5 @@ _keyspace.register_type(
     describe=describe_list,
     apply={OP_LINS: _apply_lins, OP_LREM: _apply_lrem, OP_LSET: _apply_lset,
            OP_LCLEAR: _apply_lclear},
+    gc=gc_list,
 )

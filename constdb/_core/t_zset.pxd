@@ -92,3 +92,4 @@ cdef ZSetObj emit_zincr(Keyspace ks, object key, ZSetObj o, bytes member, double
                         double newscore)
 cdef int emit_zrem(Keyspace ks, object key, ZSetObj o, list members) except -1
 cdef int emit_zclear(Keyspace ks, object key, ZSetObj o) except -1
+cdef int copy_zset(Keyspace ks, object dst, ZSetObj o) except -1

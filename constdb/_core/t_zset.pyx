@@ -33,7 +33,7 @@ from cpython.dict cimport PyDict_GetItem
 from cpython.object cimport PyObject
 from cpython.ref cimport Py_XDECREF, Py_XINCREF
 from libc.errno cimport ERANGE
-from libc.math cimport HUGE_VAL, isinf, isnan
+from libc.math cimport HUGE_VAL, isinf, isnan, signbit
 from libc.stdint cimport uint8_t, uint64_t
 from libc.stdio cimport snprintf
 from libc.stdlib cimport free, malloc, strtod
@@ -350,6 +350,7 @@ cdef class ZIndex:
                 assert _cmp(prev, x.score, x.mp, x.ml) < 0, "out of order"
             assert self.rank(x.score, (<ZEnt>x.ent).member) == n, "bad rank"
             assert (<ZEnt>x.ent).score == x.score, "entry and node disagree"
+            assert signbit((<ZEnt>x.ent).score) == signbit(x.score), "entry and node disagree"
             prev = x
             x = x.level[0].forward
         assert prev == self.tail
@@ -656,7 +657,8 @@ cdef int _reindex(Keyspace ks, ZSetObj o, ZEnt e, bint was, double old, uint64_t
     cdef bint now = e.dots is not None
     cdef ZIndex ix
     if was and now:
-        if e.score != old:
+        # (a change of sign of zero too: the node's score is what ranges show)
+        if e.score != old or signbit(e.score) != signbit(old):
             ix = <ZIndex>o.idx
             ix.delete(old, e.member)
             ix.insert(e, e.score)
@@ -836,9 +838,9 @@ cdef ZSetObj emit_zincr(Keyspace ks, object key, ZSetObj o, bytes member, double
     return o
 
 
-cdef int _emptied(Keyspace ks, object key, ZSetObj o) except -1:
+cdef int _emptied(Keyspace ks, object key, ZSetObj o, bint had_ttl) except -1:
     """A local removal left the set empty: as in Redis the key's TTL goes."""
-    if not o.m and o.ttl is not None and (<TTLReg>o.ttl).at != 0 and key not in ks.d:
+    if not o.m and had_ttl and key not in ks.d:
         ks.emit_ttl(key, 0)
     return 0
 
@@ -849,6 +851,7 @@ cdef int emit_zrem(Keyspace ks, object key, ZSetObj o, list members) except -1:
     cdef Writer w
     cdef list dots
     cdef ZEnt e
+    cdef bint had_ttl = o.ttl is not None and (<TTLReg>o.ttl).at != 0
     w = ks.bl.begin(OP_ZREM, u)
     w.put_bytes(key)
     w.put_varint(len(members))
@@ -863,7 +866,7 @@ cdef int emit_zrem(Keyspace ks, object key, ZSetObj o, list members) except -1:
     ks.touched(key)
     ks.settle(key, o)
     if not o.m:
-        _emptied(ks, key, o)
+        _emptied(ks, key, o, had_ttl)
     return 0
 
 
@@ -885,6 +888,21 @@ cdef int emit_zclear(Keyspace ks, object key, ZSetObj o) except -1:
     ks.bl.end()
     _bump(o, u, ks.node_id)
     ks._clear_done(key, o, u, ks.node_id)
+    return 0
+
+
+cdef int copy_zset(Keyspace ks, object dst, ZSetObj o) except -1:
+    """RENAME/COPY: dst gets o's members and scores as new adds (dst cleared
+    first)."""
+    cdef ZSetObj d = None
+    cdef ZNode* x
+    if o.idx is None or not o.m:
+        return 0
+    x = (<ZIndex>o.idx).first()
+    while x != NULL:
+        d = emit_zadd(ks, dst, d, (<ZEnt>x.ent).member, x.score)
+        x = x.level[0].forward
+    index_of(d).lp = (<ZIndex>o.idx).lp
     return 0
 
 

@@ -1197,12 +1197,13 @@ def info_sections(app: Any) -> dict[str, Callable[[], list[tuple[str, Any]]]]:
         "modules": list,
         "commandstats": commandstats,
         "errorstats": errorstats,
+        "latencystats": list,  # as Redis with latency-tracking off
         "cluster": cluster,
         "keyspace": keyspace,
     }
 
 
-# INFO with no argument (Redis's "default"): all but commandstats and modules
+# INFO with no argument (Redis's "default"): all but commandstats and latencystats
 DEFAULT_SECTIONS = {
     "server",
     "clients",
@@ -1211,6 +1212,7 @@ DEFAULT_SECTIONS = {
     "stats",
     "replication",
     "cpu",
+    "modules",
     "errorstats",
     "cluster",
     "keyspace",
