@@ -90,12 +90,30 @@ def digest(n: ConstDB) -> bytes:
     return n.client().execute_command("CRDT.DIGEST")
 
 
-def wait_converged(nodes: list[ConstDB], timeout: float = 20) -> bytes:
+def wait_converged(nodes: list[ConstDB], timeout: float = 30) -> bytes:
     def same() -> Any:
         ds = {digest(n) for n in nodes}
         return ds.pop() if len(ds) == 1 else None
 
-    return wait_for(same, timeout, 0.05, what="equal digests on every node")
+    try:
+        return wait_for(same, timeout, 0.05, what="equal digests on every node")
+    except AssertionError as e:
+        raise AssertionError(f"{e}\n{divergence(nodes)}") from None
+
+
+def divergence(nodes: list[ConstDB]) -> str:
+    """The keys whose CRDT state differs between nodes (for failure reports)."""
+    keys: set[bytes] = set()
+    for n in nodes:
+        keys |= set(n.client().keys("*"))
+    out = []
+    for k in sorted(keys):
+        descs = [n.client().execute_command("DESC", k) for n in nodes]
+        if any(d != descs[0] for d in descs):
+            out.append(f"{k!r}:")
+            for n, d in zip(nodes, descs):
+                out.append(f"  {n.work_dir.rsplit('/', 1)[-1]}: {d!r}")
+    return "\n".join(out[:60]) or "(no key differs now)"
 
 
 def info_peer(n: ConstDB, peer_id: int) -> dict[str, str]:

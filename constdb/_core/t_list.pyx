@@ -27,7 +27,7 @@ that tombstones cost no walking at the ends.
 """
 
 cimport cython
-from cpython.dict cimport PyDict_GetItem
+from cpython.dict cimport PyDict_GetItem, PyDict_Next
 from cpython.list cimport PyList_GET_ITEM, PyList_GET_SIZE
 from cpython.object cimport PyObject
 from libc.stdint cimport uint8_t, uint64_t
@@ -890,6 +890,47 @@ def gc_collections(Keyspace ks, uint64_t stable):
         objs.extend(o for o in lst if obj_kind(o) in _keyspace.EXT_GC)
     for o in objs:
         total += _keyspace.EXT_GC[obj_kind(o)](o, stable)[0]
+    for dk, o in list(ks.dead.items()):
+        fn = _keyspace.EXT_GC.get(dk[1])
+        if fn is not None:
+            d, empty = fn(o, stable)
+            total += d
+            if empty:
+                del ks.dead[dk]
+    return total
+
+
+def gc_step(Keyspace ks, uint64_t stable, Py_ssize_t pos, Py_ssize_t budget):
+    """One bounded slice of list/sorted-set GC (the replication tick calls it,
+    so a large keyspace is never walked in one go): up to `budget` visible
+    keys from dict position `pos`, then, at the end of a round, the hidden
+    and emptied objects. Returns (next position, tombstones dropped)."""
+    cdef PyObject* k
+    cdef PyObject* v
+    cdef Py_ssize_t seen = 0, total = 0
+    cdef int kind
+    while seen < budget:
+        if not PyDict_Next(ks.d, &pos, &k, &v):
+            total += gc_hidden(ks, stable)
+            return 0, total
+        seen += 1
+        if type(<object>v) is ListObj or type(<object>v) is ZSetObj:
+            kind = 1 if type(<object>v) is ListObj else 3
+            fn = _keyspace.EXT_GC.get(kind)
+            if fn is not None:
+                total += fn(<object>v, stable)[0]
+    return pos, total
+
+
+def gc_hidden(Keyspace ks, uint64_t stable):
+    """GC of the lists and sorted sets that are hidden (alts) or emptied
+    (Keyspace.dead)."""
+    cdef Py_ssize_t total = 0
+    for lst in ks.alts.values():
+        for o in lst:
+            kind = obj_kind(o)
+            if kind in _keyspace.EXT_GC:
+                total += _keyspace.EXT_GC[kind](o, stable)[0]
     for dk, o in list(ks.dead.items()):
         fn = _keyspace.EXT_GC.get(dk[1])
         if fn is not None:

@@ -281,7 +281,13 @@ class Link(asyncio.Protocol):
         if ftype == F_BATCH:
             if self.decomp is None:
                 self.decomp = lz4.frame.LZ4FrameDecompressor()
-            data = self.decomp.decompress(p)
+            # the frame says how much it holds: python-lz4's streaming
+            # decompressor can return less than a flushed block holds when
+            # max_length is left unbounded
+            (raw,) = struct.unpack_from("<I", p, 0)
+            data = self.decomp.decompress(p[4:], max_length=raw)
+            if len(data) != raw:
+                raise LinkError("PROTOCOL", f"batch of {raw} bytes decompressed to {len(data)}")
             if data:
                 r.apply_batch(self, data)
         elif ftype == F_ACK:
@@ -313,12 +319,13 @@ class Link(asyncio.Protocol):
     # ---- output ---------------------------------------------------------------------
 
     def send_batch(self, data: bytes) -> None:
+        size = struct.pack("<I", len(data))
         if self.comp is None:
             self.comp = lz4.frame.LZ4FrameCompressor(block_linked=True, auto_flush=True)
             head = self.comp.begin()
-            self.write_frame(F_BATCH, head + self.comp.compress(data))
+            self.write_frame(F_BATCH, size + head + self.comp.compress(data))
         else:
-            self.write_frame(F_BATCH, self.comp.compress(data))
+            self.write_frame(F_BATCH, size + self.comp.compress(data))
 
     def describe(self) -> str:
         who = f"{self.peer_alias or '?'}({self.peer_id or '?'})"

@@ -14,7 +14,7 @@ import struct
 import time
 from typing import Any, Callable, Optional
 
-from constdb._core import snapshot
+from constdb._core import snapshot, t_list
 from constdb._core.codec import RespError, Status
 from constdb._core.protocol import FLAG, NO_REPLY
 from constdb.replication.link import (
@@ -110,6 +110,7 @@ class Replication:
         self.forgotten = False
         self.stable = 0
         self.gc_dropped = 0
+        self.gc_pos = 0
         self.task: Optional[asyncio.Task] = None
         self.links: set[Link] = set()
         self.ks.on_member = self.on_member
@@ -719,6 +720,10 @@ class Replication:
         if s > self.stable:
             self.stable = s
             self.gc_dropped += self.ks.gc(s)
+        if self.stable:
+            # lists and sorted sets: a bounded slice per tick
+            self.gc_pos, dropped = t_list.gc_step(self.ks, self.stable, self.gc_pos, 5000)
+            self.gc_dropped += dropped
 
     # ---- WAIT -------------------------------------------------------------------------------
 
