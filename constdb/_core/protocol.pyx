@@ -623,8 +623,10 @@ cdef class Client:
                 continue
             self.execute(<list>req)
             executed += 1
-        # drop consumed input
-        if self.ipos > 0:
+        # drop consumed input; the unread rest is moved to the front only when
+        # it is no longer than what was consumed, so a long pipeline run in
+        # rounds of max_exec_per_round is not copied once per round
+        if self.ipos > 0 and self.ipos >= self.ibuf.len - self.ipos:
             if self.ipos >= self.ibuf.len:
                 self.ibuf.len = 0
                 self.spos = 0
