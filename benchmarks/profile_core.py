@@ -50,13 +50,21 @@ def make_client():
     from constdb._core.keyspace import Keyspace
     from constdb._core.protocol import Client, Server
 
-    from constdb._core import cmd_hashes, cmd_keys, cmd_server, cmd_sets, cmd_strings
+    from constdb._core import (
+        cmd_hashes,
+        cmd_keys,
+        cmd_lists,
+        cmd_server,
+        cmd_sets,
+        cmd_strings,
+        cmd_zsets,
+    )
 
     bl = Backlog(100 * 1024 * 1024)
     ks = Keyspace(random.getrandbits(62) | (1 << 62), bl)
     srv = Server(ks)
     srv.max_exec_per_round = 16
-    for mod in (cmd_strings, cmd_keys, cmd_sets, cmd_hashes, cmd_server):
+    for mod in (cmd_strings, cmd_keys, cmd_sets, cmd_hashes, cmd_server, cmd_lists, cmd_zsets):
         mod.register(srv)
     return srv, Client(srv)
 
@@ -94,6 +102,25 @@ def batches(kind: str, nbatches: int = 512, seed: int = 1) -> list[bytes]:
                 cmds.append(resp(b"SADD", b"myset", key(i, b"element:")))
             elif kind == "hset":
                 cmds.append(resp(b"HSET", b"myhash", key(i, b"element:"), b"xxx"))
+            elif kind == "mset":
+                args = [b"MSET"]
+                for _ in range(10):
+                    args += [key(rnd.randrange(KEYSPACE)), b"xxx"]
+                cmds.append(resp(*args))
+            # lists and sorted sets as redis-benchmark -t sends them
+            elif kind in ("lpush", "rpush"):
+                cmds.append(resp(kind.upper().encode(), b"mylist", b"xxx"))
+            elif kind in ("lpop", "rpop"):
+                cmds.append(resp(kind.upper().encode(), b"mylist"))
+            elif kind == "lrange":
+                cmds.append(resp(b"LRANGE", b"benchlist", b"0", b"99"))
+            elif kind == "zadd":
+                # a new score for a member mostly there (as -r draws both)
+                cmds.append(
+                    resp(b"ZADD", b"myzset", b"%d" % rnd.randrange(KEYSPACE), key(i, b"element:"))
+                )
+            elif kind == "zpopmin":
+                cmds.append(resp(b"ZPOPMIN", b"myzset"))
             else:
                 raise ValueError(kind)
         out.append(b"".join(cmds))
@@ -106,6 +133,28 @@ def preload(client, kind: str, n: int = 0) -> None:
     # through data_received (not feed) so that callgrind, which collects only
     # inside feed(), leaves the preload out
     n = n or KEYSPACE
+    if kind in ("lpush", "rpush", "lpop", "rpop"):
+        # a long list, pushed at both ends as the bench's LPUSH and RPUSH
+        # phases leave it (pops need as many elements as they run)
+        for start in range(0, max(n, 200_000), PIPE):
+            cmd = b"LPUSH" if (start // PIPE) % 2 else b"RPUSH"
+            client.data_received(b"".join(resp(cmd, b"mylist", b"xxx") for _ in range(PIPE)))
+            client.out.reset()
+        return
+    if kind == "lrange":
+        client.data_received(resp(b"RPUSH", b"benchlist", *([b"xxx"] * 600)))
+        client.out.reset()
+        return
+    if kind in ("zadd", "zpopmin"):
+        for start in range(0, max(n, 100_000), PIPE):
+            client.data_received(
+                b"".join(
+                    resp(b"ZADD", b"myzset", b"%d" % i, key(i, b"element:"))
+                    for i in range(start, start + PIPE)
+                )
+            )
+            client.out.reset()
+        return
     for start in range(0, n, PIPE):
         if kind == "incr":
             cmds = [resp(b"INCR", key(i, b"counter:")) for i in range(start, start + PIPE)]
@@ -299,8 +348,9 @@ def cmd_floor(args) -> int:
 
 
 def cmd_work(args) -> int:
-    global KEYSPACE
+    global KEYSPACE, PIPE
     KEYSPACE = args.keyspace
+    PIPE = args.pipe
     srv, c = make_client()
     preload(c, args.cmd)
     data = batches(args.cmd)
@@ -359,6 +409,14 @@ HANDLERS = {
     "echo": ("cmd_server_cmd_echo",),
     "sadd": ("cmd_sets_cmd_sadd",),
     "hset": ("cmd_hashes_cmd_hset",),
+    "mset": ("cmd_strings_cmd_mset",),
+    "lpush": ("cmd_lists_cmd_lpush",),
+    "rpush": ("cmd_lists_cmd_rpush",),
+    "lpop": ("cmd_lists_cmd_lpop",),
+    "rpop": ("cmd_lists_cmd_rpop",),
+    "lrange": ("cmd_lists_cmd_lrange",),
+    "zadd": ("cmd_zsets_cmd_zadd",),
+    "zpopmin": ("cmd_zsets_cmd_zpopmin",),
 }
 
 
@@ -367,16 +425,24 @@ def stages(inc: dict, cmd: str, nreq: int) -> list[tuple[str, float]]:
     total = inc["TOTAL"]
     # argv building: hiredis (up to 1a18fcd) or the scanner's own _argv (fd4c0e4 on)
     rfeed = _get(inc, "Reader_feed")
-    gets = _get(inc, "Reader_gets") + _get(inc, "Client__argv")
+    # one pass (_fast_argv: framing, argv and the command cache) when the
+    # request is plain and whole; else _scan frames it and _argv cuts argv
+    gets = _get(inc, "Reader_gets") + _get(inc, "Client__argv") + _get(inc, "Client__fast_argv")
     scan = _get(inc, "Client__scan")
-    exe = _get(inc, "Client_execute")
+    # execute (a name lookup) or run_cmd (the command known from the cache)
+    exe = max(_get(inc, "Client_execute"), _get(inc, "Client_run_cmd"))
     call = _get(inc, "Client_call")
     handler = _get(inc, *HANDLERS[cmd])
     emit = _sum(
-        inc, *(f"Keyspace_emit_{x}" for x in ("reg", "cnt", "sadd", "hset", "ttl", "del", "mv"))
-    )
+        inc,
+        *(
+            f"Keyspace_emit_{x}"
+            for x in ("reg_at", "cnt", "sadd", "hset", "ttl", "del", "mv")
+        ),
+    ) or _sum(inc, "Keyspace_emit_reg")
     bl_calls = _sum(
         inc,
+        "Backlog_reserve",
         "Backlog_begin",
         "Backlog_end",
         "Writer_put_bytes",
@@ -403,7 +469,7 @@ def stages(inc: dict, cmd: str, nreq: int) -> list[tuple[str, float]]:
     lookup = _get(inc, "Keyspace_lookup_r", "Keyspace_lookup") if cmd not in ("ping", "echo") else 0
     rows = [
         ("framing (_scan)", scan),
-        ("argv list + bytes (Client._argv, or hiredis feed+gets)", rfeed + gets),
+        ("argv list + bytes (_fast_argv, or _argv, or hiredis feed+gets)", rfeed + gets),
         (
             "read loop rest (data_received/process, input copy, argv dealloc)",
             total - rfeed - gets - scan - exe - flush,
@@ -425,7 +491,9 @@ def stages(inc: dict, cmd: str, nreq: int) -> list[tuple[str, float]]:
 LL_SIM = "--LL=4194304,16,64"
 
 
-def run_callgrind(cmd: str, iters: int, keep: bool, cache: bool, keyspace: int) -> dict:
+def run_callgrind(
+    cmd: str, iters: int, keep: bool, cache: bool, keyspace: int, pipe: int = 16
+) -> dict:
     vg = shutil.which("valgrind")
     ann = shutil.which("callgrind_annotate")
     if not vg or not ann:
@@ -451,9 +519,11 @@ def run_callgrind(cmd: str, iters: int, keep: bool, cache: bool, keyspace: int) 
         str(iters),
         "--keyspace",
         str(keyspace),
+        "--pipe",
+        str(pipe),
     ]
     subprocess.run(argv, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    res = {"nreq": iters * PIPE, "Ir": (_annotate(ann, out, True), _annotate(ann, out, False))}
+    res = {"nreq": iters * pipe, "Ir": (_annotate(ann, out, True), _annotate(ann, out, False))}
     if cache:
         for ev in ("DLmr", "DLmw"):
             res[ev] = (_annotate(ann, out, True, ev), _annotate(ann, out, False, ev))
@@ -499,11 +569,15 @@ def _print_top(results: dict, cmd: str, event: str, top: int, fmt: str) -> None:
 
 
 def cmd_callgrind(args) -> int:
+    global PIPE
+    PIPE = args.pipe
     cmds = [c.strip() for c in args.cmd.split(",")]
     results = {}
     for cmd in cmds:
         print(f"callgrind: {cmd.upper()} x {args.iters} batches ...", file=sys.stderr)
-        results[cmd] = run_callgrind(cmd, args.iters, args.keep, args.cache_sim, args.keyspace)
+        results[cmd] = run_callgrind(
+            cmd, args.iters, args.keep, args.cache_sim, args.keyspace, args.pipe
+        )
     _print_stages(
         results,
         cmds,
@@ -548,6 +622,7 @@ def main(argv=None) -> int:
     p.add_argument("--cmd", default="set")
     p.add_argument("--iters", type=int, default=2000)
     p.add_argument("--keyspace", type=int, default=KEYSPACE)
+    p.add_argument("--pipe", type=int, default=PIPE, help="requests per read (%(default)s)")
     p = sub.add_parser("callgrind", help="instruction counts per request under callgrind")
     p.add_argument("--cmd", default="set")
     p.add_argument("--iters", type=int, default=2000)
@@ -557,6 +632,7 @@ def main(argv=None) -> int:
     p.add_argument(
         "--cache-sim", action="store_true", help="also count last-level cache misses (slower)"
     )
+    p.add_argument("--pipe", type=int, default=PIPE, help="requests per read (%(default)s)")
     args = ap.parse_args(argv)
     return {
         "inproc": cmd_inproc,

@@ -361,3 +361,25 @@ def test_rename_onto_key_with_stale_ttl_register():
     converge(net)
     assert members(net[1], b"d") == [b"x"]
     assert pttl(net[1], b"d") == -1
+
+
+def test_gc_keeps_a_tombstone_whose_ttl_register_holds_an_expiry():
+    # node 2 deletes k while node 1, later by ts, gives it an expiry: the key's
+    # TTL register then holds that expiry, for whatever is made on k next; a
+    # node that collected the tombstone must not forget it
+    net = Net()
+    net[2].run(b"SADD", b"k", b"m")
+    net.deliver_all()
+    net[2].run(b"DEL", b"k")
+    for _ in range(3):
+        net[1].run(b"SET", b"x", b"y")
+    net[1].run(b"EXPIRE", b"k", b"1000")
+    net.deliver_all()
+    net[3].run(b"SET", b"z", b"1")
+    net.deliver_all()
+    stable = min(n.ks.clock.last for n in net.nodes.values())
+    net[1].ks.gc(stable)
+    net[3].run(b"SADD", b"k", b"m2")
+    net.deliver_all()
+    times = {i: net[i].run(b"PEXPIRETIME", b"k") for i in net.nodes}
+    assert len(set(times.values())) == 1, times

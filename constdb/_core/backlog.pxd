@@ -27,6 +27,7 @@ cdef class Backlog:
     cdef public int64_t cur_off       # stream offset of cur's first byte
 
     cdef Writer begin(self, uint8_t op, uint64_t uuid)
+    cdef char* reserve(self, uint8_t op, uint64_t uuid, Py_ssize_t plen) except NULL
     cdef int end(self) except -1
     cdef void group_begin(self) noexcept
     cdef int group_end(self) except -1

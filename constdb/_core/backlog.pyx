@@ -71,6 +71,27 @@ cdef class Backlog:
         self.last_uuid = uuid
         return w
 
+    cdef char* reserve(self, uint8_t op, uint64_t uuid, Py_ssize_t plen) except NULL:
+        """begin() of a record whose payload is plen bytes, in one step: the
+        header is written and the payload's place returned, for the caller to
+        fill completely before end()."""
+        cdef Writer w = self.cur
+        cdef Py_ssize_t need = REC_HDR + plen
+        cdef uint32_t ln = <uint32_t>(plen + REC_HDR - 4)
+        cdef char* p
+        if w.len + need > w.cap:
+            w._grow(need)
+        p = w.buf + w.len
+        memcpy(p, &ln, 4)
+        p[4] = <char>op
+        memcpy(p + 5, &uuid, 8)
+        self.rec_start = w.len
+        w.len += need
+        if self.cur_nrec == 0:
+            self.cur_first = uuid
+        self.last_uuid = uuid
+        return p + REC_HDR
+
     cdef int end(self) except -1:
         cdef Writer w = self.cur
         w.patch_u32(self.rec_start, <uint32_t>(w.len - self.rec_start - 4))

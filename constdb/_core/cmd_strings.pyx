@@ -3,13 +3,13 @@
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_GET_SIZE
 from cpython.list cimport PyList_GET_ITEM, PyList_GET_SIZE
 from libc cimport errno as cerrno
-from libc.stdint cimport int64_t, uint64_t
+from libc.stdint cimport INT64_MAX, INT64_MIN, int64_t, uint64_t
 from libc.stdio cimport snprintf
 from libc.string cimport memchr
 
 from constdb._core.cmd_keys cimport err_lit, opt_eq
 from constdb._core.codec cimport fmt_int, parse_bytes_i64, parse_i64
-from constdb._core.keyspace cimport TTL_KEEP, TTL_WRITE, Keyspace, str_get
+from constdb._core.keyspace cimport STR_NOTINT, TTL_KEEP, TTL_WRITE, Keyspace, str_get, str_int
 from constdb._core.objects cimport T_STRING, CObj, StrObj, TTLReg
 from constdb._core.protocol cimport (
     F_DENYOOM, F_FAST, F_READONLY, F_WRITE, Client, Server, add_command, reply_notint,
@@ -143,7 +143,11 @@ cdef int cmd_get(Client c, list argv) except -1:
 
 
 cdef int _set_value(Keyspace ks, bytes key, CObj cur, bytes val, int ttl_mode, int64_t at) except -1:
-    """Overwrite key with a string (SET semantics: any old type is replaced)."""
+    """Overwrite key with a string (SET semantics: any old type is replaced).
+    cur: what ks.lookup(key) returned (d[key] or None), or None."""
+    if cur is not None and type(cur) is StrObj and not ks.alts:
+        # the common case: a string shown, nothing else on the key
+        return ks.emit_reg_at(key, <StrObj>cur, True, val, ttl_mode, at)
     if (cur is not None and type(cur) is not StrObj) or (ks.alts and key in ks.alts):
         if ttl_mode == TTL_KEEP:
             # KEEPTTL over another type: Redis keeps the key's TTL, but clearing
@@ -368,21 +372,15 @@ cdef int _incr(Client c, bytes key, int64_t by) except -1:
     cdef Keyspace ks = c.ks
     cdef CObj o = ks.lookup(key)
     cdef int64_t cur = 0
-    cdef object v
     if o is not None:
         if type(o) is not StrObj:
             return reply_wrongtype(c)
-        v = str_get(<StrObj>o)
-        if v is not None:
-            if type(v) is bytes:
-                if not parse_i64(PyBytes_AS_STRING(v), PyBytes_GET_SIZE(v), &cur):
-                    return reply_notint(c)
-            else:
-                cur = <int64_t>v
-    if (by < 0 and cur < 0 and by < -0x7FFFFFFFFFFFFFFF - 1 - cur) or \
-       (by > 0 and cur > 0 and by > 0x7FFFFFFFFFFFFFFF - cur):
+        if str_int(<StrObj>o, &cur) == STR_NOTINT:
+            return reply_notint(c)
+    if (by < 0 and cur < 0 and by < INT64_MIN - cur) or (by > 0 and cur > 0 and by > INT64_MAX - cur):
         return err_lit(c, b"ERR increment or decrement would overflow")
-    ks.emit_cnt(key, by)
+    # o is d[key] (lookup's), a string, or None
+    ks.emit_cnt(key, <StrObj>o, by)
     return c.out.integer(cur + by)
 
 

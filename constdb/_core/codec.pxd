@@ -1,6 +1,7 @@
 # Growable byte buffers: the binary record/snapshot writer, its reader, and the
 # RESP reply writer that every command handler writes into.
 from libc.stdint cimport int64_t, uint8_t, uint32_t, uint64_t
+from libc.string cimport memcpy
 
 
 cdef class Writer:
@@ -63,6 +64,30 @@ cdef class WBuf(Writer):
     cdef int boolean(self, bint v) except -1
 
 
+cdef inline Py_ssize_t varint_len(uint64_t v) noexcept:
+    cdef Py_ssize_t n = 1
+    while v >= 0x80:
+        v >>= 7
+        n += 1
+    return n
+
+
+cdef inline char* put_varint_at(char* p, uint64_t v) noexcept:
+    """Writer.put_varint into memory reserved by the caller; returns the end."""
+    while v >= 0x80:
+        p[0] = <char>((v & 0x7F) | 0x80)
+        p += 1
+        v >>= 7
+    p[0] = <char>v
+    return p + 1
+
+
+cdef inline char* put_u64_at(char* p, uint64_t v) noexcept:
+    memcpy(p, &v, 8)
+    return p + 8
+
+
 cdef Py_ssize_t fmt_int(char* out, int64_t v) noexcept
+cdef Py_ssize_t fmt_g17(char* out, double v) noexcept
 cdef bint parse_i64(const char* p, Py_ssize_t n, int64_t* out) noexcept
 cdef bint parse_bytes_i64(bytes b, int64_t* out) noexcept

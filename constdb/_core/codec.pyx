@@ -9,6 +9,8 @@ integers are written as raw little-endian or as ASCII without `%`-formatting.
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize, PyBytes_GET_SIZE
 from cpython.mem cimport PyMem_Free, PyMem_Malloc, PyMem_Realloc
 from libc.stdint cimport int64_t, uint8_t, uint32_t, uint64_t
+from libc.math cimport signbit
+from libc.stdio cimport snprintf
 from libc.string cimport memcpy
 
 
@@ -22,32 +24,56 @@ class RespError(Exception):
     """A RESP error reply; the text includes its code (`ERR ...`, `WRONGTYPE ...`)."""
 
 
+cdef const char* _DIGITS2 = (b"00010203040506070809101112131415161718192021222324"
+                             b"25262728293031323334353637383940414243444546474849"
+                             b"50515253545556575859606162636465666768697071727374"
+                             b"75767778798081828384858687888990919293949596979899")
+
+
 cdef Py_ssize_t fmt_int(char* out, int64_t v) noexcept:
-    """Write v as ASCII into out (at least 21 bytes); return the length."""
-    cdef char tmp[24]
-    cdef Py_ssize_t n = 0, i
-    cdef uint64_t u
-    cdef bint neg = v < 0
-    if neg:
+    """Write v as ASCII into out (at least 21 bytes); return the length.
+    (Two digits per step, from a table, into their final place.)"""
+    cdef Py_ssize_t n = 1, i = 0
+    cdef uint64_t u, t
+    cdef char* p
+    if v < 0:
         u = <uint64_t>(-(v + 1)) + 1
-    else:
-        u = <uint64_t>v
-    if u == 0:
-        out[0] = b'0'
-        return 1
-    while u:
-        tmp[n] = <char>(48 + u % 10)
-        u //= 10
-        n += 1
-    i = 0
-    if neg:
         out[0] = b'-'
         i = 1
-    while n:
-        n -= 1
-        out[i] = tmp[n]
-        i += 1
-    return i
+    else:
+        u = <uint64_t>v
+    t = u
+    while t >= 10:
+        t //= 10
+        n += 1
+    p = out + i + n
+    while u >= 100:
+        t = (u % 100) * 2
+        u //= 100
+        p -= 2
+        p[0] = _DIGITS2[t]
+        p[1] = _DIGITS2[t + 1]
+    if u >= 10:
+        t = u * 2
+        p[-2] = _DIGITS2[t]
+        p[-1] = _DIGITS2[t + 1]
+    else:
+        p[-1] = <char>(48 + u)
+    return i + n
+
+
+cdef Py_ssize_t fmt_g17(char* out, double v) noexcept:
+    """snprintf(out, 40, "%.17g", v) for a finite v (out: 40 bytes or more).
+    An integral value below 2**53 in magnitude prints as its digits, which
+    is what %.17g prints for it, without the printf machinery (sorted-set
+    scores are mostly such)."""
+    if -9007199254740992.0 < v < 9007199254740992.0 and v == <double>(<int64_t>v):
+        if v == 0 and signbit(v):
+            out[0] = b'-'
+            out[1] = b'0'
+            return 2
+        return fmt_int(out, <int64_t>v)
+    return snprintf(out, 40, "%.17g", v)
 
 
 cdef bint parse_i64(const char* p, Py_ssize_t n, int64_t* out) noexcept:
@@ -531,7 +557,8 @@ def format_double(double v):
         return b"inf"
     if v == float("-inf"):
         return b"-inf"
-    return (b"%.17g" % v)
+    cdef char buf[40]
+    return PyBytes_FromStringAndSize(buf, fmt_g17(buf, v))
 
 
 class NilArray:

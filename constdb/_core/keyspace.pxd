@@ -25,6 +25,11 @@ cdef enum:
     TTL_KEEP = 0
     TTL_WRITE = 1
 
+    # str_int results
+    STR_ABSENT = 0
+    STR_INT = 1
+    STR_NOTINT = 2
+
 
 cdef class Keyspace:
     cdef public dict d            # key -> visible object (live, maybe expired)
@@ -64,7 +69,9 @@ cdef class Keyspace:
 
     # local effects: compute, apply through the same code a remote record uses, log
     cdef int emit_reg(self, object key, object val, int ttl_mode, int64_t at) except -1
-    cdef int emit_cnt(self, object key, int64_t delta) except -1
+    cdef int emit_reg_at(self, object key, StrObj o, bint shown, object val, int ttl_mode,
+                         int64_t at) except -1
+    cdef int emit_cnt(self, object key, StrObj o, int64_t delta) except -1
     cdef int emit_ttl(self, object key, int64_t at) except -1
     cdef int emit_sadd(self, object key, object member) except -1
     cdef int emit_srem(self, object key, SetObj o, object member) except -1
@@ -84,8 +91,9 @@ cdef class Keyspace:
     cdef int _ttl_on(self, object key, CObj o, int64_t at, uint64_t u, uint64_t n) except -1
     cdef int _ttl_others(self, object key, CObj o, int64_t at, uint64_t u, uint64_t n) except -1
     cdef int _reg_on(self, object key, StrObj o, object val, uint64_t u, uint64_t n,
-                     int ttl_mode, int64_t at, list obs) except -1
-    cdef int _cnt_on(self, object key, StrObj o, int64_t delta, uint64_t u, uint64_t n) except -1
+                     int ttl_mode, int64_t at, list obs, bint shown) except -1
+    cdef int _cnt_on(self, object key, StrObj o, int64_t delta, uint64_t u, uint64_t n,
+                     bint shown) except -1
     cdef int _sadd_on(self, object key, SetObj o, object member, uint64_t u, uint64_t n,
                       list removes) except -1
     cdef int _srem_on(self, object key, SetObj o, object member, list dots) except -1
@@ -98,6 +106,9 @@ cdef class Keyspace:
 
 
 cdef object str_get(StrObj o)
+cdef int str_int(StrObj o, int64_t* out) noexcept
+cdef dict str_cnts(StrObj o)
+cdef int str_set_cnts(StrObj o, object cnts) except -1
 cdef bint str_live(StrObj o) noexcept
 cdef bint obj_live(CObj o) noexcept
 cdef bint stringmatch(const char* p, Py_ssize_t plen, const char* s, Py_ssize_t slen, bint nocase) noexcept

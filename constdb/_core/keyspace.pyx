@@ -16,13 +16,14 @@ Where a key lives:
 
 cimport cython
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_GET_SIZE
-from cpython.dict cimport PyDict_GetItem, PyDict_Next
+from cpython.dict cimport PyDict_GetItem, PyDict_GetItemWithError, PyDict_Next
 from cpython.object cimport PyObject
 from libc.stdint cimport int64_t, uint8_t, uint32_t, uint64_t
+from libc.string cimport memcpy
 
 from constdb._core.backlog cimport OP_CONT, Backlog
 from constdb._core.clock cimport Clock, wall_ms
-from constdb._core.codec cimport Reader, Writer, parse_i64
+from constdb._core.codec cimport Reader, Writer, parse_i64, put_u64_at, put_varint_at, varint_len
 from constdb._core.objects cimport (
     T_HASH, T_LIST, T_MV, T_SET, T_STRING, T_ZSET, CObj, CntEntry, Dot, HashObj, LBlock,
     LElem, ListObj, MVObj, SetObj, StrObj, TTLReg, Ver, ZEnt, ZSetObj, best_ver, hash_val,
@@ -74,13 +75,99 @@ cdef inline TTLReg _ttlreg(int64_t at, uint64_t u, uint64_t n):
     return t
 
 
-cdef inline CntEntry _cnt_entry():
+cdef inline CntEntry _cnt_entry(uint64_t node):
     cdef CntEntry e = CntEntry.__new__(CntEntry)
     e.sum = 0
     e.last = 0
     e.bsum = 0
     e.blast = 0
+    e.node = node
     return e
+
+
+# A string's counter entries (origin -> CntEntry) live in two places: cnt1, one
+# origin's entry (this node's when it counts: a local INCR touches no dict), and
+# the dict cnt for the others (None when empty; never cnt1's origin). Code that
+# reads or replaces them as a whole (snapshots, merges) uses str_cnts and
+# str_set_cnts; the rules below walk both parts.
+
+cdef dict str_cnts(StrObj o):
+    """o's counter entries as one map {origin: CntEntry}, None if it has none.
+    A new dict of o's own entry objects: changing an entry changes o; adding or
+    removing entries takes str_set_cnts."""
+    cdef dict out
+    if o.cnt1 is None:
+        return dict(o.cnt) if o.cnt else None
+    out = dict(o.cnt) if o.cnt else {}
+    out[o.cnt1.node] = o.cnt1
+    return out
+
+
+cdef int str_set_cnts(StrObj o, object cnts) except -1:
+    """Replace o's counter entries by the map cnts ({origin: CntEntry}; None or
+    empty: none). The entries are kept as they are (their node is set to their
+    origin); the origin cnt1 held keeps that place if cnts has it."""
+    cdef CntEntry e, first = None
+    cdef uint64_t keep = 0
+    cdef bint has_keep = o.cnt1 is not None
+    cdef dict rest = None
+    if has_keep:
+        keep = o.cnt1.node
+    o.cnt1 = None
+    o.cnt = None
+    if not cnts:
+        return 0
+    for k, v in (<dict>cnts).items():
+        e = <CntEntry>v
+        e.node = <uint64_t>k
+        if first is None and (not has_keep or e.node == keep):
+            first = e
+    if first is None:
+        # the origin cnt1 held is gone: the first entry takes its place
+        for v in (<dict>cnts).values():
+            first = <CntEntry>v
+            break
+    for v in (<dict>cnts).values():
+        e = <CntEntry>v
+        if e is not first:
+            if rest is None:
+                rest = {}
+            rest[e.node] = e
+    o.cnt1 = first
+    o.cnt = rest
+    return 0
+
+
+cdef CntEntry _str_cnt(StrObj o, uint64_t n, bint create):
+    """o's counter entry of origin n; a new one if create (else None)."""
+    cdef CntEntry e = o.cnt1
+    cdef PyObject* p
+    if e is not None and e.node == n:
+        return e
+    if o.cnt is not None:
+        p = PyDict_GetItem(o.cnt, n)
+        if p != NULL:
+            return <CntEntry>p
+    if not create:
+        return None
+    e = _cnt_entry(n)
+    if o.cnt1 is None:
+        o.cnt1 = e
+    else:
+        if o.cnt is None:
+            o.cnt = {}
+        o.cnt[n] = e
+    return e
+
+
+def str_counters(StrObj o):
+    """Python view of str_cnts (tests, tools)."""
+    return str_cnts(o)
+
+
+def set_str_counters(StrObj o, cnts):
+    """Python view of str_set_cnts (tests, tools)."""
+    str_set_cnts(o, cnts)
 
 
 cdef inline bint _dot_in(Dot d, list dots) noexcept:
@@ -185,6 +272,10 @@ cdef void _last_ts(CObj o, uint64_t* u, uint64_t* n) noexcept:
     if type(o) is StrObj:
         u[0] = (<StrObj>o).uuid
         n[0] = (<StrObj>o).node
+        e = (<StrObj>o).cnt1
+        if e is not None and ts_gt(e.last, e.node, u[0], n[0]):
+            u[0] = e.last
+            n[0] = e.node
         if (<StrObj>o).cnt is not None:
             for k, v in (<dict>(<StrObj>o).cnt).items():
                 e = <CntEntry>v
@@ -328,7 +419,7 @@ cdef int _drop_ttl_tomb(Keyspace ks, object key) except -1:
     if p == NULL:
         return 0
     s = <StrObj>p
-    if s.uuid == 0 and s.node == 0 and s.cnt is None and s.val is None:
+    if s.uuid == 0 and s.node == 0 and s.cnt is None and s.cnt1 is None and s.val is None:
         del ks.tombs[key]
     return 0
 
@@ -354,6 +445,9 @@ cdef int _keep_ttl(Keyspace ks, object key, CObj o) except -1:
 cdef bint str_live(StrObj o) noexcept:
     cdef CntEntry e
     if o.val is not None:
+        return True
+    e = o.cnt1
+    if e is not None and e.last > e.blast:
         return True
     if o.cnt is None:
         return False
@@ -399,21 +493,34 @@ cdef bint _keeps_state(CObj o) noexcept:
     return False
 
 
+cdef inline uint64_t _cnt_delta(StrObj o, bint* unobserved) noexcept:
+    """The sum of o's counter contributions its register did not observe
+    (two's-complement wrap on purpose: sums are int64 like Redis's); sets
+    unobserved if some origin counted since the register write."""
+    cdef CntEntry e = o.cnt1
+    cdef uint64_t delta = 0
+    if e is not None:
+        delta = <uint64_t>e.sum - <uint64_t>e.bsum
+        if e.last > e.blast:
+            unobserved[0] = True
+    if o.cnt is not None:
+        for v in (<dict>o.cnt).values():
+            e = <CntEntry>v
+            delta += <uint64_t>e.sum - <uint64_t>e.bsum
+            if e.last > e.blast:
+                unobserved[0] = True
+    return delta
+
+
 cdef object str_get(StrObj o):
     """Visible value of a string (CRDT.md 3.1): bytes, an int (a counter that
     has no integer register under it), or None when absent."""
-    cdef CntEntry e
-    cdef uint64_t delta = 0
+    cdef uint64_t delta
     cdef bint unobserved = False
     cdef int64_t iv
-    if o.cnt is None:
+    if o.cnt1 is None and o.cnt is None:
         return o.val
-    for v in (<dict>o.cnt).values():
-        e = <CntEntry>v
-        # two's-complement wrap on purpose: sums are int64 like Redis's
-        delta += <uint64_t>e.sum - <uint64_t>e.bsum
-        if e.last > e.blast:
-            unobserved = True
+    delta = _cnt_delta(o, &unobserved)
     if o.val is None:
         return <int64_t>delta if unobserved else None
     if delta == 0:
@@ -421,6 +528,31 @@ cdef object str_get(StrObj o):
     if parse_i64(PyBytes_AS_STRING(o.val), PyBytes_GET_SIZE(o.val), &iv):
         return <int64_t>(<uint64_t>iv + delta)
     return o.val
+
+
+cdef int str_int(StrObj o, int64_t* out) noexcept:
+    """str_get as an integer, with no Python object: STR_ABSENT, STR_INT
+    (out set) or STR_NOTINT (a value that is not an integer)."""
+    cdef uint64_t delta
+    cdef bint unobserved = False
+    cdef int64_t iv
+    if o.cnt1 is None and o.cnt is None:
+        if o.val is None:
+            return STR_ABSENT
+    else:
+        delta = _cnt_delta(o, &unobserved)
+        if o.val is None:
+            if not unobserved:
+                return STR_ABSENT
+            out[0] = <int64_t>delta
+            return STR_INT
+        if parse_i64(PyBytes_AS_STRING(o.val), PyBytes_GET_SIZE(o.val), &iv):
+            out[0] = <int64_t>(<uint64_t>iv + delta)
+            return STR_INT
+        return STR_NOTINT
+    if parse_i64(PyBytes_AS_STRING(o.val), PyBytes_GET_SIZE(o.val), out):
+        return STR_INT
+    return STR_NOTINT
 
 
 # Redis glob-style matching (KEYS, SCAN MATCH, CONFIG GET): * ? [set] [^set]
@@ -626,7 +758,7 @@ cdef class Keyspace:
     cdef CObj lookup(self, object key):
         """The visible object of key, or None; an expired key is deleted here
         (a normal DEL effect, CRDT.md section 6)."""
-        cdef PyObject* p = PyDict_GetItem(self.d, key)
+        cdef PyObject* p = PyDict_GetItemWithError(self.d, key)
         cdef CObj o
         if p == NULL:
             return None
@@ -755,7 +887,8 @@ cdef class Keyspace:
                 if not lst:
                     del self.alts[key]
             if type(o) is StrObj:
-                if (<StrObj>o).uuid != 0 or (<StrObj>o).cnt or o.ttl is not None:
+                if ((<StrObj>o).uuid != 0 or (<StrObj>o).cnt or (<StrObj>o).cnt1 is not None
+                        or o.ttl is not None):
                     self.tombs[key] = o
             else:
                 if _keeps_state(o):
@@ -843,7 +976,10 @@ cdef class Keyspace:
         return 0
 
     cdef int _reg_on(self, object key, StrObj o, object val, uint64_t u, uint64_t n,
-                     int ttl_mode, int64_t at, list obs) except -1:
+                     int ttl_mode, int64_t at, list obs, bint shown) except -1:
+        """shown: o is d[key] (the caller found it there), so the only other
+        objects key can have are in alts: a key holds one string object at
+        most (find() returns it), so a tombstone of key is never another."""
         cdef TTLReg t
         cdef CntEntry e
         if ts_gt(u, n, o.uuid, o.node):
@@ -861,23 +997,23 @@ cdef class Keyspace:
             o.val = val
             o.uuid = u
             o.node = n
-            if o.cnt is not None or obs:
-                if o.cnt is None:
-                    o.cnt = {}
-                for v in (<dict>o.cnt).values():
-                    e = <CntEntry>v
+            if o.cnt1 is not None or o.cnt is not None or obs:
+                # the new register write observed the counters: obs are their
+                # (sum, last) as the writer saw them, the base of each origin
+                e = o.cnt1
+                if e is not None:
                     e.bsum = 0
                     e.blast = 0
+                if o.cnt is not None:
+                    for v in (<dict>o.cnt).values():
+                        e = <CntEntry>v
+                        e.bsum = 0
+                        e.blast = 0
                 if obs:
                     for item in obs:
-                        e = (<dict>o.cnt).get(item[0])
-                        if e is None:
-                            e = _cnt_entry()
-                            o.cnt[item[0]] = e
+                        e = _str_cnt(o, <uint64_t>item[0], True)
                         e.bsum = item[1]
                         e.blast = item[2]
-                if not o.cnt:
-                    o.cnt = None
         elif ttl_mode == TTL_WRITE and o.ttl is not None:
             t = <TTLReg>o.ttl
             if ts_gt(u, n, t.uuid, t.node):
@@ -885,26 +1021,33 @@ cdef class Keyspace:
                 if at != 0:
                     self.expires[key] = None
         if ttl_mode == TTL_WRITE:
-            self._ttl_others(key, o, at, u, n)
+            if not shown or self.alts:
+                self._ttl_others(key, o, at, u, n)
         self.touched(key)
-        self.settle(key, o)
+        if not shown or self.alts or not str_live(o):
+            # (shown, live and no other object on key: o stays where it is)
+            self.settle(key, o)
         return 0
 
-    cdef int _cnt_on(self, object key, StrObj o, int64_t delta, uint64_t u, uint64_t n) except -1:
-        cdef CntEntry e
-        cdef PyObject* p
-        if o.cnt is None:
-            o.cnt = {}
-        p = PyDict_GetItem(o.cnt, n)
-        if p == NULL:
-            e = _cnt_entry()
-            o.cnt[n] = e
-        else:
-            e = <CntEntry>p
+    cdef int _cnt_on(self, object key, StrObj o, int64_t delta, uint64_t u, uint64_t n,
+                     bint shown) except -1:
+        """shown: o is d[key] (see _reg_on)."""
+        cdef CntEntry e = o.cnt1
+        cdef CntEntry e1
+        if e is None or e.node != n:
+            e = _str_cnt(o, n, True)
+            if n == self.node_id and o.cnt1 is not e:
+                # this node counts here from now on: its entry takes cnt1's place
+                e1 = o.cnt1
+                del o.cnt[n]
+                o.cnt[e1.node] = e1
+                o.cnt1 = e
         e.sum = <int64_t>(<uint64_t>e.sum + <uint64_t>delta)
         e.last = u
         self.touched(key)
-        self.settle(key, o)
+        if not shown or self.alts:
+            # (shown and no other object: a counter just written is live and stays)
+            self.settle(key, o)
         return 0
 
     cdef int _sadd_on(self, object key, SetObj o, object member, uint64_t u, uint64_t n,
@@ -1003,53 +1146,74 @@ cdef class Keyspace:
 
     cdef int emit_reg(self, object key, object val, int ttl_mode, int64_t at) except -1:
         """SET-family write of a string register (val None = delete)."""
+        cdef PyObject* p = PyDict_GetItemWithError(self.d, key)
+        if p != NULL and type(<object>p) is StrObj:
+            return self.emit_reg_at(key, <StrObj>p, True, val, ttl_mode, at)
+        return self.emit_reg_at(key, <StrObj>self.find(key, T_STRING, True), False, val, ttl_mode, at)
+
+    cdef int emit_reg_at(self, object key, StrObj o, bint shown, object val, int ttl_mode,
+                         int64_t at) except -1:
+        """emit_reg on key's string object o (as find() gives it); shown: o is
+        d[key] (a caller that looked the key up passes what it found)."""
         cdef uint64_t u = self.tick()
-        cdef StrObj o
-        cdef PyObject* p = PyDict_GetItem(self.d, key)
         cdef list obs = None
         cdef CntEntry e
-        cdef Writer w
-        if p != NULL and type(<object>p) is StrObj:
-            o = <StrObj>p
-        else:
-            o = <StrObj>self.find(key, T_STRING, True)
-        if o.cnt is not None:
+        cdef char* w
+        cdef Py_ssize_t klen = PyBytes_GET_SIZE(key), vlen = 0, plen, nobs = 0
+        if o.cnt1 is not None or o.cnt is not None:
             obs = []
-            for k, v in (<dict>o.cnt).items():
-                e = <CntEntry>v
-                obs.append((k, e.sum, e.last))
-        self._reg_on(key, o, val, u, self.node_id, ttl_mode, at, obs)
-        w = self.bl.begin(OP_REG, u)
-        w.put_bytes(key)
-        w.put_u8((1 if val is not None else 0) | (2 if ttl_mode == TTL_WRITE else 0))
+            e = o.cnt1
+            if e is not None:
+                obs.append((e.node, e.sum, e.last))
+            if o.cnt is not None:
+                for k, v in (<dict>o.cnt).items():
+                    e = <CntEntry>v
+                    obs.append((k, e.sum, e.last))
+            nobs = len(obs)
+        self._reg_on(key, o, val, u, self.node_id, ttl_mode, at, obs, shown)
+        # the record, written in one go: key, flags, [value], [expire_at], observed counters
+        plen = varint_len(<uint64_t>klen) + klen + 1 + varint_len(<uint64_t>nobs) + 24 * nobs
         if val is not None:
-            w.put_bytes(val)
+            vlen = PyBytes_GET_SIZE(val)
+            plen += varint_len(<uint64_t>vlen) + vlen
         if ttl_mode == TTL_WRITE:
-            w.put_i64(at)
-        if obs is None:
-            w.put_u8(0)
-        else:
-            w.put_varint(len(obs))
+            plen += 8
+        w = self.bl.reserve(OP_REG, u, plen)
+        w = put_varint_at(w, <uint64_t>klen)
+        memcpy(w, PyBytes_AS_STRING(key), klen)
+        w += klen
+        w[0] = <char>((1 if val is not None else 0) | (2 if ttl_mode == TTL_WRITE else 0))
+        w += 1
+        if val is not None:
+            w = put_varint_at(w, <uint64_t>vlen)
+            memcpy(w, PyBytes_AS_STRING(val), vlen)
+            w += vlen
+        if ttl_mode == TTL_WRITE:
+            memcpy(w, &at, 8)
+            w += 8
+        w = put_varint_at(w, <uint64_t>nobs)
+        if nobs:
             for item in obs:
-                w.put_u64(item[0])
-                w.put_i64(item[1])
-                w.put_u64(item[2])
+                w = put_u64_at(w, <uint64_t>item[0])
+                w = put_u64_at(w, <uint64_t>(<int64_t>item[1]))
+                w = put_u64_at(w, <uint64_t>item[2])
         self.bl.end()
         return 0
 
-    cdef int emit_cnt(self, object key, int64_t delta) except -1:
+    cdef int emit_cnt(self, object key, StrObj o, int64_t delta) except -1:
+        """INCRBY of key's counter; o: d[key] when the caller found a string
+        there, else None."""
         cdef uint64_t u = self.tick()
-        cdef PyObject* p = PyDict_GetItem(self.d, key)
-        cdef StrObj o
-        cdef Writer w
-        if p != NULL and type(<object>p) is StrObj:
-            o = <StrObj>p
-        else:
+        cdef bint shown = o is not None
+        cdef Py_ssize_t klen = PyBytes_GET_SIZE(key)
+        cdef char* w
+        if not shown:
             o = <StrObj>self.find(key, T_STRING, True)
-        self._cnt_on(key, o, delta, u, self.node_id)
-        w = self.bl.begin(OP_CNT, u)
-        w.put_bytes(key)
-        w.put_i64(delta)
+        self._cnt_on(key, o, delta, u, self.node_id, shown)
+        w = self.bl.reserve(OP_CNT, u, varint_len(<uint64_t>klen) + klen + 8)
+        w = put_varint_at(w, <uint64_t>klen)
+        memcpy(w, PyBytes_AS_STRING(key), klen)
+        memcpy(w + klen, &delta, 8)
         self.bl.end()
         return 0
 
@@ -1263,11 +1427,12 @@ cdef class Keyspace:
                 for i in range(n):
                     obs.append((r.u64(), r.i64(), r.u64()))
             o = self.find(key, T_STRING, True)
-            self._reg_on(key, <StrObj>o, val, u, origin, TTL_WRITE if flags & 2 else TTL_KEEP, at, obs)
+            self._reg_on(key, <StrObj>o, val, u, origin, TTL_WRITE if flags & 2 else TTL_KEEP, at, obs,
+                         False)
         elif op == OP_CNT:
             key = r.bytes_()
             delta = r.i64()
-            self._cnt_on(key, <StrObj>self.find(key, T_STRING, True), delta, u, origin)
+            self._cnt_on(key, <StrObj>self.find(key, T_STRING, True), delta, u, origin, False)
         elif op == OP_TTL:
             key = r.bytes_()
             at = r.i64()
@@ -1492,7 +1657,10 @@ cdef class Keyspace:
         cdef list dead = []
         for key, v in self.tombs.items():
             o = <StrObj>v
-            if o.cnt is None and o.uuid < stable and (o.ttl is None or (<TTLReg>o.ttl).uuid < stable):
+            # a TTL register that still holds an expiry applies to the next
+            # object made on the key: it must outlive the stable point
+            if (o.cnt is None and o.cnt1 is None and o.uuid < stable
+                    and (o.ttl is None or ((<TTLReg>o.ttl).at == 0 and (<TTLReg>o.ttl).uuid < stable))):
                 dead.append(key)
         for key in dead:
             del self.tombs[key]
@@ -1569,8 +1737,9 @@ def describe_obj(CObj o):
         so = <StrObj>o
         out += [b"register", [so.val, so.uuid, so.node]]
         cnts = []
-        if so.cnt is not None:
-            for node, v in sorted(so.cnt.items()):
+        all_cnts = str_cnts(so)
+        if all_cnts is not None:
+            for node, v in sorted(all_cnts.items()):
                 e = <CntEntry>v
                 cnts.append([node, e.sum, e.last, e.bsum, e.blast])
         out += [b"counters", cnts]

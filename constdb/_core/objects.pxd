@@ -39,6 +39,7 @@ cdef class CntEntry:
     cdef public uint64_t last
     cdef public int64_t bsum
     cdef public uint64_t blast
+    cdef public uint64_t node       # the origin (a string's entries; 0 in hash field counters)
 
 
 @cython.final
@@ -58,10 +59,16 @@ cdef class CObj:
 cdef class StrObj(CObj):
     # LWW register (val, (uuid, node)) + observed-reset counter entries.
     # ttl None means the TTL register is (no expiry, (uuid, node)) of the register.
+    # The counter entries (origin -> CntEntry) are cnt1 (one origin's, usually
+    # this node's: a local INCR touches no dict) plus the dict cnt (the other
+    # origins, never cnt1's; None when empty). Read and replace them as one map
+    # with keyspace.str_cnts / str_set_cnts. (cnt1 fills the 8 bytes pymalloc
+    # rounds the object up to anyway: a string key costs 64 bytes either way.)
     cdef public object val          # bytes | None
     cdef public uint64_t uuid
     cdef public uint64_t node
-    cdef public dict cnt            # None | {node: CntEntry}
+    cdef public dict cnt            # None | {node: CntEntry}: origins other than cnt1.node
+    cdef public CntEntry cnt1       # None | the entry of origin cnt1.node
 
 
 @cython.final

@@ -32,7 +32,8 @@ cdef class Dot:
 @cython.no_gc
 cdef class CntEntry:
     def __repr__(self):
-        return "CntEntry(sum=%d, last=%d, base=(%d, %d))" % (self.sum, self.last, self.bsum, self.blast)
+        return "CntEntry(node=%d, sum=%d, last=%d, base=(%d, %d))" % (
+            self.node, self.sum, self.last, self.bsum, self.blast)
 
 
 @cython.final
@@ -143,6 +144,7 @@ cdef StrObj new_str():
     o.ttl = None
     o.val = None
     o.cnt = None
+    o.cnt1 = None
     return o
 
 

@@ -68,6 +68,7 @@ cdef class Server:
     cdef public object on_backlog   # callable(): new records to ship
     cdef public object hiredis_reader
     cdef public bint shutting_down
+    cdef public uint64_t cmd_version  # bumped when the command table changes
 
     cdef Command lookup_command(self, object name)
     cdef int count_error_msg(self, const char* msg, Py_ssize_t n) except -1
@@ -110,10 +111,19 @@ cdef class Client:
     cdef public uint64_t last_write_uuid
     cdef public int resp
     cdef public bint scheduled
+    cdef bytes cname                 # the last command name this client sent, as sent,
+    cdef Command ccmd                # what it resolved to (pipelines repeat commands)
+    cdef uint64_t cver               # Server.cmd_version when resolved
+    cdef uint64_t tmark              # mono_us() at the end of the last command (or read start)
+    cdef list spare                  # an argv list to reuse, its items NULL (_fast_argv)
 
     cdef int process(self) except -1
     cdef int execute(self, list argv) except -1
+    cdef int run_cmd(self, Command cmd, list argv) except -1
+    cdef list _fast_argv(self, Py_ssize_t* endp, bint* hit)
     cdef int call(self, Command cmd, list argv) except -1
+    cdef int _failed(self, Command cmd, Py_ssize_t mark) except -1
+    cdef int _call_py(self, Command cmd, list argv, Py_ssize_t mark) except -1
     cdef int flush(self) except -1
     cdef int protocol_error(self, str msg) except -1
     cdef int reject(self, Command cmd, bytes msg) except -1

@@ -17,12 +17,14 @@ import time
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize, PyBytes_GET_SIZE
 from cpython.dict cimport PyDict_GetItem
 from cpython.list cimport PyList_GET_SIZE, PyList_New, PyList_SET_ITEM
-from cpython.ref cimport Py_INCREF
+from cpython.ref cimport Py_INCREF, Py_REFCNT, Py_XDECREF
+from cpython.sequence cimport PySequence_Fast_ITEMS
 from cpython.object cimport PyObject
 from libc.stdint cimport int64_t, uint64_t
-from libc.string cimport memchr, memcpy, memmove
+from libc.string cimport memchr, memcmp, memcpy, memmove
 from posix.time cimport CLOCK_MONOTONIC, clock_gettime, timespec
 
+from constdb._core.backlog cimport Backlog
 from constdb._core.clock cimport wall_ms
 from constdb._core.codec cimport WBuf, Writer, parse_i64
 from constdb._core.keyspace cimport Keyspace
@@ -46,6 +48,14 @@ cdef inline uint64_t mono_us() noexcept:
     return <uint64_t>ts.tv_sec * 1000000 + <uint64_t>(ts.tv_nsec // 1000)
 
 cdef object _NO_REPLY = object()
+
+
+cdef int _reraise() except -1:
+    # the exception a handler left set is raised again here, inside a try
+    return -1
+
+
+ctypedef int (*cmd_fn_nx)(Client c, list argv) noexcept
 NO_REPLY = _NO_REPLY
 
 
@@ -144,11 +154,13 @@ cdef class Server:
         self.error_counts = {}
         self.on_backlog = None
         self.shutting_down = False
+        self.cmd_version = 1
 
     def register(self, Command cmd):
         self.table[cmd.name] = cmd
         self.dispatch[cmd.name] = cmd
         self.dispatch[cmd.name.upper()] = cmd
+        self.cmd_version += 1
 
     def register_py(self, bytes name, int arity, int flags, int first, int last, int step,
                     fn, group="server"):
@@ -164,6 +176,7 @@ cdef class Server:
         if parent.subcommands is None:
             parent.subcommands = {}
         parent.subcommands[name.lower()] = cmd
+        self.cmd_version += 1
         return cmd
 
     def all_commands(self):
@@ -311,6 +324,56 @@ def split_inline(bytes line):
 # ------------------------------------------------------------------ client ---
 
 cdef enum:
+    FAST_ARGS = 64                   # _fast_argv: requests of up to this many arguments
+
+
+cdef inline void _clear_list(list lst) noexcept:
+    """Drop the items of lst, leaving NULL in their places (a list kept
+    private until its items are set again)."""
+    cdef PyObject** items = PySequence_Fast_ITEMS(lst)
+    cdef Py_ssize_t i
+    cdef PyObject* x
+    for i in range(PyList_GET_SIZE(lst)):
+        x = items[i]
+        items[i] = NULL
+        Py_XDECREF(x)
+
+
+cdef inline Py_ssize_t _plain_len(const char* b, Py_ssize_t pos, Py_ssize_t total,
+                                  int64_t* out) noexcept:
+    """The length after the '*' or '$' at b[pos] when it is a plain decimal
+    (no sign, no leading zero, at most 17 digits) ended by a CR whose LF byte
+    is in the buffer: returns the position after CR LF, or -1 (unusual, or
+    not all here)."""
+    cdef Py_ssize_t i = pos + 1
+    cdef Py_ssize_t lim = pos + 19
+    cdef int64_t v
+    cdef char c
+    if lim > total - 1:
+        lim = total - 1
+    if i >= lim:
+        return -1
+    c = b[i]
+    if c < b'1' or c > b'9':
+        if c == b'0' and i + 1 < lim and b[i + 1] == b'\r':
+            out[0] = 0
+            return i + 3
+        return -1
+    v = c - 48
+    i += 1
+    while i < lim:
+        c = b[i]
+        if c == b'\r':
+            out[0] = v
+            return i + 2
+        if c < b'0' or c > b'9':
+            return -1
+        v = v * 10 + (c - 48)
+        i += 1
+    return -1
+
+
+cdef enum:
     SCAN_INCOMPLETE = 0
     SCAN_RESP = 1
     SCAN_INLINE = 2
@@ -357,6 +420,11 @@ cdef class Client:
         self.resp = 2
         self.scheduled = False
         self.transport = None
+        self.cname = None
+        self.ccmd = None
+        self.cver = 0
+        self.tmark = mono_us()
+        self.spare = None
 
     # ---- asyncio protocol ---------------------------------------------------
 
@@ -563,6 +631,57 @@ cdef class Client:
         end[0] = pos
         return SCAN_RESP
 
+    cdef list _fast_argv(self, Py_ssize_t* endp, bint* hit):
+        """The argv of the multibulk request at ipos in one pass, when it is
+        all here and plain: at most FAST_ARGS arguments, lengths written as
+        plain decimals (no sign, no leading zero), within the limits. None
+        for anything else (not all here, a resumed scan, an error to report,
+        unusual lengths): _scan then frames it as before, so both agree on
+        every request this accepts. hit: argv[0] is the command name this
+        client sent last (argv[0] is then that same bytes object, ccmd what
+        it resolved to)."""
+        cdef const char* b = self.ibuf.buf
+        cdef Py_ssize_t total = self.ibuf.len, pos = self.ipos, q
+        cdef int64_t count, blen, i
+        cdef Py_ssize_t maxbulk = self.srv.proto_max_bulk_len
+        cdef list out
+        cdef object item
+        cdef bytes cname = self.cname
+        if self.spos > pos:
+            return None
+        q = _plain_len(b, pos, total, &count)
+        if q < 0 or count <= 0 or count > FAST_ARGS:
+            return None
+        if not self.authed:
+            if count > NOAUTH_MBULK_MAX:
+                return None
+            if maxbulk > NOAUTH_BULK_MAX:
+                maxbulk = NOAUTH_BULK_MAX
+        pos = q
+        out = self.spare
+        if out is not None and PyList_GET_SIZE(out) == count:
+            self.spare = None       # (its items are NULL: process() cleared them)
+        else:
+            out = PyList_New(<Py_ssize_t>count)
+        for i in range(count):
+            if pos >= total or b[pos] != b'$':
+                return None
+            q = _plain_len(b, pos, total, &blen)
+            if q < 0 or blen > maxbulk or q + blen + 2 > total:
+                return None
+            if (i == 0 and cname is not None and blen == PyBytes_GET_SIZE(cname)
+                    and memcmp(b + q, PyBytes_AS_STRING(cname), <size_t>blen) == 0
+                    and self.cver == self.srv.cmd_version):
+                item = cname
+                hit[0] = True
+            else:
+                item = PyBytes_FromStringAndSize(b + q, <Py_ssize_t>blen)
+            Py_INCREF(item)
+            PyList_SET_ITEM(out, <Py_ssize_t>i, item)
+            pos = q + <Py_ssize_t>blen + 2
+        endp[0] = pos
+        return out
+
     cdef list _argv(self, Py_ssize_t pos):
         """The argv of the whole multibulk request _scan framed at pos."""
         cdef const char* b = self.ibuf.buf
@@ -592,12 +711,31 @@ cdef class Client:
         cdef int limit = self.srv.max_exec_per_round
         cdef Server srv = self.srv
         cdef object req
+        cdef bint hit
         self.need = 0
+        self.tmark = mono_us()
         while not self.closing and not self.paused and not self.blocked:
             if executed >= limit:
                 if self.ipos < self.ibuf.len:
                     self._schedule()
                 break
+            if self.ipos < self.ibuf.len and self.ibuf.buf[self.ipos] == b'*':
+                hit = False
+                req = self._fast_argv(&end, &hit)
+                if req is not None:
+                    self.ipos = end
+                    if hit:
+                        self.run_cmd(self.ccmd, <list>req)
+                    else:
+                        self.execute(<list>req)
+                    executed += 1
+                    if Py_REFCNT(req) == 1:
+                        # nothing kept the list (MULTI queues it): reuse it
+                        # for the next request of as many arguments
+                        _clear_list(<list>req)
+                        self.spare = <list>req
+                    req = None
+                    continue
             kind = self._scan(&start, &end)
             if kind == SCAN_RESP:
                 req = self._argv(start)
@@ -699,11 +837,20 @@ cdef class Client:
     cdef int execute(self, list argv) except -1:
         """Look up, check and run (or queue) one request, as Redis's processCommand."""
         cdef Server srv = self.srv
-        cdef Command cmd = srv.lookup_command(argv[0])
-        cdef Py_ssize_t argc = PyList_GET_SIZE(argv)
-        cdef PyObject* p
+        cdef object name = argv[0]
+        cdef Command cmd = srv.lookup_command(name)
         if cmd is None:
             return _unknown_command(self, argv)
+        if type(name) is bytes:
+            self.cname = <bytes>name
+            self.ccmd = cmd
+            self.cver = srv.cmd_version
+        return self.run_cmd(cmd, argv)
+
+    cdef int run_cmd(self, Command cmd, list argv) except -1:
+        """execute() of a request whose command is known."""
+        cdef Py_ssize_t argc = PyList_GET_SIZE(argv)
+        cdef PyObject* p
         if cmd.subcommands is not None and argc >= 2:
             p = PyDict_GetItem(cmd.subcommands, (<bytes>argv[1]).lower())
             if p == NULL:
@@ -725,23 +872,59 @@ cdef class Client:
         return self.call(cmd, argv)
 
     cdef int call(self, Command cmd, list argv) except -1:
+        """Run cmd (its write effects as one backlog group), count it, and turn
+        an exception of its handler into an error reply. Its time is taken
+        from the end of the request before it in this read (or the start of
+        the read): one clock read per command."""
         cdef Keyspace ks = self.ks
+        cdef Backlog bl = ks.bl
         cdef bint grouped = False
-        cdef uint64_t before, t0
+        cdef uint64_t before = ks.own_last, t0 = self.tmark, t1
         cdef Py_ssize_t mark = self.out.len
+        cdef int r
         self.last_cmd = cmd
-        if cmd.flags & F_WRITE and not ks.bl.grouping:
-            ks.bl.group_begin()
+        if cmd.flags & F_WRITE and not bl.grouping:
+            bl.group_begin()
             grouped = True
-        before = ks.own_last
-        t0 = mono_us()
+        if cmd.fn != NULL:
+            # called as a plain C function: an exception it raises (-1) is
+            # handled in _failed, off the path of every command that succeeds
+            r = (<cmd_fn_nx>cmd.fn)(self, argv)
+            if r == -1:
+                try:
+                    self._failed(cmd, mark)
+                finally:
+                    if grouped:
+                        bl.group_end()
+                        grouped = False
+        else:
+            try:
+                self._call_py(cmd, argv, mark)
+            finally:
+                if grouped:
+                    bl.group_end()
+                    grouped = False
+        if grouped:
+            bl.group_end()
+        # counted after the run, as Redis (so CONFIG RESETSTAT counts itself)
+        t1 = mono_us()
+        self.tmark = t1
+        cmd.usec += t1 - t0
+        cmd.calls += 1
+        self.srv.total_commands += 1
+        if self.out.len > mark and self.out.buf[mark] == b'-':
+            cmd.failed += 1
+            self.srv.count_error_msg(self.out.buf + mark + 1, self.out.len - mark - 1)
+        if ks.own_last != before:
+            self.last_write_uuid = ks.own_last
+        return 0
+
+    cdef int _failed(self, Command cmd, Py_ssize_t mark) except -1:
+        """The native handler of cmd raised (its exception is set): the reply
+        becomes the error. Anything that is not an Exception (KeyboardInterrupt
+        ...) goes on up."""
         try:
-            if cmd.fn != NULL:
-                cmd.fn(self, argv)
-            else:
-                r = cmd.pyfn(self, argv)
-                if r is not _NO_REPLY:
-                    self.out.pyvalue(r)
+            _reraise()
         except RespError as e:
             self.out.len = mark
             self.out.error_str(str(e))
@@ -752,18 +935,24 @@ cdef class Client:
             log.exception("command %r failed", cmd.fullname)
             self.out.len = mark
             self.out.error_str("ERR internal error in '%s': %s" % (cmd.fullname.decode(), e))
-        finally:
-            if grouped:
-                ks.bl.group_end()
-        # counted after the run, as Redis (so CONFIG RESETSTAT counts itself)
-        cmd.usec += mono_us() - t0
-        cmd.calls += 1
-        self.srv.total_commands += 1
-        if self.out.len > mark and self.out.buf[mark] == b'-':
-            cmd.failed += 1
-            self.srv.count_error_msg(self.out.buf + mark + 1, self.out.len - mark - 1)
-        if ks.own_last != before:
-            self.last_write_uuid = ks.own_last
+        return 0
+
+    cdef int _call_py(self, Command cmd, list argv, Py_ssize_t mark) except -1:
+        """call() of a command written in Python."""
+        try:
+            r = cmd.pyfn(self, argv)
+            if r is not _NO_REPLY:
+                self.out.pyvalue(r)
+        except RespError as e:
+            self.out.len = mark
+            self.out.error_str(str(e))
+        except MemoryError:
+            self.out.len = mark
+            self.out.error_str("OOM command not allowed when used memory > 'maxmemory'.")
+        except Exception as e:
+            log.exception("command %r failed", cmd.fullname)
+            self.out.len = mark
+            self.out.error_str("ERR internal error in '%s': %s" % (cmd.fullname.decode(), e))
         return 0
 
     cdef int exec_multi(self) except -1:
@@ -918,6 +1107,7 @@ cdef class Client:
     def run(self, *args):
         """Test hook: execute one command given as arguments; return raw reply."""
         self.ks.now = wall_ms()
+        self.tmark = mono_us()
         self.execute([a if isinstance(a, bytes) else str(a).encode() for a in args])
         return self.out.take()
 

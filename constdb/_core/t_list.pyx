@@ -27,12 +27,14 @@ that tombstones cost no walking at the ends.
 """
 
 cimport cython
-from cpython.dict cimport PyDict_GetItem, PyDict_Next
+from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_GET_SIZE
+from cpython.dict cimport PyDict_GetItem, PyDict_Next, PyDict_SetDefault
 from cpython.list cimport PyList_GET_ITEM, PyList_GET_SIZE
 from cpython.object cimport PyObject
 from libc.stdint cimport uint8_t, uint64_t
+from libc.string cimport memcpy
 
-from constdb._core.codec cimport Reader, Writer
+from constdb._core.codec cimport Reader, Writer, put_u64_at, put_varint_at, varint_len
 from constdb._core.keyspace cimport Keyspace
 from constdb._core.objects cimport T_LIST, LBlock, LElem, ListObj, TTLReg, ZSetObj, ts_gt
 
@@ -40,6 +42,9 @@ from constdb._core import keyspace as _keyspace
 
 
 # ---------------------------------------------------------------- helpers ----
+
+cdef enum:
+    BINDEX_WINDOW = 1024  # _bindex: how far from its hint a block is looked for
 
 cdef inline LBlock _blk(ListObj o, Py_ssize_t bi):
     return <LBlock>PyList_GET_ITEM(o.blocks, bi)
@@ -95,10 +100,25 @@ cdef inline void _norm(LBlock b) noexcept:
 
 
 cdef Py_ssize_t _bindex(ListObj o, LBlock b) noexcept:
-    """b's index in o.blocks: its hint if still right, else renumber all."""
-    cdef Py_ssize_t p = b.pos, i, nb = PyList_GET_SIZE(o.blocks)
-    if p < nb and PyList_GET_ITEM(o.blocks, p) == <PyObject*>b:
+    """b's index in o.blocks: its hint if still right; else b found near it
+    (blocks added or removed before b shift it: a queue that pops at the
+    head merges a dead block there every BLOCK_MAX pops), looking at the
+    list's pointers only; else renumber all (which reads every block)."""
+    cdef Py_ssize_t p = b.pos, i, d, nb = PyList_GET_SIZE(o.blocks)
+    cdef PyObject* pb = <PyObject*>b
+    if p < nb and PyList_GET_ITEM(o.blocks, p) == pb:
         return p
+    if p >= nb:
+        p = nb - 1
+    for d in range(1, BINDEX_WINDOW + 1):
+        if p - d < 0 and p + d >= nb:
+            break
+        if p - d >= 0 and PyList_GET_ITEM(o.blocks, p - d) == pb:
+            b.pos = p - d
+            return p - d
+        if p + d < nb and PyList_GET_ITEM(o.blocks, p + d) == pb:
+            b.pos = p + d
+            return p + d
     for i in range(nb):
         (<LBlock>PyList_GET_ITEM(o.blocks, i)).pos = i
     return b.pos
@@ -140,10 +160,9 @@ cdef LElem _get_id(ListObj o, uint64_t node, uint64_t uuid):
 
 
 cdef int _put_id(ListObj o, LElem e) except -1:
-    cdef PyObject* p = PyDict_GetItem(o.ids, e.uuid)
+    cdef PyObject* p = PyDict_SetDefault(o.ids, e.uuid, e)
     cdef object x
-    if p == NULL:
-        o.ids[e.uuid] = e
+    if p == <PyObject*>e:
         return 0
     x = <object>p
     if type(x) is LElem:
@@ -573,6 +592,46 @@ cdef int _lins_on(Keyspace ks, object key, ListObj o, uint64_t an, uint64_t au, 
     return 0
 
 
+cdef int _lins_local(Keyspace ks, object key, ListObj o, LElem anchor, Py_ssize_t bi,
+                     Py_ssize_t ii, int mode, list vals, uint64_t u, bint shown) except -1:
+    """_lins_on of a local push: the new elements' uuids are the newest of
+    all, so no element with such an id exists yet (no ghost, no duplicate),
+    and the RGA skip after the anchor passes nothing: the first element goes
+    right at (bi, ii) (just after the anchor, or at the head when anchor is
+    None), which the caller found. shown: o is d[key]."""
+    cdef Py_ssize_t i, n = PyList_GET_SIZE(vals)
+    cdef uint64_t origin = ks.node_id, first = u - <uint64_t>n + 1, eu
+    cdef uint64_t an = 0, au = 0
+    cdef LElem e
+    if anchor is not None:
+        an = anchor.node
+        au = anchor.uuid
+    for i in range(n):
+        eu = first + <uint64_t>i
+        e = _new_elem(origin, eu, <object>PyList_GET_ITEM(vals, i))
+        _put_id(o, e)
+        e.an = an
+        e.au = au
+        if anchor is None:
+            _place(o, e, None)
+        elif i == 0:
+            _insert_at(o, e, bi, ii)
+            e.st = ST_PLACED
+        else:
+            _place(o, e, anchor)
+        if o.pend is not None:
+            _release(o, e)
+        if mode == LINS_CHAIN:
+            an = origin
+            au = eu
+            anchor = e
+    _bump(o, u, origin)
+    ks.touched(key)
+    if not shown or ks.alts:
+        ks.settle(key, o)
+    return 0
+
+
 cdef int _lrem_on(Keyspace ks, object key, ListObj o, list elems, uint64_t u,
                   uint64_t origin) except -1:
     for e in elems:
@@ -624,32 +683,47 @@ cdef int _emptied(Keyspace ks, object key, ListObj o, bint had_ttl) except -1:
 
 cdef ListObj emit_push(Keyspace ks, object key, ListObj o, list vals, bint left):
     """LPUSH (left) / RPUSH: vals go to the head one by one, or after the last
-    element as a chain. o: the list if the caller has it."""
-    cdef Py_ssize_t i, n = PyList_GET_SIZE(vals), bi, ii
+    element as a chain. o: the list if the caller has it (d[key], as
+    Keyspace.lookup gives it), else None."""
+    cdef Py_ssize_t i, n = PyList_GET_SIZE(vals), bi = 0, ii = 0, plen, vlen
+    cdef Py_ssize_t klen = PyBytes_GET_SIZE(key)
     cdef uint64_t u, an = 0, au = 0
-    cdef LElem last
-    cdef Writer w
+    cdef LElem last = None
+    cdef bint shown = o is not None
+    cdef char* w
+    cdef bytes v
     if o is None:
         o = <ListObj>ks.find(key, T_LIST, True)
     if not left and last_live(o, &bi, &ii):
         last = elem_at(o, bi, ii)
         an = last.node
         au = last.uuid
+        ii += 1
     # one uuid per element: within a command the clock gives consecutive ones
     u = ks.tick()
     for i in range(1, n):
         if ks.tick() != u + <uint64_t>i:
             raise RuntimeError("clock did not give consecutive uuids")
     u = u + <uint64_t>(n - 1)
-    _lins_on(ks, key, o, an, au, LINS_SAME if left else LINS_CHAIN, vals, u, ks.node_id)
-    w = ks.bl.begin(OP_LINS, u)
-    w.put_bytes(key)
-    w.put_u64(an)
-    w.put_u64(au)
-    w.put_u8(LINS_SAME if left else LINS_CHAIN)
-    w.put_varint(<uint64_t>n)
+    _lins_local(ks, key, o, last, bi, ii, LINS_SAME if left else LINS_CHAIN, vals, u, shown)
+    # the record in one go: key, anchor, mode, values
+    plen = varint_len(<uint64_t>klen) + klen + 17 + varint_len(<uint64_t>n)
     for i in range(n):
-        w.put_bytes(<bytes>PyList_GET_ITEM(vals, i))
+        vlen = PyBytes_GET_SIZE(<bytes>PyList_GET_ITEM(vals, i))
+        plen += varint_len(<uint64_t>vlen) + vlen
+    w = ks.bl.reserve(OP_LINS, u, plen)
+    w = put_varint_at(w, <uint64_t>klen)
+    memcpy(w, PyBytes_AS_STRING(key), klen)
+    w = put_u64_at(w + klen, an)
+    w = put_u64_at(w, au)
+    w[0] = <char>(LINS_SAME if left else LINS_CHAIN)
+    w = put_varint_at(w + 1, <uint64_t>n)
+    for i in range(n):
+        v = <bytes>PyList_GET_ITEM(vals, i)
+        vlen = PyBytes_GET_SIZE(v)
+        w = put_varint_at(w, <uint64_t>vlen)
+        memcpy(w, PyBytes_AS_STRING(v), vlen)
+        w += vlen
     ks.bl.end()
     return o
 
@@ -683,14 +757,28 @@ cdef int _put_ids(Writer w, list elems) except -1:
 
 
 cdef int emit_remove(Keyspace ks, object key, ListObj o, list elems) except -1:
-    """Pops, LREM, LTRIM: the removal of exactly these (live) elements."""
+    """Pops, LREM, LTRIM: the removal of exactly these (live) elements of o,
+    d[key] (as Keyspace.lookup gives it)."""
     cdef uint64_t u = ks.tick()
-    cdef Writer w
+    cdef char* w
     cdef bint had_ttl = _has_ttl(o)
-    _lrem_on(ks, key, o, elems, u, ks.node_id)
-    w = ks.bl.begin(OP_LREM, u)
-    w.put_bytes(key)
-    _put_ids(w, elems)
+    cdef Py_ssize_t klen = PyBytes_GET_SIZE(key), n = PyList_GET_SIZE(elems)
+    cdef LElem e
+    for x in elems:
+        _kill(o, <LElem>x, u)
+    _bump(o, u, ks.node_id)
+    ks.touched(key)
+    if o.n == 0 or ks.alts:
+        ks.settle(key, o)
+    # the record in one go: key, ids
+    w = ks.bl.reserve(OP_LREM, u, varint_len(<uint64_t>klen) + klen + varint_len(<uint64_t>n) + 16 * n)
+    w = put_varint_at(w, <uint64_t>klen)
+    memcpy(w, PyBytes_AS_STRING(key), klen)
+    w = put_varint_at(w + klen, <uint64_t>n)
+    for x in elems:
+        e = <LElem>x
+        w = put_u64_at(w, e.node)
+        w = put_u64_at(w, e.uuid)
     ks.bl.end()
     if o.n == 0:
         _emptied(ks, key, o, had_ttl)
@@ -816,60 +904,75 @@ cdef Py_ssize_t gc_list_c(ListObj o, uint64_t stable) except -1:
     still to come have uuids > stable, so the RGA skip stops at any element
     with a uuid <= stable; a tombstone goes only if the next element kept
     after it is such an element (or the end), so every skip stops where it
-    did. Returns the number of elements dropped."""
-    cdef list keep = [], blocks = [], cur = []
-    cdef bint ok_next = True
+    did. Returns the number of elements dropped.
+
+    Blocks are walked from the end; one with no removed element is passed
+    over in O(1) (only its first element matters to what precedes it), so a
+    long list costs its block count plus its tombstones, and only the blocks
+    that lost elements change (a shrunk live block joins a live neighbour
+    when both fit in one)."""
+    cdef Py_ssize_t nb = PyList_GET_SIZE(o.blocks), bi, k, j, L, dropped = 0
+    cdef bint ok_next = True, changed = False
+    cdef LBlock b, prev
     cdef LElem e
-    cdef LBlock b
-    cdef Py_ssize_t dropped = 0, i, live = 0
-    cdef list seq = []
+    cdef list kept, blocks
+    bi = nb - 1
+    while bi >= 0:
+        b = _blk(o, bi)
+        bi -= 1
+        L = _len(b)
+        if b.live == L:
+            # no removed element: nothing to drop; what precedes sees its first
+            ok_next = _item(b, 0).uuid <= stable
+            continue
+        kept = None
+        k = L - 1
+        while k >= 0:
+            e = _item(b, k)
+            if e.rem != 0 and e.rem <= stable and ok_next:
+                if kept is None:
+                    # the elements after k were kept (in reverse order here)
+                    kept = [_item(b, j) for j in range(L - 1, k, -1)]
+                _del_id(o, e)
+                e.blk = NULL
+                dropped += 1
+            else:
+                if kept is not None:
+                    kept.append(e)
+                ok_next = e.uuid <= stable
+            k -= 1
+        if kept is not None:
+            kept.reverse()
+            b.items = kept
+            b.rev = False
+            b.pos = -1          # shrunk (may join a neighbour below)
+            changed = True
+    if not changed:
+        return dropped
+    # drop the emptied blocks (a dead block's neighbours are live: no two dead
+    # blocks meet) and join shrunk live blocks with live neighbours that fit
+    blocks = []
+    prev = None
     for x in o.blocks:
         b = <LBlock>x
-        if b.rev:
-            seq.extend(b.items[::-1])
-        else:
-            seq.extend(b.items)
-    i = len(seq) - 1
-    while i >= 0:
-        e = <LElem>seq[i]
-        if e.rem != 0 and e.rem <= stable and ok_next:
-            _del_id(o, e)
-            e.blk = NULL
-            dropped += 1
-        else:
-            keep.append(e)
-            ok_next = e.uuid <= stable
-        i -= 1
-    if not dropped:
-        return 0
-    keep.reverse()
-    # rebuild the blocks: chunks of BLOCK_MAX, runs without live elements merged
-    for x in keep:
-        cur.append(x)
-        if (<LElem>x).rem == 0:
-            live += 1
-        if len(cur) == BLOCK_MAX:
-            _gc_push_block(blocks, cur, live)
-            cur = []
-            live = 0
-    if cur:
-        _gc_push_block(blocks, cur, live)
+        if not b.items:
+            continue
+        if (prev is not None and prev.live > 0 and b.live > 0 and (prev.pos < 0 or b.pos < 0)
+                and _len(prev) + _len(b) <= BLOCK_MAX):
+            for y in b.items:
+                (<LElem>y).blk = <void*>prev
+            prev.items.extend(b.items)
+            prev.live += b.live
+            prev.pos = -1
+            continue
+        if prev is not None:
+            prev.pos = PyList_GET_SIZE(blocks) - 1
+        blocks.append(b)
+        prev = b
+    if prev is not None:
+        prev.pos = PyList_GET_SIZE(blocks) - 1
     o.blocks = blocks
     return dropped
-
-
-cdef int _gc_push_block(list blocks, list items, Py_ssize_t live) except -1:
-    cdef LBlock last
-    cdef LElem e
-    if live == 0 and blocks and (<LBlock>blocks[-1]).live == 0:
-        last = <LBlock>blocks[-1]
-        last.items.extend(items)
-        for x in items:
-            e = <LElem>x
-            e.blk = <void*>last
-        return 0
-    blocks.append(_new_block(items, live))
-    return 0
 
 
 def gc_list(ListObj o, uint64_t stable):

@@ -34,12 +34,12 @@ from cpython.object cimport PyObject
 from cpython.ref cimport Py_XDECREF, Py_XINCREF
 from libc.errno cimport ERANGE
 from libc.math cimport HUGE_VAL, isinf, isnan, signbit
-from libc.stdint cimport uint8_t, uint64_t
+from libc.stdint cimport int64_t, uint8_t, uint64_t
 from libc.stdio cimport snprintf
 from libc.stdlib cimport free, malloc, strtod
 from libc.string cimport memcmp
 
-from constdb._core.codec cimport Reader, WBuf, Writer
+from constdb._core.codec cimport Reader, WBuf, Writer, fmt_g17
 from constdb._core.keyspace cimport Keyspace
 from constdb._core.objects cimport T_ZSET, Dot, TTLReg, ZCnt, ZEnt, ZSetObj, new_dot, ts_gt
 
@@ -429,8 +429,21 @@ cdef bint parse_score(bytes b, double* out) noexcept:
     cdef Py_ssize_t n = PyBytes_GET_SIZE(b)
     cdef char* end
     cdef double v
+    cdef Py_ssize_t i = 0
+    cdef int64_t iv = 0
     if n == 0 or _isspace(p[0]):
         return False
+    # plain decimal integers (most scores): exact as a double below 10**15
+    if p[0] == b'-':
+        i = 1
+    if i < n <= 15:
+        while i < n and b'0' <= p[i] <= b'9':
+            iv = iv * 10 + (p[i] - 48)
+            i += 1
+        if i == n:
+            v = <double>iv
+            out[0] = -v if p[0] == b'-' else v
+            return True
     cdb_errno_clear()
     v = strtod(p, &end)
     if end - p != n or isnan(v):
@@ -496,7 +509,7 @@ cdef int reply_score(WBuf out, double v) except -1:
         if out.resp3:
             return out.put_raw(b",inf\r\n", 6) if v > 0 else out.put_raw(b",-inf\r\n", 7)
         return out.bulk_raw(b"inf", 3) if v > 0 else out.bulk_raw(b"-inf", 4)
-    n = snprintf(buf, 40, "%.17g", v)
+    n = fmt_g17(buf, v)
     if out.resp3:
         out.put_raw(b",", 1)
         out.put_raw(buf, n)
@@ -509,7 +522,7 @@ cdef bytes format_score(double v):
     cdef int n
     if isinf(v):
         return b"inf" if v > 0 else b"-inf"
-    n = snprintf(buf, 40, "%.17g", v)
+    n = fmt_g17(buf, v)
     return PyBytes_FromStringAndSize(buf, n)
 
 

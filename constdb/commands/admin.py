@@ -1080,6 +1080,7 @@ def info_sections(app: Any) -> dict[str, Callable[[], list[tuple[str, Any]]]]:
             ("maxmemory_policy", "noeviction"),
             ("mem_fragmentation_ratio", "1.00"),
             ("mem_replication_backlog", bl),
+            ("mem_backlog", bl),
             ("mem_backlog_human", _human(bl)),
             ("mem_allocator", "pymalloc"),
         ]
