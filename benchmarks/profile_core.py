@@ -435,10 +435,7 @@ def stages(inc: dict, cmd: str, nreq: int) -> list[tuple[str, float]]:
     handler = _get(inc, *HANDLERS[cmd])
     emit = _sum(
         inc,
-        *(
-            f"Keyspace_emit_{x}"
-            for x in ("reg_at", "cnt", "sadd", "hset", "ttl", "del", "mv")
-        ),
+        *(f"Keyspace_emit_{x}" for x in ("reg_at", "cnt", "sadd", "hset", "ttl", "del", "mv")),
     ) or _sum(inc, "Keyspace_emit_reg")
     bl_calls = _sum(
         inc,

@@ -38,7 +38,7 @@ cdef int _push(Client c, list argv, bint left, bint xx) except -1:
         return reply_wrongtype(c)
     if xx and o is None:
         return c.out.integer(0)
-    lo = emit_push(ks, key, <ListObj>o, argv[2:], left)
+    lo = emit_push(ks, key, <ListObj>o, argv, 2, left)
     return c.out.integer(lo.n)
 
 
@@ -443,11 +443,11 @@ cdef int _lmove(Client c, object src, object dst, bint from_left, bint to_left) 
     if do is so:
         # Redis never empties (nor deletes) a list that LMOVE rotates: push
         # first, so that the key keeps its TTL
-        emit_push(ks, dst, lo, [val], to_left)
+        emit_push(ks, dst, lo, [val], 0, to_left)
         emit_remove(ks, src, lo, [e])
     else:
         emit_remove(ks, src, lo, [e])
-        emit_push(ks, dst, None, [val], to_left)
+        emit_push(ks, dst, None, [val], 0, to_left)
     return c.out.bulk(<bytes>val)
 
 

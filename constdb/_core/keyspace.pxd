@@ -76,6 +76,8 @@ cdef class Keyspace:
     cdef int emit_sadd(self, object key, object member) except -1
     cdef int emit_srem(self, object key, SetObj o, object member) except -1
     cdef int emit_hset(self, object key, object field, object val) except -1
+    cdef int emit_hset_at(self, object key, HashObj o, bint shown, object field,
+                          object val) except -1
     cdef int emit_hdel(self, object key, HashObj o, object field) except -1
     cdef int emit_mv(self, object key, object val, bint replace) except -1
     cdef int emit_clear(self, object key, CObj o) except -1
@@ -99,6 +101,8 @@ cdef class Keyspace:
     cdef int _srem_on(self, object key, SetObj o, object member, list dots) except -1
     cdef int _hset_on(self, object key, HashObj o, object field, object val, uint64_t u,
                       uint64_t n, list removes) except -1
+    cdef int _hset_do(self, object key, HashObj o, object field, object val, uint64_t u,
+                      uint64_t n, list removes, bint shown) except -1
     cdef int _hrem_on(self, object key, HashObj o, object field, list dots) except -1
     cdef int _mv_on(self, object key, MVObj o, object val, uint64_t u, uint64_t n,
                     list removes) except -1

@@ -1084,6 +1084,11 @@ cdef class Keyspace:
 
     cdef int _hset_on(self, object key, HashObj o, object field, object val, uint64_t u,
                       uint64_t n, list removes) except -1:
+        return self._hset_do(key, o, field, val, u, n, removes, False)
+
+    cdef int _hset_do(self, object key, HashObj o, object field, object val, uint64_t u,
+                      uint64_t n, list removes, bint shown) except -1:
+        """_hset_on; shown: o is d[key] (see _reg_on)."""
         cdef PyObject* p = PyDict_GetItem(o.f, field)
         cdef object ent = <object>p if p != NULL else None
         if removes:
@@ -1097,7 +1102,8 @@ cdef class Keyspace:
             o.f[field] = ent
         _bump(&o.lu, &o.ln, u, n)
         self.touched(key)
-        self.settle(key, o)
+        if not shown or self.alts or not o.f:
+            self.settle(key, o)
         return 0
 
     cdef int _hrem_on(self, object key, HashObj o, object field, list dots) except -1:
@@ -1274,31 +1280,45 @@ cdef class Keyspace:
         return 0
 
     cdef int emit_hset(self, object key, object field, object val) except -1:
-        cdef uint64_t u = self.tick()
-        cdef PyObject* p = PyDict_GetItem(self.d, key)
-        cdef HashObj o
-        cdef list removes = None
-        cdef Writer w
+        cdef PyObject* p = PyDict_GetItemWithError(self.d, key)
         if p != NULL and type(<object>p) is HashObj:
-            o = <HashObj>p
-        else:
-            o = <HashObj>self.find(key, T_HASH, True)
-        ent = o.f.get(field)
-        if ent is not None:
-            removes = _ent_dots(ent)
+            return self.emit_hset_at(key, <HashObj>p, True, field, val)
+        return self.emit_hset_at(key, <HashObj>self.find(key, T_HASH, True), False, field, val)
+
+    cdef int emit_hset_at(self, object key, HashObj o, bint shown, object field,
+                          object val) except -1:
+        """emit_hset on key's hash o (as find() gives it); shown: o is d[key]."""
+        cdef uint64_t u = self.tick()
+        cdef PyObject* p = PyDict_GetItem(o.f, field)
+        cdef list removes = None
+        cdef Py_ssize_t klen = PyBytes_GET_SIZE(key), flen = PyBytes_GET_SIZE(field)
+        cdef Py_ssize_t vlen = PyBytes_GET_SIZE(val), nd = 0
+        cdef char* w
+        cdef Dot x
+        if p != NULL:
+            removes = _ent_dots(<object>p)
+            nd = len(removes)
         if o.hc is not None and _ext_hset is not None and field in <dict>o.hc:
             # the field carries counters: the write resets what it observed (t_hash)
             _ext_hset(self, key, o, field, val, u, removes)
             return 0
-        self._hset_on(key, o, field, val, u, self.node_id, removes)
-        w = self.bl.begin(OP_HSET, u)
-        w.put_bytes(key)
-        w.put_bytes(field)
-        w.put_bytes(val)
-        if removes is None:
-            w.put_u8(0)
-        else:
-            _put_dots(w, removes)
+        self._hset_do(key, o, field, val, u, self.node_id, removes, shown)
+        # the record in one go: key, field, value, dots removed
+        w = self.bl.reserve(OP_HSET, u, varint_len(<uint64_t>klen) + klen + varint_len(<uint64_t>flen)
+                            + flen + varint_len(<uint64_t>vlen) + vlen + varint_len(<uint64_t>nd)
+                            + 16 * nd)
+        w = put_varint_at(w, <uint64_t>klen)
+        memcpy(w, PyBytes_AS_STRING(key), klen)
+        w = put_varint_at(w + klen, <uint64_t>flen)
+        memcpy(w, PyBytes_AS_STRING(field), flen)
+        w = put_varint_at(w + flen, <uint64_t>vlen)
+        memcpy(w, PyBytes_AS_STRING(val), vlen)
+        w = put_varint_at(w + vlen, <uint64_t>nd)
+        if nd:
+            for y in removes:
+                x = <Dot>y
+                w = put_u64_at(w, x.node)
+                w = put_u64_at(w, x.uuid)
         self.bl.end()
         return 0
 

@@ -32,7 +32,8 @@ cdef bint prev_live(ListObj o, Py_ssize_t* bi, Py_ssize_t* ii) noexcept
 cdef LElem elem_at(ListObj o, Py_ssize_t bi, Py_ssize_t ii)
 
 # local effects: draw uuids, apply through the shared rule, log the record
-cdef ListObj emit_push(Keyspace ks, object key, ListObj o, list vals, bint left)
+cdef ListObj emit_push(Keyspace ks, object key, ListObj o, list vals, Py_ssize_t start,
+                       bint left)
 cdef int emit_insert(Keyspace ks, object key, ListObj o, LElem after, object val) except -1
 cdef int emit_remove(Keyspace ks, object key, ListObj o, list elems) except -1
 cdef int emit_lset(Keyspace ks, object key, ListObj o, LElem e, object val) except -1

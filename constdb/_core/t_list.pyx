@@ -593,13 +593,15 @@ cdef int _lins_on(Keyspace ks, object key, ListObj o, uint64_t an, uint64_t au, 
 
 
 cdef int _lins_local(Keyspace ks, object key, ListObj o, LElem anchor, Py_ssize_t bi,
-                     Py_ssize_t ii, int mode, list vals, uint64_t u, bint shown) except -1:
+                     Py_ssize_t ii, int mode, list vals, Py_ssize_t start, uint64_t u,
+                     bint shown) except -1:
     """_lins_on of a local push: the new elements' uuids are the newest of
     all, so no element with such an id exists yet (no ghost, no duplicate),
     and the RGA skip after the anchor passes nothing: the first element goes
     right at (bi, ii) (just after the anchor, or at the head when anchor is
-    None), which the caller found. shown: o is d[key]."""
-    cdef Py_ssize_t i, n = PyList_GET_SIZE(vals)
+    None), which the caller found. The values are vals[start:]. shown: o is
+    d[key]."""
+    cdef Py_ssize_t i, n = PyList_GET_SIZE(vals) - start
     cdef uint64_t origin = ks.node_id, first = u - <uint64_t>n + 1, eu
     cdef uint64_t an = 0, au = 0
     cdef LElem e
@@ -608,7 +610,7 @@ cdef int _lins_local(Keyspace ks, object key, ListObj o, LElem anchor, Py_ssize_
         au = anchor.uuid
     for i in range(n):
         eu = first + <uint64_t>i
-        e = _new_elem(origin, eu, <object>PyList_GET_ITEM(vals, i))
+        e = _new_elem(origin, eu, <object>PyList_GET_ITEM(vals, start + i))
         _put_id(o, e)
         e.an = an
         e.au = au
@@ -681,11 +683,12 @@ cdef int _emptied(Keyspace ks, object key, ListObj o, bint had_ttl) except -1:
 
 # ---------------------------------------------------------- local effects ----
 
-cdef ListObj emit_push(Keyspace ks, object key, ListObj o, list vals, bint left):
-    """LPUSH (left) / RPUSH: vals go to the head one by one, or after the last
-    element as a chain. o: the list if the caller has it (d[key], as
+cdef ListObj emit_push(Keyspace ks, object key, ListObj o, list vals, Py_ssize_t start,
+                       bint left):
+    """LPUSH (left) / RPUSH: vals[start:] go to the head one by one, or after
+    the last element as a chain. o: the list if the caller has it (d[key], as
     Keyspace.lookup gives it), else None."""
-    cdef Py_ssize_t i, n = PyList_GET_SIZE(vals), bi = 0, ii = 0, plen, vlen
+    cdef Py_ssize_t i, n = PyList_GET_SIZE(vals) - start, bi = 0, ii = 0, plen, vlen
     cdef Py_ssize_t klen = PyBytes_GET_SIZE(key)
     cdef uint64_t u, an = 0, au = 0
     cdef LElem last = None
@@ -705,11 +708,12 @@ cdef ListObj emit_push(Keyspace ks, object key, ListObj o, list vals, bint left)
         if ks.tick() != u + <uint64_t>i:
             raise RuntimeError("clock did not give consecutive uuids")
     u = u + <uint64_t>(n - 1)
-    _lins_local(ks, key, o, last, bi, ii, LINS_SAME if left else LINS_CHAIN, vals, u, shown)
+    _lins_local(ks, key, o, last, bi, ii, LINS_SAME if left else LINS_CHAIN, vals, start, u,
+                shown)
     # the record in one go: key, anchor, mode, values
     plen = varint_len(<uint64_t>klen) + klen + 17 + varint_len(<uint64_t>n)
     for i in range(n):
-        vlen = PyBytes_GET_SIZE(<bytes>PyList_GET_ITEM(vals, i))
+        vlen = PyBytes_GET_SIZE(<bytes>PyList_GET_ITEM(vals, start + i))
         plen += varint_len(<uint64_t>vlen) + vlen
     w = ks.bl.reserve(OP_LINS, u, plen)
     w = put_varint_at(w, <uint64_t>klen)
@@ -719,7 +723,7 @@ cdef ListObj emit_push(Keyspace ks, object key, ListObj o, list vals, bint left)
     w[0] = <char>(LINS_SAME if left else LINS_CHAIN)
     w = put_varint_at(w + 1, <uint64_t>n)
     for i in range(n):
-        v = <bytes>PyList_GET_ITEM(vals, i)
+        v = <bytes>PyList_GET_ITEM(vals, start + i)
         vlen = PyBytes_GET_SIZE(v)
         w = put_varint_at(w, <uint64_t>vlen)
         memcpy(w, PyBytes_AS_STRING(v), vlen)
@@ -834,7 +838,7 @@ cdef int copy_list(Keyspace ks, object dst, ListObj o) except -1:
     """RENAME/COPY: dst gets o's elements as one new push (dst cleared first)."""
     cdef list vals = [(<LElem>e).val for e in _live_elems(o)]
     if vals:
-        emit_push(ks, dst, None, vals, False)
+        emit_push(ks, dst, None, vals, 0, False)
     return 0
 
 

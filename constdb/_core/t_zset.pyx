@@ -562,11 +562,12 @@ cdef object _dots_add(object ent, Dot d):
 
 
 cdef list _dots_of(object ent):
+    # a new list of the entry's Dot objects (a Dot never changes once made)
     if ent is None:
         return []
     if type(ent) is list:
-        return [new_dot((<Dot>x).node, (<Dot>x).uuid) for x in <list>ent]
-    return [new_dot((<Dot>ent).node, (<Dot>ent).uuid)]
+        return list(<list>ent)
+    return [ent]
 
 
 cdef int _put_dots(Writer w, list dots) except -1:
@@ -859,7 +860,8 @@ cdef int _emptied(Keyspace ks, object key, ZSetObj o, bint had_ttl) except -1:
 
 
 cdef int emit_zrem(Keyspace ks, object key, ZSetObj o, list members) except -1:
-    """The removal of these present members (ZREM, pops, ZREMRANGE*)."""
+    """The removal of these present members (ZREM, pops, ZREMRANGE*) of o,
+    d[key] (as Keyspace.lookup gives it)."""
     cdef uint64_t u = ks.tick()
     cdef Writer w
     cdef list dots
@@ -877,7 +879,9 @@ cdef int emit_zrem(Keyspace ks, object key, ZSetObj o, list members) except -1:
     ks.bl.end()
     _bump(o, u, ks.node_id)
     ks.touched(key)
-    ks.settle(key, o)
+    if not o.m or ks.alts:
+        # (o stays shown while it has members and nothing else is on key)
+        ks.settle(key, o)
     if not o.m:
         _emptied(ks, key, o, had_ttl)
     return 0
