@@ -1,12 +1,20 @@
 #!/usr/bin/env python3
-"""Replication speed, side by side with a node that has no peers.
+"""Replication speed: a ConstDB group beside a redis-server master with two
+replicas, in the same run.
 
-1. Node A under redis-benchmark SET load (-c 50 -P 16): req/s with no peers,
-   then with two peers; during the load each peer's lag (records, from
-   NODES) is sampled; after it, the time until every lag is zero.
-2. Replication lag on an idle group: a write on A until it is visible on B.
-3. Full sync of N small keys (default 1,000,000) to a new node: time until it
-   holds them all, and the snapshot's size with and without lz4.
+1. The write node (ConstDB A; the Redis master) under redis-benchmark SET load
+   (-c 50 -P 16): req/s and the write node's CPU per request with no peers, then
+   with two peers (ConstDB: two nodes that MEET A; Redis: two replicas). During
+   the load each peer's lag is sampled (ConstDB: records, from NODES; Redis:
+   bytes of replication offset); after it, the time until every lag is zero.
+   The peers' own CPU per request is reported too: on a 2-core machine the write
+   node, redis-benchmark and two peers that apply every write share two cores,
+   so the req/s ratio says as much about the machine as about the code.
+2. Replication lag on an idle group: a write on the write node until it is
+   visible on a peer (median and p99).
+3. Full sync of N small keys (default 1,000,000) to a new node (ConstDB: MEET;
+   Redis: REPLICAOF): time until it holds them all; ConstDB's snapshot size
+   with and without lz4, Redis's RDB size.
 
 Usage: python benchmarks/bench_replication.py [--keys N] [--requests N] [--out FILE]
 """
@@ -29,6 +37,7 @@ import lz4.frame
 import redis
 
 HOST = "127.0.0.1"
+TICK = os.sysconf("SC_CLK_TCK")
 
 
 def free_port() -> int:
@@ -37,30 +46,18 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-class Node:
-    def __init__(self, root: str, name: str):
+class Proc:
+    """A server process on a free loopback port, stopped by pid."""
+
+    kind = ""
+
+    def __init__(self, root: str, name: str, argv: list[str]):
         self.name = name
         self.dir = os.path.join(root, name)
         os.makedirs(self.dir)
-        self.port = free_port()
-        with open(os.path.join(self.dir, "constdb.toml"), "w") as f:
-            f.write(
-                f'node_alias = "{name}"\nreplica_heartbeat_frequency = 0.2\nsave = []\nlog_level = "WARN"\n'
-            )
-        exe = shutil.which("constdb-server") or sys.executable
-        args = [exe] if exe != sys.executable else [exe, "-m", "constdb"]
         self.log = open(os.path.join(self.dir, "log"), "wb")
         self.proc = subprocess.Popen(
-            args
-            + [
-                os.path.join(self.dir, "constdb.toml"),
-                "--port",
-                str(self.port),
-                "--work-dir",
-                self.dir,
-            ],
-            stdout=self.log,
-            stderr=subprocess.STDOUT,
+            argv(self), stdout=self.log, stderr=subprocess.STDOUT, cwd=self.dir
         )
         deadline = time.time() + 20
         while True:
@@ -68,12 +65,18 @@ class Node:
                 self.r().ping()
                 break
             except redis.ConnectionError:
-                if time.time() > deadline:
+                if time.time() > deadline or self.proc.poll() is not None:
                     raise
                 time.sleep(0.05)
 
     def r(self) -> redis.Redis:
         return redis.Redis(host=HOST, port=self.port, protocol=2, socket_timeout=120)
+
+    def cpu(self) -> float:
+        """utime + stime, seconds."""
+        with open(f"/proc/{self.proc.pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / TICK
 
     def stop(self) -> None:
         if self.proc.poll() is None:
@@ -86,24 +89,86 @@ class Node:
         self.log.close()
 
 
-def lags(n: Node) -> list[int]:
-    out = []
-    for row in n.r().execute_command("NODES"):
-        d = {row[i].decode(): row[i + 1] for i in range(0, len(row), 2)}
-        if d["state"] != b"myself":
-            out.append(int(d["lag_records"]))
-    return out
+class ConstNode(Proc):
+    kind = "ConstDB"
+
+    def __init__(self, root: str, name: str):
+        self.port = free_port()
+
+        def argv(p: Proc) -> list[str]:
+            conf = os.path.join(p.dir, "constdb.toml")
+            with open(conf, "w") as f:
+                f.write(
+                    f'node_alias = "{name}"\nreplica_heartbeat_frequency = 0.2\n'
+                    'save = []\nlog_level = "WARN"\n'
+                )
+            exe = shutil.which("constdb-server")
+            cmd = [exe] if exe else [sys.executable, "-m", "constdb"]
+            return cmd + [conf, "--port", str(self.port), "--work-dir", p.dir]
+
+        super().__init__(root, name, argv)
+
+    def join(self, other: Proc) -> None:
+        self.r().execute_command("MEET", f"{HOST}:{other.port}")
+
+    def nodes(self) -> list[dict]:
+        out = []
+        for row in self.r().execute_command("NODES"):
+            out.append({row[i].decode(): row[i + 1] for i in range(0, len(row), 2)})
+        return out
+
+    def lags(self) -> list[int]:
+        return [int(d["lag_records"]) for d in self.nodes() if d["state"] != b"myself"]
+
+    def linked(self, n: int) -> bool:
+        rows = self.nodes()
+        return len(rows) == n and all(d["state"] in (b"myself", b"connected") for d in rows)
 
 
-def linked(nodes: list[Node]) -> bool:
-    for n in nodes:
-        for row in n.r().execute_command("NODES"):
-            d = {row[i].decode(): row[i + 1] for i in range(0, len(row), 2)}
-            if d["state"] not in (b"myself", b"connected"):
-                return False
-        if len(n.r().execute_command("NODES")) != len(nodes):
-            return False
-    return True
+class RedisNode(Proc):
+    kind = "Redis"
+
+    def __init__(self, root: str, name: str):
+        self.port = free_port()
+
+        def argv(p: Proc) -> list[str]:
+            return [
+                "redis-server",
+                "--port",
+                str(self.port),
+                "--bind",
+                HOST,
+                "--dir",
+                p.dir,
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--repl-diskless-sync",
+                "yes",
+                "--repl-diskless-sync-delay",
+                "0",
+            ]
+
+        super().__init__(root, name, argv)
+
+    def join(self, other: Proc) -> None:
+        self.r().execute_command("REPLICAOF", HOST, str(other.port))
+
+    def info(self) -> dict:
+        return self.r().info("replication")
+
+    def lags(self) -> list[int]:
+        """Bytes of the master's stream each replica has not acknowledged."""
+        info = self.info()
+        off = int(info["master_repl_offset"])
+        return [off - int(info[f"slave{i}"]["offset"]) for i in range(info["connected_slaves"])]
+
+    def linked(self, n: int) -> bool:
+        info = self.info()
+        return info["connected_slaves"] == n - 1 and all(
+            info[f"slave{i}"]["state"] == "online" for i in range(n - 1)
+        )
 
 
 def wait(cond, timeout: float, what: str) -> float:
@@ -145,17 +210,113 @@ def benchmark_set(port: int, n: int) -> float:
     raise SystemExit(out)
 
 
-def load_keys(n: Node, count: int) -> None:
+def measured_load(a: Proc, peers: list[Proc], n: int) -> dict:
+    """SET load on a: req/s, a's and the peers' CPU us/req, peak lag, drain."""
+    peak = [0]
+    done = threading.Event()
+
+    def sample() -> None:
+        while not done.is_set():
+            try:
+                peak[0] = max(peak[0], *a.lags()) if peers else 0
+            except (redis.RedisError, KeyError):
+                pass
+            time.sleep(0.1)
+
+    t = threading.Thread(target=sample)
+    t.start()
+    c0 = [x.cpu() for x in [a] + peers]
+    rps = benchmark_set(a.port, n)
+    end = time.time()
+    if peers:
+        wait(lambda: all(x == 0 for x in a.lags()), 60, "zero lag")
+    drain = time.time() - end
+    done.set()
+    t.join()
+    time.sleep(0.05)
+    c1 = [x.cpu() for x in [a] + peers]
+    used = [(y - x) * 1e6 / n for x, y in zip(c0, c1)]
+    return {
+        "rps": rps,
+        "cpu": used[0],
+        "peer_cpu": sum(used[1:]) / len(peers) if peers else 0.0,
+        "peak": peak[0],
+        "drain": drain,
+    }
+
+
+def idle_lag(a: Proc, b: Proc, samples: int) -> list[float]:
+    ra, rb = a.r(), b.r()
+    lat = []
+    for i in range(samples):
+        key, val = f"lat{i}", str(time.time())
+        ra.set(key, val)
+        t0 = time.perf_counter()
+        while rb.get(key) != val.encode():
+            pass
+        lat.append((time.perf_counter() - t0) * 1000)
+        time.sleep(0.01)
+    lat.sort()
+    return lat
+
+
+def load_keys(port: int, count: int) -> None:
     """count small string keys through redis-cli --pipe."""
     proto = b"".join(
         b"*3\r\n$3\r\nSET\r\n$16\r\nkey:%012d\r\n$3\r\nxxx\r\n" % i for i in range(count)
     )
     subprocess.run(
-        ["redis-cli", "-h", HOST, "-p", str(n.port), "--pipe"],
+        ["redis-cli", "-h", HOST, "-p", str(port), "--pipe"],
         input=proto,
         check=True,
         capture_output=True,
     )
+
+
+def run_group(cls, root: str, args, procs: list[Proc]) -> dict:
+    res: dict = {}
+    a = cls(root, f"{cls.kind}-a")
+    procs.append(a)
+    res["alone"] = measured_load(a, [], args.requests)
+    peers = [cls(root, f"{cls.kind}-b"), cls(root, f"{cls.kind}-c")]
+    procs += peers
+    for p in peers:
+        p.join(a)
+    wait(lambda: a.linked(3) and all(p.linked(3) for p in peers if cls is ConstNode), 60, "links")
+    res["peers"] = measured_load(a, peers, args.requests)
+    res["lat"] = idle_lag(a, peers[0], args.samples)
+    for p in peers:
+        p.stop()
+        procs.remove(p)
+    # full sync of many small keys to a new node
+    a.r().flushall()
+    load_keys(a.port, args.keys)
+    assert a.r().dbsize() == args.keys
+    if cls is ConstNode:
+        a.r().save()
+        snap = open(os.path.join(a.dir, "dump.cdb"), "rb").read()
+        res["size"] = len(snap)
+        res["raw"] = len(lz4.frame.decompress(snap))
+    else:
+        a.r().save()
+        res["size"] = os.path.getsize(os.path.join(a.dir, "dump.rdb"))
+    d = cls(root, f"{cls.kind}-d")
+    procs.append(d)
+    t0 = time.time()
+    d.join(a)
+
+    def synced() -> bool:
+        try:
+            return d.r().dbsize() >= args.keys
+        except (redis.BusyLoadingError, redis.ConnectionError):
+            return False
+
+    wait(synced, 300, "full sync")
+    res["sync"] = time.time() - t0
+    for p in (a, d):
+        p.stop()
+        procs.remove(p)
+    return res
 
 
 def main() -> None:
@@ -166,87 +327,59 @@ def main() -> None:
     ap.add_argument("--out")
     args = ap.parse_args()
     root = tempfile.mkdtemp(prefix="constdb-bench-repl-")
-    nodes: list[Node] = []
-    rows: list[tuple[str, str]] = []
+    procs: list[Proc] = []
     try:
-        a = Node(root, "a")
-        nodes.append(a)
-        alone = benchmark_set(a.port, args.requests)
-        b, c = Node(root, "b"), Node(root, "c")
-        nodes += [b, c]
-        b.r().execute_command("MEET", f"{HOST}:{a.port}")
-        c.r().execute_command("MEET", f"{HOST}:{a.port}")
-        wait(lambda: linked(nodes), 30, "links")
-        peak = [0]
-        done = threading.Event()
-
-        def sample() -> None:
-            while not done.is_set():
-                try:
-                    peak[0] = max(peak[0], *lags(a))
-                except redis.RedisError:
-                    pass
-                time.sleep(0.1)
-
-        t = threading.Thread(target=sample)
-        t.start()
-        with_peers = benchmark_set(a.port, args.requests)
-        end = time.time()
-        wait(lambda: all(x == 0 for x in lags(a)), 60, "zero lag")
-        drain = time.time() - end
-        done.set()
-        t.join()
-        rows += [
-            ("SET -c 50 -P 16 on A, no peers (req/s)", f"{alone:,.0f}"),
-            ("SET -c 50 -P 16 on A, two peers (req/s)", f"{with_peers:,.0f}"),
-            ("ratio with peers / alone", f"{with_peers / alone:.2f}"),
-            ("peak peer lag during the load (records)", f"{peak[0]:,}"),
-            ("time from end of load to zero lag (s)", f"{drain:.3f}"),
-        ]
-
-        # idle replication lag: a write on A until it is visible on B
-        ra, rb = a.r(), b.r()
-        lat = []
-        for i in range(args.samples):
-            key, val = f"lat{i}", str(time.time())
-            ra.set(key, val)
-            t0 = time.perf_counter()
-            while rb.get(key) != val.encode():
-                pass
-            lat.append((time.perf_counter() - t0) * 1000)
-            time.sleep(0.01)
-        lat.sort()
-        rows += [
-            ("idle write-to-visible lag A->B, median (ms)", f"{statistics.median(lat):.2f}"),
-            ("idle write-to-visible lag A->B, p99 (ms)", f"{lat[int(len(lat) * 0.99) - 1]:.2f}"),
-        ]
-        for n in (b, c):
-            n.stop()
-        nodes = [a]
-
-        # full sync of many small keys to a new node
-        ra.flushall()
-        load_keys(a, args.keys)
-        assert ra.dbsize() == args.keys, ra.dbsize()
-        ra.save()
-        snap = open(os.path.join(a.dir, "dump.cdb"), "rb").read()
-        raw = len(lz4.frame.decompress(snap))
-        d = Node(root, "d")
-        nodes.append(d)
-        t0 = time.time()
-        d.r().execute_command("MEET", f"{HOST}:{a.port}")
-        took = wait(lambda: d.r().dbsize() >= args.keys, 300, "full sync") + 0
-        took = time.time() - t0
-        rows += [
-            (f"full sync of {args.keys:,} keys to a new node (s)", f"{took:.2f}"),
-            ("snapshot size with lz4 (bytes)", f"{len(snap):,}"),
-            ("snapshot size without lz4 (bytes)", f"{raw:,}"),
-        ]
+        c = run_group(ConstNode, root, args, procs)
+        r = run_group(RedisNode, root, args, procs)
     finally:
-        for n in nodes:
-            n.stop()
+        for p in procs:
+            p.stop()
         shutil.rmtree(root, ignore_errors=True)
-    table = "| measure | value |\n|---|---|\n" + "".join(f"| {k} | {v} |\n" for k, v in rows)
+
+    def med(x):
+        return f"{statistics.median(x['lat']):.2f}"
+
+    def p99(x):
+        return f"{x['lat'][int(len(x['lat']) * 0.99) - 1]:.2f}"
+
+    rows = [
+        ("SET -P 16 on the write node, no peers (req/s)", c["alone"]["rps"], r["alone"]["rps"]),
+        ("SET -P 16 on the write node, two peers (req/s)", c["peers"]["rps"], r["peers"]["rps"]),
+        (
+            "ratio with peers / alone",
+            c["peers"]["rps"] / c["alone"]["rps"],
+            r["peers"]["rps"] / r["alone"]["rps"],
+        ),
+        ("write node CPU us/req, no peers", c["alone"]["cpu"], r["alone"]["cpu"]),
+        ("write node CPU us/req, two peers", c["peers"]["cpu"], r["peers"]["cpu"]),
+        (
+            "each peer's CPU us/req (applying the stream)",
+            c["peers"]["peer_cpu"],
+            r["peers"]["peer_cpu"],
+        ),
+        (
+            "peak peer lag during the load",
+            f"{c['peers']['peak']:,} records",
+            f"{r['peers']['peak']:,} bytes",
+        ),
+        ("time from end of load to zero lag (s)", c["peers"]["drain"], r["peers"]["drain"]),
+        ("idle write-to-visible lag, median (ms)", med(c), med(r)),
+        ("idle write-to-visible lag, p99 (ms)", p99(c), p99(r)),
+        (f"full sync of {args.keys:,} keys to a new node (s)", c["sync"], r["sync"]),
+        ("snapshot / RDB size (bytes)", c["size"], r["size"]),
+        ("ConstDB snapshot without lz4 (bytes)", c["raw"], "-"),
+    ]
+
+    def fmt(v) -> str:
+        if isinstance(v, str):
+            return v
+        if v >= 1000:
+            return f"{v:,.0f}"
+        return f"{v:.2f}"
+
+    table = "| measure | ConstDB | Redis |\n|---|---:|---:|\n" + "".join(
+        f"| {k} | {fmt(x)} | {fmt(y)} |\n" for k, x, y in rows
+    )
     print(table)
     if args.out:
         with open(args.out, "w") as f:
