@@ -22,15 +22,8 @@ from constdb._core.protocol cimport (
 from constdb._core.t_hash cimport emit_hincr
 
 
-cdef HashObj _get(Client c, object key, bint* wrong):
-    cdef CObj o = c.ks.lookup_r(key)
-    wrong[0] = False
-    if o is None:
-        return None
-    if type(o) is not HashObj:
-        wrong[0] = True
-        return None
-    return <HashObj>o
+cdef inline HashObj _get(Client c, object key, bint* wrong):
+    return <HashObj>c.ks.lookup_as(key, HashObj, True, wrong)
 
 
 cdef inline object _val(HashObj o, object field):

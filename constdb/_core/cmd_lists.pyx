@@ -119,26 +119,12 @@ cdef int cmd_rpop(Client c, list argv) except -1:
     return _pop(c, argv, False)
 
 
-cdef ListObj _get(Client c, object key, bint* wrong):
-    cdef CObj o = c.ks.lookup_r(key)
-    wrong[0] = False
-    if o is None:
-        return None
-    if type(o) is not ListObj:
-        wrong[0] = True
-        return None
-    return <ListObj>o
+cdef inline ListObj _get(Client c, object key, bint* wrong):
+    return <ListObj>c.ks.lookup_as(key, ListObj, True, wrong)
 
 
-cdef ListObj _get_w(Client c, object key, bint* wrong):
-    cdef CObj o = c.ks.lookup(key)
-    wrong[0] = False
-    if o is None:
-        return None
-    if type(o) is not ListObj:
-        wrong[0] = True
-        return None
-    return <ListObj>o
+cdef inline ListObj _get_w(Client c, object key, bint* wrong):
+    return <ListObj>c.ks.lookup_as(key, ListObj, False, wrong)
 
 
 cdef int cmd_llen(Client c, list argv) except -1:

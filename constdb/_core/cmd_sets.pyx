@@ -49,15 +49,8 @@ cdef int _reply_members(Client c, object coll, bint ordered) except -1:
     return 0
 
 
-cdef SetObj _get(Client c, object key, bint* wrong):
-    cdef CObj o = c.ks.lookup_r(key)
-    wrong[0] = False
-    if o is None:
-        return None
-    if type(o) is not SetObj:
-        wrong[0] = True
-        return None
-    return <SetObj>o
+cdef inline SetObj _get(Client c, object key, bint* wrong):
+    return <SetObj>c.ks.lookup_as(key, SetObj, True, wrong)
 
 
 cdef int cmd_sadd(Client c, list argv) except -1:

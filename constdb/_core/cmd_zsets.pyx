@@ -42,26 +42,12 @@ cdef enum:
     DIR_REVERSE = 2
 
 
-cdef ZSetObj _get(Client c, object key, bint* wrong):
-    cdef CObj o = c.ks.lookup_r(key)
-    wrong[0] = False
-    if o is None:
-        return None
-    if type(o) is not ZSetObj:
-        wrong[0] = True
-        return None
-    return <ZSetObj>o
+cdef inline ZSetObj _get(Client c, object key, bint* wrong):
+    return <ZSetObj>c.ks.lookup_as(key, ZSetObj, True, wrong)
 
 
-cdef ZSetObj _get_w(Client c, object key, bint* wrong):
-    cdef CObj o = c.ks.lookup(key)
-    wrong[0] = False
-    if o is None:
-        return None
-    if type(o) is not ZSetObj:
-        wrong[0] = True
-        return None
-    return <ZSetObj>o
+cdef inline ZSetObj _get_w(Client c, object key, bint* wrong):
+    return <ZSetObj>c.ks.lookup_as(key, ZSetObj, False, wrong)
 
 
 cdef inline ZEnt _ent(ZSetObj o, object member):

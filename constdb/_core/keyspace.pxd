@@ -60,6 +60,7 @@ cdef class Keyspace:
     cdef bint seen(self, uint64_t node, uint64_t uuid)
     cdef CObj lookup(self, object key)
     cdef CObj lookup_r(self, object key)
+    cdef CObj lookup_as(self, object key, type t, bint read, bint* wrong)
     cdef bint is_expired(self, CObj o) noexcept
     cdef int expire_key(self, object key) except -1
     cdef int touched(self, object key) except -1

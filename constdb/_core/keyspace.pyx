@@ -777,6 +777,13 @@ cdef class Keyspace:
             self.hits += 1
         return o
 
+    cdef CObj lookup_as(self, object key, type t, bint read, bint* wrong):
+        """The visible object of key if it is a t, else None; wrong: whether
+        key holds another type. read: count hits and misses (lookup_r)."""
+        cdef CObj o = self.lookup_r(key) if read else self.lookup(key)
+        wrong[0] = o is not None and type(o) is not t
+        return None if wrong[0] else o
+
     cdef int expire_key(self, object key) except -1:
         self.expired_keys += 1
         self.emit_del(key)

@@ -844,6 +844,28 @@ cdef object _merge_ent(object a, object b, Ctx ca, Ctx cb):
     return out[0] if len(out) == 1 else out
 
 
+cdef set _cnt_nodes(object xa, object xb):
+    """The origins with a counter entry on either side."""
+    cdef set nodes = set(xa) if xa else set()
+    if xb:
+        nodes.update(xb)
+    return nodes
+
+
+cdef object _cnt_src(object ea, uint64_t la, object eb, uint64_t lb, uint64_t node, Ctx ca,
+                     Ctx cb):
+    """Which of one origin's counter entries (la, lb: their last uuids) a merge
+    keeps: the later one; a one-sided one only if the other side has not seen
+    it (it saw it and dropped it: observed-reset, or GC). None: neither."""
+    if ea is not None and eb is not None:
+        return eb if lb > la else ea
+    if ea is not None:
+        return ea if la and not cb.applied(node, la) else None
+    if eb is not None:
+        return eb if lb and not ca.applied(node, lb) else None
+    return None
+
+
 cdef dict _merge_cnts(object xa, object xb, object base, Ctx ca, Ctx cb):
     """Counter entries (CntEntry) of two sides: each origin's (sum, last) is the
     one with the later last (a one-sided one is kept iff the other side has not
@@ -852,21 +874,11 @@ cdef dict _merge_cnts(object xa, object xb, object base, Ctx ca, Ctx cb):
     cdef dict out = {}
     cdef CntEntry ea, eb, src, e
     cdef PyObject* p
-    nodes = set(xa) if xa else set()
-    if xb:
-        nodes.update(xb)
-    for node in nodes:
+    for node in _cnt_nodes(xa, xb):
         ea = (<dict>xa).get(node) if xa else None
         eb = (<dict>xb).get(node) if xb else None
-        src = None
-        if ea is not None and eb is not None:
-            src = eb if eb.last > ea.last else ea
-        elif ea is not None:
-            if ea.last and not cb.applied(<uint64_t>node, ea.last):
-                src = ea
-        elif eb is not None:
-            if eb.last and not ca.applied(<uint64_t>node, eb.last):
-                src = eb
+        src = _cnt_src(ea, ea.last if ea is not None else 0, eb,
+                       eb.last if eb is not None else 0, <uint64_t>node, ca, cb)
         e = CntEntry.__new__(CntEntry)
         if src is not None:
             e.sum = src.sum
@@ -1413,21 +1425,11 @@ cdef object _merge_zcnts(object xa, object xb, object base, Ctx ca, Ctx cb):
     cdef dict out = {}
     cdef ZCnt ea, eb, src, e
     cdef PyObject* p
-    nodes = set(xa) if xa else set()
-    if xb:
-        nodes.update(xb)
-    for node in nodes:
+    for node in _cnt_nodes(xa, xb):
         ea = (<dict>xa).get(node) if xa else None
         eb = (<dict>xb).get(node) if xb else None
-        src = None
-        if ea is not None and eb is not None:
-            src = eb if eb.last > ea.last else ea
-        elif ea is not None:
-            if ea.last and not cb.applied(<uint64_t>node, ea.last):
-                src = ea
-        elif eb is not None:
-            if eb.last and not ca.applied(<uint64_t>node, eb.last):
-                src = eb
+        src = _cnt_src(ea, ea.last if ea is not None else 0, eb,
+                       eb.last if eb is not None else 0, <uint64_t>node, ca, cb)
         e = ZCnt.__new__(ZCnt)
         e.sum = 0.0
         e.bsum = 0.0
