@@ -91,30 +91,61 @@ cdef int cmd_srem(Client c, list argv) except -1:
     return c.out.integer(removed)
 
 
-cdef list _sample(dict m, Py_ssize_t k):
-    """k distinct members chosen at random (k <= len(m))."""
-    cdef Py_ssize_t n = len(m)
+cdef object _pick(SetObj o, bint remove):
+    """One member of o (not empty) at random, in O(1) expected: drawn from
+    o.pick, a list of the members built once and then kept (a removed member
+    found there is dropped and the draw repeated; an added one drops the list).
+    remove: also take it out of the list (SPOP: the caller removes it from o)."""
+    cdef list p = o.pick
+    cdef Py_ssize_t i, n
+    cdef object m
+    if p is None or o.pick_m is not o.m:
+        p = o.pick = list(o.m)
+        o.pick_m = o.m
+    while True:
+        n = PyList_GET_SIZE(p)
+        if n == 0:
+            # every candidate was stale: start again from the members
+            p = o.pick = list(o.m)
+            n = PyList_GET_SIZE(p)
+        i = random.randrange(n)
+        m = p[i]
+        if m in o.m and not remove:
+            return m
+        # take p[i] out: the last candidate fills its place
+        p[i] = p[n - 1]
+        del p[n - 1]
+        if m in o.m:
+            return m
+
+
+cdef list _sample(SetObj o, Py_ssize_t k, bint remove):
+    """k distinct members of o chosen at random (k <= len(o.m)). remove: for
+    SPOP (the chosen ones leave o.pick)."""
+    cdef Py_ssize_t i, n = len(o.m)
     cdef list keys
+    cdef set seen
     if k <= 0:
         return []
-    if k == 1:
-        return [_pick(m)]
-    keys = list(m)
     if k >= n:
-        return keys
-    return random.sample(keys, k)
-
-
-cdef object _pick(dict m):
-    # one member at random: a C walk to a random position in the table
-    cdef Py_ssize_t i = random.randrange(len(m)), pos = 0
-    cdef PyObject* k
-    cdef PyObject* v
-    while PyDict_Next(m, &pos, &k, &v):
-        if i == 0:
-            return <object>k
-        i -= 1
-    return next(iter(m))
+        return list(o.m)
+    if remove and k * 4 <= n:
+        # few of many: draws from the kept list, each O(1); a draw repeats
+        # only if the list was rebuilt midway (it was all stale): then sample
+        keys = []
+        seen = set()
+        for i in range(k):
+            m = _pick(o, True)
+            if m in seen:
+                o.pick = None
+                break
+            seen.add(m)
+            keys.append(m)
+        else:
+            return keys
+    if k == 1:
+        return [_pick(o, False)]
+    return random.sample(list(o.m), k)
 
 
 cdef int cmd_spop(Client c, list argv) except -1:
@@ -138,7 +169,7 @@ cdef int cmd_spop(Client c, list argv) except -1:
         if has_count:
             return c.out.set_(0)
         return c.out.nil()
-    picked = _sample(o.m, min(count, len(o.m)))
+    picked = _sample(o, min(count, len(o.m)), True)
     if has_count:
         c.out.set_(len(picked))
     for m in picked:
@@ -171,18 +202,16 @@ cdef int cmd_srandmember(Client c, list argv) except -1:
             return c.out.array(0)
         return c.out.nil()
     if not has_count:
-        return c.out.bulk(<bytes>_pick(o.m))
+        return c.out.bulk(<bytes>_pick(o, False))
     if count >= 0:
-        keys = _sample(o.m, min(count, len(o.m)))
+        keys = _sample(o, min(count, len(o.m)), False)
         c.out.array(len(keys))
         for m in keys:
             c.out.bulk(<bytes>m)
         return 0
-    keys = list(o.m)
-    n = len(keys)
     c.out.array(-count)
     for i in range(-count):
-        c.out.bulk(<bytes>keys[random.randrange(n)])
+        c.out.bulk(<bytes>_pick(o, False))
     return 0
 
 

@@ -1069,6 +1069,8 @@ cdef class Keyspace:
         if ent is None:
             o.m.pop(member, None)
         else:
+            if p == NULL and o.pick is not None:
+                o.pick = None    # a new member: the random-access list lacks it
             o.m[member] = ent
         _bump(&o.lu, &o.ln, u, n)
         self.touched(key)

@@ -75,6 +75,11 @@ cdef class StrObj(CObj):
 @cython.no_gc
 cdef class SetObj(CObj):
     cdef public dict m              # member -> Dot | list[Dot]
+    # SPOP / SRANDMEMBER's random access: members of pick_m (m when it was
+    # built) in a list; a cache that may hold removed members (checked on use)
+    # and is dropped when a member is added
+    cdef list pick
+    cdef dict pick_m
     cdef public uint64_t lu         # newest effect applied: (lu, ln)
     cdef public uint64_t ln
 

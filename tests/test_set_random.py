@@ -1,0 +1,95 @@
+"""SPOP and SRANDMEMBER draw from a kept random-access list of the members
+(cmd_sets._pick): these tests check that what they return is always a current
+member, that SPOP takes each member once, and that interleaved adds and removals
+never leave a member out of reach."""
+
+from __future__ import annotations
+
+import random
+from collections import Counter
+
+
+def members(n: int, tag: str = "m") -> list[bytes]:
+    return [f"{tag}{i}".encode() for i in range(n)]
+
+
+def test_spop_drains_every_member_once(r):
+    ms = members(2000)
+    r.sadd("s", *ms)
+    got = [r.spop("s") for _ in range(len(ms))]
+    assert sorted(got) == sorted(ms)
+    assert r.spop("s") is None
+    assert r.exists("s") == 0
+
+
+def test_spop_count_is_distinct_and_removes(r):
+    ms = members(1000)
+    r.sadd("s", *ms)
+    seen: set[bytes] = set()
+    for k in (1, 3, 10, 50, 200):
+        got = r.spop("s", k)
+        assert len(got) == k and len(set(got)) == k
+        assert not seen & set(got)
+        seen |= set(got)
+        assert r.scard("s") == len(ms) - len(seen)
+    rest = set(r.smembers("s"))
+    assert rest | seen == set(ms) and not rest & seen
+
+
+def test_interleaved_writes_keep_draws_exact(r):
+    rnd = random.Random(7)
+    model: set[bytes] = set(members(300))
+    r.sadd("s", *model)
+    fresh = iter(members(10_000, "new"))
+    for step in range(3000):
+        op = rnd.random()
+        if op < 0.3:
+            m = next(fresh)
+            assert r.sadd("s", m) == 1
+            model.add(m)
+        elif op < 0.5 and model:
+            m = rnd.choice(sorted(model))
+            assert r.srem("s", m) == 1
+            model.discard(m)
+        elif op < 0.8:
+            m = r.spop("s")
+            if model:
+                assert m in model, (step, m)
+                model.discard(m)
+            else:
+                assert m is None
+        else:
+            m = r.srandmember("s")
+            assert (m in model) if model else m is None
+    assert set(r.smembers("s")) == model
+
+
+def test_added_member_is_reachable(r):
+    # a member added after the list was built can be drawn
+    r.sadd("s", *members(50))
+    r.srandmember("s")  # builds the list
+    r.sadd("s", b"late")
+    got = {r.spop("s") for _ in range(51)}
+    assert b"late" in got
+
+
+def test_srandmember_negative_count_covers_members(r):
+    r.sadd("s", b"a", b"b", b"c")
+    got = r.srandmember("s", -600)
+    assert len(got) == 600
+    c = Counter(got)
+    assert set(c) == {b"a", b"b", b"c"}
+    # each of three members drawn about a third of the time
+    assert all(100 < v < 300 for v in c.values()), c
+    assert r.scard("s") == 3
+
+
+def test_spop_is_spread(r):
+    # uniform enough: over 60 fresh 10-member sets, every member is the
+    # first one popped at least once in a while (a deterministic order fails)
+    firsts = Counter()
+    for _ in range(60):
+        r.delete("s")
+        r.sadd("s", *members(10))
+        firsts[r.spop("s")] += 1
+    assert len(firsts) >= 6, firsts
