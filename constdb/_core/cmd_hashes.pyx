@@ -48,12 +48,13 @@ cdef int _hset_many(Client c, list argv, bint reply_ok) except -1:
         return reply_wrongtype(c)
     for i in range(2, n, 2):
         f = <object>PyList_GET_ITEM(argv, i)
-        if o is None or f not in (<HashObj>o).f:
-            added += 1
         if o is not None and not ks.alts:
-            # o is d[key] (lookup's): no second look-up
-            ks.emit_hset_at(key, <HashObj>o, True, f, <object>PyList_GET_ITEM(argv, i + 1))
+            # o is d[key] (lookup's): no second look-up; 1 if f is new
+            added += ks.emit_hset_at(key, <HashObj>o, True, f,
+                                     <object>PyList_GET_ITEM(argv, i + 1))
         else:
+            if o is None or f not in (<HashObj>o).f:
+                added += 1
             ks.emit_hset(key, f, <object>PyList_GET_ITEM(argv, i + 1))
         if o is None:
             o = ks.lookup(key)

@@ -1296,7 +1296,8 @@ cdef class Keyspace:
 
     cdef int emit_hset_at(self, object key, HashObj o, bint shown, object field,
                           object val) except -1:
-        """emit_hset on key's hash o (as find() gives it); shown: o is d[key]."""
+        """emit_hset on key's hash o (as find() gives it); shown: o is d[key].
+        Returns 1 if field was not in o.f."""
         cdef uint64_t u = self.tick()
         cdef PyObject* p = PyDict_GetItem(o.f, field)
         cdef list removes = None
@@ -1310,8 +1311,15 @@ cdef class Keyspace:
         if o.hc is not None and _ext_hset is not None and field in <dict>o.hc:
             # the field carries counters: the write resets what it observed (t_hash)
             _ext_hset(self, key, o, field, val, u, removes)
-            return 0
-        self._hset_do(key, o, field, val, u, self.node_id, removes, shown)
+            return p == NULL
+        # _hset_do for a local write: the removes are every dot of the field
+        # (all seen: they are in this state) and the new dot is fresh (in no
+        # cloud), so the field's entry is just the new version
+        o.f[field] = new_ver(val, u, self.node_id)
+        _bump(&o.lu, &o.ln, u, self.node_id)
+        self.touched(key)
+        if not shown or self.alts:
+            self.settle(key, o)
         # the record in one go: key, field, value, dots removed
         w = self.bl.reserve(OP_HSET, u, varint_len(<uint64_t>klen) + klen + varint_len(<uint64_t>flen)
                             + flen + varint_len(<uint64_t>vlen) + vlen + varint_len(<uint64_t>nd)
@@ -1329,7 +1337,7 @@ cdef class Keyspace:
                 w = put_u64_at(w, x.node)
                 w = put_u64_at(w, x.uuid)
         self.bl.end()
-        return 0
+        return p == NULL
 
     cdef int emit_hdel(self, object key, HashObj o, object field) except -1:
         cdef uint64_t u = self.tick()
