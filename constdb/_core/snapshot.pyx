@@ -669,10 +669,21 @@ cdef class Snapshot:
     cdef public Py_ssize_t objects_at
     cdef public Py_ssize_t raw_size
     cdef public int version
+    # what _validate decoded, handed to the first objects() (then dropped:
+    # a merge changes the objects it takes)
+    cdef list kept_keys
+    cdef list kept_objs
 
     def objects(self):
         """Yield (key, object) decoded from the body."""
         cdef Reader r = Reader(self.body, self.objects_at)
+        cdef list keys = self.kept_keys, objs = self.kept_objs
+        cdef Py_ssize_t i
+        if keys is not None:
+            self.kept_keys = self.kept_objs = None
+            for i in range(len(keys)):
+                yield keys[i], objs[i]
+            return
         while True:
             tag = r.u8()
             if tag == 0:
@@ -688,9 +699,12 @@ cdef class Snapshot:
         at the end must match."""
         cdef Reader r = Reader(self.body, self.objects_at)
         cdef uint64_t count = 0
-        cdef set keys = set(), types = set()
+        cdef set keys = set()
+        cdef list kk = [], ko = []
+        cdef uint64_t types = 0, bit
         cdef object last = None
         cdef CObj o
+        cdef int t
         while True:
             tag = r.u8()
             if tag == 0:
@@ -699,22 +713,28 @@ cdef class Snapshot:
                 raise SnapshotError("corrupt snapshot (bad object tag)")
             key = r.bytes_()
             o = _dec_obj(r, self.version)
+            kk.append(key)
+            ko.append(o)
             count += 1
             if self.version >= 2:
                 if last is None or key != last:
                     if key in keys:
                         raise SnapshotError("corrupt snapshot (a key's objects are apart)")
                     keys.add(key)
-                    types = set()
+                    types = 0
                     last = key
+                # one bit per type code (built-ins >= 0, extensions < 0)
                 t = _code(o)
-                if t in types:
+                bit = (<uint64_t>1) << (<uint64_t>(t & 31) if t >= 0 else <uint64_t>(32 + (-t & 31)))
+                if types & bit:
                     raise SnapshotError("corrupt snapshot (two objects of one type on a key)")
-                types.add(t)
+                types |= bit
         if r.u64() != count:
             raise SnapshotError("corrupt snapshot (object count)")
         if not r.at_end():
             raise SnapshotError("corrupt snapshot (data after the end)")
+        self.kept_keys = kk
+        self.kept_objs = ko
         return 0
 
 
@@ -1697,6 +1717,48 @@ cdef int _set_ttl(CObj o, TTLReg r) except -1:
     return 0
 
 
+cdef bint _absent(Keyspace ks, object key) except -1:
+    """This node has no object of key (shown, hidden, tombstone or dead)."""
+    if PyDict_GetItem(ks.d, key) != NULL:
+        return False
+    if ks.alts and key in ks.alts:
+        return False
+    if ks.tombs and key in ks.tombs:
+        return False
+    if ks.dead:
+        for t in (T_LIST, T_ZSET, T_HASH):
+            if (key, t) in ks.dead:
+                return False
+    return True
+
+
+cdef int _place_new(Keyspace ks, object key, CObj b, Ctx ca, uint64_t clock) except -1:
+    """_merge_key of a key only the snapshot has, with one object (a load, or
+    most keys of a full sync): keep what this node has not seen, and place."""
+    cdef TTLReg r = _ttl_of(b)
+    cdef int t = _code(b)
+    if r is not None and ca.applied(r.node, r.uuid):
+        r = None
+    if t >= 0:
+        filter_obj(b, ca, clock)
+    else:
+        EXT[t][3](b, ca)
+    _set_ttl(b, r)
+    if type(b) is not StrObj or ((<StrObj>b).uuid != 0 or (<StrObj>b).node != 0 or
+                                 (<StrObj>b).cnt is not None or (<StrObj>b).cnt1 is not None):
+        ks.settle(key, b)
+    if r is not None:
+        if PyDict_GetItem(ks.d, key) != NULL:
+            if r.at != 0:
+                ks.expires[key] = None
+        elif key not in ks.tombs:
+            o = new_str()
+            o.ttl = _ttlreg(r.at, r.uuid, r.node)
+            ks.tombs[key] = o
+    ks.touched(key)
+    return 0
+
+
 cdef int _merge_key(Keyspace ks, object key, list bobjs, Ctx ca, Ctx cb,
                     uint64_t clock) except -1:
     """Merge the snapshot's objects of key (none: a key only this node has)
@@ -1707,6 +1769,8 @@ cdef int _merge_key(Keyspace ks, object key, list bobjs, Ctx ca, Ctx cb,
     cdef bint changed = len(bobjs) > 0
     cdef CObj a, b, o
     cdef int t
+    if len(bobjs) == 1 and _absent(ks, key):
+        return _place_new(ks, key, <CObj>bobjs[0], ca, clock)
     o = ks.d.get(key)
     if o is not None:
         aobjs.append(o)
@@ -1803,7 +1867,7 @@ def merge(Keyspace ks, Snapshot s, progress=None):
     objects merged. progress(n) is called every 100,000 objects."""
     cdef Ctx ca = ctx_of(ks)
     cdef Ctx cb = Ctx(dict(s.vv), {n: set(u) for n, u in s.cloud.items()})
-    cdef set keys = set()
+    cdef set mine
     cdef list objs = []
     cdef uint64_t count = 0
     cdef uint64_t clock
@@ -1814,6 +1878,12 @@ def merge(Keyspace ks, Snapshot s, progress=None):
         ks.clock.fold(u)
     ks.clock.fold(s.clock)
     clock = ks.clock.last
+    # the keys this node has: those the snapshot lacks are merged with nothing
+    # at the end (what the other side saw and lost goes)
+    mine = set(ks.d)
+    mine.update(ks.alts)
+    mine.update(ks.tombs)
+    mine.update(k for k, _t in ks.dead)
     if s.version < 2:
         # a key's objects are not together: gather them
         groups = {}
@@ -1821,7 +1891,8 @@ def merge(Keyspace ks, Snapshot s, progress=None):
             groups.setdefault(key, []).append(bo)
             count += 1
         for key, lst in groups.items():
-            keys.add(key)
+            if mine:
+                mine.discard(key)
             _merge_key(ks, key, lst, ca, cb, clock)
     else:
         for key, bo in s.objects():
@@ -1829,7 +1900,8 @@ def merge(Keyspace ks, Snapshot s, progress=None):
                 _merge_key(ks, cur, objs, ca, cb, clock)
                 objs = []
             cur = key
-            keys.add(key)
+            if mine:
+                mine.discard(key)
             objs.append(bo)
             count += 1
             if progress is not None and count % 100000 == 0:
@@ -1837,11 +1909,6 @@ def merge(Keyspace ks, Snapshot s, progress=None):
         if objs:
             _merge_key(ks, cur, objs, ca, cb, clock)
     # what only this node has: drop what the other side saw and lost
-    mine = set(ks.d)
-    mine.update(ks.alts)
-    mine.update(ks.tombs)
-    mine.update(k for k, _t in ks.dead)
-    mine.difference_update(keys)
     for key in mine:
         _merge_key(ks, key, [], ca, cb, clock)
     # the context: VV = max, cloud = union minus what VV covers
