@@ -6,6 +6,7 @@ never leave a member out of reach."""
 from __future__ import annotations
 
 import random
+import time
 from collections import Counter
 
 
@@ -93,3 +94,34 @@ def test_spop_is_spread(r):
         r.sadd("s", *members(10))
         firsts[r.spop("s")] += 1
     assert len(firsts) >= 6, firsts
+
+
+def test_randomkey_follows_adds_deletes_and_expiry(r):
+    # RANDOMKEY draws from a kept list of the keys (cmd_keys): every draw is
+    # a live key, new keys are drawn, deleted and expired ones never are
+    assert r.randomkey() is None
+    r.mset({f"k{i}": i for i in range(200)})
+    live = {f"k{i}".encode() for i in range(200)}
+    for _ in range(50):
+        assert r.randomkey() in live
+    r.delete(*[f"k{i}" for i in range(100)])
+    live -= {f"k{i}".encode() for i in range(100)}
+    for _ in range(200):
+        assert r.randomkey() in live
+    r.set("late", "x")
+    live.add(b"late")
+    seen = {r.randomkey() for _ in range(2000)}
+    assert b"late" in seen and seen <= live
+    # keys that expire are deleted when drawn, never returned
+    r.set("px", "1", px=30)
+    r.delete(*live)
+
+    time.sleep(0.06)
+    assert r.randomkey() is None
+    assert r.dbsize() == 0
+
+
+def test_randomkey_is_spread(r):
+    r.mset({f"k{i}": i for i in range(20)})
+    seen = {r.randomkey() for _ in range(400)}
+    assert len(seen) == 20

@@ -3,7 +3,7 @@
 import random
 
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_GET_SIZE
-from cpython.dict cimport PyDict_Next
+from cpython.dict cimport PyDict_GetItem, PyDict_Next
 from cpython.list cimport PyList_GET_ITEM, PyList_GET_SIZE
 from cpython.object cimport PyObject
 from cpython.pyport cimport PY_SSIZE_T_MAX
@@ -244,25 +244,34 @@ cdef int cmd_scan(Client c, list argv) except -1:
 
 
 cdef int cmd_randomkey(Client c, list argv) except -1:
-    # A key drawn uniformly among the live ones: one C pass counts them, a
-    # second walks to the chosen one (expired keys are skipped, never shown).
+    # A key drawn from Keyspace.pick, a list of the keys built once and kept
+    # (as SPOP's, cmd_sets._pick): O(1) expected. A drawn key that is gone is
+    # dropped from the list; an expired one is deleted (lazy expiry, as
+    # Redis's RANDOMKEY does) and dropped; a new key drops the list.
     cdef Keyspace ks = c.ks
-    cdef Py_ssize_t live = 0, i, pos = 0
-    cdef PyObject* k
+    cdef list p = ks.pick
+    cdef Py_ssize_t i, n
     cdef PyObject* v
-    while PyDict_Next(ks.d, &pos, &k, &v):
-        if not ks.is_expired(<CObj>v):
-            live += 1
-    if live == 0:
-        return c.out.nil()
-    i = random.randrange(live)
-    pos = 0
-    while PyDict_Next(ks.d, &pos, &k, &v):
-        if not ks.is_expired(<CObj>v):
-            if i == 0:
-                break
-            i -= 1
-    return c.out.bulk(<bytes>k)
+    if p is None or ks.pick_d is not ks.d:
+        p = ks.pick = list(ks.d)
+        ks.pick_d = ks.d
+    while True:
+        n = PyList_GET_SIZE(p)
+        if n == 0:
+            if not ks.d:
+                return c.out.nil()
+            # every candidate was stale: start again from the keys
+            p = ks.pick = list(ks.d)
+            ks.pick_d = ks.d
+            continue
+        i = random.randrange(n)
+        k = p[i]
+        v = PyDict_GetItem(ks.d, k)
+        if v != NULL and (not ks.is_expired(<CObj>v) or ks.lookup(k) is not None):
+            return c.out.bulk(<bytes>k)
+        # gone or just expired (lookup deleted it): the last key fills its place
+        p[i] = p[n - 1]
+        del p[n - 1]
 
 
 cdef int copy_object(Keyspace ks, bytes dst, CObj o) except -1:

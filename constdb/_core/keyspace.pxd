@@ -33,6 +33,8 @@ cdef enum:
 
 cdef class Keyspace:
     cdef public dict d            # key -> visible object (live, maybe expired)
+    cdef list pick                # RANDOMKEY's random access to d's keys (cmd_keys); None: build
+    cdef dict pick_d              # the d it was built from
     cdef public dict alts         # key -> [hidden live objects of other types]
     cdef public dict tombs        # key -> StrObj with no visible value (LWW tombstone)
     cdef public dict dead         # (key, type) -> list/zset/hash with no live content but

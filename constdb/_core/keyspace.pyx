@@ -907,6 +907,8 @@ cdef class Keyspace:
             self.dead.pop((key, obj_type(o)), None)
         if p == NULL:
             self.d[key] = o
+            if self.pick is not None:
+                self.pick = None    # a new key: RANDOMKEY's list lacks it
             if type(o) is not StrObj and self.tombs:
                 _drop_ttl_tomb(self, key)
             if lst is not None and o in lst:
