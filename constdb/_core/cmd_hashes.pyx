@@ -14,7 +14,7 @@ from constdb._core.cmd_keys cimport (
 )
 from constdb._core.codec cimport parse_bytes_i64, parse_i64
 from constdb._core.keyspace cimport Keyspace, match_bytes
-from constdb._core.objects cimport CObj, HashObj, Ver, best_ver, hash_val
+from constdb._core.objects cimport CObj, HashObj, Ver, best_ver, draw, hash_val
 from constdb._core.protocol cimport (
     F_DENYOOM, F_FAST, F_READONLY, F_WRITE, Client, Server, add_command, reply_notint,
     reply_syntax, reply_wrongtype,
@@ -216,6 +216,20 @@ cdef int cmd_hincrby(Client c, list argv) except -1:
     return c.out.integer(cur + by)
 
 
+cdef object _hpick(HashObj o):
+    """One field of o (not empty) at random, from o.pick (objects.draw), a
+    list of the fields built once and kept; adding a field drops it."""
+    cdef object f
+    if o.pick is None or o.pick_f is not o.f:
+        o.pick = list(o.f)
+        o.pick_f = o.f
+    f = draw(o.f, o.pick, False)
+    if f is None:
+        o.pick = list(o.f)
+        f = draw(o.f, o.pick, False)
+    return f
+
+
 cdef int cmd_hrandfield(Client c, list argv) except -1:
     # hrandfieldCommand: count, then the rest of the syntax, then the key.
     # WITHVALUES: a flat array in RESP2, an array of [field, value] in RESP3.
@@ -244,16 +258,26 @@ cdef int cmd_hrandfield(Client c, list argv) except -1:
         if has_count:
             return c.out.array(0)
         return c.out.nil()
-    keys = list(o.f)
-    size = len(keys)
+    size = len(o.f)
     if not has_count:
-        return c.out.bulk(<bytes>keys[random.randrange(size)])
+        return c.out.bulk(<bytes>_hpick(o))
     if count == 0:
         return c.out.array(0)
-    if count > 0:
-        picked = keys if count >= size else random.sample(keys, count)
+    if count >= size:
+        picked = list(o.f)
+    elif count > 0 and count * 4 > size:
+        picked = random.sample(list(o.f), count)
+    elif count > 0:
+        # few of many: draws until count distinct ones
+        picked = []
+        seen = set()
+        while len(picked) < count:
+            f = _hpick(o)
+            if f not in seen:
+                seen.add(f)
+                picked.append(f)
     else:
-        picked = [keys[random.randrange(size)] for i in range(-count)]
+        picked = [_hpick(o) for i in range(-count)]
     pairs = withvalues and c.out.resp3
     c.out.array(len(picked) * (2 if withvalues and not pairs else 1))
     for f in picked:

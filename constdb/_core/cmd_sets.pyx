@@ -15,7 +15,7 @@ from constdb._core.cmd_keys cimport (
 )
 from constdb._core.codec cimport parse_bytes_i64, parse_i64
 from constdb._core.keyspace cimport Keyspace, match_bytes
-from constdb._core.objects cimport T_SET, CObj, SetObj, TTLReg
+from constdb._core.objects cimport T_SET, CObj, SetObj, TTLReg, draw
 from constdb._core.protocol cimport (
     F_DENYOOM, F_FAST, F_READONLY, F_WRITE, Client, Server, add_command, reply_notint,
     reply_syntax, reply_wrongtype,
@@ -92,31 +92,19 @@ cdef int cmd_srem(Client c, list argv) except -1:
 
 
 cdef object _pick(SetObj o, bint remove):
-    """One member of o (not empty) at random, in O(1) expected: drawn from
-    o.pick, a list of the members built once and then kept (a removed member
-    found there is dropped and the draw repeated; an added one drops the list).
+    """One member of o (not empty) at random, from o.pick (objects.draw), a
+    list of the members built once and kept; adding a member drops it.
     remove: also take it out of the list (SPOP: the caller removes it from o)."""
-    cdef list p = o.pick
-    cdef Py_ssize_t i, n
     cdef object m
-    if p is None or o.pick_m is not o.m:
-        p = o.pick = list(o.m)
+    if o.pick is None or o.pick_m is not o.m:
+        o.pick = list(o.m)
         o.pick_m = o.m
-    while True:
-        n = PyList_GET_SIZE(p)
-        if n == 0:
-            # every candidate was stale: start again from the members
-            p = o.pick = list(o.m)
-            n = PyList_GET_SIZE(p)
-        i = random.randrange(n)
-        m = p[i]
-        if m in o.m and not remove:
-            return m
-        # take p[i] out: the last candidate fills its place
-        p[i] = p[n - 1]
-        del p[n - 1]
-        if m in o.m:
-            return m
+    m = draw(o.m, o.pick, remove)
+    if m is None:
+        # every candidate was stale: start again from the members
+        o.pick = list(o.m)
+        m = draw(o.m, o.pick, remove)
+    return m
 
 
 cdef list _sample(SetObj o, Py_ssize_t k, bint remove):
@@ -131,7 +119,8 @@ cdef list _sample(SetObj o, Py_ssize_t k, bint remove):
         return list(o.m)
     if remove and k * 4 <= n:
         # few of many: draws from the kept list, each O(1); a draw repeats
-        # only if the list was rebuilt midway (it was all stale): then sample
+        # only if the list was rebuilt midway (it was all stale): then the
+        # draws below (the list keeps these; they are dropped once gone)
         keys = []
         seen = set()
         for i in range(k):
@@ -143,8 +132,16 @@ cdef list _sample(SetObj o, Py_ssize_t k, bint remove):
             keys.append(m)
         else:
             return keys
-    if k == 1:
-        return [_pick(o, False)]
+    if k * 4 <= n:
+        # few of many (SRANDMEMBER): draws until k distinct ones
+        keys = []
+        seen = set()
+        while len(keys) < k:
+            m = _pick(o, False)
+            if m not in seen:
+                seen.add(m)
+                keys.append(m)
+        return keys
     return random.sample(list(o.m), k)
 
 

@@ -1110,6 +1110,8 @@ cdef class Keyspace:
         if ent is None:
             o.f.pop(field, None)
         else:
+            if p == NULL and o.pick is not None:
+                o.pick = None    # a new field: HRANDFIELD's list lacks it
             o.f[field] = ent
         _bump(&o.lu, &o.ln, u, n)
         self.touched(key)
@@ -1317,6 +1319,8 @@ cdef class Keyspace:
         # _hset_do for a local write: the removes are every dot of the field
         # (all seen: they are in this state) and the new dot is fresh (in no
         # cloud), so the field's entry is just the new version
+        if p == NULL and o.pick is not None:
+            o.pick = None    # a new field: HRANDFIELD's list lacks it
         o.f[field] = new_ver(val, u, self.node_id)
         _bump(&o.lu, &o.ln, u, self.node_id)
         self.touched(key)

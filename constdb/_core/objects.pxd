@@ -91,6 +91,8 @@ cdef class HashObj(CObj):
     cdef public uint64_t lu
     cdef public uint64_t ln
     cdef public object hc           # None | {field: HCnt}: fields HINCRBY touched (kept after HDEL)
+    cdef list pick                  # HRANDFIELD's random access to f (as SetObj.pick)
+    cdef dict pick_f
 
 
 @cython.final
@@ -201,3 +203,4 @@ cdef object hash_val(HashObj o, object field, object ent)
 cdef Dot new_dot(uint64_t node, uint64_t uuid)
 cdef Ver new_ver(object val, uint64_t uuid, uint64_t node)
 cdef Ver best_ver(object entry)
+cdef object draw(dict m, list p, bint remove)

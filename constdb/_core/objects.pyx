@@ -3,10 +3,13 @@
 cimport cython
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize, PyBytes_GET_SIZE
 from cpython.dict cimport PyDict_GetItem
+from cpython.list cimport PyList_GET_ITEM, PyList_GET_SIZE
 from cpython.object cimport PyObject
 from libc.stdint cimport int64_t, uint64_t
 
 from constdb._core.codec cimport fmt_int, parse_i64
+
+import random
 
 
 @cython.final
@@ -241,3 +244,25 @@ cdef Ver best_ver(object entry):
         if b is None or ts_gt(v.uuid, v.node, b.uuid, b.node):
             b = v
     return b
+
+
+cdef object draw(dict m, list p, bint remove):
+    """One key of m drawn at random from p, a list of m's keys that the caller
+    keeps (SPOP, SRANDMEMBER, HRANDFIELD): O(1) expected instead of a walk of
+    m. p may hold keys m no longer has: those are dropped from p on the way
+    (the last one fills the hole). remove: take the drawn key out of p too.
+    None: p ran out (the caller builds it again from m)."""
+    cdef Py_ssize_t i, n
+    cdef object k
+    while True:
+        n = PyList_GET_SIZE(p)
+        if n == 0:
+            return None
+        i = random.randrange(n)
+        k = <object>PyList_GET_ITEM(p, i)
+        if not remove and k in m:
+            return k
+        p[i] = p[n - 1]
+        del p[n - 1]
+        if k in m:
+            return k

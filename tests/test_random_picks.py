@@ -1,5 +1,5 @@
-"""SPOP and SRANDMEMBER draw from a kept random-access list of the members
-(cmd_sets._pick): these tests check that what they return is always a current
+"""SPOP, SRANDMEMBER, HRANDFIELD and RANDOMKEY draw from kept random-access lists
+(objects.draw): these tests check that what they return is always a current
 member, that SPOP takes each member once, and that interleaved adds and removals
 never leave a member out of reach."""
 
@@ -125,3 +125,37 @@ def test_randomkey_is_spread(r):
     r.mset({f"k{i}": i for i in range(20)})
     seen = {r.randomkey() for _ in range(400)}
     assert len(seen) == 20
+
+
+def test_hrandfield_follows_writes(r):
+    r.hset("h", mapping={f"f{i}": i for i in range(100)})
+    fields = {f"f{i}".encode() for i in range(100)}
+    for _ in range(50):
+        assert r.hrandfield("h") in fields
+    r.hdel("h", *[f"f{i}" for i in range(50)])
+    fields -= {f"f{i}".encode() for i in range(50)}
+    for _ in range(100):
+        assert r.hrandfield("h") in fields
+    r.hset("h", "late", "x")
+    fields.add(b"late")
+    r.hincrby("h", "cnt", 3)
+    fields.add(b"cnt")
+    seen = {r.hrandfield("h") for _ in range(1500)}
+    assert seen == fields
+    got = r.hrandfield("h", 5)
+    assert len(got) == 5 and len(set(got)) == 5 and set(got) <= fields
+    got = r.hrandfield("h", -300)
+    assert len(got) == 300 and set(got) <= fields
+    got = r.hrandfield("h", 3, withvalues=True)
+    assert len(got) == 6
+    assert all(r.hget("h", f) == v for f, v in zip(got[::2], got[1::2]))
+
+
+def test_srandmember_positive_count_is_distinct(r):
+    ms = members(400)
+    r.sadd("s", *ms)
+    for k in (1, 5, 50, 99, 100, 150, 399, 400, 500):
+        got = r.srandmember("s", k)
+        assert len(got) == min(k, 400) and len(set(got)) == len(got)
+        assert set(got) <= set(ms)
+    assert r.scard("s") == 400
