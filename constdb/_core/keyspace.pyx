@@ -874,6 +874,8 @@ cdef class Keyspace:
                     self._promote(key)
                 return 0
             del self.d[key]
+            if self.pick is not None and len(self.pick) > 2 * len(self.d) + 1024:
+                self.pick = None    # mostly deleted keys: let them go
             if type(o) is StrObj:
                 self.tombs[key] = o
             elif _keeps_state(o):
@@ -1089,6 +1091,8 @@ cdef class Keyspace:
             ent = _ent_remove(ent, dots)
             if ent is None:
                 del o.m[member]
+                if o.pick is not None and len(o.pick) > 2 * len(o.m) + 64:
+                    o.pick = None   # mostly removed members: let them go
             else:
                 o.m[member] = ent
         return 0
@@ -1129,6 +1133,8 @@ cdef class Keyspace:
             ent = _ent_remove(ent, dots)
             if ent is None:
                 del o.f[field]
+                if o.pick is not None and len(o.pick) > 2 * len(o.f) + 64:
+                    o.pick = None   # mostly removed fields: let them go
             else:
                 o.f[field] = ent
         return 0
