@@ -1862,6 +1862,20 @@ cdef int _merge_key(Keyspace ks, object key, list bobjs, Ctx ca, Ctx cb,
     return 0
 
 
+cdef bint _saw_any(Ctx mine, Ctx other):
+    """Whether `other` covers any effect `mine` holds: an origin it has seen
+    (VV or cloud) of which `mine` holds something. Every dot and ts of this
+    node's state is in its context, so if not, a merge with nothing on the
+    other side leaves every object of this node as it is."""
+    for node, u in other.vv.items():
+        if u and (mine.vv.get(node, 0) or mine.cloud.get(node)):
+            return True
+    for node, us in other.cloud.items():
+        if us and (mine.vv.get(node, 0) or mine.cloud.get(node)):
+            return True
+    return False
+
+
 def merge(Keyspace ks, Snapshot s, progress=None):
     """Merge snapshot s into ks (CRDT.md section 5). Returns the number of
     objects merged. progress(n) is called every 100,000 objects."""
@@ -1879,11 +1893,15 @@ def merge(Keyspace ks, Snapshot s, progress=None):
     ks.clock.fold(s.clock)
     clock = ks.clock.last
     # the keys this node has: those the snapshot lacks are merged with nothing
-    # at the end (what the other side saw and lost goes)
-    mine = set(ks.d)
-    mine.update(ks.alts)
-    mine.update(ks.tombs)
-    mine.update(k for k, _t in ks.dead)
+    # at the end (what the other side saw and lost goes); none of them can
+    # change if the other side saw nothing of what this node holds (a new
+    # node's first snapshot): then they are not even listed
+    mine = set()
+    if _saw_any(ca, cb):
+        mine.update(ks.d)
+        mine.update(ks.alts)
+        mine.update(ks.tombs)
+        mine.update(k for k, _t in ks.dead)
     if s.version < 2:
         # a key's objects are not together: gather them
         groups = {}
