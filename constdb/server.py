@@ -170,7 +170,11 @@ class App:
         srv.max_exec_per_round = c.max_exec_per_round
         srv.maxclients = c.maxclients
         srv.timeout = c.timeout
-        self.backlog.set_limit(c.repl_backlog_limit)
+        if getattr(self, "repl", None) is not None:
+            self.repl.backlog_limit = -1
+            self.repl.size_backlog()
+        else:
+            self.backlog.set_limit(c.repl_backlog_limit)
         from constdb.cli import set_log_level
 
         set_log_level(c.log_level)

@@ -492,3 +492,34 @@ def test_link_protocol_version_mismatch_is_refused(node):
         r.execute_command("CDB.LINK", "99", "7", "7", "x", "127.0.0.1:1", "00" * 16, "1")
     assert "link protocol 99" in a.log()
     assert peer_states(a) == {}
+
+
+def test_backlog_is_small_while_alone_and_full_once_linked(node):
+    # alone, a node keeps at most 1 MiB of records (nobody can read them; a
+    # node that joins starts with a full sync); a link gives it the full size
+    a = make_node(node, "a", repl_backlog_limit=64 * 1024 * 1024)
+    b = make_node(node, "b", repl_backlog_limit=64 * 1024 * 1024)
+    ra, rb = a.client(), b.client()
+    pipe = ra.pipeline(transaction=False)
+    for i in range(30_000):
+        pipe.set(f"k{i}", "v" * 100)
+    pipe.execute()
+
+    def repl(r):
+        return r.info("replication")
+
+    wait_for(lambda: repl(ra)["repl_backlog_limit_now"] == 1 << 20, 5, what="small backlog")
+    assert repl(ra)["repl_backlog_histlen"] <= (1 << 20) + 64 * 1024
+    assert repl(ra)["repl_backlog_size"] == 64 * 1024 * 1024
+    meet(b, a)
+    wait_linked([a, b])
+    for r in (ra, rb):
+        assert repl(r)["repl_backlog_limit_now"] == 64 * 1024 * 1024
+    # what is written from now on is kept past 1 MiB, and both converge
+    pipe = ra.pipeline(transaction=False)
+    for i in range(30_000):
+        pipe.set(f"n{i}", "w" * 100)
+    pipe.execute()
+    wait_converged([a, b])
+    assert rb.dbsize() == 60_000
+    assert repl(ra)["repl_backlog_histlen"] > 2 << 20

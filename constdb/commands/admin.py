@@ -1138,6 +1138,11 @@ def info_sections(app: Any) -> dict[str, Callable[[], list[tuple[str, Any]]]]:
             ("dot_cloud", sum(len(s) for s in ks.cloud.values())),
             ("repl_backlog_active", 1),
             ("repl_backlog_size", cfg.repl_backlog_limit),
+            # what it holds now: at most 1 MiB while the node has no peer
+            (
+                "repl_backlog_limit_now",
+                getattr(getattr(app, "repl", None), "backlog_limit", cfg.repl_backlog_limit),
+            ),
             ("repl_backlog_histlen", bl.size),
             ("repl_backlog_records", bl.nrec),
             ("repl_backlog_first_uuid", bl.first_uuid),

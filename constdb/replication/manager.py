@@ -44,6 +44,9 @@ SMALL_SNAPSHOT_KEYS = 20_000  # below this a snapshot is taken in-process (no fo
 BACKOFF_MIN = 0.2
 BACKOFF_MAX = 30.0
 HANDSHAKE_TIMEOUT = 10.0
+# the backlog's size while the node has no peer and no link: nothing will read
+# what it holds (a node that joins later starts with a full sync)
+LONE_BACKLOG_LIMIT = 1 << 20
 
 
 class Peer:
@@ -113,6 +116,7 @@ class Replication:
         self.gc_pos = 0
         self.task: Optional[asyncio.Task] = None
         self.links: set[Link] = set()
+        self.backlog_limit = app.cfg.repl_backlog_limit  # as the App set it
         self.ks.on_member = self.on_member
 
     # ---- config -------------------------------------------------------------------
@@ -174,7 +178,21 @@ class Replication:
         if m is not None:
             self._member_changed(m, by)
 
+    def size_backlog(self) -> None:
+        """The backlog holds repl_backlog_limit bytes while this node has a peer
+        or a link, and at most LONE_BACKLOG_LIMIT while it is alone: records
+        no peer will read are not kept (as Redis keeps no replication backlog
+        without replicas). It grows before the first link streams from it."""
+        limit = self.app.cfg.repl_backlog_limit
+        alone = not self.links and not any(m.node_id != self.node_id for m in self.members.active())
+        if alone:
+            limit = min(limit, LONE_BACKLOG_LIMIT)
+        if limit != self.backlog_limit:
+            self.backlog_limit = limit
+            self.backlog.set_limit(limit)
+
     def _member_changed(self, m: Any, by: int) -> None:
+        self.size_backlog()
         if m.node_id == self.node_id:
             if not m.active and by != self.ks.node_id:
                 self._forgotten_by(by)
@@ -247,6 +265,7 @@ class Replication:
             link = Link(self, True, meet, addr)
             link.waiter = fut
             self.links.add(link)
+            self.size_backlog()
             return link
 
         transport, link = await asyncio.wait_for(
@@ -297,6 +316,7 @@ class Replication:
             return NO_REPLY
         link = Link(self, False, meet, addr)
         self.links.add(link)
+        self.size_backlog()
         reply = [
             str(PROTO_VERSION).encode(),
             str(self.node_id).encode(),
@@ -657,6 +677,7 @@ class Replication:
 
     def tick(self) -> None:
         now = time.monotonic()
+        self.size_backlog()
         timeout = self.app.cfg.peer_timeout
         for link in list(self.links):
             if link.state == "up":
