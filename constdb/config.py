@@ -111,7 +111,8 @@ SPEC: list[Key] = [
         "repl_backlog_limit",
         104857600,
         "size",
-        "bytes of this node's own effect log kept for partial resync of peers",
+        "bytes of this node's own effect log kept for partial resync of peers"
+        " (at most 1 MiB while the node has no peer)",
         1024,
         2**40,
         runtime=True,
