@@ -219,15 +219,10 @@ cdef int cmd_hincrby(Client c, list argv) except -1:
 cdef object _hpick(HashObj o):
     """One field of o (not empty) at random, from o.pick (objects.draw), a
     list of the fields built once and kept; adding a field drops it."""
-    cdef object f
     if o.pick is None or o.pick_f is not o.f:
         o.pick = list(o.f)
         o.pick_f = o.f
-    f = draw(o.f, o.pick, False)
-    if f is None:
-        o.pick = list(o.f)
-        f = draw(o.f, o.pick, False)
-    return f
+    return draw(o.f, o.pick, False)
 
 
 cdef int cmd_hrandfield(Client c, list argv) except -1:

@@ -1,7 +1,5 @@
 """Generic key commands: DEL EXISTS TYPE KEYS SCAN RANDOMKEY RENAME EXPIRE* TTL ..."""
 
-import random
-
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_GET_SIZE
 from cpython.dict cimport PyDict_GetItem, PyDict_Next
 from cpython.list cimport PyList_GET_ITEM, PyList_GET_SIZE
@@ -18,7 +16,7 @@ from constdb._core.keyspace cimport (
 )
 from constdb._core.objects cimport (
     T_HASH, T_MV, T_SET, T_STRING, CObj, HashObj, ListObj, MVObj, SetObj, StrObj, TTLReg, Ver,
-    ZSetObj, hash_val, obj_type,
+    ZSetObj, draw, hash_val, obj_type,
 )
 from constdb._core.t_list cimport copy_list
 from constdb._core.t_zset cimport copy_zset
@@ -244,34 +242,23 @@ cdef int cmd_scan(Client c, list argv) except -1:
 
 
 cdef int cmd_randomkey(Client c, list argv) except -1:
-    # A key drawn from Keyspace.pick, a list of the keys built once and kept
-    # (as SPOP's, cmd_sets._pick): O(1) expected. A drawn key that is gone is
-    # dropped from the list; an expired one is deleted (lazy expiry, as
-    # Redis's RANDOMKEY does) and dropped; a new key drops the list.
+    # A key drawn (objects.draw) from Keyspace.pick, a list of the keys built
+    # once and kept, as SPOP's: O(1) expected. A new key drops the list; a
+    # drawn key that has expired is deleted (lazy expiry, as Redis's
+    # RANDOMKEY does) and the draw repeated.
     cdef Keyspace ks = c.ks
-    cdef list p = ks.pick
-    cdef Py_ssize_t i, n
     cdef PyObject* v
-    if p is None or ks.pick_d is not ks.d:
-        p = ks.pick = list(ks.d)
-        ks.pick_d = ks.d
     while True:
-        n = PyList_GET_SIZE(p)
-        if n == 0:
-            if not ks.d:
-                return c.out.nil()
-            # every candidate was stale: start again from the keys
-            p = ks.pick = list(ks.d)
+        # (built here, and again if deleting an expired key let it go)
+        if ks.pick is None or ks.pick_d is not ks.d:
+            ks.pick = list(ks.d)
             ks.pick_d = ks.d
-            continue
-        i = random.randrange(n)
-        k = p[i]
+        k = draw(ks.d, ks.pick, False)
+        if k is None:
+            return c.out.nil()
         v = PyDict_GetItem(ks.d, k)
-        if v != NULL and (not ks.is_expired(<CObj>v) or ks.lookup(k) is not None):
+        if not ks.is_expired(<CObj>v) or ks.lookup(k) is not None:
             return c.out.bulk(<bytes>k)
-        # gone or just expired (lookup deleted it): the last key fills its place
-        p[i] = p[n - 1]
-        del p[n - 1]
 
 
 cdef int copy_object(Keyspace ks, bytes dst, CObj o) except -1:

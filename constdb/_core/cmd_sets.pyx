@@ -95,16 +95,10 @@ cdef object _pick(SetObj o, bint remove):
     """One member of o (not empty) at random, from o.pick (objects.draw), a
     list of the members built once and kept; adding a member drops it.
     remove: also take it out of the list (SPOP: the caller removes it from o)."""
-    cdef object m
     if o.pick is None or o.pick_m is not o.m:
         o.pick = list(o.m)
         o.pick_m = o.m
-    m = draw(o.m, o.pick, remove)
-    if m is None:
-        # every candidate was stale: start again from the members
-        o.pick = list(o.m)
-        m = draw(o.m, o.pick, remove)
-    return m
+    return draw(o.m, o.pick, remove)
 
 
 cdef list _sample(SetObj o, Py_ssize_t k, bint remove):

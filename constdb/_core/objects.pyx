@@ -250,14 +250,17 @@ cdef object draw(dict m, list p, bint remove):
     """One key of m drawn at random from p, a list of m's keys that the caller
     keeps (SPOP, SRANDMEMBER, HRANDFIELD): O(1) expected instead of a walk of
     m. p may hold keys m no longer has: those are dropped from p on the way
-    (the last one fills the hole). remove: take the drawn key out of p too.
-    None: p ran out (the caller builds it again from m)."""
+    (the last one fills the hole); when none is left, p is filled again from
+    m. remove: take the drawn key out of p too. None: m is empty."""
     cdef Py_ssize_t i, n
     cdef object k
     while True:
         n = PyList_GET_SIZE(p)
         if n == 0:
-            return None
+            if not m:
+                return None
+            p.extend(m)
+            continue
         i = random.randrange(n)
         k = <object>PyList_GET_ITEM(p, i)
         if not remove and k in m:

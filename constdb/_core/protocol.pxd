@@ -123,6 +123,7 @@ cdef class Client:
     cdef list _fast_argv(self, Py_ssize_t* endp, bint* hit)
     cdef int call(self, Command cmd, list argv) except -1
     cdef int _failed(self, Command cmd, Py_ssize_t mark) except -1
+    cdef int _error_reply(self, Command cmd, Py_ssize_t mark, object e) except -1
     cdef int _call_py(self, Command cmd, list argv, Py_ssize_t mark) except -1
     cdef int flush(self) except -1
     cdef int protocol_error(self, str msg) except -1

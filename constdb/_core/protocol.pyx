@@ -925,15 +925,21 @@ cdef class Client:
         ...) goes on up."""
         try:
             _reraise()
-        except RespError as e:
-            self.out.len = mark
-            self.out.error_str(str(e))
-        except MemoryError:
-            self.out.len = mark
-            self.out.error_str("OOM command not allowed when used memory > 'maxmemory'.")
         except Exception as e:
+            self._error_reply(cmd, mark, e)
+        return 0
+
+    cdef int _error_reply(self, Command cmd, Py_ssize_t mark, object e) except -1:
+        """The reply of a command that raised e (called in its except block):
+        what it wrote so far goes; a RespError is the reply, anything else is
+        logged and answered as Redis answers OOM or an internal error."""
+        self.out.len = mark
+        if isinstance(e, RespError):
+            self.out.error_str(str(e))
+        elif isinstance(e, MemoryError):
+            self.out.error_str("OOM command not allowed when used memory > 'maxmemory'.")
+        else:
             log.exception("command %r failed", cmd.fullname)
-            self.out.len = mark
             self.out.error_str("ERR internal error in '%s': %s" % (cmd.fullname.decode(), e))
         return 0
 
@@ -943,16 +949,8 @@ cdef class Client:
             r = cmd.pyfn(self, argv)
             if r is not _NO_REPLY:
                 self.out.pyvalue(r)
-        except RespError as e:
-            self.out.len = mark
-            self.out.error_str(str(e))
-        except MemoryError:
-            self.out.len = mark
-            self.out.error_str("OOM command not allowed when used memory > 'maxmemory'.")
         except Exception as e:
-            log.exception("command %r failed", cmd.fullname)
-            self.out.len = mark
-            self.out.error_str("ERR internal error in '%s': %s" % (cmd.fullname.decode(), e))
+            self._error_reply(cmd, mark, e)
         return 0
 
     cdef int exec_multi(self) except -1:

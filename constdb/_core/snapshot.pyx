@@ -45,7 +45,7 @@ import lz4.frame
 
 from cpython.dict cimport PyDict_GetItem
 from cpython.object cimport PyObject
-from libc.math cimport isnan, signbit
+from libc.math cimport signbit
 from libc.stdint cimport int64_t, uint8_t, uint64_t
 
 from constdb._core.codec cimport Reader, Writer
@@ -56,7 +56,7 @@ from constdb._core.objects cimport (
     new_list, new_mv, new_set, new_str, new_ver, new_zset, obj_type, ts_gt,
 )
 from constdb._core.t_list cimport BLOCK_MAX, ST_GHOST, ST_PLACED, ST_WAIT
-from constdb._core.t_zset cimport ZIndex, index_of
+from constdb._core.t_zset cimport ZIndex, index_of, zscore
 
 MAGIC = b"CONSTDB\0"
 FORMAT_VERSION = 2
@@ -532,7 +532,7 @@ cdef ZEnt _dec_zent(Reader r):
     e.rem = r.u64()
     if e.dots is not None:
         e.rem = 0
-    e.score = _zscore(e)
+    e.score = zscore(e)
     return e
 
 
@@ -1411,32 +1411,6 @@ cdef bint _filter_list(ListObj o, Ctx other) except -1:
 
 # -------------------------------------------------------------- sorted sets ---
 
-cdef inline bint _same(double a, double b) noexcept:
-    return a == b or (isnan(a) and isnan(b))
-
-
-cdef double _zscore(ZEnt e):
-    """The visible score (as t_zset computes it: the register plus the
-    contributions its write did not observe, in origin order)."""
-    cdef double s = e.val
-    cdef ZCnt c
-    if e.cnt is None:
-        return s
-    if len(<dict>e.cnt) == 1:
-        for v in (<dict>e.cnt).values():
-            c = <ZCnt>v
-            if not _same(c.sum, c.bsum):
-                s += c.sum - c.bsum
-    else:
-        for k in sorted(<dict>e.cnt):
-            c = <ZCnt>(<dict>e.cnt)[k]
-            if not _same(c.sum, c.bsum):
-                s += c.sum - c.bsum
-    if isnan(s):
-        s = 0.0
-    return s
-
-
 cdef inline bint _zcnt_empty(ZCnt c) noexcept:
     return c.sum == 0.0 and c.last == 0 and c.bsum == 0.0 and c.blast == 0
 
@@ -1526,7 +1500,7 @@ cdef int _zplace(ZSetObj o, ZEnt e, bint was, double old, uint64_t clock) except
     """Put e where its dots and score put it (index and m, or gone)."""
     cdef bint now = e.dots is not None
     cdef bint moved
-    e.score = _zscore(e)
+    e.score = zscore(e)
     moved = e.score != old or signbit(e.score) != signbit(old)
     if was and (not now or moved):
         (<ZIndex>o.idx).delete(old, e.member)

@@ -625,7 +625,7 @@ cdef inline bint _same(double a, double b) noexcept:
     return a == b or (isnan(a) and isnan(b))
 
 
-cdef double _score(ZEnt e):
+cdef double zscore(ZEnt e):
     """The visible score: the register plus the contributions its write did
     not observe, summed in origin order (every node gets the same double)."""
     cdef double s = e.val
@@ -743,7 +743,7 @@ cdef int _zw_on(Keyspace ks, object key, ZSetObj o, bytes member, int flags, uin
                 c = _cnt_entry(e, <uint64_t>item[0])
                 c.bsum = <double>item[1]
                 c.blast = <uint64_t>item[2]
-    e.score = _score(e)
+    e.score = zscore(e)
     _reindex(ks, o, e, was, old, u)
     _bump(o, u, origin)
     ks.touched(key)
@@ -1016,7 +1016,7 @@ def check_zset(ZSetObj o):
     for m, v in o.m.items():
         e = <ZEnt>v
         assert e.member == m and e.dots is not None and e.rem == 0
-        assert e.score == _score(e) or (isnan(_score(e)) and e.score == 0.0)
+        assert e.score == zscore(e) or (isnan(zscore(e)) and e.score == 0.0)
     if o.gone is not None:
         for m, v in (<dict>o.gone).items():
             e = <ZEnt>v
