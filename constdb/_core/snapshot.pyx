@@ -56,7 +56,7 @@ from constdb._core.objects cimport (
     new_list, new_mv, new_set, new_str, new_ver, new_zset, obj_type, ts_gt,
 )
 from constdb._core.t_list cimport BLOCK_MAX, ST_GHOST, ST_PLACED, ST_WAIT
-from constdb._core.t_zset cimport ZIndex, index_of, zscore
+from constdb._core.t_zset cimport ZIndex, find_ent, index_of, zscore
 
 MAGIC = b"CONSTDB\0"
 FORMAT_VERSION = 2
@@ -338,14 +338,7 @@ cdef int _enc_header(Writer w, Keyspace ks, bytes alias, bytes meta) except -1:
 
 cdef list _key_objects(Keyspace ks, object key, dict dead):
     """Every object of key: shown, hidden, tombstone, kept while empty."""
-    cdef list out = []
-    o = ks.d.get(key)
-    if o is not None:
-        out.append(o)
-    if ks.alts:
-        lst = ks.alts.get(key)
-        if lst:
-            out.extend(lst)
+    cdef list out = ks.objects_of(key)
     if ks.tombs:
         o = ks.tombs.get(key)
         if o is not None:
@@ -1535,17 +1528,6 @@ cdef int _zdrop(ZSetObj o, ZEnt e, bint was) except -1:
     return 0
 
 
-cdef inline ZEnt _zent(ZSetObj o, object member):
-    cdef PyObject* p = PyDict_GetItem(o.m, member)
-    if p != NULL:
-        return <ZEnt>p
-    if o.gone is not None:
-        p = PyDict_GetItem(<dict>o.gone, member)
-        if p != NULL:
-            return <ZEnt>p
-    return None
-
-
 cdef int _merge_zset(ZSetObj a, ZSetObj b, Ctx ca, Ctx cb, uint64_t clock) except -1:
     cdef ZEnt x, y
     cdef bint was
@@ -1557,8 +1539,8 @@ cdef int _merge_zset(ZSetObj a, ZSetObj b, Ctx ca, Ctx cb, uint64_t clock) excep
     if b.gone:
         members.update(b.gone)
     for m in sorted(members):
-        x = _zent(a, m)
-        y = _zent(b, m)
+        x = find_ent(a, m)
+        y = find_ent(b, m)
         if x is None:
             if _filter_zent(y, ca):
                 _zplace(a, y, False, 0.0, clock)
@@ -1737,7 +1719,7 @@ cdef int _merge_key(Keyspace ks, object key, list bobjs, Ctx ca, Ctx cb,
                     uint64_t clock) except -1:
     """Merge the snapshot's objects of key (none: a key only this node has)
     with this node's, and place the results as Keyspace.settle does."""
-    cdef list aobjs = [], results = []
+    cdef list aobjs, results = []
     cdef dict at = {}, bt = {}
     cdef TTLReg ra, rb, r
     cdef bint changed = len(bobjs) > 0
@@ -1745,13 +1727,7 @@ cdef int _merge_key(Keyspace ks, object key, list bobjs, Ctx ca, Ctx cb,
     cdef int t
     if len(bobjs) == 1 and _absent(ks, key):
         return _place_new(ks, key, <CObj>bobjs[0], ca, clock)
-    o = ks.d.get(key)
-    if o is not None:
-        aobjs.append(o)
-    if ks.alts:
-        lst = ks.alts.get(key)
-        if lst:
-            aobjs.extend(lst)
+    aobjs = ks.objects_of(key)
     if ks.tombs:
         o = ks.tombs.get(key)
         if o is not None:

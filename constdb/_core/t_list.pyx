@@ -993,18 +993,9 @@ def gc_collections(Keyspace ks, uint64_t stable):
     (see gc_list_c). Returns the number of tombstones dropped."""
     cdef Py_ssize_t total = 0
     objs = [o for o in ks.d.values() if obj_kind(o) in _keyspace.EXT_GC]
-    for lst in ks.alts.values():
-        objs.extend(o for o in lst if obj_kind(o) in _keyspace.EXT_GC)
     for o in objs:
         total += _keyspace.EXT_GC[obj_kind(o)](o, stable)[0]
-    for dk, o in list(ks.dead.items()):
-        fn = _keyspace.EXT_GC.get(dk[1])
-        if fn is not None:
-            d, empty = fn(o, stable)
-            total += d
-            if empty:
-                del ks.dead[dk]
-    return total
+    return total + gc_hidden(ks, stable)
 
 
 def gc_step(Keyspace ks, uint64_t stable, Py_ssize_t pos, Py_ssize_t budget):

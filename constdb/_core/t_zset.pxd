@@ -86,6 +86,7 @@ cdef bint parse_lex(bytes a, bytes b, ZLexRange* r) noexcept
 cdef int reply_score(WBuf out, double v) except -1
 cdef bytes format_score(double v)
 cdef double zscore(ZEnt e)
+cdef ZEnt find_ent(ZSetObj o, bytes member)
 
 # local effects: draw a uuid, apply through the shared rule, log the record
 cdef ZSetObj emit_zadd(Keyspace ks, object key, ZSetObj o, bytes member, double score)

@@ -607,7 +607,7 @@ cdef ZEnt _new_ent(bytes member):
     return e
 
 
-cdef inline ZEnt _find_ent(ZSetObj o, bytes member):
+cdef ZEnt find_ent(ZSetObj o, bytes member):
     """member's entry, present or removed (with state kept), or None."""
     cdef PyObject* p = PyDict_GetItem(o.m, member)
     if p != NULL:
@@ -707,7 +707,7 @@ cdef int _zw_on(Keyspace ks, object key, ZSetObj o, bytes member, int flags, uin
                 uint64_t rn, double val, double delta, list obs, list removes, uint64_t u,
                 uint64_t origin) except -1:
     """A member's add and score write (ZADD, ZINCRBY)."""
-    cdef ZEnt e = _find_ent(o, member)
+    cdef ZEnt e = find_ent(o, member)
     cdef bint was
     cdef double old
     cdef ZCnt c
@@ -756,7 +756,7 @@ cdef int _zrem_on(Keyspace ks, ZSetObj o, bytes member, list dots, uint64_t u) e
     ks._note_unseen(dots)
     if o is None:
         return 0
-    e = _find_ent(o, member)
+    e = find_ent(o, member)
     if e is None or e.dots is None:
         return 0
     e.dots = _dots_remove(e.dots, dots)
@@ -821,7 +821,7 @@ cdef ZSetObj emit_zadd(Keyspace ks, object key, ZSetObj o, bytes member, double 
     cdef list obs, removes
     if o is None:
         o = <ZSetObj>ks.find(key, T_ZSET, True)
-    e = _find_ent(o, member)
+    e = find_ent(o, member)
     removes = _dots_of(e.dots) if e is not None else []
     obs = _observed(e, ks.node_id, 0.0, 0)
     _zw_on(ks, key, o, member, 0, 0, 0, score, 0.0, obs, removes, u, ks.node_id)
@@ -840,7 +840,7 @@ cdef ZSetObj emit_zincr(Keyspace ks, object key, ZSetObj o, bytes member, double
     cdef uint64_t ru = 0, rn = 0
     if o is None:
         o = <ZSetObj>ks.find(key, T_ZSET, True)
-    e = _find_ent(o, member)
+    e = find_ent(o, member)
     removes = _dots_of(e.dots) if e is not None else []
     if e is not None and e.dots is not None:
         flags |= ZW_REBASE
