@@ -600,6 +600,16 @@ def report(
     )
     add("")
     checks: list[str] = []
+
+    def measured_pairs():
+        """(test, pipeline, ConstDB cell, Redis cell) of every cell measured on both."""
+        for test in args.tests:
+            for pl in args.pipelines:
+                a = cells.get((test, pl, "ConstDB"))
+                b = cells.get((test, pl, "Redis"))
+                if a and b and a.samples and b.samples:
+                    yield test, pl, a, b
+
     if cells:
         add("## Throughput and server CPU per request")
         add("")
@@ -608,36 +618,31 @@ def report(
             " ConstDB CPU us/req | Redis CPU us/req | CPU ratio |"
         )
         add("|---|---:|---:|---:|---:|---:|---:|---:|")
-        for test in args.tests:
-            for pl in args.pipelines:
-                a = cells.get((test, pl, "ConstDB"))
-                b = cells.get((test, pl, "Redis"))
-                if not (a and b and a.samples and b.samples):
-                    continue
-                rr = ratio(a.med("rps"), b.med("rps"))
-                cr = ratio(a.med("cpu_us"), b.med("cpu_us"))
-                add(
-                    f"| {test.upper()} | {pl} | {fmt_rate(a.med('rps'))} | {fmt_rate(b.med('rps'))}"
-                    f" | {rr:.2f} | {a.med('cpu_us'):.2f} | {b.med('cpu_us'):.2f} | {cr:.2f} |"
+        for test, pl, a, b in measured_pairs():
+            rr = ratio(a.med("rps"), b.med("rps"))
+            cr = ratio(a.med("cpu_us"), b.med("cpu_us"))
+            add(
+                f"| {test.upper()} | {pl} | {fmt_rate(a.med('rps'))} | {fmt_rate(b.med('rps'))}"
+                f" | {rr:.2f} | {a.med('cpu_us'):.2f} | {b.med('cpu_us'):.2f} | {cr:.2f} |"
+            )
+            if pl == 16 and test in TARGET_CPU_TESTS:
+                ok = cr <= TARGET_CPU_RATIO
+                checks.append(
+                    f"- {'met ' if ok else 'MISS'} {test.upper()} -P 16 CPU ratio"
+                    f" {cr:.2f} (target <= {TARGET_CPU_RATIO})"
                 )
-                if pl == 16 and test in TARGET_CPU_TESTS:
-                    ok = cr <= TARGET_CPU_RATIO
-                    checks.append(
-                        f"- {'met ' if ok else 'MISS'} {test.upper()} -P 16 CPU ratio"
-                        f" {cr:.2f} (target <= {TARGET_CPU_RATIO})"
-                    )
-                if pl == 16 and test in TARGET_LIST_CPU_RATIO:
-                    ok = cr <= TARGET_LIST_CPU_RATIO[test]
-                    checks.append(
-                        f"- {'met ' if ok else 'MISS'} {test.upper()} -P 16 CPU ratio"
-                        f" {cr:.2f} (target <= {TARGET_LIST_CPU_RATIO[test]})"
-                    )
-                if pl == 1 and test in ALL_TESTS:
-                    ok = rr >= TARGET_RPS_RATIO
-                    checks.append(
-                        f"- {'met ' if ok else 'MISS'} {test.upper()} -P 1 req/s ratio"
-                        f" {rr:.2f} (target >= {TARGET_RPS_RATIO})"
-                    )
+            if pl == 16 and test in TARGET_LIST_CPU_RATIO:
+                ok = cr <= TARGET_LIST_CPU_RATIO[test]
+                checks.append(
+                    f"- {'met ' if ok else 'MISS'} {test.upper()} -P 16 CPU ratio"
+                    f" {cr:.2f} (target <= {TARGET_LIST_CPU_RATIO[test]})"
+                )
+            if pl == 1 and test in ALL_TESTS:
+                ok = rr >= TARGET_RPS_RATIO
+                checks.append(
+                    f"- {'met ' if ok else 'MISS'} {test.upper()} -P 1 req/s ratio"
+                    f" {rr:.2f} (target >= {TARGET_RPS_RATIO})"
+                )
         add("")
         add("Ratios are ConstDB / Redis. CPU = server utime+stime (/proc/PID/stat) per request.")
         add("")
@@ -648,17 +653,12 @@ def report(
             " ConstDB CPU | Redis CPU |"
         )
         add("|---|---:|---:|---:|---:|---:|---:|---:|")
-        for test in args.tests:
-            for pl in args.pipelines:
-                a = cells.get((test, pl, "ConstDB"))
-                b = cells.get((test, pl, "Redis"))
-                if not (a and b and a.samples and b.samples):
-                    continue
-                add(
-                    f"| {test.upper()} | {pl} | {a.n:,d} | {b.n:,d} | {a.spread('rps'):.0f}%"
-                    f" | {b.spread('rps'):.0f}% | {a.spread('cpu_us'):.0f}%"
-                    f" | {b.spread('cpu_us'):.0f}% |"
-                )
+        for test, pl, a, b in measured_pairs():
+            add(
+                f"| {test.upper()} | {pl} | {a.n:,d} | {b.n:,d} | {a.spread('rps'):.0f}%"
+                f" | {b.spread('rps'):.0f}% | {a.spread('cpu_us'):.0f}%"
+                f" | {b.spread('cpu_us'):.0f}% |"
+            )
         add("")
         add(
             "CPU split (median us/req): user = the server's own code, system = the kernel"
@@ -667,16 +667,11 @@ def report(
         add("")
         add("| test | pipeline | ConstDB user | ConstDB system | Redis user | Redis system |")
         add("|---|---:|---:|---:|---:|---:|")
-        for test in args.tests:
-            for pl in args.pipelines:
-                a = cells.get((test, pl, "ConstDB"))
-                b = cells.get((test, pl, "Redis"))
-                if not (a and b and a.samples and b.samples):
-                    continue
-                add(
-                    f"| {test.upper()} | {pl} | {a.med('user_us'):.2f} | {a.med('sys_us'):.2f}"
-                    f" | {b.med('user_us'):.2f} | {b.med('sys_us'):.2f} |"
-                )
+        for test, pl, a, b in measured_pairs():
+            add(
+                f"| {test.upper()} | {pl} | {a.med('user_us'):.2f} | {a.med('sys_us'):.2f}"
+                f" | {b.med('user_us'):.2f} | {b.med('sys_us'):.2f} |"
+            )
         add("")
     if mem:
         a, b = mem["ConstDB"], mem["Redis"]
