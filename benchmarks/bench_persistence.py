@@ -12,21 +12,13 @@ import argparse
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
 import time
 
 import redis
-
-HOST = "127.0.0.1"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind((HOST, 0))
-        return s.getsockname()[1]
+from benchlib import HOST, free_port, load_keys
 
 
 def wait_ready(port: int, keys: int, timeout: float = 600) -> float:
@@ -86,18 +78,6 @@ class Server:
         if self.proc is not None and self.proc.poll() is None:
             self.proc.send_signal(signal.SIGKILL)
             self.proc.wait()
-
-
-def load_keys(port: int, count: int) -> None:
-    proto = b"".join(
-        b"*3\r\n$3\r\nSET\r\n$16\r\nkey:%012d\r\n$3\r\nxxx\r\n" % i for i in range(count)
-    )
-    subprocess.run(
-        ["redis-cli", "-h", HOST, "-p", str(port), "--pipe"],
-        input=proto,
-        check=True,
-        capture_output=True,
-    )
 
 
 def main() -> None:

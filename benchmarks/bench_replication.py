@@ -25,7 +25,6 @@ import argparse
 import os
 import shutil
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -35,15 +34,9 @@ import time
 
 import lz4.frame
 import redis
+from benchlib import HOST, free_port, load_keys
 
-HOST = "127.0.0.1"
 TICK = os.sysconf("SC_CLK_TCK")
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind((HOST, 0))
-        return s.getsockname()[1]
 
 
 class Proc:
@@ -258,19 +251,6 @@ def idle_lag(a: Proc, b: Proc, samples: int) -> list[float]:
         time.sleep(0.01)
     lat.sort()
     return lat
-
-
-def load_keys(port: int, count: int) -> None:
-    """count small string keys through redis-cli --pipe."""
-    proto = b"".join(
-        b"*3\r\n$3\r\nSET\r\n$16\r\nkey:%012d\r\n$3\r\nxxx\r\n" % i for i in range(count)
-    )
-    subprocess.run(
-        ["redis-cli", "-h", HOST, "-p", str(port), "--pipe"],
-        input=proto,
-        check=True,
-        capture_output=True,
-    )
 
 
 def run_group(cls, root: str, args, procs: list[Proc]) -> dict:

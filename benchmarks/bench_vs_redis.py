@@ -44,8 +44,8 @@ from dataclasses import dataclass, field
 from typing import Optional
 
 import redis
+from benchlib import HOST, free_port
 
-HOST = "127.0.0.1"
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 ALL_TESTS = ["set", "get", "incr", "sadd", "hset", "mset"]
 # lists and sorted sets: run with --tests (not in the default run). LPOP/RPOP
@@ -76,12 +76,6 @@ def need(tool: str) -> str:
     if path is None:
         sys.exit(f"bench_vs_redis: {tool} not found (apt-get install redis-server redis-tools)")
     return path
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind((HOST, 0))
-        return s.getsockname()[1]
 
 
 def stop_proc(p: subprocess.Popen, sig: int = signal.SIGTERM, timeout: float = 15.0) -> None:
