@@ -6,7 +6,6 @@ import os
 import signal
 import subprocess
 import threading
-import time
 
 import redis
 from cluster import make_node, meet, node_id, wait_converged, wait_linked
@@ -223,7 +222,9 @@ def test_bgsave_while_clients_write_matches_the_recorded_point(node):
         30,
         what="bgsave done",
     )
-    time.sleep(0.2)
+    # more writes after the save, which the file must not hold
+    after = len(written)
+    wait_for(lambda: len(written) > after + 50, 10, what="writes after the save")
     stop.set()
     t.join()
     assert r.info("persistence")["rdb_last_bgsave_status"] == "ok"
