@@ -104,8 +104,6 @@ cdef class Keyspace:
     cdef int _srem_on(self, object key, SetObj o, object member, list dots) except -1
     cdef int _hset_on(self, object key, HashObj o, object field, object val, uint64_t u,
                       uint64_t n, list removes) except -1
-    cdef int _hset_do(self, object key, HashObj o, object field, object val, uint64_t u,
-                      uint64_t n, list removes, bint shown) except -1
     cdef int _hrem_on(self, object key, HashObj o, object field, list dots) except -1
     cdef int _mv_on(self, object key, MVObj o, object val, uint64_t u, uint64_t n,
                     list removes) except -1

@@ -1099,11 +1099,6 @@ cdef class Keyspace:
 
     cdef int _hset_on(self, object key, HashObj o, object field, object val, uint64_t u,
                       uint64_t n, list removes) except -1:
-        return self._hset_do(key, o, field, val, u, n, removes, False)
-
-    cdef int _hset_do(self, object key, HashObj o, object field, object val, uint64_t u,
-                      uint64_t n, list removes, bint shown) except -1:
-        """_hset_on; shown: o is d[key] (see _reg_on)."""
         cdef PyObject* p = PyDict_GetItem(o.f, field)
         cdef object ent = <object>p if p != NULL else None
         if removes:
@@ -1119,8 +1114,7 @@ cdef class Keyspace:
             o.f[field] = ent
         _bump(&o.lu, &o.ln, u, n)
         self.touched(key)
-        if not shown or self.alts or not o.f:
-            self.settle(key, o)
+        self.settle(key, o)
         return 0
 
     cdef int _hrem_on(self, object key, HashObj o, object field, list dots) except -1:
@@ -1322,7 +1316,7 @@ cdef class Keyspace:
             # the field carries counters: the write resets what it observed (t_hash)
             _ext_hset(self, key, o, field, val, u, removes)
             return p == NULL
-        # _hset_do for a local write: the removes are every dot of the field
+        # _hset_on for a local write: the removes are every dot of the field
         # (all seen: they are in this state) and the new dot is fresh (in no
         # cloud), so the field's entry is just the new version
         if p == NULL and o.pick is not None:
