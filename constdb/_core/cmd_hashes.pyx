@@ -3,14 +3,13 @@
 import random
 
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_GET_SIZE
-from cpython.dict cimport PyDict_GetItem, PyDict_Next
+from cpython.dict cimport PyDict_GetItem, PyDict_Keys, PyDict_Next, PyDict_Size
 from cpython.list cimport PyList_GET_ITEM, PyList_GET_SIZE
 from cpython.object cimport PyObject
-from cpython.pyport cimport PY_SSIZE_T_MAX
 from libc.stdint cimport int64_t, uint64_t
 
 from constdb._core.cmd_keys cimport (
-    err_lit, opt_eq, parse_cursor, reply_empty_scan, reply_range_error, scan_args,
+    err_lit, opt_eq, parse_cursor, reply_empty_scan, reply_range_error, reply_scan, scan_args,
 )
 from constdb._core.codec cimport parse_bytes_i64, parse_i64
 from constdb._core.keyspace cimport Keyspace, match_bytes
@@ -18,6 +17,9 @@ from constdb._core.objects cimport CObj, HashObj, Ver, best_ver, draw, hash_val
 from constdb._core.protocol cimport (
     F_DENYOOM, F_FAST, F_READONLY, F_WRITE, Client, Server, add_command, reply_notint,
     reply_syntax, reply_wrongtype,
+)
+from constdb._core.scan cimport (
+    SCAN_HASH, ScanState, scan_drop, scan_end, scan_find, scan_next, scan_start,
 )
 from constdb._core.t_hash cimport emit_hincr
 
@@ -296,52 +298,59 @@ cdef bint _listpack_like(HashObj o):
 
 
 cdef int cmd_hscan(Client c, list argv) except -1:
-    # hscanCommand: cursor, key (missing: empty scan), type, then options
+    # hscanCommand: cursor, key (missing: empty scan), type, then options. A
+    # hash larger than one reply is walked in a copy of its fields (scan.pyx).
     cdef bint wrong
-    cdef uint64_t cur
+    cdef uint64_t cur, nxt = 0
     cdef object pat
-    cdef int64_t count = 10, visited = 0
+    cdef int64_t count = 10
     cdef int tcode = -1
-    cdef Py_ssize_t pos
+    cdef Py_ssize_t pos, end
     cdef PyObject* k
     cdef PyObject* v
     cdef list out = []
+    cdef list items
     cdef HashObj o
+    cdef ScanState st = None
     if not parse_cursor(c, <bytes>argv[2], &cur):
         return 0
     o = _get(c, argv[1], &wrong)
     if wrong:
         return reply_wrongtype(c)
     if o is None:
+        scan_drop(cur, SCAN_HASH, c.ks, argv[1])
         return reply_empty_scan(c)
     pat = scan_args(c, argv, 3, &count, &tcode, False)
     if pat is False:
         return 0
     if _listpack_like(o):
+        scan_drop(cur, SCAN_HASH, c.ks, argv[1])
         for f, ent in o.f.items():
             if pat is None or match_bytes(pat, <bytes>f):
                 out.append(f)
                 out.append(hash_val(o, f, ent))
-        pos = 0
     else:
-        pos = <Py_ssize_t>cur if cur <= <uint64_t>PY_SSIZE_T_MAX else -1
-        while True:
-            if not PyDict_Next(o.f, &pos, &k, &v):
-                pos = 0
-                break
-            if visited == count:
-                pos -= 1   # not taken: the next call starts here
-                break
-            visited += 1
-            if pat is None or match_bytes(pat, <bytes>k):
-                out.append(<object>k)
-                out.append(hash_val(o, <object>k, <object>v))
-    c.out.array(2)
-    c.out.bulk_int(pos)
-    c.out.array(len(out))
-    for x in out:
-        c.out.bulk(<bytes>x)
-    return 0
+        if cur != 0:
+            st = scan_find(cur, SCAN_HASH, c.ks, argv[1])
+        if st is None and PyDict_Size(o.f) > count:
+            st = scan_start(SCAN_HASH, c.ks, argv[1], PyDict_Keys(o.f))
+        if st is None:
+            pos = 0
+            while PyDict_Next(o.f, &pos, &k, &v):
+                if pat is None or match_bytes(pat, <bytes>k):
+                    out.append(<object>k)
+                    out.append(hash_val(o, <object>k, <object>v))
+        else:
+            items = st.items
+            end = scan_end(st, count)
+            for pos in range(st.pos, end):
+                k = PyList_GET_ITEM(items, pos)
+                v = PyDict_GetItem(o.f, <object>k)
+                if v != NULL and (pat is None or match_bytes(pat, <bytes>k)):
+                    out.append(<object>k)
+                    out.append(hash_val(o, <object>k, <object>v))
+            nxt = scan_next(st, end)
+    return reply_scan(c, nxt, out)
 
 
 def register(Server srv):

@@ -8,7 +8,7 @@ cdef bint opt_eq(bytes a, const char* lit, Py_ssize_t n) noexcept
 cdef object scan_args(Client c, list argv, Py_ssize_t i, int64_t* count, int* tcode,
                       bint allow_type)
 cdef int parse_cursor(Client c, bytes s, uint64_t* cur) except -1
-cdef int reply_scan(Client c, Py_ssize_t pos, list items) except -1
+cdef int reply_scan(Client c, uint64_t cursor, list items) except -1
 cdef int reply_empty_scan(Client c) except -1
 cdef int copy_object(Keyspace ks, bytes dst, CObj o) except -1
 cdef int err_lit(Client c, bytes msg) except -1

@@ -1,10 +1,9 @@
 """Generic key commands: DEL EXISTS TYPE KEYS SCAN RANDOMKEY RENAME EXPIRE* TTL ..."""
 
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_GET_SIZE
-from cpython.dict cimport PyDict_GetItem, PyDict_Next
+from cpython.dict cimport PyDict_GetItem, PyDict_Keys, PyDict_Next, PyDict_Size
 from cpython.list cimport PyList_GET_ITEM, PyList_GET_SIZE
 from cpython.object cimport PyObject
-from cpython.pyport cimport PY_SSIZE_T_MAX
 from libc cimport errno as cerrno
 from libc.stdint cimport int64_t, uint64_t
 from libc.stdlib cimport strtoul
@@ -18,6 +17,7 @@ from constdb._core.objects cimport (
     T_HASH, T_MV, T_SET, T_STRING, CObj, HashObj, ListObj, MVObj, SetObj, StrObj, TTLReg, Ver,
     ZSetObj, draw, hash_val, obj_type,
 )
+from constdb._core.scan cimport SCAN_KEYS, ScanState, scan_end, scan_find, scan_next, scan_start
 from constdb._core.t_list cimport copy_list
 from constdb._core.t_zset cimport copy_zset
 from constdb._core.protocol cimport (
@@ -182,63 +182,75 @@ cdef int reply_empty_scan(Client c) except -1:
     return c.out.put_raw(b"*2\r\n$1\r\n0\r\n*0\r\n", 15)
 
 
-cdef int reply_scan(Client c, Py_ssize_t pos, list items) except -1:
+cdef int reply_scan(Client c, uint64_t cursor, list items) except -1:
     c.out.array(2)
-    c.out.bulk_int(pos)
+    c.out.bulk_int(<int64_t>cursor)    # (cursors are below 2**53)
     c.out.array(len(items))
     for x in items:
         c.out.bulk(<bytes>x)
     return 0
 
 
+cdef inline int _scan_key(Keyspace ks, object key, CObj o, object pat, int tcode, list out,
+                          list dead) except -1:
+    """SCAN's filters on one key: MATCH, then expiry (as Redis 7.0, an expired
+    key that passes MATCH is deleted, after the walk, and "TYPE none" returns
+    it: Redis's type check expires it first and then sees type "none"), then
+    TYPE."""
+    if pat is not None and not match_bytes(pat, <bytes>key):
+        return 0
+    if ks.is_expired(o):
+        dead.append(key)
+        if tcode == T_NONE_TYPE:
+            out.append(key)
+        return 0
+    if tcode != -1 and obj_type(o) != tcode:
+        return 0
+    out.append(key)
+    return 0
+
+
 cdef int cmd_scan(Client c, list argv) except -1:
-    # The cursor is a position in the dict's entry table (PyDict_Next). Keys
-    # present for the whole scan are returned unless the table is rebuilt
-    # mid-scan by heavy inserts and deletes (docs/commands.md).
-    # As in Redis 7.0, an expired key that passes MATCH is deleted, and
-    # "TYPE none" returns such keys (Redis's type check expires the key first
-    # and then sees type "none").
-    cdef uint64_t cur
+    # A keyspace larger than one reply is walked in a copy of its keys taken
+    # at the iteration's first call (scan.pyx: the guarantee and the bounds);
+    # a smaller one is returned whole with cursor 0.
+    cdef uint64_t cur, nxt = 0
     cdef object pat
     cdef int64_t count = 10
     cdef int tcode = -1
-    cdef Py_ssize_t pos
+    cdef Py_ssize_t pos, end
     cdef PyObject* k
     cdef PyObject* v
     cdef list out = []
-    cdef list dead = None
-    cdef int64_t visited = 0
+    cdef list dead = []
+    cdef list items
+    cdef ScanState st = None
     cdef Keyspace ks = c.ks
     if not parse_cursor(c, <bytes>argv[1], &cur):
         return 0
     pat = scan_args(c, argv, 2, &count, &tcode, True)
     if pat is False:
         return 0
-    pos = <Py_ssize_t>cur if cur <= <uint64_t>PY_SSIZE_T_MAX else -1
-    while True:
-        if not PyDict_Next(ks.d, &pos, &k, &v):
-            pos = 0
-            break
-        if visited == count:
-            pos -= 1   # not taken: the next call starts here
-            break
-        visited += 1
-        if pat is not None and not match_bytes(pat, <bytes>k):
-            continue
-        if ks.is_expired(<CObj>v):
-            if dead is None:
-                dead = []
-            dead.append(<object>k)
-            if tcode == T_NONE_TYPE:
-                out.append(<object>k)
-            continue
-        if tcode != -1 and obj_type(<CObj>v) != tcode:
-            continue
-        out.append(<object>k)
-    if dead is not None:
-        for key in dead:
-            ks.lookup(key)    # deletes it (an expiry)
-    return reply_scan(c, pos, out)
+    if cur != 0:
+        st = scan_find(cur, SCAN_KEYS, ks, None)
+    if st is None and PyDict_Size(ks.d) > count:
+        st = scan_start(SCAN_KEYS, ks, None, PyDict_Keys(ks.d))
+    if st is None:
+        pos = 0
+        while PyDict_Next(ks.d, &pos, &k, &v):
+            _scan_key(ks, <object>k, <CObj>v, pat, tcode, out, dead)
+    else:
+        items = st.items
+        end = scan_end(st, count)
+        for pos in range(st.pos, end):
+            k = PyList_GET_ITEM(items, pos)
+            v = PyDict_GetItem(ks.d, <object>k)
+            if v != NULL:
+                _scan_key(ks, <object>k, <CObj>v, pat, tcode, out, dead)
+        nxt = scan_next(st, end)
+    for key in dead:
+        ks.lookup(key)    # deletes it (an expiry)
+    return reply_scan(c, nxt, out)
 
 
 cdef int cmd_randomkey(Client c, list argv) except -1:

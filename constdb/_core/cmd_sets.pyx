@@ -4,10 +4,9 @@ read other keys (SPOP, SMOVE, S*STORE) ship their resulting adds and removes."""
 import random
 
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_GET_SIZE
-from cpython.dict cimport PyDict_Next
+from cpython.dict cimport PyDict_Contains, PyDict_Keys, PyDict_Next, PyDict_Size
 from cpython.list cimport PyList_GET_ITEM, PyList_GET_SIZE
 from cpython.object cimport PyObject
-from cpython.pyport cimport PY_SSIZE_T_MAX
 from libc.stdint cimport int64_t, uint64_t
 
 from constdb._core.cmd_keys cimport (
@@ -19,6 +18,9 @@ from constdb._core.objects cimport T_SET, CObj, SetObj, TTLReg, draw
 from constdb._core.protocol cimport (
     F_DENYOOM, F_FAST, F_READONLY, F_WRITE, Client, Server, add_command, reply_notint,
     reply_syntax, reply_wrongtype,
+)
+from constdb._core.scan cimport (
+    SCAN_SET, ScanState, scan_drop, scan_end, scan_find, scan_next, scan_start,
 )
 
 
@@ -399,44 +401,55 @@ cdef int cmd_sintercard(Client c, list argv) except -1:
 
 
 cdef int cmd_sscan(Client c, list argv) except -1:
-    # sscanCommand: cursor, key (missing: empty scan), type, then options
+    # sscanCommand: cursor, key (missing: empty scan), type, then options. A
+    # set larger than one reply is walked in a copy of its members (scan.pyx).
     cdef bint wrong
-    cdef uint64_t cur
+    cdef uint64_t cur, nxt = 0
     cdef object pat
-    cdef int64_t count = 10, visited = 0
+    cdef int64_t count = 10
     cdef int tcode = -1
-    cdef Py_ssize_t pos
+    cdef Py_ssize_t pos, end
     cdef PyObject* k
     cdef PyObject* v
     cdef list out = []
+    cdef list items
     cdef SetObj o
+    cdef ScanState st = None
     if not parse_cursor(c, <bytes>argv[2], &cur):
         return 0
     o = _get(c, argv[1], &wrong)
     if wrong:
         return reply_wrongtype(c)
     if o is None:
+        scan_drop(cur, SCAN_SET, c.ks, argv[1])
         return reply_empty_scan(c)
     pat = scan_args(c, argv, 3, &count, &tcode, False)
     if pat is False:
         return 0
     if _intset_like(o.m):
+        scan_drop(cur, SCAN_SET, c.ks, argv[1])
         for m in sorted(o.m, key=int):
             if pat is None or match_bytes(pat, <bytes>m):
                 out.append(m)
         return reply_scan(c, 0, out)
-    pos = <Py_ssize_t>cur if cur <= <uint64_t>PY_SSIZE_T_MAX else -1
-    while True:
-        if not PyDict_Next(o.m, &pos, &k, &v):
-            pos = 0
-            break
-        if visited == count:
-            pos -= 1   # not taken: the next call starts here
-            break
-        visited += 1
-        if pat is None or match_bytes(pat, <bytes>k):
-            out.append(<object>k)
-    return reply_scan(c, pos, out)
+    if cur != 0:
+        st = scan_find(cur, SCAN_SET, c.ks, argv[1])
+    if st is None and PyDict_Size(o.m) > count:
+        st = scan_start(SCAN_SET, c.ks, argv[1], PyDict_Keys(o.m))
+    if st is None:
+        pos = 0
+        while PyDict_Next(o.m, &pos, &k, &v):
+            if pat is None or match_bytes(pat, <bytes>k):
+                out.append(<object>k)
+    else:
+        items = st.items
+        end = scan_end(st, count)
+        for pos in range(st.pos, end):
+            k = PyList_GET_ITEM(items, pos)
+            if PyDict_Contains(o.m, <object>k) and (pat is None or match_bytes(pat, <bytes>k)):
+                out.append(<object>k)
+        nxt = scan_next(st, end)
+    return reply_scan(c, nxt, out)
 
 
 def register(Server srv):

@@ -8,20 +8,24 @@ d2string) and ZSCAN returns it whole in one call, in order.
 """
 
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_GET_SIZE
-from cpython.dict cimport PyDict_GetItem, PyDict_Next
+from cpython.dict cimport PyDict_GetItem, PyDict_Keys, PyDict_Next, PyDict_Size
 from cpython.list cimport PyList_GET_ITEM, PyList_GET_SIZE
 from cpython.object cimport PyObject
-from cpython.pyport cimport PY_SSIZE_T_MAX
 from libc.math cimport isnan
 from libc.stdint cimport int64_t, uint64_t
 
-from constdb._core.cmd_keys cimport err_lit, opt_eq, parse_cursor, reply_empty_scan, scan_args
+from constdb._core.cmd_keys cimport (
+    err_lit, opt_eq, parse_cursor, reply_empty_scan, reply_scan, scan_args,
+)
 from constdb._core.codec cimport parse_bytes_i64
 from constdb._core.keyspace cimport Keyspace, match_bytes
 from constdb._core.objects cimport CObj, ZEnt, ZSetObj
 from constdb._core.protocol cimport (
     F_DENYOOM, F_FAST, F_READONLY, F_WRITE, Client, Server, add_command, reply_notint,
     reply_syntax, reply_wrongtype,
+)
+from constdb._core.scan cimport (
+    SCAN_ZSET, ScanState, scan_drop, scan_end, scan_find, scan_next, scan_start,
 )
 from constdb._core.t_zset cimport (
     ZIndex, ZLexRange, ZNode, ZRange, emit_zadd, emit_zincr, emit_zrem, format_score, index_of,
@@ -581,24 +585,29 @@ cdef int cmd_zremrangebyrank(Client c, list argv) except -1:
 # ---------------------------------------------------------------- ZSCAN ----
 
 cdef int cmd_zscan(Client c, list argv) except -1:
+    # A sorted set larger than one reply is walked in a copy of its members
+    # (scan.pyx).
     cdef bint wrong
-    cdef uint64_t cur
+    cdef uint64_t cur, nxt = 0
     cdef object pat
-    cdef int64_t count = 10, visited = 0
+    cdef int64_t count = 10
     cdef int tcode = -1
-    cdef Py_ssize_t pos
+    cdef Py_ssize_t pos, end
     cdef PyObject* k
     cdef PyObject* v
     cdef list out = []
+    cdef list items
     cdef ZSetObj o
     cdef ZIndex ix
     cdef ZNode* x
+    cdef ScanState st = None
     if not parse_cursor(c, <bytes>argv[2], &cur):
         return 0
     o = _get(c, argv[1], &wrong)
     if wrong:
         return reply_wrongtype(c)
     if o is None or not o.m:
+        scan_drop(cur, SCAN_ZSET, c.ks, argv[1])
         return reply_empty_scan(c)
     pat = scan_args(c, argv, 3, &count, &tcode, False)
     if pat is False:
@@ -606,32 +615,35 @@ cdef int cmd_zscan(Client c, list argv) except -1:
     ix = <ZIndex>o.idx
     if ix.lp and len(o.m) <= LP_ENTRIES:
         # a listpack is scanned whole, in order
+        scan_drop(cur, SCAN_ZSET, c.ks, argv[1])
         x = ix.first()
         while x != NULL:
             if pat is None or match_bytes(pat, (<ZEnt>x.ent).member):
                 out.append((<ZEnt>x.ent).member)
                 out.append(format_score((<ZEnt>x.ent).score))
             x = x.level[0].forward
-        pos = 0
     else:
-        pos = <Py_ssize_t>cur if cur <= <uint64_t>PY_SSIZE_T_MAX else -1
-        while True:
-            if not PyDict_Next(o.m, &pos, &k, &v):
-                pos = 0
-                break
-            if visited == count:
-                pos -= 1   # not taken: the next call starts here
-                break
-            visited += 1
-            if pat is None or match_bytes(pat, <bytes>k):
-                out.append(<object>k)
-                out.append(format_score((<ZEnt>v).score))
-    c.out.array(2)
-    c.out.bulk_int(pos)
-    c.out.array(len(out))
-    for y in out:
-        c.out.bulk(<bytes>y)
-    return 0
+        if cur != 0:
+            st = scan_find(cur, SCAN_ZSET, c.ks, argv[1])
+        if st is None and PyDict_Size(o.m) > count:
+            st = scan_start(SCAN_ZSET, c.ks, argv[1], PyDict_Keys(o.m))
+        if st is None:
+            pos = 0
+            while PyDict_Next(o.m, &pos, &k, &v):
+                if pat is None or match_bytes(pat, <bytes>k):
+                    out.append(<object>k)
+                    out.append(format_score((<ZEnt>v).score))
+        else:
+            items = st.items
+            end = scan_end(st, count)
+            for pos in range(st.pos, end):
+                k = PyList_GET_ITEM(items, pos)
+                v = PyDict_GetItem(o.m, <object>k)
+                if v != NULL and (pat is None or match_bytes(pat, <bytes>k)):
+                    out.append(<object>k)
+                    out.append(format_score((<ZEnt>v).score))
+            nxt = scan_next(st, end)
+    return reply_scan(c, nxt, out)
 
 
 def register(Server srv):
