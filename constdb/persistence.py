@@ -302,9 +302,6 @@ class Persistence:
     # ---- commands and INFO -----------------------------------------------------------------
 
     def register_commands(self) -> None:
-        from constdb._core.protocol import FLAG
-
-        F = FLAG
         srv = self.app.srv
 
         def cmd_save(c: Any, argv: list[bytes]) -> Any:
@@ -325,20 +322,9 @@ class Persistence:
             self.bgsave()
             return Status("Background saving started")
 
-        srv.register_py(
-            b"save", 1, F["admin"] | F["noscript"] | F["nomulti"], 0, 0, 0, cmd_save, "server"
-        )
-        srv.register_py(b"bgsave", -1, F["admin"] | F["noscript"], 0, 0, 0, cmd_bgsave, "server")
-        srv.register_py(
-            b"lastsave",
-            1,
-            F["fast"] | F["loading"] | F["stale"],
-            0,
-            0,
-            0,
-            lambda c, a: self.last_save,
-            "server",
-        )
+        srv.register_py(b"save", cmd_save)
+        srv.register_py(b"bgsave", cmd_bgsave)
+        srv.register_py(b"lastsave", lambda c, a: self.last_save)
 
     def info(self) -> list[tuple[str, Any]]:
         cur = int(time.monotonic() - self.child_started) if self.child is not None else -1

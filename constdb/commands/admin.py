@@ -18,8 +18,7 @@ from typing import Any, Callable, Optional
 from constdb import __version__
 from constdb._core.codec import RespError, Status, Verbatim
 from constdb._core.keyspace import glob_match
-from constdb._core.protocol import FLAG, NO_REPLY
-from constdb.commands.redis_commands import DATA as REDIS_DATA
+from constdb._core.protocol import NO_REPLY
 from constdb.config import (
     BY_NAME,
     REDIS_LOGLEVEL_IN,
@@ -30,7 +29,7 @@ from constdb.config import (
 )
 
 OK = Status("OK")
-REDIS_COMPAT_VERSION = REDIS_DATA["version"]
+REDIS_COMPAT_VERSION = "7.0.15"  # the Redis version ConstDB answers as (HELLO, INFO)
 SYNTAX = "ERR syntax error"
 LONG_MAX = 2**63 - 1
 
@@ -49,157 +48,8 @@ def _s(b: bytes) -> str:
     return b.decode("utf-8", "replace")
 
 
-# ---- typed RESP values for COMMAND replies (shaped as Redis's in RESP2 and RESP3) ----------
-
-
-class RSet(list):
-    """A RESP3 set (`~`) that keeps its order; an array in RESP2."""
-
-    __slots__ = ()
-
-
-def _typed(v: Any) -> Any:
-    """Typed JSON of redis_commands.py -> values for _encode."""
-    if isinstance(v, dict):
-        if len(v) == 1 and "~" in v:
-            return RSet(_typed(x) for x in v["~"])
-        if len(v) == 1 and "+" in v:
-            return Status(v["+"])
-        return {k.encode(): _typed(x) for k, x in v.items()}
-    if isinstance(v, list):
-        return [_typed(x) for x in v]
-    if isinstance(v, str):
-        return v.encode()
-    return v
-
-
-def _encode(v: Any, resp3: bool, out: list[bytes]) -> None:
-    if v is None:
-        out.append(b"_\r\n" if resp3 else b"$-1\r\n")
-    elif isinstance(v, Status):
-        out.append(b"+" + v.encode() + b"\r\n")
-    elif isinstance(v, bytes):
-        out.append(b"$%d\r\n%s\r\n" % (len(v), v))
-    elif isinstance(v, str):
-        b = v.encode()
-        out.append(b"$%d\r\n%s\r\n" % (len(b), b))
-    elif isinstance(v, bool):
-        out.append(b":%d\r\n" % int(v))
-    elif isinstance(v, int):
-        out.append(b":%d\r\n" % v)
-    elif isinstance(v, RSet):
-        out.append(b"%s%d\r\n" % (b"~" if resp3 else b"*", len(v)))
-        for x in v:
-            _encode(x, resp3, out)
-    elif isinstance(v, (list, tuple)):
-        out.append(b"*%d\r\n" % len(v))
-        for x in v:
-            _encode(x, resp3, out)
-    elif isinstance(v, dict):
-        out.append(b"%%%d\r\n" % len(v) if resp3 else b"*%d\r\n" % (2 * len(v)))
-        for k, x in v.items():
-            _encode(k, resp3, out)
-            _encode(x, resp3, out)
-    else:
-        raise TypeError(f"cannot encode {type(v).__name__}")
-
-
-def _send(c: Any, v: Any) -> Any:
-    out: list[bytes] = []
-    _encode(v, c.resp == 3, out)
-    c.out.write_raw(b"".join(out))
-    return NO_REPLY
-
-
-REDIS_DOCS: dict[bytes, Any] = {}  # fullname -> doc map (subcommands: in their parent's)
-REDIS_INFO: dict[bytes, Any] = {}  # fullname -> COMMAND INFO entry
-
-
-def _load_redis_data() -> None:
-    for name, doc in REDIS_DATA["docs"].items():
-        d = _typed(doc)
-        REDIS_DOCS[name.encode()] = d
-        for sub, sd in d.get(b"subcommands", {}).items():
-            REDIS_DOCS[sub] = sd
-    for name, entry in REDIS_DATA["info"].items():
-        e = _typed(entry)
-        REDIS_INFO[name.encode()] = e
-        if isinstance(e[9], list) and not isinstance(e[9], RSet):
-            for sub in e[9]:
-                REDIS_INFO[sub[0]] = sub
-
-
-_load_redis_data()
-
-# COMMAND DOCS of ConstDB's own commands (other modules may set Command.doc)
-OWN_DOCS: dict[bytes, dict] = {
-    b"mvset": {
-        "summary": "Set a multi-value register: concurrent writes on different nodes are all kept",
-        "since": "0.1.0",
-        "group": "string",
-        "complexity": "O(1)",
-        "arguments": [
-            {"name": "key", "type": "key", "key_spec_index": 0},
-            {"name": "value", "type": "string"},
-        ],
-    },
-    b"mvget": {
-        "summary": "Get every concurrent value of a multi-value register, with the node that wrote it",
-        "since": "0.1.0",
-        "group": "string",
-        "complexity": "O(N) where N is the number of concurrent values",
-        "arguments": [{"name": "key", "type": "key", "key_spec_index": 0}],
-    },
-    b"desc": {
-        "summary": "Describe the CRDT state kept for a key (debugging)",
-        "since": "0.1.0",
-        "group": "generic",
-        "complexity": "O(N) where N is the size of the value",
-        "arguments": [{"name": "key", "type": "key", "key_spec_index": 0}],
-    },
-}
-
-# Redis's ACL categories, in the order COMMAND INFO lists them
-ACL_CATEGORIES = [
-    "keyspace", "read", "write", "set", "sortedset", "list", "hash", "string", "bitmap",
-    "hyperloglog", "geo", "stream", "pubsub", "admin", "fast", "slow", "blocking", "dangerous",
-    "connection", "transaction", "scripting",
-]  # fmt: skip
-GROUP_CATEGORY = {"transactions": "transaction", "sorted-set": "sortedset", "generic": "keyspace"}
-
-
-def _own_doc(doc: dict) -> dict:
-    def conv(v: Any) -> Any:
-        if isinstance(v, dict):
-            return {k.encode(): conv(x) for k, x in v.items()}
-        if isinstance(v, list):
-            return [conv(x) for x in v]
-        if isinstance(v, str):
-            return v.encode()
-        return v
-
-    out = conv(doc)
-    for arg in out.get(b"arguments", []):
-        if b"flags" in arg:
-            arg[b"flags"] = RSet(Status(f.decode()) for f in arg[b"flags"])
-    return out
-
-
 def register(app: Any) -> None:
     srv = app.srv
-    F = FLAG
-
-    def reg(
-        name: str, arity: int, flags: int, fn: Callable, first=0, last=0, step=0, group="server"
-    ):
-        return srv.register_py(name.encode(), arity, flags, first, last, step, fn, group)
-
-    def sub(parent: Any, name: str, arity: int, flags: int, fn: Callable) -> Any:
-        return srv.register_sub(parent, name.encode(), arity, flags, fn)
-
-    ADMIN = F["admin"] | F["noscript"] | F["loading"] | F["stale"]
-    CONN = F["noscript"] | F["loading"] | F["stale"]
-    NOAUTH = F["noauth"] | F["noscript"] | F["loading"] | F["stale"] | F["fast"]
 
     # ---- AUTH / HELLO / RESET ------------------------------------------------------------
 
@@ -280,9 +130,9 @@ def register(app: Any) -> None:
         c.authed = srv.requirepass is None
         return Status("RESET")
 
-    reg("auth", -2, NOAUTH, cmd_auth, group="connection")
-    reg("hello", -1, NOAUTH, cmd_hello, group="connection")
-    reg("reset", 1, NOAUTH | F["noqueue"], cmd_reset, group="connection")
+    srv.register_py(b"auth", cmd_auth)
+    srv.register_py(b"hello", cmd_hello)
+    srv.register_py(b"reset", cmd_reset)
 
     # ---- CLIENT ----------------------------------------------------------------------------
 
@@ -473,286 +323,20 @@ def register(app: Any) -> None:
 
         return run
 
-    client = reg("client", -2, 0, cmd_container("client"), group="connection")
-    sub(client, "id", 2, CONN, lambda c, a: c.id)
-    sub(client, "getname", 2, CONN, lambda c, a: c.name)
-    sub(client, "setname", 3, CONN, client_setname)
-    sub(client, "setinfo", 4, CONN, client_setinfo)
-    sub(client, "list", -2, ADMIN, client_list)
-    sub(client, "info", 2, CONN, lambda c, a: Verbatim((client_line(c) + "\n").encode()))
-    sub(client, "kill", -3, ADMIN, client_kill)
-    sub(client, "no-evict", 3, ADMIN, client_no_evict)
-    sub(client, "help", 2, F["loading"] | F["stale"], lambda c, a: [Status(x) for x in CLIENT_HELP])
+    srv.register_py(b"client", cmd_container("client"))
+    srv.register_py(b"client|id", lambda c, a: c.id)
+    srv.register_py(b"client|getname", lambda c, a: c.name)
+    srv.register_py(b"client|setname", client_setname)
+    srv.register_py(b"client|setinfo", client_setinfo)
+    srv.register_py(b"client|list", client_list)
+    srv.register_py(b"client|info", lambda c, a: Verbatim((client_line(c) + "\n").encode()))
+    srv.register_py(b"client|kill", client_kill)
+    srv.register_py(b"client|no-evict", client_no_evict)
+    srv.register_py(b"client|help", lambda c, a: [Status(x) for x in CLIENT_HELP])
 
-    # ---- COMMAND ---------------------------------------------------------------------------
+    from constdb.commands import introspection, register_handlers
 
-    def lookup(name: bytes) -> Optional[Any]:
-        """A command by name, or a subcommand by 'parent|sub' (COMMAND INFO/DOCS)."""
-        if b"|" in name:
-            parent, _, subname = name.partition(b"|")
-            p = srv.command(parent)
-            if p is None or not p.subcommands or b"|" in subname:
-                return None
-            return p.subcommands.get(subname.lower())
-        return srv.command(name)
-
-    def derived_categories(cmd) -> list:
-        """ACL categories of a command Redis lacks, from its flags and group."""
-        cats = {"fast" if cmd.flags & F["fast"] else "slow"}
-        if cmd.flags & F["write"]:
-            cats.add("write")
-        if cmd.flags & F["readonly"]:
-            cats.add("read")
-        if cmd.flags & F["admin"]:
-            cats |= {"admin", "dangerous"}
-        if cmd.flags & F["blocking"]:
-            cats.add("blocking")
-        group = str(cmd.group)
-        cats.add(GROUP_CATEGORY.get(group, group))
-        return ["@" + x for x in ACL_CATEGORIES if x in cats]
-
-    def derived_key_specs(cmd) -> RSet:
-        if not cmd.first_key:
-            return RSet()
-        flags = ["RW" if cmd.flags & F["write"] else "RO", "access"]
-        last = cmd.last_key - cmd.first_key if cmd.last_key >= 0 else cmd.last_key
-        return RSet(
-            [
-                {
-                    b"flags": RSet(Status(f) for f in flags),
-                    b"begin_search": {b"type": b"index", b"spec": {b"index": cmd.first_key}},
-                    b"find_keys": {
-                        b"type": b"range",
-                        b"spec": {b"lastkey": last, b"keystep": cmd.key_step or 1, b"limit": 0},
-                    },
-                }
-            ]
-        )
-
-    def subcommands_of(cmd) -> list:
-        """A container's subcommands in Redis's order (then ConstDB's own)."""
-        red = REDIS_INFO.get(cmd.fullname)
-        order = {e[0]: i for i, e in enumerate(red[9])} if red is not None else {}
-        subs = list(cmd.subcommands.values())
-        return sorted(subs, key=lambda x: order.get(x.fullname, len(order)))
-
-    def info_entry(cmd) -> list:
-        red = REDIS_INFO.get(cmd.fullname)
-        if red is not None:
-            flags, cats, tips, specs = red[2], red[6], red[7], red[8]
-        else:
-            flags = RSet(Status(f) for f in cmd.flag_names())
-            cats = RSet(Status(x) for x in derived_categories(cmd))
-            tips = RSet()
-            specs = derived_key_specs(cmd)
-        subs: Any = RSet()
-        if cmd.subcommands:
-            subs = [info_entry(s) for s in subcommands_of(cmd)]
-        return [
-            cmd.fullname,
-            cmd.arity,
-            flags,
-            cmd.first_key,
-            cmd.last_key,
-            cmd.key_step,
-            cats,
-            tips,
-            specs,
-            subs,
-        ]
-
-    def doc_entry(cmd) -> dict:
-        doc = REDIS_DOCS.get(cmd.fullname)
-        own = cmd.doc if cmd.doc is not None else OWN_DOCS.get(cmd.fullname)
-        if own is not None:
-            doc = _own_doc(own)
-        elif doc is None:
-            group = str(cmd.group)
-            doc = {
-                b"summary": (
-                    cmd.summary or f"The {cmd.fullname.decode().upper()} command"
-                ).encode(),
-                b"since": (cmd.since or __version__).encode(),
-                b"group": group.encode(),
-                b"complexity": b"O(1)",
-            }
-        doc = dict(doc)
-        if cmd.subcommands:
-            doc[b"subcommands"] = {s.fullname: doc_entry(s) for s in subcommands_of(cmd)}
-        else:
-            doc.pop(b"subcommands", None)
-        return doc
-
-    def top_level() -> list:
-        return [srv.table[n] for n in sorted(srv.table)]
-
-    def command_count(c, argv):
-        return len(srv.table)
-
-    def command_info(c, argv):
-        if len(argv) == 2:
-            return _send(c, [info_entry(x) for x in top_level()])
-        out = []
-        for n in argv[2:]:
-            cmd = lookup(n)
-            out.append(None if cmd is None else info_entry(cmd))
-        return _send(c, out)
-
-    def command_docs(c, argv):
-        if len(argv) == 2:
-            return _send(c, {x.fullname: doc_entry(x) for x in top_level()})
-        out = {}
-        for n in argv[2:]:
-            cmd = lookup(n)
-            if cmd is not None:
-                out[cmd.fullname] = doc_entry(cmd)
-        return _send(c, out)
-
-    def categories_of(cmd) -> list[bytes]:
-        red = REDIS_INFO.get(cmd.fullname)
-        cats = [str(x) for x in red[6]] if red is not None else derived_categories(cmd)
-        return [x[1:].encode() for x in cats]
-
-    def command_list(c, argv):
-        names = []
-        for cmd in top_level():
-            names.append(cmd)
-            if cmd.subcommands:
-                names.extend(subcommands_of(cmd))
-        if len(argv) == 2:
-            return [x.fullname for x in names]
-        if len(argv) != 5 or argv[2].lower() != b"filterby":
-            raise RespError(SYNTAX)
-        kind, val = argv[3].lower(), argv[4]
-        if kind == b"pattern":
-            return [x.fullname for x in names if glob_match(val, x.fullname, True)]
-        if kind == b"aclcat":
-            cat = val.lower()
-            return [x.fullname for x in names if cat in categories_of(x)]
-        if kind == b"module":
-            return []
-        raise RespError(SYNTAX)
-
-    def key_positions(cmd, args: list[bytes]) -> Optional[list[tuple[int, Any]]]:
-        """Redis's getKeysUsingKeySpecs: (position, flags) of each key, None if
-        the arguments do not fit the specs."""
-        red = REDIS_INFO.get(cmd.fullname)
-        specs = red[8] if red is not None else derived_key_specs(cmd)
-        argc = len(args)
-        out = []
-        for spec in specs:
-            bs = spec[b"begin_search"]
-            fk = spec[b"find_keys"]
-            flags = spec[b"flags"]
-            if b"variable_flags" in [s.encode() for s in flags] and cmd.fullname == b"set":
-                get = any(a.lower() == b"get" for a in args[3:])
-                flags = RSet(
-                    Status(f) for f in (["RW", "access", "update"] if get else ["OW", "update"])
-                )
-            if bs[b"type"] == b"index":
-                first = bs[b"spec"][b"index"]
-            elif bs[b"type"] == b"keyword":
-                kw = bs[b"spec"][b"keyword"].lower()
-                start = bs[b"spec"][b"startfrom"]
-                rng = range(start, argc) if start > 0 else range(argc + start, 0, -1)
-                first = 0
-                for i in rng:
-                    if i >= argc or i < 1:
-                        break
-                    if args[i].lower() == kw:
-                        first = i + 1
-                        break
-                if not first:
-                    continue
-            else:
-                continue
-            if fk[b"type"] == b"range":
-                sp = fk[b"spec"]
-                step = sp[b"keystep"]
-                if sp[b"lastkey"] >= 0:
-                    last = first + sp[b"lastkey"]
-                elif not sp[b"limit"]:
-                    last = argc + sp[b"lastkey"]
-                else:
-                    last = first + ((argc - first) // sp[b"limit"] + sp[b"lastkey"])
-            elif fk[b"type"] == b"keynum":
-                sp = fk[b"spec"]
-                idx = first + sp[b"keynumidx"]
-                if idx >= argc:
-                    return None
-                try:
-                    numkeys = _int_arg(args[idx])
-                except RespError:
-                    return None
-                if numkeys < 0:
-                    return None
-                first += sp[b"firstkey"]
-                step = sp[b"keystep"]
-                last = first + numkeys - 1
-            else:
-                continue
-            if last >= argc or last < first or first >= argc:
-                return None
-            for j in range(first, last + 1, step):
-                out.append((j, flags))
-        return out
-
-    def getkeys(c, argv, with_flags: bool):
-        args = argv[2:]
-        cmd = srv.command(args[0])
-        if cmd is not None and cmd.subcommands and len(args) >= 2:
-            cmd = cmd.subcommands.get(args[1].lower())
-        if cmd is None:
-            raise RespError("ERR Invalid command specified")
-        red = REDIS_INFO.get(cmd.fullname)
-        has_keys = bool(red[8]) if red is not None else bool(cmd.first_key)
-        if not has_keys:
-            raise RespError("ERR The command has no key arguments")
-        if (cmd.arity > 0 and len(args) != cmd.arity) or len(args) < -cmd.arity:
-            raise RespError("ERR Invalid number of arguments specified for command")
-        keys = key_positions(cmd, args)
-        if not keys:
-            raise RespError("ERR Invalid arguments specified for command")
-        if with_flags:
-            return _send(c, [[args[i], flags] for i, flags in keys])
-        return [args[i] for i, _ in keys]
-
-    COMMAND_HELP = [
-        "COMMAND <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
-        "(no subcommand)",
-        "    Return details about all Redis commands.",
-        "COUNT",
-        "    Return the total number of commands in this Redis server.",
-        "LIST",
-        "    Return a list of all commands in this Redis server.",
-        "INFO [<command-name> ...]",
-        "    Return details about multiple Redis commands.",
-        "    If no command names are given, documentation details for all",
-        "    commands are returned.",
-        "DOCS [<command-name> ...]",
-        "    Return documentation details about multiple Redis commands.",
-        "    If no command names are given, documentation details for all",
-        "    commands are returned.",
-        "GETKEYS <full-command>",
-        "    Return the keys from a full Redis command.",
-        "GETKEYSANDFLAGS <full-command>",
-        "    Return the keys and the access flags from a full Redis command.",
-        "HELP",
-        "    Prints this help.",
-    ]
-
-    def cmd_command(c, argv):
-        return _send(c, [info_entry(x) for x in top_level()])
-
-    LS = F["loading"] | F["stale"]
-    command = reg("command", -1, LS, cmd_command, group="server")
-    sub(command, "count", 2, LS, command_count)
-    sub(command, "info", -2, LS, command_info)
-    sub(command, "docs", -2, LS, command_docs)
-    sub(command, "list", -2, LS, command_list)
-    sub(command, "getkeys", -4, LS, lambda c, a: getkeys(c, a, False))
-    sub(command, "getkeysandflags", -4, LS, lambda c, a: getkeys(c, a, True))
-    sub(command, "help", 2, LS, lambda c, a: [Status(x) for x in COMMAND_HELP])
+    register_handlers(srv, [introspection])
 
     # ---- CONFIG ----------------------------------------------------------------------------
 
@@ -921,12 +505,12 @@ def register(app: Any) -> None:
         "    Prints this help.",
     ]
 
-    config = reg("config", -2, 0, cmd_container("config"), group="server")
-    sub(config, "get", -3, ADMIN, config_get)
-    sub(config, "set", -4, ADMIN, config_set)
-    sub(config, "resetstat", 2, ADMIN, config_resetstat)
-    sub(config, "rewrite", 2, ADMIN, config_rewrite)
-    sub(config, "help", 2, LS, lambda c, a: [Status(x) for x in CONFIG_HELP])
+    srv.register_py(b"config", cmd_container("config"))
+    srv.register_py(b"config|get", config_get)
+    srv.register_py(b"config|set", config_set)
+    srv.register_py(b"config|resetstat", config_resetstat)
+    srv.register_py(b"config|rewrite", config_rewrite)
+    srv.register_py(b"config|help", lambda c, a: [Status(x) for x in CONFIG_HELP])
 
     # ---- INFO, TIME, SHUTDOWN, LOLWUT ----------------------------------------------------
 
@@ -934,13 +518,13 @@ def register(app: Any) -> None:
         wanted = [_s(a).lower() for a in argv[1:]] or ["default"]
         return Verbatim(info_text(app, wanted).encode())
 
-    reg("info", -1, LS, cmd_info, group="server")
+    srv.register_py(b"info", cmd_info)
 
     def cmd_time(c, argv):
         t = time.time_ns() // 1000
         return [str(t // 1_000_000).encode(), str(t % 1_000_000).encode()]
 
-    reg("time", 1, LS | F["fast"], cmd_time, group="server")
+    srv.register_py(b"time", cmd_time)
 
     def cmd_shutdown(c, argv):
         nosave = save = abort = force = False
@@ -965,12 +549,12 @@ def register(app: Any) -> None:
         app.shutdown_command(not nosave if (nosave or save) else None, force)
         return NO_REPLY
 
-    reg("shutdown", -1, ADMIN | F["nomulti"], cmd_shutdown, group="server")
+    srv.register_py(b"shutdown", cmd_shutdown)
 
     def cmd_lolwut(c, argv):
         return Verbatim(f"ConstDB ver. {__version__}\n".encode())
 
-    reg("lolwut", -1, F["readonly"] | F["fast"], cmd_lolwut, group="server")
+    srv.register_py(b"lolwut", cmd_lolwut)
 
 
 def _config_str(name: str, value: Any) -> str:
