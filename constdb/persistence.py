@@ -17,7 +17,7 @@ import time
 from typing import TYPE_CHECKING, Any, Callable, Optional
 
 from constdb._core import snapshot
-from constdb._core.codec import RespError, Status
+from constdb._core.codec import RespError
 
 if TYPE_CHECKING:
     from constdb.server import App
@@ -299,32 +299,7 @@ class Persistence:
         self.release_lock()
         return True
 
-    # ---- commands and INFO -----------------------------------------------------------------
-
-    def register_commands(self) -> None:
-        srv = self.app.srv
-
-        def cmd_save(c: Any, argv: list[bytes]) -> Any:
-            self.save()
-            return Status("OK")
-
-        def cmd_bgsave(c: Any, argv: list[bytes]) -> Any:
-            schedule = False
-            if len(argv) == 2:
-                if argv[1].upper() != b"SCHEDULE":
-                    raise RespError("ERR syntax error")
-                schedule = True
-            if self.child is not None:
-                if schedule:
-                    self.scheduled = True
-                    return Status("Background saving scheduled")
-                raise RespError("ERR Background save already in progress")
-            self.bgsave()
-            return Status("Background saving started")
-
-        srv.register_py(b"save", cmd_save)
-        srv.register_py(b"bgsave", cmd_bgsave)
-        srv.register_py(b"lastsave", lambda c, a: self.last_save)
+    # ---- INFO -----------------------------------------------------------------
 
     def info(self) -> list[tuple[str, Any]]:
         cur = int(time.monotonic() - self.child_started) if self.child is not None else -1

@@ -24,11 +24,34 @@ from constdb._core import (
 from constdb._core.backlog import Backlog
 from constdb._core.keyspace import Keyspace
 from constdb._core.protocol import Client, Server
+from constdb.commands import (
+    client,
+    cluster,
+    config,
+    connection,
+    info,
+    introspection,
+    register_handlers,
+)
+from constdb.commands import persistence as persistence_commands
+from constdb.commands import server as server_commands
 from constdb.config import Config
 
 log = logging.getLogger("constdb")
 
 NODE_ID_FILE = "node_id"
+
+# the modules of the commands written in Python (constdb/commands/)
+PY_COMMANDS = (
+    connection,
+    client,
+    introspection,
+    config,
+    info,
+    server_commands,
+    cluster,
+    persistence_commands,
+)
 
 
 def load_node_id(cfg: Config, from_snapshot: Optional[int] = None) -> tuple[int, bool]:
@@ -121,13 +144,10 @@ class App:
             cmd_server,
         ):
             mod.register(self.srv)
-        from constdb.commands import admin
         from constdb.replication.manager import Replication
 
-        admin.register(self)
+        register_handlers(self.srv, PY_COMMANDS)
         self.repl = Replication(self)
-        self.repl.register_commands()
-        self.persistence.register_commands()
         if members_blob:
             self.repl.merge_members(members_blob)
         self.persistence.take_lock()

@@ -859,16 +859,6 @@ class Replication:
 
     # ---- commands -------------------------------------------------------------------------
 
-    def register_commands(self) -> None:
-        srv = self.app.srv
-        srv.register_py(b"cdb.link", self.accept_link)
-        srv.register_py(b"meet", self.cmd_meet)
-        srv.register_py(b"forget", self.cmd_forget)
-        srv.register_py(b"replicas", self.cmd_nodes)
-        srv.register_py(b"nodes", self.cmd_nodes)
-        srv.register_py(b"wait", self.cmd_wait)
-        srv.register_py(b"crdt.digest", lambda c, a: self.ks.digest().encode())
-
     def cmd_meet(self, client: Any, argv: list[bytes]) -> Any:
         addr = argv[1].decode("utf-8", "replace")
         try:
