@@ -7,6 +7,8 @@ DOCS agree with the table; the README's table is the generated one."""
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 
 import pytest
 from constdb._core.backlog import Backlog
@@ -210,6 +212,24 @@ def test_command_info_of_own_commands(both):
     assert fields(b"mvset") == (b"3", [b"write", b"denyoom"], [b"1", b"1", b"1"])
     assert fields(b"meet") == (b"2", [b"admin", b"noscript"], [b"0", b"0", b"0"])
     assert fields(b"crdt.digest") == (b"1", [b"readonly"], [b"0", b"0", b"0"])
+
+
+def test_mechanical_facts_are_redis_servers(both, tmp_path):
+    """tools/gen_command_table.py run against redis-server changes nothing:
+    arity, flags, keys, key specs, tips, group, since and every argument of
+    every command Redis has are Redis's."""
+    _, rport = both
+    copy = tmp_path / "commands.toml"
+    copy.write_text(open(table.TABLE_PATH).read())
+    tool = os.path.join(ROOT, "tools", "gen_command_table.py")
+    out = subprocess.run(
+        [sys.executable, tool, "--port", str(rport), "--table", str(copy)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert out.returncode == 0, out.stderr
+    assert copy.read_text() == open(table.TABLE_PATH).read()
 
 
 # ---- COUNT, LIST, DOCS -----------------------------------------------------------------------

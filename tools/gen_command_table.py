@@ -7,7 +7,7 @@ redis-server (the version ConstDB answers as, 7.0.15):
 For every spec of a command Redis has, it sets arity, flags, acl, tips, keys,
 key_specs (our own `notes` are kept; Redis's are not copied), group, since,
 doc_flags, deprecated_since and arguments (names, types, tokens, flags), and
-puts a container's subcommands in Redis's order. Nothing else is taken from
+puts a container's subcommands after it, by name. Nothing else is taken from
 Redis: summary, across_nodes, section and readme are ours and kept; `--add`
 makes a new spec whose summary and across_nodes say TODO (a test refuses
 TODO). Commands Redis lacks are left as they are.
@@ -137,16 +137,15 @@ def main() -> None:
             else:
                 d.pop(field, None)
         filled += 1
-    # a container's subcommands follow it, in Redis's order (ours after)
+    # a container's subcommands follow it, by name (Redis's order changes
+    # from one process to the next: it is its dict's)
     out: dict[str, dict] = {}
     for name, d in raw.items():
         if "|" in name:
             continue
         out[name] = d
-        subs = [n for n in raw if n.startswith(name + "|")]
-        order = {x[0]: i for i, x in enumerate(info[name][9])} if name in info else {}
-        for s in sorted(subs, key=lambda n: order.get(n, len(order))):
-            out[s] = raw[s]
+        for sub in sorted(n for n in raw if n.startswith(name + "|")):
+            out[sub] = raw[sub]
     with open(args.table, "w") as f:
         f.write(dump(out))
     print(f"{args.table}: {len(out)} specs, {filled} filled from redis-server {version}")
