@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import errno
-import logging
 import os
 import signal
 import sys
@@ -13,39 +12,7 @@ from typing import Optional
 
 from constdb import __version__
 from constdb.config import ConfigError, load
-
-log = logging.getLogger("constdb")
-
-TRACE = 5
-logging.addLevelName(TRACE, "TRACE")
-_LEVELS = {
-    "OFF": logging.CRITICAL + 10,
-    "ERROR": logging.ERROR,
-    "WARN": logging.WARNING,
-    "INFO": logging.INFO,
-    "DEBUG": logging.DEBUG,
-    "TRACE": TRACE,
-}
-
-
-def set_log_level(level: str) -> None:
-    log.setLevel(_LEVELS[level.upper()])
-
-
-def setup_logging(path: str, level: str) -> None:
-    handler: logging.Handler
-    if path:
-        handler = logging.FileHandler(path)
-    else:
-        handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(
-        logging.Formatter(
-            "%(process)d %(asctime)s.%(msecs)03d %(levelname)s %(message)s", "%d %b %Y %H:%M:%S"
-        )
-    )
-    log.handlers[:] = [handler]
-    log.propagate = False
-    set_log_level(level)
+from constdb.logs import setup_logging
 
 
 class _Parser(argparse.ArgumentParser):
@@ -132,7 +99,7 @@ def main(argv: Optional[list[str]] = None) -> int:
 
     import uvloop
 
-    from constdb.server import App, bind
+    from constdb.server import App, bind, read_boot
 
     try:
         sock = bind(cfg.ip, cfg.port, cfg.tcp_backlog)
@@ -145,7 +112,9 @@ def main(argv: Optional[list[str]] = None) -> int:
     from constdb.persistence import StartupError
 
     try:
-        app = App(cfg, sock)
+        boot = read_boot(cfg)  # the lock, the snapshot, the node id
+        app = App(cfg, boot.node_id, boot.origin, sock)
+        app.load(boot)  # the snapshot's data and members; the lock taken
     except StartupError as e:
         sock.close()
         return fail(str(e))

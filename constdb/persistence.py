@@ -1,6 +1,7 @@
 """Snapshots on disk (REPLICATION.md section 5; the same format as full sync):
-SAVE, BGSAVE (a forked child, as Redis does), LASTSAVE, the save schedule,
-the save on clean shutdown, and loading at start.
+the work of SAVE, BGSAVE (a forked child, as Redis does) and LASTSAVE (the
+commands: constdb/commands/persistence.py), the save schedule, the save on
+clean shutdown, and loading at start.
 
 Writes are atomic: a temp file in work_dir, fsync, rename over the target,
 fsync of the directory. The lock file `constdb.running` says a process runs
@@ -14,13 +15,10 @@ import json
 import logging
 import os
 import time
-from typing import TYPE_CHECKING, Any, Callable, Optional
+from typing import Any, Callable, Optional
 
 from constdb._core import snapshot
-from constdb._core.codec import RespError, Status
-
-if TYPE_CHECKING:
-    from constdb.server import App
+from constdb._core.codec import RespError
 
 log = logging.getLogger("constdb")
 
@@ -92,7 +90,7 @@ def fork_job(loop: Any, work: Callable[[], None], done: Callable[[bool, str], No
     return pid
 
 
-def encode_meta(app: App, final: bool) -> bytes:
+def encode_meta(app: Any, final: bool) -> bytes:
     head = json.dumps(
         {"node_id": app.node_id, "alias": app.alias, "final": final, "time": time.time()}
     ).encode()
@@ -168,7 +166,7 @@ def _is_constdb(pid: int) -> bool:
 
 
 class Persistence:
-    def __init__(self, app: App):
+    def __init__(self, app: Any):  # the node (constdb.server.App)
         self.app = app
         self.last_save = int(time.time())
         self.dirty_at_save = 0
@@ -299,46 +297,7 @@ class Persistence:
         self.release_lock()
         return True
 
-    # ---- commands and INFO -----------------------------------------------------------------
-
-    def register_commands(self) -> None:
-        from constdb._core.protocol import FLAG
-
-        F = FLAG
-        srv = self.app.srv
-
-        def cmd_save(c: Any, argv: list[bytes]) -> Any:
-            self.save()
-            return Status("OK")
-
-        def cmd_bgsave(c: Any, argv: list[bytes]) -> Any:
-            schedule = False
-            if len(argv) == 2:
-                if argv[1].upper() != b"SCHEDULE":
-                    raise RespError("ERR syntax error")
-                schedule = True
-            if self.child is not None:
-                if schedule:
-                    self.scheduled = True
-                    return Status("Background saving scheduled")
-                raise RespError("ERR Background save already in progress")
-            self.bgsave()
-            return Status("Background saving started")
-
-        srv.register_py(
-            b"save", 1, F["admin"] | F["noscript"] | F["nomulti"], 0, 0, 0, cmd_save, "server"
-        )
-        srv.register_py(b"bgsave", -1, F["admin"] | F["noscript"], 0, 0, 0, cmd_bgsave, "server")
-        srv.register_py(
-            b"lastsave",
-            1,
-            F["fast"] | F["loading"] | F["stale"],
-            0,
-            0,
-            0,
-            lambda c, a: self.last_save,
-            "server",
-        )
+    # ---- INFO -----------------------------------------------------------------
 
     def info(self) -> list[tuple[str, Any]]:
         cur = int(time.monotonic() - self.child_started) if self.child is not None else -1

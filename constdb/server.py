@@ -1,4 +1,6 @@
-"""The running node: event loop, listener, cron, shutdown."""
+"""The running node: start-up state (read_boot), the node (App: keyspace,
+command table, replication, persistence), event loop, listener, cron,
+shutdown."""
 
 from __future__ import annotations
 
@@ -9,9 +11,10 @@ import os
 import random
 import socket
 import time
+from dataclasses import dataclass
 from typing import Any, Optional
 
-from constdb import __version__
+from constdb import __version__, persistence
 from constdb._core import (
     cmd_hashes,
     cmd_keys,
@@ -20,15 +23,42 @@ from constdb._core import (
     cmd_sets,
     cmd_strings,
     cmd_zsets,
+    snapshot,
 )
 from constdb._core.backlog import Backlog
+from constdb._core.codec import RespError
 from constdb._core.keyspace import Keyspace
 from constdb._core.protocol import Client, Server
+from constdb.commands import (
+    client,
+    cluster,
+    connection,
+    info,
+    introspection,
+    register_handlers,
+)
+from constdb.commands import config as config_commands
+from constdb.commands import persistence as persistence_commands
+from constdb.commands import server as server_commands
 from constdb.config import Config
+from constdb.logs import set_log_level
+from constdb.replication.manager import Replication
 
 log = logging.getLogger("constdb")
 
 NODE_ID_FILE = "node_id"
+
+# the modules of the commands written in Python (constdb/commands/)
+PY_COMMANDS = (
+    connection,
+    client,
+    introspection,
+    config_commands,
+    info,
+    server_commands,
+    cluster,
+    persistence_commands,
+)
 
 
 def load_node_id(cfg: Config, from_snapshot: Optional[int] = None) -> tuple[int, bool]:
@@ -61,46 +91,59 @@ def load_node_id(cfg: Config, from_snapshot: Optional[int] = None) -> tuple[int,
     return node_id, stored is None and not from_snapshot
 
 
-class App:
-    """One ConstDB node."""
+@dataclass
+class Boot:
+    """What start-up reads from work_dir before the node exists."""
 
-    def __init__(self, cfg: Config, sock: Optional[socket.socket] = None):
+    node_id: int
+    origin: int  # the CRDT origin id this incarnation writes with
+    snap: Optional[snapshot.Snapshot]
+    crashed: bool  # the last run did not shut down cleanly (its lock file is there)
+    members: bytes  # the group's membership, as the snapshot kept it
+
+
+def read_boot(cfg: Config) -> Boot:
+    """The lock file, the snapshot and the node id in work_dir (StartupError,
+    OSError with the key at fault)."""
+    crashed = persistence.check_lock(cfg.work_dir)
+    snap = persistence.read_snapshot(os.path.join(cfg.work_dir, cfg.dbfilename))
+    meta, members = persistence.decode_meta(snap.meta) if snap is not None else ({}, b"")
+    try:
+        node_id, first_start = load_node_id(cfg, meta.get("node_id"))
+    except OSError as e:
+        raise OSError(
+            f"key 'work_dir': cannot keep the node id in {cfg.work_dir!r}: {e.strerror}"
+        ) from None
+    # The CRDT origin id (dots, ts, VV, streams). A node's first start uses
+    # its node_id; a start without its complete own history (no
+    # persistence, or after a crash) takes a fresh origin, so that its VV
+    # entry never claims writes it lost (docs/crdt-notes.md, "Restarts").
+    if snap is not None and meta.get("final") and not crashed and meta.get("node_id") == node_id:
+        origin = snap.node_id  # a clean shutdown saved every own write
+    elif first_start and snap is None:
+        origin = node_id
+    else:
+        origin = random.SystemRandom().randrange(1, 2**63)
+    return Boot(node_id, origin, snap, crashed, members)
+
+
+class App:
+    """One ConstDB node. Making it does no I/O; `load` (the snapshot read by
+    read_boot, the lock) and `serve` do."""
+
+    def __init__(
+        self, cfg: Config, node_id: int, origin: int, sock: Optional[socket.socket] = None
+    ):
         self.cfg = cfg
         self.sock = sock
-        from constdb import persistence
-
-        crashed = persistence.check_lock(cfg.work_dir)
-        snap = persistence.read_snapshot(os.path.join(cfg.work_dir, cfg.dbfilename))
-        meta, members_blob = persistence.decode_meta(snap.meta) if snap is not None else ({}, b"")
-        try:
-            self.node_id, first_start = load_node_id(cfg, meta.get("node_id"))
-        except OSError as e:
-            raise OSError(
-                f"key 'work_dir': cannot keep the node id in {cfg.work_dir!r}: {e.strerror}"
-            ) from None
+        self.node_id = node_id
+        self.origin = origin
         self.alias = cfg.node_alias or f"node{cfg.port}"
         self.started = time.time()
         self.run_id = os.urandom(20).hex()
         self.backlog = Backlog(cfg.repl_backlog_limit)
-        # The CRDT origin id (dots, ts, VV, streams). A node's first start uses
-        # its node_id; a start without its complete own history (no
-        # persistence, or after a crash) takes a fresh origin, so that its VV
-        # entry never claims writes it lost (docs/crdt-notes.md, "Restarts").
-        if (
-            snap is not None
-            and meta.get("final")
-            and not crashed
-            and meta.get("node_id") == self.node_id
-        ):
-            self.origin = snap.node_id  # a clean shutdown saved every own write
-        elif first_start and snap is None:
-            self.origin = self.node_id
-        else:
-            self.origin = random.SystemRandom().randrange(1, 2**63)
-        self.ks = Keyspace(self.origin, self.backlog)
+        self.ks = Keyspace(origin, self.backlog)
         self.persistence = persistence.Persistence(self)
-        if snap is not None:
-            self._load(snap, crashed)
         self.srv = Server(self.ks)
         self.srv.app = self
         self.ks.on_touch = self._watch_touched
@@ -110,7 +153,7 @@ class App:
         self.cron_task: Optional[asyncio.Task] = None
         self.ops_samples: list[tuple[float, int]] = []
         self.exit_code = 0
-        self.apply_config()
+        self.shutdown_save: Optional[bool] = None
         for mod in (
             cmd_strings,
             cmd_keys,
@@ -121,21 +164,20 @@ class App:
             cmd_server,
         ):
             mod.register(self.srv)
-        from constdb.commands import admin
-        from constdb.replication.manager import Replication
-
-        admin.register(self)
+        register_handlers(self.srv, PY_COMMANDS)
         self.repl = Replication(self)
-        self.repl.register_commands()
-        self.persistence.register_commands()
-        if members_blob:
-            self.repl.merge_members(members_blob)
+        self.apply_config()
+
+    def load(self, boot: Boot) -> None:
+        """Start-up's I/O once the node exists: the snapshot's data and the
+        group's members merged in, the work_dir lock taken."""
+        if boot.snap is not None:
+            self._load(boot.snap, boot.crashed)
+        if boot.members:
+            self.repl.merge_members(boot.members)
         self.persistence.take_lock()
-        self.shutdown_save: Optional[bool] = None
 
     def _load(self, snap: Any, crashed: bool) -> None:
-        from constdb._core import snapshot
-
         t0 = time.monotonic()
         last = [t0]
 
@@ -170,13 +212,8 @@ class App:
         srv.max_exec_per_round = c.max_exec_per_round
         srv.maxclients = c.maxclients
         srv.timeout = c.timeout
-        if getattr(self, "repl", None) is not None:
-            self.repl.backlog_limit = -1
-            self.repl.size_backlog()
-        else:
-            self.backlog.set_limit(c.repl_backlog_limit)
-        from constdb.cli import set_log_level
-
+        self.repl.backlog_limit = -1  # recomputed: at most 1 MiB while alone
+        self.repl.size_backlog()
         set_log_level(c.log_level)
 
     # ---- lifecycle --------------------------------------------------------------
@@ -226,8 +263,6 @@ class App:
     def shutdown_command(self, save: Optional[bool], force: bool) -> None:
         """SHUTDOWN: save now (unless NOSAVE); on failure refuse unless FORCE."""
         if not self.persistence.shutdown(save) and not force:
-            from constdb._core.codec import RespError
-
             raise RespError("ERR Errors trying to SHUTDOWN. Check logs.")
         self.shutdown_save = False  # done
         self.request_shutdown("SHUTDOWN")
@@ -294,12 +329,6 @@ class App:
     def client_gone(self, client: Any) -> None:
         """A blocked client disconnected (WAIT, MEET)."""
         self.repl.client_gone(client)
-
-    def persistence_info(self) -> list[tuple[str, Any]]:
-        return self.persistence.info()
-
-    def replication_info(self) -> list[tuple[str, Any]]:
-        return self.repl.info()
 
 
 def bind(ip: str, port: int, backlog: int) -> socket.socket:

@@ -36,6 +36,7 @@ def test_pip_wheel_builds_the_extensions_and_the_console_script(tmp_path):
     assert modules <= built, modules - built
     assert "constdb/replication/manager.py" in names
     assert "constdb/persistence.py" in names
+    assert "constdb/commands/commands.toml" in names  # the command table
 
 
 def test_python_dash_m_constdb_is_the_server():

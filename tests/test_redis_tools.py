@@ -52,6 +52,10 @@ def test_redis_cli_server_commands(constdb_server, redis_server, r):
     assert cli(p, "command", "count").strip().isdigit()
     assert "get" in cli(p, "command", "list").split()
     assert cli(p, "command", "getkeys", "mset", "a", "1", "b", "2").split() == ["a", "b"]
+    # COMMAND DOCS: Redis's structure, ConstDB's own summary (the command table)
+    docs = cli(p, "command", "docs", "incr").split("\n")
+    assert docs[:6] == ["incr", "summary", "Add 1 to a key's integer value; the new value.",
+                        "since", "1.0.0", "group"]  # fmt: skip
     # the same output as from Redis
     for args in (
         ("nosuch", "x"),
@@ -62,7 +66,6 @@ def test_redis_cli_server_commands(constdb_server, redis_server, r):
         ("client", "kill", "1.1.1.1:1"),
         ("command", "getkeys", "set", "k", "v"),
         ("command", "info", "get"),
-        ("command", "docs", "incr"),
         ("hello", "4"),
         ("exec",),
         ("auth", "x"),
@@ -132,7 +135,7 @@ def test_redis_cli_interactive_help_from_command_docs(constdb_server, r):
         "SET key value [NX|XX] [GET] [EX seconds|PX milliseconds|EXAT unix-time-seconds|"
         "PXAT unix-time-milliseconds|KEEPTTL]" in screen
     )
-    assert "summary: Set the string value of a key" in screen
+    assert "summary: Write a key's string value, with an optional expiry" in screen
     # ConstDB's own commands have their documentation too
     assert "MVSET key value" in screen
     assert "CLIENT LIST [TYPE NORMAL|MASTER|REPLICA|PUBSUB]" in screen

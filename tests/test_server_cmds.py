@@ -289,9 +289,8 @@ CASES = {
         ("COMMAND", "HELP"),
         ("COMMAND", "INFO", "nosuch"),
         ("COMMAND", "INFO", "get", "nosuch", "client|id", "CLIENT|GETNAME", "client|nosuch"),
-        ("COMMAND", "INFO", "set", "mset", "sintercard", "watch", "exec"),
+        ("COMMAND", "INFO", "lmove", "mset", "sintercard", "watch", "exec"),
         ("COMMAND", "DOCS", "nosuch"),
-        ("COMMAND", "DOCS", "get", "set", "client|id", "config|get"),
         ("COMMAND", "LIST", "x"),
         ("COMMAND", "LIST", "FILTERBY", "FOO", "x"),
         ("COMMAND", "LIST", "FILTERBY", "MODULE", "x"),
@@ -651,8 +650,9 @@ def test_requirepass_flag(node):
 
 def test_command_table_matches_redis(ports):
     """Every command ConstDB shares with Redis has Redis's arity, flags and
-    keys (COMMAND INFO) and Redis's documentation (COMMAND DOCS), so clients
-    and redis-cli treat it as Redis would."""
+    keys (COMMAND INFO) and Redis's argument structure (COMMAND DOCS), so
+    clients and redis-cli treat it as Redis would. The prose is ConstDB's own:
+    summaries and key-spec notes differ, complexity and history are absent."""
     cport, rport = ports
     c = RawConn(cport)
     rc = RawConn(rport)
@@ -669,22 +669,42 @@ def test_command_table_matches_redis(ports):
             ca = c.execute_command("COMMAND", "INFO", *shared)
             cb = rc.execute_command("COMMAND", "INFO", *shared)
             for x, y in zip(ca, cb):
-                assert x[:9] == y[:9], x[0]
+                assert _no_notes(x[:9]) == _no_notes(y[:9]), x[0]
     docs_c = _pairs(c.execute_command("COMMAND", "DOCS", *shared))
     docs_r = _pairs(rc.execute_command("COMMAND", "DOCS", *shared))
     for name in shared:
-        d_c, d_r = _pairs(docs_c[name]), _pairs(docs_r[name])
+        d_c, d_r = _no_prose(docs_c[name]), _no_prose(docs_r[name])
         if b"subcommands" in d_r:
             subs_c = _pairs(d_c.pop(b"subcommands"))
             subs_r = _pairs(d_r.pop(b"subcommands"))
-            assert subs_c and all(subs_c[k] == subs_r[k] for k in subs_c if k in subs_r), name
+            assert subs_c and all(
+                _no_prose(subs_c[k]) == _no_prose(subs_r[k]) for k in subs_c if k in subs_r
+            ), name
         assert d_c == d_r, name
+        assert _pairs(docs_c[name])[b"summary"] != _pairs(docs_r[name])[b"summary"], name
     c.close()
     rc.close()
 
 
 def _pairs(flat):
     return dict(zip(flat[::2], flat[1::2]))
+
+
+def _no_prose(flat):
+    """A COMMAND DOCS entry without its prose (ConstDB writes its own)."""
+    d = _pairs(flat)
+    for k in (b"summary", b"complexity", b"history", b"replaced_by"):
+        d.pop(k, None)
+    return d
+
+
+def _no_notes(entry):
+    """A COMMAND INFO entry whose key specs' notes (prose) are blanked."""
+    specs = [
+        [x if i == 0 or flat[i - 1] != b"notes" else b"" for i, x in enumerate(flat)]
+        for flat in entry[8]
+    ]
+    return [*entry[:8], specs]
 
 
 class RawConn:

@@ -15,8 +15,7 @@ from constdb._core.codec cimport parse_bytes_i64, parse_i64
 from constdb._core.keyspace cimport Keyspace, match_bytes
 from constdb._core.objects cimport CObj, HashObj, Ver, best_ver, draw, hash_val
 from constdb._core.protocol cimport (
-    F_DENYOOM, F_FAST, F_READONLY, F_WRITE, Client, Server, add_command, reply_notint,
-    reply_syntax, reply_wrongtype,
+    Client, Server, add_command, reply_notint, reply_syntax, reply_wrongtype,
 )
 from constdb._core.scan cimport (
     SCAN_HASH, ScanState, scan_drop, scan_end, scan_find, scan_next, scan_start,
@@ -354,19 +353,19 @@ cdef int cmd_hscan(Client c, list argv) except -1:
 
 
 def register(Server srv):
-    cdef int W = F_WRITE | F_DENYOOM | F_FAST
-    add_command(srv, b"hset", -4, W, 1, 1, 1, cmd_hset, "hash")
-    add_command(srv, b"hmset", -4, W, 1, 1, 1, cmd_hmset, "hash")
-    add_command(srv, b"hsetnx", 4, W, 1, 1, 1, cmd_hsetnx, "hash")
-    add_command(srv, b"hget", 3, F_READONLY | F_FAST, 1, 1, 1, cmd_hget, "hash")
-    add_command(srv, b"hmget", -3, F_READONLY | F_FAST, 1, 1, 1, cmd_hmget, "hash")
-    add_command(srv, b"hgetall", 2, F_READONLY, 1, 1, 1, cmd_hgetall, "hash")
-    add_command(srv, b"hkeys", 2, F_READONLY, 1, 1, 1, cmd_hkeys, "hash")
-    add_command(srv, b"hvals", 2, F_READONLY, 1, 1, 1, cmd_hvals, "hash")
-    add_command(srv, b"hdel", -3, F_WRITE | F_FAST, 1, 1, 1, cmd_hdel, "hash")
-    add_command(srv, b"hlen", 2, F_READONLY | F_FAST, 1, 1, 1, cmd_hlen, "hash")
-    add_command(srv, b"hexists", 3, F_READONLY | F_FAST, 1, 1, 1, cmd_hexists, "hash")
-    add_command(srv, b"hstrlen", 3, F_READONLY | F_FAST, 1, 1, 1, cmd_hstrlen, "hash")
-    add_command(srv, b"hincrby", 4, W, 1, 1, 1, cmd_hincrby, "hash")
-    add_command(srv, b"hrandfield", -2, F_READONLY, 1, 1, 1, cmd_hrandfield, "hash")
-    add_command(srv, b"hscan", -3, F_READONLY, 1, 1, 1, cmd_hscan, "hash")
+    """Name the handlers; arity, flags and keys come from the command table."""
+    add_command(srv, b"hset", cmd_hset)
+    add_command(srv, b"hmset", cmd_hmset)
+    add_command(srv, b"hsetnx", cmd_hsetnx)
+    add_command(srv, b"hget", cmd_hget)
+    add_command(srv, b"hmget", cmd_hmget)
+    add_command(srv, b"hgetall", cmd_hgetall)
+    add_command(srv, b"hkeys", cmd_hkeys)
+    add_command(srv, b"hvals", cmd_hvals)
+    add_command(srv, b"hdel", cmd_hdel)
+    add_command(srv, b"hlen", cmd_hlen)
+    add_command(srv, b"hexists", cmd_hexists)
+    add_command(srv, b"hstrlen", cmd_hstrlen)
+    add_command(srv, b"hincrby", cmd_hincrby)
+    add_command(srv, b"hrandfield", cmd_hrandfield)
+    add_command(srv, b"hscan", cmd_hscan)

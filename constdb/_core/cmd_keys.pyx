@@ -21,7 +21,7 @@ from constdb._core.scan cimport SCAN_KEYS, ScanState, scan_end, scan_find, scan_
 from constdb._core.t_list cimport copy_list
 from constdb._core.t_zset cimport copy_zset
 from constdb._core.protocol cimport (
-    F_FAST, F_READONLY, F_WRITE, Client, Server, add_command, reply_notint, reply_syntax,
+    Client, Server, add_command, reply_notint, reply_syntax,
 )
 
 from constdb._core.keyspace import TYPE_NAMES
@@ -464,22 +464,23 @@ cdef int cmd_touch(Client c, list argv) except -1:
 
 
 def register(Server srv):
-    add_command(srv, b"del", -2, F_WRITE, 1, -1, 1, cmd_del, "generic")
-    add_command(srv, b"unlink", -2, F_WRITE | F_FAST, 1, -1, 1, cmd_del, "generic")
-    add_command(srv, b"exists", -2, F_READONLY | F_FAST, 1, -1, 1, cmd_exists, "generic")
-    add_command(srv, b"touch", -2, F_READONLY | F_FAST, 1, -1, 1, cmd_touch, "generic")
-    add_command(srv, b"type", 2, F_READONLY | F_FAST, 1, 1, 1, cmd_type, "generic")
-    add_command(srv, b"keys", 2, F_READONLY, 0, 0, 0, cmd_keys, "generic")
-    add_command(srv, b"scan", -2, F_READONLY, 0, 0, 0, cmd_scan, "generic")
-    add_command(srv, b"randomkey", 1, F_READONLY, 0, 0, 0, cmd_randomkey, "generic")
-    add_command(srv, b"rename", 3, F_WRITE, 1, 2, 1, cmd_rename, "generic")
-    add_command(srv, b"renamenx", 3, F_WRITE | F_FAST, 1, 2, 1, cmd_renamenx, "generic")
-    add_command(srv, b"expire", -3, F_WRITE | F_FAST, 1, 1, 1, cmd_expire, "generic")
-    add_command(srv, b"pexpire", -3, F_WRITE | F_FAST, 1, 1, 1, cmd_pexpire, "generic")
-    add_command(srv, b"expireat", -3, F_WRITE | F_FAST, 1, 1, 1, cmd_expireat, "generic")
-    add_command(srv, b"pexpireat", -3, F_WRITE | F_FAST, 1, 1, 1, cmd_pexpireat, "generic")
-    add_command(srv, b"ttl", 2, F_READONLY | F_FAST, 1, 1, 1, cmd_ttl, "generic")
-    add_command(srv, b"pttl", 2, F_READONLY | F_FAST, 1, 1, 1, cmd_pttl, "generic")
-    add_command(srv, b"expiretime", 2, F_READONLY | F_FAST, 1, 1, 1, cmd_expiretime, "generic")
-    add_command(srv, b"pexpiretime", 2, F_READONLY | F_FAST, 1, 1, 1, cmd_pexpiretime, "generic")
-    add_command(srv, b"persist", 2, F_WRITE | F_FAST, 1, 1, 1, cmd_persist, "generic")
+    """Name the handlers; arity, flags and keys come from the command table."""
+    add_command(srv, b"del", cmd_del)
+    add_command(srv, b"unlink", cmd_del)
+    add_command(srv, b"exists", cmd_exists)
+    add_command(srv, b"touch", cmd_touch)
+    add_command(srv, b"type", cmd_type)
+    add_command(srv, b"keys", cmd_keys)
+    add_command(srv, b"scan", cmd_scan)
+    add_command(srv, b"randomkey", cmd_randomkey)
+    add_command(srv, b"rename", cmd_rename)
+    add_command(srv, b"renamenx", cmd_renamenx)
+    add_command(srv, b"expire", cmd_expire)
+    add_command(srv, b"pexpire", cmd_pexpire)
+    add_command(srv, b"expireat", cmd_expireat)
+    add_command(srv, b"pexpireat", cmd_pexpireat)
+    add_command(srv, b"ttl", cmd_ttl)
+    add_command(srv, b"pttl", cmd_pttl)
+    add_command(srv, b"expiretime", cmd_expiretime)
+    add_command(srv, b"pexpiretime", cmd_pexpiretime)
+    add_command(srv, b"persist", cmd_persist)

@@ -15,8 +15,7 @@ from constdb._core.codec cimport parse_bytes_i64
 from constdb._core.keyspace cimport Keyspace
 from constdb._core.objects cimport CObj, LElem, ListObj
 from constdb._core.protocol cimport (
-    F_DENYOOM, F_FAST, F_READONLY, F_WRITE, Client, Server, add_command, reply_notint,
-    reply_syntax, reply_wrongtype,
+    Client, Server, add_command, reply_notint, reply_syntax, reply_wrongtype,
 )
 from constdb._core.t_list cimport (
     elem_at, emit_insert, emit_lset, emit_push, emit_remove, first_live, last_live,
@@ -449,20 +448,20 @@ cdef int cmd_rpoplpush(Client c, list argv) except -1:
 
 
 def register(Server srv):
-    cdef int W = F_WRITE | F_DENYOOM | F_FAST
-    add_command(srv, b"lpush", -3, W, 1, 1, 1, cmd_lpush, "list")
-    add_command(srv, b"rpush", -3, W, 1, 1, 1, cmd_rpush, "list")
-    add_command(srv, b"lpushx", -3, W, 1, 1, 1, cmd_lpushx, "list")
-    add_command(srv, b"rpushx", -3, W, 1, 1, 1, cmd_rpushx, "list")
-    add_command(srv, b"lpop", -2, F_WRITE | F_FAST, 1, 1, 1, cmd_lpop, "list")
-    add_command(srv, b"rpop", -2, F_WRITE | F_FAST, 1, 1, 1, cmd_rpop, "list")
-    add_command(srv, b"llen", 2, F_READONLY | F_FAST, 1, 1, 1, cmd_llen, "list")
-    add_command(srv, b"lrange", 4, F_READONLY, 1, 1, 1, cmd_lrange, "list")
-    add_command(srv, b"lindex", 3, F_READONLY, 1, 1, 1, cmd_lindex, "list")
-    add_command(srv, b"lset", 4, F_WRITE | F_DENYOOM, 1, 1, 1, cmd_lset, "list")
-    add_command(srv, b"lrem", 4, F_WRITE, 1, 1, 1, cmd_lrem, "list")
-    add_command(srv, b"linsert", 5, F_WRITE | F_DENYOOM, 1, 1, 1, cmd_linsert, "list")
-    add_command(srv, b"ltrim", 4, F_WRITE, 1, 1, 1, cmd_ltrim, "list")
-    add_command(srv, b"lpos", -3, F_READONLY, 1, 1, 1, cmd_lpos, "list")
-    add_command(srv, b"lmove", 5, F_WRITE | F_DENYOOM, 1, 2, 1, cmd_lmove, "list")
-    add_command(srv, b"rpoplpush", 3, F_WRITE | F_DENYOOM, 1, 2, 1, cmd_rpoplpush, "list")
+    """Name the handlers; arity, flags and keys come from the command table."""
+    add_command(srv, b"lpush", cmd_lpush)
+    add_command(srv, b"rpush", cmd_rpush)
+    add_command(srv, b"lpushx", cmd_lpushx)
+    add_command(srv, b"rpushx", cmd_rpushx)
+    add_command(srv, b"lpop", cmd_lpop)
+    add_command(srv, b"rpop", cmd_rpop)
+    add_command(srv, b"llen", cmd_llen)
+    add_command(srv, b"lrange", cmd_lrange)
+    add_command(srv, b"lindex", cmd_lindex)
+    add_command(srv, b"lset", cmd_lset)
+    add_command(srv, b"lrem", cmd_lrem)
+    add_command(srv, b"linsert", cmd_linsert)
+    add_command(srv, b"ltrim", cmd_ltrim)
+    add_command(srv, b"lpos", cmd_lpos)
+    add_command(srv, b"lmove", cmd_lmove)
+    add_command(srv, b"rpoplpush", cmd_rpoplpush)

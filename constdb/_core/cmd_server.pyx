@@ -8,8 +8,7 @@ from constdb._core.codec cimport parse_bytes_i64
 from constdb._core.keyspace cimport Keyspace
 from constdb._core.objects cimport CObj, MVObj, Ver
 from constdb._core.protocol cimport (
-    F_ADMIN, F_DENYOOM, F_FAST, F_LOADING, F_NOAUTH, F_NOQUEUE, F_NOSCRIPT, F_READONLY,
-    F_STALE, F_WRITE, Client, Server, add_command, reply_notint, reply_syntax, reply_wrongtype,
+    Client, Server, add_command, reply_notint, reply_syntax, reply_wrongtype,
 )
 
 from constdb._core.keyspace import describe_obj
@@ -142,19 +141,19 @@ cdef int cmd_flushall(Client c, list argv) except -1:
 
 
 def register(Server srv):
-    add_command(srv, b"ping", -1, F_FAST | F_STALE, 0, 0, 0, cmd_ping, "connection")
-    add_command(srv, b"echo", 2, F_FAST | F_STALE, 0, 0, 0, cmd_echo, "connection")
-    add_command(srv, b"quit", -1, F_NOAUTH | F_NOQUEUE | F_FAST | F_STALE | F_LOADING, 0, 0, 0, cmd_quit, "connection")
-    add_command(srv, b"select", 2, F_FAST | F_LOADING | F_STALE, 0, 0, 0, cmd_select, "connection")
-    add_command(srv, b"dbsize", 1, F_READONLY | F_FAST, 0, 0, 0, cmd_dbsize, "server")
-    add_command(srv, b"multi", 1, F_NOQUEUE | F_FAST | F_LOADING | F_STALE, 0, 0, 0, cmd_multi, "transactions")
-    add_command(srv, b"exec", 1, F_NOQUEUE | F_LOADING | F_STALE, 0, 0, 0, cmd_exec, "transactions")
-    add_command(srv, b"discard", 1, F_NOQUEUE | F_FAST | F_LOADING | F_STALE, 0, 0, 0, cmd_discard, "transactions")
-    add_command(srv, b"watch", -2, F_NOQUEUE | F_FAST | F_LOADING | F_STALE, 1, -1, 1, cmd_watch, "transactions")
-    # UNWATCH is queued inside MULTI, as in Redis
-    add_command(srv, b"unwatch", 1, F_FAST | F_LOADING | F_STALE, 0, 0, 0, cmd_unwatch, "transactions")
-    add_command(srv, b"mvset", 3, F_WRITE | F_DENYOOM, 1, 1, 1, cmd_mvset, "mvreg")
-    add_command(srv, b"mvget", 2, F_READONLY, 1, 1, 1, cmd_mvget, "mvreg")
-    add_command(srv, b"desc", 2, F_READONLY, 1, 1, 1, cmd_desc, "generic")
-    add_command(srv, b"flushall", -1, F_WRITE, 0, 0, 0, cmd_flushall, "server")
-    add_command(srv, b"flushdb", -1, F_WRITE, 0, 0, 0, cmd_flushall, "server")
+    """Name the handlers; arity, flags and keys come from the command table."""
+    add_command(srv, b"ping", cmd_ping)
+    add_command(srv, b"echo", cmd_echo)
+    add_command(srv, b"quit", cmd_quit)
+    add_command(srv, b"select", cmd_select)
+    add_command(srv, b"dbsize", cmd_dbsize)
+    add_command(srv, b"multi", cmd_multi)
+    add_command(srv, b"exec", cmd_exec)
+    add_command(srv, b"discard", cmd_discard)
+    add_command(srv, b"watch", cmd_watch)
+    add_command(srv, b"unwatch", cmd_unwatch)
+    add_command(srv, b"mvset", cmd_mvset)
+    add_command(srv, b"mvget", cmd_mvget)
+    add_command(srv, b"desc", cmd_desc)
+    add_command(srv, b"flushall", cmd_flushall)
+    add_command(srv, b"flushdb", cmd_flushall)

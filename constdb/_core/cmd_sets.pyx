@@ -16,8 +16,7 @@ from constdb._core.codec cimport parse_bytes_i64, parse_i64
 from constdb._core.keyspace cimport Keyspace, match_bytes
 from constdb._core.objects cimport T_SET, CObj, SetObj, TTLReg, draw
 from constdb._core.protocol cimport (
-    F_DENYOOM, F_FAST, F_READONLY, F_WRITE, Client, Server, add_command, reply_notint,
-    reply_syntax, reply_wrongtype,
+    Client, Server, add_command, reply_notint, reply_syntax, reply_wrongtype,
 )
 from constdb._core.scan cimport (
     SCAN_SET, ScanState, scan_drop, scan_end, scan_find, scan_next, scan_start,
@@ -453,20 +452,21 @@ cdef int cmd_sscan(Client c, list argv) except -1:
 
 
 def register(Server srv):
-    add_command(srv, b"sadd", -3, F_WRITE | F_DENYOOM | F_FAST, 1, 1, 1, cmd_sadd, "set")
-    add_command(srv, b"srem", -3, F_WRITE | F_FAST, 1, 1, 1, cmd_srem, "set")
-    add_command(srv, b"spop", -2, F_WRITE | F_FAST, 1, 1, 1, cmd_spop, "set")
-    add_command(srv, b"srandmember", -2, F_READONLY, 1, 1, 1, cmd_srandmember, "set")
-    add_command(srv, b"smembers", 2, F_READONLY, 1, 1, 1, cmd_smembers, "set")
-    add_command(srv, b"sismember", 3, F_READONLY | F_FAST, 1, 1, 1, cmd_sismember, "set")
-    add_command(srv, b"smismember", -3, F_READONLY | F_FAST, 1, 1, 1, cmd_smismember, "set")
-    add_command(srv, b"scard", 2, F_READONLY | F_FAST, 1, 1, 1, cmd_scard, "set")
-    add_command(srv, b"smove", 4, F_WRITE | F_FAST, 1, 2, 1, cmd_smove, "set")
-    add_command(srv, b"sinter", -2, F_READONLY, 1, -1, 1, cmd_sinter, "set")
-    add_command(srv, b"sunion", -2, F_READONLY, 1, -1, 1, cmd_sunion, "set")
-    add_command(srv, b"sdiff", -2, F_READONLY, 1, -1, 1, cmd_sdiff, "set")
-    add_command(srv, b"sinterstore", -3, F_WRITE | F_DENYOOM, 1, -1, 1, cmd_sinterstore, "set")
-    add_command(srv, b"sunionstore", -3, F_WRITE | F_DENYOOM, 1, -1, 1, cmd_sunionstore, "set")
-    add_command(srv, b"sdiffstore", -3, F_WRITE | F_DENYOOM, 1, -1, 1, cmd_sdiffstore, "set")
-    add_command(srv, b"sintercard", -3, F_READONLY, 0, 0, 0, cmd_sintercard, "set")
-    add_command(srv, b"sscan", -3, F_READONLY, 1, 1, 1, cmd_sscan, "set")
+    """Name the handlers; arity, flags and keys come from the command table."""
+    add_command(srv, b"sadd", cmd_sadd)
+    add_command(srv, b"srem", cmd_srem)
+    add_command(srv, b"spop", cmd_spop)
+    add_command(srv, b"srandmember", cmd_srandmember)
+    add_command(srv, b"smembers", cmd_smembers)
+    add_command(srv, b"sismember", cmd_sismember)
+    add_command(srv, b"smismember", cmd_smismember)
+    add_command(srv, b"scard", cmd_scard)
+    add_command(srv, b"smove", cmd_smove)
+    add_command(srv, b"sinter", cmd_sinter)
+    add_command(srv, b"sunion", cmd_sunion)
+    add_command(srv, b"sdiff", cmd_sdiff)
+    add_command(srv, b"sinterstore", cmd_sinterstore)
+    add_command(srv, b"sunionstore", cmd_sunionstore)
+    add_command(srv, b"sdiffstore", cmd_sdiffstore)
+    add_command(srv, b"sintercard", cmd_sintercard)
+    add_command(srv, b"sscan", cmd_sscan)

@@ -12,8 +12,7 @@ from constdb._core.codec cimport fmt_int, parse_bytes_i64, parse_i64
 from constdb._core.keyspace cimport STR_NOTINT, TTL_KEEP, TTL_WRITE, Keyspace, str_get, str_int
 from constdb._core.objects cimport T_STRING, CObj, StrObj, TTLReg
 from constdb._core.protocol cimport (
-    F_DENYOOM, F_FAST, F_READONLY, F_WRITE, Client, Server, add_command, reply_notint,
-    reply_syntax, reply_wrongtype,
+    Client, Server, add_command, reply_notint, reply_syntax, reply_wrongtype,
 )
 
 
@@ -514,25 +513,25 @@ cdef int cmd_incrbyfloat(Client c, list argv) except -1:
 
 
 def register(Server srv):
-    cdef int W = F_WRITE | F_DENYOOM
-    add_command(srv, b"get", 2, F_READONLY | F_FAST, 1, 1, 1, cmd_get, "string")
-    add_command(srv, b"set", -3, W, 1, 1, 1, cmd_set, "string")
-    add_command(srv, b"setnx", 3, W | F_FAST, 1, 1, 1, cmd_setnx, "string")
-    add_command(srv, b"setex", 4, W, 1, 1, 1, cmd_setex, "string")
-    add_command(srv, b"psetex", 4, W, 1, 1, 1, cmd_psetex, "string")
-    add_command(srv, b"getset", 3, W | F_FAST, 1, 1, 1, cmd_getset, "string")
-    add_command(srv, b"getdel", 2, F_WRITE | F_FAST, 1, 1, 1, cmd_getdel, "string")
-    add_command(srv, b"getex", -2, F_WRITE | F_FAST, 1, 1, 1, cmd_getex, "string")
-    add_command(srv, b"mget", -2, F_READONLY | F_FAST, 1, -1, 1, cmd_mget, "string")
-    add_command(srv, b"mset", -3, W, 1, -1, 2, cmd_mset, "string")
-    add_command(srv, b"msetnx", -3, W, 1, -1, 2, cmd_msetnx, "string")
-    add_command(srv, b"append", 3, W | F_FAST, 1, 1, 1, cmd_append, "string")
-    add_command(srv, b"strlen", 2, F_READONLY | F_FAST, 1, 1, 1, cmd_strlen, "string")
-    add_command(srv, b"getrange", 4, F_READONLY, 1, 1, 1, cmd_getrange, "string")
-    add_command(srv, b"substr", 4, F_READONLY, 1, 1, 1, cmd_getrange, "string")
-    add_command(srv, b"incr", 2, W | F_FAST, 1, 1, 1, cmd_incr, "string")
-    add_command(srv, b"decr", 2, W | F_FAST, 1, 1, 1, cmd_decr, "string")
-    add_command(srv, b"incrby", 3, W | F_FAST, 1, 1, 1, cmd_incrby, "string")
-    add_command(srv, b"decrby", 3, W | F_FAST, 1, 1, 1, cmd_decrby, "string")
-    add_command(srv, b"incrbyfloat", 3, W | F_FAST, 1, 1, 1, cmd_incrbyfloat, "string")
-    add_command(srv, b"setrange", 4, W, 1, 1, 1, cmd_setrange, "string")
+    """Name the handlers; arity, flags and keys come from the command table."""
+    add_command(srv, b"get", cmd_get)
+    add_command(srv, b"set", cmd_set)
+    add_command(srv, b"setnx", cmd_setnx)
+    add_command(srv, b"setex", cmd_setex)
+    add_command(srv, b"psetex", cmd_psetex)
+    add_command(srv, b"getset", cmd_getset)
+    add_command(srv, b"getdel", cmd_getdel)
+    add_command(srv, b"getex", cmd_getex)
+    add_command(srv, b"mget", cmd_mget)
+    add_command(srv, b"mset", cmd_mset)
+    add_command(srv, b"msetnx", cmd_msetnx)
+    add_command(srv, b"append", cmd_append)
+    add_command(srv, b"strlen", cmd_strlen)
+    add_command(srv, b"getrange", cmd_getrange)
+    add_command(srv, b"substr", cmd_getrange)
+    add_command(srv, b"incr", cmd_incr)
+    add_command(srv, b"decr", cmd_decr)
+    add_command(srv, b"incrby", cmd_incrby)
+    add_command(srv, b"decrby", cmd_decrby)
+    add_command(srv, b"incrbyfloat", cmd_incrbyfloat)
+    add_command(srv, b"setrange", cmd_setrange)

@@ -21,8 +21,7 @@ from constdb._core.codec cimport parse_bytes_i64
 from constdb._core.keyspace cimport Keyspace, match_bytes
 from constdb._core.objects cimport CObj, ZEnt, ZSetObj
 from constdb._core.protocol cimport (
-    F_DENYOOM, F_FAST, F_READONLY, F_WRITE, Client, Server, add_command, reply_notint,
-    reply_syntax, reply_wrongtype,
+    Client, Server, add_command, reply_notint, reply_syntax, reply_wrongtype,
 )
 from constdb._core.scan cimport (
     SCAN_ZSET, ScanState, scan_drop, scan_end, scan_find, scan_next, scan_start,
@@ -647,25 +646,24 @@ cdef int cmd_zscan(Client c, list argv) except -1:
 
 
 def register(Server srv):
-    cdef int W = F_WRITE | F_DENYOOM | F_FAST
-    add_command(srv, b"zadd", -4, W, 1, 1, 1, cmd_zadd, "sorted_set")
-    add_command(srv, b"zincrby", 4, W, 1, 1, 1, cmd_zincrby, "sorted_set")
-    add_command(srv, b"zscore", 3, F_READONLY | F_FAST, 1, 1, 1, cmd_zscore, "sorted_set")
-    add_command(srv, b"zmscore", -3, F_READONLY | F_FAST, 1, 1, 1, cmd_zmscore, "sorted_set")
-    add_command(srv, b"zcard", 2, F_READONLY | F_FAST, 1, 1, 1, cmd_zcard, "sorted_set")
-    add_command(srv, b"zcount", 4, F_READONLY | F_FAST, 1, 1, 1, cmd_zcount, "sorted_set")
-    add_command(srv, b"zrank", 3, F_READONLY | F_FAST, 1, 1, 1, cmd_zrank, "sorted_set")
-    add_command(srv, b"zrevrank", 3, F_READONLY | F_FAST, 1, 1, 1, cmd_zrevrank, "sorted_set")
-    add_command(srv, b"zrem", -3, F_WRITE | F_FAST, 1, 1, 1, cmd_zrem, "sorted_set")
-    add_command(srv, b"zrange", -4, F_READONLY, 1, 1, 1, cmd_zrange, "sorted_set")
-    add_command(srv, b"zrangebyscore", -4, F_READONLY, 1, 1, 1, cmd_zrangebyscore, "sorted_set")
-    add_command(srv, b"zrevrangebyscore", -4, F_READONLY, 1, 1, 1, cmd_zrevrangebyscore,
-                "sorted_set")
-    add_command(srv, b"zrevrange", -4, F_READONLY, 1, 1, 1, cmd_zrevrange, "sorted_set")
-    add_command(srv, b"zrangebylex", -4, F_READONLY, 1, 1, 1, cmd_zrangebylex, "sorted_set")
-    add_command(srv, b"zrevrangebylex", -4, F_READONLY, 1, 1, 1, cmd_zrevrangebylex, "sorted_set")
-    add_command(srv, b"zpopmin", -2, F_WRITE | F_FAST, 1, 1, 1, cmd_zpopmin, "sorted_set")
-    add_command(srv, b"zpopmax", -2, F_WRITE | F_FAST, 1, 1, 1, cmd_zpopmax, "sorted_set")
-    add_command(srv, b"zremrangebyscore", 4, F_WRITE, 1, 1, 1, cmd_zremrangebyscore, "sorted_set")
-    add_command(srv, b"zremrangebyrank", 4, F_WRITE, 1, 1, 1, cmd_zremrangebyrank, "sorted_set")
-    add_command(srv, b"zscan", -3, F_READONLY, 1, 1, 1, cmd_zscan, "sorted_set")
+    """Name the handlers; arity, flags and keys come from the command table."""
+    add_command(srv, b"zadd", cmd_zadd)
+    add_command(srv, b"zincrby", cmd_zincrby)
+    add_command(srv, b"zscore", cmd_zscore)
+    add_command(srv, b"zmscore", cmd_zmscore)
+    add_command(srv, b"zcard", cmd_zcard)
+    add_command(srv, b"zcount", cmd_zcount)
+    add_command(srv, b"zrank", cmd_zrank)
+    add_command(srv, b"zrevrank", cmd_zrevrank)
+    add_command(srv, b"zrem", cmd_zrem)
+    add_command(srv, b"zrange", cmd_zrange)
+    add_command(srv, b"zrangebyscore", cmd_zrangebyscore)
+    add_command(srv, b"zrevrangebyscore", cmd_zrevrangebyscore)
+    add_command(srv, b"zrevrange", cmd_zrevrange)
+    add_command(srv, b"zrangebylex", cmd_zrangebylex)
+    add_command(srv, b"zrevrangebylex", cmd_zrevrangebylex)
+    add_command(srv, b"zpopmin", cmd_zpopmin)
+    add_command(srv, b"zpopmax", cmd_zpopmax)
+    add_command(srv, b"zremrangebyscore", cmd_zremrangebyscore)
+    add_command(srv, b"zremrangebyrank", cmd_zremrangebyrank)
+    add_command(srv, b"zscan", cmd_zscan)

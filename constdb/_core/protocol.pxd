@@ -18,6 +18,7 @@ cdef enum:
     F_BLOCKING = 2048
     F_NOMULTI = 4096      # refused inside MULTI (SHUTDOWN, SAVE ...)
     F_ALLOW_BUSY = 8192   # shown by COMMAND INFO only
+# (constdb/commands/table.py FLAG_BITS names these bits; a test checks they agree)
 
 ctypedef int (*cmd_fn)(Client c, list argv) except -1
 
@@ -37,15 +38,12 @@ cdef class Command:
     cdef public uint64_t failed      # ran and replied with an error
     cdef public uint64_t rejected    # refused before running (arity, NOAUTH, ...)
     cdef public uint64_t usec        # time spent running it
-    cdef public object group
-    cdef public object summary
-    cdef public object since
-    cdef public list acl
-    cdef public object doc           # COMMAND DOCS entry of a command Redis lacks (dict)
+    cdef public object spec          # its constdb.commands.table.Spec
 
 
 cdef class Server:
     cdef public Keyspace ks
+    cdef public dict specs          # full name -> Spec (the command table)
     cdef public dict table          # lowercase name -> Command
     cdef public dict dispatch       # name as sent (lower and UPPER) -> Command
     cdef public dict clients        # id -> Client
@@ -138,5 +136,4 @@ cdef class Client:
 cdef int reply_wrongtype(Client c) except -1
 cdef int reply_syntax(Client c) except -1
 cdef int reply_notint(Client c) except -1
-cdef int add_command(Server srv, bytes name, int arity, int flags, int first, int last, int step,
-                     cmd_fn fn, object group) except -1
+cdef int add_command(Server srv, bytes name, cmd_fn fn) except -1

@@ -76,14 +76,18 @@ cdef int reply_notint(Client c) except -1:
 # ---------------------------------------------------------------- commands ---
 
 cdef class Command:
-    def __init__(self, bytes name, int arity, int flags, int first_key=0, int last_key=0,
-                 int key_step=0, pyfn=None, group="generic"):
-        self.name = name
-        self.arity = arity
-        self.flags = flags
-        self.first_key = first_key
-        self.last_key = last_key
-        self.key_step = key_step
+    """A command or subcommand as dispatch sees it: its arity, flags and key
+    range are copied from its spec in the command table (C ints, read on
+    every request), its handler is a C function (fn) or a Python one (pyfn)."""
+
+    def __init__(self, spec, pyfn=None):
+        full = spec.name.encode()
+        self.name = full.rpartition(b"|")[2]
+        self.arity = spec.arity
+        self.flags = spec.bits
+        self.first_key = spec.first
+        self.last_key = spec.last
+        self.key_step = spec.step
         self.fn = NULL
         self.pyfn = pyfn
         self.subcommands = None
@@ -92,11 +96,7 @@ cdef class Command:
         self.failed = 0
         self.rejected = 0
         self.usec = 0
-        self.group = group
-        self.summary = None
-        self.since = None
-        self.acl = []
-        self.doc = None
+        self.spec = spec
 
     @property
     def fullname(self):
@@ -108,21 +108,10 @@ cdef class Command:
     def is_native(self):
         return self.fn != NULL
 
-    def flag_names(self):
-        names = []
-        for bit, name in ((F_WRITE, "write"), (F_READONLY, "readonly"), (F_DENYOOM, "denyoom"),
-                          (F_ADMIN, "admin"), (F_PUBSUB, "pubsub"), (F_NOSCRIPT, "noscript"),
-                          (F_BLOCKING, "blocking"), (F_LOADING, "loading"), (F_STALE, "stale"),
-                          (F_NOMULTI, "no_multi"), (F_FAST, "fast"), (F_NOAUTH, "no_auth"),
-                          (F_ALLOW_BUSY, "allow_busy")):
-            if self.flags & bit:
-                names.append(name)
-        return names
 
-
-cdef int add_command(Server srv, bytes name, int arity, int flags, int first, int last, int step,
-                     cmd_fn fn, object group) except -1:
-    cdef Command c = Command(name, arity, flags, first, last, step, None, group)
+cdef int add_command(Server srv, bytes name, cmd_fn fn) except -1:
+    """Register a C handler under its name; everything else comes from its spec."""
+    cdef Command c = Command(srv.spec(name), None)
     c.fn = fn
     srv.register(c)
     return 0
@@ -133,6 +122,7 @@ cdef int add_command(Server srv, bytes name, int arity, int flags, int first, in
 cdef class Server:
     def __init__(self, Keyspace ks):
         self.ks = ks
+        self.specs = None
         self.table = {}
         self.dispatch = {}
         self.clients = {}
@@ -156,27 +146,38 @@ cdef class Server:
         self.shutting_down = False
         self.cmd_version = 1
 
+    def spec(self, bytes fullname):
+        """The command table's spec of a command (b"get") or subcommand
+        (b"client|list"); every registered handler must have one."""
+        if self.specs is None:
+            from constdb.commands.table import specs
+            self.specs = specs()
+        spec = self.specs.get(fullname)
+        if spec is None:
+            raise KeyError(f"{fullname.decode()}: no spec in the command table (commands.toml)")
+        return spec
+
     def register(self, Command cmd):
-        self.table[cmd.name] = cmd
-        self.dispatch[cmd.name] = cmd
-        self.dispatch[cmd.name.upper()] = cmd
+        if cmd.parent is not None:
+            if cmd.parent.subcommands is None:
+                cmd.parent.subcommands = {}
+            cmd.parent.subcommands[cmd.name] = cmd
+        else:
+            self.table[cmd.name] = cmd
+            self.dispatch[cmd.name] = cmd
+            self.dispatch[cmd.name.upper()] = cmd
         self.cmd_version += 1
 
-    def register_py(self, bytes name, int arity, int flags, int first, int last, int step,
-                    fn, group="server"):
-        cmd = Command(name, arity, flags, first, last, step, fn, group)
+    def register_py(self, bytes fullname, fn):
+        """Register a Python handler under its full name (b"info", or
+        b"client|list" for a subcommand, after its container): looked up,
+        arity- and auth-checked and queued by MULTI like any command; a
+        subcommand's stats are kept as container|name."""
+        cdef Command cmd = Command(self.spec(fullname), fn)
+        parent, bar, _ = fullname.partition(b"|")
+        if bar:
+            cmd.parent = self.table[parent]
         self.register(cmd)
-        return cmd
-
-    def register_sub(self, Command parent, bytes name, int arity, int flags, fn):
-        """A subcommand (CLIENT ID ...): looked up, arity- and auth-checked and
-        queued by MULTI like a command; its stats are kept as parent|name."""
-        cdef Command cmd = Command(name, arity, flags, 0, 0, 0, fn, parent.group)
-        cmd.parent = parent
-        if parent.subcommands is None:
-            parent.subcommands = {}
-        parent.subcommands[name.lower()] = cmd
-        self.cmd_version += 1
         return cmd
 
     def all_commands(self):
@@ -1143,10 +1144,10 @@ def _fmt_addr(addr):
     return str(addr)
 
 
-# command flags for Python-registered commands
+# the dispatch bits by flag name (constdb/commands/table.py FLAG_BITS and NOQUEUE_BIT)
 FLAG = {
-    "write": F_WRITE, "readonly": F_READONLY, "admin": F_ADMIN, "noauth": F_NOAUTH,
+    "write": F_WRITE, "readonly": F_READONLY, "admin": F_ADMIN, "no_auth": F_NOAUTH,
     "noqueue": F_NOQUEUE, "fast": F_FAST, "noscript": F_NOSCRIPT, "loading": F_LOADING,
     "stale": F_STALE, "denyoom": F_DENYOOM, "pubsub": F_PUBSUB, "blocking": F_BLOCKING,
-    "nomulti": F_NOMULTI, "allow_busy": F_ALLOW_BUSY,
+    "no_multi": F_NOMULTI, "allow_busy": F_ALLOW_BUSY,
 }

@@ -20,13 +20,10 @@ import os
 import struct
 import time
 from collections import deque
-from typing import TYPE_CHECKING, Any, Optional
+from typing import Any, Optional
 
 import hiredis
 import lz4.frame
-
-if TYPE_CHECKING:
-    from constdb.replication.manager import Replication
 
 log = logging.getLogger("constdb")
 
@@ -63,7 +60,9 @@ class LinkError(Exception):
 
 
 class Link(asyncio.Protocol):
-    def __init__(self, repl: Replication, outbound: bool, meet: bool = False, addr: str = ""):
+    def __init__(self, repl: Any, outbound: bool, meet: bool = False, addr: str = ""):
+        # repl: the node's replication manager (manager.Replication), which
+        # imports this module: a link calls back into it, never imports it
         self.repl = repl
         self.outbound = outbound
         self.meet = meet

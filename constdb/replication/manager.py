@@ -16,7 +16,7 @@ from typing import Any, Callable, Optional
 
 from constdb._core import snapshot, t_list
 from constdb._core.codec import RespError, Status
-from constdb._core.protocol import FLAG, NO_REPLY
+from constdb._core.protocol import NO_REPLY
 from constdb.replication.link import (
     F_ACK,
     F_FULLSYNC_REQ,
@@ -858,26 +858,6 @@ class Replication:
         return out
 
     # ---- commands -------------------------------------------------------------------------
-
-    def register_commands(self) -> None:
-        srv = self.app.srv
-        F = FLAG
-
-        def reg(name: str, arity: int, flags: int, fn: Callable) -> None:
-            srv.register_py(name.encode(), arity, flags, 0, 0, 0, fn, "cluster")
-
-        reg(
-            "cdb.link",
-            -1,
-            F["noauth"] | F["admin"] | F["noscript"] | F["loading"] | F["stale"],
-            self.accept_link,
-        )
-        reg("meet", 2, F["admin"] | F["noscript"], self.cmd_meet)
-        reg("forget", 2, F["admin"] | F["noscript"], self.cmd_forget)
-        reg("replicas", 1, F["admin"] | F["loading"] | F["stale"], self.cmd_nodes)
-        reg("nodes", 1, F["admin"] | F["loading"] | F["stale"], self.cmd_nodes)
-        reg("wait", 3, F["noscript"], self.cmd_wait)
-        reg("crdt.digest", 1, F["readonly"], lambda c, a: self.ks.digest().encode())
 
     def cmd_meet(self, client: Any, argv: list[bytes]) -> Any:
         addr = argv[1].decode("utf-8", "replace")

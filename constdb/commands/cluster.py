@@ -1,0 +1,39 @@
+"""The group's commands: MEET, FORGET, NODES (REPLICAS), WAIT, CRDT.DIGEST,
+and CDB.LINK, the handshake a peer opens a replication link with. The work
+is the replication manager's (constdb/replication/manager.py, app.repl)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from constdb.commands import command
+
+
+@command("meet")
+def meet(c: Any, argv: list[bytes]) -> Any:
+    return c.srv.app.repl.cmd_meet(c, argv)
+
+
+@command("forget")
+def forget(c: Any, argv: list[bytes]) -> Any:
+    return c.srv.app.repl.cmd_forget(c, argv)
+
+
+@command("nodes", "replicas")
+def nodes(c: Any, argv: list[bytes]) -> Any:
+    return c.srv.app.repl.cmd_nodes(c, argv)
+
+
+@command("wait")
+def wait(c: Any, argv: list[bytes]) -> Any:
+    return c.srv.app.repl.cmd_wait(c, argv)
+
+
+@command("crdt.digest")
+def crdt_digest(c: Any, argv: list[bytes]) -> Any:
+    return c.ks.digest().encode()
+
+
+@command("cdb.link")
+def cdb_link(c: Any, argv: list[bytes]) -> Any:
+    return c.srv.app.repl.accept_link(c, argv)
