@@ -9,7 +9,8 @@ profile scales it by its max_examples over Hypothesis's default of 100.
 - ci: the same numbers, no example database, the reproduction blob of a
   failure printed;
 - quick: a tenth, for iterating on a change;
-- thorough: ten times as many (minutes per test).
+- thorough: ten times as many (minutes per test: add --timeout=0, the
+  default per-test timeout of pyproject.toml is 300 s).
 
 CONSTDB_PROP_EXAMPLES=N sets every test's number of examples to N instead.
 """
