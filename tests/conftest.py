@@ -7,7 +7,9 @@ import pytest
 
 sys.path.insert(0, os.path.dirname(__file__))
 
-from procs import ConstDB, RedisServer  # noqa: E402
+import support.profiles  # noqa: E402,F401  (loads the Hypothesis profile before collection)
+from support.nodes import ConstDB, RedisServer  # noqa: E402
+from support.resp import Conn  # noqa: E402
 
 
 @pytest.fixture(scope="session")
@@ -40,6 +42,17 @@ def rr(redis_server):
     c.flushall()
     yield c
     c.close()
+
+
+@pytest.fixture(params=[2, 3], ids=["resp2", "resp3"])
+def raw_pair(request, r, rr, constdb_server, redis_server):
+    """(constdb, redis) raw connections in RESP2 and in RESP3, both servers
+    flushed (r and rr flush them); see support.differential."""
+    a = Conn(constdb_server.port, request.param)
+    b = Conn(redis_server.port, request.param)
+    yield a, b
+    a.close()
+    b.close()
 
 
 @pytest.fixture

@@ -15,7 +15,8 @@ import shlex
 import time
 
 import pytest
-from test_differential import Pair, RespConn
+from support.resp import replies
+from test_differential import Pair
 
 WRONGTYPE = "-WRONGTYPE Operation against a key holding the wrong kind of value"
 NOTINT = "-ERR value is not an integer or out of range"
@@ -829,42 +830,6 @@ def test_error_text_is_sanitised(constdb_server, redis_server):
         p.close()
 
 
-class _Short(Exception):
-    pass
-
-
-class _BytesReader(RespConn):
-    """RespConn.read over bytes already received (raises _Short at the end)."""
-
-    def __init__(self, data: bytes):
-        self.buf = data
-        self.pos = 0
-
-    def _fill(self) -> None:
-        raise _Short()
-
-
-def raw(port: int, *cmds, protocol: int = 3) -> bytes:
-    """The exact bytes of the replies to cmds (after HELLO 3 by default)."""
-    conn = RespConn(port, protocol)
-    try:
-        conn.sock.sendall(b"".join(RespConn.encode(c) for c in cmds))
-        data = conn.buf[conn.pos :]
-        while True:
-            rd = _BytesReader(data)
-            try:
-                for _ in cmds:
-                    rd.read()
-                return data[: rd.pos]
-            except _Short:
-                chunk = conn.sock.recv(1 << 16)
-                if not chunk:
-                    raise ConnectionError("connection closed")
-                data += chunk
-    finally:
-        conn.close()
-
-
 RESP3_SHAPES = [
     # (setup, command, exact RESP3 bytes)
     ([], ("GET", "nokey"), b"_\r\n"),
@@ -919,10 +884,10 @@ RESP3_SHAPES = [
 )
 def test_resp3_reply_types(constdb_server, redis_server, setup, cmd, expected):
     for port in (redis_server.port, constdb_server.port):
-        raw(port, ("FLUSHALL",))
+        replies(port, ("FLUSHALL",))
         if setup:
-            raw(port, *setup)
-        got = raw(port, cmd)
+            replies(port, *setup)
+        got = replies(port, cmd)
         assert got == expected, (
             f"port {port} ({'redis' if port == redis_server.port else 'constdb'}): {got!r}"
         )
@@ -954,8 +919,8 @@ def test_lazily_expired_keys(constdb_server, redis_server):
             # wait until both servers see the sentinel gone (its TTL is the others')
             deadline = time.monotonic() + 10
             while True:
-                c = p.c.call("EXISTS", "sentinel")
-                r = p.r.call("EXISTS", "sentinel")
+                c = p.c.call_typed("EXISTS", "sentinel")
+                r = p.r.call_typed("EXISTS", "sentinel")
                 if c == r == ("int", 0):
                     break
                 assert time.monotonic() < deadline, "keys did not expire"

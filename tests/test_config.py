@@ -13,7 +13,7 @@ import time
 
 import pytest
 import redis
-from procs import HOST, ConstDB, free_port, server_cmd, wait_for
+from support.nodes import HOST, ConstDB, free_port, server_cmd, wait_for
 
 from constdb import __version__
 from constdb.config import SPEC, load, render_toml

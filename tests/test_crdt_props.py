@@ -7,28 +7,18 @@ everything is delivered everywhere in a random interleaving. All nodes must
 end with equal visible and internal state; re-delivery must change nothing;
 an observer that applies the same streams in two interleavings must agree.
 
-CONSTDB_PROP_EXAMPLES scales the number of examples (default below keeps the
-file under a minute).
+The number of examples follows the Hypothesis profile (tests/support/profiles.py;
+the default keeps the file under a minute).
 """
 
 from __future__ import annotations
 
-import os
-
-from coretools import T_FAR, Net, Node
-from hypothesis import HealthCheck, given, settings
+import pytest
+from coretools import T_FAR, Net, Node, parse_resp
+from hypothesis import given, settings
 from hypothesis import strategies as st
-
-EXAMPLES = int(os.environ.get("CONSTDB_PROP_EXAMPLES", "0"))
-SETTINGS = dict(
-    deadline=None,
-    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
-)
-
-
-def examples(n: int) -> int:
-    return EXAMPLES or n
-
+from support.profiles import SETTINGS, examples
+from support.resp import Conn
 
 KEYS = [b"a", b"b", b"c"]
 VALS = [b"x", b"y", b"1", b"10", b"-2"]
@@ -178,6 +168,7 @@ def keys_state(n: Node) -> tuple:
     return n.visible(), st_["keys"], st_["cloud"]
 
 
+@pytest.mark.slow
 @settings(max_examples=examples(2000), **SETTINGS)
 @given(st.lists(step, min_size=4, max_size=60), final_order)
 def test_convergence(steps, order):
@@ -281,49 +272,19 @@ def _canon(args, reply):
     return reply
 
 
-class _Raw:
-    """A raw RESP2 connection to redis-server (replies parsed as coretools does)."""
-
-    def __init__(self, port: int):
-        import socket
-
-        self.sock = socket.create_connection(("127.0.0.1", port), timeout=10)
-
-    def call(self, *args):
-        from coretools import parse_resp
-
-        out = [b"*%d\r\n" % len(args)]
-        for a in args:
-            out.append(b"$%d\r\n%s\r\n" % (len(a), a))
-        self.sock.sendall(b"".join(out))
-        # PING as a fence: everything before "+PONG\r\n" is the reply
-        self.sock.sendall(b"*1\r\n$4\r\nPING\r\n")
-        buf = b""
-        while not buf.endswith(b"+PONG\r\n"):
-            chunk = self.sock.recv(65536)
-            assert chunk, "redis-server closed the connection"
-            buf += chunk
-        return parse_resp(buf[: -len(b"+PONG\r\n")])
-
-
 @settings(max_examples=examples(150), **SETTINGS)
 @given(st.lists(local_commands, min_size=1, max_size=40))
 def test_single_node_matches_redis(redis_server, cmds):
-    from coretools import parse_resp
-
-    raw = _Raw(redis_server.port)
-    try:
+    with Conn(redis_server.port) as raw:
         raw.call(b"FLUSHALL")
         n = Node(1)
         for args in cmds:
             mine = _canon(args, parse_resp(n.run(*args)))
-            ref = _canon(args, raw.call(*args))
+            ref = _canon(args, parse_resp(raw.call(*args)))
             assert mine == ref, (args, mine, ref)
         for k in KEYS:
             for probe in ([b"TYPE", k], [b"TTL", k], [b"EXISTS", k]):
-                assert parse_resp(n.run(*probe)) == raw.call(*probe), probe
-    finally:
-        raw.sock.close()
+                assert parse_resp(n.run(*probe)) == parse_resp(raw.call(*probe)), probe
 
 
 # ------------------------------------------------ counter law (CRDT.md 3.1) ----

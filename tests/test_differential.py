@@ -20,98 +20,10 @@ in the past or beyond every relative one.
 from __future__ import annotations
 
 import random
-import socket
 import time
 
 import pytest
-
-# ---------------------------------------------------------------- RESP client
-
-
-class RespConn:
-    """A raw RESP connection; replies are tagged tuples so that RESP2 and RESP3
-    types (e.g. a null bulk and a RESP3 null) never compare equal."""
-
-    def __init__(self, port: int, protocol: int = 2, host: str = "127.0.0.1"):
-        self.sock = socket.create_connection((host, port), timeout=10)
-        self.buf = b""
-        self.pos = 0
-        if protocol == 3:
-            rep = self.call("HELLO", "3")
-            assert rep[0] == "map", rep
-
-    def close(self) -> None:
-        self.sock.close()
-
-    @staticmethod
-    def encode(args) -> bytes:
-        out = [b"*%d\r\n" % len(args)]
-        for a in args:
-            if isinstance(a, str):
-                a = a.encode()
-            elif isinstance(a, int):
-                a = str(a).encode()
-            out.append(b"$%d\r\n%s\r\n" % (len(a), a))
-        return b"".join(out)
-
-    def _fill(self) -> None:
-        d = self.sock.recv(1 << 16)
-        if not d:
-            raise ConnectionError("connection closed")
-        self.buf = self.buf[self.pos :] + d
-        self.pos = 0
-
-    def _line(self) -> bytes:
-        while True:
-            i = self.buf.find(b"\r\n", self.pos)
-            if i >= 0:
-                line = self.buf[self.pos : i]
-                self.pos = i + 2
-                return line
-            self._fill()
-
-    def _exact(self, n: int) -> bytes:
-        while len(self.buf) - self.pos < n + 2:
-            self._fill()
-        d = self.buf[self.pos : self.pos + n]
-        assert self.buf[self.pos + n : self.pos + n + 2] == b"\r\n"
-        self.pos += n + 2
-        return d
-
-    def read(self):
-        line = self._line()
-        t, rest = line[:1], line[1:]
-        if t == b"+":
-            return ("status", rest)
-        if t == b"-":
-            return ("err", rest)
-        if t == b":":
-            return ("int", int(rest))
-        if t == b"$":
-            n = int(rest)
-            return ("nil",) if n < 0 else ("bulk", self._exact(n))
-        if t == b"*":
-            n = int(rest)
-            return ("nilarr",) if n < 0 else ("arr", tuple(self.read() for _ in range(n)))
-        if t == b"~":
-            return ("set", tuple(self.read() for _ in range(int(rest))))
-        if t == b"%":
-            return ("map", tuple((self.read(), self.read()) for _ in range(int(rest))))
-        if t == b"_":
-            return ("null",)
-        if t == b",":
-            return ("double", rest)
-        if t == b"#":
-            return ("bool", rest)
-        if t == b"=":
-            return ("verbatim", self._exact(int(rest)))
-        if t == b"(":
-            return ("bignum", rest)
-        raise AssertionError(f"bad reply line {line!r}")
-
-    def call(self, *args):
-        self.sock.sendall(self.encode(args))
-        return self.read()
+from support.resp import Conn
 
 
 def bulks(reply) -> list:
@@ -516,8 +428,8 @@ class Pair:
 
     def __init__(self, cport: int, rport: int, protocol: int):
         self.protocol = protocol
-        self.c = RespConn(cport, protocol)
-        self.r = RespConn(rport, protocol)
+        self.c = Conn(cport, protocol)
+        self.r = Conn(rport, protocol)
         self.log: list = []
 
     def close(self) -> None:
@@ -530,7 +442,7 @@ class Pair:
 
     def both(self, *cmd):
         self.log.append(cmd)
-        return self.c.call(*cmd), self.r.call(*cmd)
+        return self.c.call_typed(*cmd), self.r.call_typed(*cmd)
 
     def expect_equal(self, cmd, c, r, what="reply"):
         if c != r:
@@ -539,11 +451,11 @@ class Pair:
     # -- state snapshots (read from redis, the reference)
 
     def members(self, key):
-        rep = self.r.call("SMEMBERS", key)
+        rep = self.r.call_typed("SMEMBERS", key)
         return set(bulks(rep)) if rep[0] in ("arr", "set") else None
 
     def hash(self, key):
-        rep = self.r.call("HGETALL", key)
+        rep = self.r.call_typed("HGETALL", key)
         if rep[0] == "map":
             return {k[1]: v[1] for k, v in rep[1]}
         if rep[0] == "arr":
@@ -618,12 +530,12 @@ class Pair:
             cp = set(bulks(c)) if c[0] in ("arr", "set") else {c[1]}
             rp = set(bulks(r)) if r[0] in ("arr", "set") else {r[1]}
             if cp != rp:  # make constdb pop what redis popped
-                self.c.call("SADD", key, *cp)
-                self.c.call("SREM", key, *rp)
+                self.c.call_typed("SADD", key, *cp)
+                self.c.call_typed("SREM", key, *rp)
             self.expect_equal(
                 ("SMEMBERS", key),
-                sort_items(self.c.call("SMEMBERS", key)),
-                sort_items(self.r.call("SMEMBERS", key)),
+                sort_items(self.c.call_typed("SMEMBERS", key)),
+                sort_items(self.r.call_typed("SMEMBERS", key)),
             )
         return c, r
 
@@ -658,7 +570,7 @@ class Pair:
         return c, r
 
     def run_randomkey(self, cmd):
-        keys = set(bulks(self.r.call("KEYS", "*")))
+        keys = set(bulks(self.r.call_typed("KEYS", "*")))
         c, r = self.both(*cmd)
         if c[0] == "err" or r[0] == "err" or not keys:
             self.expect_equal(cmd, c, r)
@@ -699,7 +611,7 @@ class Pair:
                     self.fail(f"{cmd!r}: the scan does not end")
                 args = list(cmd)
                 args[ci] = cur
-                rep = conn.call(*args)
+                rep = conn.call_typed(*args)
                 items += bulks(rep[1][1])
                 cur = rep[1][0][1]
             if name == "HSCAN":
@@ -716,25 +628,25 @@ class Pair:
 
     def check_state(self) -> None:
         for key in KEYS:
-            c, r = self.c.call("TYPE", key), self.r.call("TYPE", key)
+            c, r = self.c.call_typed("TYPE", key), self.r.call_typed("TYPE", key)
             self.expect_equal(("TYPE", key), c, r, "state")
             t = r[1]
             if t == b"string":
-                c, r = self.c.call("GET", key), self.r.call("GET", key)
+                c, r = self.c.call_typed("GET", key), self.r.call_typed("GET", key)
             elif t == b"set":
                 c, r = (
-                    sort_items(self.c.call("SMEMBERS", key)),
-                    sort_items(self.r.call("SMEMBERS", key)),
+                    sort_items(self.c.call_typed("SMEMBERS", key)),
+                    sort_items(self.r.call_typed("SMEMBERS", key)),
                 )
             elif t == b"hash":
-                c, r = self.c.call("HGETALL", key), self.r.call("HGETALL", key)
+                c, r = self.c.call_typed("HGETALL", key), self.r.call_typed("HGETALL", key)
                 c, r = (
                     (sort_pairs(c), sort_pairs(r))
                     if self.protocol == 2
                     else (sort_items(c), sort_items(r))
                 )
             self.expect_equal((key,), c, r, "state of key")
-            c, r = self.c.call("PTTL", key), self.r.call("PTTL", key)
+            c, r = self.c.call_typed("PTTL", key), self.r.call_typed("PTTL", key)
             if c[1] < 0 or r[1] < 0:
                 self.expect_equal(("PTTL", key), c, r, "state")
             elif abs(c[1] - r[1]) > TTL_TOLERANCE["PTTL"]:

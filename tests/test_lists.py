@@ -14,37 +14,10 @@ from constdb._core.backlog import Backlog
 from constdb._core.keyspace import Keyspace
 from constdb._core.protocol import Client, Server
 from constdb._core.t_list import check_list
-from procs import need_tool
-from rawresp import Raw
+from support.differential import run_all, same
+from support.nodes import need_tool
 
 from constdb._core import cmd_keys, cmd_lists, cmd_strings
-
-
-@pytest.fixture(params=[2, 3], ids=["resp2", "resp3"])
-def pair(request, r, rr, constdb_server, redis_server):
-    """(constdb, redis) raw connections, both flushed (r and rr flush them)."""
-    resp3 = request.param == 3
-    a = Raw(constdb_server.port, resp3)
-    b = Raw(redis_server.port, resp3)
-    yield a, b
-    a.close()
-    b.close()
-
-
-def same(pair, *args):
-    a, b = pair
-    got, want = a.cmd(*args), b.cmd(*args)
-    assert got == want, f"{args!r}: constdb {got!r} != redis {want!r}"
-    return got
-
-
-def run_all(pair, cmds):
-    a, b = pair
-    got = a.pipeline(cmds)
-    want = b.pipeline(cmds)
-    for c, g, w in zip(cmds, got, want):
-        assert g == w, f"{c!r}: constdb {g!r} != redis {w!r}"
-
 
 TARGETED = [
     # pushes, lengths, ranges
@@ -242,9 +215,9 @@ TARGETED = [
 ]
 
 
-def test_targeted(pair):
+def test_targeted(raw_pair):
     for c in TARGETED:
-        same(pair, *c)
+        same(raw_pair, *c)
 
 
 KEYS = [b"l1", b"l2", b"s", b"nokey"]
@@ -289,15 +262,15 @@ def random_cmd(rnd: random.Random) -> list:
 
 
 @pytest.mark.parametrize("seed", range(6))
-def test_random_sequences(pair, seed):
+def test_random_sequences(raw_pair, seed):
     rnd = random.Random(seed)
     cmds = [random_cmd(rnd) for _ in range(600)]
-    run_all(pair, cmds)
+    run_all(raw_pair, cmds)
     for k in KEYS:
-        same(pair, b"LRANGE", k, b"0", b"-1")
+        same(raw_pair, b"LRANGE", k, b"0", b"-1")
 
 
-def test_long_lists(pair):
+def test_long_lists(raw_pair):
     """Long lists: block splits, removed blocks merging, positions near both
     ends and in the middle."""
     rnd = random.Random(7)
@@ -325,7 +298,7 @@ def test_long_lists(pair):
     cmds.append([b"LTRIM", b"big", b"100", b"-100"])
     cmds.append([b"LRANGE", b"big", b"0", b"-1"])
     cmds.append([b"LPOS", b"big", b"ins", b"COUNT", b"0"])
-    run_all(pair, cmds)
+    run_all(raw_pair, cmds)
 
 
 # ---------------------------------------------------------------- in process ----

@@ -14,62 +14,29 @@ every replica's visible state.
 
 from __future__ import annotations
 
-import os
-
-from constdb._core.backlog import Backlog, iter_records
-from constdb._core.keyspace import Keyspace, describe_obj
+import coretools
+from constdb._core.keyspace import describe_obj
 from constdb._core.objects import ListObj, ZSetObj
-from constdb._core.protocol import Client, Server
 from constdb._core.t_list import check_list, gc_collections, gc_list
 from constdb._core.t_zset import check_zset
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given, settings
 from hypothesis import strategies as st
+from support.profiles import SETTINGS, examples
+from support.resp import Conn
 
-from constdb._core import cmd_hashes, cmd_keys, cmd_lists, cmd_sets, cmd_strings, cmd_zsets
-
-EXAMPLES = int(os.environ.get("CONSTDB_PROP_EXAMPLES", "0"))
-SETTINGS = dict(
-    deadline=None,
-    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
-)
-CLOCK_BASE = (1_900_000_000_000 + 86_400_000) << 22
-OP_CONT = 0x80
-
-
-def examples(n: int) -> int:
-    return EXAMPLES or n
-
+from constdb._core import cmd_lists, cmd_zsets
 
 # ------------------------------------------------------------------ nodes ----
 
 
-class Node:
+class Node(coretools.Node):
+    """coretools.Node with the list and sorted-set commands, and views that
+    cover every object kind (Keyspace.dead too)."""
+
     def __init__(self, node_id: int):
-        self.id = node_id
-        self.bl = Backlog()
-        self.ks = Keyspace(node_id, self.bl)
-        self.ks.clock.observe(CLOCK_BASE)
-        srv = Server(self.ks)
-        for m in (cmd_strings, cmd_keys, cmd_sets, cmd_hashes, cmd_lists, cmd_zsets):
-            m.register(srv)
-        self.client = Client(srv)
-
-    def run(self, *args) -> bytes:
-        return self.client.run(*args)
-
-    def groups(self) -> list[bytes]:
-        data, _last, _n = self.bl.read_from(0, 1 << 40)
-        out, cur = [], b""
-        for op, _u, start, end in iter_records(data):
-            cur += data[start:end]
-            if not op & OP_CONT:
-                out.append(cur)
-                cur = b""
-        assert cur == b""
-        return out
-
-    def apply(self, origin: int, data: bytes) -> int:
-        return self.ks.apply_records(origin, data)
+        super().__init__(node_id)
+        for m in (cmd_lists, cmd_zsets):
+            m.register(self.srv)
 
     def keys(self) -> set:
         ks = self.ks
@@ -136,28 +103,10 @@ def _objects(ks, key) -> list:
     return out
 
 
-class Net:
+class Net(coretools.Net):
     def __init__(self, ids=(1, 2, 3)):
         self.nodes = {i: Node(i) for i in ids}
         self.pos = {(r, o): 0 for r in ids for o in ids if r != o}
-
-    def __getitem__(self, i: int) -> Node:
-        return self.nodes[i]
-
-    def deliver(self, receiver: int, origin: int, n: int | None = None) -> int:
-        groups = self.nodes[origin].groups()
-        p = self.pos[(receiver, origin)]
-        q = len(groups) if n is None else min(len(groups), p + n)
-        if q > p:
-            self.nodes[receiver].apply(origin, b"".join(groups[p:q]))
-            self.pos[(receiver, origin)] = q
-        return q - p
-
-    def deliver_all(self) -> None:
-        for r in self.nodes:
-            for o in self.nodes:
-                if r != o:
-                    self.deliver(r, o)
 
     def max_uuid(self) -> int:
         return max(n.ks.get_vv()[n.id] for n in self.nodes.values())
@@ -609,12 +558,11 @@ def test_hincrby_differential(constdb_server, redis_server, r, rr):
     redis-server, in RESP2 and RESP3."""
     import random
 
-    from rawresp import Raw
-
     for resp3 in (False, True):
-        a, b = Raw(constdb_server.port, resp3), Raw(redis_server.port, resp3)
-        a.cmd(b"FLUSHALL")
-        b.cmd(b"FLUSHALL")
+        proto = 3 if resp3 else 2
+        a, b = Conn(constdb_server.port, proto), Conn(redis_server.port, proto)
+        a.call(b"FLUSHALL")
+        b.call(b"FLUSHALL")
         rnd = random.Random(int(resp3))
         fields = [b"f", b"g", b"h"]
         cmds = [

@@ -9,9 +9,13 @@ import subprocess
 import sys
 import zipfile
 
+import pytest
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
+@pytest.mark.slow
+@pytest.mark.timeout(1000)  # builds every extension; the pip call itself has 900 s
 def test_pip_wheel_builds_the_extensions_and_the_console_script(tmp_path):
     out = subprocess.run(
         [sys.executable, "-m", "pip", "wheel", ROOT, "--no-deps", "-w", str(tmp_path), "-q"],

@@ -7,9 +7,17 @@ import signal
 import subprocess
 import threading
 
+import pytest
 import redis
-from cluster import make_node, meet, node_id, wait_converged, wait_linked
-from procs import server_cmd, wait_for
+from support.nodes import (
+    make_node,
+    meet,
+    node_id,
+    server_cmd,
+    wait_converged,
+    wait_for,
+    wait_linked,
+)
 
 
 def state_of(r) -> dict:
@@ -71,6 +79,7 @@ def _shutdown(r, **kw) -> None:
         pass
 
 
+@pytest.mark.slow
 def test_sigterm_saves_and_shutdown_nosave_does_not(node):
     a = make_node(node, "a")
     r = a.client()
@@ -275,7 +284,7 @@ def test_save_schedule_triggers_a_background_save(node):
 
 
 def test_a_second_server_on_the_same_work_dir_is_refused(node):
-    from procs import free_port
+    from support.nodes import free_port
 
     a = make_node(node, "a")
     proc = subprocess.run(
@@ -290,7 +299,7 @@ def test_a_second_server_on_the_same_work_dir_is_refused(node):
 
 
 def test_clean_restart_rejoins_with_partial_syncs(node):
-    from cluster import info_peer
+    from support.nodes import info_peer
 
     a = make_node(node, "a")
     b = make_node(node, "b")

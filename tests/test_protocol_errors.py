@@ -11,8 +11,8 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
-from procs import wait_for
-from resp_wire import Wire, encode, normalize
+from support.nodes import wait_for
+from support.resp import Conn, encode, normalize
 
 PING = encode("PING")
 SENTINEL = encode("ECHO", "sentinel")
@@ -21,7 +21,7 @@ SENTINEL = encode("ECHO", "sentinel")
 def talk(port: int, payload: bytes, sentinel: bool) -> tuple[bytes, bool]:
     """Send payload; read until the server closes, or (sentinel) until the
     reply to an ECHO sent after it. (replies, closed)."""
-    with Wire(port) as w:
+    with Conn(port) as w:
         w.send_raw(payload + (SENTINEL if sentinel else b""))
         if sentinel:
             want = b"$8\r\nsentinel\r\n"
@@ -165,7 +165,7 @@ def test_incomplete_requests_wait_as_redis(ports):
     cport, rport = ports
     parts = [b"*2\r", b"\n$4\r\nEC", b"HO\r\n$5\r\nhel", b"lo", b"\r\n"]
     for port in (cport, rport):
-        with Wire(port) as w:
+        with Conn(port) as w:
             for p in parts[:-1]:
                 w.send_raw(p)
                 time.sleep(0.02)
@@ -176,7 +176,7 @@ def test_incomplete_requests_wait_as_redis(ports):
 
 def test_request_split_byte_by_byte(constdb_server, r):
     payload = encode("SET", "k", "v" * 100) + encode("GET", "k") + b"PING\r\n"
-    with Wire(constdb_server.port) as w:
+    with Conn(constdb_server.port) as w:
         for i in range(len(payload)):
             w.send_raw(payload[i : i + 1])
         assert w.read() == b"+OK\r\n"
@@ -189,7 +189,7 @@ def test_large_multibulk_arrives_in_pieces(constdb_server, r):
     n = 50_000
     args = ["SADD", "big"] + [f"m{i}" for i in range(n)]
     payload = encode(*args)
-    with Wire(constdb_server.port) as w:
+    with Conn(constdb_server.port) as w:
         for i in range(0, len(payload), 4096):
             w.send_raw(payload[i : i + 4096])
         assert w.read(timeout=30) == b":%d\r\n" % n
@@ -199,10 +199,10 @@ def test_large_multibulk_arrives_in_pieces(constdb_server, r):
 def test_proto_max_bulk_len_config(constdb_server, r):
     r.config_set("proto-max-bulk-len", "1mb")
     try:
-        with Wire(constdb_server.port) as w:
+        with Conn(constdb_server.port) as w:
             w.send_raw(b"*2\r\n$4\r\nECHO\r\n$1048577\r\n")
             assert w.rest_until_close() == (b"-ERR Protocol error: invalid bulk length\r\n", True)
-        with Wire(constdb_server.port) as w:
+        with Conn(constdb_server.port) as w:
             assert w.call("ECHO", b"z" * 1048576).startswith(b"$1048576\r\n")
     finally:
         r.config_set("proto-max-bulk-len", "512mb")
@@ -213,8 +213,8 @@ def test_query_buffer_limit_closes_as_redis(ports, constdb_server):
     reply (and logs it); so does ConstDB."""
     results = []
     for port in ports:
-        c = Wire(port)
-        admin = Wire(port)
+        c = Conn(port)
+        admin = Conn(port)
         assert admin.call("CONFIG", "SET", "client-query-buffer-limit", "1mb") == b"+OK\r\n"
         try:
             try:
@@ -263,7 +263,7 @@ def test_fuzz_random_input_never_hurts_the_server(constdb_server, r):
         b":",
         b"+",
     ]
-    watcher = Wire(port)
+    watcher = Conn(port)
     try:
         for i in range(250):
             if i % 3 == 0:
@@ -306,10 +306,10 @@ def test_huge_counts_do_not_allocate(constdb_server, r):
         b"*3\r\n$536870912\r\n",
         b"*1000000\r\n" + b"$1\r\na\r\n" * 1000,
     ):
-        w = Wire(port)
+        w = Conn(port)
         w.send_raw(payload)
         conns.append(w)
-    with Wire(port) as w:
+    with Conn(port) as w:
         assert w.call("PING") == b"+PONG\r\n"
         rss = int(dict(_info(w, "memory"))["used_memory_rss"])
     assert rss < 500 * 1024 * 1024
@@ -318,14 +318,14 @@ def test_huge_counts_do_not_allocate(constdb_server, r):
     assert r.ping() is True
 
 
-def _info(w: Wire, section: str) -> list[tuple[str, str]]:
+def _info(w: Conn, section: str) -> list[tuple[str, str]]:
     reply = w.call("INFO", section)
     body = reply.split(b"\r\n", 1)[1].decode()
     return [tuple(x.split(":", 1)) for x in body.split("\r\n") if ":" in x]
 
 
 def test_errors_keep_the_connection_open(constdb_server, r):
-    with Wire(constdb_server.port) as w:
+    with Conn(constdb_server.port) as w:
         w.call("SET", "s", "abc")
         assert w.call("INCR", "s") == b"-ERR value is not an integer or out of range\r\n"
         assert w.call("SADD", "s", "m").startswith(b"-WRONGTYPE ")
@@ -350,7 +350,7 @@ def test_huge_pipeline_does_not_starve_other_clients(constdb_server, r):
     done = threading.Event()
 
     def heavy():
-        with Wire(port, timeout=120) as w:
+        with Conn(port, timeout=120) as w:
             w.send_raw(big)
             deadline = time.monotonic() + 120
             while got[0] < reply_len and w._fill(deadline):
@@ -363,7 +363,7 @@ def test_huge_pipeline_does_not_starve_other_clients(constdb_server, r):
     try:
         wait_for(lambda: got[0] > 0, 30, interval=0.001, what="the pipeline to start")
         latencies = []
-        with Wire(port) as w:
+        with Conn(port) as w:
             while not done.is_set() and len(latencies) < 5:
                 t0 = time.monotonic()
                 assert w.call("PING") == b"+PONG\r\n"

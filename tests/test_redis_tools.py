@@ -10,7 +10,7 @@ import select
 import subprocess
 import time
 
-from procs import need_tool
+from support.nodes import need_tool
 
 
 def cli(port: int, *args: str, stdin: str | None = None) -> str:

@@ -9,19 +9,21 @@ import time
 
 import pytest
 import redis
-from cluster import (
+from support.nodes import (
+    cut_link,
     digest,
     info_peer,
     make_node,
     meet,
+    need_tool,
     node_id,
     nodes_info,
     peer_states,
+    proxied_pair,
     wait_converged,
+    wait_for,
     wait_linked,
 )
-from procs import need_tool, wait_for
-from proxy import Proxy
 
 
 def cli(port: int, *args: str) -> str:
@@ -186,43 +188,15 @@ def test_convergence_under_concurrent_writes_of_every_type(node):
             assert int(n.client().get(c)) == total
 
 
-def _proxied_pair(node, **cfg):
-    """Two nodes whose link runs through one proxy per node."""
-    a = make_node(node, "a", start=False, **cfg)
-    b = make_node(node, "b", start=False, **cfg)
-    pa = Proxy("127.0.0.1", a.port)
-    pb = Proxy("127.0.0.1", b.port)
-    for n, p in ((a, pa), (b, pb)):
-        with open(n.config, "a") as f:
-            f.write(f'advertise_addr = "{p.addr}"\n')
-        n.start()
-    meet(a, b, pb.addr)
-    wait_linked([a, b])
-    return a, b, pa, pb
-
-
-def _cut(pa, pb, a, b):
-    pa.cut()
-    pb.cut()
-    wait_for(
-        lambda: (
-            peer_states(a).get(node_id(b)) != "connected"
-            and peer_states(b).get(node_id(a)) != "connected"
-        ),
-        10,
-        what="link down",
-    )
-
-
 def test_add_wins_and_lww_under_a_cut_link(node):
-    a, b, pa, pb = _proxied_pair(node)
+    a, b, pa, pb = proxied_pair(node)
     try:
         ra, rb = a.client(), b.client()
         ra.sadd("s", "x")
         ra.sadd("t", "x")
         ra.set("reg", "base")
         wait_converged([a, b])
-        _cut(pa, pb, a, b)
+        cut_link(pa, pb, a, b)
         # add-wins: a removes x; b removes and re-adds x (a new dot a never saw)
         ra.srem("s", "x")
         rb.srem("s", "x")
@@ -240,7 +214,7 @@ def test_add_wins_and_lww_under_a_cut_link(node):
         pb.heal()
         wait_linked([a, b])
         wait_converged([a, b])
-        _cut(pa, pb, a, b)
+        cut_link(pa, pb, a, b)
         ra.delete("n")
         rb.incr("n")
         pa.heal()
@@ -258,7 +232,7 @@ def test_add_wins_and_lww_under_a_cut_link(node):
 
 
 def test_cut_and_heal_is_a_partial_sync_without_loss_or_double_counting(node):
-    a, b, pa, pb = _proxied_pair(node)
+    a, b, pa, pb = proxied_pair(node)
     try:
         ra, rb = a.client(), b.client()
         ida, idb = node_id(a), node_id(b)
@@ -266,7 +240,7 @@ def test_cut_and_heal_is_a_partial_sync_without_loss_or_double_counting(node):
         full_before = int(info_peer(a, idb)["full_syncs"]) + int(info_peer(b, ida)["full_syncs"])
         for _ in range(50):
             ra.incr("c")
-        _cut(pa, pb, a, b)
+        cut_link(pa, pb, a, b)
         for i in range(30):
             ra.incr("c")
             rb.incr("c")
@@ -287,12 +261,12 @@ def test_cut_and_heal_is_a_partial_sync_without_loss_or_double_counting(node):
 
 
 def test_backlog_too_small_for_the_outage_forces_a_full_sync(node):
-    a, b, pa, pb = _proxied_pair(node, repl_backlog_limit=4096)
+    a, b, pa, pb = proxied_pair(node, repl_backlog_limit=4096)
     try:
         ra, rb = a.client(), b.client()
         ida = node_id(a)
         full_before = int(info_peer(a, node_id(b))["full_syncs"])
-        _cut(pa, pb, a, b)
+        cut_link(pa, pb, a, b)
         p = ra.pipeline(transaction=False)
         for i in range(2000):
             p.set(f"key{i}", "x" * 20)
@@ -462,7 +436,7 @@ def test_info_replication_and_nodes_describe_every_peer(node):
 
 
 def test_silent_link_is_closed_after_peer_timeout_and_redialed(node):
-    a, b, pa, pb = _proxied_pair(node, peer_timeout=1.0)
+    a, b, pa, pb = proxied_pair(node, peer_timeout=1.0)
     try:
         idb = node_id(b)
         pa.freeze()

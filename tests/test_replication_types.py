@@ -4,20 +4,19 @@ from __future__ import annotations
 
 import time
 
-from cluster import meet, wait_converged, wait_linked
-from procs import wait_for
-from test_replication import _cut, _proxied_pair
-
-
-def _heal(pa, pb, a, b) -> None:
-    pa.heal()
-    pb.heal()
-    wait_linked([a, b])
-    wait_converged([a, b])
+from support.nodes import (
+    cut_link,
+    heal_link,
+    meet,
+    proxied_pair,
+    wait_converged,
+    wait_for,
+    wait_linked,
+)
 
 
 def test_lists_and_zsets_travel_in_full_sync_and_stream(node):
-    from cluster import make_node
+    from support.nodes import make_node
 
     a = make_node(node, "a")
     ra = a.client()
@@ -42,19 +41,19 @@ def test_lists_and_zsets_travel_in_full_sync_and_stream(node):
 
 
 def test_concurrent_pushes_end_in_the_same_order_everywhere(node):
-    a, b, pa, pb = _proxied_pair(node)
+    a, b, pa, pb = proxied_pair(node)
     try:
         ra, rb = a.client(), b.client()
         ra.rpush("q", "base")
         wait_converged([a, b])
-        _cut(pa, pb, a, b)
+        cut_link(pa, pb, a, b)
         ra.rpush("q", "a1", "a2")
         ra.lpush("q", "a0")
         rb.rpush("q", "b1")
         rb.lpush("q", "b0", "bb")
         ra.linsert("q", "AFTER", "base", "a-after-base")
         rb.linsert("q", "AFTER", "base", "b-after-base")
-        _heal(pa, pb, a, b)
+        heal_link(pa, pb, a, b)
         la, lb = ra.lrange("q", 0, -1), rb.lrange("q", 0, -1)
         assert la == lb
         assert sorted(la) == sorted(
@@ -69,18 +68,18 @@ def test_concurrent_pushes_end_in_the_same_order_everywhere(node):
 
 
 def test_concurrent_pops_are_at_least_once_and_converge(node):
-    a, b, pa, pb = _proxied_pair(node)
+    a, b, pa, pb = proxied_pair(node)
     try:
         ra, rb = a.client(), b.client()
         ra.rpush("q", "1", "2", "3", "4")
         wait_converged([a, b])
-        _cut(pa, pb, a, b)
+        cut_link(pa, pb, a, b)
         pa_pop = ra.lpop("q")
         pb_pop = rb.lpop("q")
         assert pa_pop == pb_pop == b"1"  # both nodes delivered the same element
         rb.lset("q", 0, "two")
         ra.rpop("q")
-        _heal(pa, pb, a, b)
+        heal_link(pa, pb, a, b)
         assert ra.lrange("q", 0, -1) == rb.lrange("q", 0, -1) == [b"two", b"3"]
     finally:
         pa.close()
@@ -88,18 +87,18 @@ def test_concurrent_pops_are_at_least_once_and_converge(node):
 
 
 def test_concurrent_zincrby_add_up_and_zadd_converges(node):
-    a, b, pa, pb = _proxied_pair(node)
+    a, b, pa, pb = proxied_pair(node)
     try:
         ra, rb = a.client(), b.client()
         ra.zadd("z", {"m": 10, "n": 1})
         wait_converged([a, b])
-        _cut(pa, pb, a, b)
+        cut_link(pa, pb, a, b)
         ra.zincrby("z", 5, "m")
         rb.zincrby("z", 7, "m")
         ra.zadd("z", {"n": 100})
         time.sleep(0.01)
         rb.zincrby("z", 1, "n")
-        _heal(pa, pb, a, b)
+        heal_link(pa, pb, a, b)
         assert ra.zscore("z", "m") == rb.zscore("z", "m") == 22.0
         # the ZADD wins the register, the concurrent increment stays on top
         assert ra.zscore("z", "n") == rb.zscore("z", "n") == 101.0
@@ -110,16 +109,16 @@ def test_concurrent_zincrby_add_up_and_zadd_converges(node):
 
 
 def test_concurrent_hincrby_add_up(node):
-    a, b, pa, pb = _proxied_pair(node)
+    a, b, pa, pb = proxied_pair(node)
     try:
         ra, rb = a.client(), b.client()
         ra.hset("h", "plain", "x")
         wait_converged([a, b])
-        _cut(pa, pb, a, b)
+        cut_link(pa, pb, a, b)
         for _ in range(3):
             ra.hincrby("h", "c", 2)
         rb.hincrby("h", "c", 10)
-        _heal(pa, pb, a, b)
+        heal_link(pa, pb, a, b)
         assert ra.hget("h", "c") == rb.hget("h", "c") == b"16"
         assert ra.hgetall("h") == rb.hgetall("h")
     finally:
@@ -128,7 +127,7 @@ def test_concurrent_hincrby_add_up(node):
 
 
 def test_list_tombstones_are_collected_across_nodes(node):
-    from cluster import make_node
+    from support.nodes import make_node
 
     a, b = make_node(node, "a"), make_node(node, "b")
     meet(b, a)

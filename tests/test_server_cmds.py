@@ -10,8 +10,8 @@ import threading
 
 import pytest
 import redis
-from procs import wait_for
-from resp_wire import Wire, encode, exchange
+from support.nodes import wait_for
+from support.resp import Conn, encode, exchange
 
 # ---- differential cases: each is a pipeline sent on a fresh connection -----------------------
 
@@ -466,7 +466,7 @@ WATCH_SCENARIOS = {
 def run_scenario(port: int, steps: list) -> list[bytes]:
     import time
 
-    conns = [Wire(port), Wire(port)]
+    conns = [Conn(port), Conn(port)]
     try:
         out = []
         for i, cmd in steps:
@@ -617,20 +617,20 @@ def test_auth_protocol_limits_before_auth_same_as_redis(with_password):
     for payload in (b"*11\r\n", b"*2\r\n$16385\r\n", b"*10\r\n$4\r\nPING\r\n"):
         got = []
         for port in with_password:
-            with Wire(port) as w:
+            with Conn(port) as w:
                 w.send_raw(payload)
                 got.append(w.rest_until_close(timeout=0.5))
         assert got[0] == got[1], payload
     # after AUTH the limits are the usual ones
     for port in with_password:
-        with Wire(port) as w:
+        with Conn(port) as w:
             assert w.call("AUTH", "pw") == b"+OK\r\n"
             assert w.call(*["ECHO"] + ["x" * 20000]).startswith(b"$20000\r\n")
 
 
 def test_requirepass_flag(node):
     n = node("--requirepass", "s3cret").start()
-    with Wire(n.port) as w:
+    with Conn(n.port) as w:
         assert w.call("GET", "a") == b"-NOAUTH Authentication required.\r\n"
         assert w.call("AUTH", "nope") == (
             b"-WRONGPASS invalid username-password pair or user is disabled.\r\n"
@@ -766,10 +766,10 @@ def _fields(line: str) -> dict[str, str]:
 
 def test_client_list_and_info_format(ports, constdb_server):
     cport, rport = ports
-    with Wire(rport) as w:
+    with Conn(rport) as w:
         ref = _fields(_bulk_text(w.call("CLIENT", "INFO")).strip())
     assert list(ref) == REDIS_CLIENT_FIELDS  # the reference itself
-    with Wire(cport) as w, Wire(cport) as w2:
+    with Conn(cport) as w, Conn(cport) as w2:
         w2.call("CLIENT", "SETNAME", "second")
         w2.call("CLIENT", "SETINFO", "LIB-NAME", "mylib")
         w2.call("CLIENT", "SETINFO", "lib-ver", "1.2")
@@ -804,7 +804,7 @@ def test_client_list_and_info_format(ports, constdb_server):
 
 def test_client_kill_filters(constdb_server, r):
     port = constdb_server.port
-    conns = [Wire(port) for _ in range(3)]
+    conns = [Conn(port) for _ in range(3)]
     try:
         for i, c in enumerate(conns):
             c.call("CLIENT", "SETNAME", f"k{i}")
@@ -879,7 +879,7 @@ def _info_sections(text: str) -> dict[str, dict[str, str]]:
 
 def test_info_format_and_fields(ports):
     cport, rport = ports
-    with Wire(cport) as w:
+    with Conn(cport) as w:
         w.call("CONFIG", "RESETSTAT")
         w.call("SET", "k", "v")
         w.call("PEXPIRE", "k", "100000")
@@ -893,7 +893,7 @@ def test_info_format_and_fields(ports):
         every = _info_sections(_bulk_text(w.call("INFO", "everything")))
         some = _info_sections(_bulk_text(w.call("INFO", "keyspace", "SERVER")))
         stats = _info_sections(_bulk_text(w.call("INFO", "commandstats", "errorstats")))
-    with Wire(rport) as w:
+    with Conn(rport) as w:
         ref_default = _info_sections(_bulk_text(w.call("INFO")))
         ref_every = _info_sections(_bulk_text(w.call("INFO", "everything")))
     # the same sections as Redis, in Redis's order
@@ -987,7 +987,7 @@ def test_config_get_set_constdb_keys(r):
 def test_config_set_maxclients_applies(constdb_server, r):
     r.config_set("maxclients", 1)
     try:
-        with Wire(constdb_server.port) as w:
+        with Conn(constdb_server.port) as w:
             data, closed = w.rest_until_close(timeout=5)
         assert data == b"-ERR max number of clients reached\r\n" and closed
     finally:
@@ -998,7 +998,7 @@ def test_config_set_maxclients_applies(constdb_server, r):
 def test_config_set_timeout_closes_idle_clients(constdb_server, r):
     r.config_set("timeout", 1)
     try:
-        with Wire(constdb_server.port) as w:
+        with Conn(constdb_server.port) as w:
             w.call("PING")
             data, closed = w.rest_until_close(timeout=5)
             assert closed and data == b""
@@ -1017,7 +1017,7 @@ def test_config_rewrite_without_file(r):
 @pytest.mark.parametrize("args", [(), ("NOSAVE",), ("SAVE", "NOW"), ("NOW", "FORCE")])
 def test_shutdown_exits_cleanly(node, args):
     n = node().start()
-    with Wire(n.port) as w:
+    with Conn(n.port) as w:
         w.send("SHUTDOWN", *args)
         data, closed = w.rest_until_close(timeout=10)
     assert closed and data == b""
@@ -1027,7 +1027,7 @@ def test_shutdown_exits_cleanly(node, args):
 
 
 def test_many_pipelined_requests_in_one_write(constdb_server, r):
-    with Wire(constdb_server.port) as w:
+    with Conn(constdb_server.port) as w:
         w.send_raw(b"".join(encode("INCR", "n") for _ in range(500)) + b"PING\r\n" * 100)
         got = [w.read() for _ in range(600)]
     assert got[:500] == [b":%d\r\n" % i for i in range(1, 501)]

@@ -2,7 +2,8 @@
 
 import subprocess
 
-from procs import need_tool, raw_command
+from support.nodes import need_tool
+from support.resp import raw_command
 
 
 def cli(port, *args):

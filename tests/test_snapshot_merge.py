@@ -31,12 +31,10 @@ depends on the order in which effects arrived (a register write observed a
 counter, a newer one did not), it changes no value and no later effect, and a
 merge never makes one.
 
-CONSTDB_PROP_EXAMPLES scales the number of examples.
+The number of examples follows the Hypothesis profile (tests/support/profiles.py).
 """
 
 from __future__ import annotations
-
-import os
 
 import lz4.frame
 import pytest
@@ -47,21 +45,13 @@ from constdb._core.objects import ListObj, ZSetObj
 from constdb._core.t_list import check_list, gc_collections
 from constdb._core.t_zset import check_zset
 from coretools import CLOCK_BASE, T_FAR, Net, Node, parse_resp
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given, settings
 from hypothesis import strategies as st
+from support.profiles import SETTINGS, examples
 
 from constdb._core import cmd_lists, cmd_zsets, snapshot
 
-EXAMPLES = int(os.environ.get("CONSTDB_PROP_EXAMPLES", "0"))
-SETTINGS = dict(
-    deadline=None,
-    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
-)
 NODES = [1, 2, 3]
-
-
-def examples(n: int) -> int:
-    return EXAMPLES or n
 
 
 # ------------------------------------------------------------------ nodes ----
@@ -421,6 +411,7 @@ def test_round_trip(steps):
         assert copy.ks.clock.last >= n.ks.clock.last
 
 
+@pytest.mark.slow
 @settings(max_examples=examples(400), **SETTINGS)
 @given(scenario, pair)
 def test_idempotence(steps, ab):
@@ -436,6 +427,7 @@ def test_idempotence(steps, ab):
     assert state(merged(a, dump(a))) == once
 
 
+@pytest.mark.slow
 @settings(max_examples=examples(600), **SETTINGS)
 @given(scenario, pair)
 def test_commutativity(steps, ab):
@@ -458,6 +450,7 @@ def test_associativity(steps):
     assert state(left) == state(right)
 
 
+@pytest.mark.slow
 @settings(max_examples=examples(1000), **SETTINGS)
 @given(
     scenario, pair, st.permutations(NODES), st.lists(st.tuples(st.booleans(), later), max_size=8)
@@ -506,6 +499,7 @@ def test_sync_by_snapshots_converges(steps, order):
         assert state(net[r]) == states[r]
 
 
+@pytest.mark.slow
 @settings(max_examples=examples(500), **SETTINGS)
 @given(scenario, scenario, st.lists(st.booleans(), min_size=3, max_size=3), pair)
 def test_merge_laws_hold_after_gc(before, after, gcs, ab):

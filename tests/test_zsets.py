@@ -14,35 +14,10 @@ from constdb._core.backlog import Backlog
 from constdb._core.keyspace import Keyspace
 from constdb._core.protocol import Client, Server
 from constdb._core.t_zset import check_zset
-from procs import need_tool
-from rawresp import Raw
+from support.differential import run_all, same
+from support.nodes import need_tool
 
 from constdb._core import cmd_keys, cmd_strings, cmd_zsets
-
-
-@pytest.fixture(params=[2, 3], ids=["resp2", "resp3"])
-def pair(request, r, rr, constdb_server, redis_server):
-    resp3 = request.param == 3
-    a = Raw(constdb_server.port, resp3)
-    b = Raw(redis_server.port, resp3)
-    yield a, b
-    a.close()
-    b.close()
-
-
-def same(pair, *args):
-    a, b = pair
-    got, want = a.cmd(*args), b.cmd(*args)
-    assert got == want, f"{args!r}: constdb {got!r} != redis {want!r}"
-    return got
-
-
-def run_all(pair, cmds):
-    a, b = pair
-    got = a.pipeline(cmds)
-    want = b.pipeline(cmds)
-    for c, g, w in zip(cmds, got, want):
-        assert g == w, f"{c!r}: constdb {g!r} != redis {w!r}"
 
 
 def z(*parts):
@@ -253,16 +228,16 @@ TARGETED = [
 ]
 
 
-def test_targeted(pair):
+def test_targeted(raw_pair):
     for c in TARGETED:
-        same(pair, *c)
+        same(raw_pair, *c)
 
 
-def test_big_sets_past_the_listpack(pair):
+def test_big_sets_past_the_listpack(raw_pair):
     """More than 128 members, and a long member: Redis converts to a skip
     list (ranks, ranges and -0 behave the same; ZSCAN cursors differ, so a
     whole scan is compared as a set)."""
-    a, b = pair
+    a, b = raw_pair
     rnd = random.Random(3)
     cmds = []
     for i in range(300):
@@ -301,12 +276,12 @@ def test_big_sets_past_the_listpack(pair):
         if rnd.random() < 0.03:
             cmds.append(z("ZREMRANGEBYRANK", "big", rnd.randint(0, 200), rnd.randint(0, 220)))
     cmds.append(z("ZRANGE", "big", 0, -1, "WITHSCORES"))
-    run_all(pair, cmds)
+    run_all(raw_pair, cmds)
 
     def full_scan(conn):
         cur, seen = b"0", {}
         while True:
-            reply = conn.cmd(b"ZSCAN", b"big", cur, b"COUNT", b"7")
+            reply = conn.call(b"ZSCAN", b"big", cur, b"COUNT", b"7")
             parts = reply.split(b"\r\n")
             cur = parts[2]
             items = [p for p in parts[4:] if p and p[:1] not in (b"$", b"*", b",")]
@@ -381,12 +356,12 @@ def random_lex_cmd(rnd: random.Random) -> list:
 
 
 @pytest.mark.parametrize("seed", range(6))
-def test_random_sequences(pair, seed):
+def test_random_sequences(raw_pair, seed):
     rnd = random.Random(seed)
     cmds = [random_cmd(rnd) for _ in range(500)] + [random_lex_cmd(rnd) for _ in range(150)]
-    run_all(pair, cmds)
+    run_all(raw_pair, cmds)
     for k in SKEYS + [b"lx"]:
-        same(pair, b"ZRANGE", k, b"0", b"-1", b"WITHSCORES")
+        same(raw_pair, b"ZRANGE", k, b"0", b"-1", b"WITHSCORES")
 
 
 # ---------------------------------------------------------------- in process ----

@@ -1,0 +1,5 @@
+"""What the tests share: the raw RESP client (resp), server processes and
+node groups (nodes), the fault proxy (proxy), byte-for-byte comparison with
+redis-server (differential) and the Hypothesis profiles (profiles). The
+fixtures themselves live in tests/conftest.py; the in-process nodes of the
+CRDT tests in tests/coretools.py."""
