@@ -14,7 +14,7 @@ import pytest
 from constdb._core.backlog import Backlog
 from constdb._core.keyspace import Keyspace
 from constdb._core.protocol import FLAG, Server
-from resp_wire import exchange
+from support.resp import exchange
 
 from constdb.commands import table
 from constdb.commands.table import FLAG_BITS, NOQUEUE_BIT
