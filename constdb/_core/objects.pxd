@@ -1,7 +1,8 @@
 # CRDT object classes (CRDT.md section 3). Plain C structs behind Python objects:
 # no cdef methods (that would add a vtable pointer to every key) and no GC
 # tracking (they never form reference cycles), so a string key costs a header
-# and five fields. All logic lives in keyspace.pyx.
+# and five fields. Their rules live in the type modules (t_string, t_set,
+# t_hash, t_mv, t_list, t_zset); keyspace.pyx places them.
 cimport cython
 from libc.stdint cimport int64_t, uint64_t
 
@@ -62,7 +63,7 @@ cdef class StrObj(CObj):
     # The counter entries (origin -> CntEntry) are cnt1 (one origin's, usually
     # this node's: a local INCR touches no dict) plus the dict cnt (the other
     # origins, never cnt1's; None when empty). Read and replace them as one map
-    # with keyspace.str_cnts / str_set_cnts. (cnt1 fills the 8 bytes pymalloc
+    # with t_string.str_cnts / str_set_cnts. (cnt1 fills the 8 bytes pymalloc
     # rounds the object up to anyway: a string key costs 64 bytes either way.)
     cdef public object val          # bytes | None
     cdef public uint64_t uuid

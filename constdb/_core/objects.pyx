@@ -1,4 +1,4 @@
-"""CRDT object classes. See objects.pxd for the layout and keyspace.pyx for the rules."""
+"""CRDT object classes. See objects.pxd for the layout and the type modules (t_*.pyx) for the rules."""
 
 cimport cython
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize, PyBytes_GET_SIZE
