@@ -7,6 +7,9 @@ cimport cython
 from libc.stdint cimport int64_t, uint64_t
 
 cdef enum:
+    # type codes (< 32). A type module may define its own object class
+    # (a CObj subclass in its .pxd) and a free code there: it calls
+    # register_class, and register_type_ops refuses a code already taken
     T_STRING = 0
     T_LIST = 1
     T_SET = 2
@@ -193,6 +196,7 @@ cdef class ZSetObj(CObj):
 
 
 cdef int obj_type(CObj o) noexcept
+cdef int register_class(type cls, int code) except -1
 cdef bint ts_gt(uint64_t u1, uint64_t n1, uint64_t u2, uint64_t n2) noexcept
 cdef StrObj new_str()
 cdef SetObj new_set()

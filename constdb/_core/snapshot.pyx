@@ -550,6 +550,8 @@ def merge(Keyspace ks, Snapshot s, progress=None):
     cdef uint64_t count = 0
     cdef uint64_t clock
     cdef object cur = None
+    global _DEAD
+    _DEAD = None            # (types may have registered since the last merge)
     ks.set_now()
     # the clock first: it stamps sorted-set members the merge removes
     for u in s.vv.values():
