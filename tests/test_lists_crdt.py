@@ -15,9 +15,9 @@ every replica's visible state.
 from __future__ import annotations
 
 import coretools
-from constdb._core.keyspace import describe_obj
+from constdb._core.keyspace import describe_obj, gc_collections
 from constdb._core.objects import ListObj, ZSetObj
-from constdb._core.t_list import check_list, gc_collections, gc_list
+from constdb._core.t_list import check_list, gc_list
 from constdb._core.t_zset import check_zset
 from hypothesis import given, settings
 from hypothesis import strategies as st

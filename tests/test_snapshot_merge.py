@@ -40,9 +40,9 @@ import lz4.frame
 import pytest
 import test_crdt_props as props
 import test_lists_crdt as lprops
-from constdb._core.keyspace import describe_obj
+from constdb._core.keyspace import describe_obj, gc_collections
 from constdb._core.objects import ListObj, ZSetObj
-from constdb._core.t_list import check_list, gc_collections
+from constdb._core.t_list import check_list
 from constdb._core.t_zset import check_zset
 from coretools import CLOCK_BASE, T_FAR, Net, Node, parse_resp
 from hypothesis import given, settings

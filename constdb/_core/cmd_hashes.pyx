@@ -12,7 +12,8 @@ from constdb._core.cmd_keys cimport (
     err_lit, opt_eq, parse_cursor, reply_empty_scan, reply_range_error, reply_scan, scan_args,
 )
 from constdb._core.codec cimport parse_bytes_i64, parse_i64
-from constdb._core.keyspace cimport Keyspace, match_bytes
+from constdb._core.glob cimport match_bytes
+from constdb._core.keyspace cimport Keyspace
 from constdb._core.objects cimport CObj, HashObj, Ver, best_ver, draw, hash_val
 from constdb._core.protocol cimport (
     Client, Server, add_command, reply_notint, reply_syntax, reply_wrongtype,
@@ -20,7 +21,7 @@ from constdb._core.protocol cimport (
 from constdb._core.scan cimport (
     SCAN_HASH, ScanState, scan_drop, scan_end, scan_find, scan_next, scan_start,
 )
-from constdb._core.t_hash cimport emit_hincr
+from constdb._core.t_hash cimport emit_hdel, emit_hincr, emit_hset, emit_hset_at
 
 
 cdef inline HashObj _get(Client c, object key, bint* wrong):
@@ -51,12 +52,12 @@ cdef int _hset_many(Client c, list argv, bint reply_ok) except -1:
         f = <object>PyList_GET_ITEM(argv, i)
         if o is not None and not ks.alts:
             # o is d[key] (lookup's): no second look-up; 1 if f is new
-            added += ks.emit_hset_at(key, <HashObj>o, True, f,
+            added += emit_hset_at(ks, key, <HashObj>o, True, f,
                                      <object>PyList_GET_ITEM(argv, i + 1))
         else:
             if o is None or f not in (<HashObj>o).f:
                 added += 1
-            ks.emit_hset(key, f, <object>PyList_GET_ITEM(argv, i + 1))
+            emit_hset(ks, key, f, <object>PyList_GET_ITEM(argv, i + 1))
         if o is None:
             o = ks.lookup(key)
     if reply_ok:
@@ -79,7 +80,7 @@ cdef int cmd_hsetnx(Client c, list argv) except -1:
         return reply_wrongtype(c)
     if o is not None and argv[2] in o.f:
         return c.out.integer(0)
-    c.ks.emit_hset(argv[1], argv[2], argv[3])
+    emit_hset(c.ks, argv[1], argv[2], argv[3])
     return c.out.integer(1)
 
 
@@ -163,7 +164,7 @@ cdef int cmd_hdel(Client c, list argv) except -1:
         return c.out.integer(0)
     for i in range(2, n):
         if argv[i] in o.f:
-            c.ks.emit_hdel(argv[1], o, argv[i])
+            emit_hdel(c.ks, argv[1], o, argv[i])
             removed += 1
     return c.out.integer(removed)
 

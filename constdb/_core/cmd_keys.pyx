@@ -10,15 +10,18 @@ from libc.stdlib cimport strtoul
 from libc.string cimport memcpy
 
 from constdb._core.codec cimport fmt_int, parse_bytes_i64
-from constdb._core.keyspace cimport (
-    TTL_WRITE, Keyspace, match_bytes, obj_live, str_get, stringmatch,
-)
+from constdb._core.glob cimport match_bytes
+from constdb._core.keyspace cimport Keyspace
 from constdb._core.objects cimport (
     T_HASH, T_MV, T_SET, T_STRING, CObj, HashObj, ListObj, MVObj, SetObj, StrObj, TTLReg, Ver,
     ZSetObj, draw, hash_val, obj_type,
 )
 from constdb._core.scan cimport SCAN_KEYS, ScanState, scan_end, scan_find, scan_next, scan_start
+from constdb._core.t_hash cimport emit_hset
 from constdb._core.t_list cimport copy_list
+from constdb._core.t_mv cimport emit_mv
+from constdb._core.t_set cimport emit_sadd
+from constdb._core.t_string cimport TTL_WRITE, emit_reg, str_get
 from constdb._core.t_zset cimport copy_zset
 from constdb._core.protocol cimport (
     Client, Server, add_command, reply_notint, reply_syntax,
@@ -282,18 +285,18 @@ cdef int copy_object(Keyspace ks, bytes dst, CObj o) except -1:
     ks.emit_del(dst)
     if type(o) is StrObj:
         v = str_get(<StrObj>o)
-        ks.emit_reg(dst, v if type(v) is bytes else str(v).encode(), TTL_WRITE, at)
+        emit_reg(ks, dst, v if type(v) is bytes else str(v).encode(), TTL_WRITE, at)
         return 0
     if type(o) is SetObj:
         for m in list((<SetObj>o).m):
-            ks.emit_sadd(dst, m)
+            emit_sadd(ks, dst, m)
     elif type(o) is HashObj:
         for f, ent in list((<HashObj>o).f.items()):
-            ks.emit_hset(dst, f, hash_val(<HashObj>o, f, ent))
+            emit_hset(ks, dst, f, hash_val(<HashObj>o, f, ent))
     elif type(o) is MVObj:
         first = True
         for v in [(<Ver>x).val for x in (<MVObj>o).vers]:
-            ks.emit_mv(dst, v, first)
+            emit_mv(ks, dst, v, first)
             first = False
     elif type(o) is ListObj:
         copy_list(ks, dst, <ListObj>o)

@@ -6,6 +6,7 @@ from libc.stdint cimport int64_t
 
 from constdb._core.codec cimport parse_bytes_i64
 from constdb._core.keyspace cimport Keyspace
+from constdb._core.t_mv cimport emit_mv
 from constdb._core.objects cimport CObj, MVObj, Ver
 from constdb._core.protocol cimport (
     Client, Server, add_command, reply_notint, reply_syntax, reply_wrongtype,
@@ -88,7 +89,7 @@ cdef int cmd_mvset(Client c, list argv) except -1:
     cdef CObj o = c.ks.lookup(argv[1])
     if o is not None and type(o) is not MVObj:
         return reply_wrongtype(c)
-    c.ks.emit_mv(argv[1], argv[2], True)
+    emit_mv(c.ks, argv[1], argv[2], True)
     return c.out.ok()
 
 

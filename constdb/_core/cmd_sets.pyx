@@ -13,7 +13,8 @@ from constdb._core.cmd_keys cimport (
     err_lit, opt_eq, parse_cursor, reply_empty_scan, reply_range_error, reply_scan, scan_args,
 )
 from constdb._core.codec cimport parse_bytes_i64, parse_i64
-from constdb._core.keyspace cimport Keyspace, match_bytes
+from constdb._core.glob cimport match_bytes
+from constdb._core.keyspace cimport Keyspace
 from constdb._core.objects cimport T_SET, CObj, SetObj, TTLReg, draw
 from constdb._core.protocol cimport (
     Client, Server, add_command, reply_notint, reply_syntax, reply_wrongtype,
@@ -21,6 +22,7 @@ from constdb._core.protocol cimport (
 from constdb._core.scan cimport (
     SCAN_SET, ScanState, scan_drop, scan_end, scan_find, scan_next, scan_start,
 )
+from constdb._core.t_set cimport emit_sadd, emit_srem
 
 
 cdef bint _intset_like(object m) noexcept:
@@ -66,7 +68,7 @@ cdef int cmd_sadd(Client c, list argv) except -1:
         m = <object>PyList_GET_ITEM(argv, i)
         if o is not None and m in (<SetObj>o).m:
             continue
-        ks.emit_sadd(key, m)
+        emit_sadd(ks, key, m)
         added += 1
         if o is None:
             o = ks.lookup(key)
@@ -87,7 +89,7 @@ cdef int cmd_srem(Client c, list argv) except -1:
     for i in range(2, n):
         m = <object>PyList_GET_ITEM(argv, i)
         if m in o.m:
-            c.ks.emit_srem(argv[1], o, m)
+            emit_srem(c.ks, argv[1], o, m)
             removed += 1
     return c.out.integer(removed)
 
@@ -167,7 +169,7 @@ cdef int cmd_spop(Client c, list argv) except -1:
     for m in picked:
         c.out.bulk(<bytes>m)
     for m in picked:
-        c.ks.emit_srem(argv[1], o, m)
+        emit_srem(c.ks, argv[1], o, m)
     return 0
 
 
@@ -262,10 +264,10 @@ cdef int cmd_smove(Client c, list argv) except -1:
         return c.out.integer(0)
     if src == dst:
         return c.out.integer(1)
-    ks.emit_srem(src, <SetObj>so, m)
+    emit_srem(ks, src, <SetObj>so, m)
     do = ks.lookup(dst)
     if do is None or m not in (<SetObj>do).m:
-        ks.emit_sadd(dst, m)
+        emit_sadd(ks, dst, m)
     return c.out.integer(1)
 
 
@@ -331,13 +333,13 @@ cdef int store_set(Keyspace ks, object dst, set res) except -1:
         return 0
     if o is not None:
         for m in [m for m in (<SetObj>o).m if m not in res]:
-            ks.emit_srem(dst, <SetObj>o, m)
+            emit_srem(ks, dst, <SetObj>o, m)
         if o.ttl is not None and (<TTLReg>o.ttl).at != 0:
             ks.emit_ttl(dst, 0)
         o = ks.lookup(dst)
     for m in res:
         if o is None or m not in (<SetObj>o).m:
-            ks.emit_sadd(dst, m)
+            emit_sadd(ks, dst, m)
     return 0
 
 

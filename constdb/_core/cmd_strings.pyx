@@ -9,10 +9,13 @@ from libc.string cimport memchr
 
 from constdb._core.cmd_keys cimport err_lit, opt_eq
 from constdb._core.codec cimport fmt_int, parse_bytes_i64, parse_i64
-from constdb._core.keyspace cimport STR_NOTINT, TTL_KEEP, TTL_WRITE, Keyspace, str_get, str_int
+from constdb._core.keyspace cimport Keyspace
 from constdb._core.objects cimport T_STRING, CObj, StrObj, TTLReg
 from constdb._core.protocol cimport (
     Client, Server, add_command, reply_notint, reply_syntax, reply_wrongtype,
+)
+from constdb._core.t_string cimport (
+    STR_NOTINT, TTL_KEEP, TTL_WRITE, emit_cnt, emit_reg, emit_reg_at, str_get, str_int,
 )
 
 
@@ -146,7 +149,7 @@ cdef int _set_value(Keyspace ks, bytes key, CObj cur, bytes val, int ttl_mode, i
     cur: what ks.lookup(key) returned (d[key] or None), or None."""
     if cur is not None and type(cur) is StrObj and not ks.alts:
         # the common case: a string shown, nothing else on the key
-        return ks.emit_reg_at(key, <StrObj>cur, True, val, ttl_mode, at)
+        return emit_reg_at(ks, key, <StrObj>cur, True, val, ttl_mode, at)
     if (cur is not None and type(cur) is not StrObj) or (ks.alts and key in ks.alts):
         if ttl_mode == TTL_KEEP:
             # KEEPTTL over another type: Redis keeps the key's TTL, but clearing
@@ -154,7 +157,7 @@ cdef int _set_value(Keyspace ks, bytes key, CObj cur, bytes val, int ttl_mode, i
             ttl_mode = TTL_WRITE
             at = (<TTLReg>cur.ttl).at if cur is not None and cur.ttl is not None else 0
         ks.emit_del_other_types(key, T_STRING)
-    ks.emit_reg(key, val, ttl_mode, at)
+    emit_reg(ks, key, val, ttl_mode, at)
     return 0
 
 
@@ -315,7 +318,7 @@ cdef int cmd_append(Client c, list argv) except -1:
     cdef CObj o = c.ks.lookup(key)
     cdef bytes cur
     if o is None:
-        c.ks.emit_reg(key, add, TTL_WRITE, 0)
+        emit_reg(c.ks, key, add, TTL_WRITE, 0)
         return c.out.integer(PyBytes_GET_SIZE(add))
     if type(o) is not StrObj:
         return reply_wrongtype(c)
@@ -324,7 +327,7 @@ cdef int cmd_append(Client c, list argv) except -1:
         return err_lit(c, b"ERR string exceeds maximum allowed size (proto-max-bulk-len)")
     cur = cur + add
     # APPEND keeps the key's TTL; concurrent APPENDs resolve as register writes
-    c.ks.emit_reg(key, cur, TTL_KEEP, 0)
+    emit_reg(c.ks, key, cur, TTL_KEEP, 0)
     return c.out.integer(PyBytes_GET_SIZE(cur))
 
 
@@ -379,7 +382,7 @@ cdef int _incr(Client c, bytes key, int64_t by) except -1:
     if (by < 0 and cur < 0 and by < INT64_MIN - cur) or (by > 0 and cur > 0 and by > INT64_MAX - cur):
         return err_lit(c, b"ERR increment or decrement would overflow")
     # o is d[key] (lookup's), a string, or None
-    ks.emit_cnt(key, <StrObj>o, by)
+    emit_cnt(ks, key, <StrObj>o, by)
     return c.out.integer(cur + by)
 
 
@@ -425,7 +428,7 @@ cdef int cmd_setrange(Client c, list argv) except -1:
             return c.out.integer(0)
         if off > c.srv.proto_max_bulk_len - vlen:
             return err_lit(c, b"ERR string exceeds maximum allowed size (proto-max-bulk-len)")
-        c.ks.emit_reg(key, b"\0" * off + val, TTL_WRITE, 0)
+        emit_reg(c.ks, key, b"\0" * off + val, TTL_WRITE, 0)
         return c.out.integer(off + vlen)
     if type(o) is not StrObj:
         return reply_wrongtype(c)
@@ -439,7 +442,7 @@ cdef int cmd_setrange(Client c, list argv) except -1:
         cur = cur + b"\0" * (off - olen) + val
     else:
         cur = cur[:off] + val + cur[off + vlen:]
-    c.ks.emit_reg(key, cur, TTL_KEEP, 0)
+    emit_reg(c.ks, key, cur, TTL_KEEP, 0)
     return c.out.integer(PyBytes_GET_SIZE(cur))
 
 
@@ -506,9 +509,9 @@ cdef int cmd_incrbyfloat(Client c, list argv) except -1:
         return err_lit(c, b"ERR increment would produce NaN or Infinity")
     out = _ld2string_human(value)
     if o is None:
-        c.ks.emit_reg(key, out, TTL_WRITE, 0)
+        emit_reg(c.ks, key, out, TTL_WRITE, 0)
     else:
-        c.ks.emit_reg(key, out, TTL_KEEP, 0)
+        emit_reg(c.ks, key, out, TTL_KEEP, 0)
     return c.out.bulk(out)
 
 

@@ -18,7 +18,8 @@ from constdb._core.cmd_keys cimport (
     err_lit, opt_eq, parse_cursor, reply_empty_scan, reply_scan, scan_args,
 )
 from constdb._core.codec cimport parse_bytes_i64
-from constdb._core.keyspace cimport Keyspace, match_bytes
+from constdb._core.glob cimport match_bytes
+from constdb._core.keyspace cimport Keyspace
 from constdb._core.objects cimport CObj, ZEnt, ZSetObj
 from constdb._core.protocol cimport (
     Client, Server, add_command, reply_notint, reply_syntax, reply_wrongtype,

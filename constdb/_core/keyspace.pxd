@@ -3,32 +3,8 @@ from libc.stdint cimport int64_t, uint8_t, uint64_t
 from constdb._core.backlog cimport Backlog
 from constdb._core.clock cimport Clock
 from constdb._core.codec cimport Reader, Writer
-from constdb._core.objects cimport (
-    CObj, CntEntry, Dot, HashObj, MVObj, SetObj, StrObj, TTLReg, Ver,
-)
-
-cdef enum:
-    # effect record ops (docs/replication.md lists the payloads)
-    OP_REG = 1
-    OP_CNT = 2
-    OP_TTL = 3
-    OP_SADD = 4
-    OP_SREM = 5
-    OP_SCLEAR = 6
-    OP_HSET = 7
-    OP_HREM = 8
-    OP_HCLEAR = 9
-    OP_MV = 10
-    OP_MVCLEAR = 11
-    OP_MEMBER = 32        # membership (replication layer)
-
-    TTL_KEEP = 0
-    TTL_WRITE = 1
-
-    # str_int results
-    STR_ABSENT = 0
-    STR_INT = 1
-    STR_NOTINT = 2
+from constdb._core.merge cimport Ctx
+from constdb._core.objects cimport CObj, TTLReg
 
 
 cdef class Keyspace:
@@ -70,51 +46,58 @@ cdef class Keyspace:
     cdef CObj find(self, object key, int t, bint create)
     cdef list objects_of(self, object key)
 
-    # local effects: compute, apply through the same code a remote record uses, log
-    cdef int emit_reg(self, object key, object val, int ttl_mode, int64_t at) except -1
-    cdef int emit_reg_at(self, object key, StrObj o, bint shown, object val, int ttl_mode,
-                         int64_t at) except -1
-    cdef int emit_cnt(self, object key, StrObj o, int64_t delta) except -1
+    # key-level local effects (the types' own are in their modules: t_*.emit_*)
     cdef int emit_ttl(self, object key, int64_t at) except -1
-    cdef int emit_sadd(self, object key, object member) except -1
-    cdef int emit_srem(self, object key, SetObj o, object member) except -1
-    cdef int emit_hset(self, object key, object field, object val) except -1
-    cdef int emit_hset_at(self, object key, HashObj o, bint shown, object field,
-                          object val) except -1
-    cdef int emit_hdel(self, object key, HashObj o, object field) except -1
-    cdef int emit_mv(self, object key, object val, bint replace) except -1
     cdef int emit_clear(self, object key, CObj o) except -1
     cdef int emit_del(self, object key) except -1
     cdef int emit_del_other_types(self, object key, int keep_type) except -1
 
     cdef int apply_one(self, uint64_t origin, Reader r) except -1
 
-    # internals (the CRDT rules)
+    # the causal context and the TTL register, for the type modules' rules
     cdef int _note_unseen(self, list dots) except -1
     cdef bint _in_cloud(self, uint64_t node, uint64_t uuid)
     cdef int _promote(self, object key) except -1
     cdef int _ttl_on(self, object key, CObj o, int64_t at, uint64_t u, uint64_t n) except -1
     cdef int _ttl_others(self, object key, CObj o, int64_t at, uint64_t u, uint64_t n) except -1
-    cdef int _reg_on(self, object key, StrObj o, object val, uint64_t u, uint64_t n,
-                     int ttl_mode, int64_t at, list obs, bint shown) except -1
-    cdef int _cnt_on(self, object key, StrObj o, int64_t delta, uint64_t u, uint64_t n,
-                     bint shown) except -1
-    cdef int _sadd_on(self, object key, SetObj o, object member, uint64_t u, uint64_t n,
-                      list removes) except -1
-    cdef int _srem_on(self, object key, SetObj o, object member, list dots) except -1
-    cdef int _hset_on(self, object key, HashObj o, object field, object val, uint64_t u,
-                      uint64_t n, list removes) except -1
-    cdef int _hrem_on(self, object key, HashObj o, object field, list dots) except -1
-    cdef int _mv_on(self, object key, MVObj o, object val, uint64_t u, uint64_t n,
-                    list removes) except -1
     cdef int _clear_done(self, object key, CObj o, uint64_t u, uint64_t n) except -1
 
 
-cdef object str_get(StrObj o)
-cdef int str_int(StrObj o, int64_t* out) noexcept
-cdef dict str_cnts(StrObj o)
-cdef int str_set_cnts(StrObj o, object cnts) except -1
-cdef bint str_live(StrObj o) noexcept
+# The type table: each type module fills one TypeOps with its functions and
+# registers it when imported (register_type_ops); keyspace and snapshot reach
+# a type's rules through it, by type code (an object's: objects.obj_type) or
+# by record op (TypeOps.ops). constdb/_core/__init__.py imports every type
+# module.
+ctypedef struct TypeOps:
+    int code                      # objects.T_*
+    const char* name              # TYPE's reply
+    uint8_t ops[8]                # the record ops it applies (0 ends the list)
+    CObj (*new)()                 # an empty object
+    bint (*live)(CObj o) noexcept # it has something visible
+    # it is not live but holds state that must outlive it (it waits in
+    # Keyspace.dead); NULL: a type that never does
+    bint (*keeps)(CObj o) noexcept
+    # ts of the newest write it still holds (decides which type a key shows)
+    void (*last_ts)(CObj o, uint64_t* u, uint64_t* n) noexcept
+    # a remote record of one of its ops, read from r (at its payload)
+    int (*apply)(Keyspace ks, uint8_t op, uint64_t origin, uint64_t u, Reader r) except -1
+    int (*clear)(Keyspace ks, object key, CObj o) except -1     # DEL of o (local effect)
+    object (*value)(CObj o)       # Python view of the visible value
+    list (*describe)(CObj o)      # DESC name/value pairs of its CRDT state
+    # GC of what is causally stable; sets empty when nothing is left. NULL: none
+    Py_ssize_t (*gc)(CObj o, uint64_t stable, bint* empty) except -1
+    # snapshots (snapshot.pyx writes the type code and the TTL register)
+    int (*encode)(Writer w, CObj o) except -1
+    CObj (*decode)(Reader r, int version)
+    int (*merge)(CObj a, CObj b, Ctx ca, Ctx cb, uint64_t clock) except -1
+    bint (*filter)(CObj o, Ctx other, uint64_t clock) except -1
+
+
+cdef int register_type_ops(TypeOps* t) except -1
+cdef TypeOps* type_ops(int code) noexcept
+cdef TypeOps* ops_of(CObj o) noexcept
+
 cdef bint obj_live(CObj o) noexcept
-cdef bint stringmatch(const char* p, Py_ssize_t plen, const char* s, Py_ssize_t slen, bint nocase) noexcept
-cdef bint match_bytes(bytes pat, bytes s) noexcept
+cdef TTLReg _key_ttl(Keyspace ks, object key)
+cdef int _ttl_write(Keyspace ks, object key, int64_t at, uint64_t u, uint64_t n) except -1
+cdef int _emptied(Keyspace ks, object key) except -1

@@ -1,10 +1,15 @@
-"""The keyspace and the CRDT rules of CRDT.md, in one place.
+"""The keyspace: where every key's objects live, the causal context (VV, dot
+cloud), the key's TTL register and expiry, and the dispatch to the types.
 
-Every change to data goes through one of the `_*_on` functions below. A local
-write (`emit_*`) draws a uuid, calls that function, and appends the same effect
-as a record to the backlog; a record from another origin (`apply_one`) is
-decoded and handed to the same function. So a local write and its replay on a
-peer cannot disagree.
+The CRDT rules of each type live in its module (t_string, t_set, t_hash,
+t_mv, t_list, t_zset): every change to an object goes through one of that
+module's `_*_on` functions. A local write (its `emit_*`) draws a uuid, calls
+that function, and appends the same effect as a record to the backlog; a
+record from another origin (`Keyspace.apply_one`) is handed, by its op, to the
+type that registered that op, which decodes it and calls the same function.
+So a local write and its replay on a peer cannot disagree. Types reach
+keyspace through `find`, `settle`, `touched` and the TTL and context helpers
+below; keyspace reaches them through the type table (keyspace.pxd, TypeOps).
 
 Where a key lives:
   d       the visible object of each key (live: it has a value)
@@ -12,255 +17,78 @@ Where a key lives:
           concurrently on other nodes (see docs/crdt-notes.md, "type conflicts")
   tombs   string registers that hold no value (DEL, expiry): their ts must
           outlive the value so that an older concurrent SET still loses
+  dead    objects with nothing visible but state to keep until GC
 """
 
-cimport cython
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_GET_SIZE
 from cpython.dict cimport PyDict_GetItem, PyDict_GetItemWithError, PyDict_Next
 from cpython.object cimport PyObject
 from libc.stdint cimport int64_t, uint8_t, uint32_t, uint64_t
-from libc.string cimport memcpy
 
-from constdb._core.backlog cimport OP_CONT, Backlog
+from constdb._core.backlog cimport Backlog
 from constdb._core.clock cimport Clock, wall_ms
-from constdb._core.codec cimport Reader, Writer, parse_i64, put_u64_at, put_varint_at, varint_len
+from constdb._core.codec cimport Reader, Writer
+from constdb._core.dots cimport _ttl_of, _ttlreg
 from constdb._core.objects cimport (
-    T_HASH, T_LIST, T_MV, T_SET, T_STRING, T_ZSET, CObj, CntEntry, Dot, HashObj, LBlock,
-    LElem, ListObj, MVObj, SetObj, StrObj, TTLReg, Ver, ZEnt, ZSetObj, best_ver, hash_val,
-    new_dot, new_hash, new_list, new_mv, new_set, new_str, new_ver, new_zset, obj_type, ts_gt,
+    T_STRING, CObj, Dot, StrObj, TTLReg, new_str, obj_type, ts_gt,
 )
+from constdb._core.ops cimport OP_MAX, OP_MEMBER, OP_TTL
 
-TYPE_NAMES = {T_STRING: "string", T_SET: "set", T_HASH: "hash", T_MV: "mvreg", 1: "list", 3: "zset"}
+# (Python names kept here for their callers: admin commands, tools)
 
-# Types whose rules live in their own modules (t_list, t_zset, t_hash) register
-# here when imported, so that this module does not depend on them.
-EXT_APPLY = {}       # record op -> callable(ks, origin, uuid, Reader): apply its payload
-EXT_CLEAR = {}       # type code -> callable(ks, key, obj): DEL of that object (emit_clear)
-EXT_VALUE = {}       # type code -> callable(obj): Python view of the visible value
-EXT_DESCRIBE = {}    # type code -> callable(obj): extra DESC name/value pairs
-EXT_GC = {}          # type code -> callable(obj, stable): (dropped, empty)
-cdef object _ext_hset = None   # callable(ks, key, HashObj, field, val, u, removes): HSET of a counted field
+TYPE_NAMES = {}      # type code -> TYPE's reply, filled as types register
 
 
-def register_type(int t, clear=None, value=None, describe=None, apply=None, gc=None):
-    """Called at import by a type module (see EXT_*)."""
-    if clear is not None:
-        EXT_CLEAR[t] = clear
-    if value is not None:
-        EXT_VALUE[t] = value
-    if describe is not None:
-        EXT_DESCRIBE[t] = describe
-    if gc is not None:
-        EXT_GC[t] = gc
-    if apply:
-        for op, fn in apply.items():
-            if op in EXT_APPLY and EXT_APPLY[op] is not fn:
-                raise ValueError("record op %d registered twice" % op)
-            EXT_APPLY[op] = fn
+# -------------------------------------------------------------- type table ----
+
+cdef enum:
+    NTYPES = 32          # type codes are below this
+
+cdef TypeOps* _TYPES[NTYPES]          # by type code; NULL: not registered
+cdef TypeOps* _OPS[OP_MAX + 1]        # by record op: the type that applies it
 
 
-def register_hset_hook(fn):
-    """t_hash: HSET of a field that carries counter state."""
-    global _ext_hset
-    _ext_hset = fn
+cdef int register_type_ops(TypeOps* t) except -1:
+    """Called by a type module when it is imported: its TypeOps (a static
+    struct of that module) goes in the table, and each of its record ops is
+    routed to it."""
+    cdef int i
+    cdef uint8_t op
+    if t.code < 0 or t.code >= NTYPES:
+        raise ValueError("bad type code %d" % t.code)
+    if _TYPES[t.code] != NULL and _TYPES[t.code] != t:
+        raise ValueError("type code %d registered twice" % t.code)
+    for i in range(8):
+        op = t.ops[i]
+        if op == 0:
+            break
+        if op > OP_MAX or op == OP_TTL or op == OP_MEMBER:
+            raise ValueError("bad record op %d" % op)
+        if _OPS[op] != NULL and _OPS[op] != t:
+            raise ValueError("record op %d registered twice" % op)
+    for i in range(8):
+        op = t.ops[i]
+        if op == 0:
+            break
+        _OPS[op] = t
+    _TYPES[t.code] = t
+    TYPE_NAMES[t.code] = (<bytes>t.name).decode()
+    return 0
+
+
+cdef TypeOps* type_ops(int code) noexcept:
+    if code < 0 or code >= NTYPES:
+        return NULL
+    return _TYPES[code]
+
+
+cdef TypeOps* ops_of(CObj o) noexcept:
+    """o's type's TypeOps (every object's type is registered: it was made
+    by its type module)."""
+    return _TYPES[obj_type(o)]
 
 
 # ---------------------------------------------------------------- helpers ----
-
-cdef inline TTLReg _ttlreg(int64_t at, uint64_t u, uint64_t n):
-    cdef TTLReg t = TTLReg.__new__(TTLReg)
-    t.at = at
-    t.uuid = u
-    t.node = n
-    return t
-
-
-cdef inline CntEntry _cnt_entry(uint64_t node):
-    cdef CntEntry e = CntEntry.__new__(CntEntry)
-    e.sum = 0
-    e.last = 0
-    e.bsum = 0
-    e.blast = 0
-    e.node = node
-    return e
-
-
-# A string's counter entries (origin -> CntEntry) live in two places: cnt1, one
-# origin's entry (this node's when it counts: a local INCR touches no dict), and
-# the dict cnt for the others (None when empty; never cnt1's origin). Code that
-# reads or replaces them as a whole (snapshots, merges) uses str_cnts and
-# str_set_cnts; the rules below walk both parts.
-
-cdef dict str_cnts(StrObj o):
-    """o's counter entries as one map {origin: CntEntry}, None if it has none.
-    A new dict of o's own entry objects: changing an entry changes o; adding or
-    removing entries takes str_set_cnts."""
-    cdef dict out
-    if o.cnt1 is None:
-        return dict(o.cnt) if o.cnt else None
-    out = dict(o.cnt) if o.cnt else {}
-    out[o.cnt1.node] = o.cnt1
-    return out
-
-
-cdef int str_set_cnts(StrObj o, object cnts) except -1:
-    """Replace o's counter entries by the map cnts ({origin: CntEntry}; None or
-    empty: none). The entries are kept as they are (their node is set to their
-    origin); the origin cnt1 held keeps that place if cnts has it."""
-    cdef CntEntry e, first = None
-    cdef uint64_t keep = 0
-    cdef bint has_keep = o.cnt1 is not None
-    cdef dict rest = None
-    if has_keep:
-        keep = o.cnt1.node
-    o.cnt1 = None
-    o.cnt = None
-    if not cnts:
-        return 0
-    for k, v in (<dict>cnts).items():
-        e = <CntEntry>v
-        e.node = <uint64_t>k
-        if first is None and (not has_keep or e.node == keep):
-            first = e
-    if first is None:
-        # the origin cnt1 held is gone: the first entry takes its place
-        for v in (<dict>cnts).values():
-            first = <CntEntry>v
-            break
-    for v in (<dict>cnts).values():
-        e = <CntEntry>v
-        if e is not first:
-            if rest is None:
-                rest = {}
-            rest[e.node] = e
-    o.cnt1 = first
-    o.cnt = rest
-    return 0
-
-
-cdef CntEntry _str_cnt(StrObj o, uint64_t n, bint create):
-    """o's counter entry of origin n; a new one if create (else None)."""
-    cdef CntEntry e = o.cnt1
-    cdef PyObject* p
-    if e is not None and e.node == n:
-        return e
-    if o.cnt is not None:
-        p = PyDict_GetItem(o.cnt, n)
-        if p != NULL:
-            return <CntEntry>p
-    if not create:
-        return None
-    e = _cnt_entry(n)
-    if o.cnt1 is None:
-        o.cnt1 = e
-    else:
-        if o.cnt is None:
-            o.cnt = {}
-        o.cnt[n] = e
-    return e
-
-
-def str_counters(StrObj o):
-    """Python view of str_cnts (tests, tools)."""
-    return str_cnts(o)
-
-
-def set_str_counters(StrObj o, cnts):
-    """Python view of str_set_cnts (tests, tools)."""
-    str_set_cnts(o, cnts)
-
-
-cdef inline bint _dot_in(Dot d, list dots) noexcept:
-    cdef Dot x
-    for x in dots:
-        if x.uuid == d.uuid and x.node == d.node:
-            return True
-    return False
-
-
-cdef object _ent_remove(object ent, list dots):
-    """Drop the dots of `dots` from an entry (a Dot/Ver, or a list of them)."""
-    cdef list keep
-    if ent is None or not dots:
-        return ent
-    if type(ent) is list:
-        keep = [x for x in <list>ent if not _dot_in(<Dot>x, dots)]
-        if not keep:
-            return None
-        if len(keep) == 1:
-            return keep[0]
-        return keep
-    if _dot_in(<Dot>ent, dots):
-        return None
-    return ent
-
-
-cdef object _ent_add(object ent, Dot d):
-    cdef Dot x
-    if ent is None:
-        return d
-    if type(ent) is list:
-        for x in <list>ent:
-            if x.uuid == d.uuid and x.node == d.node:
-                return ent
-        (<list>ent).append(d)
-        return ent
-    x = <Dot>ent
-    if x.uuid == d.uuid and x.node == d.node:
-        return ent
-    return [ent, d]
-
-
-cdef list _ent_dots(object ent):
-    """The entry's dots as a fresh list of Dot (for a remove effect)."""
-    if ent is None:
-        return []
-    if type(ent) is list:
-        return [new_dot((<Dot>x).node, (<Dot>x).uuid) for x in <list>ent]
-    return [new_dot((<Dot>ent).node, (<Dot>ent).uuid)]
-
-
-cdef int _put_dots(Writer w, list dots) except -1:
-    cdef Dot x
-    w.put_varint(len(dots))
-    for x in dots:
-        w.put_u64(x.node)
-        w.put_u64(x.uuid)
-    return 0
-
-
-cdef list _read_dots(Reader r):
-    cdef uint64_t n = r.varint(), i
-    cdef list out = []
-    cdef uint64_t node
-    if n > <uint64_t>(r.end - r.pos):
-        raise ValueError("bad dot count")
-    for i in range(n):
-        node = r.u64()
-        out.append(new_dot(node, r.u64()))
-    return out
-
-
-cdef inline void _bump(uint64_t* lu, uint64_t* ln, uint64_t u, uint64_t n) noexcept:
-    if ts_gt(u, n, lu[0], ln[0]):
-        lu[0] = u
-        ln[0] = n
-
-
-cdef inline void _ent_max(object ent, uint64_t* u, uint64_t* n) noexcept:
-    cdef Dot x
-    if type(ent) is list:
-        for y in <list>ent:
-            x = <Dot>y
-            if ts_gt(x.uuid, x.node, u[0], n[0]):
-                u[0] = x.uuid
-                n[0] = x.node
-    else:
-        x = <Dot>ent
-        if ts_gt(x.uuid, x.node, u[0], n[0]):
-            u[0] = x.uuid
-            n[0] = x.node
-
 
 cdef void _last_ts(CObj o, uint64_t* u, uint64_t* n) noexcept:
     """ts of the newest write that o still holds: decides which type a key shows
@@ -268,57 +96,7 @@ cdef void _last_ts(CObj o, uint64_t* u, uint64_t* n) noexcept:
     o's state (its surviving dots, its register and counter entries), never of
     the order effects arrived in: an object dropped when it went empty and made
     again later must compare as one that stayed (docs/crdt-notes.md)."""
-    cdef CntEntry e
-    if type(o) is StrObj:
-        u[0] = (<StrObj>o).uuid
-        n[0] = (<StrObj>o).node
-        e = (<StrObj>o).cnt1
-        if e is not None and ts_gt(e.last, e.node, u[0], n[0]):
-            u[0] = e.last
-            n[0] = e.node
-        if (<StrObj>o).cnt is not None:
-            for k, v in (<dict>(<StrObj>o).cnt).items():
-                e = <CntEntry>v
-                if ts_gt(e.last, <uint64_t>k, u[0], n[0]):
-                    u[0] = e.last
-                    n[0] = <uint64_t>k
-    else:
-        u[0] = 0
-        n[0] = 0
-        if type(o) is SetObj:
-            for ent in (<SetObj>o).m.values():
-                _ent_max(ent, u, n)
-        elif type(o) is HashObj:
-            for ent in (<HashObj>o).f.values():
-                _ent_max(ent, u, n)
-        elif type(o) is MVObj:
-            for x in (<MVObj>o).vers:
-                _ent_max(x, u, n)
-        elif type(o) is ListObj:
-            _list_last_ts(<ListObj>o, u, n)
-        elif type(o) is ZSetObj:
-            for x in (<ZSetObj>o).m.values():
-                _ent_max((<ZEnt>x).dots, u, n)
-
-
-cdef void _list_last_ts(ListObj o, uint64_t* u, uint64_t* n) noexcept:
-    # a list holds the writes of its live elements: their inserts and LSETs
-    cdef LBlock b
-    cdef LElem e
-    for x in o.blocks:
-        b = <LBlock>x
-        if b.live == 0:
-            continue
-        for y in b.items:
-            e = <LElem>y
-            if e.rem != 0:
-                continue
-            if ts_gt(e.uuid, e.node, u[0], n[0]):
-                u[0] = e.uuid
-                n[0] = e.node
-            if ts_gt(e.vu, e.vn, u[0], n[0]):
-                u[0] = e.vu
-                n[0] = e.vn
+    ops_of(o).last_ts(o, u, n)
 
 
 cdef bint _newer(CObj a, CObj b) noexcept:
@@ -332,19 +110,6 @@ cdef bint _newer(CObj a, CObj b) noexcept:
 # every object of the key (shown, hidden, tombstone). Objects made later copy
 # it, and a key left with no object keeps it in a tombstone, so that what a
 # node holds does not depend on the order effects arrived in (crdt-notes.md).
-
-cdef TTLReg _ttl_of(CObj o):
-    """o's TTL register made explicit; None when it is (no expiry, ts 0)."""
-    cdef TTLReg t
-    if o.ttl is not None:
-        t = <TTLReg>o.ttl
-        if t.uuid != 0 or t.node != 0:
-            return t
-        return None
-    if type(o) is StrObj and ((<StrObj>o).uuid != 0 or (<StrObj>o).node != 0):
-        return _ttlreg(0, (<StrObj>o).uuid, (<StrObj>o).node)
-    return None
-
 
 cdef TTLReg _key_ttl(Keyspace ks, object key):
     """The key's TTL register as its objects and tombstone hold it (None: never
@@ -442,36 +207,8 @@ cdef int _keep_ttl(Keyspace ks, object key, CObj o) except -1:
     return 0
 
 
-cdef bint str_live(StrObj o) noexcept:
-    cdef CntEntry e
-    if o.val is not None:
-        return True
-    e = o.cnt1
-    if e is not None and e.last > e.blast:
-        return True
-    if o.cnt is None:
-        return False
-    for v in (<dict>o.cnt).values():
-        e = <CntEntry>v
-        if e.last > e.blast:
-            return True
-    return False
-
-
 cdef bint obj_live(CObj o) noexcept:
-    if type(o) is StrObj:
-        return str_live(<StrObj>o)
-    if type(o) is SetObj:
-        return len((<SetObj>o).m) > 0
-    if type(o) is HashObj:
-        return len((<HashObj>o).f) > 0
-    if type(o) is MVObj:
-        return len((<MVObj>o).vers) > 0
-    if type(o) is ListObj:
-        return (<ListObj>o).n > 0
-    if type(o) is ZSetObj:
-        return len((<ZSetObj>o).m) > 0
-    return False
+    return ops_of(o).live(o)
 
 
 cdef inline void _dead_ttl(Keyspace ks, object key, CObj o) noexcept:
@@ -484,180 +221,8 @@ cdef inline void _dead_ttl(Keyspace ks, object key, CObj o) noexcept:
 cdef bint _keeps_state(CObj o) noexcept:
     """o is not live but holds what must outlive it (list tombstones, removed
     sorted-set members, hash field counters): it waits in Keyspace.dead."""
-    if type(o) is ListObj:
-        return len((<ListObj>o).ids) > 0 or (<ListObj>o).pend is not None
-    if type(o) is ZSetObj:
-        return (<ZSetObj>o).gone is not None and len(<dict>(<ZSetObj>o).gone) > 0
-    if type(o) is HashObj:
-        return (<HashObj>o).hc is not None and len(<dict>(<HashObj>o).hc) > 0
-    return False
-
-
-cdef inline uint64_t _cnt_delta(StrObj o, bint* unobserved) noexcept:
-    """The sum of o's counter contributions its register did not observe
-    (two's-complement wrap on purpose: sums are int64 like Redis's); sets
-    unobserved if some origin counted since the register write."""
-    cdef CntEntry e = o.cnt1
-    cdef uint64_t delta = 0
-    if e is not None:
-        delta = <uint64_t>e.sum - <uint64_t>e.bsum
-        if e.last > e.blast:
-            unobserved[0] = True
-    if o.cnt is not None:
-        for v in (<dict>o.cnt).values():
-            e = <CntEntry>v
-            delta += <uint64_t>e.sum - <uint64_t>e.bsum
-            if e.last > e.blast:
-                unobserved[0] = True
-    return delta
-
-
-cdef object str_get(StrObj o):
-    """Visible value of a string (CRDT.md 3.1): bytes, an int (a counter that
-    has no integer register under it), or None when absent."""
-    cdef uint64_t delta
-    cdef bint unobserved = False
-    cdef int64_t iv
-    if o.cnt1 is None and o.cnt is None:
-        return o.val
-    delta = _cnt_delta(o, &unobserved)
-    if o.val is None:
-        return <int64_t>delta if unobserved else None
-    if delta == 0:
-        return o.val
-    if parse_i64(PyBytes_AS_STRING(o.val), PyBytes_GET_SIZE(o.val), &iv):
-        return <int64_t>(<uint64_t>iv + delta)
-    return o.val
-
-
-cdef int str_int(StrObj o, int64_t* out) noexcept:
-    """str_get as an integer, with no Python object: STR_ABSENT, STR_INT
-    (out set) or STR_NOTINT (a value that is not an integer)."""
-    cdef uint64_t delta
-    cdef bint unobserved = False
-    cdef int64_t iv
-    if o.cnt1 is None and o.cnt is None:
-        if o.val is None:
-            return STR_ABSENT
-    else:
-        delta = _cnt_delta(o, &unobserved)
-        if o.val is None:
-            if not unobserved:
-                return STR_ABSENT
-            out[0] = <int64_t>delta
-            return STR_INT
-        if parse_i64(PyBytes_AS_STRING(o.val), PyBytes_GET_SIZE(o.val), &iv):
-            out[0] = <int64_t>(<uint64_t>iv + delta)
-            return STR_INT
-        return STR_NOTINT
-    if parse_i64(PyBytes_AS_STRING(o.val), PyBytes_GET_SIZE(o.val), out):
-        return STR_INT
-    return STR_NOTINT
-
-
-# Redis glob-style matching (KEYS, SCAN MATCH, CONFIG GET): * ? [set] [^set]
-# [a-z] and backslash escapes, with Redis's semantics.
-cdef bint stringmatch(const char* p, Py_ssize_t plen, const char* s, Py_ssize_t slen, bint nocase) noexcept:
-    cdef bint neg, hit
-    cdef char a, b, c, x
-    # slen > 0, as Redis's stringmatchlen: an empty subject matches only ""
-    while plen > 0 and slen > 0:
-        c = p[0]
-        if c == b'*':
-            while plen > 1 and p[1] == b'*':
-                p += 1
-                plen -= 1
-            if plen == 1:
-                return True
-            while slen > 0:
-                if stringmatch(p + 1, plen - 1, s, slen, nocase):
-                    return True
-                s += 1
-                slen -= 1
-            return False
-        if slen == 0:
-            return False
-        if c == b'?':
-            s += 1
-            slen -= 1
-        elif c == b'[':
-            p += 1
-            plen -= 1
-            neg = plen > 0 and p[0] == b'^'
-            if neg:
-                p += 1
-                plen -= 1
-            hit = False
-            while plen > 0:
-                if p[0] == b'\\' and plen >= 2:
-                    p += 1
-                    plen -= 1
-                    if p[0] == s[0]:
-                        hit = True
-                elif p[0] == b']':
-                    break
-                elif plen >= 3 and p[1] == b'-':
-                    a = p[0]
-                    b = p[2]
-                    x = s[0]
-                    if a > b:
-                        a, b = b, a
-                    if nocase:
-                        a = _lower(a)
-                        b = _lower(b)
-                        x = _lower(x)
-                    if a <= x <= b:
-                        hit = True
-                    p += 2
-                    plen -= 2
-                else:
-                    if p[0] == s[0] or (nocase and _lower(p[0]) == _lower(s[0])):
-                        hit = True
-                p += 1
-                plen -= 1
-            if plen == 0:
-                # unterminated set: Redis treats the end of pattern as ']'
-                p -= 1
-                plen += 1
-            if neg:
-                hit = not hit
-            if not hit:
-                return False
-            s += 1
-            slen -= 1
-        else:
-            if c == b'\\' and plen >= 2:
-                p += 1
-                plen -= 1
-                c = p[0]
-            if c != s[0] and not (nocase and _lower(c) == _lower(s[0])):
-                return False
-            s += 1
-            slen -= 1
-        p += 1
-        plen -= 1
-        if slen == 0:
-            while plen > 0 and p[0] == b'*':
-                p += 1
-                plen -= 1
-            break
-    return plen == 0 and slen == 0
-
-
-cdef inline char _lower(char c) noexcept:
-    if b'A' <= c <= b'Z':
-        return c + 32
-    return c
-
-
-cdef bint match_bytes(bytes pat, bytes s) noexcept:
-    return stringmatch(PyBytes_AS_STRING(pat), PyBytes_GET_SIZE(pat),
-                       PyBytes_AS_STRING(s), PyBytes_GET_SIZE(s), False)
-
-
-def glob_match(bytes pat, bytes s, bint nocase=False):
-    return stringmatch(PyBytes_AS_STRING(pat), PyBytes_GET_SIZE(pat),
-                       PyBytes_AS_STRING(s), PyBytes_GET_SIZE(s), nocase)
+    cdef TypeOps* t = ops_of(o)
+    return t.keeps != NULL and t.keeps(o)
 
 
 # --------------------------------------------------------------- keyspace ----
@@ -806,6 +371,7 @@ cdef class Keyspace:
         cdef PyObject* p = PyDict_GetItem(self.d, key)
         cdef CObj o
         cdef TTLReg tt
+        cdef TypeOps* ops
         if p != NULL and obj_type(<CObj>p) == t:
             return <CObj>p
         if self.alts:
@@ -818,7 +384,8 @@ cdef class Keyspace:
             p = PyDict_GetItem(self.tombs, key)
             if p != NULL:
                 return <CObj>p
-        if self.dead and (t == T_LIST or t == T_ZSET or t == T_HASH):
+        ops = type_ops(t)
+        if self.dead and ops != NULL and ops.keeps != NULL:
             p = PyDict_GetItem(self.dead, (key, t))
             if p != NULL:
                 o = <CObj>p
@@ -830,20 +397,9 @@ cdef class Keyspace:
                 return o
         if not create:
             return None
-        if t == T_STRING:
-            o = new_str()
-        elif t == T_SET:
-            o = new_set()
-        elif t == T_HASH:
-            o = new_hash()
-        elif t == T_MV:
-            o = new_mv()
-        elif t == T_LIST:
-            o = new_list()
-        elif t == T_ZSET:
-            o = new_zset()
-        else:
+        if ops == NULL:
             raise ValueError("unknown type")
+        o = ops.new()
         # a new object on a key takes the key's TTL register (crdt-notes.md);
         # a key with no object and no tombstone has none (alts imply d)
         if PyDict_GetItem(self.d, key) != NULL or (self.tombs and key in self.tombs):
@@ -986,255 +542,16 @@ cdef class Keyspace:
                 self._ttl_on(key, <CObj>p, at, u, n)
         return 0
 
-    cdef int _reg_on(self, object key, StrObj o, object val, uint64_t u, uint64_t n,
-                     int ttl_mode, int64_t at, list obs, bint shown) except -1:
-        """shown: o is d[key] (the caller found it there), so the only other
-        objects key can have are in alts: a key holds one string object at
-        most (find() returns it), so a tombstone of key is never another."""
-        cdef TTLReg t
-        cdef CntEntry e
-        if ts_gt(u, n, o.uuid, o.node):
-            if ttl_mode == TTL_KEEP:
-                if o.ttl is None:
-                    # the TTL register was implicit (no expiry, register's ts):
-                    # make it explicit before the register moves on
-                    o.ttl = _ttlreg(0, o.uuid, o.node)
-            elif o.ttl is None or ts_gt(u, n, (<TTLReg>o.ttl).uuid, (<TTLReg>o.ttl).node):
-                if at == 0:
-                    o.ttl = None
-                else:
-                    o.ttl = _ttlreg(at, u, n)
-                    self.expires[key] = None
-            o.val = val
-            o.uuid = u
-            o.node = n
-            if o.cnt1 is not None or o.cnt is not None or obs:
-                # the new register write observed the counters: obs are their
-                # (sum, last) as the writer saw them, the base of each origin
-                e = o.cnt1
-                if e is not None:
-                    e.bsum = 0
-                    e.blast = 0
-                if o.cnt is not None:
-                    for v in (<dict>o.cnt).values():
-                        e = <CntEntry>v
-                        e.bsum = 0
-                        e.blast = 0
-                if obs:
-                    for item in obs:
-                        e = _str_cnt(o, <uint64_t>item[0], True)
-                        e.bsum = item[1]
-                        e.blast = item[2]
-        elif ttl_mode == TTL_WRITE and o.ttl is not None:
-            t = <TTLReg>o.ttl
-            if ts_gt(u, n, t.uuid, t.node):
-                o.ttl = _ttlreg(at, u, n)
-                if at != 0:
-                    self.expires[key] = None
-        if ttl_mode == TTL_WRITE:
-            if not shown or self.alts:
-                self._ttl_others(key, o, at, u, n)
-        self.touched(key)
-        if not shown or self.alts or not str_live(o):
-            # (shown, live and no other object on key: o stays where it is)
-            self.settle(key, o)
-        return 0
-
-    cdef int _cnt_on(self, object key, StrObj o, int64_t delta, uint64_t u, uint64_t n,
-                     bint shown) except -1:
-        """shown: o is d[key] (see _reg_on)."""
-        cdef CntEntry e = o.cnt1
-        cdef CntEntry e1
-        if e is None or e.node != n:
-            e = _str_cnt(o, n, True)
-            if n == self.node_id and o.cnt1 is not e:
-                # this node counts here from now on: its entry takes cnt1's place
-                e1 = o.cnt1
-                del o.cnt[n]
-                o.cnt[e1.node] = e1
-                o.cnt1 = e
-        e.sum = <int64_t>(<uint64_t>e.sum + <uint64_t>delta)
-        e.last = u
-        self.touched(key)
-        if not shown or self.alts:
-            # (shown and no other object: a counter just written is live and stays)
-            self.settle(key, o)
-        return 0
-
-    cdef int _sadd_on(self, object key, SetObj o, object member, uint64_t u, uint64_t n,
-                      list removes) except -1:
-        cdef PyObject* p = PyDict_GetItem(o.m, member)
-        cdef object ent = <object>p if p != NULL else None
-        if removes:
-            ent = _ent_remove(ent, removes)
-            self._note_unseen(removes)
-        if not self._in_cloud(n, u):
-            ent = _ent_add(ent, new_dot(n, u))
-        if ent is None:
-            o.m.pop(member, None)
-        else:
-            if p == NULL and o.pick is not None:
-                o.pick = None    # a new member: the random-access list lacks it
-            o.m[member] = ent
-        _bump(&o.lu, &o.ln, u, n)
-        self.touched(key)
-        self.settle(key, o)
-        return 0
-
-    cdef int _srem_on(self, object key, SetObj o, object member, list dots) except -1:
-        cdef object ent
-        self._note_unseen(dots)
-        if o is None:
-            return 0
-        ent = o.m.get(member)
-        if ent is not None:
-            ent = _ent_remove(ent, dots)
-            if ent is None:
-                del o.m[member]
-                if o.pick is not None and len(o.pick) > 2 * len(o.m) + 64:
-                    o.pick = None   # mostly removed members: let them go
-            else:
-                o.m[member] = ent
-        return 0
-
-    cdef int _hset_on(self, object key, HashObj o, object field, object val, uint64_t u,
-                      uint64_t n, list removes) except -1:
-        cdef PyObject* p = PyDict_GetItem(o.f, field)
-        cdef object ent = <object>p if p != NULL else None
-        if removes:
-            ent = _ent_remove(ent, removes)
-            self._note_unseen(removes)
-        if not self._in_cloud(n, u):
-            ent = _ent_add(ent, new_ver(val, u, n))
-        if ent is None:
-            o.f.pop(field, None)
-        else:
-            if p == NULL and o.pick is not None:
-                o.pick = None    # a new field: HRANDFIELD's list lacks it
-            o.f[field] = ent
-        _bump(&o.lu, &o.ln, u, n)
-        self.touched(key)
-        self.settle(key, o)
-        return 0
-
-    cdef int _hrem_on(self, object key, HashObj o, object field, list dots) except -1:
-        cdef object ent
-        self._note_unseen(dots)
-        if o is None:
-            return 0
-        ent = o.f.get(field)
-        if ent is not None:
-            ent = _ent_remove(ent, dots)
-            if ent is None:
-                del o.f[field]
-                if o.pick is not None and len(o.pick) > 2 * len(o.f) + 64:
-                    o.pick = None   # mostly removed fields: let them go
-            else:
-                o.f[field] = ent
-        return 0
-
-    cdef int _mv_on(self, object key, MVObj o, object val, uint64_t u, uint64_t n,
-                    list removes) except -1:
-        cdef Ver v
-        if removes:
-            o.vers = [x for x in o.vers if not _dot_in(<Dot>x, removes)]
-            self._note_unseen(removes)
-        if val is not None and not self._in_cloud(n, u):
-            v = new_ver(val, u, n)
-            o.vers.append(v)
-        _bump(&o.lu, &o.ln, u, n)
-        self.touched(key)
-        self.settle(key, o)
-        return 0
-
     cdef int _clear_done(self, object key, CObj o, uint64_t u, uint64_t n) except -1:
         # a whole-object clear is a DEL: it also writes the key's TTL register
+        # (the type bumped o's newest-effect ts first)
         self._ttl_on(key, o, 0, u, n)
         self._ttl_others(key, o, 0, u, n)
-        if type(o) is SetObj:
-            _bump(&(<SetObj>o).lu, &(<SetObj>o).ln, u, n)
-        elif type(o) is HashObj:
-            _bump(&(<HashObj>o).lu, &(<HashObj>o).ln, u, n)
-        elif type(o) is MVObj:
-            _bump(&(<MVObj>o).lu, &(<MVObj>o).ln, u, n)
         self.touched(key)
         self.settle(key, o)
         return 0
 
-    # ---- local effects ------------------------------------------------------
-
-    cdef int emit_reg(self, object key, object val, int ttl_mode, int64_t at) except -1:
-        """SET-family write of a string register (val None = delete)."""
-        cdef PyObject* p = PyDict_GetItemWithError(self.d, key)
-        if p != NULL and type(<object>p) is StrObj:
-            return self.emit_reg_at(key, <StrObj>p, True, val, ttl_mode, at)
-        return self.emit_reg_at(key, <StrObj>self.find(key, T_STRING, True), False, val, ttl_mode, at)
-
-    cdef int emit_reg_at(self, object key, StrObj o, bint shown, object val, int ttl_mode,
-                         int64_t at) except -1:
-        """emit_reg on key's string object o (as find() gives it); shown: o is
-        d[key] (a caller that looked the key up passes what it found)."""
-        cdef uint64_t u = self.tick()
-        cdef list obs = None
-        cdef CntEntry e
-        cdef char* w
-        cdef Py_ssize_t klen = PyBytes_GET_SIZE(key), vlen = 0, plen, nobs = 0
-        if o.cnt1 is not None or o.cnt is not None:
-            obs = []
-            e = o.cnt1
-            if e is not None:
-                obs.append((e.node, e.sum, e.last))
-            if o.cnt is not None:
-                for k, v in (<dict>o.cnt).items():
-                    e = <CntEntry>v
-                    obs.append((k, e.sum, e.last))
-            nobs = len(obs)
-        self._reg_on(key, o, val, u, self.node_id, ttl_mode, at, obs, shown)
-        # the record, written in one go: key, flags, [value], [expire_at], observed counters
-        plen = varint_len(<uint64_t>klen) + klen + 1 + varint_len(<uint64_t>nobs) + 24 * nobs
-        if val is not None:
-            vlen = PyBytes_GET_SIZE(val)
-            plen += varint_len(<uint64_t>vlen) + vlen
-        if ttl_mode == TTL_WRITE:
-            plen += 8
-        w = self.bl.reserve(OP_REG, u, plen)
-        w = put_varint_at(w, <uint64_t>klen)
-        memcpy(w, PyBytes_AS_STRING(key), klen)
-        w += klen
-        w[0] = <char>((1 if val is not None else 0) | (2 if ttl_mode == TTL_WRITE else 0))
-        w += 1
-        if val is not None:
-            w = put_varint_at(w, <uint64_t>vlen)
-            memcpy(w, PyBytes_AS_STRING(val), vlen)
-            w += vlen
-        if ttl_mode == TTL_WRITE:
-            memcpy(w, &at, 8)
-            w += 8
-        w = put_varint_at(w, <uint64_t>nobs)
-        if nobs:
-            for item in obs:
-                w = put_u64_at(w, <uint64_t>item[0])
-                w = put_u64_at(w, <uint64_t>(<int64_t>item[1]))
-                w = put_u64_at(w, <uint64_t>item[2])
-        self.bl.end()
-        return 0
-
-    cdef int emit_cnt(self, object key, StrObj o, int64_t delta) except -1:
-        """INCRBY of key's counter; o: d[key] when the caller found a string
-        there, else None."""
-        cdef uint64_t u = self.tick()
-        cdef bint shown = o is not None
-        cdef Py_ssize_t klen = PyBytes_GET_SIZE(key)
-        cdef char* w
-        if not shown:
-            o = <StrObj>self.find(key, T_STRING, True)
-        self._cnt_on(key, o, delta, u, self.node_id, shown)
-        w = self.bl.reserve(OP_CNT, u, varint_len(<uint64_t>klen) + klen + 8)
-        w = put_varint_at(w, <uint64_t>klen)
-        memcpy(w, PyBytes_AS_STRING(key), klen)
-        memcpy(w + klen, &delta, 8)
-        self.bl.end()
-        return 0
+    # ---- key-level local effects -----------------------------------------------
 
     cdef int emit_ttl(self, object key, int64_t at) except -1:
         """EXPIRE-family and PERSIST: write the key's TTL register."""
@@ -1250,175 +567,9 @@ cdef class Keyspace:
         self.bl.end()
         return 0
 
-    cdef int emit_sadd(self, object key, object member) except -1:
-        """Add a member that the set does not have (a no-op SADD logs nothing)."""
-        cdef uint64_t u = self.tick()
-        cdef PyObject* p = PyDict_GetItem(self.d, key)
-        cdef SetObj o
-        cdef list removes = None
-        cdef Writer w
-        if p != NULL and type(<object>p) is SetObj:
-            o = <SetObj>p
-        else:
-            o = <SetObj>self.find(key, T_SET, True)
-        ent = o.m.get(member)
-        if ent is not None:
-            removes = _ent_dots(ent)
-        self._sadd_on(key, o, member, u, self.node_id, removes)
-        w = self.bl.begin(OP_SADD, u)
-        w.put_bytes(key)
-        w.put_bytes(member)
-        if removes is None:
-            w.put_u8(0)
-        else:
-            _put_dots(w, removes)
-        self.bl.end()
-        return 0
-
-    cdef int emit_srem(self, object key, SetObj o, object member) except -1:
-        cdef uint64_t u = self.tick()
-        cdef list dots = _ent_dots(o.m.get(member))
-        cdef Writer w
-        self._srem_on(key, o, member, dots)
-        _bump(&o.lu, &o.ln, u, self.node_id)
-        self.touched(key)
-        self.settle(key, o)
-        w = self.bl.begin(OP_SREM, u)
-        w.put_bytes(key)
-        w.put_bytes(member)
-        _put_dots(w, dots)
-        self.bl.end()
-        if not obj_live(o):
-            _emptied(self, key)
-        return 0
-
-    cdef int emit_hset(self, object key, object field, object val) except -1:
-        cdef PyObject* p = PyDict_GetItemWithError(self.d, key)
-        if p != NULL and type(<object>p) is HashObj:
-            return self.emit_hset_at(key, <HashObj>p, True, field, val)
-        return self.emit_hset_at(key, <HashObj>self.find(key, T_HASH, True), False, field, val)
-
-    cdef int emit_hset_at(self, object key, HashObj o, bint shown, object field,
-                          object val) except -1:
-        """emit_hset on key's hash o (as find() gives it); shown: o is d[key].
-        Returns 1 if field was not in o.f."""
-        cdef uint64_t u = self.tick()
-        cdef PyObject* p = PyDict_GetItem(o.f, field)
-        cdef list removes = None
-        cdef Py_ssize_t klen = PyBytes_GET_SIZE(key), flen = PyBytes_GET_SIZE(field)
-        cdef Py_ssize_t vlen = PyBytes_GET_SIZE(val), nd = 0
-        cdef char* w
-        cdef Dot x
-        if p != NULL:
-            removes = _ent_dots(<object>p)
-            nd = len(removes)
-        if o.hc is not None and _ext_hset is not None and field in <dict>o.hc:
-            # the field carries counters: the write resets what it observed (t_hash)
-            _ext_hset(self, key, o, field, val, u, removes)
-            return p == NULL
-        # _hset_on for a local write: the removes are every dot of the field
-        # (all seen: they are in this state) and the new dot is fresh (in no
-        # cloud), so the field's entry is just the new version
-        if p == NULL and o.pick is not None:
-            o.pick = None    # a new field: HRANDFIELD's list lacks it
-        o.f[field] = new_ver(val, u, self.node_id)
-        _bump(&o.lu, &o.ln, u, self.node_id)
-        self.touched(key)
-        if not shown or self.alts:
-            self.settle(key, o)
-        # the record in one go: key, field, value, dots removed
-        w = self.bl.reserve(OP_HSET, u, varint_len(<uint64_t>klen) + klen + varint_len(<uint64_t>flen)
-                            + flen + varint_len(<uint64_t>vlen) + vlen + varint_len(<uint64_t>nd)
-                            + 16 * nd)
-        w = put_varint_at(w, <uint64_t>klen)
-        memcpy(w, PyBytes_AS_STRING(key), klen)
-        w = put_varint_at(w + klen, <uint64_t>flen)
-        memcpy(w, PyBytes_AS_STRING(field), flen)
-        w = put_varint_at(w + flen, <uint64_t>vlen)
-        memcpy(w, PyBytes_AS_STRING(val), vlen)
-        w = put_varint_at(w + vlen, <uint64_t>nd)
-        if nd:
-            for y in removes:
-                x = <Dot>y
-                w = put_u64_at(w, x.node)
-                w = put_u64_at(w, x.uuid)
-        self.bl.end()
-        return p == NULL
-
-    cdef int emit_hdel(self, object key, HashObj o, object field) except -1:
-        cdef uint64_t u = self.tick()
-        cdef list dots = _ent_dots(o.f.get(field))
-        cdef Writer w
-        self._hrem_on(key, o, field, dots)
-        _bump(&o.lu, &o.ln, u, self.node_id)
-        self.touched(key)
-        self.settle(key, o)
-        w = self.bl.begin(OP_HREM, u)
-        w.put_bytes(key)
-        w.put_bytes(field)
-        _put_dots(w, dots)
-        self.bl.end()
-        if not obj_live(o):
-            _emptied(self, key)
-        return 0
-
-    cdef int emit_mv(self, object key, object val, bint replace) except -1:
-        """MVSET: a new version replacing every version seen here (replace=False
-        keeps them: RENAME copying a register that holds concurrent versions)."""
-        cdef uint64_t u = self.tick()
-        cdef MVObj o = <MVObj>self.find(key, T_MV, True)
-        cdef list removes = [new_dot((<Ver>x).node, (<Ver>x).uuid) for x in o.vers] if replace else []
-        cdef Writer w
-        self._mv_on(key, o, val, u, self.node_id, removes)
-        w = self.bl.begin(OP_MV, u)
-        w.put_bytes(key)
-        w.put_bytes(val)
-        _put_dots(w, removes)
-        self.bl.end()
-        return 0
-
     cdef int emit_clear(self, object key, CObj o) except -1:
         """Observed-remove everything o holds (one object of a DEL)."""
-        cdef uint64_t u
-        cdef Writer w
-        cdef list items, dots
-        cdef CntEntry e
-        if type(o) is StrObj:
-            self.emit_reg(key, None, TTL_WRITE, 0)
-            return 0
-        if type(o) is ListObj or type(o) is ZSetObj:
-            EXT_CLEAR[obj_type(o)](self, key, o)
-            return 0
-        u = self.tick()
-        if type(o) is SetObj:
-            items = [(m, _ent_dots(ent)) for m, ent in (<SetObj>o).m.items()]
-            w = self.bl.begin(OP_SCLEAR, u)
-            w.put_bytes(key)
-            w.put_varint(len(items))
-            for m, dots in items:
-                w.put_bytes(m)
-                _put_dots(w, dots)
-                self._srem_on(key, <SetObj>o, m, dots)
-        elif type(o) is HashObj:
-            items = [(f, _ent_dots(ent)) for f, ent in (<HashObj>o).f.items()]
-            w = self.bl.begin(OP_HCLEAR, u)
-            w.put_bytes(key)
-            w.put_varint(len(items))
-            for f, dots in items:
-                w.put_bytes(f)
-                _put_dots(w, dots)
-                self._hrem_on(key, <HashObj>o, f, dots)
-        elif type(o) is MVObj:
-            dots = [new_dot((<Ver>x).node, (<Ver>x).uuid) for x in (<MVObj>o).vers]
-            w = self.bl.begin(OP_MVCLEAR, u)
-            w.put_bytes(key)
-            _put_dots(w, dots)
-            self._mv_on(key, <MVObj>o, None, u, self.node_id, dots)
-        else:
-            raise TypeError("cannot clear %r" % (o,))
-        self._clear_done(key, o, u, self.node_id)
-        self.bl.end()
-        return 0
+        return ops_of(o).clear(self, key, o)
 
     cdef int emit_del(self, object key) except -1:
         """DEL: clear every object on key. Returns 1 if the key was visible."""
@@ -1438,119 +589,37 @@ cdef class Keyspace:
                 self.emit_clear(key, <CObj>o)
         return 0
 
-    # ---- remote records -----------------------------------------------------
-
     cdef int apply_one(self, uint64_t origin, Reader r) except -1:
-        """Apply the record at r's position from `origin` unless VV has it."""
+        """Apply the record at r's position from `origin` unless VV has it:
+        OP_TTL and OP_MEMBER here, every other op by the type that registered
+        it (ops.pxd has the record layouts)."""
         cdef Py_ssize_t start = r.pos
         cdef uint32_t ln = r.u32()
         cdef Py_ssize_t end = start + 4 + <Py_ssize_t>ln
         cdef uint8_t op
-        cdef uint64_t u, n, i
-        cdef int64_t at, delta
-        cdef object key, val, member
-        cdef uint8_t flags
-        cdef list obs, dots
-        cdef CObj o
+        cdef uint64_t u
+        cdef int64_t at
+        cdef object key
+        cdef TypeOps* t
         r.need(ln)
         op = r.u8() & 0x7F
         u = r.u64()
         if u <= self.vv_get(origin):
             r.pos = end
             return 0
-        if op == OP_REG:
-            key = r.bytes_()
-            flags = r.u8()
-            val = r.bytes_() if flags & 1 else None
-            at = r.i64() if flags & 2 else 0
-            n = r.varint()
-            obs = None
-            if n:
-                obs = []
-                for i in range(n):
-                    obs.append((r.u64(), r.i64(), r.u64()))
-            o = self.find(key, T_STRING, True)
-            self._reg_on(key, <StrObj>o, val, u, origin, TTL_WRITE if flags & 2 else TTL_KEEP, at, obs,
-                         False)
-        elif op == OP_CNT:
-            key = r.bytes_()
-            delta = r.i64()
-            self._cnt_on(key, <StrObj>self.find(key, T_STRING, True), delta, u, origin, False)
+        t = _OPS[op]
+        if t != NULL:
+            t.apply(self, op, origin, u, r)
         elif op == OP_TTL:
             key = r.bytes_()
             at = r.i64()
             _ttl_write(self, key, at, u, origin)
             self.touched(key)
-        elif op == OP_SADD:
-            key = r.bytes_()
-            member = r.bytes_()
-            dots = _read_dots(r)
-            self._sadd_on(key, <SetObj>self.find(key, T_SET, True), member, u, origin, dots)
-        elif op == OP_SREM:
-            key = r.bytes_()
-            member = r.bytes_()
-            dots = _read_dots(r)
-            o = self.find(key, T_SET, False)
-            self._srem_on(key, <SetObj>o, member, dots)
-            if o is not None:
-                _bump(&(<SetObj>o).lu, &(<SetObj>o).ln, u, origin)
-                self.touched(key)
-                self.settle(key, o)
-        elif op == OP_SCLEAR or op == OP_HCLEAR:
-            key = r.bytes_()
-            o = self.find(key, T_SET if op == OP_SCLEAR else T_HASH, False)
-            n = r.varint()
-            for i in range(n):
-                member = r.bytes_()
-                dots = _read_dots(r)
-                if op == OP_SCLEAR:
-                    self._srem_on(key, <SetObj>o, member, dots)
-                else:
-                    self._hrem_on(key, <HashObj>o, member, dots)
-            if o is not None:
-                self._clear_done(key, o, u, origin)
-            else:
-                # a clear is a DEL: it writes the key's TTL register even here
-                _ttl_write(self, key, 0, u, origin)
-        elif op == OP_HSET:
-            key = r.bytes_()
-            member = r.bytes_()
-            val = r.bytes_()
-            dots = _read_dots(r)
-            self._hset_on(key, <HashObj>self.find(key, T_HASH, True), member, val, u, origin, dots)
-        elif op == OP_HREM:
-            key = r.bytes_()
-            member = r.bytes_()
-            dots = _read_dots(r)
-            o = self.find(key, T_HASH, False)
-            self._hrem_on(key, <HashObj>o, member, dots)
-            if o is not None:
-                _bump(&(<HashObj>o).lu, &(<HashObj>o).ln, u, origin)
-                self.touched(key)
-                self.settle(key, o)
-        elif op == OP_MV:
-            key = r.bytes_()
-            val = r.bytes_()
-            dots = _read_dots(r)
-            self._mv_on(key, <MVObj>self.find(key, T_MV, True), val, u, origin, dots)
-        elif op == OP_MVCLEAR:
-            key = r.bytes_()
-            dots = _read_dots(r)
-            o = self.find(key, T_MV, False)
-            if o is None:
-                self._note_unseen(dots)
-                _ttl_write(self, key, 0, u, origin)
-            else:
-                self._mv_on(key, <MVObj>o, None, u, origin, dots)
-                self._clear_done(key, o, u, origin)
         elif op == OP_MEMBER:
             if self.on_member is not None:
                 self.on_member(origin, u, r.read_raw(end - r.pos))
         else:
-            fn = EXT_APPLY.get(op)
-            if fn is None:
-                raise ValueError("unknown record op %d" % op)
-            fn(self, origin, u, r)
+            raise ValueError("unknown record op %d" % op)
         if r.pos != end:
             raise ValueError("record length mismatch (op %d)" % op)
         if origin != self.node_id:
@@ -1731,40 +800,14 @@ cdef class Keyspace:
 
 
 def visible_value(CObj o):
-    """Python value of a live object: bytes/int (string), set (set), dict
-    (hash), list of (node, value) (mvreg)."""
-    if type(o) is StrObj:
-        v = str_get(<StrObj>o)
-        if isinstance(v, int):
-            return str(v).encode()
-        return v
-    if type(o) is SetObj:
-        return set((<SetObj>o).m)
-    if type(o) is HashObj:
-        return {f: hash_val(<HashObj>o, f, ent) for f, ent in (<HashObj>o).f.items()}
-    if type(o) is MVObj:
-        return sorted(((<Ver>v).node, (<Ver>v).val) for v in (<MVObj>o).vers)
-    fn = EXT_VALUE.get(obj_type(o))
-    if fn is not None:
-        return fn(o)
-    return None
-
-
-def _dots_list(ent):
-    return [[(<Dot>x).node, (<Dot>x).uuid] for x in _ent_dots_raw(ent)]
-
-
-cdef list _ent_dots_raw(object ent):
-    if ent is None:
-        return []
-    if type(ent) is list:
-        return list(ent)
-    return [ent]
+    """Python value of a live object: bytes (string), set (set), dict (hash),
+    list of (node, value) (mvreg), list of values (list), [(member, score)]
+    (zset)."""
+    return ops_of(o).value(o)
 
 
 def describe_obj(CObj o):
     cdef TTLReg t
-    cdef CntEntry e
     cdef uint64_t lu, ln
     out = [b"type", TYPE_NAMES[obj_type(o)].encode()]
     _last_ts(o, &lu, &ln)
@@ -1776,29 +819,7 @@ def describe_obj(CObj o):
         out += [b"ttl", [0, (<StrObj>o).uuid, (<StrObj>o).node]]
     else:
         out += [b"ttl", [0, 0, 0]]
-    if type(o) is StrObj:
-        so = <StrObj>o
-        out += [b"register", [so.val, so.uuid, so.node]]
-        cnts = []
-        all_cnts = str_cnts(so)
-        if all_cnts is not None:
-            for node, v in sorted(all_cnts.items()):
-                e = <CntEntry>v
-                cnts.append([node, e.sum, e.last, e.bsum, e.blast])
-        out += [b"counters", cnts]
-    elif type(o) is SetObj:
-        out += [b"members", [[m, _dots_list(ent)] for m, ent in sorted((<SetObj>o).m.items())]]
-    elif type(o) is HashObj:
-        fields = []
-        for f, ent in sorted((<HashObj>o).f.items()):
-            fields.append([f, [[(<Ver>x).val, (<Ver>x).node, (<Ver>x).uuid] for x in _ent_dots_raw(ent)]])
-        out += [b"fields", fields]
-    elif type(o) is MVObj:
-        out += [b"versions", [[(<Ver>x).val, (<Ver>x).node, (<Ver>x).uuid] for x in (<MVObj>o).vers]]
-    fn = EXT_DESCRIBE.get(obj_type(o))
-    if fn is not None:
-        out += fn(o)
-    return out
+    return out + ops_of(o).describe(o)
 
 
 cdef bytes _canonical(CObj o):
@@ -1820,3 +841,60 @@ cdef bytes _canonical(CObj o):
     if o.ttl is not None and (<TTLReg>o.ttl).at != 0:
         parts.append(b"ttl:%d" % (<TTLReg>o.ttl).at)
     return b"".join(len(p).to_bytes(4, "little") + p for p in parts)
+
+
+# ---------------------------------------------------------------------- GC ----
+
+def gc_collections(Keyspace ks, uint64_t stable):
+    """Run the GC hook of every object of the keyspace whose type has one
+    (lists, sorted sets: shown, hidden and kept while empty: Keyspace.dead);
+    an emptied one that holds nothing any more leaves Keyspace.dead. `stable`
+    must be causally stable (see t_list.gc_list_c). Returns the number of
+    tombstones dropped."""
+    cdef Py_ssize_t total = 0
+    cdef bint empty
+    objs = [o for o in ks.d.values() if ops_of(<CObj>o).gc != NULL]
+    for o in objs:
+        total += ops_of(<CObj>o).gc(<CObj>o, stable, &empty)
+    return total + gc_hidden(ks, stable)
+
+
+def gc_step(Keyspace ks, uint64_t stable, Py_ssize_t pos, Py_ssize_t budget):
+    """One bounded slice of that GC (the replication tick calls it, so a large
+    keyspace is never walked in one go): up to `budget` visible keys from dict
+    position `pos`, then, at the end of a round, the hidden and emptied
+    objects. Returns (next position, tombstones dropped)."""
+    cdef PyObject* k
+    cdef PyObject* v
+    cdef Py_ssize_t seen = 0, total = 0
+    cdef TypeOps* t
+    cdef bint empty
+    while seen < budget:
+        if not PyDict_Next(ks.d, &pos, &k, &v):
+            total += gc_hidden(ks, stable)
+            return 0, total
+        seen += 1
+        t = ops_of(<CObj>v)
+        if t.gc != NULL:
+            total += t.gc(<CObj>v, stable, &empty)
+    return pos, total
+
+
+def gc_hidden(Keyspace ks, uint64_t stable):
+    """GC of the objects that are hidden (alts) or emptied (Keyspace.dead)."""
+    cdef Py_ssize_t total = 0
+    cdef TypeOps* t
+    cdef bint empty
+    for lst in ks.alts.values():
+        for o in lst:
+            t = ops_of(<CObj>o)
+            if t.gc != NULL:
+                total += t.gc(<CObj>o, stable, &empty)
+    for dk, o in list(ks.dead.items()):
+        t = ops_of(<CObj>o)
+        if t.gc != NULL:
+            empty = False
+            total += t.gc(<CObj>o, stable, &empty)
+            if empty:
+                del ks.dead[dk]
+    return total

@@ -1,11 +1,15 @@
 # CRDT object classes (CRDT.md section 3). Plain C structs behind Python objects:
 # no cdef methods (that would add a vtable pointer to every key) and no GC
 # tracking (they never form reference cycles), so a string key costs a header
-# and five fields. All logic lives in keyspace.pyx.
+# and five fields. Their rules live in the type modules (t_string, t_set,
+# t_hash, t_mv, t_list, t_zset); keyspace.pyx places them.
 cimport cython
 from libc.stdint cimport int64_t, uint64_t
 
 cdef enum:
+    # type codes (< 32). A type module may define its own object class
+    # (a CObj subclass in its .pxd) and a free code there: it calls
+    # register_class, and register_type_ops refuses a code already taken
     T_STRING = 0
     T_LIST = 1
     T_SET = 2
@@ -62,7 +66,7 @@ cdef class StrObj(CObj):
     # The counter entries (origin -> CntEntry) are cnt1 (one origin's, usually
     # this node's: a local INCR touches no dict) plus the dict cnt (the other
     # origins, never cnt1's; None when empty). Read and replace them as one map
-    # with keyspace.str_cnts / str_set_cnts. (cnt1 fills the 8 bytes pymalloc
+    # with t_string.str_cnts / str_set_cnts. (cnt1 fills the 8 bytes pymalloc
     # rounds the object up to anyway: a string key costs 64 bytes either way.)
     cdef public object val          # bytes | None
     cdef public uint64_t uuid
@@ -192,6 +196,7 @@ cdef class ZSetObj(CObj):
 
 
 cdef int obj_type(CObj o) noexcept
+cdef int register_class(type cls, int code) except -1
 cdef bint ts_gt(uint64_t u1, uint64_t n1, uint64_t u2, uint64_t n2) noexcept
 cdef StrObj new_str()
 cdef SetObj new_set()

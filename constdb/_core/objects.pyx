@@ -1,10 +1,10 @@
-"""CRDT object classes. See objects.pxd for the layout and keyspace.pyx for the rules."""
+"""CRDT object classes. See objects.pxd for the layout and the type modules (t_*.pyx) for the rules."""
 
 cimport cython
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize, PyBytes_GET_SIZE
 from cpython.dict cimport PyDict_GetItem
 from cpython.list cimport PyList_GET_ITEM, PyList_GET_SIZE
-from cpython.object cimport PyObject
+from cpython.object cimport Py_TYPE, PyObject
 from libc.stdint cimport int64_t, uint64_t
 
 from constdb._core.codec cimport fmt_int, parse_i64
@@ -122,7 +122,35 @@ cdef class ZSetObj(CObj):
     pass
 
 
+# Object classes of types defined outside this module (a type module may
+# declare its own CObj subclass): class -> type code, looked up after the
+# built-in ones. The list keeps the classes alive.
+cdef PyObject* _xcls[16]
+cdef int _xcode[16]
+cdef int _nx = 0
+cdef list _xkeep = []
+
+
+cdef int register_class(type cls, int code) except -1:
+    """A type module's own object class has type code `code` (obj_type)."""
+    global _nx
+    cdef int i
+    if not issubclass(cls, CObj):
+        raise TypeError("%r is not a CObj class" % (cls,))
+    for i in range(_nx):
+        if _xcls[i] == <PyObject*>cls:
+            return 0
+    if _nx == 16:
+        raise ValueError("too many object classes")
+    _xkeep.append(cls)
+    _xcls[_nx] = <PyObject*>cls
+    _xcode[_nx] = code
+    _nx += 1
+    return 0
+
+
 cdef int obj_type(CObj o) noexcept:
+    cdef int i
     if type(o) is StrObj:
         return T_STRING
     if type(o) is SetObj:
@@ -135,6 +163,9 @@ cdef int obj_type(CObj o) noexcept:
         return T_LIST
     if type(o) is ZSetObj:
         return T_ZSET
+    for i in range(_nx):
+        if <PyObject*>Py_TYPE(o) == _xcls[i]:
+            return _xcode[i]
     return -1
 
 

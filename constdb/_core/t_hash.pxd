@@ -1,11 +1,13 @@
-# Hash field counters (HINCRBY; CRDT.md 3.1 rule on a hash field). See t_hash.pyx.
+# Hashes (CRDT.md 3.3): an OR-Set of fields with LWW values, and field counters
+# (HINCRBY; the 3.1 rule on a field). See t_hash.pyx.
 from libc.stdint cimport int64_t
 
 from constdb._core.keyspace cimport Keyspace
+from constdb._core.objects cimport HashObj
 
-cdef enum:
-    # effect record ops (docs/internals.md)
-    OP_HCNT = 56          # key, field, i64 delta, u8 create, [observed triples if create]
-    OP_HSETC = 57         # key, field, value, dots removed, observed triples
-
+# local effects: draw a uuid, apply through the shared rule, log the record
+cdef int emit_hset(Keyspace ks, object key, object field, object val) except -1
+cdef int emit_hset_at(Keyspace ks, object key, HashObj o, bint shown, object field,
+                      object val) except -1
+cdef int emit_hdel(Keyspace ks, object key, HashObj o, object field) except -1
 cdef int emit_hincr(Keyspace ks, object key, object field, int64_t delta, bint create) except -1

@@ -1,7 +1,14 @@
-"""Hash field counters: HINCRBY follows the string counter rule (CRDT.md 3.1).
+"""Hashes (CRDT.md 3.3): fields as an OR-Set (add-wins), each field's value an
+LWW register over its concurrent versions, and field counters (HINCRBY).
 
-A field stays what it is for HSET/HGET (its versions per dot, keyspace.pyx);
-a field that HINCRBY touched also gets an `HCnt` in `HashObj.hc`: each origin's
+A field keeps the versions (Ver: a value at its dot) of the writes that made
+it (HashObj.f: field -> Ver or [Ver]); HSET replaces the versions it saw,
+HDEL removes them, the newest version shows (objects.best_ver). Every change
+goes through `_hset_on` or `_hrem_on`, for a local write (emit_*) and a remote
+record (_apply) alike.
+
+Field counters: HINCRBY follows the string counter rule (CRDT.md 3.1). A
+field stays what it is for HSET/HGET (its versions per dot); a field that HINCRBY touched also gets an `HCnt` in `HashObj.hc`: each origin's
 counter (sum, last) and, per origin, what the newest base-writing effect on the
 field observed of it (bsum, blast), that effect's ts in (ru, rn). The visible
 value is the field's value plus the contributions not observed
@@ -16,16 +23,162 @@ HINCRBY-create observes them), so a hash with counter state but no field waits
 in Keyspace.dead rather than going.
 """
 
-from cpython.dict cimport PyDict_GetItem
+from cpython.dict cimport PyDict_GetItem, PyDict_GetItemWithError
+from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_GET_SIZE
 from cpython.object cimport PyObject
 from libc.stdint cimport int64_t, uint8_t, uint64_t
+from libc.string cimport memcpy
 
-from constdb._core.codec cimport Reader, Writer
-from constdb._core.keyspace cimport Keyspace
-from constdb._core.objects cimport T_HASH, CntEntry, Dot, HashObj, HCnt, ts_gt
+from constdb._core.codec cimport Reader, Writer, put_u64_at, put_varint_at, varint_len
+from constdb._core.dots cimport (
+    _bump, _ent_add, _ent_dots, _ent_dots_raw, _ent_max, _ent_remove, _put_dots, _put_obs,
+    _read_dots, _read_obs,
+)
+from constdb._core.keyspace cimport Keyspace, TypeOps, _emptied, _ttl_write, obj_live, register_type_ops
+from constdb._core.merge cimport (
+    Ctx, _any_seen, _check_count, _cnts_seen, _dec_cnts, _dec_vers, _enc_cnts, _enc_vers,
+    _filter_cnts, _filter_ent, _merge_cnts, _merge_ent,
+)
+from constdb._core.objects cimport (
+    T_HASH, CntEntry, CObj, Dot, HashObj, HCnt, Ver, hash_val, new_hash, new_ver, ts_gt,
+)
+from constdb._core.ops cimport OP_HCLEAR, OP_HCNT, OP_HREM, OP_HSET, OP_HSETC
 
-from constdb._core import keyspace as _keyspace
 
+# ------------------------------------------------- the rules (local + remote) ----
+
+cdef int _hset_on(Keyspace ks, object key, HashObj o, object field, object val, uint64_t u,
+                  uint64_t n, list removes) except -1:
+    cdef PyObject* p = PyDict_GetItem(o.f, field)
+    cdef object ent = <object>p if p != NULL else None
+    if removes:
+        ent = _ent_remove(ent, removes)
+        ks._note_unseen(removes)
+    if not ks._in_cloud(n, u):
+        ent = _ent_add(ent, new_ver(val, u, n))
+    if ent is None:
+        o.f.pop(field, None)
+    else:
+        if p == NULL and o.pick is not None:
+            o.pick = None    # a new field: HRANDFIELD's list lacks it
+        o.f[field] = ent
+    _bump(&o.lu, &o.ln, u, n)
+    ks.touched(key)
+    ks.settle(key, o)
+    return 0
+
+
+cdef int _hrem_on(Keyspace ks, object key, HashObj o, object field, list dots) except -1:
+    cdef object ent
+    ks._note_unseen(dots)
+    if o is None:
+        return 0
+    ent = o.f.get(field)
+    if ent is not None:
+        ent = _ent_remove(ent, dots)
+        if ent is None:
+            del o.f[field]
+            if o.pick is not None and len(o.pick) > 2 * len(o.f) + 64:
+                o.pick = None   # mostly removed fields: let them go
+        else:
+            o.f[field] = ent
+    return 0
+
+
+# ---------------------------------------------------------- local effects ----
+
+cdef int emit_hset(Keyspace ks, object key, object field, object val) except -1:
+    cdef PyObject* p = PyDict_GetItemWithError(ks.d, key)
+    if p != NULL and type(<object>p) is HashObj:
+        return emit_hset_at(ks, key, <HashObj>p, True, field, val)
+    return emit_hset_at(ks, key, <HashObj>ks.find(key, T_HASH, True), False, field, val)
+
+
+cdef int emit_hset_at(Keyspace ks, object key, HashObj o, bint shown, object field,
+                      object val) except -1:
+    """emit_hset on key's hash o (as find() gives it); shown: o is d[key].
+    Returns 1 if field was not in o.f."""
+    cdef uint64_t u = ks.tick()
+    cdef PyObject* p = PyDict_GetItem(o.f, field)
+    cdef list removes = None
+    cdef Py_ssize_t klen = PyBytes_GET_SIZE(key), flen = PyBytes_GET_SIZE(field)
+    cdef Py_ssize_t vlen = PyBytes_GET_SIZE(val), nd = 0
+    cdef char* w
+    cdef Dot x
+    if p != NULL:
+        removes = _ent_dots(<object>p)
+        nd = len(removes)
+    if o.hc is not None and field in <dict>o.hc:
+        # the field carries counters: the write resets what it observed
+        _hset_counted(ks, key, o, field, val, u, removes)
+        return p == NULL
+    # _hset_on for a local write: the removes are every dot of the field
+    # (all seen: they are in this state) and the new dot is fresh (in no
+    # cloud), so the field's entry is just the new version
+    if p == NULL and o.pick is not None:
+        o.pick = None    # a new field: HRANDFIELD's list lacks it
+    o.f[field] = new_ver(val, u, ks.node_id)
+    _bump(&o.lu, &o.ln, u, ks.node_id)
+    ks.touched(key)
+    if not shown or ks.alts:
+        ks.settle(key, o)
+    # the record in one go: key, field, value, dots removed
+    w = ks.bl.reserve(OP_HSET, u, varint_len(<uint64_t>klen) + klen + varint_len(<uint64_t>flen)
+                        + flen + varint_len(<uint64_t>vlen) + vlen + varint_len(<uint64_t>nd)
+                        + 16 * nd)
+    w = put_varint_at(w, <uint64_t>klen)
+    memcpy(w, PyBytes_AS_STRING(key), klen)
+    w = put_varint_at(w + klen, <uint64_t>flen)
+    memcpy(w, PyBytes_AS_STRING(field), flen)
+    w = put_varint_at(w + flen, <uint64_t>vlen)
+    memcpy(w, PyBytes_AS_STRING(val), vlen)
+    w = put_varint_at(w + vlen, <uint64_t>nd)
+    if nd:
+        for y in removes:
+            x = <Dot>y
+            w = put_u64_at(w, x.node)
+            w = put_u64_at(w, x.uuid)
+    ks.bl.end()
+    return p == NULL
+
+
+cdef int emit_hdel(Keyspace ks, object key, HashObj o, object field) except -1:
+    cdef uint64_t u = ks.tick()
+    cdef list dots = _ent_dots(o.f.get(field))
+    cdef Writer w
+    _hrem_on(ks, key, o, field, dots)
+    _bump(&o.lu, &o.ln, u, ks.node_id)
+    ks.touched(key)
+    ks.settle(key, o)
+    w = ks.bl.begin(OP_HREM, u)
+    w.put_bytes(key)
+    w.put_bytes(field)
+    _put_dots(w, dots)
+    ks.bl.end()
+    if not obj_live(o):
+        _emptied(ks, key)
+    return 0
+
+
+cdef int _clear(Keyspace ks, object key, CObj x) except -1:
+    """DEL of a hash: the observed removal of every field."""
+    cdef HashObj o = <HashObj>x
+    cdef uint64_t u = ks.tick()
+    cdef list items = [(f, _ent_dots(ent)) for f, ent in o.f.items()], dots
+    cdef Writer w = ks.bl.begin(OP_HCLEAR, u)
+    w.put_bytes(key)
+    w.put_varint(len(items))
+    for f, dots in items:
+        w.put_bytes(f)
+        _put_dots(w, dots)
+        _hrem_on(ks, key, o, f, dots)
+    _bump(&o.lu, &o.ln, u, ks.node_id)
+    ks._clear_done(key, o, u, ks.node_id)
+    ks.bl.end()
+    return 0
+
+
+# ---------------------------------------------------------- field counters ----
 
 cdef HCnt _hc(HashObj o, object field):
     cdef PyObject* p
@@ -92,49 +245,20 @@ cdef int _base_on(HashObj o, object field, list obs, uint64_t u, uint64_t n) exc
     return 0
 
 
-cdef inline void _bump(HashObj o, uint64_t u, uint64_t n) noexcept:
-    if ts_gt(u, n, o.lu, o.ln):
-        o.lu = u
-        o.ln = n
-
-
 cdef int _hcnt_on(Keyspace ks, object key, HashObj o, object field, int64_t delta, bint create,
                   list obs, uint64_t u, uint64_t origin) except -1:
     cdef CntEntry e
     if create:
-        ks._hset_on(key, o, field, b"0", u, origin, None)
+        _hset_on(ks, key, o, field, b"0", u, origin, None)
         _base_on(o, field, obs, u, origin)
     e = _entry(_hc(o, field), origin)
     # two's-complement wrap on purpose: sums are int64 like Redis's
     e.sum = <int64_t>(<uint64_t>e.sum + <uint64_t>delta)
     e.last = u
-    _bump(o, u, origin)
+    _bump(&o.lu, &o.ln, u, origin)
     ks.touched(key)
     ks.settle(key, o)
     return 0
-
-
-cdef int _put_obs(Writer w, list obs) except -1:
-    w.put_varint(len(obs))
-    for item in obs:
-        w.put_u64(<uint64_t>item[0])
-        w.put_i64(<int64_t>item[1])
-        w.put_u64(<uint64_t>item[2])
-    return 0
-
-
-cdef list _read_obs(Reader r):
-    cdef uint64_t n = r.varint(), i, node, last
-    cdef int64_t s
-    cdef list out = []
-    if n > <uint64_t>(r.end - r.pos):
-        raise ValueError("bad counter count")
-    for i in range(n):
-        node = r.u64()
-        s = r.i64()
-        last = r.u64()
-        out.append((node, s, last))
-    return out
 
 
 cdef HashObj _hash(Keyspace ks, object key):
@@ -163,14 +287,13 @@ cdef int emit_hincr(Keyspace ks, object key, object field, int64_t delta, bint c
     return 0
 
 
-def _hset_counted(Keyspace ks, object key, HashObj o, object field, object val, uint64_t u,
-                  list removes):
-    """HSET of a field with counter state (keyspace.emit_hset hands it here):
+cdef int _hset_counted(Keyspace ks, object key, HashObj o, object field, object val, uint64_t u,
+                       list removes) except -1:
+    """HSET of a field with counter state (emit_hset_at hands it here):
     it resets what it observed."""
     cdef list obs = _observed(o, field)
     cdef Writer w
-    cdef Dot d
-    ks._hset_on(key, o, field, val, u, ks.node_id, removes)
+    _hset_on(ks, key, o, field, val, u, ks.node_id, removes)
     _base_on(o, field, obs, u, ks.node_id)
     w = ks.bl.begin(OP_HSETC, u)
     w.put_bytes(key)
@@ -179,66 +302,280 @@ def _hset_counted(Keyspace ks, object key, HashObj o, object field, object val, 
     if removes is None:
         w.put_varint(0)
     else:
-        w.put_varint(len(removes))
-        for x in removes:
-            d = <Dot>x
-            w.put_u64(d.node)
-            w.put_u64(d.uuid)
+        _put_dots(w, removes)
     _put_obs(w, obs)
     ks.bl.end()
+    return 0
 
 
-cdef list _read_dots(Reader r):
-    cdef uint64_t n = r.varint(), i, node
-    cdef list out = []
-    cdef Dot d
-    if n > <uint64_t>(r.end - r.pos):
-        raise ValueError("bad dot count")
-    for i in range(n):
-        d = Dot.__new__(Dot)
-        d.node = r.u64()
-        d.uuid = r.u64()
-        out.append(d)
-    return out
+# --------------------------------------------------------- remote records ----
 
-
-def _apply_hcnt(Keyspace ks, uint64_t origin, uint64_t u, Reader r):
+cdef int _apply(Keyspace ks, uint8_t op, uint64_t origin, uint64_t u, Reader r) except -1:
     cdef object key = r.bytes_()
-    cdef object field = r.bytes_()
-    cdef int64_t delta = r.i64()
-    cdef bint create = r.u8() != 0
-    cdef list obs = _read_obs(r) if create else None
-    _hcnt_on(ks, key, <HashObj>ks.find(key, T_HASH, True), field, delta, create, obs, u, origin)
+    cdef object field, val
+    cdef list dots, obs
+    cdef HashObj o
+    cdef uint64_t n, i
+    cdef int64_t delta
+    cdef bint create
+    if op == OP_HSET:
+        field = r.bytes_()
+        val = r.bytes_()
+        dots = _read_dots(r)
+        _hset_on(ks, key, <HashObj>ks.find(key, T_HASH, True), field, val, u, origin, dots)
+    elif op == OP_HREM:
+        field = r.bytes_()
+        dots = _read_dots(r)
+        o = <HashObj>ks.find(key, T_HASH, False)
+        _hrem_on(ks, key, o, field, dots)
+        if o is not None:
+            _bump(&o.lu, &o.ln, u, origin)
+            ks.touched(key)
+            ks.settle(key, o)
+    elif op == OP_HCLEAR:
+        o = <HashObj>ks.find(key, T_HASH, False)
+        n = r.varint()
+        for i in range(n):
+            field = r.bytes_()
+            dots = _read_dots(r)
+            _hrem_on(ks, key, o, field, dots)
+        if o is not None:
+            _bump(&o.lu, &o.ln, u, origin)
+            ks._clear_done(key, o, u, origin)
+        else:
+            # a clear is a DEL: it writes the key's TTL register even here
+            _ttl_write(ks, key, 0, u, origin)
+    elif op == OP_HCNT:
+        field = r.bytes_()
+        delta = r.i64()
+        create = r.u8() != 0
+        obs = _read_obs(r) if create else None
+        _hcnt_on(ks, key, <HashObj>ks.find(key, T_HASH, True), field, delta, create, obs, u,
+                 origin)
+    else:
+        field = r.bytes_()
+        val = r.bytes_()
+        dots = _read_dots(r)
+        obs = _read_obs(r)
+        o = <HashObj>ks.find(key, T_HASH, True)
+        _hset_on(ks, key, o, field, val, u, origin, dots)
+        _base_on(o, field, obs, u, origin)
+    return 0
 
 
-def _apply_hsetc(Keyspace ks, uint64_t origin, uint64_t u, Reader r):
-    cdef object key = r.bytes_()
-    cdef object field = r.bytes_()
-    cdef object val = r.bytes_()
-    cdef list removes = _read_dots(r)
-    cdef list obs = _read_obs(r)
-    cdef HashObj o = <HashObj>ks.find(key, T_HASH, True)
-    ks._hset_on(key, o, field, val, u, origin, removes)
-    _base_on(o, field, obs, u, origin)
+# ------------------------------------------------------------- type table ----
+
+cdef CObj _new():
+    return new_hash()
 
 
-def describe_hash(HashObj o):
-    """DESC of a hash's field counters (nothing for a hash without)."""
+cdef bint _live(CObj o) noexcept:
+    return len((<HashObj>o).f) > 0
+
+
+cdef bint _keeps(CObj o) noexcept:
+    # field counters outlive the fields (a later HSET or HINCRBY observes them)
+    return (<HashObj>o).hc is not None and len(<dict>(<HashObj>o).hc) > 0
+
+
+cdef void _last_ts(CObj o, uint64_t* u, uint64_t* n) noexcept:
+    u[0] = 0
+    n[0] = 0
+    for ent in (<HashObj>o).f.values():
+        _ent_max(ent, u, n)
+
+
+cdef object _value(CObj o):
+    return {f: hash_val(<HashObj>o, f, ent) for f, ent in (<HashObj>o).f.items()}
+
+
+cdef list _describe(CObj x):
+    cdef HashObj o = <HashObj>x
     cdef HCnt h
     cdef CntEntry e
+    fields = []
+    for f, ent in sorted(o.f.items()):
+        fields.append([f, [[(<Ver>v).val, (<Ver>v).node, (<Ver>v).uuid] for v in _ent_dots_raw(ent)]])
+    out = [b"fields", fields]
     if not o.hc:
-        return []
-    out = []
+        return out
+    hc = []
     for f in sorted(o.hc):
         h = <HCnt>o.hc[f]
         cnts = []
         for node in sorted(h.cnt):
             e = <CntEntry>h.cnt[node]
             cnts.append([node, e.sum, e.last, e.bsum, e.blast])
-        out.append([f, [h.ru, h.rn], cnts])
-    return [b"field-counters", out]
+        hc.append([f, [h.ru, h.rn], cnts])
+    return out + [b"field-counters", hc]
 
 
-_keyspace.register_type(T_HASH, describe=describe_hash,
-                        apply={OP_HCNT: _apply_hcnt, OP_HSETC: _apply_hsetc})
-_keyspace.register_hset_hook(_hset_counted)
+# -------------------------------------------------------------- snapshots ----
+#
+# hash = u64 lu, u64 ln, varint n, n x (bytes field, versions),
+#        varint h, h x (bytes field, u64 ru, u64 rn, counters)   (HINCRBY state;
+#        not in version 1)
+
+cdef int _encode(Writer w, CObj o) except -1:
+    cdef HashObj h = <HashObj>o
+    cdef HCnt hc
+    w.put_u64(h.lu)
+    w.put_u64(h.ln)
+    w.put_varint(len(h.f))
+    for f, ent in h.f.items():
+        w.put_bytes(<bytes>f)
+        _enc_vers(w, ent)
+    if not h.hc:
+        w.put_varint(0)
+    else:
+        w.put_varint(len(<dict>h.hc))
+        for f, v in (<dict>h.hc).items():
+            hc = <HCnt>v
+            w.put_bytes(<bytes>f)
+            w.put_u64(hc.ru)
+            w.put_u64(hc.rn)
+            _enc_cnts(w, hc.cnt)
+    return 0
+
+
+cdef CObj _decode(Reader r, int version):
+    cdef HashObj h = new_hash()
+    cdef HCnt hc
+    cdef uint64_t n, i
+    h.lu = r.u64()
+    h.ln = r.u64()
+    n = r.varint()
+    _check_count(r, n, 2)
+    for i in range(n):
+        f = r.bytes_()
+        ent = _dec_vers(r)
+        if ent is not None:
+            h.f[f] = ent
+    if version >= 2:
+        n = r.varint()
+        _check_count(r, n, 18)
+        for i in range(n):
+            f = r.bytes_()
+            hc = HCnt.__new__(HCnt)
+            hc.ru = r.u64()
+            hc.rn = r.u64()
+            hc.cnt = _dec_cnts(r) or {}
+            if h.hc is None:
+                h.hc = {}
+            h.hc[f] = hc
+    return h
+
+
+cdef HCnt _merge_hcnt(HCnt x, HCnt y, Ctx ca, Ctx cb):
+    cdef bint y_wins = ts_gt(y.ru, y.rn, x.ru, x.rn)
+    x.cnt = _merge_cnts(x.cnt, y.cnt, y.cnt if y_wins else x.cnt, ca, cb)
+    if y_wins:
+        x.ru = y.ru
+        x.rn = y.rn
+    if not x.cnt and x.ru == 0 and x.rn == 0:
+        return None
+    return x
+
+
+cdef HCnt _filter_hcnt(HCnt h, Ctx other):
+    cdef bint reg = (h.ru != 0 or h.rn != 0) and other.applied(h.rn, h.ru)
+    if reg:
+        h.ru = 0
+        h.rn = 0
+    if reg or _cnts_seen(h.cnt, other):
+        h.cnt = _filter_cnts(h.cnt, other, reg)
+    if not h.cnt and h.ru == 0 and h.rn == 0:
+        return None
+    return h
+
+
+cdef int _merge_hash(HashObj a, HashObj b, Ctx ca, Ctx cb) except -1:
+    cdef dict out = {}
+    cdef HCnt h
+    for f in set(a.f) | set(b.f):
+        ent = _merge_ent(a.f.get(f), b.f.get(f), ca, cb)
+        if ent is not None:
+            out[f] = ent
+    a.f = out
+    if a.hc or b.hc:
+        out = {}
+        fields = set(a.hc) if a.hc else set()
+        if b.hc:
+            fields.update(b.hc)
+        for f in fields:
+            x = (<dict>a.hc).get(f) if a.hc else None
+            y = (<dict>b.hc).get(f) if b.hc else None
+            if x is not None and y is not None:
+                h = _merge_hcnt(<HCnt>x, <HCnt>y, ca, cb)
+            elif x is not None:
+                h = _filter_hcnt(<HCnt>x, cb)
+            else:
+                h = _filter_hcnt(<HCnt>y, ca)
+            if h is not None:
+                out[f] = h
+        a.hc = out if out else None
+    _bump(&a.lu, &a.ln, b.lu, b.ln)
+    return 0
+
+
+cdef bint _filter_hash(HashObj o, Ctx other) except -1:
+    cdef dict out
+    cdef bint hit = False
+    cdef HCnt h
+    for ent in o.f.values():
+        if _any_seen(ent, other):
+            hit = True
+            break
+    if not hit and o.hc:
+        for v in (<dict>o.hc).values():
+            h = <HCnt>v
+            if ((h.ru or h.rn) and other.applied(h.rn, h.ru)) or _cnts_seen(h.cnt, other):
+                hit = True
+                break
+    if not hit:
+        return False
+    out = {}
+    for f, ent in o.f.items():
+        ent = _filter_ent(ent, other)
+        if ent is not None:
+            out[f] = ent
+    o.f = out
+    if o.hc:
+        out = {}
+        for f, v in (<dict>o.hc).items():
+            h = _filter_hcnt(<HCnt>v, other)
+            if h is not None:
+                out[f] = h
+        o.hc = out if out else None
+    return True
+
+
+cdef int _merge(CObj a, CObj b, Ctx ca, Ctx cb, uint64_t clock) except -1:
+    return _merge_hash(<HashObj>a, <HashObj>b, ca, cb)
+
+
+cdef bint _filter(CObj o, Ctx other, uint64_t clock) except -1:
+    return _filter_hash(<HashObj>o, other)
+
+
+cdef TypeOps OPS
+OPS.code = T_HASH
+OPS.name = b"hash"
+OPS.ops[0] = OP_HSET
+OPS.ops[1] = OP_HREM
+OPS.ops[2] = OP_HCLEAR
+OPS.ops[3] = OP_HCNT
+OPS.ops[4] = OP_HSETC
+OPS.new = _new
+OPS.live = _live
+OPS.keeps = _keeps
+OPS.last_ts = _last_ts
+OPS.apply = _apply
+OPS.clear = _clear
+OPS.value = _value
+OPS.describe = _describe
+OPS.encode = _encode
+OPS.decode = _decode
+OPS.merge = _merge
+OPS.filter = _filter
+register_type_ops(&OPS)

@@ -5,15 +5,7 @@ from constdb._core.keyspace cimport Keyspace
 from constdb._core.objects cimport LBlock, LElem, ListObj
 
 cdef enum:
-    # effect record ops (docs/internals.md)
-    OP_LINS = 40          # key, anchor (u64 node, u64 uuid; 0 0 = head), u8 mode, varint n, n x value
-    OP_LREM = 41          # key, varint n, n x (u64 node, u64 uuid)
-    OP_LSET = 42          # key, u64 node, u64 uuid, value
-    OP_LCLEAR = 43        # as OP_LREM, and it is a DEL (writes the TTL register)
-
-    LINS_CHAIN = 0        # element i+1 goes right after element i (RPUSH, LINSERT)
-    LINS_SAME = 1         # every element goes right after the anchor (LPUSH)
-
+    # (record ops and LINS_* modes: ops.pxd)
     # elements per block (a block with no live element may grow beyond)
     BLOCK_MAX = 128
 

@@ -28,17 +28,20 @@ that tombstones cost no walking at the ends.
 
 cimport cython
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_GET_SIZE
-from cpython.dict cimport PyDict_GetItem, PyDict_Next, PyDict_SetDefault
+from cpython.dict cimport PyDict_GetItem, PyDict_SetDefault
 from cpython.list cimport PyList_GET_ITEM, PyList_GET_SIZE
 from cpython.object cimport PyObject
 from libc.stdint cimport uint8_t, uint64_t
 from libc.string cimport memcpy
 
 from constdb._core.codec cimport Reader, Writer, put_u64_at, put_varint_at, varint_len
-from constdb._core.keyspace cimport Keyspace
-from constdb._core.objects cimport T_LIST, LBlock, LElem, ListObj, TTLReg, ZSetObj, ts_gt
+from constdb._core.dots cimport _bump
+from constdb._core.keyspace cimport Keyspace, TypeOps, register_type_ops
+from constdb._core.merge cimport Ctx, _check_count
+from constdb._core.objects cimport T_LIST, CObj, LBlock, LElem, ListObj, TTLReg, new_list, ts_gt
+from constdb._core.ops cimport LINS_CHAIN, LINS_SAME, OP_LCLEAR, OP_LINS, OP_LREM, OP_LSET
 
-from constdb._core import keyspace as _keyspace
+from constdb._core.merge import SnapshotError
 
 
 # ---------------------------------------------------------------- helpers ----
@@ -184,12 +187,6 @@ cdef int _del_id(ListObj o, LElem e) except -1:
     if len(<list>x) == 1:
         o.ids[e.uuid] = (<list>x)[0]
     return 0
-
-
-cdef inline void _bump(ListObj o, uint64_t u, uint64_t n) noexcept:
-    if ts_gt(u, n, o.lu, o.ln):
-        o.lu = u
-        o.ln = n
 
 
 # --------------------------------------------------------------- positions ----
@@ -586,7 +583,7 @@ cdef int _lins_on(Keyspace ks, object key, ListObj o, uint64_t an, uint64_t au, 
         if mode == LINS_CHAIN:
             an = origin
             au = eu
-    _bump(o, u, origin)
+    _bump(&o.lu, &o.ln, u, origin)
     ks.touched(key)
     ks.settle(key, o)
     return 0
@@ -627,7 +624,7 @@ cdef int _lins_local(Keyspace ks, object key, ListObj o, LElem anchor, Py_ssize_
             an = origin
             au = eu
             anchor = e
-    _bump(o, u, origin)
+    _bump(&o.lu, &o.ln, u, origin)
     ks.touched(key)
     if not shown or ks.alts:
         ks.settle(key, o)
@@ -638,7 +635,7 @@ cdef int _lrem_on(Keyspace ks, object key, ListObj o, list elems, uint64_t u,
                   uint64_t origin) except -1:
     for e in elems:
         _kill(o, <LElem>e, u)
-    _bump(o, u, origin)
+    _bump(&o.lu, &o.ln, u, origin)
     ks.touched(key)
     ks.settle(key, o)
     return 0
@@ -663,7 +660,7 @@ cdef int _lset_on(Keyspace ks, object key, ListObj o, LElem e, object val, uint6
         e.val = val
         e.vu = u
         e.vn = origin
-    _bump(o, u, origin)
+    _bump(&o.lu, &o.ln, u, origin)
     ks.touched(key)
     ks.settle(key, o)
     return 0
@@ -770,7 +767,7 @@ cdef int emit_remove(Keyspace ks, object key, ListObj o, list elems) except -1:
     cdef LElem e
     for x in elems:
         _kill(o, <LElem>x, u)
-    _bump(o, u, ks.node_id)
+    _bump(&o.lu, &o.ln, u, ks.node_id)
     ks.touched(key)
     if o.n == 0 or ks.alts:
         ks.settle(key, o)
@@ -825,7 +822,7 @@ cdef int emit_lclear(Keyspace ks, object key, ListObj o) except -1:
     cdef Writer w
     for x in elems:
         _kill(o, <LElem>x, u)
-    _bump(o, u, ks.node_id)
+    _bump(&o.lu, &o.ln, u, ks.node_id)
     ks._clear_done(key, o, u, ks.node_id)
     w = ks.bl.begin(OP_LCLEAR, u)
     w.put_bytes(key)
@@ -844,7 +841,7 @@ cdef int copy_list(Keyspace ks, object dst, ListObj o) except -1:
 
 # --------------------------------------------------------- remote records ----
 
-def _apply_lins(Keyspace ks, uint64_t origin, uint64_t u, Reader r):
+cdef int _apply_lins(Keyspace ks, uint64_t origin, uint64_t u, Reader r) except -1:
     cdef object key = r.bytes_()
     cdef uint64_t an = r.u64(), au = r.u64()
     cdef uint8_t mode = r.u8()
@@ -855,6 +852,7 @@ def _apply_lins(Keyspace ks, uint64_t origin, uint64_t u, Reader r):
     for i in range(n):
         vals.append(r.bytes_())
     _lins_on(ks, key, <ListObj>ks.find(key, T_LIST, True), an, au, mode, vals, u, origin)
+    return 0
 
 
 cdef list _read_elems(Keyspace ks, ListObj o, Reader r):
@@ -872,27 +870,40 @@ cdef list _read_elems(Keyspace ks, ListObj o, Reader r):
     return out
 
 
-def _apply_lrem(Keyspace ks, uint64_t origin, uint64_t u, Reader r):
+cdef int _apply_lrem(Keyspace ks, uint64_t origin, uint64_t u, Reader r) except -1:
     cdef object key = r.bytes_()
     cdef ListObj o = <ListObj>ks.find(key, T_LIST, True)
     _lrem_on(ks, key, o, _read_elems(ks, o, r), u, origin)
+    return 0
 
 
-def _apply_lclear(Keyspace ks, uint64_t origin, uint64_t u, Reader r):
+cdef int _apply_lclear(Keyspace ks, uint64_t origin, uint64_t u, Reader r) except -1:
     cdef object key = r.bytes_()
     cdef ListObj o = <ListObj>ks.find(key, T_LIST, True)
     for e in _read_elems(ks, o, r):
         _kill(o, <LElem>e, u)
-    _bump(o, u, origin)
+    _bump(&o.lu, &o.ln, u, origin)
     ks._clear_done(key, o, u, origin)
+    return 0
 
 
-def _apply_lset(Keyspace ks, uint64_t origin, uint64_t u, Reader r):
+cdef int _apply_lset(Keyspace ks, uint64_t origin, uint64_t u, Reader r) except -1:
     cdef object key = r.bytes_()
     cdef uint64_t node = r.u64(), uuid = r.u64()
     cdef object val = r.bytes_()
     cdef ListObj o = <ListObj>ks.find(key, T_LIST, True)
     _lset_on(ks, key, o, _resolve(ks, o, node, uuid), val, u, origin)
+    return 0
+
+
+cdef int _apply(Keyspace ks, uint8_t op, uint64_t origin, uint64_t u, Reader r) except -1:
+    if op == OP_LINS:
+        return _apply_lins(ks, origin, u, r)
+    if op == OP_LREM:
+        return _apply_lrem(ks, origin, u, r)
+    if op == OP_LSET:
+        return _apply_lset(ks, origin, u, r)
+    return _apply_lclear(ks, origin, u, r)
 
 
 # ---------------------------------------------------------------------- GC ----
@@ -979,68 +990,20 @@ cdef Py_ssize_t gc_list_c(ListObj o, uint64_t stable) except -1:
     return dropped
 
 
-def gc_list(ListObj o, uint64_t stable):
-    """GC hook (see gc_list_c). Returns (dropped, empty): empty when the object
-    holds nothing any more (no element, no waiting insert) and can go."""
+cdef Py_ssize_t _gc(CObj x, uint64_t stable, bint* empty) except -1:
+    """GC hook (see gc_list_c): empty when the object holds nothing any more
+    (no element, no waiting insert) and can go."""
+    cdef ListObj o = <ListObj>x
     cdef Py_ssize_t d = gc_list_c(o, stable)
-    return d, not o.ids and o.pend is None
+    empty[0] = not o.ids and o.pend is None
+    return d
 
 
-def gc_collections(Keyspace ks, uint64_t stable):
-    """Run the GC hook of every list and sorted set of the keyspace (shown,
-    hidden and kept while empty: Keyspace.dead); an emptied one that holds
-    nothing any more leaves Keyspace.dead. `stable` must be causally stable
-    (see gc_list_c). Returns the number of tombstones dropped."""
-    cdef Py_ssize_t total = 0
-    objs = [o for o in ks.d.values() if obj_kind(o) in _keyspace.EXT_GC]
-    for o in objs:
-        total += _keyspace.EXT_GC[obj_kind(o)](o, stable)[0]
-    return total + gc_hidden(ks, stable)
-
-
-def gc_step(Keyspace ks, uint64_t stable, Py_ssize_t pos, Py_ssize_t budget):
-    """One bounded slice of list/sorted-set GC (the replication tick calls it,
-    so a large keyspace is never walked in one go): up to `budget` visible
-    keys from dict position `pos`, then, at the end of a round, the hidden
-    and emptied objects. Returns (next position, tombstones dropped)."""
-    cdef PyObject* k
-    cdef PyObject* v
-    cdef Py_ssize_t seen = 0, total = 0
-    cdef int kind
-    while seen < budget:
-        if not PyDict_Next(ks.d, &pos, &k, &v):
-            total += gc_hidden(ks, stable)
-            return 0, total
-        seen += 1
-        if type(<object>v) is ListObj or type(<object>v) is ZSetObj:
-            kind = 1 if type(<object>v) is ListObj else 3
-            fn = _keyspace.EXT_GC.get(kind)
-            if fn is not None:
-                total += fn(<object>v, stable)[0]
-    return pos, total
-
-
-def gc_hidden(Keyspace ks, uint64_t stable):
-    """GC of the lists and sorted sets that are hidden (alts) or emptied
-    (Keyspace.dead)."""
-    cdef Py_ssize_t total = 0
-    for lst in ks.alts.values():
-        for o in lst:
-            kind = obj_kind(o)
-            if kind in _keyspace.EXT_GC:
-                total += _keyspace.EXT_GC[kind](o, stable)[0]
-    for dk, o in list(ks.dead.items()):
-        fn = _keyspace.EXT_GC.get(dk[1])
-        if fn is not None:
-            d, empty = fn(o, stable)
-            total += d
-            if empty:
-                del ks.dead[dk]
-    return total
-
-
-def obj_kind(o):
-    return 1 if type(o) is ListObj else 3 if type(o) is ZSetObj else -1
+def gc_list(ListObj o, uint64_t stable):
+    """The GC hook from Python: (dropped, empty)."""
+    cdef bint empty = False
+    cdef Py_ssize_t d = _gc(o, stable, &empty)
+    return d, empty
 
 
 # ------------------------------------------------------------ introspection ----
@@ -1101,9 +1064,11 @@ def check_list(ListObj o):
     return True
 
 
-def describe_list(ListObj o):
-    seq = [[(<LElem>e).node, (<LElem>e).uuid, (<LElem>e).val, (<LElem>e).vu, (<LElem>e).vn,
-            (<LElem>e).rem, [(<LElem>e).an, (<LElem>e).au]] for e in list_sequence(o)]
+cdef list _describe(CObj x):
+    cdef ListObj o = <ListObj>x
+    cdef LElem e
+    seq = [[(<LElem>y).node, (<LElem>y).uuid, (<LElem>y).val, (<LElem>y).vu, (<LElem>y).vn,
+            (<LElem>y).rem, [(<LElem>y).an, (<LElem>y).au]] for y in list_sequence(o)]
     other = []
     for v in o.ids.values():
         for y in ([v] if type(v) is LElem else v):
@@ -1114,16 +1079,454 @@ def describe_list(ListObj o):
     return [b"elements", seq, b"unplaced", other]
 
 
-def _clear(Keyspace ks, object key, ListObj o):
-    emit_lclear(ks, key, o)
+# ------------------------------------------------------------- type table ----
+
+cdef CObj _new():
+    return new_list()
 
 
-_keyspace.register_type(
-    T_LIST,
-    clear=_clear,
-    value=list_values,
-    describe=describe_list,
-    apply={OP_LINS: _apply_lins, OP_LREM: _apply_lrem, OP_LSET: _apply_lset,
-           OP_LCLEAR: _apply_lclear},
-    gc=gc_list,
-)
+cdef bint _live(CObj o) noexcept:
+    return (<ListObj>o).n > 0
+
+
+cdef bint _keeps(CObj o) noexcept:
+    # tombstones and inserts waiting for their anchor, until GC
+    return len((<ListObj>o).ids) > 0 or (<ListObj>o).pend is not None
+
+
+cdef void _last_ts(CObj x, uint64_t* u, uint64_t* n) noexcept:
+    # a list holds the writes of its live elements: their inserts and LSETs
+    cdef ListObj o = <ListObj>x
+    cdef LBlock b
+    cdef LElem e
+    u[0] = 0
+    n[0] = 0
+    for y in o.blocks:
+        b = <LBlock>y
+        if b.live == 0:
+            continue
+        for z in b.items:
+            e = <LElem>z
+            if e.rem != 0:
+                continue
+            if ts_gt(e.uuid, e.node, u[0], n[0]):
+                u[0] = e.uuid
+                n[0] = e.node
+            if ts_gt(e.vu, e.vn, u[0], n[0]):
+                u[0] = e.vu
+                n[0] = e.vn
+
+
+cdef int _clear(Keyspace ks, object key, CObj o) except -1:
+    return emit_lclear(ks, key, <ListObj>o)
+
+
+cdef object _value(CObj o):
+    return list_values(<ListObj>o)
+
+
+# -------------------------------------------------------------- snapshots ----
+#
+# list = u64 lu, u64 ln, varint p, p x element (placed, in sequence order),
+#        varint q, q x element (ghosts, and inserts waiting for their anchor)
+# element = u64 node, u64 uuid, u8 state, u8 has_value [bytes value], u64 vu,
+#        u64 vn, u64 rem, u64 an, u64 au
+# (not in version 1)
+
+cdef int _enc_elem(Writer w, LElem e) except -1:
+    w.put_u64(e.node)
+    w.put_u64(e.uuid)
+    w.put_u8(e.st)
+    if e.val is None:
+        w.put_u8(0)
+    else:
+        w.put_u8(1)
+        w.put_bytes(<bytes>e.val)
+    w.put_u64(e.vu)
+    w.put_u64(e.vn)
+    w.put_u64(e.rem)
+    w.put_u64(e.an)
+    w.put_u64(e.au)
+    return 0
+
+
+cdef LElem _dec_elem(Reader r):
+    cdef LElem e = LElem.__new__(LElem)
+    cdef uint8_t st
+    e.node = r.u64()
+    e.uuid = r.u64()
+    st = r.u8()
+    if st > ST_PLACED:
+        raise SnapshotError("corrupt snapshot (bad list element state)")
+    e.st = st
+    e.val = r.bytes_() if r.u8() else None
+    e.vu = r.u64()
+    e.vn = r.u64()
+    e.rem = r.u64()
+    e.an = r.u64()
+    e.au = r.u64()
+    e.blk = NULL
+    return e
+
+
+cdef int _encode(Writer w, CObj o) except -1:
+    cdef ListObj lo = <ListObj>o
+    cdef list unplaced
+    w.put_u64(lo.lu)
+    w.put_u64(lo.ln)
+    seq = _list_seq(lo)
+    w.put_varint(len(seq))
+    for e in seq:
+        _enc_elem(w, <LElem>e)
+    unplaced = [e for e in _list_all(lo) if (<LElem>e).st != ST_PLACED]
+    w.put_varint(len(unplaced))
+    for e in unplaced:
+        _enc_elem(w, <LElem>e)
+    return 0
+
+
+cdef CObj _decode(Reader r, int version):
+    cdef ListObj lo
+    cdef list seq, unplaced
+    cdef uint64_t n, i
+    if version < 2:
+        raise SnapshotError("corrupt snapshot (unknown object type %d)" % T_LIST)
+    lo = new_list()
+    lo.lu = r.u64()
+    lo.ln = r.u64()
+    seq = []
+    n = r.varint()
+    _check_count(r, n, 58)
+    for i in range(n):
+        seq.append(_dec_elem(r))
+    unplaced = []
+    n = r.varint()
+    _check_count(r, n, 58)
+    for i in range(n):
+        e = _dec_elem(r)
+        if (<LElem>e).st == ST_PLACED:
+            raise SnapshotError("corrupt snapshot (bad list element state)")
+        unplaced.append(e)
+    if not _list_build(lo, seq, unplaced):
+        raise SnapshotError("corrupt snapshot (list element twice)")
+    return lo
+
+
+# ------------------------------------------------------------ the list merge ---
+#
+# A list's state is its elements (id, value and LWW ts, removal, anchor) and
+# the RGA order of the placed ones. Elements: the union, minus one side's
+# elements whose insert the other side has seen and does not have (it dropped
+# them at GC); a removal wins (the smallest removal uuid, as t_list keeps),
+# values are LWW, an anchor is known if either side has the insert. Order:
+# both sides' sequences are the RGA order of the union restricted to what
+# each has placed, so the common placed elements come in the same order on
+# both; between two consecutive common elements, each side's own elements
+# are interleaved by the RGA rule (an element goes after its anchor, or at
+# the start of the gap if its anchor is further back, past every element
+# with a larger id). Elements placed on neither side whose anchor is now
+# placed are integrated as an insert would be; the others wait (or stay
+# ghosts). docs/crdt-notes.md, "Snapshots", has the argument.
+
+cdef list _list_seq(ListObj o):
+    """The placed elements in sequence order."""
+    cdef list out = []
+    cdef LBlock b
+    for x in o.blocks:
+        b = <LBlock>x
+        if b.rev:
+            out.extend(reversed(b.items))
+        else:
+            out.extend(b.items)
+    return out
+
+
+cdef list _list_all(ListObj o):
+    cdef list out = []
+    for v in o.ids.values():
+        if type(v) is LElem:
+            out.append(v)
+        else:
+            out.extend(<list>v)
+    return out
+
+
+cdef inline bint _id_gt(LElem a, LElem b) noexcept:
+    return ts_gt(a.uuid, a.node, b.uuid, b.node)
+
+
+cdef bint _put_id_once(ListObj o, LElem e) except -1:
+    cdef PyObject* p = PyDict_GetItem(o.ids, e.uuid)
+    cdef object x
+    if p == NULL:
+        o.ids[e.uuid] = e
+        return True
+    x = <object>p
+    if type(x) is LElem:
+        if (<LElem>x).node == e.node:
+            return False
+        o.ids[e.uuid] = [x, e]
+        return True
+    for y in <list>x:
+        if (<LElem>y).node == e.node:
+            return False
+    (<list>x).append(e)
+    return True
+
+
+cdef int _push_block(list blocks, list items, Py_ssize_t live) except -1:
+    cdef LBlock b
+    cdef LElem e
+    if live == 0 and blocks and (<LBlock>blocks[len(blocks) - 1]).live == 0:
+        b = <LBlock>blocks[len(blocks) - 1]
+        b.items.extend(items)
+    else:
+        b = LBlock.__new__(LBlock)
+        b.items = items
+        b.live = live
+        b.pos = len(blocks)
+        b.rev = False
+        blocks.append(b)
+    for x in items:
+        e = <LElem>x
+        e.blk = <void*>b
+    return 0
+
+
+cdef bint _list_build(ListObj o, list seq, list unplaced) except -1:
+    """Make o hold exactly these placed elements (in this order) and these
+    ghosts and waiting inserts. False if an id comes twice."""
+    cdef list blocks = [], cur = []
+    cdef Py_ssize_t live = 0, total = 0
+    cdef LElem e
+    cdef list lst
+    o.ids = {}
+    o.pend = None
+    for x in seq:
+        e = <LElem>x
+        e.st = ST_PLACED
+        if not _put_id_once(o, e):
+            return False
+        cur.append(e)
+        if e.rem == 0:
+            live += 1
+        if len(cur) == BLOCK_MAX:
+            _push_block(blocks, cur, live)
+            total += live
+            cur = []
+            live = 0
+    if cur:
+        _push_block(blocks, cur, live)
+        total += live
+    o.blocks = blocks
+    o.n = total
+    for x in unplaced:
+        e = <LElem>x
+        e.blk = NULL
+        if not _put_id_once(o, e):
+            return False
+        if e.st == ST_WAIT:
+            if o.pend is None:
+                o.pend = {}
+            lst = (<dict>o.pend).get(e.au)
+            if lst is None:
+                o.pend[e.au] = [(e, e.an)]
+            else:
+                lst.append((e, e.an))
+    return True
+
+
+cdef int _merge_elem(LElem x, LElem y) except -1:
+    """y's knowledge of one element into x."""
+    if x.st == ST_GHOST and y.st != ST_GHOST:
+        x.an = y.an
+        x.au = y.au
+        x.st = ST_WAIT
+    if y.rem != 0 and (x.rem == 0 or y.rem < x.rem):
+        x.rem = y.rem
+    if ts_gt(y.vu, y.vn, x.vu, x.vn):
+        x.val = y.val
+        x.vu = y.vu
+        x.vn = y.vn
+    if x.rem != 0:
+        x.val = None
+        x.vu = 0
+        x.vn = 0
+    return 0
+
+
+cdef list _interleave(list runa, list runb):
+    """Integrate b's run into a's run of one gap (RGA). Each element of b's
+    run lands after the previous one (both sides' sequences are restrictions
+    of one order), and between its anchor and it there are only larger ids:
+    so, from the previous one on, it goes past a's elements with a larger id.
+    A linear merge."""
+    cdef list out = []
+    cdef LElem y, x
+    cdef Py_ssize_t i = 0, n = len(runa)
+    for v in runb:
+        y = <LElem>v
+        while i < n:
+            x = <LElem>runa[i]
+            if not _id_gt(x, y):
+                break
+            out.append(x)
+            i += 1
+        out.append(y)
+    out.extend(runa[i:])
+    return out
+
+
+cdef int _merge_list(ListObj a, ListObj b, Ctx ca, Ctx cb) except -1:
+    cdef dict ea = {}, eb = {}, keep = {}
+    cdef LElem x, y
+    cdef list sa, sb, result, runa, runb, waiting, rest, unplaced
+    cdef set ina, inb, placed
+    cdef Py_ssize_t i = 0, j = 0, na, nb
+    cdef dict nxt
+    cdef bint progress
+    for x in _list_all(a):
+        ea[(x.node, x.uuid)] = x
+    for y in _list_all(b):
+        eb[(y.node, y.uuid)] = y
+    for key, v in ea.items():
+        x = <LElem>v
+        p = eb.get(key)
+        if p is None:
+            if cb.applied(x.node, x.uuid):
+                continue
+        else:
+            _merge_elem(x, <LElem>p)
+        keep[key] = x
+    for key, v in eb.items():
+        y = <LElem>v
+        if key not in ea and not ca.applied(y.node, y.uuid):
+            keep[key] = y
+    sa = [e for e in _list_seq(a) if ((<LElem>e).node, (<LElem>e).uuid) in keep]
+    sb = [keep[((<LElem>e).node, (<LElem>e).uuid)] for e in _list_seq(b)
+          if ((<LElem>e).node, (<LElem>e).uuid) in keep]
+    ina = {((<LElem>e).node, (<LElem>e).uuid) for e in sa}
+    inb = {((<LElem>e).node, (<LElem>e).uuid) for e in sb}
+    result = []
+    na = len(sa)
+    nb = len(sb)
+    while True:
+        runa = []
+        while i < na and ((<LElem>sa[i]).node, (<LElem>sa[i]).uuid) not in inb:
+            runa.append(sa[i])
+            i += 1
+        runb = []
+        while j < nb and ((<LElem>sb[j]).node, (<LElem>sb[j]).uuid) not in ina:
+            runb.append(sb[j])
+            j += 1
+        result.extend(_interleave(runa, runb) if runb else runa)
+        if i >= na or j >= nb:
+            break
+        if sa[i] is sb[j]:
+            result.append(sa[i])
+            i += 1
+            j += 1
+        else:
+            # the two orders disagree (states of one group never do): a's
+            # order wins, b's elements left over are placed by their anchors
+            result.append(sa[i])
+            i += 1
+    result.extend(sa[i:])
+    placed = {((<LElem>e).node, (<LElem>e).uuid) for e in result}
+    # inserts known here whose anchor is now placed: integrate them as an
+    # insert is (RGA), in uuid order so that chains resolve; over a linked
+    # list, so that each finds its anchor at once
+    waiting = [e for key, e in keep.items() if key not in placed and (<LElem>e).st != ST_GHOST]
+    if waiting:
+        waiting.sort(key=lambda e: ((<LElem>e).uuid, (<LElem>e).node))
+        nxt = {}
+        prev = None
+        for v in result:
+            key = ((<LElem>v).node, (<LElem>v).uuid)
+            nxt[prev] = key
+            prev = key
+        nxt[prev] = None
+        progress = True
+        while waiting and progress:
+            progress = False
+            rest = []
+            for v in waiting:
+                x = <LElem>v
+                if x.an == 0 and x.au == 0:
+                    at = None
+                elif (x.an, x.au) in placed:
+                    at = (x.an, x.au)
+                else:
+                    rest.append(x)
+                    continue
+                cur = nxt[at]
+                while cur is not None and _id_gt(<LElem>keep[cur], x):
+                    at = cur
+                    cur = nxt[cur]
+                key = (x.node, x.uuid)
+                nxt[at] = key
+                nxt[key] = cur
+                placed.add(key)
+                progress = True
+            waiting = rest
+        result = []
+        cur = nxt[None]
+        while cur is not None:
+            result.append(keep[cur])
+            cur = nxt[cur]
+    unplaced = []
+    for key, v in keep.items():
+        if key not in placed:
+            x = <LElem>v
+            x.st = ST_WAIT if x.st != ST_GHOST else ST_GHOST
+            unplaced.append(x)
+    _list_build(a, result, unplaced)
+    _bump(&a.lu, &a.ln, b.lu, b.ln)
+    return 0
+
+
+cdef bint _filter_list(ListObj o, Ctx other) except -1:
+    cdef set drop = set()
+    cdef LElem e
+    for x in _list_all(o):
+        e = <LElem>x
+        if other.applied(e.node, e.uuid):
+            drop.add((e.node, e.uuid))
+    if not drop:
+        return False
+    seq = [x for x in _list_seq(o) if ((<LElem>x).node, (<LElem>x).uuid) not in drop]
+    unplaced = [x for x in _list_all(o) if (<LElem>x).st != ST_PLACED
+                and ((<LElem>x).node, (<LElem>x).uuid) not in drop]
+    _list_build(o, seq, unplaced)
+    return True
+
+
+cdef int _merge(CObj a, CObj b, Ctx ca, Ctx cb, uint64_t clock) except -1:
+    return _merge_list(<ListObj>a, <ListObj>b, ca, cb)
+
+
+cdef bint _filter(CObj o, Ctx other, uint64_t clock) except -1:
+    return _filter_list(<ListObj>o, other)
+
+
+cdef TypeOps OPS
+OPS.code = T_LIST
+OPS.name = b"list"
+OPS.ops[0] = OP_LINS
+OPS.ops[1] = OP_LREM
+OPS.ops[2] = OP_LSET
+OPS.ops[3] = OP_LCLEAR
+OPS.new = _new
+OPS.live = _live
+OPS.keeps = _keeps
+OPS.last_ts = _last_ts
+OPS.apply = _apply
+OPS.clear = _clear
+OPS.value = _value
+OPS.describe = _describe
+OPS.gc = _gc
+OPS.encode = _encode
+OPS.decode = _decode
+OPS.merge = _merge
+OPS.filter = _filter
+register_type_ops(&OPS)

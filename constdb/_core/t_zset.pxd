@@ -7,14 +7,7 @@ from constdb._core.keyspace cimport Keyspace
 from constdb._core.objects cimport ZEnt, ZSetObj
 
 cdef enum:
-    # effect record ops (docs/internals.md)
-    OP_ZW = 48            # a member's add and score write
-    OP_ZREM = 49          # key, varint n, n x (member, dots)
-    OP_ZCLEAR = 50        # as OP_ZREM, and it is a DEL (writes the TTL register)
-
-    ZW_REBASE = 1         # the write rebases the register (ru, rn) it names (ZINCRBY)
-    ZW_CNT = 2            # the write adds a delta to its origin's counter
-
+    # (record ops and ZW_* flags: ops.pxd)
     ZSKIPLIST_MAXLEVEL = 32
 
 

@@ -40,10 +40,20 @@ from libc.stdlib cimport free, malloc, strtod
 from libc.string cimport memcmp
 
 from constdb._core.codec cimport Reader, WBuf, Writer, fmt_g17
-from constdb._core.keyspace cimport Keyspace
-from constdb._core.objects cimport T_ZSET, Dot, TTLReg, ZCnt, ZEnt, ZSetObj, new_dot, ts_gt
+from constdb._core.dots cimport (
+    _bump, _ent_append, _ent_dots_raw, _ent_max, _ent_remove, _put_dots, _read_dots,
+)
+from constdb._core.keyspace cimport Keyspace, TypeOps, register_type_ops
+from constdb._core.merge cimport (
+    Ctx, _any_seen, _check_count, _cnt_nodes, _cnt_src, _dec_dots, _enc_dots, _filter_ent,
+    _merge_ent,
+)
+from constdb._core.objects cimport (
+    T_ZSET, CObj, Dot, TTLReg, ZCnt, ZEnt, ZSetObj, new_dot, new_zset, ts_gt,
+)
+from constdb._core.ops cimport OP_ZCLEAR, OP_ZREM, OP_ZW, ZW_CNT, ZW_REBASE
 
-from constdb._core import keyspace as _keyspace
+from constdb._core.merge import SnapshotError
 
 
 cdef extern from *:
@@ -526,70 +536,6 @@ cdef bytes format_score(double v):
     return PyBytes_FromStringAndSize(buf, n)
 
 
-# ------------------------------------------------------------------- dots ----
-
-cdef inline bint _dot_in(Dot d, list dots) noexcept:
-    cdef Dot x
-    for x in dots:
-        if x.uuid == d.uuid and x.node == d.node:
-            return True
-    return False
-
-
-cdef object _dots_remove(object ent, list dots):
-    cdef list keep
-    if ent is None or not dots:
-        return ent
-    if type(ent) is list:
-        keep = [x for x in <list>ent if not _dot_in(<Dot>x, dots)]
-        if not keep:
-            return None
-        if len(keep) == 1:
-            return keep[0]
-        return keep
-    if _dot_in(<Dot>ent, dots):
-        return None
-    return ent
-
-
-cdef object _dots_add(object ent, Dot d):
-    if ent is None:
-        return d
-    if type(ent) is list:
-        (<list>ent).append(d)
-        return ent
-    return [ent, d]
-
-
-cdef list _dots_of(object ent):
-    # a new list of the entry's Dot objects (a Dot never changes once made)
-    if ent is None:
-        return []
-    if type(ent) is list:
-        return list(<list>ent)
-    return [ent]
-
-
-cdef int _put_dots(Writer w, list dots) except -1:
-    cdef Dot x
-    w.put_varint(len(dots))
-    for x in dots:
-        w.put_u64(x.node)
-        w.put_u64(x.uuid)
-    return 0
-
-
-cdef list _read_dots(Reader r):
-    cdef uint64_t n = r.varint(), i, node
-    cdef list out = []
-    if n > <uint64_t>(r.end - r.pos):
-        raise ValueError("bad dot count")
-    for i in range(n):
-        node = r.u64()
-        out.append(new_dot(node, r.u64()))
-    return out
-
-
 # ------------------------------------------------- the rules (local + remote) ----
 
 cdef ZEnt _new_ent(bytes member):
@@ -716,10 +662,10 @@ cdef int _zw_on(Keyspace ks, object key, ZSetObj o, bytes member, int flags, uin
     was = e.dots is not None
     old = e.score
     if removes:
-        e.dots = _dots_remove(e.dots, removes)
+        e.dots = _ent_remove(e.dots, removes)
         ks._note_unseen(removes)
     if not ks._in_cloud(origin, u):
-        e.dots = _dots_add(e.dots, new_dot(origin, u))
+        e.dots = _ent_append(e.dots, new_dot(origin, u))
     if flags & ZW_CNT:
         c = _cnt_entry(e, origin)
         c.sum += delta
@@ -745,7 +691,7 @@ cdef int _zw_on(Keyspace ks, object key, ZSetObj o, bytes member, int flags, uin
                 c.blast = <uint64_t>item[2]
     e.score = zscore(e)
     _reindex(ks, o, e, was, old, u)
-    _bump(o, u, origin)
+    _bump(&o.lu, &o.ln, u, origin)
     ks.touched(key)
     ks.settle(key, o)
     return 0
@@ -759,16 +705,10 @@ cdef int _zrem_on(Keyspace ks, ZSetObj o, bytes member, list dots, uint64_t u) e
     e = find_ent(o, member)
     if e is None or e.dots is None:
         return 0
-    e.dots = _dots_remove(e.dots, dots)
+    e.dots = _ent_remove(e.dots, dots)
     if e.dots is None:
         _reindex(ks, o, e, True, e.score, u)
     return 0
-
-
-cdef inline void _bump(ZSetObj o, uint64_t u, uint64_t n) noexcept:
-    if ts_gt(u, n, o.lu, o.ln):
-        o.lu = u
-        o.ln = n
 
 
 # ---------------------------------------------------------- local effects ----
@@ -822,7 +762,7 @@ cdef ZSetObj emit_zadd(Keyspace ks, object key, ZSetObj o, bytes member, double 
     if o is None:
         o = <ZSetObj>ks.find(key, T_ZSET, True)
     e = find_ent(o, member)
-    removes = _dots_of(e.dots) if e is not None else []
+    removes = _ent_dots_raw(e.dots) if e is not None else []
     obs = _observed(e, ks.node_id, 0.0, 0)
     _zw_on(ks, key, o, member, 0, 0, 0, score, 0.0, obs, removes, u, ks.node_id)
     _write_zw(ks, key, member, 0, 0, 0, score, 0.0, obs, removes, u)
@@ -841,7 +781,7 @@ cdef ZSetObj emit_zincr(Keyspace ks, object key, ZSetObj o, bytes member, double
     if o is None:
         o = <ZSetObj>ks.find(key, T_ZSET, True)
     e = find_ent(o, member)
-    removes = _dots_of(e.dots) if e is not None else []
+    removes = _ent_dots_raw(e.dots) if e is not None else []
     if e is not None and e.dots is not None:
         flags |= ZW_REBASE
         ru = e.ru
@@ -872,12 +812,12 @@ cdef int emit_zrem(Keyspace ks, object key, ZSetObj o, list members) except -1:
     w.put_varint(len(members))
     for m in members:
         e = <ZEnt>o.m[m]
-        dots = _dots_of(e.dots)
+        dots = _ent_dots_raw(e.dots)
         w.put_bytes(<bytes>m)
         _put_dots(w, dots)
         _zrem_on(ks, o, <bytes>m, dots, u)
     ks.bl.end()
-    _bump(o, u, ks.node_id)
+    _bump(&o.lu, &o.ln, u, ks.node_id)
     ks.touched(key)
     if not o.m or ks.alts:
         # (o stays shown while it has members and nothing else is on key)
@@ -898,12 +838,12 @@ cdef int emit_zclear(Keyspace ks, object key, ZSetObj o) except -1:
     w.put_varint(len(o.m))
     for m in list(o.m):
         e = <ZEnt>o.m[m]
-        dots = _dots_of(e.dots)
+        dots = _ent_dots_raw(e.dots)
         w.put_bytes(<bytes>m)
         _put_dots(w, dots)
         _zrem_on(ks, o, <bytes>m, dots, u)
     ks.bl.end()
-    _bump(o, u, ks.node_id)
+    _bump(&o.lu, &o.ln, u, ks.node_id)
     ks._clear_done(key, o, u, ks.node_id)
     return 0
 
@@ -925,7 +865,7 @@ cdef int copy_zset(Keyspace ks, object dst, ZSetObj o) except -1:
 
 # --------------------------------------------------------- remote records ----
 
-def _apply_zw(Keyspace ks, uint64_t origin, uint64_t u, Reader r):
+cdef int _apply_zw(Keyspace ks, uint64_t origin, uint64_t u, Reader r) except -1:
     cdef object key = r.bytes_()
     cdef bytes member = r.bytes_()
     cdef int flags = r.u8()
@@ -949,9 +889,10 @@ def _apply_zw(Keyspace ks, uint64_t origin, uint64_t u, Reader r):
     removes = _read_dots(r)
     _zw_on(ks, key, <ZSetObj>ks.find(key, T_ZSET, True), member, flags, ru, rn, val, delta,
            obs, removes, u, origin)
+    return 0
 
 
-def _apply_zrem(Keyspace ks, uint64_t origin, uint64_t u, Reader r):
+cdef int _apply_zrem(Keyspace ks, uint64_t origin, uint64_t u, Reader r) except -1:
     cdef object key = r.bytes_()
     cdef ZSetObj o = <ZSetObj>ks.find(key, T_ZSET, False)
     cdef uint64_t n = r.varint(), i
@@ -959,30 +900,41 @@ def _apply_zrem(Keyspace ks, uint64_t origin, uint64_t u, Reader r):
         member = r.bytes_()
         _zrem_on(ks, o, member, _read_dots(r), u)
     if o is not None:
-        _bump(o, u, origin)
+        _bump(&o.lu, &o.ln, u, origin)
         ks.touched(key)
         ks.settle(key, o)
+    return 0
 
 
-def _apply_zclear(Keyspace ks, uint64_t origin, uint64_t u, Reader r):
+cdef int _apply_zclear(Keyspace ks, uint64_t origin, uint64_t u, Reader r) except -1:
     cdef object key = r.bytes_()
     cdef ZSetObj o = <ZSetObj>ks.find(key, T_ZSET, True)
     cdef uint64_t n = r.varint(), i
     for i in range(n):
         member = r.bytes_()
         _zrem_on(ks, o, member, _read_dots(r), u)
-    _bump(o, u, origin)
+    _bump(&o.lu, &o.ln, u, origin)
     ks._clear_done(key, o, u, origin)
+    return 0
+
+
+cdef int _apply(Keyspace ks, uint8_t op, uint64_t origin, uint64_t u, Reader r) except -1:
+    if op == OP_ZW:
+        return _apply_zw(ks, origin, u, r)
+    if op == OP_ZREM:
+        return _apply_zrem(ks, origin, u, r)
+    return _apply_zclear(ks, origin, u, r)
 
 
 # ---------------------------------------------------------------------- GC ----
 
-def gc_zset(ZSetObj o, uint64_t stable):
+cdef Py_ssize_t _gc(CObj x, uint64_t stable, bint* empty) except -1:
     """Drop removed members whose removal is causally stable (`stable` as for
     t_list.gc_list: every node applied everything up to it before making any
     effect not yet applied here): no concurrent add can bring them back any
     more. Members with counter entries stay (docs/crdt-notes.md, counters).
-    Returns (dropped, empty)."""
+    Sets empty when the set holds nothing any more."""
+    cdef ZSetObj o = <ZSetObj>x
     cdef ZEnt e
     cdef list drop = []
     if o.gone is not None:
@@ -994,7 +946,15 @@ def gc_zset(ZSetObj o, uint64_t stable):
             del o.gone[m]
         if not o.gone:
             o.gone = None
-    return len(drop), not o.m and o.gone is None
+    empty[0] = not o.m and o.gone is None
+    return len(drop)
+
+
+def gc_zset(ZSetObj o, uint64_t stable):
+    """The GC hook (_gc) from Python: (dropped, empty)."""
+    cdef bint empty = False
+    cdef Py_ssize_t d = _gc(o, stable, &empty)
+    return d, empty
 
 
 # ------------------------------------------------------------ introspection ----
@@ -1025,8 +985,7 @@ def check_zset(ZSetObj o):
 
 
 def _dots_desc(ent):
-    return sorted([[(<Dot>x).node, (<Dot>x).uuid] for x in (ent if type(ent) is list else
-                                                              ([] if ent is None else [ent]))])
+    return sorted([[(<Dot>x).node, (<Dot>x).uuid] for x in _ent_dots_raw(ent)])
 
 
 cdef list _ent_desc(ZEnt e):
@@ -1039,7 +998,8 @@ cdef list _ent_desc(ZEnt e):
             [format_score(e.val), e.ru, e.rn, e.vu, e.vn], cnts]
 
 
-def describe_zset(ZSetObj o):
+cdef list _describe(CObj x):
+    cdef ZSetObj o = <ZSetObj>x
     members = [_ent_desc(<ZEnt>o.m[m]) for m in sorted(o.m)]
     gone = []
     if o.gone is not None:
@@ -1048,15 +1008,348 @@ def describe_zset(ZSetObj o):
     return [b"members", members, b"removed", gone]
 
 
-def _clear(Keyspace ks, object key, ZSetObj o):
-    emit_zclear(ks, key, o)
+# ------------------------------------------------------------- type table ----
+
+cdef CObj _new():
+    return new_zset()
 
 
-_keyspace.register_type(
-    T_ZSET,
-    clear=_clear,
-    value=zset_items,
-    describe=describe_zset,
-    apply={OP_ZW: _apply_zw, OP_ZREM: _apply_zrem, OP_ZCLEAR: _apply_zclear},
-    gc=gc_zset,
-)
+cdef bint _live(CObj o) noexcept:
+    return len((<ZSetObj>o).m) > 0
+
+
+cdef bint _keeps(CObj o) noexcept:
+    # removed members' registers and counters, until GC
+    return (<ZSetObj>o).gone is not None and len(<dict>(<ZSetObj>o).gone) > 0
+
+
+cdef void _last_ts(CObj o, uint64_t* u, uint64_t* n) noexcept:
+    u[0] = 0
+    n[0] = 0
+    for x in (<ZSetObj>o).m.values():
+        _ent_max((<ZEnt>x).dots, u, n)
+
+
+cdef int _clear(Keyspace ks, object key, CObj o) except -1:
+    return emit_zclear(ks, key, <ZSetObj>o)
+
+
+cdef object _value(CObj o):
+    return zset_items(<ZSetObj>o)
+
+
+# -------------------------------------------------------------- snapshots ----
+#
+# zset = u64 lu, u64 ln, u8 listpack, varint n, n x (bytes member, dots (none:
+#        removed), f64 value, u64 ru, u64 rn, u64 vu, u64 vn, varint k,
+#        k x (u64 node, f64 sum, u64 last, f64 bsum, u64 blast), u64 rem)
+#        (not in version 1)
+
+cdef int _enc_zent(Writer w, ZEnt e) except -1:
+    cdef ZCnt c
+    w.put_bytes(e.member)
+    _enc_dots(w, e.dots)
+    w.put_f64(e.val)
+    w.put_u64(e.ru)
+    w.put_u64(e.rn)
+    w.put_u64(e.vu)
+    w.put_u64(e.vn)
+    if not e.cnt:
+        w.put_varint(0)
+    else:
+        w.put_varint(len(<dict>e.cnt))
+        for k, v in (<dict>e.cnt).items():
+            c = <ZCnt>v
+            w.put_u64(<uint64_t>k)
+            w.put_f64(c.sum)
+            w.put_u64(c.last)
+            w.put_f64(c.bsum)
+            w.put_u64(c.blast)
+    w.put_u64(e.rem)
+    return 0
+
+
+cdef int _encode(Writer w, CObj o) except -1:
+    cdef ZSetObj z = <ZSetObj>o
+    w.put_u64(z.lu)
+    w.put_u64(z.ln)
+    w.put_u8(1 if z.idx is None or (<ZIndex>z.idx).lp else 0)
+    w.put_varint(len(z.m) + (len(<dict>z.gone) if z.gone is not None else 0))
+    for e in z.m.values():
+        _enc_zent(w, <ZEnt>e)
+    if z.gone is not None:
+        for e in (<dict>z.gone).values():
+            _enc_zent(w, <ZEnt>e)
+    return 0
+
+
+cdef ZEnt _dec_zent(Reader r):
+    cdef ZEnt e = ZEnt.__new__(ZEnt)
+    cdef uint64_t n, i, node
+    cdef ZCnt c
+    e.member = r.bytes_()
+    e.dots = _dec_dots(r)
+    e.val = r.f64()
+    e.ru = r.u64()
+    e.rn = r.u64()
+    e.vu = r.u64()
+    e.vn = r.u64()
+    n = r.varint()
+    e.cnt = None
+    if n:
+        _check_count(r, n, 40)
+        e.cnt = {}
+        for i in range(n):
+            node = r.u64()
+            c = ZCnt.__new__(ZCnt)
+            c.sum = r.f64()
+            c.last = r.u64()
+            c.bsum = r.f64()
+            c.blast = r.u64()
+            e.cnt[node] = c
+    e.rem = r.u64()
+    if e.dots is not None:
+        e.rem = 0
+    e.score = zscore(e)
+    return e
+
+
+cdef CObj _decode(Reader r, int version):
+    cdef ZSetObj z
+    cdef ZEnt ze
+    cdef uint64_t n, i
+    cdef uint8_t lp
+    if version < 2:
+        raise SnapshotError("corrupt snapshot (unknown object type %d)" % T_ZSET)
+    z = new_zset()
+    z.lu = r.u64()
+    z.ln = r.u64()
+    lp = r.u8()
+    n = r.varint()
+    _check_count(r, n, 51)
+    for i in range(n):
+        ze = _dec_zent(r)
+        if ze.member in z.m or (z.gone is not None and ze.member in <dict>z.gone):
+            raise SnapshotError("corrupt snapshot (sorted set member twice)")
+        if ze.dots is not None:
+            z.m[ze.member] = ze
+            index_of(z).insert(ze, ze.score)
+        else:
+            if z.gone is None:
+                z.gone = {}
+            z.gone[ze.member] = ze
+    if z.idx is not None:
+        (<ZIndex>z.idx).lp = lp != 0
+    return z
+
+
+cdef inline bint _zcnt_empty(ZCnt c) noexcept:
+    return c.sum == 0.0 and c.last == 0 and c.bsum == 0.0 and c.blast == 0
+
+
+cdef object _merge_zcnts(object xa, object xb, object base, Ctx ca, Ctx cb):
+    cdef dict out = {}
+    cdef ZCnt ea, eb, src, e
+    cdef PyObject* p
+    for node in _cnt_nodes(xa, xb):
+        ea = (<dict>xa).get(node) if xa else None
+        eb = (<dict>xb).get(node) if xb else None
+        src = _cnt_src(ea, ea.last if ea is not None else 0, eb,
+                       eb.last if eb is not None else 0, <uint64_t>node, ca, cb)
+        e = ZCnt.__new__(ZCnt)
+        e.sum = 0.0
+        e.bsum = 0.0
+        if src is not None:
+            e.sum = src.sum
+            e.last = src.last
+        if base:
+            p = PyDict_GetItem(<dict>base, node)
+            if p != NULL:
+                e.bsum = (<ZCnt>p).bsum
+                e.blast = (<ZCnt>p).blast
+        if not _zcnt_empty(e):
+            out[node] = e
+    return out if out else None
+
+
+cdef inline bint _zreg_gt(ZEnt a, ZEnt b) noexcept:
+    if ts_gt(a.ru, a.rn, b.ru, b.rn):
+        return True
+    return a.ru == b.ru and a.rn == b.rn and ts_gt(a.vu, a.vn, b.vu, b.vn)
+
+
+cdef int _merge_zent(ZEnt x, ZEnt y, Ctx ca, Ctx cb) except -1:
+    cdef bint y_wins = _zreg_gt(y, x)
+    x.dots = _merge_ent(x.dots, y.dots, ca, cb)
+    x.cnt = _merge_zcnts(x.cnt, y.cnt, y.cnt if y_wins else x.cnt, ca, cb)
+    if y_wins:
+        x.val = y.val
+        x.ru = y.ru
+        x.rn = y.rn
+        x.vu = y.vu
+        x.vn = y.vn
+    if y.rem > x.rem:
+        x.rem = y.rem
+    return 0
+
+
+cdef bint _zent_touched(ZEnt e, Ctx other):
+    cdef ZCnt c
+    if _any_seen(e.dots, other):
+        return True
+    if e.dots is None and other.applied(e.vn, e.vu):
+        return True
+    if e.cnt:
+        for k, v in (<dict>e.cnt).items():
+            c = <ZCnt>v
+            if c.last and other.applied(<uint64_t>k, c.last):
+                return True
+    return False
+
+
+cdef bint _filter_zent(ZEnt e, Ctx other):
+    """One side's member: drop the dots and counter parts the other side
+    saw; False if nothing is left that the other side has not seen (it
+    dropped the removed member at GC)."""
+    cdef dict out = {}
+    cdef ZCnt c
+    e.dots = _filter_ent(e.dots, other)
+    if e.cnt:
+        for k, v in (<dict>e.cnt).items():
+            c = <ZCnt>v
+            if c.last and other.applied(<uint64_t>k, c.last):
+                c.sum = 0.0
+                c.last = 0
+            if not _zcnt_empty(c):
+                out[k] = c
+    e.cnt = out if out else None
+    if e.dots is None and e.cnt is None and (e.vu == 0 or other.applied(e.vn, e.vu)):
+        return False
+    return True
+
+
+cdef int _zplace(ZSetObj o, ZEnt e, bint was, double old, uint64_t clock) except -1:
+    """Put e where its dots and score put it (index and m, or gone)."""
+    cdef bint now = e.dots is not None
+    cdef bint moved
+    e.score = zscore(e)
+    moved = e.score != old or signbit(e.score) != signbit(old)
+    if was and (not now or moved):
+        (<ZIndex>o.idx).delete(old, e.member)
+    if now:
+        if not was or moved:
+            index_of(o).insert(e, e.score)
+        o.m[e.member] = e
+        if o.gone is not None:
+            (<dict>o.gone).pop(e.member, None)
+        e.rem = 0
+    else:
+        o.m.pop(e.member, None)
+        if o.gone is None:
+            o.gone = {}
+        o.gone[e.member] = e
+        if e.rem == 0:
+            # removed by the merge: the merged clock covers the removal
+            e.rem = clock
+    if o.gone is not None and not o.gone:
+        o.gone = None
+    return 0
+
+
+cdef int _zdrop(ZSetObj o, ZEnt e, bint was) except -1:
+    if was:
+        (<ZIndex>o.idx).delete(e.score, e.member)
+        del o.m[e.member]
+    else:
+        del o.gone[e.member]
+        if not o.gone:
+            o.gone = None
+    return 0
+
+
+cdef int _merge_zset(ZSetObj a, ZSetObj b, Ctx ca, Ctx cb, uint64_t clock) except -1:
+    cdef ZEnt x, y
+    cdef bint was
+    cdef double old
+    members = set(a.m)
+    if a.gone:
+        members.update(a.gone)
+    members.update(b.m)
+    if b.gone:
+        members.update(b.gone)
+    for m in sorted(members):
+        x = find_ent(a, m)
+        y = find_ent(b, m)
+        if x is None:
+            if _filter_zent(y, ca):
+                _zplace(a, y, False, 0.0, clock)
+            continue
+        was = x.dots is not None
+        old = x.score
+        if y is None:
+            if not _zent_touched(x, cb):
+                continue
+            if not _filter_zent(x, cb):
+                _zdrop(a, x, was)
+                continue
+        else:
+            _merge_zent(x, y, ca, cb)
+        _zplace(a, x, was, old, clock)
+    _bump(&a.lu, &a.ln, b.lu, b.ln)
+    return 0
+
+
+cdef bint _filter_zset(ZSetObj o, Ctx other, uint64_t clock) except -1:
+    cdef ZEnt e
+    cdef bint hit = False, was
+    cdef double old
+    cdef list ents = list(o.m.values())
+    if o.gone:
+        ents.extend((<dict>o.gone).values())
+    for x in ents:
+        if _zent_touched(<ZEnt>x, other):
+            hit = True
+            break
+    if not hit:
+        return False
+    for x in ents:
+        e = <ZEnt>x
+        if not _zent_touched(e, other):
+            continue
+        was = e.dots is not None
+        old = e.score
+        if not _filter_zent(e, other):
+            _zdrop(o, e, was)
+        else:
+            _zplace(o, e, was, old, clock)
+    return True
+
+
+cdef int _merge(CObj a, CObj b, Ctx ca, Ctx cb, uint64_t clock) except -1:
+    return _merge_zset(<ZSetObj>a, <ZSetObj>b, ca, cb, clock)
+
+
+cdef bint _filter(CObj o, Ctx other, uint64_t clock) except -1:
+    return _filter_zset(<ZSetObj>o, other, clock)
+
+
+cdef TypeOps OPS
+OPS.code = T_ZSET
+OPS.name = b"zset"
+OPS.ops[0] = OP_ZW
+OPS.ops[1] = OP_ZREM
+OPS.ops[2] = OP_ZCLEAR
+OPS.new = _new
+OPS.live = _live
+OPS.keeps = _keeps
+OPS.last_ts = _last_ts
+OPS.apply = _apply
+OPS.clear = _clear
+OPS.value = _value
+OPS.describe = _describe
+OPS.gc = _gc
+OPS.encode = _encode
+OPS.decode = _decode
+OPS.merge = _merge
+OPS.filter = _filter
+register_type_ops(&OPS)

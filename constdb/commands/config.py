@@ -7,7 +7,7 @@ import os
 from typing import Any, Optional
 
 from constdb._core.codec import RespError, Status
-from constdb._core.keyspace import glob_match
+from constdb._core.glob import glob_match
 from constdb.commands import command
 from constdb.commands.common import OK, SYNTAX, text
 from constdb.config import (

@@ -9,7 +9,7 @@ import re
 from typing import Any, Optional
 
 from constdb._core.codec import RespError, Status
-from constdb._core.keyspace import glob_match
+from constdb._core.glob import glob_match
 from constdb._core.protocol import NO_REPLY
 from constdb.commands import command
 

@@ -14,7 +14,7 @@ import struct
 import time
 from typing import Any, Callable, Optional
 
-from constdb._core import snapshot, t_list
+from constdb._core import keyspace, snapshot
 from constdb._core.codec import RespError, Status
 from constdb._core.protocol import NO_REPLY
 from constdb.replication.link import (
@@ -743,7 +743,7 @@ class Replication:
             self.gc_dropped += self.ks.gc(s)
         if self.stable:
             # lists and sorted sets: a bounded slice per tick
-            self.gc_pos, dropped = t_list.gc_step(self.ks, self.stable, self.gc_pos, 5000)
+            self.gc_pos, dropped = keyspace.gc_step(self.ks, self.stable, self.gc_pos, 5000)
             self.gc_dropped += dropped
 
     # ---- WAIT -------------------------------------------------------------------------------

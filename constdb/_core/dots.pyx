@@ -1,0 +1,152 @@
+"""Shared helpers of the type modules: dot entries, observed counters, TTL
+registers.
+
+An entry is what an OR-Set keeps for one element (a set member, a hash field,
+a sorted-set member's adds, an MV register's versions): one Dot (or Ver), or a
+list of them when concurrent adds left several.
+"""
+
+from libc.stdint cimport int64_t, uint64_t
+
+from constdb._core.codec cimport Reader, Writer
+from constdb._core.objects cimport CObj, Dot, StrObj, TTLReg, new_dot, ts_gt
+
+
+cdef object _ent_remove(object ent, list dots):
+    """Drop the dots of `dots` from an entry (a Dot/Ver, or a list of them)."""
+    cdef list keep
+    if ent is None or not dots:
+        return ent
+    if type(ent) is list:
+        keep = [x for x in <list>ent if not _dot_in(<Dot>x, dots)]
+        if not keep:
+            return None
+        if len(keep) == 1:
+            return keep[0]
+        return keep
+    if _dot_in(<Dot>ent, dots):
+        return None
+    return ent
+
+
+cdef object _ent_add(object ent, Dot d):
+    """Add d to an entry unless it holds that dot already."""
+    cdef Dot x
+    if ent is None:
+        return d
+    if type(ent) is list:
+        for x in <list>ent:
+            if x.uuid == d.uuid and x.node == d.node:
+                return ent
+        (<list>ent).append(d)
+        return ent
+    x = <Dot>ent
+    if x.uuid == d.uuid and x.node == d.node:
+        return ent
+    return [ent, d]
+
+
+cdef object _ent_append(object ent, Dot d):
+    """Add d, a dot the entry cannot hold yet (a new effect's), to an entry."""
+    if ent is None:
+        return d
+    if type(ent) is list:
+        (<list>ent).append(d)
+        return ent
+    return [ent, d]
+
+
+cdef list _ent_dots(object ent):
+    """The entry's dots as a fresh list of new Dots (for a remove effect)."""
+    if ent is None:
+        return []
+    if type(ent) is list:
+        return [new_dot((<Dot>x).node, (<Dot>x).uuid) for x in <list>ent]
+    return [new_dot((<Dot>ent).node, (<Dot>ent).uuid)]
+
+
+cdef list _ent_dots_raw(object ent):
+    """The entry's own Dot objects in a new list (a Dot never changes once made)."""
+    if ent is None:
+        return []
+    if type(ent) is list:
+        return list(<list>ent)
+    return [ent]
+
+
+cdef void _ent_max(object ent, uint64_t* u, uint64_t* n) noexcept:
+    """(u, n) = the larger of it and the newest dot of ent."""
+    cdef Dot x
+    if type(ent) is list:
+        for y in <list>ent:
+            x = <Dot>y
+            if ts_gt(x.uuid, x.node, u[0], n[0]):
+                u[0] = x.uuid
+                n[0] = x.node
+    else:
+        x = <Dot>ent
+        if ts_gt(x.uuid, x.node, u[0], n[0]):
+            u[0] = x.uuid
+            n[0] = x.node
+
+
+cdef int _put_dots(Writer w, list dots) except -1:
+    cdef Dot x
+    w.put_varint(len(dots))
+    for x in dots:
+        w.put_u64(x.node)
+        w.put_u64(x.uuid)
+    return 0
+
+
+cdef list _read_dots(Reader r):
+    cdef uint64_t n = r.varint(), i
+    cdef list out = []
+    cdef uint64_t node
+    if n > <uint64_t>(r.end - r.pos):
+        raise ValueError("bad dot count")
+    for i in range(n):
+        node = r.u64()
+        out.append(new_dot(node, r.u64()))
+    return out
+
+
+cdef int _put_obs(Writer w, list obs) except -1:
+    """Observed counters: varint n, n x (u64 node, i64 sum, u64 last)."""
+    w.put_varint(len(obs))
+    for item in obs:
+        w.put_u64(<uint64_t>item[0])
+        w.put_i64(<int64_t>item[1])
+        w.put_u64(<uint64_t>item[2])
+    return 0
+
+
+cdef list _read_obs(Reader r):
+    cdef uint64_t n = r.varint(), i, node, last
+    cdef int64_t s
+    cdef list out = []
+    if n > <uint64_t>(r.end - r.pos):
+        raise ValueError("bad counter count")
+    for i in range(n):
+        node = r.u64()
+        s = r.i64()
+        last = r.u64()
+        out.append((node, s, last))
+    return out
+
+
+# The TTL register is one LWW register per key (CRDT.md section 6), kept on
+# every object of the key (keyspace.pyx).
+
+cdef TTLReg _ttl_of(CObj o):
+    """o's TTL register made explicit; None when it is (no expiry, ts 0). A
+    string's ttl None is (no expiry, its register's ts)."""
+    cdef TTLReg t
+    if o.ttl is not None:
+        t = <TTLReg>o.ttl
+        if t.uuid != 0 or t.node != 0:
+            return t
+        return None
+    if type(o) is StrObj and ((<StrObj>o).uuid != 0 or (<StrObj>o).node != 0):
+        return _ttlreg(0, (<StrObj>o).uuid, (<StrObj>o).node)
+    return None

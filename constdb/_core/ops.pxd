@@ -1,0 +1,60 @@
+# Effect record op codes, and the layout of every record: the one place that
+# says what a record holds (docs/internals.md, "Records", is the same table).
+#
+# A record: u32 len | u8 op (bit 7, backlog.OP_CONT: more records of this
+# group follow) | u64 uuid | payload; len counts from op. In payloads, key,
+# member, field and value are varint-length bytes; dots = varint n, n x (u64
+# node, u64 uuid); observed counters = varint n, n x (u64 node, i64 sum, u64
+# last) (f64 sum for sorted sets). The type module named on each op encodes
+# it (emit_*) and decodes it (its apply function); keyspace handles OP_TTL and
+# OP_MEMBER and hands every other op to the type that registered it.
+
+cdef enum:
+    # t_string
+    OP_REG = 1            # key, u8 flags (1 value present, 2 writes TTL), [value],
+                          # [i64 expire_at], observed counters
+    OP_CNT = 2            # key, i64 delta
+    # keyspace (the key's TTL register)
+    OP_TTL = 3            # key, i64 expire_at (0 = persist)
+    # t_set
+    OP_SADD = 4           # key, member, dots removed
+    OP_SREM = 5           # key, member, dots
+    OP_SCLEAR = 6         # key, varint n, n x (member, dots); a DEL: writes the TTL register
+    # t_hash
+    OP_HSET = 7           # key, field, value, dots removed
+    OP_HREM = 8           # key, field, dots
+    OP_HCLEAR = 9         # key, varint n, n x (field, dots); a DEL: writes the TTL register
+    # t_mv
+    OP_MV = 10            # key, value, dots removed
+    OP_MVCLEAR = 11       # key, dots; a DEL: writes the TTL register
+    # keyspace (membership, handed to the replication layer)
+    OP_MEMBER = 32        # opaque payload
+    # t_list
+    OP_LINS = 40          # key, u64 anchor node, u64 anchor uuid (0 0: the head), u8 mode
+                          # (LINS_*), varint n, n x value; element i's id is
+                          # (origin, uuid - n + 1 + i), the record's uuid is the last id
+    OP_LREM = 41          # key, varint n, n x (u64 node, u64 uuid): element ids removed
+    OP_LSET = 42          # key, u64 node, u64 uuid (the element), value (LWW at (uuid, origin))
+    OP_LCLEAR = 43        # as OP_LREM (every live element); a DEL: writes the TTL register
+    # t_zset
+    OP_ZW = 48            # key, member, u8 flags (ZW_*), [u64 ru, u64 rn if ZW_REBASE],
+                          # f64 value, [f64 delta if ZW_CNT], observed counters (f64 sums),
+                          # dots removed: the member's add at (origin, uuid) and its
+                          # score register write
+    OP_ZREM = 49          # key, varint n, n x (member, dots)
+    OP_ZCLEAR = 50        # as OP_ZREM (every member); a DEL: writes the TTL register
+    # t_hash (field counters)
+    OP_HCNT = 56          # key, field, i64 delta, u8 create (1: the field was absent, it is
+                          # added as "0" at this dot), [observed counters if create]
+    OP_HSETC = 57         # key, field, value, dots removed, observed counters: HSET of a
+                          # field that has counters (resets what it observed)
+
+    OP_MAX = 127          # op codes are 7 bits
+
+    # OP_LINS modes
+    LINS_CHAIN = 0        # element i+1 goes right after element i (RPUSH, LINSERT)
+    LINS_SAME = 1         # every element goes right after the anchor (LPUSH)
+
+    # OP_ZW flags
+    ZW_REBASE = 1         # the write rebases the register (ru, rn) it names (ZINCRBY)
+    ZW_CNT = 2            # the write adds a delta to its origin's counter

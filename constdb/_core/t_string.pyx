@@ -1,0 +1,540 @@
+"""Strings (CRDT.md 3.1): an LWW register (val, (uuid, node)) plus an
+observed-reset counter per origin.
+
+The visible value is the register's value plus the counter contributions its
+write did not observe: SET writes the register with what it observed of the
+counters (OP_REG), INCRBY adds to this node's counter (OP_CNT), so concurrent
+INCRs on two nodes add up and a SET resets what it saw. A string with no value
+is a tombstone (Keyspace.tombs): its ts must outlive the value so that an
+older concurrent SET still loses. Every change goes through `_reg_on` or
+`_cnt_on`, for a local write (emit_*) and a remote record (_apply) alike.
+"""
+
+from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_GET_SIZE
+from cpython.dict cimport PyDict_GetItem, PyDict_GetItemWithError
+from cpython.object cimport PyObject
+from libc.stdint cimport int64_t, uint8_t, uint64_t
+from libc.string cimport memcpy
+
+from constdb._core.codec cimport Reader, Writer, parse_i64, put_u64_at, put_varint_at, varint_len
+from constdb._core.keyspace cimport Keyspace, TypeOps, register_type_ops
+from constdb._core.merge cimport (
+    Ctx, _cnts_seen, _dec_cnts, _enc_cnts, _filter_cnts, _merge_cnts,
+)
+from constdb._core.objects cimport T_STRING, CObj, CntEntry, StrObj, TTLReg, new_str, ts_gt
+from constdb._core.dots cimport _ttlreg
+from constdb._core.ops cimport OP_CNT, OP_REG
+
+from constdb._core.merge import SnapshotError
+
+
+# ------------------------------------------------------- counter entries ----
+
+cdef inline CntEntry _cnt_entry(uint64_t node):
+    cdef CntEntry e = CntEntry.__new__(CntEntry)
+    e.sum = 0
+    e.last = 0
+    e.bsum = 0
+    e.blast = 0
+    e.node = node
+    return e
+
+
+# A string's counter entries (origin -> CntEntry) live in two places: cnt1, one
+# origin's entry (this node's when it counts: a local INCR touches no dict), and
+# the dict cnt for the others (None when empty; never cnt1's origin). Code that
+# reads or replaces them as a whole (snapshots, merges) uses str_cnts and
+# str_set_cnts; the rules below walk both parts.
+
+cdef dict str_cnts(StrObj o):
+    """o's counter entries as one map {origin: CntEntry}, None if it has none.
+    A new dict of o's own entry objects: changing an entry changes o; adding or
+    removing entries takes str_set_cnts."""
+    cdef dict out
+    if o.cnt1 is None:
+        return dict(o.cnt) if o.cnt else None
+    out = dict(o.cnt) if o.cnt else {}
+    out[o.cnt1.node] = o.cnt1
+    return out
+
+
+cdef int str_set_cnts(StrObj o, object cnts) except -1:
+    """Replace o's counter entries by the map cnts ({origin: CntEntry}; None or
+    empty: none). The entries are kept as they are (their node is set to their
+    origin); the origin cnt1 held keeps that place if cnts has it."""
+    cdef CntEntry e, first = None
+    cdef uint64_t keep = 0
+    cdef bint has_keep = o.cnt1 is not None
+    cdef dict rest = None
+    if has_keep:
+        keep = o.cnt1.node
+    o.cnt1 = None
+    o.cnt = None
+    if not cnts:
+        return 0
+    for k, v in (<dict>cnts).items():
+        e = <CntEntry>v
+        e.node = <uint64_t>k
+        if first is None and (not has_keep or e.node == keep):
+            first = e
+    if first is None:
+        # the origin cnt1 held is gone: the first entry takes its place
+        for v in (<dict>cnts).values():
+            first = <CntEntry>v
+            break
+    for v in (<dict>cnts).values():
+        e = <CntEntry>v
+        if e is not first:
+            if rest is None:
+                rest = {}
+            rest[e.node] = e
+    o.cnt1 = first
+    o.cnt = rest
+    return 0
+
+
+cdef CntEntry _str_cnt(StrObj o, uint64_t n, bint create):
+    """o's counter entry of origin n; a new one if create (else None)."""
+    cdef CntEntry e = o.cnt1
+    cdef PyObject* p
+    if e is not None and e.node == n:
+        return e
+    if o.cnt is not None:
+        p = PyDict_GetItem(o.cnt, n)
+        if p != NULL:
+            return <CntEntry>p
+    if not create:
+        return None
+    e = _cnt_entry(n)
+    if o.cnt1 is None:
+        o.cnt1 = e
+    else:
+        if o.cnt is None:
+            o.cnt = {}
+        o.cnt[n] = e
+    return e
+
+
+def str_counters(StrObj o):
+    """Python view of str_cnts (tests, tools)."""
+    return str_cnts(o)
+
+
+def set_str_counters(StrObj o, cnts):
+    """Python view of str_set_cnts (tests, tools)."""
+    str_set_cnts(o, cnts)
+
+
+# ------------------------------------------------------------- the value ----
+
+cdef bint str_live(StrObj o) noexcept:
+    cdef CntEntry e
+    if o.val is not None:
+        return True
+    e = o.cnt1
+    if e is not None and e.last > e.blast:
+        return True
+    if o.cnt is None:
+        return False
+    for v in (<dict>o.cnt).values():
+        e = <CntEntry>v
+        if e.last > e.blast:
+            return True
+    return False
+
+
+cdef inline uint64_t _cnt_delta(StrObj o, bint* unobserved) noexcept:
+    """The sum of o's counter contributions its register did not observe
+    (two's-complement wrap on purpose: sums are int64 like Redis's); sets
+    unobserved if some origin counted since the register write."""
+    cdef CntEntry e = o.cnt1
+    cdef uint64_t delta = 0
+    if e is not None:
+        delta = <uint64_t>e.sum - <uint64_t>e.bsum
+        if e.last > e.blast:
+            unobserved[0] = True
+    if o.cnt is not None:
+        for v in (<dict>o.cnt).values():
+            e = <CntEntry>v
+            delta += <uint64_t>e.sum - <uint64_t>e.bsum
+            if e.last > e.blast:
+                unobserved[0] = True
+    return delta
+
+
+cdef object str_get(StrObj o):
+    """Visible value of a string (CRDT.md 3.1): bytes, an int (a counter that
+    has no integer register under it), or None when absent."""
+    cdef uint64_t delta
+    cdef bint unobserved = False
+    cdef int64_t iv
+    if o.cnt1 is None and o.cnt is None:
+        return o.val
+    delta = _cnt_delta(o, &unobserved)
+    if o.val is None:
+        return <int64_t>delta if unobserved else None
+    if delta == 0:
+        return o.val
+    if parse_i64(PyBytes_AS_STRING(o.val), PyBytes_GET_SIZE(o.val), &iv):
+        return <int64_t>(<uint64_t>iv + delta)
+    return o.val
+
+
+cdef int str_int(StrObj o, int64_t* out) noexcept:
+    """str_get as an integer, with no Python object: STR_ABSENT, STR_INT
+    (out set) or STR_NOTINT (a value that is not an integer)."""
+    cdef uint64_t delta
+    cdef bint unobserved = False
+    cdef int64_t iv
+    if o.cnt1 is None and o.cnt is None:
+        if o.val is None:
+            return STR_ABSENT
+    else:
+        delta = _cnt_delta(o, &unobserved)
+        if o.val is None:
+            if not unobserved:
+                return STR_ABSENT
+            out[0] = <int64_t>delta
+            return STR_INT
+        if parse_i64(PyBytes_AS_STRING(o.val), PyBytes_GET_SIZE(o.val), &iv):
+            out[0] = <int64_t>(<uint64_t>iv + delta)
+            return STR_INT
+        return STR_NOTINT
+    if parse_i64(PyBytes_AS_STRING(o.val), PyBytes_GET_SIZE(o.val), out):
+        return STR_INT
+    return STR_NOTINT
+
+
+# ------------------------------------------------- the rules (local + remote) ----
+
+cdef int _reg_on(Keyspace ks, object key, StrObj o, object val, uint64_t u, uint64_t n,
+                 int ttl_mode, int64_t at, list obs, bint shown) except -1:
+    """shown: o is d[key] (the caller found it there), so the only other
+    objects key can have are in alts: a key holds one string object at
+    most (find() returns it), so a tombstone of key is never another."""
+    cdef TTLReg t
+    cdef CntEntry e
+    if ts_gt(u, n, o.uuid, o.node):
+        if ttl_mode == TTL_KEEP:
+            if o.ttl is None:
+                # the TTL register was implicit (no expiry, register's ts):
+                # make it explicit before the register moves on
+                o.ttl = _ttlreg(0, o.uuid, o.node)
+        elif o.ttl is None or ts_gt(u, n, (<TTLReg>o.ttl).uuid, (<TTLReg>o.ttl).node):
+            if at == 0:
+                o.ttl = None
+            else:
+                o.ttl = _ttlreg(at, u, n)
+                ks.expires[key] = None
+        o.val = val
+        o.uuid = u
+        o.node = n
+        if o.cnt1 is not None or o.cnt is not None or obs:
+            # the new register write observed the counters: obs are their
+            # (sum, last) as the writer saw them, the base of each origin
+            e = o.cnt1
+            if e is not None:
+                e.bsum = 0
+                e.blast = 0
+            if o.cnt is not None:
+                for v in (<dict>o.cnt).values():
+                    e = <CntEntry>v
+                    e.bsum = 0
+                    e.blast = 0
+            if obs:
+                for item in obs:
+                    e = _str_cnt(o, <uint64_t>item[0], True)
+                    e.bsum = item[1]
+                    e.blast = item[2]
+    elif ttl_mode == TTL_WRITE and o.ttl is not None:
+        t = <TTLReg>o.ttl
+        if ts_gt(u, n, t.uuid, t.node):
+            o.ttl = _ttlreg(at, u, n)
+            if at != 0:
+                ks.expires[key] = None
+    if ttl_mode == TTL_WRITE:
+        if not shown or ks.alts:
+            ks._ttl_others(key, o, at, u, n)
+    ks.touched(key)
+    if not shown or ks.alts or not str_live(o):
+        # (shown, live and no other object on key: o stays where it is)
+        ks.settle(key, o)
+    return 0
+
+
+cdef int _cnt_on(Keyspace ks, object key, StrObj o, int64_t delta, uint64_t u, uint64_t n,
+                 bint shown) except -1:
+    """shown: o is d[key] (see _reg_on)."""
+    cdef CntEntry e = o.cnt1
+    cdef CntEntry e1
+    if e is None or e.node != n:
+        e = _str_cnt(o, n, True)
+        if n == ks.node_id and o.cnt1 is not e:
+            # this node counts here from now on: its entry takes cnt1's place
+            e1 = o.cnt1
+            del o.cnt[n]
+            o.cnt[e1.node] = e1
+            o.cnt1 = e
+    e.sum = <int64_t>(<uint64_t>e.sum + <uint64_t>delta)
+    e.last = u
+    ks.touched(key)
+    if not shown or ks.alts:
+        # (shown and no other object: a counter just written is live and stays)
+        ks.settle(key, o)
+    return 0
+
+
+# ---------------------------------------------------------- local effects ----
+
+cdef int emit_reg(Keyspace ks, object key, object val, int ttl_mode, int64_t at) except -1:
+    """SET-family write of a string register (val None = delete)."""
+    cdef PyObject* p = PyDict_GetItemWithError(ks.d, key)
+    if p != NULL and type(<object>p) is StrObj:
+        return emit_reg_at(ks, key, <StrObj>p, True, val, ttl_mode, at)
+    return emit_reg_at(ks, key, <StrObj>ks.find(key, T_STRING, True), False, val, ttl_mode, at)
+
+
+cdef int emit_reg_at(Keyspace ks, object key, StrObj o, bint shown, object val, int ttl_mode,
+                     int64_t at) except -1:
+    """emit_reg on key's string object o (as find() gives it); shown: o is
+    d[key] (a caller that looked the key up passes what it found)."""
+    cdef uint64_t u = ks.tick()
+    cdef list obs = None
+    cdef CntEntry e
+    cdef char* w
+    cdef Py_ssize_t klen = PyBytes_GET_SIZE(key), vlen = 0, plen, nobs = 0
+    if o.cnt1 is not None or o.cnt is not None:
+        obs = []
+        e = o.cnt1
+        if e is not None:
+            obs.append((e.node, e.sum, e.last))
+        if o.cnt is not None:
+            for k, v in (<dict>o.cnt).items():
+                e = <CntEntry>v
+                obs.append((k, e.sum, e.last))
+        nobs = len(obs)
+    _reg_on(ks, key, o, val, u, ks.node_id, ttl_mode, at, obs, shown)
+    # the record, written in one go: key, flags, [value], [expire_at], observed counters
+    plen = varint_len(<uint64_t>klen) + klen + 1 + varint_len(<uint64_t>nobs) + 24 * nobs
+    if val is not None:
+        vlen = PyBytes_GET_SIZE(val)
+        plen += varint_len(<uint64_t>vlen) + vlen
+    if ttl_mode == TTL_WRITE:
+        plen += 8
+    w = ks.bl.reserve(OP_REG, u, plen)
+    w = put_varint_at(w, <uint64_t>klen)
+    memcpy(w, PyBytes_AS_STRING(key), klen)
+    w += klen
+    w[0] = <char>((1 if val is not None else 0) | (2 if ttl_mode == TTL_WRITE else 0))
+    w += 1
+    if val is not None:
+        w = put_varint_at(w, <uint64_t>vlen)
+        memcpy(w, PyBytes_AS_STRING(val), vlen)
+        w += vlen
+    if ttl_mode == TTL_WRITE:
+        memcpy(w, &at, 8)
+        w += 8
+    w = put_varint_at(w, <uint64_t>nobs)
+    if nobs:
+        for item in obs:
+            w = put_u64_at(w, <uint64_t>item[0])
+            w = put_u64_at(w, <uint64_t>(<int64_t>item[1]))
+            w = put_u64_at(w, <uint64_t>item[2])
+    ks.bl.end()
+    return 0
+
+
+cdef int emit_cnt(Keyspace ks, object key, StrObj o, int64_t delta) except -1:
+    """INCRBY of key's counter; o: d[key] when the caller found a string
+    there, else None."""
+    cdef uint64_t u = ks.tick()
+    cdef bint shown = o is not None
+    cdef Py_ssize_t klen = PyBytes_GET_SIZE(key)
+    cdef char* w
+    if not shown:
+        o = <StrObj>ks.find(key, T_STRING, True)
+    _cnt_on(ks, key, o, delta, u, ks.node_id, shown)
+    w = ks.bl.reserve(OP_CNT, u, varint_len(<uint64_t>klen) + klen + 8)
+    w = put_varint_at(w, <uint64_t>klen)
+    memcpy(w, PyBytes_AS_STRING(key), klen)
+    memcpy(w + klen, &delta, 8)
+    ks.bl.end()
+    return 0
+
+
+# --------------------------------------------------------- remote records ----
+
+cdef int _apply(Keyspace ks, uint8_t op, uint64_t origin, uint64_t u, Reader r) except -1:
+    cdef object key = r.bytes_()
+    cdef object val
+    cdef uint8_t flags
+    cdef int64_t at, delta
+    cdef uint64_t n, i
+    cdef list obs
+    if op == OP_REG:
+        flags = r.u8()
+        val = r.bytes_() if flags & 1 else None
+        at = r.i64() if flags & 2 else 0
+        n = r.varint()
+        obs = None
+        if n:
+            obs = []
+            for i in range(n):
+                obs.append((r.u64(), r.i64(), r.u64()))
+        _reg_on(ks, key, <StrObj>ks.find(key, T_STRING, True), val, u, origin,
+                TTL_WRITE if flags & 2 else TTL_KEEP, at, obs, False)
+    else:
+        delta = r.i64()
+        _cnt_on(ks, key, <StrObj>ks.find(key, T_STRING, True), delta, u, origin, False)
+    return 0
+
+
+# ------------------------------------------------------------- type table ----
+
+cdef CObj _new():
+    return new_str()
+
+
+cdef bint _live(CObj o) noexcept:
+    return str_live(<StrObj>o)
+
+
+cdef void _last_ts(CObj x, uint64_t* u, uint64_t* n) noexcept:
+    """The register's ts, or a counter entry's if newer (keyspace._last_ts)."""
+    cdef StrObj o = <StrObj>x
+    cdef CntEntry e
+    u[0] = o.uuid
+    n[0] = o.node
+    e = o.cnt1
+    if e is not None and ts_gt(e.last, e.node, u[0], n[0]):
+        u[0] = e.last
+        n[0] = e.node
+    if o.cnt is not None:
+        for k, v in (<dict>o.cnt).items():
+            e = <CntEntry>v
+            if ts_gt(e.last, <uint64_t>k, u[0], n[0]):
+                u[0] = e.last
+                n[0] = <uint64_t>k
+
+
+cdef int _clear(Keyspace ks, object key, CObj o) except -1:
+    return emit_reg(ks, key, None, TTL_WRITE, 0)
+
+
+cdef object _value(CObj o):
+    v = str_get(<StrObj>o)
+    if isinstance(v, int):
+        return str(v).encode()
+    return v
+
+
+cdef list _describe(CObj o):
+    cdef StrObj so = <StrObj>o
+    cdef CntEntry e
+    out = [b"register", [so.val, so.uuid, so.node]]
+    cnts = []
+    all_cnts = str_cnts(so)
+    if all_cnts is not None:
+        for node, v in sorted(all_cnts.items()):
+            e = <CntEntry>v
+            cnts.append([node, e.sum, e.last, e.bsum, e.blast])
+    out += [b"counters", cnts]
+    return out
+
+
+# -------------------------------------------------------------- snapshots ----
+#
+# string = u8 has_value [bytes value], u64 uuid, u64 node, counters
+
+cdef int _encode(Writer w, CObj o) except -1:
+    cdef StrObj s = <StrObj>o
+    if s.val is None:
+        w.put_u8(0)
+    else:
+        w.put_u8(1)
+        w.put_bytes(s.val)
+    w.put_u64(s.uuid)
+    w.put_u64(s.node)
+    _enc_cnts(w, str_cnts(s))
+    return 0
+
+
+cdef CObj _decode(Reader r, int version):
+    cdef StrObj s = new_str()
+    cdef uint8_t flag = r.u8()
+    if flag > 1:
+        raise SnapshotError("corrupt snapshot (bad value flag)")
+    if flag:
+        s.val = r.bytes_()
+    s.uuid = r.u64()
+    s.node = r.u64()
+    str_set_cnts(s, _dec_cnts(r))
+    return s
+
+
+cdef int _merge_str(StrObj a, StrObj b, Ctx ca, Ctx cb) except -1:
+    """LWW register (the base travels with it) and counter entries. A register
+    write only one side holds (the other's string has none: a TTL-only
+    tombstone, or counters alone) that the other side applied was collected
+    there (GC): it goes, as a one-sided string's would."""
+    cdef bint a_reg = a.uuid != 0 or a.node != 0
+    cdef bint b_reg = b.uuid != 0 or b.node != 0
+    cdef bint b_wins
+    cdef dict xa = str_cnts(a), xb = str_cnts(b), cnt
+    if a_reg and not b_reg and cb.applied(a.node, a.uuid):
+        a_reg = False
+        a.val = None
+        a.uuid = 0
+        a.node = 0
+    if b_reg and not a_reg and ca.applied(b.node, b.uuid):
+        b_reg = False
+    b_wins = b_reg and ts_gt(b.uuid, b.node, a.uuid, a.node)
+    cnt = _merge_cnts(xa, xb, xb if b_wins else (xa if a_reg else None), ca, cb)
+    if b_wins:
+        a.val = b.val
+        a.uuid = b.uuid
+        a.node = b.node
+    str_set_cnts(a, cnt)
+    return 0
+
+
+cdef bint _filter_str(StrObj o, Ctx other) except -1:
+    """o is on one side only: drop what the other side saw and lost (it can
+    only have dropped it at GC). Returns whether anything changed."""
+    cdef bint reg = (o.uuid != 0 or o.node != 0) and other.applied(o.node, o.uuid)
+    cdef dict cnt = str_cnts(o)
+    if not reg and not _cnts_seen(cnt, other):
+        return False
+    if reg:
+        o.val = None
+        o.uuid = 0
+        o.node = 0
+    str_set_cnts(o, _filter_cnts(cnt, other, reg))
+    return True
+
+
+cdef int _merge(CObj a, CObj b, Ctx ca, Ctx cb, uint64_t clock) except -1:
+    return _merge_str(<StrObj>a, <StrObj>b, ca, cb)
+
+
+cdef bint _filter(CObj o, Ctx other, uint64_t clock) except -1:
+    return _filter_str(<StrObj>o, other)
+
+
+cdef TypeOps OPS
+OPS.code = T_STRING
+OPS.name = b"string"
+OPS.ops[0] = OP_REG
+OPS.ops[1] = OP_CNT
+OPS.new = _new
+OPS.live = _live
+OPS.last_ts = _last_ts
+OPS.apply = _apply
+OPS.clear = _clear
+OPS.value = _value
+OPS.describe = _describe
+OPS.encode = _encode
+OPS.decode = _decode
+OPS.merge = _merge
+OPS.filter = _filter
+register_type_ops(&OPS)
