@@ -1,4 +1,4 @@
-"""Snapshots on disk (REPLICATION.md section 5; the same format as full sync):
+"""Snapshots on disk (docs/replication.md section 5; the same format as full sync):
 the work of SAVE, BGSAVE (a forked child, as Redis does) and LASTSAVE (the
 commands: constdb/commands/persistence.py), the save schedule, the save on
 clean shutdown, and loading at start.
@@ -7,7 +7,7 @@ Writes are atomic: a temp file in work_dir, fsync, rename over the target,
 fsync of the directory. The lock file `constdb.running` says a process runs
 on this work_dir; it is removed only after a final save at clean shutdown, so
 its presence at start means the snapshot may miss this node's last writes
-(see docs/crdt-notes.md, "Restarts")."""
+(see docs/crdt.md section 1)."""
 
 from __future__ import annotations
 

@@ -117,7 +117,7 @@ def read_boot(cfg: Config) -> Boot:
     # The CRDT origin id (dots, ts, VV, streams). A node's first start uses
     # its node_id; a start without its complete own history (no
     # persistence, or after a crash) takes a fresh origin, so that its VV
-    # entry never claims writes it lost (docs/crdt-notes.md, "Restarts").
+    # entry never claims writes it lost (docs/crdt.md section 1).
     if snap is not None and meta.get("final") and not crashed and meta.get("node_id") == node_id:
         origin = snap.node_id  # a clean shutdown saved every own write
     elif first_start and snap is None:

@@ -70,7 +70,7 @@ class Node:
 
     def expire_at(self, now_ms: int, keys) -> None:
         """Access keys at time now_ms: those whose TTL has passed are deleted
-        here with a normal DEL effect (CRDT.md section 6)."""
+        here with a normal DEL effect (docs/crdt.md section 6)."""
         self.ks.set_now(now_ms)
         for k in keys:
             self.ks.py_lookup(k)

@@ -1,4 +1,4 @@
-"""CRDT laws as small explicit cases (CRDT.md sections 3 and 6, crdt-notes.md),
+"""CRDT laws as small explicit cases (docs/crdt.md sections 3 and 6),
 and the minimal reproductions of the convergence bugs that the property tests
 (test_crdt_props.py) found, kept as regression tests."""
 
@@ -79,7 +79,7 @@ def test_incr_overflow_is_an_error_without_effect():
     assert len(n.records()) == before
 
 
-# ------------------------------------------------ counter law (CRDT.md 3.1) ----
+# ------------------------------------------------ counter law (docs/crdt.md section 3.1) ----
 
 
 def test_concurrent_incrby_add_up():
@@ -128,7 +128,7 @@ def test_incr_concurrent_with_non_integer_set_is_ignored():
     net[1].run(b"SET", b"c", b"abc")
     net[2].run(b"INCR", b"c")
     converge(net)
-    # CRDT.md 3.1: increments concurrent with a non-integer SET are ignored
+    # docs/crdt.md section 3.1: increments concurrent with a non-integer SET are ignored
     assert get(net[1], b"c") == b"abc"
     assert net[1].run(b"INCR", b"c").startswith(b"-ERR value is not an integer")
     net[3].run(b"SET", b"c", b"5")  # observed the increment: rebases it

@@ -1,4 +1,4 @@
-"""Property tests of the core's CRDT laws (CRDT.md section 7, invariants 1 and 2).
+"""Property tests of the core's CRDT laws (docs/crdt.md section 7, invariants 1 and 2).
 
 Three in-process nodes (tests/coretools.py) run random commands over a tiny
 key space, so that keys, members, fields and types collide; they exchange some
@@ -287,7 +287,7 @@ def test_single_node_matches_redis(redis_server, cmds):
                 assert parse_resp(n.run(*probe)) == parse_resp(raw.call(*probe)), probe
 
 
-# ------------------------------------------------ counter law (CRDT.md 3.1) ----
+# ------------------------------------------------ counter law (docs/crdt.md section 3.1) ----
 
 
 @settings(max_examples=examples(100), **SETTINGS)

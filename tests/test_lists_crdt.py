@@ -1,4 +1,4 @@
-"""CRDT laws for lists, sorted sets and hash-field counters (CRDT.md 3.5, 3.6,
+"""CRDT laws for lists, sorted sets and hash-field counters (docs/crdt.md section 3.5, 3.6,
 3.1 on hash fields; section 7, invariants 1 and 2), with in-process nodes.
 
 Three nodes run random commands over a few keys (shared between types, so
@@ -8,7 +8,7 @@ anchor, a removal before its insert), then everything is delivered
 everywhere. All nodes must end with equal visible and internal state, an
 observer applying the same streams in another interleaving must agree, and
 re-delivery changes nothing. Targeted scenarios check the semantics the
-notes promise (docs/crdt-notes.md), and GC at a causally stable point keeps
+notes promise (docs/crdt.md sections 3.5 and 3.6), and GC at a causally stable point keeps
 every replica's visible state.
 """
 
@@ -329,7 +329,7 @@ def test_concurrent_pushes_order_the_same_everywhere():
 
 def test_concurrent_pops_may_return_the_same_element():
     """At-least-once: two nodes popping at once both get the head; the list
-    loses it once (docs/crdt-notes.md)."""
+    loses it once (docs/crdt.md section 3.3)."""
     net = Net()
     net[1].run(b"RPUSH", b"q", b"j1", b"j2", b"j3")
     net.deliver_all()

@@ -1,5 +1,5 @@
-"""Property tests of the snapshot state merge (CRDT.md section 5 and section 7,
-invariant 3; docs/crdt-notes.md, "Snapshots").
+"""Property tests of the snapshot state merge (docs/crdt.md section 5 and section 7,
+invariant 3).
 
 Three in-process nodes (tests/coretools.py, plus the list and sorted-set
 commands) run random commands of every kind the other property tests use

@@ -1,4 +1,4 @@
-"""The node's own outgoing effect log (REPLICATION.md section 4).
+"""The node's own outgoing effect log (docs/replication.md section 4).
 
 Records are appended in uuid order into a growable buffer that is sealed into an
 immutable `bytes` chunk every `chunk_size` bytes. Links read whole records from

@@ -8,7 +8,7 @@ cdef int64_t wall_us() noexcept nogil
 
 
 cdef class Clock:
-    """Hybrid logical clock (CRDT.md section 1): uuid = (unix_ms << 22) | seq."""
+    """Hybrid logical clock (docs/crdt.md section 1): uuid = (unix_ms << 22) | seq."""
     cdef public uint64_t last
 
     cdef uint64_t tick(self, int64_t now_ms) noexcept

@@ -1,4 +1,4 @@
-"""Hybrid logical clock and wall time (CRDT.md section 1)."""
+"""Hybrid logical clock and wall time (docs/crdt.md section 1)."""
 
 from libc.stdint cimport int64_t, uint64_t
 

@@ -1,4 +1,4 @@
-"""Hash commands (CRDT.md 3.3: OR-Map of LWW fields)."""
+"""Hash commands (docs/crdt.md section 3.3: OR-Map of LWW fields)."""
 
 import random
 
@@ -195,7 +195,7 @@ cdef int cmd_hstrlen(Client c, list argv) except -1:
 
 
 cdef int cmd_hincrby(Client c, list argv) except -1:
-    # a counter (CRDT.md 3.1 on a field, t_hash.pyx): concurrent HINCRBYs add up
+    # a counter (docs/crdt.md section 3.1 on a field, t_hash.pyx): concurrent HINCRBYs add up
     cdef bint wrong
     cdef int64_t by, cur = 0
     cdef HashObj o

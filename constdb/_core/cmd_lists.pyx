@@ -1,4 +1,4 @@
-"""List commands (CRDT.md 3.5; the sequence CRDT is in t_list.pyx).
+"""List commands (docs/crdt.md section 3.5; the sequence CRDT is in t_list.pyx).
 
 Commands that remove elements (pops, LREM, LTRIM, LMOVE) ship the removal of
 the exact element ids they chose; pushes and LINSERT ship inserts that name the

@@ -1,4 +1,4 @@
-"""Set commands (CRDT.md 3.2: add-wins OR-Set). Commands that pick at random or
+"""Set commands (docs/crdt.md section 3.2: add-wins OR-Set). Commands that pick at random or
 read other keys (SPOP, SMOVE, S*STORE) ship their resulting adds and removes."""
 
 import random

@@ -1,4 +1,4 @@
-"""String commands (CRDT.md 3.1: LWW register + observed-reset counter)."""
+"""String commands (docs/crdt.md section 3.1: LWW register + observed-reset counter)."""
 
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_GET_SIZE
 from cpython.list cimport PyList_GET_ITEM, PyList_GET_SIZE

@@ -1,4 +1,4 @@
-"""Sorted set commands (CRDT.md 3.6; the CRDT and the skip list are in t_zset.pyx).
+"""Sorted set commands (docs/crdt.md section 3.6; the CRDT and the skip list are in t_zset.pyx).
 
 Replies and errors follow Redis 7.0 (t_zset.c). Where Redis's answer depends on
 the encoding it would hold the set in (listpack up to 128 members of at most 64

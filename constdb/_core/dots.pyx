@@ -135,7 +135,7 @@ cdef list _read_obs(Reader r):
     return out
 
 
-# The TTL register is one LWW register per key (CRDT.md section 6), kept on
+# The TTL register is one LWW register per key (docs/crdt.md section 6), kept on
 # every object of the key (keyspace.pyx).
 
 cdef TTLReg _ttl_of(CObj o):

@@ -14,7 +14,7 @@ below; keyspace reaches them through the type table (keyspace.pxd, TypeOps).
 Where a key lives:
   d       the visible object of each key (live: it has a value)
   alts    rare: live objects of other types on the same key, written
-          concurrently on other nodes (see docs/crdt-notes.md, "type conflicts")
+          concurrently on other nodes (see docs/crdt.md section 4)
   tombs   string registers that hold no value (DEL, expiry): their ts must
           outlive the value so that an older concurrent SET still loses
   dead    objects with nothing visible but state to keep until GC
@@ -95,7 +95,7 @@ cdef void _last_ts(CObj o, uint64_t* u, uint64_t* n) noexcept:
     when concurrent writes left objects of two types on it. It is a function of
     o's state (its surviving dots, its register and counter entries), never of
     the order effects arrived in: an object dropped when it went empty and made
-    again later must compare as one that stayed (docs/crdt-notes.md)."""
+    again later must compare as one that stayed (docs/crdt.md section 5)."""
     ops_of(o).last_ts(o, u, n)
 
 
@@ -106,10 +106,10 @@ cdef bint _newer(CObj a, CObj b) noexcept:
     return ts_gt(au, an, bu, bn)
 
 
-# The TTL register is one LWW register per key (CRDT.md section 6), kept on
+# The TTL register is one LWW register per key (docs/crdt.md section 6), kept on
 # every object of the key (shown, hidden, tombstone). Objects made later copy
 # it, and a key left with no object keeps it in a tombstone, so that what a
-# node holds does not depend on the order effects arrived in (crdt-notes.md).
+# node holds does not depend on the order effects arrived in (docs/crdt.md section 5).
 
 cdef TTLReg _key_ttl(Keyspace ks, object key):
     """The key's TTL register as its objects and tombstone hold it (None: never
@@ -322,7 +322,7 @@ cdef class Keyspace:
 
     cdef CObj lookup(self, object key):
         """The visible object of key, or None; an expired key is deleted here
-        (a normal DEL effect, CRDT.md section 6)."""
+        (a normal DEL effect, docs/crdt.md section 6)."""
         cdef PyObject* p = PyDict_GetItemWithError(self.d, key)
         cdef CObj o
         if p == NULL:
@@ -400,7 +400,7 @@ cdef class Keyspace:
         if ops == NULL:
             raise ValueError("unknown type")
         o = ops.new()
-        # a new object on a key takes the key's TTL register (crdt-notes.md);
+        # a new object on a key takes the key's TTL register (docs/crdt.md section 6);
         # a key with no object and no tombstone has none (alts imply d)
         if PyDict_GetItem(self.d, key) != NULL or (self.tombs and key in self.tombs):
             tt = _key_ttl(self, key)
@@ -424,7 +424,7 @@ cdef class Keyspace:
             if obj_live(o):
                 if self.alts and key in self.alts:
                     # a removal may have taken the shown object's newest write
-                    # away: the newest live object shows (crdt-notes.md)
+                    # away: the newest live object shows (docs/crdt.md section 4)
                     del self.d[key]
                     self.alts[key].append(o)
                     self._promote(key)
@@ -652,7 +652,7 @@ cdef class Keyspace:
         return out
 
     def advance_vv(self, uint64_t origin, uint64_t upto):
-        """Heartbeat rule (CRDT.md section 2): origin has sent everything up to
+        """Heartbeat rule (docs/crdt.md section 2): origin has sent everything up to
         upto, and this node applied it."""
         if origin == self.node_id:
             return
@@ -761,9 +761,9 @@ cdef class Keyspace:
         return u
 
     def gc(self, uint64_t stable):
-        """Drop what is causally stable (CRDT.md section 6): string register
+        """Drop what is causally stable (docs/crdt.md section 6): string register
         tombstones older than `stable` that hold no counter entries (see
-        crdt-notes.md on counters), and dot-cloud entries VV covers.
+        docs/crdt.md section 6 on counters), and dot-cloud entries VV covers.
         Returns the number of tombstones dropped."""
         cdef StrObj o
         cdef list dead = []

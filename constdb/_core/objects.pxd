@@ -1,4 +1,4 @@
-# CRDT object classes (CRDT.md section 3). Plain C structs behind Python objects:
+# CRDT object classes (docs/crdt.md section 3). Plain C structs behind Python objects:
 # no cdef methods (that would add a vtable pointer to every key) and no GC
 # tracking (they never form reference cycles), so a string key costs a header
 # and five fields. Their rules live in the type modules (t_string, t_set,
@@ -38,7 +38,7 @@ cdef class Dot:
 @cython.no_gc
 cdef class CntEntry:
     # one origin's contribution to a counter, and what the current register
-    # write had observed of it (the "base" of CRDT.md 3.1)
+    # write had observed of it (the "base" of docs/crdt.md section 3.1)
     cdef public int64_t sum
     cdef public uint64_t last
     cdef public int64_t bsum
@@ -102,7 +102,7 @@ cdef class HashObj(CObj):
 @cython.final
 @cython.no_gc
 cdef class HCnt:
-    # the counter part of a hash field (CRDT.md 3.1 rule, t_hash.pyx): each
+    # the counter part of a hash field (docs/crdt.md section 3.1 rule, t_hash.pyx): each
     # origin's CntEntry (sum, last) and, in bsum/blast, what the newest
     # base-writing effect on the field (ts (ru, rn)) had observed of it
     cdef public dict cnt            # origin -> CntEntry
@@ -147,7 +147,7 @@ cdef class LBlock:
 @cython.final
 @cython.no_gc
 cdef class ListObj(CObj):
-    # RGA sequence (CRDT.md 3.5; logic in t_list.pyx): blocks of elements in
+    # RGA sequence (docs/crdt.md section 3.5; logic in t_list.pyx): blocks of elements in
     # sequence order, removed ones included until GC
     cdef public list blocks         # [LBlock]
     cdef public dict ids            # uuid -> LElem | [LElem]: every element known here
@@ -187,7 +187,7 @@ cdef class ZEnt:
 @cython.final
 @cython.no_gc
 cdef class ZSetObj(CObj):
-    # OR-Set of members with an LWW + counter score each (CRDT.md 3.6; logic in t_zset.pyx)
+    # OR-Set of members with an LWW + counter score each (docs/crdt.md section 3.6; logic in t_zset.pyx)
     cdef public dict m              # member -> ZEnt: present members
     cdef public object idx          # ZIndex: present members ordered by (score, member)
     cdef public object gone         # None | {member: ZEnt}: removed members' state, kept until GC

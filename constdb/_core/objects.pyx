@@ -226,7 +226,7 @@ cdef ZSetObj new_zset():
 cdef object hash_val(HashObj o, object field, object ent):
     """The visible value of a hash field whose entry (o.f[field]) is ent: the
     value of its newest version, plus, for a field HINCRBY touched, the counter
-    contributions that version's write had not observed (CRDT.md 3.1; a value
+    contributions that version's write had not observed (docs/crdt.md section 3.1; a value
     that is not an integer ignores them, as a string register does)."""
     cdef object v = best_ver(ent).val
     cdef PyObject* p

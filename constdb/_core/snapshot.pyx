@@ -1,7 +1,6 @@
 """Snapshots: the whole CRDT state and its context, for full sync and for
-persistence (REPLICATION.md section 5), and the state merge of CRDT.md
-section 5 (docs/crdt-notes.md, "Snapshots: the state merge", says how each
-kind of object merges). This module has the file format, its checks and the
+persistence (docs/replication.md section 5), and the state merge of docs/crdt.md
+section 5 (which says how each kind of object merges). This module has the file format, its checks and the
 merge driver; each type module encodes, decodes and merges its own objects
 (TypeOps.encode/decode/merge/filter, their "snapshots" sections say the
 layout), with the shared parts in merge.pyx.
@@ -541,7 +540,7 @@ cdef bint _saw_any(Ctx mine, Ctx other):
 
 
 def merge(Keyspace ks, Snapshot s, progress=None):
-    """Merge snapshot s into ks (CRDT.md section 5). Returns the number of
+    """Merge snapshot s into ks (docs/crdt.md section 5). Returns the number of
     objects merged. progress(n) is called every 100,000 objects."""
     cdef Ctx ca = ctx_of(ks)
     cdef Ctx cb = Ctx(dict(s.vv), {n: set(u) for n, u in s.cloud.items()})

@@ -1,4 +1,4 @@
-# Hashes (CRDT.md 3.3): an OR-Set of fields with LWW values, and field counters
+# Hashes (docs/crdt.md section 3.3): an OR-Set of fields with LWW values, and field counters
 # (HINCRBY; the 3.1 rule on a field). See t_hash.pyx.
 from libc.stdint cimport int64_t
 

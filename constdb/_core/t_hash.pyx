@@ -1,4 +1,4 @@
-"""Hashes (CRDT.md 3.3): fields as an OR-Set (add-wins), each field's value an
+"""Hashes (docs/crdt.md section 3.3): fields as an OR-Set (add-wins), each field's value an
 LWW register over its concurrent versions, and field counters (HINCRBY).
 
 A field keeps the versions (Ver: a value at its dot) of the writes that made
@@ -7,7 +7,7 @@ HDEL removes them, the newest version shows (objects.best_ver). Every change
 goes through `_hset_on` or `_hrem_on`, for a local write (emit_*) and a remote
 record (_apply) alike.
 
-Field counters: HINCRBY follows the string counter rule (CRDT.md 3.1). A
+Field counters: HINCRBY follows the string counter rule (docs/crdt.md section 3.1). A
 field stays what it is for HSET/HGET (its versions per dot); a field that HINCRBY touched also gets an `HCnt` in `HashObj.hc`: each origin's
 counter (sum, last) and, per origin, what the newest base-writing effect on the
 field observed of it (bsum, blast), that effect's ts in (ru, rn). The visible

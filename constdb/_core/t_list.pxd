@@ -1,4 +1,4 @@
-# The list CRDT (CRDT.md 3.5): an RGA sequence kept in blocks. See t_list.pyx.
+# The list CRDT (docs/crdt.md section 3.5): an RGA sequence kept in blocks. See t_list.pyx.
 from libc.stdint cimport uint64_t
 
 from constdb._core.keyspace cimport Keyspace

@@ -1,4 +1,4 @@
-"""The list CRDT (CRDT.md 3.5): an RGA sequence, kept in blocks.
+"""The list CRDT (docs/crdt.md section 3.5): an RGA sequence, kept in blocks.
 
 Every element has an id, its dot (node, uuid), a value with an LWW ts (LSET)
 and, once removed, the uuid of its removal; removed elements stay in the
@@ -15,7 +15,7 @@ and a removal or LSET before the insert it names: such an element waits in
 `ListObj.pend` (keyed by its anchor's uuid) or is a ghost in `ListObj.ids`
 until the missing effect arrives.
 
-Layout (docs/crdt-notes.md, "Lists"): `ListObj.blocks` is a list of `LBlock`s,
+Layout (docs/crdt.md section 3.5): `ListObj.blocks` is a list of `LBlock`s,
 runs of at most BLOCK_MAX consecutive elements with their live count, so
 LINDEX/LRANGE find a position by walking block counts from the nearer end, and
 pushes and pops at either end are O(1) amortized; `ListObj.ids` maps every id to
@@ -913,7 +913,7 @@ cdef Py_ssize_t gc_list_c(ListObj o, uint64_t stable) except -1:
 
     `stable` must be a causally stable point: every node had applied every
     effect with a uuid <= stable before it made any effect that has not yet
-    been applied here (docs/crdt-notes.md, "Lists"). Then an element removed
+    been applied here (docs/crdt.md section 3.5). Then an element removed
     at rem <= stable can no longer be an anchor: nodes insert only after live
     elements. Its place must not matter to a future insert either: inserts
     still to come have uuids > stable, so the RGA skip stops at any element
@@ -1226,7 +1226,7 @@ cdef CObj _decode(Reader r, int version):
 # the start of the gap if its anchor is further back, past every element
 # with a larger id). Elements placed on neither side whose anchor is now
 # placed are integrated as an insert would be; the others wait (or stay
-# ghosts). docs/crdt-notes.md, "Snapshots", has the argument.
+# ghosts). docs/crdt.md section 5 has the argument.
 
 cdef list _list_seq(ListObj o):
     """The placed elements in sequence order."""

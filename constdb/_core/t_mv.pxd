@@ -1,4 +1,4 @@
-# Multi-value registers (CRDT.md 3.4; MVSET/MVGET). See t_mv.pyx.
+# Multi-value registers (docs/crdt.md section 3.4; MVSET/MVGET). See t_mv.pyx.
 from constdb._core.keyspace cimport Keyspace
 
 # local effect: draw a uuid, apply through the shared rule, log the record

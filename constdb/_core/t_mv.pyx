@@ -1,4 +1,4 @@
-"""Multi-value registers (CRDT.md 3.4; MVSET, MVGET): every concurrent write
+"""Multi-value registers (docs/crdt.md section 3.4; MVSET, MVGET): every concurrent write
 is kept.
 
 An MV register is the list of versions (MVObj.vers, Ver: a value at its dot)

@@ -1,4 +1,4 @@
-# Sets (CRDT.md 3.2): an OR-Set, add-wins. See t_set.pyx.
+# Sets (docs/crdt.md section 3.2): an OR-Set, add-wins. See t_set.pyx.
 from constdb._core.keyspace cimport Keyspace
 from constdb._core.objects cimport SetObj
 

@@ -1,4 +1,4 @@
-"""Sets (CRDT.md 3.2): an OR-Set with add-wins.
+"""Sets (docs/crdt.md section 3.2): an OR-Set with add-wins.
 
 Each member keeps the dots of the adds that made it (SetObj.m: member -> Dot
 or [Dot]); an add replaces the dots it saw, a removal takes the dots it saw,

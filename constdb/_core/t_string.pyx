@@ -1,4 +1,4 @@
-"""Strings (CRDT.md 3.1): an LWW register (val, (uuid, node)) plus an
+"""Strings (docs/crdt.md section 3.1): an LWW register (val, (uuid, node)) plus an
 observed-reset counter per origin.
 
 The visible value is the register's value plus the counter contributions its
@@ -163,7 +163,7 @@ cdef inline uint64_t _cnt_delta(StrObj o, bint* unobserved) noexcept:
 
 
 cdef object str_get(StrObj o):
-    """Visible value of a string (CRDT.md 3.1): bytes, an int (a counter that
+    """Visible value of a string (docs/crdt.md section 3.1): bytes, an int (a counter that
     has no integer register under it), or None when absent."""
     cdef uint64_t delta
     cdef bint unobserved = False

@@ -1,4 +1,4 @@
-# The sorted set CRDT (CRDT.md 3.6): members as an OR-Set, scores as an LWW
+# The sorted set CRDT (docs/crdt.md section 3.6): members as an OR-Set, scores as an LWW
 # register plus an observed-reset counter, ordered by a skip list. See t_zset.pyx.
 from libc.stdint cimport uint64_t
 

@@ -1,6 +1,6 @@
-"""The sorted set CRDT (CRDT.md 3.6).
+"""The sorted set CRDT (docs/crdt.md section 3.6).
 
-Membership is an OR-Set with add-wins, as sets (CRDT.md 3.2): every ZADD or
+Membership is an OR-Set with add-wins, as sets (docs/crdt.md section 3.2): every ZADD or
 ZINCRBY that changes a member is an add with a new dot that replaces the dots
 it saw; ZREM/ZPOP*/ZREMRANGE*/DEL remove the dots they saw. A member's score is
 an LWW register plus an observed-reset counter, the scheme of strings (3.1):
@@ -932,7 +932,7 @@ cdef Py_ssize_t _gc(CObj x, uint64_t stable, bint* empty) except -1:
     """Drop removed members whose removal is causally stable (`stable` as for
     t_list.gc_list: every node applied everything up to it before making any
     effect not yet applied here): no concurrent add can bring them back any
-    more. Members with counter entries stay (docs/crdt-notes.md, counters).
+    more. Members with counter entries stay (docs/crdt.md section 6).
     Sets empty when the set holds nothing any more."""
     cdef ZSetObj o = <ZSetObj>x
     cdef ZEnt e

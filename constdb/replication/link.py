@@ -1,4 +1,4 @@
-"""One link between two nodes (REPLICATION.md section 2, docs/replication.md).
+"""One link between two nodes (docs/replication.md section 2).
 
 A peer dials the other's client port and sends one RESP command,
 `CDB.LINK proto node_id alias addr nonce meet`; the listener answers with its

@@ -1,6 +1,6 @@
 """The node's side of the group: members, links, streams, full syncs, acks,
 heartbeats, GC's stable point, and the commands MEET FORGET NODES WAIT
-CRDT.DIGEST (REPLICATION.md; the wire format is in docs/replication.md)."""
+CRDT.DIGEST (docs/replication.md, which also has the wire format)."""
 
 from __future__ import annotations
 
@@ -518,7 +518,7 @@ class Replication:
             and not self.backlog.grouping
         )
         # every effect this node made is sent: say so with a fresh clock
-        # reading, so an idle node still moves its peers' VV (CRDT.md 2)
+        # reading, so an idle node still moves its peers' VV (docs/crdt.md section 2)
         clock = self.ks.clock.next() if caught_up else 0
         vv = self.my_vv()
         body = struct.pack("<QI", clock, len(vv)) + b"".join(
@@ -705,7 +705,7 @@ class Replication:
 
     def stable_point(self) -> int:
         """min over active members m and current origins o of VV_m[o]
-        (CRDT.md section 6); a member that has not reported holds it at 0."""
+        (docs/crdt.md section 6); a member that has not reported holds it at 0."""
         origins = self.members.current_origins() | {self.ks.node_id}
         mine = self.my_vv()
         best = min(mine.get(o, 0) for o in origins)

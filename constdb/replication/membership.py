@@ -1,4 +1,4 @@
-"""Group membership as replicated state (REPLICATION.md section 1): a map
+"""Group membership as replicated state (docs/replication.md section 1): a map
 node_id -> (alias, advertised address, active | forgotten), last-writer-wins
 per node_id on the (uuid, origin) of the record that wrote it. Changes travel
 as OP_MEMBER records in the origin's stream and whole in snapshots."""
