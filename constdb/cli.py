@@ -43,6 +43,11 @@ def parse_args(argv: Optional[list[str]]) -> argparse.Namespace:
         default=None,
         help="detach and write a pid file in work_dir (--no-daemon: stay in the foreground)",
     )
+    p.add_argument(
+        "--gen-secret",
+        action="store_true",
+        help="print a random cluster_secret (256 bits, hex) and exit",
+    )
     p.add_argument("--version", action="version", version=f"constdb-server {__version__}")
     return p.parse_args(argv)
 
@@ -54,6 +59,11 @@ def fail(msg: str) -> int:
 
 def main(argv: Optional[list[str]] = None) -> int:
     args = parse_args(argv)
+    if args.gen_secret:
+        import secrets
+
+        print(secrets.token_hex(32))
+        return 0
     overrides = {
         k: v
         for k, v in {

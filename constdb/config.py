@@ -84,6 +84,41 @@ def _check_filename(v: str) -> Optional[str]:
     return None
 
 
+# ---- cluster_secret strength (the replication link's key) ----------------------------
+# A secret's strength is estimated as if each character were drawn at random
+# from the smallest of these alphabets holding all of its characters; it must
+# reach SECRET_MIN_BITS and use at least 8 distinct characters.
+SECRET_MIN_BITS = 128
+_SECRET_ALPHABETS = (
+    (10, "0123456789"),
+    (16, "0123456789abcdef"),
+    (16, "0123456789ABCDEF"),
+    (36, "0123456789abcdefghijklmnopqrstuvwxyz"),
+    (62, "0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"),
+    (64, "0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ+/-_="),
+    (95, "".join(chr(c) for c in range(32, 127))),
+)
+
+
+def secret_bits(v: str) -> float:
+    import math
+
+    chars = set(v)
+    for size, alphabet in _SECRET_ALPHABETS:
+        if chars <= set(alphabet):
+            return len(v) * math.log2(size)
+    return len(v.encode()) * 8 * 0.5  # other text: count half of its bits
+
+
+def check_secret(v: str) -> Optional[str]:
+    if v and (secret_bits(v) < SECRET_MIN_BITS or len(set(v)) < 8):
+        return (
+            "a secret of at least 128 bits (32 hex or 22 base64 characters,"
+            " e.g. from constdb-server --gen-secret) or empty"
+        )
+    return None
+
+
 SPEC: list[Key] = [
     Key("daemon", False, "bool", "detach from the terminal; the pid goes to pidfile in work_dir"),
     Key(
@@ -201,8 +236,11 @@ SPEC: list[Key] = [
         "cluster_secret",
         "",
         "str",
-        "shared secret peers prove with HMAC during the handshake; empty = no check",
+        "shared secret of the group's links (at least 128 bits: 32 hex or 22 base64"
+        " characters; constdb-server --gen-secret prints one); empty = none, allowed"
+        " only while the node listens on loopback",
         runtime=True,
+        check=check_secret,
     ),
     Key(
         "advertise_addr",

@@ -310,11 +310,13 @@ def test_node_killed_and_restarted_empty_gets_everything_back(node):
 
 
 def test_wrong_cluster_secret_is_refused(node):
-    a = make_node(node, "a", cluster_secret="right")
-    b = make_node(node, "b", cluster_secret="wrong")
+    # 128-bit secrets (shorter ones are refused at start)
+    right, wrong = "5d41402abc4b2a76b9719d911017c592", "7d793037a0760186574b0282f2f435e7"
+    a = make_node(node, "a", cluster_secret=right)
+    b = make_node(node, "b", cluster_secret=wrong)
     with pytest.raises(redis.ResponseError, match="SECRET"):
         meet(b, a)
-    c = make_node(node, "c", cluster_secret="right")
+    c = make_node(node, "c", cluster_secret=right)
     assert meet(c, a) == 1
     wait_linked([a, c])
     assert node_id(b) not in peer_states(a)

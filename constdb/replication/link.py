@@ -1,13 +1,19 @@
 """One link between two nodes (docs/replication.md section 2).
 
-A peer dials the other's client port and sends one RESP command,
-`CDB.LINK proto node_id alias addr nonce meet`; the listener answers with its
-own identity, a nonce and an HMAC over the dialer's nonce, and from then on
-both sides speak binary frames `u8 type | u32 len | payload`. The dialer
-proves the secret with an AUTH frame that also carries how far it has applied
-the listener's stream; the listener answers with POS (how far it has applied
-the dialer's stream). Then each side streams its own effects, or a snapshot
-first when the other's position is outside its backlog.
+A peer dials the other's client port and sends one RESP command (after
+`AUTH requirepass` when it has one), `CDB.LINK proto node_id origin alias
+addr nonce meet`; the listener answers with its own identity and a nonce,
+and from then on both sides speak binary frames `u8 type | u32 len |
+payload`. Neither side reveals anything that depends on the secret before
+the other has proven it: the dialer proves first (AUTH, which also carries
+how far it has applied the listener's stream); the listener checks it and
+only then answers with its own proof (POS: how far it has applied the
+dialer's stream). Both proofs cover a transcript of the whole hello (both
+nonces, node ids, origins, aliases, addresses, the address the dialer dialed)
+and a session key derived from it authenticates every later frame with a
+tag over a per-direction sequence number. Then each side streams its own
+effects, or a snapshot first when the other's position is outside its
+backlog.
 """
 
 from __future__ import annotations
@@ -27,7 +33,7 @@ import lz4.frame
 
 log = logging.getLogger("constdb")
 
-PROTO_VERSION = 1
+PROTO_VERSION = 2
 
 F_AUTH = 1
 F_POS = 2
@@ -42,14 +48,59 @@ F_FULLSYNC_REQ = 10
 F_ERROR = 11
 
 HDR = struct.Struct("<BI")
+SEQ = struct.Struct("<Q")
+POSF = struct.Struct("<QB")
 MAX_FRAME = 64 * 1024 * 1024
 HIGH_WATER = 4 * 1024 * 1024
+TAG = 16  # bytes of HMAC-SHA256 after every frame once the link is up
+# before the peer has proven the secret: a frame (AUTH, POS, ERROR) is at most
+# PRE_MAX_FRAME bytes and the handshake reply at most HELLO_MAX
+PRE_MAX_FRAME = 256
+HELLO_MAX = 4096
+PROOF = 32
+LABEL = b"constdb-link-v2"
 
 
-def proof(secret: bytes, role: bytes, nonce: bytes, a: int, b: int) -> bytes:
-    """HMAC-SHA256 of the cluster secret over a nonce the other side chose."""
-    msg = role + nonce + struct.pack("<QQ", a, b)
-    return hmac.new(secret, msg, hashlib.sha256).digest()
+def _lp(fields: list[bytes]) -> bytes:
+    return b"".join(struct.pack("<I", len(f)) + f for f in fields)
+
+
+def transcript(hello: list[bytes], reply: list[bytes], channel: bytes) -> bytes:
+    """SHA-256 of what both sides saw: the CDB.LINK arguments as sent, the
+    listener's reply as sent, and the channel: the listener's address as the
+    dialer dialed it (the listener uses its own advertised address; the two
+    agree only on a direct link to the node the dialer meant). A TLS session's
+    exporter value would be appended to channel."""
+    return hashlib.sha256(LABEL + _lp(hello) + b"|" + _lp(reply) + b"|" + _lp([channel])).digest()
+
+
+def dialer_proof(secret: bytes, t: bytes, pos_flags: bytes) -> bytes:
+    return hmac.new(secret, LABEL + b" D" + t + pos_flags, hashlib.sha256).digest()
+
+
+def listener_proof(secret: bytes, t: bytes, dproof: bytes, pos_flags: bytes) -> bytes:
+    return hmac.new(secret, LABEL + b" L" + t + dproof + pos_flags, hashlib.sha256).digest()
+
+
+def session_keys(secret: bytes, t: bytes) -> tuple[bytes, bytes]:
+    """(dialer->listener, listener->dialer) frame keys: HKDF-style, an
+    HMAC-SHA256 extract over the transcript, then one expand per direction."""
+    prk = hmac.new(secret, LABEL + b" session" + t, hashlib.sha256).digest()
+    d2l = hmac.new(prk, b"dialer to listener\x01", hashlib.sha256).digest()
+    l2d = hmac.new(prk, b"listener to dialer\x01", hashlib.sha256).digest()
+    return d2l, l2d
+
+
+def esc(s: str, limit: int = 160) -> str:
+    """Peer-supplied text for a log line: control and non-ASCII characters
+    escaped, long text cut."""
+    if len(s) > limit:
+        s = s[:limit] + "..."
+    return s.encode("unicode_escape").decode("ascii")
+
+
+# codes a peer may refuse a handshake with (anything else is shown as REFUSED)
+REFUSAL_CODES = ("SECRET", "VERSION", "DUPLICATE", "PROTOCOL", "TIMEOUT", "NOSECRET", "ADDRESS")
 
 
 class LinkError(Exception):
@@ -68,9 +119,21 @@ class Link(asyncio.Protocol):
         self.meet = meet
         self.dial_addr = addr
         self.transport: Any = None
+        self.client: Any = None  # inbound: the client connection until the proof
+        self.expect = 0  # outbound: the member this link was dialed for (0: MEET)
         self.state = "connect"
         self.rx = bytearray()
         self.reader = hiredis.Reader()
+        self.hello_bytes = 0
+        self.auth_pending = False
+        self.hello: list[bytes] = []  # CDB.LINK arguments as sent
+        self.transcript = b""
+        self.dproof = b""
+        self.tx_mac: Any = None  # keyed HMAC objects once the proofs are checked
+        self.rx_mac: Any = None
+        self.tx_seq = 0
+        self.rx_seq = 0
+        self.timer: Optional[asyncio.TimerHandle] = None
         self.nonce = os.urandom(16)
         self.peer_nonce = b""
         self.peer_id = 0
@@ -100,6 +163,11 @@ class Link(asyncio.Protocol):
         self.bytes_out = 0
         self.bytes_in = 0
 
+    @property
+    def proven(self) -> bool:
+        """The peer has proven the secret (frames are authenticated)."""
+        return self.rx_mac is not None
+
     # ---- transport --------------------------------------------------------------
 
     def connection_made(self, transport: Any) -> None:
@@ -107,8 +175,7 @@ class Link(asyncio.Protocol):
         if self.outbound:
             r = self.repl
             self.state = "hello"
-            args = [
-                b"CDB.LINK",
+            self.hello = [
                 str(PROTO_VERSION).encode(),
                 str(r.node_id).encode(),
                 str(r.ks.node_id).encode(),
@@ -117,27 +184,64 @@ class Link(asyncio.Protocol):
                 self.nonce.hex().encode(),
                 b"1" if self.meet else b"0",
             ]
-            transport.write(
-                b"*%d\r\n" % len(args) + b"".join(b"$%d\r\n%s\r\n" % (len(a), a) for a in args)
-            )
+            args = [b"CDB.LINK"] + self.hello
+            pw = r.app.cfg.requirepass
+            if pw:  # the listener gates CDB.LINK by its requirepass (members share it)
+                self.auth_pending = True
+                args = [b"AUTH", pw.encode()]
+                transport.write(_resp(args))
+                args = [b"CDB.LINK"] + self.hello
+            transport.write(_resp(args))
 
     def attach_inbound(
-        self, transport: Any, peer_id: int, origin: int, alias: str, addr: str, peer_nonce: bytes
+        self,
+        client: Any,
+        argv: list[bytes],
+        reply: list[bytes],
+        channel: bytes,
+        peer_id: int,
+        origin: int,
+        alias: str,
+        addr: str,
+        peer_nonce: bytes,
+        timeout: float,
     ) -> None:
-        """Take over a client connection after the CDB.LINK command."""
-        self.transport = transport
+        """Take over a client connection after the CDB.LINK command. The
+        client stays counted as a client (maxclients, CLIENT LIST) until the
+        dialer has proven the secret."""
+        self.client = client
+        self.transport = client.transport
         self.peer_id = peer_id
         self.peer_origin = origin
         self.peer_alias = alias
         self.peer_addr = addr
         self.peer_nonce = peer_nonce
         self.dialer_id = peer_id
+        self.hello = list(argv[1:])
+        self.transcript = transcript(self.hello, reply, channel)
         self.state = "auth"
-        transport.set_protocol(self)
+        loop = asyncio.get_event_loop()
+        self.timer = loop.call_later(timeout, self._handshake_timeout)
+        self.transport.set_protocol(self)
+
+    def _handshake_timeout(self) -> None:
+        self.timer = None
+        if not self.closed and not self.proven:
+            self.repl.link_failed(self, "TIMEOUT", "handshake timed out")
+            self.close("TIMEOUT", "handshake timed out")
+
+    def _release_client(self) -> None:
+        if self.timer is not None:
+            self.timer.cancel()
+            self.timer = None
+        if self.client is not None:
+            self.client.detach()  # no longer a client: a proven link
+            self.client = None
 
     def connection_lost(self, exc: Optional[BaseException]) -> None:
         self.closed = True
         self.state = "closed"
+        self._release_client()
         self.repl.link_lost(self, exc)
 
     def pause_writing(self) -> None:
@@ -150,8 +254,19 @@ class Link(asyncio.Protocol):
     def write_frame(self, ftype: int, payload: bytes = b"") -> None:
         if self.closed or self.transport is None:
             return
-        self.transport.write(HDR.pack(ftype, len(payload)) + payload)
-        self.bytes_out += len(payload) + 5
+        hdr = HDR.pack(ftype, len(payload))
+        mac = self.tx_mac
+        if mac is None:
+            self.transport.write(hdr + payload)
+            self.bytes_out += len(payload) + 5
+            return
+        h = mac.copy()
+        h.update(SEQ.pack(self.tx_seq))
+        h.update(hdr)
+        h.update(payload)
+        self.tx_seq += 1
+        self.transport.write(hdr + payload + h.digest()[:TAG])
+        self.bytes_out += len(payload) + 5 + TAG
 
     def close(self, code: str = "", msg: str = "") -> None:
         if self.closed:
@@ -167,6 +282,12 @@ class Link(asyncio.Protocol):
             return 0
         return self.transport.get_write_buffer_size()
 
+    def _keys(self) -> None:
+        d2l, l2d = session_keys(self.repl.secret, self.transcript)
+        tx, rx = (d2l, l2d) if self.outbound else (l2d, d2l)
+        self.tx_mac = hmac.new(tx, digestmod=hashlib.sha256)
+        self.rx_mac = hmac.new(rx, digestmod=hashlib.sha256)
+
     # ---- input --------------------------------------------------------------------
 
     def data_received(self, data: bytes) -> None:
@@ -179,16 +300,28 @@ class Link(asyncio.Protocol):
             self.rx += data
             self._frames()
         except LinkError as e:
-            log.warning("link to %s: %s", self.describe(), e)
             self.repl.link_failed(self, e.code, e.msg)
             self.close(e.code, e.msg)
         except Exception as e:  # a broken peer must not take the node down
-            log.exception("link to %s failed", self.describe())
+            if self.proven:
+                log.exception("link to %s failed", self.describe())
             self.repl.link_failed(self, "PROTOCOL", str(e))
-            self.close("PROTOCOL", str(e))
+            self.close("PROTOCOL", "malformed frame")
 
     def _hello_reply(self, data: bytes) -> None:
+        self.hello_bytes += len(data)
+        if self.hello_bytes > HELLO_MAX:
+            raise LinkError("PROTOCOL", "handshake reply too long")
         self.reader.feed(data)
+        if self.auth_pending:
+            got = self.reader.gets()
+            if got is False:
+                return
+            self.auth_pending = False
+            if isinstance(got, hiredis.ReplyError) and "without any password" not in str(got):
+                raise LinkError(
+                    "AUTH", f"the peer refused this node's requirepass: {esc(str(got))}"
+                )
         reply = self.reader.gets()
         if reply is False:
             return
@@ -197,18 +330,25 @@ class Link(asyncio.Protocol):
             raise LinkError("PROTOCOL", "unexpected data after the handshake reply")
         if isinstance(reply, hiredis.ReplyError):
             text = str(reply)
-            code = (
-                text.split(" ", 2)[1]
-                if text.startswith("ERR ") and len(text.split(" ")) > 1
-                else "REFUSED"
-            )
-            raise LinkError(code if code.isupper() else "REFUSED", text)
-        if not isinstance(reply, list) or len(reply) != 7:
+            words = text.split(" ")
+            if words[0] in ("NOAUTH", "WRONGPASS"):
+                code = "AUTH"
+            elif words[0] == "ERR" and len(words) > 1 and words[1] in REFUSAL_CODES:
+                code = words[1]
+            else:
+                code = "REFUSED"
+            raise LinkError(code, esc(text))
+        if (
+            not isinstance(reply, list)
+            or len(reply) != 6
+            or not all(isinstance(x, bytes) for x in reply)
+        ):
             raise LinkError("PROTOCOL", "bad handshake reply")
-        proto, pid, porigin, alias, addr, pnonce, pproof = reply
-        if int(proto) != PROTO_VERSION:
+        proto, pid, porigin, alias, addr, pnonce = reply
+        if proto != str(PROTO_VERSION).encode():
             raise LinkError(
-                "VERSION", f"peer speaks link protocol {int(proto)}, this node {PROTO_VERSION}"
+                "VERSION",
+                f"peer speaks link protocol {esc(proto.decode('utf-8', 'replace'))}, this node {PROTO_VERSION}",
             )
         r = self.repl
         self.peer_id = int(pid)
@@ -216,19 +356,23 @@ class Link(asyncio.Protocol):
         self.peer_alias = alias.decode("utf-8", "replace")
         self.peer_addr = addr.decode("utf-8", "replace")
         self.peer_nonce = bytes.fromhex(pnonce.decode())
+        if len(self.peer_nonce) != 16:
+            raise LinkError("PROTOCOL", "bad handshake reply")
         self.dialer_id = r.node_id
         if self.peer_id == r.node_id:
             raise LinkError(
                 "DUPLICATE", f"peer at {self.dial_addr} has this node's own node_id {r.node_id}"
             )
-        if not hmac.compare_digest(
-            pproof, proof(r.secret, b"L", self.nonce, self.peer_id, r.node_id)
-        ):
-            raise LinkError("SECRET", "the peer does not know this node's cluster_secret")
-        mine = proof(r.secret, b"D", self.peer_nonce, r.node_id, self.peer_id)
-        self.write_frame(
-            F_AUTH, mine + struct.pack("<QB", r.ks.vv_of(self.peer_origin), 1 if self.meet else 0)
-        )
+        channel = r.norm_addr(self.dial_addr)
+        if r.norm_addr(self.peer_addr) != channel:
+            raise LinkError(
+                "ADDRESS",
+                f"dialed {self.dial_addr} but the node there advertises {esc(self.peer_addr)}",
+            )
+        self.transcript = transcript(self.hello, list(reply), channel.encode())
+        pos_flags = POSF.pack(r.ks.vv_of(self.peer_origin), 1 if self.meet else 0)
+        self.dproof = dialer_proof(r.secret, self.transcript, pos_flags)
+        self.write_frame(F_AUTH, self.dproof + pos_flags)
         self.state = "pos"
 
     def _frames(self) -> None:
@@ -237,43 +381,42 @@ class Link(asyncio.Protocol):
         n = len(rx)
         while n - pos >= 5 and not self.closed:
             ftype, ln = HDR.unpack_from(rx, pos)
-            if ln > MAX_FRAME:
-                raise LinkError("PROTOCOL", f"frame of {ln} bytes")
-            if n - pos - 5 < ln:
+            mac = self.rx_mac
+            if mac is None:
+                if ln > PRE_MAX_FRAME:
+                    raise LinkError("PROTOCOL", f"frame of {ln} bytes before the proof")
+                need = 5 + ln
+            else:
+                if ln > MAX_FRAME:
+                    raise LinkError("PROTOCOL", f"frame of {ln} bytes")
+                need = 5 + ln + TAG
+            if n - pos < need:
                 break
             payload = bytes(rx[pos + 5 : pos + 5 + ln])
-            pos += 5 + ln
+            if mac is not None:
+                h = mac.copy()
+                h.update(SEQ.pack(self.rx_seq))
+                h.update(rx[pos : pos + 5])
+                h.update(payload)
+                if not hmac.compare_digest(h.digest()[:TAG], bytes(rx[pos + 5 + ln : pos + need])):
+                    raise LinkError("PROTOCOL", f"frame {self.rx_seq} failed authentication")
+                self.rx_seq += 1
+            pos += need
             self._frame(ftype, payload)
         if pos:
             del rx[:pos]
 
     def _frame(self, ftype: int, p: bytes) -> None:
         r = self.repl
+        if not self.proven:
+            self._handshake_frame(ftype, p)
+            return
         if ftype == F_ERROR:
             text = p.decode("utf-8", "replace")
             code, _, msg = text.partition(" ")
-            log.warning("link to %s closed by the peer: %s", self.describe(), text)
+            log.warning("link to %s closed by the peer: %s", self.describe(), esc(text))
             r.link_failed(self, code, msg, remote=True)
             self.close()
-            return
-        if self.state == "auth":
-            if ftype != F_AUTH or len(p) != 41:
-                raise LinkError("PROTOCOL", "expected AUTH")
-            want = proof(r.secret, b"D", self.nonce, self.peer_id, r.node_id)
-            if not hmac.compare_digest(p[:32], want):
-                raise LinkError("SECRET", "the peer does not know this node's cluster_secret")
-            self.peer_pos, flags = struct.unpack_from("<QB", p, 32)
-            self.meet = bool(flags & 1)
-            self.write_frame(F_POS, struct.pack("<QB", r.ks.vv_of(self.peer_origin), 0))
-            self.state = "up"
-            r.link_up(self)
-            return
-        if self.state == "pos":
-            if ftype != F_POS or len(p) != 9:
-                raise LinkError("PROTOCOL", "expected POS")
-            self.peer_pos, _flags = struct.unpack_from("<QB", p, 0)
-            self.state = "up"
-            r.link_up(self)
             return
         if self.state != "up":
             raise LinkError("PROTOCOL", f"frame {ftype} in state {self.state}")
@@ -315,6 +458,50 @@ class Link(asyncio.Protocol):
         else:
             raise LinkError("PROTOCOL", f"unknown frame type {ftype}")
 
+    def _handshake_frame(self, ftype: int, p: bytes) -> None:
+        """A frame before the peer has proven the secret: only the one the
+        handshake expects is acted on. An ERROR frame here is unauthenticated:
+        it ends the handshake and changes nothing else (never FORGOTTEN)."""
+        r = self.repl
+        if ftype == F_ERROR:
+            text = p.decode("utf-8", "replace")
+            code = text.partition(" ")[0]
+            raise LinkError(
+                code if code in REFUSAL_CODES else "REFUSED",
+                f"the peer ended the handshake: {esc(text)}",
+            )
+        if self.state == "auth":
+            if ftype != F_AUTH or len(p) != PROOF + POSF.size:
+                raise LinkError("PROTOCOL", "expected AUTH")
+            pos_flags = p[PROOF:]
+            want = dialer_proof(r.secret, self.transcript, pos_flags)
+            if not hmac.compare_digest(p[:PROOF], want):
+                raise LinkError("SECRET", "the peer does not know this node's cluster_secret")
+            self.peer_pos, flags = POSF.unpack(pos_flags)
+            self.meet = bool(flags & 1)
+            mine = POSF.pack(r.ks.vv_of(self.peer_origin), 0)
+            self.write_frame(
+                F_POS, listener_proof(r.secret, self.transcript, p[:PROOF], mine) + mine
+            )
+            self._up()
+            return
+        if self.state == "pos":
+            if ftype != F_POS or len(p) != PROOF + POSF.size:
+                raise LinkError("PROTOCOL", "expected POS")
+            want = listener_proof(r.secret, self.transcript, self.dproof, p[PROOF:])
+            if not hmac.compare_digest(p[:PROOF], want):
+                raise LinkError("SECRET", "the peer does not know this node's cluster_secret")
+            self.peer_pos, _flags = POSF.unpack_from(p, PROOF)
+            self._up()
+            return
+        raise LinkError("PROTOCOL", f"frame {ftype} in state {self.state}")
+
+    def _up(self) -> None:
+        self._keys()
+        self._release_client()
+        self.state = "up"
+        self.repl.link_up(self)
+
     # ---- output ---------------------------------------------------------------------
 
     def send_batch(self, data: bytes) -> None:
@@ -327,5 +514,9 @@ class Link(asyncio.Protocol):
             self.write_frame(F_BATCH, size + self.comp.compress(data))
 
     def describe(self) -> str:
-        who = f"{self.peer_alias or '?'}({self.peer_id or '?'})"
-        return f"{who}@{self.peer_addr or self.dial_addr}"
+        who = f"{esc(self.peer_alias, 64) or '?'}({self.peer_id or '?'})"
+        return f"{who}@{esc(self.peer_addr or self.dial_addr, 80)}"
+
+
+def _resp(args: list[bytes]) -> bytes:
+    return b"*%d\r\n" % len(args) + b"".join(b"$%d\r\n%s\r\n" % (len(a), a) for a in args)

@@ -28,7 +28,7 @@ from constdb.replication.link import (
     HIGH_WATER,
     PROTO_VERSION,
     Link,
-    proof,
+    esc,
 )
 from constdb.replication.membership import (
     ACTIVE,
@@ -44,6 +44,13 @@ SMALL_SNAPSHOT_KEYS = 20_000  # below this a snapshot is taken in-process (no fo
 BACKOFF_MIN = 0.2
 BACKOFF_MAX = 30.0
 HANDSHAKE_TIMEOUT = 10.0
+# an inbound link must prove the secret this soon after CDB.LINK (it is
+# counted as a client until then, as Redis counts unauthenticated clients)
+PRE_PROOF_TIMEOUT = 5.0
+# one log line per (peer host, reason) of failed handshakes per this many
+# seconds; the next line says how many were suppressed
+FAIL_LOG_EVERY = 10.0
+ALIAS_MAX = 128
 # the backlog's size while the node has no peer and no link: nothing will read
 # what it holds (a node that joins later starts with a full sync)
 LONE_BACKLOG_LIMIT = 1 << 20
@@ -93,8 +100,27 @@ def parse_addr(addr: str) -> tuple[str, int]:
     return host, int(port)
 
 
+LONG_BACKOFF = ("SECRET", "VERSION", "DUPLICATE", "AUTH", "NOSECRET", "ADDRESS")
+
+
+def peer_host(transport: Any) -> str:
+    try:
+        return str(transport.get_extra_info("peername")[0])
+    except Exception:
+        return "?"
+
+
 def fmt_addr(host: str, port: int) -> str:
     return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
+def is_loopback(ip: str) -> bool:
+    if ip == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(ip).is_loopback
+    except ValueError:
+        return False
 
 
 class Replication:
@@ -116,6 +142,7 @@ class Replication:
         self.gc_pos = 0
         self.task: Optional[asyncio.Task] = None
         self.links: set[Link] = set()
+        self.fail_log: dict[tuple[str, str], list[float]] = {}
         self.backlog_limit = app.cfg.repl_backlog_limit  # as the App set it
         self.ks.on_member = self.on_member
 
@@ -124,6 +151,27 @@ class Replication:
     @property
     def secret(self) -> bytes:
         return self.app.cfg.cluster_secret.encode()
+
+    def norm_addr(self, addr: str) -> str:
+        """addr as parse_addr and fmt_addr spell it (itself if malformed)."""
+        try:
+            return fmt_addr(*parse_addr(addr))
+        except ValueError:
+            return addr
+
+    def link_refusal(self) -> Optional[str]:
+        """Why this node takes part in no link (protected mode), or None: a
+        node whose client port is reachable from other hosts needs a
+        cluster_secret before it links, as Redis's protected mode refuses
+        outside clients without a password."""
+        cfg = self.app.cfg
+        if cfg.cluster_secret or is_loopback(cfg.ip):
+            return None
+        return (
+            f"NOSECRET this node listens on {cfg.ip} (not only loopback) and has no"
+            " cluster_secret: it refuses replication links; set cluster_secret on every"
+            " member (constdb-server --gen-secret prints one)"
+        )
 
     def advertised_addr(self) -> str:
         if self.app.cfg.advertise_addr:
@@ -140,6 +188,9 @@ class Replication:
 
     def start(self, loop: asyncio.AbstractEventLoop) -> None:
         self.loop = loop
+        refusal = self.link_refusal()
+        if refusal is not None:
+            log.warning("replication links disabled: %s", refusal.partition(" ")[2])
         self.app.srv.on_backlog = self.schedule_pump
         me = self.members.get(self.node_id)
         addr = self.advertised_addr()
@@ -258,11 +309,15 @@ class Replication:
     async def connect(self, addr: str, meet: bool, expect: int = 0) -> Link:
         """Dial addr and complete the handshake; returns the link once up."""
         assert self.loop is not None
+        refusal = self.link_refusal()
+        if refusal is not None:
+            raise ConnectionError(refusal)
         host, port = parse_addr(addr)
         fut = self.loop.create_future()
 
         def factory() -> Link:
             link = Link(self, True, meet, addr)
+            link.expect = expect
             link.waiter = fut
             self.links.add(link)
             self.size_backlog()
@@ -281,55 +336,97 @@ class Replication:
     # ---- links ----------------------------------------------------------------------
 
     def accept_link(self, client: Any, argv: list[bytes]) -> Any:
-        """CDB.LINK on a client connection: answer the handshake and turn the
-        connection into a link."""
+        """CDB.LINK on a client connection: answer the hello and turn the
+        connection into a link (still counted as a client until the dialer
+        proves the secret)."""
         if len(argv) != 8:
             raise RespError("ERR wrong number of arguments for 'cdb.link' command")
-        try:
-            proto = int(argv[1])
-            pid = int(argv[2])
-            porigin = int(argv[3])
-            alias = argv[4].decode("utf-8", "replace")
-            addr = argv[5].decode("utf-8", "replace")
-            pnonce = bytes.fromhex(argv[6].decode())
-            meet = argv[7] == b"1"
-        except ValueError:
-            raise RespError("ERR PROTOCOL malformed CDB.LINK")
-        refusal = None
-        if proto != PROTO_VERSION:
-            refusal = f"VERSION link protocol {proto} is not {PROTO_VERSION}"
-            log.warning(
-                "refused a link from %s: link protocol %d, this node %d", addr, proto, PROTO_VERSION
-            )
-        elif pid == self.node_id:
-            refusal = f"DUPLICATE node_id {pid} is this node's own"
-            log.warning("refused a link from %s: DUPLICATE node_id %d (this node's own)", addr, pid)
-        else:
-            m = self.members.get(pid)
-            if m is not None and not m.active and not meet:
-                refusal = f"FORGOTTEN node {pid} was removed from the group"
-            elif self.forgotten and not meet:
-                refusal = "FORGOTTEN this node was removed from the group"
+        host = peer_host(client.transport)
+        refusal = self.link_refusal()
+        pid = porigin = 0
+        alias = addr = ""
+        pnonce = b""
+        meet = False
+        if refusal is None:
+            try:
+                proto = int(argv[1])
+                pid = int(argv[2])
+                porigin = int(argv[3])
+                alias = argv[4].decode("utf-8")
+                addr = argv[5].decode("ascii")
+                pnonce = bytes.fromhex(argv[6].decode("ascii"))
+                meet = argv[7] == b"1"
+                parse_addr(addr)
+                if (
+                    not 0 < pid < 2**63
+                    or not 0 <= porigin < 2**64
+                    or len(pnonce) != 16
+                    or len(argv[4]) > ALIAS_MAX
+                    or not alias.isprintable()
+                ):
+                    raise ValueError("out of range")
+            except ValueError:
+                refusal = "PROTOCOL malformed CDB.LINK"
+        if refusal is None:
+            if proto != PROTO_VERSION:
+                refusal = f"VERSION link protocol {proto} is not {PROTO_VERSION}"
+            elif pid == self.node_id:
+                refusal = f"DUPLICATE node_id {pid} is this node's own"
+            else:
+                m = self.members.get(pid)
+                if m is not None and not m.active and not meet:
+                    refusal = f"FORGOTTEN node {pid} was removed from the group"
+                elif self.forgotten and not meet:
+                    refusal = "FORGOTTEN this node was removed from the group"
         if refusal is not None:
+            code = refusal.partition(" ")[0]
+            if code != "FORGOTTEN":
+                self.log_failure(host, code, f"refused a link from {esc(host)}: {refusal}")
             client.write_reply(RespError("ERR " + refusal))
             client.close()
             return NO_REPLY
         link = Link(self, False, meet, addr)
         self.links.add(link)
         self.size_backlog()
+        adv = self.advertised_addr()
         reply = [
             str(PROTO_VERSION).encode(),
             str(self.node_id).encode(),
             str(self.ks.node_id).encode(),
             self.alias.encode(),
-            self.advertised_addr().encode(),
+            adv.encode(),
             link.nonce.hex().encode(),
-            proof(self.secret, b"L", pnonce, self.node_id, pid),
         ]
-        client.detach()
+        client.block()  # runs no more requests: the connection is a link now
         client.write_reply(reply)
-        link.attach_inbound(client.transport, pid, porigin, alias, addr, pnonce)
+        link.attach_inbound(
+            client,
+            argv,
+            reply,
+            self.norm_addr(adv).encode(),
+            pid,
+            porigin,
+            alias,
+            addr,
+            pnonce,
+            PRE_PROOF_TIMEOUT,
+        )
         return NO_REPLY
+
+    def log_failure(self, host: str, code: str, line: str) -> None:
+        """A failed handshake's log line, at most one per (peer host, code)
+        every FAIL_LOG_EVERY seconds."""
+        now = time.monotonic()
+        key = (host, code)
+        ent = self.fail_log.get(key)
+        if ent is not None and now - ent[0] < FAIL_LOG_EVERY:
+            ent[1] += 1
+            return
+        if len(self.fail_log) > 1024:
+            self.fail_log.clear()
+        self.fail_log[key] = [now, 0]
+        n = int(ent[1]) if ent is not None else 0
+        log.warning("%s%s", line, f" ({n} similar lines suppressed)" if n else "")
 
     def link_up(self, link: Link) -> None:
         pid = link.peer_id
@@ -434,13 +531,27 @@ class Replication:
         link.repl_error = f"{code} {msg}"  # type: ignore[attr-defined]
         if code == "DUPLINK":
             return
-        p = self.peers.get(link.peer_id) if link.peer_id else None
+        if not link.proven:
+            # a failed handshake: nothing the peer claimed is trusted; a
+            # dialed link's peer (as membership knows it) backs off
+            p = self.peers.get(link.expect) if link.outbound and link.expect else None
+            if p is not None:
+                self._backoff(p, f"{code} {msg}", long=code in LONG_BACKOFF)
+            host = peer_host(link.transport) if not link.outbound else link.dial_addr
+            self.log_failure(
+                host,
+                code,
+                f"link handshake {'to' if link.outbound else 'from'} {link.describe()}"
+                f" failed: {code} {msg}",
+            )
+            return
+        p = self.peers.get(link.peer_id)
         if remote and code == "FORGOTTEN":
             self._forgotten_by(link.peer_id)
             return
         if p is not None:
-            self._backoff(p, f"{code} {msg}", long=code in ("SECRET", "VERSION", "DUPLICATE"))
-        log.warning("link %s: %s %s", link.describe(), code, msg)
+            self._backoff(p, f"{code} {msg}", long=code in LONG_BACKOFF)
+        log.warning("link %s: %s %s", link.describe(), code, esc(msg))
 
     # ---- streaming ----------------------------------------------------------------------
 
