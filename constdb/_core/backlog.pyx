@@ -97,7 +97,8 @@ cdef class Backlog:
         w.patch_u32(self.rec_start, <uint32_t>(w.len - self.rec_start - 4))
         if self.grouping:
             if self.prev_in_group >= 0:
-                w.buf[self.prev_in_group + 4] = <char>(<uint8_t>w.buf[self.prev_in_group + 4] | OP_CONT)
+                w.buf[self.prev_in_group + 4] = <char>(
+                    <uint8_t>w.buf[self.prev_in_group + 4] | OP_CONT)
             self.prev_in_group = self.rec_start
         self.cur_nrec += 1
         self.nrec_total += 1
@@ -262,7 +263,7 @@ cdef class Backlog:
         last_uuid, nrec); None if off was dropped. data is b"" when caught up."""
         cdef const char* base
         cdef Py_ssize_t n, p, start, safe_p = -1, cut
-        cdef uint64_t u, last = 0, safe_last = 0
+        cdef uint64_t u, safe_last = 0
         cdef uint64_t count = 0, safe_count = 0
         cdef uint8_t op
         cdef bytes data = None
@@ -300,4 +301,5 @@ cdef class Backlog:
                     break
         if safe_p < 0:
             return b"", off, 0, 0
-        return PyBytes_FromStringAndSize(base + start, safe_p - start), off + (safe_p - start), safe_last, safe_count
+        return (PyBytes_FromStringAndSize(base + start, safe_p - start), off + (safe_p - start),
+                safe_last, safe_count)

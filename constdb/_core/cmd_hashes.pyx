@@ -14,7 +14,7 @@ from constdb._core.cmd_keys cimport (
 from constdb._core.codec cimport parse_bytes_i64, parse_i64
 from constdb._core.glob cimport match_bytes
 from constdb._core.keyspace cimport Keyspace
-from constdb._core.objects cimport CObj, HashObj, Ver, best_ver, draw, hash_val
+from constdb._core.objects cimport CObj, HashObj, draw, hash_val
 from constdb._core.protocol cimport (
     Client, Server, add_command, reply_notint, reply_syntax, reply_wrongtype,
 )
@@ -53,7 +53,7 @@ cdef int _hset_many(Client c, list argv, bint reply_ok) except -1:
         if o is not None and not ks.alts:
             # o is d[key] (lookup's): no second look-up; 1 if f is new
             added += emit_hset_at(ks, key, <HashObj>o, True, f,
-                                     <object>PyList_GET_ITEM(argv, i + 1))
+                                  <object>PyList_GET_ITEM(argv, i + 1))
         else:
             if o is None or f not in (<HashObj>o).f:
                 added += 1
@@ -232,11 +232,11 @@ cdef int cmd_hrandfield(Client c, list argv) except -1:
     # WITHVALUES: a flat array in RESP2, an array of [field, value] in RESP3.
     cdef bint wrong
     cdef int64_t count = 1
-    cdef Py_ssize_t n = PyList_GET_SIZE(argv), i, size
+    cdef Py_ssize_t n = PyList_GET_SIZE(argv), _i, size
     cdef bint has_count = n >= 3, withvalues = False
     cdef bint pairs
     cdef HashObj o
-    cdef list keys, picked
+    cdef list picked
     if has_count:
         if not parse_bytes_i64(<bytes>argv[2], &count):
             return reply_notint(c)
@@ -274,7 +274,7 @@ cdef int cmd_hrandfield(Client c, list argv) except -1:
                 seen.add(f)
                 picked.append(f)
     else:
-        picked = [_hpick(o) for i in range(-count)]
+        picked = [_hpick(o) for _i in range(-count)]
     pairs = withvalues and c.out.resp3
     c.out.array(len(picked) * (2 if withvalues and not pairs else 1))
     for f in picked:

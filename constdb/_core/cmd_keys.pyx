@@ -13,7 +13,7 @@ from constdb._core.codec cimport fmt_int, parse_bytes_i64
 from constdb._core.glob cimport match_bytes
 from constdb._core.keyspace cimport Keyspace
 from constdb._core.objects cimport (
-    T_HASH, T_MV, T_SET, T_STRING, CObj, HashObj, ListObj, MVObj, SetObj, StrObj, TTLReg, Ver,
+    CObj, HashObj, ListObj, MVObj, SetObj, StrObj, TTLReg, Ver,
     ZSetObj, draw, hash_val, obj_type,
 )
 from constdb._core.scan cimport SCAN_KEYS, ScanState, scan_end, scan_find, scan_next, scan_start
@@ -278,7 +278,6 @@ cdef int cmd_randomkey(Client c, list argv) except -1:
 
 cdef int copy_object(Keyspace ks, bytes dst, CObj o) except -1:
     """Write o's visible content to dst as new effects (RENAME, COPY)."""
-    cdef TTLReg t
     cdef int64_t at = 0
     if o.ttl is not None:
         at = (<TTLReg>o.ttl).at

@@ -25,7 +25,7 @@ from constdb._core.t_list cimport (
 cdef inline bint _eq(object a, object b) noexcept:
     cdef Py_ssize_t n = PyBytes_GET_SIZE(<bytes>a)
     return n == PyBytes_GET_SIZE(<bytes>b) and memcmp(PyBytes_AS_STRING(<bytes>a),
-                                                       PyBytes_AS_STRING(<bytes>b), n) == 0
+                                                      PyBytes_AS_STRING(<bytes>b), n) == 0
 
 
 cdef int _push(Client c, list argv, bint left, bint xx) except -1:
@@ -59,7 +59,7 @@ cdef int cmd_rpushx(Client c, list argv) except -1:
 
 cdef int _pop(Client c, list argv, bint left) except -1:
     cdef Keyspace ks = c.ks
-    cdef Py_ssize_t argc = PyList_GET_SIZE(argv), bi, ii, i
+    cdef Py_ssize_t argc = PyList_GET_SIZE(argv), bi, ii, _i
     cdef object key = <object>PyList_GET_ITEM(argv, 1)
     cdef int64_t count = 1
     cdef bint has_count = argc == 3
@@ -98,7 +98,7 @@ cdef int _pop(Client c, list argv, bint left) except -1:
     elems = [e]
     c.out.array(count)
     c.out.bulk(<bytes>e.val)
-    for i in range(1, count):
+    for _i in range(1, count):
         if left:
             next_live(lo, &bi, &ii)
         else:

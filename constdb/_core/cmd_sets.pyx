@@ -15,7 +15,7 @@ from constdb._core.cmd_keys cimport (
 from constdb._core.codec cimport parse_bytes_i64, parse_i64
 from constdb._core.glob cimport match_bytes
 from constdb._core.keyspace cimport Keyspace
-from constdb._core.objects cimport T_SET, CObj, SetObj, TTLReg, draw
+from constdb._core.objects cimport CObj, SetObj, TTLReg, draw
 from constdb._core.protocol cimport (
     Client, Server, add_command, reply_notint, reply_syntax, reply_wrongtype,
 )
@@ -107,7 +107,7 @@ cdef object _pick(SetObj o, bint remove):
 cdef list _sample(SetObj o, Py_ssize_t k, bint remove):
     """k distinct members of o chosen at random (k <= len(o.m)). remove: for
     SPOP (the chosen ones leave o.pick)."""
-    cdef Py_ssize_t i, n = len(o.m)
+    cdef Py_ssize_t _i, n = len(o.m)
     cdef list keys
     cdef set seen
     if k <= 0:
@@ -120,7 +120,7 @@ cdef list _sample(SetObj o, Py_ssize_t k, bint remove):
         # draws below (the list keeps these; they are dropped once gone)
         keys = []
         seen = set()
-        for i in range(k):
+        for _i in range(k):
             m = _pick(o, True)
             if m in seen:
                 o.pick = None
@@ -177,7 +177,7 @@ cdef int cmd_srandmember(Client c, list argv) except -1:
     # srandmemberCommand / srandmemberWithCountCommand: arrays (RESP3 too)
     cdef bint wrong
     cdef int64_t count = 1
-    cdef Py_ssize_t i, n
+    cdef Py_ssize_t _i
     cdef bint has_count = PyList_GET_SIZE(argv) == 3
     cdef SetObj o
     cdef list keys
@@ -204,7 +204,7 @@ cdef int cmd_srandmember(Client c, list argv) except -1:
             c.out.bulk(<bytes>m)
         return 0
     c.out.array(-count)
-    for i in range(-count):
+    for _i in range(-count):
         c.out.bulk(<bytes>_pick(o, False))
     return 0
 

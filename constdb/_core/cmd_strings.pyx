@@ -3,12 +3,12 @@
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_GET_SIZE
 from cpython.list cimport PyList_GET_ITEM, PyList_GET_SIZE
 from libc cimport errno as cerrno
-from libc.stdint cimport INT64_MAX, INT64_MIN, int64_t, uint64_t
+from libc.stdint cimport INT64_MAX, INT64_MIN, int64_t
 from libc.stdio cimport snprintf
 from libc.string cimport memchr
 
 from constdb._core.cmd_keys cimport err_lit, opt_eq
-from constdb._core.codec cimport fmt_int, parse_bytes_i64, parse_i64
+from constdb._core.codec cimport parse_bytes_i64
 from constdb._core.keyspace cimport Keyspace
 from constdb._core.objects cimport T_STRING, CObj, StrObj, TTLReg
 from constdb._core.protocol cimport (
@@ -90,19 +90,23 @@ cdef object parse_string_opts(Client c, list argv, Py_ssize_t i, bint is_set, in
             f |= O_KEEPTTL
         elif not is_set and opt_eq(a, b"PERSIST", 7) and not (f & (O_ANYEXP | O_KEEPTTL)):
             f |= O_PERSIST
-        elif more and opt_eq(a, b"EX", 2) and not (f & (O_KEEPTTL | O_PERSIST | O_EXAT | O_PX | O_PXAT)):
+        elif more and opt_eq(a, b"EX", 2) and not (
+                f & (O_KEEPTTL | O_PERSIST | O_EXAT | O_PX | O_PXAT)):
             f |= O_EX
             i += 1
             num = <bytes>PyList_GET_ITEM(argv, i)
-        elif more and opt_eq(a, b"PX", 2) and not (f & (O_KEEPTTL | O_PERSIST | O_EX | O_EXAT | O_PXAT)):
+        elif more and opt_eq(a, b"PX", 2) and not (
+                f & (O_KEEPTTL | O_PERSIST | O_EX | O_EXAT | O_PXAT)):
             f |= O_PX
             i += 1
             num = <bytes>PyList_GET_ITEM(argv, i)
-        elif more and opt_eq(a, b"EXAT", 4) and not (f & (O_KEEPTTL | O_PERSIST | O_EX | O_PX | O_PXAT)):
+        elif more and opt_eq(a, b"EXAT", 4) and not (
+                f & (O_KEEPTTL | O_PERSIST | O_EX | O_PX | O_PXAT)):
             f |= O_EXAT
             i += 1
             num = <bytes>PyList_GET_ITEM(argv, i)
-        elif more and opt_eq(a, b"PXAT", 4) and not (f & (O_KEEPTTL | O_PERSIST | O_EX | O_EXAT | O_PX)):
+        elif more and opt_eq(a, b"PXAT", 4) and not (
+                f & (O_KEEPTTL | O_PERSIST | O_EX | O_EXAT | O_PX)):
             f |= O_PXAT
             i += 1
             num = <bytes>PyList_GET_ITEM(argv, i)
@@ -144,7 +148,8 @@ cdef int cmd_get(Client c, list argv) except -1:
     return reply_str(c, <StrObj>o)
 
 
-cdef int _set_value(Keyspace ks, bytes key, CObj cur, bytes val, int ttl_mode, int64_t at) except -1:
+cdef int _set_value(Keyspace ks, bytes key, CObj cur, bytes val, int ttl_mode,
+                    int64_t at) except -1:
     """Overwrite key with a string (SET semantics: any old type is replaced).
     cur: what ks.lookup(key) returned (d[key] or None), or None."""
     if cur is not None and type(cur) is StrObj and not ks.alts:
@@ -379,7 +384,8 @@ cdef int _incr(Client c, bytes key, int64_t by) except -1:
             return reply_wrongtype(c)
         if str_int(<StrObj>o, &cur) == STR_NOTINT:
             return reply_notint(c)
-    if (by < 0 and cur < 0 and by < INT64_MIN - cur) or (by > 0 and cur > 0 and by > INT64_MAX - cur):
+    if ((by < 0 and cur < 0 and by < INT64_MIN - cur)
+            or (by > 0 and cur > 0 and by > INT64_MAX - cur)):
         return err_lit(c, b"ERR increment or decrement would overflow")
     # o is d[key] (lookup's), a string, or None
     emit_cnt(ks, key, <StrObj>o, by)
@@ -469,20 +475,20 @@ cdef bint _string2ld(const char* p, Py_ssize_t n, long double* out) noexcept:
 cdef bytes _ld2string_human(long double v):
     """ld2string(LD_STR_HUMAN): %.17Lf without trailing zeroes, "-0" as "0"."""
     cdef char buf[5 * 1024]
-    cdef Py_ssize_t l, i
-    l = snprintf(buf, sizeof(buf), "%.17Lf", v)
-    if l + 1 > <Py_ssize_t>sizeof(buf):
+    cdef Py_ssize_t n, i
+    n = snprintf(buf, sizeof(buf), "%.17Lf", v)
+    if n + 1 > <Py_ssize_t>sizeof(buf):
         return b""
-    if memchr(buf, b'.', l) != NULL:
-        i = l - 1
+    if memchr(buf, b'.', n) != NULL:
+        i = n - 1
         while buf[i] == b'0':
             i -= 1
-            l -= 1
+            n -= 1
         if buf[i] == b'.':
-            l -= 1
-    if l == 2 and buf[0] == b'-' and buf[1] == b'0':
+            n -= 1
+    if n == 2 and buf[0] == b'-' and buf[1] == b'0':
         return b"0"
-    return buf[:l]
+    return buf[:n]
 
 
 cdef int cmd_incrbyfloat(Client c, list argv) except -1:

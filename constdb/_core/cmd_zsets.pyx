@@ -7,7 +7,7 @@ bytes, else skiplist), ConstDB keeps a flag that follows the same rule
 d2string) and ZSCAN returns it whole in one call, in order.
 """
 
-from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_GET_SIZE
+from cpython.bytes cimport PyBytes_GET_SIZE
 from cpython.dict cimport PyDict_GetItem, PyDict_Keys, PyDict_Next, PyDict_Size
 from cpython.list cimport PyList_GET_ITEM, PyList_GET_SIZE
 from cpython.object cimport PyObject
@@ -20,7 +20,7 @@ from constdb._core.cmd_keys cimport (
 from constdb._core.codec cimport parse_bytes_i64
 from constdb._core.glob cimport match_bytes
 from constdb._core.keyspace cimport Keyspace
-from constdb._core.objects cimport CObj, ZEnt, ZSetObj
+from constdb._core.objects cimport ZEnt, ZSetObj
 from constdb._core.protocol cimport (
     Client, Server, add_command, reply_notint, reply_syntax, reply_wrongtype,
 )
@@ -75,7 +75,6 @@ cdef int _zadd(Client c, list argv, bint incr) except -1:
     cdef list scores
     cdef ZSetObj o
     cdef ZEnt e
-    cdef ZIndex ix
     while idx < argc:
         opt = <bytes>PyList_GET_ITEM(argv, idx)
         if opt_eq(opt, b"NX", 2):
@@ -480,7 +479,7 @@ cdef int cmd_zrem(Client c, list argv) except -1:
 
 cdef int _zpop(Client c, list argv, bint max_) except -1:
     cdef Py_ssize_t argc = PyList_GET_SIZE(argv)
-    cdef int64_t count = -1, rangelen, i
+    cdef int64_t count = -1, rangelen, _i
     cdef bint nested, wrong
     cdef ZSetObj o
     cdef ZIndex ix
@@ -507,7 +506,7 @@ cdef int _zpop(Client c, list argv, bint max_) except -1:
     c.out.array(rangelen if nested else 2 * rangelen)
     ix = <ZIndex>o.idx
     x = ix.tail if max_ else ix.first()
-    for i in range(rangelen):
+    for _i in range(rangelen):
         if nested:
             c.out.array(2)
         c.out.bulk_raw(x.mp, x.ml)

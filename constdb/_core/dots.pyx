@@ -100,12 +100,12 @@ cdef int _put_dots(Writer w, list dots) except -1:
 
 
 cdef list _read_dots(Reader r):
-    cdef uint64_t n = r.varint(), i
+    cdef uint64_t n = r.varint(), _i
     cdef list out = []
     cdef uint64_t node
     if n > <uint64_t>(r.end - r.pos):
         raise ValueError("bad dot count")
-    for i in range(n):
+    for _i in range(n):
         node = r.u64()
         out.append(new_dot(node, r.u64()))
     return out
@@ -122,12 +122,12 @@ cdef int _put_obs(Writer w, list obs) except -1:
 
 
 cdef list _read_obs(Reader r):
-    cdef uint64_t n = r.varint(), i, node, last
+    cdef uint64_t n = r.varint(), _i, node, last
     cdef int64_t s
     cdef list out = []
     if n > <uint64_t>(r.end - r.pos):
         raise ValueError("bad counter count")
-    for i in range(n):
+    for _i in range(n):
         node = r.u64()
         s = r.i64()
         last = r.u64()

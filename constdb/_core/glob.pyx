@@ -4,7 +4,8 @@
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_GET_SIZE
 
 
-cdef bint stringmatch(const char* p, Py_ssize_t plen, const char* s, Py_ssize_t slen, bint nocase) noexcept:
+cdef bint stringmatch(const char* p, Py_ssize_t plen, const char* s, Py_ssize_t slen,
+                      bint nocase) noexcept:
     cdef bint neg, hit
     cdef char a, b, c, x
     # slen > 0, as Redis's stringmatchlen: an empty subject matches only ""

@@ -14,13 +14,13 @@ cdef class Keyspace:
     cdef public dict alts         # key -> [hidden live objects of other types]
     cdef public dict tombs        # key -> StrObj with no visible value (LWW tombstone)
     cdef public dict dead         # (key, type) -> list/zset/hash with no live content but
-                                  # state to keep until GC (tombstones, counters)
+    #                               state to keep until GC (tombstones, counters)
     cdef public dict expires      # key -> None: keys that may carry a TTL
     cdef public dict vv           # node -> uuid applied (other origins)
     cdef public dict cloud        # node -> set(uuid): dots seen out of order
     cdef public dict watched      # key -> [clients] (WATCH)
     cdef public uint64_t node_id
-    cdef public uint64_t own_last # VV entry of this node: its last uuid
+    cdef public uint64_t own_last  # VV entry of this node: its last uuid
     cdef public Clock clock
     cdef public Backlog bl
     cdef public int64_t now       # cached wall ms for this batch of commands
@@ -73,7 +73,7 @@ ctypedef struct TypeOps:
     const char* name              # TYPE's reply
     uint8_t ops[8]                # the record ops it applies (0 ends the list)
     CObj (*new)()                 # an empty object
-    bint (*live)(CObj o) noexcept # it has something visible
+    bint (*live)(CObj o) noexcept  # it has something visible
     # it is not live but holds state that must outlive it (it waits in
     # Keyspace.dead); NULL: a type that never does
     bint (*keeps)(CObj o) noexcept

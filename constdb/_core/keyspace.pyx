@@ -391,8 +391,9 @@ cdef class Keyspace:
                 o = <CObj>p
                 # the key's TTL register may have moved on while o was empty
                 tt = _key_ttl(self, key)
-                if tt is not None and (o.ttl is None or ts_gt(tt.uuid, tt.node, (<TTLReg>o.ttl).uuid,
-                                                               (<TTLReg>o.ttl).node)):
+                if tt is not None and (o.ttl is None or ts_gt(tt.uuid, tt.node,
+                                                              (<TTLReg>o.ttl).uuid,
+                                                              (<TTLReg>o.ttl).node)):
                     o.ttl = _ttlreg(tt.at, tt.uuid, tt.node)
                 return o
         if not create:
@@ -692,7 +693,6 @@ cdef class Keyspace:
         cdef PyObject* k
         cdef PyObject* v
         cdef int checked = 0, expired = 0
-        cdef int64_t deadline = wall_ms() + <int64_t>budget_ms
         cdef list gone = [], dead = []
         cdef CObj o
         self.now = wall_ms()
@@ -772,7 +772,8 @@ cdef class Keyspace:
             # a TTL register that still holds an expiry applies to the next
             # object made on the key: it must outlive the stable point
             if (o.cnt is None and o.cnt1 is None and o.uuid < stable
-                    and (o.ttl is None or ((<TTLReg>o.ttl).at == 0 and (<TTLReg>o.ttl).uuid < stable))):
+                    and (o.ttl is None or ((<TTLReg>o.ttl).at == 0
+                                           and (<TTLReg>o.ttl).uuid < stable))):
                 dead.append(key)
         for key in dead:
             del self.tombs[key]
@@ -825,7 +826,6 @@ def describe_obj(CObj o):
 cdef bytes _canonical(CObj o):
     """A canonical encoding of o's visible value and expiry (digest)."""
     cdef list parts = [TYPE_NAMES.get(obj_type(o), type(o).__name__).encode()]
-    cdef TTLReg t
     v = visible_value(o)
     if isinstance(v, (set, frozenset)):
         parts.extend(sorted(v))

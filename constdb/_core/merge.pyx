@@ -112,7 +112,7 @@ cdef int _check_count(Reader r, uint64_t n, Py_ssize_t min_size) except -1:
 
 
 cdef object _dec_dots(Reader r):
-    cdef uint64_t n = r.varint(), i, node
+    cdef uint64_t n = r.varint(), _i, node
     cdef list out
     if n == 0:
         return None
@@ -121,20 +121,20 @@ cdef object _dec_dots(Reader r):
         return new_dot(node, r.u64())
     _check_count(r, n, 16)
     out = []
-    for i in range(n):
+    for _i in range(n):
         node = r.u64()
         out.append(new_dot(node, r.u64()))
     return out
 
 
 cdef object _dec_vers(Reader r):
-    cdef uint64_t n = r.varint(), i, node
+    cdef uint64_t n = r.varint(), _i, node
     cdef list out = []
     cdef bytes val
     if n == 0:
         return None
     _check_count(r, n, 17)
-    for i in range(n):
+    for _i in range(n):
         val = r.bytes_()
         node = r.u64()
         out.append(new_ver(val, r.u64(), node))
@@ -144,14 +144,14 @@ cdef object _dec_vers(Reader r):
 
 
 cdef dict _dec_cnts(Reader r):
-    cdef uint64_t n = r.varint(), i, node
+    cdef uint64_t n = r.varint(), _i, node
     cdef dict out
     cdef CntEntry e
     if n == 0:
         return None
     _check_count(r, n, 40)
     out = {}
-    for i in range(n):
+    for _i in range(n):
         node = r.u64()
         e = CntEntry.__new__(CntEntry)
         e.sum = r.i64()

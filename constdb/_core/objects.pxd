@@ -131,7 +131,8 @@ cdef class LElem:
     cdef public uint64_t an         # the id it was inserted after, (0, 0) = the head
     cdef public uint64_t au         # (kept for a state merge to place it)
     cdef void* blk                  # its LBlock (borrowed: blocks own elements); NULL = not placed
-    cdef public unsigned char st    # 0 ghost (named before its insert arrived), 1 waits for its anchor, 2 placed
+    cdef public unsigned char st    # 0 ghost (named before its insert arrived), 1 waits for its
+    #                                 anchor, 2 placed
 
 
 @cython.final
@@ -187,7 +188,8 @@ cdef class ZEnt:
 @cython.final
 @cython.no_gc
 cdef class ZSetObj(CObj):
-    # OR-Set of members with an LWW + counter score each (docs/crdt.md section 3.6; logic in t_zset.pyx)
+    # OR-Set of members with an LWW + counter score each (docs/crdt.md section 3.6; logic in
+    # t_zset.pyx)
     cdef public dict m              # member -> ZEnt: present members
     cdef public object idx          # ZIndex: present members ordered by (score, member)
     cdef public object gone         # None | {member: ZEnt}: removed members' state, kept until GC

@@ -1,4 +1,5 @@
-"""CRDT object classes. See objects.pxd for the layout and the type modules (t_*.pyx) for the rules."""
+"""CRDT object classes. See objects.pxd for the layout and the type modules (t_*.pyx) for the
+rules."""
 
 cimport cython
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize, PyBytes_GET_SIZE
@@ -25,7 +26,8 @@ cdef class Dot:
         return "Dot(%d, %d)" % (self.node, self.uuid)
 
     def __eq__(self, other):
-        return isinstance(other, Dot) and (<Dot>other).node == self.node and (<Dot>other).uuid == self.uuid
+        return (isinstance(other, Dot) and (<Dot>other).node == self.node
+                and (<Dot>other).uuid == self.uuid)
 
     def __hash__(self):
         return hash((self.node, self.uuid))
@@ -86,14 +88,16 @@ cdef class HCnt:
 @cython.no_gc
 cdef class LElem:
     def __repr__(self):
-        return "LElem((%d, %d), %r, rem=%d, st=%d)" % (self.node, self.uuid, self.val, self.rem, self.st)
+        return "LElem((%d, %d), %r, rem=%d, st=%d)" % (self.node, self.uuid, self.val, self.rem,
+                                                       self.st)
 
 
 @cython.final
 @cython.no_gc
 cdef class LBlock:
     def __repr__(self):
-        return "LBlock(%d items, %d live%s)" % (len(self.items), self.live, ", rev" if self.rev else "")
+        return "LBlock(%d items, %d live%s)" % (len(self.items), self.live,
+                                                ", rev" if self.rev else "")
 
 
 @cython.final

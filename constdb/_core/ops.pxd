@@ -12,7 +12,7 @@
 cdef enum:
     # t_string
     OP_REG = 1            # key, u8 flags (1 value present, 2 writes TTL), [value],
-                          # [i64 expire_at], observed counters
+    #                       [i64 expire_at], observed counters
     OP_CNT = 2            # key, i64 delta
     # keyspace (the key's TTL register)
     OP_TTL = 3            # key, i64 expire_at (0 = persist)
@@ -31,23 +31,23 @@ cdef enum:
     OP_MEMBER = 32        # opaque payload
     # t_list
     OP_LINS = 40          # key, u64 anchor node, u64 anchor uuid (0 0: the head), u8 mode
-                          # (LINS_*), varint n, n x value; element i's id is
-                          # (origin, uuid - n + 1 + i), the record's uuid is the last id
+    #                       (LINS_*), varint n, n x value; element i's id is
+    #                       (origin, uuid - n + 1 + i), the record's uuid is the last id
     OP_LREM = 41          # key, varint n, n x (u64 node, u64 uuid): element ids removed
     OP_LSET = 42          # key, u64 node, u64 uuid (the element), value (LWW at (uuid, origin))
     OP_LCLEAR = 43        # as OP_LREM (every live element); a DEL: writes the TTL register
     # t_zset
     OP_ZW = 48            # key, member, u8 flags (ZW_*), [u64 ru, u64 rn if ZW_REBASE],
-                          # f64 value, [f64 delta if ZW_CNT], observed counters (f64 sums),
-                          # dots removed: the member's add at (origin, uuid) and its
-                          # score register write
+    #                       f64 value, [f64 delta if ZW_CNT], observed counters (f64 sums),
+    #                       dots removed: the member's add at (origin, uuid) and its
+    #                       score register write
     OP_ZREM = 49          # key, varint n, n x (member, dots)
     OP_ZCLEAR = 50        # as OP_ZREM (every member); a DEL: writes the TTL register
     # t_hash (field counters)
     OP_HCNT = 56          # key, field, i64 delta, u8 create (1: the field was absent, it is
-                          # added as "0" at this dot), [observed counters if create]
+    #                       added as "0" at this dot), [observed counters if create]
     OP_HSETC = 57         # key, field, value, dots removed, observed counters: HSET of a
-                          # field that has counters (resets what it observed)
+    #                       field that has counters (resets what it observed)
 
     OP_MAX = 127          # op codes are 7 bits
 

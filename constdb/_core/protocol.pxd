@@ -104,7 +104,7 @@ cdef class Client:
     cdef public bint cas_dirty
     cdef public list mqueue
     cdef public list watched_keys
-    cdef public object watch_expired # watched keys already expired at WATCH (a set)
+    cdef public object watch_expired  # watched keys already expired at WATCH (a set)
     cdef public object last_cmd
     cdef public uint64_t last_write_uuid
     cdef public int resp

@@ -21,7 +21,7 @@ from cpython.ref cimport Py_INCREF, Py_REFCNT, Py_XDECREF
 from cpython.sequence cimport PySequence_Fast_ITEMS
 from cpython.object cimport PyObject
 from libc.stdint cimport int64_t, uint64_t
-from libc.string cimport memchr, memcmp, memcpy, memmove
+from libc.string cimport memchr, memcmp, memmove
 from posix.time cimport CLOCK_MONOTONIC, clock_gettime, timespec
 
 from constdb._core.backlog cimport Backlog
@@ -30,7 +30,7 @@ from constdb._core.codec cimport WBuf, Writer, parse_i64
 from constdb._core.keyspace cimport Keyspace
 from constdb._core.objects cimport CObj
 
-from constdb._core.codec import NIL_ARRAY, RespError, Status
+from constdb._core.codec import RespError
 
 log = logging.getLogger("constdb")
 
@@ -247,7 +247,8 @@ cdef object _split_inline(const char* p, Py_ssize_t n):
                 if i >= n:
                     return None
                 c = p[i]
-                if c == b'\\' and i + 3 < n and p[i + 1] == b'x' and _hexval(p[i + 2]) >= 0 and _hexval(p[i + 3]) >= 0:
+                if (c == b'\\' and i + 3 < n and p[i + 1] == b'x' and _hexval(p[i + 2]) >= 0
+                        and _hexval(p[i + 3]) >= 0):
                     h1 = _hexval(p[i + 2])
                     h2 = _hexval(p[i + 3])
                     cur.append(h1 * 16 + h2)
@@ -855,11 +856,13 @@ cdef class Client:
         if cmd.subcommands is not None and argc >= 2:
             p = PyDict_GetItem(cmd.subcommands, (<bytes>argv[1]).lower())
             if p == NULL:
-                return self.reject(None, b"ERR unknown subcommand '" + _clean((<bytes>argv[1])[:128])
+                return self.reject(None, b"ERR unknown subcommand '"
+                                   + _clean((<bytes>argv[1])[:128])
                                    + b"'. Try " + (<bytes>argv[0]).upper() + b" HELP.")
             cmd = <Command>p
         if (cmd.arity > 0 and argc != cmd.arity) or argc < -cmd.arity:
-            return self.reject(cmd, b"ERR wrong number of arguments for '" + cmd.fullname + b"' command")
+            return self.reject(cmd, b"ERR wrong number of arguments for '" + cmd.fullname
+                               + b"' command")
         if not self.authed and not (cmd.flags & F_NOAUTH):
             return self.reject(cmd, b"NOAUTH Authentication required.")
         if self.in_multi:
@@ -1129,7 +1132,8 @@ cdef int _unknown_command(Client c, list argv) except -1:
         if len(args) >= 128:
             break
         args += b"'" + (<bytes>argv[i])[:128 - len(args)] + b"' "
-    msg = b"ERR unknown command '" + (<bytes>argv[0])[:128] + b"', with args beginning with: " + bytes(args)
+    msg = (b"ERR unknown command '" + (<bytes>argv[0])[:128] + b"', with args beginning with: "
+           + bytes(args))
     return c.reject(None, _clean(msg))
 
 

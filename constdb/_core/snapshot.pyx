@@ -1,7 +1,8 @@
 """Snapshots: the whole CRDT state and its context, for full sync and for
 persistence (docs/replication.md section 5), and the state merge of docs/crdt.md
-section 5 (which says how each kind of object merges). This module has the file format, its checks and the
-merge driver; each type module encodes, decodes and merges its own objects
+section 5 (which says how each kind of object merges). This module has the file
+format, its checks and the merge driver; each type module encodes, decodes and
+merges its own objects
 (TypeOps.encode/decode/merge/filter, their "snapshots" sections say the
 layout), with the shared parts in merge.pyx.
 
@@ -299,7 +300,7 @@ def parse(bytes data, str source="snapshot", bint compressed=True):
     cdef bytes body = decompress(data, source) if compressed else data
     cdef Reader r = Reader(body)
     cdef Snapshot s = Snapshot.__new__(Snapshot)
-    cdef uint64_t n, i, k, j, node
+    cdef uint64_t n, _i, k, _j, node
     cdef uint64_t version
     try:
         if r.read_raw(8) != MAGIC:
@@ -316,17 +317,17 @@ def parse(bytes data, str source="snapshot", bint compressed=True):
         s.vv = {}
         n = r.varint()
         _check_count(r, n, 16)
-        for i in range(n):
+        for _i in range(n):
             node = r.u64()
             s.vv[node] = r.u64()
         s.cloud = {}
         n = r.varint()
         _check_count(r, n, 9)
-        for i in range(n):
+        for _i in range(n):
             node = r.u64()
             k = r.varint()
             _check_count(r, k, 8)
-            s.cloud[node] = {r.u64() for j in range(k)}
+            s.cloud[node] = {r.u64() for _j in range(k)}
         s.meta = r.bytes_()
         s.objects_at = r.pos
         s.body = body

@@ -8,7 +8,8 @@ goes through `_hset_on` or `_hrem_on`, for a local write (emit_*) and a remote
 record (_apply) alike.
 
 Field counters: HINCRBY follows the string counter rule (docs/crdt.md section 3.1). A
-field stays what it is for HSET/HGET (its versions per dot); a field that HINCRBY touched also gets an `HCnt` in `HashObj.hc`: each origin's
+field stays what it is for HSET/HGET (its versions per dot); a field that HINCRBY
+touched also gets an `HCnt` in `HashObj.hc`: each origin's
 counter (sum, last) and, per origin, what the newest base-writing effect on the
 field observed of it (bsum, blast), that effect's ts in (ru, rn). The visible
 value is the field's value plus the contributions not observed
@@ -34,7 +35,9 @@ from constdb._core.dots cimport (
     _bump, _ent_add, _ent_dots, _ent_dots_raw, _ent_max, _ent_remove, _put_dots, _put_obs,
     _read_dots, _read_obs,
 )
-from constdb._core.keyspace cimport Keyspace, TypeOps, _emptied, _ttl_write, obj_live, register_type_ops
+from constdb._core.keyspace cimport (
+    Keyspace, TypeOps, _emptied, _ttl_write, obj_live, register_type_ops,
+)
 from constdb._core.merge cimport (
     Ctx, _any_seen, _check_count, _cnts_seen, _dec_cnts, _dec_vers, _enc_cnts, _enc_vers,
     _filter_cnts, _filter_ent, _merge_cnts, _merge_ent,
@@ -124,8 +127,8 @@ cdef int emit_hset_at(Keyspace ks, object key, HashObj o, bint shown, object fie
         ks.settle(key, o)
     # the record in one go: key, field, value, dots removed
     w = ks.bl.reserve(OP_HSET, u, varint_len(<uint64_t>klen) + klen + varint_len(<uint64_t>flen)
-                        + flen + varint_len(<uint64_t>vlen) + vlen + varint_len(<uint64_t>nd)
-                        + 16 * nd)
+                      + flen + varint_len(<uint64_t>vlen) + vlen + varint_len(<uint64_t>nd)
+                      + 16 * nd)
     w = put_varint_at(w, <uint64_t>klen)
     memcpy(w, PyBytes_AS_STRING(key), klen)
     w = put_varint_at(w + klen, <uint64_t>flen)
@@ -315,7 +318,7 @@ cdef int _apply(Keyspace ks, uint8_t op, uint64_t origin, uint64_t u, Reader r) 
     cdef object field, val
     cdef list dots, obs
     cdef HashObj o
-    cdef uint64_t n, i
+    cdef uint64_t n, _i
     cdef int64_t delta
     cdef bint create
     if op == OP_HSET:
@@ -335,7 +338,7 @@ cdef int _apply(Keyspace ks, uint8_t op, uint64_t origin, uint64_t u, Reader r) 
     elif op == OP_HCLEAR:
         o = <HashObj>ks.find(key, T_HASH, False)
         n = r.varint()
-        for i in range(n):
+        for _i in range(n):
             field = r.bytes_()
             dots = _read_dots(r)
             _hrem_on(ks, key, o, field, dots)
@@ -395,7 +398,8 @@ cdef list _describe(CObj x):
     cdef CntEntry e
     fields = []
     for f, ent in sorted(o.f.items()):
-        fields.append([f, [[(<Ver>v).val, (<Ver>v).node, (<Ver>v).uuid] for v in _ent_dots_raw(ent)]])
+        fields.append([f, [[(<Ver>v).val, (<Ver>v).node, (<Ver>v).uuid]
+                           for v in _ent_dots_raw(ent)]])
     out = [b"fields", fields]
     if not o.hc:
         return out
@@ -441,12 +445,12 @@ cdef int _encode(Writer w, CObj o) except -1:
 cdef CObj _decode(Reader r, int version):
     cdef HashObj h = new_hash()
     cdef HCnt hc
-    cdef uint64_t n, i
+    cdef uint64_t n, _i
     h.lu = r.u64()
     h.ln = r.u64()
     n = r.varint()
     _check_count(r, n, 2)
-    for i in range(n):
+    for _i in range(n):
         f = r.bytes_()
         ent = _dec_vers(r)
         if ent is not None:
@@ -454,7 +458,7 @@ cdef CObj _decode(Reader r, int version):
     if version >= 2:
         n = r.varint()
         _check_count(r, n, 18)
-        for i in range(n):
+        for _i in range(n):
             f = r.bytes_()
             hc = HCnt.__new__(HCnt)
             hc.ru = r.u64()

@@ -26,7 +26,6 @@ popped elements become one block, kept reversed when it grows at its front), so
 that tombstones cost no walking at the ends.
 """
 
-cimport cython
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_GET_SIZE
 from cpython.dict cimport PyDict_GetItem, PyDict_SetDefault
 from cpython.list cimport PyList_GET_ITEM, PyList_GET_SIZE
@@ -243,7 +242,7 @@ cdef bint seek(ListObj o, Py_ssize_t idx, Py_ssize_t* bi, Py_ssize_t* ii) noexce
 
 
 cdef bint first_live(ListObj o, Py_ssize_t* bi, Py_ssize_t* ii) noexcept:
-    cdef Py_ssize_t b = 0, nb = PyList_GET_SIZE(o.blocks), k
+    cdef Py_ssize_t b = 0, k
     cdef LBlock blk
     if o.n == 0:
         return False
@@ -391,7 +390,7 @@ cdef int _insert_at(ListObj o, LElem e, Py_ssize_t bi, Py_ssize_t ii) except -1:
     global _hint
     cdef Py_ssize_t nb = PyList_GET_SIZE(o.blocks), L, half, live
     cdef bint is_live = e.rem == 0
-    cdef LBlock b, nbk, nxt
+    cdef LBlock b, nbk
     cdef list right
     if nb == 0:
         nbk = _new_block([e], 1 if is_live else 0)
@@ -409,7 +408,8 @@ cdef int _insert_at(ListObj o, LElem e, Py_ssize_t bi, Py_ssize_t ii) except -1:
             bi -= 1
             b = _blk(o, bi)
             ii = _len(b)
-        elif ii == L and bi + 1 < nb and _blk(o, bi + 1).live > 0 and _len(_blk(o, bi + 1)) < BLOCK_MAX:
+        elif (ii == L and bi + 1 < nb and _blk(o, bi + 1).live > 0
+                and _len(_blk(o, bi + 1)) < BLOCK_MAX):
             bi += 1
             b = _blk(o, bi)
             ii = 0
@@ -772,7 +772,8 @@ cdef int emit_remove(Keyspace ks, object key, ListObj o, list elems) except -1:
     if o.n == 0 or ks.alts:
         ks.settle(key, o)
     # the record in one go: key, ids
-    w = ks.bl.reserve(OP_LREM, u, varint_len(<uint64_t>klen) + klen + varint_len(<uint64_t>n) + 16 * n)
+    w = ks.bl.reserve(OP_LREM, u,
+                      varint_len(<uint64_t>klen) + klen + varint_len(<uint64_t>n) + 16 * n)
     w = put_varint_at(w, <uint64_t>klen)
     memcpy(w, PyBytes_AS_STRING(key), klen)
     w = put_varint_at(w + klen, <uint64_t>n)
@@ -845,23 +846,23 @@ cdef int _apply_lins(Keyspace ks, uint64_t origin, uint64_t u, Reader r) except 
     cdef object key = r.bytes_()
     cdef uint64_t an = r.u64(), au = r.u64()
     cdef uint8_t mode = r.u8()
-    cdef uint64_t n = r.varint(), i
+    cdef uint64_t n = r.varint(), _i
     cdef list vals = []
     if n == 0 or n > <uint64_t>(r.end - r.pos) or n > u:
         raise ValueError("bad list insert count")
-    for i in range(n):
+    for _i in range(n):
         vals.append(r.bytes_())
     _lins_on(ks, key, <ListObj>ks.find(key, T_LIST, True), an, au, mode, vals, u, origin)
     return 0
 
 
 cdef list _read_elems(Keyspace ks, ListObj o, Reader r):
-    cdef uint64_t n = r.varint(), i, node, uuid
+    cdef uint64_t n = r.varint(), _i, node, uuid
     cdef list out = []
     cdef LElem e
     if n > <uint64_t>(r.end - r.pos):
         raise ValueError("bad id count")
-    for i in range(n):
+    for _i in range(n):
         node = r.u64()
         uuid = r.u64()
         e = _resolve(ks, o, node, uuid)
@@ -1188,7 +1189,7 @@ cdef int _encode(Writer w, CObj o) except -1:
 cdef CObj _decode(Reader r, int version):
     cdef ListObj lo
     cdef list seq, unplaced
-    cdef uint64_t n, i
+    cdef uint64_t n, _i
     if version < 2:
         raise SnapshotError("corrupt snapshot (unknown object type %d)" % T_LIST)
     lo = new_list()
@@ -1197,12 +1198,12 @@ cdef CObj _decode(Reader r, int version):
     seq = []
     n = r.varint()
     _check_count(r, n, 58)
-    for i in range(n):
+    for _i in range(n):
         seq.append(_dec_elem(r))
     unplaced = []
     n = r.varint()
     _check_count(r, n, 58)
-    for i in range(n):
+    for _i in range(n):
         e = _dec_elem(r)
         if (<LElem>e).st == ST_PLACED:
             raise SnapshotError("corrupt snapshot (bad list element state)")

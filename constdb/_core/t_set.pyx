@@ -15,7 +15,9 @@ from constdb._core.codec cimport Reader, Writer
 from constdb._core.dots cimport (
     _bump, _ent_add, _ent_dots, _ent_dots_raw, _ent_max, _ent_remove, _put_dots, _read_dots,
 )
-from constdb._core.keyspace cimport Keyspace, TypeOps, _emptied, _ttl_write, obj_live, register_type_ops
+from constdb._core.keyspace cimport (
+    Keyspace, TypeOps, _emptied, _ttl_write, obj_live, register_type_ops,
+)
 from constdb._core.merge cimport (
     Ctx, _any_seen, _check_count, _dec_dots, _enc_dots, _filter_ent, _merge_ent,
 )
@@ -134,7 +136,7 @@ cdef int _apply(Keyspace ks, uint8_t op, uint64_t origin, uint64_t u, Reader r) 
     cdef object member
     cdef list dots
     cdef SetObj o
-    cdef uint64_t n, i
+    cdef uint64_t n, _i
     if op == OP_SADD:
         member = r.bytes_()
         dots = _read_dots(r)
@@ -151,7 +153,7 @@ cdef int _apply(Keyspace ks, uint8_t op, uint64_t origin, uint64_t u, Reader r) 
     else:
         o = <SetObj>ks.find(key, T_SET, False)
         n = r.varint()
-        for i in range(n):
+        for _i in range(n):
             member = r.bytes_()
             dots = _read_dots(r)
             _srem_on(ks, key, o, member, dots)
@@ -206,12 +208,12 @@ cdef int _encode(Writer w, CObj o) except -1:
 
 cdef CObj _decode(Reader r, int version):
     cdef SetObj so = new_set()
-    cdef uint64_t n, i
+    cdef uint64_t n, _i
     so.lu = r.u64()
     so.ln = r.u64()
     n = r.varint()
     _check_count(r, n, 2)
-    for i in range(n):
+    for _i in range(n):
         m = r.bytes_()
         ent = _dec_dots(r)
         if ent is not None:

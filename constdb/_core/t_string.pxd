@@ -1,4 +1,5 @@
-# Strings (docs/crdt.md section 3.1): an LWW register plus an observed-reset counter. See t_string.pyx.
+# Strings (docs/crdt.md section 3.1): an LWW register plus an observed-reset counter.
+# See t_string.pyx.
 from libc.stdint cimport int64_t
 
 from constdb._core.keyspace cimport Keyspace

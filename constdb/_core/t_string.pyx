@@ -369,7 +369,7 @@ cdef int _apply(Keyspace ks, uint8_t op, uint64_t origin, uint64_t u, Reader r) 
     cdef object val
     cdef uint8_t flags
     cdef int64_t at, delta
-    cdef uint64_t n, i
+    cdef uint64_t n, _i
     cdef list obs
     if op == OP_REG:
         flags = r.u8()
@@ -379,7 +379,7 @@ cdef int _apply(Keyspace ks, uint8_t op, uint64_t origin, uint64_t u, Reader r) 
         obs = None
         if n:
             obs = []
-            for i in range(n):
+            for _i in range(n):
                 obs.append((r.u64(), r.i64(), r.u64()))
         _reg_on(ks, key, <StrObj>ks.find(key, T_STRING, True), val, u, origin,
                 TTL_WRITE if flags & 2 else TTL_KEEP, at, obs, False)

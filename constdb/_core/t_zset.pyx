@@ -35,7 +35,6 @@ from cpython.ref cimport Py_XDECREF, Py_XINCREF
 from libc.errno cimport ERANGE
 from libc.math cimport HUGE_VAL, isinf, isnan, signbit
 from libc.stdint cimport int64_t, uint8_t, uint64_t
-from libc.stdio cimport snprintf
 from libc.stdlib cimport free, malloc, strtod
 from libc.string cimport memcmp
 
@@ -869,7 +868,7 @@ cdef int _apply_zw(Keyspace ks, uint64_t origin, uint64_t u, Reader r) except -1
     cdef object key = r.bytes_()
     cdef bytes member = r.bytes_()
     cdef int flags = r.u8()
-    cdef uint64_t ru = 0, rn = 0, n, i, node, last
+    cdef uint64_t ru = 0, rn = 0, n, _i, node, last
     cdef double val, delta = 0.0, s
     cdef list obs = []
     if flags & ZW_REBASE:
@@ -881,7 +880,7 @@ cdef int _apply_zw(Keyspace ks, uint64_t origin, uint64_t u, Reader r) except -1
     n = r.varint()
     if n > <uint64_t>(r.end - r.pos):
         raise ValueError("bad counter count")
-    for i in range(n):
+    for _i in range(n):
         node = r.u64()
         s = r.f64()
         last = r.u64()
@@ -895,8 +894,8 @@ cdef int _apply_zw(Keyspace ks, uint64_t origin, uint64_t u, Reader r) except -1
 cdef int _apply_zrem(Keyspace ks, uint64_t origin, uint64_t u, Reader r) except -1:
     cdef object key = r.bytes_()
     cdef ZSetObj o = <ZSetObj>ks.find(key, T_ZSET, False)
-    cdef uint64_t n = r.varint(), i
-    for i in range(n):
+    cdef uint64_t n = r.varint(), _i
+    for _i in range(n):
         member = r.bytes_()
         _zrem_on(ks, o, member, _read_dots(r), u)
     if o is not None:
@@ -909,8 +908,8 @@ cdef int _apply_zrem(Keyspace ks, uint64_t origin, uint64_t u, Reader r) except 
 cdef int _apply_zclear(Keyspace ks, uint64_t origin, uint64_t u, Reader r) except -1:
     cdef object key = r.bytes_()
     cdef ZSetObj o = <ZSetObj>ks.find(key, T_ZSET, True)
-    cdef uint64_t n = r.varint(), i
-    for i in range(n):
+    cdef uint64_t n = r.varint(), _i
+    for _i in range(n):
         member = r.bytes_()
         _zrem_on(ks, o, member, _read_dots(r), u)
     _bump(&o.lu, &o.ln, u, origin)
@@ -1085,7 +1084,7 @@ cdef int _encode(Writer w, CObj o) except -1:
 
 cdef ZEnt _dec_zent(Reader r):
     cdef ZEnt e = ZEnt.__new__(ZEnt)
-    cdef uint64_t n, i, node
+    cdef uint64_t n, _i, node
     cdef ZCnt c
     e.member = r.bytes_()
     e.dots = _dec_dots(r)
@@ -1099,7 +1098,7 @@ cdef ZEnt _dec_zent(Reader r):
     if n:
         _check_count(r, n, 40)
         e.cnt = {}
-        for i in range(n):
+        for _i in range(n):
             node = r.u64()
             c = ZCnt.__new__(ZCnt)
             c.sum = r.f64()
@@ -1117,7 +1116,7 @@ cdef ZEnt _dec_zent(Reader r):
 cdef CObj _decode(Reader r, int version):
     cdef ZSetObj z
     cdef ZEnt ze
-    cdef uint64_t n, i
+    cdef uint64_t n, _i
     cdef uint8_t lp
     if version < 2:
         raise SnapshotError("corrupt snapshot (unknown object type %d)" % T_ZSET)
@@ -1127,7 +1126,7 @@ cdef CObj _decode(Reader r, int version):
     lp = r.u8()
     n = r.varint()
     _check_count(r, n, 51)
-    for i in range(n):
+    for _i in range(n):
         ze = _dec_zent(r)
         if ze.member in z.m or (z.gone is not None and ze.member in <dict>z.gone):
             raise SnapshotError("corrupt snapshot (sorted set member twice)")
