@@ -6,8 +6,24 @@ from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_GET_SIZE
 
 cdef bint stringmatch(const char* p, Py_ssize_t plen, const char* s, Py_ssize_t slen,
                       bint nocase) noexcept:
+    cdef bint skip = False
+    return _match(p, plen, s, slen, nocase, &skip, 0)
+
+
+cdef enum:
+    # Redis's bound on the recursion of '*' (CVE-2022-36021): deeper is no match
+    MAX_NESTING = 1000
+
+
+cdef bint _match(const char* p, Py_ssize_t plen, const char* s, Py_ssize_t slen,
+                 bint nocase, bint* skip, int nesting) noexcept:
+    # skip: set once the rest of the pattern after some '*' matched nowhere in
+    # the rest of the subject; an earlier '*' then cannot help by taking more
+    # (Redis's skipLongerMatches), which keeps "a*a*a*...b" linear per '*'
     cdef bint neg, hit
     cdef char a, b, c, x
+    if nesting > MAX_NESTING:
+        return False
     # slen > 0, as Redis's stringmatchlen: an empty subject matches only ""
     while plen > 0 and slen > 0:
         c = p[0]
@@ -18,10 +34,13 @@ cdef bint stringmatch(const char* p, Py_ssize_t plen, const char* s, Py_ssize_t 
             if plen == 1:
                 return True
             while slen > 0:
-                if stringmatch(p + 1, plen - 1, s, slen, nocase):
+                if _match(p + 1, plen - 1, s, slen, nocase, skip, nesting + 1):
                     return True
+                if skip[0]:
+                    return False
                 s += 1
                 slen -= 1
+            skip[0] = True
             return False
         if slen == 0:
             return False
