@@ -122,7 +122,13 @@ def main(argv: Optional[list[str]] = None) -> int:
         sock.close()
         return fail(f"{cfg.where('work_dir')}: {e}")
     if cfg.daemon:
-        daemonize(pidfile)
+        try:
+            daemonize(pidfile)
+        except OSError as e:
+            app.persistence.release_lock()
+            return fail(
+                f"{cfg.where('pidfile')}: key 'pidfile': cannot write {pidfile!r}: {e.strerror}"
+            )
 
     loop = uvloop.new_event_loop()
     asyncio.set_event_loop(loop)

@@ -5,6 +5,7 @@ shutdown."""
 from __future__ import annotations
 
 import asyncio
+import errno
 import gc
 import logging
 import os
@@ -388,8 +389,11 @@ def fit_open_files(maxclients: int) -> int:
     for n in sorted({t for t in tries if soft < t <= need}, reverse=True):
         try:
             resource.setrlimit(resource.RLIMIT_NOFILE, (n, inf if hard == inf else max(n, hard)))
-        except (OSError, ValueError) as e:
-            error = error or (getattr(e, "strerror", None) or str(e))
+        except OSError as e:
+            error = error or e.strerror or str(e)
+            continue
+        except ValueError:  # Python's word for EPERM here
+            error = error or os.strerror(errno.EPERM)
             continue
         best = n
         break
@@ -409,7 +413,7 @@ def fit_open_files(maxclients: int) -> int:
     log.warning(
         "Server can't set maximum open files to %d because of OS error: %s.",
         need,
-        error or "Operation not permitted",
+        error or os.strerror(errno.EPERM),
     )
     if allowed >= 1:
         log.warning(

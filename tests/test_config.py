@@ -332,6 +332,7 @@ BAD_FILES = {
     "size_small": ("repl_backlog_limit = 10\n", r"key 'repl_backlog_limit': expected a size in bytes .* in 1024\.\."),
     "float": ('replica_heartbeat_frequency = "often"\n', r"key 'replica_heartbeat_frequency': expected a number"),
     "save": ("save = [[1]]\n", r"key 'save': expected a list of \[seconds, changes\] pairs"),
+    "node_id_2_64": ("node_id = 18446744073709551616\n", r"key 'node_id': expected an integer in 0\.\.9223372036854775807, got 18446744073709551616"),
     "node_id_negative": ("node_id = -1\n", r"key 'node_id': expected an integer in 0\.\.9223372036854775807, got -1"),
     "empty_work_dir": ('work_dir = ""\n', r"key 'work_dir': expected a non-empty path"),
     "invalid_toml": ("port = \n", r"c\.toml: invalid TOML: "),
@@ -473,6 +474,16 @@ def test_maxclients_config_set_range_and_nothing_stored_on_failure(node):
         ):
             assert c.call("CONFIG", "SET", "maxclients", bad) == _err("maxclients", reason), bad
             assert _get(c, "maxclients") == before
+        # 64-bit sizes, as Redis answers them
+        big = "argument must be between 1048576 and 9223372036854775807 inclusive"
+        for bad, reason in (
+            ("18446744073709551616", big),
+            ("99999999999999999999999gb", big),
+            ("-1", "argument must be a memory value"),
+        ):
+            assert c.call("CONFIG", "SET", "proto-max-bulk-len", bad) == _err(
+                "proto-max-bulk-len", reason
+            )
         # the top of the range: more descriptors than the OS allows, so
         # refused with Redis's text, and nothing stored
         rep = c.call("CONFIG", "SET", "maxclients", "4294967295")
@@ -587,6 +598,20 @@ def test_dbfilename_cannot_name_the_nodes_own_files(node, tmp_path):
     assert n.stop() == 0
     assert not (wd / "constdb.running").exists()
     assert "Traceback" not in n.log()
+
+
+def test_protected_configs_local_allows_loopback_clients(node, tmp_path):
+    """enable_protected_configs = "local": a client on 127.0.0.1 may set
+    dbfilename; dir stays fixed at start (immutable here)."""
+    conf = tmp_path / "l.toml"
+    conf.write_text('enable_protected_configs = "local"\n')
+    n = node(name="local", config=str(conf)).start()
+    with Conn(n.port) as c:
+        assert _get(c, "enable-protected-configs").endswith(_bulk("local"))
+        assert c.call("CONFIG", "SET", "dbfilename", "x.cdb") == b"+OK\r\n"
+        assert _get(c, "dbfilename").endswith(_bulk("x.cdb"))
+        assert c.call("CONFIG", "SET", "dir", "/tmp") == _err("dir", "can't set immutable config")
+    assert n.stop() == 0
 
 
 OWN_FILES = {
