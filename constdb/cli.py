@@ -132,7 +132,13 @@ def main(argv: Optional[list[str]] = None) -> int:
         sock.close()
         return fail(f"{cfg.where('work_dir')}: {e}")
     if cfg.daemon:
-        daemonize(pidfile)
+        try:
+            daemonize(pidfile)
+        except OSError as e:
+            app.persistence.release_lock()
+            return fail(
+                f"{cfg.where('pidfile')}: key 'pidfile': cannot write {pidfile!r}: {e.strerror}"
+            )
 
     loop = uvloop.new_event_loop()
     asyncio.set_event_loop(loop)
@@ -140,6 +146,13 @@ def main(argv: Optional[list[str]] = None) -> int:
         loop.add_signal_handler(sig, app.request_shutdown, signal.Signals(sig).name)
     try:
         loop.run_until_complete(app.serve())
+    except Exception as e:
+        if app.serving:
+            raise
+        # the start failed before the node took a request: nothing to lose,
+        # so the lock goes (a next start is not a crash recovery)
+        app.persistence.release_lock()
+        return fail(f"cannot start: {e}")
     finally:
         loop.close()
         if cfg.daemon:

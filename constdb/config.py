@@ -7,6 +7,7 @@ ConfigError with one line that names the file, the key and what was expected.
 
 from __future__ import annotations
 
+import os
 import re
 import sys
 from dataclasses import dataclass
@@ -60,10 +61,15 @@ class Key:
     hi: Optional[float] = None
     runtime: bool = False  # CONFIG SET may change it
     check: Optional[Callable[[Any], Optional[str]]] = None
+    protected: bool = False  # CONFIG SET only with enable_protected_configs (as in Redis)
 
 
 def _nonempty(v: str) -> Optional[str]:
-    return None if v.strip() else "a non-empty path"
+    return None if v.strip() and "\0" not in v else "a non-empty path without NUL bytes"
+
+
+def _no_nul(v: str) -> Optional[str]:
+    return None if "\0" not in v else "a path without NUL bytes"
 
 
 def _check_ip(v: str) -> Optional[str]:
@@ -78,9 +84,13 @@ def _check_ip(v: str) -> Optional[str]:
     return None
 
 
+FILENAME = "a file name, not a path"
+
+
 def _check_filename(v: str) -> Optional[str]:
-    if not v or "/" in v or v in (".", ".."):
-        return "a file name, not a path"
+    # Redis: no "/" or "\\" in dbfilename; and no NUL, no "." or ".."
+    if not v or "/" in v or "\\" in v or "\0" in v or v in (".", ".."):
+        return FILENAME
     return None
 
 
@@ -119,6 +129,23 @@ def check_secret(v: str) -> Optional[str]:
     return None
 
 
+PROTECTED_MODES = ("no", "yes", "local")
+
+
+def _check_protected(v: str) -> Optional[str]:
+    return None if v in PROTECTED_MODES else "one of " + ", ".join(PROTECTED_MODES)
+
+
+# the node's own files in work_dir, which no setting may name
+NODE_ID_FILE = "node_id"
+LOCK_FILE = "constdb.running"
+NODE_FILES = {
+    NODE_ID_FILE: "the node id file",
+    NODE_ID_FILE + ".tmp": "the node id file",
+    LOCK_FILE: "the lock file",
+}
+
+
 SPEC: list[Key] = [
     Key("daemon", False, "bool", "detach from the terminal; the pid goes to pidfile in work_dir"),
     Key(
@@ -132,7 +159,13 @@ SPEC: list[Key] = [
     Key("node_alias", "", "str", "a readable name for this node (default: node<port>)"),
     Key("ip", "127.0.0.1", "str", "address to listen on for clients and peers", check=_check_ip),
     Key("port", 9001, "int", "TCP port", 1, 65535),
-    Key("log", "", "str", "log file; empty = standard error (daemon: work_dir/constdb.log)"),
+    Key(
+        "log",
+        "",
+        "str",
+        "log file; empty = standard error (daemon: work_dir/constdb.log)",
+        check=_no_nul,
+    ),
     Key("log_level", "INFO", "level", "one of OFF ERROR WARN INFO DEBUG TRACE", runtime=True),
     Key(
         "work_dir",
@@ -140,6 +173,7 @@ SPEC: list[Key] = [
         "str",
         "directory for node_id, snapshots, pid and log files",
         check=_nonempty,
+        protected=True,
     ),
     Key("tcp_backlog", 1024, "int", "listen() backlog", 1, 65535),
     Key(
@@ -268,9 +302,17 @@ SPEC: list[Key] = [
         "dbfilename",
         "dump.cdb",
         "str",
-        "snapshot file name in work_dir",
+        "snapshot file name in work_dir (not a path, not one of the node's own files)",
         runtime=True,
         check=_check_filename,
+        protected=True,
+    ),
+    Key(
+        "enable_protected_configs",
+        "no",
+        "str",
+        "may CONFIG SET change file-name settings (dbfilename)? no, yes, or local (loopback clients only)",
+        check=_check_protected,
     ),
     Key(
         "save",
@@ -287,6 +329,19 @@ def _fmt(v: Any) -> str:
     return repr(v) if isinstance(v, str) else str(v)
 
 
+def in_range(key: Key, n: Any) -> bool:
+    """The one range check of a numeric key, for the file, the flags and
+    CONFIG SET alike (Python ints: any width, no overflow)."""
+    return (key.lo is None or n >= key.lo) and (key.hi is None or n <= key.hi)
+
+
+def range_text(key: Key) -> str:
+    """The file's wording of key's range: 1..4294967295."""
+    if key.kind == "float":
+        return f"{key.lo}..{key.hi}"
+    return f"{int(key.lo or 0)}..{int(key.hi or 0)}"
+
+
 def coerce(key: Key, value: Any, where: str) -> Any:
     """Validate one value; raise ConfigError naming where/key/expected."""
 
@@ -295,7 +350,7 @@ def coerce(key: Key, value: Any, where: str) -> Any:
 
     rng = ""
     if key.lo is not None and key.hi is not None:
-        rng = f" in {int(key.lo) if key.kind != 'float' else key.lo}..{int(key.hi) if key.kind != 'float' else key.hi}"
+        rng = " in " + range_text(key)
     if key.kind == "bool":
         if isinstance(value, bool):
             return value
@@ -303,29 +358,28 @@ def coerce(key: Key, value: Any, where: str) -> Any:
             return value.lower() in ("yes", "true")
         raise bad("true or false")
     if key.kind == "int":
+        n = value
         if isinstance(value, bool) or not isinstance(value, int):
             if isinstance(value, str) and re.fullmatch(r"-?\d+", value.strip()):
-                value = int(value)
+                n = int(value)
             else:
                 raise bad("an integer" + rng)
-        if (key.lo is not None and value < key.lo) or (key.hi is not None and value > key.hi):
+        if not in_range(key, n):
             raise bad("an integer" + rng)
-        return value
+        return n
     if key.kind == "float":
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             try:
                 value = float(value)
             except (TypeError, ValueError):
                 raise bad("a number" + rng)
-        if (key.lo is not None and value < key.lo) or (key.hi is not None and value > key.hi):
+        if value != value or not in_range(key, value):
             raise bad("a number" + rng)
         return float(value)
     if key.kind == "size":
         n = parse_size(value)
-        if n is None or (key.lo is not None and n < key.lo) or (key.hi is not None and n > key.hi):
-            raise bad(
-                f'a size in bytes (an integer or a string like "64mb") in {int(key.lo or 0)}..{int(key.hi or 0)}'
-            )
+        if n is None or not in_range(key, n):
+            raise bad(f'a size in bytes (an integer or a string like "64mb") in {range_text(key)}')
         return n
     if key.kind == "level":
         if isinstance(value, str) and value.upper() in LOG_LEVELS:
@@ -364,6 +418,37 @@ def parse_save(value: Any, bad: Callable[[str], ConfigError]) -> list[list[int]]
             raise bad(expected)
         out.append([item[0], item[1]])
     return out
+
+
+def _file_paths(values: dict[str, Any], config_path: Optional[str]) -> list[tuple[str, str, str]]:
+    """(key or "", absolute path, what it is) of every file the node writes
+    or reads by name."""
+    wd = os.path.abspath(values["work_dir"])
+    out = [("", os.path.join(wd, name), what) for name, what in NODE_FILES.items()]
+    out.append(("dbfilename", os.path.join(wd, values["dbfilename"]), "the snapshot file"))
+    out.append(("pidfile", os.path.join(wd, values["pidfile"]), "the pid file"))
+    log = values["log"] or (os.path.join(wd, "constdb.log") if values["daemon"] else "")
+    if log:
+        out.append(("log", os.path.abspath(log), "the log file"))
+    if config_path is not None:
+        out.append(("", os.path.abspath(config_path), "the config file"))
+    return out
+
+
+def check_files(
+    values: dict[str, Any], config_path: Optional[str], keys: tuple[str, ...] = ()
+) -> Optional[tuple[str, str]]:
+    """(key, what it collides with) if a file-name setting names another of
+    the node's files (node_id, the lock, the snapshot, pid, log or config
+    file); keys limits the check to those settings."""
+    files = _file_paths(values, config_path)
+    for key, path, _ in files:
+        if not key or (keys and key not in keys):
+            continue
+        for other, opath, what in files:
+            if other != key and opath == path:
+                return key, what
+    return None
 
 
 class Config:
@@ -433,6 +518,15 @@ def load(path: Optional[str] = None, overrides: Optional[dict[str, Any]] = None)
         where = f"command line --{FLAG_NAMES.get(name, name.replace('_', '-'))}"
         values[name] = coerce(BY_NAME[name], value, where)
         sources[name] = where
+    # the key the user set is the one at fault
+    clash = check_files(values, path, tuple(sources)) if sources else None
+    clash = clash or check_files(values, path)
+    if clash is not None:
+        key, what = clash
+        raise ConfigError(
+            f"{sources.get(key, 'defaults')}: key '{key}': expected a file other than {what},"
+            f" got {_fmt(values[key])}"
+        )
     return Config(values, path, sources)
 
 
@@ -455,10 +549,11 @@ def parse_runtime(key: Key, raw: str) -> Any:
             return False
         raise ConfigError("argument must be 'yes' or 'no'")
     if kind == "int":
-        if not re.fullmatch(r"-?(0|[1-9][0-9]*)", raw):
+        # Redis's string2ll: no sign on 0, no leading zeros, 64-bit signed
+        if not re.fullmatch(r"0|-?[1-9][0-9]*", raw) or not -(2**63) <= int(raw) < 2**63:
             raise ConfigError("argument couldn't be parsed into an integer")
         n = int(raw)
-        if (lo is not None and n < lo) or (hi is not None and n > hi):
+        if not in_range(key, n):
             raise ConfigError(
                 f"argument must be between {int(lo or 0)} and {int(hi or 0)} inclusive"
             )
@@ -468,14 +563,14 @@ def parse_runtime(key: Key, raw: str) -> Any:
             f = float(raw)
         except ValueError:
             raise ConfigError("argument couldn't be parsed into a number") from None
-        if f != f or (lo is not None and f < lo) or (hi is not None and f > hi):
+        if f != f or not in_range(key, f):
             raise ConfigError(f"argument must be between {lo:g} and {hi:g} inclusive")
         return f
     if kind == "size":
         n = parse_size(raw)
         if n is None:
             raise ConfigError("argument must be a memory value")
-        if (lo is not None and n < lo) or (hi is not None and n > hi):
+        if not in_range(key, n):
             raise ConfigError(
                 f"argument must be between {int(lo or 0)} and {int(hi or 0)} inclusive"
             )
@@ -493,6 +588,16 @@ def parse_runtime(key: Key, raw: str) -> Any:
         if len(parts) % 2 or not all(p.isdigit() and int(p) > 0 for p in parts):
             raise ConfigError("Invalid save parameters")
         return [[int(parts[i]), int(parts[i + 1])] for i in range(0, len(parts), 2)]
+    if key.name == "dbfilename":
+        # Redis's text for a path; ours for the rest
+        if "/" in raw or "\\" in raw:
+            raise ConfigError("dbfilename can't be a path, just a filename")
+        if "\0" in raw:
+            raise ConfigError("dbfilename can't contain a NUL byte")
+        if not raw:
+            raise ConfigError("dbfilename can't be empty")
+        if raw in (".", ".."):
+            raise ConfigError("dbfilename can't be . or ..")
     if key.check is not None:
         err = key.check(raw)
         if err:

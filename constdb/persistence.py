@@ -19,10 +19,9 @@ from typing import Any, Callable, Optional
 
 from constdb._core import snapshot
 from constdb._core.codec import RespError
+from constdb.config import LOCK_FILE
 
 log = logging.getLogger("constdb")
-
-LOCK_FILE = "constdb.running"
 BGSAVE_RETRY_DELAY = 5.0
 
 
@@ -211,11 +210,12 @@ class Persistence:
         dirty = app.ks.dirty
         try:
             size, raw = write_atomic(app.ks, self.path, app.alias.encode(), encode_meta(app, final))
-        except OSError as e:
+        except (OSError, ValueError) as e:  # ValueError: a path the OS cannot take
             self.last_status = "err"
             self.last_error = str(e)
             log.error("SAVE to %s failed: %s", self.path, e)
-            raise RespError(f"ERR Error saving the snapshot: {e.strerror or e}") from None
+            reason = getattr(e, "strerror", None) or e
+            raise RespError(f"ERR Error saving the snapshot: {reason}") from None
         self.dirty_at_save = dirty
         self.last_save = int(time.time())
         self.last_status = "ok"

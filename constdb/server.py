@@ -5,10 +5,13 @@ shutdown."""
 from __future__ import annotations
 
 import asyncio
+import errno
 import gc
 import logging
 import os
 import random
+import re
+import resource
 import socket
 import time
 from dataclasses import dataclass
@@ -40,13 +43,15 @@ from constdb.commands import (
 from constdb.commands import config as config_commands
 from constdb.commands import persistence as persistence_commands
 from constdb.commands import server as server_commands
-from constdb.config import Config
+from constdb.config import NODE_ID_FILE, Config, ConfigError
 from constdb.logs import set_log_level
 from constdb.replication.manager import Replication
 
 log = logging.getLogger("constdb")
 
-NODE_ID_FILE = "node_id"
+# descriptors kept for everything but clients (Redis's CONFIG_MIN_RESERVED_FDS)
+RESERVED_FDS = 32
+MAX_NODE_ID = 2**63 - 1
 
 # the modules of the commands written in Python (constdb/commands/)
 PY_COMMANDS = (
@@ -67,12 +72,21 @@ def load_node_id(cfg: Config, from_snapshot: Optional[int] = None) -> tuple[int,
     path = os.path.join(cfg.work_dir, NODE_ID_FILE)
     stored = None
     try:
-        with open(path) as f:
-            stored = int(f.read().strip())
+        with open(path, "rb") as f:
+            raw = f.read(100)
     except FileNotFoundError:
         pass
-    except ValueError:
-        stored = None
+    else:
+        # what a start wrote: one decimal id in 1..2^63-1 and a newline;
+        # anything else is refused, never replaced by a new identity
+        t = raw.decode("utf-8", "replace").strip()
+        if re.fullmatch(r"[1-9][0-9]{0,18}", t) and int(t) <= MAX_NODE_ID:
+            stored = int(t)
+        else:
+            raise persistence.StartupError(
+                f"{path}: expected a node id in 1..{MAX_NODE_ID}, got {t!r}"
+                " (fix the file, or remove it to give this node a new identity)"
+            )
     if cfg.node_id:
         node_id = cfg.node_id
     elif stored:
@@ -166,6 +180,7 @@ class App:
             mod.register(self.srv)
         register_handlers(self.srv, PY_COMMANDS)
         self.repl = Replication(self)
+        self.serving = False  # the start finished: the node took requests
         self.apply_config()
 
     def load(self, boot: Boot) -> None:
@@ -203,14 +218,33 @@ class App:
 
     # ---- config ---------------------------------------------------------------
 
-    def apply_config(self) -> None:
+    def apply_config(self, changed: Optional[set[str]] = None) -> None:
+        """Push the config into the running parts. changed: the keys CONFIG
+        SET just changed (None: all, at start). ConfigError(reason, key) if
+        a changed value cannot be applied; nothing is applied then."""
         c = self.cfg
         srv = self.srv
+        if changed is None or "maxclients" in changed:
+            allowed = fit_open_files(c.maxclients)
+            if allowed < c.maxclients:
+                if changed is not None:
+                    raise ConfigError(
+                        "The operating system is not able to handle the specified number"
+                        f" of clients, try with {allowed}",
+                        "maxclients",
+                    )
+                if allowed < 1:
+                    raise persistence.StartupError(
+                        f"Your current 'ulimit -n' of {allowed + RESERVED_FDS} is not enough for"
+                        " the server to start. Please increase your open file limit to at least"
+                        f" {c.maxclients + RESERVED_FDS}."
+                    )
+                c.set("maxclients", allowed, "the open files limit (RLIMIT_NOFILE)")
         srv.requirepass = c.requirepass.encode() if c.requirepass else None
         srv.proto_max_bulk_len = c.proto_max_bulk_len
         srv.client_query_buffer_limit = c.client_query_buffer_limit
         srv.max_exec_per_round = c.max_exec_per_round
-        srv.maxclients = c.maxclients
+        srv.maxclients = min(c.maxclients, 2**31 - 1)  # the limit keeps it far below
         srv.timeout = c.timeout
         self.repl.backlog_limit = -1  # recomputed: at most 1 MiB while alone
         self.repl.size_backlog()
@@ -249,6 +283,7 @@ class App:
         )
         self.repl.start(self.loop)
         self.cron_task = self.loop.create_task(self._cron())
+        self.serving = True
         try:
             await self.stopping
         finally:
@@ -329,6 +364,65 @@ class App:
     def client_gone(self, client: Any) -> None:
         """A blocked client disconnected (WAIT, MEET)."""
         self.repl.client_gone(client)
+
+
+def fit_open_files(maxclients: int) -> int:
+    """Raise the soft RLIMIT_NOFILE toward maxclients + 32 as Redis does (at
+    start and on CONFIG SET maxclients), logging what it did; the number of
+    clients the limit allows (maxclients if it was raised enough)."""
+    need = maxclients + RESERVED_FDS
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    inf = resource.RLIM_INFINITY
+    if soft == inf or soft >= need:
+        return maxclients
+    # the highest of: what is needed, the kernel's ceiling, the hard limit
+    tries = [need]
+    try:
+        with open("/proc/sys/fs/nr_open") as f:
+            tries.append(int(f.read()))
+    except (OSError, ValueError):
+        pass
+    if hard != inf:
+        tries.append(hard)
+    best = soft
+    error = ""
+    for n in sorted({t for t in tries if soft < t <= need}, reverse=True):
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (n, inf if hard == inf else max(n, hard)))
+        except OSError as e:
+            error = error or e.strerror or str(e)
+            continue
+        except ValueError:  # Python's word for EPERM here
+            error = error or os.strerror(errno.EPERM)
+            continue
+        best = n
+        break
+    if best >= need:
+        log.info(
+            "Increased maximum number of open files to %d (it was originally set to %d).",
+            need,
+            soft,
+        )
+        return maxclients
+    allowed = best - RESERVED_FDS
+    log.warning(
+        "You requested maxclients of %d requiring at least %d max file descriptors.",
+        maxclients,
+        need,
+    )
+    log.warning(
+        "Server can't set maximum open files to %d because of OS error: %s.",
+        need,
+        error or os.strerror(errno.EPERM),
+    )
+    if allowed >= 1:
+        log.warning(
+            "Current maximum open files is %d. maxclients has been reduced to %d to compensate"
+            " for low ulimit. If you need higher maxclients increase 'ulimit -n'.",
+            best,
+            allowed,
+        )
+    return allowed
 
 
 def bind(ip: str, port: int, backlog: int) -> socket.socket:

@@ -4,8 +4,10 @@ signals and the start log line."""
 
 from __future__ import annotations
 
+import ctypes
 import os
 import re
+import resource
 import signal
 import socket
 import subprocess
@@ -14,6 +16,7 @@ import time
 import pytest
 import redis
 from support.nodes import HOST, ConstDB, free_port, server_cmd, wait_for
+from support.resp import Conn
 
 from constdb import __version__
 from constdb.config import SPEC, load, render_toml
@@ -329,6 +332,7 @@ BAD_FILES = {
     "size_small": ("repl_backlog_limit = 10\n", r"key 'repl_backlog_limit': expected a size in bytes .* in 1024\.\."),
     "float": ('replica_heartbeat_frequency = "often"\n', r"key 'replica_heartbeat_frequency': expected a number"),
     "save": ("save = [[1]]\n", r"key 'save': expected a list of \[seconds, changes\] pairs"),
+    "node_id_2_64": ("node_id = 18446744073709551616\n", r"key 'node_id': expected an integer in 0\.\.9223372036854775807, got 18446744073709551616"),
     "node_id_negative": ("node_id = -1\n", r"key 'node_id': expected an integer in 0\.\.9223372036854775807, got -1"),
     "empty_work_dir": ('work_dir = ""\n', r"key 'work_dir': expected a non-empty path"),
     "invalid_toml": ("port = \n", r"c\.toml: invalid TOML: "),
@@ -424,3 +428,365 @@ def test_startup_is_quick_to_refuse():
     t0 = time.monotonic()
     one_line_error(run("--port", "0"))
     assert time.monotonic() - t0 < 10
+
+
+# ---- issue 9: config ranges, protected configs, file names, RLIMIT_NOFILE, node_id file ------
+
+
+def _err(key: str, reason: str) -> bytes:
+    return f"-ERR CONFIG SET failed (possibly related to argument '{key}') - {reason}\r\n".encode()
+
+
+def _get(c: Conn, name: str) -> bytes:
+    return c.call("CONFIG", "GET", name)
+
+
+def _bulk(v: str) -> bytes:
+    return f"${len(v)}\r\n{v}\r\n".encode()
+
+
+def _fd_limit(pid: int) -> int:
+    with open(f"/proc/{pid}/limits") as f:
+        for line in f:
+            if line.startswith("Max open files"):
+                return int(line.split()[3])
+    raise AssertionError("no Max open files line")
+
+
+def test_maxclients_config_set_range_and_nothing_stored_on_failure(node):
+    """Finding 10: CONFIG SET maxclients 4294967295 answered an internal error
+    and still stored the value (and every later CONFIG SET failed the same
+    way). One range check; nothing stored when a check or the apply fails."""
+    n = node(name="maxc").start()
+    with Conn(n.port) as c:
+        before = _get(c, "maxclients")
+        assert before.endswith(_bulk("10000"))
+        # the top of the range: more descriptors than the OS allows, so
+        # refused with Redis's text, and nothing stored
+        rep = c.call("CONFIG", "SET", "maxclients", "4294967295")
+        assert re.fullmatch(
+            rb"-ERR CONFIG SET failed \(possibly related to argument 'maxclients'\) - The operating "
+            rb"system is not able to handle the specified number of clients, try with \d+\r\n",
+            rep,
+        ), rep
+        assert _get(c, "maxclients") == before
+        # a failed pair stores neither value
+        assert c.call("CONFIG", "SET", "hz", "20", "maxclients", "4294967295").startswith(
+            b"-ERR CONFIG SET failed (possibly related to argument 'maxclients')"
+        )
+        assert _get(c, "hz").endswith(_bulk("10"))
+        assert c.call("CONFIG", "SET", "hz", "20") == b"+OK\r\n"
+        rng = "argument must be between 1 and 4294967295 inclusive"
+        for bad, reason in (
+            ("0", rng),
+            ("-1", rng),
+            ("4294967296", rng),
+            ("9223372036854775807", rng),
+            ("9223372036854775808", "argument couldn't be parsed into an integer"),
+            ("18446744073709551616", "argument couldn't be parsed into an integer"),
+            ("-0", "argument couldn't be parsed into an integer"),
+            ("05", "argument couldn't be parsed into an integer"),
+        ):
+            assert c.call("CONFIG", "SET", "maxclients", bad) == _err("maxclients", reason), bad
+            assert _get(c, "maxclients") == before
+        # 64-bit sizes, as Redis answers them
+        big = "argument must be between 1048576 and 9223372036854775807 inclusive"
+        for bad, reason in (
+            ("18446744073709551616", big),
+            ("99999999999999999999999gb", big),
+            ("-1", "argument must be a memory value"),
+        ):
+            assert c.call("CONFIG", "SET", "proto-max-bulk-len", bad) == _err(
+                "proto-max-bulk-len", reason
+            )
+        # the bottom of the range works: one client, the next is refused
+        assert c.call("CONFIG", "SET", "maxclients", "1") == b"+OK\r\n"
+        with Conn(n.port) as extra:
+            assert extra.read() == b"-ERR max number of clients reached\r\n"
+        assert c.call("CONFIG", "SET", "maxclients", "10000") == b"+OK\r\n"
+    assert n.stop() == 0
+    assert "Traceback" not in n.log()
+
+
+def test_maxclients_past_the_fd_limit_in_the_file_is_lowered_at_start(node, tmp_path):
+    """Finding 10, the file: maxclients = 4294967295 gave a traceback at start.
+    Now it is lowered to what the descriptor limit allows, as Redis does."""
+    conf = tmp_path / "m.toml"
+    conf.write_text("maxclients = 4294967295\n")
+    n = node(name="maxfile", config=str(conf)).start()
+    limit = _fd_limit(n.pid)
+    with Conn(n.port) as c:
+        assert _get(c, "maxclients").endswith(_bulk(str(limit - 32)))
+    assert n.stop() == 0
+    log = n.log()
+    assert "Traceback" not in log
+    assert (
+        "You requested maxclients of 4294967295 requiring at least 4294967327 max file descriptors."
+        in log
+    )
+    assert f"maxclients has been reduced to {limit - 32} to compensate for low ulimit." in log
+
+
+MAXCLIENTS_FILES = {
+    "maxclients_zero": ("maxclients = 0\n", "0"),
+    "maxclients_negative": ("maxclients = -1\n", "-1"),
+    "maxclients_past_max": ("maxclients = 4294967296\n", "4294967296"),
+    "maxclients_2_63": ("maxclients = 9223372036854775807\n", "9223372036854775807"),
+    "maxclients_string_2_64": ('maxclients = "18446744073709551616"\n', "'18446744073709551616'"),
+}
+
+
+@pytest.mark.parametrize("name", sorted(MAXCLIENTS_FILES))
+def test_maxclients_range_in_the_file(tmp_path, name):
+    content, got = MAXCLIENTS_FILES[name]
+    conf = tmp_path / "c.toml"
+    conf.write_text(content)
+    line = one_line_error(run(str(conf), "--work-dir", str(tmp_path / "wd")))
+    assert line == (
+        f"constdb-server: {conf}: key 'maxclients': expected an integer in 1..4294967295, got {got}"
+    )
+
+
+def test_protected_configs_refused_by_default(node):
+    """Finding 11: dbfilename (and dir) are protected configs, as in Redis 7.0."""
+    n = node(name="prot").start()
+    with Conn(n.port) as c:
+        assert _get(c, "enable-protected-configs").endswith(_bulk("no"))
+        for name, value in (("dbfilename", "node_id"), ("dbfilename", "x.cdb"), ("dir", "/tmp")):
+            assert c.call("CONFIG", "SET", name, value) == _err(name, "can't set protected config")
+        assert c.call("CONFIG", "SET", "enable-protected-configs", "yes") == _err(
+            "enable-protected-configs", "can't set immutable config"
+        )
+        assert _get(c, "dbfilename").endswith(_bulk("dump.cdb"))
+
+
+def test_dbfilename_cannot_name_the_nodes_own_files(node, tmp_path):
+    """Finding 11: CONFIG SET dbfilename node_id then SAVE overwrote the node id
+    file; a name with a NUL byte was accepted, then SIGTERM crashed and left
+    the lock file. With protected configs enabled the names are checked."""
+    wd = tmp_path / "own"
+    n = node("--log", str(wd / "x.log"), name="own")
+    conf = wd / "p.toml"
+    conf.write_text('enable_protected_configs = "yes"\n')
+    n.config = str(conf)
+    n.start()
+    node_id_text = (wd / "node_id").read_text()
+    with Conn(n.port) as c:
+        path_err = "dbfilename can't be a path, just a filename"
+        for bad, reason in (
+            ("a/b", path_err),
+            ("a\\b", path_err),
+            ("../x.cdb", path_err),
+            ("/tmp/x.cdb", path_err),
+            ("a\x00b", "dbfilename can't contain a NUL byte"),
+            ("", "dbfilename can't be empty"),
+            (".", "dbfilename can't be . or .."),
+            ("..", "dbfilename can't be . or .."),
+            ("node_id", "dbfilename can't be the node id file"),
+            ("constdb.running", "dbfilename can't be the lock file"),
+            ("constdb.pid", "dbfilename can't be the pid file"),
+            ("x.log", "dbfilename can't be the log file"),
+            ("p.toml", "dbfilename can't be the config file"),
+        ):
+            assert c.call("CONFIG", "SET", "dbfilename", bad) == _err("dbfilename", reason), bad
+            assert _get(c, "dbfilename").endswith(_bulk("dump.cdb"))
+        assert c.call("CONFIG", "SET", "dbfilename", "other.cdb") == b"+OK\r\n"
+        assert c.call("SET", "k", "v") == b"+OK\r\n"
+        assert c.call("SAVE") == b"+OK\r\n"
+    assert (wd / "other.cdb").exists()
+    assert (wd / "node_id").read_text() == node_id_text
+    assert n.stop() == 0
+    assert not (wd / "constdb.running").exists()
+    assert "Traceback" not in n.log()
+
+
+def test_protected_configs_local_allows_loopback_clients(node, tmp_path):
+    """enable_protected_configs = "local": a client on 127.0.0.1 may set
+    dbfilename; dir stays fixed at start (immutable here)."""
+    conf = tmp_path / "l.toml"
+    conf.write_text('enable_protected_configs = "local"\n')
+    n = node(name="local", config=str(conf)).start()
+    with Conn(n.port) as c:
+        assert _get(c, "enable-protected-configs").endswith(_bulk("local"))
+        assert c.call("CONFIG", "SET", "dbfilename", "x.cdb") == b"+OK\r\n"
+        assert _get(c, "dbfilename").endswith(_bulk("x.cdb"))
+        assert c.call("CONFIG", "SET", "dir", "/tmp") == _err("dir", "can't set immutable config")
+    assert n.stop() == 0
+
+
+OWN_FILES = {
+    "dbfilename_node_id": ('dbfilename = "node_id"\n', "dbfilename", "the node id file", "'node_id'"),
+    "dbfilename_lock": ('dbfilename = "constdb.running"\n', "dbfilename", "the lock file", "'constdb.running'"),
+    "dbfilename_pidfile": ('dbfilename = "constdb.pid"\n', "dbfilename", "the pid file", "'constdb.pid'"),
+    "dbfilename_config": ('dbfilename = "c.toml"\n', "dbfilename", "the config file", "'c.toml'"),
+    "pidfile_node_id": ('pidfile = "node_id"\n', "pidfile", "the node id file", "'node_id'"),
+    "pidfile_dbfilename": ('pidfile = "dump.cdb"\n', "pidfile", "the snapshot file", "'dump.cdb'"),
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("name", sorted(OWN_FILES))
+def test_file_names_in_the_file_cannot_be_the_nodes_own(tmp_path, name):
+    content, key, what, got = OWN_FILES[name]
+    conf = tmp_path / "c.toml"
+    conf.write_text(content)
+    line = one_line_error(run(str(conf), "--work-dir", str(tmp_path)))
+    assert line == (
+        f"constdb-server: {conf}: key '{key}': expected a file other than {what}, got {got}"
+    )
+
+
+BAD_NAMES = {
+    "dbfilename_nul": ('dbfilename = "a\\u0000b"\n', "dbfilename", "a file name, not a path", "'a\\x00b'"),
+    "dbfilename_slash": ('dbfilename = "a/b"\n', "dbfilename", "a file name, not a path", "'a/b'"),
+    "dbfilename_backslash": ('dbfilename = "a\\\\b"\n', "dbfilename", "a file name, not a path", "'a\\\\b'"),
+    "pidfile_nul": ('pidfile = "p\\u0000"\n', "pidfile", "a non-empty path without NUL bytes", "'p\\x00'"),
+    "log_nul": ('log = "l\\u0000"\n', "log", "a path without NUL bytes", "'l\\x00'"),
+    "work_dir_nul": ('work_dir = "w\\u0000"\n', "work_dir", "a non-empty path without NUL bytes", "'w\\x00'"),
+    "protected_value": ('enable_protected_configs = "maybe"\n', "enable_protected_configs", "one of no, yes, local", "'maybe'"),
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("name", sorted(BAD_NAMES))
+def test_bad_file_names_in_the_file(tmp_path, name):
+    content, key, expected, got = BAD_NAMES[name]
+    conf = tmp_path / "c.toml"
+    conf.write_text(content)
+    line = one_line_error(run(str(conf), "--work-dir", str(tmp_path / "wd")))
+    assert line == f"constdb-server: {conf}: key '{key}': expected {expected}, got {got}"
+
+
+def _drop_fd_limit(soft: int, hard: int):
+    """preexec_fn: a low RLIMIT_NOFILE the server cannot raise past hard
+    (CAP_SYS_RESOURCE, if this process has it, is dropped for the child)."""
+
+    def pre() -> None:
+        try:
+            ctypes.CDLL(None, use_errno=True).prctl(
+                24, 24, 0, 0, 0
+            )  # PR_CAPBSET_DROP, CAP_SYS_RESOURCE
+        except OSError:
+            pass
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+
+    return pre
+
+
+def _start_limited(n: ConstDB, soft: int, hard: int) -> ConstDB:
+    with open(n.log_path, "ab") as logf:
+        n.proc = subprocess.Popen(
+            n.argv(),
+            stdout=logf,
+            stderr=subprocess.STDOUT,
+            cwd=n.work_dir,
+            preexec_fn=_drop_fd_limit(soft, hard),
+        )
+    wait_for(lambda: n.alive() and n.ping(), 20, what="constdb with a low fd limit")
+    return n
+
+
+def test_fd_limit_lowers_maxclients_and_extra_clients_get_the_error(node):
+    """Finding 13: with ulimit -n 256 and maxclients 10000, 159 of 400
+    connections hung with no reply and nothing was logged. Now maxclients is
+    lowered to the limit minus 32 at start (logged, as Redis does) and every
+    client past it gets Redis's error."""
+    n = _start_limited(node(name="fds"), 256, 256)
+    log = n.log()
+    assert "You requested maxclients of 10000 requiring at least 10032 max file descriptors." in log
+    assert "Server can't set maximum open files to 10032 because of OS error: " in log
+    assert (
+        "Current maximum open files is 256. maxclients has been reduced to 224 to compensate "
+        "for low ulimit. If you need higher maxclients increase 'ulimit -n'." in log
+    )
+    with Conn(n.port) as c:
+        assert _get(c, "maxclients").endswith(_bulk("224"))
+        assert c.call("CONFIG", "SET", "maxclients", "225") == _err(
+            "maxclients",
+            "The operating system is not able to handle the specified number of clients, try with 224",
+        )
+        assert _get(c, "maxclients").endswith(_bulk("224"))
+    socks = []
+    try:
+        for _ in range(400):
+            s = socket.create_connection((HOST, n.port), timeout=10)
+            s.sendall(b"PING\r\n")
+            socks.append(s)
+        answers = []
+        for s in socks:
+            buf = b""
+            while not buf.endswith(b"\r\n"):
+                d = s.recv(100)
+                if not d:
+                    break
+                buf += d
+            answers.append(buf)
+    finally:
+        for s in socks:
+            s.close()
+    assert answers.count(b"+PONG\r\n") == 224
+    assert answers.count(b"-ERR max number of clients reached\r\n") == 400 - 224
+
+    def pong() -> bool:
+        with Conn(n.port) as c:
+            return c.call("PING") == b"+PONG\r\n"
+
+    wait_for(pong, 10, what="a free client slot once the others closed")
+    assert n.stop() == 0
+    assert "Traceback" not in n.log()
+
+
+def test_fd_limit_is_raised_toward_maxclients(node, tmp_path):
+    """Finding 13: a soft limit below maxclients + 32 is raised (up to the hard
+    limit) and the start says so, as Redis does."""
+    conf = tmp_path / "f.toml"
+    conf.write_text("maxclients = 1000\n")
+    n = _start_limited(node(name="raise", config=str(conf)), 256, 4096)
+    assert _fd_limit(n.pid) == 1032
+    assert (
+        "Increased maximum number of open files to 1032 (it was originally set to 256)." in n.log()
+    )
+    with Conn(n.port) as c:
+        assert _get(c, "maxclients").endswith(_bulk("1000"))
+        # CONFIG SET raises it too
+        assert c.call("CONFIG", "SET", "maxclients", "2000") == b"+OK\r\n"
+    assert _fd_limit(n.pid) == 2032
+    assert n.stop() == 0
+
+
+@pytest.mark.parametrize(
+    "content",
+    [
+        "-5\n",
+        "18446744073709551616\n",
+        "9223372036854775808\n",
+        "0\n",
+        "garbage\n",
+        "\n",
+        "12 34\n",
+    ],
+    ids=["negative", "2_64", "2_63", "zero", "garbage", "empty", "two"],
+)
+def test_bad_node_id_file_is_a_one_line_error(tmp_path, content):
+    """Finding 14: a node_id file holding -5 or 2^64 crashed the start with
+    struct.error and left the lock; garbage with no snapshot silently took a
+    new identity. Now: one line, exit status 2, no lock, the file untouched."""
+    wd = tmp_path / "wd"
+    wd.mkdir()
+    (wd / "node_id").write_text(content)
+    line = one_line_error(run("--work-dir", str(wd), "--port", str(free_port())))
+    assert line == (
+        f"constdb-server: {wd / 'node_id'}: expected a node id in 1..9223372036854775807, "
+        f"got {content.strip()!r} (fix the file, or remove it to give this node a new identity)"
+    )
+    assert not (wd / "constdb.running").exists()
+    assert (wd / "node_id").read_text() == content
+    # the edges that are node ids start
+    for good in ("1", str(2**63 - 1)):
+        (wd / "node_id").write_text(good + "\n")
+        n = ConstDB(str(wd))
+        try:
+            n.start()
+            with Conn(n.port) as c:
+                assert f"node_id:{good}\r\n".encode() in c.call("INFO", "server")
+        finally:
+            assert n.stop() == 0
+        assert not (wd / "constdb.running").exists()

@@ -255,7 +255,7 @@ def test_bgsave_while_clients_write_matches_the_recorded_point(node):
 
 
 def test_failed_bgsave_is_reported_and_the_old_file_stays(node):
-    a = make_node(node, "a")
+    a = make_node(node, "a", enable_protected_configs="yes")  # CONFIG SET dbfilename
     r = a.client()
     r.set("k", "1")
     assert r.save()

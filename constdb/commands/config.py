@@ -16,6 +16,7 @@ from constdb.config import (
     REDIS_LOGLEVEL_OUT,
     SPEC,
     ConfigError,
+    check_files,
     parse_runtime,
 )
 
@@ -116,6 +117,9 @@ def config_set(c: Any, argv: list[bytes]) -> Any:
             continue
         if bad_name is not None or err is not None:
             continue
+        if name is not None and BY_NAME[name].protected and not protected_allowed(c):
+            err = (raw, "can't set protected config")
+            continue
         if fixed_name or not BY_NAME[name].runtime:
             err = (raw, "can't set immutable config")
             continue
@@ -132,7 +136,9 @@ def config_set(c: Any, argv: list[bytes]) -> Any:
             f"ERR CONFIG SET failed (possibly related to argument '{text(err[0])}') - {err[1]}"
         )
     new = {}
+    names = {}
     for name, raw, val in pairs:
+        names[name] = raw
         try:
             if raw.lower() == b"loglevel":
                 # Redis's names for Redis's parameter
@@ -152,10 +158,42 @@ def config_set(c: Any, argv: list[bytes]) -> Any:
             raise RespError(
                 f"ERR CONFIG SET failed (possibly related to argument '{canonical}') - {e}"
             ) from None
+    cfg = app.cfg
+    clash = check_files({**cfg.as_dict(), **new}, cfg.path, tuple(new))
+    if clash is not None:
+        key, what = clash
+        raise RespError(
+            f"ERR CONFIG SET failed (possibly related to argument '{text(names[key])}')"
+            f" - {key} can't be {what}"
+        )
+    # all or nothing, as Redis 7.0: a value the node cannot apply (maxclients
+    # past the descriptor limit) puts every old value back
+    old = {name: (cfg.get(name), cfg.where(name)) for name in new}
     for name, v in new.items():
-        app.cfg.set(name, v)
-    app.apply_config()
+        cfg.set(name, v)
+    try:
+        app.apply_config(set(new))
+    except ConfigError as e:
+        for name, (v, where) in old.items():
+            cfg.set(name, v, where)
+        app.apply_config()
+        raise RespError(
+            f"ERR CONFIG SET failed (possibly related to argument '{text(names[e.args[1]])}')"
+            f" - {e.args[0]}"
+        ) from None
     return OK
+
+
+def protected_allowed(c: Any) -> bool:
+    """enable-protected-configs: yes, or local for a client on loopback
+    (Redis's rule: 127.0.0.1 or ::1)."""
+    mode = c.srv.app.cfg.enable_protected_configs
+    if mode == "yes":
+        return True
+    if mode == "local":
+        host = (c.addr or "").rsplit(":", 1)[0]
+        return host in ("127.0.0.1", "::1")
+    return False
 
 
 @command("config|resetstat")
