@@ -4,7 +4,7 @@ and the minimal reproductions of the convergence bugs that the property tests
 
 from __future__ import annotations
 
-from coretools import T_FAR, Net, Node, parse_resp
+from support.core import T_FAR, Net, Node, parse_resp
 
 # ---------------------------------------------------------------- helpers ----
 

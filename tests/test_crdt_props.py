@@ -1,6 +1,6 @@
 """Property tests of the core's CRDT laws (docs/crdt.md section 7, invariants 1 and 2).
 
-Three in-process nodes (tests/coretools.py) run random commands over a tiny
+Three in-process nodes (tests/support/core.py) run random commands over a tiny
 key space, so that keys, members, fields and types collide; they exchange some
 of their effect records mid-way (per-origin FIFO, random cut points), then
 everything is delivered everywhere in a random interleaving. All nodes must
@@ -14,9 +14,9 @@ the default keeps the file under a minute).
 from __future__ import annotations
 
 import pytest
-from coretools import T_FAR, Net, Node, parse_resp
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from support.core import T_FAR, Net, Node, parse_resp
 from support.profiles import SETTINGS, examples
 from support.resp import Conn
 

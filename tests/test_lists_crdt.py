@@ -14,13 +14,13 @@ every replica's visible state.
 
 from __future__ import annotations
 
-import coretools
 from constdb._core.keyspace import describe_obj, gc_collections
 from constdb._core.objects import ListObj, ZSetObj
 from constdb._core.t_list import check_list, gc_list
 from constdb._core.t_zset import check_zset
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from support import core
 from support.profiles import SETTINGS, examples
 from support.resp import Conn
 
@@ -29,8 +29,8 @@ from constdb._core import cmd_lists, cmd_zsets
 # ------------------------------------------------------------------ nodes ----
 
 
-class Node(coretools.Node):
-    """coretools.Node with the list and sorted-set commands, and views that
+class Node(core.Node):
+    """core.Node with the list and sorted-set commands, and views that
     cover every object kind (Keyspace.dead too)."""
 
     def __init__(self, node_id: int):
@@ -103,7 +103,7 @@ def _objects(ks, key) -> list:
     return out
 
 
-class Net(coretools.Net):
+class Net(core.Net):
     def __init__(self, ids=(1, 2, 3)):
         self.nodes = {i: Node(i) for i in ids}
         self.pos = {(r, o): 0 for r in ids for o in ids if r != o}

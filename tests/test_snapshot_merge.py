@@ -1,7 +1,7 @@
 """Property tests of the snapshot state merge (docs/crdt.md section 5 and section 7,
 invariant 3).
 
-Three in-process nodes (tests/coretools.py, plus the list and sorted-set
+Three in-process nodes (tests/support/core.py, plus the list and sorted-set
 commands) run random commands of every kind the other property tests use
 (test_crdt_props: strings, counters, TTLs, DEL and expiry, sets, hashes,
 MVSET, RENAME, FLUSHALL; test_lists_crdt: lists, sorted sets, HINCRBY) over a
@@ -44,9 +44,9 @@ from constdb._core.keyspace import describe_obj, gc_collections
 from constdb._core.objects import ListObj, ZSetObj
 from constdb._core.t_list import check_list
 from constdb._core.t_zset import check_zset
-from coretools import CLOCK_BASE, T_FAR, Net, Node, parse_resp
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from support.core import CLOCK_BASE, T_FAR, Net, Node, parse_resp
 from support.profiles import SETTINGS, examples
 
 from constdb._core import cmd_lists, cmd_zsets, snapshot
@@ -58,7 +58,7 @@ NODES = [1, 2, 3]
 
 
 class SNode(Node):
-    """coretools.Node with the list and sorted-set commands, and views that
+    """support.core.Node with the list and sorted-set commands, and views that
     cover every object kind."""
 
     def __init__(self, node_id: int):

@@ -2,4 +2,4 @@
 node groups (nodes), the fault proxy (proxy), byte-for-byte comparison with
 redis-server (differential) and the Hypothesis profiles (profiles). The
 fixtures themselves live in tests/conftest.py; the in-process nodes of the
-CRDT tests in tests/coretools.py."""
+CRDT tests (a Keyspace and its handlers, no process) in core."""
