@@ -13,8 +13,10 @@ other's against the CA. A problem raises ConfigError with one line naming the ke
 from __future__ import annotations
 
 import ctypes
+import logging
 import os
 import ssl
+import time
 from typing import Any, Optional
 
 from constdb.config import ConfigError
@@ -117,9 +119,45 @@ def _reason(e: BaseException) -> str:
     return getattr(e, "strerror", None) or str(e)
 
 
+log = logging.getLogger("constdb")
+HANDSHAKE_LOG_EVERY = 10.0  # seconds between two log lines of one failure reason
+_handshake_log: dict[str, list[float]] = {}
+
+
+class _CheckedSSLObject(ssl.SSLObject):
+    """An SSLObject that logs why a handshake failed (a refused certificate,
+    no shared protocol): the event loop's TLS layer closes such connections
+    without a word. One line per reason every HANDSHAKE_LOG_EVERY seconds."""
+
+    def do_handshake(self) -> None:
+        try:
+            super().do_handshake()
+        except (ssl.SSLWantReadError, ssl.SSLWantWriteError):
+            raise
+        except ssl.SSLError as e:
+            reason = _reason(e)
+            now = time.monotonic()
+            ent = _handshake_log.get(reason)
+            if ent is not None and now - ent[0] < HANDSHAKE_LOG_EVERY:
+                ent[1] += 1
+            else:
+                if len(_handshake_log) > 256:
+                    _handshake_log.clear()
+                n = int(ent[1]) if ent is not None else 0
+                _handshake_log[reason] = [now, 0]
+                log.info(
+                    "TLS handshake %s failed: %s%s",
+                    "from a client or peer" if self.server_side else "with a peer",
+                    reason,
+                    f" ({n} similar lines suppressed)" if n else "",
+                )
+            raise
+
+
 def server_context(cfg: Any) -> ssl.SSLContext:
     """The TLS client port's context."""
     ctx = _base(cfg, ssl.PROTOCOL_TLS_SERVER)
+    ctx.sslobject_class = _CheckedSSLObject
     mode = cfg.tls_auth_clients.lower()
     if mode != "no":
         _need_ca(cfg, f"tls_auth_clients {mode}")
@@ -127,32 +165,40 @@ def server_context(cfg: Any) -> ssl.SSLContext:
     return ctx
 
 
-def link_contexts(cfg: Any) -> tuple[ssl.SSLContext, ssl.SSLContext]:
-    """(dial, accept) contexts of mutual-TLS links: each side presents this
+def link_context(cfg: Any) -> ssl.SSLContext:
+    """The context links are dialed with (tls_replication): it presents this
     node's certificate and verifies the peer's chain against the CA. Peers are
-    dialed by address, so the host name is not checked: membership is proven
-    by the CA's signature (and by the cluster_secret handshake)."""
+    dialed by address, so the host name is not checked: a member is whoever
+    holds a certificate of the group's CA (and the cluster_secret)."""
     _need_ca(cfg, "tls_replication")
     dial = _base(cfg, ssl.PROTOCOL_TLS_CLIENT)
     dial.check_hostname = False
     dial.verify_mode = ssl.CERT_REQUIRED
-    accept = _base(cfg, ssl.PROTOCOL_TLS_SERVER)
-    accept.verify_mode = ssl.CERT_REQUIRED
-    return dial, accept
+    return dial
+
+
+def peer_verified(transport: Any) -> bool:
+    """Whether the connection is TLS and its peer sent a certificate the CA
+    signed (the handshake verified it; CERT_OPTIONAL lets none be sent)."""
+    obj = transport.get_extra_info("ssl_object")
+    return obj is not None and bool(obj.getpeercert())
 
 
 class Contexts:
-    """A node's TLS contexts: the client port's and the links' (dial, accept);
-    None where not configured."""
+    """A node's TLS contexts: the TLS port's (server) and the one links are
+    dialed with (dial); None where not configured."""
 
     def __init__(self, cfg: Any):
         self.server = server_context(cfg) if cfg.tls_port else None
         self.dial: Optional[ssl.SSLContext] = None
-        self.accept: Optional[ssl.SSLContext] = None
         if cfg.tls_replication:
-            if not cfg.tls_port:
+            if self.server is None:
                 raise ConfigError(
                     f"{cfg.where('tls_replication')}: key 'tls_replication': links over TLS"
                     " arrive on the tls_port: set one"
                 )
-            self.dial, self.accept = link_contexts(cfg)
+            self.dial = link_context(cfg)
+            if self.server.verify_mode == ssl.CERT_NONE:
+                # tls_auth_clients no: clients need none, links still must
+                # present one (CDB.LINK checks it was sent and verified)
+                self.server.verify_mode = ssl.CERT_OPTIONAL

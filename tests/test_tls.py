@@ -11,7 +11,19 @@ import subprocess
 import pytest
 import redis
 from support.certs import CA
-from support.nodes import ConstDB, free_port, need_tool, server_cmd, wait_for, write_config
+from support.nodes import (
+    ConstDB,
+    free_port,
+    make_node,
+    meet,
+    need_tool,
+    nodes_info,
+    server_cmd,
+    wait_converged,
+    wait_for,
+    wait_linked,
+    write_config,
+)
 
 
 @pytest.fixture(scope="module")
@@ -235,3 +247,76 @@ def test_bad_tls_config_is_one_line(tmp_path, pki, bad, expect):
     assert out.returncode == 2, out
     lines = out.stderr.strip().splitlines()
     assert len(lines) == 1 and expect in lines[0], out.stderr
+
+
+# ---- tls_replication: links over mutual TLS ---------------------------------------------
+
+
+def tls_member(node, pki, name: str, ca: str = "ca", trust: str = "") -> ConstDB:
+    leaf = pki[ca].issue(name)
+    cfg = tls_cfg(
+        pki,
+        tls_replication=True,
+        tls_cert_file=leaf.cert,
+        tls_key_file=leaf.key,
+        tls_ca_cert_file=pki[trust or ca].cert,
+    )
+    n = make_node(node, name, start=False, **cfg)
+    n.tls_port = cfg["tls_port"]
+    return n.start()
+
+
+def tls_addr(n: ConstDB) -> str:
+    return f"127.0.0.1:{n.tls_port}"
+
+
+def test_three_nodes_linked_over_mutual_tls_converge(node, pki):
+    a, b, c = (tls_member(node, pki, name) for name in ("a", "b", "c"))
+    assert meet(a, b, tls_addr(b)) == 1
+    assert meet(c, a, tls_addr(a)) == 1
+    wait_linked([a, b, c])
+    for n in (a, b, c):
+        # every member is known by its TLS address
+        addrs = {r["alias"]: r["addr"] for r in nodes_info(n)}
+        assert addrs == {name: tls_addr(x) for name, x in zip("abc", (a, b, c))}
+    for i, n in enumerate((a, b, c)):
+        n.client().set(f"k{i}", i)
+        n.client().sadd("s", i)
+    digest = wait_converged([a, b, c])
+    assert digest
+    assert sorted(c.client().smembers("s")) == [b"0", b"1", b"2"]
+    assert a.client().get("k2") == b"2"
+    # a link on the plain port is refused when links run over TLS
+    with socket.create_connection(("127.0.0.1", a.port), timeout=5) as s:
+        s.sendall(b"CDB.LINK 2 12345 12345 x 127.0.0.1:1 " + b"00" * 16 + b" 0\r\n")
+        assert s.recv(256).startswith(b"-ERR TLS links need a TLS connection")
+
+
+def test_peer_with_a_certificate_from_another_ca_is_refused(node, pki):
+    a = tls_member(node, pki, "good")
+    stranger = tls_member(node, pki, "evil", ca="other_ca")
+    # a dials the stranger: the stranger's certificate fails a's verification
+    with pytest.raises(redis.ResponseError, match="certificate verify failed"):
+        meet(a, stranger, tls_addr(stranger))
+    wait_for(
+        lambda: f"TLS link to {tls_addr(stranger)} failed: certificate verify failed" in a.log(),
+        10,
+        what="the refusal in the log",
+    )
+    # the stranger dials a: refused too (a's certificate fails its check, and
+    # its own certificate would fail a's)
+    with pytest.raises(redis.ResponseError):
+        meet(stranger, a, tls_addr(a))
+    # a stranger that trusts the group's CA but holds another CA's
+    # certificate: a's TLS port refuses its certificate
+    spy = tls_member(node, pki, "spy", ca="other_ca", trust="ca")
+    with pytest.raises(redis.ResponseError):
+        meet(spy, a, tls_addr(a))
+    wait_for(
+        lambda: "TLS handshake from a client or peer failed: certificate verify failed" in a.log(),
+        10,
+        what="the refusal in the log",
+    )
+    for n in (a, stranger, spy):
+        assert [r["state"] for r in nodes_info(n)] == ["myself"]
+    assert a.client().ping() is True
