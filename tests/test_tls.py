@@ -252,7 +252,7 @@ def test_bad_tls_config_is_one_line(tmp_path, pki, bad, expect):
 # ---- tls_replication: links over mutual TLS ---------------------------------------------
 
 
-def tls_member(node, pki, name: str, ca: str = "ca", trust: str = "") -> ConstDB:
+def tls_member(node, pki, name: str, ca: str = "ca", trust: str = "", **kw) -> ConstDB:
     leaf = pki[ca].issue(name)
     cfg = tls_cfg(
         pki,
@@ -260,6 +260,7 @@ def tls_member(node, pki, name: str, ca: str = "ca", trust: str = "") -> ConstDB
         tls_cert_file=leaf.cert,
         tls_key_file=leaf.key,
         tls_ca_cert_file=pki[trust or ca].cert,
+        **kw,
     )
     n = make_node(node, name, start=False, **cfg)
     n.tls_port = cfg["tls_port"]
@@ -271,7 +272,9 @@ def tls_addr(n: ConstDB) -> str:
 
 
 def test_three_nodes_linked_over_mutual_tls_converge(node, pki):
-    a, b, c = (tls_member(node, pki, name) for name in ("a", "b", "c"))
+    # a's clients need no certificate; its links still do
+    a = tls_member(node, pki, "a", tls_auth_clients="no")
+    b, c = (tls_member(node, pki, name) for name in ("b", "c"))
     assert meet(a, b, tls_addr(b)) == 1
     assert meet(c, a, tls_addr(a)) == 1
     wait_linked([a, b, c])
@@ -290,6 +293,13 @@ def test_three_nodes_linked_over_mutual_tls_converge(node, pki):
     with socket.create_connection(("127.0.0.1", a.port), timeout=5) as s:
         s.sendall(b"CDB.LINK 2 12345 12345 x 127.0.0.1:1 " + b"00" * 16 + b" 0\r\n")
         assert s.recv(256).startswith(b"-ERR TLS links need a TLS connection")
+    # ... and so is one over TLS without a certificate (a's clients need none)
+    bare = client_ctx(pki, leaf=None)
+    assert tls_ping(a, bare)
+    with socket.create_connection(("127.0.0.1", a.tls_port), timeout=5) as raw:
+        with bare.wrap_socket(raw, server_hostname="127.0.0.1") as s:
+            s.sendall(b"CDB.LINK 2 12345 12345 x 127.0.0.1:1 " + b"00" * 16 + b" 0\r\n")
+            assert s.recv(256).startswith(b"-ERR TLS links need a TLS connection")
 
 
 def test_peer_with_a_certificate_from_another_ca_is_refused(node, pki):
