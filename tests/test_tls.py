@@ -4,6 +4,7 @@ The CA and certificates are made at run time with the openssl CLI."""
 
 from __future__ import annotations
 
+import shutil
 import socket
 import ssl
 import subprocess
@@ -330,3 +331,15 @@ def test_peer_with_a_certificate_from_another_ca_is_refused(node, pki):
     for n in (a, stranger, spy):
         assert [r["state"] for r in nodes_info(n)] == ["myself"]
     assert a.client().ping() is True
+
+
+def test_ca_cert_dir(node, pki, tmp_path):
+    """tls_ca_cert_dir alone: a directory of hashed CA names (openssl rehash)."""
+    d = tmp_path / "cas"
+    d.mkdir()
+    shutil.copy(pki["ca"].cert, d / "group-ca.pem")
+    subprocess.run([need_tool("openssl"), "rehash", str(d)], check=True, capture_output=True)
+    n = start_tls(node, pki, tls_ca_cert_file="", tls_ca_cert_dir=str(d))
+    assert tls_client(n, pki).ping() is True
+    assert refused(client_ctx(pki, leaf="stranger"), n.tls_port)
+    assert n.client().config_get("tls-ca-cert-dir") == {"tls-ca-cert-dir": str(d)}
