@@ -112,24 +112,46 @@ def main(argv: Optional[list[str]] = None) -> int:
     from constdb.server import App, bind, read_boot
 
     try:
-        sock = bind(cfg.ip, cfg.port, cfg.tcp_backlog)
+        sock = bind(cfg.ip, cfg.port, cfg.tcp_backlog) if cfg.port else None
     except OSError as e:
         reason = "address already in use" if e.errno == errno.EADDRINUSE else (e.strerror or str(e))
         key = "ip" if e.errno == errno.EADDRNOTAVAIL else "port"
         return fail(
             f"{cfg.where(key)}: key '{key}': cannot listen on {cfg.ip}:{cfg.port}: {reason}"
         )
+    from constdb import tls
+
+    tls_sock = None
+    try:
+        contexts = tls.Contexts(cfg)  # certificates and keys checked now
+        if cfg.tls_port:
+            tls_sock = bind(cfg.ip, cfg.tls_port, cfg.tcp_backlog)
+    except (ConfigError, OSError) as e:
+        if sock is not None:
+            sock.close()
+        if isinstance(e, ConfigError):
+            return fail(str(e))
+        reason = "address already in use" if e.errno == errno.EADDRINUSE else (e.strerror or str(e))
+        return fail(
+            f"{cfg.where('tls_port')}: key 'tls_port': cannot listen on"
+            f" {cfg.ip}:{cfg.tls_port}: {reason}"
+        )
     from constdb.persistence import StartupError
 
     try:
         boot = read_boot(cfg)  # the lock, the snapshot, the node id
         app = App(cfg, boot.node_id, boot.origin, sock)
+        app.tls, app.tls_sock = contexts, tls_sock
         app.load(boot)  # the snapshot's data and members; the lock taken
     except StartupError as e:
-        sock.close()
+        for s in (sock, tls_sock):
+            if s is not None:
+                s.close()
         return fail(str(e))
     except (ConfigError, OSError, ValueError) as e:
-        sock.close()
+        for s in (sock, tls_sock):
+            if s is not None:
+                s.close()
         return fail(f"{cfg.where('work_dir')}: {e}")
     if cfg.daemon:
         try:

@@ -158,7 +158,7 @@ SPEC: list[Key] = [
     ),
     Key("node_alias", "", "str", "a readable name for this node (default: node<port>)"),
     Key("ip", "127.0.0.1", "str", "address to listen on for clients and peers", check=_check_ip),
-    Key("port", 9001, "int", "TCP port", 1, 65535),
+    Key("port", 9001, "int", "TCP port; 0 = no plain port (needs tls_port)", 0, 65535),
     Key(
         "log",
         "",
@@ -320,6 +320,67 @@ SPEC: list[Key] = [
         "save",
         "snapshot schedule: [seconds, changes] pairs; [] = never",
         runtime=True,
+    ),
+    # ---- TLS (Redis's tls-* settings; constdb/tls.py) ----
+    Key(
+        "tls_port",
+        0,
+        "int",
+        "TLS port for clients (and links with tls_replication); 0 = none",
+        0,
+        65535,
+    ),
+    Key("tls_cert_file", "", "str", "this node's certificate (PEM), for clients and links"),
+    Key("tls_key_file", "", "str", "the private key of tls_cert_file (PEM, not encrypted)"),
+    Key(
+        "tls_ca_cert_file",
+        "",
+        "str",
+        "CA certificates (PEM) that client and peer certificates must chain to",
+    ),
+    Key(
+        "tls_ca_cert_dir",
+        "",
+        "str",
+        "directory of CA certificates (hashed names, as c_rehash makes)",
+    ),
+    Key(
+        "tls_auth_clients",
+        "yes",
+        "str",
+        "client certificates on tls_port: yes = required, no = not asked, optional = verified if sent",
+        check=lambda v: (
+            None if v.lower() in ("yes", "no", "optional") else "one of yes, no, optional"
+        ),
+    ),
+    Key(
+        "tls_replication",
+        False,
+        "bool",
+        "links between members over mutual TLS: peers dial each other's tls_port",
+    ),
+    Key(
+        "tls_protocols",
+        "",
+        "str",
+        'TLS versions, like "TLSv1.2 TLSv1.3"; empty = TLSv1.2 and TLSv1.3',
+        check=lambda v: (
+            None
+            if all(p in ("tlsv1", "tlsv1.1", "tlsv1.2", "tlsv1.3") for p in v.lower().split())
+            else 'protocol names like "TLSv1.2 TLSv1.3"'
+        ),
+    ),
+    Key(
+        "tls_ciphers",
+        "",
+        "str",
+        "OpenSSL cipher list for TLS 1.2 and older; empty = OpenSSL's default",
+    ),
+    Key(
+        "tls_ciphersuites",
+        "",
+        "str",
+        'TLS 1.3 cipher suites, like "TLS_AES_256_GCM_SHA384"; empty = OpenSSL\'s default',
     ),
 ]
 BY_NAME = {k.name: k for k in SPEC}
@@ -527,6 +588,9 @@ def load(path: Optional[str] = None, overrides: Optional[dict[str, Any]] = None)
             f"{sources.get(key, 'defaults')}: key '{key}': expected a file other than {what},"
             f" got {_fmt(values[key])}"
         )
+    if values["port"] == 0 and values["tls_port"] == 0:
+        where = sources.get("port", "defaults")
+        raise ConfigError(f"{where}: key 'port': 0 (no plain port) needs a tls_port")
     return Config(values, path, sources)
 
 

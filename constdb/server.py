@@ -152,7 +152,7 @@ class App:
         self.sock = sock
         self.node_id = node_id
         self.origin = origin
-        self.alias = cfg.node_alias or f"node{cfg.port}"
+        self.alias = cfg.node_alias or f"node{cfg.port or cfg.tls_port}"
         self.started = time.time()
         self.run_id = os.urandom(20).hex()
         self.backlog = Backlog(cfg.repl_backlog_limit)
@@ -163,6 +163,11 @@ class App:
         self.ks.on_touch = self._watch_touched
         self.loop: Optional[asyncio.AbstractEventLoop] = None
         self.listener: Optional[asyncio.base_events.Server] = None
+        # the TLS client port (tls_port): its socket and context, made by
+        # listen_socket (cli.py calls it before daemonizing so errors show)
+        self.tls_sock: Optional[socket.socket] = None
+        self.tls: Optional[Any] = None  # constdb.tls.Contexts
+        self.tls_listener: Optional[asyncio.base_events.Server] = None
         self.stopping: Optional[asyncio.Future] = None
         self.cron_task: Optional[asyncio.Task] = None
         self.ops_samples: list[tuple[float, int]] = []
@@ -252,32 +257,54 @@ class App:
 
     # ---- lifecycle --------------------------------------------------------------
 
-    def listen_socket(self) -> socket.socket:
-        """Bind the client port (done before daemonizing so errors show)."""
-        if self.sock is None:
+    def listen_socket(self) -> Optional[socket.socket]:
+        """Bind the client port (done before daemonizing so errors show);
+        None with port 0 (TLS only)."""
+        if self.sock is None and self.cfg.port:
             self.sock = bind(self.cfg.ip, self.cfg.port, self.cfg.tcp_backlog)
         return self.sock
+
+    def tls_setup(self) -> None:
+        """The TLS contexts (ConfigError on bad files) and the TLS port's
+        socket (OSError); cli.py does it before daemonizing so errors show."""
+        if self.tls is None:
+            from constdb import tls
+
+            self.tls = tls.Contexts(self.cfg)
+        if self.cfg.tls_port and self.tls_sock is None:
+            self.tls_sock = bind(self.cfg.ip, self.cfg.tls_port, self.cfg.tcp_backlog)
 
     async def serve(self) -> None:
         self.loop = asyncio.get_running_loop()
         self.srv.loop = self.loop
         self.stopping = self.loop.create_future()
         sock = self.listen_socket()
-        self.listener = await self.loop.create_server(
-            lambda: Client(self.srv), sock=sock, backlog=self.cfg.tcp_backlog
-        )
+        if sock is not None:
+            self.listener = await self.loop.create_server(
+                lambda: Client(self.srv), sock=sock, backlog=self.cfg.tcp_backlog
+            )
+        self.tls_setup()
+        if self.tls_sock is not None:
+            self.tls_listener = await self.loop.create_server(
+                lambda: Client(self.srv),
+                sock=self.tls_sock,
+                backlog=self.cfg.tcp_backlog,
+                ssl=self.tls.server,
+                ssl_handshake_timeout=10.0,
+            )
         # long-lived objects never form cycles: keep the collector off them
         gc.collect()
         gc.freeze()
         gc.set_threshold(50_000, 50, 100)
         log.info(
-            "ConstDB %s started: node_id=%d origin=%d alias=%s address=%s:%d work_dir=%s pid=%d",
+            "ConstDB %s started: node_id=%d origin=%d alias=%s address=%s:%d%s work_dir=%s pid=%d",
             __version__,
             self.node_id,
             self.origin,
             self.alias,
             self.cfg.ip,
             self.cfg.port,
+            f" tls_port={self.cfg.tls_port}" if self.cfg.tls_port else "",
             os.path.abspath(self.cfg.work_dir),
             os.getpid(),
         )
@@ -310,6 +337,8 @@ class App:
             self.persistence.shutdown(self.shutdown_save)
         if self.listener is not None:
             self.listener.close()
+        if self.tls_listener is not None:
+            self.tls_listener.close()
         for c in list(self.srv.clients.values()):
             c.close()
         log.info("ConstDB node %d stopped", self.node_id)

@@ -10,6 +10,7 @@ import logging
 import os
 import random
 import socket
+import ssl
 import struct
 import time
 from typing import Any, Callable, Optional
@@ -37,6 +38,7 @@ from constdb.replication.membership import (
     decode_change,
     encode_change,
 )
+from constdb.tls import peer_verified
 
 log = logging.getLogger("constdb")
 
@@ -182,7 +184,9 @@ class Replication:
                 ip = socket.gethostbyname(socket.gethostname())
             except OSError:
                 ip = "127.0.0.1"
-        return fmt_addr(ip, self.app.cfg.port)
+        # with tls_replication peers dial the TLS port
+        cfg = self.app.cfg
+        return fmt_addr(ip, cfg.tls_port if cfg.tls_replication else cfg.port)
 
     # ---- lifecycle ------------------------------------------------------------------
 
@@ -323,9 +327,19 @@ class Replication:
             self.size_backlog()
             return link
 
-        transport, link = await asyncio.wait_for(
-            self.loop.create_connection(factory, host, port), HANDSHAKE_TIMEOUT
-        )
+        tls = self.app.tls.dial if self.app.tls is not None else None
+        if tls is None:
+            conn = self.loop.create_connection(factory, host, port)
+        else:  # tls_replication: mutual TLS, each side verifies the other's certificate
+            conn = self.loop.create_connection(
+                factory, host, port, ssl=tls, ssl_handshake_timeout=HANDSHAKE_TIMEOUT
+            )
+        try:
+            transport, link = await asyncio.wait_for(conn, HANDSHAKE_TIMEOUT)
+        except ssl.SSLError as e:
+            reason = (e.reason or str(e)).lower().replace("_", " ")
+            self.log_failure(host, "TLS", f"TLS link to {esc(addr)} failed: {reason}")
+            raise ConnectionError(f"TLS handshake failed: {reason}") from None
         try:
             await asyncio.wait_for(asyncio.shield(fut), HANDSHAKE_TIMEOUT)
         except asyncio.TimeoutError:
@@ -367,6 +381,11 @@ class Replication:
                     raise ValueError("out of range")
             except ValueError:
                 refusal = "PROTOCOL malformed CDB.LINK"
+        if refusal is None and self.app.cfg.tls_replication and not peer_verified(client.transport):
+            refusal = (
+                "TLS links need a TLS connection with a certificate signed by the CA"
+                " (tls_replication)"
+            )
         if refusal is None:
             if proto != PROTO_VERSION:
                 refusal = f"VERSION link protocol {proto} is not {PROTO_VERSION}"
@@ -979,7 +998,7 @@ class Replication:
         addr = fmt_addr(host, port)
         if addr == self.advertised_addr() or (
             host in ("localhost", "127.0.0.1", "::1")
-            and port == self.app.cfg.port
+            and port in (self.app.cfg.port, self.app.cfg.tls_port)
             and self.app.cfg.ip in ("127.0.0.1", "localhost", "::1", "*", "0.0.0.0", "::")
         ):
             raise RespError("ERR cannot MEET this node itself")

@@ -1,0 +1,204 @@
+#!/usr/bin/env python3
+"""What TLS costs, ConstDB beside redis-server, in one run.
+
+Makes a CA and certificates with the openssl CLI in a temporary directory,
+starts a constdb-server (snapshots off) with `port` and `tls_port` and a
+redis-server (`--save "" --appendonly no`) with `--port` and `--tls-port`, all
+on free loopback ports, both requiring client certificates (each's default).
+Then, for SET and GET at -P 1 and -P 16 (redis-benchmark -c 50), it runs
+redis-benchmark against each server's plain port and its TLS port (`--tls
+--cacert --cert --key`), alternating, `--repeat` times, and records the
+median req/s and the server's CPU time per request (/proc/PID/stat).
+
+It prints a markdown table and, per test, the TLS cost ratio of each server:
+plain req/s / TLS req/s and TLS CPU per request / plain CPU per request, and
+whether ConstDB's ratio is no worse than Redis's (made visible, not asserted).
+Every process it starts is stopped by pid at the end. Linux only (/proc).
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import io
+import os
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+from bench_vs_redis import (
+    _children,
+    _sigterm,
+    cleanup,
+    constdb_cmd,
+    cpu_ticks,
+    log,
+    need,
+    stop_proc,
+)
+from benchlib import HOST, free_port
+
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+
+
+def openssl(*args: str) -> None:
+    subprocess.run([need("openssl"), *args], check=True, capture_output=True)
+
+
+def make_pki(d: str) -> dict[str, str]:
+    """A CA and one certificate (server and client use) it signs, EC P-256."""
+    ca_key, ca_crt = os.path.join(d, "ca.key"), os.path.join(d, "ca.crt")
+    key, csr, crt = (os.path.join(d, f"node.{x}") for x in ("key", "csr", "crt"))
+    ext = os.path.join(d, "node.ext")
+    with open(ext, "w") as f:
+        f.write(
+            "basicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth,clientAuth\n"
+            "subjectAltName=IP:127.0.0.1,DNS:localhost\n"
+        )
+    openssl("ecparam", "-name", "prime256v1", "-genkey", "-noout", "-out", ca_key)
+    openssl("req", "-x509", "-new", "-key", ca_key, "-days", "2", "-subj", "/CN=bench CA",
+            "-out", ca_crt)  # fmt: skip
+    openssl("ecparam", "-name", "prime256v1", "-genkey", "-noout", "-out", key)
+    openssl("req", "-new", "-key", key, "-subj", "/CN=bench", "-out", csr)
+    openssl("x509", "-req", "-in", csr, "-CA", ca_crt, "-CAkey", ca_key, "-CAcreateserial",
+            "-days", "2", "-extfile", ext, "-out", crt)  # fmt: skip
+    return {"ca": ca_crt, "cert": crt, "key": key}
+
+
+class Srv:
+    def __init__(self, name: str, tmp: str, pki: dict[str, str]):
+        self.name = name
+        self.dir = tempfile.mkdtemp(prefix=f"{name.lower()}-", dir=tmp)
+        self.port = free_port()
+        self.tls_port = free_port()
+        self.pki = pki
+        self.proc: subprocess.Popen | None = None
+
+    def argv(self) -> list[str]:
+        p = self.pki
+        if self.name == "ConstDB":
+            cfg = os.path.join(self.dir, "bench.toml")
+            with open(cfg, "w") as f:
+                f.write(
+                    f'save = []\nlog_level = "WARN"\ntls_port = {self.tls_port}\n'
+                    f'tls_cert_file = "{p["cert"]}"\ntls_key_file = "{p["key"]}"\n'
+                    f'tls_ca_cert_file = "{p["ca"]}"\n'
+                )
+            return constdb_cmd() + [cfg, "--port", str(self.port), "--bind", HOST,
+                                    "--work-dir", self.dir]  # fmt: skip
+        return [need("redis-server"), "--port", str(self.port), "--bind", HOST,
+                "--tls-port", str(self.tls_port), "--tls-cert-file", p["cert"],
+                "--tls-key-file", p["key"], "--tls-ca-cert-file", p["ca"],
+                "--save", "", "--appendonly", "no", "--dir", self.dir,
+                "--daemonize", "no", "--logfile", ""]  # fmt: skip
+
+    def start(self) -> Srv:
+        with open(os.path.join(self.dir, "server.log"), "ab") as logf:
+            self.proc = subprocess.Popen(self.argv(), stdout=logf, stderr=subprocess.STDOUT,
+                                         cwd=self.dir)  # fmt: skip
+        _children.append(self.proc)
+        deadline = time.monotonic() + 30
+        while True:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"{self.name} exited at start (see {self.dir}/server.log)")
+            r = subprocess.run([need("redis-cli"), "-h", HOST, "-p", str(self.port), "PING"],
+                               capture_output=True, text=True)  # fmt: skip
+            if r.stdout.strip() == "PONG":
+                return self
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"{self.name} did not answer PING")
+            time.sleep(0.05)
+
+
+def run(srv: Srv, test: str, tls: bool, pipeline: int, n: int, clients: int) -> tuple[float, float]:
+    """(req/s, server CPU microseconds per request) of one redis-benchmark run."""
+    argv = [need("redis-benchmark"), "-h", HOST, "-c", str(clients), "-P", str(pipeline),
+            "-n", str(n), "-r", "100000", "-t", test, "--csv"]  # fmt: skip
+    if tls:
+        p = srv.pki
+        argv += ["-p", str(srv.tls_port), "--tls", "--cacert", p["ca"], "--cert", p["cert"],
+                 "--key", p["key"]]  # fmt: skip
+    else:
+        argv += ["-p", str(srv.port)]
+    assert srv.proc is not None
+    u0, s0 = cpu_ticks(srv.proc.pid)
+    out = subprocess.run(argv, capture_output=True, text=True, timeout=600)
+    u1, s1 = cpu_ticks(srv.proc.pid)
+    if out.returncode != 0:
+        raise RuntimeError(f"redis-benchmark failed on {srv.name}: {out.stderr}")
+    rows = [r for r in csv.reader(io.StringIO(out.stdout)) if r and r[0] != "test"]
+    rps = float(rows[0][1])
+    cpu_us = ((u1 - u0) + (s1 - s0)) / CLK_TCK * 1e6 / n
+    return rps, cpu_us
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("-n", type=int, default=200_000, help="requests per run at -P 16")
+    ap.add_argument("--n1", type=int, default=50_000, help="requests per run at -P 1")
+    ap.add_argument("--clients", type=int, default=50)
+    ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--quick", action="store_true", help="small runs, one repeat")
+    args = ap.parse_args()
+    if args.quick:
+        args.n, args.n1, args.repeat = 40_000, 10_000, 1
+    signal.signal(signal.SIGTERM, _sigterm)
+    tmp = tempfile.mkdtemp(prefix="bench-tls-")
+    results: dict[tuple[str, str, int, bool], list[tuple[float, float]]] = {}
+    try:
+        pki = make_pki(tmp)
+        servers = [Srv("ConstDB", tmp, pki).start(), Srv("Redis", tmp, pki).start()]
+        for rnd in range(args.repeat):
+            for test in ("set", "get"):
+                for pipeline in (1, 16):
+                    n = args.n1 if pipeline == 1 else args.n
+                    for srv in servers if rnd % 2 == 0 else reversed(servers):
+                        for tls in (False, True) if rnd % 2 == 0 else (True, False):
+                            r = run(srv, test, tls, pipeline, n, args.clients)
+                            results.setdefault((srv.name, test, pipeline, tls), []).append(r)
+                            log(f"round {rnd + 1} {srv.name} {test} -P {pipeline}"
+                                f" {'tls' if tls else 'plain'}: {r[0]:.0f} req/s,"
+                                f" {r[1]:.2f} us CPU/req")  # fmt: skip
+        for srv in servers:
+            assert srv.proc is not None
+            stop_proc(srv.proc)
+    except KeyboardInterrupt:
+        log("interrupted")
+        return 130
+    finally:
+        cleanup()
+
+    def med(name, test, p, tls, i):
+        return statistics.median(x[i] for x in results[(name, test, p, tls)])
+
+    print(f"TLS vs plain, redis-benchmark -c {args.clients}, median of {args.repeat}\n")
+    print("| test | server | plain req/s | TLS req/s | req/s cost | plain CPU us/req"
+          " | TLS CPU us/req | CPU cost |")  # fmt: skip
+    print("|---|---|---:|---:|---:|---:|---:|---:|")
+    verdicts = []
+    for test in ("set", "get"):
+        for p in (1, 16):
+            cost = {}
+            for name in ("ConstDB", "Redis"):
+                pr, tr = med(name, test, p, False, 0), med(name, test, p, True, 0)
+                pc, tc = med(name, test, p, False, 1), med(name, test, p, True, 1)
+                cost[name] = (pr / tr, tc / pc)
+                print(f"| {test.upper()} -P {p} | {name} | {pr:.0f} | {tr:.0f} | {pr / tr:.2f}x"
+                      f" | {pc:.2f} | {tc:.2f} | {tc / pc:.2f}x |")  # fmt: skip
+            ok = cost["ConstDB"][1] <= cost["Redis"][1] * 1.05
+            verdicts.append(
+                f"{test.upper()} -P {p}: ConstDB's TLS CPU cost {cost['ConstDB'][1]:.2f}x,"
+                f" Redis's {cost['Redis'][1]:.2f}x: {'no worse' if ok else 'WORSE'}"
+                f" (req/s cost {cost['ConstDB'][0]:.2f}x vs {cost['Redis'][0]:.2f}x)"
+            )
+    print("\nTarget: ConstDB's TLS cost ratio no worse than Redis's (within 5%)")
+    for v in verdicts:
+        print(f"- {v}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

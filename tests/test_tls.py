@@ -1,0 +1,345 @@
+"""TLS for clients: Redis's tls-* settings, redis-py with ssl, redis-cli --tls,
+client certificates (tls_auth_clients), port 0 (TLS only), backpressure.
+The CA and certificates are made at run time with the openssl CLI."""
+
+from __future__ import annotations
+
+import shutil
+import socket
+import ssl
+import subprocess
+
+import pytest
+import redis
+from support.certs import CA
+from support.nodes import (
+    ConstDB,
+    free_port,
+    make_node,
+    meet,
+    need_tool,
+    nodes_info,
+    server_cmd,
+    wait_converged,
+    wait_for,
+    wait_linked,
+    write_config,
+)
+
+
+@pytest.fixture(scope="module")
+def pki(tmp_path_factory):
+    d = tmp_path_factory.mktemp("pki")
+    ca = CA(str(d / "ca"))
+    other = CA(str(d / "other"), name="Another CA")
+    return {
+        "ca": ca,
+        "server": ca.issue("server"),
+        "client": ca.issue("client"),
+        "other_ca": other,
+        "stranger": other.issue("stranger"),
+    }
+
+
+def tls_cfg(pki, **kw):
+    cfg = {
+        "tls_port": free_port(),
+        "tls_cert_file": pki["server"].cert,
+        "tls_key_file": pki["server"].key,
+        "tls_ca_cert_file": pki["ca"].cert,
+    }
+    cfg.update(kw)
+    return cfg
+
+
+def tls_ping(n: ConstDB, ctx: ssl.SSLContext) -> bool:
+    with socket.create_connection(("127.0.0.1", n.tls_port), timeout=2) as raw:
+        with ctx.wrap_socket(raw, server_hostname="127.0.0.1") as s:
+            s.sendall(b"PING\r\n")
+            return s.recv(64).startswith(b"+PONG")
+
+
+def client_ctx(pki, leaf="client", ca="ca") -> ssl.SSLContext:
+    ctx = ssl.create_default_context(cafile=pki[ca].cert)
+    if leaf is not None:
+        ctx.load_cert_chain(pki[leaf].cert, pki[leaf].key)
+    return ctx
+
+
+def start_tls(node, pki, port=None, **kw) -> ConstDB:
+    n = node(name=kw.pop("name", None))
+    cfg = tls_cfg(pki, **kw)
+    n.config = write_config(n.work_dir, **cfg)
+    n.tls_port = cfg["tls_port"]
+    if port is not None:
+        n.port = port
+    n.start(wait=port != 0)
+    if port == 0:
+        try:
+            wait_for(lambda: n.alive() and tls_ping(n, client_ctx(pki)), 20, what="the TLS port")
+        except AssertionError:
+            raise AssertionError(f"constdb-server did not start:\n{n.log()}")
+    return n
+
+
+def tls_client(n: ConstDB, pki, leaf="client", **kw) -> redis.Redis:
+    args = dict(
+        host="127.0.0.1",
+        port=n.tls_port,
+        ssl=True,
+        ssl_ca_certs=pki["ca"].cert,
+        socket_timeout=10,
+    )
+    if leaf is not None:
+        args.update(ssl_certfile=pki[leaf].cert, ssl_keyfile=pki[leaf].key)
+    args.update(kw)
+    return redis.Redis(**args)
+
+
+def refused(ctx: ssl.SSLContext, port: int) -> bool:
+    """The server refuses this client: the handshake or the first reply fails."""
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=5) as raw:
+            with ctx.wrap_socket(raw, server_hostname="127.0.0.1") as s:
+                s.sendall(b"PING\r\n")  # TLS 1.3: the refusal arrives on the first read
+                return not s.recv(64).startswith(b"+PONG")
+    except (ssl.SSLError, ConnectionResetError, BrokenPipeError):
+        return True
+
+
+def test_redis_py_over_tls_beside_the_plain_port(node, pki):
+    n = start_tls(node, pki)
+    c = tls_client(n, pki)
+    assert c.set("k", "v") is True
+    assert c.get("k") == b"v"
+    # the plain port serves the same data
+    assert n.client().get("k") == b"v"
+    cfg = n.client().config_get("tls-*")
+    assert cfg["tls-port"] == str(n.tls_port)
+    assert cfg["tls-auth-clients"] == "yes"
+    assert cfg["tls-replication"] == "no"
+    assert cfg["tls-cert-file"] == pki["server"].cert
+    assert n.client().config_get("tls_port") == {"tls_port": str(n.tls_port)}
+    info = c.info("server")
+    assert info["tcp_port"] == n.port
+    # CLIENT LIST shows the TLS client like any other
+    assert c.client_list()[0]["laddr"].endswith(f":{n.tls_port}")
+
+
+def test_redis_cli_tls(node, pki):
+    n = start_tls(node, pki)
+    cli = need_tool("redis-cli")
+    base = [cli, "-h", "127.0.0.1", "-p", str(n.tls_port), "--tls", "--cacert", pki["ca"].cert]
+    cert = ["--cert", pki["client"].cert, "--key", pki["client"].key]
+    out = subprocess.run(base + cert + ["SET", "a", "1"], capture_output=True, text=True)
+    assert out.stdout.strip() == "OK", out
+    out = subprocess.run(base + cert + ["INCR", "a"], capture_output=True, text=True)
+    assert out.stdout.strip() == "2", out
+    # without a client certificate: refused
+    out = subprocess.run(base + ["GET", "a"], capture_output=True, text=True, timeout=20)
+    assert "2" not in out.stdout, out
+
+
+def test_client_certificates(node, pki):
+    yes = start_tls(node, pki, name="yes")
+    no = start_tls(node, pki, name="no", tls_auth_clients="no")
+    opt = start_tls(node, pki, name="optional", tls_auth_clients="optional")
+    bare = client_ctx(pki, leaf=None)
+    stranger = client_ctx(pki, leaf="stranger")
+    # yes (the default): a certificate signed by the CA is required
+    assert refused(bare, yes.tls_port)
+    assert refused(stranger, yes.tls_port)
+    assert tls_ping(yes, client_ctx(pki))
+    # no: none is asked for
+    assert tls_ping(no, bare)
+    assert tls_client(no, pki, leaf=None).set("x", 1) is True
+    # optional: none is fine, a bad one is refused
+    assert tls_ping(opt, bare)
+    assert tls_ping(opt, client_ctx(pki))
+    assert refused(stranger, opt.tls_port)
+    # the nodes keep serving after the refusals
+    assert tls_client(yes, pki).ping() is True
+    # the client verifies the server too: a client trusting another CA refuses it
+    with pytest.raises(redis.ConnectionError):
+        tls_client(yes, pki, ssl_ca_certs=pki["other_ca"].cert).ping()
+
+
+def test_port_0_serves_tls_only(node, pki):
+    n = start_tls(node, pki, port=0)
+    c = tls_client(n, pki)
+    assert c.set("only", "tls") is True
+    assert c.config_get("port") == {"port": "0"}
+    assert c.info("server")["tcp_port"] == 0
+    n.stop()
+    assert f"address=127.0.0.1:0 tls_port={n.tls_port}" in n.log()
+
+
+def test_protocols_and_ciphersuites(node, pki):
+    n = start_tls(
+        node,
+        pki,
+        tls_protocols="TLSv1.3",
+        tls_ciphersuites="TLS_CHACHA20_POLY1305_SHA256",
+    )
+    ctx = client_ctx(pki)
+    with socket.create_connection(("127.0.0.1", n.tls_port), timeout=5) as raw:
+        with ctx.wrap_socket(raw, server_hostname="127.0.0.1") as s:
+            assert s.version() == "TLSv1.3"
+            assert s.cipher()[0] == "TLS_CHACHA20_POLY1305_SHA256"
+    # a client that speaks only TLS 1.2 is refused
+    old = client_ctx(pki)
+    old.maximum_version = ssl.TLSVersion.TLSv1_2
+    assert refused(old, n.tls_port)
+    v12 = start_tls(node, pki, name="v12", tls_protocols="TLSv1.2", tls_ciphers="ECDHE+AESGCM")
+    with socket.create_connection(("127.0.0.1", v12.tls_port), timeout=5) as raw:
+        with client_ctx(pki).wrap_socket(raw, server_hostname="127.0.0.1") as s:
+            assert s.version() == "TLSv1.2"
+            assert "GCM" in s.cipher()[0]
+    assert n.client().config_get("tls-protocols") == {"tls-protocols": "TLSv1.3"}
+
+
+def test_pipelined_large_replies_over_tls(node, pki):
+    """Replies far larger than the transport's buffer, asked for in one
+    pipeline: the node pauses the client until it reads (backpressure)."""
+    n = start_tls(node, pki)
+    c = tls_client(n, pki)
+    big = b"x" * (512 * 1024)
+    c.set("big", big)
+    p = c.pipeline(transaction=False)
+    for _ in range(64):
+        p.get("big")
+    p.incr("after")
+    out = p.execute()
+    assert out[:64] == [big] * 64
+    assert out[64] == 1
+    assert c.ping() is True
+
+
+def run_server(tmp_path, **cfg):
+    path = write_config(str(tmp_path), **cfg)
+    return subprocess.run(
+        [*server_cmd(), path, "--work-dir", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+
+
+@pytest.mark.parametrize(
+    "bad, expect",
+    [
+        ({"tls_cert_file": "/nonexistent/cert.pem"}, "key 'tls_cert_file'"),
+        ({"tls_key_file": "/nonexistent/key.pem"}, "key 'tls_key_file'"),
+        ({"tls_cert_file": ""}, "key 'tls_cert_file'"),
+        ({"tls_ca_cert_file": "/nonexistent/ca.pem"}, "key 'tls_ca_cert_file'"),
+        ({"tls_ca_cert_file": ""}, "key 'tls_ca_cert_file'"),
+        ({"tls_protocols": "TLSv9"}, "key 'tls_protocols'"),
+        ({"tls_protocols": "TLSv1.1 TLSv1.3"}, "key 'tls_protocols'"),
+        ({"tls_ciphersuites": "NOPE"}, "key 'tls_ciphersuites'"),
+        ({"tls_ciphers": "NOPE"}, "key 'tls_ciphers'"),
+        ({"tls_auth_clients": "maybe"}, "key 'tls_auth_clients'"),
+        ({"port": 0, "tls_port": 0}, "key 'port'"),
+    ],
+)
+def test_bad_tls_config_is_one_line(tmp_path, pki, bad, expect):
+    cfg = tls_cfg(pki, port=free_port())
+    cfg.update(bad)
+    out = run_server(tmp_path, **cfg)
+    assert out.returncode == 2, out
+    lines = out.stderr.strip().splitlines()
+    assert len(lines) == 1 and expect in lines[0], out.stderr
+
+
+# ---- tls_replication: links over mutual TLS ---------------------------------------------
+
+
+def tls_member(node, pki, name: str, ca: str = "ca", trust: str = "", **kw) -> ConstDB:
+    leaf = pki[ca].issue(name)
+    cfg = tls_cfg(
+        pki,
+        tls_replication=True,
+        tls_cert_file=leaf.cert,
+        tls_key_file=leaf.key,
+        tls_ca_cert_file=pki[trust or ca].cert,
+        **kw,
+    )
+    n = make_node(node, name, start=False, **cfg)
+    n.tls_port = cfg["tls_port"]
+    return n.start()
+
+
+def tls_addr(n: ConstDB) -> str:
+    return f"127.0.0.1:{n.tls_port}"
+
+
+def test_three_nodes_linked_over_mutual_tls_converge(node, pki):
+    # a's clients need no certificate; its links still do
+    a = tls_member(node, pki, "a", tls_auth_clients="no")
+    b, c = (tls_member(node, pki, name) for name in ("b", "c"))
+    assert meet(a, b, tls_addr(b)) == 1
+    assert meet(c, a, tls_addr(a)) == 1
+    wait_linked([a, b, c])
+    for n in (a, b, c):
+        # every member is known by its TLS address
+        addrs = {r["alias"]: r["addr"] for r in nodes_info(n)}
+        assert addrs == {name: tls_addr(x) for name, x in zip("abc", (a, b, c))}
+    for i, n in enumerate((a, b, c)):
+        n.client().set(f"k{i}", i)
+        n.client().sadd("s", i)
+    digest = wait_converged([a, b, c])
+    assert digest
+    assert sorted(c.client().smembers("s")) == [b"0", b"1", b"2"]
+    assert a.client().get("k2") == b"2"
+    # a link on the plain port is refused when links run over TLS
+    with socket.create_connection(("127.0.0.1", a.port), timeout=5) as s:
+        s.sendall(b"CDB.LINK 2 12345 12345 x 127.0.0.1:1 " + b"00" * 16 + b" 0\r\n")
+        assert s.recv(256).startswith(b"-ERR TLS links need a TLS connection")
+    # ... and so is one over TLS without a certificate (a's clients need none)
+    bare = client_ctx(pki, leaf=None)
+    assert tls_ping(a, bare)
+    with socket.create_connection(("127.0.0.1", a.tls_port), timeout=5) as raw:
+        with bare.wrap_socket(raw, server_hostname="127.0.0.1") as s:
+            s.sendall(b"CDB.LINK 2 12345 12345 x 127.0.0.1:1 " + b"00" * 16 + b" 0\r\n")
+            assert s.recv(256).startswith(b"-ERR TLS links need a TLS connection")
+
+
+def test_peer_with_a_certificate_from_another_ca_is_refused(node, pki):
+    a = tls_member(node, pki, "good")
+    stranger = tls_member(node, pki, "evil", ca="other_ca")
+    # a dials the stranger: the stranger's certificate fails a's verification
+    with pytest.raises(redis.ResponseError, match="certificate verify failed"):
+        meet(a, stranger, tls_addr(stranger))
+    wait_for(
+        lambda: f"TLS link to {tls_addr(stranger)} failed: certificate verify failed" in a.log(),
+        10,
+        what="the refusal in the log",
+    )
+    # the stranger dials a: refused too (a's certificate fails its check, and
+    # its own certificate would fail a's)
+    with pytest.raises(redis.ResponseError):
+        meet(stranger, a, tls_addr(a))
+    # a stranger that trusts the group's CA but holds another CA's
+    # certificate: a's TLS port refuses its certificate
+    spy = tls_member(node, pki, "spy", ca="other_ca", trust="ca")
+    with pytest.raises(redis.ResponseError):
+        meet(spy, a, tls_addr(a))
+    wait_for(
+        lambda: "TLS handshake from a client or peer failed: certificate verify failed" in a.log(),
+        10,
+        what="the refusal in the log",
+    )
+    for n in (a, stranger, spy):
+        assert [r["state"] for r in nodes_info(n)] == ["myself"]
+    assert a.client().ping() is True
+
+
+def test_ca_cert_dir(node, pki, tmp_path):
+    """tls_ca_cert_dir alone: a directory of hashed CA names (openssl rehash)."""
+    d = tmp_path / "cas"
+    d.mkdir()
+    shutil.copy(pki["ca"].cert, d / "group-ca.pem")
+    subprocess.run([need_tool("openssl"), "rehash", str(d)], check=True, capture_output=True)
+    n = start_tls(node, pki, tls_ca_cert_file="", tls_ca_cert_dir=str(d))
+    assert tls_client(n, pki).ping() is True
+    assert refused(client_ctx(pki, leaf="stranger"), n.tls_port)
+    assert n.client().config_get("tls-ca-cert-dir") == {"tls-ca-cert-dir": str(d)}
