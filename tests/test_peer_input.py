@@ -1,0 +1,128 @@
+"""Every input from a peer is checked before it changes anything (issue 9,
+findings 2 8 9): a fake peer completes the real handshake (it knows the
+secret: a member gone bad) and sends clocks far ahead, frames and snapshots
+bigger than they say, and records with bad values; the node refuses them,
+closes the link with one logged line, and keeps its data and clock sane."""
+
+from __future__ import annotations
+
+import struct
+import time
+
+import pytest
+from constdb._core.clock import Clock
+
+from tests.support.fakepeer import LinkedPeer, record, varbytes, varint
+from tests.support.nodes import make_node, wait_for
+
+SECRET = "0f4e1b9d2c7a68e35b0d91f7a4c2e86b"
+FAR = 2**64 - 20
+OP_REG = 1
+OP_ZW = 48
+
+
+def info(r, section: str = "replication") -> dict:
+    return r.info(section)
+
+
+def closed(peer: LinkedPeer, timeout: float = 10.0) -> None:
+    _rest, eof = peer.until_close(timeout)
+    assert eof, "the node kept the link open"
+
+
+def rss_kb(pid: int) -> int:
+    with open(f"/proc/{pid}/status") as f:
+        for ln in f:
+            if ln.startswith("VmRSS:"):
+                return int(ln.split()[1])
+    raise AssertionError("no VmRSS")
+
+
+def set_record(uuid: int, key: bytes, value: bytes) -> bytes:
+    # OP_REG: key, u8 flags (1: value present), value, observed counters (none)
+    return record(OP_REG, uuid, varbytes(key) + b"\x01" + varbytes(value) + varint(0))
+
+
+def zadd_record(uuid: int, key: bytes, member: bytes, score: float) -> bytes:
+    # OP_ZW: key, member, u8 flags, f64 value, observed counters, dots removed
+    return record(
+        OP_ZW,
+        uuid,
+        varbytes(key)
+        + varbytes(member)
+        + b"\x00"
+        + struct.pack("<d", score)
+        + varint(0)
+        + varint(0),
+    )
+
+
+def now_uuid() -> int:
+    return int(time.time() * 1000) << 22
+
+
+# ---- finding 2: clocks far ahead ---------------------------------------------------------
+
+
+def test_the_local_clock_never_wraps():
+    c = Clock(2**64 - 2)
+    assert c.next() == 2**64 - 1
+    assert c.next() == 2**64 - 1  # stays at the top, never 0
+    assert Clock().next(2**42 + 5) == 2**64 - 1
+
+
+def _writes_still_work(r) -> None:
+    for i in range(20):
+        assert r.set("x", f"v{i}")
+        assert r.get("x") == f"v{i}".encode()
+    assert r.execute_command("DESC", "x")
+
+
+def test_a_heartbeat_clock_far_ahead_is_refused_and_never_folded(node):
+    n = make_node(node, "a", cluster_secret=SECRET)
+    r = n.client()
+    r.set("x", "old")
+    peer = LinkedPeer(n.port, SECRET)
+    peer.heartbeat(FAR)
+    assert not peer.sync()  # the heartbeat was read: the link is closed
+    _writes_still_work(r)
+    i = info(r)
+    assert i["uuid"] < FAR >> 1
+    assert i["clock_drift_refusals"] == 1
+    lines = [ln for ln in n.log().splitlines() if "CLOCK" in ln]
+    assert len(lines) == 1 and "ahead" in lines[0], n.log()
+    assert "Traceback" not in n.log()
+
+
+def test_a_record_clock_far_ahead_is_refused_and_nothing_of_its_batch_applied(node):
+    n = make_node(node, "a", cluster_secret=SECRET)
+    r = n.client()
+    r.set("x", "old")
+    peer = LinkedPeer(n.port, SECRET)
+    u = now_uuid()
+    peer.batch(set_record(u + 1, b"good", b"1") + set_record(FAR, b"x", b"forged"))
+    assert not peer.sync()
+    assert r.get("good") is None
+    assert r.get("x") == b"old"
+    _writes_still_work(r)
+    assert info(r)["clock_drift_refusals"] == 1
+    # a clock within max_clock_drift is taken
+    peer = LinkedPeer(n.port, SECRET)
+    peer.batch(set_record(now_uuid() + 5, b"near", b"1"))
+    wait_for(lambda: r.get("near") == b"1", 10, what="a record within the drift applied")
+    peer.close()
+
+
+def test_max_clock_drift_is_a_config_key(node):
+    n = make_node(node, "a", cluster_secret=SECRET)
+    r = n.client()
+    assert r.config_get("max-clock-drift") == {"max-clock-drift": "60000"}
+    assert r.config_set("max_clock_drift", 1000)
+    assert r.config_get("max_clock_drift") == {"max_clock_drift": "1000"}
+    with pytest.raises(Exception, match="max"):
+        r.config_set("max-clock-drift", 0)
+    # 10 s ahead: refused under a 1 s drift
+    peer = LinkedPeer(n.port, SECRET)
+    peer.heartbeat(now_uuid() + (10_000 << 22))
+    closed(peer)
+    assert info(r)["clock_drift_refusals"] == 1
