@@ -6,12 +6,14 @@ closes the link with one logged line, and keeps its data and clock sane."""
 
 from __future__ import annotations
 
+import os
 import struct
 import time
 
 import pytest
 from constdb._core.clock import Clock
 
+from constdb.replication import link as L
 from tests.support.fakepeer import LinkedPeer, record, varbytes, varint
 from tests.support.nodes import make_node, wait_for
 
@@ -126,3 +128,41 @@ def test_max_clock_drift_is_a_config_key(node):
     peer.heartbeat(now_uuid() + (10_000 << 22))
     closed(peer)
     assert info(r)["clock_drift_refusals"] == 1
+
+
+# ---- finding 8: sizes checked before allocation ---------------------------------------------
+
+
+def test_a_batch_claiming_4_gib_is_refused_before_allocation(node):
+    n = make_node(node, "a", cluster_secret=SECRET)
+    r = n.client()
+    before = rss_kb(n.pid)
+    peer = LinkedPeer(n.port, SECRET)
+    comp = lz4_blob = os.urandom(1024)
+    peer.send(L.F_BATCH, struct.pack("<I", 0xFFFFFFFF) + comp)
+    closed(peer)
+    assert rss_kb(n.pid) - before < 64 * 1024, (before, rss_kb(n.pid))
+    # a claim within the cap but far beyond what lz4 could expand the frame to
+    peer = LinkedPeer(n.port, SECRET)
+    peer.send(L.F_BATCH, struct.pack("<I", 256 * 1024 * 1024) + lz4_blob)
+    closed(peer)
+    assert rss_kb(n.pid) - before < 64 * 1024
+    assert r.ping()
+    assert "Traceback" not in n.log()
+
+
+def test_snapshot_data_is_bounded_by_what_its_begin_declared(node):
+    n = make_node(node, "a", cluster_secret=SECRET)
+    r = n.client()
+    peer = LinkedPeer(n.port, SECRET)
+    peer.send(L.F_SNAP_BEGIN, struct.pack("<QQ", 0, 16))
+    peer.send(L.F_SNAP_DATA, b"x" * 16)
+    peer.send(L.F_SNAP_DATA, b"x" * 1024 * 1024)
+    closed(peer)
+    assert "beyond the 16 bytes declared" in n.log()
+    # a declared size beyond the machine's memory is refused at the begin
+    peer = LinkedPeer(n.port, SECRET)
+    peer.send(L.F_SNAP_BEGIN, struct.pack("<QQ", 0, 2**63))
+    closed(peer)
+    assert r.ping()
+    assert "Traceback" not in n.log()
