@@ -6,6 +6,7 @@ closes the link with one logged line, and keeps its data and clock sane."""
 
 from __future__ import annotations
 
+import math
 import os
 import struct
 import time
@@ -164,5 +165,72 @@ def test_snapshot_data_is_bounded_by_what_its_begin_declared(node):
     peer = LinkedPeer(n.port, SECRET)
     peer.send(L.F_SNAP_BEGIN, struct.pack("<QQ", 0, 2**63))
     closed(peer)
+    assert r.ping()
+    assert "Traceback" not in n.log()
+
+
+# ---- finding 9: records validated, batches all or nothing ------------------------------------
+
+
+def test_a_nan_score_is_refused_and_nothing_of_its_batch_applied(node):
+    n = make_node(node, "a", cluster_secret=SECRET)
+    r = n.client()
+    r.zadd("z", {"a": 1, "b": 2, "c": 3})
+    peer = LinkedPeer(n.port, SECRET)
+    u = now_uuid()
+    peer.batch(set_record(u + 1, b"good", b"1") + zadd_record(u + 2, b"z", b"d", math.nan))
+    assert not peer.sync()
+    assert r.get("good") is None
+    assert r.zrange("z", 0, -1, withscores=True) == [(b"a", 1.0), (b"b", 2.0), (b"c", 3.0)]
+    assert r.zrem("z", "b") == 1
+    assert r.zadd("z", {"e": 5}) == 1
+    assert r.zrange("z", 0, -1) == [b"a", b"c", b"e"]
+    assert "NaN score" in n.log()
+    assert "Traceback" not in n.log()
+    # the same record with a number is taken
+    peer = LinkedPeer(n.port, SECRET)
+    peer.batch(zadd_record(now_uuid() + 5, b"z", b"d", 4.0))
+    assert peer.sync()
+    assert r.zscore("z", "d") == 4.0
+    peer.close()
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        record(99, 0, b"x"),  # unknown op
+        record(3, 0, varbytes(b"k") + struct.pack("<q", 5) + b"extra"),  # OP_TTL too long
+        record(3, 0, varbytes(b"k")),  # OP_TTL too short
+        struct.pack("<I", 4) + b"abcd",  # shorter than op + uuid
+        zadd_record(0, b"z", b"m", 1.0)[:-1],  # truncated
+        record(
+            OP_ZW, 0, varbytes(b"z") + varbytes(b"m") + b"\x80" + struct.pack("<d", 1) + b"\0\0"
+        ),
+        record(49, 0, varbytes(b"z") + varint(2**40)),  # ZREM count beyond the record
+        record(OP_REG, 0, varbytes(b"k") + b"\x04" + varint(0)),  # unknown SET flag
+        record(40, 0, varbytes(b"l") + bytes(16) + b"\x07" + varint(1) + varbytes(b"v")),
+    ],
+    ids=[
+        "unknown-op",
+        "ttl-long",
+        "ttl-short",
+        "no-uuid",
+        "truncated",
+        "zw-flags",
+        "zrem-count",
+        "reg-flags",
+        "lins-mode",
+    ],
+)
+def test_malformed_records_refuse_the_whole_batch(node, bad):
+    n = make_node(node, "a", cluster_secret=SECRET)
+    r = n.client()
+    peer = LinkedPeer(n.port, SECRET)
+    u = now_uuid()
+    if len(bad) >= 13:
+        bad = bad[:5] + struct.pack("<Q", u + 2) + bad[13:]
+    peer.batch(set_record(u + 1, b"good", b"1") + bad)
+    assert not peer.sync()
+    assert r.get("good") is None
     assert r.ping()
     assert "Traceback" not in n.log()

@@ -85,7 +85,7 @@ ctypedef struct TypeOps:
     # checks such a record's payload without applying it (r ends where the
     # record ends; it must read all of it): raises ValueError on a bad value
     # (a NaN score, an unknown flag or mode). NULL: only the framing is checked
-    int (*check)(uint8_t op, Reader r) except -1
+    int (*check)(uint8_t op, uint64_t u, Reader r) except -1
     int (*clear)(Keyspace ks, object key, CObj o) except -1     # DEL of o (local effect)
     object (*value)(CObj o)       # Python view of the visible value
     list (*describe)(CObj o)      # DESC name/value pairs of its CRDT state

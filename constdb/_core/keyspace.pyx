@@ -668,7 +668,7 @@ cdef class Keyspace:
                 if t.check != NULL:
                     r.end = end
                     try:
-                        t.check(op, r)
+                        t.check(op, u, r)
                     finally:
                         r.end = stop
                     if r.pos != end:

@@ -925,6 +925,49 @@ cdef int _apply(Keyspace ks, uint8_t op, uint64_t origin, uint64_t u, Reader r) 
     return _apply_zclear(ks, origin, u, r)
 
 
+cdef int _skip_dots(Reader r) except -1:
+    cdef uint64_t n = r.varint()
+    if n > <uint64_t>(r.end - r.pos) // 16:
+        raise ValueError("bad dot count")
+    r.need(<Py_ssize_t>n * 16)
+    r.pos += <Py_ssize_t>n * 16
+    return 0
+
+
+cdef int _check(uint8_t op, uint64_t u, Reader r) except -1:
+    """A peer's record checked without applying it: framing, flags, no NaN
+    (a NaN score would break the index's order)."""
+    cdef int flags
+    cdef uint64_t n, _i
+    r.bytes_()
+    if op == OP_ZW:
+        r.bytes_()
+        flags = r.u8()
+        if flags & ~(ZW_REBASE | ZW_CNT):
+            raise ValueError("bad sorted set write flags %d" % flags)
+        if flags & ZW_REBASE:
+            r.need(16)
+            r.pos += 16
+        if isnan(r.f64()) or (flags & ZW_CNT and isnan(r.f64())):
+            raise ValueError("NaN score")
+        n = r.varint()
+        if n > <uint64_t>(r.end - r.pos) // 24:
+            raise ValueError("bad counter count")
+        for _i in range(n):
+            r.u64()
+            if isnan(r.f64()):
+                raise ValueError("NaN score")
+            r.u64()
+        return _skip_dots(r)
+    n = r.varint()
+    if n > <uint64_t>(r.end - r.pos):
+        raise ValueError("bad member count")
+    for _i in range(n):
+        r.bytes_()
+        _skip_dots(r)
+    return 0
+
+
 # ---------------------------------------------------------------------- GC ----
 
 cdef Py_ssize_t _gc(CObj x, uint64_t stable, bint* empty) except -1:
@@ -1343,6 +1386,7 @@ OPS.live = _live
 OPS.keeps = _keeps
 OPS.last_ts = _last_ts
 OPS.apply = _apply
+OPS.check = _check
 OPS.clear = _clear
 OPS.value = _value
 OPS.describe = _describe
