@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 import os
+import random
 import struct
 import time
 
@@ -234,3 +235,73 @@ def test_malformed_records_refuse_the_whole_batch(node, bad):
     assert r.get("good") is None
     assert r.ping()
     assert "Traceback" not in n.log()
+
+
+# ---- link-protocol fuzz ---------------------------------------------------------------------
+
+
+def _fuzz(node, rounds: int, seed: int) -> None:
+    n = make_node(node, "a", cluster_secret=SECRET)
+    r = n.client()
+    r.set("k", "v")
+    r.zadd("z", {"a": 1})
+    rng = random.Random(seed)
+    before = rss_kb(n.pid)
+    u = now_uuid()
+    valid = [
+        set_record(u + 1, b"k", b"w"),
+        zadd_record(u + 2, b"z", b"b", 2.0),
+        record(3, u + 3, varbytes(b"k") + struct.pack("<q", 0)),
+    ]
+    for i in range(rounds):
+        peer = LinkedPeer(n.port, SECRET)
+        raw = False
+        for _ in range(rng.randrange(1, 6)):
+            kind = rng.randrange(5)
+            if kind == 0:  # a random frame type and payload
+                peer.send(rng.randrange(256), rng.randbytes(rng.randrange(64)))
+            elif kind == 1:  # a known type, random payload
+                t = rng.choice(
+                    [
+                        L.F_BATCH,
+                        L.F_SNAP_BEGIN,
+                        L.F_SNAP_DATA,
+                        L.F_SNAP_END,
+                        L.F_ACK,
+                        L.F_HEARTBEAT,
+                        L.F_GETACK,
+                        L.F_ERROR,
+                    ]
+                )
+                peer.send(t, rng.randbytes(rng.randrange(40)))
+            elif kind == 2:  # a batch of valid records with bytes flipped
+                recs = bytearray(b"".join(rng.sample(valid, rng.randrange(1, 4))))
+                for _ in range(rng.randrange(1, 4)):
+                    recs[rng.randrange(len(recs))] ^= 1 << rng.randrange(8)
+                peer.batch(bytes(recs))
+            elif kind == 3:  # a heartbeat with a random clock and VV
+                clock = rng.choice([0, u, 2**64 - 1, rng.getrandbits(64)])
+                peer.heartbeat(clock, {rng.getrandbits(63): rng.getrandbits(64)})
+            else:  # raw bytes on the tagged stream
+                peer.send_raw(rng.randbytes(rng.randrange(1, 100)))
+                raw = True
+        if not raw:  # (raw bytes may leave a partial frame that would swallow GETACK)
+            peer.sync()
+        peer.close()
+        if i % 10 == 0:
+            assert r.ping()
+    assert r.ping()
+    assert r.set("after", "1") and r.get("after") == b"1"
+    wait_for(lambda: len(r.client_list()) == 1, 10, what="every fake link gone")
+    assert rss_kb(n.pid) - before < 100 * 1024, (before, rss_kb(n.pid))
+    assert n.alive()
+    assert "Traceback" not in n.log(), n.log()
+
+
+def test_link_fuzz_after_the_handshake(node):
+    _fuzz(node, 25, 1)
+
+
+@pytest.mark.slow
+def test_link_fuzz_after_the_handshake_long(node):
+    _fuzz(node, 400, 2)
