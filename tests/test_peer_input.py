@@ -13,8 +13,11 @@ import struct
 import time
 
 import pytest
+from constdb._core.backlog import Backlog
 from constdb._core.clock import Clock
+from constdb._core.keyspace import Keyspace
 
+from constdb._core import snapshot
 from constdb.replication import link as L
 from tests.support.fakepeer import LinkedPeer, record, varbytes, varint
 from tests.support.nodes import make_node, wait_for
@@ -129,6 +132,23 @@ def test_max_clock_drift_is_a_config_key(node):
     peer = LinkedPeer(n.port, SECRET)
     peer.heartbeat(now_uuid() + (10_000 << 22))
     closed(peer)
+    assert info(r)["clock_drift_refusals"] == 1
+
+
+def test_a_snapshot_clock_far_ahead_is_refused_and_never_merged(node):
+    n = make_node(node, "a", cluster_secret=SECRET)
+    r = n.client()
+    r.set("x", "old")
+    other = Keyspace(12345, Backlog())
+    other.clock.observe(FAR)
+    snap = snapshot.dump(other, b"fake")
+    peer = LinkedPeer(n.port, SECRET)
+    peer.send(L.F_SNAP_BEGIN, struct.pack("<QQ", 0, len(snap)))
+    peer.send(L.F_SNAP_DATA, snap)
+    peer.send(L.F_SNAP_END)
+    assert not peer.sync()
+    _writes_still_work(r)
+    assert info(r)["uuid"] < FAR >> 1
     assert info(r)["clock_drift_refusals"] == 1
 
 
