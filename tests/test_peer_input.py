@@ -173,6 +173,19 @@ def test_a_batch_claiming_4_gib_is_refused_before_allocation(node):
     assert "Traceback" not in n.log()
 
 
+def test_a_large_batch_within_the_limits_is_applied(node):
+    # 12 MiB decompressed (3 decompression steps) from a small frame
+    n = make_node(node, "a", cluster_secret=SECRET)
+    r = n.client()
+    peer = LinkedPeer(n.port, SECRET)
+    value = b"0123456789abcdef" * (768 * 1024)
+    peer.batch(set_record(now_uuid() + 1, b"big", value))
+    assert peer.sync()
+    assert r.strlen("big") == len(value)
+    assert r.get("big") == value
+    peer.close()
+
+
 def test_snapshot_data_is_bounded_by_what_its_begin_declared(node):
     n = make_node(node, "a", cluster_secret=SECRET)
     r = n.client()
