@@ -243,6 +243,9 @@ def test_a_nan_score_is_refused_and_nothing_of_its_batch_applied(node):
         record(49, 0, varbytes(b"z") + varint(2**40)),  # ZREM count beyond the record
         record(OP_REG, 0, varbytes(b"k") + b"\x04" + varint(0)),  # unknown SET flag
         record(40, 0, varbytes(b"l") + bytes(16) + b"\x07" + varint(1) + varbytes(b"v")),
+        record(4, 0, varbytes(b"s") + varbytes(b"m") + varint(5)),  # SADD dots beyond
+        record(56, 0, varbytes(b"h") + varbytes(b"f") + struct.pack("<q", 1) + b"\x02"),
+        record(10, 0, varbytes(b"k") + varbytes(b"v") + varint(3)),  # MV dots beyond
     ],
     ids=[
         "unknown-op",
@@ -254,6 +257,9 @@ def test_a_nan_score_is_refused_and_nothing_of_its_batch_applied(node):
         "zrem-count",
         "reg-flags",
         "lins-mode",
+        "sadd-dots",
+        "hcnt-create",
+        "mv-dots",
     ],
 )
 def test_malformed_records_refuse_the_whole_batch(node, bad):

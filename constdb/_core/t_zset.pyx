@@ -40,7 +40,7 @@ from libc.string cimport memcmp
 
 from constdb._core.codec cimport Reader, WBuf, Writer, fmt_g17
 from constdb._core.dots cimport (
-    _bump, _ent_append, _ent_dots_raw, _ent_max, _ent_remove, _put_dots, _read_dots,
+    _bump, _ent_append, _ent_dots_raw, _ent_max, _ent_remove, _put_dots, _read_dots, _skip_n,
 )
 from constdb._core.keyspace cimport Keyspace, TypeOps, register_type_ops
 from constdb._core.merge cimport (
@@ -925,15 +925,6 @@ cdef int _apply(Keyspace ks, uint8_t op, uint64_t origin, uint64_t u, Reader r) 
     return _apply_zclear(ks, origin, u, r)
 
 
-cdef int _skip_dots(Reader r) except -1:
-    cdef uint64_t n = r.varint()
-    if n > <uint64_t>(r.end - r.pos) // 16:
-        raise ValueError("bad dot count")
-    r.need(<Py_ssize_t>n * 16)
-    r.pos += <Py_ssize_t>n * 16
-    return 0
-
-
 cdef int _check(uint8_t op, uint64_t u, Reader r) except -1:
     """A peer's record checked without applying it: framing, flags, no NaN
     (a NaN score would break the index's order)."""
@@ -958,13 +949,13 @@ cdef int _check(uint8_t op, uint64_t u, Reader r) except -1:
             if isnan(r.f64()):
                 raise ValueError("NaN score")
             r.u64()
-        return _skip_dots(r)
+        return _skip_n(r, 16)
     n = r.varint()
     if n > <uint64_t>(r.end - r.pos):
         raise ValueError("bad member count")
     for _i in range(n):
         r.bytes_()
-        _skip_dots(r)
+        _skip_n(r, 16)
     return 0
 
 
