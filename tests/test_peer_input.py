@@ -276,6 +276,24 @@ def test_malformed_records_refuse_the_whole_batch(node, bad):
     assert "Traceback" not in n.log()
 
 
+def test_a_snapshot_with_a_nan_score_is_refused(node):
+    n = make_node(node, "a", cluster_secret=SECRET)
+    r = n.client()
+    r.zadd("z", {"a": 1})
+    other = Keyspace(12345, Backlog())
+    # the core API applies without checks: what a bad member's state could hold
+    other.apply_records(12345, zadd_record(now_uuid(), b"z", b"n", math.nan))
+    snap = snapshot.dump(other, b"fake")
+    peer = LinkedPeer(n.port, SECRET)
+    peer.send(L.F_SNAP_BEGIN, struct.pack("<QQ", 0, len(snap)))
+    peer.send(L.F_SNAP_DATA, snap)
+    peer.send(L.F_SNAP_END)
+    assert not peer.sync()
+    assert r.zrange("z", 0, -1, withscores=True) == [(b"a", 1.0)]
+    assert "NaN sorted set score" in n.log()
+    assert "Traceback" not in n.log()
+
+
 # ---- link-protocol fuzz ---------------------------------------------------------------------
 
 

@@ -1143,8 +1143,17 @@ cdef ZEnt _dec_zent(Reader r):
     e.rem = r.u64()
     if e.dots is not None:
         e.rem = 0
+    if isnan(e.val) or (e.cnt is not None and _cnt_nan(<dict>e.cnt)):
+        raise SnapshotError("corrupt snapshot (NaN sorted set score)")
     e.score = zscore(e)
     return e
+
+
+cdef bint _cnt_nan(dict cnt) except -1:
+    for c in cnt.values():
+        if isnan((<ZCnt>c).sum) or isnan((<ZCnt>c).bsum):
+            return True
+    return False
 
 
 cdef CObj _decode(Reader r, int version):
