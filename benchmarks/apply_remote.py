@@ -15,7 +15,11 @@ from constdb._core.backlog import Backlog  # noqa: E402
 from constdb._core.keyspace import Keyspace  # noqa: E402
 
 from constdb._core import cmd_lists, cmd_zsets  # noqa: E402
-from tests.coretools import Node  # noqa: E402
+
+try:  # (tests/support/core.py on later main)
+    from tests.support.core import Node  # noqa: E402
+except ImportError:
+    from tests.coretools import Node  # noqa: E402
 
 
 def records(n: int) -> tuple[bytes, int]:
