@@ -292,6 +292,16 @@ SPEC: list[Key] = [
         runtime=True,
     ),
     Key(
+        "max_clock_drift",
+        60000,
+        "int",
+        "milliseconds a peer's clock may run ahead of this node's wall clock; a link"
+        " that sends a clock further ahead is closed (never folded into this node's clock)",
+        1,
+        365 * 86_400_000,
+        runtime=True,
+    ),
+    Key(
         "pidfile",
         "constdb.pid",
         "str",

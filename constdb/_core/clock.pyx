@@ -1,6 +1,6 @@
 """Hybrid logical clock and wall time (docs/crdt.md section 1)."""
 
-from libc.stdint cimport int64_t, uint64_t
+from libc.stdint cimport UINT64_MAX, int64_t, uint64_t
 
 
 cdef extern from "<time.h>" nogil:
@@ -44,9 +44,19 @@ cdef class Clock:
 
     cdef uint64_t tick(self, int64_t now_ms) noexcept:
         # next = max(last + 1, now_ms << 22): strictly monotonic even when the
-        # wall clock steps back, and never below anything folded in.
-        cdef uint64_t cand = (<uint64_t>now_ms) << SEQ_BITS
+        # wall clock steps back, and never below anything folded in. Never
+        # wraps: a wall clock past 2^42 ms (year 2109) or a clock already at
+        # the top of the range stays at the top (links refuse peer clocks too
+        # far ahead of the wall clock, so only a wall clock that far ahead
+        # gets there).
+        cdef uint64_t cand = 0
+        if now_ms >= (<int64_t>1 << (64 - SEQ_BITS)):
+            cand = UINT64_MAX
+        elif now_ms > 0:
+            cand = (<uint64_t>now_ms) << SEQ_BITS
         if cand <= self.last:
+            if self.last == UINT64_MAX:
+                return UINT64_MAX
             cand = self.last + 1
         self.last = cand
         return cand
@@ -60,3 +70,14 @@ cdef class Clock:
 
     def observe(self, uint64_t u):
         self.fold(u)
+
+
+def uuid_limit(int64_t now_ms, int64_t drift_ms):
+    """The largest uuid a peer may send when this node's wall clock reads
+    now_ms and it accepts clocks at most drift_ms ahead of it."""
+    cdef int64_t top = now_ms + drift_ms
+    if top >= (<int64_t>1 << (64 - SEQ_BITS)):
+        return UINT64_MAX
+    if top < 0:
+        return 0
+    return ((<uint64_t>top) << SEQ_BITS) | ((<uint64_t>1 << SEQ_BITS) - 1)

@@ -121,6 +121,16 @@ cdef int _put_obs(Writer w, list obs) except -1:
     return 0
 
 
+cdef int _skip_n(Reader r, Py_ssize_t size) except -1:
+    """Skip varint n, n x size bytes (dots: 16, observed counters: 24) after
+    checking n against what is left: a peer's record checked, not applied."""
+    cdef uint64_t n = r.varint()
+    if n > <uint64_t>(r.end - r.pos) // <uint64_t>size:
+        raise ValueError("bad count")
+    r.pos += <Py_ssize_t>n * size
+    return 0
+
+
 cdef list _read_obs(Reader r):
     cdef uint64_t n = r.varint(), _i, node, last
     cdef int64_t s

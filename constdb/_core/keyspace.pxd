@@ -53,6 +53,7 @@ cdef class Keyspace:
     cdef int emit_del_other_types(self, object key, int keep_type) except -1
 
     cdef int apply_one(self, uint64_t origin, Reader r) except -1
+    cdef int check_records(self, Reader r, uint64_t max_uuid) except -1
 
     # the causal context and the TTL register, for the type modules' rules
     cdef int _note_unseen(self, list dots) except -1
@@ -81,6 +82,10 @@ ctypedef struct TypeOps:
     void (*last_ts)(CObj o, uint64_t* u, uint64_t* n) noexcept
     # a remote record of one of its ops, read from r (at its payload)
     int (*apply)(Keyspace ks, uint8_t op, uint64_t origin, uint64_t u, Reader r) except -1
+    # checks such a record's payload without applying it (r ends where the
+    # record ends; it must read all of it): raises ValueError on a bad value
+    # (a NaN score, an unknown flag or mode). NULL: only the framing is checked
+    int (*check)(uint8_t op, uint64_t u, Reader r) except -1
     int (*clear)(Keyspace ks, object key, CObj o) except -1     # DEL of o (local effect)
     object (*value)(CObj o)       # Python view of the visible value
     list (*describe)(CObj o)      # DESC name/value pairs of its CRDT state

@@ -227,6 +227,15 @@ cdef bint _keeps_state(CObj o) noexcept:
 
 # --------------------------------------------------------------- keyspace ----
 
+class RecordError(ValueError):
+    """A peer's record that does not decode or holds a bad value."""
+
+
+class ClockDriftError(RecordError):
+    """A peer's clock further ahead of this node's wall clock than
+    max_clock_drift allows."""
+
+
 cdef class Keyspace:
     def __init__(self, uint64_t node_id, Backlog backlog=None):
         self.d = {}
@@ -633,15 +642,74 @@ cdef class Keyspace:
 
     # ---- Python API (replication, tests, admin commands) --------------------
 
-    def apply_records(self, uint64_t origin, bytes data):
+    cdef int check_records(self, Reader r, uint64_t max_uuid) except -1:
+        """The validation pass of a peer's batch: every record's framing, op
+        code, uuid (at most max_uuid: a clock too far ahead is refused, never
+        folded) and, through its type's check, its payload; nothing applied."""
+        cdef uint32_t ln
+        cdef Py_ssize_t end, stop = r.end
+        cdef uint8_t op
+        cdef uint64_t u
+        cdef TypeOps* t
+        while not r.at_end():
+            ln = r.u32()
+            r.need(ln)
+            end = r.pos + <Py_ssize_t>ln
+            if ln < 9:
+                raise RecordError("record of %d bytes" % ln)
+            op = r.u8() & 0x7F
+            u = r.u64()
+            if u > max_uuid:
+                raise ClockDriftError(
+                    "record clock %d is %d ms ahead of this node's wall clock"
+                    % (u, (u >> 22) - <uint64_t>wall_ms()))
+            t = _OPS[op]
+            if t != NULL:
+                if t.check != NULL:
+                    r.end = end
+                    try:
+                        t.check(op, u, r)
+                    finally:
+                        r.end = stop
+                    if r.pos != end:
+                        raise RecordError("record length mismatch (op %d)" % op)
+            elif op == OP_TTL:
+                r.end = end
+                try:
+                    r.bytes_()
+                    r.i64()
+                finally:
+                    r.end = stop
+                if r.pos != end:
+                    raise RecordError("record length mismatch (op %d)" % op)
+            elif op != OP_MEMBER:
+                raise RecordError("unknown record op %d" % op)
+            r.pos = end
+        return 0
+
+    def apply_records(self, uint64_t origin, bytes data, uint64_t max_uuid=0xFFFFFFFFFFFFFFFF,
+                      bint check=False):
         """Apply a batch of records from origin, in order; returns how many
-        were new (duplicates by VV are skipped)."""
-        cdef Reader r = Reader(data)
+        were new (duplicates by VV are skipped). check: a peer's batch,
+        applied all or nothing: every record is checked first (check_records)
+        and nothing is applied if one is bad (RecordError, ClockDriftError)."""
+        cdef Reader r
         cdef uint64_t before = self.applied_remote
+        if check:
+            self.check_records(Reader(data), max_uuid)
+        r = Reader(data)
         self.now = wall_ms()
         while not r.at_end():
             self.apply_one(origin, r)
         return self.applied_remote - before
+
+    def check_uuid(self, uint64_t u, uint64_t max_uuid):
+        """A clock from a peer (heartbeat, position, snapshot): ClockDriftError
+        if it is beyond max_uuid."""
+        if u > max_uuid:
+            raise ClockDriftError(
+                "clock %d is %d ms ahead of this node's wall clock"
+                % (u, (u >> 22) - <uint64_t>wall_ms()))
 
     def vv_of(self, uint64_t node):
         """How far this node has applied node's stream (its own: own_last)."""

@@ -33,7 +33,7 @@ from libc.string cimport memcpy
 from constdb._core.codec cimport Reader, Writer, put_u64_at, put_varint_at, varint_len
 from constdb._core.dots cimport (
     _bump, _ent_add, _ent_dots, _ent_dots_raw, _ent_max, _ent_remove, _put_dots, _put_obs,
-    _read_dots, _read_obs,
+    _read_dots, _read_obs, _skip_n,
 )
 from constdb._core.keyspace cimport (
     Keyspace, TypeOps, _emptied, _ttl_write, obj_live, register_type_ops,
@@ -313,6 +313,38 @@ cdef int _hset_counted(Keyspace ks, object key, HashObj o, object field, object 
 
 # --------------------------------------------------------- remote records ----
 
+cdef int _check(uint8_t op, uint64_t u, Reader r) except -1:
+    """A peer's record checked without applying it (framing and counts)."""
+    cdef uint64_t n, _i
+    cdef uint8_t create
+    r.bytes_()
+    if op == OP_HSET or op == OP_HSETC:
+        r.bytes_()
+        r.bytes_()
+        _skip_n(r, 16)
+        if op == OP_HSETC:
+            _skip_n(r, 24)
+    elif op == OP_HREM:
+        r.bytes_()
+        _skip_n(r, 16)
+    elif op == OP_HCLEAR:
+        n = r.varint()
+        if n > <uint64_t>(r.end - r.pos):
+            raise ValueError("bad field count")
+        for _i in range(n):
+            r.bytes_()
+            _skip_n(r, 16)
+    else:
+        r.bytes_()
+        r.i64()
+        create = r.u8()
+        if create > 1:
+            raise ValueError("bad hash counter create flag %d" % create)
+        if create:
+            _skip_n(r, 24)
+    return 0
+
+
 cdef int _apply(Keyspace ks, uint8_t op, uint64_t origin, uint64_t u, Reader r) except -1:
     cdef object key = r.bytes_()
     cdef object field, val
@@ -575,6 +607,7 @@ OPS.live = _live
 OPS.keeps = _keeps
 OPS.last_ts = _last_ts
 OPS.apply = _apply
+OPS.check = _check
 OPS.clear = _clear
 OPS.value = _value
 OPS.describe = _describe

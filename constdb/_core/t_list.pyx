@@ -907,6 +907,36 @@ cdef int _apply(Keyspace ks, uint8_t op, uint64_t origin, uint64_t u, Reader r) 
     return _apply_lclear(ks, origin, u, r)
 
 
+cdef int _check(uint8_t op, uint64_t u, Reader r) except -1:
+    """A peer's record checked without applying it: framing, counts, the
+    insert mode."""
+    cdef uint64_t n, _i
+    cdef uint8_t mode
+    r.bytes_()
+    if op == OP_LINS:
+        r.need(16)
+        r.pos += 16
+        mode = r.u8()
+        if mode != LINS_CHAIN and mode != LINS_SAME:
+            raise ValueError("bad list insert mode %d" % mode)
+        n = r.varint()
+        if n == 0 or n > <uint64_t>(r.end - r.pos) or n > u:
+            raise ValueError("bad list insert count")
+        for _i in range(n):
+            r.bytes_()
+    elif op == OP_LSET:
+        r.need(16)
+        r.pos += 16
+        r.bytes_()
+    else:
+        n = r.varint()
+        if n > <uint64_t>(r.end - r.pos) // 16:
+            raise ValueError("bad id count")
+        r.need(<Py_ssize_t>n * 16)
+        r.pos += <Py_ssize_t>n * 16
+    return 0
+
+
 # ---------------------------------------------------------------------- GC ----
 
 cdef Py_ssize_t gc_list_c(ListObj o, uint64_t stable) except -1:
@@ -1522,6 +1552,7 @@ OPS.live = _live
 OPS.keeps = _keeps
 OPS.last_ts = _last_ts
 OPS.apply = _apply
+OPS.check = _check
 OPS.clear = _clear
 OPS.value = _value
 OPS.describe = _describe

@@ -11,7 +11,7 @@ write (emit_mv) and a remote record (_apply) alike.
 from libc.stdint cimport uint8_t, uint64_t
 
 from constdb._core.codec cimport Reader, Writer
-from constdb._core.dots cimport _bump, _dot_in, _ent_max, _put_dots, _read_dots
+from constdb._core.dots cimport _bump, _dot_in, _ent_max, _put_dots, _read_dots, _skip_n
 from constdb._core.keyspace cimport Keyspace, TypeOps, _ttl_write, register_type_ops
 from constdb._core.merge cimport (
     Ctx, _any_seen, _as_list, _dec_vers, _enc_vers, _filter_ent, _merge_ent,
@@ -71,6 +71,14 @@ cdef int _clear(Keyspace ks, object key, CObj x) except -1:
 
 
 # --------------------------------------------------------- remote records ----
+
+cdef int _check(uint8_t op, uint64_t u, Reader r) except -1:
+    """A peer's record checked without applying it (framing and counts)."""
+    r.bytes_()
+    if op == OP_MV:
+        r.bytes_()
+    return _skip_n(r, 16)
+
 
 cdef int _apply(Keyspace ks, uint8_t op, uint64_t origin, uint64_t u, Reader r) except -1:
     cdef object key = r.bytes_()
@@ -162,6 +170,7 @@ OPS.new = _new
 OPS.live = _live
 OPS.last_ts = _last_ts
 OPS.apply = _apply
+OPS.check = _check
 OPS.clear = _clear
 OPS.value = _value
 OPS.describe = _describe

@@ -14,6 +14,7 @@ from libc.stdint cimport uint8_t, uint64_t
 from constdb._core.codec cimport Reader, Writer
 from constdb._core.dots cimport (
     _bump, _ent_add, _ent_dots, _ent_dots_raw, _ent_max, _ent_remove, _put_dots, _read_dots,
+    _skip_n,
 )
 from constdb._core.keyspace cimport (
     Keyspace, TypeOps, _emptied, _ttl_write, obj_live, register_type_ops,
@@ -130,6 +131,22 @@ cdef int _clear(Keyspace ks, object key, CObj x) except -1:
 
 
 # --------------------------------------------------------- remote records ----
+
+cdef int _check(uint8_t op, uint64_t u, Reader r) except -1:
+    """A peer's record checked without applying it (framing and counts)."""
+    cdef uint64_t n, _i
+    r.bytes_()
+    if op == OP_SADD or op == OP_SREM:
+        r.bytes_()
+        return _skip_n(r, 16)
+    n = r.varint()
+    if n > <uint64_t>(r.end - r.pos):
+        raise ValueError("bad member count")
+    for _i in range(n):
+        r.bytes_()
+        _skip_n(r, 16)
+    return 0
+
 
 cdef int _apply(Keyspace ks, uint8_t op, uint64_t origin, uint64_t u, Reader r) except -1:
     cdef object key = r.bytes_()
@@ -261,6 +278,7 @@ OPS.new = _new
 OPS.live = _live
 OPS.last_ts = _last_ts
 OPS.apply = _apply
+OPS.check = _check
 OPS.clear = _clear
 OPS.value = _value
 OPS.describe = _describe

@@ -389,6 +389,29 @@ cdef int _apply(Keyspace ks, uint8_t op, uint64_t origin, uint64_t u, Reader r) 
     return 0
 
 
+cdef int _check(uint8_t op, uint64_t u, Reader r) except -1:
+    """A peer's record checked without applying it."""
+    cdef uint8_t flags
+    cdef uint64_t n
+    r.bytes_()
+    if op == OP_REG:
+        flags = r.u8()
+        if flags & ~3:
+            raise ValueError("bad string write flags %d" % flags)
+        if flags & 1:
+            r.bytes_()
+        if flags & 2:
+            r.i64()
+        n = r.varint()
+        if n > <uint64_t>(r.end - r.pos) // 24:
+            raise ValueError("bad counter count")
+        r.need(<Py_ssize_t>n * 24)
+        r.pos += <Py_ssize_t>n * 24
+    else:
+        r.i64()
+    return 0
+
+
 # ------------------------------------------------------------- type table ----
 
 cdef CObj _new():
@@ -530,6 +553,7 @@ OPS.new = _new
 OPS.live = _live
 OPS.last_ts = _last_ts
 OPS.apply = _apply
+OPS.check = _check
 OPS.clear = _clear
 OPS.value = _value
 OPS.describe = _describe

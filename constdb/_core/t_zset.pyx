@@ -40,7 +40,7 @@ from libc.string cimport memcmp
 
 from constdb._core.codec cimport Reader, WBuf, Writer, fmt_g17
 from constdb._core.dots cimport (
-    _bump, _ent_append, _ent_dots_raw, _ent_max, _ent_remove, _put_dots, _read_dots,
+    _bump, _ent_append, _ent_dots_raw, _ent_max, _ent_remove, _put_dots, _read_dots, _skip_n,
 )
 from constdb._core.keyspace cimport Keyspace, TypeOps, register_type_ops
 from constdb._core.merge cimport (
@@ -925,6 +925,40 @@ cdef int _apply(Keyspace ks, uint8_t op, uint64_t origin, uint64_t u, Reader r) 
     return _apply_zclear(ks, origin, u, r)
 
 
+cdef int _check(uint8_t op, uint64_t u, Reader r) except -1:
+    """A peer's record checked without applying it: framing, flags, no NaN
+    (a NaN score would break the index's order)."""
+    cdef int flags
+    cdef uint64_t n, _i
+    r.bytes_()
+    if op == OP_ZW:
+        r.bytes_()
+        flags = r.u8()
+        if flags & ~(ZW_REBASE | ZW_CNT):
+            raise ValueError("bad sorted set write flags %d" % flags)
+        if flags & ZW_REBASE:
+            r.need(16)
+            r.pos += 16
+        if isnan(r.f64()) or (flags & ZW_CNT and isnan(r.f64())):
+            raise ValueError("NaN score")
+        n = r.varint()
+        if n > <uint64_t>(r.end - r.pos) // 24:
+            raise ValueError("bad counter count")
+        for _i in range(n):
+            r.u64()
+            if isnan(r.f64()):
+                raise ValueError("NaN score")
+            r.u64()
+        return _skip_n(r, 16)
+    n = r.varint()
+    if n > <uint64_t>(r.end - r.pos):
+        raise ValueError("bad member count")
+    for _i in range(n):
+        r.bytes_()
+        _skip_n(r, 16)
+    return 0
+
+
 # ---------------------------------------------------------------------- GC ----
 
 cdef Py_ssize_t _gc(CObj x, uint64_t stable, bint* empty) except -1:
@@ -1109,8 +1143,17 @@ cdef ZEnt _dec_zent(Reader r):
     e.rem = r.u64()
     if e.dots is not None:
         e.rem = 0
+    if isnan(e.val) or (e.cnt is not None and _cnt_nan(<dict>e.cnt)):
+        raise SnapshotError("corrupt snapshot (NaN sorted set score)")
     e.score = zscore(e)
     return e
+
+
+cdef bint _cnt_nan(dict cnt) except -1:
+    for c in cnt.values():
+        if isnan((<ZCnt>c).sum) or isnan((<ZCnt>c).bsum):
+            return True
+    return False
 
 
 cdef CObj _decode(Reader r, int version):
@@ -1343,6 +1386,7 @@ OPS.live = _live
 OPS.keeps = _keeps
 OPS.last_ts = _last_ts
 OPS.apply = _apply
+OPS.check = _check
 OPS.clear = _clear
 OPS.value = _value
 OPS.describe = _describe

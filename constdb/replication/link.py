@@ -58,6 +58,24 @@ TAG = 16  # bytes of HMAC-SHA256 after every frame once the link is up
 PRE_MAX_FRAME = 256
 HELLO_MAX = 4096
 PROOF = 32
+# a batch, decompressed: at most MAX_BATCH_RAW bytes and LZ4_MAX_RATIO times
+# its compressed size (what lz4 can expand to), checked before anything is
+# allocated; it is decompressed DECOMP_STEP bytes at a time, so memory follows
+# what the frame really holds, not what it claims
+MAX_BATCH_RAW = 1024 * 1024 * 1024
+LZ4_MAX_RATIO = 256
+DECOMP_STEP = 4 * 1024 * 1024
+
+
+def max_snapshot() -> int:
+    """The largest snapshot a peer may declare: this machine's physical memory
+    (a node cannot hold more of it anyway)."""
+    try:
+        return os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError):
+        return 1 << 40
+
+
 LABEL = b"constdb-link-v2"
 
 
@@ -153,6 +171,7 @@ class Link(asyncio.Protocol):
         self.syncing = False
         self.snap_rx: Optional[bytearray] = None
         self.snap_point = 0
+        self.snap_size = 0
         self.paused = False
         self.closed = False
         self.last_rx = time.monotonic()
@@ -302,6 +321,10 @@ class Link(asyncio.Protocol):
         except LinkError as e:
             self.repl.link_failed(self, e.code, e.msg)
             self.close(e.code, e.msg)
+        except (struct.error, ValueError) as e:  # a frame that does not decode
+            msg = f"malformed frame: {esc(str(e))}"
+            self.repl.link_failed(self, "PROTOCOL", msg)
+            self.close("PROTOCOL", "malformed frame")
         except Exception as e:  # a broken peer must not take the node down
             if self.proven:
                 log.exception("link to %s failed", self.describe())
@@ -426,8 +449,12 @@ class Link(asyncio.Protocol):
             # the frame says how much it holds: python-lz4's streaming
             # decompressor can return less than a flushed block holds when
             # max_length is left unbounded
+            if len(p) < 4:
+                raise LinkError("PROTOCOL", "short batch frame")
             (raw,) = struct.unpack_from("<I", p, 0)
-            data = self.decomp.decompress(p[4:], max_length=raw)
+            if raw > MAX_BATCH_RAW or raw > LZ4_MAX_RATIO * len(p) + 65536:
+                raise LinkError("PROTOCOL", f"batch of {len(p)} bytes claims {raw} decompressed")
+            data = self._decompress(p[4:], raw)
             if len(data) != raw:
                 raise LinkError("PROTOCOL", f"batch of {raw} bytes decompressed to {len(data)}")
             if data:
@@ -440,16 +467,30 @@ class Link(asyncio.Protocol):
         elif ftype == F_GETACK:
             r.send_ack(self)
         elif ftype == F_SNAP_BEGIN:
-            self.snap_point, _size = struct.unpack("<QQ", p)
+            self.snap_point, self.snap_size = struct.unpack("<QQ", p)
+            if self.snap_size > max_snapshot():
+                raise LinkError(
+                    "PROTOCOL",
+                    f"snapshot of {self.snap_size} bytes (more than this machine's memory)",
+                )
             self.snap_rx = bytearray()
             log.info("full sync from %s: receiving a snapshot", self.describe())
         elif ftype == F_SNAP_DATA:
             if self.snap_rx is None:
                 raise LinkError("PROTOCOL", "snapshot data outside a snapshot")
+            if len(self.snap_rx) + len(p) > self.snap_size:
+                raise LinkError(
+                    "PROTOCOL", f"snapshot data beyond the {self.snap_size} bytes declared"
+                )
             self.snap_rx += p
         elif ftype == F_SNAP_END:
             if self.snap_rx is None:
                 raise LinkError("PROTOCOL", "snapshot end outside a snapshot")
+            if len(self.snap_rx) != self.snap_size:
+                raise LinkError(
+                    "PROTOCOL",
+                    f"snapshot of {len(self.snap_rx)} bytes, {self.snap_size} declared",
+                )
             data = bytes(self.snap_rx)
             self.snap_rx = None
             r.apply_snapshot(self, data)
@@ -457,6 +498,22 @@ class Link(asyncio.Protocol):
             r.start_full_sync(self, "requested by the peer")
         else:
             raise LinkError("PROTOCOL", f"unknown frame type {ftype}")
+
+    def _decompress(self, comp: bytes, raw: int) -> bytes:
+        d = self.decomp
+        assert d is not None
+        try:
+            out = [d.decompress(comp, max_length=min(raw, DECOMP_STEP))]
+            got = len(out[0])
+            while got < raw:
+                more = d.decompress(b"", max_length=min(raw - got, DECOMP_STEP))
+                if not more:
+                    break
+                out.append(more)
+                got += len(more)
+        except RuntimeError as e:  # lz4: the data does not decode
+            raise LinkError("PROTOCOL", f"batch does not decompress: {esc(str(e))}") from None
+        return out[0] if len(out) == 1 else b"".join(out)
 
     def _handshake_frame(self, ftype: int, p: bytes) -> None:
         """A frame before the peer has proven the secret: only the one the

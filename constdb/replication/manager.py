@@ -16,6 +16,7 @@ import time
 from typing import Any, Callable, Optional
 
 from constdb._core import keyspace, snapshot
+from constdb._core.clock import now_ms, uuid_limit
 from constdb._core.codec import RespError, Status
 from constdb._core.protocol import NO_REPLY
 from constdb.replication.link import (
@@ -29,6 +30,7 @@ from constdb.replication.link import (
     HIGH_WATER,
     PROTO_VERSION,
     Link,
+    LinkError,
     esc,
 )
 from constdb.replication.membership import (
@@ -141,6 +143,7 @@ class Replication:
         self.forgotten = False
         self.stable = 0
         self.gc_dropped = 0
+        self.clock_drift_refusals = 0
         self.gc_pos = 0
         self.task: Optional[asyncio.Task] = None
         self.links: set[Link] = set()
@@ -153,6 +156,22 @@ class Replication:
     @property
     def secret(self) -> bytes:
         return self.app.cfg.cluster_secret.encode()
+
+    def uuid_limit(self) -> int:
+        """The largest clock a peer may send now (max_clock_drift ahead of
+        this node's wall clock)."""
+        return uuid_limit(now_ms(), self.app.cfg.max_clock_drift)
+
+    def check_clock(self, u: int) -> None:
+        """A clock a peer sent, before it is folded anywhere: a LinkError
+        (CLOCK) when it is too far ahead."""
+        try:
+            self.ks.check_uuid(u, self.uuid_limit())
+        except keyspace.ClockDriftError as e:
+            self.clock_drift_refusals += 1
+            raise LinkError(
+                "CLOCK", f"{e} (max_clock_drift {self.app.cfg.max_clock_drift})"
+            ) from None
 
     def norm_addr(self, addr: str) -> str:
         """addr as parse_addr and fmt_addr spell it (itself if malformed)."""
@@ -492,6 +511,7 @@ class Replication:
                 pos,
                 self.ks.own_last,
             )
+            self.check_clock(pos)
             self.ks.clock.observe(pos)
             link.write_frame(F_FULLSYNC_REQ)
             pos = 0
@@ -602,7 +622,17 @@ class Replication:
                 link.batches.append((last, link.sent_seq))
 
     def apply_batch(self, link: Link, data: bytes) -> None:
-        self.ks.apply_records(link.peer_origin, data)
+        """A peer's batch, all or nothing: every record is checked (framing,
+        values, clocks) before any is applied."""
+        try:
+            self.ks.apply_records(link.peer_origin, data, self.uuid_limit(), True)
+        except keyspace.ClockDriftError as e:
+            self.clock_drift_refusals += 1
+            raise LinkError(
+                "CLOCK", f"{e} (max_clock_drift {self.app.cfg.max_clock_drift})"
+            ) from None
+        except ValueError as e:
+            raise LinkError("PROTOCOL", f"bad batch: {e}") from None
         if not link.ack_scheduled and self.loop is not None:
             link.ack_scheduled = True
             self.loop.call_later(0.005, self._ack_later, link)
@@ -627,7 +657,10 @@ class Replication:
 
     def got_heartbeat(self, link: Link, p: bytes) -> None:
         clock, n = struct.unpack_from("<QI", p, 0)
+        if len(p) != 12 + 16 * n:
+            raise LinkError("PROTOCOL", f"heartbeat of {len(p)} bytes for {n} entries")
         if clock:
+            self.check_clock(clock)
             self.ks.advance_vv(link.peer_origin, clock)
         vv = {}
         pos = 12
@@ -782,6 +815,9 @@ class Replication:
             log.error("%s", e)
             link.close("SYNC", str(e))
             return
+        # the clocks a merge folds in, checked first (docs/replication.md section 6)
+        for u in (snap.clock, snap.own_last, *snap.vv.values()):
+            self.check_clock(u)
         self.merge_members(snap.meta)
         n = snapshot.merge(self.ks, snap)
         log.info(
@@ -981,6 +1017,7 @@ class Replication:
             ("stable_point", self.stable),
             ("pending_tombstones", len(self.ks.tombs)),
             ("gc_dropped_tombstones", self.gc_dropped),
+            ("clock_drift_refusals", self.clock_drift_refusals),
         ]
         for i, r in enumerate(others):
             fields = ",".join(f"{k}={str(v).replace(',', ';')}" for k, v in r.items())
