@@ -328,12 +328,26 @@ def info_peer(n: ConstDB, peer_id: int) -> dict[str, str]:
     raise KeyError(peer_id)
 
 
+def _proxy_to(n: ConstDB, taken: set[int]) -> Proxy:
+    """A proxy to n listening on none of the ports in taken."""
+    held = []
+    p = Proxy("127.0.0.1", n.port)
+    while p.port in taken:
+        held.append(p)
+        p = Proxy("127.0.0.1", n.port)
+    for h in held:
+        h.close()
+    return p
+
+
 def proxied_pair(node_factory: Callable[..., ConstDB], **cfg: Any):
     """Two nodes whose link runs through one proxy per node: (a, b, pa, pb)."""
     a = make_node(node_factory, "a", start=False, **cfg)
     b = make_node(node_factory, "b", start=False, **cfg)
-    pa = Proxy("127.0.0.1", a.port)
-    pb = Proxy("127.0.0.1", b.port)
+    # a proxy listens on a port the kernel picks, which may be the port the
+    # not yet started node a or b was given (free_port let it go): pick again
+    pa = _proxy_to(a, {a.port, b.port})
+    pb = _proxy_to(b, {a.port, b.port})
     for n, p in ((a, pa), (b, pb)):
         with open(n.config, "a") as f:
             f.write(f'advertise_addr = "{p.addr}"\n')
