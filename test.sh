@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Install the test dependencies (redis-server and redis-tools from Debian, the
+# Install the test dependencies (redis-server, redis-tools and openssl from Debian, the
 # project with its test extras) and run every test.
 set -euo pipefail
 cd "$(dirname "$0")"
