@@ -262,13 +262,14 @@ def info_rows(reply) -> dict[str, str]:
 
 
 def test_exporter_standard_and_group_metrics(node, tmp_path):
-    a, b, pa, pb = proxied_pair(node, peer_timeout=60, save="")
+    # the default save schedule: a stop saves a final snapshot, so a restart
+    # resumes by partial sync
+    a, b, pa, pb = proxied_pair(node, peer_timeout=60)
     ca, cb = a.client(), b.client()
     for i in range(100):
         ca.set(f"k{i}", "v")
     for i in range(3):
         ca.set(f"t{i}", "v", ex=1000)
-    ca.set("gone", "v", px=50)
     for i in range(10):
         ca.get(f"k{i}")
     for i in range(4):
@@ -277,22 +278,34 @@ def test_exporter_standard_and_group_metrics(node, tmp_path):
     ca.delete("k99")
     ca.save()
     wait_converged([a, b])
-    wait_for(lambda: ca.pttl("gone") == -2, 10, what="gone expired")
     exp = Exporter(a.port, str(tmp_path)).start()
     try:
         info = ca.info("all")
-        m = exp.scrape()
+
+        def acked() -> dict:
+            # the peer acknowledges every record a moment after convergence
+            s = exp.scrape()
+            off = metric(
+                s,
+                "redis_connected_slave_offset_bytes",
+                slave_ip=HOST,
+                slave_port=str(pb.port),
+                slave_state="online",
+            )
+            return s if off == s["redis_master_repl_offset"] else {}
+
+        m = wait_for(acked, 10, what="the peer's offset at the node's")
         assert m["redis_up"] == 1
         assert 0 <= m["redis_uptime_in_seconds"] <= info["uptime_in_seconds"] + 5
         assert m["redis_connected_clients"] >= 2  # this client and the exporter
         assert m["redis_memory_used_bytes"] > 10_000_000
         assert m["redis_memory_used_rss_bytes"] > 10_000_000
         assert m["redis_commands_processed_total"] >= 120
-        assert metric(m, "redis_commands_total", cmd="set") == 104
+        assert metric(m, "redis_commands_total", cmd="set") == 103
         assert metric(m, "redis_commands_total", cmd="get") == 14
         assert metric(m, "redis_commands_duration_seconds_total", cmd="set") > 0
         # per-command latency percentiles (INFO latencystats) with their count
-        assert metric(m, "redis_latency_percentiles_usec_count", cmd="set") == 104
+        assert metric(m, "redis_latency_percentiles_usec_count", cmd="set") == 103
         p50 = metric(m, "redis_latency_percentiles_usec", cmd="set", quantile="50")
         p99 = metric(m, "redis_latency_percentiles_usec", cmd="set", quantile="99")
         assert 0 < p50 <= p99 < 1_000_000
@@ -300,13 +313,11 @@ def test_exporter_standard_and_group_metrics(node, tmp_path):
         assert metric(m, "redis_db_keys_expiring", db="db0") == 3
         assert m["redis_keyspace_hits_total"] >= 10
         assert m["redis_keyspace_misses_total"] >= 4
-        # whichever node noticed the expiry first counts it (the other applies a DEL)
-        assert m["redis_expired_keys_total"] == info["expired_keys"]
-        assert info["expired_keys"] + cb.info("stats")["expired_keys"] >= 1
+        assert m["redis_expired_keys_total"] == 0
         assert m["redis_evicted_keys_total"] == 0
         assert m["redis_rdb_last_save_timestamp_seconds"] == info["rdb_last_save_time"]
         assert m["redis_rdb_last_bgsave_status"] == 1
-        assert m["redis_rdb_changes_since_last_save"] >= 1  # the expiry after SAVE
+        assert m["redis_rdb_changes_since_last_save"] == 0
         # replication: the peer as a replica line, the group's own gauges
         assert m["redis_connected_slaves"] == 1
         off = metric(
@@ -324,7 +335,7 @@ def test_exporter_standard_and_group_metrics(node, tmp_path):
         assert m["redis_cluster_peer_lag_records_max"] == 0
         assert m["redis_cluster_backlog_bytes"] > 1000
         assert m["redis_cluster_backlog_records"] > 100
-        assert m["redis_cluster_pending_tombstones"] >= 1  # k99's and gone's
+        assert m["redis_cluster_pending_tombstones"] >= 1  # k99's
         assert m["redis_cluster_stable_point_age_ms"] >= 0
 
         # a silent link (frozen proxies): lag in records and seconds grows
@@ -364,15 +375,28 @@ def test_exporter_standard_and_group_metrics(node, tmp_path):
         wait_for(lambda: exp.scrape()["redis_cluster_peers_down"] == 1, 20, what="peer down")
         s = exp.scrape()
         assert s["redis_connected_slaves"] == 0 and s["redis_cluster_peers_connected"] == 0
-        # back: linked again through a partial or a full sync
-        syncs = s["redis_cluster_full_syncs"] + s["redis_cluster_partial_syncs"]
+        # back: linked again, a partial sync counted (a full sync may follow
+        # here: after this sequence the restarted node finds its peer has
+        # applied its stream past its final snapshot's position and asks for
+        # one; reported, see the branch's notes)
+        partial = s["redis_cluster_partial_syncs"]
+        ca.set("while-down", "y")
         b.start()
         wait_linked([a, b])
         s = exp.scrape()
         assert s["redis_cluster_peers_connected"] == 1
-        assert s["redis_cluster_full_syncs"] + s["redis_cluster_partial_syncs"] > syncs
+        assert s["redis_cluster_partial_syncs"] > partial
         wait_converged([a, b])
-        assert cb.get("during") == b"x"
+        assert cb.get("during") == b"x" and cb.get("while-down") == b"y"
+
+        # an expiry, counted by whichever node notices it first (the other
+        # applies its DEL)
+        ca.set("gone", "v", px=50)
+        wait_for(lambda: ca.pttl("gone") == -2 and cb.pttl("gone") == -2, 10, what="expired")
+        expired = ca.info("stats")["expired_keys"]
+        assert exp.scrape()["redis_expired_keys_total"] == expired
+        # (both may, when each notices before the other's DEL arrives)
+        assert 1 <= expired + cb.info("stats")["expired_keys"] <= 2
     finally:
         exp.stop()
         pa.close()
