@@ -5,6 +5,7 @@ pid. A missing tool fails the test (need_tool), it never skips it."""
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -12,10 +13,18 @@ import sys
 import urllib.request
 from typing import Optional
 
-from support.nodes import HOST, Proc, free_port, need_tool, wait_for
+from support.nodes import HOST, Proc, free_port, wait_for
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 GEN_NUTCRACKER = os.path.join(REPO, "deploy", "nutcracker", "gen_nutcracker.py")
+
+
+def need_tool(name: str) -> str:
+    """The tool's path; a missing one fails the test (./test.sh installs it)."""
+    path = shutil.which(name)
+    if path is None:
+        raise AssertionError(f"{name} is not installed: the tests need it (apt-get install {name})")
+    return path
 
 
 def gen_nutcracker(layout: str, out: str) -> dict[str, str]:
