@@ -375,17 +375,17 @@ def test_exporter_standard_and_group_metrics(node, tmp_path):
         wait_for(lambda: exp.scrape()["redis_cluster_peers_down"] == 1, 20, what="peer down")
         s = exp.scrape()
         assert s["redis_connected_slaves"] == 0 and s["redis_cluster_peers_connected"] == 0
-        # back: linked again, a partial sync counted (a full sync may follow
-        # here: after this sequence the restarted node finds its peer has
-        # applied its stream past its final snapshot's position and asks for
-        # one; reported, see the branch's notes)
-        partial = s["redis_cluster_partial_syncs"]
+        # back: linked again by a partial sync, no full one (b's heartbeats
+        # had moved a's VV of b past b's last record: its clock covers them)
+        full, partial = s["redis_cluster_full_syncs"], s["redis_cluster_partial_syncs"]
         ca.set("while-down", "y")
         b.start()
         wait_linked([a, b])
         s = exp.scrape()
         assert s["redis_cluster_peers_connected"] == 1
         assert s["redis_cluster_partial_syncs"] > partial
+        assert s["redis_cluster_full_syncs"] == full
+        assert cb.info("replication")["cluster_full_syncs"] == 0
         wait_converged([a, b])
         assert cb.get("during") == b"x" and cb.get("while-down") == b"y"
 
