@@ -12,7 +12,7 @@ from typing import Optional
 
 from constdb import __version__
 from constdb.config import ConfigError, load
-from constdb.logs import setup_logging
+from constdb.logs import reopen_log, setup_logging
 
 
 class _Parser(argparse.ArgumentParser):
@@ -48,6 +48,12 @@ def parse_args(argv: Optional[list[str]]) -> argparse.Namespace:
         action="store_true",
         help="print a random cluster_secret (256 bits, hex) and exit",
     )
+    p.add_argument(
+        "--test-config",
+        action="store_true",
+        help="check the config (file and flags) as a start would, print OK and exit 0,"
+        " or print the one-line error and exit 1; binds no port, takes no lock",
+    )
     p.add_argument("--version", action="version", version=f"constdb-server {__version__}")
     return p.parse_args(argv)
 
@@ -80,6 +86,8 @@ def main(argv: Optional[list[str]] = None) -> int:
         }.items()
         if v is not None
     }
+    if args.test_config:
+        return test_config(args.config, overrides)
     try:
         cfg = load(args.config, overrides)
     except ConfigError as e:
@@ -166,6 +174,7 @@ def main(argv: Optional[list[str]] = None) -> int:
     asyncio.set_event_loop(loop)
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, app.request_shutdown, signal.Signals(sig).name)
+    loop.add_signal_handler(signal.SIGHUP, reopen_log)  # logrotate's postrotate
     try:
         loop.run_until_complete(app.serve())
     except Exception as e:
@@ -183,6 +192,64 @@ def main(argv: Optional[list[str]] = None) -> int:
             except OSError:
                 pass
     return app.exit_code
+
+
+def test_config(path: Optional[str], overrides: dict) -> int:
+    """--test-config: what a start checks before it binds the port and takes
+    work_dir's lock (both held by the node when it runs): every key's name,
+    type and range, work_dir usable, the log file and pid file writable, the
+    TLS certificates, keys and CA loadable. OK on standard output and 0, or the
+    one-line error on standard error and 1."""
+    try:
+        cfg = load(path, overrides)
+        problem = _writable_dir(cfg.work_dir)
+        if problem:
+            raise ConfigError(f"{cfg.where('work_dir')}: key 'work_dir': {problem}")
+        log_path = cfg.log or (os.path.join(cfg.work_dir, "constdb.log") if cfg.daemon else "")
+        for key, f in (("log", log_path), ("pidfile", os.path.join(cfg.work_dir, cfg.pidfile))):
+            # the pid file's directory is work_dir, created at start
+            problem = (
+                _writable_file(f, key == "pidfile") if f and (key == "log" or cfg.daemon) else None
+            )
+            if problem:
+                raise ConfigError(f"{cfg.where(key)}: key '{key}': {problem}")
+        from constdb import tls
+
+        tls.Contexts(cfg)
+    except ConfigError as e:
+        print(f"constdb-server: {e}", file=sys.stderr)
+        return 1
+    print("OK")
+    return 0
+
+
+def _writable_dir(path: str) -> Optional[str]:
+    """Why path cannot be work_dir (without creating it), else None."""
+    if os.path.exists(path):
+        if not os.path.isdir(path):
+            return f"{path!r} is not a directory"
+        if not os.access(path, os.W_OK | os.X_OK):
+            return f"{path!r} is not a writable directory"
+        return None
+    parent = os.path.dirname(os.path.abspath(path))
+    while not os.path.exists(parent):
+        parent = os.path.dirname(parent)
+    if not os.path.isdir(parent) or not os.access(parent, os.W_OK | os.X_OK):
+        return f"cannot create {path!r}: {parent!r} is not a writable directory"
+    return None
+
+
+def _writable_file(path: str, missing_ok: bool) -> Optional[str]:
+    if os.path.isdir(path):
+        return f"cannot open {path!r}: it is a directory"
+    if os.path.exists(path):
+        return None if os.access(path, os.W_OK) else f"cannot open {path!r}: not writable"
+    parent = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(parent):
+        return None if missing_ok else f"cannot create {path!r}: no directory {parent!r}"
+    if not os.access(parent, os.W_OK | os.X_OK):
+        return f"cannot create {path!r}: {parent!r} is not writable"
+    return None
 
 
 def check_work_dir(path: str) -> Optional[str]:

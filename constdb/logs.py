@@ -39,3 +39,29 @@ def setup_logging(path: str, level: str) -> None:
     log.handlers[:] = [handler]
     log.propagate = False
     set_log_level(level)
+
+
+def reopen_log() -> bool:
+    """SIGHUP: close and reopen the log file (logrotate has renamed it), so new
+    lines go to a new file at the configured path. False when logging to
+    standard error or the file cannot be opened (then the old file is kept)."""
+    reopened = False
+    for h in log.handlers:
+        if not isinstance(h, logging.FileHandler):
+            continue
+        h.acquire()
+        try:
+            try:
+                stream = h._open()
+            except OSError as e:
+                log.error("cannot reopen the log file %r: %s", h.baseFilename, e.strerror)
+                continue
+            old, h.stream = h.stream, stream
+            if old is not None:
+                old.close()
+            reopened = True
+        finally:
+            h.release()
+    if reopened:
+        log.info("log file reopened (SIGHUP)")
+    return reopened

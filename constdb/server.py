@@ -17,7 +17,7 @@ import time
 from dataclasses import dataclass
 from typing import Any, Optional
 
-from constdb import __version__, persistence
+from constdb import __version__, persistence, systemd
 from constdb._core import (
     cmd_hashes,
     cmd_keys,
@@ -311,6 +311,7 @@ class App:
         self.repl.start(self.loop)
         self.cron_task = self.loop.create_task(self._cron())
         self.serving = True
+        systemd.notify(f"READY=1\nMAINPID={os.getpid()}\nSTATUS=serving on port {self.cfg.port}")
         try:
             await self.stopping
         finally:
@@ -319,6 +320,7 @@ class App:
     def request_shutdown(self, reason: str = "signal") -> None:
         if self.stopping is not None and not self.stopping.done():
             log.info("shutting down (%s)", reason)
+            systemd.notify("STOPPING=1")
             self.srv.shutting_down = True
             self.stopping.set_result(reason)
 

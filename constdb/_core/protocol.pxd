@@ -37,7 +37,8 @@ cdef class Command:
     cdef public uint64_t calls
     cdef public uint64_t failed      # ran and replied with an error
     cdef public uint64_t rejected    # refused before running (arity, NOAUTH, ...)
-    cdef public uint64_t usec        # time spent running it
+    cdef public uint64_t nsec        # time spent running it (INFO shows usec)
+    cdef uint64_t* hist              # latency histogram (LAT_BUCKETS, ns; NULL until first call)
     cdef public object spec          # its constdb.commands.table.Spec
 
 
@@ -112,7 +113,7 @@ cdef class Client:
     cdef bytes cname                 # the last command name this client sent, as sent,
     cdef Command ccmd                # what it resolved to (pipelines repeat commands)
     cdef uint64_t cver               # Server.cmd_version when resolved
-    cdef uint64_t tmark              # mono_us() at the end of the last command (or read start)
+    cdef uint64_t tmark              # mono_ns() at the end of the last command (or read start)
     cdef list spare                  # an argv list to reuse, its items NULL (_fast_argv)
 
     cdef int process(self) except -1

@@ -21,7 +21,8 @@ from cpython.ref cimport Py_INCREF, Py_REFCNT, Py_XDECREF
 from cpython.sequence cimport PySequence_Fast_ITEMS
 from cpython.object cimport PyObject
 from libc.stdint cimport int64_t, uint64_t
-from libc.string cimport memchr, memcmp, memmove
+from libc.stdlib cimport calloc, free
+from libc.string cimport memchr, memcmp, memmove, memset
 from posix.time cimport CLOCK_MONOTONIC, clock_gettime, timespec
 
 from constdb._core.backlog cimport Backlog
@@ -42,10 +43,44 @@ cdef enum:
     THROTTLE_BYTES = 256 * 1024      # unexecuted input over this: stop reading
 
 
-cdef inline uint64_t mono_us() noexcept:
+cdef inline uint64_t mono_ns() noexcept:
     cdef timespec ts
     clock_gettime(CLOCK_MONOTONIC, &ts)
-    return <uint64_t>ts.tv_sec * 1000000 + <uint64_t>(ts.tv_nsec // 1000)
+    return <uint64_t>ts.tv_sec * 1000000000 + <uint64_t>ts.tv_nsec
+
+
+# Per-command latency histogram (INFO latencystats): log-linear buckets over
+# nanoseconds, 8 sub-buckets per power of two (values below 8 exact), so a
+# bucket's bounds are within 12.5% of each other. Filling it costs a clz, two
+# shifts and an increment per command (Command.record).
+cdef enum:
+    LAT_SUB_BITS = 3
+    LAT_SUB = 8                      # 1 << LAT_SUB_BITS
+    LAT_BUCKETS = LAT_SUB + (64 - LAT_SUB_BITS) * LAT_SUB
+
+
+cdef extern from *:
+    int __builtin_clzll(unsigned long long x) nogil
+
+
+cdef inline Py_ssize_t lat_bucket(uint64_t v) noexcept nogil:
+    cdef int e
+    if v < LAT_SUB:
+        return <Py_ssize_t>v
+    e = 63 - __builtin_clzll(v)
+    return (LAT_SUB + (e - LAT_SUB_BITS) * LAT_SUB
+            + <Py_ssize_t>((v >> (e - LAT_SUB_BITS)) & (LAT_SUB - 1)))
+
+
+cdef inline uint64_t lat_bucket_high(Py_ssize_t i) noexcept nogil:
+    """The highest value bucket i holds."""
+    cdef int e
+    cdef uint64_t sub
+    if i < LAT_SUB:
+        return <uint64_t>i
+    e = <int>((i - LAT_SUB) // LAT_SUB) + LAT_SUB_BITS
+    sub = <uint64_t>((i - LAT_SUB) % LAT_SUB)
+    return ((LAT_SUB + sub) << (e - LAT_SUB_BITS)) + ((<uint64_t>1 << (e - LAT_SUB_BITS)) - 1)
 
 cdef object _NO_REPLY = object()
 
@@ -95,8 +130,53 @@ cdef class Command:
         self.calls = 0
         self.failed = 0
         self.rejected = 0
-        self.usec = 0
+        self.nsec = 0
+        self.hist = NULL
         self.spec = spec
+
+    def __dealloc__(self):
+        free(self.hist)
+
+    @property
+    def usec(self):
+        """Time spent running it, in microseconds (INFO commandstats)."""
+        return self.nsec // 1000
+
+    @usec.setter
+    def usec(self, v):
+        self.nsec = <uint64_t>v * 1000
+
+    def reset_latency(self):
+        """CONFIG RESETSTAT: forget the latency histogram."""
+        if self.hist != NULL:
+            memset(self.hist, 0, LAT_BUCKETS * sizeof(uint64_t))
+
+    def latency_percentiles(self, percentiles):
+        """[(p, usec)] for each p in percentiles (0 < p <= 100): the highest
+        latency of the bucket holding the p-th percentile call, in
+        microseconds; [] before the first call."""
+        cdef uint64_t total = 0, seen = 0, need
+        cdef Py_ssize_t i
+        if self.hist == NULL:
+            return []
+        for i in range(LAT_BUCKETS):
+            total += self.hist[i]
+        if not total:
+            return []
+        out = []
+        i = 0
+        seen = self.hist[0]
+        for p in percentiles:
+            need = <uint64_t>(p / 100.0 * total + 0.5)
+            if need < 1:
+                need = 1
+            if need > total:
+                need = total
+            while seen < need and i < LAT_BUCKETS - 1:
+                i += 1
+                seen += self.hist[i]
+            out.append((p, lat_bucket_high(i) / 1000.0))
+        return out
 
     @property
     def fullname(self):
@@ -425,7 +505,7 @@ cdef class Client:
         self.cname = None
         self.ccmd = None
         self.cver = 0
-        self.tmark = mono_us()
+        self.tmark = mono_ns()
         self.spare = None
 
     # ---- asyncio protocol ---------------------------------------------------
@@ -715,7 +795,7 @@ cdef class Client:
         cdef object req
         cdef bint hit
         self.need = 0
-        self.tmark = mono_us()
+        self.tmark = mono_ns()
         while not self.closing and not self.paused and not self.blocked:
             if executed >= limit:
                 if self.ipos < self.ibuf.len:
@@ -911,9 +991,13 @@ cdef class Client:
         if grouped:
             bl.group_end()
         # counted after the run, as Redis (so CONFIG RESETSTAT counts itself)
-        t1 = mono_us()
+        t1 = mono_ns()
         self.tmark = t1
-        cmd.usec += t1 - t0
+        cmd.nsec += t1 - t0
+        if cmd.hist == NULL:
+            cmd.hist = <uint64_t*>calloc(LAT_BUCKETS, sizeof(uint64_t))
+        if cmd.hist != NULL:
+            cmd.hist[lat_bucket(t1 - t0)] += 1
         cmd.calls += 1
         self.srv.total_commands += 1
         if self.out.len > mark and self.out.buf[mark] == b'-':
@@ -1109,7 +1193,7 @@ cdef class Client:
     def run(self, *args):
         """Test hook: execute one command given as arguments; return raw reply."""
         self.ks.now = wall_ms()
-        self.tmark = mono_us()
+        self.tmark = mono_ns()
         self.execute([a if isinstance(a, bytes) else str(a).encode() for a in args])
         return self.out.take()
 

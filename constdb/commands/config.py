@@ -215,6 +215,7 @@ def config_resetstat(c: Any, argv: list[bytes]) -> Any:
         cmd.failed = 0
         cmd.rejected = 0
         cmd.usec = 0
+        cmd.reset_latency()
     return OK
 
 

@@ -153,9 +153,12 @@ def stats(app: Any) -> Rows:
 def replication(app: Any) -> Rows:
     bl = app.backlog
     vv = app.ks.get_vv()
+    replicas = peer_replicas(app)
     rows = [
         ("role", "master"),
-        ("connected_slaves", 0),
+        ("connected_slaves", len(replicas)),
+        *replicas,
+        ("master_repl_offset", bl.nrec_total),
         ("node_id", app.node_id),
         ("node_alias", app.alias),
         ("uuid", app.ks.clock.last),
@@ -171,6 +174,7 @@ def replication(app: Any) -> Rows:
         ("repl_backlog_last_uuid", bl.last_uuid),
     ]
     rows.extend(app.repl.info())
+    rows.extend(group(app))
     return rows
 
 
@@ -216,6 +220,86 @@ def keyspace(app: Any) -> Rows:
     return [("db0", f"keys={n},expires={app.ks.expires_count()},avg_ttl=0")]
 
 
+# ---- metrics for prometheus-redis-exporter (docs/deploy.md, "What to alert on") ----
+# The exporter (1.45) turns each `slaveN:ip=,port=,state=,offset=,lag=` line of
+# the Replication section into redis_connected_slave_offset_bytes and
+# redis_connected_slave_lag_seconds labelled by the peer's address and state,
+# and every numeric field named `cluster_*` (any section) into a gauge
+# redis_cluster_*; other unknown fields are dropped. So a peer with a link up
+# is a `slaveN` line (offset: the records it acknowledged, in the same unit as
+# master_repl_offset, the records this node has written; lag: the age of the
+# oldest write it has not acknowledged, in seconds), and the group's own
+# figures are the `cluster_*` fields that end the Replication section.
+
+REPLICA_STATES = {"connected": "online", "syncing": "send_bulk"}
+
+
+def peer_replicas(app: Any) -> Rows:
+    rows: Rows = []
+    for r in app.repl.peer_rows():
+        state = REPLICA_STATES.get(r["state"])
+        if state is None:
+            continue
+        host, _, port = str(r["addr"]).rpartition(":")
+        link = app.repl.peers[r["id"]].link
+        offset = link.acked_seq if link is not None else 0
+        rows.append(
+            (
+                f"slave{len(rows)}",
+                f"ip={host.strip('[]')},port={port},state={state},offset={offset},"
+                f"lag={r['lag_ms'] / 1000:.3f}",
+            )
+        )
+    return rows
+
+
+def group(app: Any) -> Rows:
+    rows = app.repl.peer_rows()
+    peers = [r for r in rows if r["state"] not in ("myself", "forgotten")]
+    stable = app.repl.stable
+    age = max(0, int(time.time() * 1000) - (stable >> 22)) if stable else -1
+    bl = app.backlog
+    return [
+        ("cluster_peers_known", len(peers)),
+        ("cluster_peers_connected", sum(1 for r in peers if r["state"] == "connected")),
+        ("cluster_peers_syncing", sum(1 for r in peers if r["state"] == "syncing")),
+        ("cluster_peers_down", sum(1 for r in peers if r["state"] in ("connecting", "down"))),
+        ("cluster_peer_lag_records_max", max((r["lag_records"] for r in peers), default=0)),
+        ("cluster_peer_lag_ms_max", max((r["lag_ms"] for r in peers), default=0)),
+        ("cluster_full_syncs", sum(r["full_syncs"] for r in peers)),
+        ("cluster_partial_syncs", sum(r["partial_syncs"] for r in peers)),
+        ("cluster_backlog_bytes", bl.size),
+        ("cluster_backlog_records", bl.nrec),
+        ("cluster_backlog_limit_bytes", app.repl.backlog_limit),
+        ("cluster_pending_tombstones", len(app.ks.tombs)),
+        ("cluster_stable_point_age_ms", age),
+        ("cluster_clock_drift_refusals", app.repl.clock_drift_refusals),
+        ("cluster_remote_effects_applied", app.ks.applied_remote),
+    ]
+
+
+# latency-tracking-info-percentiles, Redis's default
+LATENCY_PERCENTILES = (50.0, 99.0, 99.9)
+
+
+def latencystats(app: Any) -> Rows:
+    """Redis 7's latency_percentiles_usec_<cmd>:p50=..,p99=..,p99.9=.. from the
+    per-command histograms (protocol.pyx Command.latency_percentiles)."""
+    rows = []
+    for cmd in sorted(app.srv.all_commands(), key=lambda c: c.fullname):
+        if not cmd.calls:
+            continue
+        ps = cmd.latency_percentiles(LATENCY_PERCENTILES)
+        if ps:
+            rows.append(
+                (
+                    f"latency_percentiles_usec_{cmd.fullname.decode()}",
+                    ",".join(f"p{p:g}={v:.3f}" for p, v in ps),
+                )
+            )
+    return rows
+
+
 SECTIONS: dict[str, Callable[[Any], Rows]] = {
     "server": server,
     "clients": clients,
@@ -227,7 +311,7 @@ SECTIONS: dict[str, Callable[[Any], Rows]] = {
     "modules": lambda app: [],
     "commandstats": commandstats,
     "errorstats": errorstats,
-    "latencystats": lambda app: [],  # as Redis with latency-tracking off
+    "latencystats": latencystats,
     "cluster": cluster,
     "keyspace": keyspace,
 }

@@ -501,7 +501,10 @@ class Replication:
             )
         log.info("link up with %s (%s)", link.describe(), "dialed" if link.outbound else "accepted")
         pos = link.peer_pos
-        if pos > self.ks.own_last:
+        # An idle node's heartbeats hand out clock readings that move its
+        # peers' VV past its last record (own_last); its clock, kept in the
+        # final snapshot, covers them, and no record of its own lies between.
+        if pos > self.ks.own_last and pos > self.ks.clock.last:
             # the peer has applied more of this origin's stream than this node
             # has (cannot happen: an incarnation without its history takes a
             # fresh origin); never reuse those uuids, and get the state back
