@@ -7,6 +7,7 @@ CONSTDB_TEST_CLOCK_OFFSET_MS (docs/internals.md)."""
 
 from __future__ import annotations
 
+import re
 import time
 
 import pytest
@@ -243,3 +244,19 @@ def test_a_clock_beyond_max_clock_drift_refuses_the_link(node):
         info_peer(b, ida)["state"] != "connected"
         or info_peer(a, node_id(b))["state"] != "connected"
     )
+
+
+def test_a_restart_with_a_fresh_origin_keeps_its_own_deadlines_exact(node):
+    # after a crash the node writes with a fresh origin; the deadlines its
+    # earlier origin wrote are still in its own clock (not max_clock_drift later)
+    a = make_node(node, "a")
+    r = a.client()
+    assert r.set("k", "v", px=30_000)
+    assert r.save()
+    a.kill()
+    a.start()
+    r = a.client()
+    origins = re.findall(r"started: node_id=\d+ origin=(\d+)", a.log())
+    assert len(origins) == 2 and origins[0] != origins[1], origins
+    assert 20_000 < r.pttl("k") <= 30_000
+    assert r.pexpiretime("k") <= int(time.time() * 1000) + 30_000
