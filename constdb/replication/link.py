@@ -46,7 +46,7 @@ F_HEARTBEAT = 8
 F_GETACK = 9
 F_FULLSYNC_REQ = 10
 F_ERROR = 11
-F_TIME = 12  # the sender's wall clock, for the peer's offset (clocksync.py)
+F_TIME = 13  # the sender's wall clock, for the peer's offset (clocksync.py)
 
 HDR = struct.Struct("<BI")
 SEQ = struct.Struct("<Q")
