@@ -295,9 +295,20 @@ SPEC: list[Key] = [
         "max_clock_drift",
         60000,
         "int",
-        "milliseconds a peer's clock may run ahead of this node's wall clock; a link"
-        " that sends a clock further ahead is closed (never folded into this node's clock)",
+        "milliseconds a peer's clock may be off this node's wall clock, ahead or behind;"
+        " a link that sends a clock further ahead, or whose measured clock is further off,"
+        " is closed (never folded into this node's clock)",
         1,
+        365 * 86_400_000,
+        runtime=True,
+    ),
+    Key(
+        "clock_drift_warn",
+        1000,
+        "int",
+        "milliseconds a peer's measured clock may be off this node's before the log warns"
+        " (one line per peer a minute); 0 = never",
+        0,
         365 * 86_400_000,
         runtime=True,
     ),

@@ -193,6 +193,10 @@ class App:
         group's members merged in, the work_dir lock taken."""
         if boot.snap is not None:
             self._load(boot.snap, boot.crashed)
+            meta, _ = persistence.decode_meta(boot.snap.meta)
+            if meta.get("node_id") == self.node_id and boot.snap.node_id != self.origin:
+                # this node's own earlier origin: its TTL deadlines are in this clock
+                self.repl.own_origins.add(boot.snap.node_id)
         if boot.members:
             self.repl.merge_members(boot.members)
         self.persistence.take_lock()

@@ -1,5 +1,7 @@
 """Hybrid logical clock and wall time (docs/crdt.md section 1)."""
 
+import os
+
 from libc.stdint cimport UINT64_MAX, int64_t, uint64_t
 
 
@@ -13,16 +15,29 @@ cdef extern from "<time.h>" nogil:
         CLOCK_REALTIME
 
 
+# TEST ONLY (docs/internals.md): CONSTDB_TEST_CLOCK_OFFSET_MS, read once when
+# this module is imported, shifts every wall-clock read of the node (the uuid
+# clock, expiry, heartbeats' clock readings, TIME, INFO's server time), so a
+# process test can run a node whose clock is minutes off. Never set it in
+# production.
+cdef int64_t _test_offset_ms = int(os.environ.get("CONSTDB_TEST_CLOCK_OFFSET_MS") or 0)
+
+
+def test_clock_offset_ms():
+    """The test-only offset in force (0 unless CONSTDB_TEST_CLOCK_OFFSET_MS)."""
+    return _test_offset_ms
+
+
 cdef int64_t wall_ms() noexcept nogil:
     cdef timespec ts
     clock_gettime(CLOCK_REALTIME, &ts)
-    return <int64_t>ts.tv_sec * 1000 + ts.tv_nsec // 1000000
+    return <int64_t>ts.tv_sec * 1000 + ts.tv_nsec // 1000000 + _test_offset_ms
 
 
 cdef int64_t wall_us() noexcept nogil:
     cdef timespec ts
     clock_gettime(CLOCK_REALTIME, &ts)
-    return <int64_t>ts.tv_sec * 1000000 + ts.tv_nsec // 1000
+    return <int64_t>ts.tv_sec * 1000000 + ts.tv_nsec // 1000 + _test_offset_ms * 1000
 
 
 def now_ms():

@@ -280,7 +280,8 @@ cdef int copy_object(Keyspace ks, bytes dst, CObj o) except -1:
     """Write o's visible content to dst as new effects (RENAME, COPY)."""
     cdef int64_t at = 0
     if o.ttl is not None:
-        at = (<TTLReg>o.ttl).at
+        # the copy's register is this node's write: the deadline in its clock
+        at = ks.local_at(<TTLReg>o.ttl)
     ks.emit_del(dst)
     if type(o) is StrObj:
         v = str_get(<StrObj>o)
@@ -381,7 +382,7 @@ cdef int _expire(Client c, list argv, int64_t unit, bint absolute, const char* n
     if o is None:
         return c.out.integer(0)
     if nx or xx or gt or lt:
-        cur_at = (<TTLReg>o.ttl).at if o.ttl is not None else 0
+        cur_at = ks.local_at(<TTLReg>o.ttl) if o.ttl is not None else 0
         if nx and cur_at != 0:
             return c.out.integer(0)
         if xx and cur_at == 0:
@@ -420,7 +421,8 @@ cdef int _ttl(Client c, list argv, bint ms, bint absolute) except -1:
         return c.out.integer(-2)
     if o.ttl is None or (<TTLReg>o.ttl).at == 0:
         return c.out.integer(-1)
-    at = (<TTLReg>o.ttl).at
+    # another node's deadline is shown in this node's clock (local_at)
+    at = c.ks.local_at(<TTLReg>o.ttl)
     # ttlGenericCommand: seconds are rounded, for EXPIRETIME too
     left = at if absolute else at - c.ks.now
     if left < 0:

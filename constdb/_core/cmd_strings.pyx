@@ -160,7 +160,7 @@ cdef int _set_value(Keyspace ks, bytes key, CObj cur, bytes val, int ttl_mode,
             # KEEPTTL over another type: Redis keeps the key's TTL, but clearing
             # the old object writes the TTL register: the value writes it back
             ttl_mode = TTL_WRITE
-            at = (<TTLReg>cur.ttl).at if cur is not None and cur.ttl is not None else 0
+            at = ks.local_at(<TTLReg>cur.ttl) if cur is not None and cur.ttl is not None else 0
         ks.emit_del_other_types(key, T_STRING)
     emit_reg(ks, key, val, ttl_mode, at)
     return 0

@@ -121,13 +121,32 @@ cdef int _put_obs(Writer w, list obs) except -1:
     return 0
 
 
-cdef int _skip_n(Reader r, Py_ssize_t size) except -1:
+class ClockAheadError(ValueError):
+    """A peer's record that names a clock after its own uuid (keyspace turns
+    it into a ClockDriftError: the link is refused as for a clock too far
+    ahead, docs/crdt.md section 1)."""
+
+
+cdef int _check_ts(uint64_t x, uint64_t u) except -1:
+    """A clock inside a record (a dot it removes, a counter's last, a list
+    anchor or element id, a register's ts it observed): what a writer names
+    it had seen, so it is at most the record's own uuid u, which is itself
+    checked against max_clock_drift."""
+    if x > u:
+        raise ClockAheadError("record %d names clock %d, after its own" % (u, x))
+    return 0
+
+
+cdef int _skip_n(Reader r, Py_ssize_t size, uint64_t u) except -1:
     """Skip varint n, n x size bytes (dots: 16, observed counters: 24) after
-    checking n against what is left: a peer's record checked, not applied."""
-    cdef uint64_t n = r.varint()
+    checking n against what is left: a peer's record checked, not applied.
+    Each entry ends in a uuid (the dot's, the counter's last): at most u."""
+    cdef uint64_t n = r.varint(), _i
     if n > <uint64_t>(r.end - r.pos) // <uint64_t>size:
         raise ValueError("bad count")
-    r.pos += <Py_ssize_t>n * size
+    for _i in range(n):
+        r.pos += size - 8
+        _check_ts(r.u64(), u)
     return 0
 
 

@@ -32,6 +32,13 @@ cdef class Keyspace:
     cdef public object on_touch   # callable(list_of_clients) for WATCH
     cdef public object expire_cursor
     cdef public object on_member  # callable(origin, uuid, payload) for OP_MEMBER
+    # TTL deadlines written by other origins, in this node's clock (docs/crdt.md
+    # section 6): origin skew_origin[i]'s deadline `at` is reached here at
+    # at + skew_adj[i]; an origin not in the table at at + skew_default
+    cdef uint64_t skew_origin[128]
+    cdef int64_t skew_adj[128]
+    cdef int nskew
+    cdef public int64_t skew_default
 
     cdef uint64_t tick(self) noexcept
     cdef uint64_t vv_get(self, uint64_t node)
@@ -40,6 +47,7 @@ cdef class Keyspace:
     cdef CObj lookup_r(self, object key)
     cdef CObj lookup_as(self, object key, type t, bint read, bint* wrong)
     cdef bint is_expired(self, CObj o) noexcept
+    cdef int64_t local_at(self, TTLReg t) noexcept
     cdef int expire_key(self, object key) except -1
     cdef int touched(self, object key) except -1
     cdef int settle(self, object key, CObj o) except -1

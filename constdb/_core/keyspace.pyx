@@ -23,7 +23,7 @@ Where a key lives:
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_GET_SIZE
 from cpython.dict cimport PyDict_GetItem, PyDict_GetItemWithError, PyDict_Next
 from cpython.object cimport PyObject
-from libc.stdint cimport int64_t, uint8_t, uint32_t, uint64_t
+from libc.stdint cimport INT64_MAX, int64_t, uint8_t, uint32_t, uint64_t
 
 from constdb._core.backlog cimport Backlog
 from constdb._core.clock cimport Clock, wall_ms
@@ -33,6 +33,8 @@ from constdb._core.objects cimport (
     T_STRING, CObj, Dot, StrObj, TTLReg, new_str, obj_type, ts_gt,
 )
 from constdb._core.ops cimport OP_MAX, OP_MEMBER, OP_TTL
+
+from constdb._core.dots import ClockAheadError
 
 # (Python names kept here for their callers: admin commands, tools)
 
@@ -259,6 +261,8 @@ cdef class Keyspace:
         self.on_touch = None
         self.on_member = None
         self.expire_cursor = 0
+        self.nskew = 0
+        self.skew_default = 0
 
     # ---- clock and context ----------------------------------------------
 
@@ -327,7 +331,58 @@ cdef class Keyspace:
         if o.ttl is None:
             return False
         t = <TTLReg>o.ttl
-        return t.at != 0 and t.at <= self.now
+        if t.at == 0:
+            return False
+        if t.node == self.node_id:  # this node's own deadline: exactly as Redis
+            return t.at <= self.now
+        return self.local_at(t) <= self.now
+
+    cdef int64_t local_at(self, TTLReg t) noexcept:
+        """t's deadline on this node's clock (docs/crdt.md section 6). A
+        deadline is written in its writer's clock (t.node, the origin of the
+        TTL write); another origin's is reached here only once this node
+        knows the writer's clock has passed it: at - offset + bound, the
+        writer's clock offset as this node measured it (replication), or at
+        + skew_default (max_clock_drift) for an origin it could not measure.
+        0 stays 0 (no expiry); a deadline stays >= 1."""
+        cdef int64_t adj = self.skew_default, r
+        cdef int i
+        if t.at == 0 or t.node == self.node_id:
+            return t.at
+        for i in range(self.nskew):
+            if self.skew_origin[i] == t.node:
+                adj = self.skew_adj[i]
+                break
+        if adj > 0 and t.at > INT64_MAX - adj:
+            return INT64_MAX
+        r = t.at + adj
+        return r if r > 0 else 1
+
+    def set_clock_skew(self, dict adj, int64_t default):
+        """The table local_at reads (the replication layer keeps it):
+        origin -> ms added to that origin's TTL deadlines (at most 128
+        origins; the rest take default), default for any other origin."""
+        cdef int n = 0
+        cdef int64_t a
+        for o, v in adj.items():
+            if n == 128:
+                break
+            a = v
+            if a > (<int64_t>1 << 50) or a < -(<int64_t>1 << 50):
+                a = (<int64_t>1 << 50) if a > 0 else -(<int64_t>1 << 50)
+            self.skew_origin[n] = o
+            self.skew_adj[n] = a
+            n += 1
+        self.nskew = n
+        self.skew_default = default
+
+    def clock_skew(self):
+        """(origin -> adjustment, default): the table set_clock_skew wrote."""
+        return {self.skew_origin[i]: self.skew_adj[i] for i in range(self.nskew)}, self.skew_default
+
+    def local_deadline(self, int64_t at, uint64_t uuid, uint64_t node):
+        """local_at of the register (at, (uuid, node)) (tests, DESC)."""
+        return self.local_at(_ttlreg(at, uuid, node))
 
     cdef CObj lookup(self, object key):
         """The visible object of key, or None; an expired key is deleted here
@@ -669,6 +724,8 @@ cdef class Keyspace:
                     r.end = end
                     try:
                         t.check(op, u, r)
+                    except ClockAheadError as e:
+                        raise ClockDriftError(str(e)) from None
                     finally:
                         r.end = stop
                     if r.pos != end:

@@ -321,19 +321,19 @@ cdef int _check(uint8_t op, uint64_t u, Reader r) except -1:
     if op == OP_HSET or op == OP_HSETC:
         r.bytes_()
         r.bytes_()
-        _skip_n(r, 16)
+        _skip_n(r, 16, u)
         if op == OP_HSETC:
-            _skip_n(r, 24)
+            _skip_n(r, 24, u)
     elif op == OP_HREM:
         r.bytes_()
-        _skip_n(r, 16)
+        _skip_n(r, 16, u)
     elif op == OP_HCLEAR:
         n = r.varint()
         if n > <uint64_t>(r.end - r.pos):
             raise ValueError("bad field count")
         for _i in range(n):
             r.bytes_()
-            _skip_n(r, 16)
+            _skip_n(r, 16, u)
     else:
         r.bytes_()
         r.i64()
@@ -341,7 +341,7 @@ cdef int _check(uint8_t op, uint64_t u, Reader r) except -1:
         if create > 1:
             raise ValueError("bad hash counter create flag %d" % create)
         if create:
-            _skip_n(r, 24)
+            _skip_n(r, 24, u)
     return 0
 
 

@@ -34,7 +34,7 @@ from libc.stdint cimport uint8_t, uint64_t
 from libc.string cimport memcpy
 
 from constdb._core.codec cimport Reader, Writer, put_u64_at, put_varint_at, varint_len
-from constdb._core.dots cimport _bump
+from constdb._core.dots cimport _bump, _check_ts
 from constdb._core.keyspace cimport Keyspace, TypeOps, register_type_ops
 from constdb._core.merge cimport Ctx, _check_count
 from constdb._core.objects cimport T_LIST, CObj, LBlock, LElem, ListObj, TTLReg, new_list, ts_gt
@@ -914,8 +914,8 @@ cdef int _check(uint8_t op, uint64_t u, Reader r) except -1:
     cdef uint8_t mode
     r.bytes_()
     if op == OP_LINS:
-        r.need(16)
-        r.pos += 16
+        r.u64()
+        _check_ts(r.u64(), u)  # the anchor: an element the writer had
         mode = r.u8()
         if mode != LINS_CHAIN and mode != LINS_SAME:
             raise ValueError("bad list insert mode %d" % mode)
@@ -925,15 +925,16 @@ cdef int _check(uint8_t op, uint64_t u, Reader r) except -1:
         for _i in range(n):
             r.bytes_()
     elif op == OP_LSET:
-        r.need(16)
-        r.pos += 16
+        r.u64()
+        _check_ts(r.u64(), u)
         r.bytes_()
     else:
         n = r.varint()
         if n > <uint64_t>(r.end - r.pos) // 16:
             raise ValueError("bad id count")
-        r.need(<Py_ssize_t>n * 16)
-        r.pos += <Py_ssize_t>n * 16
+        for _i in range(n):
+            r.u64()
+            _check_ts(r.u64(), u)
     return 0
 
 

@@ -77,7 +77,7 @@ cdef int _check(uint8_t op, uint64_t u, Reader r) except -1:
     r.bytes_()
     if op == OP_MV:
         r.bytes_()
-    return _skip_n(r, 16)
+    return _skip_n(r, 16, u)
 
 
 cdef int _apply(Keyspace ks, uint8_t op, uint64_t origin, uint64_t u, Reader r) except -1:

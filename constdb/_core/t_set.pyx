@@ -138,13 +138,13 @@ cdef int _check(uint8_t op, uint64_t u, Reader r) except -1:
     r.bytes_()
     if op == OP_SADD or op == OP_SREM:
         r.bytes_()
-        return _skip_n(r, 16)
+        return _skip_n(r, 16, u)
     n = r.varint()
     if n > <uint64_t>(r.end - r.pos):
         raise ValueError("bad member count")
     for _i in range(n):
         r.bytes_()
-        _skip_n(r, 16)
+        _skip_n(r, 16, u)
     return 0
 
 

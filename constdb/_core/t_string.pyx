@@ -22,7 +22,7 @@ from constdb._core.merge cimport (
     Ctx, _cnts_seen, _dec_cnts, _enc_cnts, _filter_cnts, _merge_cnts,
 )
 from constdb._core.objects cimport T_STRING, CObj, CntEntry, StrObj, TTLReg, new_str, ts_gt
-from constdb._core.dots cimport _ttlreg
+from constdb._core.dots cimport _skip_n, _ttlreg
 from constdb._core.ops cimport OP_CNT, OP_REG
 
 from constdb._core.merge import SnapshotError
@@ -392,7 +392,6 @@ cdef int _apply(Keyspace ks, uint8_t op, uint64_t origin, uint64_t u, Reader r) 
 cdef int _check(uint8_t op, uint64_t u, Reader r) except -1:
     """A peer's record checked without applying it."""
     cdef uint8_t flags
-    cdef uint64_t n
     r.bytes_()
     if op == OP_REG:
         flags = r.u8()
@@ -402,11 +401,7 @@ cdef int _check(uint8_t op, uint64_t u, Reader r) except -1:
             r.bytes_()
         if flags & 2:
             r.i64()
-        n = r.varint()
-        if n > <uint64_t>(r.end - r.pos) // 24:
-            raise ValueError("bad counter count")
-        r.need(<Py_ssize_t>n * 24)
-        r.pos += <Py_ssize_t>n * 24
+        _skip_n(r, 24, u)
     else:
         r.i64()
     return 0

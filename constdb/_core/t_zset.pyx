@@ -41,6 +41,7 @@ from libc.string cimport memcmp
 from constdb._core.codec cimport Reader, WBuf, Writer, fmt_g17
 from constdb._core.dots cimport (
     _bump, _ent_append, _ent_dots_raw, _ent_max, _ent_remove, _put_dots, _read_dots, _skip_n,
+    _check_ts,
 )
 from constdb._core.keyspace cimport Keyspace, TypeOps, register_type_ops
 from constdb._core.merge cimport (
@@ -937,8 +938,8 @@ cdef int _check(uint8_t op, uint64_t u, Reader r) except -1:
         if flags & ~(ZW_REBASE | ZW_CNT):
             raise ValueError("bad sorted set write flags %d" % flags)
         if flags & ZW_REBASE:
-            r.need(16)
-            r.pos += 16
+            _check_ts(r.u64(), u)  # the register's ts the writer rebased on
+            r.u64()
         if isnan(r.f64()) or (flags & ZW_CNT and isnan(r.f64())):
             raise ValueError("NaN score")
         n = r.varint()
@@ -948,14 +949,14 @@ cdef int _check(uint8_t op, uint64_t u, Reader r) except -1:
             r.u64()
             if isnan(r.f64()):
                 raise ValueError("NaN score")
-            r.u64()
-        return _skip_n(r, 16)
+            _check_ts(r.u64(), u)
+        return _skip_n(r, 16, u)
     n = r.varint()
     if n > <uint64_t>(r.end - r.pos):
         raise ValueError("bad member count")
     for _i in range(n):
         r.bytes_()
-        _skip_n(r, 16)
+        _skip_n(r, 16, u)
     return 0
 
 

@@ -11,6 +11,7 @@ import time
 from typing import Any, Callable
 
 from constdb import __version__
+from constdb._core.clock import now_us
 from constdb._core.codec import Verbatim
 from constdb.commands import command
 from constdb.commands.common import REDIS_COMPAT_VERSION, text
@@ -70,7 +71,7 @@ def server(app: Any) -> Rows:
         ("process_supervised", "no"),
         ("run_id", app.run_id),
         ("tcp_port", app.cfg.port),
-        ("server_time_usec", time.time_ns() // 1000),
+        ("server_time_usec", now_us()),
         ("uptime_in_seconds", up),
         ("uptime_in_days", up // 86400),
         ("hz", app.cfg.hz),

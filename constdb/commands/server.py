@@ -3,10 +3,10 @@ FLUSHDB are C handlers in constdb/_core/cmd_server.pyx.)"""
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 from constdb import __version__
+from constdb._core.clock import now_us
 from constdb._core.codec import RespError, Verbatim
 from constdb._core.protocol import NO_REPLY
 from constdb.commands import command
@@ -15,7 +15,7 @@ from constdb.commands.common import SYNTAX
 
 @command("time")
 def time_(c: Any, argv: list[bytes]) -> Any:
-    t = time.time_ns() // 1000
+    t = now_us()  # the node's wall clock (with the test-only offset, if set)
     return [str(t // 1_000_000).encode(), str(t % 1_000_000).encode()]
 
 

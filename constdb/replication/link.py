@@ -33,7 +33,7 @@ import lz4.frame
 
 log = logging.getLogger("constdb")
 
-PROTO_VERSION = 2
+PROTO_VERSION = 3
 
 F_AUTH = 1
 F_POS = 2
@@ -46,6 +46,7 @@ F_HEARTBEAT = 8
 F_GETACK = 9
 F_FULLSYNC_REQ = 10
 F_ERROR = 11
+F_TIME = 13  # the sender's wall clock, for the peer's offset (clocksync.py)
 
 HDR = struct.Struct("<BI")
 SEQ = struct.Struct("<Q")
@@ -496,6 +497,8 @@ class Link(asyncio.Protocol):
             r.apply_snapshot(self, data)
         elif ftype == F_FULLSYNC_REQ:
             r.start_full_sync(self, "requested by the peer")
+        elif ftype == F_TIME:
+            r.got_time(self, p)
         else:
             raise LinkError("PROTOCOL", f"unknown frame type {ftype}")
 

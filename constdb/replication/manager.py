@@ -19,6 +19,7 @@ from constdb._core import keyspace, snapshot
 from constdb._core.clock import now_ms, uuid_limit
 from constdb._core.codec import RespError, Status
 from constdb._core.protocol import NO_REPLY
+from constdb.replication import clocksync
 from constdb.replication.link import (
     F_ACK,
     F_FULLSYNC_REQ,
@@ -27,6 +28,7 @@ from constdb.replication.link import (
     F_SNAP_BEGIN,
     F_SNAP_DATA,
     F_SNAP_END,
+    F_TIME,
     HIGH_WATER,
     PROTO_VERSION,
     Link,
@@ -73,6 +75,7 @@ class Peer:
         self.vv: dict[int, int] = {}  # the peer's VV as it last reported it
         self.up_since = 0.0
         self.refused = False  # stop dialing (FORGOTTEN)
+        self.clock = clocksync.PeerClock()  # its wall clock's offset from this node's
 
 
 class SnapshotJob:
@@ -104,7 +107,7 @@ def parse_addr(addr: str) -> tuple[str, int]:
     return host, int(port)
 
 
-LONG_BACKOFF = ("SECRET", "VERSION", "DUPLICATE", "AUTH", "NOSECRET", "ADDRESS")
+LONG_BACKOFF = ("SECRET", "VERSION", "DUPLICATE", "AUTH", "NOSECRET", "ADDRESS", "CLOCK")
 
 
 def peer_host(transport: Any) -> str:
@@ -149,6 +152,9 @@ class Replication:
         self.links: set[Link] = set()
         self.fail_log: dict[tuple[str, str], list[float]] = {}
         self.backlog_limit = app.cfg.repl_backlog_limit  # as the App set it
+        # this node's earlier origins (a restart that took a fresh one): its
+        # own clock wrote their TTL deadlines
+        self.own_origins: set[int] = set()
         self.ks.on_member = self.on_member
 
     # ---- config -------------------------------------------------------------------
@@ -230,6 +236,7 @@ class Replication:
         for m in self.members.active():
             if m.node_id != self.node_id:
                 self.peer(m.node_id)
+        self.update_clock_skew()
         self.task = loop.create_task(self._periodic())
 
     async def stop(self) -> None:
@@ -489,6 +496,10 @@ class Replication:
         p.backoff = BACKOFF_MIN
         p.last_error = ""
         p.refused = False
+        # measure the peer's clock at once (one round trip), then with every heartbeat
+        p.clock.reset_link()
+        p.clock.origins.add(link.peer_origin)
+        link.write_frame(F_TIME, p.clock.frame(answer=True))
         if (
             m is None
             or not m.active
@@ -691,7 +702,72 @@ class Replication:
             struct.pack("<QQ", k, v) for k, v in vv.items()
         )
         link.write_frame(F_HEARTBEAT, body)
+        p = self.peers.get(link.peer_id)
+        if p is not None:
+            link.write_frame(F_TIME, p.clock.frame())
         self.send_ack(link)
+
+    # ---- the peers' clocks (clocksync.py, docs/replication.md section 8) --------------------
+
+    def got_time(self, link: Link, payload: bytes) -> None:
+        p = self.peers.get(link.peer_id)
+        if p is None or p.link is not link:
+            return
+        try:
+            sample, answer = p.clock.got(payload)
+        except (struct.error, ValueError) as e:
+            raise LinkError("PROTOCOL", f"bad TIME frame: {e}") from None
+        if answer:
+            link.write_frame(F_TIME, p.clock.frame())
+        if sample is None:
+            return
+        est = p.clock.estimate()
+        assert est is not None
+        cfg = self.app.cfg
+        if clocksync.surely_beyond(est[0], est[1], cfg.max_clock_drift):
+            self.clock_drift_refusals += 1
+            raise LinkError(
+                "CLOCK",
+                f"the peer's clock is {clocksync.describe(*est)}:"
+                f" beyond max_clock_drift {cfg.max_clock_drift} ms",
+            )
+        now = time.monotonic()
+        if (
+            cfg.clock_drift_warn
+            and clocksync.surely_beyond(est[0], est[1], cfg.clock_drift_warn)
+            and now - p.clock.last_warn >= clocksync.WARN_EVERY
+        ):
+            p.clock.last_warn = now
+            log.warning(
+                "clock of %s is %s (clock_drift_warn %d ms, max_clock_drift %d ms):"
+                " synchronize the group's clocks (NTP)",
+                link.describe(),
+                clocksync.describe(*est),
+                cfg.clock_drift_warn,
+                cfg.max_clock_drift,
+            )
+        self.update_clock_skew()
+
+    def update_clock_skew(self) -> None:
+        """The keyspace's table of TTL deadline adjustments by origin
+        (docs/crdt.md section 6): for each peer's origins, from its measured
+        offset and bound (grown until the next update); this node's earlier
+        origins 0; every other origin max_clock_drift."""
+        adj = dict.fromkeys(self.own_origins, 0)
+        now = time.monotonic()
+        slack = int(self.app.cfg.replica_heartbeat_frequency * clocksync.DRIFT_US_PER_S) + 1000
+        for nid, p in self.peers.items():
+            m = self.members.get(nid)
+            if m is not None and m.origin:
+                p.clock.origins.add(m.origin)
+            est = p.clock.estimate(now)
+            if est is None:
+                continue
+            a = clocksync.deadline_adjust_ms(est[0], est[1] + slack)
+            for o in p.clock.origins:
+                adj[o] = a
+        adj.pop(self.ks.node_id, None)
+        self.ks.set_clock_skew(adj, self.app.cfg.max_clock_drift)
 
     # ---- full sync --------------------------------------------------------------------------
 
@@ -863,6 +939,7 @@ class Replication:
             elif now - link.created > HANDSHAKE_TIMEOUT:
                 link.close("TIMEOUT", "handshake timed out")
         self._dial_due()
+        self.update_clock_skew()
         self.collect()
 
     def my_vv(self) -> dict[int, int]:
@@ -971,6 +1048,8 @@ class Replication:
                         "lag_ms": 0,
                         "full_syncs": 0,
                         "partial_syncs": 0,
+                        "clock_offset_ms": 0,
+                        "clock_offset_bound_ms": 0,
                         "last_error": "",
                     }
                 )
@@ -993,6 +1072,8 @@ class Replication:
             lag_ms = (
                 max(0, (last >> 22) - (acked >> 22)) if link is not None and acked < last else 0
             )
+            # the peer's clock minus this node's, within +- the bound (-1: not measured)
+            est = p.clock.estimate() if p is not None else None
             rows.append(
                 {
                     "id": m.node_id,
@@ -1005,6 +1086,8 @@ class Replication:
                     "lag_ms": lag_ms,
                     "full_syncs": p.full_syncs if p else 0,
                     "partial_syncs": p.partial_syncs if p else 0,
+                    "clock_offset_ms": round(est[0] / 1000) if est else 0,
+                    "clock_offset_bound_ms": -(-est[1] // 1000) if est else -1,
                     "last_error": (p.last_error if p else "").replace("\n", " "),
                 }
             )

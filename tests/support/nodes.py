@@ -136,6 +136,7 @@ class ConstDB(Proc):
         self.port = port or free_port(host)
         self.args = list(args)
         self.config = config
+        self.env: dict[str, str] = {}  # extra environment (CONSTDB_TEST_CLOCK_OFFSET_MS)
         os.makedirs(work_dir, exist_ok=True)
         self.log_path = os.path.join(work_dir, "server.log")
 
@@ -152,7 +153,11 @@ class ConstDB(Proc):
     def start(self, wait: bool = True) -> ConstDB:
         logf = open(self.log_path, "ab")
         self.proc = subprocess.Popen(
-            self.argv(), stdout=logf, stderr=subprocess.STDOUT, cwd=self.work_dir
+            self.argv(),
+            stdout=logf,
+            stderr=subprocess.STDOUT,
+            cwd=self.work_dir,
+            env={**os.environ, **self.env} if self.env else None,
         )
         logf.close()
         if wait:
