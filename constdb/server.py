@@ -32,6 +32,7 @@ from constdb._core.backlog import Backlog
 from constdb._core.codec import RespError
 from constdb._core.keyspace import Keyspace
 from constdb._core.protocol import Client, Server
+from constdb._core.tlsconn import TLSConn
 from constdb.commands import (
     client,
     cluster,
@@ -281,13 +282,12 @@ class App:
         a later CONFIG SET has replaced sock meanwhile."""
         if sock is not self.tls_sock or self.loop is None:
             return
-        server = await self.loop.create_server(
-            lambda: Client(self.srv),
-            sock=sock,
-            backlog=self.cfg.tcp_backlog,
-            ssl=self.tls.server,
-            ssl_handshake_timeout=10.0,
-        )
+        ctx, loop = self.tls.server, self.loop
+
+        def factory() -> TLSConn:
+            return TLSConn(ctx, lambda: Client(self.srv), loop, TLS_HANDSHAKE_TIMEOUT)
+
+        server = await self.loop.create_server(factory, sock=sock, backlog=self.cfg.tcp_backlog)
         if sock is not self.tls_sock:
             server.close()
         else:
@@ -525,6 +525,8 @@ def fit_open_files(maxclients: int) -> int:
         )
     return allowed
 
+
+TLS_HANDSHAKE_TIMEOUT = 10.0  # seconds, as uvloop's default
 
 # the TLS settings CONFIG SET may change (constdb/config.py)
 TLS_RUNTIME_KEYS_ORDER = (

@@ -8,6 +8,7 @@ import shutil
 import socket
 import ssl
 import subprocess
+import time
 
 import pytest
 import redis
@@ -461,3 +462,42 @@ def test_config_set_tls_port_0_refused_without_a_plain_port(node, pki):
         c.config_set("tls-port", 0)
     assert "needs a tls_port" in str(e.value)
     assert c.ping()
+
+
+# ---- the TLS layer of the client port (constdb/_core/tlsconn.pyx) --------------------------
+
+
+def test_plain_text_on_the_tls_port_is_refused_and_logged(node, pki):
+    n = start_tls(node, pki)
+    with socket.create_connection(("127.0.0.1", n.tls_port), timeout=5) as s:
+        s.sendall(b"PING\r\n")
+        assert s.recv(64) == b""  # closed, no reply
+    wait_for(lambda: "TLS handshake from a client or peer failed" in n.log(), 5, what="a log line")
+    assert tls_ping(n, client_ctx(pki))
+    assert "Traceback" not in n.log()
+
+
+def test_close_notify_from_a_client_ends_its_connection(node, pki):
+    n = start_tls(node, pki)
+    admin = n.client()
+    raw = socket.create_connection(("127.0.0.1", n.tls_port), timeout=5)
+    s = client_ctx(pki).wrap_socket(raw, server_hostname="127.0.0.1")
+    s.sendall(b"CLIENT SETNAME leaving\r\n")
+    assert s.recv(64) == b"+OK\r\n"
+    assert any(c["name"] == "leaving" for c in admin.client_list())
+    plain = s.unwrap()  # sends close_notify, waits for the node's
+    plain.close()
+    wait_for(lambda: all(c["name"] != "leaving" for c in admin.client_list()), 5, what="the close")
+
+
+@pytest.mark.slow
+def test_a_handshake_that_never_ends_is_closed_after_the_timeout(node, pki):
+    n = start_tls(node, pki)
+    s = socket.create_connection(("127.0.0.1", n.tls_port), timeout=30)
+    t0 = time.monotonic()
+    s.sendall(b"\x16\x03\x01")  # the start of a ClientHello, never finished
+    assert n.client().ping()  # the node serves meanwhile
+    assert s.recv(64) == b""
+    assert 9 <= time.monotonic() - t0 < 20
+    s.close()
+    assert "TLS handshake timed out" in n.log()
