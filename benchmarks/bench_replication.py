@@ -85,7 +85,8 @@ class Proc:
 class ConstNode(Proc):
     kind = "ConstDB"
 
-    def __init__(self, root: str, name: str):
+    def __init__(self, root: str, name: str, extra: str = ""):
+        """extra: more lines for the node's config file."""
         self.port = free_port()
 
         def argv(p: Proc) -> list[str]:
@@ -93,7 +94,7 @@ class ConstNode(Proc):
             with open(conf, "w") as f:
                 f.write(
                     f'node_alias = "{name}"\nreplica_heartbeat_frequency = 0.2\n'
-                    'save = []\nlog_level = "WARN"\n'
+                    'save = []\nlog_level = "WARN"\n' + extra
                 )
             exe = shutil.which("constdb-server")
             cmd = [exe] if exe else [sys.executable, "-m", "constdb"]
@@ -121,7 +122,8 @@ class ConstNode(Proc):
 class RedisNode(Proc):
     kind = "Redis"
 
-    def __init__(self, root: str, name: str):
+    def __init__(self, root: str, name: str, extra: tuple[str, ...] = ()):
+        """extra: more command-line arguments."""
         self.port = free_port()
 
         def argv(p: Proc) -> list[str]:
@@ -141,6 +143,7 @@ class RedisNode(Proc):
                 "yes",
                 "--repl-diskless-sync-delay",
                 "0",
+                *extra,
             ]
 
         super().__init__(root, name, argv)

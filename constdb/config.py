@@ -343,6 +343,10 @@ SPEC: list[Key] = [
         runtime=True,
     ),
     # ---- TLS (Redis's tls-* settings; constdb/tls.py) ----
+    # CONFIG SET of any of them (the same value included: a renewed certificate
+    # file is read again) builds new contexts for the connections that follow;
+    # tls_replication is fixed: peers dial a member at the port its membership
+    # record names.
     Key(
         "tls_port",
         0,
@@ -350,26 +354,46 @@ SPEC: list[Key] = [
         "TLS port for clients (and links with tls_replication); 0 = none",
         0,
         65535,
+        runtime=True,
     ),
-    Key("tls_cert_file", "", "str", "this node's certificate (PEM), for clients and links"),
-    Key("tls_key_file", "", "str", "the private key of tls_cert_file (PEM, not encrypted)"),
+    Key(
+        "tls_cert_file",
+        "",
+        "str",
+        "this node's certificate (PEM), for clients and links",
+        runtime=True,
+        check=_no_nul,
+    ),
+    Key(
+        "tls_key_file",
+        "",
+        "str",
+        "the private key of tls_cert_file (PEM, not encrypted)",
+        runtime=True,
+        check=_no_nul,
+    ),
     Key(
         "tls_ca_cert_file",
         "",
         "str",
         "CA certificates (PEM) that client and peer certificates must chain to",
+        runtime=True,
+        check=_no_nul,
     ),
     Key(
         "tls_ca_cert_dir",
         "",
         "str",
         "directory of CA certificates (hashed names, as c_rehash makes)",
+        runtime=True,
+        check=_no_nul,
     ),
     Key(
         "tls_auth_clients",
         "yes",
         "str",
         "client certificates on tls_port: yes = required, no = not asked, optional = verified if sent",
+        runtime=True,
         check=lambda v: (
             None if v.lower() in ("yes", "no", "optional") else "one of yes, no, optional"
         ),
@@ -385,6 +409,7 @@ SPEC: list[Key] = [
         "",
         "str",
         'TLS versions, like "TLSv1.2 TLSv1.3"; empty = TLSv1.2 and TLSv1.3',
+        runtime=True,
         check=lambda v: (
             None
             if all(p in ("tlsv1", "tlsv1.1", "tlsv1.2", "tlsv1.3") for p in v.lower().split())
@@ -396,12 +421,14 @@ SPEC: list[Key] = [
         "",
         "str",
         "OpenSSL cipher list for TLS 1.2 and older; empty = OpenSSL's default",
+        runtime=True,
     ),
     Key(
         "tls_ciphersuites",
         "",
         "str",
         'TLS 1.3 cipher suites, like "TLS_AES_256_GCM_SHA384"; empty = OpenSSL\'s default',
+        runtime=True,
     ),
 ]
 BY_NAME = {k.name: k for k in SPEC}

@@ -32,6 +32,7 @@ from constdb._core.backlog import Backlog
 from constdb._core.codec import RespError
 from constdb._core.keyspace import Keyspace
 from constdb._core.protocol import Client, Server
+from constdb._core.tlsconn import TLSConn
 from constdb.commands import (
     client,
     cluster,
@@ -258,6 +259,8 @@ class App:
         self.repl.backlog_limit = -1  # recomputed: at most 1 MiB while alone
         self.repl.size_backlog()
         set_log_level(c.log_level)
+        if changed is not None and changed & TLS_RUNTIME_KEYS:
+            self.tls_reload(changed)
 
     # ---- lifecycle --------------------------------------------------------------
 
@@ -278,6 +281,81 @@ class App:
         if self.cfg.tls_port and self.tls_sock is None:
             self.tls_sock = bind(self.cfg.ip, self.cfg.tls_port, self.cfg.tcp_backlog)
 
+    async def _tls_listen(self, sock: socket.socket) -> None:
+        """Serve the TLS port on sock with the current server context, unless
+        a later CONFIG SET has replaced sock meanwhile."""
+        if sock is not self.tls_sock or self.loop is None:
+            return
+        ctx, loop = self.tls.server, self.loop
+
+        def factory() -> TLSConn:
+            return TLSConn(ctx, lambda: Client(self.srv), loop, TLS_HANDSHAKE_TIMEOUT)
+
+        server = await self.loop.create_server(factory, sock=sock, backlog=self.cfg.tcp_backlog)
+        if sock is not self.tls_sock:
+            server.close()
+        else:
+            self.tls_listener = server
+
+    def tls_reload(self, changed: set[str]) -> None:
+        """CONFIG SET of tls_* keys: new contexts (every file read again) and,
+        if tls_port changed, a new listening socket; connections made before
+        keep theirs, as in Redis. ConfigError(Redis's reason, key) if the new
+        settings do not load; then nothing changes (details in the log)."""
+        from constdb import tls
+
+        c = self.cfg
+        key = next(k for k in TLS_RUNTIME_KEYS_ORDER if k in changed)
+        bound = self.tls_sock.getsockname()[1] if self.tls_sock is not None else 0
+        new_port = "tls_port" in changed and c.tls_port != bound
+        if new_port and c.tls_replication:
+            raise ConfigError(
+                "tls_port can't change while tls_replication is on (peers dial it)", "tls_port"
+            )
+        if c.port == 0 and c.tls_port == 0:
+            raise ConfigError("port is 0, so the node needs a tls_port", "tls_port")
+        try:
+            contexts = tls.Contexts(c) if tls.enabled(c) else None
+        except ConfigError as e:
+            log.warning("CONFIG SET of the TLS settings not applied: %s", e)
+            raise ConfigError(
+                "Unable to update TLS configuration. Check server logs.", key
+            ) from None
+        old_sock, old_listener = self.tls_sock, self.tls_listener
+        sock = old_sock
+        if new_port:
+            sock = None
+            if c.tls_port:
+                try:
+                    sock = bind(c.ip, c.tls_port, c.tcp_backlog)
+                except OSError as e:
+                    log.warning(
+                        "CONFIG SET tls-port %d: cannot listen on %s:%d: %s",
+                        c.tls_port,
+                        c.ip,
+                        c.tls_port,
+                        e.strerror or e,
+                    )
+                    raise ConfigError(
+                        "Unable to listen on this port. Check server logs.", "tls_port"
+                    ) from None
+        elif sock is not None:
+            # the same port with the new context: a copy of the listening
+            # socket keeps its queue of connections while the old server closes
+            sock = sock.dup()
+        self.tls, self.tls_sock, self.tls_listener = contexts, sock, None
+        if old_listener is not None:
+            old_listener.close()
+        if old_sock is not None:
+            old_sock.close()
+        if sock is not None and self.loop is not None:
+            self.loop.create_task(self._tls_listen(sock))
+        log.info(
+            "TLS settings applied (%s)%s",
+            ", ".join(sorted(changed & TLS_RUNTIME_KEYS)),
+            f"; tls_port {c.tls_port}" if new_port else "",
+        )
+
     async def serve(self) -> None:
         self.loop = asyncio.get_running_loop()
         self.srv.loop = self.loop
@@ -289,13 +367,7 @@ class App:
             )
         self.tls_setup()
         if self.tls_sock is not None:
-            self.tls_listener = await self.loop.create_server(
-                lambda: Client(self.srv),
-                sock=self.tls_sock,
-                backlog=self.cfg.tcp_backlog,
-                ssl=self.tls.server,
-                ssl_handshake_timeout=10.0,
-            )
+            await self._tls_listen(self.tls_sock)
         # long-lived objects never form cycles: keep the collector off them
         gc.collect()
         gc.freeze()
@@ -458,6 +530,23 @@ def fit_open_files(maxclients: int) -> int:
             allowed,
         )
     return allowed
+
+
+TLS_HANDSHAKE_TIMEOUT = 10.0  # seconds, as uvloop's default
+
+# the TLS settings CONFIG SET may change (constdb/config.py)
+TLS_RUNTIME_KEYS_ORDER = (
+    "tls_port",
+    "tls_cert_file",
+    "tls_key_file",
+    "tls_ca_cert_file",
+    "tls_ca_cert_dir",
+    "tls_auth_clients",
+    "tls_protocols",
+    "tls_ciphers",
+    "tls_ciphersuites",
+)
+TLS_RUNTIME_KEYS = frozenset(TLS_RUNTIME_KEYS_ORDER)
 
 
 def bind(ip: str, port: int, backlog: int) -> socket.socket:

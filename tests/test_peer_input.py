@@ -20,6 +20,7 @@ from constdb._core.keyspace import Keyspace
 from constdb._core import snapshot
 from constdb.replication import link as L
 from tests.support.fakepeer import LinkedPeer, record, varbytes, varint
+from tests.support.lz4frames import claiming
 from tests.support.nodes import make_node, wait_for
 
 SECRET = "0f4e1b9d2c7a68e35b0d91f7a4c2e86b"
@@ -168,6 +169,39 @@ def test_a_batch_claiming_4_gib_is_refused_before_allocation(node):
     peer = LinkedPeer(n.port, SECRET)
     peer.send(L.F_BATCH, struct.pack("<I", 256 * 1024 * 1024) + lz4_blob)
     closed(peer)
+    assert rss_kb(n.pid) - before < 64 * 1024
+    assert r.ping()
+    assert "Traceback" not in n.log()
+
+
+@pytest.mark.parametrize("claim", [4 * 1024**3, 2**63 + 5])
+def test_a_snapshot_whose_lz4_frame_claims_gigabytes_is_refused_before_allocation(node, claim):
+    n = make_node(node, "a", cluster_secret=SECRET)
+    r = n.client()
+    r.set("x", "kept")
+    before = rss_kb(n.pid)
+    other = Keyspace(12345, Backlog())
+    raw = b"".join(snapshot.dump_chunks(other, b"fake", b""))
+    blob = claiming(raw, claim)
+    peer = LinkedPeer(n.port, SECRET)
+    peer.send(L.F_SNAP_BEGIN, struct.pack("<QQ", 0, len(blob)))
+    peer.send(L.F_SNAP_DATA, blob)
+    peer.send(L.F_SNAP_END)
+    closed(peer)
+    assert f"claims {claim}" in n.log()
+    assert rss_kb(n.pid) - before < 64 * 1024
+    assert r.get("x") == b"kept"
+    assert "Traceback" not in n.log()
+
+
+def test_a_batch_whose_lz4_frame_claims_4_gib_is_not_allocated(node):
+    n = make_node(node, "a", cluster_secret=SECRET)
+    r = n.client()
+    before = rss_kb(n.pid)
+    peer = LinkedPeer(n.port, SECRET)
+    records = set_record(now_uuid() + 1, b"k", b"v")
+    peer.send(L.F_BATCH, struct.pack("<I", len(records)) + claiming(records, 4 * 1024**3))
+    peer.until_close(2.0)
     assert rss_kb(n.pid) - before < 64 * 1024
     assert r.ping()
     assert "Traceback" not in n.log()

@@ -8,6 +8,7 @@ import shutil
 import socket
 import ssl
 import subprocess
+import time
 
 import pytest
 import redis
@@ -343,3 +344,160 @@ def test_ca_cert_dir(node, pki, tmp_path):
     assert tls_client(n, pki).ping() is True
     assert refused(client_ctx(pki, leaf="stranger"), n.tls_port)
     assert n.client().config_get("tls-ca-cert-dir") == {"tls-ca-cert-dir": str(d)}
+
+
+# ---- CONFIG SET of the TLS settings at runtime ---------------------------------------------
+
+
+def served_cert_cn(port: int, ctx: ssl.SSLContext) -> str:
+    """The CN of the certificate the TLS port presents to a new connection."""
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as raw:
+        with ctx.wrap_socket(raw, server_hostname="127.0.0.1") as s:
+            subject = dict(x[0] for x in s.getpeercert()["subject"])
+            s.sendall(b"PING\r\n")
+            assert s.recv(64) == b"+PONG\r\n"
+            return subject["commonName"]
+
+
+def test_config_set_tls_cert_file_serves_the_new_certificate_to_new_connections(node, pki):
+    n = start_tls(node, pki)
+    renewed = pki["ca"].issue("renewed")
+    ctx = client_ctx(pki)
+    assert served_cert_cn(n.tls_port, ctx) == "server"
+    before = tls_client(n, pki)
+    assert before.ping()
+    admin = n.client()
+    # the certificate alone does not match the old key: refused, nothing changes
+    with pytest.raises(redis.ResponseError) as e:
+        admin.config_set("tls-cert-file", renewed.cert)
+    assert str(e.value) == (
+        "CONFIG SET failed (possibly related to argument 'tls-cert-file') -"
+        " Unable to update TLS configuration. Check server logs."
+    )
+    assert admin.config_get("tls-cert-file")["tls-cert-file"] == pki["server"].cert
+    assert "cannot load the certificate" in n.log()
+    assert served_cert_cn(n.tls_port, ctx) == "server"
+    assert admin.execute_command(
+        "CONFIG", "SET", "tls-cert-file", renewed.cert, "tls-key-file", renewed.key
+    )
+    wait_for(lambda: served_cert_cn(n.tls_port, ctx) == "renewed", 5, what="the new certificate")
+    assert before.ping()  # a connection made before keeps working
+    assert before.set("k", "v") and tls_client(n, pki).get("k") == b"v"
+
+
+def test_config_set_tls_refused_change_keeps_serving_the_old_settings(node, pki):
+    n = start_tls(node, pki)
+    admin = n.client()
+    with pytest.raises(redis.ResponseError) as e:
+        admin.config_set("tls-ca-cert-file", "/nonexistent/ca.crt")
+    assert str(e.value) == (
+        "CONFIG SET failed (possibly related to argument 'tls-ca-cert-file') -"
+        " Unable to update TLS configuration. Check server logs."
+    )
+    assert admin.config_get("tls-ca-cert-file")["tls-ca-cert-file"] == pki["ca"].cert
+    assert tls_ping(n, client_ctx(pki))
+    with pytest.raises(redis.ResponseError) as e:
+        admin.config_set("tls-protocols", "TLSv1 TLSv1.3")
+    assert "Unable to update TLS configuration" in str(e.value)
+    assert tls_ping(n, client_ctx(pki))
+    with pytest.raises(redis.ResponseError) as e:
+        admin.config_set("tls-replication", "yes")
+    assert "can't set immutable config" in str(e.value)
+
+
+def test_config_set_tls_auth_clients_at_runtime(node, pki):
+    n = start_tls(node, pki)
+    anonymous = client_ctx(pki, leaf=None)
+    wait_for(lambda: refused(anonymous, n.tls_port), 5, what="a refusal")
+    assert n.client().config_set("tls-auth-clients", "no")
+    wait_for(lambda: tls_ping(n, anonymous), 5, what="a client without a certificate")
+    assert n.client().config_set("tls-auth-clients", "yes")
+    wait_for(lambda: refused(anonymous, n.tls_port), 5, what="a refusal again")
+    assert tls_ping(n, client_ctx(pki))
+
+
+def test_config_set_tls_port_moves_opens_and_closes_the_tls_port(node, pki):
+    n = start_tls(node, pki)
+    admin = n.client()
+    old, new = n.tls_port, free_port()
+    assert admin.config_set("tls-port", new)
+    n.tls_port = new
+    wait_for(lambda: tls_ping(n, client_ctx(pki)), 5, what="the new TLS port")
+
+    def closed(port: int) -> bool:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=2).close()
+        except ConnectionRefusedError:
+            return True
+        return False
+
+    assert closed(old)
+    busy = socket.socket()
+    busy.bind(("127.0.0.1", 0))
+    busy.listen()
+    try:
+        with pytest.raises(redis.ResponseError) as e:
+            admin.config_set("tls-port", busy.getsockname()[1])
+        assert str(e.value) == (
+            "CONFIG SET failed (possibly related to argument 'tls-port') -"
+            " Unable to listen on this port. Check server logs."
+        )
+    finally:
+        busy.close()
+    assert admin.config_get("tls-port")["tls-port"] == str(new)
+    assert tls_ping(n, client_ctx(pki))
+    assert admin.config_set("tls-port", 0)
+    assert closed(new)
+    assert admin.ping()  # the plain port stays
+    # TLS comes back on a port given at runtime
+    n.tls_port = free_port()
+    assert admin.config_set("tls-port", n.tls_port)
+    wait_for(lambda: tls_ping(n, client_ctx(pki)), 5, what="TLS again")
+
+
+def test_config_set_tls_port_0_refused_without_a_plain_port(node, pki):
+    n = start_tls(node, pki, port=0)
+    c = tls_client(n, pki)
+    with pytest.raises(redis.ResponseError) as e:
+        c.config_set("tls-port", 0)
+    assert "needs a tls_port" in str(e.value)
+    assert c.ping()
+
+
+# ---- the TLS layer of the client port (constdb/_core/tlsconn.pyx) --------------------------
+
+
+def test_plain_text_on_the_tls_port_is_refused_and_logged(node, pki):
+    n = start_tls(node, pki)
+    with socket.create_connection(("127.0.0.1", n.tls_port), timeout=5) as s:
+        s.sendall(b"PING\r\n")
+        assert s.recv(64) == b""  # closed, no reply
+    wait_for(lambda: "TLS handshake from a client or peer failed" in n.log(), 5, what="a log line")
+    assert tls_ping(n, client_ctx(pki))
+    assert "Traceback" not in n.log()
+
+
+def test_close_notify_from_a_client_ends_its_connection(node, pki):
+    n = start_tls(node, pki)
+    admin = n.client()
+    raw = socket.create_connection(("127.0.0.1", n.tls_port), timeout=5)
+    s = client_ctx(pki).wrap_socket(raw, server_hostname="127.0.0.1")
+    s.sendall(b"CLIENT SETNAME leaving\r\n")
+    assert s.recv(64) == b"+OK\r\n"
+    assert any(c["name"] == "leaving" for c in admin.client_list())
+    plain = s.unwrap()  # sends close_notify, waits for the node's
+    plain.close()
+    wait_for(lambda: all(c["name"] != "leaving" for c in admin.client_list()), 5, what="the close")
+
+
+@pytest.mark.slow
+def test_a_handshake_that_never_ends_is_closed_after_the_timeout(node, pki):
+    n = start_tls(node, pki)
+    s = socket.create_connection(("127.0.0.1", n.tls_port), timeout=30)
+    t0 = time.monotonic()
+    s.sendall(b"\x16\x03\x01")  # the start of a ClientHello, never finished
+    assert n.client().ping()  # the node serves meanwhile
+    assert s.recv(64) == b""
+    assert 9 <= time.monotonic() - t0 < 20
+    s.close()
+    assert "TLS handshake timed out" in n.log()

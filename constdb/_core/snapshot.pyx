@@ -279,12 +279,26 @@ cdef class Snapshot:
         return 0
 
 
+# lz4 expands at most about 255 times (a run of one byte)
+LZ4_MAX_RATIO = 256
+
+
 def decompress(bytes data, str source="snapshot"):
     """lz4-decompress and check (raises SnapshotError with a clear reason)."""
     if len(data) < 4 or data[:4] != b"\x04\x22\x4d\x18":
         raise SnapshotError("%s: not a ConstDB snapshot (no lz4 frame header)" % source)
     try:
+        # a frame may state its content size, and lz4 allocates that much up
+        # front: a claim beyond what the frame's bytes can expand to is refused
+        claimed = lz4.frame.get_frame_info(data)["content_size"]
+        if claimed > LZ4_MAX_RATIO * len(data) + 65536:
+            raise SnapshotError(
+                "%s: corrupted file (an lz4 frame of %d bytes claims %d)"
+                % (source, len(data), claimed)
+            )
         return lz4.frame.decompress(data)
+    except MemoryError:
+        raise SnapshotError("%s: corrupted file (too large to decompress)" % source)
     except RuntimeError as e:
         msg = str(e)
         if "checksum" in msg.lower():
