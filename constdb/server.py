@@ -42,9 +42,11 @@ from constdb.commands import (
 )
 from constdb.commands import config as config_commands
 from constdb.commands import persistence as persistence_commands
+from constdb.commands import pubsub as pubsub_commands
 from constdb.commands import server as server_commands
 from constdb.config import NODE_ID_FILE, Config, ConfigError
 from constdb.logs import set_log_level
+from constdb.pubsub import PubSub
 from constdb.replication.manager import Replication
 
 log = logging.getLogger("constdb")
@@ -63,6 +65,7 @@ PY_COMMANDS = (
     server_commands,
     cluster,
     persistence_commands,
+    pubsub_commands,
 )
 
 
@@ -184,7 +187,9 @@ class App:
         ):
             mod.register(self.srv)
         register_handlers(self.srv, PY_COMMANDS)
+        self.pubsub = self.srv.pubsub = PubSub()
         self.repl = Replication(self)
+        self.pubsub.on_publish = self.repl.publish
         self.serving = False  # the start finished: the node took requests
         self.apply_config()
 

@@ -18,6 +18,7 @@ cdef enum:
     F_BLOCKING = 2048
     F_NOMULTI = 4096      # refused inside MULTI (SHUTDOWN, SAVE ...)
     F_ALLOW_BUSY = 8192   # shown by COMMAND INFO only
+    F_SUBCTX = 16384      # allowed to a RESP2 client in Pub/Sub mode (not a table flag)
 # (constdb/commands/table.py FLAG_BITS names these bits; a test checks they agree)
 
 ctypedef int (*cmd_fn)(Client c, list argv) except -1
@@ -67,6 +68,7 @@ cdef class Server:
     cdef public object hiredis_reader
     cdef public bint shutting_down
     cdef public uint64_t cmd_version  # bumped when the command table changes
+    cdef public object pubsub         # constdb.pubsub.PubSub (None in unit tests)
 
     cdef Command lookup_command(self, object name)
     cdef int count_error_msg(self, const char* msg, Py_ssize_t n) except -1
@@ -114,6 +116,7 @@ cdef class Client:
     cdef uint64_t cver               # Server.cmd_version when resolved
     cdef uint64_t tmark              # mono_us() at the end of the last command (or read start)
     cdef list spare                  # an argv list to reuse, its items NULL (_fast_argv)
+    cdef public object subs          # its Pub/Sub subscriptions (constdb.pubsub.Subs), None: none
 
     cdef int process(self) except -1
     cdef int execute(self, list argv) except -1

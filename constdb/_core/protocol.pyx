@@ -47,6 +47,10 @@ cdef inline uint64_t mono_us() noexcept:
     clock_gettime(CLOCK_MONOTONIC, &ts)
     return <uint64_t>ts.tv_sec * 1000000 + <uint64_t>(ts.tv_nsec // 1000)
 
+# unsent output past which a Pub/Sub subscriber is closed (Redis's default
+# client-output-buffer-limit for pubsub clients: 32mb hard)
+PUBSUB_HARD_LIMIT = 32 * 1024 * 1024
+
 cdef object _NO_REPLY = object()
 
 
@@ -75,6 +79,13 @@ cdef int reply_notint(Client c) except -1:
 
 # ---------------------------------------------------------------- commands ---
 
+# what a RESP2 client in Pub/Sub mode may send (Redis's list)
+_SUBCTX = frozenset([b"subscribe", b"unsubscribe", b"psubscribe", b"punsubscribe",
+                     b"ssubscribe", b"sunsubscribe", b"ping", b"quit", b"reset"])
+_SUBCTX_ERR = (b"': only (P|S)SUBSCRIBE / (P|S)UNSUBSCRIBE / PING / QUIT / RESET are allowed"
+               b" in this context")
+
+
 cdef class Command:
     """A command or subcommand as dispatch sees it: its arity, flags and key
     range are copied from its spec in the command table (C ints, read on
@@ -97,6 +108,8 @@ cdef class Command:
         self.rejected = 0
         self.usec = 0
         self.spec = spec
+        if full in _SUBCTX:
+            self.flags |= F_SUBCTX
 
     @property
     def fullname(self):
@@ -422,6 +435,7 @@ cdef class Client:
         self.resp = 2
         self.scheduled = False
         self.transport = None
+        self.subs = None
         self.cname = None
         self.ccmd = None
         self.cver = 0
@@ -455,6 +469,8 @@ cdef class Client:
     def connection_lost(self, exc):
         self.closing = True
         self.srv.clients.pop(self.id, None)
+        if self.subs is not None and self.srv.pubsub is not None:
+            self.srv.pubsub.forget(self)
         self._unwatch_all()
         self.mqueue = None
         app = self.srv.app
@@ -865,6 +881,8 @@ cdef class Client:
                                + b"' command")
         if not self.authed and not (cmd.flags & F_NOAUTH):
             return self.reject(cmd, b"NOAUTH Authentication required.")
+        if self.subs is not None and self.resp == 2 and not (cmd.flags & F_SUBCTX):
+            return self.reject(cmd, b"ERR Can't execute '" + cmd.fullname + _SUBCTX_ERR)
         if self.in_multi:
             if cmd.flags & F_NOMULTI:
                 return self.reject(cmd, b"ERR Command not allowed inside a transaction")
@@ -1081,6 +1099,26 @@ cdef class Client:
 
     def block(self):
         self.blocked = True
+
+    def deliver(self, bytes data, bint now):
+        """A Pub/Sub message (or any push) for this client: after what its
+        output buffer holds, written at once if now (another client is
+        running: this one's replies are all out). A subscriber whose unsent
+        output passes PUBSUB_HARD_LIMIT is closed, as Redis does with its
+        client-output-buffer-limit for pubsub clients."""
+        if self.closing:
+            return 0
+        self.out.put_raw(PyBytes_AS_STRING(data), PyBytes_GET_SIZE(data))
+        if now:
+            self.flush()
+            if self.transport is not None and \
+                    self.transport.get_write_buffer_size() > PUBSUB_HARD_LIMIT:
+                log.warning("Client id=%d addr=%s closed for overcoming of output buffer "
+                            "limits (pubsub, %d bytes).", self.id, self.addr,
+                            self.transport.get_write_buffer_size())
+                self.closing = True
+                self.transport.abort()
+        return 1
 
     def close(self):
         self.closing = True

@@ -35,7 +35,7 @@ def client_info(c: Any, argv: list[bytes]) -> Any:
 def client_line(c: Any) -> str:
     """One line of CLIENT LIST / CLIENT INFO, with Redis's fields."""
     now = time.time()
-    flags = ""
+    flags = "P" if c.subs is not None else ""  # Redis's order: P before x
     if c.in_multi:
         flags += "x"
     if c.blocked:
@@ -45,16 +45,25 @@ def client_line(c: Any) -> str:
     if c.closing:
         flags += "c"
     flags = flags or "N"
+    subs = c.subs
+    nsub, npsub, nssub = (
+        (len(subs.channels), len(subs.patterns), len(subs.shard)) if subs is not None else (0, 0, 0)
+    )
     events = "rw" if c.obuf else "r"
     return (
         f"id={c.id} addr={c.addr} laddr={c.laddr} fd={c.fd} "
         f"name={text(c.name or b'')} age={int(now - c.ctime)} "
-        f"idle={int(max(0, now - c.last_interaction))} flags={flags} db=0 sub=0 psub=0 ssub=0 "
+        f"idle={int(max(0, now - c.last_interaction))} flags={flags} db=0 sub={nsub} psub={npsub} ssub={nssub} "
         f"multi={c.multi_count} qbuf={c.qbuf} qbuf-free=0 argv-mem=0 multi-mem=0 rbs=0 rbp=0 "
         f"obl={c.obuf} oll=0 omem=0 tot-mem=0 events={events} cmd={text(c.last_cmd_name)} "
         f"user=default redir=-1 resp={c.resp} "
         f"lib-name={text(c.lib_name or b'')} lib-ver={text(c.lib_ver or b'')}"
     )
+
+
+def type_of(c: Any) -> bytes:
+    """Redis's client type of a connection: pubsub while it has a subscription."""
+    return b"pubsub" if c.subs is not None else b"normal"
 
 
 def client_type(t: bytes) -> bytes:
@@ -92,8 +101,8 @@ def client_setinfo(c: Any, argv: list[bytes]) -> Any:
 def client_list(c: Any, argv: list[bytes]) -> Any:
     clients = sorted(c.srv.clients.values(), key=lambda x: x.id)
     if len(argv) == 4 and argv[2].lower() == b"type":
-        if client_type(argv[3]) != b"normal":
-            clients = []
+        want = client_type(argv[3])
+        clients = [x for x in clients if type_of(x) == want]
     elif len(argv) > 3 and argv[2].lower() == b"id":
         chosen = []
         for a in argv[3:]:
@@ -149,7 +158,7 @@ def client_kill(c: Any, argv: list[bytes]) -> Any:
             continue
         if laddr is not None and x.laddr != laddr:
             continue
-        if ctype is not None and ctype != b"normal":
+        if ctype is not None and ctype != type_of(x):
             continue
         if cid and x.id != cid:
             continue
