@@ -240,6 +240,15 @@ SPEC: list[Key] = [
         runtime=True,
     ),
     Key(
+        "tracking_table_max_keys",
+        1_000_000,
+        "int",
+        "keys remembered for CLIENT TRACKING (default mode); past it the oldest are invalidated; 0 = no limit",
+        0,
+        2**63 - 1,
+        runtime=True,
+    ),
+    Key(
         "timeout",
         0,
         "int",

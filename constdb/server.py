@@ -48,6 +48,7 @@ from constdb.config import NODE_ID_FILE, Config, ConfigError
 from constdb.logs import set_log_level
 from constdb.pubsub import PubSub
 from constdb.replication.manager import Replication
+from constdb.tracking import Tracking
 
 log = logging.getLogger("constdb")
 
@@ -190,6 +191,7 @@ class App:
         self.pubsub = self.srv.pubsub = PubSub()
         self.repl = Replication(self)
         self.pubsub.on_publish = self.repl.publish
+        self.tracking = self.srv.tracking = Tracking(self)
         self.serving = False  # the start finished: the node took requests
         self.apply_config()
 
@@ -259,6 +261,7 @@ class App:
         self.repl.backlog_limit = -1  # recomputed: at most 1 MiB while alone
         self.repl.size_backlog()
         set_log_level(c.log_level)
+        self.tracking.max_keys = c.tracking_table_max_keys or 2**63
 
     # ---- lifecycle --------------------------------------------------------------
 

@@ -137,11 +137,19 @@ cdef int cmd_flushall(Client c, list argv) except -1:
         if opt != b"ASYNC" and opt != b"SYNC":
             return reply_syntax(c)
     # an observed-remove of every key: a concurrent write elsewhere survives
-    for key in list(ks.d):
-        ks.emit_del(key)
-    if ks.alts:
-        for key in list(ks.alts):
+    tr = c.srv.tracking
+    if tr is not None and c.srv.track_on:
+        tr.flushing = True  # one "drop everything" message, not one a key
+    try:
+        for key in list(ks.d):
             ks.emit_del(key)
+        if ks.alts:
+            for key in list(ks.alts):
+                ks.emit_del(key)
+    finally:
+        if tr is not None and c.srv.track_on:
+            tr.flushing = False
+            tr.flush_all()
     return c.out.ok()
 
 

@@ -69,6 +69,9 @@ cdef class Server:
     cdef public bint shutting_down
     cdef public uint64_t cmd_version  # bumped when the command table changes
     cdef public object pubsub         # constdb.pubsub.PubSub (None in unit tests)
+    cdef public object tracking       # constdb.tracking.Tracking (None in unit tests)
+    cdef public bint track_on         # some client has CLIENT TRACKING on
+    cdef public object current        # the client running a command, while track_on
 
     cdef Command lookup_command(self, object name)
     cdef int count_error_msg(self, const char* msg, Py_ssize_t n) except -1
@@ -117,12 +120,14 @@ cdef class Client:
     cdef uint64_t tmark              # mono_us() at the end of the last command (or read start)
     cdef list spare                  # an argv list to reuse, its items NULL (_fast_argv)
     cdef public object subs          # its Pub/Sub subscriptions (constdb.pubsub.Subs), None: none
+    cdef public object track         # its CLIENT TRACKING settings (constdb.tracking.Track), None: off
 
     cdef int process(self) except -1
     cdef int execute(self, list argv) except -1
     cdef int run_cmd(self, Command cmd, list argv) except -1
     cdef list _fast_argv(self, Py_ssize_t* endp, bint* hit)
     cdef int call(self, Command cmd, list argv) except -1
+    cdef int _tracked(self, Command cmd, list argv, object prev) except -1
     cdef int _failed(self, Command cmd, Py_ssize_t mark) except -1
     cdef int _error_reply(self, Command cmd, Py_ssize_t mark, object e) except -1
     cdef int _call_py(self, Command cmd, list argv, Py_ssize_t mark) except -1

@@ -436,6 +436,7 @@ cdef class Client:
         self.scheduled = False
         self.transport = None
         self.subs = None
+        self.track = None
         self.cname = None
         self.ccmd = None
         self.cver = 0
@@ -471,6 +472,8 @@ cdef class Client:
         self.srv.clients.pop(self.id, None)
         if self.subs is not None and self.srv.pubsub is not None:
             self.srv.pubsub.forget(self)
+        if self.track is not None and self.srv.tracking is not None:
+            self.srv.tracking.disable(self)
         self._unwatch_all()
         self.mqueue = None
         app = self.srv.app
@@ -904,7 +907,12 @@ cdef class Client:
         cdef uint64_t before = ks.own_last, t0 = self.tmark, t1
         cdef Py_ssize_t mark = self.out.len
         cdef int r
+        cdef Server srv = self.srv
+        cdef object prev = None
         self.last_cmd = cmd
+        if srv.track_on:
+            prev = srv.current
+            srv.current = self
         if cmd.flags & F_WRITE and not bl.grouping:
             bl.group_begin()
             grouped = True
@@ -939,6 +947,20 @@ cdef class Client:
             self.srv.count_error_msg(self.out.buf + mark + 1, self.out.len - mark - 1)
         if ks.own_last != before:
             self.last_write_uuid = ks.own_last
+        if srv.track_on or self.track is not None:
+            self._tracked(cmd, argv, prev)
+        return 0
+
+    cdef int _tracked(self, Command cmd, list argv, object prev) except -1:
+        """CLIENT TRACKING's part of a command (constdb/tracking.py)."""
+        cdef Server srv = self.srv
+        tr = srv.tracking
+        if tr is not None:
+            if self.track is not None:
+                tr.after(self, cmd, argv)
+            if prev is not self:  # not a command inside EXEC: its reply is whole
+                tr.after_call(self)
+        srv.current = prev
         return 0
 
     cdef int _failed(self, Command cmd, Py_ssize_t mark) except -1:

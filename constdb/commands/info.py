@@ -145,6 +145,7 @@ def stats(app: Any) -> Rows:
         ("pubsubshard_channels", len(app.pubsub.shard)),
         ("pubsub_messages_from_peers", app.pubsub.remote_messages),
         ("pubsub_messages_dropped", app.repl.pubsub_dropped),
+        *app.tracking.info(),
         ("total_error_replies", app.srv.total_errors),
         ("remote_effects_applied", app.ks.applied_remote),
         ("pending_tombstones", len(app.ks.tombs)),
