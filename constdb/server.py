@@ -41,11 +41,13 @@ from constdb.commands import (
     register_handlers,
 )
 from constdb.commands import config as config_commands
+from constdb.commands import monitoring as monitoring_commands
 from constdb.commands import persistence as persistence_commands
 from constdb.commands import pubsub as pubsub_commands
 from constdb.commands import server as server_commands
 from constdb.config import NODE_ID_FILE, Config, ConfigError
 from constdb.logs import set_log_level
+from constdb.monitoring import Monitoring
 from constdb.pubsub import PubSub
 from constdb.replication.manager import Replication
 from constdb.tracking import Tracking
@@ -67,6 +69,7 @@ PY_COMMANDS = (
     cluster,
     persistence_commands,
     pubsub_commands,
+    monitoring_commands,
 )
 
 
@@ -192,6 +195,7 @@ class App:
         self.repl = Replication(self)
         self.pubsub.on_publish = self.repl.publish
         self.tracking = self.srv.tracking = Tracking(self)
+        self.monitoring = Monitoring(self)
         self.serving = False  # the start finished: the node took requests
         self.apply_config()
 
@@ -262,6 +266,7 @@ class App:
         self.repl.size_backlog()
         set_log_level(c.log_level)
         self.tracking.max_keys = c.tracking_table_max_keys or 2**63
+        self.monitoring.configure(c)
 
     # ---- lifecycle --------------------------------------------------------------
 

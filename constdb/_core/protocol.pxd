@@ -72,6 +72,8 @@ cdef class Server:
     cdef public object tracking       # constdb.tracking.Tracking (None in unit tests)
     cdef public bint track_on         # some client has CLIENT TRACKING on
     cdef public object current        # the client running a command, while track_on
+    cdef public int64_t slowlog_us    # slowlog-log-slower-than (-1: off)
+    cdef public int64_t latency_us    # latency-monitor-threshold in us (0: off)
 
     cdef Command lookup_command(self, object name)
     cdef int count_error_msg(self, const char* msg, Py_ssize_t n) except -1
@@ -128,6 +130,7 @@ cdef class Client:
     cdef list _fast_argv(self, Py_ssize_t* endp, bint* hit)
     cdef int call(self, Command cmd, list argv) except -1
     cdef int _tracked(self, Command cmd, list argv, object prev) except -1
+    cdef int _slow(self, Command cmd, list argv, uint64_t usec) except -1
     cdef int _failed(self, Command cmd, Py_ssize_t mark) except -1
     cdef int _error_reply(self, Command cmd, Py_ssize_t mark, object e) except -1
     cdef int _call_py(self, Command cmd, list argv, Py_ssize_t mark) except -1

@@ -146,6 +146,8 @@ cdef class Server:
         self.client_query_buffer_limit = 1024 * 1024 * 1024
         self.max_exec_per_round = 16
         self.maxclients = 10000
+        self.slowlog_us = 10000
+        self.latency_us = 0
         self.timeout = 0
         self.next_client_id = 0
         self.total_commands = 0
@@ -940,6 +942,9 @@ cdef class Client:
         t1 = mono_us()
         self.tmark = t1
         cmd.usec += t1 - t0
+        if (srv.slowlog_us >= 0 and <int64_t>(t1 - t0) >= srv.slowlog_us) or \
+                (srv.latency_us > 0 and <int64_t>(t1 - t0) >= srv.latency_us):
+            self._slow(cmd, argv, t1 - t0)
         cmd.calls += 1
         self.srv.total_commands += 1
         if self.out.len > mark and self.out.buf[mark] == b'-':
@@ -949,6 +954,13 @@ cdef class Client:
             self.last_write_uuid = ks.own_last
         if srv.track_on or self.track is not None:
             self._tracked(cmd, argv, prev)
+        return 0
+
+    cdef int _slow(self, Command cmd, list argv, uint64_t usec) except -1:
+        """A command as slow as SLOWLOG or LATENCY want to know (constdb/monitoring.py)."""
+        app = self.srv.app
+        if app is not None:
+            app.monitoring.command_done(self, cmd, argv, usec)
         return 0
 
     cdef int _tracked(self, Command cmd, list argv, object prev) except -1:

@@ -160,6 +160,13 @@ def replication(app: Any) -> Rows:
     rows = [
         ("role", "master"),
         ("connected_slaves", 0),
+        # Redis's fields, with values of ConstDB's own: this run's id and the
+        # number of records this node has written (its stream position)
+        ("master_failover_state", "no-failover"),
+        ("master_replid", app.run_id),
+        ("master_replid2", "0" * 40),
+        ("master_repl_offset", bl.nrec_total),
+        ("second_repl_offset", -1),
         ("node_id", app.node_id),
         ("node_alias", app.alias),
         ("uuid", app.ks.clock.last),
