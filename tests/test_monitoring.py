@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import pytest
 import redis
 from support.differential import same
@@ -113,3 +115,36 @@ def test_role_answers_master(r):
     assert len(info["master_replid"]) == 40
     with pytest.raises(redis.ResponseError, match="wrong number of arguments for 'role'"):
         r.execute_command("ROLE", "x")
+
+
+def test_client_reply_on_off_skip(raw_pair):
+    """The bytes a client gets back for a sequence with replies turned off
+    and skipped, up to a final PING after CLIENT REPLY ON."""
+    from support.resp import encode
+
+    cmds = [
+        ("CLIENT", "REPLY"),
+        ("CLIENT", "REPLY", "maybe"),
+        ("CLIENT", "REPLY", "SKIP"),
+        ("SET", "k", "1"),
+        ("GET", "k"),
+        ("CLIENT", "REPLY", "OFF"),
+        ("PING",),
+        ("NOSUCHCOMMAND",),
+        ("CLIENT", "REPLY", "SKIP"),
+        ("INCR", "k"),
+        ("CLIENT", "REPLY", "ON"),
+        ("CLIENT", "REPLY", "SKIP"),
+        ("GET", "k", "extra"),  # an error skipped too
+        ("GET", "k"),
+        ("ECHO", "end"),
+    ]
+    got = []
+    for conn in raw_pair:
+        conn.send_raw(b"".join(encode(*c) for c in cmds))
+        data = b""
+        while not data.endswith(b"$3\r\nend\r\n"):
+            assert conn._fill(time.monotonic() + 5), data
+            data, conn.buf = data + conn.buf, b""
+        got.append(data)
+    assert got[0] == got[1]

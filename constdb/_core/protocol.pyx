@@ -439,6 +439,7 @@ cdef class Client:
         self.transport = None
         self.subs = None
         self.track = None
+        self.reply_mode = 0
         self.cname = None
         self.ccmd = None
         self.cver = 0
@@ -853,7 +854,10 @@ cdef class Client:
                     msg = msg[4:]
                 msg = b"EXECABORT Transaction discarded because of: " + msg
                 self.discard_multi()
-        self.out.error(PyBytes_AS_STRING(msg), PyBytes_GET_SIZE(msg))
+        if self.reply_mode == 3:  # the command CLIENT REPLY SKIP silences
+            self.reply_mode = 0
+        elif self.reply_mode != 1:  # CLIENT REPLY OFF
+            self.out.error(PyBytes_AS_STRING(msg), PyBytes_GET_SIZE(msg))
         self.srv.count_error_msg(PyBytes_AS_STRING(msg), PyBytes_GET_SIZE(msg))
         return 0
 
@@ -894,7 +898,10 @@ cdef class Client:
             if not (cmd.flags & F_NOQUEUE):
                 if not self.multi_error and not self.cas_dirty:
                     self.mqueue.append((cmd, argv))
-                self.out.put_raw(b"+QUEUED\r\n", 9)
+                if self.reply_mode == 0:
+                    self.out.put_raw(b"+QUEUED\r\n", 9)
+                elif self.reply_mode == 3:  # CLIENT REPLY SKIP
+                    self.reply_mode = 0
                 return 0
         return self.call(cmd, argv)
 
@@ -954,6 +961,18 @@ cdef class Client:
             self.last_write_uuid = ks.own_last
         if srv.track_on or self.track is not None:
             self._tracked(cmd, argv, prev)
+        if self.reply_mode:
+            self._skip_reply(mark)
+        return 0
+
+    cdef int _skip_reply(self, Py_ssize_t mark) except -1:
+        """CLIENT REPLY OFF: no command answers; SKIP: the one after it does not."""
+        if self.reply_mode == 2:  # the SKIP itself ran: the next one is skipped
+            self.reply_mode = 3
+            return 0
+        self.out.len = mark
+        if self.reply_mode == 3:
+            self.reply_mode = 0
         return 0
 
     cdef int _slow(self, Command cmd, list argv, uint64_t usec) except -1:
@@ -1140,7 +1159,7 @@ cdef class Client:
         running: this one's replies are all out). A subscriber whose unsent
         output passes PUBSUB_HARD_LIMIT is closed, as Redis does with its
         client-output-buffer-limit for pubsub clients."""
-        if self.closing:
+        if self.closing or self.reply_mode == 1:  # CLIENT REPLY OFF drops pushes too
             return 0
         self.out.put_raw(PyBytes_AS_STRING(data), PyBytes_GET_SIZE(data))
         if now:

@@ -232,6 +232,22 @@ CLIENT_HELP = [
 ]
 
 
+@command("client|reply")
+def client_reply(c: Any, argv: list[bytes]) -> Any:
+    mode = argv[2].lower()
+    if mode == b"on":
+        c.reply_mode = 0
+        return OK
+    if mode == b"off":
+        c.reply_mode = 1
+        return NO_REPLY
+    if mode == b"skip":
+        if c.reply_mode != 1:
+            c.reply_mode = 2
+        return NO_REPLY
+    raise RespError(SYNTAX)
+
+
 @command("client|tracking")
 def client_tracking(c: Any, argv: list[bytes]) -> Any:
     t = parse_tracking(c, argv)
