@@ -42,11 +42,16 @@ from constdb.commands import (
     register_handlers,
 )
 from constdb.commands import config as config_commands
+from constdb.commands import monitoring as monitoring_commands
 from constdb.commands import persistence as persistence_commands
+from constdb.commands import pubsub as pubsub_commands
 from constdb.commands import server as server_commands
 from constdb.config import NODE_ID_FILE, Config, ConfigError
 from constdb.logs import set_log_level
+from constdb.monitoring import Monitoring
+from constdb.pubsub import PubSub
 from constdb.replication.manager import Replication
+from constdb.tracking import Tracking
 
 log = logging.getLogger("constdb")
 
@@ -64,6 +69,8 @@ PY_COMMANDS = (
     server_commands,
     cluster,
     persistence_commands,
+    pubsub_commands,
+    monitoring_commands,
 )
 
 
@@ -185,7 +192,11 @@ class App:
         ):
             mod.register(self.srv)
         register_handlers(self.srv, PY_COMMANDS)
+        self.pubsub = self.srv.pubsub = PubSub()
         self.repl = Replication(self)
+        self.pubsub.on_publish = self.repl.publish
+        self.tracking = self.srv.tracking = Tracking(self)
+        self.monitoring = Monitoring(self)
         self.serving = False  # the start finished: the node took requests
         self.apply_config()
 
@@ -259,6 +270,8 @@ class App:
         self.repl.backlog_limit = -1  # recomputed: at most 1 MiB while alone
         self.repl.size_backlog()
         set_log_level(c.log_level)
+        self.tracking.max_keys = c.tracking_table_max_keys or 2**63
+        self.monitoring.configure(c)
         if changed is not None and changed & TLS_RUNTIME_KEYS:
             self.tls_reload(changed)
 

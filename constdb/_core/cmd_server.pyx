@@ -17,6 +17,10 @@ from constdb._core.keyspace import describe_obj
 
 cdef int cmd_ping(Client c, list argv) except -1:
     cdef Py_ssize_t n = PyList_GET_SIZE(argv)
+    if c.subs is not None and c.resp == 2 and n <= 2:
+        # in Pub/Sub mode over RESP2 the reply is a message-like array
+        c.out.put_raw(b"*2\r\n$4\r\npong\r\n", 14)
+        return c.out.bulk(<bytes>PyList_GET_ITEM(argv, 1) if n == 2 else b"")
     if n == 1:
         return c.out.put_raw(b"+PONG\r\n", 7)
     if n == 2:
@@ -133,11 +137,19 @@ cdef int cmd_flushall(Client c, list argv) except -1:
         if opt != b"ASYNC" and opt != b"SYNC":
             return reply_syntax(c)
     # an observed-remove of every key: a concurrent write elsewhere survives
-    for key in list(ks.d):
-        ks.emit_del(key)
-    if ks.alts:
-        for key in list(ks.alts):
+    tr = c.srv.tracking
+    if tr is not None and c.srv.track_on:
+        tr.flushing = True  # one "drop everything" message, not one a key
+    try:
+        for key in list(ks.d):
             ks.emit_del(key)
+        if ks.alts:
+            for key in list(ks.alts):
+                ks.emit_del(key)
+    finally:
+        if tr is not None and c.srv.track_on:
+            tr.flushing = False
+            tr.flush_all()
     return c.out.ok()
 
 

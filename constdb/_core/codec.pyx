@@ -511,6 +511,11 @@ cdef class WBuf(Writer):
             return self.verbatim(bytes(v))
         if isinstance(v, RespError):
             return self.error_str(str(v))
+        if isinstance(v, OrderedSet):  # a list subclass: RESP3 `~`, in its order
+            self.set_(len(v))
+            for x in v:
+                self.pyvalue(x)
+            return 0
         if isinstance(v, (list, tuple)):
             self.array(len(v))
             for x in v:
@@ -541,6 +546,12 @@ cdef class WBuf(Writer):
 
     def write_error(self, str s):
         self.error_str(s)
+
+
+class OrderedSet(list):
+    """A set reply whose members go out in this order (RESP3 `~`, an array in RESP2)."""
+
+    __slots__ = ()
 
 
 class Verbatim(bytes):

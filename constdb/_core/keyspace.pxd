@@ -30,6 +30,7 @@ cdef class Keyspace:
     cdef public uint64_t misses
     cdef public uint64_t applied_remote
     cdef public object on_touch   # callable(list_of_clients) for WATCH
+    cdef public object on_change  # callable(key) while a client tracks keys (CLIENT TRACKING)
     cdef public object expire_cursor
     cdef public object on_member  # callable(origin, uuid, payload) for OP_MEMBER
     # TTL deadlines written by other origins, in this node's clock (docs/crdt.md

@@ -479,6 +479,8 @@ cdef class Keyspace:
             clients = self.watched.get(key)
             if clients and self.on_touch is not None:
                 self.on_touch(clients)
+        if self.on_change is not None:
+            self.on_change(key)
         return 0
 
     cdef int settle(self, object key, CObj o) except -1:

@@ -18,6 +18,7 @@ cdef enum:
     F_BLOCKING = 2048
     F_NOMULTI = 4096      # refused inside MULTI (SHUTDOWN, SAVE ...)
     F_ALLOW_BUSY = 8192   # shown by COMMAND INFO only
+    F_SUBCTX = 16384      # allowed to a RESP2 client in Pub/Sub mode (not a table flag)
 # (constdb/commands/table.py FLAG_BITS names these bits; a test checks they agree)
 
 ctypedef int (*cmd_fn)(Client c, list argv) except -1
@@ -68,6 +69,12 @@ cdef class Server:
     cdef public object hiredis_reader
     cdef public bint shutting_down
     cdef public uint64_t cmd_version  # bumped when the command table changes
+    cdef public object pubsub         # constdb.pubsub.PubSub (None in unit tests)
+    cdef public object tracking       # constdb.tracking.Tracking (None in unit tests)
+    cdef public bint track_on         # some client has CLIENT TRACKING on
+    cdef public object current        # the client running a command, while track_on
+    cdef public int64_t slowlog_ns    # slowlog-log-slower-than, in ns (-1: off)
+    cdef public int64_t latency_ns    # latency-monitor-threshold, in ns (0: off)
 
     cdef Command lookup_command(self, object name)
     cdef int count_error_msg(self, const char* msg, Py_ssize_t n) except -1
@@ -115,12 +122,18 @@ cdef class Client:
     cdef uint64_t cver               # Server.cmd_version when resolved
     cdef uint64_t tmark              # mono_ns() at the end of the last command (or read start)
     cdef list spare                  # an argv list to reuse, its items NULL (_fast_argv)
+    cdef public object subs          # its Pub/Sub subscriptions (constdb.pubsub.Subs), None: none
+    cdef public object track         # its CLIENT TRACKING settings (constdb.tracking.Track), None: off
+    cdef public int reply_mode       # CLIENT REPLY: 0 on, 1 off, 2 skip the next command, 3 skip this one
 
     cdef int process(self) except -1
     cdef int execute(self, list argv) except -1
     cdef int run_cmd(self, Command cmd, list argv) except -1
     cdef list _fast_argv(self, Py_ssize_t* endp, bint* hit)
     cdef int call(self, Command cmd, list argv) except -1
+    cdef int _tracked(self, Command cmd, list argv, object prev) except -1
+    cdef int _slow(self, Command cmd, list argv, uint64_t usec) except -1
+    cdef int _skip_reply(self, Py_ssize_t mark) except -1
     cdef int _failed(self, Command cmd, Py_ssize_t mark) except -1
     cdef int _error_reply(self, Command cmd, Py_ssize_t mark, object e) except -1
     cdef int _call_py(self, Command cmd, list argv, Py_ssize_t mark) except -1

@@ -82,6 +82,10 @@ cdef inline uint64_t lat_bucket_high(Py_ssize_t i) noexcept nogil:
     sub = <uint64_t>((i - LAT_SUB) % LAT_SUB)
     return ((LAT_SUB + sub) << (e - LAT_SUB_BITS)) + ((<uint64_t>1 << (e - LAT_SUB_BITS)) - 1)
 
+# unsent output past which a Pub/Sub subscriber is closed (Redis's default
+# client-output-buffer-limit for pubsub clients: 32mb hard)
+PUBSUB_HARD_LIMIT = 32 * 1024 * 1024
+
 cdef object _NO_REPLY = object()
 
 
@@ -110,6 +114,13 @@ cdef int reply_notint(Client c) except -1:
 
 # ---------------------------------------------------------------- commands ---
 
+# what a RESP2 client in Pub/Sub mode may send (Redis's list)
+_SUBCTX = frozenset([b"subscribe", b"unsubscribe", b"psubscribe", b"punsubscribe",
+                     b"ssubscribe", b"sunsubscribe", b"ping", b"quit", b"reset"])
+_SUBCTX_ERR = (b"': only (P|S)SUBSCRIBE / (P|S)UNSUBSCRIBE / PING / QUIT / RESET are allowed"
+               b" in this context")
+
+
 cdef class Command:
     """A command or subcommand as dispatch sees it: its arity, flags and key
     range are copied from its spec in the command table (C ints, read on
@@ -133,6 +144,8 @@ cdef class Command:
         self.nsec = 0
         self.hist = NULL
         self.spec = spec
+        if full in _SUBCTX:
+            self.flags |= F_SUBCTX
 
     def __dealloc__(self):
         free(self.hist)
@@ -178,6 +191,26 @@ cdef class Command:
             out.append((p, lat_bucket_high(i) / 1000.0))
         return out
 
+    def latency_cdf(self):
+        """LATENCY HISTOGRAM's buckets: [(usec, calls that took at most that)]
+        at powers of two, one where the count grows, up to every call."""
+        cdef uint64_t total = 0, seen = 0, bound = 1
+        cdef Py_ssize_t i = 0
+        if self.hist == NULL:
+            return []
+        for i in range(LAT_BUCKETS):
+            total += self.hist[i]
+        out = []
+        i = 0
+        while seen < total:
+            while i < LAT_BUCKETS and lat_bucket_high(i) <= bound * 1000:
+                seen += self.hist[i]
+                i += 1
+            if seen and (not out or out[-1][1] != seen):
+                out.append((bound, seen))
+            bound *= 2
+        return out
+
     @property
     def fullname(self):
         if self.parent is not None:
@@ -213,6 +246,8 @@ cdef class Server:
         self.client_query_buffer_limit = 1024 * 1024 * 1024
         self.max_exec_per_round = 16
         self.maxclients = 10000
+        self.slowlog_ns = 10000 * 1000
+        self.latency_ns = 0
         self.timeout = 0
         self.next_client_id = 0
         self.total_commands = 0
@@ -502,6 +537,9 @@ cdef class Client:
         self.resp = 2
         self.scheduled = False
         self.transport = None
+        self.subs = None
+        self.track = None
+        self.reply_mode = 0
         self.cname = None
         self.ccmd = None
         self.cver = 0
@@ -535,6 +573,10 @@ cdef class Client:
     def connection_lost(self, exc):
         self.closing = True
         self.srv.clients.pop(self.id, None)
+        if self.subs is not None and self.srv.pubsub is not None:
+            self.srv.pubsub.forget(self)
+        if self.track is not None and self.srv.tracking is not None:
+            self.srv.tracking.disable(self)
         self._unwatch_all()
         self.mqueue = None
         app = self.srv.app
@@ -912,7 +954,10 @@ cdef class Client:
                     msg = msg[4:]
                 msg = b"EXECABORT Transaction discarded because of: " + msg
                 self.discard_multi()
-        self.out.error(PyBytes_AS_STRING(msg), PyBytes_GET_SIZE(msg))
+        if self.reply_mode == 3:  # the command CLIENT REPLY SKIP silences
+            self.reply_mode = 0
+        elif self.reply_mode != 1:  # CLIENT REPLY OFF
+            self.out.error(PyBytes_AS_STRING(msg), PyBytes_GET_SIZE(msg))
         self.srv.count_error_msg(PyBytes_AS_STRING(msg), PyBytes_GET_SIZE(msg))
         return 0
 
@@ -945,13 +990,18 @@ cdef class Client:
                                + b"' command")
         if not self.authed and not (cmd.flags & F_NOAUTH):
             return self.reject(cmd, b"NOAUTH Authentication required.")
+        if self.subs is not None and self.resp == 2 and not (cmd.flags & F_SUBCTX):
+            return self.reject(cmd, b"ERR Can't execute '" + cmd.fullname + _SUBCTX_ERR)
         if self.in_multi:
             if cmd.flags & F_NOMULTI:
                 return self.reject(cmd, b"ERR Command not allowed inside a transaction")
             if not (cmd.flags & F_NOQUEUE):
                 if not self.multi_error and not self.cas_dirty:
                     self.mqueue.append((cmd, argv))
-                self.out.put_raw(b"+QUEUED\r\n", 9)
+                if self.reply_mode == 0:
+                    self.out.put_raw(b"+QUEUED\r\n", 9)
+                elif self.reply_mode == 3:  # CLIENT REPLY SKIP
+                    self.reply_mode = 0
                 return 0
         return self.call(cmd, argv)
 
@@ -966,7 +1016,12 @@ cdef class Client:
         cdef uint64_t before = ks.own_last, t0 = self.tmark, t1
         cdef Py_ssize_t mark = self.out.len
         cdef int r
+        cdef Server srv = self.srv
+        cdef object prev = None
         self.last_cmd = cmd
+        if srv.track_on:
+            prev = srv.current
+            srv.current = self
         if cmd.flags & F_WRITE and not bl.grouping:
             bl.group_begin()
             grouped = True
@@ -998,6 +1053,9 @@ cdef class Client:
             cmd.hist = <uint64_t*>calloc(LAT_BUCKETS, sizeof(uint64_t))
         if cmd.hist != NULL:
             cmd.hist[lat_bucket(t1 - t0)] += 1
+        if (srv.slowlog_ns >= 0 and <int64_t>(t1 - t0) >= srv.slowlog_ns) or \
+                (srv.latency_ns > 0 and <int64_t>(t1 - t0) >= srv.latency_ns):
+            self._slow(cmd, argv, (t1 - t0) // 1000)
         cmd.calls += 1
         self.srv.total_commands += 1
         if self.out.len > mark and self.out.buf[mark] == b'-':
@@ -1005,6 +1063,39 @@ cdef class Client:
             self.srv.count_error_msg(self.out.buf + mark + 1, self.out.len - mark - 1)
         if ks.own_last != before:
             self.last_write_uuid = ks.own_last
+        if srv.track_on or self.track is not None:
+            self._tracked(cmd, argv, prev)
+        if self.reply_mode:
+            self._skip_reply(mark)
+        return 0
+
+    cdef int _skip_reply(self, Py_ssize_t mark) except -1:
+        """CLIENT REPLY OFF: no command answers; SKIP: the one after it does not."""
+        if self.reply_mode == 2:  # the SKIP itself ran: the next one is skipped
+            self.reply_mode = 3
+            return 0
+        self.out.len = mark
+        if self.reply_mode == 3:
+            self.reply_mode = 0
+        return 0
+
+    cdef int _slow(self, Command cmd, list argv, uint64_t usec) except -1:
+        """A command as slow as SLOWLOG or LATENCY want to know (constdb/monitoring.py)."""
+        app = self.srv.app
+        if app is not None:
+            app.monitoring.command_done(self, cmd, argv, usec)
+        return 0
+
+    cdef int _tracked(self, Command cmd, list argv, object prev) except -1:
+        """CLIENT TRACKING's part of a command (constdb/tracking.py)."""
+        cdef Server srv = self.srv
+        tr = srv.tracking
+        if tr is not None:
+            if self.track is not None:
+                tr.after(self, cmd, argv)
+            if prev is not self:  # not a command inside EXEC: its reply is whole
+                tr.after_call(self)
+        srv.current = prev
         return 0
 
     cdef int _failed(self, Command cmd, Py_ssize_t mark) except -1:
@@ -1165,6 +1256,26 @@ cdef class Client:
 
     def block(self):
         self.blocked = True
+
+    def deliver(self, bytes data, bint now):
+        """A Pub/Sub message (or any push) for this client: after what its
+        output buffer holds, written at once if now (another client is
+        running: this one's replies are all out). A subscriber whose unsent
+        output passes PUBSUB_HARD_LIMIT is closed, as Redis does with its
+        client-output-buffer-limit for pubsub clients."""
+        if self.closing or self.reply_mode == 1:  # CLIENT REPLY OFF drops pushes too
+            return 0
+        self.out.put_raw(PyBytes_AS_STRING(data), PyBytes_GET_SIZE(data))
+        if now:
+            self.flush()
+            if self.transport is not None and \
+                    self.transport.get_write_buffer_size() > PUBSUB_HARD_LIMIT:
+                log.warning("Client id=%d addr=%s closed for overcoming of output buffer "
+                            "limits (pubsub, %d bytes).", self.id, self.addr,
+                            self.transport.get_write_buffer_size())
+                self.closing = True
+                self.transport.abort()
+        return 1
 
     def close(self):
         self.closing = True

@@ -5,10 +5,11 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from constdb._core.codec import RespError, Status, Verbatim
+from constdb._core.codec import OrderedSet, RespError, Status, Verbatim
 from constdb._core.protocol import NO_REPLY
 from constdb.commands import command
 from constdb.commands.common import OK, SYNTAX, check_name, int_arg, text
+from constdb.tracking import parse_tracking
 
 
 @command("client")
@@ -35,26 +36,38 @@ def client_info(c: Any, argv: list[bytes]) -> Any:
 def client_line(c: Any) -> str:
     """One line of CLIENT LIST / CLIENT INFO, with Redis's fields."""
     now = time.time()
-    flags = ""
+    flags = "P" if c.subs is not None else ""  # Redis's order: P x b t R B d c
     if c.in_multi:
         flags += "x"
     if c.blocked:
         flags += "b"
+    t = c.track
+    if t is not None:
+        flags += "t" + ("R" if t.broken else "") + ("B" if t.bcast else "")
     if c.cas_dirty:
         flags += "d"
     if c.closing:
         flags += "c"
     flags = flags or "N"
+    subs = c.subs
+    nsub, npsub, nssub = (
+        (len(subs.channels), len(subs.patterns), len(subs.shard)) if subs is not None else (0, 0, 0)
+    )
     events = "rw" if c.obuf else "r"
     return (
         f"id={c.id} addr={c.addr} laddr={c.laddr} fd={c.fd} "
         f"name={text(c.name or b'')} age={int(now - c.ctime)} "
-        f"idle={int(max(0, now - c.last_interaction))} flags={flags} db=0 sub=0 psub=0 ssub=0 "
+        f"idle={int(max(0, now - c.last_interaction))} flags={flags} db=0 sub={nsub} psub={npsub} ssub={nssub} "
         f"multi={c.multi_count} qbuf={c.qbuf} qbuf-free=0 argv-mem=0 multi-mem=0 rbs=0 rbp=0 "
         f"obl={c.obuf} oll=0 omem=0 tot-mem=0 events={events} cmd={text(c.last_cmd_name)} "
-        f"user=default redir=-1 resp={c.resp} "
+        f"user=default redir={-1 if t is None else t.redirect} resp={c.resp} "
         f"lib-name={text(c.lib_name or b'')} lib-ver={text(c.lib_ver or b'')}"
     )
+
+
+def type_of(c: Any) -> bytes:
+    """Redis's client type of a connection: pubsub while it has a subscription."""
+    return b"pubsub" if c.subs is not None else b"normal"
 
 
 def client_type(t: bytes) -> bytes:
@@ -92,8 +105,8 @@ def client_setinfo(c: Any, argv: list[bytes]) -> Any:
 def client_list(c: Any, argv: list[bytes]) -> Any:
     clients = sorted(c.srv.clients.values(), key=lambda x: x.id)
     if len(argv) == 4 and argv[2].lower() == b"type":
-        if client_type(argv[3]) != b"normal":
-            clients = []
+        want = client_type(argv[3])
+        clients = [x for x in clients if type_of(x) == want]
     elif len(argv) > 3 and argv[2].lower() == b"id":
         chosen = []
         for a in argv[3:]:
@@ -149,7 +162,7 @@ def client_kill(c: Any, argv: list[bytes]) -> Any:
             continue
         if laddr is not None and x.laddr != laddr:
             continue
-        if ctype is not None and ctype != b"normal":
+        if ctype is not None and ctype != type_of(x):
             continue
         if cid and x.id != cid:
             continue
@@ -217,6 +230,93 @@ CLIENT_HELP = [
     "HELP",
     "    Prints this help.",
 ]
+
+
+@command("client|reply")
+def client_reply(c: Any, argv: list[bytes]) -> Any:
+    mode = argv[2].lower()
+    if mode == b"on":
+        c.reply_mode = 0
+        return OK
+    if mode == b"off":
+        c.reply_mode = 1
+        return NO_REPLY
+    if mode == b"skip":
+        if c.reply_mode != 1:
+            c.reply_mode = 2
+        return NO_REPLY
+    raise RespError(SYNTAX)
+
+
+@command("client|tracking")
+def client_tracking(c: Any, argv: list[bytes]) -> Any:
+    t = parse_tracking(c, argv)
+    tr = c.srv.tracking
+    if t is None:
+        tr.disable(c)
+    else:
+        tr.enable(c, t)
+    return OK
+
+
+@command("client|caching")
+def client_caching(c: Any, argv: list[bytes]) -> Any:
+    t = c.track
+    if t is None:
+        raise RespError(
+            "ERR CLIENT CACHING can be called only when the client is in tracking mode"
+            " with OPTIN or OPTOUT mode enabled"
+        )
+    v = argv[2].lower()
+    if v == b"yes":
+        if not t.optin:
+            raise RespError(
+                "ERR CLIENT CACHING YES is only valid when tracking is enabled in OPTIN mode."
+            )
+        t.caching = True
+    elif v == b"no":
+        if not t.optout:
+            raise RespError(
+                "ERR CLIENT CACHING NO is only valid when tracking is enabled in OPTOUT mode."
+            )
+        t.caching = False
+    else:
+        raise RespError(SYNTAX)
+    return OK
+
+
+@command("client|getredir")
+def client_getredir(c: Any, argv: list[bytes]) -> Any:
+    t = c.track
+    return -1 if t is None else t.redirect
+
+
+@command("client|trackinginfo")
+def client_trackinginfo(c: Any, argv: list[bytes]) -> Any:
+    t = c.track
+    if t is None:
+        flags = [b"off"]
+        redir = -1
+        prefixes: list[bytes] = []
+    else:
+        flags = [b"on"]
+        if t.bcast:
+            flags.append(b"bcast")
+        if t.optin:
+            flags.append(b"optin")
+            if t.caching is True:
+                flags.append(b"caching-yes")
+        if t.optout:
+            flags.append(b"optout")
+            if t.caching is False:
+                flags.append(b"caching-no")
+        if t.noloop:
+            flags.append(b"noloop")
+        if t.broken:
+            flags.append(b"broken_redirect")
+        redir = t.redirect
+        prefixes = list(t.prefixes)
+    return {b"flags": OrderedSet(flags), b"redirect": redir, b"prefixes": prefixes}
 
 
 @command("client|help")

@@ -97,6 +97,8 @@ def hello(c: Any, argv: list[bytes]) -> Any:
 def reset(c: Any, argv: list[bytes]) -> Any:
     # Redis's clearClientConnectionState
     c.discard_multi()
+    c.srv.pubsub.forget(c)
+    c.srv.tracking.disable(c)
     c.resp = 2
     c.out.resp3 = False
     c.name = None

@@ -67,6 +67,7 @@ SECTIONS = {
     "zsets": "**Sorted sets** (add-wins members, LWW + counter scores)",
     "mvreg": "**Multi-value register** (from the original ConstDB)",
     "transactions": "**Transactions**",
+    "pubsub": "**Pub/Sub** (messages cross the group on the links)",
     "group": "**Group**",
     "persistence": "**Persistence**",
     "server": "**Connection and server**",

@@ -47,6 +47,7 @@ F_GETACK = 9
 F_FULLSYNC_REQ = 10
 F_ERROR = 11
 F_TIME = 13  # the sender's wall clock, for the peer's offset (clocksync.py)
+F_PUBLISH = 14  # a message PUBLISHed on the sender (constdb/pubsub.py)
 
 HDR = struct.Struct("<BI")
 SEQ = struct.Struct("<Q")
@@ -169,6 +170,10 @@ class Link(asyncio.Protocol):
         self.sent_seq = 0  # backlog record index sent through
         self.acked_seq = 0
         self.batches: deque[tuple[int, int]] = deque()  # (last uuid, seq after)
+        # PUBLISHed messages waiting for the records written before them:
+        # (backlog offset they follow, payload); pub_bytes: their size
+        self.pubs: deque[tuple[int, bytes]] = deque()
+        self.pub_bytes = 0
         self.syncing = False
         self.snap_rx: Optional[bytearray] = None
         self.snap_point = 0
@@ -495,6 +500,8 @@ class Link(asyncio.Protocol):
             data = bytes(self.snap_rx)
             self.snap_rx = None
             r.apply_snapshot(self, data)
+        elif ftype == F_PUBLISH:
+            r.got_publish(self, p)
         elif ftype == F_FULLSYNC_REQ:
             r.start_full_sync(self, "requested by the peer")
         elif ftype == F_TIME:

@@ -25,6 +25,7 @@ from constdb.replication.link import (
     F_FULLSYNC_REQ,
     F_GETACK,
     F_HEARTBEAT,
+    F_PUBLISH,
     F_SNAP_BEGIN,
     F_SNAP_DATA,
     F_SNAP_END,
@@ -46,6 +47,9 @@ from constdb.tls import peer_verified
 
 log = logging.getLogger("constdb")
 
+# a PUBLISH frame: u8 shard (0 or 1), u32 channel length, channel, message
+PUB_HDR = struct.Struct("<BI")
+PUB_QUEUE_MAX = 32 * 1024 * 1024  # bytes of messages a link may hold back
 SMALL_SNAPSHOT_KEYS = 20_000  # below this a snapshot is taken in-process (no fork)
 BACKOFF_MIN = 0.2
 BACKOFF_MAX = 30.0
@@ -132,6 +136,7 @@ def is_loopback(ip: str) -> bool:
 
 class Replication:
     def __init__(self, app: Any):
+        self.pubsub_dropped = 0  # messages not sent to a peer that did not read
         self.app = app
         self.ks = app.ks
         self.backlog = app.backlog
@@ -634,6 +639,40 @@ class Replication:
                 link.sent = last
                 link.sent_seq += n
                 link.batches.append((last, link.sent_seq))
+            while link.pubs and link.pubs[0][0] <= link.off:
+                payload = link.pubs.popleft()[1]
+                link.pub_bytes -= len(payload)
+                link.write_frame(F_PUBLISH, payload)
+
+    # ---- Pub/Sub across the group ----------------------------------------------------------
+
+    def publish(self, shard: bool, channel: bytes, message: bytes) -> None:
+        """A message PUBLISHed here goes to every member the link to which is
+        up, after the records this node wrote before it (so a subscriber
+        there that reads the data finds it); a member that is down misses it
+        (Pub/Sub is fire and forget, as in Redis). A link whose queue of
+        messages passes PUB_QUEUE_MAX (a peer that does not read) drops them."""
+        payload = PUB_HDR.pack(1 if shard else 0, len(channel)) + channel + message
+        at = self.backlog.end_off
+        for p in self.peers.values():
+            link = p.link
+            if link is None or link.closed or link.state != "up":
+                continue
+            if link.pub_bytes + len(payload) > PUB_QUEUE_MAX:
+                self.pubsub_dropped += 1
+                continue
+            link.pubs.append((at, payload))
+            link.pub_bytes += len(payload)
+        self.schedule_pump()
+
+    def got_publish(self, link: Link, p: bytes) -> None:
+        if len(p) < PUB_HDR.size:
+            raise LinkError("PROTOCOL", f"publish frame of {len(p)} bytes")
+        shard, n = PUB_HDR.unpack_from(p, 0)
+        if shard > 1 or n > len(p) - PUB_HDR.size:
+            raise LinkError("PROTOCOL", "bad publish frame")
+        start = PUB_HDR.size
+        self.app.pubsub.from_peer(bool(shard), p[start : start + n], p[start + n :])
 
     def apply_batch(self, link: Link, data: bytes) -> None:
         """A peer's batch, all or nothing: every record is checked (framing,
