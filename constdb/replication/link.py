@@ -33,7 +33,7 @@ import lz4.frame
 
 log = logging.getLogger("constdb")
 
-PROTO_VERSION = 2
+PROTO_VERSION = 3
 
 F_AUTH = 1
 F_POS = 2
@@ -46,6 +46,7 @@ F_HEARTBEAT = 8
 F_GETACK = 9
 F_FULLSYNC_REQ = 10
 F_ERROR = 11
+F_FLOOR = 12  # the sender's restart floor (docs/replication.md section 7)
 
 HDR = struct.Struct("<BI")
 SEQ = struct.Struct("<Q")
@@ -464,6 +465,8 @@ class Link(asyncio.Protocol):
             r.got_ack(self, u)
         elif ftype == F_HEARTBEAT:
             r.got_heartbeat(self, p)
+        elif ftype == F_FLOOR:
+            r.got_floor(self, p)
         elif ftype == F_GETACK:
             r.send_ack(self)
         elif ftype == F_SNAP_BEGIN:
