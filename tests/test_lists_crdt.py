@@ -739,16 +739,21 @@ class CrashNet:
                         self.full_sync(o, r)
 
 
-# one or two keys, so that a restarted node's pushes meet what it saw removed
-few_key_list_cmds = list_cmds.map(lambda c: [b"a" if x == b"c" else x for x in c])
+# one key, so that a restarted node's pushes meet what it saw removed
+one_key_list_cmds = st.one_of(
+    list_cmds.map(lambda c: [b"a" if x in (b"b", b"c") else x for x in c]),
+    st.sampled_from(
+        [[b"RPUSH", b"a", b"x"], [b"LPUSH", b"a", b"y"], [b"RPOP", b"a"], [b"LPOP", b"a"]]
+    ),
+)
 slot = st.sampled_from([1, 2, 3])
 maybe_slot = st.one_of(st.none(), slot)
-# a phase: a save, commands, partial deliveries and full syncs, then perhaps
+# a phase: saves, commands, partial deliveries and full syncs, then perhaps
 # every stream delivered with a heartbeat on every link and GC everywhere,
 # then perhaps a crash; phases in a row make the issue's sequence likely
 phase = st.tuples(
-    maybe_slot,
-    st.lists(st.tuples(slot, few_key_list_cmds), max_size=4),
+    st.sets(slot),
+    st.lists(st.tuples(slot, one_key_list_cmds), max_size=4),
     st.lists(
         st.one_of(
             st.tuples(st.just("sync"), slot, slot, st.integers(1, 3)),
@@ -758,16 +763,53 @@ phase = st.tuples(
         ),
         max_size=3,
     ),
-    st.booleans(),
+    st.sampled_from([True, True, False]),
     maybe_slot,
 )
-crash_steps = st.lists(phase, min_size=1, max_size=10)
+# the issue's order, with random commands: a member saves, everyone goes on
+# (removals it applies become stable as far as applied VVs go), it crashes
+# back to that save and writes at once
+episode = st.tuples(
+    st.just("episode"),
+    slot,
+    st.lists(st.tuples(slot, one_key_list_cmds), max_size=4),
+    st.lists(st.tuples(slot, one_key_list_cmds), min_size=1, max_size=4),
+    st.lists(one_key_list_cmds, min_size=1, max_size=3),
+)
+crash_steps = st.lists(st.one_of(phase, episode), min_size=1, max_size=8)
+
+
+def settle(net: CrashNet) -> None:
+    """Every stream delivered, a heartbeat on every link, GC everywhere."""
+    for r in net.slots:
+        for o in net.slots:
+            net.deliver(r, o)
+    for r in net.slots:
+        for o in net.slots:
+            net.heartbeat(o, r)
+    for i in net.slots:
+        net.gc(i)
 
 
 def play_crashes(net: CrashNet, phases) -> None:
-    for save, cmds, moves, settle, crash in phases:
-        if save is not None:
-            net.slots[save].save()
+    for p in phases:
+        if p[0] == "episode":
+            _, victim, before, after, own = p
+            for i, c in before:
+                net.slots[i].node.run(*c)
+            settle(net)
+            net.slots[victim].save()
+            for i, c in after:
+                net.slots[i].node.run(*c)
+            settle(net)
+            net.crash(victim)
+            for c in own:
+                net.slots[victim].node.run(*c)
+            settle(net)
+            continue
+        saves, cmds, moves, do_settle, crash = p
+        for i in sorted(saves):
+            net.slots[i].save()
         for i, c in cmds:
             net.slots[i].node.run(*c)
         for m in moves:
@@ -779,15 +821,8 @@ def play_crashes(net: CrashNet, phases) -> None:
                 net.heartbeat(m[1], m[2])
             else:
                 net.gc(m[1])
-        if settle:
-            for r in net.slots:
-                for o in net.slots:
-                    net.deliver(r, o)
-            for r in net.slots:
-                for o in net.slots:
-                    net.heartbeat(o, r)
-            for i in net.slots:
-                net.gc(i)
+        if do_settle:
+            settle(net)
         if crash is not None:
             net.crash(crash)
 

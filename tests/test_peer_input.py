@@ -326,6 +326,7 @@ def _fuzz(node, rounds: int, seed: int) -> None:
                         L.F_SNAP_END,
                         L.F_ACK,
                         L.F_HEARTBEAT,
+                        L.F_FLOOR,
                         L.F_GETACK,
                         L.F_ERROR,
                     ]
