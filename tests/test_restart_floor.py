@@ -19,6 +19,7 @@ import threading
 import time
 
 import redis
+from constdb.replication.manager import stable_of
 from support.nodes import make_node, meet, wait_converged, wait_linked
 
 KEYS = [f"l{i}" for i in range(3)]
@@ -123,3 +124,23 @@ def test_restart_from_an_old_snapshot_converges_lists(node):
     for n in (a, b, c):
         for k in KEYS:
             assert unplaced(n, k) == [], (n.work_dir, k)
+
+
+def test_the_stable_point_is_the_least_restart_floor():
+    """stable_of (docs/crdt.md section 6): the minimum over members' floors
+    of the current origins; a retired origin counts only while some floor
+    holds less of it than some member applied."""
+    cur = {1, 2}
+    applied = [{1: 50, 2: 60}, {1: 55, 2: 58}]
+    # the floors, not the applied VVs
+    assert stable_of([{1: 30, 2: 40}, {1: 45, 2: 35}], applied, cur) == 30
+    # a member without a file reports its applied VV as its floor
+    assert stable_of([applied[0], {1: 45, 2: 35}], applied, cur) == 35
+    # a current origin a floor does not name holds it at 0
+    assert stable_of([{1: 30}, {1: 45, 2: 35}], applied, cur) == 0
+    # retired origin 9: every floor holds all any member applied: no bound
+    applied9 = [{1: 50, 2: 60, 9: 20}, {1: 55, 2: 58, 9: 20}]
+    assert stable_of([{1: 30, 2: 40, 9: 20}, {1: 45, 2: 35, 9: 20}], applied9, cur) == 30
+    # one member applied more of it than another's floor holds: bounded there
+    applied9[0][9] = 25
+    assert stable_of([{1: 30, 2: 40, 9: 25}, {1: 45, 2: 35, 9: 10}], applied9, cur) == 10
