@@ -19,8 +19,9 @@ import threading
 import time
 
 import redis
-from constdb.replication.manager import stable_of
 from support.nodes import make_node, meet, wait_converged, wait_linked
+
+from constdb.replication.manager import stable_of
 
 KEYS = [f"l{i}" for i in range(3)]
 
