@@ -189,6 +189,8 @@ class Persistence:
         # running BGSAVE is writing (it may land): restart_floor's inputs
         self.floor: Optional[dict[int, int]] = None
         self.floor_pending: Optional[dict[int, int]] = None
+        # the last save took changes: one more GC save is due even if idle
+        self.edge = False
 
     @property
     def path(self) -> str:
@@ -267,6 +269,7 @@ class Persistence:
             reason = getattr(e, "strerror", None) or e
             raise RespError(f"ERR Error saving the snapshot: {reason}") from None
         self.floor = vv
+        self.edge = dirty != self.dirty_at_save
         self.dirty_at_save = dirty
         self.last_save = int(time.time())
         self.last_status = "ok"
@@ -300,6 +303,7 @@ class Persistence:
         landed, self.floor_pending = self.floor_pending, None
         if ok:
             self.floor = landed
+            self.edge = self.child_dirty != self.dirty_at_save
             self.dirty_at_save = self.child_dirty
             self.last_save = int(time.time())
             self.last_status = "ok"
@@ -320,17 +324,20 @@ class Persistence:
             return
         now = time.time()
         changes = self.changes()
-        if not changes:
+        if not changes and not self.edge:
             return
         if self.last_status != "ok" and time.monotonic() - self.last_try < BGSAVE_RETRY_DELAY:
             return
         for secs, need in self.app.cfg.save:
-            if changes >= need and now - self.last_save >= secs:
+            if changes and changes >= need and now - self.last_save >= secs:
                 log.info("%d changes in %d seconds. Saving...", need, secs)
                 self.bgsave()
                 return
         # a member's file is what it comes back with after a crash, and the
-        # group's GC waits for it (restart_floor)
+        # group's GC waits for it (restart_floor): with changes since, or once
+        # more after a save that took changes (the VV entries that heartbeats
+        # advance lag the effects applied just before a save by up to one
+        # heartbeat: one save later, on an idle node, they cover them)
         if self.floor is not None and now - self.last_save >= GC_SAVE_SECS and self.grouped():
             log.info(
                 "%d changes since the last save %ds ago: saving so that GC can go on",
