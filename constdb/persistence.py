@@ -23,6 +23,10 @@ from constdb.config import LOCK_FILE
 
 log = logging.getLogger("constdb")
 BGSAVE_RETRY_DELAY = 5.0
+# a node whose snapshot file lags its state saves at least this often while it
+# has changes: GC waits for every member's restart floor (restart_floor), so
+# this bounds how long tombstones stay (docs/crdt.md section 6)
+GC_SAVE_SECS = 60.0
 
 
 def write_atomic(ks: Any, path: str, alias: bytes, meta: bytes) -> tuple[int, int]:
@@ -181,6 +185,12 @@ class Persistence:
         self.loaded_keys = 0
         self.load_secs = 0.0
         self.lock_path = os.path.join(app.cfg.work_dir, LOCK_FILE)
+        # the VV of the snapshot file on disk (None: no file), and of the one a
+        # running BGSAVE is writing (it may land): restart_floor's inputs
+        self.floor: Optional[dict[int, int]] = None
+        self.floor_pending: Optional[dict[int, int]] = None
+        # the last save took changes: one more GC save is due even if idle
+        self.edge = False
 
     @property
     def path(self) -> str:
@@ -199,6 +209,47 @@ class Persistence:
     def changes(self) -> int:
         return self.app.ks.dirty - self.dirty_at_save
 
+    # ---- the restart floor (docs/crdt.md section 6) ------------------------------------
+
+    def dump_vv(self) -> dict[int, int]:
+        """The VV a snapshot taken now carries, this node's own entry at its
+        clock (no own effect lies between its last one and the clock)."""
+        ks = self.app.ks
+        vv = ks.get_vv()
+        vv[ks.node_id] = max(ks.own_last, ks.clock.last)
+        return vv
+
+    def loaded(self, snap: Any) -> None:
+        """At start, after the file was loaded: that file is the floor. Its
+        writer's own entry is at the file's clock; this incarnation's origin,
+        if fresh, has no effect yet (a crash now would lose none of them)."""
+        vv = dict(snap.vv)
+        vv[snap.node_id] = max(snap.own_last, snap.clock, vv.get(snap.node_id, 0))
+        ks = self.app.ks
+        if ks.node_id != snap.node_id:
+            vv[ks.node_id] = ks.clock.last
+        self.floor = vv
+
+    def restart_floor(self) -> dict[int, int]:
+        """The VV of the state this node would come back with if it crashed
+        now: it has applied every effect of origin o up to floor[o]. The
+        newest snapshot file's VV (and a running BGSAVE's, which may replace
+        it first); with no file a restart comes back empty, which can name no
+        element (docs/crdt.md section 6), so the floor is the applied VV.
+        Peers take the stable point at the minimum of every member's floor.
+        This is the one place that says what survives a crash: a log replayed
+        at start (appendonly) raises the floor to what it has fsynced."""
+        if self.floor is None:
+            ks = self.app.ks
+            base = ks.get_vv()
+            base[ks.node_id] = ks.clock.last
+        else:
+            base = dict(self.floor)
+        pend = self.floor_pending
+        if pend is None:
+            return base
+        return {o: min(base.get(o, 0), pend.get(o, 0)) for o in base.keys() | pend.keys()}
+
     # ---- SAVE / BGSAVE ---------------------------------------------------------------
 
     def save(self, final: bool = False) -> None:
@@ -208,6 +259,7 @@ class Persistence:
         app = self.app
         t0 = time.monotonic()
         dirty = app.ks.dirty
+        vv = self.dump_vv()
         try:
             size, raw = write_atomic(app.ks, self.path, app.alias.encode(), encode_meta(app, final))
         except (OSError, ValueError) as e:  # ValueError: a path the OS cannot take
@@ -216,6 +268,8 @@ class Persistence:
             log.error("SAVE to %s failed: %s", self.path, e)
             reason = getattr(e, "strerror", None) or e
             raise RespError(f"ERR Error saving the snapshot: {reason}") from None
+        self.floor = vv
+        self.edge = dirty != self.dirty_at_save
         self.dirty_at_save = dirty
         self.last_save = int(time.time())
         self.last_status = "ok"
@@ -236,6 +290,7 @@ class Persistence:
         meta = encode_meta(app, False)
         ks = app.ks
         self.child_dirty = ks.dirty
+        self.floor_pending = self.dump_vv()  # the floor is at most this until it lands
         self.child_started = time.monotonic()
         self.last_try = time.monotonic()
         self.child = fork_job(app.loop, lambda: write_atomic(ks, path, alias, meta), self._bg_done)
@@ -245,7 +300,10 @@ class Persistence:
         secs = time.monotonic() - self.child_started
         self.child = None
         self.last_bgsave_secs = int(round(secs))
+        landed, self.floor_pending = self.floor_pending, None
         if ok:
+            self.floor = landed
+            self.edge = self.child_dirty != self.dirty_at_save
             self.dirty_at_save = self.child_dirty
             self.last_save = int(time.time())
             self.last_status = "ok"
@@ -266,15 +324,32 @@ class Persistence:
             return
         now = time.time()
         changes = self.changes()
-        if not changes:
+        if not changes and not self.edge:
             return
         if self.last_status != "ok" and time.monotonic() - self.last_try < BGSAVE_RETRY_DELAY:
             return
         for secs, need in self.app.cfg.save:
-            if changes >= need and now - self.last_save >= secs:
+            if changes and changes >= need and now - self.last_save >= secs:
                 log.info("%d changes in %d seconds. Saving...", need, secs)
                 self.bgsave()
                 return
+        # a member's file is what it comes back with after a crash, and the
+        # group's GC waits for it (restart_floor): with changes since, or once
+        # more after a save that took changes (the VV entries that heartbeats
+        # advance lag the effects applied just before a save by up to one
+        # heartbeat: one save later, on an idle node, they cover them)
+        if self.floor is not None and now - self.last_save >= GC_SAVE_SECS and self.grouped():
+            log.info(
+                "%d changes since the last save %ds ago: saving so that GC can go on",
+                changes,
+                now - self.last_save,
+            )
+            self.bgsave()
+
+    def grouped(self) -> bool:
+        """This node has another active member (whose GC waits for its floor)."""
+        me = self.app.node_id
+        return any(m.node_id != me for m in self.app.repl.members.active())
 
     def shutdown(self, save: Optional[bool]) -> bool:
         """Save at clean shutdown (unless NOSAVE, or no schedule and no SAVE).

@@ -229,6 +229,7 @@ class App:
         self.persistence.loaded_keys = self.ks.dbsize()
         self.persistence.load_secs = time.monotonic() - t0
         self.persistence.dirty_at_save = self.ks.dirty
+        self.persistence.loaded(snap)  # what a crash now would come back with
         log.info(
             "snapshot loaded: %d objects, %d keys in %.3fs%s",
             n,

@@ -24,7 +24,8 @@ from support import core
 from support.profiles import SETTINGS, examples
 from support.resp import Conn
 
-from constdb._core import cmd_lists, cmd_zsets
+from constdb._core import cmd_lists, cmd_zsets, snapshot
+from constdb.replication.manager import stable_of
 
 # ------------------------------------------------------------------ nodes ----
 
@@ -606,3 +607,297 @@ def test_hincrby_differential(constdb_server, redis_server, r, rr):
             assert g == w, f"{c!r}: constdb {g!r} != redis {w!r}"
         a.close()
         b.close()
+
+
+# ------------------------------------------- crashes and restart floors ----
+#
+# docs/crdt.md section 6: the stable point is the minimum of every member's
+# restart floor (the VV of the state it would come back with after a crash),
+# so a member that crashes back to an old snapshot, with a fresh origin, can
+# never name an element that another member collected. The model: three
+# member slots, each running one incarnation (an origin); effects stream per
+# origin in FIFO order; a slot may save (its snapshot becomes its floor),
+# crash (its next incarnation loads its last snapshot, or starts empty, with
+# a fresh origin; what its old origin had not streamed is lost unless the
+# snapshot holds it), exchange full syncs (snapshot merges) and heartbeats,
+# and collect garbage at the stable point computed from the current floors
+# and VVs of every member (the most any member could ever compute). Healing
+# (every stream delivered, full syncs everywhere) must leave equal visible
+# lists and digests everywhere and no insert waiting for its anchor.
+
+
+class Slot:
+    """One member: its current incarnation and its last snapshot on disk."""
+
+    def __init__(self, origin: int):
+        self.node = Node(origin)
+        self.saved: bytes | None = None
+        self.floor: dict | None = None  # the saved snapshot's VV (None: no file)
+
+    def applied(self) -> dict:
+        ks = self.node.ks
+        vv = ks.get_vv()
+        vv[ks.node_id] = ks.clock.last
+        return vv
+
+    def restart_floor(self) -> dict:
+        """As Persistence.restart_floor: the file's VV, or (no file: an empty
+        restart) the applied VV."""
+        return dict(self.floor) if self.floor is not None else self.applied()
+
+    def save(self) -> None:
+        ks = self.node.ks
+        vv = ks.get_vv()
+        vv[ks.node_id] = max(ks.own_last, ks.clock.last)
+        self.saved = snapshot.dump(ks)
+        self.floor = vv
+
+    def crash(self, origin: int) -> None:
+        """SIGKILL and restart from the last save with a fresh origin (as
+        Persistence.loaded sets the floor)."""
+        node = Node(origin)
+        if self.saved is not None:
+            snap = snapshot.parse(self.saved)
+            snapshot.merge(node.ks, snap)
+            vv = dict(snap.vv)
+            vv[snap.node_id] = max(snap.own_last, snap.clock, vv.get(snap.node_id, 0))
+            vv[origin] = node.ks.clock.last
+            self.floor = vv
+        self.node = node
+
+
+class CrashNet:
+    def __init__(self):
+        self.slots = {i: Slot(i) for i in (1, 2, 3)}
+        self.origins = {i: i for i in (1, 2, 3)}  # origin -> its incarnation's node
+        self.streams = {i: self.slots[i].node for i in (1, 2, 3)}  # origin -> node
+        self.live = {i: True for i in (1, 2, 3)}  # does the origin still stream?
+        self.pos: dict = {}  # (receiver origin, sender origin) -> groups applied
+        self.next_origin = 100
+        self.collected: set = set()  # list element ids some node's GC dropped
+
+    def deliver(self, r: int, o: int, n: int | None = None) -> None:
+        """Slot o's stream to slot r (current incarnations, FIFO)."""
+        rn = self.slots[r].node
+        sn = self.slots[o].node
+        if rn is sn:
+            return
+        groups = sn.groups()
+        key = (rn.id, sn.id)
+        p = self.pos.get(key, 0)
+        q = len(groups) if n is None else min(len(groups), p + n)
+        if q > p:
+            rn.apply(sn.id, b"".join(groups[p:q]))
+            self.pos[key] = q
+
+    def heartbeat(self, o: int, r: int) -> None:
+        """o has sent r every effect it made: r's VV of o's origin moves to a
+        fresh clock reading of o's (docs/crdt.md section 2)."""
+        sn, rn = self.slots[o].node, self.slots[r].node
+        if rn is sn or self.pos.get((rn.id, sn.id), 0) < len(sn.groups()):
+            return
+        rn.ks.advance_vv(sn.id, sn.ks.clock.next())
+
+    def full_sync(self, o: int, r: int) -> None:
+        sn, rn = self.slots[o].node, self.slots[r].node
+        if rn is not sn:
+            snapshot.merge(rn.ks, snapshot.parse(snapshot.dump(sn.ks)))
+
+    def stable(self) -> int:
+        slots = self.slots.values()
+        current = {s.node.id for s in slots}
+        return stable_of([s.restart_floor() for s in slots], [s.applied() for s in slots], current)
+
+    def gc(self, i: int) -> None:
+        s = self.stable()
+        node = self.slots[i].node
+        before = list_ids(node)
+        node.ks.gc(s)
+        gc_collections(node.ks, s)
+        self.collected |= before - list_ids(node)
+
+    def crash(self, i: int) -> None:
+        self.next_origin += 1
+        self.slots[i].crash(self.next_origin)
+
+    def heal(self) -> None:
+        """What the links do once every member is up: every stream delivered,
+        and a full sync wherever a peer has less of a retired origin than
+        the sender (anti-entropy, docs/replication.md section 3); never a
+        full sync for its own sake, which would paper over a waiting insert."""
+        for _ in range(4):
+            for r in self.slots:
+                for o in self.slots:
+                    self.deliver(r, o)
+            current = {s.node.id for s in self.slots.values()}
+            for o, so in self.slots.items():
+                for r, sr in self.slots.items():
+                    if so is sr:
+                        continue
+                    mine, theirs = so.node.ks.get_vv(), sr.node.ks.get_vv()
+                    if any(u > theirs.get(x, 0) for x, u in mine.items() if x not in current):
+                        self.full_sync(o, r)
+
+
+# one key, so that a restarted node's pushes meet what it saw removed
+one_key_list_cmds = st.one_of(
+    list_cmds.map(lambda c: [b"a" if x in (b"b", b"c") else x for x in c]),
+    st.sampled_from(
+        [[b"RPUSH", b"a", b"x"], [b"LPUSH", b"a", b"y"], [b"RPOP", b"a"], [b"LPOP", b"a"]]
+    ),
+)
+slot = st.sampled_from([1, 2, 3])
+maybe_slot = st.one_of(st.none(), slot)
+# a phase: saves, commands, partial deliveries and full syncs, then perhaps
+# every stream delivered with a heartbeat on every link and GC everywhere,
+# then perhaps a crash; phases in a row make the issue's sequence likely
+phase = st.tuples(
+    st.sets(slot),
+    st.lists(st.tuples(slot, one_key_list_cmds), max_size=4),
+    st.lists(
+        st.one_of(
+            st.tuples(st.just("sync"), slot, slot, st.integers(1, 3)),
+            st.tuples(st.just("full"), slot, slot),
+            st.tuples(st.just("hb"), slot, slot),
+            st.tuples(st.just("gc"), slot),
+        ),
+        max_size=3,
+    ),
+    st.sampled_from([True, True, False]),
+    maybe_slot,
+)
+# the issue's order, with random commands: a member saves, everyone goes on
+# (removals it applies become stable as far as applied VVs go), it crashes
+# back to that save and writes at once
+episode = st.tuples(
+    st.just("episode"),
+    slot,
+    st.lists(st.tuples(slot, one_key_list_cmds), max_size=4),
+    st.lists(st.tuples(slot, one_key_list_cmds), min_size=1, max_size=4),
+    st.lists(one_key_list_cmds, min_size=1, max_size=3),
+)
+crash_steps = st.lists(st.one_of(phase, episode), min_size=1, max_size=8)
+
+
+def settle(net: CrashNet) -> None:
+    """Every stream delivered, a heartbeat on every link, GC everywhere."""
+    for r in net.slots:
+        for o in net.slots:
+            net.deliver(r, o)
+    for r in net.slots:
+        for o in net.slots:
+            net.heartbeat(o, r)
+    for i in net.slots:
+        net.gc(i)
+
+
+def play_crashes(net: CrashNet, phases) -> None:
+    for p in phases:
+        if p[0] == "episode":
+            _, victim, before, after, own = p
+            for i, c in before:
+                net.slots[i].node.run(*c)
+            settle(net)
+            net.slots[victim].save()
+            for i, c in after:
+                net.slots[i].node.run(*c)
+            settle(net)
+            net.crash(victim)
+            for c in own:
+                net.slots[victim].node.run(*c)
+            settle(net)
+            continue
+        saves, cmds, moves, do_settle, crash = p
+        for i in sorted(saves):
+            net.slots[i].save()
+        for i, c in cmds:
+            net.slots[i].node.run(*c)
+        for m in moves:
+            if m[0] == "sync":
+                net.deliver(m[1], m[2], m[3])
+            elif m[0] == "full":
+                net.full_sync(m[1], m[2])
+            elif m[0] == "hb":
+                net.heartbeat(m[1], m[2])
+            else:
+                net.gc(m[1])
+        if do_settle:
+            settle(net)
+        if crash is not None:
+            net.crash(crash)
+
+
+def list_ids(node: Node) -> set:
+    out = set()
+    for k in node.keys():
+        for o in _objects(node.ks, k):
+            if isinstance(o, ListObj):
+                desc = describe_obj(o)
+                for e in desc[desc.index(b"elements") + 1] + desc[desc.index(b"unplaced") + 1]:
+                    out.add((e[0], e[1]))
+    return out
+
+
+def unplaced_elements(node: Node) -> list:
+    out = []
+    for k in node.keys():
+        for o in _objects(node.ks, k):
+            if isinstance(o, ListObj):
+                desc = describe_obj(o)
+                out.extend(desc[desc.index(b"unplaced") + 1])
+    return out
+
+
+@settings(max_examples=examples(150), **SETTINGS)
+@given(crash_steps)
+def test_lists_converge_through_crashes_to_old_snapshots(steps):
+    net = CrashNet()
+    play_crashes(net, steps)
+    net.heal()
+    nodes = [s.node for s in net.slots.values()]
+    for n in nodes:
+        n.check()
+        # an insert may wait for good only for an anchor that every holder
+        # lost in crashes (no persistence), never for one that GC dropped
+        for e in unplaced_elements(n):
+            assert (e[6][0], e[6][1]) not in net.collected, f"waits for a collected anchor: {e}"
+    assert nodes[1].visible() == nodes[0].visible()
+    assert nodes[2].visible() == nodes[0].visible()
+    digests = {n.ks.digest() for n in nodes}
+    assert len(digests) == 1
+
+
+def test_a_restart_from_an_old_snapshot_never_names_a_collected_element():
+    """The issue's case: node 2 saves, then sees an element removed; the
+    others may not collect it before node 2's floor covers the removal, so
+    node 2, crashing back to that snapshot and pushing after the element,
+    names an element every node still has."""
+    net = CrashNet()
+    net.slots[1].node.run(b"RPUSH", b"q", b"a", b"b")
+    for r in (2, 3):
+        net.deliver(r, 1)
+    net.slots[2].save()  # holds a, b
+    net.slots[1].node.run(b"RPOP", b"q")  # b removed
+    rem = net.slots[1].node.ks.own_last
+    for r in (2, 3):
+        net.deliver(r, 1)
+    for o in (1, 2, 3):
+        for r in (1, 2, 3):
+            net.heartbeat(o, r)
+    s = net.stable()
+    assert s < rem  # node 2's floor holds the removal of b back
+    for i in (1, 2, 3):
+        net.gc(i)
+    net.crash(2)
+    assert net.slots[2].node.run(b"LRANGE", b"q", b"0", b"-1") == b"*2\r\n$1\r\na\r\n$1\r\nb\r\n"
+    net.slots[2].node.run(b"RPUSH", b"q", b"c")  # after b, which it still shows
+    net.heal()
+    for slot in net.slots.values():
+        assert slot.node.run(b"LRANGE", b"q", b"0", b"-1") == b"*2\r\n$1\r\na\r\n$1\r\nc\r\n"
+        assert unplaced_elements(slot.node) == []
+    # once node 2 saves again, the removal is stable and collected everywhere
+    net.slots[2].save()
+    for o in (1, 2, 3):
+        for r in (1, 2, 3):
+            net.heartbeat(o, r)
+    assert net.stable() >= rem

@@ -360,6 +360,7 @@ def _fuzz(node, rounds: int, seed: int) -> None:
                         L.F_SNAP_END,
                         L.F_ACK,
                         L.F_HEARTBEAT,
+                        L.F_FLOOR,
                         L.F_GETACK,
                         L.F_ERROR,
                     ]
@@ -396,3 +397,39 @@ def test_link_fuzz_after_the_handshake(node):
 @pytest.mark.slow
 def test_link_fuzz_after_the_handshake_long(node):
     _fuzz(node, 400, 2)
+
+
+# ---- issue 14: the restart floor a peer reports ------------------------------------------
+
+
+def _floor(vv: dict[int, int]) -> bytes:
+    return struct.pack("<I", len(vv)) + b"".join(struct.pack("<QQ", o, u) for o, u in vv.items())
+
+
+@pytest.mark.parametrize(
+    "payload",
+    [b"", b"\x01\x00\x00", _floor({1: 2})[:-1], _floor({1: 2}) + b"\x00", b"\x02\x00\x00\x00"],
+    ids=["empty", "short-count", "short-entry", "trailing", "count-beyond"],
+)
+def test_a_malformed_floor_closes_the_link(node, payload):
+    n = make_node(node, "a", cluster_secret=SECRET)
+    peer = LinkedPeer(n.port, SECRET)
+    peer.send(L.F_FLOOR, payload)
+    assert not peer.sync()
+    wait_for(lambda: "floor of" in n.log(), 10, what="the refusal logged")
+    assert "Traceback" not in n.log()
+    _writes_still_work(n.client())
+
+
+def test_a_floor_clock_far_ahead_is_refused_and_a_sane_one_kept(node):
+    n = make_node(node, "a", cluster_secret=SECRET)
+    r = n.client()
+    peer = LinkedPeer(n.port, SECRET)
+    peer.send(L.F_FLOOR, _floor({12345: now_uuid(), 777: FAR}))
+    assert not peer.sync()
+    assert info(r)["clock_drift_refusals"] == 1
+    assert info(r)["uuid"] < FAR >> 1
+    peer = LinkedPeer(n.port, SECRET)
+    peer.send(L.F_FLOOR, _floor({12345: now_uuid()}))
+    assert peer.sync()  # taken: the link stays up
+    peer.close()

@@ -46,6 +46,7 @@ F_HEARTBEAT = 8
 F_GETACK = 9
 F_FULLSYNC_REQ = 10
 F_ERROR = 11
+F_FLOOR = 12  # the sender's restart floor (docs/replication.md section 7)
 F_TIME = 13  # the sender's wall clock, for the peer's offset (clocksync.py)
 F_PUBLISH = 14  # a message PUBLISHed on the sender (constdb/pubsub.py)
 
@@ -470,6 +471,8 @@ class Link(asyncio.Protocol):
             r.got_ack(self, u)
         elif ftype == F_HEARTBEAT:
             r.got_heartbeat(self, p)
+        elif ftype == F_FLOOR:
+            r.got_floor(self, p)
         elif ftype == F_GETACK:
             r.send_ack(self)
         elif ftype == F_SNAP_BEGIN:

@@ -22,6 +22,7 @@ from constdb._core.protocol import NO_REPLY
 from constdb.replication import clocksync
 from constdb.replication.link import (
     F_ACK,
+    F_FLOOR,
     F_FULLSYNC_REQ,
     F_GETACK,
     F_HEARTBEAT,
@@ -66,6 +67,41 @@ ALIAS_MAX = 128
 LONE_BACKLOG_LIMIT = 1 << 20
 
 
+def encode_vv(vv: dict[int, int]) -> bytes:
+    """u32 n, n x (u64 origin, u64 uuid)."""
+    return struct.pack("<I", len(vv)) + b"".join(struct.pack("<QQ", o, u) for o, u in vv.items())
+
+
+def decode_vv(p: bytes, what: str) -> dict[int, int]:
+    """encode_vv's output; LinkError (PROTOCOL) unless it is exactly that."""
+    if len(p) < 4:
+        raise LinkError("PROTOCOL", f"{what} of {len(p)} bytes")
+    (n,) = struct.unpack_from("<I", p, 0)
+    if len(p) != 4 + 16 * n:
+        raise LinkError("PROTOCOL", f"{what} of {len(p)} bytes for {n} entries")
+    return {o: u for o, u in struct.iter_unpack("<QQ", p[4:])}
+
+
+def stable_of(
+    floors: list[dict[int, int]], applied: list[dict[int, int]], current: set[int]
+) -> int:
+    """The stable point from every active member's restart floor and applied
+    VV (docs/crdt.md section 6): every member would come back from a crash
+    with every effect of every current origin up to it, and with every
+    effect of a retired origin up to it unless every floor already holds all
+    that any member applied of that origin (an origin that streams no more
+    sends nothing new; a removal it made is then in every floor)."""
+    best = min(f.get(o, 0) for f in floors for o in current)
+    retired: set[int] = set()
+    for v in (*floors, *applied):
+        retired.update(v)
+    for o in retired - current:
+        low = min(f.get(o, 0) for f in floors)
+        if low < max(a.get(o, 0) for a in applied):
+            best = min(best, low)
+    return best
+
+
 class Peer:
     def __init__(self, node_id: int):
         self.node_id = node_id
@@ -77,6 +113,7 @@ class Peer:
         self.full_syncs = 0
         self.partial_syncs = 0
         self.vv: dict[int, int] = {}  # the peer's VV as it last reported it
+        self.floor: dict[int, int] = {}  # the peer's restart floor, as last reported
         self.up_since = 0.0
         self.refused = False  # stop dialing (FORGOTTEN)
         self.clock = clocksync.PeerClock()  # its wall clock's offset from this node's
@@ -726,6 +763,17 @@ class Replication:
             peer.vv = vv
         self._anti_entropy(link, vv)
 
+    def got_floor(self, link: Link, p: bytes) -> None:
+        """FLOOR: the peer's restart floor (docs/replication.md section 7),
+        checked whole before it is kept: the size, then every clock against
+        max_clock_drift (a floor is never folded into the clock)."""
+        floor = decode_vv(p, "floor")
+        for u in floor.values():
+            self.check_clock(u)
+        peer = self.peers.get(link.peer_id)
+        if peer is not None:
+            peer.floor = floor
+
     def _heartbeat(self, link: Link) -> None:
         caught_up = (
             not link.syncing
@@ -741,6 +789,7 @@ class Replication:
             struct.pack("<QQ", k, v) for k, v in vv.items()
         )
         link.write_frame(F_HEARTBEAT, body)
+        link.write_frame(F_FLOOR, encode_vv(self.app.persistence.restart_floor()))
         p = self.peers.get(link.peer_id)
         if p is not None:
             link.write_frame(F_TIME, p.clock.frame())
@@ -989,19 +1038,23 @@ class Replication:
         return vv
 
     def stable_point(self) -> int:
-        """min over active members m and current origins o of VV_m[o]
-        (docs/crdt.md section 6); a member that has not reported holds it at 0."""
-        origins = self.members.current_origins() | {self.ks.node_id}
-        mine = self.my_vv()
-        best = min(mine.get(o, 0) for o in origins)
+        """The stable point (docs/crdt.md section 6): the minimum over active
+        members m of their restart floors F_m (what each would come back with
+        after a crash; this node's own from persistence), over the current
+        origins and over every retired origin of which some member has applied
+        more than some floor holds. A member that has not reported its floor
+        holds it at 0."""
+        floors = [self.app.persistence.restart_floor()]
+        applied = [self.my_vv()]
         for m in self.members.active():
             if m.node_id == self.node_id:
                 continue
             p = self.peers.get(m.node_id)
-            if p is None or not p.vv:
+            if p is None or not p.floor or not p.vv:
                 return 0
-            best = min(best, min(p.vv.get(o, 0) for o in origins))
-        return best
+            floors.append(p.floor)
+            applied.append(p.vv)
+        return stable_of(floors, applied, self.members.current_origins() | {self.ks.node_id})
 
     def _anti_entropy(self, link: Link, vv: dict[int, int]) -> None:
         """Effects of an origin that streams no more (a forgotten node, or an

@@ -78,10 +78,15 @@ class LinkedPeer:
         return hdr + payload + tag
 
     def send(self, ftype: int, payload: bytes = b"") -> None:
-        self.c.send_raw(self.tagged(ftype, payload))
+        self.send_raw(self.tagged(ftype, payload))
 
     def send_raw(self, data: bytes) -> None:
-        self.c.send_raw(data)
+        """Send, unless the node has closed the link (after a frame it
+        refused): what a peer sends then is lost, as on a real link."""
+        try:
+            self.c.send_raw(data)
+        except (BrokenPipeError, ConnectionResetError):
+            self.c.eof = True
 
     def batch(self, records: bytes) -> None:
         """One BATCH frame holding records, compressed as a node does."""
