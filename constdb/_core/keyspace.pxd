@@ -32,6 +32,9 @@ cdef class Keyspace:
     cdef public object on_touch   # callable(list_of_clients) for WATCH
     cdef public object expire_cursor
     cdef public object on_member  # callable(origin, uuid, payload) for OP_MEMBER
+    # no other member (the replication layer sets it): every local effect is
+    # causally stable at once (bit writes are folded as they are made: bitval)
+    cdef public bint solo
 
     cdef uint64_t tick(self) noexcept
     cdef uint64_t vv_get(self, uint64_t node)

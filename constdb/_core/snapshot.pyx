@@ -424,7 +424,8 @@ cdef int _place_new(Keyspace ks, object key, CObj b, Ctx ca, uint64_t clock) exc
     filter_obj(b, ca, clock)
     _set_ttl(b, r)
     if type(b) is not StrObj or ((<StrObj>b).uuid != 0 or (<StrObj>b).node != 0 or
-                                 (<StrObj>b).cnt is not None or (<StrObj>b).cnt1 is not None):
+                                 (<StrObj>b).cnt is not None or (<StrObj>b).cnt1 is not None or
+                                 (<StrObj>b).val is not None):
         ks.settle(key, b)
     if r is not None:
         if PyDict_GetItem(ks.d, key) != NULL:
@@ -510,8 +511,10 @@ cdef int _merge_key(Keyspace ks, object key, list bobjs, Ctx ca, Ctx cb,
     for x in results:
         _set_ttl(<CObj>x, r)
     for x in results:
+        # (a string whose register was never written may hold bit overrides)
         if type(x) is StrObj and ((<StrObj>x).uuid != 0 or (<StrObj>x).node != 0 or
-                                  (<StrObj>x).cnt is not None or (<StrObj>x).cnt1 is not None):
+                                  (<StrObj>x).cnt is not None or (<StrObj>x).cnt1 is not None or
+                                  (<StrObj>x).val is not None):
             ks.settle(key, <CObj>x)
     for x in results:
         if type(x) is not StrObj:
