@@ -6,7 +6,8 @@ redis-server as bench_vs_redis.py does, then:
 
 * CPU per request at -P 16: SETBIT (random bits of a 1 MB bitmap, value 1:
   most requests change a bit), GETBIT (random bits of it) and BITCOUNT (the
-  whole of a 1 KB bitmap), each from C connections that keep 16 requests in
+  whole of a 1 KB bitmap), and SET as a calibration row (to compare this
+  driver with redis-benchmark's figures in the README), each from C connections that keep 16 requests in
   flight (redis-benchmark cannot vary a bit offset: its __rand_int__ is
   zero-padded, which both servers refuse as an offset). The requests are
   built before the run; the server's CPU (utime + stime from /proc) is read
@@ -63,6 +64,9 @@ def requests(test: str, n: int, rng: random.Random) -> list[bytes]:
         return [resp("GETBIT", "bm", rng.randrange(BITMAP_BITS)) for _ in range(n)]
     if test == "bitcount":
         return [resp("BITCOUNT", "small")] * n
+    if test == "set":
+        # a calibration row: this driver's SET beside redis-benchmark's (README)
+        return [resp("SET", f"key:{rng.randrange(100000):012d}", "xxx") for _ in range(n)]
     raise ValueError(test)
 
 
@@ -155,9 +159,7 @@ def memory(tmp: str, args) -> dict:
     rng = random.Random(3)
     cmds = []
     for k in range(args.bitmaps):
-        bits = list(range(args.bits))
-        rng.shuffle(bits)
-        for b in bits[: int(args.bits * args.fill)]:
+        for b in rng.sample(range(args.bits), int(args.bits * args.fill)):
             cmds.append(resp("SETBIT", f"bitmap:{k}", b, 1))
         # the last bit, so every bitmap reaches its full length
         cmds.append(resp("SETBIT", f"bitmap:{k}", args.bits - 1, 1))
@@ -179,7 +181,7 @@ def memory(tmp: str, args) -> dict:
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--tests", nargs="+", default=["setbit", "getbit", "bitcount"])
+    ap.add_argument("--tests", nargs="+", default=["setbit", "getbit", "bitcount", "set"])
     ap.add_argument("--requests", type=int, default=400_000)
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--clients", type=int, default=8)

@@ -18,7 +18,9 @@ one, the hidden ones, the string tombstone and those kept while empty
 from what the objects hold, as Keyspace.settle does.
 
 Object = u8 type, u8 has_ttl [i64 at, u64 uuid, u64 node], then the type's
-encoding (t_string, t_set, t_hash, t_mv, t_list, t_zset).
+encoding (t_string, t_set, t_hash, t_mv, t_list, t_zset; a string's value
+flag 2, bit overrides (bitval), is new in format 2 files: a file holding a
+string with pending bit overrides is refused by code older than bitmaps).
 Version 1 (no hash counters, no lists or sorted sets, a key's objects not
 together) is still read.
 
