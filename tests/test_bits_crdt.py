@@ -18,6 +18,7 @@ from __future__ import annotations
 import random
 import struct
 
+import lz4.frame
 import pytest
 import test_crdt_props as props
 import test_snapshot_merge as sm
@@ -28,7 +29,7 @@ from hypothesis import strategies as st
 from support.core import Net
 from support.profiles import SETTINGS, examples
 
-from constdb._core import cmd_bitmaps
+from constdb._core import cmd_bitmaps, snapshot
 
 NODES = [1, 2, 3]
 key = props.key
@@ -432,3 +433,34 @@ def test_random_bit_workload_converges_and_folds():
         gc_collections(n.ks, stable)
         assert bit_overrides(n.ks.d[b"k"]) == {}
         assert n.run(b"GET", b"k") == before
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        (5, 100),  # the override's bit past the visible bytes
+        (6, 2),  # a bit value that is not 0 or 1
+        (6, 0),  # a value that disagrees with the visible bytes
+        (1, 5),  # a bad "register holds no value" flag
+        (4, 0),  # no override at all
+    ],
+    ids=["bit-past-end", "bad-value", "disagrees", "bad-flag", "no-override"],
+)
+def test_bad_bit_overrides_in_a_snapshot_are_refused(change):
+    """A snapshot's bit overrides are checked before anything is allocated
+    or applied (bitval.bits_decode)."""
+    n = BNode(1)
+    n.run(b"SETBIT", b"k", b"3", b"1")  # a node in a group: one pending override
+    raw = lz4.frame.decompress(sm.dump(n))
+    # string flag 2, none 1, 1 visible byte 0x10, 1 override: bit 3, value 1
+    at = raw.index(b"\x02\x01\x01\x10\x01\x03\x01")
+    off, val = change
+    pos = at + off
+    bad = raw[:pos] + bytes([val]) + raw[pos + 1 :]
+    assert bad != raw
+    target = BNode(2)
+    with pytest.raises(snapshot.SnapshotError):
+        snapshot.merge(target.ks, snapshot.parse(lz4.frame.compress(bad, content_checksum=True)))
+    assert target.ks.d == {}
+    sm.merged(target, sm.dump(n))
+    assert target.run(b"GET", b"k") == b"$1\r\n\x10\r\n"
