@@ -19,6 +19,7 @@ from typing import Any, Optional
 
 from constdb import __version__, persistence, systemd
 from constdb._core import (
+    cmd_bitmaps,
     cmd_hashes,
     cmd_keys,
     cmd_lists,
@@ -188,6 +189,7 @@ class App:
             cmd_hashes,
             cmd_lists,
             cmd_zsets,
+            cmd_bitmaps,
             cmd_server,
         ):
             mod.register(self.srv)

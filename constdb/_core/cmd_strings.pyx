@@ -7,6 +7,7 @@ from libc.stdint cimport INT64_MAX, INT64_MIN, int64_t
 from libc.stdio cimport snprintf
 from libc.string cimport memchr
 
+from constdb._core.bitval cimport reg_raw
 from constdb._core.cmd_keys cimport err_lit, opt_eq
 from constdb._core.codec cimport parse_bytes_i64
 from constdb._core.keyspace cimport Keyspace
@@ -338,10 +339,15 @@ cdef int cmd_append(Client c, list argv) except -1:
 
 cdef int cmd_strlen(Client c, list argv) except -1:
     cdef CObj o = c.ks.lookup_r(argv[1])
+    cdef Py_ssize_t n
     if o is None:
         return c.out.integer(0)
     if type(o) is not StrObj:
         return reply_wrongtype(c)
+    if (<StrObj>o).cnt1 is None and (<StrObj>o).cnt is None:
+        # (a value bit commands wrote is a bytearray: no copy to measure it)
+        reg_raw((<StrObj>o).val, &n)
+        return c.out.integer(n)
     return c.out.integer(PyBytes_GET_SIZE(str_bytes(<StrObj>o)))
 
 

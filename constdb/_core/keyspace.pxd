@@ -40,6 +40,9 @@ cdef class Keyspace:
     cdef int64_t skew_adj[128]
     cdef int nskew
     cdef public int64_t skew_default
+    # no other member (the replication layer sets it): every local effect is
+    # causally stable at once (bit writes are folded as they are made: bitval)
+    cdef public bint solo
 
     cdef uint64_t tick(self) noexcept
     cdef uint64_t vv_get(self, uint64_t node)

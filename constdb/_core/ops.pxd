@@ -48,6 +48,9 @@ cdef enum:
     #                       added as "0" at this dot), [observed counters if create]
     OP_HSETC = 57         # key, field, value, dots removed, observed counters: HSET of a
     #                       field that has counters (resets what it observed)
+    # t_string (bit overrides, bitval.pyx)
+    OP_BITS = 64          # key, varint n, n x (varint start bit, u8 nbits (1..64), u64 bits:
+    #                       the low nbits, most significant first): bits written at this ts
 
     OP_MAX = 127          # op codes are 7 bits
 

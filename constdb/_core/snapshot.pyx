@@ -18,7 +18,9 @@ one, the hidden ones, the string tombstone and those kept while empty
 from what the objects hold, as Keyspace.settle does.
 
 Object = u8 type, u8 has_ttl [i64 at, u64 uuid, u64 node], then the type's
-encoding (t_string, t_set, t_hash, t_mv, t_list, t_zset).
+encoding (t_string, t_set, t_hash, t_mv, t_list, t_zset; a string's value
+flag 2, bit overrides (bitval), is new in format 2 files: a file holding a
+string with pending bit overrides is refused by code older than bitmaps).
 Version 1 (no hash counters, no lists or sorted sets, a key's objects not
 together) is still read.
 
@@ -438,7 +440,8 @@ cdef int _place_new(Keyspace ks, object key, CObj b, Ctx ca, uint64_t clock) exc
     filter_obj(b, ca, clock)
     _set_ttl(b, r)
     if type(b) is not StrObj or ((<StrObj>b).uuid != 0 or (<StrObj>b).node != 0 or
-                                 (<StrObj>b).cnt is not None or (<StrObj>b).cnt1 is not None):
+                                 (<StrObj>b).cnt is not None or (<StrObj>b).cnt1 is not None or
+                                 (<StrObj>b).val is not None):
         ks.settle(key, b)
     if r is not None:
         if PyDict_GetItem(ks.d, key) != NULL:
@@ -524,8 +527,10 @@ cdef int _merge_key(Keyspace ks, object key, list bobjs, Ctx ca, Ctx cb,
     for x in results:
         _set_ttl(<CObj>x, r)
     for x in results:
+        # (a string whose register was never written may hold bit overrides)
         if type(x) is StrObj and ((<StrObj>x).uuid != 0 or (<StrObj>x).node != 0 or
-                                  (<StrObj>x).cnt is not None or (<StrObj>x).cnt1 is not None):
+                                  (<StrObj>x).cnt is not None or (<StrObj>x).cnt1 is not None or
+                                  (<StrObj>x).val is not None):
             ks.settle(key, <CObj>x)
     for x in results:
         if type(x) is not StrObj:

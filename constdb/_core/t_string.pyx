@@ -23,7 +23,11 @@ from constdb._core.merge cimport (
 )
 from constdb._core.objects cimport T_STRING, CObj, CntEntry, StrObj, TTLReg, new_str, ts_gt
 from constdb._core.dots cimport _skip_n, _ttlreg
-from constdb._core.ops cimport OP_CNT, OP_REG
+from constdb._core.ops cimport OP_BITS, OP_CNT, OP_REG
+from constdb._core.bitval cimport (
+    BitVal, bits_apply, bits_check, bits_decode, bits_describe, bits_encode, bits_filter,
+    bits_gc, bits_merge, reg_bytes, reg_last_ts, reg_raw, reg_rebase,
+)
 
 from constdb._core.merge import SnapshotError
 
@@ -168,16 +172,20 @@ cdef object str_get(StrObj o):
     cdef uint64_t delta
     cdef bint unobserved = False
     cdef int64_t iv
+    cdef object v = o.val
+    if v is not None and type(v) is not bytes:
+        # a value bit commands wrote (bitval): its visible bytes
+        v = reg_bytes(v)
     if o.cnt1 is None and o.cnt is None:
-        return o.val
+        return v
     delta = _cnt_delta(o, &unobserved)
-    if o.val is None:
+    if v is None:
         return <int64_t>delta if unobserved else None
     if delta == 0:
-        return o.val
-    if parse_i64(PyBytes_AS_STRING(o.val), PyBytes_GET_SIZE(o.val), &iv):
+        return v
+    if parse_i64(PyBytes_AS_STRING(v), PyBytes_GET_SIZE(v), &iv):
         return <int64_t>(<uint64_t>iv + delta)
-    return o.val
+    return v
 
 
 cdef int str_int(StrObj o, int64_t* out) noexcept:
@@ -186,6 +194,8 @@ cdef int str_int(StrObj o, int64_t* out) noexcept:
     cdef uint64_t delta
     cdef bint unobserved = False
     cdef int64_t iv
+    cdef Py_ssize_t n
+    cdef const char* p = reg_raw(o.val, &n)
     if o.cnt1 is None and o.cnt is None:
         if o.val is None:
             return STR_ABSENT
@@ -196,11 +206,11 @@ cdef int str_int(StrObj o, int64_t* out) noexcept:
                 return STR_ABSENT
             out[0] = <int64_t>delta
             return STR_INT
-        if parse_i64(PyBytes_AS_STRING(o.val), PyBytes_GET_SIZE(o.val), &iv):
+        if parse_i64(p, n, &iv):
             out[0] = <int64_t>(<uint64_t>iv + delta)
             return STR_INT
         return STR_NOTINT
-    if parse_i64(PyBytes_AS_STRING(o.val), PyBytes_GET_SIZE(o.val), out):
+    if parse_i64(p, n, out):
         return STR_INT
     return STR_NOTINT
 
@@ -226,7 +236,11 @@ cdef int _reg_on(Keyspace ks, object key, StrObj o, object val, uint64_t u, uint
             else:
                 o.ttl = _ttlreg(at, u, n)
                 ks.expires[key] = None
-        o.val = val
+        if type(o.val) is BitVal:
+            # bit overrides newer than the write stay on top of it (bitval)
+            o.val = reg_rebase(<BitVal>o.val, val, u, n)
+        else:
+            o.val = val
         o.uuid = u
         o.node = n
         if o.cnt1 is not None or o.cnt is not None or obs:
@@ -383,6 +397,8 @@ cdef int _apply(Keyspace ks, uint8_t op, uint64_t origin, uint64_t u, Reader r) 
                 obs.append((r.u64(), r.i64(), r.u64()))
         _reg_on(ks, key, <StrObj>ks.find(key, T_STRING, True), val, u, origin,
                 TTL_WRITE if flags & 2 else TTL_KEEP, at, obs, False)
+    elif op == OP_BITS:
+        bits_apply(ks, key, <StrObj>ks.find(key, T_STRING, True), origin, u, r)
     else:
         delta = r.i64()
         _cnt_on(ks, key, <StrObj>ks.find(key, T_STRING, True), delta, u, origin, False)
@@ -402,6 +418,8 @@ cdef int _check(uint8_t op, uint64_t u, Reader r) except -1:
         if flags & 2:
             r.i64()
         _skip_n(r, 24, u)
+    elif op == OP_BITS:
+        bits_check(r)
     else:
         r.i64()
     return 0
@@ -423,6 +441,7 @@ cdef void _last_ts(CObj x, uint64_t* u, uint64_t* n) noexcept:
     cdef CntEntry e
     u[0] = o.uuid
     n[0] = o.node
+    reg_last_ts(o.val, u, n)
     e = o.cnt1
     if e is not None and ts_gt(e.last, e.node, u[0], n[0]):
         u[0] = e.last
@@ -449,7 +468,14 @@ cdef object _value(CObj o):
 cdef list _describe(CObj o):
     cdef StrObj so = <StrObj>o
     cdef CntEntry e
-    out = [b"register", [so.val, so.uuid, so.node]]
+    # a register with bit overrides shows its visible bytes (None if the
+    # register itself holds no value) and the overrides (bitval)
+    v = so.val
+    if type(v) is BitVal and (<BitVal>v).none:
+        v = None
+    out = [b"register", [reg_bytes(v), so.uuid, so.node]]
+    if type(so.val) is BitVal:
+        out += bits_describe(<BitVal>so.val)
     cnts = []
     all_cnts = str_cnts(so)
     if all_cnts is not None:
@@ -462,15 +488,23 @@ cdef list _describe(CObj o):
 
 # -------------------------------------------------------------- snapshots ----
 #
-# string = u8 has_value [bytes value], u64 uuid, u64 node, counters
+# string = u8 has_value (0 none, 1 a value, 2 with bit overrides) [bytes value |
+# bitval.bits_encode], u64 uuid, u64 node, counters
 
 cdef int _encode(Writer w, CObj o) except -1:
     cdef StrObj s = <StrObj>o
+    cdef Py_ssize_t n
+    cdef const char* p
     if s.val is None:
         w.put_u8(0)
+    elif type(s.val) is BitVal:
+        w.put_u8(2)
+        bits_encode(w, <BitVal>s.val)
     else:
         w.put_u8(1)
-        w.put_bytes(s.val)
+        p = reg_raw(s.val, &n)
+        w.put_varint(<uint64_t>n)
+        w.put_raw(p, n)
     w.put_u64(s.uuid)
     w.put_u64(s.node)
     _enc_cnts(w, str_cnts(s))
@@ -480,9 +514,11 @@ cdef int _encode(Writer w, CObj o) except -1:
 cdef CObj _decode(Reader r, int version):
     cdef StrObj s = new_str()
     cdef uint8_t flag = r.u8()
-    if flag > 1:
+    if flag > 2:
         raise SnapshotError("corrupt snapshot (bad value flag)")
-    if flag:
+    if flag == 2:
+        s.val = bits_decode(r)
+    elif flag:
         s.val = r.bytes_()
     s.uuid = r.u64()
     s.node = r.u64()
@@ -499,19 +535,31 @@ cdef int _merge_str(StrObj a, StrObj b, Ctx ca, Ctx cb) except -1:
     cdef bint b_reg = b.uuid != 0 or b.node != 0
     cdef bint b_wins
     cdef dict xa = str_cnts(a), xb = str_cnts(b), cnt
+    # bit overrides (bitval): both sides', over the winning register
+    cdef dict a_ov = (<BitVal>a.val).ov if type(a.val) is BitVal else None
+    cdef dict b_ov = (<BitVal>b.val).ov if type(b.val) is BitVal else None
+    cdef object bval = b.val, aval
     if a_reg and not b_reg and cb.applied(a.node, a.uuid):
         a_reg = False
+        if a_ov:
+            aval = bits_filter(<BitVal>a.val, cb)
+            a_ov = (<BitVal>aval).ov if type(aval) is BitVal else None
         a.val = None
         a.uuid = 0
         a.node = 0
     if b_reg and not a_reg and ca.applied(b.node, b.uuid):
         b_reg = False
+        if b_ov:
+            bval = bits_filter(<BitVal>bval, ca)
+            b_ov = (<BitVal>bval).ov if type(bval) is BitVal else None
     b_wins = b_reg and ts_gt(b.uuid, b.node, a.uuid, a.node)
     cnt = _merge_cnts(xa, xb, xb if b_wins else (xa if a_reg else None), ca, cb)
     if b_wins:
         a.val = b.val
         a.uuid = b.uuid
         a.node = b.node
+    if a_ov or b_ov:
+        a.val = bits_merge(a.val, a_ov, b_ov, a.uuid, a.node)
     str_set_cnts(a, cnt)
     return 0
 
@@ -524,7 +572,7 @@ cdef bint _filter_str(StrObj o, Ctx other) except -1:
     if not reg and not _cnts_seen(cnt, other):
         return False
     if reg:
-        o.val = None
+        o.val = bits_filter(<BitVal>o.val, other) if type(o.val) is BitVal else None
         o.uuid = 0
         o.node = 0
     str_set_cnts(o, _filter_cnts(cnt, other, reg))
@@ -539,11 +587,20 @@ cdef bint _filter(CObj o, Ctx other, uint64_t clock) except -1:
     return _filter_str(<StrObj>o, other)
 
 
+cdef Py_ssize_t _gc(CObj o, uint64_t stable, bint* empty) except -1:
+    """Bit overrides that are causally stable are folded into the register
+    (bitval.bits_gc); nothing else of a string is collected here."""
+    if type((<StrObj>o).val) is BitVal:
+        bits_gc(<StrObj>o, stable)
+    return 0
+
+
 cdef TypeOps OPS
 OPS.code = T_STRING
 OPS.name = b"string"
 OPS.ops[0] = OP_REG
 OPS.ops[1] = OP_CNT
+OPS.ops[2] = OP_BITS
 OPS.new = _new
 OPS.live = _live
 OPS.last_ts = _last_ts
@@ -556,4 +613,5 @@ OPS.encode = _encode
 OPS.decode = _decode
 OPS.merge = _merge
 OPS.filter = _filter
+OPS.gc = _gc
 register_type_ops(&OPS)

@@ -308,6 +308,8 @@ class Replication:
         without replicas). It grows before the first link streams from it."""
         limit = self.app.cfg.repl_backlog_limit
         alone = not self.links and not any(m.node_id != self.node_id for m in self.members.active())
+        # a node alone folds its bit writes at once (docs/crdt.md section 3.1, "Bits")
+        self.ks.solo = alone
         if alone:
             limit = min(limit, LONE_BACKLOG_LIMIT)
         if limit != self.backlog_limit:
