@@ -44,8 +44,6 @@ ALIASES = {
 FIXED = {
     "appendonly": "no",
     "databases": "1",
-    "maxmemory": "0",
-    "maxmemory-policy": "noeviction",
     "cluster-enabled": "no",
 }
 
