@@ -176,7 +176,7 @@ cdef class Evictor:
         # noeviction refuses writes only past maxmemory itself, as Redis
         lim = <int64_t>(self.maxmemory * (1.0 - (0 if self.kind == P_NOEVICTION else
                                                  self.margin) / 100.0)) - other
-        self.ks.ds_limit = lim if lim > 0 else 0
+        self.ks.ds_limit = lim if lim > -1 else -1
 
     def sketch_bytes(self):
         if self.ks.evict_mode != 2 or self.ks.sk.c == NULL:
@@ -193,7 +193,7 @@ cdef class Evictor:
             return 0xFFFFFFFFFFFFFFFFULL - <uint64_t>ks.local_at(<TTLReg>o.ttl)
         if self.kind == P_LFU:
             return 255 - lfu_decr(ks, o.lru)
-        idle = <uint32_t>(ks.now >> 6) - o.lru
+        idle = <uint32_t>ks.now - o.lru
         if self.kind == P_WTINYLFU:
             return ((<uint64_t>(15 - sk_freq(&ks.sk, <uint64_t>PyObject_Hash(key)))) << 32) | idle
         return idle

@@ -342,7 +342,7 @@ cdef inline void _access(Keyspace ks, CObj o) noexcept:
     cdef uint32_t c
     cdef double base
     if ks.evict_mode != 1:
-        o.lru = <uint32_t>(ks.now >> 6)
+        o.lru = <uint32_t>ks.now
         return
     c = lfu_decr(ks, o.lru)
     if c < 255:
@@ -359,7 +359,7 @@ cdef inline void _new_access(Keyspace ks, CObj o) noexcept:
     if ks.evict_mode == 1:
         o.lru = (<uint32_t>((ks.now // 60000) & 0xFFFF) << 8) | 5
     else:
-        o.lru = <uint32_t>(ks.now >> 6)
+        o.lru = <uint32_t>ks.now
 
 
 # --------------------------------------------------------------- keyspace ----

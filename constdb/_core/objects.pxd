@@ -56,7 +56,7 @@ cdef class Ver(Dot):
 @cython.no_gc
 cdef class CObj:
     cdef public object ttl          # None | TTLReg
-    # eviction (constdb/_core/evict.pyx): the access clock (64 ms units) or,
+    # eviction (constdb/_core/evict.pyx): the access clock (ms, mod 2**32) or,
     # under an LFU policy, Redis's LFU word (minutes << 8 | log counter); and
     # the estimated bytes the keyspace counts for this object (0: not counted)
     cdef public uint32_t lru

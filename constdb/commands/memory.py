@@ -51,48 +51,32 @@ def memory_stats(c: Any, argv: list[bytes]) -> Any:
     nkeys = len(ks.d)
     ds = p["dataset"]
     over = used - ds
-    return [
-        "peak.allocated",
-        peak,
-        "total.allocated",
-        used,
-        "startup.allocated",
-        p["startup"],
-        "replication.backlog",
-        p["backlog"],
-        "clients.slaves",
-        0,
-        "clients.normal",
-        p["clients"],
-        "cluster.links",
-        0,
-        "aof.buffer",
-        0,
-        "lua.caches",
-        0,
-        "functions.caches",
-        0,
-        "db.0",
-        ["overhead.hashtable.main", 48 * nkeys, "overhead.hashtable.expires", 48 * len(ks.expires)],
-        "overhead.total",
-        over,
-        "keys.count",
-        nkeys,
-        "keys.bytes-per-key",
-        (used - p["startup"]) // nkeys if nkeys else 0,
-        "dataset.bytes",
-        ds,
-        "dataset.percentage",
-        100.0 * ds / used if used else 0.0,
-        "peak.percentage",
-        100.0 * used / peak if peak else 0.0,
-        "eviction.sketch",
-        p["eviction"],
-        "fragmentation",
-        rss / used if used else 0.0,
-        "fragmentation.bytes",
-        rss - used,
-    ]
+    rows = {
+        "peak.allocated": peak,
+        "total.allocated": used,
+        "startup.allocated": p["startup"],
+        "replication.backlog": p["backlog"],
+        "clients.slaves": 0,
+        "clients.normal": p["clients"],
+        "cluster.links": 0,
+        "aof.buffer": 0,
+        "lua.caches": 0,
+        "functions.caches": 0,
+        "db.0": {
+            "overhead.hashtable.main": 48 * nkeys,
+            "overhead.hashtable.expires": 48 * len(ks.expires),
+        },
+        "overhead.total": over,
+        "keys.count": nkeys,
+        "keys.bytes-per-key": (used - p["startup"]) // nkeys if nkeys else 0,
+        "dataset.bytes": ds,
+        "dataset.percentage": 100.0 * ds / used if used else 0.0,
+        "peak.percentage": 100.0 * used / peak if peak else 0.0,
+        "eviction.sketch": p["eviction"],
+        "fragmentation": rss / used if used else 0.0,
+        "fragmentation.bytes": rss - used,
+    }
+    return rows
 
 
 @command("memory|doctor")
@@ -228,8 +212,8 @@ def object_idletime(c: Any, argv: list[bytes]) -> Any:
         return None
     if c.srv.app.memory.ev.policy in ("allkeys-lfu", "volatile-lfu"):
         raise RespError(LFU_ON)
-    now = (c.srv.app.ks.now >> 6) & 0xFFFFFFFF
-    return ((now - o.lru) & 0xFFFFFFFF) * 64 // 1000
+    now = c.srv.app.ks.now & 0xFFFFFFFF
+    return ((now - o.lru) & 0xFFFFFFFF) // 1000
 
 
 @command("object|refcount")
