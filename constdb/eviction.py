@@ -17,7 +17,8 @@ from constdb._core.evict import POLICIES, Evictor
 
 # what a node holds before any key: command table, config, scripts' tables
 STARTUP_BYTES = 1 << 20
-WINDOW_KEY_BYTES = 120  # a window entry (dict slot) and the key it keeps alive
+WINDOW_KEY_BYTES = 120
+LAZY_SLICE = 20_000  # elements freed per event-loop turn (about 1-2 ms)  # a window entry (dict slot) and the key it keeps alive
 
 
 def human(n: float) -> str:
@@ -41,6 +42,15 @@ class Memory:
         app.srv.evictor = self.ev
         self.peak = 0
         self.other = 0
+        self.pumping = False
+
+    def lazy_pump(self) -> None:
+        """Free what UNLINK, FLUSHALL ASYNC and evictions left, a slice of
+        LAZY_SLICE elements per event-loop turn."""
+        if self.app.ks.lazy_step(LAZY_SLICE):
+            self.app.loop.call_soon(self.lazy_pump)
+        else:
+            self.pumping = False
 
     def configure(self, cfg: Any) -> None:
         ev = self.ev
@@ -88,6 +98,9 @@ class Memory:
         self.used()
 
     def cron(self) -> None:
+        if self.app.ks.lazy and not self.pumping:
+            self.pumping = True
+            self.app.loop.call_soon(self.lazy_pump)
         self.refresh()
         if self.app.ks.mem_ds > self.app.ks.ds_limit:
             self.ev.run()
@@ -129,6 +142,7 @@ class Memory:
             ("mem_not_counted_for_evict", 0),
             ("mem_clients_normal", p["clients"]),
             ("mem_eviction_sketch", p["eviction"]),
+            ("lazyfree_pending_objects", len(self.app.ks.lazy)),
         ]
 
     def stats(self) -> list[tuple[str, Any]]:

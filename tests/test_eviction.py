@@ -368,3 +368,24 @@ def test_redis_cli_bigkeys_memkeys_hotkeys(lone, node):
     out = run("--hotkeys")
     line = next(x for x in out.splitlines() if x.startswith("hot key found with counter"))
     assert 'keyname: "str"' in line and int(line.split()[5]) > 5
+
+
+# ---- lazy freeing ----
+
+
+def test_unlink_and_flushall_async_free_in_slices(lone):
+    c = lone
+    for k in ("big1", "big2"):
+        for start in range(0, 60_000, 10_000):
+            c.sadd(k, *[f"m{i}" for i in range(start, start + 10_000)])
+    ds = c.info("memory")["used_memory_dataset"]
+    assert c.unlink("big1") == 1
+    assert c.exists("big1") == 0
+    # the data set no longer counts it; its memory is freed a slice at a time
+    assert c.info("memory")["used_memory_dataset"] < ds * 0.6
+    wait_for(lambda: c.info("memory")["lazyfree_pending_objects"] == 0, 10, what="lazy free")
+    c.sadd("big1", "x")
+    assert c.smembers("big1") == {b"x"}
+    assert c.execute_command("FLUSHALL", "ASYNC") == b"OK"
+    assert c.dbsize() == 0 and c.info("memory")["used_memory_dataset"] == 0
+    wait_for(lambda: c.info("memory")["lazyfree_pending_objects"] == 0, 10, what="lazy free")

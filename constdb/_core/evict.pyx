@@ -340,7 +340,11 @@ cdef class Evictor:
                     bl.group_begin()
                     grouped = True
                 ks.evicted_keys += 1
-                ks.emit_del(key)
+                ks.lazy_free = True
+                try:
+                    ks.emit_del(key)
+                finally:
+                    ks.lazy_free = False
                 n += 1
                 if (n & 15) == 0 and mono_ns() - t0 > limit_ns:
                     break

@@ -405,6 +405,8 @@ cdef class Keyspace:
         self.lfu_decay_time = 1
         self.evicted_keys = 0
         self.on_new_key = None
+        self.lazy_free = False
+        self.lazy = []
 
     def __dealloc__(self):
         sk_free(&self.sk)
@@ -909,6 +911,25 @@ cdef class Keyspace:
                 raise RecordError("unknown record op %d" % op)
             r.pos = end
         return 0
+
+    def lazy_step(self, Py_ssize_t budget):
+        """Free up to budget elements of the containers UNLINK and friends
+        left (a slice, from the event loop); returns how many containers
+        are still waiting."""
+        cdef object c
+        while budget > 0 and self.lazy:
+            c = self.lazy[len(self.lazy) - 1]  # (wraparound is off)
+            if type(c) is dict:
+                while budget > 0 and c:
+                    (<dict>c).popitem()
+                    budget -= 1
+            else:
+                while budget > 0 and c:
+                    (<list>c).pop()
+                    budget -= 1
+            if not c:
+                self.lazy.pop()
+        return len(self.lazy)
 
     def mem_recount(self):
         """Recount mem_ds from every live object (after a snapshot load or
