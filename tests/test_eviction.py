@@ -386,6 +386,6 @@ def test_unlink_and_flushall_async_free_in_slices(lone):
     wait_for(lambda: c.info("memory")["lazyfree_pending_objects"] == 0, 10, what="lazy free")
     c.sadd("big1", "x")
     assert c.smembers("big1") == {b"x"}
-    assert c.execute_command("FLUSHALL", "ASYNC") == b"OK"
+    assert c.execute_command("FLUSHALL", "ASYNC") is True
     assert c.dbsize() == 0 and c.info("memory")["used_memory_dataset"] == 0
     wait_for(lambda: c.info("memory")["lazyfree_pending_objects"] == 0, 10, what="lazy free")
