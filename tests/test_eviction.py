@@ -389,3 +389,23 @@ def test_unlink_and_flushall_async_free_in_slices(lone):
     assert c.execute_command("FLUSHALL", "ASYNC") is True
     assert c.dbsize() == 0 and c.info("memory")["used_memory_dataset"] == 0
     wait_for(lambda: c.info("memory")["lazyfree_pending_objects"] == 0, 10, what="lazy free")
+
+
+def test_a_peers_writes_count_as_accesses(node):
+    a = make_node(node, "a", maxmemory_policy="allkeys-lfu")
+    b = make_node(node, "b")
+    meet(a, b)
+    wait_linked([a, b])
+    ca, cb = a.client(), b.client()
+
+    def applied() -> int:  # (INFO reads no key: no access on a)
+        return ca.info("stats")["remote_effects_applied"]
+
+    n0 = applied()
+    cb.set("k", "0")
+    wait_for(lambda: applied() > n0, 10, what="k on a")
+    assert ca.object("freq", "k") == 5  # LFU_INIT_VAL: a's own clients never read it
+    for _ in range(300):
+        cb.incr("k")
+    wait_for(lambda: applied() >= n0 + 301, 10, what="the increments on a")
+    assert ca.object("freq", "k") > 6

@@ -53,6 +53,7 @@ cdef class Keyspace:
     cdef public uint64_t evicted_keys
     cdef Sketch sk                # W-TinyLFU's frequency sketch (evict_mode 2)
     cdef public object on_new_key  # callable(key) for W-TinyLFU's window, or None
+    cdef public bint remote       # applying a peer's records (their writes count as accesses)
     cdef public bint lazy_free    # the running DEL frees big values in slices (UNLINK ...)
     cdef public list lazy         # containers waiting to be freed (lazy_step)
 

@@ -626,8 +626,11 @@ cdef class Keyspace:
 
     cdef int touched(self, object key) except -1:
         cdef PyObject* p = PyDict_GetItem(self.d, key)
-        if p != NULL and (<CObj>p).msz:
-            _mem_update(self, key, <CObj>p)
+        if p != NULL:
+            if (<CObj>p).msz:
+                _mem_update(self, key, <CObj>p)
+            if self.remote:
+                _access(self, <CObj>p)  # a peer's write is an access here too
         self.dirty += 1
         if self.watched:
             clients = self.watched.get(key)
@@ -982,8 +985,12 @@ cdef class Keyspace:
             self.check_records(Reader(data), max_uuid)
         r = Reader(data)
         self.now = wall_ms()
-        while not r.at_end():
-            self.apply_one(origin, r)
+        self.remote = True
+        try:
+            while not r.at_end():
+                self.apply_one(origin, r)
+        finally:
+            self.remote = False
         return self.applied_remote - before
 
     def check_uuid(self, uint64_t u, uint64_t max_uuid):
