@@ -19,11 +19,13 @@ from typing import Any, Optional
 
 from constdb import __version__, persistence
 from constdb._core import (
+    cmd_dump,
     cmd_hashes,
     cmd_keys,
     cmd_lists,
     cmd_server,
     cmd_sets,
+    cmd_sort,
     cmd_strings,
     cmd_zsets,
     snapshot,
@@ -181,6 +183,8 @@ class App:
             cmd_lists,
             cmd_zsets,
             cmd_server,
+            cmd_sort,
+            cmd_dump,
         ):
             mod.register(self.srv)
         register_handlers(self.srv, PY_COMMANDS)

@@ -3,7 +3,8 @@
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_GET_SIZE
 from cpython.list cimport PyList_GET_ITEM, PyList_GET_SIZE
 from libc cimport errno as cerrno
-from libc.stdint cimport INT64_MAX, INT64_MIN, int64_t
+from cpython.mem cimport PyMem_Free, PyMem_Malloc
+from libc.stdint cimport INT64_MAX, INT64_MIN, int64_t, uint32_t, uint64_t
 from libc.stdio cimport snprintf
 from libc.string cimport memchr
 
@@ -521,6 +522,135 @@ cdef int cmd_incrbyfloat(Client c, list argv) except -1:
     return c.out.bulk(out)
 
 
+cdef int cmd_lcs(Client c, list argv) except -1:
+    # lcsCommand: the dynamic programming table of LCS lengths (uint32, as
+    # Redis's, bounded by proto-max-bulk-len), then one walk back from the end
+    # that builds the string and the matching ranges, last ones first
+    cdef Keyspace ks = c.ks
+    cdef CObj oa = ks.lookup_r(argv[1])
+    cdef CObj ob = ks.lookup_r(argv[2])
+    cdef Py_ssize_t j, argc = PyList_GET_SIZE(argv)
+    cdef bint getlen = False, getidx = False, withmatchlen = False, emit
+    cdef int64_t minmatchlen = 0
+    cdef bytes a, b, opt
+    cdef uint32_t alen, blen, i, k, idx, l1, l2, as_ = 0, ae = 0, bs = 0, be = 0, mlen
+    cdef uint32_t* t
+    cdef const char* pa
+    cdef const char* pb
+    cdef unsigned long long size
+    cdef bytearray res
+    cdef list ranges = []
+    if (oa is not None and type(oa) is not StrObj) or (ob is not None and type(ob) is not StrObj):
+        return err_lit(c, b"ERR The specified keys must contain string values")
+    a = str_bytes(<StrObj>oa) if oa is not None else b""
+    b = str_bytes(<StrObj>ob) if ob is not None else b""
+    j = 3
+    while j < argc:
+        opt = <bytes>argv[j]
+        if opt_eq(opt, b"IDX", 3):
+            getidx = True
+        elif opt_eq(opt, b"LEN", 3):
+            getlen = True
+        elif opt_eq(opt, b"WITHMATCHLEN", 12):
+            withmatchlen = True
+        elif opt_eq(opt, b"MINMATCHLEN", 11) and j + 1 < argc:
+            if not parse_bytes_i64(<bytes>argv[j + 1], &minmatchlen):
+                return reply_notint(c)
+            if minmatchlen < 0:
+                minmatchlen = 0
+            j += 1
+        else:
+            return reply_syntax(c)
+        j += 1
+    if getidx and getlen:
+        return err_lit(c, b"ERR If you want both the length and indexes, please just use IDX.")
+    if PyBytes_GET_SIZE(a) >= 0xFFFFFFFE or PyBytes_GET_SIZE(b) >= 0xFFFFFFFE:
+        return err_lit(c, b"ERR String too long for LCS")
+    alen = <uint32_t>PyBytes_GET_SIZE(a)
+    blen = <uint32_t>PyBytes_GET_SIZE(b)
+    size = (<unsigned long long>alen + 1) * (blen + 1) * sizeof(uint32_t)
+    if size > <unsigned long long>c.srv.proto_max_bulk_len:
+        return err_lit(c, b"ERR Insufficient memory, transient memory for LCS exceeds "
+                          b"proto-max-bulk-len")
+    t = <uint32_t*>PyMem_Malloc(size)
+    if t == NULL:
+        return err_lit(c, b"ERR Insufficient memory, failed allocating transient memory for LCS")
+    pa = PyBytes_AS_STRING(a)
+    pb = PyBytes_AS_STRING(b)
+    try:
+        # t[k + (blen + 1) * i]: the LCS length of a[:i] and b[:k]
+        for i in range(alen + 1):
+            for k in range(blen + 1):
+                if i == 0 or k == 0:
+                    t[k + (blen + 1) * i] = 0
+                elif pa[i - 1] == pb[k - 1]:
+                    t[k + (blen + 1) * i] = t[k - 1 + (blen + 1) * (i - 1)] + 1
+                else:
+                    l1 = t[k + (blen + 1) * (i - 1)]
+                    l2 = t[k - 1 + (blen + 1) * i]
+                    t[k + (blen + 1) * i] = l1 if l1 > l2 else l2
+        idx = t[blen + (blen + 1) * alen]
+        total = idx
+        res = bytearray(idx)
+        as_ = alen          # alen: no range open
+        i = alen
+        k = blen
+        while (getidx or not getlen) and i > 0 and k > 0:
+            emit = False
+            if pa[i - 1] == pb[k - 1]:
+                res[idx - 1] = <unsigned char>pa[i - 1]
+                if as_ == alen:
+                    as_ = i - 1
+                    ae = i - 1
+                    bs = k - 1
+                    be = k - 1
+                elif as_ == i and bs == k:
+                    as_ -= 1
+                    bs -= 1
+                else:
+                    emit = True
+                if as_ == 0 or bs == 0:
+                    emit = True
+                idx -= 1
+                i -= 1
+                k -= 1
+            else:
+                l1 = t[k + (blen + 1) * (i - 1)]
+                l2 = t[k - 1 + (blen + 1) * i]
+                if l1 > l2:
+                    i -= 1
+                else:
+                    k -= 1
+                if as_ != alen:
+                    emit = True
+            mlen = ae - as_ + 1
+            if emit:
+                if getidx and (minmatchlen == 0 or mlen >= <uint64_t>minmatchlen):
+                    ranges.append((as_, ae, bs, be, mlen))
+                as_ = alen
+    finally:
+        PyMem_Free(t)
+    if getidx:
+        c.out.map(2)
+        c.out.bulk_raw(b"matches", 7)
+        c.out.array(len(ranges))
+        for r in ranges:
+            c.out.array(3 if withmatchlen else 2)
+            c.out.array(2)
+            c.out.integer(r[0])
+            c.out.integer(r[1])
+            c.out.array(2)
+            c.out.integer(r[2])
+            c.out.integer(r[3])
+            if withmatchlen:
+                c.out.integer(r[4])
+        c.out.bulk_raw(b"len", 3)
+        return c.out.integer(total)
+    if getlen:
+        return c.out.integer(total)
+    return c.out.bulk(bytes(res))
+
+
 def register(Server srv):
     """Name the handlers; arity, flags and keys come from the command table."""
     add_command(srv, b"get", cmd_get)
@@ -544,3 +674,4 @@ def register(Server srv):
     add_command(srv, b"decrby", cmd_decrby)
     add_command(srv, b"incrbyfloat", cmd_incrbyfloat)
     add_command(srv, b"setrange", cmd_setrange)
+    add_command(srv, b"lcs", cmd_lcs)
