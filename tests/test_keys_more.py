@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 from support.differential import run_all, same
-from support.nodes import write_config
+from support.nodes import cut_link, proxied_pair, wait_converged, wait_linked, write_config
 from support.resp import Conn
 
 # ---- SORT ----------------------------------------------------------------------------------
@@ -695,3 +695,156 @@ def test_lcs_memory_bound(raw_pair):
         same(raw_pair, "LCS", "a", "b", "LEN")
     finally:
         run_all(raw_pair, [("CONFIG", "SET", "proto-max-bulk-len", "512mb")])
+
+
+# ---- INCRBYFLOAT / HINCRBYFLOAT: a lone writer is Redis-exact ----------------------------
+
+FLOAT_STEPS = ["0.1", "0.2", "-0.3", "1e17", "0.5", "3.0e3", "-1e17", "10.5", "1.1", "0.0001", "7"]
+
+
+def test_incrbyfloat_chains(raw_pair):
+    run_all(
+        raw_pair,
+        [
+            ("SET", "big", "123456789012345678"),
+            ("SET", "txt", "abc"),
+            ("HSET", "h", "txt", "abc", "big", "1e300"),
+        ],
+    )
+    for step in FLOAT_STEPS * 3:
+        same(raw_pair, "INCRBYFLOAT", "f", step)
+        same(raw_pair, "HINCRBYFLOAT", "h", "f", step)
+        same(raw_pair, "INCRBYFLOAT", "big", step)
+    for cmd in [
+        ("GET", "f"),
+        ("HGET", "h", "f"),
+        ("INCR", "f"),
+        ("HINCRBY", "h", "f", "1"),
+        ("SET", "i", "10"),
+        ("INCRBYFLOAT", "i", "5"),
+        ("INCR", "i"),
+        ("INCRBYFLOAT", "i", "0.5"),
+        ("INCR", "i"),
+        ("HSET", "h", "i", "10"),
+        ("HINCRBYFLOAT", "h", "i", "5"),
+        ("HINCRBY", "h", "i", "1"),
+        ("HINCRBYFLOAT", "h", "i", "0.25"),
+        ("HINCRBY", "h", "i", "1"),
+        ("INCRBY", "c", "5"),
+        ("INCRBYFLOAT", "c", "1.5"),
+        ("HINCRBY", "h", "c", "5"),
+        ("HINCRBYFLOAT", "h", "c", "1.5"),
+        ("HINCRBYFLOAT", "h", "txt", "1"),
+        ("HINCRBYFLOAT", "h", "big", "1e308"),
+        ("HINCRBYFLOAT", "h", "x", "inf"),
+        ("HINCRBYFLOAT", "h", "x", "nan"),
+        ("HINCRBYFLOAT", "h", "x", "abc"),
+        ("HINCRBYFLOAT", "h", "x", ""),
+        ("HINCRBYFLOAT", "h", "x", " 1"),
+        ("HINCRBYFLOAT", "h", "x", "1e5000"),
+        ("HINCRBYFLOAT", "txt", "x", "1"),
+        ("HINCRBYFLOAT", "h", "x"),
+        ("INCRBYFLOAT", "txt", "1"),
+        ("INCRBYFLOAT", "h", "1"),
+        ("INCRBYFLOAT", "f", "inf"),
+        ("SET", "f", "1.5"),
+        ("INCRBYFLOAT", "f", "1"),
+        ("HSET", "h", "f", "1.5"),
+        ("HINCRBYFLOAT", "h", "f", "1"),
+        ("HDEL", "h", "f"),
+        ("HINCRBYFLOAT", "h", "f", "2.5"),
+        ("DEL", "f"),
+        ("INCRBYFLOAT", "f", "2.5"),
+        ("SET", "e", "5", "EX", "100"),
+        ("INCRBYFLOAT", "e", "1"),
+        ("TTL", "e"),
+        ("HLEN", "h"),
+        *[("HGET", "h", f) for f in ("txt", "big", "i", "c", "f", "x")],
+    ]:
+        same(raw_pair, *cmd)
+
+
+# ---- across nodes ------------------------------------------------------------------------
+
+
+def test_concurrent_float_increments_add_up(node):
+    a, b, pa, pb = proxied_pair(node)
+    try:
+        ra, rb = a.client(), b.client()
+        ra.set("f", "10")
+        ra.hset("h", "f", "1.5")
+        ra.incrbyfloat("g", "0.1")
+        wait_converged([a, b])
+        cut_link(pa, pb, a, b)
+        for _ in range(3):
+            ra.incrbyfloat("f", "0.1")
+            rb.incrbyfloat("f", "2.5")
+            ra.hincrbyfloat("h", "f", "-0.25")
+            rb.hincrbyfloat("h", "f", "1")
+            rb.hincrbyfloat("h", "new", "0.5")
+            ra.hincrbyfloat("h", "new", "0.5")
+            rb.incrbyfloat("g", "1e-3")
+        # each side alone is Redis's chain
+        assert ra.get("f") == b"10.3" and rb.get("f") == b"17.5"
+        pa.heal()
+        pb.heal()
+        wait_linked([a, b])
+        wait_converged([a, b])
+        for r in (ra, rb):
+            assert r.get("f") == b"17.8"
+            assert r.hget("h", "f") == b"3.75"
+            assert r.hget("h", "new") == b"3"
+            assert r.get("g") == b"0.103"
+        # a later write observes every contribution: a lone writer again
+        rb.incrbyfloat("f", "0.2")
+        ra.hincrbyfloat("h", "f", "0.25")
+        wait_converged([a, b])
+        for r in (ra, rb):
+            assert r.get("f") == b"18"
+            assert r.hget("h", "f") == b"4"
+        # and an integer again: INCR counts on it
+        assert ra.incr("f") == 19
+    finally:
+        pa.close()
+        pb.close()
+
+
+def test_restore_copy_and_sort_store_replicate(node):
+    a, b, pa, pb = proxied_pair(node)
+    try:
+        ra, rb = a.client(), b.client()
+        ra.rpush("l", "3", "1", "2")
+        ra.hset("h", mapping={"f": "v", "g": "w"})
+        ra.zadd("z", {"a": 1, "b": 2})
+        payload = ra.dump("h")
+        ra.restore("h2", 0, payload)
+        ra.copy("z", "z2")
+        ra.copy("l", "l2")
+        ra.sort("l", store="sorted")
+        ra.set("s", "x")
+        ra.copy("l", "s", replace=True)
+        wait_converged([a, b])
+        assert rb.hgetall("h2") == {b"f": b"v", b"g": b"w"}
+        assert rb.zrange("z2", 0, -1, withscores=True) == [(b"a", 1.0), (b"b", 2.0)]
+        assert rb.lrange("l2", 0, -1) == [b"3", b"1", b"2"]
+        assert rb.lrange("sorted", 0, -1) == [b"1", b"2", b"3"]
+        assert rb.lrange("s", 0, -1) == [b"3", b"1", b"2"]
+        # a payload from one node restores on the other
+        rb.restore("h3", 0, payload)
+        rb.sort("l", desc=True, store="sorted")
+        wait_converged([a, b])
+        assert ra.hgetall("h3") == {b"f": b"v", b"g": b"w"}
+        assert ra.lrange("sorted", 0, -1) == [b"3", b"2", b"1"]
+        # a push concurrent with a SORT ... STORE of the same destination survives it
+        cut_link(pa, pb, a, b)
+        ra.sort("l", store="sorted")
+        rb.rpush("sorted", "extra")
+        pa.heal()
+        pb.heal()
+        wait_linked([a, b])
+        wait_converged([a, b])
+        assert ra.lrange("sorted", 0, -1) == rb.lrange("sorted", 0, -1)
+        assert b"extra" in ra.lrange("sorted", 0, -1) and ra.llen("sorted") == 4
+    finally:
+        pa.close()
+        pb.close()

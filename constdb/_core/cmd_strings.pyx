@@ -2,33 +2,26 @@
 
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_GET_SIZE
 from cpython.list cimport PyList_GET_ITEM, PyList_GET_SIZE
-from libc cimport errno as cerrno
 from cpython.mem cimport PyMem_Free, PyMem_Malloc
 from libc.stdint cimport INT64_MAX, INT64_MIN, int64_t, uint32_t, uint64_t
-from libc.stdio cimport snprintf
-from libc.string cimport memchr
 
 from constdb._core.cmd_keys cimport err_lit, opt_eq
-from constdb._core.codec cimport parse_bytes_i64
+from constdb._core.codec cimport ld2string_human, parse_bytes_i64, string2ld
 from constdb._core.keyspace cimport Keyspace
 from constdb._core.objects cimport T_STRING, CObj, StrObj, TTLReg
 from constdb._core.protocol cimport (
     Client, Server, add_command, reply_notint, reply_syntax, reply_wrongtype,
 )
 from constdb._core.t_string cimport (
-    STR_NOTINT, TTL_KEEP, TTL_WRITE, emit_cnt, emit_reg, emit_reg_at, str_get, str_int,
+    STR_NOTINT, TTL_KEEP, TTL_WRITE, emit_cnt, emit_fincr, emit_reg, emit_reg_at, str_get,
+    str_int,
 )
-
-
-cdef extern from "<stdlib.h>":
-    long double strtold(const char* s, char** end)
 
 
 cdef extern from "<math.h>":
     # type-generic macros: they take a long double as it is
     bint isnan(long double v)
     bint isinf(long double v)
-    long double HUGE_VALL
 
 
 cdef enum:
@@ -453,48 +446,10 @@ cdef int cmd_setrange(Client c, list argv) except -1:
     return c.out.integer(PyBytes_GET_SIZE(cur))
 
 
-cdef bint _string2ld(const char* p, Py_ssize_t n, long double* out) noexcept:
-    """Redis's string2ld: strtold of the whole string (an embedded NUL ends
-    it early: invalid), no leading space, no NaN, no overflow to infinity and
-    no underflow to zero."""
-    cdef char* end
-    cdef long double v
-    if n == 0 or n >= 5 * 1024:
-        return False
-    cerrno.errno = 0
-    v = strtold(p, &end)
-    if p[0] == b' ' or b'\t' <= p[0] <= b'\r' or end != p + n or isnan(v):
-        return False
-    if cerrno.errno == cerrno.ERANGE and (v == HUGE_VALL or v == -HUGE_VALL or v == 0):
-        return False
-    if cerrno.errno == cerrno.EINVAL:
-        return False
-    out[0] = v
-    return True
-
-
-cdef bytes _ld2string_human(long double v):
-    """ld2string(LD_STR_HUMAN): %.17Lf without trailing zeroes, "-0" as "0"."""
-    cdef char buf[5 * 1024]
-    cdef Py_ssize_t n, i
-    n = snprintf(buf, sizeof(buf), "%.17Lf", v)
-    if n + 1 > <Py_ssize_t>sizeof(buf):
-        return b""
-    if memchr(buf, b'.', n) != NULL:
-        i = n - 1
-        while buf[i] == b'0':
-            i -= 1
-            n -= 1
-        if buf[i] == b'.':
-            n -= 1
-    if n == 2 and buf[0] == b'-' and buf[1] == b'0':
-        return b"0"
-    return buf[:n]
-
-
 cdef int cmd_incrbyfloat(Client c, list argv) except -1:
     # incrbyfloatCommand: type, current value, increment; the result is a
-    # register write (Redis propagates it as SET ... KEEPTTL)
+    # register write (Redis propagates it as SET ... KEEPTTL) plus this node's
+    # float counter (t_string.emit_fincr)
     cdef bytes key = <bytes>PyList_GET_ITEM(argv, 1)
     cdef bytes incr = <bytes>PyList_GET_ITEM(argv, 2)
     cdef CObj o = c.ks.lookup(key)
@@ -505,20 +460,18 @@ cdef int cmd_incrbyfloat(Client c, list argv) except -1:
             return reply_wrongtype(c)
         v = str_get(<StrObj>o)
         if type(v) is bytes:
-            if not _string2ld(PyBytes_AS_STRING(<bytes>v), PyBytes_GET_SIZE(<bytes>v), &value):
+            if not string2ld(PyBytes_AS_STRING(<bytes>v), PyBytes_GET_SIZE(<bytes>v), &value):
                 return err_lit(c, b"ERR value is not a valid float")
         elif v is not None:
             value = <long double>(<int64_t>v)
-    if not _string2ld(PyBytes_AS_STRING(incr), PyBytes_GET_SIZE(incr), &by):
+    if not string2ld(PyBytes_AS_STRING(incr), PyBytes_GET_SIZE(incr), &by):
         return err_lit(c, b"ERR value is not a valid float")
     value += by
     if isnan(value) or isinf(value):
         return err_lit(c, b"ERR increment would produce NaN or Infinity")
-    out = _ld2string_human(value)
-    if o is None:
-        emit_reg(c.ks, key, out, TTL_WRITE, 0)
-    else:
-        emit_reg(c.ks, key, out, TTL_KEEP, 0)
+    out = ld2string_human(value)
+    # a float counter write (docs/crdt.md section 3.7): concurrent ones add up
+    emit_fincr(c.ks, key, <StrObj>o, out, by, TTL_WRITE if o is None else TTL_KEEP)
     return c.out.bulk(out)
 
 

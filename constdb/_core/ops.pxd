@@ -48,6 +48,11 @@ cdef enum:
     #                       added as "0" at this dot), [observed counters if create]
     OP_HSETC = 57         # key, field, value, dots removed, observed counters: HSET of a
     #                       field that has counters (resets what it observed)
+    # float counters (INCRBYFLOAT, HINCRBYFLOAT: docs/crdt.md section 3.7)
+    OP_FCNT = 64          # key, i64 (the bits of a double): the origin's new running total of
+    #                       its INCRBYFLOATs on key (t_string; a REG follows in the group)
+    OP_HFCNT = 65         # key, field, i64 (a double's bits): the same for a hash field
+    #                       (t_hash; an HSETC follows in the group)
 
     OP_MAX = 127          # op codes are 7 bits
 
