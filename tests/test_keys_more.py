@@ -848,3 +848,17 @@ def test_restore_copy_and_sort_store_replicate(node):
     finally:
         pa.close()
         pb.close()
+
+
+def test_copy_and_dump_of_an_mv_register(conn):
+    a = conn
+    assert a.call("MVSET", "mv", "x") == b"+OK\r\n"
+    assert a.call("COPY", "mv", "mv2") == b":1\r\n"
+    assert a.call("TYPE", "mv2") == a.call("TYPE", "mv")
+    p = a.call_typed("DUMP", "mv")[1]
+    assert a.call("RESTORE", "mv3", "0", p) == b"+OK\r\n"
+    want = a.call("MVGET", "mv")
+    assert b"$1\r\nx\r\n" in want
+    for k in ("mv2", "mv3"):
+        got = a.call("MVGET", k)
+        assert b"$1\r\nx\r\n" in got and got.count(b"\r\nx\r\n") == 1, got
