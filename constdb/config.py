@@ -459,6 +459,58 @@ SPEC: list[Key] = [
         runtime=True,
     ),
 ]
+
+
+# ---- Redis's encoding and memory settings: accepted, with no effect ----------------------------
+# Redis 7.0's defaults and ranges. Tools and test suites set them before their
+# tests; ConstDB keeps its own representations (docs/internals.md), so the value
+# is stored, shown by CONFIG GET and otherwise unused. Redis's older names
+# (hash-max-ziplist-entries, ...) are aliases (constdb/commands/config.py).
+def _no_defrag(v: Any) -> Optional[str]:
+    return "false (ConstDB has no active defragmentation)" if v else None
+
+
+_L = 2**63 - 1
+_I = 2**31 - 1
+# name, default, kind, range, what Redis uses it for
+_REDIS_NO_EFFECT = [
+    ("hash_max_listpack_entries", 512, "int", 0, _L, "hash: listpack entries"),
+    ("hash_max_listpack_value", 64, "size", 0, _L, "hash: listpack value size"),
+    ("list_max_listpack_size", -2, "int", -_I - 1, _I, "list: node size"),
+    ("list_compress_depth", 0, "int", 0, _I, "list: uncompressed nodes at each end"),
+    ("set_max_intset_entries", 512, "int", 0, _L, "set: intset entries"),
+    ("zset_max_listpack_entries", 128, "int", 0, _L, "sorted set: listpack entries"),
+    ("zset_max_listpack_value", 64, "size", 0, _L, "sorted set: listpack value size"),
+    ("stream_node_max_bytes", 4096, "size", 0, _L, "stream: node bytes"),
+    ("stream_node_max_entries", 100, "int", 0, _L, "stream: node entries"),
+    ("hll_sparse_max_bytes", 3000, "size", 0, _L, "HyperLogLog: sparse representation bytes"),
+    ("active_defrag_ignore_bytes", 104857600, "size", 1, _L, "defrag: fragmentation bytes"),
+    ("active_defrag_threshold_lower", 10, "int", 0, 1000, "defrag: lower threshold"),
+    ("active_defrag_threshold_upper", 100, "int", 0, 1000, "defrag: upper threshold"),
+    ("active_defrag_cycle_min", 1, "int", 1, 99, "defrag: minimum CPU"),
+    ("active_defrag_cycle_max", 25, "int", 1, 99, "defrag: maximum CPU"),
+    ("active_defrag_max_scan_fields", 1000, "int", 1, _L, "defrag: fields per scan"),
+    ("lazyfree_lazy_eviction", False, "bool", None, None, "lazy free on eviction"),
+    ("lazyfree_lazy_expire", False, "bool", None, None, "lazy free on expiry"),
+    ("lazyfree_lazy_server_del", False, "bool", None, None, "lazy free on server deletes"),
+    ("lazyfree_lazy_user_del", False, "bool", None, None, "lazy free on DEL"),
+    ("lazyfree_lazy_user_flush", False, "bool", None, None, "lazy free on FLUSHALL"),
+    ("replica_lazy_flush", False, "bool", None, None, "lazy free on a replica's flush"),
+]
+SPEC += [
+    Key(n, d, k, f"Redis's {w} (accepted, no effect in ConstDB)", lo, hi, runtime=True)
+    for n, d, k, lo, hi, w in _REDIS_NO_EFFECT
+]
+SPEC.append(
+    Key(
+        "activedefrag",
+        False,
+        "bool",
+        "Redis's active defragmentation: only false (ConstDB has none)",
+        runtime=True,
+        check=_no_defrag,
+    )
+)
 BY_NAME = {k.name: k for k in SPEC}
 
 
@@ -489,11 +541,14 @@ def coerce(key: Key, value: Any, where: str) -> Any:
     if key.lo is not None and key.hi is not None:
         rng = " in " + range_text(key)
     if key.kind == "bool":
-        if isinstance(value, bool):
-            return value
         if isinstance(value, str) and value.lower() in ("yes", "no", "true", "false"):
-            return value.lower() in ("yes", "true")
-        raise bad("true or false")
+            value = value.lower() in ("yes", "true")
+        if not isinstance(value, bool):
+            raise bad("true or false")
+        err = key.check(value) if key.check is not None else None
+        if err:
+            raise bad(err)
+        return value
     if key.kind == "int":
         n = value
         if isinstance(value, bool) or not isinstance(value, int):
@@ -677,17 +732,33 @@ FLAG_NAMES = {"ip": "bind"}
 # ---- CONFIG SET: Redis's parsing and error texts ---------------------------------------------
 
 
+def memtoull(raw: str) -> Optional[int]:
+    """Redis's memtoull as CONFIG SET reads a memory value: digits (none is 0)
+    and a unit, nothing else; a number past 64 bits saturates (strtoull) and
+    the product with the unit wraps at 64 bits, read back as a signed integer."""
+    i = 0
+    while i < len(raw) and raw[i] in "0123456789":
+        i += 1
+    mul = _UNITS.get(raw[i:].lower() or None)
+    if mul is None or i >= 128:
+        return None
+    val = min(int(raw[:i] or "0"), 2**64 - 1) * mul % 2**64  # (Redis 7.0 wraps)
+    return val - 2**64 if val >= 2**63 else val
+
+
 def parse_runtime(key: Key, raw: str) -> Any:
     """A CONFIG SET value for key; ConfigError carries Redis's reason text."""
     kind = key.kind
     lo, hi = key.lo, key.hi
     if kind == "bool":
         v = raw.lower()
-        if v in ("yes", "true"):
-            return True
-        if v in ("no", "false"):
-            return False
-        raise ConfigError("argument must be 'yes' or 'no'")
+        if v not in ("yes", "true", "no", "false"):
+            raise ConfigError("argument must be 'yes' or 'no'")
+        b = v in ("yes", "true")
+        err = key.check(b) if key.check is not None else None
+        if err:
+            raise ConfigError(f"argument must be {err}")
+        return b
     if kind == "int":
         # Redis's string2ll: no sign on 0, no leading zeros, 64-bit signed
         if not re.fullmatch(r"0|-?[1-9][0-9]*", raw) or not -(2**63) <= int(raw) < 2**63:
@@ -707,7 +778,7 @@ def parse_runtime(key: Key, raw: str) -> Any:
             raise ConfigError(f"argument must be between {lo:g} and {hi:g} inclusive")
         return f
     if kind == "size":
-        n = parse_size(raw)
+        n = memtoull(raw)
         if n is None:
             raise ConfigError("argument must be a memory value")
         if not in_range(key, n):

@@ -20,11 +20,13 @@ from typing import Any, Optional
 from constdb import __version__, persistence, systemd
 from constdb._core import (
     cmd_bitmaps,
+    cmd_dump,
     cmd_hashes,
     cmd_keys,
     cmd_lists,
     cmd_server,
     cmd_sets,
+    cmd_sort,
     cmd_strings,
     cmd_zsets,
     snapshot,
@@ -191,6 +193,8 @@ class App:
             cmd_zsets,
             cmd_bitmaps,
             cmd_server,
+            cmd_sort,
+            cmd_dump,
         ):
             mod.register(self.srv)
         register_handlers(self.srv, PY_COMMANDS)

@@ -337,6 +337,43 @@ cdef int cmd_renamenx(Client c, list argv) except -1:
     return c.out.integer(1)
 
 
+cdef int cmd_copy(Client c, list argv) except -1:
+    # copyCommand. Only database 0 exists here: DB 0 is this one, any other
+    # index is out of range (as a redis-server with "databases 1" answers).
+    # The copy is new writes on the destination (copy_object, as RENAME's).
+    cdef bytes src = <bytes>argv[1], dst = <bytes>argv[2], a
+    cdef Keyspace ks = c.ks
+    cdef Py_ssize_t j, argc = PyList_GET_SIZE(argv)
+    cdef bint replace = False
+    cdef int64_t db
+    cdef CObj o
+    j = 3
+    while j < argc:
+        a = <bytes>argv[j]
+        if opt_eq(a, b"REPLACE", 7):
+            replace = True
+        elif opt_eq(a, b"DB", 2) and j + 1 < argc:
+            if not parse_bytes_i64(<bytes>argv[j + 1], &db):
+                return reply_notint(c)
+            if db < -2147483648 or db > 2147483647:
+                return reply_range_error(c, -2147483648, 2147483647)
+            if db != 0:
+                return err_lit(c, b"ERR DB index is out of range")
+            j += 1
+        else:
+            return reply_syntax(c)
+        j += 1
+    if src == dst:
+        return err_lit(c, b"ERR source and destination objects are the same")
+    o = ks.lookup_r(src)
+    if o is None:
+        return c.out.integer(0)
+    if ks.lookup(dst) is not None and not replace:
+        return c.out.integer(0)
+    copy_object(ks, dst, o)
+    return c.out.integer(1)
+
+
 cdef int _bad_expire(Client c, const char* name) except -1:
     # addReplyErrorExpireTime: "invalid expire time in '<cmd>' command"
     cdef bytes msg = b"ERR invalid expire time in '" + <bytes>name + b"' command"
@@ -479,6 +516,7 @@ def register(Server srv):
     add_command(srv, b"randomkey", cmd_randomkey)
     add_command(srv, b"rename", cmd_rename)
     add_command(srv, b"renamenx", cmd_renamenx)
+    add_command(srv, b"copy", cmd_copy)
     add_command(srv, b"expire", cmd_expire)
     add_command(srv, b"pexpire", cmd_pexpire)
     add_command(srv, b"expireat", cmd_expireat)
