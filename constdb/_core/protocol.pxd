@@ -67,6 +67,11 @@ cdef class Server:
     cdef public object hiredis_reader
     cdef public bint shutting_down
     cdef public uint64_t cmd_version  # bumped when the command table changes
+    # appendonly (constdb/aof.py): replies leave only once the log took every
+    # record made before them (written; fsynced with appendfsync always)
+    cdef public bint aof_defer
+    cdef public int64_t aof_done_off  # backlog stream offset the log has taken
+    cdef public list aof_waiting      # clients whose replies wait for it
 
     cdef Command lookup_command(self, object name)
     cdef int count_error_msg(self, const char* msg, Py_ssize_t n) except -1
@@ -114,6 +119,7 @@ cdef class Client:
     cdef uint64_t cver               # Server.cmd_version when resolved
     cdef uint64_t tmark              # mono_us() at the end of the last command (or read start)
     cdef list spare                  # an argv list to reuse, its items NULL (_fast_argv)
+    cdef public bint aof_wait        # in Server.aof_waiting
 
     cdef int process(self) except -1
     cdef int execute(self, list argv) except -1
@@ -124,6 +130,7 @@ cdef class Client:
     cdef int _error_reply(self, Command cmd, Py_ssize_t mark, object e) except -1
     cdef int _call_py(self, Command cmd, list argv, Py_ssize_t mark) except -1
     cdef int flush(self) except -1
+    cdef int flush_now(self) except -1
     cdef int protocol_error(self, str msg) except -1
     cdef int reject(self, Command cmd, bytes msg) except -1
     cdef int _set_reading(self) except -1
