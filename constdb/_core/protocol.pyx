@@ -828,10 +828,12 @@ cdef class Client:
 
     cdef int flush_now(self) except -1:
         """flush() before the connection closes: a reply waiting for the
-        append-only log gets it now (a rare path: the log syncs here)."""
+        append-only log is let go now, once the log took the turn's records
+        (a rare path: the write, and with appendfsync always the fsync,
+        happen here instead of at the end of the turn)."""
         cdef Server srv = self.srv
         if srv.aof_defer and self.out.len and self.ks.bl.done_off > srv.aof_done_off:
-            srv.app.aof.sync_now()
+            srv.app.aof.write_pending()
         return self.flush()
 
     cdef int protocol_error(self, str msg) except -1:
