@@ -349,10 +349,17 @@ class AOF:
         self._pin()
         srv.aof_done_off = bl.done_off
         srv.aof_defer = True
-        if self.worker is None:
+
+    def _submit(self, job: tuple) -> None:
+        """A job for the fsync thread, started on first use (not at start:
+        daemon mode forks after the log is opened, and a thread does not
+        survive a fork)."""
+        if self.worker is None or not self.worker.is_alive():
             self.jobs = queue.SimpleQueue()
             self.worker = threading.Thread(target=self._work, name="aof-fsync", daemon=True)
             self.worker.start()
+        assert self.jobs is not None
+        self.jobs.put(job)
 
     # ---- the write path (one call per event-loop turn that wrote) ---------------------
 
@@ -448,9 +455,9 @@ class AOF:
             if time.monotonic() - self.last_fsync >= 1.0:
                 if self.fsync_inflight:
                     self.delayed_fsync += 1
-                elif self.jobs is not None:
+                else:
                     self.fsync_inflight = True
-                    self.jobs.put(("fsync", self.fd, self.written_off, self.written_uuid))
+                    self._submit(("fsync", self.fd, self.written_off, self.written_uuid))
         p = self.app.persistence
         if p.child is not None:
             return
@@ -470,9 +477,10 @@ class AOF:
 
     def _work(self) -> None:
         """The fsync thread (Redis's bio): fdatasync and close off the loop."""
-        assert self.jobs is not None
+        jobs = self.jobs
+        assert jobs is not None
         while True:
-            job = self.jobs.get()
+            job = jobs.get()
             if job is None:
                 return
             if job[0] == "close":
@@ -492,8 +500,8 @@ class AOF:
                 self.fsync_inflight = False
 
     def _close_fd(self, fd: int) -> None:
-        if self.jobs is not None:
-            self.jobs.put(("close", fd))  # after any fsync of it in flight
+        if self.fsync_inflight:
+            self._submit(("close", fd))  # after the fsync of it in flight
         else:
             os.close(fd)
 
@@ -599,10 +607,10 @@ class AOF:
     def stop(self) -> None:
         """Shutdown: synced, closed, the worker gone."""
         self.turn_off()
-        if self.worker is not None and self.jobs is not None:
+        if self.worker is not None and self.worker.is_alive() and self.jobs is not None:
             self.jobs.put(None)
             self.worker.join(5.0)
-            self.worker = None
+        self.worker = None
 
     # ---- INFO persistence -----------------------------------------------------------------
 

@@ -208,6 +208,12 @@ def test_start_replays_the_log_on_top_of_the_snapshot(node):
     r.execute_command("MVSET", "mv", "v")
     expected = visible(r)
     ttl_at = r.pexpiretime("ttl")
+    # everysec: the fsync thread catches up with the last write within a second or so
+    wait_for(
+        lambda: info(r)["aof_fsynced_uuid"] == r.info("replication")["uuid"],
+        10,
+        what="the background fsync",
+    )
     a.kill()
     a.start()
     r = a.client()
