@@ -451,6 +451,8 @@ class AOF:
         thread, off the event loop; a rewrite that failed is retried; the log
         is rewritten when it grew past auto-aof-rewrite-*."""
         cfg = self.app.cfg
+        if self.fd >= 0 and self.written_off < self.app.backlog.done_off:
+            self.write_pending()  # a write that failed, retried even when nothing new comes
         if self.fd >= 0 and cfg.appendfsync == "everysec" and self.synced_off < self.written_off:
             if time.monotonic() - self.last_fsync >= 1.0:
                 if self.fsync_inflight:
