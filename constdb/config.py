@@ -130,6 +130,7 @@ def check_secret(v: str) -> Optional[str]:
 
 
 PROTECTED_MODES = ("no", "yes", "local")
+APPENDFSYNC = ("everysec", "always", "no")
 
 
 def _check_protected(v: str) -> Optional[str]:
@@ -355,6 +356,50 @@ SPEC: list[Key] = [
         runtime=True,
         check=_check_filename,
         protected=True,
+    ),
+    # ---- appendonly (constdb/aof.py) ----
+    Key(
+        "appendonly",
+        False,
+        "bool",
+        "keep a log of this node's own writes in work_dir (appendfilename), replayed on"
+        " top of the snapshot at start; CONFIG SET appendonly yes snapshots first",
+        runtime=True,
+    ),
+    Key(
+        "appendfsync",
+        "everysec",
+        "str",
+        "when the log reaches the disk: always (before the reply), everysec (once a"
+        " second, in a background thread: a crash loses at most the last second), no (the OS decides)",
+        runtime=True,
+        check=lambda v: None if v in APPENDFSYNC else "one of " + ", ".join(APPENDFSYNC),
+    ),
+    Key(
+        "appendfilename",
+        "appendonly.aof",
+        "str",
+        "the log's file name in work_dir (not a path, not one of the node's own files)",
+        check=_check_filename,
+    ),
+    Key(
+        "auto_aof_rewrite_percentage",
+        100,
+        "int",
+        "snapshot and restart the log when it grew this many percent past its size after"
+        " the last restart; 0 = never",
+        0,
+        2**31 - 1,
+        runtime=True,
+    ),
+    Key(
+        "auto_aof_rewrite_min_size",
+        64 * 1024 * 1024,
+        "size",
+        "the smallest log auto_aof_rewrite_percentage restarts",
+        0,
+        2**63 - 1,
+        runtime=True,
     ),
     Key(
         "enable_protected_configs",
@@ -619,6 +664,9 @@ def _file_paths(values: dict[str, Any], config_path: Optional[str]) -> list[tupl
     out = [("", os.path.join(wd, name), what) for name, what in NODE_FILES.items()]
     out.append(("dbfilename", os.path.join(wd, values["dbfilename"]), "the snapshot file"))
     out.append(("pidfile", os.path.join(wd, values["pidfile"]), "the pid file"))
+    out.append(
+        ("appendfilename", os.path.join(wd, values["appendfilename"]), "the append-only log")
+    )
     log = values["log"] or (os.path.join(wd, "constdb.log") if values["daemon"] else "")
     if log:
         out.append(("log", os.path.abspath(log), "the log file"))
@@ -799,6 +847,12 @@ def parse_runtime(key: Key, raw: str) -> Any:
         if len(parts) % 2 or not all(p.isdigit() and int(p) > 0 for p in parts):
             raise ConfigError("Invalid save parameters")
         return [[int(parts[i]), int(parts[i + 1])] for i in range(0, len(parts), 2)]
+    if key.name == "appendfsync":
+        # Redis's enum text
+        v = raw.lower()
+        if v not in APPENDFSYNC:
+            raise ConfigError("argument(s) must be one of the following: " + ", ".join(APPENDFSYNC))
+        return v
     if key.name == "dbfilename":
         # Redis's text for a path; ours for the rest
         if "/" in raw or "\\" in raw:

@@ -17,7 +17,7 @@ import time
 from dataclasses import dataclass
 from typing import Any, Optional
 
-from constdb import __version__, persistence, systemd
+from constdb import __version__, aof, persistence, systemd
 from constdb._core import (
     cmd_bitmaps,
     cmd_dump,
@@ -125,6 +125,7 @@ class Boot:
     snap: Optional[snapshot.Snapshot]
     crashed: bool  # the last run did not shut down cleanly (its lock file is there)
     members: bytes  # the group's membership, as the snapshot kept it
+    log: Optional[aof.Parsed] = None  # the append-only log (appendonly yes), checked
 
 
 def read_boot(cfg: Config) -> Boot:
@@ -149,7 +150,14 @@ def read_boot(cfg: Config) -> Boot:
         origin = node_id
     else:
         origin = random.SystemRandom().randrange(1, 2**63)
-    return Boot(node_id, origin, snap, crashed, members)
+    parsed = None
+    if cfg.appendonly:
+        parsed = aof.read_log(os.path.join(cfg.work_dir, cfg.appendfilename))
+        if parsed is not None and parsed.has_records_of(origin):
+            # the log holds writes the snapshot lacks: a crash, whatever the
+            # snapshot says (docs/crdt.md section 1)
+            origin = random.SystemRandom().randrange(1, 2**63)
+    return Boot(node_id, origin, snap, crashed, members, parsed)
 
 
 class App:
@@ -169,6 +177,8 @@ class App:
         self.backlog = Backlog(cfg.repl_backlog_limit)
         self.ks = Keyspace(origin, self.backlog)
         self.persistence = persistence.Persistence(self)
+        self.aof = aof.AOF(self)
+        self.after_writes_scheduled = False
         self.srv = Server(self.ks)
         self.srv.app = self
         self.ks.on_touch = self._watch_touched
@@ -217,6 +227,15 @@ class App:
                 self.repl.own_origins.add(boot.snap.node_id)
         if boot.members:
             self.repl.merge_members(boot.members)
+        if boot.log is not None:
+            self.aof.replay(boot.log)
+        if self.cfg.appendonly:
+            try:
+                self.aof.open_at_start(boot.log)
+            except OSError as e:
+                raise persistence.StartupError(
+                    f"{self.aof.path}: cannot open the append-only log: {e.strerror}"
+                ) from None
         self.persistence.take_lock()
 
     def _load(self, snap: Any, crashed: bool) -> None:
@@ -274,6 +293,11 @@ class App:
         srv.max_exec_per_round = c.max_exec_per_round
         srv.maxclients = min(c.maxclients, 2**31 - 1)  # the limit keeps it far below
         srv.timeout = c.timeout
+        if changed is not None and "appendonly" in changed:
+            if c.appendonly:
+                self.aof.turn_on()
+            else:
+                self.aof.turn_off()
         self.repl.backlog_limit = -1  # recomputed: at most 1 MiB while alone
         self.repl.size_backlog()
         set_log_level(c.log_level)
@@ -405,6 +429,7 @@ class App:
             os.getpid(),
         )
         self.repl.start(self.loop)
+        self.srv.on_backlog = self.on_backlog
         self.cron_task = self.loop.create_task(self._cron())
         self.serving = True
         systemd.notify(f"READY=1\nMAINPID={os.getpid()}\nSTATUS=serving on port {self.cfg.port}")
@@ -433,6 +458,7 @@ class App:
         await self.repl.stop()
         if self.shutdown_save is not False:
             self.persistence.shutdown(self.shutdown_save)
+        self.aof.stop()
         if self.listener is not None:
             self.listener.close()
         if self.tls_listener is not None:
@@ -463,6 +489,7 @@ class App:
             if checked < 200 or expired < 50:
                 break
         self.persistence.cron()
+        self.aof.cron()
         if self.backlog.dirty and self.srv.on_backlog is not None:
             self.backlog.dirty = False
             self.srv.on_backlog()
@@ -482,6 +509,27 @@ class App:
         return int((n1 - n0) / (t1 - t0)) if t1 > t0 else 0
 
     # ---- hooks --------------------------------------------------------------------
+
+    def on_backlog(self) -> None:
+        """New records (or replies waiting for the log): one callback at
+        the end of this loop turn takes care of every write the turn made."""
+        if not self.after_writes_scheduled and self.loop is not None:
+            self.after_writes_scheduled = True
+            self.loop.call_soon(self.after_writes)
+
+    def after_writes(self) -> None:
+        """The turn's records go to the append-only log (one write, and one
+        fsync with appendfsync always: Redis's beforeSleep), then the
+        replies that waited for it, then to the peers."""
+        self.after_writes_scheduled = False
+        srv = self.srv
+        self.aof.write_pending()
+        waiting = srv.aof_waiting
+        if waiting:
+            srv.aof_waiting = []
+            for c in waiting:
+                c.aof_release()
+        self.repl.pump()
 
     @staticmethod
     def _watch_touched(clients: list[Any]) -> None:

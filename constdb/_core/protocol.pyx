@@ -260,6 +260,9 @@ cdef class Server:
         self.on_backlog = None
         self.shutting_down = False
         self.cmd_version = 1
+        self.aof_defer = False
+        self.aof_done_off = 0
+        self.aof_waiting = []
 
     def spec(self, bytes fullname):
         """The command table's spec of a command (b"get") or subcommand
@@ -545,6 +548,7 @@ cdef class Client:
         self.cver = 0
         self.tmark = mono_ns()
         self.spare = None
+        self.aof_wait = False
 
     # ---- asyncio protocol ---------------------------------------------------
 
@@ -922,6 +926,20 @@ cdef class Client:
 
     cdef int flush(self) except -1:
         cdef bytes data
+        cdef Server srv = self.srv
+        cdef Backlog bl
+        if srv.aof_defer and self.out.len:
+            # appendonly: the reply waits for the log to take every record
+            # made so far (Redis writes replies after the AOF in beforeSleep);
+            # one callback per loop turn releases every waiting client
+            bl = self.ks.bl
+            if bl.done_off > srv.aof_done_off:
+                if not self.aof_wait:
+                    self.aof_wait = True
+                    srv.aof_waiting.append(self)
+                    if srv.on_backlog is not None:
+                        srv.on_backlog()
+                return 0
         if self.out.len and self.transport is not None and not self.transport.is_closing():
             data = self.out.take()
             self.srv.net_output_bytes += PyBytes_GET_SIZE(data)
@@ -930,10 +948,20 @@ cdef class Client:
             self.out.len = 0
         return 0
 
+    cdef int flush_now(self) except -1:
+        """flush() before the connection closes: a reply waiting for the
+        append-only log is let go now, once the log took the turn's records
+        (a rare path: the write, and with appendfsync always the fsync,
+        happen here instead of at the end of the turn)."""
+        cdef Server srv = self.srv
+        if srv.aof_defer and self.out.len and self.ks.bl.done_off > srv.aof_done_off:
+            srv.app.aof.write_pending()
+        return self.flush()
+
     cdef int protocol_error(self, str msg) except -1:
         self.out.error_str("ERR " + msg)
         self.srv.count_error("ERR")
-        self.flush()
+        self.flush_now()
         self.closing = True
         self.ibuf.len = 0
         self.ipos = 0
@@ -1280,14 +1308,19 @@ cdef class Client:
     def close(self):
         self.closing = True
         if self.transport is not None:
-            self.flush()
+            self.flush_now()
             self.transport.close()
 
     def close_after_reply(self):
         self.closing = True
         if self.transport is not None:
-            self.flush()
+            self.flush_now()
             self.transport.close()
+
+    def aof_release(self):
+        """The append-only log took what this client's replies waited for."""
+        self.aof_wait = False
+        self.flush()
 
     def detach(self):
         """Hand the connection to another protocol (a replication link): stop

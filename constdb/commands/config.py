@@ -58,7 +58,6 @@ REDIS_ALIASES = {
 }
 # Redis parameters that have one fixed value here
 FIXED = {
-    "appendonly": "no",
     "databases": "1",
     "maxmemory": "0",
     "maxmemory-policy": "noeviction",
