@@ -19,6 +19,7 @@ from typing import Any, Optional
 
 from constdb import __version__, persistence
 from constdb._core import (
+    cmd_geo,
     cmd_hashes,
     cmd_keys,
     cmd_lists,
@@ -180,6 +181,7 @@ class App:
             cmd_hashes,
             cmd_lists,
             cmd_zsets,
+            cmd_geo,
             cmd_server,
         ):
             mod.register(self.srv)

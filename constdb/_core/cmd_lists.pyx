@@ -11,6 +11,7 @@ from libc.stdint cimport int64_t
 from libc.string cimport memcmp
 
 from constdb._core.cmd_keys cimport err_lit, opt_eq
+from constdb._core.cmd_zsets cimport mpop_args
 from constdb._core.codec cimport parse_bytes_i64
 from constdb._core.keyspace cimport Keyspace
 from constdb._core.objects cimport CObj, LElem, ListObj
@@ -116,6 +117,58 @@ cdef int cmd_lpop(Client c, list argv) except -1:
 
 cdef int cmd_rpop(Client c, list argv) except -1:
     return _pop(c, argv, False)
+
+
+cdef int cmd_lmpop(Client c, list argv) except -1:
+    # lmpopGenericCommand (non-blocking): the first non-empty list of the keys;
+    # [key, [elements]], or a null array. Ships the removal of the elements
+    # chosen, as LPOP/RPOP do.
+    cdef Keyspace ks = c.ks
+    cdef Py_ssize_t where_idx, j, bi, ii, _i
+    cdef int64_t count
+    cdef bint left
+    cdef object key
+    cdef CObj o
+    cdef ListObj lo
+    cdef LElem e
+    cdef list elems
+    cdef bint right
+    where_idx = mpop_args(c, argv, b"LEFT", b"RIGHT", &right, &count)
+    if where_idx == 0:
+        return 0
+    left = not right
+    for j in range(2, where_idx):
+        key = argv[j]
+        o = ks.lookup(key)
+        if o is None:
+            continue
+        if type(o) is not ListObj:
+            return reply_wrongtype(c)
+        lo = <ListObj>o
+        if lo.n == 0:
+            continue
+        if count > lo.n:
+            count = lo.n
+        c.out.array(2)
+        c.out.bulk(<bytes>key)
+        c.out.array(count)
+        if left:
+            first_live(lo, &bi, &ii)
+        else:
+            last_live(lo, &bi, &ii)
+        elems = []
+        for _i in range(count):
+            if _i:
+                if left:
+                    next_live(lo, &bi, &ii)
+                else:
+                    prev_live(lo, &bi, &ii)
+            e = elem_at(lo, bi, ii)
+            c.out.bulk(<bytes>e.val)
+            elems.append(e)
+        emit_remove(ks, key, lo, elems)
+        return 0
+    return c.out.nil_array()
 
 
 cdef inline ListObj _get(Client c, object key, bint* wrong):
@@ -455,6 +508,7 @@ def register(Server srv):
     add_command(srv, b"rpushx", cmd_rpushx)
     add_command(srv, b"lpop", cmd_lpop)
     add_command(srv, b"rpop", cmd_rpop)
+    add_command(srv, b"lmpop", cmd_lmpop)
     add_command(srv, b"llen", cmd_llen)
     add_command(srv, b"lrange", cmd_lrange)
     add_command(srv, b"lindex", cmd_lindex)
