@@ -50,25 +50,9 @@ def geoadd(key: str, places) -> list:
 
 SETUP = [
     geoadd("g", PLACES),
-    z(
-        "ZADD",
-        "odd",
-        -1,
-        "neg",
-        "1e20",
-        "big",
-        1.5,
-        "frac",
-        "inf",
-        "pinf",
-        "-inf",
-        "ninf",
-        9007199254740993,
-        "past53",
-        "18446744073709551616",
-        "two64",
-        4503599627370496,
-        "bit52",
+    c(
+        "ZADD odd -1 neg 1e20 big 1.5 frac inf pinf -inf ninf 9007199254740993 past53"
+        " 18446744073709551616 two64 4503599627370496 bit52"
     ),
     c("SET str v"),
 ]
