@@ -10,7 +10,16 @@ import random
 
 import pytest
 from support.differential import run_all
-from support.nodes import make_node, meet, wait_converged, wait_for, wait_linked
+from support.nodes import (
+    cut_link,
+    heal_link,
+    make_node,
+    meet,
+    proxied_pair,
+    wait_converged,
+    wait_for,
+    wait_linked,
+)
 
 
 def z(*parts):
@@ -388,3 +397,34 @@ def test_store_converges_across_nodes(node):
     assert ca.zinterstore("dst", ["a", "nokey"]) == 0
     wait_for(lambda: cb.exists("dst") == 0)
     wait_converged([a, b])
+
+
+def test_concurrent_stores_converge(node):
+    """Two nodes cut apart both store into one destination (and pop the same
+    set): once healed they agree, with the meaning docs/crdt.md 3.6 gives."""
+    a, b, pa, pb = proxied_pair(node)
+    try:
+        ra, rb = a.client(), b.client()
+        ra.zadd("dst", {"keep": 1, "shared": 2, "gone": 3, "adrop": 4})
+        ra.zadd("src1", {"keep": 1, "shared": 20, "onlya": 5})
+        ra.zadd("src2", {"keep": 1, "shared": 30, "onlyb": 6, "adrop": 4})
+        ra.zadd("q", {"x": 1, "y": 2})
+        wait_converged([a, b])
+        cut_link(pa, pb, a, b)
+        # a: keep unchanged, shared rescored, onlya new; gone and adrop dropped
+        assert ra.zunionstore("dst", ["src1"]) == 3
+        # b: keep and adrop unchanged, shared rescored, onlyb new; gone dropped
+        assert rb.zunionstore("dst", ["src2"]) == 4
+        assert ra.zmpop(1, ["q"], min=True) == rb.zmpop(1, ["q"], min=True)
+        heal_link(pa, pb, a, b)
+        got = ra.zrange("dst", 0, -1, withscores=True)
+        assert got == rb.zrange("dst", 0, -1, withscores=True)
+        members = {m for m, _ in got}
+        # both results' members, except adrop: b left it in place (no effect)
+        # while a dropped it
+        assert members == {b"keep", b"shared", b"onlya", b"onlyb"}
+        assert dict(got)[b"shared"] in (20.0, 30.0)
+        assert ra.zrange("q", 0, -1) == rb.zrange("q", 0, -1) == [b"y"]
+    finally:
+        pa.close()
+        pb.close()
