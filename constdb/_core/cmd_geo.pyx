@@ -9,7 +9,7 @@ from libc.stdint cimport int64_t
 from libc.stdio cimport snprintf
 
 from constdb._core.cmd_keys cimport err_lit, opt_eq, reply_error_bytes
-from constdb._core.cmd_zsets cimport ZADD_CH, ZADD_NX, ZADD_XX, fits_lp, zadd_core
+from constdb._core.cmd_zsets cimport ZADD_NX, ZADD_XX, fits_lp, zadd_core, zadd_flags
 from constdb._core.codec cimport WBuf, parse_bytes_i64
 from constdb._core.geo cimport (
     SHAPE_BOX, SHAPE_RADIUS, GeoBits, GeoShape, fmt_human, geo_box_scores, geo_boxes,
@@ -95,22 +95,11 @@ cdef inline int _human(WBuf out, double d) except -1:
 # ---------------------------------------------------------------- GEOADD ----
 
 cdef int cmd_geoadd(Client c, list argv) except -1:
-    cdef Py_ssize_t argc = PyList_GET_SIZE(argv), longidx = 2, elements, j
+    cdef Py_ssize_t argc = PyList_GET_SIZE(argv), longidx, elements, j
     cdef int flags = 0
     cdef double lon, lat
-    cdef bytes opt
     cdef list scores = []
-    while longidx < argc:
-        opt = <bytes>argv[longidx]
-        if opt_eq(opt, b"NX", 2):
-            flags |= ZADD_NX
-        elif opt_eq(opt, b"XX", 2):
-            flags |= ZADD_XX
-        elif opt_eq(opt, b"CH", 2):
-            flags |= ZADD_CH
-        else:
-            break
-        longidx += 1
+    longidx = zadd_flags(argv, 2, &flags, True)
     if (argc - longidx) % 3 or (flags & ZADD_NX and flags & ZADD_XX):
         return reply_syntax(c)
     elements = (argc - longidx) // 3

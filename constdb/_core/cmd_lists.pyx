@@ -60,13 +60,12 @@ cdef int cmd_rpushx(Client c, list argv) except -1:
 
 cdef int _pop(Client c, list argv, bint left) except -1:
     cdef Keyspace ks = c.ks
-    cdef Py_ssize_t argc = PyList_GET_SIZE(argv), bi, ii, _i
+    cdef Py_ssize_t argc = PyList_GET_SIZE(argv), bi, ii
     cdef object key = <object>PyList_GET_ITEM(argv, 1)
     cdef int64_t count = 1
     cdef bint has_count = argc == 3
     cdef CObj o
     cdef ListObj lo
-    cdef list elems
     cdef LElem e
     if argc > 3:
         if left:
@@ -87,27 +86,39 @@ cdef int _pop(Client c, list argv, bint left) except -1:
         return c.out.array(0)
     if count > lo.n:
         count = lo.n
+    if not has_count:
+        if left:
+            first_live(lo, &bi, &ii)
+        else:
+            last_live(lo, &bi, &ii)
+        e = elem_at(lo, bi, ii)
+        c.out.bulk(<bytes>e.val)
+        emit_remove(ks, key, lo, [e])
+        return 0
+    return _pop_run(c, key, lo, count, left)
+
+
+cdef int _pop_run(Client c, object key, ListObj lo, int64_t count, bint left) except -1:
+    """Reply an array of the count (<= LLEN) elements at one end and ship
+    their removal (LPOP/RPOP with a count, LMPOP)."""
+    cdef Py_ssize_t bi, ii, _i
+    cdef list elems = []
+    cdef LElem e
     if left:
         first_live(lo, &bi, &ii)
     else:
         last_live(lo, &bi, &ii)
-    e = elem_at(lo, bi, ii)
-    if not has_count:
-        c.out.bulk(<bytes>e.val)
-        emit_remove(ks, key, lo, [e])
-        return 0
-    elems = [e]
     c.out.array(count)
-    c.out.bulk(<bytes>e.val)
-    for _i in range(1, count):
-        if left:
-            next_live(lo, &bi, &ii)
-        else:
-            prev_live(lo, &bi, &ii)
+    for _i in range(count):
+        if _i:
+            if left:
+                next_live(lo, &bi, &ii)
+            else:
+                prev_live(lo, &bi, &ii)
         e = elem_at(lo, bi, ii)
         c.out.bulk(<bytes>e.val)
         elems.append(e)
-    emit_remove(ks, key, lo, elems)
+    emit_remove(c.ks, key, lo, elems)
     return 0
 
 
@@ -124,15 +135,12 @@ cdef int cmd_lmpop(Client c, list argv) except -1:
     # [key, [elements]], or a null array. Ships the removal of the elements
     # chosen, as LPOP/RPOP do.
     cdef Keyspace ks = c.ks
-    cdef Py_ssize_t where_idx, j, bi, ii, _i
+    cdef Py_ssize_t where_idx, j
     cdef int64_t count
-    cdef bint left
+    cdef bint left, right
     cdef object key
     cdef CObj o
     cdef ListObj lo
-    cdef LElem e
-    cdef list elems
-    cdef bint right
     where_idx = mpop_args(c, argv, b"LEFT", b"RIGHT", &right, &count)
     if where_idx == 0:
         return 0
@@ -151,23 +159,7 @@ cdef int cmd_lmpop(Client c, list argv) except -1:
             count = lo.n
         c.out.array(2)
         c.out.bulk(<bytes>key)
-        c.out.array(count)
-        if left:
-            first_live(lo, &bi, &ii)
-        else:
-            last_live(lo, &bi, &ii)
-        elems = []
-        for _i in range(count):
-            if _i:
-                if left:
-                    next_live(lo, &bi, &ii)
-                else:
-                    prev_live(lo, &bi, &ii)
-            e = elem_at(lo, bi, ii)
-            c.out.bulk(<bytes>e.val)
-            elems.append(e)
-        emit_remove(ks, key, lo, elems)
-        return 0
+        return _pop_run(c, key, lo, count, left)
     return c.out.nil_array()
 
 

@@ -16,3 +16,4 @@ cdef int zadd_core(Client c, list argv, list scores, Py_ssize_t midx, Py_ssize_t
 cdef bint fits_lp(object members) except -1
 cdef Py_ssize_t mpop_args(Client c, list argv, bytes first, bytes second, bint* is_second,
                           int64_t* count) except -1
+cdef Py_ssize_t zadd_flags(list argv, Py_ssize_t idx, int* flags, bint geo) noexcept

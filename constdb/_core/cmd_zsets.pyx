@@ -66,32 +66,41 @@ cdef inline ZEnt _ent(ZSetObj o, object member):
 
 # ---------------------------------------------------------------- ZADD ----
 
-cdef int _zadd(Client c, list argv, bint incr) except -1:
-    """zaddGenericCommand."""
-    cdef Py_ssize_t argc = PyList_GET_SIZE(argv), idx = 2, elements, j
-    cdef int flags = 0
-    cdef double score
+cdef Py_ssize_t zadd_flags(list argv, Py_ssize_t idx, int* flags, bint geo) noexcept:
+    """ZADD's options from argv[idx] on (GEOADD's: NX XX CH only) into flags;
+    the index of the first argument that is not one."""
+    cdef Py_ssize_t argc = PyList_GET_SIZE(argv)
     cdef bytes opt
-    cdef list scores
     while idx < argc:
         opt = <bytes>PyList_GET_ITEM(argv, idx)
         if opt_eq(opt, b"NX", 2):
-            flags |= ZADD_NX
+            flags[0] |= ZADD_NX
         elif opt_eq(opt, b"XX", 2):
-            flags |= ZADD_XX
+            flags[0] |= ZADD_XX
         elif opt_eq(opt, b"CH", 2):
-            flags |= ZADD_CH
+            flags[0] |= ZADD_CH
+        elif geo:
+            break
         elif opt_eq(opt, b"INCR", 4):
-            incr = True
+            flags[0] |= ZADD_INCR
         elif opt_eq(opt, b"GT", 2):
-            flags |= ZADD_GT
+            flags[0] |= ZADD_GT
         elif opt_eq(opt, b"LT", 2):
-            flags |= ZADD_LT
+            flags[0] |= ZADD_LT
         else:
             break
         idx += 1
-    if incr:
-        flags |= ZADD_INCR
+    return idx
+
+
+cdef int _zadd(Client c, list argv, bint incr) except -1:
+    """zaddGenericCommand."""
+    cdef Py_ssize_t argc = PyList_GET_SIZE(argv), idx, elements, j
+    cdef int flags = ZADD_INCR if incr else 0
+    cdef double score
+    cdef list scores
+    idx = zadd_flags(argv, 2, &flags, False)
+    incr = flags & ZADD_INCR
     elements = argc - idx
     if elements % 2 or elements == 0:
         return reply_syntax(c)
