@@ -21,6 +21,7 @@ from constdb import __version__, aof, persistence, systemd
 from constdb._core import (
     cmd_bitmaps,
     cmd_dump,
+    cmd_geo,
     cmd_hashes,
     cmd_keys,
     cmd_lists,
@@ -202,6 +203,7 @@ class App:
             cmd_lists,
             cmd_zsets,
             cmd_bitmaps,
+            cmd_geo,
             cmd_server,
             cmd_sort,
             cmd_dump,
