@@ -258,6 +258,17 @@ SPEC: list[Key] = [
         runtime=True,
     ),
     Key(
+        "hll_sparse_max_bytes",
+        3000,
+        "size",
+        "largest sparse HyperLogLog value in bytes: a PFADD that would grow one past it"
+        " makes it dense (Redis's setting; nodes of a group should agree, the values'"
+        " bytes depend on it)",
+        0,
+        2**63 - 1,
+        runtime=True,
+    ),
+    Key(
         "client_query_buffer_limit",
         1024 * 1024 * 1024,
         "size",
