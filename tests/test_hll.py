@@ -305,3 +305,46 @@ def test_pfadd_reply_when_created_or_changed(raw_pair):
     assert a.call("SET", "bad2", bad2) == b"+OK\r\n"
     assert a.call("PFCOUNT", "bad2") == INVALID
     assert a.call("PFADD", "bad2", "x") == INVALID
+
+
+def test_two_nodes_pfadd_disjoint_sets_concurrently(node, rr):
+    """Two real nodes, their link cut: each PFADDs its own elements; once
+    healed both answer the count Redis gives for the union (and the same
+    registers), and the key's bytes are equal on both."""
+    from support.nodes import cut_link, heal_link, proxied_pair, wait_converged
+
+    a, b, pa, pb = proxied_pair(node)
+    try:
+        ra, rb = a.client(), b.client()
+        ra.pfadd("h", "common")
+        wait_converged([a, b])
+        cut_link(pa, pb, a, b)
+        xs, ys = els("a-", 2500), els("b-", 700)
+        for i in range(0, len(xs), 100):
+            ra.pfadd("h", *xs[i : i + 100])
+        ra.pfcount("h")
+        for i in range(0, len(ys), 50):
+            rb.pfadd("h", *ys[i : i + 50])
+        rb.pfcount("h")
+        heal_link(pa, pb, a, b)
+        wait_converged([a, b])
+        rr.pfadd("h", "common", *xs, *ys)
+        want = rr.pfcount("h")
+        assert ra.pfcount("h") == rb.pfcount("h") == want
+        assert ra.execute_command("PFDEBUG", "GETREG", "h") == rr.execute_command(
+            "PFDEBUG", "GETREG", "h"
+        )
+        wait_converged([a, b])
+        assert ra.get("h") == rb.get("h")
+        # PFMERGE on one node merges with a concurrent PFADD on the other
+        cut_link(pa, pb, a, b)
+        ra.pfadd("src", *els("s-", 300))
+        ra.pfmerge("h", "src")
+        rb.pfadd("h", *els("late-", 40))
+        heal_link(pa, pb, a, b)
+        wait_converged([a, b])
+        rr.pfadd("h", *els("s-", 300), *els("late-", 40))
+        assert ra.pfcount("h") == rb.pfcount("h") == rr.pfcount("h")
+    finally:
+        pa.close()
+        pb.close()

@@ -225,7 +225,9 @@ cdef int _ent_on(Keyspace ks, object key, HllObj o, HEnt e, bint local) except -
     applied it in place), only the bookkeeping is left."""
     cdef Py_ssize_t i
     if ts_gt(o.ru, o.rn, e.u, e.n):
-        return 0  # a newer whole write replaced what it would update
+        # a newer whole write replaced what it would update (settle: an
+        # object find() took from Keyspace.dead goes back there)
+        return ks.settle(key, o)
     if o.pend is None:
         if not local:
             o.base = bytes(o.cur) if o.cur is not None else None
@@ -245,7 +247,7 @@ cdef int _ent_on(Keyspace ks, object key, HllObj o, HEnt e, bint local) except -
             while i > 0 and ts_gt((<HEnt>o.pend[i - 1]).u, (<HEnt>o.pend[i - 1]).n, e.u, e.n):
                 i -= 1
             if i > 0 and (<HEnt>o.pend[i - 1]).u == e.u and (<HEnt>o.pend[i - 1]).n == e.n:
-                return 0
+                return ks.settle(key, o)
             o.pend.insert(i, e)
             o.cur = _rebuild(o.base, o.pend)
     _bump(&o.lu, &o.ln, e.u, e.n)
@@ -258,7 +260,7 @@ cdef int _reg_on(Keyspace ks, object key, HllObj o, object val, uint64_t u, uint
     """A whole write of the register (val None: a DEL) at ts (u, n)."""
     cdef list keep
     if not ts_gt(u, n, o.ru, o.rn):
-        return 0
+        return ks.settle(key, o)
     o.ru = u
     o.rn = n
     keep = None
