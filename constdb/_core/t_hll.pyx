@@ -28,6 +28,9 @@ from cpython.bytearray cimport (
     PyByteArray_Resize,
 )
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize, PyBytes_GET_SIZE
+from cpython.dict cimport PyDict_GetItem
+from cpython.list cimport PyList_GET_ITEM, PyList_GET_SIZE
+from cpython.object cimport PyObject
 from libc.stdint cimport uint8_t, uint64_t
 from libc.string cimport memcpy, memset
 
@@ -224,6 +227,7 @@ cdef int _ent_on(Keyspace ks, object key, HllObj o, HEnt e, bint local) except -
     """An update at ts (e.u, e.n). local: cur already holds it (the command
     applied it in place), only the bookkeeping is left."""
     cdef Py_ssize_t i
+    cdef HEnt last
     if ts_gt(o.ru, o.rn, e.u, e.n):
         # a newer whole write replaced what it would update (settle: an
         # object find() took from Keyspace.dead goes back there)
@@ -236,7 +240,7 @@ cdef int _ent_on(Keyspace ks, object key, HllObj o, HEnt e, bint local) except -
         else:
             o.pend = [e]
     else:
-        last = <HEnt>o.pend[len(o.pend) - 1]
+        last = <HEnt>PyList_GET_ITEM(o.pend, PyList_GET_SIZE(o.pend) - 1)
         if ts_gt(e.u, e.n, last.u, last.n):
             o.pend.append(e)
             if not local:
@@ -252,7 +256,9 @@ cdef int _ent_on(Keyspace ks, object key, HllObj o, HEnt e, bint local) except -
             o.cur = _rebuild(o.base, o.pend)
     _bump(&o.lu, &o.ln, e.u, e.n)
     ks.touched(key)
-    ks.settle(key, o)
+    if ks.alts or o.cur is None or PyDict_GetItem(ks.d, key) != <PyObject*>o:
+        # (shown, live and alone on its key: o stays where it is)
+        ks.settle(key, o)
     return 0
 
 
