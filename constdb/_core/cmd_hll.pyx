@@ -116,9 +116,32 @@ cdef int cmd_pfadd(Client c, list argv) except -1:
     return c.out.integer(1 if changed == 1 or created else 0)
 
 
+cdef int _union(Client c, list argv, uint8_t* mx, bint* dense) except -1:
+    """mx[i] = the maximum of register i over the keys argv[1:] (missing ones
+    count as empty; Redis's hllMerge), dense set if one of them is dense.
+    Returns 1, or 0 after replying an error."""
+    cdef Py_ssize_t j
+    cdef CObj o
+    cdef object v
+    memset(mx, 0, HLL_REGISTERS)
+    for j in range(1, PyList_GET_SIZE(argv)):
+        o = c.ks.lookup_r(<object>PyList_GET_ITEM(argv, j))
+        if o is None:
+            continue
+        v = _hll_view(c, o)
+        if v is None:
+            return 0
+        if _ptr(v)[4] == 0:
+            dense[0] = True
+        if ch_merge(mx, _ptr(v), _len(v)) != 0:
+            err_lit(c, E_INVALID)
+            return 0
+    return 1
+
+
 cdef int cmd_pfcount(Client c, list argv) except -1:
     cdef Keyspace ks = c.ks
-    cdef Py_ssize_t argc = PyList_GET_SIZE(argv), j
+    cdef Py_ssize_t argc = PyList_GET_SIZE(argv)
     cdef object key, v
     cdef CObj o
     cdef HllObj h
@@ -126,17 +149,10 @@ cdef int cmd_pfcount(Client c, list argv) except -1:
     cdef uint8_t mx[16384]
     cdef int hist[64]
     cdef const uint8_t* s
+    cdef bint dense = False
     if argc > 2:
-        memset(mx, 0, sizeof(mx))
-        for j in range(1, argc):
-            o = ks.lookup_r(<object>PyList_GET_ITEM(argv, j))
-            if o is None:
-                continue
-            v = _hll_view(c, o)
-            if v is None:
-                return 0
-            if ch_merge(mx, _ptr(v), _len(v)) != 0:
-                return err_lit(c, E_INVALID)
+        if not _union(c, argv, mx, &dense):
+            return 0
         memset(hist, 0, sizeof(hist))
         ch_histo_raw(mx, hist)
         return c.out.integer(<long long>ch_estimate(hist))
@@ -162,25 +178,15 @@ cdef int cmd_pfcount(Client c, list argv) except -1:
 
 cdef int cmd_pfmerge(Client c, list argv) except -1:
     cdef Keyspace ks = c.ks
-    cdef Py_ssize_t argc = PyList_GET_SIZE(argv), j, n = 0
-    cdef object key = <object>PyList_GET_ITEM(argv, 1), v
+    cdef Py_ssize_t j, n = 0
+    cdef object key = <object>PyList_GET_ITEM(argv, 1)
     cdef CObj o
     cdef uint8_t mx[16384]
     cdef bint dense = False
     cdef bytes pairs
     cdef uint8_t* pp
-    memset(mx, 0, sizeof(mx))
-    for j in range(1, argc):
-        o = ks.lookup_r(<object>PyList_GET_ITEM(argv, j))
-        if o is None:
-            continue
-        v = _hll_view(c, o)
-        if v is None:
-            return 0
-        if _ptr(v)[4] == 0:
-            dense = True
-        if ch_merge(mx, _ptr(v), _len(v)) != 0:
-            return err_lit(c, E_INVALID)
+    if not _union(c, argv, mx, &dense):
+        return 0
     for j in range(HLL_REGISTERS):
         if mx[j]:
             n += 1
