@@ -287,6 +287,17 @@ SPEC: list[Key] = [
         runtime=True,
     ),
     Key(
+        "hll_sparse_max_bytes",
+        3000,
+        "size",
+        "largest sparse HyperLogLog value in bytes: a PFADD that would grow one past it"
+        " makes it dense (Redis's setting; nodes of a group should agree, the values'"
+        " bytes depend on it)",
+        0,
+        2**63 - 1,
+        runtime=True,
+    ),
+    Key(
         "client_query_buffer_limit",
         1024 * 1024 * 1024,
         "size",
@@ -528,7 +539,6 @@ _REDIS_NO_EFFECT = [
     ("zset_max_listpack_value", 64, "size", 0, _L, "sorted set: listpack value size"),
     ("stream_node_max_bytes", 4096, "size", 0, _L, "stream: node bytes"),
     ("stream_node_max_entries", 100, "int", 0, _L, "stream: node entries"),
-    ("hll_sparse_max_bytes", 3000, "size", 0, _L, "HyperLogLog: sparse representation bytes"),
     ("active_defrag_ignore_bytes", 104857600, "size", 1, _L, "defrag: fragmentation bytes"),
     ("active_defrag_threshold_lower", 10, "int", 0, 1000, "defrag: lower threshold"),
     ("active_defrag_threshold_upper", 100, "int", 0, 1000, "defrag: upper threshold"),

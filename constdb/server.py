@@ -23,6 +23,7 @@ from constdb._core import (
     cmd_dump,
     cmd_geo,
     cmd_hashes,
+    cmd_hll,
     cmd_keys,
     cmd_lists,
     cmd_server,
@@ -31,6 +32,7 @@ from constdb._core import (
     cmd_strings,
     cmd_zsets,
     snapshot,
+    t_hll,
 )
 from constdb._core.backlog import Backlog
 from constdb._core.codec import RespError
@@ -200,6 +202,7 @@ class App:
             cmd_keys,
             cmd_sets,
             cmd_hashes,
+            cmd_hll,
             cmd_lists,
             cmd_zsets,
             cmd_bitmaps,
@@ -292,6 +295,7 @@ class App:
         srv.requirepass = c.requirepass.encode() if c.requirepass else None
         srv.proto_max_bulk_len = c.proto_max_bulk_len
         srv.client_query_buffer_limit = c.client_query_buffer_limit
+        t_hll.set_sparse_max_bytes(c.hll_sparse_max_bytes)
         srv.max_exec_per_round = c.max_exec_per_round
         srv.maxclients = min(c.maxclients, 2**31 - 1)  # the limit keeps it far below
         srv.timeout = c.timeout

@@ -13,11 +13,12 @@ from constdb._core.codec cimport fmt_int, parse_bytes_i64
 from constdb._core.glob cimport match_bytes
 from constdb._core.keyspace cimport Keyspace
 from constdb._core.objects cimport (
-    CObj, HashObj, ListObj, MVObj, SetObj, StrObj, TTLReg, Ver,
+    T_STRING, CObj, HashObj, ListObj, MVObj, SetObj, StrObj, TTLReg, Ver,
     ZSetObj, draw, hash_val, obj_type,
 )
 from constdb._core.scan cimport SCAN_KEYS, ScanState, scan_end, scan_find, scan_next, scan_start
 from constdb._core.t_hash cimport emit_hset
+from constdb._core.t_hll cimport HllObj, hll_bytes
 from constdb._core.t_list cimport copy_list
 from constdb._core.t_mv cimport emit_mv
 from constdb._core.t_set cimport emit_sadd
@@ -207,7 +208,7 @@ cdef inline int _scan_key(Keyspace ks, object key, CObj o, object pat, int tcode
         if tcode == T_NONE_TYPE:
             out.append(key)
         return 0
-    if tcode != -1 and obj_type(o) != tcode:
+    if tcode != -1 and obj_type(o) != tcode and not (tcode == T_STRING and type(o) is HllObj):
         return 0
     out.append(key)
     return 0
@@ -286,6 +287,11 @@ cdef int copy_object(Keyspace ks, bytes dst, CObj o) except -1:
     if type(o) is StrObj:
         v = str_get(<StrObj>o)
         emit_reg(ks, dst, v if type(v) is bytes else str(v).encode(), TTL_WRITE, at)
+        return 0
+    if type(o) is HllObj:
+        # the copy is a string holding the HLL's bytes (its first PF* write
+        # makes it an HLL object, t_hll.hll_convert)
+        emit_reg(ks, dst, hll_bytes(<HllObj>o), TTL_WRITE, at)
         return 0
     if type(o) is SetObj:
         for m in list((<SetObj>o).m):

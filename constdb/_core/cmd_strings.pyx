@@ -13,6 +13,7 @@ from constdb._core.objects cimport T_STRING, CObj, StrObj, TTLReg
 from constdb._core.protocol cimport (
     Client, Server, add_command, reply_notint, reply_syntax, reply_wrongtype,
 )
+from constdb._core.t_hll cimport HllObj, hll_bytes
 from constdb._core.t_string cimport (
     STR_NOTINT, TTL_KEEP, TTL_WRITE, emit_cnt, emit_fincr, emit_reg, emit_reg_at, str_get,
     str_int,
@@ -48,6 +49,14 @@ cdef bytes str_bytes(StrObj o):
     return str(v).encode()
 
 
+cdef int reply_other(Client c, CObj o) except -1:
+    """A key whose object is not a StrObj: an HLL (a string too, t_hll.pyx)
+    replies its bytes, anything else is the wrong type."""
+    if type(o) is HllObj:
+        return c.out.bulk(<bytes>hll_bytes(<HllObj>o))
+    return reply_wrongtype(c)
+
+
 cdef inline int reply_str(Client c, StrObj o) except -1:
     v = str_get(o)
     if v is None:
@@ -55,6 +64,17 @@ cdef inline int reply_str(Client c, StrObj o) except -1:
     if type(v) is bytes:
         return c.out.bulk(<bytes>v)
     return c.out.bulk_int(<int64_t>v)
+
+
+cdef bytes _str_of(Client c, CObj o):
+    """The visible bytes of a live string key (a StrObj or an HLL); None
+    after replying WRONGTYPE for another type."""
+    if type(o) is StrObj:
+        return str_bytes(<StrObj>o)
+    if type(o) is HllObj:
+        return <bytes>hll_bytes(<HllObj>o)
+    reply_wrongtype(c)
+    return None
 
 
 cdef int _bad_expire(Client c, const char* name) except -1:
@@ -139,7 +159,7 @@ cdef int cmd_get(Client c, list argv) except -1:
     if o is None:
         return c.out.nil()
     if type(o) is not StrObj:
-        return reply_wrongtype(c)
+        return reply_other(c, o)
     return reply_str(c, <StrObj>o)
 
 
@@ -180,6 +200,8 @@ cdef int cmd_set(Client c, list argv) except -1:
     if flags & O_GET:
         if o is None:
             c.out.nil()
+        elif type(o) is HllObj:
+            reply_other(c, o)
         elif type(o) is not StrObj:
             return reply_wrongtype(c)
         else:
@@ -225,10 +247,12 @@ cdef int cmd_psetex(Client c, list argv) except -1:
 cdef int cmd_getset(Client c, list argv) except -1:
     cdef bytes key = <bytes>argv[1]
     cdef CObj o = c.ks.lookup(key)
-    if o is not None and type(o) is not StrObj:
+    if o is not None and type(o) is not StrObj and type(o) is not HllObj:
         return reply_wrongtype(c)
     if o is None:
         c.out.nil()
+    elif type(o) is HllObj:
+        reply_other(c, o)
     else:
         reply_str(c, <StrObj>o)
     _set_value(c.ks, key, o, <bytes>argv[2], TTL_WRITE, 0)
@@ -241,8 +265,11 @@ cdef int cmd_getdel(Client c, list argv) except -1:
     if o is None:
         return c.out.nil()
     if type(o) is not StrObj:
-        return reply_wrongtype(c)
-    reply_str(c, <StrObj>o)
+        if type(o) is not HllObj:
+            return reply_wrongtype(c)
+        reply_other(c, o)
+    else:
+        reply_str(c, <StrObj>o)
     c.ks.emit_del(key)
     return 0
 
@@ -260,11 +287,14 @@ cdef int cmd_getex(Client c, list argv) except -1:
     o = c.ks.lookup_r(key)
     if o is None:
         return c.out.nil()
-    if type(o) is not StrObj:
+    if type(o) is not StrObj and type(o) is not HllObj:
         return reply_wrongtype(c)
     if num is not None and not expire_ms(c, <bytes>num, flags, b"getex", &at):
         return 0
-    reply_str(c, <StrObj>o)
+    if type(o) is HllObj:
+        reply_other(c, o)
+    else:
+        reply_str(c, <StrObj>o)
     if num is not None:
         if flags & (O_EXAT | O_PXAT) and at <= c.ks.now:
             c.ks.emit_del(key)
@@ -282,7 +312,9 @@ cdef int cmd_mget(Client c, list argv) except -1:
     c.out.array(n - 1)
     for i in range(1, n):
         o = c.ks.lookup_r(<object>PyList_GET_ITEM(argv, i))
-        if o is None or type(o) is not StrObj:
+        if o is not None and type(o) is HllObj:
+            reply_other(c, o)
+        elif o is None or type(o) is not StrObj:
             c.out.nil()
         else:
             reply_str(c, <StrObj>o)
@@ -320,14 +352,14 @@ cdef int cmd_append(Client c, list argv) except -1:
     if o is None:
         emit_reg(c.ks, key, add, TTL_WRITE, 0)
         return c.out.integer(PyBytes_GET_SIZE(add))
-    if type(o) is not StrObj:
-        return reply_wrongtype(c)
-    cur = str_bytes(<StrObj>o)
+    cur = _str_of(c, o)
+    if cur is None:
+        return 0
     if PyBytes_GET_SIZE(cur) + PyBytes_GET_SIZE(add) > c.srv.proto_max_bulk_len:
         return err_lit(c, b"ERR string exceeds maximum allowed size (proto-max-bulk-len)")
     cur = cur + add
     # APPEND keeps the key's TTL; concurrent APPENDs resolve as register writes
-    emit_reg(c.ks, key, cur, TTL_KEEP, 0)
+    _set_value(c.ks, key, o, cur, TTL_KEEP, 0)
     return c.out.integer(PyBytes_GET_SIZE(cur))
 
 
@@ -336,13 +368,14 @@ cdef int cmd_strlen(Client c, list argv) except -1:
     cdef Py_ssize_t n
     if o is None:
         return c.out.integer(0)
-    if type(o) is not StrObj:
-        return reply_wrongtype(c)
-    if (<StrObj>o).cnt1 is None and (<StrObj>o).cnt is None:
+    if type(o) is StrObj and (<StrObj>o).cnt1 is None and (<StrObj>o).cnt is None:
         # (a value bit commands wrote is a bytearray: no copy to measure it)
         reg_raw((<StrObj>o).val, &n)
         return c.out.integer(n)
-    return c.out.integer(PyBytes_GET_SIZE(str_bytes(<StrObj>o)))
+    v = _str_of(c, o)
+    if v is None:
+        return 0
+    return c.out.integer(PyBytes_GET_SIZE(v))
 
 
 cdef int cmd_getrange(Client c, list argv) except -1:
@@ -354,9 +387,9 @@ cdef int cmd_getrange(Client c, list argv) except -1:
     o = c.ks.lookup_r(argv[1])
     if o is None:
         return c.out.bulk(b"")
-    if type(o) is not StrObj:
-        return reply_wrongtype(c)
-    v = str_bytes(<StrObj>o)
+    v = _str_of(c, o)
+    if v is None:
+        return 0
     n = PyBytes_GET_SIZE(v)
     if start < 0 and end < 0 and start > end:
         return c.out.bulk(b"")
@@ -380,6 +413,8 @@ cdef int _incr(Client c, bytes key, int64_t by) except -1:
     cdef CObj o = ks.lookup(key)
     cdef int64_t cur = 0
     if o is not None:
+        if type(o) is HllObj:
+            return reply_notint(c)
         if type(o) is not StrObj:
             return reply_wrongtype(c)
         if str_int(<StrObj>o, &cur) == STR_NOTINT:
@@ -436,9 +471,9 @@ cdef int cmd_setrange(Client c, list argv) except -1:
             return err_lit(c, b"ERR string exceeds maximum allowed size (proto-max-bulk-len)")
         emit_reg(c.ks, key, b"\0" * off + val, TTL_WRITE, 0)
         return c.out.integer(off + vlen)
-    if type(o) is not StrObj:
-        return reply_wrongtype(c)
-    cur = str_bytes(<StrObj>o)
+    cur = _str_of(c, o)
+    if cur is None:
+        return 0
     olen = PyBytes_GET_SIZE(cur)
     if vlen == 0:
         return c.out.integer(olen)
@@ -448,7 +483,7 @@ cdef int cmd_setrange(Client c, list argv) except -1:
         cur = cur + b"\0" * (off - olen) + val
     else:
         cur = cur[:off] + val + cur[off + vlen:]
-    emit_reg(c.ks, key, cur, TTL_KEEP, 0)
+    _set_value(c.ks, key, o, cur, TTL_KEEP, 0)
     return c.out.integer(PyBytes_GET_SIZE(cur))
 
 
@@ -462,6 +497,8 @@ cdef int cmd_incrbyfloat(Client c, list argv) except -1:
     cdef long double value = 0, by
     cdef bytes out
     if o is not None:
+        if type(o) is HllObj:
+            return err_lit(c, b"ERR value is not a valid float")
         if type(o) is not StrObj:
             return reply_wrongtype(c)
         v = str_get(<StrObj>o)

@@ -57,6 +57,14 @@ cdef enum:
     OP_HFCNT = 66         # key, field, i64 (a double's bits): the same for a hash field
     #                       (t_hash; an HSETC follows in the group)
 
+    # t_hll (HyperLogLog, docs/crdt.md section 3.1.1)
+    OP_HLLADD = 67        # key, u8 flags (t_hll HA_DENSE, HA_INVAL), varint n, n x (u16 register
+    #                       index, u8 value): PFADD's / PFMERGE's register updates, in order
+    OP_HLLREG = 68        # key, u8 has value, [value]: a whole write of the HLL register (a
+    #                       string's bytes at its first PF* write; no value: a DEL, which also
+    #                       writes the TTL register)
+    OP_HLLCACHE = 69      # key: PFCOUNT filled the cached cardinality
+
     OP_MAX = 127          # op codes are 7 bits
 
     # OP_LINS modes
