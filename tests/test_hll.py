@@ -254,6 +254,32 @@ def test_string_commands_on_hll(raw_pair):
     same(raw_pair, "PFCOUNT", "h8")
 
 
+def test_bit_commands_on_hll(raw_pair):
+    """An HLL is a string: bit commands read its bytes, and a bit write makes
+    it a plain string that PF* commands then check as Redis does."""
+    run_all(
+        raw_pair,
+        [
+            ("PFADD", "h", "a", "b", "c"),
+            ("GETBIT", "h", "3"),
+            ("BITCOUNT", "h"),
+            ("BITPOS", "h", "1"),
+            ("BITFIELD_RO", "h", "GET", "u8", "0"),
+            ("BITOP", "OR", "dst", "h"),
+            ("GET", "dst"),
+            ("PFCOUNT", "dst"),
+            ("SETBIT", "h", "100", "1"),
+            ("GET", "h"),
+            ("PFCOUNT", "h"),
+            ("PFADD", "h2", "x"),
+            ("BITFIELD", "h2", "SET", "u8", "200", "7"),
+            ("STRLEN", "h2"),
+            ("PFADD", "h2", "y"),
+            ("DUMP", "nosuchkey"),
+        ],
+    )
+
+
 def test_pfdebug(raw_pair):
     same(raw_pair, "PFADD", "h", *els("a", 30))
     same(raw_pair, "PFDEBUG", "DECODE", "h")

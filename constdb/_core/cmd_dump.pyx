@@ -37,6 +37,7 @@ from constdb._core.objects cimport (
 )
 from constdb._core.protocol cimport Client, Server, add_command, reply_notint, reply_syntax
 from constdb._core.t_hash cimport emit_hset
+from constdb._core.t_hll cimport HllObj, hll_bytes
 from constdb._core.t_list cimport elem_at, emit_push, first_live, next_live
 from constdb._core.t_mv cimport emit_mv
 from constdb._core.t_set cimport emit_sadd
@@ -96,6 +97,9 @@ cdef bytes dump_value(CObj o):
         w.put_u8(T_STRING)
         v = str_get(<StrObj>o)
         w.put_bytes(v if type(v) is bytes else str(v).encode())
+    elif type(o) is HllObj:  # a string in Redis's HLL format: its bytes
+        w.put_u8(T_STRING)
+        w.put_bytes(<bytes>hll_bytes(<HllObj>o))
     elif type(o) is ListObj:
         w.put_u8(T_LIST)
         w.put_varint(<uint64_t>(<ListObj>o).n)
