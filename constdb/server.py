@@ -19,6 +19,7 @@ from typing import Any, Optional
 
 from constdb import __version__, persistence, systemd
 from constdb._core import (
+    cmd_blocking,
     cmd_hashes,
     cmd_keys,
     cmd_lists,
@@ -32,6 +33,8 @@ from constdb._core.backlog import Backlog
 from constdb._core.codec import RespError
 from constdb._core.keyspace import Keyspace
 from constdb._core.protocol import Client, Server
+from constdb.blocking import Blocking
+from constdb.commands import blocking as blocking_commands
 from constdb.commands import (
     client,
     cluster,
@@ -45,6 +48,7 @@ from constdb.commands import persistence as persistence_commands
 from constdb.commands import server as server_commands
 from constdb.config import NODE_ID_FILE, Config, ConfigError
 from constdb.logs import set_log_level
+from constdb.monitor import Monitor
 from constdb.replication.manager import Replication
 
 log = logging.getLogger("constdb")
@@ -55,6 +59,7 @@ MAX_NODE_ID = 2**63 - 1
 
 # the modules of the commands written in Python (constdb/commands/)
 PY_COMMANDS = (
+    blocking_commands,
     connection,
     client,
     introspection,
@@ -181,10 +186,13 @@ class App:
             cmd_lists,
             cmd_zsets,
             cmd_server,
+            cmd_blocking,
         ):
             mod.register(self.srv)
         register_handlers(self.srv, PY_COMMANDS)
         self.repl = Replication(self)
+        self.blocking = Blocking(self)
+        self.monitor = Monitor(self)
         self.serving = False  # the start finished: the node took requests
         self.apply_config()
 
@@ -397,8 +405,11 @@ class App:
             c.cas_dirty = True
 
     def client_gone(self, client: Any) -> None:
-        """A blocked client disconnected (WAIT, MEET)."""
+        """A blocked client disconnected (WAIT, MEET, blocking pops, CLIENT
+        PAUSE), or a MONITOR."""
         self.repl.client_gone(client)
+        self.blocking.client_gone(client)
+        self.monitor.client_gone(client)
 
 
 def fit_open_files(maxclients: int) -> int:

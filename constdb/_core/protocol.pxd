@@ -68,6 +68,11 @@ cdef class Server:
     cdef public object hiredis_reader
     cdef public bint shutting_down
     cdef public uint64_t cmd_version  # bumped when the command table changes
+    # blocking, CLIENT PAUSE, MONITOR (constdb/blocking.py, monitor.py): each a
+    # C-level check per command, Python only when in use
+    cdef public int pause_mode      # 0 none, 1 WRITE, 2 ALL (CLIENT PAUSE)
+    cdef public object monitor      # callable(client, cmd, argv) while a MONITOR is connected
+    cdef public object blocking     # constdb.blocking.Blocking (serve ready keys, postpone)
 
     cdef Command lookup_command(self, object name)
     cdef int count_error_msg(self, const char* msg, Py_ssize_t n) except -1

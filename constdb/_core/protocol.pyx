@@ -225,6 +225,9 @@ cdef class Server:
         self.on_backlog = None
         self.shutting_down = False
         self.cmd_version = 1
+        self.pause_mode = 0
+        self.monitor = None
+        self.blocking = None
 
     def spec(self, bytes fullname):
         """The command table's spec of a command (b"get") or subcommand
@@ -945,6 +948,8 @@ cdef class Client:
                                + b"' command")
         if not self.authed and not (cmd.flags & F_NOAUTH):
             return self.reject(cmd, b"NOAUTH Authentication required.")
+        if self.srv.pause_mode and self.srv.blocking.postpone(self, cmd, argv):
+            return 0        # CLIENT PAUSE: runs when the pause ends
         if self.in_multi:
             if cmd.flags & F_NOMULTI:
                 return self.reject(cmd, b"ERR Command not allowed inside a transaction")
@@ -953,7 +958,12 @@ cdef class Client:
                     self.mqueue.append((cmd, argv))
                 self.out.put_raw(b"+QUEUED\r\n", 9)
                 return 0
-        return self.call(cmd, argv)
+        self.call(cmd, argv)
+        if self.ks.ready:
+            # keys that waiting clients block on changed: serve them now, as
+            # Redis's handleClientsBlockedOnKeys after the command (or EXEC)
+            self.srv.blocking.serve_ready()
+        return 0
 
     cdef int call(self, Command cmd, list argv) except -1:
         """Run cmd (its write effects as one backlog group), count it, and turn
@@ -1005,6 +1015,8 @@ cdef class Client:
             self.srv.count_error_msg(self.out.buf + mark + 1, self.out.len - mark - 1)
         if ks.own_last != before:
             self.last_write_uuid = ks.own_last
+        if self.srv.monitor is not None:
+            self.srv.monitor(self, cmd, argv)
         return 0
 
     cdef int _failed(self, Command cmd, Py_ssize_t mark) except -1:
@@ -1165,6 +1177,20 @@ cdef class Client:
 
     def block(self):
         self.blocked = True
+
+    def resume(self, Command cmd, list argv):
+        """Run a request that waited (CLIENT PAUSE), then the rest of the
+        pipeline: the client was blocked and is unblocked here."""
+        self.blocked = False
+        self.ks.now = wall_ms()
+        self.tmark = mono_ns()
+        self.run_cmd(cmd, argv)
+        if not self.blocked:
+            self._schedule()
+        self.flush()
+        if self.srv.on_backlog is not None and self.ks.bl.dirty:
+            self.ks.bl.dirty = False
+            self.srv.on_backlog()
 
     def close(self):
         self.closing = True

@@ -36,6 +36,8 @@ def client_line(c: Any) -> str:
     """One line of CLIENT LIST / CLIENT INFO, with Redis's fields."""
     now = time.time()
     flags = ""
+    if c.srv.monitor is not None and c in c.srv.app.monitor.clients:
+        flags += "O"
     if c.in_multi:
         flags += "x"
     if c.blocked:
