@@ -158,16 +158,31 @@ class Blocking:
             self.srv.on_backlog()
 
     def unblock(self, client_id: int, error: bool) -> int:
-        """CLIENT UNBLOCK: 1 if the client waited in a blocking pop."""
+        """CLIENT UNBLOCK: 1 if the client waited in a blocking pop or in
+        WAIT (TIMEOUT answers WAIT with the acks so far, as Redis). A client
+        held by CLIENT PAUSE is not unblocked (0; Redis 7.0.15 crashes on it)."""
         w = self.waiters.get(client_id)
         if w is None:
-            return 0
+            return self._unblock_wait(client_id, error)
         self._release(w)
         if error:
             cmd_blocking.reply_unblocked(w.client)
         else:
             cmd_blocking.reply_timeout(w.client)
         w.client.unblock(NO_REPLY)
+        return 1
+
+    def _unblock_wait(self, client_id: int, error: bool) -> int:
+        repl = self.app.repl
+        c = self.srv.clients.get(client_id)
+        if c is None or not any(e[0] is c for e in repl.waiters):
+            return 0
+        if error:
+            repl.client_gone(c)  # (its timer then finds nothing to do)
+            cmd_blocking.reply_unblocked(c)
+            c.unblock(NO_REPLY)
+        else:
+            repl._wait_timeout(c)
         return 1
 
     def client_gone(self, c: Any) -> None:

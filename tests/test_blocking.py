@@ -294,6 +294,15 @@ def test_client_unblock(blk):
             ("call", 0, "CLIENT", "UNBLOCK", "$ID1"),
             ("call", 0, "RPUSH", "k", "v"),
             ("call", 0, "LLEN", "k"),
+            # WAIT for a replica that no one has: unblocked with its count
+            ("send", 1, "WAIT", "1", "0"),
+            ("blocked", 1),
+            ("call", 0, "CLIENT", "UNBLOCK", "$ID1"),
+            ("read", 1),
+            ("send", 1, "WAIT", "1", "0"),
+            ("blocked", 1),
+            ("call", 0, "CLIENT", "UNBLOCK", "$ID1", "ERROR"),
+            ("read", 1),
         ],
     )
     assert got[1] == (0, b":1\r\n")
@@ -507,3 +516,26 @@ def test_peers_writes_apply_during_a_pause(node):
     finally:
         with Conn(b.port) as c:
             assert c.call("CLIENT", "UNPAUSE") == b"+OK\r\n"
+
+
+def test_pause_keeps_the_stricter_mode_and_longer_end(constdb_server, r):
+    with Conn(constdb_server.port) as ctl, Conn(constdb_server.port) as w:
+        t0 = time.monotonic()
+        assert ctl.call("CLIENT", "PAUSE", "1500", "WRITE") == b"+OK\r\n"
+        assert ctl.call("CLIENT", "PAUSE", "10", "ALL") == b"+OK\r\n"  # ALL until the 1.5 s end
+        assert w.call("PING") == b"+PONG\r\n"
+        assert time.monotonic() - t0 >= 1.4
+
+
+def test_unblock_leaves_a_client_held_by_a_pause(constdb_server, r):
+    # (redis-server 7.0.15 crashes on CLIENT UNBLOCK of a client held by a pause)
+    with Conn(constdb_server.port) as ctl, Conn(constdb_server.port) as w:
+        wid = int(w.call("CLIENT", "ID")[1:-2])
+        assert ctl.call("CLIENT", "PAUSE", "100000", "WRITE") == b"+OK\r\n"
+        w.send("SET", "k", "v")
+        wait_for(lambda: blocked_clients(constdb_server.port) == 1, 10, what="SET held")
+        assert ctl.call("CLIENT", "UNBLOCK", wid) == b":0\r\n"
+        assert ctl.call("GET", "k") == b"$-1\r\n"
+        assert ctl.call("CLIENT", "UNPAUSE") == b"+OK\r\n"
+        assert w.read() == b"+OK\r\n"
+        assert ctl.call("GET", "k") == b"$1\r\nv\r\n"
