@@ -185,6 +185,11 @@ class Blocking:
             repl._wait_timeout(c)
         return 1
 
+    def in_timeout_table(self) -> int:
+        """Blocked clients with a deadline (INFO clients_in_timeout_table)."""
+        n = sum(1 for w in self.waiters.values() if w.timer is not None)
+        return n + sum(1 for e in self.app.repl.waiters if e[3] is not None)
+
     def client_gone(self, c: Any) -> None:
         w = self.waiters.get(c.id)
         if w is not None:

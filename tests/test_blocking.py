@@ -59,6 +59,9 @@ def scenario(port: int, proto: int, steps: list[tuple]) -> list[tuple]:
                 out.append((step[1], c.read()))
             elif kind == "pipe":
                 out.append((step[1], c.pipeline(args)))
+            elif kind == "info":  # these INFO clients fields
+                text = c.call("INFO", "clients").decode()
+                out.append((step[1], [ln for ln in text.split("\r\n") if ln.split(":")[0] in args]))
     finally:
         for c in conns.values():
             c.close()
@@ -271,6 +274,13 @@ def test_timeouts(blk):
             ("call", 1, "BLMPOP", "0.01", "1", "k", "LEFT"),
             ("call", 1, "BZPOPMIN", "k", "0.01"),
             ("call", 1, "BZMPOP", "0.01", "1", "k", "MIN"),
+            ("send", 1, "BLPOP", "k", "100"),
+            ("send", 2, "BLPOP", "k", "0"),
+            ("blocked", 2),
+            ("info", 0, "blocked_clients", "clients_in_timeout_table"),
+            ("call", 0, "RPUSH", "k", "a", "b"),
+            ("read", 1),
+            ("read", 2),
         ],
     )
 
