@@ -17,7 +17,9 @@ waiting, as in Redis 7.0.
 CLIENT PAUSE: while `Server.pause_mode` is set, the protocol hands each
 request to `postpone` first; a paused one is kept with its client (blocked)
 and run, in arrival order, when the pause ends. Peers' replicated writes are
-applied during a pause: it holds clients, not the group.
+applied during a pause: it holds clients, not the group. Waiters are not
+served during a pause (their pops would be this node's writes): a key a peer
+filled meanwhile serves them when it ends.
 """
 
 from __future__ import annotations
@@ -123,6 +125,8 @@ class Blocking:
         served BLMOVE's push can make another key ready, served in turn."""
         ks = self.ks
         ready = ks.ready
+        if self.srv.pause_mode:
+            return  # a pop is a write of this node's: served when the pause ends
         while ready:
             key = next(iter(ready))
             del ready[key]
@@ -221,6 +225,7 @@ class Blocking:
         if self.pause_timer is not None:
             self.pause_timer.cancel()
             self.pause_timer = None
+        self._serve_soon()  # waiters whose keys a peer filled during the pause
         held = list(self.postponed.values())
         self.postponed.clear()
         for c, cmd, argv in held:

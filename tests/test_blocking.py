@@ -519,13 +519,22 @@ def test_peers_writes_apply_during_a_pause(node):
     assert meet(a, b) == 1
     wait_linked([a, b])
     rb = b.client()
-    assert rb.execute_command("CLIENT", "PAUSE", "60000", "WRITE")
-    try:
-        a.client().set("from-a", "1")
-        wait_for(lambda: rb.get("from-a") == b"1", 10, what="a's write applied on paused b")
-    finally:
-        with Conn(b.port) as c:
-            assert c.call("CLIENT", "UNPAUSE") == b"+OK\r\n"
+    with Conn(b.port) as w:
+        w.send("BLPOP", "q", "0")
+        wait_for(lambda: blocked_clients(b.port) == 1, 10, what="blocked on b")
+        assert rb.execute_command("CLIENT", "PAUSE", "60000", "WRITE")
+        try:
+            a.client().set("from-a", "1")
+            a.client().rpush("q", "job")
+            wait_for(lambda: rb.get("from-a") == b"1", 10, what="a's write applied on paused b")
+            wait_for(lambda: rb.llen("q") == 1, 10, what="a's push applied on paused b")
+            # the waiter is not served while b is paused: its pop would be a write
+            assert blocked_clients(b.port) == 1
+        finally:
+            with Conn(b.port) as c:
+                assert c.call("CLIENT", "UNPAUSE") == b"+OK\r\n"
+        assert w.read() == b"*2\r\n$1\r\nq\r\n$3\r\njob\r\n"
+    wait_for(lambda: a.client().llen("q") == 0, 10, what="b's pop replicated to a")
 
 
 def test_pause_keeps_the_stricter_mode_and_longer_end(constdb_server, r):
