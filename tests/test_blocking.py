@@ -452,6 +452,17 @@ def test_monitor_refused_inside_exec_and_said_once(constdb_server, redis_server,
     assert run(constdb_server.port) == run(redis_server.port)
 
 
+def test_reset_ends_monitor(constdb_server, redis_server, r, rr):
+    def run(port: int) -> list[bytes]:
+        with Conn(port) as m, Conn(port) as c:
+            out = [m.call("MONITOR"), m.call("RESET")]
+            c.call("SET", "x", "1")
+            out.append(m.call("PING"))  # no monitor line before the PONG
+            return out
+
+    assert run(constdb_server.port) == run(redis_server.port)
+
+
 def test_redis_cli_monitor(constdb_server, r):
     cli = need_tool("redis-cli")
     p = subprocess.Popen(
