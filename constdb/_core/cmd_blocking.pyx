@@ -91,9 +91,11 @@ cdef int _timeout(Client c, bytes arg, int64_t* deadline) except -1:
 
 
 cdef inline bint _may_block(Client c) noexcept:
-    """The running request is the blocking command itself (not one inside
-    EXEC, nor a script's call): Redis's CLIENT_DENY_BLOCKING."""
-    return c.ccmd is not None and (c.ccmd.flags & F_BLOCKING) != 0
+    """The running request is the blocking command itself, sent by a
+    connected client (not one inside EXEC, nor a script's call, nor a client
+    made without a connection): Redis's CLIENT_DENY_BLOCKING."""
+    return (c.ccmd is not None and (c.ccmd.flags & F_BLOCKING) != 0
+            and c.transport is not None)
 
 
 cdef int _call(Client c, bytes name, list argv) except -1:
