@@ -20,6 +20,7 @@ from typing import Any, Optional
 from constdb import __version__, aof, persistence, systemd
 from constdb._core import (
     cmd_bitmaps,
+    cmd_blocking,
     cmd_dump,
     cmd_geo,
     cmd_hashes,
@@ -39,6 +40,8 @@ from constdb._core.codec import RespError
 from constdb._core.keyspace import Keyspace
 from constdb._core.protocol import Client, Server
 from constdb._core.tlsconn import TLSConn
+from constdb.blocking import Blocking
+from constdb.commands import blocking as blocking_commands
 from constdb.commands import (
     client,
     cluster,
@@ -54,6 +57,7 @@ from constdb.commands import pubsub as pubsub_commands
 from constdb.commands import server as server_commands
 from constdb.config import NODE_ID_FILE, Config, ConfigError
 from constdb.logs import set_log_level
+from constdb.monitor import Monitor
 from constdb.monitoring import Monitoring
 from constdb.pubsub import PubSub
 from constdb.replication.manager import Replication
@@ -67,6 +71,7 @@ MAX_NODE_ID = 2**63 - 1
 
 # the modules of the commands written in Python (constdb/commands/)
 PY_COMMANDS = (
+    blocking_commands,
     connection,
     client,
     introspection,
@@ -210,6 +215,7 @@ class App:
             cmd_server,
             cmd_sort,
             cmd_dump,
+            cmd_blocking,
         ):
             mod.register(self.srv)
         register_handlers(self.srv, PY_COMMANDS)
@@ -218,6 +224,8 @@ class App:
         self.pubsub.on_publish = self.repl.publish
         self.tracking = self.srv.tracking = Tracking(self)
         self.monitoring = Monitoring(self)
+        self.blocking = Blocking(self)
+        self.monitor = Monitor(self)
         self.serving = False  # the start finished: the node took requests
         self.apply_config()
 
@@ -543,8 +551,11 @@ class App:
             c.cas_dirty = True
 
     def client_gone(self, client: Any) -> None:
-        """A blocked client disconnected (WAIT, MEET)."""
+        """A blocked client disconnected (WAIT, MEET, blocking pops, CLIENT
+        PAUSE), or a MONITOR."""
         self.repl.client_gone(client)
+        self.blocking.client_gone(client)
+        self.monitor.client_gone(client)
 
 
 def fit_open_files(maxclients: int) -> int:

@@ -80,6 +80,11 @@ cdef class Server:
     cdef public bint aof_defer
     cdef public int64_t aof_done_off  # backlog stream offset the log has taken
     cdef public list aof_waiting      # clients whose replies wait for it
+    # blocking, CLIENT PAUSE, MONITOR (constdb/blocking.py, monitor.py): each a
+    # C-level check per command, Python only when in use
+    cdef public int pause_mode      # 0 none, 1 WRITE, 2 ALL (CLIENT PAUSE)
+    cdef public object monitor      # callable(client, cmd, argv) while a MONITOR is connected
+    cdef public object blocking     # constdb.blocking.Blocking (serve ready keys, postpone)
 
     cdef Command lookup_command(self, object name)
     cdef int count_error_msg(self, const char* msg, Py_ssize_t n) except -1

@@ -263,6 +263,9 @@ cdef class Server:
         self.aof_defer = False
         self.aof_done_off = 0
         self.aof_waiting = []
+        self.pause_mode = 0
+        self.monitor = None
+        self.blocking = None
 
     def spec(self, bytes fullname):
         """The command table's spec of a command (b"get") or subcommand
@@ -1020,6 +1023,8 @@ cdef class Client:
             return self.reject(cmd, b"NOAUTH Authentication required.")
         if self.subs is not None and self.resp == 2 and not (cmd.flags & F_SUBCTX):
             return self.reject(cmd, b"ERR Can't execute '" + cmd.fullname + _SUBCTX_ERR)
+        if self.srv.pause_mode and self.srv.blocking.postpone(self, cmd, argv):
+            return 0        # CLIENT PAUSE: runs when the pause ends
         if self.in_multi:
             if cmd.flags & F_NOMULTI:
                 return self.reject(cmd, b"ERR Command not allowed inside a transaction")
@@ -1031,7 +1036,12 @@ cdef class Client:
                 elif self.reply_mode == 3:  # CLIENT REPLY SKIP
                     self.reply_mode = 0
                 return 0
-        return self.call(cmd, argv)
+        self.call(cmd, argv)
+        if self.ks.ready:
+            # keys that waiting clients block on changed: serve them now, as
+            # Redis's handleClientsBlockedOnKeys after the command (or EXEC)
+            self.srv.blocking.serve_ready()
+        return 0
 
     cdef int call(self, Command cmd, list argv) except -1:
         """Run cmd (its write effects as one backlog group), count it, and turn
@@ -1093,6 +1103,8 @@ cdef class Client:
             self.last_write_uuid = ks.own_last
         if srv.track_on or self.track is not None:
             self._tracked(cmd, argv, prev)
+        if srv.monitor is not None:
+            srv.monitor(self, cmd, argv)
         if self.reply_mode:
             self._skip_reply(mark)
         return 0
@@ -1304,6 +1316,20 @@ cdef class Client:
                 self.closing = True
                 self.transport.abort()
         return 1
+
+    def resume(self, Command cmd, list argv):
+        """Run a request that waited (CLIENT PAUSE), then the rest of the
+        pipeline: the client was blocked and is unblocked here."""
+        self.blocked = False
+        self.ks.now = wall_ms()
+        self.tmark = mono_ns()
+        self.run_cmd(cmd, argv)
+        if not self.blocked:
+            self._schedule()
+        self.flush()
+        if self.srv.on_backlog is not None and self.ks.bl.dirty:
+            self.ks.bl.dirty = False
+            self.srv.on_backlog()
 
     def close(self):
         self.closing = True

@@ -725,6 +725,8 @@ class Replication:
             ) from None
         except ValueError as e:
             raise LinkError("PROTOCOL", f"bad batch: {e}") from None
+        if self.app.srv.monitor is not None:
+            self.app.monitor.feed_records(link.peer_alias, data)
         if not link.ack_scheduled and self.loop is not None:
             link.ack_scheduled = True
             self.loop.call_later(0.005, self._ack_later, link)
