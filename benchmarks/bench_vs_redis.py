@@ -31,6 +31,7 @@ import datetime
 import io
 import os
 import platform
+import random
 import shlex
 import shutil
 import signal
@@ -53,12 +54,52 @@ ALL_TESTS = ["set", "get", "incr", "sadd", "hset", "mset"]
 # every request pops an element; LRANGE_N reads the first N of a 600-element
 # list (a custom command, without the LPUSH phase redis-benchmark -t adds)
 LIST_TESTS = ["lpush", "rpush", "lpop", "rpop", "lrange_100", "zadd", "zpopmin"]
-KNOWN_TESTS = ALL_TESTS + LIST_TESTS + ["lrange_300", "lrange_500", "lrange_600"]
+# geo and sorted-set algebra: run with --tests geo (not in the default run).
+# GEOADD adds a random member at a fixed place (with -r: mostly new members,
+# then re-adds that change nothing, in both servers); GEOSEARCH searches a 5 km
+# radius (about 20 hits of 20,000 points spread over a 200 x 200 km square, the
+# nearest 10 returned with distances); ZUNIONSTORE unions two 1,000-member
+# sorted sets sharing half their members into one destination: "zunionstore"
+# writes the same result each time (ConstDB then ships nothing: every member is
+# in place), "zunionstore_w" multiplies the second set by a random weight, so
+# that every request really rewrites the destination (1,000 changed scores)
+GEO_TESTS = ["geoadd", "geosearch", "zunionstore", "zunionstore_w"]
+CUSTOM = {
+    "geoadd": ["GEOADD", "benchgeo:add", "13.361389", "38.115556", "m:__rand_int__"],
+    "geosearch": [
+        "GEOSEARCH",
+        "benchgeo:pts",
+        "FROMLONLAT",
+        "13.5",
+        "38.0",
+        "BYRADIUS",
+        "5",
+        "km",
+        "ASC",
+        "COUNT",
+        "10",
+        "WITHDIST",
+    ],
+    "zunionstore": ["ZUNIONSTORE", "benchz:dst", "2", "benchz:a", "benchz:b"],
+    "zunionstore_w": [
+        "ZUNIONSTORE",
+        "benchz:dstw",
+        "2",
+        "benchz:a",
+        "benchz:b",
+        "WEIGHTS",
+        "1",
+        "__rand_int__",
+    ],
+}
+KNOWN_TESTS = ALL_TESTS + LIST_TESTS + GEO_TESTS + ["lrange_300", "lrange_500", "lrange_600"]
 TARGET_CPU_TESTS = ("set", "get", "incr")
 TARGET_CPU_RATIO = 1.5  # ConstDB CPU us/req at -P 16 <= 1.5x redis-server's
 # lists and sorted sets at -P 16: at most 2x (LRANGE_100 3x)
 TARGET_LIST_CPU_RATIO = {t: 2.0 for t in LIST_TESTS}
 TARGET_LIST_CPU_RATIO["lrange_100"] = 3.0
+# geo and ZUNIONSTORE at -P 16: at most 1.5x (issue 12)
+TARGET_LIST_CPU_RATIO.update({t: 1.5 for t in GEO_TESTS})
 LRANGE_KEY = "benchlist:lrange"
 TARGET_RPS_RATIO = 0.8  # ConstDB req/s at -P 1 >= 0.8x redis-server's
 TARGET_MEM_RATIO = 2.5  # ConstDB bytes per small key <= 2.5x redis-server's
@@ -310,6 +351,22 @@ def prepare(srv: Server, test: str, n: int, args) -> None:
                 args.timeout,
             )
         c.close()
+    elif test == "geosearch":
+        c = srv.client()
+        if c.zcard("benchgeo:pts") < 20_000:
+            rnd = random.Random(12)
+            args_ = []
+            for i in range(20_000):
+                args_ += [12.6 + rnd.random() * 1.8, 37.1 + rnd.random() * 1.8, f"p{i}"]
+            for i in range(0, len(args_), 3000):
+                c.geoadd("benchgeo:pts", args_[i : i + 3000])
+        c.close()
+    elif test.startswith("zunionstore"):
+        c = srv.client()
+        if c.zcard("benchz:a") < 1000:
+            c.zadd("benchz:a", {f"m{i}": i * 1.5 for i in range(1000)})
+            c.zadd("benchz:b", {f"m{i}": i * 0.5 for i in range(500, 1500)})
+        c.close()
     elif test.startswith("lrange_"):
         c = srv.client()
         if c.llen(LRANGE_KEY) < 600:
@@ -337,6 +394,8 @@ def run_benchmark(srv: Server, test: str, pipeline: int, n: int, args) -> Sample
         argv += ["-r", str(args.keyspace)]
     if test.startswith("lrange_"):
         argv += ["LRANGE", LRANGE_KEY, "0", str(int(test.split("_")[1]) - 1)]
+    elif test in CUSTOM:
+        argv += CUSTOM[test]
     else:
         argv += ["-t", test]
     prepare(srv, test, n, args)
@@ -376,6 +435,8 @@ def pick_n(srv: Server, test: str, pipeline: int, args) -> int:
         return args.requests
     probe = 20_000 * pipeline if pipeline > 1 else 20_000
     probe = max(probe, args.clients * pipeline * 20)
+    if test.startswith("zunionstore"):
+        probe = args.clients * pipeline * 4  # a request costs about 0.1-1 ms
     s = run_benchmark(srv, test, pipeline, probe, args)
     n = int(s.rps * args.seconds)
     n = max(n, args.clients * pipeline * 50, 10_000)
@@ -760,7 +821,10 @@ def parse_args(argv: Optional[list[str]] = None):
     ap.add_argument(
         "--tests",
         default=",".join(ALL_TESTS),
-        help="comma list of -t tests (default: %(default)s); 'lists' = " + ",".join(LIST_TESTS),
+        help="comma list of -t tests (default: %(default)s); 'lists' = "
+        + ",".join(LIST_TESTS)
+        + "; 'geo' = "
+        + ",".join(GEO_TESTS),
     )
     ap.add_argument("--pipelines", default="1,16", help="comma list of -P values (%(default)s)")
     ap.add_argument("-c", "--clients", type=int, default=50, help="connections (%(default)s)")
@@ -803,9 +867,11 @@ def parse_args(argv: Optional[list[str]] = None):
     args.tests = [t.strip().lower() for t in args.tests.split(",") if t.strip()]
     if args.tests == ["lists"]:
         args.tests = list(LIST_TESTS)
+    if args.tests == ["geo"]:
+        args.tests = list(GEO_TESTS)
     bad = [t for t in args.tests if t not in KNOWN_TESTS]
     if bad:
-        ap.error(f"unknown test(s) {bad}; choose from {KNOWN_TESTS} (or 'lists')")
+        ap.error(f"unknown test(s) {bad}; choose from {KNOWN_TESTS} (or 'lists', 'geo')")
     args.pipelines = [int(p) for p in args.pipelines.split(",") if p.strip()]
     if args.quick:
         args.seconds = min(args.seconds, 0.5)

@@ -136,6 +136,7 @@ def check_secret(v: str) -> Optional[str]:
 
 
 PROTECTED_MODES = ("no", "yes", "local")
+APPENDFSYNC = ("everysec", "always", "no")
 
 
 def _check_protected(v: str) -> Optional[str]:
@@ -341,6 +342,17 @@ SPEC: list[Key] = [
         runtime=True,
     ),
     Key(
+        "hll_sparse_max_bytes",
+        3000,
+        "size",
+        "largest sparse HyperLogLog value in bytes: a PFADD that would grow one past it"
+        " makes it dense (Redis's setting; nodes of a group should agree, the values'"
+        " bytes depend on it)",
+        0,
+        2**63 - 1,
+        runtime=True,
+    ),
+    Key(
         "client_query_buffer_limit",
         1024 * 1024 * 1024,
         "size",
@@ -410,6 +422,50 @@ SPEC: list[Key] = [
         runtime=True,
         check=_check_filename,
         protected=True,
+    ),
+    # ---- appendonly (constdb/aof.py) ----
+    Key(
+        "appendonly",
+        False,
+        "bool",
+        "keep a log of this node's own writes in work_dir (appendfilename), replayed on"
+        " top of the snapshot at start; CONFIG SET appendonly yes snapshots first",
+        runtime=True,
+    ),
+    Key(
+        "appendfsync",
+        "everysec",
+        "str",
+        "when the log reaches the disk: always (before the reply), everysec (once a"
+        " second, in a background thread: a crash loses at most the last second), no (the OS decides)",
+        runtime=True,
+        check=lambda v: None if v in APPENDFSYNC else "one of " + ", ".join(APPENDFSYNC),
+    ),
+    Key(
+        "appendfilename",
+        "appendonly.aof",
+        "str",
+        "the log's file name in work_dir (not a path, not one of the node's own files)",
+        check=_check_filename,
+    ),
+    Key(
+        "auto_aof_rewrite_percentage",
+        100,
+        "int",
+        "snapshot and restart the log when it grew this many percent past its size after"
+        " the last restart; 0 = never",
+        0,
+        2**31 - 1,
+        runtime=True,
+    ),
+    Key(
+        "auto_aof_rewrite_min_size",
+        64 * 1024 * 1024,
+        "size",
+        "the smallest log auto_aof_rewrite_percentage restarts",
+        0,
+        2**63 - 1,
+        runtime=True,
     ),
     Key(
         "enable_protected_configs",
@@ -514,6 +570,57 @@ SPEC: list[Key] = [
         runtime=True,
     ),
 ]
+
+
+# ---- Redis's encoding and memory settings: accepted, with no effect ----------------------------
+# Redis 7.0's defaults and ranges. Tools and test suites set them before their
+# tests; ConstDB keeps its own representations (docs/internals.md), so the value
+# is stored, shown by CONFIG GET and otherwise unused. Redis's older names
+# (hash-max-ziplist-entries, ...) are aliases (constdb/commands/config.py).
+def _no_defrag(v: Any) -> Optional[str]:
+    return "false (ConstDB has no active defragmentation)" if v else None
+
+
+_L = 2**63 - 1
+_I = 2**31 - 1
+# name, default, kind, range, what Redis uses it for
+_REDIS_NO_EFFECT = [
+    ("hash_max_listpack_entries", 512, "int", 0, _L, "hash: listpack entries"),
+    ("hash_max_listpack_value", 64, "size", 0, _L, "hash: listpack value size"),
+    ("list_max_listpack_size", -2, "int", -_I - 1, _I, "list: node size"),
+    ("list_compress_depth", 0, "int", 0, _I, "list: uncompressed nodes at each end"),
+    ("set_max_intset_entries", 512, "int", 0, _L, "set: intset entries"),
+    ("zset_max_listpack_entries", 128, "int", 0, _L, "sorted set: listpack entries"),
+    ("zset_max_listpack_value", 64, "size", 0, _L, "sorted set: listpack value size"),
+    ("stream_node_max_bytes", 4096, "size", 0, _L, "stream: node bytes"),
+    ("stream_node_max_entries", 100, "int", 0, _L, "stream: node entries"),
+    ("active_defrag_ignore_bytes", 104857600, "size", 1, _L, "defrag: fragmentation bytes"),
+    ("active_defrag_threshold_lower", 10, "int", 0, 1000, "defrag: lower threshold"),
+    ("active_defrag_threshold_upper", 100, "int", 0, 1000, "defrag: upper threshold"),
+    ("active_defrag_cycle_min", 1, "int", 1, 99, "defrag: minimum CPU"),
+    ("active_defrag_cycle_max", 25, "int", 1, 99, "defrag: maximum CPU"),
+    ("active_defrag_max_scan_fields", 1000, "int", 1, _L, "defrag: fields per scan"),
+    ("lazyfree_lazy_eviction", False, "bool", None, None, "lazy free on eviction"),
+    ("lazyfree_lazy_expire", False, "bool", None, None, "lazy free on expiry"),
+    ("lazyfree_lazy_server_del", False, "bool", None, None, "lazy free on server deletes"),
+    ("lazyfree_lazy_user_del", False, "bool", None, None, "lazy free on DEL"),
+    ("lazyfree_lazy_user_flush", False, "bool", None, None, "lazy free on FLUSHALL"),
+    ("replica_lazy_flush", False, "bool", None, None, "lazy free on a replica's flush"),
+]
+SPEC += [
+    Key(n, d, k, f"Redis's {w} (accepted, no effect in ConstDB)", lo, hi, runtime=True)
+    for n, d, k, lo, hi, w in _REDIS_NO_EFFECT
+]
+SPEC.append(
+    Key(
+        "activedefrag",
+        False,
+        "bool",
+        "Redis's active defragmentation: only false (ConstDB has none)",
+        runtime=True,
+        check=_no_defrag,
+    )
+)
 BY_NAME = {k.name: k for k in SPEC}
 
 
@@ -544,11 +651,14 @@ def coerce(key: Key, value: Any, where: str) -> Any:
     if key.lo is not None and key.hi is not None:
         rng = " in " + range_text(key)
     if key.kind == "bool":
-        if isinstance(value, bool):
-            return value
         if isinstance(value, str) and value.lower() in ("yes", "no", "true", "false"):
-            return value.lower() in ("yes", "true")
-        raise bad("true or false")
+            value = value.lower() in ("yes", "true")
+        if not isinstance(value, bool):
+            raise bad("true or false")
+        err = key.check(value) if key.check is not None else None
+        if err:
+            raise bad(err)
+        return value
     if key.kind == "int":
         n = value
         if isinstance(value, bool) or not isinstance(value, int):
@@ -619,6 +729,9 @@ def _file_paths(values: dict[str, Any], config_path: Optional[str]) -> list[tupl
     out = [("", os.path.join(wd, name), what) for name, what in NODE_FILES.items()]
     out.append(("dbfilename", os.path.join(wd, values["dbfilename"]), "the snapshot file"))
     out.append(("pidfile", os.path.join(wd, values["pidfile"]), "the pid file"))
+    out.append(
+        ("appendfilename", os.path.join(wd, values["appendfilename"]), "the append-only log")
+    )
     log = values["log"] or (os.path.join(wd, "constdb.log") if values["daemon"] else "")
     if log:
         out.append(("log", os.path.abspath(log), "the log file"))
@@ -732,17 +845,33 @@ FLAG_NAMES = {"ip": "bind"}
 # ---- CONFIG SET: Redis's parsing and error texts ---------------------------------------------
 
 
+def memtoull(raw: str) -> Optional[int]:
+    """Redis's memtoull as CONFIG SET reads a memory value: digits (none is 0)
+    and a unit, nothing else; a number past 64 bits saturates (strtoull) and
+    the product with the unit wraps at 64 bits, read back as a signed integer."""
+    i = 0
+    while i < len(raw) and raw[i] in "0123456789":
+        i += 1
+    mul = _UNITS.get(raw[i:].lower() or None)
+    if mul is None or i >= 128:
+        return None
+    val = min(int(raw[:i] or "0"), 2**64 - 1) * mul % 2**64  # (Redis 7.0 wraps)
+    return val - 2**64 if val >= 2**63 else val
+
+
 def parse_runtime(key: Key, raw: str) -> Any:
     """A CONFIG SET value for key; ConfigError carries Redis's reason text."""
     kind = key.kind
     lo, hi = key.lo, key.hi
     if kind == "bool":
         v = raw.lower()
-        if v in ("yes", "true"):
-            return True
-        if v in ("no", "false"):
-            return False
-        raise ConfigError("argument must be 'yes' or 'no'")
+        if v not in ("yes", "true", "no", "false"):
+            raise ConfigError("argument must be 'yes' or 'no'")
+        b = v in ("yes", "true")
+        err = key.check(b) if key.check is not None else None
+        if err:
+            raise ConfigError(f"argument must be {err}")
+        return b
     if kind == "int":
         # Redis's string2ll: no sign on 0, no leading zeros, 64-bit signed
         if not re.fullmatch(r"0|-?[1-9][0-9]*", raw) or not -(2**63) <= int(raw) < 2**63:
@@ -762,7 +891,7 @@ def parse_runtime(key: Key, raw: str) -> Any:
             raise ConfigError(f"argument must be between {lo:g} and {hi:g} inclusive")
         return f
     if kind == "size":
-        n = parse_size(raw)
+        n = memtoull(raw)
         if n is None:
             raise ConfigError("argument must be a memory value")
         if not in_range(key, n):
@@ -783,6 +912,12 @@ def parse_runtime(key: Key, raw: str) -> Any:
         if len(parts) % 2 or not all(p.isdigit() and int(p) > 0 for p in parts):
             raise ConfigError("Invalid save parameters")
         return [[int(parts[i]), int(parts[i + 1])] for i in range(0, len(parts), 2)]
+    if key.name == "appendfsync":
+        # Redis's enum text
+        v = raw.lower()
+        if v not in APPENDFSYNC:
+            raise ConfigError("argument(s) must be one of the following: " + ", ".join(APPENDFSYNC))
+        return v
     if key.name == "dbfilename":
         # Redis's text for a path; ours for the rest
         if "/" in raw or "\\" in raw:

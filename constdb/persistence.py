@@ -117,16 +117,24 @@ class StartupError(Exception):
     """The node cannot start with what is in work_dir (one line for the user)."""
 
 
-def read_snapshot(path: str) -> Optional[snapshot.Snapshot]:
-    """Parse the snapshot file at path, or None if there is none. Raises
-    StartupError naming the file and the problem."""
+def read_work_file(path: str, what: str) -> Optional[bytes]:
+    """The bytes of a file start-up reads, None if there is none;
+    StartupError naming it if it cannot be read."""
     try:
         with open(path, "rb") as f:
-            data = f.read()
+            return f.read()
     except FileNotFoundError:
         return None
     except OSError as e:
-        raise StartupError(f"{path}: cannot read the snapshot: {e.strerror}") from None
+        raise StartupError(f"{path}: cannot read {what}: {e.strerror}") from None
+
+
+def read_snapshot(path: str) -> Optional[snapshot.Snapshot]:
+    """Parse the snapshot file at path, or None if there is none. Raises
+    StartupError naming the file and the problem."""
+    data = read_work_file(path, "the snapshot")
+    if data is None:
+        return None
     log.info("loading snapshot %s (%d bytes)", path, len(data))
     try:
         return snapshot.parse(data, path)
@@ -176,6 +184,7 @@ class Persistence:
         self.child: Optional[int] = None
         self.child_started = 0.0
         self.child_dirty = 0
+        self.child_token: Optional[tuple[int, int, float]] = None  # the log's point (aof.py)
         self.scheduled = False
         self.last_status = "ok"
         self.last_error = ""
@@ -239,12 +248,17 @@ class Persistence:
         Peers take the stable point at the minimum of every member's floor.
         This is the one place that says what survives a crash: a log replayed
         at start (appendonly) raises the floor to what it has fsynced."""
+        ks = self.app.ks
         if self.floor is None:
-            ks = self.app.ks
             base = ks.get_vv()
             base[ks.node_id] = ks.clock.last
         else:
             base = dict(self.floor)
+            log_ = self.app.aof
+            if log_.enabled and log_.synced_uuid > base.get(ks.node_id, 0):
+                # the log brings this origin's own effects back up to what it
+                # has fsynced (it holds no other origin's)
+                base[ks.node_id] = log_.synced_uuid
         pend = self.floor_pending
         if pend is None:
             return base
@@ -260,9 +274,11 @@ class Persistence:
         t0 = time.monotonic()
         dirty = app.ks.dirty
         vv = self.dump_vv()
+        token = app.aof.rewrite_begin()  # the append-only log restarts after it
         try:
             size, raw = write_atomic(app.ks, self.path, app.alias.encode(), encode_meta(app, final))
         except (OSError, ValueError) as e:  # ValueError: a path the OS cannot take
+            app.aof.rewrite_done(False, token)
             self.last_status = "err"
             self.last_error = str(e)
             log.error("SAVE to %s failed: %s", self.path, e)
@@ -281,6 +297,7 @@ class Persistence:
             raw,
             time.monotonic() - t0,
         )
+        app.aof.rewrite_done(True, token)
 
     def bgsave(self) -> None:
         app = self.app
@@ -293,7 +310,14 @@ class Persistence:
         self.floor_pending = self.dump_vv()  # the floor is at most this until it lands
         self.child_started = time.monotonic()
         self.last_try = time.monotonic()
-        self.child = fork_job(app.loop, lambda: write_atomic(ks, path, alias, meta), self._bg_done)
+        self.child_token = app.aof.rewrite_begin()
+        try:
+            self.child = fork_job(
+                app.loop, lambda: write_atomic(ks, path, alias, meta), self._bg_done
+            )
+        except OSError:
+            app.aof.rewrite_done(False, self.child_token)
+            raise
         log.info("Background saving started by pid %d", self.child)
 
     def _bg_done(self, ok: bool, err: str) -> None:
@@ -313,6 +337,8 @@ class Persistence:
             self.last_status = "err"
             self.last_error = err
             log.error("Background saving error: %s; %s is unchanged", err, self.path)
+        token, self.child_token = self.child_token, None
+        self.app.aof.rewrite_done(ok, token)
         if self.scheduled:
             self.scheduled = False
             self.bgsave()
@@ -361,7 +387,11 @@ class Persistence:
             except OSError:
                 pass
             self.child = None
-        want = save if save is not None else bool(self.app.cfg.save)
+            self.app.aof.rewrite_done(None, self.child_token)
+            self.child_token = None
+        # with appendonly on, the snapshot is the log's base: a clean
+        # shutdown saves it (unless NOSAVE), so the next start keeps the origin
+        want = save if save is not None else bool(self.app.cfg.save) or self.app.aof.enabled
         if not want:
             return True
         try:
@@ -394,6 +424,5 @@ class Persistence:
             ("rdb_last_load_time_sec", f"{self.load_secs:.3f}"),
             ("rdb_last_error", self.last_error.replace("\n", " ")),
             ("snapshot_file", self.path),
-            ("aof_enabled", 0),
-            ("aof_rewrite_in_progress", 0),
+            *self.app.aof.info(),
         ]

@@ -17,23 +17,31 @@ import time
 from dataclasses import dataclass
 from typing import Any, Optional
 
-from constdb import __version__, persistence, systemd
+from constdb import __version__, aof, persistence, systemd
 from constdb._core import (
     cmd_bitmaps,
+    cmd_blocking,
+    cmd_dump,
+    cmd_geo,
     cmd_hashes,
+    cmd_hll,
     cmd_keys,
     cmd_lists,
     cmd_server,
     cmd_sets,
+    cmd_sort,
     cmd_strings,
     cmd_zsets,
     snapshot,
+    t_hll,
 )
 from constdb._core.backlog import Backlog
 from constdb._core.codec import RespError
 from constdb._core.keyspace import Keyspace
 from constdb._core.protocol import Client, Server
 from constdb._core.tlsconn import TLSConn
+from constdb.blocking import Blocking
+from constdb.commands import blocking as blocking_commands
 from constdb.commands import (
     client,
     cluster,
@@ -51,6 +59,7 @@ from constdb.commands import server as server_commands
 from constdb.config import NODE_ID_FILE, Config, ConfigError
 from constdb.eviction import Memory
 from constdb.logs import set_log_level
+from constdb.monitor import Monitor
 from constdb.monitoring import Monitoring
 from constdb.pubsub import PubSub
 from constdb.replication.manager import Replication
@@ -64,6 +73,7 @@ MAX_NODE_ID = 2**63 - 1
 
 # the modules of the commands written in Python (constdb/commands/)
 PY_COMMANDS = (
+    blocking_commands,
     connection,
     client,
     introspection,
@@ -126,6 +136,7 @@ class Boot:
     snap: Optional[snapshot.Snapshot]
     crashed: bool  # the last run did not shut down cleanly (its lock file is there)
     members: bytes  # the group's membership, as the snapshot kept it
+    log: Optional[aof.Parsed] = None  # the append-only log (appendonly yes), checked
 
 
 def read_boot(cfg: Config) -> Boot:
@@ -150,7 +161,14 @@ def read_boot(cfg: Config) -> Boot:
         origin = node_id
     else:
         origin = random.SystemRandom().randrange(1, 2**63)
-    return Boot(node_id, origin, snap, crashed, members)
+    parsed = None
+    if cfg.appendonly:
+        parsed = aof.read_log(os.path.join(cfg.work_dir, cfg.appendfilename))
+        if parsed is not None and parsed.has_records_of(origin):
+            # the log holds writes the snapshot lacks: a crash, whatever the
+            # snapshot says (docs/crdt.md section 1)
+            origin = random.SystemRandom().randrange(1, 2**63)
+    return Boot(node_id, origin, snap, crashed, members, parsed)
 
 
 class App:
@@ -170,6 +188,8 @@ class App:
         self.backlog = Backlog(cfg.repl_backlog_limit)
         self.ks = Keyspace(origin, self.backlog)
         self.persistence = persistence.Persistence(self)
+        self.aof = aof.AOF(self)
+        self.after_writes_scheduled = False
         self.srv = Server(self.ks)
         self.srv.app = self
         self.ks.on_touch = self._watch_touched
@@ -190,10 +210,15 @@ class App:
             cmd_keys,
             cmd_sets,
             cmd_hashes,
+            cmd_hll,
             cmd_lists,
             cmd_zsets,
             cmd_bitmaps,
+            cmd_geo,
             cmd_server,
+            cmd_sort,
+            cmd_dump,
+            cmd_blocking,
         ):
             mod.register(self.srv)
         register_handlers(self.srv, PY_COMMANDS)
@@ -203,6 +228,8 @@ class App:
         self.tracking = self.srv.tracking = Tracking(self)
         self.monitoring = Monitoring(self)
         self.memory = Memory(self)
+        self.blocking = Blocking(self)
+        self.monitor = Monitor(self)
         self.serving = False  # the start finished: the node took requests
         self.apply_config()
 
@@ -217,6 +244,15 @@ class App:
                 self.repl.own_origins.add(boot.snap.node_id)
         if boot.members:
             self.repl.merge_members(boot.members)
+        if boot.log is not None:
+            self.aof.replay(boot.log)
+        if self.cfg.appendonly:
+            try:
+                self.aof.open_at_start(boot.log)
+            except OSError as e:
+                raise persistence.StartupError(
+                    f"{self.aof.path}: cannot open the append-only log: {e.strerror}"
+                ) from None
         self.persistence.take_lock()
 
     def _load(self, snap: Any, crashed: bool) -> None:
@@ -271,9 +307,15 @@ class App:
         srv.requirepass = c.requirepass.encode() if c.requirepass else None
         srv.proto_max_bulk_len = c.proto_max_bulk_len
         srv.client_query_buffer_limit = c.client_query_buffer_limit
+        t_hll.set_sparse_max_bytes(c.hll_sparse_max_bytes)
         srv.max_exec_per_round = c.max_exec_per_round
         srv.maxclients = min(c.maxclients, 2**31 - 1)  # the limit keeps it far below
         srv.timeout = c.timeout
+        if changed is not None and "appendonly" in changed:
+            if c.appendonly:
+                self.aof.turn_on()
+            else:
+                self.aof.turn_off()
         self.repl.backlog_limit = -1  # recomputed: at most 1 MiB while alone
         self.repl.size_backlog()
         set_log_level(c.log_level)
@@ -406,6 +448,7 @@ class App:
             os.getpid(),
         )
         self.repl.start(self.loop)
+        self.srv.on_backlog = self.on_backlog
         self.cron_task = self.loop.create_task(self._cron())
         self.serving = True
         systemd.notify(f"READY=1\nMAINPID={os.getpid()}\nSTATUS=serving on port {self.cfg.port}")
@@ -434,6 +477,7 @@ class App:
         await self.repl.stop()
         if self.shutdown_save is not False:
             self.persistence.shutdown(self.shutdown_save)
+        self.aof.stop()
         if self.listener is not None:
             self.listener.close()
         if self.tls_listener is not None:
@@ -465,6 +509,7 @@ class App:
                 break
         self.persistence.cron()
         self.memory.cron()
+        self.aof.cron()
         if self.backlog.dirty and self.srv.on_backlog is not None:
             self.backlog.dirty = False
             self.srv.on_backlog()
@@ -485,14 +530,38 @@ class App:
 
     # ---- hooks --------------------------------------------------------------------
 
+    def on_backlog(self) -> None:
+        """New records (or replies waiting for the log): one callback at
+        the end of this loop turn takes care of every write the turn made."""
+        if not self.after_writes_scheduled and self.loop is not None:
+            self.after_writes_scheduled = True
+            self.loop.call_soon(self.after_writes)
+
+    def after_writes(self) -> None:
+        """The turn's records go to the append-only log (one write, and one
+        fsync with appendfsync always: Redis's beforeSleep), then the
+        replies that waited for it, then to the peers."""
+        self.after_writes_scheduled = False
+        srv = self.srv
+        self.aof.write_pending()
+        waiting = srv.aof_waiting
+        if waiting:
+            srv.aof_waiting = []
+            for c in waiting:
+                c.aof_release()
+        self.repl.pump()
+
     @staticmethod
     def _watch_touched(clients: list[Any]) -> None:
         for c in clients:
             c.cas_dirty = True
 
     def client_gone(self, client: Any) -> None:
-        """A blocked client disconnected (WAIT, MEET)."""
+        """A blocked client disconnected (WAIT, MEET, blocking pops, CLIENT
+        PAUSE), or a MONITOR."""
         self.repl.client_gone(client)
+        self.blocking.client_gone(client)
+        self.monitor.client_gone(client)
 
 
 def fit_open_files(maxclients: int) -> int:

@@ -32,6 +32,7 @@ val = st.sampled_from(VALS)
 member = st.sampled_from(MEMBERS)
 field = st.sampled_from(FIELDS)
 small = st.integers(-3, 3)
+fincr = st.sampled_from([b"0.5", b"-1.25", b"0.1", b"3", b"1e3"])
 
 set_opts = st.sampled_from(
     [
@@ -64,6 +65,7 @@ commands = st.one_of(
     cmd(b"INCR", key),
     cmd(b"DECR", key),
     cmd(b"INCRBY", key, small.map(lambda i: str(i).encode())),
+    cmd(b"INCRBYFLOAT", key, fincr),
     cmd(b"APPEND", key, val),
     cmd(b"GETDEL", key),
     cmd(b"EXPIRE", key, st.sampled_from([b"1000", b"-1", b"0"])),
@@ -81,6 +83,7 @@ commands = st.one_of(
     cmd(b"HSET", key, field, val),
     cmd(b"HDEL", key, field),
     cmd(b"HINCRBY", key, field, small.map(lambda i: str(i).encode())),
+    cmd(b"HINCRBYFLOAT", key, field, fincr),
     cmd(b"MVSET", key, val),
     cmd(b"RENAME", key, key),
     st.just([b"FLUSHALL"]),
@@ -233,6 +236,7 @@ local_commands = st.one_of(
     cmd(b"DECR", key),
     cmd(b"INCRBY", key, small.map(lambda i: str(i).encode())),
     cmd(b"DECRBY", key, small.map(lambda i: str(i).encode())),
+    cmd(b"INCRBYFLOAT", key, fincr),
     cmd(b"APPEND", key, val),
     cmd(b"GETDEL", key),
     cmd(b"EXPIRE", key, st.sampled_from([b"1000", b"-1", b"0"])),
@@ -247,6 +251,7 @@ local_commands = st.one_of(
     cmd(b"HSET", key, field, val),
     cmd(b"HDEL", key, field),
     cmd(b"HINCRBY", key, field, small.map(lambda i: str(i).encode())),
+    cmd(b"HINCRBYFLOAT", key, field, fincr),
     cmd(b"RENAME", key, key),
     cmd(b"GET", key),
     cmd(b"TYPE", key),

@@ -14,6 +14,7 @@ from support.nodes import (
     meet,
     node_id,
     server_cmd,
+    start_fails,
     wait_converged,
     wait_for,
     wait_linked,
@@ -144,18 +145,7 @@ def test_restarted_member_gets_its_own_post_save_writes_back(node):
 
 
 def _start_fails(n, match: str) -> None:
-    proc = subprocess.run(
-        server_cmd() + [n.config, "--port", str(n.port), "--work-dir", n.work_dir],
-        capture_output=True,
-        timeout=30,
-    )
-    err = proc.stderr.decode()
-    assert proc.returncode == 2, err
-    assert "Traceback" not in err
-    lines = [x for x in err.splitlines() if x.startswith("constdb-server:")]
-    assert len(lines) == 1, err
-    assert match in lines[0], err
-    assert "dump.cdb" in lines[0]
+    start_fails(n, match, "dump.cdb")
 
 
 def _saved_node(node, name):

@@ -7,4 +7,4 @@ it is imported, so every type is imported here, before anything can meet an
 object or a record of it.
 """
 
-from constdb._core import t_hash, t_list, t_mv, t_set, t_string, t_zset  # noqa: F401  (type table)
+from constdb._core import t_hash, t_hll, t_list, t_mv, t_set, t_string, t_zset  # noqa: F401  (type table)

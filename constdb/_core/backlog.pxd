@@ -25,6 +25,8 @@ cdef class Backlog:
     cdef public Py_ssize_t chunk_size
     cdef public int64_t base_off      # stream offset of the first byte held
     cdef public int64_t cur_off       # stream offset of cur's first byte
+    cdef public int64_t done_off      # stream offset just past the last finished record
+    cdef public int64_t pin_off       # chunks from here on are kept (the AOF's); -1: none
 
     cdef Writer begin(self, uint8_t op, uint64_t uuid)
     cdef char* reserve(self, uint8_t op, uint64_t uuid, Py_ssize_t plen) except NULL

@@ -59,6 +59,8 @@ cdef class Backlog:
         self.dirty = False
         self.base_off = 0
         self.cur_off = 0
+        self.done_off = 0
+        self.pin_off = -1
 
     cdef Writer begin(self, uint8_t op, uint64_t uuid):
         cdef Writer w = self.cur
@@ -103,6 +105,7 @@ cdef class Backlog:
         self.cur_nrec += 1
         self.nrec_total += 1
         self.dirty = True
+        self.done_off = self.cur_off + w.len
         if not self.grouping and w.len >= self.chunk_size:
             self._seal()
         return 0
@@ -131,7 +134,10 @@ cdef class Backlog:
         if self.cur.cap > 4 * self.chunk_size:
             self.cur = Writer()
         while self.sealed_bytes + self.cur.len > self.limit and self.chunks:
-            old = self.chunks.popleft()
+            old = <tuple>self.chunks[0]
+            if 0 <= self.pin_off < <int64_t>old[4] + PyBytes_GET_SIZE(<bytes>old[0]):
+                break  # the append-only log has not taken it yet (constdb/aof.py)
+            self.chunks.popleft()
             self.sealed_bytes -= PyBytes_GET_SIZE(<bytes>old[0])
             self.dropped_upto = <uint64_t>old[2]
             self.nrec_dropped += <uint64_t>old[3]
@@ -223,6 +229,26 @@ cdef class Backlog:
                 # full, or a group still open at the end of what is written
                 break
         return b"".join(parts), safe_last, safe_count
+
+    def slice(self, int64_t a, int64_t b):
+        """The raw stream bytes from offset a to b (record boundaries, both
+        still held: the append-only log pins what it has not written)."""
+        cdef list parts = []
+        cdef tuple ch
+        cdef int64_t s, e
+        if a < self.base_off or b > self.cur_off + self.cur.len or a > b:
+            raise ValueError("backlog slice %d..%d outside %d..%d"
+                             % (a, b, self.base_off, self.cur_off + self.cur.len))
+        for ch in self.chunks:
+            s = <int64_t>ch[4]
+            e = s + PyBytes_GET_SIZE(<bytes>ch[0])
+            if e <= a or s >= b:
+                continue
+            parts.append((<bytes>ch[0])[max(a, s) - s:min(b, e) - s])
+        if b > self.cur_off:
+            s = max(a, self.cur_off)
+            parts.append(PyBytes_FromStringAndSize(self.cur.buf + (s - self.cur_off), b - s))
+        return b"".join(parts)
 
     # ---- offset cursors (links) ---------------------------------------------
     # A link keeps the stream offset of the next byte to send; reading from an

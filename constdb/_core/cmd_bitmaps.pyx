@@ -14,10 +14,11 @@ from constdb._core.bitval cimport BITS_LIMIT_SHIFT, emit_bits, reg_bytes, reg_ra
 from constdb._core.cmd_keys cimport err_lit, opt_eq
 from constdb._core.codec cimport parse_i64, parse_bytes_i64
 from constdb._core.keyspace cimport Keyspace
-from constdb._core.objects cimport T_STRING, CObj, StrObj
+from constdb._core.objects cimport T_STRING, CObj, StrObj, TTLReg, new_str
 from constdb._core.protocol cimport (
     Client, Server, add_command, reply_notint, reply_syntax, reply_wrongtype,
 )
+from constdb._core.t_hll cimport HllObj, hll_bytes
 from constdb._core.t_string cimport TTL_KEEP, TTL_WRITE, emit_reg, str_get
 
 
@@ -62,6 +63,26 @@ cdef int bit_offset(Client c, bytes arg, bint hash, int bits, uint64_t* out) exc
         return 0
     out[0] = <uint64_t>v
     return 1
+
+
+cdef CObj _plain(Keyspace ks, object key, CObj o, bint write):
+    """A HyperLogLog is a string in Redis: a bit command reads its bytes (a
+    detached string object holding them) and a write first turns it into a
+    plain string of those bytes (a whole-value write, as APPEND does)."""
+    cdef StrObj s
+    cdef int64_t at = 0
+    if o is None or type(o) is not HllObj:
+        return o
+    if write:
+        if o.ttl is not None:
+            at = ks.local_at(<TTLReg>o.ttl)
+        val = hll_bytes(<HllObj>o)
+        ks.emit_del_other_types(key, T_STRING)
+        emit_reg(ks, key, val, TTL_WRITE, at)
+        return ks.lookup(key)
+    s = new_str()
+    s.val = hll_bytes(<HllObj>o)
+    return s
 
 
 cdef object _vobj(StrObj o):
@@ -152,7 +173,7 @@ cdef int cmd_setbit(Client c, list argv) except -1:
         return 0
     if not parse_bytes_i64(<bytes>PyList_GET_ITEM(argv, 3), &on) or on & ~1:
         return err_lit(c, E_BIT)
-    o = ks.lookup(key)
+    o = _plain(ks, key, ks.lookup(key), True)
     if o is not None and type(o) is not StrObj:
         return reply_wrongtype(c)
     if o is None:
@@ -179,7 +200,7 @@ cdef int cmd_getbit(Client c, list argv) except -1:
     cdef const unsigned char* p
     if not bit_offset(c, <bytes>PyList_GET_ITEM(argv, 2), False, 0, &off):
         return 0
-    o = c.ks.lookup_r(<object>PyList_GET_ITEM(argv, 1))
+    o = _plain(c.ks, None, c.ks.lookup_r(<object>PyList_GET_ITEM(argv, 1)), False)
     if o is None:
         return c.out.integer(0)
     if type(o) is not StrObj:
@@ -257,7 +278,7 @@ cdef int cmd_bitcount(Client c, list argv) except -1:
     cdef bint isbit = False
     cdef unsigned char first_mask = 0, last_mask = 0
     cdef unsigned char fl[2]
-    o = c.ks.lookup_r(<object>PyList_GET_ITEM(argv, 1))
+    o = _plain(c.ks, None, c.ks.lookup_r(<object>PyList_GET_ITEM(argv, 1)), False)
     if o is None:
         return c.out.integer(0)
     if type(o) is not StrObj:
@@ -328,7 +349,7 @@ cdef int cmd_bitpos(Client c, list argv) except -1:
         return reply_notint(c)
     if bit != 0 and bit != 1:
         return err_lit(c, b"ERR The bit argument must be 1 or 0.")
-    o = c.ks.lookup_r(<object>PyList_GET_ITEM(argv, 1))
+    o = _plain(c.ks, None, c.ks.lookup_r(<object>PyList_GET_ITEM(argv, 1)), False)
     if o is None:
         return c.out.integer(-1 if bit else 0)
     if type(o) is not StrObj:
@@ -414,7 +435,7 @@ cdef int cmd_bitop(Client c, list argv) except -1:
     if op == 3 and argc != 4:
         return err_lit(c, b"ERR BITOP NOT must be called with a single source key.")
     for j in range(3, argc):
-        o = ks.lookup_r(<object>PyList_GET_ITEM(argv, j))
+        o = _plain(ks, None, ks.lookup_r(<object>PyList_GET_ITEM(argv, j)), False)
         if o is None:
             srcs.append(None)
             continue
@@ -602,7 +623,7 @@ cdef int _bitfield(Client c, list argv, bint ro) except -1:
         numops += 1
         j += 4 if opcode != BF_GET else 3
     if readonly:
-        o = ks.lookup_r(key)
+        o = _plain(ks, None, ks.lookup_r(key), False)
         if o is not None and type(o) is not StrObj:
             return reply_wrongtype(c)
         vo = None if o is None else _vobj(<StrObj>o)
@@ -616,7 +637,7 @@ cdef int _bitfield(Client c, list argv, bint ro) except -1:
         return 0
     if ro:
         return err_lit(c, b"ERR BITFIELD_RO only supports the GET subcommand")
-    o = ks.lookup(key)
+    o = _plain(ks, key, ks.lookup(key), True)
     if o is not None and type(o) is not StrObj:
         return reply_wrongtype(c)
     # each SET or INCRBY that writes ships its field's bits as its own

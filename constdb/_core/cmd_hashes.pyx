@@ -11,7 +11,7 @@ from libc.stdint cimport int64_t, uint64_t
 from constdb._core.cmd_keys cimport (
     err_lit, opt_eq, parse_cursor, reply_empty_scan, reply_range_error, reply_scan, scan_args,
 )
-from constdb._core.codec cimport parse_bytes_i64, parse_i64
+from constdb._core.codec cimport ld2string_human, parse_bytes_i64, parse_i64, string2ld
 from constdb._core.glob cimport match_bytes
 from constdb._core.keyspace cimport Keyspace
 from constdb._core.objects cimport CObj, HashObj, draw, hash_val
@@ -21,7 +21,7 @@ from constdb._core.protocol cimport (
 from constdb._core.scan cimport (
     SCAN_HASH, ScanState, scan_drop, scan_end, scan_find, scan_next, scan_start,
 )
-from constdb._core.t_hash cimport emit_hdel, emit_hincr, emit_hset, emit_hset_at
+from constdb._core.t_hash cimport emit_hdel, emit_hfincr, emit_hincr, emit_hset, emit_hset_at
 
 
 cdef inline HashObj _get(Client c, object key, bint* wrong):
@@ -194,28 +194,58 @@ cdef int cmd_hstrlen(Client c, list argv) except -1:
     return c.out.integer(0 if v is None else PyBytes_GET_SIZE(<bytes>v))
 
 
+cdef object _field_value(Client c, object key, object field, bint* wrong):
+    """A field's visible value (None: no such field or key) for HINCRBY*."""
+    cdef HashObj o = _get(c, key, wrong)
+    cdef PyObject* p
+    if o is None:
+        return None
+    p = PyDict_GetItem(o.f, field)
+    return hash_val(o, field, <object>p) if p != NULL else None
+
+
 cdef int cmd_hincrby(Client c, list argv) except -1:
     # a counter (docs/crdt.md section 3.1 on a field, t_hash.pyx): concurrent HINCRBYs add up
     cdef bint wrong
     cdef int64_t by, cur = 0
-    cdef HashObj o
-    cdef PyObject* p = NULL
     if not parse_bytes_i64(<bytes>argv[3], &by):
         return reply_notint(c)
-    o = _get(c, argv[1], &wrong)
+    v = _field_value(c, argv[1], argv[2], &wrong)
     if wrong:
         return reply_wrongtype(c)
-    if o is not None:
-        p = PyDict_GetItem(o.f, argv[2])
-    if p != NULL:
-        v = hash_val(o, argv[2], <object>p)
+    if v is not None:
         if not parse_i64(PyBytes_AS_STRING(<bytes>v), PyBytes_GET_SIZE(<bytes>v), &cur):
             return err_lit(c, b"ERR hash value is not an integer")
     if (by < 0 and cur < 0 and by < -0x7FFFFFFFFFFFFFFF - 1 - cur) or \
        (by > 0 and cur > 0 and by > 0x7FFFFFFFFFFFFFFF - cur):
         return err_lit(c, b"ERR increment or decrement would overflow")
-    emit_hincr(c.ks, argv[1], argv[2], by, p == NULL)
+    emit_hincr(c.ks, argv[1], argv[2], by, v is None)
     return c.out.integer(cur + by)
+
+
+cdef int cmd_hincrbyfloat(Client c, list argv) except -1:
+    # hincrbyfloatCommand: the increment, the key's type, the field's value;
+    # the result is the field's new value plus this node's float counter of
+    # the field (docs/crdt.md section 3.7): concurrent ones add up
+    cdef bint wrong
+    cdef long double by, cur = 0
+    cdef bytes incr = <bytes>argv[3], out
+    if not string2ld(PyBytes_AS_STRING(incr), PyBytes_GET_SIZE(incr), &by):
+        return err_lit(c, b"ERR value is not a valid float")
+    if by != by or by - by != 0:
+        return err_lit(c, b"ERR value is NaN or Infinity")
+    v = _field_value(c, argv[1], argv[2], &wrong)
+    if wrong:
+        return reply_wrongtype(c)
+    if v is not None:
+        if not string2ld(PyBytes_AS_STRING(<bytes>v), PyBytes_GET_SIZE(<bytes>v), &cur):
+            return err_lit(c, b"ERR hash value is not a float")
+    cur += by
+    if cur != cur or cur - cur != 0:
+        return err_lit(c, b"ERR increment would produce NaN or Infinity")
+    out = ld2string_human(cur)
+    emit_hfincr(c.ks, argv[1], argv[2], out, by)
+    return c.out.bulk(out)
 
 
 cdef object _hpick(HashObj o):
@@ -368,5 +398,6 @@ def register(Server srv):
     add_command(srv, b"hexists", cmd_hexists)
     add_command(srv, b"hstrlen", cmd_hstrlen)
     add_command(srv, b"hincrby", cmd_hincrby)
+    add_command(srv, b"hincrbyfloat", cmd_hincrbyfloat)
     add_command(srv, b"hrandfield", cmd_hrandfield)
     add_command(srv, b"hscan", cmd_hscan)

@@ -13,11 +13,12 @@ from constdb._core.codec cimport fmt_int, parse_bytes_i64
 from constdb._core.glob cimport match_bytes
 from constdb._core.keyspace cimport Keyspace
 from constdb._core.objects cimport (
-    CObj, HashObj, ListObj, MVObj, SetObj, StrObj, TTLReg, Ver,
+    T_STRING, CObj, HashObj, ListObj, MVObj, SetObj, StrObj, TTLReg, Ver,
     ZSetObj, draw, hash_val, obj_type,
 )
 from constdb._core.scan cimport SCAN_KEYS, ScanState, scan_end, scan_find, scan_next, scan_start
 from constdb._core.t_hash cimport emit_hset
+from constdb._core.t_hll cimport HllObj, hll_bytes
 from constdb._core.t_list cimport copy_list
 from constdb._core.t_mv cimport emit_mv
 from constdb._core.t_set cimport emit_sadd
@@ -216,7 +217,7 @@ cdef inline int _scan_key(Keyspace ks, object key, CObj o, object pat, int tcode
         if tcode == T_NONE_TYPE:
             out.append(key)
         return 0
-    if tcode != -1 and obj_type(o) != tcode:
+    if tcode != -1 and obj_type(o) != tcode and not (tcode == T_STRING and type(o) is HllObj):
         return 0
     out.append(key)
     return 0
@@ -296,6 +297,11 @@ cdef int copy_object(Keyspace ks, bytes dst, CObj o) except -1:
         v = str_get(<StrObj>o)
         emit_reg(ks, dst, v if type(v) is bytes else str(v).encode(), TTL_WRITE, at)
         return 0
+    if type(o) is HllObj:
+        # the copy is a string holding the HLL's bytes (its first PF* write
+        # makes it an HLL object, t_hll.hll_convert)
+        emit_reg(ks, dst, hll_bytes(<HllObj>o), TTL_WRITE, at)
+        return 0
     if type(o) is SetObj:
         for m in list((<SetObj>o).m):
             emit_sadd(ks, dst, m)
@@ -343,6 +349,43 @@ cdef int cmd_renamenx(Client c, list argv) except -1:
         return c.out.integer(0)
     copy_object(ks, dst, o)
     ks.emit_del(src)
+    return c.out.integer(1)
+
+
+cdef int cmd_copy(Client c, list argv) except -1:
+    # copyCommand. Only database 0 exists here: DB 0 is this one, any other
+    # index is out of range (as a redis-server with "databases 1" answers).
+    # The copy is new writes on the destination (copy_object, as RENAME's).
+    cdef bytes src = <bytes>argv[1], dst = <bytes>argv[2], a
+    cdef Keyspace ks = c.ks
+    cdef Py_ssize_t j, argc = PyList_GET_SIZE(argv)
+    cdef bint replace = False
+    cdef int64_t db
+    cdef CObj o
+    j = 3
+    while j < argc:
+        a = <bytes>argv[j]
+        if opt_eq(a, b"REPLACE", 7):
+            replace = True
+        elif opt_eq(a, b"DB", 2) and j + 1 < argc:
+            if not parse_bytes_i64(<bytes>argv[j + 1], &db):
+                return reply_notint(c)
+            if db < -2147483648 or db > 2147483647:
+                return reply_range_error(c, -2147483648, 2147483647)
+            if db != 0:
+                return err_lit(c, b"ERR DB index is out of range")
+            j += 1
+        else:
+            return reply_syntax(c)
+        j += 1
+    if src == dst:
+        return err_lit(c, b"ERR source and destination objects are the same")
+    o = ks.lookup_r(src)
+    if o is None:
+        return c.out.integer(0)
+    if ks.lookup(dst) is not None and not replace:
+        return c.out.integer(0)
+    copy_object(ks, dst, o)
     return c.out.integer(1)
 
 
@@ -488,6 +531,7 @@ def register(Server srv):
     add_command(srv, b"randomkey", cmd_randomkey)
     add_command(srv, b"rename", cmd_rename)
     add_command(srv, b"renamenx", cmd_renamenx)
+    add_command(srv, b"copy", cmd_copy)
     add_command(srv, b"expire", cmd_expire)
     add_command(srv, b"pexpire", cmd_pexpire)
     add_command(srv, b"expireat", cmd_expireat)

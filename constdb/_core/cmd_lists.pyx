@@ -11,6 +11,7 @@ from libc.stdint cimport int64_t
 from libc.string cimport memcmp
 
 from constdb._core.cmd_keys cimport err_lit, opt_eq
+from constdb._core.cmd_zsets cimport mpop_args
 from constdb._core.codec cimport parse_bytes_i64
 from constdb._core.keyspace cimport Keyspace
 from constdb._core.objects cimport CObj, LElem, ListObj
@@ -59,13 +60,12 @@ cdef int cmd_rpushx(Client c, list argv) except -1:
 
 cdef int _pop(Client c, list argv, bint left) except -1:
     cdef Keyspace ks = c.ks
-    cdef Py_ssize_t argc = PyList_GET_SIZE(argv), bi, ii, _i
+    cdef Py_ssize_t argc = PyList_GET_SIZE(argv), bi, ii
     cdef object key = <object>PyList_GET_ITEM(argv, 1)
     cdef int64_t count = 1
     cdef bint has_count = argc == 3
     cdef CObj o
     cdef ListObj lo
-    cdef list elems
     cdef LElem e
     if argc > 3:
         if left:
@@ -86,27 +86,39 @@ cdef int _pop(Client c, list argv, bint left) except -1:
         return c.out.array(0)
     if count > lo.n:
         count = lo.n
+    if not has_count:
+        if left:
+            first_live(lo, &bi, &ii)
+        else:
+            last_live(lo, &bi, &ii)
+        e = elem_at(lo, bi, ii)
+        c.out.bulk(<bytes>e.val)
+        emit_remove(ks, key, lo, [e])
+        return 0
+    return _pop_run(c, key, lo, count, left)
+
+
+cdef int _pop_run(Client c, object key, ListObj lo, int64_t count, bint left) except -1:
+    """Reply an array of the count (<= LLEN) elements at one end and ship
+    their removal (LPOP/RPOP with a count, LMPOP)."""
+    cdef Py_ssize_t bi, ii, _i
+    cdef list elems = []
+    cdef LElem e
     if left:
         first_live(lo, &bi, &ii)
     else:
         last_live(lo, &bi, &ii)
-    e = elem_at(lo, bi, ii)
-    if not has_count:
-        c.out.bulk(<bytes>e.val)
-        emit_remove(ks, key, lo, [e])
-        return 0
-    elems = [e]
     c.out.array(count)
-    c.out.bulk(<bytes>e.val)
-    for _i in range(1, count):
-        if left:
-            next_live(lo, &bi, &ii)
-        else:
-            prev_live(lo, &bi, &ii)
+    for _i in range(count):
+        if _i:
+            if left:
+                next_live(lo, &bi, &ii)
+            else:
+                prev_live(lo, &bi, &ii)
         e = elem_at(lo, bi, ii)
         c.out.bulk(<bytes>e.val)
         elems.append(e)
-    emit_remove(ks, key, lo, elems)
+    emit_remove(c.ks, key, lo, elems)
     return 0
 
 
@@ -116,6 +128,39 @@ cdef int cmd_lpop(Client c, list argv) except -1:
 
 cdef int cmd_rpop(Client c, list argv) except -1:
     return _pop(c, argv, False)
+
+
+cdef int cmd_lmpop(Client c, list argv) except -1:
+    # lmpopGenericCommand (non-blocking): the first non-empty list of the keys;
+    # [key, [elements]], or a null array. Ships the removal of the elements
+    # chosen, as LPOP/RPOP do.
+    cdef Keyspace ks = c.ks
+    cdef Py_ssize_t where_idx, j
+    cdef int64_t count
+    cdef bint left, right
+    cdef object key
+    cdef CObj o
+    cdef ListObj lo
+    where_idx = mpop_args(c, argv, b"LEFT", b"RIGHT", &right, &count)
+    if where_idx == 0:
+        return 0
+    left = not right
+    for j in range(2, where_idx):
+        key = argv[j]
+        o = ks.lookup(key)
+        if o is None:
+            continue
+        if type(o) is not ListObj:
+            return reply_wrongtype(c)
+        lo = <ListObj>o
+        if lo.n == 0:
+            continue
+        if count > lo.n:
+            count = lo.n
+        c.out.array(2)
+        c.out.bulk(<bytes>key)
+        return _pop_run(c, key, lo, count, left)
+    return c.out.nil_array()
 
 
 cdef inline ListObj _get(Client c, object key, bint* wrong):
@@ -455,6 +500,7 @@ def register(Server srv):
     add_command(srv, b"rpushx", cmd_rpushx)
     add_command(srv, b"lpop", cmd_lpop)
     add_command(srv, b"rpop", cmd_rpop)
+    add_command(srv, b"lmpop", cmd_lmpop)
     add_command(srv, b"llen", cmd_llen)
     add_command(srv, b"lrange", cmd_lrange)
     add_command(srv, b"lindex", cmd_lindex)

@@ -2,33 +2,28 @@
 
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_GET_SIZE
 from cpython.list cimport PyList_GET_ITEM, PyList_GET_SIZE
-from libc cimport errno as cerrno
-from libc.stdint cimport INT64_MAX, INT64_MIN, int64_t
-from libc.stdio cimport snprintf
-from libc.string cimport memchr
+from cpython.mem cimport PyMem_Free, PyMem_Malloc
+from libc.stdint cimport INT64_MAX, INT64_MIN, int64_t, uint32_t, uint64_t
 
 from constdb._core.bitval cimport reg_raw
 from constdb._core.cmd_keys cimport err_lit, opt_eq
-from constdb._core.codec cimport parse_bytes_i64
+from constdb._core.codec cimport ld2string_human, parse_bytes_i64, string2ld
 from constdb._core.keyspace cimport Keyspace
 from constdb._core.objects cimport T_STRING, CObj, StrObj, TTLReg
 from constdb._core.protocol cimport (
     Client, Server, add_command, reply_notint, reply_syntax, reply_wrongtype,
 )
+from constdb._core.t_hll cimport HllObj, hll_bytes
 from constdb._core.t_string cimport (
-    STR_NOTINT, TTL_KEEP, TTL_WRITE, emit_cnt, emit_reg, emit_reg_at, str_get, str_int,
+    STR_NOTINT, TTL_KEEP, TTL_WRITE, emit_cnt, emit_fincr, emit_reg, emit_reg_at, str_get,
+    str_int,
 )
-
-
-cdef extern from "<stdlib.h>":
-    long double strtold(const char* s, char** end)
 
 
 cdef extern from "<math.h>":
     # type-generic macros: they take a long double as it is
     bint isnan(long double v)
     bint isinf(long double v)
-    long double HUGE_VALL
 
 
 cdef enum:
@@ -54,6 +49,14 @@ cdef bytes str_bytes(StrObj o):
     return str(v).encode()
 
 
+cdef int reply_other(Client c, CObj o) except -1:
+    """A key whose object is not a StrObj: an HLL (a string too, t_hll.pyx)
+    replies its bytes, anything else is the wrong type."""
+    if type(o) is HllObj:
+        return c.out.bulk(<bytes>hll_bytes(<HllObj>o))
+    return reply_wrongtype(c)
+
+
 cdef inline int reply_str(Client c, StrObj o) except -1:
     v = str_get(o)
     if v is None:
@@ -61,6 +64,17 @@ cdef inline int reply_str(Client c, StrObj o) except -1:
     if type(v) is bytes:
         return c.out.bulk(<bytes>v)
     return c.out.bulk_int(<int64_t>v)
+
+
+cdef bytes _str_of(Client c, CObj o):
+    """The visible bytes of a live string key (a StrObj or an HLL); None
+    after replying WRONGTYPE for another type."""
+    if type(o) is StrObj:
+        return str_bytes(<StrObj>o)
+    if type(o) is HllObj:
+        return <bytes>hll_bytes(<HllObj>o)
+    reply_wrongtype(c)
+    return None
 
 
 cdef int _bad_expire(Client c, const char* name) except -1:
@@ -145,7 +159,7 @@ cdef int cmd_get(Client c, list argv) except -1:
     if o is None:
         return c.out.nil()
     if type(o) is not StrObj:
-        return reply_wrongtype(c)
+        return reply_other(c, o)
     return reply_str(c, <StrObj>o)
 
 
@@ -186,6 +200,8 @@ cdef int cmd_set(Client c, list argv) except -1:
     if flags & O_GET:
         if o is None:
             c.out.nil()
+        elif type(o) is HllObj:
+            reply_other(c, o)
         elif type(o) is not StrObj:
             return reply_wrongtype(c)
         else:
@@ -231,10 +247,12 @@ cdef int cmd_psetex(Client c, list argv) except -1:
 cdef int cmd_getset(Client c, list argv) except -1:
     cdef bytes key = <bytes>argv[1]
     cdef CObj o = c.ks.lookup(key)
-    if o is not None and type(o) is not StrObj:
+    if o is not None and type(o) is not StrObj and type(o) is not HllObj:
         return reply_wrongtype(c)
     if o is None:
         c.out.nil()
+    elif type(o) is HllObj:
+        reply_other(c, o)
     else:
         reply_str(c, <StrObj>o)
     _set_value(c.ks, key, o, <bytes>argv[2], TTL_WRITE, 0)
@@ -247,8 +265,11 @@ cdef int cmd_getdel(Client c, list argv) except -1:
     if o is None:
         return c.out.nil()
     if type(o) is not StrObj:
-        return reply_wrongtype(c)
-    reply_str(c, <StrObj>o)
+        if type(o) is not HllObj:
+            return reply_wrongtype(c)
+        reply_other(c, o)
+    else:
+        reply_str(c, <StrObj>o)
     c.ks.emit_del(key)
     return 0
 
@@ -266,11 +287,14 @@ cdef int cmd_getex(Client c, list argv) except -1:
     o = c.ks.lookup_r(key)
     if o is None:
         return c.out.nil()
-    if type(o) is not StrObj:
+    if type(o) is not StrObj and type(o) is not HllObj:
         return reply_wrongtype(c)
     if num is not None and not expire_ms(c, <bytes>num, flags, b"getex", &at):
         return 0
-    reply_str(c, <StrObj>o)
+    if type(o) is HllObj:
+        reply_other(c, o)
+    else:
+        reply_str(c, <StrObj>o)
     if num is not None:
         if flags & (O_EXAT | O_PXAT) and at <= c.ks.now:
             c.ks.emit_del(key)
@@ -288,7 +312,9 @@ cdef int cmd_mget(Client c, list argv) except -1:
     c.out.array(n - 1)
     for i in range(1, n):
         o = c.ks.lookup_r(<object>PyList_GET_ITEM(argv, i))
-        if o is None or type(o) is not StrObj:
+        if o is not None and type(o) is HllObj:
+            reply_other(c, o)
+        elif o is None or type(o) is not StrObj:
             c.out.nil()
         else:
             reply_str(c, <StrObj>o)
@@ -326,14 +352,14 @@ cdef int cmd_append(Client c, list argv) except -1:
     if o is None:
         emit_reg(c.ks, key, add, TTL_WRITE, 0)
         return c.out.integer(PyBytes_GET_SIZE(add))
-    if type(o) is not StrObj:
-        return reply_wrongtype(c)
-    cur = str_bytes(<StrObj>o)
+    cur = _str_of(c, o)
+    if cur is None:
+        return 0
     if PyBytes_GET_SIZE(cur) + PyBytes_GET_SIZE(add) > c.srv.proto_max_bulk_len:
         return err_lit(c, b"ERR string exceeds maximum allowed size (proto-max-bulk-len)")
     cur = cur + add
     # APPEND keeps the key's TTL; concurrent APPENDs resolve as register writes
-    emit_reg(c.ks, key, cur, TTL_KEEP, 0)
+    _set_value(c.ks, key, o, cur, TTL_KEEP, 0)
     return c.out.integer(PyBytes_GET_SIZE(cur))
 
 
@@ -342,13 +368,14 @@ cdef int cmd_strlen(Client c, list argv) except -1:
     cdef Py_ssize_t n
     if o is None:
         return c.out.integer(0)
-    if type(o) is not StrObj:
-        return reply_wrongtype(c)
-    if (<StrObj>o).cnt1 is None and (<StrObj>o).cnt is None:
+    if type(o) is StrObj and (<StrObj>o).cnt1 is None and (<StrObj>o).cnt is None:
         # (a value bit commands wrote is a bytearray: no copy to measure it)
         reg_raw((<StrObj>o).val, &n)
         return c.out.integer(n)
-    return c.out.integer(PyBytes_GET_SIZE(str_bytes(<StrObj>o)))
+    v = _str_of(c, o)
+    if v is None:
+        return 0
+    return c.out.integer(PyBytes_GET_SIZE(v))
 
 
 cdef int cmd_getrange(Client c, list argv) except -1:
@@ -360,9 +387,9 @@ cdef int cmd_getrange(Client c, list argv) except -1:
     o = c.ks.lookup_r(argv[1])
     if o is None:
         return c.out.bulk(b"")
-    if type(o) is not StrObj:
-        return reply_wrongtype(c)
-    v = str_bytes(<StrObj>o)
+    v = _str_of(c, o)
+    if v is None:
+        return 0
     n = PyBytes_GET_SIZE(v)
     if start < 0 and end < 0 and start > end:
         return c.out.bulk(b"")
@@ -386,6 +413,8 @@ cdef int _incr(Client c, bytes key, int64_t by) except -1:
     cdef CObj o = ks.lookup(key)
     cdef int64_t cur = 0
     if o is not None:
+        if type(o) is HllObj:
+            return reply_notint(c)
         if type(o) is not StrObj:
             return reply_wrongtype(c)
         if str_int(<StrObj>o, &cur) == STR_NOTINT:
@@ -442,9 +471,9 @@ cdef int cmd_setrange(Client c, list argv) except -1:
             return err_lit(c, b"ERR string exceeds maximum allowed size (proto-max-bulk-len)")
         emit_reg(c.ks, key, b"\0" * off + val, TTL_WRITE, 0)
         return c.out.integer(off + vlen)
-    if type(o) is not StrObj:
-        return reply_wrongtype(c)
-    cur = str_bytes(<StrObj>o)
+    cur = _str_of(c, o)
+    if cur is None:
+        return 0
     olen = PyBytes_GET_SIZE(cur)
     if vlen == 0:
         return c.out.integer(olen)
@@ -454,77 +483,168 @@ cdef int cmd_setrange(Client c, list argv) except -1:
         cur = cur + b"\0" * (off - olen) + val
     else:
         cur = cur[:off] + val + cur[off + vlen:]
-    emit_reg(c.ks, key, cur, TTL_KEEP, 0)
+    _set_value(c.ks, key, o, cur, TTL_KEEP, 0)
     return c.out.integer(PyBytes_GET_SIZE(cur))
-
-
-cdef bint _string2ld(const char* p, Py_ssize_t n, long double* out) noexcept:
-    """Redis's string2ld: strtold of the whole string (an embedded NUL ends
-    it early: invalid), no leading space, no NaN, no overflow to infinity and
-    no underflow to zero."""
-    cdef char* end
-    cdef long double v
-    if n == 0 or n >= 5 * 1024:
-        return False
-    cerrno.errno = 0
-    v = strtold(p, &end)
-    if p[0] == b' ' or b'\t' <= p[0] <= b'\r' or end != p + n or isnan(v):
-        return False
-    if cerrno.errno == cerrno.ERANGE and (v == HUGE_VALL or v == -HUGE_VALL or v == 0):
-        return False
-    if cerrno.errno == cerrno.EINVAL:
-        return False
-    out[0] = v
-    return True
-
-
-cdef bytes _ld2string_human(long double v):
-    """ld2string(LD_STR_HUMAN): %.17Lf without trailing zeroes, "-0" as "0"."""
-    cdef char buf[5 * 1024]
-    cdef Py_ssize_t n, i
-    n = snprintf(buf, sizeof(buf), "%.17Lf", v)
-    if n + 1 > <Py_ssize_t>sizeof(buf):
-        return b""
-    if memchr(buf, b'.', n) != NULL:
-        i = n - 1
-        while buf[i] == b'0':
-            i -= 1
-            n -= 1
-        if buf[i] == b'.':
-            n -= 1
-    if n == 2 and buf[0] == b'-' and buf[1] == b'0':
-        return b"0"
-    return buf[:n]
 
 
 cdef int cmd_incrbyfloat(Client c, list argv) except -1:
     # incrbyfloatCommand: type, current value, increment; the result is a
-    # register write (Redis propagates it as SET ... KEEPTTL)
+    # register write (Redis propagates it as SET ... KEEPTTL) plus this node's
+    # float counter (t_string.emit_fincr)
     cdef bytes key = <bytes>PyList_GET_ITEM(argv, 1)
     cdef bytes incr = <bytes>PyList_GET_ITEM(argv, 2)
     cdef CObj o = c.ks.lookup(key)
     cdef long double value = 0, by
     cdef bytes out
     if o is not None:
+        if type(o) is HllObj:
+            return err_lit(c, b"ERR value is not a valid float")
         if type(o) is not StrObj:
             return reply_wrongtype(c)
         v = str_get(<StrObj>o)
         if type(v) is bytes:
-            if not _string2ld(PyBytes_AS_STRING(<bytes>v), PyBytes_GET_SIZE(<bytes>v), &value):
+            if not string2ld(PyBytes_AS_STRING(<bytes>v), PyBytes_GET_SIZE(<bytes>v), &value):
                 return err_lit(c, b"ERR value is not a valid float")
         elif v is not None:
             value = <long double>(<int64_t>v)
-    if not _string2ld(PyBytes_AS_STRING(incr), PyBytes_GET_SIZE(incr), &by):
+    if not string2ld(PyBytes_AS_STRING(incr), PyBytes_GET_SIZE(incr), &by):
         return err_lit(c, b"ERR value is not a valid float")
     value += by
     if isnan(value) or isinf(value):
         return err_lit(c, b"ERR increment would produce NaN or Infinity")
-    out = _ld2string_human(value)
-    if o is None:
-        emit_reg(c.ks, key, out, TTL_WRITE, 0)
-    else:
-        emit_reg(c.ks, key, out, TTL_KEEP, 0)
+    out = ld2string_human(value)
+    # a float counter write (docs/crdt.md section 3.7): concurrent ones add up
+    emit_fincr(c.ks, key, <StrObj>o, out, by, TTL_WRITE if o is None else TTL_KEEP)
     return c.out.bulk(out)
+
+
+cdef int cmd_lcs(Client c, list argv) except -1:
+    # lcsCommand: the dynamic programming table of LCS lengths (uint32, as
+    # Redis's, bounded by proto-max-bulk-len), then one walk back from the end
+    # that builds the string and the matching ranges, last ones first
+    cdef Keyspace ks = c.ks
+    cdef CObj oa = ks.lookup_r(argv[1])
+    cdef CObj ob = ks.lookup_r(argv[2])
+    cdef Py_ssize_t j, argc = PyList_GET_SIZE(argv)
+    cdef bint getlen = False, getidx = False, withmatchlen = False, emit
+    cdef int64_t minmatchlen = 0
+    cdef bytes a, b, opt
+    cdef uint32_t alen, blen, i, k, idx, l1, l2, as_ = 0, ae = 0, bs = 0, be = 0, mlen
+    cdef uint32_t* t
+    cdef const char* pa
+    cdef const char* pb
+    cdef unsigned long long size
+    cdef bytearray res
+    cdef list ranges = []
+    if (oa is not None and type(oa) is not StrObj) or (ob is not None and type(ob) is not StrObj):
+        return err_lit(c, b"ERR The specified keys must contain string values")
+    a = str_bytes(<StrObj>oa) if oa is not None else b""
+    b = str_bytes(<StrObj>ob) if ob is not None else b""
+    j = 3
+    while j < argc:
+        opt = <bytes>argv[j]
+        if opt_eq(opt, b"IDX", 3):
+            getidx = True
+        elif opt_eq(opt, b"LEN", 3):
+            getlen = True
+        elif opt_eq(opt, b"WITHMATCHLEN", 12):
+            withmatchlen = True
+        elif opt_eq(opt, b"MINMATCHLEN", 11) and j + 1 < argc:
+            if not parse_bytes_i64(<bytes>argv[j + 1], &minmatchlen):
+                return reply_notint(c)
+            if minmatchlen < 0:
+                minmatchlen = 0
+            j += 1
+        else:
+            return reply_syntax(c)
+        j += 1
+    if getidx and getlen:
+        return err_lit(c, b"ERR If you want both the length and indexes, please just use IDX.")
+    if PyBytes_GET_SIZE(a) >= 0xFFFFFFFE or PyBytes_GET_SIZE(b) >= 0xFFFFFFFE:
+        return err_lit(c, b"ERR String too long for LCS")
+    alen = <uint32_t>PyBytes_GET_SIZE(a)
+    blen = <uint32_t>PyBytes_GET_SIZE(b)
+    size = (<unsigned long long>alen + 1) * (blen + 1) * sizeof(uint32_t)
+    if size > <unsigned long long>c.srv.proto_max_bulk_len:
+        return err_lit(c, b"ERR Insufficient memory, transient memory for LCS exceeds "
+                          b"proto-max-bulk-len")
+    t = <uint32_t*>PyMem_Malloc(size)
+    if t == NULL:
+        return err_lit(c, b"ERR Insufficient memory, failed allocating transient memory for LCS")
+    pa = PyBytes_AS_STRING(a)
+    pb = PyBytes_AS_STRING(b)
+    try:
+        # t[k + (blen + 1) * i]: the LCS length of a[:i] and b[:k]
+        for i in range(alen + 1):
+            for k in range(blen + 1):
+                if i == 0 or k == 0:
+                    t[k + (blen + 1) * i] = 0
+                elif pa[i - 1] == pb[k - 1]:
+                    t[k + (blen + 1) * i] = t[k - 1 + (blen + 1) * (i - 1)] + 1
+                else:
+                    l1 = t[k + (blen + 1) * (i - 1)]
+                    l2 = t[k - 1 + (blen + 1) * i]
+                    t[k + (blen + 1) * i] = l1 if l1 > l2 else l2
+        idx = t[blen + (blen + 1) * alen]
+        total = idx
+        res = bytearray(idx)
+        as_ = alen          # alen: no range open
+        i = alen
+        k = blen
+        while (getidx or not getlen) and i > 0 and k > 0:
+            emit = False
+            if pa[i - 1] == pb[k - 1]:
+                res[idx - 1] = <unsigned char>pa[i - 1]
+                if as_ == alen:
+                    as_ = i - 1
+                    ae = i - 1
+                    bs = k - 1
+                    be = k - 1
+                elif as_ == i and bs == k:
+                    as_ -= 1
+                    bs -= 1
+                else:
+                    emit = True
+                if as_ == 0 or bs == 0:
+                    emit = True
+                idx -= 1
+                i -= 1
+                k -= 1
+            else:
+                l1 = t[k + (blen + 1) * (i - 1)]
+                l2 = t[k - 1 + (blen + 1) * i]
+                if l1 > l2:
+                    i -= 1
+                else:
+                    k -= 1
+                if as_ != alen:
+                    emit = True
+            mlen = ae - as_ + 1
+            if emit:
+                if getidx and (minmatchlen == 0 or mlen >= <uint64_t>minmatchlen):
+                    ranges.append((as_, ae, bs, be, mlen))
+                as_ = alen
+    finally:
+        PyMem_Free(t)
+    if getidx:
+        c.out.map(2)
+        c.out.bulk_raw(b"matches", 7)
+        c.out.array(len(ranges))
+        for r in ranges:
+            c.out.array(3 if withmatchlen else 2)
+            c.out.array(2)
+            c.out.integer(r[0])
+            c.out.integer(r[1])
+            c.out.array(2)
+            c.out.integer(r[2])
+            c.out.integer(r[3])
+            if withmatchlen:
+                c.out.integer(r[4])
+        c.out.bulk_raw(b"len", 3)
+        return c.out.integer(total)
+    if getlen:
+        return c.out.integer(total)
+    return c.out.bulk(bytes(res))
 
 
 def register(Server srv):
@@ -550,3 +670,4 @@ def register(Server srv):
     add_command(srv, b"decrby", cmd_decrby)
     add_command(srv, b"incrbyfloat", cmd_incrbyfloat)
     add_command(srv, b"setrange", cmd_setrange)
+    add_command(srv, b"lcs", cmd_lcs)

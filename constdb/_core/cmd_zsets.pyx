@@ -7,20 +7,22 @@ bytes, else skiplist), ConstDB keeps a flag that follows the same rule
 d2string) and ZSCAN returns it whole in one call, in order.
 """
 
+import random
+
 from cpython.bytes cimport PyBytes_GET_SIZE
-from cpython.dict cimport PyDict_GetItem, PyDict_Keys, PyDict_Next, PyDict_Size
+from cpython.dict cimport PyDict_Contains, PyDict_GetItem, PyDict_Keys, PyDict_Next, PyDict_Size
 from cpython.list cimport PyList_GET_ITEM, PyList_GET_SIZE
 from cpython.object cimport PyObject
 from libc.math cimport isnan
 from libc.stdint cimport int64_t, uint64_t
 
 from constdb._core.cmd_keys cimport (
-    err_lit, opt_eq, parse_cursor, reply_empty_scan, reply_scan, scan_args,
+    err_lit, opt_eq, parse_cursor, reply_empty_scan, reply_range_error, reply_scan, scan_args,
 )
 from constdb._core.codec cimport parse_bytes_i64
 from constdb._core.glob cimport match_bytes
 from constdb._core.keyspace cimport Keyspace
-from constdb._core.objects cimport ZEnt, ZSetObj
+from constdb._core.objects cimport CObj, SetObj, ZEnt, ZSetObj
 from constdb._core.protocol cimport (
     Client, Server, add_command, reply_notint, reply_syntax, reply_wrongtype,
 )
@@ -29,6 +31,7 @@ from constdb._core.scan cimport (
 )
 from constdb._core.t_zset cimport (
     ZIndex, ZLexRange, ZNode, ZRange, emit_zadd, emit_zincr, emit_zrem, format_score, index_of,
+    store_zset,
     lex_gte_min, lex_lte_max, parse_lex, parse_range, parse_score, reply_score, gte_min, lte_max,
 )
 
@@ -63,42 +66,49 @@ cdef inline ZEnt _ent(ZSetObj o, object member):
 
 # ---------------------------------------------------------------- ZADD ----
 
-cdef int _zadd(Client c, list argv, bint incr) except -1:
-    """zaddGenericCommand."""
-    cdef Keyspace ks = c.ks
-    cdef Py_ssize_t argc = PyList_GET_SIZE(argv), idx = 2, elements, j
-    cdef bint nx = False, xx = False, gt = False, lt = False, ch = False, lp, wrong
-    cdef int64_t added = 0, updated = 0, processed = 0
-    cdef double score, cur, newscore = 0.0, stored
-    cdef bytes opt, member
-    cdef object key = <object>PyList_GET_ITEM(argv, 1)
-    cdef list scores
-    cdef ZSetObj o
-    cdef ZEnt e
+cdef Py_ssize_t zadd_flags(list argv, Py_ssize_t idx, int* flags, bint geo) noexcept:
+    """ZADD's options from argv[idx] on (GEOADD's: NX XX CH only) into flags;
+    the index of the first argument that is not one."""
+    cdef Py_ssize_t argc = PyList_GET_SIZE(argv)
+    cdef bytes opt
     while idx < argc:
         opt = <bytes>PyList_GET_ITEM(argv, idx)
         if opt_eq(opt, b"NX", 2):
-            nx = True
+            flags[0] |= ZADD_NX
         elif opt_eq(opt, b"XX", 2):
-            xx = True
+            flags[0] |= ZADD_XX
         elif opt_eq(opt, b"CH", 2):
-            ch = True
+            flags[0] |= ZADD_CH
+        elif geo:
+            break
         elif opt_eq(opt, b"INCR", 4):
-            incr = True
+            flags[0] |= ZADD_INCR
         elif opt_eq(opt, b"GT", 2):
-            gt = True
+            flags[0] |= ZADD_GT
         elif opt_eq(opt, b"LT", 2):
-            lt = True
+            flags[0] |= ZADD_LT
         else:
             break
         idx += 1
+    return idx
+
+
+cdef int _zadd(Client c, list argv, bint incr) except -1:
+    """zaddGenericCommand."""
+    cdef Py_ssize_t argc = PyList_GET_SIZE(argv), idx, elements, j
+    cdef int flags = ZADD_INCR if incr else 0
+    cdef double score
+    cdef list scores
+    idx = zadd_flags(argv, 2, &flags, False)
+    incr = flags & ZADD_INCR
     elements = argc - idx
     if elements % 2 or elements == 0:
         return reply_syntax(c)
     elements //= 2
-    if nx and xx:
+    if flags & ZADD_NX and flags & ZADD_XX:
         return err_lit(c, b"ERR XX and NX options at the same time are not compatible")
-    if (gt and nx) or (lt and nx) or (gt and lt):
+    if (flags & ZADD_NX and flags & (ZADD_GT | ZADD_LT)) or \
+            (flags & ZADD_GT and flags & ZADD_LT):
         return err_lit(c, b"ERR GT, LT, and/or NX options at the same time are not compatible")
     if incr and elements > 1:
         return err_lit(c, b"ERR INCR option supports a single increment-element pair")
@@ -107,6 +117,24 @@ cdef int _zadd(Client c, list argv, bint incr) except -1:
         if not parse_score(<bytes>PyList_GET_ITEM(argv, idx + 2 * j), &score):
             return err_lit(c, b"ERR value is not a valid float")
         scores.append(score)
+    return zadd_core(c, argv, scores, idx + 1, 2, flags)
+
+
+cdef int zadd_core(Client c, list argv, list scores, Py_ssize_t midx, Py_ssize_t mstep,
+                   int flags) except -1:
+    """ZADD's work once the request is checked (also GEOADD's): member j is
+    argv[midx + mstep * j], its score scores[j]."""
+    cdef Keyspace ks = c.ks
+    cdef Py_ssize_t elements = len(scores), j
+    cdef bint nx = flags & ZADD_NX, xx = flags & ZADD_XX, gt = flags & ZADD_GT
+    cdef bint lt = flags & ZADD_LT, ch = flags & ZADD_CH, incr = flags & ZADD_INCR
+    cdef bint lp, wrong
+    cdef int64_t added = 0, updated = 0, processed = 0
+    cdef double score, cur, newscore = 0.0, stored
+    cdef bytes member
+    cdef object key = <object>PyList_GET_ITEM(argv, 1)
+    cdef ZSetObj o
+    cdef ZEnt e
     o = _get_w(c, key, &wrong)
     if wrong:
         return reply_wrongtype(c)
@@ -117,12 +145,12 @@ cdef int _zadd(Client c, list argv, bint incr) except -1:
             return c.out.integer(0)
         # zsetTypeCreate(elements, length of the first member)
         lp = elements <= LP_ENTRIES and \
-            PyBytes_GET_SIZE(<bytes>PyList_GET_ITEM(argv, idx + 1)) <= LP_VALUE
+            PyBytes_GET_SIZE(<bytes>PyList_GET_ITEM(argv, midx)) <= LP_VALUE
     else:
         lp = o.idx is None or ((<ZIndex>o.idx).lp and len(o.m) <= LP_ENTRIES)
     for j in range(elements):
         score = <double>scores[j]
-        member = <bytes>PyList_GET_ITEM(argv, idx + 1 + 2 * j)
+        member = <bytes>PyList_GET_ITEM(argv, midx + mstep * j)
         e = _ent(o, member) if o is not None else None
         if e is not None:
             if nx:
@@ -214,13 +242,19 @@ cdef int cmd_zcard(Client c, list argv) except -1:
     return c.out.integer(0 if o is None else len(o.m))
 
 
+cdef inline int64_t _span(ZIndex ix, ZNode* a, ZNode* b) noexcept:
+    """How many members from node a to node b (0 when a is NULL)."""
+    if a == NULL:
+        return 0
+    return ix.rank(b.score, (<ZEnt>b.ent).member) - ix.rank(a.score, (<ZEnt>a.ent).member) + 1
+
+
 cdef int cmd_zcount(Client c, list argv) except -1:
     cdef bint wrong
     cdef ZRange r
     cdef ZSetObj o
     cdef ZIndex ix
     cdef ZNode* a
-    cdef ZNode* b
     if not parse_range(<bytes>argv[2], <bytes>argv[3], &r):
         return err_lit(c, b"ERR min or max is not a float")
     o = _get(c, argv[1], &wrong)
@@ -230,11 +264,7 @@ cdef int cmd_zcount(Client c, list argv) except -1:
         return c.out.integer(0)
     ix = <ZIndex>o.idx
     a = ix.first_in_range(&r)
-    if a == NULL:
-        return c.out.integer(0)
-    b = ix.last_in_range(&r)
-    return c.out.integer(ix.rank(b.score, (<ZEnt>b.ent).member) -
-                         ix.rank(a.score, (<ZEnt>a.ent).member) + 1)
+    return c.out.integer(_span(ix, a, ix.last_in_range(&r) if a != NULL else NULL))
 
 
 cdef int _zrank(Client c, list argv, bint rev) except -1:
@@ -280,22 +310,51 @@ cdef int _header(Client c, Py_ssize_t n, bint withscores) except -1:
     return c.out.array(n)
 
 
+cdef inline int64_t _clamp(int64_t llen, int64_t* start, int64_t* end) noexcept:
+    """Redis's rank range rules: start and end (negative from the end) made
+    valid in place; how many ranks (0: none)."""
+    if start[0] < 0:
+        start[0] += llen
+    if end[0] < 0:
+        end[0] += llen
+    if start[0] < 0:
+        start[0] = 0
+    if start[0] > end[0] or start[0] >= llen:
+        return 0
+    if end[0] >= llen:
+        end[0] = llen - 1
+    return end[0] - start[0] + 1
+
+
+cdef list _rank_ents(ZSetObj o, int64_t start, int64_t end, bint rev):
+    """The entries of ranks start..end (Redis's clamping), in reply order."""
+    cdef int64_t llen = len(o.m), rangelen
+    cdef ZIndex ix
+    cdef ZNode* x
+    cdef list ents = []
+    rangelen = _clamp(llen, &start, &end)
+    if rangelen == 0:
+        return ents
+    ix = <ZIndex>o.idx
+    if rev:
+        x = ix.tail if start == 0 else ix.by_rank(llen - start)
+    else:
+        x = ix.first() if start == 0 else ix.by_rank(start + 1)
+    while rangelen > 0:
+        ents.append(<ZEnt>x.ent)
+        x = x.backward if rev else x.level[0].forward
+        rangelen -= 1
+    return ents
+
+
 cdef int _by_rank(Client c, ZSetObj o, int64_t start, int64_t end, bint withscores,
                   bint rev) except -1:
     cdef int64_t llen = len(o.m), rangelen
     cdef ZIndex ix
     cdef ZNode* x
-    if start < 0:
-        start += llen
-    if end < 0:
-        end += llen
-    if start < 0:
-        start = 0
-    if start > end or start >= llen:
+    rangelen = _clamp(llen, &start, &end)
+    if rangelen == 0:
         return c.out.array(0)
-    if end >= llen:
-        end = llen - 1
-    rangelen = end - start + 1
     _header(c, rangelen, withscores)
     ix = <ZIndex>o.idx
     if rev:
@@ -309,13 +368,12 @@ cdef int _by_rank(Client c, ZSetObj o, int64_t start, int64_t end, bint withscor
     return 0
 
 
-cdef int _by_score(Client c, ZSetObj o, ZRange* r, int64_t offset, int64_t limit,
-                   bint withscores, bint rev) except -1:
+cdef list _score_ents(ZSetObj o, ZRange* r, int64_t offset, int64_t limit, bint rev):
     cdef ZIndex ix = <ZIndex>o.idx
     cdef ZNode* x
-    cdef list nodes = []
+    cdef list ents = []
     if offset > 0 and offset >= len(o.m):
-        return c.out.array(0)
+        return ents
     x = ix.last_in_range(r) if rev else ix.first_in_range(r)
     while x != NULL and offset != 0:
         offset -= 1
@@ -327,9 +385,9 @@ cdef int _by_score(Client c, ZSetObj o, ZRange* r, int64_t offset, int64_t limit
                 break
         elif not lte_max(x.score, r):
             break
-        nodes.append(<ZEnt>x.ent)
+        ents.append(<ZEnt>x.ent)
         x = x.backward if rev else x.level[0].forward
-    return _emit_ents(c, nodes, withscores)
+    return ents
 
 
 cdef int _emit_ents(Client c, list ents, bint withscores) except -1:
@@ -345,13 +403,12 @@ cdef int _emit_ents(Client c, list ents, bint withscores) except -1:
     return 0
 
 
-cdef int _by_lex(Client c, ZSetObj o, ZLexRange* r, int64_t offset, int64_t limit,
-                 bint withscores, bint rev) except -1:
+cdef list _lex_ents(ZSetObj o, ZLexRange* r, int64_t offset, int64_t limit, bint rev):
     cdef ZIndex ix = <ZIndex>o.idx
     cdef ZNode* x
-    cdef list nodes = []
+    cdef list ents = []
     if offset > 0 and offset >= len(o.m):
-        return c.out.array(0)
+        return ents
     x = ix.last_in_lex(r) if rev else ix.first_in_lex(r)
     while x != NULL and offset != 0:
         offset -= 1
@@ -363,24 +420,37 @@ cdef int _by_lex(Client c, ZSetObj o, ZLexRange* r, int64_t offset, int64_t limi
                 break
         elif not lex_lte_max(x, r):
             break
-        nodes.append(<ZEnt>x.ent)
+        ents.append(<ZEnt>x.ent)
         x = x.backward if rev else x.level[0].forward
-    return _emit_ents(c, nodes, withscores)
+    return ents
 
 
-cdef int _zrange(Client c, list argv, int rangetype, int direction) except -1:
-    """zrangeGenericCommand (no STORE)."""
-    cdef Py_ssize_t argc = PyList_GET_SIZE(argv), j, minidx = 2, maxidx = 3, t
+cdef int _store_ents(Client c, object dst, list ents) except -1:
+    """ZRANGESTORE's end: dst holds exactly these members and scores."""
+    cdef dict res = {}
+    cdef ZEnt e
+    for x in ents:
+        e = <ZEnt>x
+        res[e.member] = e.score
+    store_zset(c.ks, dst, res, fits_lp(res))
+    return c.out.integer(len(res))
+
+
+cdef int _zrange(Client c, list argv, int rangetype, int direction, bint store) except -1:
+    """zrangeGenericCommand (store: ZRANGESTORE dst src ...)."""
+    cdef Py_ssize_t argc = PyList_GET_SIZE(argv), j, t, ks = 2 if store else 1
+    cdef Py_ssize_t minidx = ks + 1, maxidx = ks + 2
     cdef bint withscores = False, wrong
     cdef int64_t offset = 0, limit = -1, start, end
     cdef bytes a
     cdef ZRange r
     cdef ZLexRange lr
     cdef ZSetObj o
-    j = 4
+    cdef list ents
+    j = ks + 3
     while j < argc:
         a = <bytes>argv[j]
-        if opt_eq(a, b"WITHSCORES", 10):
+        if not store and opt_eq(a, b"WITHSCORES", 10):
             withscores = True
         elif opt_eq(a, b"LIMIT", 5) and argc - j - 1 >= 2:
             if not parse_bytes_i64(<bytes>argv[j + 1], &offset) or \
@@ -419,40 +489,52 @@ cdef int _zrange(Client c, list argv, int rangetype, int direction) except -1:
     else:
         if not parse_lex(<bytes>argv[minidx], <bytes>argv[maxidx], &lr):
             return err_lit(c, b"ERR min or max not valid string range item")
-    o = _get(c, argv[1], &wrong)
+    o = _get(c, argv[ks], &wrong)
     if wrong:
         return reply_wrongtype(c)
     if o is None or not o.m:
+        if store:
+            return _store_ents(c, argv[1], [])
         return c.out.array(0)
     if rangetype == RANGE_RANK:
-        return _by_rank(c, o, start, end, withscores, direction == DIR_REVERSE)
-    if rangetype == RANGE_SCORE:
-        return _by_score(c, o, &r, offset, limit, withscores, direction == DIR_REVERSE)
-    return _by_lex(c, o, &lr, offset, limit, withscores, direction == DIR_REVERSE)
+        if not store:
+            return _by_rank(c, o, start, end, withscores, direction == DIR_REVERSE)
+        ents = _rank_ents(o, start, end, direction == DIR_REVERSE)
+    elif rangetype == RANGE_SCORE:
+        ents = _score_ents(o, &r, offset, limit, direction == DIR_REVERSE)
+    else:
+        ents = _lex_ents(o, &lr, offset, limit, direction == DIR_REVERSE)
+    if store:
+        return _store_ents(c, argv[1], ents)
+    return _emit_ents(c, ents, withscores)
 
 
 cdef int cmd_zrange(Client c, list argv) except -1:
-    return _zrange(c, argv, RANGE_AUTO, DIR_AUTO)
+    return _zrange(c, argv, RANGE_AUTO, DIR_AUTO, False)
+
+
+cdef int cmd_zrangestore(Client c, list argv) except -1:
+    return _zrange(c, argv, RANGE_AUTO, DIR_AUTO, True)
 
 
 cdef int cmd_zrangebyscore(Client c, list argv) except -1:
-    return _zrange(c, argv, RANGE_SCORE, DIR_FORWARD)
+    return _zrange(c, argv, RANGE_SCORE, DIR_FORWARD, False)
 
 
 cdef int cmd_zrevrangebyscore(Client c, list argv) except -1:
-    return _zrange(c, argv, RANGE_SCORE, DIR_REVERSE)
+    return _zrange(c, argv, RANGE_SCORE, DIR_REVERSE, False)
 
 
 cdef int cmd_zrevrange(Client c, list argv) except -1:
-    return _zrange(c, argv, RANGE_RANK, DIR_REVERSE)
+    return _zrange(c, argv, RANGE_RANK, DIR_REVERSE, False)
 
 
 cdef int cmd_zrangebylex(Client c, list argv) except -1:
-    return _zrange(c, argv, RANGE_LEX, DIR_FORWARD)
+    return _zrange(c, argv, RANGE_LEX, DIR_FORWARD, False)
 
 
 cdef int cmd_zrevrangebylex(Client c, list argv) except -1:
-    return _zrange(c, argv, RANGE_LEX, DIR_REVERSE)
+    return _zrange(c, argv, RANGE_LEX, DIR_REVERSE, False)
 
 
 # ------------------------------------------------------------ removals ----
@@ -561,17 +643,9 @@ cdef int cmd_zremrangebyrank(Client c, list argv) except -1:
     if o is None or not o.m:
         return c.out.integer(0)
     llen = len(o.m)
-    if start < 0:
-        start += llen
-    if end < 0:
-        end += llen
-    if start < 0:
-        start = 0
-    if start > end or start >= llen:
+    n = _clamp(llen, &start, &end)
+    if n == 0:
         return c.out.integer(0)
-    if end >= llen:
-        end = llen - 1
-    n = end - start + 1
     x = (<ZIndex>o.idx).by_rank(start + 1)
     while n > 0:
         members.append((<ZEnt>x.ent).member)
@@ -645,6 +719,456 @@ cdef int cmd_zscan(Client c, list argv) except -1:
     return reply_scan(c, nxt, out)
 
 
+# ------------------------------------------------------ set algebra ----
+
+cdef enum:
+    OP_UNION = 0
+    OP_INTER = 1
+    OP_DIFF = 2
+
+    AGG_SUM = 0
+    AGG_MIN = 1
+    AGG_MAX = 2
+
+
+cdef inline double _agg(double target, double val, int agg) noexcept:
+    """zunionInterAggregate: SUM of +inf and -inf is 0; a NaN value leaves
+    MIN and MAX unchanged."""
+    if agg == AGG_SUM:
+        target = target + val
+        if isnan(target):
+            return 0.0
+        return target
+    if agg == AGG_MIN:
+        return val if val < target else target
+    return val if val > target else target
+
+
+cdef inline Py_ssize_t _card(object o) noexcept:
+    if o is None:
+        return 0
+    if type(o) is ZSetObj:
+        return PyDict_Size((<ZSetObj>o).m)
+    return PyDict_Size((<SetObj>o).m)
+
+
+cdef inline bint _score_in(object o, object member, double* out):
+    """member's score in the input o (a sorted set, or a set: score 1)."""
+    cdef PyObject* p
+    if o is None:
+        return False
+    if type(o) is ZSetObj:
+        p = PyDict_GetItem((<ZSetObj>o).m, member)
+        if p == NULL:
+            return False
+        out[0] = (<ZEnt>p).score
+        return True
+    if PyDict_Contains((<SetObj>o).m, member):
+        out[0] = 1.0
+        return True
+    return False
+
+
+cdef dict _zsetop(list srcs, list weights, int op, int agg, int64_t limit, int64_t* card):
+    """zunionInterDiffGenericCommand's result: member -> score. card (not
+    NULL): only count the intersection, up to limit (0: no limit)."""
+    cdef dict acc = {}
+    cdef Py_ssize_t i, j, n = len(srcs), pos
+    cdef PyObject* k
+    cdef PyObject* v
+    cdef PyObject* p
+    cdef double w, score, value = 0.0
+    cdef object o, o0
+    cdef dict m
+    cdef bint zs
+    if op == OP_INTER:
+        o0 = srcs[0]
+        if _card(o0) == 0:
+            return acc
+        w = <double>weights[0]
+        zs = type(o0) is ZSetObj
+        m = (<ZSetObj>o0).m if zs else (<SetObj>o0).m
+        pos = 0
+        while PyDict_Next(m, &pos, &k, &v):
+            score = w * ((<ZEnt>v).score if zs else 1.0)
+            if isnan(score):
+                score = 0.0
+            for j in range(1, n):
+                o = srcs[j]
+                if o is o0:
+                    value = ((<ZEnt>v).score if zs else 1.0) * <double>weights[j]
+                elif _score_in(o, <object>k, &value):
+                    value *= <double>weights[j]
+                else:
+                    break
+                score = _agg(score, value, agg)
+            else:
+                if card != NULL:
+                    card[0] += 1
+                    if limit and card[0] >= limit:
+                        break
+                else:
+                    acc[<object>k] = score
+        return acc
+    if op == OP_UNION:
+        for i in range(n):
+            o = srcs[i]
+            if _card(o) == 0:
+                continue
+            w = <double>weights[i]
+            if type(o) is ZSetObj:
+                pos = 0
+                while PyDict_Next((<ZSetObj>o).m, &pos, &k, &v):
+                    score = w * (<ZEnt>v).score
+                    if isnan(score):
+                        score = 0.0
+                    p = PyDict_GetItem(acc, <object>k)
+                    if p == NULL:
+                        acc[<object>k] = score
+                    else:
+                        acc[<object>k] = _agg(<double><object>p, score, agg)
+            else:
+                score = w
+                if isnan(score):
+                    score = 0.0
+                pos = 0
+                while PyDict_Next((<SetObj>o).m, &pos, &k, &v):
+                    p = PyDict_GetItem(acc, <object>k)
+                    if p == NULL:
+                        acc[<object>k] = score
+                    else:
+                        acc[<object>k] = _agg(<double><object>p, score, agg)
+        return acc
+    # OP_DIFF: the first input's members that no other input has
+    o0 = srcs[0]
+    if _card(o0) == 0:
+        return acc
+    zs = type(o0) is ZSetObj
+    m = (<ZSetObj>o0).m if zs else (<SetObj>o0).m
+    pos = 0
+    while PyDict_Next(m, &pos, &k, &v):
+        for j in range(1, n):
+            o = srcs[j]
+            if o is not None and PyDict_Contains(
+                    (<ZSetObj>o).m if type(o) is ZSetObj else (<SetObj>o).m, <object>k):
+                break
+        else:
+            acc[<object>k] = (<ZEnt>v).score if zs else 1.0
+    return acc
+
+
+cdef list _sorted_items(dict res):
+    """res's (score, member) pairs in sorted set order."""
+    cdef list items = [(v, k) for k, v in res.items()]
+    items.sort()
+    return items
+
+
+cdef bint fits_lp(object members) except -1:
+    """Would Redis convert a result of these members to a listpack
+    (zsetConvertToListpackIfNeeded: at most 128 members of at most 64 bytes)?"""
+    if len(members) > LP_ENTRIES:
+        return False
+    for m in members:
+        if PyBytes_GET_SIZE(<bytes>m) > LP_VALUE:
+            return False
+    return True
+
+
+cdef int _zsetop_cmd(Client c, list argv, Py_ssize_t numkeys_idx, int op, bint store,
+                     bint card_only, const char* name) except -1:
+    """zunionInterDiffGenericCommand: ZUNION ZINTER ZDIFF, their STORE forms
+    and ZINTERCARD."""
+    cdef Py_ssize_t argc = PyList_GET_SIZE(argv), i, j, remaining
+    cdef int64_t setnum, limit = 0, card = 0
+    cdef int agg = AGG_SUM
+    cdef bint withscores = False
+    cdef double w
+    cdef list srcs = [], weights, items
+    cdef object o
+    cdef bytes a
+    cdef dict res
+    if not parse_bytes_i64(<bytes>argv[numkeys_idx], &setnum):
+        return reply_notint(c)
+    if setnum < 1:
+        return err_lit(c, b"ERR at least 1 input key is needed for '" + name + b"' command")
+    if setnum > argc - (numkeys_idx + 1):
+        return reply_syntax(c)
+    j = numkeys_idx + 1
+    for i in range(setnum):
+        o = c.ks.lookup_r(argv[j + i])
+        if o is not None and type(o) is not ZSetObj and type(o) is not SetObj:
+            return reply_wrongtype(c)
+        srcs.append(o)
+    weights = [1.0] * setnum
+    j += setnum
+    remaining = argc - j
+    while remaining:
+        a = <bytes>argv[j]
+        if op != OP_DIFF and not card_only and remaining >= setnum + 1 and \
+                opt_eq(a, b"WEIGHTS", 7):
+            j += 1
+            remaining -= 1
+            for i in range(setnum):
+                if not parse_score(<bytes>argv[j], &w):
+                    return err_lit(c, b"ERR weight value is not a float")
+                weights[i] = w
+                j += 1
+                remaining -= 1
+        elif op != OP_DIFF and not card_only and remaining >= 2 and \
+                opt_eq(a, b"AGGREGATE", 9):
+            a = <bytes>argv[j + 1]
+            if opt_eq(a, b"SUM", 3):
+                agg = AGG_SUM
+            elif opt_eq(a, b"MIN", 3):
+                agg = AGG_MIN
+            elif opt_eq(a, b"MAX", 3):
+                agg = AGG_MAX
+            else:
+                return reply_syntax(c)
+            j += 2
+            remaining -= 2
+        elif not store and not card_only and opt_eq(a, b"WITHSCORES", 10):
+            withscores = True
+            j += 1
+            remaining -= 1
+        elif card_only and remaining >= 2 and opt_eq(a, b"LIMIT", 5):
+            if not parse_bytes_i64(<bytes>argv[j + 1], &limit):
+                return err_lit(c, b"ERR LIMIT can't be negative")
+            if limit < 0:
+                return err_lit(c, b"ERR LIMIT can't be negative")
+            j += 2
+            remaining -= 2
+        else:
+            return reply_syntax(c)
+    if op != OP_DIFF and setnum > 1:
+        # the inputs from the smallest to the largest (a stable sort)
+        order = sorted(range(setnum), key=lambda x: _card(srcs[x]))
+        srcs = [srcs[x] for x in order]
+        weights = [weights[x] for x in order]
+    if card_only:
+        _zsetop(srcs, weights, op, agg, limit, &card)
+        return c.out.integer(card)
+    res = _zsetop(srcs, weights, op, agg, 0, NULL)
+    if store:
+        store_zset(c.ks, argv[1], res, fits_lp(res))
+        return c.out.integer(len(res))
+    items = _sorted_items(res)
+    _header(c, len(items), withscores)
+    for it in items:
+        if withscores and c.out.resp3:
+            c.out.array(2)
+        c.out.bulk(<bytes>(<tuple>it)[1])
+        if withscores:
+            reply_score(c.out, <double>(<tuple>it)[0])
+    return 0
+
+
+cdef int cmd_zunion(Client c, list argv) except -1:
+    return _zsetop_cmd(c, argv, 1, OP_UNION, False, False, b"zunion")
+
+
+cdef int cmd_zinter(Client c, list argv) except -1:
+    return _zsetop_cmd(c, argv, 1, OP_INTER, False, False, b"zinter")
+
+
+cdef int cmd_zdiff(Client c, list argv) except -1:
+    return _zsetop_cmd(c, argv, 1, OP_DIFF, False, False, b"zdiff")
+
+
+cdef int cmd_zunionstore(Client c, list argv) except -1:
+    return _zsetop_cmd(c, argv, 2, OP_UNION, True, False, b"zunionstore")
+
+
+cdef int cmd_zinterstore(Client c, list argv) except -1:
+    return _zsetop_cmd(c, argv, 2, OP_INTER, True, False, b"zinterstore")
+
+
+cdef int cmd_zdiffstore(Client c, list argv) except -1:
+    return _zsetop_cmd(c, argv, 2, OP_DIFF, True, False, b"zdiffstore")
+
+
+cdef int cmd_zintercard(Client c, list argv) except -1:
+    return _zsetop_cmd(c, argv, 1, OP_INTER, False, True, b"zintercard")
+
+
+# ------------------------------------------------------- by lex, random ----
+
+cdef int cmd_zlexcount(Client c, list argv) except -1:
+    cdef bint wrong
+    cdef ZLexRange r
+    cdef ZSetObj o
+    cdef ZIndex ix
+    cdef ZNode* a
+    if not parse_lex(<bytes>argv[2], <bytes>argv[3], &r):
+        return err_lit(c, b"ERR min or max not valid string range item")
+    o = _get(c, argv[1], &wrong)
+    if wrong:
+        return reply_wrongtype(c)
+    if o is None or o.idx is None:
+        return c.out.integer(0)
+    ix = <ZIndex>o.idx
+    a = ix.first_in_lex(&r)
+    return c.out.integer(_span(ix, a, ix.last_in_lex(&r) if a != NULL else NULL))
+
+
+cdef int cmd_zremrangebylex(Client c, list argv) except -1:
+    cdef ZLexRange r
+    cdef bint wrong
+    cdef ZSetObj o
+    cdef ZNode* x
+    cdef list members = []
+    if not parse_lex(<bytes>argv[2], <bytes>argv[3], &r):
+        return err_lit(c, b"ERR min or max not valid string range item")
+    o = _get_w(c, argv[1], &wrong)
+    if wrong:
+        return reply_wrongtype(c)
+    if o is None or not o.m:
+        return c.out.integer(0)
+    x = (<ZIndex>o.idx).first_in_lex(&r)
+    while x != NULL and lex_lte_max(x, &r):
+        members.append((<ZEnt>x.ent).member)
+        x = x.level[0].forward
+    if members:
+        emit_zrem(c.ks, argv[1], o, members)
+    return c.out.integer(len(members))
+
+
+cdef int cmd_zrandmember(Client c, list argv) except -1:
+    # zrandmemberCommand: a random rank's node of the skip list (O(log n) a
+    # pick). A count at least the size returns the whole set.
+    cdef bint wrong
+    cdef int64_t count = 1
+    cdef Py_ssize_t n = PyList_GET_SIZE(argv), size, _i
+    cdef bint has_count = n >= 3, withscores = False
+    cdef ZSetObj o
+    cdef ZIndex ix
+    cdef ZNode* x
+    cdef list ranks
+    if has_count:
+        if not parse_bytes_i64(<bytes>argv[2], &count):
+            return reply_notint(c)
+        if count < -0x7FFFFFFFFFFFFFFF:
+            return reply_range_error(c, -0x7FFFFFFFFFFFFFFF, 0x7FFFFFFFFFFFFFFF)
+        if n > 4 or (n == 4 and not opt_eq(<bytes>argv[3], b"WITHSCORES", 10)):
+            return reply_syntax(c)
+        if n == 4:
+            withscores = True
+            if count < -(0x7FFFFFFFFFFFFFFF // 2) or count > 0x7FFFFFFFFFFFFFFF // 2:
+                return err_lit(c, b"ERR value is out of range")
+    o = _get(c, argv[1], &wrong)
+    if wrong:
+        return reply_wrongtype(c)
+    if o is None or not o.m:
+        if has_count:
+            return c.out.array(0)
+        return c.out.nil()
+    ix = <ZIndex>o.idx
+    size = len(o.m)
+    if not has_count:
+        x = ix.by_rank(random.randrange(size) + 1)
+        return c.out.bulk_raw(x.mp, x.ml)
+    if count == 0:
+        return c.out.array(0)
+    if count >= size:
+        # the whole set, from the highest score down (as Redis 7.0 lists it)
+        x = ix.tail
+        _header(c, size, withscores)
+        while x != NULL:
+            _emit(c, x, withscores)
+            x = x.backward
+        return 0
+    if count > 0:
+        ranks = random.sample(range(size), count)
+    else:
+        ranks = [random.randrange(size) for _i in range(-count)]
+    _header(c, len(ranks), withscores)
+    for rk in ranks:
+        _emit(c, ix.by_rank(<Py_ssize_t>rk + 1), withscores)
+    return 0
+
+
+cdef Py_ssize_t mpop_args(Client c, list argv, bytes first, bytes second, bint* is_second,
+                          int64_t* count) except -1:
+    """ZMPOP and LMPOP's arguments (numkeys key... first|second [COUNT n]): the
+    index of first|second, or 0 after replying the error."""
+    cdef Py_ssize_t argc = PyList_GET_SIZE(argv), where_idx, j
+    cdef int64_t numkeys
+    cdef bytes a
+    count[0] = -1
+    if not parse_bytes_i64(<bytes>argv[1], &numkeys) or numkeys < 1:
+        err_lit(c, b"ERR numkeys should be greater than 0")
+        return 0
+    if numkeys > argc - 3:
+        reply_syntax(c)
+        return 0
+    where_idx = 2 + numkeys
+    a = <bytes>argv[where_idx]
+    if opt_eq(a, first, len(first)):
+        is_second[0] = False
+    elif opt_eq(a, second, len(second)):
+        is_second[0] = True
+    else:
+        reply_syntax(c)
+        return 0
+    j = where_idx + 1
+    while j < argc:
+        if count[0] == -1 and opt_eq(<bytes>argv[j], b"COUNT", 5) and j + 1 < argc:
+            j += 1
+            if not parse_bytes_i64(<bytes>argv[j], count) or count[0] < 1:
+                err_lit(c, b"ERR count should be greater than 0")
+                return 0
+        else:
+            reply_syntax(c)
+            return 0
+        j += 1
+    if count[0] == -1:
+        count[0] = 1
+    return where_idx
+
+
+cdef int cmd_zmpop(Client c, list argv) except -1:
+    # zmpopGenericCommand (non-blocking): the first non-empty sorted set of
+    # the keys; [key, [[member, score], ...]], or a null array
+    cdef Py_ssize_t where_idx, j, rangelen, _i
+    cdef int64_t count
+    cdef bint max_
+    cdef object key
+    cdef CObj o = None
+    cdef ZSetObj z
+    cdef ZNode* x
+    cdef list members = []
+    where_idx = mpop_args(c, argv, b"MIN", b"MAX", &max_, &count)
+    if where_idx == 0:
+        return 0
+    for j in range(2, where_idx):
+        key = argv[j]
+        o = c.ks.lookup(key)
+        if o is None:
+            continue
+        if type(o) is not ZSetObj:
+            return reply_wrongtype(c)
+        break
+    if o is None:
+        return c.out.nil_array()
+    z = <ZSetObj>o
+    rangelen = len(z.m)
+    if count < rangelen:
+        rangelen = count
+    c.out.array(2)
+    c.out.bulk(<bytes>key)
+    c.out.array(rangelen)
+    x = (<ZIndex>z.idx).tail if max_ else (<ZIndex>z.idx).first()
+    for _i in range(rangelen):
+        c.out.array(2)
+        c.out.bulk_raw(x.mp, x.ml)
+        reply_score(c.out, x.score)
+        members.append((<ZEnt>x.ent).member)
+        x = x.backward if max_ else x.level[0].forward
+    emit_zrem(c.ks, key, z, members)
+    return 0
+
+
 def register(Server srv):
     """Name the handlers; arity, flags and keys come from the command table."""
     add_command(srv, b"zadd", cmd_zadd)
@@ -667,3 +1191,15 @@ def register(Server srv):
     add_command(srv, b"zremrangebyscore", cmd_zremrangebyscore)
     add_command(srv, b"zremrangebyrank", cmd_zremrangebyrank)
     add_command(srv, b"zscan", cmd_zscan)
+    add_command(srv, b"zunion", cmd_zunion)
+    add_command(srv, b"zinter", cmd_zinter)
+    add_command(srv, b"zdiff", cmd_zdiff)
+    add_command(srv, b"zunionstore", cmd_zunionstore)
+    add_command(srv, b"zinterstore", cmd_zinterstore)
+    add_command(srv, b"zdiffstore", cmd_zdiffstore)
+    add_command(srv, b"zintercard", cmd_zintercard)
+    add_command(srv, b"zrangestore", cmd_zrangestore)
+    add_command(srv, b"zlexcount", cmd_zlexcount)
+    add_command(srv, b"zremrangebylex", cmd_zremrangebylex)
+    add_command(srv, b"zrandmember", cmd_zrandmember)
+    add_command(srv, b"zmpop", cmd_zmpop)

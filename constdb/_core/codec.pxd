@@ -91,3 +91,5 @@ cdef Py_ssize_t fmt_int(char* out, int64_t v) noexcept
 cdef Py_ssize_t fmt_g17(char* out, double v) noexcept
 cdef bint parse_i64(const char* p, Py_ssize_t n, int64_t* out) noexcept
 cdef bint parse_bytes_i64(bytes b, int64_t* out) noexcept
+cdef bint string2ld(const char* p, Py_ssize_t n, long double* out) noexcept
+cdef bytes ld2string_human(long double v)

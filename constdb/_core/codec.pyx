@@ -11,7 +11,8 @@ from cpython.mem cimport PyMem_Free, PyMem_Malloc, PyMem_Realloc
 from libc.stdint cimport int64_t, uint8_t, uint32_t, uint64_t
 from libc.math cimport signbit
 from libc.stdio cimport snprintf
-from libc.string cimport memcpy
+from libc cimport errno as cerrno
+from libc.string cimport memchr, memcpy
 
 
 class Status(str):
@@ -579,3 +580,54 @@ class NilArray:
 
 
 NIL_ARRAY = NilArray()
+
+
+cdef extern from "<stdlib.h>":
+    long double strtold(const char* s, char** end)
+
+
+cdef extern from "<math.h>":
+    # type-generic macros: they take a long double as it is
+    bint ld_isnan "isnan"(long double v)
+    long double HUGE_VALL
+
+
+# ---- long doubles as Redis reads and writes them (INCRBYFLOAT, HINCRBYFLOAT) ----
+
+cdef bint string2ld(const char* p, Py_ssize_t n, long double* out) noexcept:
+    """Redis's string2ld: strtold of the whole string (an embedded NUL ends
+    it early: invalid), no leading space, no NaN, no overflow to infinity and
+    no underflow to zero."""
+    cdef char* end
+    cdef long double v
+    if n == 0 or n >= 5 * 1024:
+        return False
+    cerrno.errno = 0
+    v = strtold(p, &end)
+    if p[0] == b' ' or b'\t' <= p[0] <= b'\r' or end != p + n or ld_isnan(v):
+        return False
+    if cerrno.errno == cerrno.ERANGE and (v == HUGE_VALL or v == -HUGE_VALL or v == 0):
+        return False
+    if cerrno.errno == cerrno.EINVAL:
+        return False
+    out[0] = v
+    return True
+
+
+cdef bytes ld2string_human(long double v):
+    """ld2string(LD_STR_HUMAN): %.17Lf without trailing zeroes, "-0" as "0"."""
+    cdef char buf[5 * 1024]
+    cdef Py_ssize_t n, i
+    n = snprintf(buf, sizeof(buf), "%.17Lf", v)
+    if n + 1 > <Py_ssize_t>sizeof(buf):
+        return b""
+    if memchr(buf, b'.', n) != NULL:
+        i = n - 1
+        while buf[i] == b'0':
+            i -= 1
+            n -= 1
+        if buf[i] == b'.':
+            n -= 1
+    if n == 2 and buf[0] == b'-' and buf[1] == b'0':
+        return b"0"
+    return buf[:n]

@@ -34,6 +34,12 @@ cdef class Keyspace:
     cdef public object on_change  # callable(key) while a client tracks keys (CLIENT TRACKING)
     cdef public object expire_cursor
     cdef public object on_member  # callable(origin, uuid, payload) for OP_MEMBER
+    # blocking pops (constdb/blocking.py): key -> [waiters]; touched() puts a
+    # changed key that has waiters in `ready` (served after the command, or
+    # after a peer's batch) and calls on_ready when ready was empty
+    cdef public dict blocking
+    cdef public dict ready
+    cdef public object on_ready
     # TTL deadlines written by other origins, in this node's clock (docs/crdt.md
     # section 6): origin skew_origin[i]'s deadline `at` is reached here at
     # at + skew_adj[i]; an origin not in the table at at + skew_default

@@ -395,6 +395,9 @@ cdef class Keyspace:
         self.applied_remote = 0
         self.on_touch = None
         self.on_member = None
+        self.blocking = {}
+        self.ready = {}
+        self.on_ready = None
         self.expire_cursor = 0
         self.nskew = 0
         self.skew_default = 0
@@ -638,6 +641,10 @@ cdef class Keyspace:
                 self.on_touch(clients)
         if self.on_change is not None:
             self.on_change(key)
+        if self.blocking and PyDict_GetItem(self.blocking, key) != NULL:
+            if not self.ready and self.on_ready is not None:
+                self.on_ready()
+            self.ready[key] = None
         return 0
 
     cdef int settle(self, object key, CObj o) except -1:

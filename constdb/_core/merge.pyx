@@ -17,7 +17,7 @@ from cpython.object cimport PyObject
 from libc.stdint cimport uint64_t
 
 from constdb._core.codec cimport Reader, Writer
-from constdb._core.objects cimport CntEntry, Dot, Ver, new_dot, new_ver
+from constdb._core.objects cimport CntEntry, Dot, Ver, cnt_origin, new_dot, new_ver
 
 
 class SnapshotError(ValueError):
@@ -259,7 +259,7 @@ cdef dict _merge_cnts(object xa, object xb, object base, Ctx ca, Ctx cb):
         ea = (<dict>xa).get(node) if xa else None
         eb = (<dict>xb).get(node) if xb else None
         src = _cnt_src(ea, ea.last if ea is not None else 0, eb,
-                       eb.last if eb is not None else 0, <uint64_t>node, ca, cb)
+                       eb.last if eb is not None else 0, cnt_origin(<uint64_t>node), ca, cb)
         e = CntEntry.__new__(CntEntry)
         if src is not None:
             e.sum = src.sum
@@ -280,7 +280,7 @@ cdef bint _cnts_seen(object cnt, Ctx other):
         return False
     for k, v in (<dict>cnt).items():
         e = <CntEntry>v
-        if e.last and other.applied(<uint64_t>k, e.last):
+        if e.last and other.applied(cnt_origin(<uint64_t>k), e.last):
             return True
     return False
 
@@ -294,7 +294,7 @@ cdef dict _filter_cnts(object cnt, Ctx other, bint drop_base):
         return out
     for k, v in (<dict>cnt).items():
         e = <CntEntry>v
-        if e.last and other.applied(<uint64_t>k, e.last):
+        if e.last and other.applied(cnt_origin(<uint64_t>k), e.last):
             e.sum = 0
             e.last = 0
         if drop_base:

@@ -202,6 +202,26 @@ cdef class ZSetObj(CObj):
     cdef public uint64_t ln
 
 
+# Float counter entries (INCRBYFLOAT, HINCRBYFLOAT: docs/crdt.md section 3.7) sit in the
+# same maps as the integer ones (a string's cnt1/cnt, a field's HCnt.cnt), keyed by
+# their origin with the top bit set (origins are 63-bit): their sum and bsum hold the
+# bits of a double, that origin's running total of its increments
+cdef inline bint cnt_is_float(uint64_t k) noexcept:
+    return (k >> 63) != 0
+
+
+cdef inline uint64_t cnt_origin(uint64_t k) noexcept:
+    return k & 0x7FFFFFFFFFFFFFFFULL
+
+
+cdef inline uint64_t float_key(uint64_t origin) noexcept:
+    return origin | 0x8000000000000000ULL
+
+
+cdef object with_floats(object v, uint64_t int_delta, list fl)
+cdef long double float_total(int64_t bits)
+cdef int64_t float_bits(long double x)
+cdef int check_float_bits(int64_t bits) except -1
 cdef int obj_type(CObj o) noexcept
 cdef int register_class(type cls, int code) except -1
 cdef bint ts_gt(uint64_t u1, uint64_t n1, uint64_t u2, uint64_t n2) noexcept

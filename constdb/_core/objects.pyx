@@ -7,8 +7,10 @@ from cpython.dict cimport PyDict_GetItem
 from cpython.list cimport PyList_GET_ITEM, PyList_GET_SIZE
 from cpython.object cimport Py_TYPE, PyObject
 from libc.stdint cimport int64_t, uint64_t
+from libc.math cimport INFINITY
+from libc.string cimport memcpy
 
-from constdb._core.codec cimport fmt_int, parse_i64
+from constdb._core.codec cimport fmt_int, ld2string_human, parse_i64, string2ld
 
 import random
 
@@ -239,19 +241,84 @@ cdef object hash_val(HashObj o, object field, object ent):
     cdef uint64_t delta = 0
     cdef int64_t iv
     cdef char buf[24]
+    cdef list fl = None
     if o.hc is None:
         return v
     p = PyDict_GetItem(<dict>o.hc, field)
     if p == NULL:
         return v
     h = <HCnt>p
-    for x in h.cnt.values():
+    for k, x in h.cnt.items():
         e = <CntEntry>x
+        if cnt_is_float(<uint64_t>k):
+            if e.last > e.blast:
+                if fl is None:
+                    fl = []
+                fl.append((<uint64_t>k, e))
+            continue
         # two's-complement wrap on purpose: sums are int64 like Redis's
         delta += <uint64_t>e.sum - <uint64_t>e.bsum
+    if fl is not None:
+        return with_floats(v, delta, fl)
     if delta == 0 or not parse_i64(PyBytes_AS_STRING(v), PyBytes_GET_SIZE(v), &iv):
         return v
     return PyBytes_FromStringAndSize(buf, fmt_int(buf, <int64_t>(<uint64_t>iv + delta)))
+
+
+cdef long double float_total(int64_t bits):
+    """A float counter total (the bits of a double) as a long double: the
+    shortest decimal that reads back as that double (repr), read as Redis reads
+    a value. So totals of decimal increments stay decimal: three increments of
+    0.1 count 0.3, not the double nearest 0.1 + 0.1 + 0.1."""
+    cdef double d
+    cdef long double x = 0
+    cdef bytes s
+    memcpy(&d, &bits, 8)
+    if d == 0:
+        return 0
+    s = repr(d).encode()
+    string2ld(PyBytes_AS_STRING(s), PyBytes_GET_SIZE(s), &x)
+    return x
+
+
+cdef int64_t float_bits(long double x):
+    """float_total's inverse: the double nearest x, as bits."""
+    cdef double d = <double>x
+    cdef int64_t bits
+    memcpy(&bits, &d, 8)
+    return bits
+
+
+cdef object with_floats(object v, uint64_t int_delta, list fl):
+    """A value with float counter contributions that its register write did not
+    observe (docs/crdt.md section 3.7): the register's value v (None: 0) as a long
+    double, plus the integer counters' delta, plus each float entry's (sum - bsum),
+    fl being [(key, CntEntry)], added in origin order so that every node computes
+    the same bytes; formatted as INCRBYFLOAT does. A v that is not a number
+    ignores them (as a string register ignores integer increments)."""
+    cdef long double x = 0
+    cdef CntEntry e
+    if v is not None and not string2ld(PyBytes_AS_STRING(v), PyBytes_GET_SIZE(v), &x):
+        return v
+    x += <long double><int64_t>int_delta
+    fl.sort(key=_first)
+    for item in fl:
+        e = <CntEntry>item[1]
+        x += float_total(e.sum) - float_total(e.bsum)
+    return ld2string_human(x)
+
+
+def _first(item):
+    return item[0]
+
+
+cdef int check_float_bits(int64_t bits) except -1:
+    """A float counter's total from a peer must be a finite double."""
+    cdef double d
+    memcpy(&d, &bits, 8)
+    if d != d or d == INFINITY or d == -INFINITY:
+        raise ValueError("bad float counter total")
+    return 0
 
 
 cdef Dot new_dot(uint64_t node, uint64_t uuid):

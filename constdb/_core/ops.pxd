@@ -51,6 +51,19 @@ cdef enum:
     # t_string (bit overrides, bitval.pyx)
     OP_BITS = 64          # key, varint n, n x (varint start bit, u8 nbits (1..64), u64 bits:
     #                       the low nbits, most significant first): bits written at this ts
+    # float counters (INCRBYFLOAT, HINCRBYFLOAT: docs/crdt.md section 3.7)
+    OP_FCNT = 65          # key, i64 (the bits of a double): the origin's new running total of
+    #                       its INCRBYFLOATs on key (t_string; a REG follows in the group)
+    OP_HFCNT = 66         # key, field, i64 (a double's bits): the same for a hash field
+    #                       (t_hash; an HSETC follows in the group)
+
+    # t_hll (HyperLogLog, docs/crdt.md section 3.1.1)
+    OP_HLLADD = 67        # key, u8 flags (t_hll HA_DENSE, HA_INVAL), varint n, n x (u16 register
+    #                       index, u8 value): PFADD's / PFMERGE's register updates, in order
+    OP_HLLREG = 68        # key, u8 has value, [value]: a whole write of the HLL register (a
+    #                       string's bytes at its first PF* write; no value: a DEL, which also
+    #                       writes the TTL register)
+    OP_HLLCACHE = 69      # key: PFCOUNT filled the cached cardinality
 
     OP_MAX = 127          # op codes are 7 bits
 

@@ -77,6 +77,16 @@ cdef class Server:
     cdef public int64_t slowlog_ns    # slowlog-log-slower-than, in ns (-1: off)
     cdef public int64_t latency_ns    # latency-monitor-threshold, in ns (0: off)
     cdef public Evictor evictor       # maxmemory (constdb/_core/evict.pyx); None in unit tests
+    # appendonly (constdb/aof.py): replies leave only once the log took every
+    # record made before them (written; fsynced with appendfsync always)
+    cdef public bint aof_defer
+    cdef public int64_t aof_done_off  # backlog stream offset the log has taken
+    cdef public list aof_waiting      # clients whose replies wait for it
+    # blocking, CLIENT PAUSE, MONITOR (constdb/blocking.py, monitor.py): each a
+    # C-level check per command, Python only when in use
+    cdef public int pause_mode      # 0 none, 1 WRITE, 2 ALL (CLIENT PAUSE)
+    cdef public object monitor      # callable(client, cmd, argv) while a MONITOR is connected
+    cdef public object blocking     # constdb.blocking.Blocking (serve ready keys, postpone)
 
     cdef Command lookup_command(self, object name)
     cdef int count_error_msg(self, const char* msg, Py_ssize_t n) except -1
@@ -127,6 +137,7 @@ cdef class Client:
     cdef public object subs          # its Pub/Sub subscriptions (constdb.pubsub.Subs), None: none
     cdef public object track         # its CLIENT TRACKING settings (constdb.tracking.Track), None: off
     cdef public int reply_mode       # CLIENT REPLY: 0 on, 1 off, 2 skip the next command, 3 skip this one
+    cdef public bint aof_wait        # in Server.aof_waiting
 
     cdef int process(self) except -1
     cdef int execute(self, list argv) except -1
@@ -140,6 +151,7 @@ cdef class Client:
     cdef int _error_reply(self, Command cmd, Py_ssize_t mark, object e) except -1
     cdef int _call_py(self, Command cmd, list argv, Py_ssize_t mark) except -1
     cdef int flush(self) except -1
+    cdef int flush_now(self) except -1
     cdef int protocol_error(self, str msg) except -1
     cdef int reject(self, Command cmd, bytes msg) except -1
     cdef int _set_reading(self) except -1

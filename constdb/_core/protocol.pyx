@@ -275,6 +275,12 @@ cdef class Server:
         self.on_backlog = None
         self.shutting_down = False
         self.cmd_version = 1
+        self.aof_defer = False
+        self.aof_done_off = 0
+        self.aof_waiting = []
+        self.pause_mode = 0
+        self.monitor = None
+        self.blocking = None
 
     def spec(self, bytes fullname):
         """The command table's spec of a command (b"get") or subcommand
@@ -560,6 +566,7 @@ cdef class Client:
         self.cver = 0
         self.tmark = mono_ns()
         self.spare = None
+        self.aof_wait = False
 
     # ---- asyncio protocol ---------------------------------------------------
 
@@ -937,6 +944,20 @@ cdef class Client:
 
     cdef int flush(self) except -1:
         cdef bytes data
+        cdef Server srv = self.srv
+        cdef Backlog bl
+        if srv.aof_defer and self.out.len:
+            # appendonly: the reply waits for the log to take every record
+            # made so far (Redis writes replies after the AOF in beforeSleep);
+            # one callback per loop turn releases every waiting client
+            bl = self.ks.bl
+            if bl.done_off > srv.aof_done_off:
+                if not self.aof_wait:
+                    self.aof_wait = True
+                    srv.aof_waiting.append(self)
+                    if srv.on_backlog is not None:
+                        srv.on_backlog()
+                return 0
         if self.out.len and self.transport is not None and not self.transport.is_closing():
             data = self.out.take()
             self.srv.net_output_bytes += PyBytes_GET_SIZE(data)
@@ -945,10 +966,20 @@ cdef class Client:
             self.out.len = 0
         return 0
 
+    cdef int flush_now(self) except -1:
+        """flush() before the connection closes: a reply waiting for the
+        append-only log is let go now, once the log took the turn's records
+        (a rare path: the write, and with appendfsync always the fsync,
+        happen here instead of at the end of the turn)."""
+        cdef Server srv = self.srv
+        if srv.aof_defer and self.out.len and self.ks.bl.done_off > srv.aof_done_off:
+            srv.app.aof.write_pending()
+        return self.flush()
+
     cdef int protocol_error(self, str msg) except -1:
         self.out.error_str("ERR " + msg)
         self.srv.count_error("ERR")
-        self.flush()
+        self.flush_now()
         self.closing = True
         self.ibuf.len = 0
         self.ipos = 0
@@ -1011,6 +1042,8 @@ cdef class Client:
         if self.ks.mem_ds > self.ks.ds_limit and self.srv.evictor is not None:
             if self.srv.evictor.perform() and _deny_oom(self, cmd):
                 return self.reject(cmd, _OOM_ERR)
+        if self.srv.pause_mode and self.srv.blocking.postpone(self, cmd, argv):
+            return 0        # CLIENT PAUSE: runs when the pause ends
         if self.in_multi:
             if cmd.flags & F_NOMULTI:
                 return self.reject(cmd, b"ERR Command not allowed inside a transaction")
@@ -1022,7 +1055,12 @@ cdef class Client:
                 elif self.reply_mode == 3:  # CLIENT REPLY SKIP
                     self.reply_mode = 0
                 return 0
-        return self.call(cmd, argv)
+        self.call(cmd, argv)
+        if self.ks.ready:
+            # keys that waiting clients block on changed: serve them now, as
+            # Redis's handleClientsBlockedOnKeys after the command (or EXEC)
+            self.srv.blocking.serve_ready()
+        return 0
 
     cdef int call(self, Command cmd, list argv) except -1:
         """Run cmd (its write effects as one backlog group), count it, and turn
@@ -1084,6 +1122,8 @@ cdef class Client:
             self.last_write_uuid = ks.own_last
         if srv.track_on or self.track is not None:
             self._tracked(cmd, argv, prev)
+        if srv.monitor is not None:
+            srv.monitor(self, cmd, argv)
         if self.reply_mode:
             self._skip_reply(mark)
         return 0
@@ -1296,17 +1336,36 @@ cdef class Client:
                 self.transport.abort()
         return 1
 
+    def resume(self, Command cmd, list argv):
+        """Run a request that waited (CLIENT PAUSE), then the rest of the
+        pipeline: the client was blocked and is unblocked here."""
+        self.blocked = False
+        self.ks.now = wall_ms()
+        self.tmark = mono_ns()
+        self.run_cmd(cmd, argv)
+        if not self.blocked:
+            self._schedule()
+        self.flush()
+        if self.srv.on_backlog is not None and self.ks.bl.dirty:
+            self.ks.bl.dirty = False
+            self.srv.on_backlog()
+
     def close(self):
         self.closing = True
         if self.transport is not None:
-            self.flush()
+            self.flush_now()
             self.transport.close()
 
     def close_after_reply(self):
         self.closing = True
         if self.transport is not None:
-            self.flush()
+            self.flush_now()
             self.transport.close()
+
+    def aof_release(self):
+        """The append-only log took what this client's replies waited for."""
+        self.aof_wait = False
+        self.flush()
 
     def detach(self):
         """Hand the connection to another protocol (a replication link): stop

@@ -11,3 +11,5 @@ cdef int emit_hset_at(Keyspace ks, object key, HashObj o, bint shown, object fie
                       object val) except -1
 cdef int emit_hdel(Keyspace ks, object key, HashObj o, object field) except -1
 cdef int emit_hincr(Keyspace ks, object key, object field, int64_t delta, bint create) except -1
+cdef int emit_hfincr(Keyspace ks, object key, object field, object val,
+                     long double by) except -1

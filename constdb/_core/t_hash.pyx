@@ -43,9 +43,10 @@ from constdb._core.merge cimport (
     _filter_cnts, _filter_ent, _merge_cnts, _merge_ent,
 )
 from constdb._core.objects cimport (
-    T_HASH, CntEntry, CObj, Dot, HashObj, HCnt, Ver, hash_val, new_hash, new_ver, ts_gt,
+    T_HASH, CntEntry, CObj, Dot, HashObj, HCnt, Ver, check_float_bits, float_bits, float_key,
+    float_total, hash_val, new_hash, new_ver, ts_gt,
 )
-from constdb._core.ops cimport OP_HCLEAR, OP_HCNT, OP_HREM, OP_HSET, OP_HSETC
+from constdb._core.ops cimport OP_HCLEAR, OP_HCNT, OP_HFCNT, OP_HREM, OP_HSET, OP_HSETC
 
 
 # ------------------------------------------------- the rules (local + remote) ----
@@ -264,6 +265,18 @@ cdef int _hcnt_on(Keyspace ks, object key, HashObj o, object field, int64_t delt
     return 0
 
 
+cdef int _hfcnt_on(Keyspace ks, object key, HashObj o, object field, int64_t bits, uint64_t u,
+                   uint64_t origin) except -1:
+    """Origin's float entry of the field (docs/crdt.md section 3.7) takes its new total."""
+    cdef CntEntry e = _entry(_hc(o, field), float_key(origin))
+    e.sum = bits
+    e.last = u
+    _bump(&o.lu, &o.ln, u, origin)
+    ks.touched(key)
+    ks.settle(key, o)
+    return 0
+
+
 cdef HashObj _hash(Keyspace ks, object key):
     cdef PyObject* p = PyDict_GetItem(ks.d, key)
     if p != NULL and type(<object>p) is HashObj:
@@ -287,6 +300,39 @@ cdef int emit_hincr(Keyspace ks, object key, object field, int64_t delta, bint c
     if create:
         _put_obs(w, obs)
     ks.bl.end()
+    return 0
+
+
+cdef int emit_hfincr(Keyspace ks, object key, object field, object val,
+                     long double by) except -1:
+    """HINCRBYFLOAT (docs/crdt.md section 3.7): this node's float entry of the
+    field grows by `by` (an HFCNT record), then the field takes val, the new
+    value as Redis computes it from the visible one, observing every counter
+    of the field, this node's new one included (an HSETC record)."""
+    cdef uint64_t u = ks.tick()
+    cdef HashObj o = _hash(ks, key)
+    cdef PyObject* p
+    cdef long double total = 0
+    cdef int64_t bits
+    cdef Writer w
+    if o.hc is not None:
+        p = PyDict_GetItem(<dict>o.hc, field)
+        if p != NULL:
+            p = PyDict_GetItem((<HCnt>p).cnt, float_key(ks.node_id))
+            if p != NULL:
+                total = float_total((<CntEntry>p).sum)
+    bits = float_bits(total + by)
+    _hfcnt_on(ks, key, o, field, bits, u, ks.node_id)
+    w = ks.bl.begin(OP_HFCNT, u)
+    w.put_bytes(key)
+    w.put_bytes(field)
+    w.put_i64(bits)
+    ks.bl.end()
+    # (the field has counters now: this is an HSETC). The hash is found again,
+    # as a peer applying the HSETC finds it: with no field yet it went to
+    # Keyspace.dead, and coming back it takes the key's TTL register
+    o = <HashObj>ks.find(key, T_HASH, True)
+    emit_hset_at(ks, key, o, ks.d.get(key) is o, field, val)
     return 0
 
 
@@ -334,6 +380,9 @@ cdef int _check(uint8_t op, uint64_t u, Reader r) except -1:
         for _i in range(n):
             r.bytes_()
             _skip_n(r, 16, u)
+    elif op == OP_HFCNT:
+        r.bytes_()
+        check_float_bits(r.i64())
     else:
         r.bytes_()
         r.i64()
@@ -380,6 +429,10 @@ cdef int _apply(Keyspace ks, uint8_t op, uint64_t origin, uint64_t u, Reader r) 
         else:
             # a clear is a DEL: it writes the key's TTL register even here
             _ttl_write(ks, key, 0, u, origin)
+    elif op == OP_HFCNT:
+        field = r.bytes_()
+        delta = r.i64()
+        _hfcnt_on(ks, key, <HashObj>ks.find(key, T_HASH, True), field, delta, u, origin)
     elif op == OP_HCNT:
         field = r.bytes_()
         delta = r.i64()
@@ -602,6 +655,7 @@ OPS.ops[1] = OP_HREM
 OPS.ops[2] = OP_HCLEAR
 OPS.ops[3] = OP_HCNT
 OPS.ops[4] = OP_HSETC
+OPS.ops[5] = OP_HFCNT
 OPS.new = _new
 OPS.live = _live
 OPS.keeps = _keeps

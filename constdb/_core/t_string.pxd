@@ -26,3 +26,5 @@ cdef int emit_reg(Keyspace ks, object key, object val, int ttl_mode, int64_t at)
 cdef int emit_reg_at(Keyspace ks, object key, StrObj o, bint shown, object val, int ttl_mode,
                      int64_t at) except -1
 cdef int emit_cnt(Keyspace ks, object key, StrObj o, int64_t delta) except -1
+cdef int emit_fincr(Keyspace ks, object key, StrObj o, object val, long double by,
+                    int ttl_mode) except -1

@@ -21,9 +21,12 @@ from constdb._core.keyspace cimport Keyspace, TypeOps, register_type_ops
 from constdb._core.merge cimport (
     Ctx, _cnts_seen, _dec_cnts, _enc_cnts, _filter_cnts, _merge_cnts,
 )
-from constdb._core.objects cimport T_STRING, CObj, CntEntry, StrObj, TTLReg, new_str, ts_gt
+from constdb._core.objects cimport (
+    T_STRING, CObj, CntEntry, StrObj, TTLReg, check_float_bits, cnt_is_float, cnt_origin,
+    float_bits, float_key, float_total, new_str, ts_gt, with_floats,
+)
 from constdb._core.dots cimport _skip_n, _ttlreg
-from constdb._core.ops cimport OP_BITS, OP_CNT, OP_REG
+from constdb._core.ops cimport OP_BITS, OP_CNT, OP_FCNT, OP_REG
 from constdb._core.bitval cimport (
     BitVal, bits_apply, bits_check, bits_decode, bits_describe, bits_encode, bits_filter,
     bits_gc, bits_merge, reg_bytes, reg_last_ts, reg_raw, reg_rebase,
@@ -147,30 +150,49 @@ cdef bint str_live(StrObj o) noexcept:
     return False
 
 
-cdef inline uint64_t _cnt_delta(StrObj o, bint* unobserved) noexcept:
-    """The sum of o's counter contributions its register did not observe
-    (two's-complement wrap on purpose: sums are int64 like Redis's); sets
-    unobserved if some origin counted since the register write."""
+cdef inline uint64_t _cnt_delta(StrObj o, bint* unobserved, bint* floats) noexcept:
+    """The sum of o's integer counter contributions its register did not
+    observe (two's-complement wrap on purpose: sums are int64 like Redis's);
+    sets unobserved if some origin counted since the register write, and
+    floats if that was a float increment (section 3.7: _float_value)."""
     cdef CntEntry e = o.cnt1
     cdef uint64_t delta = 0
     if e is not None:
-        delta = <uint64_t>e.sum - <uint64_t>e.bsum
         if e.last > e.blast:
             unobserved[0] = True
+            if cnt_is_float(e.node):
+                floats[0] = True
+        if not cnt_is_float(e.node):
+            delta = <uint64_t>e.sum - <uint64_t>e.bsum
     if o.cnt is not None:
         for v in (<dict>o.cnt).values():
             e = <CntEntry>v
-            delta += <uint64_t>e.sum - <uint64_t>e.bsum
             if e.last > e.blast:
                 unobserved[0] = True
+                if cnt_is_float(e.node):
+                    floats[0] = True
+            if not cnt_is_float(e.node):
+                delta += <uint64_t>e.sum - <uint64_t>e.bsum
     return delta
+
+
+cdef object _float_value(StrObj o, object base, uint64_t delta):
+    """The visible value when a float increment is unobserved (objects.with_floats):
+    base is the register's visible bytes (bit overrides applied) or None."""
+    cdef list fl = []
+    cdef CntEntry e
+    for v in (str_cnts(o) or {}).values():
+        e = <CntEntry>v
+        if cnt_is_float(e.node) and e.last > e.blast:
+            fl.append((e.node, e))
+    return with_floats(base, delta, fl)
 
 
 cdef object str_get(StrObj o):
     """Visible value of a string (docs/crdt.md section 3.1): bytes, an int (a counter that
     has no integer register under it), or None when absent."""
     cdef uint64_t delta
-    cdef bint unobserved = False
+    cdef bint unobserved = False, floats = False
     cdef int64_t iv
     cdef object v = o.val
     if v is not None and type(v) is not bytes:
@@ -178,7 +200,9 @@ cdef object str_get(StrObj o):
         v = reg_bytes(v)
     if o.cnt1 is None and o.cnt is None:
         return v
-    delta = _cnt_delta(o, &unobserved)
+    delta = _cnt_delta(o, &unobserved, &floats)
+    if floats:
+        return _float_value(o, v, delta)
     if v is None:
         return <int64_t>delta if unobserved else None
     if delta == 0:
@@ -192,15 +216,21 @@ cdef int str_int(StrObj o, int64_t* out) noexcept:
     """str_get as an integer, with no Python object: STR_ABSENT, STR_INT
     (out set) or STR_NOTINT (a value that is not an integer)."""
     cdef uint64_t delta
-    cdef bint unobserved = False
+    cdef bint unobserved = False, floats = False
     cdef int64_t iv
     cdef Py_ssize_t n
     cdef const char* p = reg_raw(o.val, &n)
+    cdef object fv
     if o.cnt1 is None and o.cnt is None:
         if o.val is None:
             return STR_ABSENT
     else:
-        delta = _cnt_delta(o, &unobserved)
+        delta = _cnt_delta(o, &unobserved, &floats)
+        if floats:
+            fv = _float_value(o, reg_bytes(o.val) if type(o.val) is not bytes else o.val, delta)
+            if parse_i64(PyBytes_AS_STRING(fv), PyBytes_GET_SIZE(fv), out):
+                return STR_INT
+            return STR_NOTINT
         if o.val is None:
             if not unobserved:
                 return STR_ABSENT
@@ -298,6 +328,18 @@ cdef int _cnt_on(Keyspace ks, object key, StrObj o, int64_t delta, uint64_t u, u
     return 0
 
 
+cdef int _fcnt_on(Keyspace ks, object key, StrObj o, int64_t bits, uint64_t u, uint64_t n,
+                  bint shown) except -1:
+    """Origin n's float entry (section 3.7) takes its new running total."""
+    cdef CntEntry e = _str_cnt(o, float_key(n), True)
+    e.sum = bits
+    e.last = u
+    ks.touched(key)
+    if not shown or ks.alts:
+        ks.settle(key, o)
+    return 0
+
+
 # ---------------------------------------------------------- local effects ----
 
 cdef int emit_reg(Keyspace ks, object key, object val, int ttl_mode, int64_t at) except -1:
@@ -376,6 +418,35 @@ cdef int emit_cnt(Keyspace ks, object key, StrObj o, int64_t delta) except -1:
     return 0
 
 
+cdef int emit_fincr(Keyspace ks, object key, StrObj o, object val, long double by,
+                    int ttl_mode) except -1:
+    """INCRBYFLOAT (docs/crdt.md section 3.7): this node's float entry grows by
+    `by` (an FCNT record), then the register takes val, the new value as Redis
+    computes it from the visible one, observing every counter entry, this
+    node's new one included (a REG record). A lone writer's value is val;
+    increments made concurrently elsewhere are not observed and add to it.
+    o: d[key] when the caller found a string there, else None."""
+    cdef uint64_t u = ks.tick()
+    cdef CntEntry e
+    cdef long double total = 0
+    cdef int64_t bits
+    cdef Py_ssize_t klen = PyBytes_GET_SIZE(key)
+    cdef char* w
+    if o is None:
+        o = <StrObj>ks.find(key, T_STRING, True)
+    e = _str_cnt(o, float_key(ks.node_id), False)
+    if e is not None:
+        total = float_total(e.sum)
+    bits = float_bits(total + by)
+    _fcnt_on(ks, key, o, bits, u, ks.node_id, False)
+    w = ks.bl.reserve(OP_FCNT, u, varint_len(<uint64_t>klen) + klen + 8)
+    w = put_varint_at(w, <uint64_t>klen)
+    memcpy(w, PyBytes_AS_STRING(key), klen)
+    memcpy(w + klen, &bits, 8)
+    ks.bl.end()
+    return emit_reg_at(ks, key, o, ks.d.get(key) is o, val, ttl_mode, 0)
+
+
 # --------------------------------------------------------- remote records ----
 
 cdef int _apply(Keyspace ks, uint8_t op, uint64_t origin, uint64_t u, Reader r) except -1:
@@ -399,6 +470,9 @@ cdef int _apply(Keyspace ks, uint8_t op, uint64_t origin, uint64_t u, Reader r) 
                 TTL_WRITE if flags & 2 else TTL_KEEP, at, obs, False)
     elif op == OP_BITS:
         bits_apply(ks, key, <StrObj>ks.find(key, T_STRING, True), origin, u, r)
+    elif op == OP_FCNT:
+        delta = r.i64()
+        _fcnt_on(ks, key, <StrObj>ks.find(key, T_STRING, True), delta, u, origin, False)
     else:
         delta = r.i64()
         _cnt_on(ks, key, <StrObj>ks.find(key, T_STRING, True), delta, u, origin, False)
@@ -420,6 +494,8 @@ cdef int _check(uint8_t op, uint64_t u, Reader r) except -1:
         _skip_n(r, 24, u)
     elif op == OP_BITS:
         bits_check(r)
+    elif op == OP_FCNT:
+        check_float_bits(r.i64())
     else:
         r.i64()
     return 0
@@ -443,15 +519,15 @@ cdef void _last_ts(CObj x, uint64_t* u, uint64_t* n) noexcept:
     n[0] = o.node
     reg_last_ts(o.val, u, n)
     e = o.cnt1
-    if e is not None and ts_gt(e.last, e.node, u[0], n[0]):
+    if e is not None and ts_gt(e.last, cnt_origin(e.node), u[0], n[0]):
         u[0] = e.last
-        n[0] = e.node
+        n[0] = cnt_origin(e.node)
     if o.cnt is not None:
         for k, v in (<dict>o.cnt).items():
             e = <CntEntry>v
-            if ts_gt(e.last, <uint64_t>k, u[0], n[0]):
+            if ts_gt(e.last, cnt_origin(<uint64_t>k), u[0], n[0]):
                 u[0] = e.last
-                n[0] = <uint64_t>k
+                n[0] = cnt_origin(<uint64_t>k)
 
 
 cdef int _clear(Keyspace ks, object key, CObj o) except -1:
@@ -601,6 +677,7 @@ OPS.name = b"string"
 OPS.ops[0] = OP_REG
 OPS.ops[1] = OP_CNT
 OPS.ops[2] = OP_BITS
+OPS.ops[3] = OP_FCNT
 OPS.new = _new
 OPS.live = _live
 OPS.last_ts = _last_ts

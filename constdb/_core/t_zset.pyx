@@ -863,6 +863,49 @@ cdef int copy_zset(Keyspace ks, object dst, ZSetObj o) except -1:
     return 0
 
 
+cdef int store_zset(Keyspace ks, object dst, dict res, bint lp) except -1:
+    """The STORE forms (ZUNIONSTORE, ZRANGESTORE, GEOSEARCHSTORE, ...): dst
+    ends holding exactly res (member -> score), as Redis's whole-key
+    overwrite. Shipped as its effects, like SUNIONSTORE: a key of another type
+    is deleted, members of dst not in res are removed (observed), members new
+    or with another score (or with ZINCRBY counters) are written, and a TTL
+    goes. lp: Redis would hold the result as a listpack (-0 is stored as 0)."""
+    cdef CObj o = ks.lookup(dst)
+    cdef ZSetObj z = None
+    cdef ZEnt e
+    cdef PyObject* p
+    cdef double s
+    cdef list gone
+    if o is not None and type(o) is not ZSetObj:
+        ks.emit_del(dst)
+        o = None
+    if not res:
+        if o is not None:
+            ks.emit_del(dst)
+        return 0
+    if o is not None:
+        z = <ZSetObj>o
+        gone = [m for m in z.m if m not in res]
+        if gone:
+            emit_zrem(ks, dst, z, gone)
+            if not z.m:
+                z = None
+    for m, v in res.items():
+        s = <double>v
+        if lp and s == 0.0:
+            s = 0.0
+        if z is not None:
+            p = PyDict_GetItem(z.m, m)
+            if p != NULL:
+                e = <ZEnt>p
+                if e.score == s and signbit(e.score) == signbit(s) and e.cnt is None:
+                    continue
+        z = emit_zadd(ks, dst, z, <bytes>m, s)
+    index_of(z).lp = lp
+    if z.ttl is not None and (<TTLReg>z.ttl).at != 0:
+        ks.emit_ttl(dst, 0)
+    return 0
+
 # --------------------------------------------------------- remote records ----
 
 cdef int _apply_zw(Keyspace ks, uint64_t origin, uint64_t u, Reader r) except -1:

@@ -36,7 +36,11 @@ def client_info(c: Any, argv: list[bytes]) -> Any:
 def client_line(c: Any) -> str:
     """One line of CLIENT LIST / CLIENT INFO, with Redis's fields."""
     now = time.time()
-    flags = "P" if c.subs is not None else ""  # Redis's order: P x b t R B d c
+    flags = ""  # Redis's order: O P x b t R B d c
+    if c.srv.monitor is not None and c in c.srv.app.monitor.clients:
+        flags += "O"
+    if c.subs is not None:
+        flags += "P"
     if c.in_multi:
         flags += "x"
     if c.blocked:

@@ -39,10 +39,25 @@ ALIASES = {
     "loglevel": "log_level",
     "logfile": "log",
     "daemonize": "daemon",
+    # Redis's older names of its encoding settings (constdb/config.py: no effect here)
+    "hash-max-ziplist-entries": "hash_max_listpack_entries",
+    "hash-max-ziplist-value": "hash_max_listpack_value",
+    "list-max-ziplist-size": "list_max_listpack_size",
+    "zset-max-ziplist-entries": "zset_max_listpack_entries",
+    "zset-max-ziplist-value": "zset_max_listpack_value",
+    "slave-lazy-flush": "replica_lazy_flush",
+}
+# the aliases Redis itself has (its older names of a parameter)
+REDIS_ALIASES = {
+    "hash-max-ziplist-entries",
+    "hash-max-ziplist-value",
+    "list-max-ziplist-size",
+    "zset-max-ziplist-entries",
+    "zset-max-ziplist-value",
+    "slave-lazy-flush",
 }
 # Redis parameters that have one fixed value here
 FIXED = {
-    "appendonly": "no",
     "databases": "1",
     "cluster-enabled": "no",
 }
@@ -121,10 +136,14 @@ def config_set(c: Any, argv: list[bytes]) -> Any:
         if fixed_name or not BY_NAME[name].runtime:
             err = (raw, "can't set immutable config")
             continue
-        if any(p[0] == name for p in pairs):
+        # Redis's own aliases (hash-max-ziplist-entries...) are parameters of
+        # their own there: naming one with its new name is no duplicate (the
+        # last one given wins)
+        spelled = text(raw).lower() if text(raw).lower() in REDIS_ALIASES else name
+        if any(p[0] == name and p[3] == spelled for p in pairs):
             err = (raw, "duplicate parameter")
             continue
-        pairs.append((name, raw, argv[i + 1]))
+        pairs.append((name, raw, argv[i + 1], spelled))
     if bad_name is not None:
         raise RespError(
             f"ERR Unknown option or number of arguments for CONFIG SET - '{text(bad_name)}'"
@@ -135,7 +154,7 @@ def config_set(c: Any, argv: list[bytes]) -> Any:
         )
     new = {}
     names = {}
-    for name, raw, val in pairs:
+    for name, raw, val, _spelled in pairs:
         names[name] = raw
         try:
             if raw.lower() == b"loglevel":

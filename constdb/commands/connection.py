@@ -103,4 +103,6 @@ def reset(c: Any, argv: list[bytes]) -> Any:
     c.out.resp3 = False
     c.name = None
     c.authed = c.srv.requirepass is None
+    if c.srv.monitor is not None:
+        c.srv.app.monitor.client_gone(c)  # out of MONITOR mode
     return Status("RESET")

@@ -95,7 +95,7 @@ def clients(app: Any) -> Rows:
         ("client_recent_max_output_buffer", max((c.obuf for c in cl), default=0)),
         ("blocked_clients", sum(1 for c in cl if c.blocked)),
         ("tracking_clients", 0),
-        ("clients_in_timeout_table", 0),
+        ("clients_in_timeout_table", app.blocking.in_timeout_table()),
     ]
 
 

@@ -36,3 +36,18 @@ def bgsave(c: Any, argv: list[bytes]) -> Any:
 @command("lastsave")
 def lastsave(c: Any, argv: list[bytes]) -> Any:
     return c.srv.app.persistence.last_save
+
+
+@command("bgrewriteaof")
+def bgrewriteaof(c: Any, argv: list[bytes]) -> Any:
+    """Rewriting here: a snapshot of dbfilename, after which the append-only
+    log restarts from the snapshot's point (constdb/aof.py). Redis's replies."""
+    app = c.srv.app
+    p = app.persistence
+    if p.child is not None:
+        if p.child_token is not None or app.aof.rewrite_scheduled:
+            raise RespError("ERR Background append only file rewriting already in progress")
+        app.aof.rewrite_scheduled = True
+        return Status("Background append only file rewriting scheduled")
+    p.bgsave()
+    return Status("Background append only file rewriting started")

@@ -65,6 +65,7 @@ SECTIONS = {
     "hashes": "**Hashes** (OR-Map of last-writer-wins fields)",
     "lists": "**Lists** (a sequence CRDT: RGA in blocks)",
     "zsets": "**Sorted sets** (add-wins members, LWW + counter scores)",
+    "geo": "**Geo** (on sorted sets: a position is a member scored by its 52-bit geohash)",
     "mvreg": "**Multi-value register** (from the original ConstDB)",
     "transactions": "**Transactions**",
     "pubsub": "**Pub/Sub** (messages cross the group on the links)",

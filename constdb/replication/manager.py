@@ -725,6 +725,8 @@ class Replication:
             ) from None
         except ValueError as e:
             raise LinkError("PROTOCOL", f"bad batch: {e}") from None
+        if self.app.srv.monitor is not None:
+            self.app.monitor.feed_records(link.peer_alias, data)
         # over maxmemory: the batch is applied, then this node evicts (never refuses it)
         self.app.memory.after_peer_batch()
         if not link.ack_scheduled and self.loop is not None:
@@ -873,7 +875,12 @@ class Replication:
     async def _full_sync(self, link: Link) -> None:
         try:
             job = self.snapshot_job()
-            path_or_data = await asyncio.shield(job.fut)
+            try:
+                path_or_data = await asyncio.shield(job.fut)
+            except RuntimeError as e:  # the snapshot child failed (its own log says why)
+                log.error("full sync to %s failed: %s", link.describe(), e)
+                link.close("SYNC", f"full sync failed: {e}")
+                return
             if link.closed:
                 return
             data = path_or_data if isinstance(path_or_data, bytes) else None
@@ -906,7 +913,11 @@ class Replication:
             if p is not None:
                 p.full_syncs += 1
             log.info("full sync to %s sent (%d bytes)", link.describe(), size)
-        except Exception as e:
+        except ConnectionError as e:
+            # an expected link event (the link dropped mid-transfer): one
+            # line; the peer is sent a full sync again when it is back
+            log.warning("full sync to %s cut: %s", link.describe(), e)
+        except Exception as e:  # a bug: keep its traceback
             log.exception("full sync to %s failed", link.describe())
             link.close("SYNC", f"full sync failed: {e}")
         finally:

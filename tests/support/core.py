@@ -146,7 +146,8 @@ class Node:
             desc = describe_obj(o)
             assert _live(o), (k, desc)
             hidden = ks.alts.get(k, [])
-            types = [describe_obj(x)[1] for x in [o, *hidden]]
+            # (by class: an HLL is a string too, beside a hidden StrObj)
+            types = [type(x) for x in [o, *hidden]]
             assert len(types) == len(set(types)), (k, types)
             lw = _field(desc, b"last-write")
             for h in hidden:

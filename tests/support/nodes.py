@@ -382,3 +382,20 @@ def heal_link(pa: Proxy, pb: Proxy, a: ConstDB, b: ConstDB) -> None:
     pb.heal()
     wait_linked([a, b])
     wait_converged([a, b])
+
+
+def start_fails(n: ConstDB, *match: str) -> None:
+    """Starting n (its config and work_dir) fails with one line naming each
+    of match, exit status 2 and no traceback."""
+    proc = subprocess.run(
+        server_cmd() + [n.config, "--port", str(n.port), "--work-dir", n.work_dir],
+        capture_output=True,
+        timeout=30,
+    )
+    err = proc.stderr.decode()
+    assert proc.returncode == 2, err
+    assert "Traceback" not in err
+    lines = [x for x in err.splitlines() if x.startswith("constdb-server:")]
+    assert len(lines) == 1, err
+    for m in match:
+        assert m in lines[0], err
