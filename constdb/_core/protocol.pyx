@@ -86,6 +86,10 @@ cdef inline uint64_t lat_bucket_high(Py_ssize_t i) noexcept nogil:
 # client-output-buffer-limit for pubsub clients: 32mb hard)
 PUBSUB_HARD_LIMIT = 32 * 1024 * 1024
 
+# what a connection costs beyond its buffers (the Client object, its
+# transport and protocol objects), for CLIENT LIST's tot-mem
+cdef Py_ssize_t CLIENT_OVERHEAD = 2048
+
 cdef object _NO_REPLY = object()
 
 
@@ -1274,6 +1278,23 @@ cdef class Client:
     @property
     def obuf(self):
         return self.out.len
+
+    @property
+    def mem(self):
+        """CLIENT LIST's memory fields: (qbuf-free, argv-mem, multi-mem, omem,
+        tot-mem) in bytes. omem: replies not yet sent (this client's reply
+        buffer and what its transport holds); tot-mem: its buffers'
+        allocations and omem, plus a fixed estimate of the client itself."""
+        cdef Py_ssize_t multi = 0, pending = 0
+        if self.mqueue:
+            for _cmd, argv in self.mqueue:
+                for a in argv:
+                    multi += PyBytes_GET_SIZE(a)
+        if self.transport is not None:
+            pending = self.transport.get_write_buffer_size()
+        omem = self.out.len + pending
+        return (self.ibuf.cap - self.ibuf.len, 0, multi, omem,
+                self.ibuf.cap + self.out.cap + multi + pending + CLIENT_OVERHEAD)
 
     @property
     def last_cmd_name(self):
