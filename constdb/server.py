@@ -42,6 +42,7 @@ from constdb.commands import (
 )
 from constdb.commands import config as config_commands
 from constdb.commands import persistence as persistence_commands
+from constdb.commands import scripting as scripting_commands
 from constdb.commands import server as server_commands
 from constdb.config import NODE_ID_FILE, Config, ConfigError
 from constdb.logs import set_log_level
@@ -63,6 +64,7 @@ PY_COMMANDS = (
     server_commands,
     cluster,
     persistence_commands,
+    scripting_commands,
 )
 
 

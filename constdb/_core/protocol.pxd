@@ -68,6 +68,7 @@ cdef class Server:
     cdef public object hiredis_reader
     cdef public bint shutting_down
     cdef public uint64_t cmd_version  # bumped when the command table changes
+    cdef public bint script_busy    # a script ran past busy-reply-threshold (scripting.py)
 
     cdef Command lookup_command(self, object name)
     cdef int count_error_msg(self, const char* msg, Py_ssize_t n) except -1

@@ -83,6 +83,8 @@ cdef inline uint64_t lat_bucket_high(Py_ssize_t i) noexcept nogil:
     return ((LAT_SUB + sub) << (e - LAT_SUB_BITS)) + ((<uint64_t>1 << (e - LAT_SUB_BITS)) - 1)
 
 cdef object _NO_REPLY = object()
+cdef bytes _BUSY_SCRIPT = (b"BUSY Redis is busy running a script. You can only call SCRIPT KILL"
+                           b" or SHUTDOWN NOSAVE.")
 
 
 cdef int _reraise() except -1:
@@ -945,6 +947,8 @@ cdef class Client:
                                + b"' command")
         if not self.authed and not (cmd.flags & F_NOAUTH):
             return self.reject(cmd, b"NOAUTH Authentication required.")
+        if self.srv.script_busy and not (cmd.flags & F_ALLOW_BUSY):
+            return self.reject(cmd, _BUSY_SCRIPT)
         if self.in_multi:
             if cmd.flags & F_NOMULTI:
                 return self.reject(cmd, b"ERR Command not allowed inside a transaction")
@@ -1150,6 +1154,27 @@ cdef class Client:
         if self.last_cmd is None:
             return b"NULL"
         return (<Command>self.last_cmd).fullname
+
+    # ---- scripts (constdb/scripting.py) -------------------------------------
+
+    def script_call(self, Command cmd, list argv):
+        """Run one command for a script on this (the scripts') client, checks
+        done by the caller: its reply bytes."""
+        self.tmark = mono_ns()
+        self.call(cmd, argv)
+        return self.out.take()
+
+    def script_group(self, bint begin):
+        """Open (True: whether it opened one) or close the backlog group of a
+        script's writes, so a peer applies them together as an EXEC's."""
+        cdef Backlog bl = self.ks.bl
+        if begin:
+            if bl.grouping:
+                return False
+            bl.group_begin()
+            return True
+        bl.group_end()
+        return True
 
     def write_reply(self, value):
         """Send a reply now (blocked clients woken by the server)."""

@@ -39,6 +39,7 @@ ALIASES = {
     "loglevel": "log_level",
     "logfile": "log",
     "daemonize": "daemon",
+    "lua-time-limit": "busy_reply_threshold",
 }
 # Redis parameters that have one fixed value here
 FIXED = {

@@ -67,6 +67,7 @@ SECTIONS = {
     "zsets": "**Sorted sets** (add-wins members, LWW + counter scores)",
     "mvreg": "**Multi-value register** (from the original ConstDB)",
     "transactions": "**Transactions**",
+    "scripting": "**Scripting** (Lua 5.1; atomic on the node, effects replicated)",
     "group": "**Group**",
     "persistence": "**Persistence**",
     "server": "**Connection and server**",
