@@ -42,6 +42,7 @@ HOOK_COUNT = 100_000  # VM instructions between two clock checks of a running sc
 
 F_WRITE = FLAG["write"]
 F_NOSCRIPT = FLAG["noscript"]
+F_CHECK = F_WRITE | F_NOSCRIPT
 
 NOSCRIPT = "NOSCRIPT No matching script. Please use EVAL."
 SHEBANG_FLAGS = ("no-writes", "allow-oom", "allow-stale", "no-cluster", "allow-cross-slot-keys")
@@ -140,6 +141,9 @@ class ScriptEngine:
         self.listen_socks: Optional[dict[int, socket.socket]] = None
         self.accepted: list[tuple[Any, socket.socket]] = []  # connections the hook accepted
         self._new_state()
+        self.command = srv.command
+        self.script_call = self.client.script_call
+        self.table_from = self.lua.table_from
 
     # ---- the Lua state ------------------------------------------------------
 
@@ -160,14 +164,13 @@ class ScriptEngine:
         install_libs(lua)
         prelude = (LUA_DIR / "prelude.lua").read_bytes()
         loader = lua.execute(b"return loadstring(...)", prelude, b"@prelude")
-        self._run, self._compile, self._parse = loader(
+        self._run, self._compile, self._parse, self._set_resp3 = loader(
             self.lua_call,
             self.lua_pcall,
             self._errmsg,
             self._log,
             self._sha1hex,
             self._setresp,
-            self._getresp,
             self._rand,
             self._srand,
             self._tick,
@@ -179,24 +182,20 @@ class ScriptEngine:
 
     # ---- the redis.* API's Python side -------------------------------------
 
-    def _argv(self, args: tuple) -> Any:
-        """redis.call's arguments as a command's argv, or the error's text."""
+    def _exec(self, args: tuple) -> bytes:
+        """Run redis.call's arguments as a command for the script: its reply
+        (RESP bytes; the checks' errors as Redis words them)."""
         if not args:
             return E_NOARGS
-        argv = []
-        for a in args:
+        argv = list(args)
+        for i, a in enumerate(args):
             t = type(a)
-            if t is bytes:
-                argv.append(a)
-            elif t is int or t is float:
-                argv.append(b"%.17g" % a)
-            else:
-                return E_BADARG
-        return argv
-
-    def _exec(self, argv: list) -> bytes:
-        """Run a command for the script: its reply (RESP bytes)."""
-        cmd = self.srv.command(argv[0])
+            if t is not bytes:
+                if t is int or t is float:
+                    argv[i] = b"%.17g" % a
+                else:
+                    return E_BADARG
+        cmd = self.command(argv[0])
         if cmd is None:
             return E_UNKNOWN
         if cmd.subcommands is not None and len(argv) >= 2:
@@ -204,43 +203,42 @@ class ScriptEngine:
             if cmd is None:
                 return E_UNKNOWN
         n = len(argv)
-        if (cmd.arity > 0 and n != cmd.arity) or n < -cmd.arity:
+        arity = cmd.arity
+        if (arity > 0 and n != arity) or n < -arity:
             return E_ARITY
         flags = cmd.flags
-        if flags & F_NOSCRIPT:
-            return E_NOSCRIPT
-        if flags & F_WRITE:
+        if flags & F_CHECK:
+            if flags & F_NOSCRIPT:
+                return E_NOSCRIPT
             if self.read_only:
                 return E_READONLY
             self.wrote = True
-        return self.client.script_call(cmd, argv)
-
-    def _reply(self, r: bytes, raise_: bool) -> Any:
-        """A reply as the Lua value Redis converts it to."""
-        t = r[0]
-        if t == 58:  # :
-            return int(r[1:-2])
-        if t == 36:  # $
-            if r[1] == 45:
-                return False
-            return r[r.index(b"\n") + 1 : -2]
-        if t == 43:  # +
-            return self.lua.table_from({b"ok": r[1:-2]})
-        if t == 45:  # -
-            if raise_:
-                raise ScriptError(r[1:-2])
-            return self.lua.table_from({b"err": r[1:-2]})
-        return self._parse(r, 1)
+        return self.script_call(cmd, argv)
 
     def lua_call(self, *args: Any) -> Any:
-        argv = self._argv(args)
-        r = argv if type(argv) is bytes else self._exec(argv)
-        return self._reply(r, True)
+        """redis.call: the reply as the Lua value Redis converts it to; an
+        error reply raised."""
+        r = self._exec(args)
+        if r[0] == 45:  # -
+            raise ScriptError(r[1:-2])
+        return self._value(r)
 
     def lua_pcall(self, *args: Any) -> Any:
-        argv = self._argv(args)
-        r = argv if type(argv) is bytes else self._exec(argv)
-        return self._reply(r, False)
+        """redis.pcall: as redis.call, an error reply returned as {err=...}."""
+        r = self._exec(args)
+        if r[0] == 45:
+            return self.table_from({b"err": r[1:-2]})
+        return self._value(r)
+
+    def _value(self, r: bytes) -> Any:
+        t = r[0]
+        if t == 36:
+            return False if r[1] == 45 else r[r.index(b"\n") + 1 : -2]
+        if t == 58:
+            return int(r[1:-2])
+        if t == 43:
+            return self.table_from({b"ok": r[1:-2]})
+        return self._parse(r, 1)
 
     def _errmsg(self, e: Any) -> Optional[bytes]:
         return e.err if isinstance(e, ScriptError) else None
@@ -275,9 +273,7 @@ class ScriptEngine:
             raise ScriptError(b"ERR RESP version must be 2 or 3.")
         self.client.resp = int(v)
         self.client.out.resp3 = v == 3
-
-    def _getresp(self) -> int:
-        return self.client.resp
+        self._set_resp3(v == 3)
 
     def _rand(self) -> float:
         self.rand_x = (0x5DEECE66D * self.rand_x + 0xB) & 0xFFFFFFFFFFFF
@@ -330,7 +326,8 @@ class ScriptEngine:
         listeners = self._listeners()
         try:
             ready, _, _ = select.select(list(byfd) + list(listeners), [], [], 0)
-        except (OSError, ValueError):
+        except (OSError, ValueError) as e:
+            log.warning("busy script: cannot poll the clients: %s", e)
             return
         now = ks.now
         try:
@@ -428,22 +425,21 @@ class ScriptEngine:
     def run(self, c: Any, s: Script, argv: list[bytes], nkeys: int, ro: bool) -> Any:
         if ro and s.shebang and not s.no_writes:
             raise RespError("ERR Can not execute a script with write flag using *_ro command.")
-        lua = self.lua
-        keys = lua.table_from(argv[3 : 3 + nkeys])
-        args = lua.table_from(argv[3 + nkeys :])
         self.running = c
         self.read_only = ro or s.no_writes
         self.wrote = False
         self.killed = False
         self.start = time.monotonic()
-        self.client.resp = 2
-        self.client.out.resp3 = False
-        opened = self.client.script_group(True)
+        cl = self.client
+        if cl.resp != 2:
+            cl.resp = 2
+            cl.out.resp3 = False
+        opened = cl.script_group(True)
         try:
-            reply = self._run(s.fn, s.sha, keys, args, c.resp == 3, HOOK_COUNT)
+            reply = self._run(s.fn, s.sha, c.resp == 3, HOOK_COUNT, nkeys, *argv[3:])
         finally:
             if opened:
-                self.client.script_group(False)
+                cl.script_group(False)
             self.running = None
             if self.srv.script_busy:
                 self._end_busy()
@@ -524,30 +520,18 @@ class _Handover:
         self.cl.resume_writing()
 
 
+_ENGINES: dict[int, ScriptEngine] = {}  # id(Server) -> its engine
+
+
 def engine(c: Any) -> ScriptEngine:
     """The node's script engine (made on first use)."""
     srv = c.srv
-    app = srv.app
-    holder = app if app is not None else _Holder.of(srv)
-    e = getattr(holder, "scripting", None)
-    if e is None:
-        e = ScriptEngine(srv, app)
-        holder.scripting = e
+    e = _ENGINES.get(id(srv))
+    if e is None or e.srv is not srv:
+        e = _ENGINES[id(srv)] = ScriptEngine(srv, srv.app)
+        if srv.app is not None:
+            srv.app.scripting = e
     return e
-
-
-class _Holder:
-    """Where the engine of a Server without an application (tests) is kept."""
-
-    _by_server: dict[int, _Holder] = {}
-    scripting: Optional[ScriptEngine] = None
-
-    @classmethod
-    def of(cls, srv: Any) -> _Holder:
-        h = cls._by_server.get(id(srv))
-        if h is None:
-            h = cls._by_server[id(srv)] = cls()
-        return h
 
 
 def numkeys(argv: list[bytes]) -> int:

@@ -257,25 +257,31 @@ def test_script_kill_read_only(server, constdb_server, redis_server, r, rr):
     def run():
         out["reply"] = runner.call("eval", "local i = 0 while true do i = i + 1 end", "0")
 
+    # a connection the server has taken before the script (one still being
+    # set up by the event loop when the script starts waits for its end)
+    other = Conn(port, 2)
+    assert other.call("ping") == b"+PONG\r\n"
     t = threading.Thread(target=run)
     t.start()
     try:
-        other = Conn(port, 2)
         busy = _busy_until(other, time.monotonic() + 30)
         assert busy == (
             b"-BUSY Redis is busy running a script. You can only call SCRIPT KILL"
             b" or SHUTDOWN NOSAVE.\r\n"
         )
-        assert other.call("script", "kill") == b"+OK\r\n"
+        # a connection made while the script is busy: accepted by the script's hook
+        late = Conn(port, 2)
+        assert late.call("ping").startswith(b"-BUSY")
+        assert late.call("script", "kill") == b"+OK\r\n"
     finally:
         t.join(60)
     assert out["reply"].startswith(b"-ERR Script killed by user with SCRIPT KILL...")
     assert other.call("ping") == b"+PONG\r\n"
     assert other.call("script", "kill") == b"-NOTBUSY No scripts in execution right now.\r\n"
     admin.call("config", "set", "busy-reply-threshold", "5000")
-    for c in (admin, runner, other):
+    assert late.call("ping") == b"+PONG\r\n"  # the event loop has it now
+    for c in (admin, runner, other, late):
         c.close()
-    out["redis_reply"] = out["reply"]
 
 
 @pytest.mark.parametrize("server", ["constdb", "redis"])
@@ -290,10 +296,11 @@ def test_script_kill_after_write_is_refused(server, constdb_server, redis_server
         "while tonumber(redis.call('time')[1]) < t do end return 'done'"
     )
 
+    other = Conn(port, 2)
+    assert other.call("ping") == b"+PONG\r\n"
     t = threading.Thread(target=lambda: out.setdefault("reply", runner.call("eval", script, "0")))
     t.start()
     try:
-        other = Conn(port, 2)
         _busy_until(other, time.monotonic() + 30)
         got = other.call("script", "kill")
         assert got.startswith(b"-UNKILLABLE Sorry the script already executed write commands")
@@ -303,3 +310,64 @@ def test_script_kill_after_write_is_refused(server, constdb_server, redis_server
     admin.call("config", "set", "busy-reply-threshold", "5000")
     for c in (admin, runner, other):
         c.close()
+
+
+def test_script_records_are_one_group():
+    """In process: the records a script's commands append are chained by the
+    more-follows bit (one group: a peer applies them together); a failing
+    call later in the script does not undo what came before, as in Redis."""
+    from constdb._core import cmd_hashes, cmd_keys, cmd_sets, cmd_strings
+    from constdb._core.backlog import Backlog, iter_records
+    from constdb._core.keyspace import Keyspace
+    from constdb._core.protocol import Client, Server
+    from constdb.commands import register_handlers
+    from constdb.commands import scripting as scripting_commands
+
+    ks = Keyspace(1, Backlog())
+    srv = Server(ks)
+    for m in (cmd_strings, cmd_keys, cmd_sets, cmd_hashes):
+        m.register(srv)
+    register_handlers(srv, [scripting_commands])
+    c = Client(srv)
+    c.run("set", "before", "1")
+    reply = c.run(
+        "eval",
+        "redis.call('set','a','1') redis.call('sadd','s','x') redis.call('hset','h','f','v') "
+        "redis.call('incr','s')",
+        "0",
+    )
+    assert reply.startswith(b"-WRONGTYPE")
+    ks.bl.flush()
+    data = b"".join(ch[0] for ch in ks.bl.chunks)
+    ops = [op for op, _, _, _ in iter_records(data)]
+    assert len(ops) == 4  # SET before, then the script's three
+    assert not ops[0] & 0x80
+    assert [op & 0x80 for op in ops[1:]] == [0x80, 0x80, 0]
+    assert c.run("get", "a") == b"$1\r\n1\r\n"
+
+
+@pytest.mark.slow
+def test_script_effects_converge_and_the_script_never_runs_on_a_peer(node):
+    from support.nodes import make_node, meet, wait_converged, wait_linked
+
+    a, b, c = (make_node(node, n) for n in ("a", "b", "c"))
+    assert meet(b, a) == 1
+    assert meet(c, a) == 1
+    wait_linked([a, b, c])
+    ra = a.client()
+    sha = ra.script_load(
+        "local n = redis.call('incr', KEYS[1]) redis.call('rpush', KEYS[2], n) "
+        "redis.call('hset', KEYS[3], 'r', tostring(math.random())) return n"
+    )
+    for i in range(1, 21):
+        assert ra.evalsha(sha, 3, "cnt", "log", "h") == i
+    wait_converged([a, b, c])
+    for n in (b, c):
+        rn = n.client()
+        assert rn.get("cnt") == b"20"
+        assert rn.lrange("log", 0, -1) == [str(i).encode() for i in range(1, 21)]
+        assert rn.hget("h", "r") == ra.hget("h", "r")
+        # the script ran on a only: b and c ran no EVAL/EVALSHA, and do not have it
+        stats = rn.info("commandstats")
+        assert not any(k.startswith(("cmdstat_eval", "cmdstat_script")) for k in stats)
+        assert rn.script_exists(sha) == [False]

@@ -1,7 +1,7 @@
 -- ConstDB's scripting environment (constdb/scripting.py runs this once per
 -- Lua state, before the sandbox is closed). Arguments: the Python side's
 -- functions. Returns the functions scripting.py calls.
-local py_call, py_pcall, py_errmsg, py_log, py_sha1hex, py_setresp, py_getresp, py_rand, py_srand, py_tick, libs = ...
+local py_call, py_pcall, py_errmsg, py_log, py_sha1hex, py_setresp, py_rand, py_srand, py_tick, libs = ...
 
 local type, select, tostring, tonumber, error, rawget, rawset, pcall, xpcall, setmetatable, unpack, setfenv, loadstring =
   type, select, tostring, tonumber, error, rawget, rawset, pcall, xpcall, setmetatable, unpack, setfenv, loadstring
@@ -96,7 +96,9 @@ end
 redis.sha1hex = py_sha1hex
 redis.LOG_DEBUG, redis.LOG_VERBOSE, redis.LOG_NOTICE, redis.LOG_WARNING = 0, 1, 2, 3
 redis.log = py_log
-redis.setresp = py_setresp
+local resp3 = false -- the script chose RESP3
+redis.setresp = py_setresp -- which calls set_resp3
+local function set_resp3(v) resp3 = v end
 redis.REPL_NONE, redis.REPL_AOF, redis.REPL_SLAVE, redis.REPL_REPLICA, redis.REPL_ALL = 0, 1, 2, 2, 3
 redis.set_repl = function(v)
   if type(v) ~= "number" or v < 0 or v > 3 then
@@ -312,7 +314,14 @@ hook = function()
 end
 
 -- run a compiled script: its reply as RESP bytes
-local function run(f, name, keys, argv, r3, count)
+local function run(f, name, r3, count, nkeys, ...)
+  resp3 = false
+  local keys, argv = { ... }, {}
+  local n = #keys
+  for i = nkeys + 1, n do
+    argv[i - nkeys] = keys[i]
+    keys[i] = nil
+  end
   rawset(SG, "KEYS", keys)
   rawset(SG, "ARGV", argv)
   in_script = true
@@ -321,7 +330,7 @@ local function run(f, name, keys, argv, r3, count)
   local ok, v = xpcall(f, handler); in_script = false; dbg.sethook()
   local b = {}
   if ok then
-    emit(b, v, r3, py_getresp() == 3)
+    emit(b, v, r3, resp3)
   elseif type(v) == "table" and type(rawget(v, "err")) == "string" then
     local msg = gsub(v.err, "[\r\n]", " ")
     if v.source and v.line then
@@ -341,4 +350,4 @@ local function compile(body)
   return f
 end
 
-return run, compile, parse
+return run, compile, parse, set_resp3
