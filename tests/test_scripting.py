@@ -316,10 +316,11 @@ def test_script_records_are_one_group():
     """In process: the records a script's commands append are chained by the
     more-follows bit (one group: a peer applies them together); a failing
     call later in the script does not undo what came before, as in Redis."""
-    from constdb._core import cmd_hashes, cmd_keys, cmd_sets, cmd_strings
     from constdb._core.backlog import Backlog, iter_records
     from constdb._core.keyspace import Keyspace
     from constdb._core.protocol import Client, Server
+
+    from constdb._core import cmd_hashes, cmd_keys, cmd_sets, cmd_strings
     from constdb.commands import register_handlers
     from constdb.commands import scripting as scripting_commands
 

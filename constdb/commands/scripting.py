@@ -19,7 +19,11 @@ def _eval(c: Any, argv: list[bytes], ro: bool) -> Any:
 
 def _evalsha(c: Any, argv: list[bytes], ro: bool) -> Any:
     a = argv[2]
-    n = a[0] - 48 if len(a) == 1 and 48 <= a[0] <= 57 and len(argv) - 3 >= a[0] - 48 else numkeys(argv)
+    n = (
+        a[0] - 48
+        if len(a) == 1 and 48 <= a[0] <= 57 and len(argv) - 3 >= a[0] - 48
+        else numkeys(argv)
+    )
     e = engine(c)
     s = e.scripts.get(argv[1].lower()) if len(argv[1]) == 40 else None
     if s is None:
