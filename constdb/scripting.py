@@ -240,8 +240,15 @@ class ScriptEngine:
             return self.table_from({b"ok": r[1:-2]})
         return self._parse(r, 1)
 
-    def _errmsg(self, e: Any) -> Optional[bytes]:
-        return e.err if isinstance(e, ScriptError) else None
+    def _errmsg(self, e: Any) -> Any:
+        """A Python exception raised in a script: (True, text) for a Redis
+        error (an {err=...} table), (False, text) for a library's error (a
+        Lua string error)."""
+        if isinstance(e, ScriptError):
+            return True, e.err
+        if isinstance(e, BaseException):
+            return False, str(e).encode("utf-8", "replace")
+        return None
 
     def _log(self, *args: Any) -> None:
         if len(args) < 2:

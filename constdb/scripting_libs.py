@@ -576,16 +576,42 @@ def st_size(fmt: bytes) -> int:
 # ---- installing ------------------------------------------------------------------
 
 
+WHERE = b"""
+local dbg = debug
+return function()
+  local i = dbg.getinfo(3, "Sl")
+  if i and i.currentline > 0 then return i.short_src .. ":" .. i.currentline .. ": " end
+  return ""
+end
+"""
+
+
+def _guard(fn: Any, where: Any) -> Any:
+    """fn's errors as a C library's luaL_error words them: prefixed with the
+    calling script's position."""
+
+    def call(*a: Any) -> Any:
+        try:
+            return fn(*a)
+        except LuaLibError as e:
+            raise LuaLibError(where().decode() + str(e)) from None
+        except (TypeError, ValueError, IndexError, OverflowError, _st.error) as e:
+            raise LuaLibError(where().decode() + f"bad argument ({e})") from None
+
+    return call
+
+
 def install_libs(lua: Any) -> Any:
     """Make cjson, cmsgpack, bit and struct globals of the Lua state (before
     the sandbox is closed); returns the codecs object."""
     codecs = Codecs(lua)
     g = lua.globals()
+    where = lua.execute(WHERE)
 
     def lib(name: str, fns: dict) -> Any:
         # Python functions are C functions to Lua: an error they raise has
         # no position, as one of a C library's
-        t = lua.table_from({k.encode(): v for k, v in fns.items()})
+        t = lua.table_from({k.encode(): _guard(v, where) for k, v in fns.items()})
         g[name.encode()] = t
         return t
 

@@ -237,8 +237,12 @@ local function handler(err)
     i = dbg.getinfo(lvl, "nSl")
   end
   if type(err) == "userdata" then
-    local m = py_errmsg(err)
-    if m then err = { err = m } end
+    local red, m = py_errmsg(err)
+    if red then
+      err = { err = m }
+    elseif m then
+      err = m
+    end
   end
   if type(err) ~= "table" then
     err = { err = "ERR " .. tostring(err) }
@@ -282,7 +286,8 @@ local function pcall_ret(ok, ...)
   local e = ...
   local t = type(e)
   if t == "userdata" then
-    e = py_errmsg(e) or e
+    local _, m = py_errmsg(e)
+    e = m or e
   elseif t == "table" then
     local m = rawget(e, "err")
     if type(m) == "string" then e = m end
