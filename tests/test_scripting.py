@@ -106,6 +106,14 @@ SCRIPTS = [
     "redis.setresp(3) return redis.call('hgetall','h')",
     "redis.setresp(3) return redis.call('get','nokey') == nil",
     "redis.setresp(3) local r = redis.call('hgetall','h') return r.map.f",
+    "redis.setresp(3) redis.call('zadd','z',1.5,'m') return redis.call('zscore','z','m')",
+    "redis.setresp(3) redis.call('zadd','z',1.5,'m') return redis.call('zscore','z','m').double",
+    "redis.setresp(3) redis.call('sadd','s','a') return redis.call('smembers','s')",
+    "redis.setresp(3) redis.call('sadd','s','a') return redis.call('smembers','s').set.a",
+    "redis.setresp(3) return redis.call('zscore','z','nomember') == nil",
+    "redis.setresp(3) return {redis.call('exists','nokey'), true, false}",
+    "redis.setresp(2) return redis.call('hgetall','h')",
+    "redis.setresp(3) local r = redis.call('lrange','l',0,-1) return r",
     "return string.format('%d %s %5.2f', 3, 'x', 1.5)",
     "return table.concat({'a','b'}, '-')",
     "return math.floor(7.9)",
@@ -351,7 +359,6 @@ def test_script_records_are_one_group():
     assert c.run("get", "a") == b"$1\r\n1\r\n"
 
 
-@pytest.mark.slow
 def test_script_effects_converge_and_the_script_never_runs_on_a_peer(node):
     from support.nodes import make_node, meet, wait_converged, wait_linked
 
