@@ -22,6 +22,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
+import re
 import select
 import socket
 import time
@@ -83,7 +84,9 @@ def _version_num(v: str) -> int:
 
 
 class Script:
-    __slots__ = ("sha", "body", "fn", "no_writes", "shebang")
+    """A cached EVAL script, or a library function (is_fn: sha is its name)."""
+
+    __slots__ = ("sha", "body", "fn", "no_writes", "shebang", "is_fn", "flags", "desc", "lib")
 
     def __init__(self, sha: bytes, body: bytes, fn: Any, no_writes: bool, shebang: bool) -> None:
         self.sha = sha
@@ -91,6 +94,48 @@ class Script:
         self.fn = fn
         self.no_writes = no_writes
         self.shebang = shebang
+        self.is_fn = False
+        self.flags: list[bytes] = []
+        self.desc: Optional[bytes] = None
+        self.lib: Any = None
+
+
+class Library:
+    __slots__ = ("name", "code", "functions")
+
+    def __init__(self, name: bytes, code: bytes, functions: dict[bytes, Script]) -> None:
+        self.name = name
+        self.code = code
+        self.functions = functions
+
+
+FN_NAME = re.compile(rb"[A-Za-z0-9_]+")
+
+
+def parse_library_meta(code: bytes) -> bytes:
+    """The name of a FUNCTION LOAD library from its `#!lua name=...` line."""
+    if not code.startswith(b"#!"):
+        raise RespError("ERR Missing library metadata")
+    end = code.find(b"\n")
+    line = code[2:] if end < 0 else code[2:end]
+    parts = line.split(b" ")
+    if parts[0] != b"lua":
+        raise RespError(f"ERR Engine '{parts[0].decode(errors='replace')}' not found")
+    name = None
+    for p in parts[1:]:
+        if not p:
+            continue
+        if not p.startswith(b"name="):
+            raise RespError(f"ERR Invalid metadata value given: {p.decode(errors='replace')}")
+        name = p[5:]
+    if name is None:
+        raise RespError("ERR Library name was not given")
+    if not FN_NAME.fullmatch(name):
+        raise RespError(
+            "ERR Library names can only contain letters, numbers, or underscores(_)"
+            " and must be at least one character long"
+        )
+    return name
 
 
 def parse_shebang(body: bytes) -> tuple[int, bool]:
@@ -129,6 +174,10 @@ class ScriptEngine:
         self.srv = srv
         self.app = app
         self.scripts: dict[bytes, Script] = {}
+        self.libraries: dict[bytes, Library] = {}
+        self.functions: dict[bytes, Script] = {}  # every library's, by name
+        self.running_fn: Optional[Script] = None
+        self.running_argv: list[bytes] = []
         self.client = Client(srv)  # the scripts' client: commands called by scripts run on it
         self.client.authed = True
         self.rand_x = 0x1234ABCD330E  # Redis's rand48 state (math.random), never reseeded
@@ -164,7 +213,7 @@ class ScriptEngine:
         install_libs(lua)
         prelude = (LUA_DIR / "prelude.lua").read_bytes()
         loader = lua.execute(b"return loadstring(...)", prelude, b"@prelude")
-        self._run, self._compile, self._parse, self._set_resp3 = loader(
+        self._run, self._compile, self._parse, self._set_resp3, self._load_library = loader(
             self.lua_call,
             self.lua_pcall,
             self._errmsg,
@@ -429,10 +478,56 @@ class ScriptEngine:
         self.scripts[sha] = s
         return s
 
+    def load_library(self, code: bytes, replace: bool) -> bytes:
+        """FUNCTION LOAD: the library's name."""
+        name = parse_library_meta(code)
+        old = self.libraries.get(name)
+        if old is not None and not replace:
+            raise RespError(f"ERR Library '{name.decode(errors='replace')}' already exists")
+        r = self._load_library(code[code.index(b"\n") :] if b"\n" in code else b"")
+        fns, err = r if isinstance(r, tuple) else (r, None)
+        if fns is None:
+            raise RespError((err or b"ERR Error registering functions").decode("utf-8", "replace"))
+        lib = Library(name, code, {})
+        for fname, entry in sorted(fns.items()):
+            cb, flags, desc = entry[1], entry[2], entry[3]
+            if not FN_NAME.fullmatch(fname):
+                raise RespError(
+                    "ERR Function names can only contain letters, numbers, or underscores(_)"
+                    " and must be at least one character long"
+                )
+            other = self.functions.get(fname)
+            if other is not None and other.lib is not old:
+                raise RespError(f"ERR Function {fname.decode(errors='replace')} already exists")
+            fl = [flags[i] for i in range(1, len(flags) + 1)]
+            for f in fl:
+                if f.decode(errors="replace") not in SHEBANG_FLAGS:
+                    raise RespError("ERR Error registering functions: unknown flag given")
+            s = Script(fname, b"", cb, b"no-writes" in fl, True)
+            s.is_fn = True
+            s.flags = fl
+            s.desc = desc
+            s.lib = lib
+            lib.functions[fname] = s
+        if old is not None:
+            self.delete_library(name)
+        self.libraries[name] = lib
+        self.functions.update(lib.functions)
+        return name
+
+    def delete_library(self, name: bytes) -> None:
+        lib = self.libraries.pop(name, None)
+        if lib is None:
+            raise RespError("ERR Library not found")
+        for f in lib.functions:
+            self.functions.pop(f, None)
+
     def run(self, c: Any, s: Script, argv: list[bytes], nkeys: int, ro: bool) -> Any:
         if ro and s.shebang and not s.no_writes:
             raise RespError("ERR Can not execute a script with write flag using *_ro command.")
         self.running = c
+        self.running_fn = s if s.is_fn else None
+        self.running_argv = argv
         self.read_only = ro or s.no_writes
         self.wrote = False
         self.killed = False
@@ -443,11 +538,12 @@ class ScriptEngine:
             cl.out.resp3 = False
         opened = cl.script_group(True)
         try:
-            reply = self._run(s.fn, s.sha, c.resp == 3, HOOK_COUNT, nkeys, *argv[3:])
+            reply = self._run(s.fn, s.sha, c.resp == 3, HOOK_COUNT, s.is_fn, nkeys, *argv[3:])
         finally:
             if opened:
                 cl.script_group(False)
             self.running = None
+            self.running_fn = None
             if self.srv.script_busy:
                 self._end_busy()
             self.killed = False

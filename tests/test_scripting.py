@@ -383,3 +383,64 @@ def test_script_effects_converge_and_the_script_never_runs_on_a_peer(node):
         stats = rn.info("commandstats")
         assert not any(k.startswith(("cmdstat_eval", "cmdstat_script")) for k in stats)
         assert rn.script_exists(sha) == [False]
+
+
+LIB = (
+    "#!lua name=mylib\n"
+    "redis.register_function('myfunc', function(keys, args) return redis.call('get', keys[1]) end)\n"
+    "redis.register_function{function_name='ro', callback=function(keys, args)"
+    " return {args[1], #keys} end, flags={'no-writes'}, description='d'}\n"
+    "redis.register_function('wr', function(keys, args) return redis.call('set', keys[1], args[1]) end)\n"
+    "redis.register_function('bad', function(keys, args) a = 1 end)\n"
+    "redis.register_function('usekeys', function(keys, args) return KEYS end)\n"
+)
+
+FUNCTION_CASES = [
+    ("function", "flush"),
+    ("function", "load", LIB),
+    ("function", "load", LIB),
+    ("function", "load", "replace", LIB),
+    ("function", "list", "libraryname", "nomatch"),
+    ("function", "list", "withcode", "libraryname", "nomatch"),
+    ("fcall", "myfunc", "1", "k"),
+    ("set", "k", "v"),
+    ("fcall", "myfunc", "1", "k"),
+    ("fcall_ro", "ro", "0", "x"),
+    ("fcall_ro", "ro", "2", "a", "b", "x"),
+    ("fcall_ro", "myfunc", "1", "k"),
+    ("fcall", "wr", "1", "k", "new"),
+    ("fcall_ro", "wr", "1", "k", "new"),
+    ("get", "k"),
+    ("fcall", "bad", "0"),
+    ("fcall", "usekeys", "0"),
+    ("fcall", "nofunc", "0"),
+    ("fcall", "myfunc", "-1"),
+    ("fcall", "myfunc", "5", "k"),
+    ("function", "load", "#!lua name=mylib\nreturn 1"),
+    ("function", "load", "#!lua name=other\nreturn 1"),
+    ("function", "load", "return 1"),
+    ("function", "load", "#!lua\nreturn 1"),
+    ("function", "load", "#!lua name=b-d\nreturn 1"),
+    ("function", "load", "#!lua name=x2\nredis.register_function('myfunc', function() end)"),
+    ("function", "load", "#!lua name=e\nredis.call('get','x')"),
+    ("function", "load", "#!lua name=e\nreturn x("),
+    ("function", "delete", "nolib"),
+    ("function", "delete", "mylib"),
+    ("fcall", "myfunc", "1", "k"),
+    ("function", "list"),
+    ("function", "load", "#!lua name=one\nredis.register_function('f1', function() return 1 end)"),
+    ("function", "list"),
+    ("function", "list", "withcode"),
+    ("function", "list", "libraryname", "on*"),
+    ("function", "stats"),
+    ("function", "kill"),
+    ("function", "flush", "bogus"),
+    ("function", "flush", "sync"),
+    ("fcall", "f1", "0"),
+]
+
+
+def test_functions_same_as_redis(raw_pair):
+    for case in FUNCTION_CASES:
+        same(raw_pair, *case)
+    same(raw_pair, "function", "flush")

@@ -298,13 +298,10 @@ SG.pcall = function(f, ...) return pcall_ret(pcall(f, ...)) end
 for _, n in ipairs({ "string", "math", "table", "coroutine", "redis", "cjson", "bit", "struct", "cmsgpack" }) do
   setmetatable(SG[n], { __newindex = ro_error, __metatable = false })
 end
-setmetatable(SG, {
-  __index = function(_, n)
-    error("Script attempted to access nonexistent global variable '" .. tostring(n) .. "'", 2)
-  end,
-  __newindex = ro_error,
-  __metatable = false,
-})
+local function no_global(_, n)
+  error("Script attempted to access nonexistent global variable '" .. tostring(n) .. "'", 2)
+end
+setmetatable(SG, { __index = no_global, __newindex = ro_error, __metatable = false })
 
 -- every `count` instructions: the Python side's clock check (busy scripts,
 -- SCRIPT KILL). Once killed, it fires at every line, so pcall cannot keep
@@ -319,7 +316,7 @@ hook = function()
 end
 
 -- run a compiled script: its reply as RESP bytes
-local function run(f, name, r3, count, nkeys, ...)
+local function run(f, name, r3, count, is_fn, nkeys, ...)
   resp3 = false
   local keys, argv = { ... }, {}
   local n = #keys
@@ -327,8 +324,14 @@ local function run(f, name, r3, count, nkeys, ...)
     argv[i - nkeys] = keys[i]
     keys[i] = nil
   end
-  rawset(SG, "KEYS", keys)
-  rawset(SG, "ARGV", argv)
+  if is_fn then
+    -- a library function: KEYS and ARGV are its arguments
+    local cb = f
+    f = function() return cb(keys, argv) end
+  else
+    rawset(SG, "KEYS", keys)
+    rawset(SG, "ARGV", argv)
+  end
   in_script = true
   dbg.sethook(hook, "", count)
   -- one line: a line hook of a killed script fires no more before it is unset
@@ -348,6 +351,74 @@ local function run(f, name, r3, count, nkeys, ...)
   return concat(b)
 end
 
+-- FUNCTION libraries: their own globals (FSG: no KEYS/ARGV), where `redis`
+-- is, while the library's code runs, the load-time API only
+local FSG = {}
+for k, v in pairs(SG) do
+  if k ~= "KEYS" and k ~= "ARGV" and k ~= "loadstring" and k ~= "load" then FSG[k] = v end
+end
+FSG._G = FSG
+local fenv = setmetatable({}, { __index = FSG, __newindex = ro_error, __metatable = false })
+FSG.loadstring = function(s, name)
+  local f, e = loadstring(s, name)
+  if f then setfenv(f, fenv) end
+  return f, e
+end
+setmetatable(FSG, { __index = no_global, __newindex = ro_error, __metatable = false })
+
+-- load a library: (functions table name -> {fn, flags, description}) or (nil, error)
+local function load_library(body)
+  local f, err = loadstring(body, "@user_function")
+  if f == nil then return nil, "ERR Error compiling function: " .. err end
+  setfenv(f, fenv)
+  local fns, count, reg_err = {}, 0, nil
+  local load_redis = {
+    log = redis.log,
+    LOG_DEBUG = 0, LOG_VERBOSE = 1, LOG_NOTICE = 2, LOG_WARNING = 3,
+    REDIS_VERSION = redis.REDIS_VERSION, REDIS_VERSION_NUM = redis.REDIS_VERSION_NUM,
+    setresp = redis.setresp,
+  }
+  load_redis.register_function = function(...)
+    local name, cb, flags, desc
+    local a = ...
+    if select("#", ...) == 1 and type(a) == "table" then
+      for k, v in pairs(a) do
+        if k == "function_name" then name = v
+        elseif k == "callback" then cb = v
+        elseif k == "flags" then flags = v
+        elseif k == "description" then desc = v
+        else error({ err = "ERR unknown argument given to redis.register_function" }) end
+      end
+    elseif select("#", ...) == 2 then
+      name, cb = ...
+    else
+      error({ err = "ERR wrong number of arguments to redis.register_function" })
+    end
+    if type(name) ~= "string" then error({ err = "ERR function_name argument given to redis.register_function must be a string" }) end
+    if type(cb) ~= "function" then error({ err = "ERR callback argument given to redis.register_function must be a function" }) end
+    if flags ~= nil and type(flags) ~= "table" then error({ err = "ERR flags argument to redis.register_function must be a table representing function flags" }) end
+    if desc ~= nil and type(desc) ~= "string" then error({ err = "ERR description argument given to redis.register_function must be a string" }) end
+    if fns[name] then error({ err = "ERR Function already exists in the library" }) end
+    local fl = {}
+    for _, x in ipairs(flags or {}) do
+      if type(x) ~= "string" then error({ err = "ERR unknown flag given" }) end
+      fl[#fl + 1] = x
+    end
+    fns[name] = { cb, fl, desc }
+    count = count + 1
+  end
+  setmetatable(load_redis, { __index = no_global })
+  FSG.redis = load_redis
+  local ok, e = xpcall(f, handler)
+  FSG.redis = redis
+  if not ok then
+    local m = type(e) == "table" and rawget(e, "err") or tostring(e)
+    return nil, "ERR Error registering functions: " .. m
+  end
+  if count == 0 then return nil, "ERR No functions registered" end
+  return fns
+end
+
 local function compile(body)
   local f, err = loadstring(body, "@user_script")
   if f == nil then return nil, err end
@@ -355,4 +426,4 @@ local function compile(body)
   return f
 end
 
-return run, compile, parse, set_resp3
+return run, compile, parse, set_resp3, load_library
