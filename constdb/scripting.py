@@ -39,6 +39,8 @@ from constdb.scripting_libs import install_libs
 log = logging.getLogger("constdb.scripting")
 
 LUA_DIR = Path(__file__).parent / "lua"
+# read at import: a process runs the Lua glue of the code it started with
+PRELUDE = (LUA_DIR / "prelude.lua").read_bytes()
 HOOK_COUNT = 100_000  # VM instructions between two clock checks of a running script
 
 F_WRITE = FLAG["write"]
@@ -211,8 +213,7 @@ class ScriptEngine:
             }
         )
         install_libs(lua)
-        prelude = (LUA_DIR / "prelude.lua").read_bytes()
-        loader = lua.execute(b"return loadstring(...)", prelude, b"@prelude")
+        loader = lua.execute(b"return loadstring(...)", PRELUDE, b"@prelude")
         self._run, self._compile, self._parse, self._set_resp3, self._load_library = loader(
             self.lua_call,
             self.lua_pcall,
