@@ -54,6 +54,7 @@ from constdb.commands import config as config_commands
 from constdb.commands import monitoring as monitoring_commands
 from constdb.commands import persistence as persistence_commands
 from constdb.commands import pubsub as pubsub_commands
+from constdb.commands import scripting as scripting_commands
 from constdb.commands import server as server_commands
 from constdb.config import NODE_ID_FILE, Config, ConfigError
 from constdb.logs import set_log_level
@@ -82,6 +83,7 @@ PY_COMMANDS = (
     persistence_commands,
     pubsub_commands,
     monitoring_commands,
+    scripting_commands,
 )
 
 

@@ -85,6 +85,7 @@ cdef class Server:
     cdef public int pause_mode      # 0 none, 1 WRITE, 2 ALL (CLIENT PAUSE)
     cdef public object monitor      # callable(client, cmd, argv) while a MONITOR is connected
     cdef public object blocking     # constdb.blocking.Blocking (serve ready keys, postpone)
+    cdef public bint script_busy    # a script ran past busy-reply-threshold (scripting.py)
 
     cdef Command lookup_command(self, object name)
     cdef int count_error_msg(self, const char* msg, Py_ssize_t n) except -1

@@ -91,6 +91,8 @@ PUBSUB_HARD_LIMIT = 32 * 1024 * 1024
 cdef Py_ssize_t CLIENT_OVERHEAD = 2048
 
 cdef object _NO_REPLY = object()
+cdef bytes _BUSY_SCRIPT = (b"BUSY Redis is busy running a script. You can only call SCRIPT KILL"
+                           b" or SHUTDOWN NOSAVE.")
 
 
 cdef int _reraise() except -1:
@@ -1027,6 +1029,8 @@ cdef class Client:
             return self.reject(cmd, b"NOAUTH Authentication required.")
         if self.subs is not None and self.resp == 2 and not (cmd.flags & F_SUBCTX):
             return self.reject(cmd, b"ERR Can't execute '" + cmd.fullname + _SUBCTX_ERR)
+        if self.srv.script_busy and not (cmd.flags & F_ALLOW_BUSY):
+            return self.reject(cmd, _BUSY_SCRIPT)
         if self.srv.pause_mode and self.srv.blocking.postpone(self, cmd, argv):
             return 0        # CLIENT PAUSE: runs when the pause ends
         if self.in_multi:
@@ -1302,6 +1306,27 @@ cdef class Client:
         if self.last_cmd is None:
             return b"NULL"
         return (<Command>self.last_cmd).fullname
+
+    # ---- scripts (constdb/scripting.py) -------------------------------------
+
+    def script_call(self, Command cmd, list argv):
+        """Run one command for a script on this (the scripts') client, checks
+        done by the caller: its reply bytes."""
+        self.tmark = mono_ns()
+        self.call(cmd, argv)
+        return self.out.take()
+
+    def script_group(self, bint begin):
+        """Open (True: whether it opened one) or close the backlog group of a
+        script's writes, so a peer applies them together as an EXEC's."""
+        cdef Backlog bl = self.ks.bl
+        if begin:
+            if bl.grouping:
+                return False
+            bl.group_begin()
+            return True
+        bl.group_end()
+        return True
 
     def write_reply(self, value):
         """Send a reply now (blocked clients woken by the server)."""
