@@ -1067,7 +1067,10 @@ cdef class Client:
         self.last_cmd = cmd
         if srv.track_on:
             prev = srv.current
-            srv.current = self
+            # a script's commands (its client has no connection) run for
+            # the client that called the script
+            if self.transport is not None or prev is None:
+                srv.current = self
         if cmd.flags & F_WRITE and not bl.grouping:
             bl.group_begin()
             grouped = True
@@ -1138,10 +1141,11 @@ cdef class Client:
         """CLIENT TRACKING's part of a command (constdb/tracking.py)."""
         cdef Server srv = self.srv
         tr = srv.tracking
-        if tr is not None:
-            if self.track is not None:
-                tr.after(self, cmd, argv)
-            if prev is not self:  # not a command inside EXEC: its reply is whole
+        who = srv.current  # this client, or the caller of the script running
+        if tr is not None and who is not None:
+            if who.track is not None:
+                tr.after(who, cmd, argv)
+            if prev is not self and who is self:  # not inside EXEC or a script
                 tr.after_call(self)
         srv.current = prev
         return 0
