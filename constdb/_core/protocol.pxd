@@ -134,8 +134,8 @@ cdef class Client:
     cdef uint64_t tmark              # mono_ns() at the end of the last command (or read start)
     cdef list spare                  # an argv list to reuse, its items NULL (_fast_argv)
     cdef public object subs          # its Pub/Sub subscriptions (constdb.pubsub.Subs), None: none
-    cdef public object track         # its CLIENT TRACKING settings (constdb.tracking.Track), None: off
-    cdef public int reply_mode       # CLIENT REPLY: 0 on, 1 off, 2 skip the next command, 3 skip this one
+    cdef public object track         # CLIENT TRACKING settings (constdb.tracking.Track), None: off
+    cdef public int reply_mode       # CLIENT REPLY: 0 on, 1 off, 2 skip next, 3 skip this one
     cdef public bint aof_wait        # in Server.aof_waiting
 
     cdef int process(self) except -1
