@@ -212,6 +212,16 @@ SPEC: list[Key] = [
         runtime=True,
     ),
     Key(
+        "busy_reply_threshold",
+        5000,
+        "int",
+        "milliseconds a Lua script runs before other clients get BUSY and SCRIPT KILL may stop it;"
+        " 0 = never",
+        0,
+        2**63 - 1,
+        runtime=True,
+    ),
+    Key(
         "hz",
         10,
         "int",

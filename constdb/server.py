@@ -55,6 +55,7 @@ from constdb.commands import memory as memory_commands
 from constdb.commands import monitoring as monitoring_commands
 from constdb.commands import persistence as persistence_commands
 from constdb.commands import pubsub as pubsub_commands
+from constdb.commands import scripting as scripting_commands
 from constdb.commands import server as server_commands
 from constdb.config import NODE_ID_FILE, Config, ConfigError
 from constdb.eviction import Memory
@@ -85,6 +86,7 @@ PY_COMMANDS = (
     pubsub_commands,
     monitoring_commands,
     memory_commands,
+    scripting_commands,
 )
 
 

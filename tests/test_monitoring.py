@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import socket
 import time
 
 import pytest
 import redis
 from support.differential import same
+from support.nodes import wait_for
 from support.resp import Conn, parse_typed
 
 
@@ -148,3 +150,31 @@ def test_client_reply_on_off_skip(raw_pair):
             data, conn.buf = data + conn.buf, b""
         got.append(data)
     assert got[0] == got[1]
+
+
+def test_client_list_memory_fields(r, constdb_server):
+    """qbuf-free, multi-mem, omem and tot-mem hold real figures: a MULTI's
+    queued arguments count in multi-mem, replies a client does not read in omem."""
+    big = b"x" * (1 << 20)
+    r.set("big", big)
+    slow = Conn(constdb_server.port)
+    tx = Conn(constdb_server.port)
+    try:
+        slow.call("CLIENT", "SETNAME", "slow")
+        tx.call("CLIENT", "SETNAME", "tx")
+        slow.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        slow.send_raw(b"GET big\r\n" * 16)  # 16 MiB of replies it does not read
+        tx.call("MULTI")
+        tx.call("SET", "k", "v" * 1000)
+
+        def row(name):
+            return next(x for x in r.client_list() if x["name"] == name)
+
+        wait_for(lambda: int(row("slow")["omem"]) > 4 << 20, 10, what="omem")
+        s, t = row("slow"), row("tx")
+        assert int(s["tot-mem"]) > int(s["omem"])
+        assert int(t["multi-mem"]) >= 1000 + len("SET") + len("k")
+        assert int(t["qbuf-free"]) >= 0 and int(t["tot-mem"]) > 0
+    finally:
+        slow.close()
+        tx.close()

@@ -41,6 +41,7 @@ def test_pip_wheel_builds_the_extensions_and_the_console_script(tmp_path):
     assert "constdb/replication/manager.py" in names
     assert "constdb/persistence.py" in names
     assert "constdb/commands/commands.toml" in names  # the command table
+    assert "constdb/lua/prelude.lua" in names  # the scripting environment
 
 
 def test_python_dash_m_constdb_is_the_server():

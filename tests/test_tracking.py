@@ -180,3 +180,14 @@ def test_a_write_on_another_member_invalidates_a_tracking_client(node):
         assert t.call("GET", "k") == b"$6\r\nfrom a\r\n"
     info = b.client().info("stats")
     assert info["tracking_clients"] == 0
+
+
+def test_keys_a_script_reads_are_tracked_for_its_caller(sides):
+    same(sides, 0, "CLIENT", "TRACKING", "on")
+    same(sides, 0, "EVAL", "return redis.call('GET', KEYS[1])", "1", "k")
+    same(sides, 1, "SET", "k", "1")
+    pushed(sides)  # invalidate [k], to the client that ran the script
+    same(sides, 0, "GET", "k")
+    # a script that writes a key its caller tracks: the message after the reply
+    same_n(sides, 0, 2, "EVAL", "return redis.call('SET', KEYS[1], 'x')", "1", "k")
+    nothing_pending(sides)

@@ -87,6 +87,7 @@ cdef class Server:
     cdef public int pause_mode      # 0 none, 1 WRITE, 2 ALL (CLIENT PAUSE)
     cdef public object monitor      # callable(client, cmd, argv) while a MONITOR is connected
     cdef public object blocking     # constdb.blocking.Blocking (serve ready keys, postpone)
+    cdef public bint script_busy    # a script ran past busy-reply-threshold (scripting.py)
 
     cdef Command lookup_command(self, object name)
     cdef int count_error_msg(self, const char* msg, Py_ssize_t n) except -1
@@ -135,8 +136,8 @@ cdef class Client:
     cdef uint64_t tmark              # mono_ns() at the end of the last command (or read start)
     cdef list spare                  # an argv list to reuse, its items NULL (_fast_argv)
     cdef public object subs          # its Pub/Sub subscriptions (constdb.pubsub.Subs), None: none
-    cdef public object track         # its CLIENT TRACKING settings (constdb.tracking.Track), None: off
-    cdef public int reply_mode       # CLIENT REPLY: 0 on, 1 off, 2 skip the next command, 3 skip this one
+    cdef public object track         # CLIENT TRACKING settings (constdb.tracking.Track), None: off
+    cdef public int reply_mode       # CLIENT REPLY: 0 on, 1 off, 2 skip next, 3 skip this one
     cdef public bint aof_wait        # in Server.aof_waiting
 
     cdef int process(self) except -1

@@ -100,7 +100,13 @@ cdef inline uint64_t lat_bucket_high(Py_ssize_t i) noexcept nogil:
 # client-output-buffer-limit for pubsub clients: 32mb hard)
 PUBSUB_HARD_LIMIT = 32 * 1024 * 1024
 
+# what a connection costs beyond its buffers (the Client object, its
+# transport and protocol objects), for CLIENT LIST's tot-mem
+cdef Py_ssize_t CLIENT_OVERHEAD = 2048
+
 cdef object _NO_REPLY = object()
+cdef bytes _BUSY_SCRIPT = (b"BUSY Redis is busy running a script. You can only call SCRIPT KILL"
+                           b" or SHUTDOWN NOSAVE.")
 
 
 cdef int _reraise() except -1:
@@ -1039,9 +1045,12 @@ cdef class Client:
         if self.subs is not None and self.resp == 2 and not (cmd.flags & F_SUBCTX):
             return self.reject(cmd, b"ERR Can't execute '" + cmd.fullname + _SUBCTX_ERR)
         # maxmemory: one comparison while under the limit (evict.pyx)
-        if self.ks.mem_ds > self.ks.ds_limit and self.srv.evictor is not None:
+        if self.ks.mem_ds > self.ks.ds_limit and self.srv.evictor is not None \
+                and not self.srv.script_busy:  # (Redis: not inside a busy script)
             if self.srv.evictor.perform() and _deny_oom(self, cmd):
                 return self.reject(cmd, _OOM_ERR)
+        if self.srv.script_busy and not (cmd.flags & F_ALLOW_BUSY):
+            return self.reject(cmd, _BUSY_SCRIPT)
         if self.srv.pause_mode and self.srv.blocking.postpone(self, cmd, argv):
             return 0        # CLIENT PAUSE: runs when the pause ends
         if self.in_multi:
@@ -1078,7 +1087,10 @@ cdef class Client:
         self.last_cmd = cmd
         if srv.track_on:
             prev = srv.current
-            srv.current = self
+            # a script's commands (its client has no connection) run for
+            # the client that called the script
+            if self.transport is not None or prev is None:
+                srv.current = self
         if cmd.flags & F_WRITE and not bl.grouping:
             bl.group_begin()
             grouped = True
@@ -1149,10 +1161,11 @@ cdef class Client:
         """CLIENT TRACKING's part of a command (constdb/tracking.py)."""
         cdef Server srv = self.srv
         tr = srv.tracking
-        if tr is not None:
-            if self.track is not None:
-                tr.after(self, cmd, argv)
-            if prev is not self:  # not a command inside EXEC: its reply is whole
+        who = srv.current  # this client, or the caller of the script running
+        if tr is not None and who is not None:
+            if who.track is not None:
+                tr.after(who, cmd, argv)
+            if prev is not self and who is self:  # not inside EXEC or a script
                 tr.after_call(self)
         srv.current = prev
         return 0
@@ -1295,11 +1308,49 @@ cdef class Client:
         return self.out.len
 
     @property
+    def mem(self):
+        """CLIENT LIST's memory fields: (qbuf-free, argv-mem, multi-mem, omem,
+        tot-mem) in bytes. omem: replies not yet sent (this client's reply
+        buffer and what its transport holds); tot-mem: its buffers'
+        allocations and omem, plus a fixed estimate of the client itself."""
+        cdef Py_ssize_t multi = 0, pending = 0
+        if self.mqueue:
+            for _cmd, argv in self.mqueue:
+                for a in argv:
+                    multi += PyBytes_GET_SIZE(a)
+        if self.transport is not None:
+            pending = self.transport.get_write_buffer_size()
+        omem = self.out.len + pending
+        return (self.ibuf.cap - self.ibuf.len, 0, multi, omem,
+                self.ibuf.cap + self.out.cap + multi + pending + CLIENT_OVERHEAD)
+
+    @property
     def last_cmd_name(self):
         """The full name of the last command run (CLIENT LIST's cmd=)."""
         if self.last_cmd is None:
             return b"NULL"
         return (<Command>self.last_cmd).fullname
+
+    # ---- scripts (constdb/scripting.py) -------------------------------------
+
+    def script_call(self, Command cmd, list argv):
+        """Run one command for a script on this (the scripts') client, checks
+        done by the caller: its reply bytes."""
+        self.tmark = mono_ns()
+        self.call(cmd, argv)
+        return self.out.take()
+
+    def script_group(self, bint begin):
+        """Open (True: whether it opened one) or close the backlog group of a
+        script's writes, so a peer applies them together as an EXEC's."""
+        cdef Backlog bl = self.ks.bl
+        if begin:
+            if bl.grouping:
+                return False
+            bl.group_begin()
+            return True
+        bl.group_end()
+        return True
 
     def write_reply(self, value):
         """Send a reply now (blocked clients woken by the server)."""

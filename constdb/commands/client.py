@@ -58,12 +58,14 @@ def client_line(c: Any) -> str:
         (len(subs.channels), len(subs.patterns), len(subs.shard)) if subs is not None else (0, 0, 0)
     )
     events = "rw" if c.obuf else "r"
+    qfree, argvmem, multimem, omem, totmem = c.mem
     return (
         f"id={c.id} addr={c.addr} laddr={c.laddr} fd={c.fd} "
         f"name={text(c.name or b'')} age={int(now - c.ctime)} "
         f"idle={int(max(0, now - c.last_interaction))} flags={flags} db=0 sub={nsub} psub={npsub} ssub={nssub} "
-        f"multi={c.multi_count} qbuf={c.qbuf} qbuf-free=0 argv-mem=0 multi-mem=0 rbs=0 rbp=0 "
-        f"obl={c.obuf} oll=0 omem=0 tot-mem=0 events={events} cmd={text(c.last_cmd_name)} "
+        f"multi={c.multi_count} qbuf={c.qbuf} qbuf-free={qfree} argv-mem={argvmem}"
+        f" multi-mem={multimem} rbs=0 rbp=0 obl={c.obuf} oll=0 omem={omem} tot-mem={totmem}"
+        f" events={events} cmd={text(c.last_cmd_name)} "
         f"user=default redir={-1 if t is None else t.redirect} resp={c.resp} "
         f"lib-name={text(c.lib_name or b'')} lib-ver={text(c.lib_ver or b'')}"
     )

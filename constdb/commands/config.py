@@ -46,6 +46,7 @@ ALIASES = {
     "zset-max-ziplist-entries": "zset_max_listpack_entries",
     "zset-max-ziplist-value": "zset_max_listpack_value",
     "slave-lazy-flush": "replica_lazy_flush",
+    "lua-time-limit": "busy_reply_threshold",
 }
 # the aliases Redis itself has (its older names of a parameter)
 REDIS_ALIASES = {
@@ -55,6 +56,7 @@ REDIS_ALIASES = {
     "zset-max-ziplist-entries",
     "zset-max-ziplist-value",
     "slave-lazy-flush",
+    "lua-time-limit",
 }
 # Redis parameters that have one fixed value here
 FIXED = {

@@ -69,6 +69,7 @@ SECTIONS = {
     "mvreg": "**Multi-value register** (from the original ConstDB)",
     "transactions": "**Transactions**",
     "pubsub": "**Pub/Sub** (messages cross the group on the links)",
+    "scripting": "**Scripting** (Lua 5.1; atomic on the node, effects replicated)",
     "group": "**Group**",
     "persistence": "**Persistence**",
     "server": "**Connection and server**",

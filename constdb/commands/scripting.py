@@ -1,0 +1,224 @@
+"""EVAL, EVALSHA, EVAL_RO, EVALSHA_RO and SCRIPT: Lua scripts
+(constdb/scripting.py runs them)."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from constdb._core.codec import RespError, Status
+from constdb._core.glob import glob_match
+from constdb.commands import command
+from constdb.commands.common import OK
+from constdb.scripting import NOSCRIPT, engine, numkeys
+
+
+def _eval(c: Any, argv: list[bytes], ro: bool) -> Any:
+    n = numkeys(argv)
+    e = engine(c)
+    return e.run(c, e.get(argv[1]), argv, n, ro)
+
+
+def _evalsha(c: Any, argv: list[bytes], ro: bool) -> Any:
+    a = argv[2]
+    n = (
+        a[0] - 48
+        if len(a) == 1 and 48 <= a[0] <= 57 and len(argv) - 3 >= a[0] - 48
+        else numkeys(argv)
+    )
+    e = engine(c)
+    s = e.scripts.get(argv[1].lower()) if len(argv[1]) == 40 else None
+    if s is None:
+        raise RespError(NOSCRIPT)
+    return e.run(c, s, argv, n, ro)
+
+
+@command("eval")
+def eval_(c: Any, argv: list[bytes]) -> Any:
+    return _eval(c, argv, False)
+
+
+@command("eval_ro")
+def eval_ro(c: Any, argv: list[bytes]) -> Any:
+    return _eval(c, argv, True)
+
+
+@command("evalsha")
+def evalsha(c: Any, argv: list[bytes]) -> Any:
+    return _evalsha(c, argv, False)
+
+
+@command("evalsha_ro")
+def evalsha_ro(c: Any, argv: list[bytes]) -> Any:
+    return _evalsha(c, argv, True)
+
+
+@command("script")
+def script(c: Any, argv: list[bytes]) -> Any:
+    # a container named alone: its arity (-2) refuses that first
+    raise RespError("ERR wrong number of arguments for 'script' command")
+
+
+@command("script|load")
+def script_load(c: Any, argv: list[bytes]) -> Any:
+    return engine(c).get(argv[2]).sha
+
+
+@command("script|exists")
+def script_exists(c: Any, argv: list[bytes]) -> Any:
+    cache = engine(c).scripts
+    return [1 if a.lower() in cache else 0 for a in argv[2:]]
+
+
+@command("script|flush")
+def script_flush(c: Any, argv: list[bytes]) -> Any:
+    if len(argv) > 3 or (len(argv) == 3 and argv[2].upper() not in (b"SYNC", b"ASYNC")):
+        raise RespError("ERR SCRIPT FLUSH only support SYNC|ASYNC option")
+    engine(c).flush()
+    return OK
+
+
+@command("script|kill")
+def script_kill(c: Any, argv: list[bytes]) -> Any:
+    engine(c).kill()
+    return OK
+
+
+SCRIPT_HELP = [
+    "SCRIPT <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
+    "EXISTS <sha1> [<sha1> ...]",
+    "    Return information about the existence of the scripts in the script cache.",
+    "FLUSH [ASYNC|SYNC]",
+    "    Flush the Lua scripts cache. Very dangerous on replicas.",
+    "    When called without the optional mode argument, the behavior is determined by the",
+    "    lazyfree-lazy-user-flush configuration directive. Valid modes are:",
+    "    * ASYNC: Asynchronously flush the scripts cache.",
+    "    * SYNC: Synchronously flush the scripts cache.",
+    "KILL",
+    "    Kill the currently executing Lua script.",
+    "LOAD <script>",
+    "    Load a script into the scripts cache without executing it.",
+    "HELP",
+    "    Prints this help.",
+]
+
+
+@command("script|help")
+def script_help(c: Any, argv: list[bytes]) -> Any:
+    return [Status(x) for x in SCRIPT_HELP]
+
+
+# ---- FUNCTION and FCALL (libraries are this node's own: not replicated yet) ----
+
+
+def _fcall(c: Any, argv: list[bytes], ro: bool) -> Any:
+    e = engine(c)
+    n = numkeys(argv)
+    s = e.functions.get(argv[1])
+    if s is None:
+        raise RespError("ERR Function not found")
+    return e.run(c, s, argv, n, ro)
+
+
+@command("fcall")
+def fcall(c: Any, argv: list[bytes]) -> Any:
+    return _fcall(c, argv, False)
+
+
+@command("fcall_ro")
+def fcall_ro(c: Any, argv: list[bytes]) -> Any:
+    return _fcall(c, argv, True)
+
+
+@command("function")
+def function(c: Any, argv: list[bytes]) -> Any:
+    raise RespError("ERR wrong number of arguments for 'function' command")
+
+
+@command("function|load")
+def function_load(c: Any, argv: list[bytes]) -> Any:
+    replace = False
+    args = argv[2:]
+    while len(args) > 1:
+        if args[0].upper() == b"REPLACE":
+            replace = True
+            args = args[1:]
+        else:
+            raise RespError(f"ERR Unknown option given: {args[0].decode(errors='replace')}")
+    if not args:
+        raise RespError("ERR Function code is missing")
+    return engine(c).load_library(args[0], replace)
+
+
+@command("function|delete")
+def function_delete(c: Any, argv: list[bytes]) -> Any:
+    engine(c).delete_library(argv[2])
+    return OK
+
+
+@command("function|flush")
+def function_flush(c: Any, argv: list[bytes]) -> Any:
+    if len(argv) > 3 or (len(argv) == 3 and argv[2].upper() not in (b"SYNC", b"ASYNC")):
+        raise RespError("ERR FUNCTION FLUSH only supports SYNC|ASYNC option")
+    e = engine(c)
+    e.libraries.clear()
+    e.functions.clear()
+    return OK
+
+
+@command("function|list")
+def function_list(c: Any, argv: list[bytes]) -> Any:
+    withcode = False
+    pattern = None
+    i = 2
+    while i < len(argv):
+        a = argv[i].upper()
+        if a == b"WITHCODE" and not withcode:
+            withcode = True
+        elif a == b"LIBRARYNAME" and pattern is None and i + 1 < len(argv):
+            i += 1
+            pattern = argv[i]
+        else:
+            raise RespError(f"ERR Unknown argument {argv[i].decode(errors='replace')}")
+        i += 1
+    out = []
+    for lib in engine(c).libraries.values():
+        if pattern is not None and not glob_match(pattern, lib.name):
+            continue
+        fns = [
+            {
+                b"name": f.sha,
+                b"description": f.desc,
+                b"flags": set(f.flags),
+            }
+            for f in lib.functions.values()
+        ]
+        entry = {b"library_name": lib.name, b"engine": b"LUA", b"functions": fns}
+        if withcode:
+            entry[b"library_code"] = lib.code
+        out.append(entry)
+    return out
+
+
+@command("function|stats")
+def function_stats(c: Any, argv: list[bytes]) -> Any:
+    e = engine(c)
+    running = None
+    if e.running_fn is not None:
+        running = {
+            b"name": e.running_fn.sha,
+            b"command": list(e.running_argv),
+            b"duration_ms": int((time.monotonic() - e.start) * 1000),
+        }
+    return {
+        b"running_script": running,
+        b"engines": {
+            b"LUA": {b"libraries_count": len(e.libraries), b"functions_count": len(e.functions)}
+        },
+    }
+
+
+@command("function|kill")
+def function_kill(c: Any, argv: list[bytes]) -> Any:
+    engine(c).kill()
+    return OK
