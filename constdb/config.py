@@ -64,6 +64,12 @@ class Key:
     protected: bool = False  # CONFIG SET only with enable_protected_configs (as in Redis)
 
 
+def _check_policy(v: str) -> Optional[str]:
+    from constdb.eviction import check_policy
+
+    return check_policy(v)
+
+
 def _nonempty(v: str) -> Optional[str]:
     return None if v.strip() and "\0" not in v else "a non-empty path without NUL bytes"
 
@@ -257,6 +263,55 @@ SPEC: list[Key] = [
         "SLOWLOG records commands that take at least this many microseconds; -1 = never, 0 = all",
         -1,
         2**63 - 1,
+        runtime=True,
+    ),
+    # ---- maxmemory (constdb/eviction.py, _core/evict.pyx) ----
+    Key(
+        "maxmemory",
+        0,
+        "size",
+        "evict (or refuse writes, under noeviction) once used_memory passes this; 0 = no limit",
+        0,
+        2**63 - 1,
+        runtime=True,
+    ),
+    Key(
+        "maxmemory_policy",
+        "noeviction",
+        "str",
+        "noeviction, allkeys-lru, volatile-lru, allkeys-lfu, volatile-lfu, allkeys-random,"
+        " volatile-random, volatile-ttl, or allkeys-wtinylfu (W-TinyLFU admission)",
+        runtime=True,
+        check=lambda v: _check_policy(v),
+    ),
+    Key("maxmemory_samples", 5, "int", "keys sampled per eviction", 1, 64, runtime=True),
+    Key(
+        "maxmemory_eviction_tenacity",
+        10,
+        "int",
+        "how long one eviction run may take (Redis's scale: 10 = 500 us, 100 = no limit)",
+        0,
+        100,
+        runtime=True,
+    ),
+    Key(
+        "maxmemory_eviction_margin",
+        5.0,
+        "float",
+        "percent of maxmemory left free: eviction starts this far below it, room for"
+        " what peers are still sending",
+        0,
+        50,
+        runtime=True,
+    ),
+    Key("lfu_log_factor", 10, "int", "LFU counter's logarithm factor", 0, 2**31 - 1, runtime=True),
+    Key(
+        "lfu_decay_time",
+        1,
+        "int",
+        "minutes for the LFU counter to decay by one",
+        0,
+        2**31 - 1,
         runtime=True,
     ),
     Key("slowlog_max_len", 128, "int", "entries SLOWLOG keeps", 0, 2**63 - 1, runtime=True),

@@ -51,12 +51,14 @@ from constdb.commands import (
     register_handlers,
 )
 from constdb.commands import config as config_commands
+from constdb.commands import memory as memory_commands
 from constdb.commands import monitoring as monitoring_commands
 from constdb.commands import persistence as persistence_commands
 from constdb.commands import pubsub as pubsub_commands
 from constdb.commands import scripting as scripting_commands
 from constdb.commands import server as server_commands
 from constdb.config import NODE_ID_FILE, Config, ConfigError
+from constdb.eviction import Memory
 from constdb.logs import set_log_level
 from constdb.monitor import Monitor
 from constdb.monitoring import Monitoring
@@ -83,6 +85,7 @@ PY_COMMANDS = (
     persistence_commands,
     pubsub_commands,
     monitoring_commands,
+    memory_commands,
     scripting_commands,
 )
 
@@ -226,6 +229,7 @@ class App:
         self.pubsub.on_publish = self.repl.publish
         self.tracking = self.srv.tracking = Tracking(self)
         self.monitoring = Monitoring(self)
+        self.memory = Memory(self)
         self.blocking = Blocking(self)
         self.monitor = Monitor(self)
         self.serving = False  # the start finished: the node took requests
@@ -319,6 +323,7 @@ class App:
         set_log_level(c.log_level)
         self.tracking.max_keys = c.tracking_table_max_keys or 2**63
         self.monitoring.configure(c)
+        self.memory.configure(c)
         if changed is not None and changed & TLS_RUNTIME_KEYS:
             self.tls_reload(changed)
 
@@ -505,6 +510,7 @@ class App:
             if checked < 200 or expired < 50:
                 break
         self.persistence.cron()
+        self.memory.cron()
         self.aof.cron()
         if self.backlog.dirty and self.srv.on_backlog is not None:
             self.backlog.dirty = False

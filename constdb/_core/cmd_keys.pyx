@@ -90,6 +90,15 @@ cdef int cmd_del(Client c, list argv) except -1:
     return c.out.integer(count)
 
 
+cdef int cmd_unlink(Client c, list argv) except -1:
+    """DEL whose big values are freed in slices afterwards (Keyspace.lazy)."""
+    c.ks.lazy_free = True
+    try:
+        return cmd_del(c, argv)
+    finally:
+        c.ks.lazy_free = False
+
+
 cdef int cmd_exists(Client c, list argv) except -1:
     cdef Py_ssize_t i, n = PyList_GET_SIZE(argv)
     cdef int64_t count = 0
@@ -513,7 +522,7 @@ cdef int cmd_touch(Client c, list argv) except -1:
 def register(Server srv):
     """Name the handlers; arity, flags and keys come from the command table."""
     add_command(srv, b"del", cmd_del)
-    add_command(srv, b"unlink", cmd_del)
+    add_command(srv, b"unlink", cmd_unlink)
     add_command(srv, b"exists", cmd_exists)
     add_command(srv, b"touch", cmd_touch)
     add_command(srv, b"type", cmd_type)

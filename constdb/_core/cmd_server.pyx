@@ -140,6 +140,7 @@ cdef int cmd_flushall(Client c, list argv) except -1:
     tr = c.srv.tracking
     if tr is not None and c.srv.track_on:
         tr.flushing = True  # one "drop everything" message, not one a key
+    ks.lazy_free = n == 2 and opt == b"ASYNC"
     try:
         for key in list(ks.d):
             ks.emit_del(key)
@@ -147,6 +148,7 @@ cdef int cmd_flushall(Client c, list argv) except -1:
             for key in list(ks.alts):
                 ks.emit_del(key)
     finally:
+        ks.lazy_free = False
         if tr is not None and c.srv.track_on:
             tr.flushing = False
             tr.flush_all()

@@ -1,10 +1,11 @@
-from libc.stdint cimport int64_t, uint8_t, uint64_t
+from libc.stdint cimport int64_t, uint8_t, uint32_t, uint64_t
 
 from constdb._core.backlog cimport Backlog
 from constdb._core.clock cimport Clock
 from constdb._core.codec cimport Reader, Writer
 from constdb._core.merge cimport Ctx
 from constdb._core.objects cimport CObj, TTLReg
+from constdb._core.sketch cimport Sketch
 
 
 cdef class Keyspace:
@@ -49,6 +50,18 @@ cdef class Keyspace:
     # no other member (the replication layer sets it): every local effect is
     # causally stable at once (bit writes are folded as they are made: bitval)
     cdef public bint solo
+    # ---- memory and eviction (constdb/_core/evict.pyx, docs/internals.md) ----
+    cdef public int64_t mem_ds    # estimated bytes of the data set (sum of objects' msz)
+    cdef public int64_t ds_limit  # evict while mem_ds is above it (INT64_MAX: no maxmemory)
+    cdef public int evict_mode    # access tracking: 0 LRU clock, 1 LFU word, 2 LRU + sketch
+    cdef public int lfu_log_factor
+    cdef public int lfu_decay_time
+    cdef public uint64_t evicted_keys
+    cdef Sketch sk                # W-TinyLFU's frequency sketch (evict_mode 2)
+    cdef public object on_new_key  # callable(key) for W-TinyLFU's window, or None
+    cdef public bint remote       # applying a peer's records (their writes count as accesses)
+    cdef public bint lazy_free    # the running DEL frees big values in slices (UNLINK ...)
+    cdef public list lazy         # containers waiting to be freed (lazy_step)
 
     cdef uint64_t tick(self) noexcept
     cdef uint64_t vv_get(self, uint64_t node)
@@ -61,6 +74,7 @@ cdef class Keyspace:
     cdef int expire_key(self, object key) except -1
     cdef int touched(self, object key) except -1
     cdef int settle(self, object key, CObj o) except -1
+    cdef int _settle(self, object key, CObj o) except -1
     cdef CObj find(self, object key, int t, bint create)
     cdef list objects_of(self, object key)
 
@@ -121,6 +135,9 @@ cdef TypeOps* type_ops(int code) noexcept
 cdef TypeOps* ops_of(CObj o) noexcept
 
 cdef bint obj_live(CObj o) noexcept
+cdef Py_ssize_t mem_est(CObj o) noexcept
+cdef Py_ssize_t key_est(object key) noexcept
+cdef uint32_t lfu_decr(Keyspace ks, uint32_t w) noexcept
 cdef TTLReg _key_ttl(Keyspace ks, object key)
 cdef int _ttl_write(Keyspace ks, object key, int64_t at, uint64_t u, uint64_t n) except -1
 cdef int _emptied(Keyspace ks, object key) except -1

@@ -33,6 +33,9 @@ from constdb._core.objects cimport (
     T_STRING, CObj, Dot, StrObj, TTLReg, new_str, obj_type, ts_gt,
 )
 from constdb._core.ops cimport OP_MAX, OP_MEMBER, OP_TTL
+from constdb._core.sketch cimport sk_add, sk_free
+from constdb._core.objects cimport HashObj, ListObj, MVObj, SetObj, Ver, ZSetObj
+from cpython.object cimport PyObject_Hash
 
 from constdb._core.dots import ClockAheadError
 
@@ -227,6 +230,138 @@ cdef bint _keeps_state(CObj o) noexcept:
     return t.keeps != NULL and t.keeps(o)
 
 
+# ---------------------------------------------------- memory and access ----
+# (evict.pyx has eviction itself; docs/internals.md "Memory and eviction")
+# An object's estimated bytes (mem_est) are calibrated against RSS growth
+# (benchmarks/bench_cache.py --calibrate): pymalloc rounds a block up to 16
+# bytes, a dict entry costs its slot and index at the dict's load factor.
+
+cdef inline Py_ssize_t _balloc(object b) noexcept:
+    # a bytes object's block: 33 bytes of header + its length, rounded
+    cdef Py_ssize_t n
+    if type(b) is bytes:
+        if PyBytes_GET_SIZE(b) <= 1:
+            return 0        # CPython's shared empty and 1-byte bytes objects
+        n = 33 + PyBytes_GET_SIZE(b)
+    elif b is None:
+        return 0
+    else:
+        n = 33 + len(b) if type(b) is bytearray else 128
+    return (n + 15) & ~15 if n <= 512 else n + 16
+
+
+cdef inline Py_ssize_t _sample_bytes(dict d, bint vals) noexcept:
+    # mean block size of up to 8 of d's first keys (vals: and of their
+    # values, a hash's Ver)
+    cdef Py_ssize_t pos = 0, n = 0, tot = 0
+    cdef PyObject* k
+    cdef PyObject* v
+    while n < 8 and PyDict_Next(d, &pos, &k, &v):
+        tot += _balloc(<object>k)
+        if vals and type(<object>v) is Ver:
+            tot += _balloc((<Ver>v).val)
+        n += 1
+    return tot // n if n else 0
+
+
+cdef Py_ssize_t key_est(object key) noexcept:
+    """The bytes a key costs beyond its object: its bytes block and its
+    entry in the keyspace dict (index + 24-byte entry at ~2/3 load)."""
+    return _balloc(key) + 48
+
+
+cdef Py_ssize_t mem_est(CObj o) noexcept:
+    """Estimated bytes held by o (O(1): collections sample 8 members)."""
+    cdef type t = type(o)
+    cdef Py_ssize_t n, base = 80
+    if o.ttl is not None:
+        base += 48
+    if t is StrObj:
+        if (<StrObj>o).cnt1 is not None:
+            base += 64
+        if (<StrObj>o).cnt is not None:
+            base += 64 + 96 * len((<StrObj>o).cnt)
+        return base + _balloc((<StrObj>o).val)
+    if t is SetObj:
+        n = len((<SetObj>o).m)
+        return base + 64 + n * (36 + 32 + _sample_bytes((<SetObj>o).m, False))
+    if t is HashObj:
+        n = len((<HashObj>o).f)
+        # field entry, its Ver (48), field and value (sampled)
+        return base + 64 + n * (36 + 48 + _sample_bytes((<HashObj>o).f, True))
+    if t is ZSetObj:
+        n = len((<ZSetObj>o).m)
+        # dict entry, ZEnt (96), its Dot (32), the index's share (~48)
+        return base + 128 + n * (56 + 96 + 32 + 48 + _sample_bytes((<ZSetObj>o).m, False))
+    if t is ListObj:
+        n = len((<ListObj>o).ids)
+        # LElem (112), ids entry (56), block slot (8), value (~48)
+        return base + 128 + n * (112 + 56 + 8 + 60)
+    if t is MVObj:
+        return base + 64 * (1 + len((<MVObj>o).vers))
+    return base
+
+
+cdef inline void _mem_update(Keyspace ks, object key, CObj o) noexcept:
+    cdef Py_ssize_t m = mem_est(o) + key_est(key)
+    if m > 0xFFFFFFF0:
+        m = 0xFFFFFFF0
+    ks.mem_ds += m - <Py_ssize_t>o.msz
+    o.msz = <uint32_t>m
+
+
+cdef inline void _mem_drop(Keyspace ks, CObj o) noexcept:
+    ks.mem_ds -= <Py_ssize_t>o.msz
+    o.msz = 0
+
+
+cdef uint64_t _rng = 0x2545F4914F6CDD1DULL
+
+
+cdef inline double _rand01() noexcept:
+    global _rng
+    _rng ^= _rng << 13
+    _rng ^= _rng >> 7
+    _rng ^= _rng << 17
+    return <double>(_rng >> 11) * (1.0 / 9007199254740992.0)
+
+
+cdef uint32_t lfu_decr(Keyspace ks, uint32_t w) noexcept:
+    """Redis's LFUDecrAndReturn: the counter of LFU word w after its decay."""
+    cdef uint32_t ldt = (w >> 8) & 0xFFFF, counter = w & 255
+    cdef uint32_t now = <uint32_t>((ks.now // 60000) & 0xFFFF), el, periods
+    el = now - ldt if now >= ldt else 65535 - ldt + now
+    periods = el // <uint32_t>ks.lfu_decay_time if ks.lfu_decay_time > 0 else 0
+    if periods:
+        counter = 0 if periods > counter else counter - periods
+    return counter
+
+
+cdef inline void _access(Keyspace ks, CObj o) noexcept:
+    # Redis's LRU clock / updateLFU, on every lookup of a key's object
+    cdef uint32_t c
+    cdef double base
+    if ks.evict_mode != 1:
+        o.lru = <uint32_t>ks.now
+        return
+    c = lfu_decr(ks, o.lru)
+    if c < 255:
+        base = <double>c - 5.0
+        if base < 0:
+            base = 0
+        if _rand01() < 1.0 / (base * ks.lfu_log_factor + 1.0):
+            c += 1
+    o.lru = (<uint32_t>((ks.now // 60000) & 0xFFFF) << 8) | c
+
+
+cdef inline void _new_access(Keyspace ks, CObj o) noexcept:
+    # a new object: the clock now, or LFU_INIT_VAL (5)
+    if ks.evict_mode == 1:
+        o.lru = (<uint32_t>((ks.now // 60000) & 0xFFFF) << 8) | 5
+    else:
+        o.lru = <uint32_t>ks.now
+
+
 # --------------------------------------------------------------- keyspace ----
 
 class RecordError(ValueError):
@@ -266,6 +401,18 @@ cdef class Keyspace:
         self.expire_cursor = 0
         self.nskew = 0
         self.skew_default = 0
+        self.mem_ds = 0
+        self.ds_limit = INT64_MAX
+        self.evict_mode = 0
+        self.lfu_log_factor = 10
+        self.lfu_decay_time = 1
+        self.evicted_keys = 0
+        self.on_new_key = None
+        self.lazy_free = False
+        self.lazy = []
+
+    def __dealloc__(self):
+        sk_free(&self.sk)
 
     # ---- clock and context ----------------------------------------------
 
@@ -392,12 +539,15 @@ cdef class Keyspace:
         (a normal DEL effect, docs/crdt.md section 6)."""
         cdef PyObject* p = PyDict_GetItemWithError(self.d, key)
         cdef CObj o
+        if self.evict_mode == 2:
+            sk_add(&self.sk, <uint64_t>PyObject_Hash(key))
         if p == NULL:
             return None
         o = <CObj>p
         if o.ttl is not None and self.is_expired(o):
             self.expire_key(key)
             return None
+        _access(self, o)
         return o
 
     cdef CObj lookup_r(self, object key):
@@ -468,6 +618,7 @@ cdef class Keyspace:
         if ops == NULL:
             raise ValueError("unknown type")
         o = ops.new()
+        _new_access(self, o)
         # a new object on a key takes the key's TTL register (docs/crdt.md section 6);
         # a key with no object and no tombstone has none (alts imply d)
         if PyDict_GetItem(self.d, key) != NULL or (self.tombs and key in self.tombs):
@@ -477,6 +628,12 @@ cdef class Keyspace:
         return o
 
     cdef int touched(self, object key) except -1:
+        cdef PyObject* p = PyDict_GetItem(self.d, key)
+        if p != NULL:
+            if (<CObj>p).msz:
+                _mem_update(self, key, <CObj>p)
+            if self.remote:
+                _access(self, <CObj>p)  # a peer's write is an access here too
         self.dirty += 1
         if self.watched:
             clients = self.watched.get(key)
@@ -491,7 +648,19 @@ cdef class Keyspace:
         return 0
 
     cdef int settle(self, object key, CObj o) except -1:
-        """Put o where it belongs after a change: visible, hidden or tombstone."""
+        """Put o where it belongs after a change: visible, hidden or
+        tombstone; and count its bytes (mem_ds) while it is live."""
+        cdef bint fresh = o.msz == 0
+        self._settle(key, o)
+        if obj_live(o):
+            _mem_update(self, key, o)
+            if fresh and self.on_new_key is not None:
+                self.on_new_key(key)
+        elif o.msz:
+            _mem_drop(self, o)
+        return 0
+
+    cdef int _settle(self, object key, CObj o) except -1:
         cdef PyObject* p = PyDict_GetItem(self.d, key)
         cdef bint live
         if p == <PyObject*>o:
@@ -753,6 +922,64 @@ cdef class Keyspace:
             r.pos = end
         return 0
 
+    def lazy_step(self, Py_ssize_t budget):
+        """Free up to budget elements of the containers UNLINK and friends
+        left (a slice, from the event loop); returns how many containers
+        are still waiting."""
+        cdef object c
+        while budget > 0 and self.lazy:
+            c = self.lazy[len(self.lazy) - 1]  # (wraparound is off)
+            if type(c) is dict:
+                while budget > 0 and c:
+                    (<dict>c).popitem()
+                    budget -= 1
+            else:
+                while budget > 0 and c:
+                    (<list>c).pop()
+                    budget -= 1
+            if not c:
+                self.lazy.pop()
+        return len(self.lazy)
+
+    def mem_recount(self):
+        """Recount mem_ds from every live object (after a snapshot load or
+        a flush); returns it."""
+        cdef CObj o
+        self.mem_ds = 0
+        for key, o in self.d.items():
+            o.msz = 0
+            _mem_update(self, key, o)
+        for key, lst in self.alts.items():
+            for o in lst:
+                o.msz = 0
+                _mem_update(self, key, o)
+        return self.mem_ds
+
+    def is_gone(self, key):
+        """key has no visible object (an expired one is deleted, as a
+        lookup would, without touching the access clock)."""
+        cdef PyObject* p = PyDict_GetItem(self.d, key)
+        if p == NULL:
+            return True
+        if (<CObj>p).ttl is not None and self.is_expired(<CObj>p):
+            self.expire_key(key)
+            return True
+        return False
+
+    def obj_mem(self, key):
+        """(estimated bytes, lru word) of key's visible object, or None
+        (MEMORY USAGE, OBJECT); does not touch its access clock."""
+        cdef PyObject* p = PyDict_GetItem(self.d, key)
+        if p == NULL:
+            return None
+        return mem_est(<CObj>p) + key_est(key), (<CObj>p).lru
+
+    def lfu_counter(self, key):
+        cdef PyObject* p = PyDict_GetItem(self.d, key)
+        if p == NULL:
+            return None
+        return lfu_decr(self, (<CObj>p).lru)
+
     def apply_records(self, uint64_t origin, bytes data, uint64_t max_uuid=0xFFFFFFFFFFFFFFFF,
                       bint check=False):
         """Apply a batch of records from origin, in order; returns how many
@@ -765,8 +992,12 @@ cdef class Keyspace:
             self.check_records(Reader(data), max_uuid)
         r = Reader(data)
         self.now = wall_ms()
-        while not r.at_end():
-            self.apply_one(origin, r)
+        self.remote = True
+        try:
+            while not r.at_end():
+                self.apply_one(origin, r)
+        finally:
+            self.remote = False
         return self.applied_remote - before
 
     def check_uuid(self, uint64_t u, uint64_t max_uuid):

@@ -4,7 +4,7 @@
 # and five fields. Their rules live in the type modules (t_string, t_set,
 # t_hash, t_mv, t_list, t_zset); keyspace.pyx places them.
 cimport cython
-from libc.stdint cimport int64_t, uint64_t
+from libc.stdint cimport int64_t, uint32_t, uint64_t
 
 cdef enum:
     # type codes (< 32). A type module may define its own object class
@@ -56,6 +56,11 @@ cdef class Ver(Dot):
 @cython.no_gc
 cdef class CObj:
     cdef public object ttl          # None | TTLReg
+    # eviction (constdb/_core/evict.pyx): the access clock (ms, mod 2**32) or,
+    # under an LFU policy, Redis's LFU word (minutes << 8 | log counter); and
+    # the estimated bytes the keyspace counts for this object (0: not counted)
+    cdef public uint32_t lru
+    cdef public uint32_t msz
 
 
 @cython.final

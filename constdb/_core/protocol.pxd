@@ -1,6 +1,7 @@
 from libc.stdint cimport int64_t, uint64_t
 
 from constdb._core.codec cimport WBuf, Writer
+from constdb._core.evict cimport Evictor
 from constdb._core.keyspace cimport Keyspace
 
 cdef enum:
@@ -75,6 +76,7 @@ cdef class Server:
     cdef public object current        # the client running a command, while track_on
     cdef public int64_t slowlog_ns    # slowlog-log-slower-than, in ns (-1: off)
     cdef public int64_t latency_ns    # latency-monitor-threshold, in ns (0: off)
+    cdef public Evictor evictor       # maxmemory (constdb/_core/evict.pyx); None in unit tests
     # appendonly (constdb/aof.py): replies leave only once the log took every
     # record made before them (written; fsynced with appendfsync always)
     cdef public bint aof_defer

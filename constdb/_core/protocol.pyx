@@ -43,6 +43,20 @@ cdef enum:
     THROTTLE_BYTES = 256 * 1024      # unexecuted input over this: stop reading
 
 
+_OOM_ERR = b"OOM command not allowed when used memory > 'maxmemory'."
+
+
+cdef bint _deny_oom(Client c, Command cmd):
+    # Redis's reject_cmd_on_oom: a deny-oom command, or EXEC of a queue holding one
+    if cmd.flags & F_DENYOOM:
+        return True
+    if c.in_multi and cmd.parent is None and cmd.name == b"exec" and c.mqueue:
+        for x in c.mqueue:
+            if (<Command>x[0]).flags & F_DENYOOM:
+                return True
+    return False
+
+
 cdef inline uint64_t mono_ns() noexcept:
     cdef timespec ts
     clock_gettime(CLOCK_MONOTONIC, &ts)
@@ -254,6 +268,7 @@ cdef class Server:
         self.maxclients = 10000
         self.slowlog_ns = 10000 * 1000
         self.latency_ns = 0
+        self.evictor = None
         self.timeout = 0
         self.next_client_id = 0
         self.total_commands = 0
@@ -1029,6 +1044,11 @@ cdef class Client:
             return self.reject(cmd, b"NOAUTH Authentication required.")
         if self.subs is not None and self.resp == 2 and not (cmd.flags & F_SUBCTX):
             return self.reject(cmd, b"ERR Can't execute '" + cmd.fullname + _SUBCTX_ERR)
+        # maxmemory: one comparison while under the limit (evict.pyx)
+        if self.ks.mem_ds > self.ks.ds_limit and self.srv.evictor is not None \
+                and not self.srv.script_busy:  # (Redis: not inside a busy script)
+            if self.srv.evictor.perform() and _deny_oom(self, cmd):
+                return self.reject(cmd, _OOM_ERR)
         if self.srv.script_busy and not (cmd.flags & F_ALLOW_BUSY):
             return self.reject(cmd, _BUSY_SCRIPT)
         if self.srv.pause_mode and self.srv.blocking.postpone(self, cmd, argv):

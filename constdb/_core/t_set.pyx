@@ -116,14 +116,21 @@ cdef int _clear(Keyspace ks, object key, CObj x) except -1:
     """DEL of a set: the observed removal of every member."""
     cdef SetObj o = <SetObj>x
     cdef uint64_t u = ks.tick()
-    cdef list items = [(m, _ent_dots(ent)) for m, ent in o.m.items()], dots
+    cdef dict old = o.m
     cdef Writer w = ks.bl.begin(OP_SCLEAR, u)
     w.put_bytes(key)
-    w.put_varint(len(items))
-    for m, dots in items:
+    w.put_varint(len(old))
+    for m, ent in old.items():
         w.put_bytes(m)
-        _put_dots(w, dots)
-        _srem_on(ks, key, o, m, dots)
+        _put_dots(w, _ent_dots(ent))
+    # every dot of every member is removed (_srem_on of each, all seen
+    # here): the set is left empty. A big one is freed in slices when the
+    # DEL is an UNLINK, FLUSHALL ASYNC or an eviction (Keyspace.lazy_free)
+    o.m = {}
+    o.pick = None
+    o.pick_m = None
+    if ks.lazy_free and len(old) > 64:
+        ks.lazy.append(old)
     _bump(&o.lu, &o.ln, u, ks.node_id)
     ks._clear_done(key, o, u, ks.node_id)
     ks.bl.end()

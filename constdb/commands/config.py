@@ -61,8 +61,6 @@ REDIS_ALIASES = {
 # Redis parameters that have one fixed value here
 FIXED = {
     "databases": "1",
-    "maxmemory": "0",
-    "maxmemory-policy": "noeviction",
     "cluster-enabled": "no",
 }
 

@@ -100,24 +100,9 @@ def clients(app: Any) -> Rows:
 
 
 def memory(app: Any) -> Rows:
-    rss = _rss()
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
-    total = _total_memory()
     bl = app.backlog.size
     return [
-        ("used_memory", rss),
-        ("used_memory_human", _human(rss)),
-        ("used_memory_rss", rss),
-        ("used_memory_rss_human", _human(rss)),
-        ("used_memory_peak", peak),
-        ("used_memory_peak_human", _human(peak)),
-        ("used_memory_peak_perc", f"{100.0 * rss / peak if peak else 0:.2f}%"),
-        ("total_system_memory", total),
-        ("total_system_memory_human", _human(total)),
-        ("maxmemory", 0),
-        ("maxmemory_human", "0B"),
-        ("maxmemory_policy", "noeviction"),
-        ("mem_fragmentation_ratio", "1.00"),
+        *app.memory.info_rows(_rss(), _total_memory()),
         ("mem_replication_backlog", bl),
         ("mem_backlog", bl),
         ("mem_backlog_human", _human(bl)),
@@ -138,7 +123,7 @@ def stats(app: Any) -> Rows:
         ("total_net_output_bytes", app.srv.net_output_bytes),
         ("rejected_connections", app.srv.rejected_connections),
         ("expired_keys", app.ks.expired_keys),
-        ("evicted_keys", 0),
+        *app.memory.stats(),
         ("keyspace_hits", app.ks.hits),
         ("keyspace_misses", app.ks.misses),
         ("pubsub_channels", len(app.pubsub.channels)),

@@ -727,6 +727,8 @@ class Replication:
             raise LinkError("PROTOCOL", f"bad batch: {e}") from None
         if self.app.srv.monitor is not None:
             self.app.monitor.feed_records(link.peer_alias, data)
+        # over maxmemory: the batch is applied, then this node evicts (never refuses it)
+        self.app.memory.after_peer_batch()
         if not link.ack_scheduled and self.loop is not None:
             link.ack_scheduled = True
             self.loop.call_later(0.005, self._ack_later, link)

@@ -1,0 +1,62 @@
+"""Checks used_memory (ConstDB's own estimate) against the RSS growth the
+same writes cause: per type, N keys (or N elements of a few keys) written to a
+fresh constdb-server; prints bytes per entry by RSS and by used_memory.
+
+    PYTHONPATH=$PWD python3 benchmarks/mem_calibrate.py [--n 200000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import tempfile
+
+import redis
+from bench_vs_redis import ConstDBServer, settle_rss
+
+
+def info(r: redis.Redis) -> int:
+    m = r.info("memory")
+    return m["used_memory"]
+
+
+def fill(r: redis.Redis, kind: str, n: int) -> None:
+    p = r.pipeline(transaction=False)
+    for i in range(n):
+        if kind == "string":
+            p.set(f"key:{i:010d}", b"x" * 100)
+        elif kind == "string-small":
+            p.set(f"k{i}", b"v")
+        elif kind == "set":
+            p.sadd(f"s{i % 100}", f"member:{i:010d}")
+        elif kind == "hash":
+            p.hset(f"h{i % 100}", f"field:{i:010d}", b"v" * 10)
+        elif kind == "zset":
+            p.zadd(f"z{i % 100}", {f"member:{i:010d}": i})
+        elif kind == "list":
+            p.rpush(f"l{i % 100}", b"abc")
+        if i % 1000 == 999:
+            p.execute()
+    p.execute()
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--n", type=int, default=200_000)
+    a = ap.parse_args()
+    print(f"{'type':14} {'RSS B/entry':>12} {'used B/entry':>13} {'used/RSS':>9}")
+    for kind in ("string", "string-small", "set", "hash", "zset", "list"):
+        with tempfile.TemporaryDirectory() as d:
+            node = ConstDBServer(d).start()
+            try:
+                r = node.client()
+                rss0, used0 = settle_rss(node.pid), info(r)
+                fill(r, kind, a.n)
+                rss1, used1 = settle_rss(node.pid), info(r)
+                dr, du = (rss1 - rss0) / a.n, (used1 - used0) / a.n
+                print(f"{kind:14} {dr:12.1f} {du:13.1f} {du / dr:9.2f}")
+            finally:
+                node.stop()
+
+
+if __name__ == "__main__":
+    main()

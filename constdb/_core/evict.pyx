@@ -1,0 +1,363 @@
+"""Eviction under maxmemory (docs/internals.md "Memory and eviction",
+docs/crdt.md section 6.1): Redis 7.0's policies with its sampled
+approximations and eviction pool, and allkeys-wtinylfu (W-TinyLFU: a
+frequency sketch decides whether a key leaving the admission window may
+displace the sampled victim).
+
+An eviction is a local DEL effect (Keyspace.emit_del): it is replicated to
+every member like any DEL, so the group stays converged. The keyspace keeps
+the estimated bytes of the data set (Keyspace.mem_ds, kept by settle and
+touched) and evicts while it is above ds_limit, which Evictor.set_limit
+derives from maxmemory, the margin and what else the node holds.
+"""
+
+from cpython.dict cimport PyDict_GetItem, PyDict_Next
+from cpython.object cimport PyObject, PyObject_Hash
+from libc.stdint cimport INT64_MAX, int64_t, uint32_t, uint64_t
+
+from constdb._core.backlog cimport Backlog
+from posix.time cimport CLOCK_MONOTONIC, clock_gettime, timespec
+from constdb._core.keyspace cimport Keyspace, lfu_decr
+from constdb._core.objects cimport CObj, TTLReg
+from constdb._core.sketch cimport sk_free, sk_freq, sk_init
+
+
+POLICIES = {
+    "noeviction": (P_NOEVICTION, False),
+    "allkeys-lru": (P_LRU, False),
+    "volatile-lru": (P_LRU, True),
+    "allkeys-lfu": (P_LFU, False),
+    "volatile-lfu": (P_LFU, True),
+    "allkeys-random": (P_RANDOM, False),
+    "volatile-random": (P_RANDOM, True),
+    "volatile-ttl": (P_TTL, True),
+    "allkeys-wtinylfu": (P_WTINYLFU, False),
+}
+
+cdef uint64_t _rng = 0x9E3779B97F4A7C15ULL
+
+
+cdef inline uint64_t mono_ns() noexcept:
+    cdef timespec ts
+    clock_gettime(CLOCK_MONOTONIC, &ts)
+    return <uint64_t>ts.tv_sec * 1000000000 + <uint64_t>ts.tv_nsec
+
+
+cdef inline uint64_t _rand() noexcept:
+    global _rng
+    _rng ^= _rng << 13
+    _rng ^= _rng >> 7
+    _rng ^= _rng << 17
+    return _rng
+
+
+# A random key of a dict: a random slot of its entry table, read directly
+# (CPython 3.11-3.12 layout; checked once at import against a known dict,
+# else PyDict_Next from a random position, which walks runs of deleted
+# slots). A deleted slot is retried at another random slot.
+cdef extern from *:
+    """
+    #include <Python.h>
+    typedef struct {
+        Py_ssize_t dk_refcnt; uint8_t dk_log2_size; uint8_t dk_log2_index_bytes;
+        uint8_t dk_kind; uint32_t dk_version; Py_ssize_t dk_usable;
+        Py_ssize_t dk_nentries; char dk_indices[];
+    } cdb_dictkeys;
+    typedef struct { Py_hash_t me_hash; PyObject *me_key; PyObject *me_value; } cdb_dictentry;
+    typedef struct {
+        PyObject_HEAD Py_ssize_t ma_used; uint64_t ma_version_tag;
+        cdb_dictkeys *ma_keys; PyObject **ma_values;
+    } cdb_dictobj;
+    static Py_ssize_t cdb_nentries(PyObject* d) {
+        cdb_dictobj* o = (cdb_dictobj*)d;
+        if (o->ma_values != NULL || o->ma_keys->dk_kind != 0) return -1;
+        return o->ma_keys->dk_nentries;
+    }
+    static PyObject* cdb_entry_key(PyObject* d, Py_ssize_t i) {
+        cdb_dictkeys* k = ((cdb_dictobj*)d)->ma_keys;
+        cdb_dictentry* e = (cdb_dictentry*)(k->dk_indices + ((size_t)1 << k->dk_log2_index_bytes));
+        PyObject* key = e[i].me_key;
+        return (key != NULL && e[i].me_value != NULL) ? key : NULL;
+    }
+    """
+    Py_ssize_t cdb_nentries(object d)
+    PyObject* cdb_entry_key(object d, Py_ssize_t i)
+
+
+cdef bint _direct = False
+
+
+def _check_layout():
+    global _direct
+    d = {b"k%d" % i: i for i in range(40)}
+    for i in range(0, 40, 2):
+        del d[b"k%d" % i]
+    ok = cdb_nentries(d) == 40
+    if ok:
+        for i in range(40):
+            p = cdb_entry_key(d, i)
+            if (p == NULL) != (i % 2 == 0) or (p != NULL and <object>p != b"k%d" % i):
+                ok = False
+                break
+    _direct = ok
+
+
+_check_layout()
+
+
+cdef object _sample_one(dict d):
+    """A key at a random slot of d's entry table (None: d is empty)."""
+    cdef Py_ssize_t n = len(d), pos, ne
+    cdef PyObject* k
+    cdef PyObject* v
+    if n == 0:
+        return None
+    if _direct:
+        ne = cdb_nentries(d)
+        if ne > 0:
+            for _ in range(32):
+                k = cdb_entry_key(d, <Py_ssize_t>(_rand() % <uint64_t>ne))
+                if k != NULL:
+                    return <object>k
+    pos = <Py_ssize_t>(_rand() % <uint64_t>(n + n // 2 + 1))
+    if PyDict_Next(d, &pos, &k, &v):
+        return <object>k
+    pos = 0
+    if PyDict_Next(d, &pos, &k, &v):
+        return <object>k
+    return None
+
+
+cdef class Evictor:
+    def __init__(self, Keyspace ks):
+        self.ks = ks
+        self.pool_key = [None] * POOL
+        self.pool_n = 0
+        self.win = {}
+        self.win_max = 8
+        self.samples = 5
+        self.tenacity = 10
+        self.maxmemory = 0
+        self.margin = 0.0
+        self.set_policy("noeviction")
+
+    def __dealloc__(self):
+        if self.ks is not None and self.ks.evict_mode == 2:
+            sk_free(&self.ks.sk)
+
+    def set_policy(self, str name):
+        cdef Keyspace ks = self.ks
+        self.kind, self.volatile = POLICIES[name]
+        self.policy = name
+        self.pool_key = [None] * POOL
+        self.pool_n = 0
+        if self.kind == P_WTINYLFU:
+            if ks.evict_mode != 2:
+                sk_init(&ks.sk, max(4096, 2 * len(ks.d)))
+            ks.evict_mode = 2
+            ks.on_new_key = self._new_key
+        else:
+            if ks.evict_mode == 2:
+                sk_free(&ks.sk)
+            ks.evict_mode = 1 if self.kind == P_LFU else 0
+            ks.on_new_key = None
+            self.win = {}
+
+    def _new_key(self, key):
+        self.win[key] = None
+
+    def set_limit(self, int64_t other):
+        """ds_limit from maxmemory: evict once the data set passes
+        maxmemory x (1 - margin%) minus other (backlog, clients, sketch)."""
+        cdef int64_t lim
+        if self.maxmemory <= 0:
+            self.ks.ds_limit = INT64_MAX
+            return
+        # noeviction refuses writes only past maxmemory itself, as Redis
+        lim = <int64_t>(self.maxmemory * (1.0 - (0 if self.kind == P_NOEVICTION else
+                                                 self.margin) / 100.0)) - other
+        self.ks.ds_limit = lim if lim > -1 else -1
+
+    def sketch_bytes(self):
+        if self.ks.evict_mode != 2 or self.ks.sk.c == NULL:
+            return 0
+        return 4 * (self.ks.sk.mask + 1)
+
+    # ---- the victim ---------------------------------------------------------
+
+    cdef uint64_t _score(self, object key, CObj o):
+        """Redis's "idle" of a pool entry: the larger, the better a victim."""
+        cdef Keyspace ks = self.ks
+        cdef uint32_t idle
+        if self.kind == P_TTL:
+            return 0xFFFFFFFFFFFFFFFFULL - <uint64_t>ks.local_at(<TTLReg>o.ttl)
+        if self.kind == P_LFU:
+            return 255 - lfu_decr(ks, o.lru)
+        idle = <uint32_t>ks.now - o.lru
+        if self.kind == P_WTINYLFU:
+            return ((<uint64_t>(15 - sk_freq(&ks.sk, <uint64_t>PyObject_Hash(key)))) << 32) | idle
+        return idle
+
+    cdef int _pool_add(self, object key, uint64_t idle) except -1:
+        # evictionPoolPopulate's insert: ascending idle, the smallest drops out
+        cdef int k = 0, j
+        while k < self.pool_n and self.pool_idle[k] < idle:
+            k += 1
+        for j in range(self.pool_n):
+            if self.pool_key[j] == key:
+                return 0
+        if k == 0 and self.pool_n == POOL:
+            return 0
+        if self.pool_n < POOL:
+            for j in range(self.pool_n, k, -1):
+                self.pool_idle[j] = self.pool_idle[j - 1]
+                self.pool_key[j] = self.pool_key[j - 1]
+            self.pool_n += 1
+        else:
+            k -= 1
+            for j in range(0, k):
+                self.pool_idle[j] = self.pool_idle[j + 1]
+                self.pool_key[j] = self.pool_key[j + 1]
+        self.pool_idle[k] = idle
+        self.pool_key[k] = key
+        return 0
+
+    cdef object _from_pool(self):
+        """Sample, then take the best candidate still present (Redis's loop)."""
+        cdef Keyspace ks = self.ks
+        cdef dict src = ks.expires if self.volatile else ks.d
+        cdef int k
+        cdef PyObject* p
+        cdef CObj o
+        for _ in range(4):
+            for _ in range(self.samples):
+                key = _sample_one(src)
+                if key is None:
+                    break
+                p = PyDict_GetItem(ks.d, key)
+                if p == NULL:
+                    continue
+                o = <CObj>p
+                if self.volatile and (o.ttl is None or (<TTLReg>o.ttl).at == 0):
+                    continue
+                if self.kind == P_WTINYLFU and key in self.win:
+                    continue
+                self._pool_add(key, self._score(key, o))
+            k = self.pool_n - 1
+            while k >= 0:
+                key = self.pool_key[k]
+                self.pool_key[k] = None
+                self.pool_n -= 1
+                # (slots above k are already taken: the pool shrinks from the top)
+                if PyDict_GetItem(ks.d, key) != NULL:
+                    return key
+                k -= 1
+            if not src:
+                return None
+        return None
+
+    cdef object _pick(self):
+        cdef Keyspace ks = self.ks
+        cdef dict src
+        cdef PyObject* p
+        cdef object cand, victim
+        if self.kind == P_RANDOM:
+            src = ks.expires if self.volatile else ks.d
+            for _ in range(64):
+                key = _sample_one(src)
+                if key is None:
+                    return None
+                p = PyDict_GetItem(ks.d, key)
+                if p == NULL:
+                    continue
+                if self.volatile and ((<CObj>p).ttl is None or (<TTLReg>(<CObj>p).ttl).at == 0):
+                    continue
+                return key
+            return None
+        if self.kind != P_WTINYLFU:
+            return self._from_pool()
+        # W-TinyLFU: a key leaving the admission window (1% of the keys,
+        # oldest inserted first) joins the main region; when the cache is
+        # full it must beat the main region's sampled victim (sketch
+        # frequency, then idle time) or it is the one evicted
+        self.win_max = max(8, len(ks.d) // 100)
+        while len(self.win) > self.win_max + 1:
+            # (the window overflowed while the cache was filling: admitted)
+            del self.win[next(iter(self.win))]
+        while len(self.win) > self.win_max:
+            cand = next(iter(self.win))
+            del self.win[cand]
+            if PyDict_GetItem(ks.d, cand) == NULL:
+                continue
+            victim = self._from_pool()
+            if victim is None:
+                return cand
+            if sk_freq(&ks.sk, <uint64_t>PyObject_Hash(cand)) > \
+                    sk_freq(&ks.sk, <uint64_t>PyObject_Hash(victim)):
+                self.admitted += 1
+                return victim
+            self.rejected += 1
+            return cand
+        victim = self._from_pool()
+        if victim is None and self.win:
+            # nothing left outside the window
+            for cand in list(self.win):
+                del self.win[cand]
+                if PyDict_GetItem(ks.d, cand) != NULL:
+                    return cand
+        return victim
+
+    # ---- the run ------------------------------------------------------------
+
+    cdef int perform(self) except -1:
+        """performEvictions: evict until the data set is under its limit.
+        0: under it (or evicting takes longer than tenacity allows: the cron
+        goes on); 1: still over and nothing left to evict (or noeviction)."""
+        cdef Keyspace ks = self.ks
+        cdef Backlog bl = ks.bl
+        cdef bint grouped = False
+        cdef uint64_t t0, limit_ns
+        cdef int n = 0
+        if ks.mem_ds <= ks.ds_limit:
+            return 0
+        if self.kind == P_NOEVICTION:
+            return 1
+        if self.kind == P_WTINYLFU and <uint64_t>len(ks.d) > 2 * (ks.sk.mask + 1):
+            sk_init(&ks.sk, 2 * len(ks.d))
+        t0 = mono_ns()
+        # Redis's evictionTimeLimitUs: 50 us x tenacity up to 10, growing
+        # 15% a step above it, unlimited at 100
+        limit_ns = 0xFFFFFFFFFFFFFFFFULL if self.tenacity >= 100 else \
+            <uint64_t>(50000.0 * (self.tenacity if self.tenacity <= 10 else
+                                  10 * 1.15 ** (self.tenacity - 10)))
+        try:
+            while ks.mem_ds > ks.ds_limit:
+                key = self._pick()
+                if key is None:
+                    self.failed += 1
+                    return 1
+                if not grouped and not bl.grouping:
+                    bl.group_begin()
+                    grouped = True
+                ks.evicted_keys += 1
+                ks.lazy_free = True
+                try:
+                    ks.emit_del(key)
+                finally:
+                    ks.lazy_free = False
+                n += 1
+                if (n & 15) == 0 and mono_ns() - t0 > limit_ns:
+                    break
+        finally:
+            if grouped:
+                bl.group_end()
+            self.evict_ns += mono_ns() - t0
+        return 0
+
+    def run(self):
+        """perform() from Python (the cron, after a peer's batch): 1 if still
+        over with nothing to evict."""
+        return self.perform()
+
+    def pool_keys(self):
+        return [k for k in self.pool_key if k is not None]

@@ -1,0 +1,74 @@
+# W-TinyLFU's frequency sketch (constdb/_core/evict.pyx, docs/internals.md
+# "Memory and eviction"): a count-min sketch of 4 rows of 8-bit counters
+# (capped at 15) over a key's hash, with TinyLFU's aging: once 10 x width
+# increments were added, every counter is halved. Header-only: keyspace.pyx
+# increments it on every lookup (hits and misses) while the policy is
+# allkeys-wtinylfu; evict.pyx reads it.
+from libc.stdint cimport uint8_t, uint64_t
+from libc.stdlib cimport calloc, free
+
+ctypedef struct Sketch:
+    uint8_t* c          # 4 x width counters; NULL: off
+    uint64_t mask       # width - 1 (width a power of two)
+    uint64_t adds       # increments since the last halving
+    uint64_t period     # halve after this many (10 x width)
+
+
+cdef inline uint64_t _sk_idx(uint64_t h, int row, uint64_t mask) noexcept nogil:
+    cdef uint64_t x = (h + <uint64_t>row * 0x9E3779B97F4A7C15ULL) * 0xBF58476D1CE4E5B9ULL
+    x ^= x >> 31
+    x *= 0x94D049BB133111EBULL
+    x ^= x >> 29
+    return (<uint64_t>row * (mask + 1)) + (x & mask)
+
+
+cdef inline int sk_init(Sketch* s, uint64_t width) noexcept nogil:
+    cdef uint64_t w = 1024
+    while w < width:
+        w <<= 1
+    if s.c != NULL:
+        free(s.c)
+    s.c = <uint8_t*>calloc(4 * w, 1)
+    if s.c == NULL:
+        return -1
+    s.mask = w - 1
+    s.adds = 0
+    s.period = 10 * w
+    return 0
+
+
+cdef inline void sk_free(Sketch* s) noexcept nogil:
+    if s.c != NULL:
+        free(s.c)
+    s.c = NULL
+
+
+cdef inline int sk_freq(Sketch* s, uint64_t h) noexcept nogil:
+    cdef int r, m = 255, v
+    if s.c == NULL:
+        return 0
+    for r in range(4):
+        v = s.c[_sk_idx(h, r, s.mask)]
+        if v < m:
+            m = v
+    return m
+
+
+cdef inline void sk_add(Sketch* s, uint64_t h) noexcept nogil:
+    cdef int r
+    cdef uint64_t i, n
+    cdef bint grew = False
+    if s.c == NULL:
+        return
+    for r in range(4):
+        i = _sk_idx(h, r, s.mask)
+        if s.c[i] < 15:
+            s.c[i] += 1
+            grew = True
+    if grew:
+        s.adds += 1
+        if s.adds >= s.period:
+            n = 4 * (s.mask + 1)
+            for i in range(n):
+                s.c[i] >>= 1
+            s.adds >>= 1

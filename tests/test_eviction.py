@@ -1,0 +1,411 @@
+"""maxmemory: memory accounting, the eviction policies, OOM under
+noeviction, eviction across a group, MEMORY and OBJECT (beside redis-server),
+redis-cli's --bigkeys / --memkeys / --hotkeys."""
+
+from __future__ import annotations
+
+import subprocess
+
+import pytest
+import redis
+from support.differential import same
+from support.nodes import make_node, meet, need_tool, wait_converged, wait_for, wait_linked
+
+OOM = "command not allowed when used memory > 'maxmemory'."  # redis-py drops "OOM "
+VAL = b"x" * 100
+
+
+def fill(c: redis.Redis, prefix: str, n: int, ttl: int = 0, start: int = 0) -> None:
+    p = c.pipeline(transaction=False)
+    for i in range(start, start + n):
+        if ttl:
+            p.set(f"{prefix}{i}", VAL, ex=ttl + i)
+        else:
+            p.set(f"{prefix}{i}", VAL)
+    p.execute()
+
+
+def used(c: redis.Redis) -> int:
+    return c.info("memory")["used_memory"]
+
+
+def keys_with(c: redis.Redis, prefix: str) -> int:
+    return len(list(c.scan_iter(match=prefix + "*", count=1000)))
+
+
+@pytest.fixture
+def lone(node):
+    """A fresh node, eviction margin 0 (no peer to leave room for)."""
+    srv = node().start()
+    c = srv.client()
+    c.config_set("maxmemory-eviction-margin", "0")
+    # a small backlog: it counts in used_memory, and grows with the writes
+    c.config_set("repl-backlog-size", "16kb")
+    yield c
+    c.close()
+
+
+def limit_at(c: redis.Redis, extra: int) -> int:
+    """maxmemory = what the node uses now + extra bytes."""
+    m = used(c) + extra
+    c.config_set("maxmemory", str(m))
+    return m
+
+
+# ---- config and accounting ----
+
+
+def test_config_names_units_and_info(lone):
+    c = lone
+    assert c.config_get("maxmemory") == {"maxmemory": "0"}
+    c.config_set("maxmemory", "64mb")
+    assert c.config_get("maxmemory") == {"maxmemory": str(64 << 20)}
+    m = c.info("memory")
+    assert m["maxmemory"] == 64 << 20 and m["maxmemory_human"] == "64.00M"
+    for p in (
+        "noeviction allkeys-lru volatile-lru allkeys-lfu volatile-lfu allkeys-random"
+        " volatile-random volatile-ttl allkeys-wtinylfu"
+    ).split():
+        c.config_set("maxmemory-policy", p)
+        assert c.info("memory")["maxmemory_policy"] == p
+    with pytest.raises(redis.ResponseError):
+        c.config_set("maxmemory-policy", "lru")
+    for k, v in (
+        ("maxmemory-samples", "7"),
+        ("maxmemory-eviction-tenacity", "20"),
+        ("lfu-log-factor", "5"),
+        ("lfu-decay-time", "3"),
+    ):
+        c.config_set(k, v)
+        assert c.config_get(k) == {k: v}
+    for f in (
+        "used_memory_rss",
+        "used_memory_peak",
+        "used_memory_dataset",
+        "mem_fragmentation_ratio",
+    ):
+        assert f in m
+    assert "evicted_keys" in c.info("stats") and "keyspace_hits" in c.info("stats")
+
+
+def test_used_memory_follows_the_data_set(lone):
+    c = lone
+    u0 = c.info("memory")["used_memory_dataset"]
+    fill(c, "k", 2000)
+    u1 = c.info("memory")["used_memory_dataset"]
+    # a 100-byte string key: its object, value, key and dict entry (~300 bytes)
+    assert 200 * 2000 < u1 - u0 < 450 * 2000
+    c.delete(*[f"k{i}" for i in range(1000)])
+    u2 = c.info("memory")["used_memory_dataset"]
+    assert abs((u1 - u2) - (u2 - u0)) < 0.02 * (u1 - u0)
+    c.flushall()
+    assert c.info("memory")["used_memory_dataset"] == 0
+
+
+# ---- noeviction ----
+
+
+def test_noeviction_refuses_denyoom_commands(lone):
+    c = lone
+    fill(c, "k", 100)
+    c.config_set("maxmemory", "1")
+    for args in (("set", "a", "1"), ("sadd", "s", "m"), ("lpush", "l", "v"), ("append", "k1", "x")):
+        with pytest.raises(redis.exceptions.OutOfMemoryError, match="^" + OOM + "$"):
+            c.execute_command(*args)
+    # reads and removals still run (not deny-oom)
+    assert c.get("k1") == VAL
+    assert c.delete("k1") == 1
+    assert c.expire("k2", 100) is True
+    # a transaction holding a deny-oom command is refused at EXEC
+    p = c.pipeline(transaction=True)
+    p.get("k3")
+    p.set("k4", "x")
+    with pytest.raises(redis.exceptions.OutOfMemoryError, match=OOM):
+        p.execute()
+    c.config_set("maxmemory", "0")
+    assert c.set("a", "1") is True
+    assert c.info("stats")["evicted_keys"] == 0
+
+
+def test_oom_error_beside_redis(raw_pair, constdb_server, redis_server):
+    cs, rs = constdb_server.client(), redis_server.client()
+    try:
+        for c in (cs, rs):
+            c.config_set("maxmemory", "1")
+        same(raw_pair, "SET", "a", "1")
+        same(raw_pair, "GET", "a")
+        same(raw_pair, "DEL", "a")
+        same(raw_pair, "MULTI")
+        same(raw_pair, "SET", "a", "1")
+        same(raw_pair, "EXEC")
+    finally:
+        for c in (cs, rs):
+            c.config_set("maxmemory", "0")
+
+
+# ---- the policies ----
+
+
+@pytest.mark.parametrize(
+    "policy", ["volatile-lru", "volatile-lfu", "volatile-random", "volatile-ttl"]
+)
+def test_volatile_policies_evict_only_keys_with_a_ttl(lone, policy):
+    c = lone
+    c.config_set("maxmemory-policy", policy)
+    fill(c, "keep", 300)
+    fill(c, "ttl", 300, ttl=1000)
+    limit_at(c, 20_000)
+    fill(c, "more", 400, ttl=1000)
+    assert keys_with(c, "keep") == 300
+    assert c.info("stats")["evicted_keys"] > 0
+    # nothing left with a TTL: the writes are refused
+    c.config_set("maxmemory", "1")
+    with pytest.raises(redis.exceptions.OutOfMemoryError, match=OOM):
+        fill(c, "x", 1)
+    assert keys_with(c, "keep") == 300
+
+
+def test_volatile_ttl_evicts_the_nearest_expiry_first(lone):
+    c = lone
+    c.config_set("maxmemory-policy", "volatile-ttl")
+    c.config_set("maxmemory-samples", "10")
+    fill(c, "t", 1000, ttl=10_000)  # t0 expires first, t999 last
+    limit_at(c, 0)
+    fill(c, "new", 600)
+    gone = [i for i in range(1000) if not c.exists(f"t{i}")]
+    # (the backlog's 64 KB chunks come and go inside used_memory: ~200 keys)
+    assert len(gone) >= 300
+    # sampled: the victims lean to the near deadlines (uniform would be 500)
+    assert sum(gone) / len(gone) < 400
+    assert all(c.exists(f"new{i}") for i in range(600))
+
+
+@pytest.mark.parametrize("policy", ["allkeys-lru", "allkeys-lfu", "allkeys-wtinylfu"])
+def test_allkeys_policies_keep_the_hot_keys(lone, policy):
+    c = lone
+    c.config_set("maxmemory-policy", policy)
+    c.config_set("maxmemory-samples", "10")
+    fill(c, "hot", 100)
+    fill(c, "cold", 900)
+    limit_at(c, 0)
+    for _ in range(8):
+        p = c.pipeline(transaction=False)
+        for i in range(100):
+            p.get(f"hot{i}")
+        p.execute()
+        # a one-pass scan of new keys
+        fill(c, "scan", 200, start=_ * 200)
+    assert c.info("stats")["evicted_keys"] >= 1000
+    assert keys_with(c, "hot") >= 90
+
+
+def test_allkeys_random_evicts_any_key(lone):
+    c = lone
+    c.config_set("maxmemory-policy", "allkeys-random")
+    fill(c, "a", 500)
+    fill(c, "b", 500, ttl=1000)
+    limit_at(c, 0)
+    fill(c, "c", 500)
+    assert keys_with(c, "a") < 500 and keys_with(c, "b") < 500
+
+
+@pytest.mark.parametrize(
+    "policy", ["allkeys-lru", "allkeys-lfu", "allkeys-wtinylfu", "volatile-ttl"]
+)
+def test_used_memory_within_maxmemory_under_a_flood_of_every_type(lone, policy):
+    c = lone
+    c.config_set("maxmemory-policy", policy)
+    mx = 4 << 20
+    c.config_set("maxmemory", str(mx))
+    worst = 0
+    for r in range(12):
+        p = c.pipeline(transaction=False)
+        for i in range(300):
+            k = f"{r}:{i}"
+            p.set("s" + k, VAL, ex=10_000)
+            p.sadd("set" + k, *[f"m{j}" for j in range(8)])
+            p.hset("h" + k, mapping={f"f{j}": "v" for j in range(8)})
+            p.zadd("z" + k, {f"m{j}": j for j in range(8)})
+            p.rpush("l" + k, *[b"e"] * 8)
+            p.expire("set" + k, 10_000)
+            p.expire("h" + k, 10_000)
+            p.expire("z" + k, 10_000)
+            p.expire("l" + k, 10_000)
+        p.execute()
+        worst = max(worst, used(c))
+    assert c.info("stats")["evicted_keys"] > 0
+    # one batch of 300 x 5 keys may land between two checks
+    assert worst <= mx + 300 * 5 * 1200
+    wait_for(lambda: used(c) <= mx, 5, what="used_memory back under maxmemory")
+
+
+# ---- OBJECT ----
+
+
+def test_object_freq_and_idletime_follow_the_policy(lone):
+    c = lone
+    c.set("a", "v")
+    with pytest.raises(redis.ResponseError, match="LFU maxmemory policy is not selected"):
+        c.object("freq", "a")
+    assert c.object("idletime", "a") == 0
+    c.config_set("maxmemory-policy", "allkeys-lfu")
+    c.set("b", "v")
+    assert c.object("freq", "b") == 5  # LFU_INIT_VAL, then log increments
+    for _ in range(200):
+        c.get("b")
+    assert c.object("freq", "b") > 5
+    with pytest.raises(redis.ResponseError, match="LFU maxmemory policy is selected"):
+        c.object("idletime", "b")
+    assert c.object("freq", "nokey") is None
+
+
+OBJECT_CASES = [
+    ("OBJECT", "HELP"),
+    ("MEMORY", "HELP"),
+    ("OBJECT", "ENCODING", "i"),
+    ("OBJECT", "ENCODING", "e"),
+    ("OBJECT", "ENCODING", "r"),
+    ("OBJECT", "ENCODING", "neg"),
+    ("OBJECT", "ENCODING", "nokey"),
+    ("OBJECT", "REFCOUNT", "i"),
+    ("OBJECT", "REFCOUNT", "e"),
+    ("OBJECT", "REFCOUNT", "nokey"),
+    ("OBJECT", "IDLETIME", "nokey"),
+    ("OBJECT", "FREQ", "e"),
+    ("OBJECT", "FREQ", "nokey"),
+    ("OBJECT", "IDLETIME", "e"),
+    ("OBJECT", "NOPE", "e"),
+    ("OBJECT",),
+    ("OBJECT", "ENCODING"),
+    ("MEMORY", "USAGE", "nokey"),
+    ("MEMORY", "USAGE", "e", "SAMPLES"),
+    ("MEMORY", "USAGE", "e", "SAMPLES", "x"),
+    ("MEMORY", "USAGE", "e", "FOO", "1"),
+    ("MEMORY", "USAGE"),
+    ("MEMORY", "NOPE"),
+    ("MEMORY", "PURGE"),
+]
+
+
+def test_object_and_memory_replies_beside_redis(raw_pair):
+    for k, v in (("i", "123"), ("e", "hello"), ("r", "x" * 50), ("neg", "-5")):
+        same(raw_pair, "SET", k, v)
+    for case in OBJECT_CASES:
+        same(raw_pair, *case)
+
+
+def test_memory_usage_and_stats(lone):
+    c = lone
+    c.set("small", "v")
+    c.set("big", "x" * 10_000)
+    c.sadd("set", *[f"member{i}" for i in range(1000)])
+    assert 0 < c.memory_usage("small") < c.memory_usage("big")
+    assert 10_000 < c.memory_usage("big") < 10_400
+    assert 1000 * 80 < c.memory_usage("set", samples=0) < 1000 * 200
+    st = c.memory_stats()
+    assert st["keys.count"] == 3 and st["dataset.bytes"] > 10_000
+    assert isinstance(c.execute_command("MEMORY", "DOCTOR"), bytes)
+
+
+# ---- across a group ----
+
+
+def test_group_under_memory_pressure_converges(node):
+    a = make_node(node, "a", maxmemory_policy="allkeys-lru", maxmemory=str(3 << 20))
+    b = make_node(node, "b", maxmemory_policy="allkeys-lru", maxmemory=str(3 << 20))
+    meet(a, b)
+    wait_linked([a, b])
+    ca, cb = a.client(), b.client()
+    for r in range(6):
+        fill(ca, f"a{r}:", 1000)
+        fill(cb, f"b{r}:", 1000)
+        p = cb.pipeline(transaction=False)
+        for i in range(200):
+            p.sadd(f"bs{r}:{i % 20}", f"m{i}")
+        p.execute()
+    # eviction may go on from the cron for a moment: converged and settled
+    wait_for(
+        lambda: ca.dbsize() == cb.dbsize() and wait_converged([a, b], timeout=60),
+        60,
+        what="the same keys on both nodes",
+    )
+    ea, eb = ca.info("stats")["evicted_keys"], cb.info("stats")["evicted_keys"]
+    assert ea + eb > 0
+    assert ca.dbsize() == cb.dbsize() < 12_000
+    for c in (ca, cb):
+        m = c.info("memory")
+        assert m["used_memory"] <= (3 << 20) + 600_000
+
+
+# ---- redis-cli ----
+
+
+def test_redis_cli_bigkeys_memkeys_hotkeys(lone, node):
+    c = lone
+    port = c.connection_pool.connection_kwargs["port"]
+    c.set("str", "x" * 5000)
+    c.sadd("bigset", *[f"m{i}" for i in range(500)])
+    cli = need_tool("redis-cli")
+
+    def run(*args: str) -> str:
+        p = subprocess.run(
+            [cli, "-p", str(port), *args], capture_output=True, text=True, timeout=60
+        )
+        assert p.returncode == 0, p.stderr
+        return p.stdout
+
+    out = run("--bigkeys")
+    assert "Biggest string found '\"str\"' has 5000 bytes" in out
+    assert "Biggest    set found '\"bigset\"' has 500 members" in out
+    out = run("--memkeys")
+    line = next(x for x in out.splitlines() if x.startswith("Biggest string found"))
+    assert 5000 < int(line.split()[-2]) < 5400
+    line = next(x for x in out.splitlines() if x.startswith("Biggest    set found"))
+    assert 500 * 60 < int(line.split()[-2]) < 500 * 200
+    c.config_set("maxmemory-policy", "allkeys-lfu")
+    for _ in range(100):
+        c.get("str")
+    out = run("--hotkeys")
+    line = next(x for x in out.splitlines() if x.startswith("hot key found with counter"))
+    assert 'keyname: "str"' in line and int(line.split()[5]) > 5
+
+
+# ---- lazy freeing ----
+
+
+def test_unlink_and_flushall_async_free_in_slices(lone):
+    c = lone
+    for k in ("big1", "big2"):
+        for start in range(0, 60_000, 10_000):
+            c.sadd(k, *[f"m{i}" for i in range(start, start + 10_000)])
+    ds = c.info("memory")["used_memory_dataset"]
+    assert c.unlink("big1") == 1
+    assert c.exists("big1") == 0
+    # the data set no longer counts it; its memory is freed a slice at a time
+    assert c.info("memory")["used_memory_dataset"] < ds * 0.6
+    wait_for(lambda: c.info("memory")["lazyfree_pending_objects"] == 0, 10, what="lazy free")
+    c.sadd("big1", "x")
+    assert c.smembers("big1") == {b"x"}
+    assert c.execute_command("FLUSHALL", "ASYNC") is True
+    assert c.dbsize() == 0 and c.info("memory")["used_memory_dataset"] == 0
+    wait_for(lambda: c.info("memory")["lazyfree_pending_objects"] == 0, 10, what="lazy free")
+
+
+def test_a_peers_writes_count_as_accesses(node):
+    a = make_node(node, "a", maxmemory_policy="allkeys-lfu")
+    b = make_node(node, "b")
+    meet(a, b)
+    wait_linked([a, b])
+    ca, cb = a.client(), b.client()
+
+    def applied() -> int:  # (INFO reads no key: no access on a)
+        return ca.info("stats")["remote_effects_applied"]
+
+    n0 = applied()
+    cb.set("k", "0")
+    wait_for(lambda: applied() > n0, 10, what="k on a")
+    assert ca.object("freq", "k") == 5  # LFU_INIT_VAL: a's own clients never read it
+    for _ in range(300):
+        cb.incr("k")
+    wait_for(lambda: applied() >= n0 + 301, 10, what="the increments on a")
+    assert ca.object("freq", "k") > 6
