@@ -19,7 +19,7 @@ import threading
 import time
 
 import redis
-from support.nodes import make_node, meet, wait_converged, wait_linked
+from support.nodes import make_node, meet, wait_converged, wait_for, wait_linked
 
 from constdb.replication.manager import stable_of
 
@@ -93,7 +93,7 @@ def test_restart_from_an_old_snapshot_converges_lists(node):
     writers = [Writer(n, n.work_dir.rsplit("/", 1)[-1], i) for i, n in enumerate((a, b, c))]
     for w in writers:
         w.start()
-    time.sleep(0.5)
+    wait_for(lambda: all(w.n >= 100 for w in writers), 30, what="writes on every node")
     rb = b.client()
     assert rb.save()
     saves = rb.info("persistence")["rdb_saves"]
@@ -102,7 +102,8 @@ def test_restart_from_an_old_snapshot_converges_lists(node):
     shutil.copyfile(path, old)
     # more writes everywhere: elements b had in its snapshot are removed,
     # b applies the removals, and the stable point may pass them
-    time.sleep(2.0)
+    done = [w.n for w in writers]
+    wait_for(lambda: all(w.n >= d + 400 for w, d in zip(writers, done)), 30, what="more writes")
     # b's newest file on disk is still the one copied aside
     assert rb.info("persistence")["rdb_saves"] == saves
     rb.close()
@@ -113,7 +114,7 @@ def test_restart_from_an_old_snapshot_converges_lists(node):
     wb = Writer(b, "b2", 7)
     wb.start()  # its first pushes name anchors from the old snapshot
     writers[1] = wb
-    time.sleep(1.5)
+    wait_for(lambda: wb.n >= 300, 30, what="writes on the restarted node")
     for w in writers:
         w.halt()
     wait_linked([a, b, c], timeout=30)
