@@ -31,9 +31,11 @@ from typing import Any, Optional
 
 from lupa import lua51
 
+from constdb._core.cmd_dump import crc64_of
 from constdb._core.codec import RespError
 from constdb._core.protocol import FLAG, NO_REPLY, Client
 from constdb.commands.common import REDIS_COMPAT_VERSION, int_arg
+from constdb.functions import FunctionStore, encode_varint, read_varint
 from constdb.scripting_libs import install_libs
 
 log = logging.getLogger("constdb.scripting")
@@ -62,6 +64,14 @@ E_ARITY = b"-ERR Wrong number of args calling Redis command from script\r\n"
 E_NOSCRIPT = b"-ERR This Redis command is not allowed from script\r\n"
 E_READONLY = b"-ERR Write commands are not allowed from read-only scripts.\r\n"
 LOG_LEVELS = (logging.DEBUG, logging.DEBUG, logging.INFO, logging.WARNING)
+
+# FUNCTION DUMP's payload (ConstDB's own, as DUMP's in _core/cmd_dump.pyx):
+# per loaded library u8 FUNC_DUMP_LIB and its code (varint length, bytes);
+# then u16 FUNC_DUMP_VERSION and the CRC-64 (Redis's crc64) of what precedes.
+# The version is above every RDB version: redis-server refuses the payload,
+# and ConstDB refuses Redis's, as "version or checksum are wrong".
+FUNC_DUMP_LIB = 0xF5
+FUNC_DUMP_VERSION = 257
 
 
 class ScriptError(Exception):
@@ -182,6 +192,7 @@ class ScriptEngine:
         self.running_argv: list[bytes] = []
         self.client = Client(srv)  # the scripts' client: commands called by scripts run on it
         self.client.authed = True
+        self.client.addr = "lua"  # MONITOR shows its commands as [0 lua], as Redis does
         self.rand_x = 0x1234ABCD330E  # Redis's rand48 state (math.random), never reseeded
         self.running: Optional[Any] = None  # the calling client while a script runs
         self.read_only = False
@@ -192,6 +203,11 @@ class ScriptEngine:
         self.listen_socks: Optional[dict[int, socket.socket]] = None
         self.accepted: list[tuple[Any, socket.socket]] = []  # connections the hook accepted
         self._new_state()
+        self.lib_cache: dict[tuple[bytes, bytes], Library] = {}  # compiled, by (name, code)
+        app_store = getattr(app, "functions", None)
+        self.store = app_store if app_store is not None else FunctionStore()
+        self.store.on_change = self.sync
+        self.sync()
         self.command = srv.command
         self.script_call = self.client.script_call
         self.table_from = self.lua.table_from
@@ -479,12 +495,10 @@ class ScriptEngine:
         self.scripts[sha] = s
         return s
 
-    def load_library(self, code: bytes, replace: bool) -> bytes:
-        """FUNCTION LOAD: the library's name."""
-        name = parse_library_meta(code)
-        old = self.libraries.get(name)
-        if old is not None and not replace:
-            raise RespError(f"ERR Library '{name.decode(errors='replace')}' already exists")
+    def _build_library(self, name: bytes, code: bytes, old: Any, check: bool) -> Library:
+        """Compile a library's code and register its functions (nothing is
+        loaded yet). check: FUNCTION LOAD's collision checks against the
+        loaded libraries (old: the library it replaces)."""
         r = self._load_library(code[code.index(b"\n") :] if b"\n" in code else b"")
         fns, err = r if isinstance(r, tuple) else (r, None)
         if fns is None:
@@ -497,7 +511,7 @@ class ScriptEngine:
                     "ERR Function names can only contain letters, numbers, or underscores(_)"
                     " and must be at least one character long"
                 )
-            other = self.functions.get(fname)
+            other = self.functions.get(fname) if check else None
             if other is not None and other.lib is not old:
                 raise RespError(f"ERR Function {fname.decode(errors='replace')} already exists")
             fl = [flags[i] for i in range(1, len(flags) + 1)]
@@ -510,18 +524,129 @@ class ScriptEngine:
             s.desc = desc
             s.lib = lib
             lib.functions[fname] = s
-        if old is not None:
-            self.delete_library(name)
-        self.libraries[name] = lib
-        self.functions.update(lib.functions)
-        return name
+        return lib
+
+    def compile_library(self, code: bytes, replace: bool) -> Library:
+        """FUNCTION LOAD's checks and compilation: the library, not loaded."""
+        name = parse_library_meta(code)
+        old = self.libraries.get(name)
+        if old is not None and not replace:
+            raise RespError(f"ERR Library '{name.decode(errors='replace')}' already exists")
+        lib = self._build_library(name, code, old, True)
+        self.lib_cache[(name, code)] = lib
+        return lib
+
+    def load_library(self, code: bytes, replace: bool) -> bytes:
+        """FUNCTION LOAD: the library's name. Its register is written (a
+        record, replicated); the store's change loads it (sync)."""
+        lib = self.compile_library(code, replace)
+        self.store.write(lib.name, code)
+        return lib.name
 
     def delete_library(self, name: bytes) -> None:
-        lib = self.libraries.pop(name, None)
-        if lib is None:
+        """FUNCTION DELETE: a tombstone in the library's register (a loaded
+        or a shadowed library)."""
+        reg = self.store.regs.get(name)
+        if reg is None or reg.code is None:
             raise RespError("ERR Library not found")
-        for f in lib.functions:
-            self.functions.pop(f, None)
+        self.store.write(name, None)
+
+    def flush_libraries(self) -> None:
+        """FUNCTION FLUSH: a tombstone for every library this node holds."""
+        for reg in self.store.live():
+            self.store.write(reg.name, None)
+
+    def dump_libraries(self) -> bytes:
+        """FUNCTION DUMP's payload (FUNC_DUMP_* above)."""
+        out = bytearray()
+        for name in sorted(self.libraries):
+            code = self.libraries[name].code
+            out.append(FUNC_DUMP_LIB)
+            out += encode_varint(len(code))
+            out += code
+        out += FUNC_DUMP_VERSION.to_bytes(2, "little")
+        out += crc64_of(bytes(out)).to_bytes(8, "little")
+        return bytes(out)
+
+    def restore_libraries(self, payload: bytes, policy: bytes) -> None:
+        """FUNCTION RESTORE: the payload checked and every library compiled
+        before any register is written."""
+        n = len(payload)
+        if (
+            n < 10
+            or int.from_bytes(payload[n - 10 : n - 8], "little") != FUNC_DUMP_VERSION
+            or int.from_bytes(payload[n - 8 :], "little") != crc64_of(payload[: n - 8])
+        ):
+            raise RespError("ERR DUMP payload version or checksum are wrong")
+        libs: dict[bytes, Library] = {}
+        fns: set[bytes] = set()
+        pos, end = 0, n - 10
+        while pos < end:
+            if payload[pos] != FUNC_DUMP_LIB:
+                raise RespError("ERR given type is not a function")
+            try:
+                ln, pos = read_varint(payload, pos + 1)
+            except ValueError:
+                ln = end
+            if pos + ln > end:
+                raise RespError("ERR Failed loading library payload")
+            code = payload[pos : pos + ln]
+            pos += ln
+            name = parse_library_meta(code)
+            if name in libs:
+                raise RespError(f"ERR Library {name.decode(errors='replace')} already exists")
+            lib = self.lib_cache.get((name, code)) or self._build_library(name, code, None, False)
+            for f in lib.functions:
+                if f in fns:
+                    raise RespError(f"ERR Function {f.decode(errors='replace')} already exists")
+                fns.add(f)
+            libs[name] = lib
+        if policy != b"FLUSH":
+            replaced = set()
+            for name in libs:
+                if name in self.libraries:
+                    if policy != b"REPLACE":
+                        raise RespError(
+                            f"ERR Library {name.decode(errors='replace')} already exists"
+                        )
+                    replaced.add(name)
+            for lib in libs.values():
+                for f in lib.functions:
+                    other = self.functions.get(f)
+                    if other is not None and other.lib.name not in replaced:
+                        raise RespError(f"ERR Function {f.decode(errors='replace')} already exists")
+        else:
+            for reg in self.store.live():
+                if reg.name not in libs:
+                    self.store.write(reg.name, None)
+        for name, lib in libs.items():
+            self.lib_cache[(name, lib.code)] = lib
+            self.store.write(name, lib.code)
+
+    def sync(self) -> None:
+        """Load what the store's registers say (functions.py has the rule):
+        newest first, a library whose function names a newer loaded one
+        took is shadowed."""
+        libs: dict[bytes, Library] = {}
+        fns: dict[bytes, Script] = {}
+        cache: dict[tuple[bytes, bytes], Library] = {}
+        for reg in self.store.live():
+            key = (reg.name, reg.code)
+            lib = self.lib_cache.get(key)
+            if lib is None:
+                try:
+                    lib = self._build_library(reg.name, reg.code, None, False)
+                except RespError as e:
+                    log.warning("library %r cannot be loaded: %s", reg.name, e)
+                    continue
+            cache[key] = lib
+            if any(f in fns for f in lib.functions):
+                continue
+            libs[reg.name] = lib
+            fns.update(lib.functions)
+        self.lib_cache = cache
+        self.libraries = libs
+        self.functions = fns
 
     def run(self, c: Any, s: Script, argv: list[bytes], nkeys: int, ro: bool) -> Any:
         if ro and s.shebang and not s.no_writes:
@@ -533,6 +658,8 @@ class ScriptEngine:
         self.wrote = False
         self.killed = False
         self.start = time.monotonic()
+        if self.srv.monitor is not None and self.app is not None:
+            self.app.monitor.feed_script(c, argv)  # before the script's own commands
         cl = self.client
         if cl.resp != 2:
             cl.resp = 2
