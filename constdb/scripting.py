@@ -33,7 +33,8 @@ from lupa import lua51
 
 from constdb._core.cmd_dump import crc64_of
 from constdb._core.codec import RespError
-from constdb._core.protocol import FLAG, NO_REPLY, Client
+from constdb._core.protocol import Client
+from constdb._core.scriptcore import ScriptCore, ScriptError
 from constdb.commands.common import REDIS_COMPAT_VERSION, int_arg
 from constdb.functions import FunctionStore, encode_varint, read_varint
 from constdb.scripting_libs import install_libs
@@ -43,13 +44,7 @@ log = logging.getLogger("constdb.scripting")
 LUA_DIR = Path(__file__).parent / "lua"
 # read at import: a process runs the Lua glue of the code it started with
 PRELUDE = (LUA_DIR / "prelude.lua").read_bytes()
-HOOK_COUNT = 100_000  # VM instructions between two clock checks of a running script
 
-F_WRITE = FLAG["write"]
-F_NOSCRIPT = FLAG["noscript"]
-F_CHECK = F_WRITE | F_NOSCRIPT
-
-NOSCRIPT = "NOSCRIPT No matching script. Please use EVAL."
 SHEBANG_FLAGS = ("no-writes", "allow-oom", "allow-stale", "no-cluster", "allow-cross-slot-keys")
 UNKILLABLE = (
     "UNKILLABLE Sorry the script already executed write commands against the dataset."
@@ -57,12 +52,6 @@ UNKILLABLE = (
     " the SHUTDOWN NOSAVE command."
 )
 
-E_NOARGS = b"-ERR Please specify at least one argument for this redis lib call\r\n"
-E_BADARG = b"-ERR Lua redis lib command arguments must be strings or integers\r\n"
-E_UNKNOWN = b"-ERR Unknown Redis command called from script\r\n"
-E_ARITY = b"-ERR Wrong number of args calling Redis command from script\r\n"
-E_NOSCRIPT = b"-ERR This Redis command is not allowed from script\r\n"
-E_READONLY = b"-ERR Write commands are not allowed from read-only scripts.\r\n"
 LOG_LEVELS = (logging.DEBUG, logging.DEBUG, logging.INFO, logging.WARNING)
 
 # FUNCTION DUMP's payload (ConstDB's own, as DUMP's in _core/cmd_dump.pyx):
@@ -72,15 +61,6 @@ LOG_LEVELS = (logging.DEBUG, logging.DEBUG, logging.INFO, logging.WARNING)
 # and ConstDB refuses Redis's, as "version or checksum are wrong".
 FUNC_DUMP_LIB = 0xF5
 FUNC_DUMP_VERSION = 257
-
-
-class ScriptError(Exception):
-    """An error redis.call (and the other redis.* functions) raise in the
-    script: a Lua error whose text is err."""
-
-    def __init__(self, err: bytes) -> None:
-        super().__init__(err.decode("utf-8", "replace"))
-        self.err = err
 
 
 def _attribute_filter(obj: Any, name: str, setting: bool) -> str:
@@ -179,22 +159,23 @@ def parse_shebang(body: bytes) -> tuple[int, bool]:
     return len(line), no_writes
 
 
-class ScriptEngine:
+class ScriptEngine(ScriptCore):
     """The node's Lua state, its script cache and the script running now."""
 
     def __init__(self, srv: Any, app: Any = None) -> None:
         self.srv = srv
         self.app = app
-        self.scripts: dict[bytes, Script] = {}
+        self.scripts = {}
+        self.numkeys = numkeys
         self.libraries: dict[bytes, Library] = {}
         self.functions: dict[bytes, Script] = {}  # every library's, by name
-        self.running_fn: Optional[Script] = None
-        self.running_argv: list[bytes] = []
+        self.running_fn = None
+        self.running_argv = []
         self.client = Client(srv)  # the scripts' client: commands called by scripts run on it
         self.client.authed = True
         self.client.addr = "lua"  # MONITOR shows its commands as [0 lua], as Redis does
         self.rand_x = 0x1234ABCD330E  # Redis's rand48 state (math.random), never reseeded
-        self.running: Optional[Any] = None  # the calling client while a script runs
+        self.running = None  # the calling client while a script runs
         self.read_only = False
         self.wrote = False
         self.killed = False
@@ -208,8 +189,6 @@ class ScriptEngine:
         self.store = app_store if app_store is not None else FunctionStore()
         self.store.on_change = self.sync
         self.sync()
-        self.command = srv.command
-        self.script_call = self.client.script_call
         self.table_from = self.lua.table_from
 
     # ---- the Lua state ------------------------------------------------------
@@ -247,64 +226,6 @@ class ScriptEngine:
         self.scripts.clear()
 
     # ---- the redis.* API's Python side -------------------------------------
-
-    def _exec(self, args: tuple) -> bytes:
-        """Run redis.call's arguments as a command for the script: its reply
-        (RESP bytes; the checks' errors as Redis words them)."""
-        if not args:
-            return E_NOARGS
-        argv = list(args)
-        for i, a in enumerate(args):
-            t = type(a)
-            if t is not bytes:
-                if t is int or t is float:
-                    argv[i] = b"%.17g" % a
-                else:
-                    return E_BADARG
-        cmd = self.command(argv[0])
-        if cmd is None:
-            return E_UNKNOWN
-        if cmd.subcommands is not None and len(argv) >= 2:
-            cmd = cmd.subcommands.get(argv[1].lower())
-            if cmd is None:
-                return E_UNKNOWN
-        n = len(argv)
-        arity = cmd.arity
-        if (arity > 0 and n != arity) or n < -arity:
-            return E_ARITY
-        flags = cmd.flags
-        if flags & F_CHECK:
-            if flags & F_NOSCRIPT:
-                return E_NOSCRIPT
-            if self.read_only:
-                return E_READONLY
-            self.wrote = True
-        return self.script_call(cmd, argv)
-
-    def lua_call(self, *args: Any) -> Any:
-        """redis.call: the reply as the Lua value Redis converts it to; an
-        error reply raised."""
-        r = self._exec(args)
-        if r[0] == 45:  # -
-            raise ScriptError(r[1:-2])
-        return self._value(r)
-
-    def lua_pcall(self, *args: Any) -> Any:
-        """redis.pcall: as redis.call, an error reply returned as {err=...}."""
-        r = self._exec(args)
-        if r[0] == 45:
-            return self.table_from({b"err": r[1:-2]})
-        return self._value(r)
-
-    def _value(self, r: bytes) -> Any:
-        t = r[0]
-        if t == 36:
-            return False if r[1] == 45 else r[r.index(b"\n") + 1 : -2]
-        if t == 58:
-            return int(r[1:-2])
-        if t == 43:
-            return self.table_from({b"ok": r[1:-2]})
-        return self._parse(r, 1)
 
     def _errmsg(self, e: Any) -> Any:
         """A Python exception raised in a script: (True, text) for a Redis
@@ -648,38 +569,6 @@ class ScriptEngine:
         self.libraries = libs
         self.functions = fns
 
-    def run(self, c: Any, s: Script, argv: list[bytes], nkeys: int, ro: bool) -> Any:
-        if ro and s.shebang and not s.no_writes:
-            raise RespError("ERR Can not execute a script with write flag using *_ro command.")
-        self.running = c
-        self.running_fn = s if s.is_fn else None
-        self.running_argv = argv
-        self.read_only = ro or s.no_writes
-        self.wrote = False
-        self.killed = False
-        self.start = time.monotonic()
-        if self.srv.monitor is not None and self.app is not None:
-            self.app.monitor.feed_script(c, argv)  # before the script's own commands
-        cl = self.client
-        if cl.resp != 2:
-            cl.resp = 2
-            cl.out.resp3 = False
-        opened = cl.script_group(True)
-        try:
-            reply = self._run(s.fn, s.sha, c.resp == 3, HOOK_COUNT, s.is_fn, nkeys, *argv[3:])
-        finally:
-            if opened:
-                cl.script_group(False)
-            self.running = None
-            self.running_fn = None
-            if self.srv.script_busy:
-                self._end_busy()
-            self.killed = False
-        if self.wrote:
-            c.last_write_uuid = self.srv.ks.own_last
-        c.out.write_raw(reply)
-        return NO_REPLY
-
 
 class _BusyTransport:
     """The transport of a connection accepted while a script is busy, until
@@ -762,6 +651,12 @@ def engine(c: Any) -> ScriptEngine:
         e = _ENGINES[id(srv)] = ScriptEngine(srv, srv.app)
         if srv.app is not None:
             srv.app.scripting = e
+        # from now on EVALSHA goes from the command table straight into the
+        # engine's compiled path (the Python handlers only made the engine)
+        for name, fn in ((b"evalsha", e.evalsha), (b"evalsha_ro", e.evalsha_ro)):
+            cmd = srv.command(name)
+            if cmd is not None:
+                cmd.pyfn = fn
     return e
 
 

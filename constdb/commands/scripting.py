@@ -8,9 +8,10 @@ from typing import Any
 
 from constdb._core.codec import RespError, Status
 from constdb._core.glob import glob_match
+from constdb._core.scriptcore import NOSCRIPT
 from constdb.commands import command
 from constdb.commands.common import OK
-from constdb.scripting import NOSCRIPT, engine, numkeys
+from constdb.scripting import engine, numkeys
 
 
 def _eval(c: Any, argv: list[bytes], ro: bool) -> Any:
