@@ -34,7 +34,7 @@ from lupa import lua51
 from constdb._core.cmd_dump import crc64_of
 from constdb._core.codec import RespError
 from constdb._core.protocol import Client
-from constdb._core.scriptcore import ScriptCore, ScriptError
+from constdb._core.scriptcore import Script, ScriptCore, ScriptError
 from constdb.commands.common import REDIS_COMPAT_VERSION, int_arg
 from constdb.functions import FunctionStore, encode_varint, read_varint
 from constdb.scripting_libs import install_libs
@@ -73,23 +73,6 @@ def _attribute_filter(obj: Any, name: str, setting: bool) -> str:
 def _version_num(v: str) -> int:
     a, b, c = (int(x) for x in v.split("."))
     return (a << 16) | (b << 8) | c
-
-
-class Script:
-    """A cached EVAL script, or a library function (is_fn: sha is its name)."""
-
-    __slots__ = ("sha", "body", "fn", "no_writes", "shebang", "is_fn", "flags", "desc", "lib")
-
-    def __init__(self, sha: bytes, body: bytes, fn: Any, no_writes: bool, shebang: bool) -> None:
-        self.sha = sha
-        self.body = body
-        self.fn = fn
-        self.no_writes = no_writes
-        self.shebang = shebang
-        self.is_fn = False
-        self.flags: list[bytes] = []
-        self.desc: Optional[bytes] = None
-        self.lib: Any = None
 
 
 class Library:

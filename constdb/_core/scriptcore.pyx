@@ -64,6 +64,31 @@ class ScriptError(Exception):
         self.err = err
 
 
+cdef class Script:
+    """A cached EVAL script, or a library function (is_fn: sha is its name)."""
+
+    cdef public bytes sha
+    cdef public bytes body
+    cdef public object fn          # the compiled Lua function
+    cdef public bint no_writes
+    cdef public bint shebang
+    cdef public bint is_fn
+    cdef public list flags
+    cdef public object desc
+    cdef public object lib
+
+    def __init__(self, bytes sha, bytes body, fn, bint no_writes, bint shebang):
+        self.sha = sha
+        self.body = body
+        self.fn = fn
+        self.no_writes = no_writes
+        self.shebang = shebang
+        self.is_fn = False
+        self.flags = []
+        self.desc = None
+        self.lib = None
+
+
 cdef class ScriptCore:
     """The state a running script needs, and the calls it makes."""
 
@@ -107,7 +132,7 @@ cdef class ScriptCore:
                 s = self.scripts.get(sha.lower())
         if s is None:
             raise RespError(NOSCRIPT)
-        return self.run(c, s, argv, n, ro)
+        return self._run_script(c, <Script>s, argv, n, ro)
 
     cdef bytes _exec(self, tuple args):
         """Run redis.call's arguments as a command for the script: its reply
@@ -180,8 +205,11 @@ cdef class ScriptCore:
             return self.table_from({b"err": r[1 : PyBytes_GET_SIZE(r) - 2]})
         return self._value(r)
 
-    def run(self, Client c, s, list argv, int nkeys, bint ro):
-        """Run script s (a scripting.Script) for client c: its reply written."""
+    def run(self, Client c, Script s, list argv, int nkeys, bint ro):
+        """Run script s for client c: its reply written."""
+        return self._run_script(c, s, argv, nkeys, ro)
+
+    cdef object _run_script(self, Client c, Script s, list argv, int nkeys, bint ro):
         cdef Client cl = self.client
         cdef bint opened
         cdef bytes reply
