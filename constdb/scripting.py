@@ -14,7 +14,11 @@ HOOK_COUNT VM instructions) reads the clock; past the threshold the node is
 marked busy (other clients' commands get BUSY, except those flagged
 allow-busy, SCRIPT KILL among them) and the hook serves the other clients'
 sockets itself (the event loop is inside this script), so SCRIPT KILL can
-stop a script that has not written. The Lua glue is constdb/lua/prelude.lua.
+stop a script that has not written. The Lua glue is constdb/lua/prelude.lua;
+the hot path (running a script, redis.call, EVALSHA) is compiled, in
+constdb/_core/scriptcore.pyx (ScriptCore, this engine's base class).
+FUNCTION libraries are replicated registers (constdb/functions.py); the
+engine loads what they say (sync).
 """
 
 from __future__ import annotations
