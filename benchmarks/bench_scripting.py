@@ -12,31 +12,18 @@ Usage: python benchmarks/bench_scripting.py [--requests N]
 from __future__ import annotations
 
 import argparse
-import csv
-import io
-import subprocess
 import tempfile
 import time
 
-from bench_vs_redis import CLK_TCK, HOST, ConstDBServer, RedisServer, cpu_ticks
+from bench_vs_redis import ConstDBServer, RedisServer
+from benchlib import bench_rps_cpu
 
 SCRIPT = "redis.call('incr', KEYS[1]) return redis.call('get', KEYS[1])"
 
 
 def run(srv, sha: str, pipeline: int, n: int) -> tuple[float, float]:
     """(req/s, server CPU us per request)."""
-    argv = ["redis-benchmark", "-h", HOST, "-p", str(srv.port), "-c", "50", "-P", str(pipeline)]
-    argv += ["-n", str(n), "--csv", "EVALSHA", sha, "1", "counter"]
-    c0 = cpu_ticks(srv.pid)
-    out = subprocess.run(argv, capture_output=True, check=True, timeout=600).stdout
-    c1 = cpu_ticks(srv.pid)
-    rps = 0.0
-    for row in csv.reader(io.StringIO(out.decode())):
-        if row and row[0] != "test":
-            rps = float(row[1])
-            break
-    cpu_us = ((c1[0] - c0[0]) + (c1[1] - c0[1])) / CLK_TCK * 1e6 / n
-    return rps, cpu_us
+    return bench_rps_cpu(srv, pipeline, n, ["EVALSHA", sha, "1", "counter"])
 
 
 def main() -> None:

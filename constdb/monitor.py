@@ -46,6 +46,13 @@ OP_NAMES = {
     50: "zclear",
     56: "hcnt",
     57: "hsetc",
+    64: "bits",
+    65: "fcnt",
+    66: "hfcnt",
+    67: "hlladd",
+    68: "hllreg",
+    69: "hllcache",
+    70: "func",
 }
 OP_MEMBER = 32
 
@@ -128,6 +135,11 @@ class Monitor:
             argv = _redacted(argv)
         args = " ".join([sdscatrepr(a) for a in argv])
         self._send(f"{_stamp()} [0 {c.addr}] {args}")
+
+    def feed_script(self, c: Any, argv: list[bytes]) -> None:
+        """EVAL, EVALSHA, FCALL and their _RO forms (flagged skip_monitor):
+        shown before the commands the script runs, as Redis 7.0 shows them."""
+        self._send(f"{_stamp()} [0 {c.addr}] {' '.join([sdscatrepr(a) for a in argv])}")
 
     def feed_records(self, alias: str, data: bytes) -> None:
         """A peer's batch was applied: one line per record (op and key)."""

@@ -97,7 +97,7 @@ def encode_meta(app: Any, final: bool) -> bytes:
     head = json.dumps(
         {"node_id": app.node_id, "alias": app.alias, "final": final, "time": time.time()}
     ).encode()
-    return len(head).to_bytes(4, "little") + head + app.repl.members.encode()
+    return len(head).to_bytes(4, "little") + head + app.repl.meta_blob()
 
 
 def decode_meta(meta: bytes) -> tuple[dict[str, Any], bytes]:

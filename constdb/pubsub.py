@@ -4,6 +4,7 @@ section 3). Nothing of it is kept in the data set or in snapshots."""
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any, Callable, Optional
 
 from constdb._core.glob import glob_match
@@ -54,6 +55,10 @@ class PubSub:
         # callable(shard, channel, message): hands a local PUBLISH to the links
         self.on_publish: Optional[Callable[[bool, bytes, bytes], None]] = None
         self.remote_messages = 0  # messages received from peers
+        # subscribers with messages in their output buffer, written once at
+        # the end of the loop turn (as Redis writes its clients' buffers
+        # before it sleeps): one write for all a turn's messages to a client
+        self.pending: dict[int, Any] = {}
 
     def table(self, kind: tuple[bytes, bytes]) -> dict[bytes, dict[int, Any]]:
         return (
@@ -135,7 +140,7 @@ class PubSub:
             body = b"3\r\n" + _bulk(b"smessage" if shard else b"message") + _bulk(channel)
             body += _bulk(message)
             for cl in list(clients.values()):
-                cl.deliver((b">" if cl.resp == 3 else b"*") + body, cl is not sender)
+                self._push(cl, (b">" if cl.resp == 3 else b"*") + body, sender)
                 n += 1
         if not shard and self.patterns:
             for pat, clients in list(self.patterns.items()):
@@ -143,9 +148,30 @@ class PubSub:
                     continue
                 body = b"4\r\n$8\r\npmessage\r\n" + _bulk(pat) + _bulk(channel) + _bulk(message)
                 for cl in list(clients.values()):
-                    cl.deliver((b">" if cl.resp == 3 else b"*") + body, cl is not sender)
+                    self._push(cl, (b">" if cl.resp == 3 else b"*") + body, sender)
                     n += 1
         return n
+
+    def _push(self, cl: Any, data: bytes, sender: Any) -> None:
+        """A message into cl's output buffer; the publisher's own copy goes
+        out with its reply, the others' at the end of the loop turn."""
+        cl.deliver(data, False)
+        if cl is sender:
+            return
+        if not self.pending:
+            try:
+                asyncio.get_running_loop().call_soon(self.flush_pending)
+            except RuntimeError:  # no loop (a Server driven by hand): write now
+                cl.deliver(b"", True)
+                return
+        self.pending[cl.id] = cl
+
+    def flush_pending(self) -> None:
+        """Write what the turn's messages left in the subscribers' buffers
+        (deliver: the output limit of pubsub clients is checked there)."""
+        pending, self.pending = self.pending, {}
+        for cl in pending.values():
+            cl.deliver(b"", True)
 
     def publish_local(self, c: Any, channel: bytes, message: bytes, shard: bool) -> int:
         """PUBLISH / SPUBLISH by a client of this node: to this node's

@@ -14,7 +14,11 @@ HOOK_COUNT VM instructions) reads the clock; past the threshold the node is
 marked busy (other clients' commands get BUSY, except those flagged
 allow-busy, SCRIPT KILL among them) and the hook serves the other clients'
 sockets itself (the event loop is inside this script), so SCRIPT KILL can
-stop a script that has not written. The Lua glue is constdb/lua/prelude.lua.
+stop a script that has not written. The Lua glue is constdb/lua/prelude.lua;
+the hot path (running a script, redis.call, EVALSHA) is compiled, in
+constdb/_core/scriptcore.pyx (ScriptCore, this engine's base class).
+FUNCTION libraries are replicated registers (constdb/functions.py); the
+engine loads what they say (sync).
 """
 
 from __future__ import annotations
@@ -31,9 +35,12 @@ from typing import Any, Optional
 
 from lupa import lua51
 
+from constdb._core.cmd_dump import crc64_of
 from constdb._core.codec import RespError
-from constdb._core.protocol import FLAG, NO_REPLY, Client
+from constdb._core.protocol import Client
+from constdb._core.scriptcore import Script, ScriptCore, ScriptError
 from constdb.commands.common import REDIS_COMPAT_VERSION, int_arg
+from constdb.functions import FunctionStore, encode_varint, read_varint
 from constdb.scripting_libs import install_libs
 
 log = logging.getLogger("constdb.scripting")
@@ -41,13 +48,7 @@ log = logging.getLogger("constdb.scripting")
 LUA_DIR = Path(__file__).parent / "lua"
 # read at import: a process runs the Lua glue of the code it started with
 PRELUDE = (LUA_DIR / "prelude.lua").read_bytes()
-HOOK_COUNT = 100_000  # VM instructions between two clock checks of a running script
 
-F_WRITE = FLAG["write"]
-F_NOSCRIPT = FLAG["noscript"]
-F_CHECK = F_WRITE | F_NOSCRIPT
-
-NOSCRIPT = "NOSCRIPT No matching script. Please use EVAL."
 SHEBANG_FLAGS = ("no-writes", "allow-oom", "allow-stale", "no-cluster", "allow-cross-slot-keys")
 UNKILLABLE = (
     "UNKILLABLE Sorry the script already executed write commands against the dataset."
@@ -55,22 +56,15 @@ UNKILLABLE = (
     " the SHUTDOWN NOSAVE command."
 )
 
-E_NOARGS = b"-ERR Please specify at least one argument for this redis lib call\r\n"
-E_BADARG = b"-ERR Lua redis lib command arguments must be strings or integers\r\n"
-E_UNKNOWN = b"-ERR Unknown Redis command called from script\r\n"
-E_ARITY = b"-ERR Wrong number of args calling Redis command from script\r\n"
-E_NOSCRIPT = b"-ERR This Redis command is not allowed from script\r\n"
-E_READONLY = b"-ERR Write commands are not allowed from read-only scripts.\r\n"
 LOG_LEVELS = (logging.DEBUG, logging.DEBUG, logging.INFO, logging.WARNING)
 
-
-class ScriptError(Exception):
-    """An error redis.call (and the other redis.* functions) raise in the
-    script: a Lua error whose text is err."""
-
-    def __init__(self, err: bytes) -> None:
-        super().__init__(err.decode("utf-8", "replace"))
-        self.err = err
+# FUNCTION DUMP's payload (ConstDB's own, as DUMP's in _core/cmd_dump.pyx):
+# per loaded library u8 FUNC_DUMP_LIB and its code (varint length, bytes);
+# then u16 FUNC_DUMP_VERSION and the CRC-64 (Redis's crc64) of what precedes.
+# The version is above every RDB version: redis-server refuses the payload,
+# and ConstDB refuses Redis's, as "version or checksum are wrong".
+FUNC_DUMP_LIB = 0xF5
+FUNC_DUMP_VERSION = 257
 
 
 def _attribute_filter(obj: Any, name: str, setting: bool) -> str:
@@ -83,23 +77,6 @@ def _attribute_filter(obj: Any, name: str, setting: bool) -> str:
 def _version_num(v: str) -> int:
     a, b, c = (int(x) for x in v.split("."))
     return (a << 16) | (b << 8) | c
-
-
-class Script:
-    """A cached EVAL script, or a library function (is_fn: sha is its name)."""
-
-    __slots__ = ("sha", "body", "fn", "no_writes", "shebang", "is_fn", "flags", "desc", "lib")
-
-    def __init__(self, sha: bytes, body: bytes, fn: Any, no_writes: bool, shebang: bool) -> None:
-        self.sha = sha
-        self.body = body
-        self.fn = fn
-        self.no_writes = no_writes
-        self.shebang = shebang
-        self.is_fn = False
-        self.flags: list[bytes] = []
-        self.desc: Optional[bytes] = None
-        self.lib: Any = None
 
 
 class Library:
@@ -169,21 +146,23 @@ def parse_shebang(body: bytes) -> tuple[int, bool]:
     return len(line), no_writes
 
 
-class ScriptEngine:
+class ScriptEngine(ScriptCore):
     """The node's Lua state, its script cache and the script running now."""
 
     def __init__(self, srv: Any, app: Any = None) -> None:
         self.srv = srv
         self.app = app
-        self.scripts: dict[bytes, Script] = {}
+        self.scripts = {}
+        self.numkeys = numkeys
         self.libraries: dict[bytes, Library] = {}
         self.functions: dict[bytes, Script] = {}  # every library's, by name
-        self.running_fn: Optional[Script] = None
-        self.running_argv: list[bytes] = []
+        self.running_fn = None
+        self.running_argv = []
         self.client = Client(srv)  # the scripts' client: commands called by scripts run on it
         self.client.authed = True
+        self.client.addr = "lua"  # MONITOR shows its commands as [0 lua], as Redis does
         self.rand_x = 0x1234ABCD330E  # Redis's rand48 state (math.random), never reseeded
-        self.running: Optional[Any] = None  # the calling client while a script runs
+        self.running = None  # the calling client while a script runs
         self.read_only = False
         self.wrote = False
         self.killed = False
@@ -192,8 +171,11 @@ class ScriptEngine:
         self.listen_socks: Optional[dict[int, socket.socket]] = None
         self.accepted: list[tuple[Any, socket.socket]] = []  # connections the hook accepted
         self._new_state()
-        self.command = srv.command
-        self.script_call = self.client.script_call
+        self.lib_cache: dict[tuple[bytes, bytes], Library] = {}  # compiled, by (name, code)
+        app_store = getattr(app, "functions", None)
+        self.store = app_store if app_store is not None else FunctionStore()
+        self.store.on_change = self.sync
+        self.sync()
         self.table_from = self.lua.table_from
 
     # ---- the Lua state ------------------------------------------------------
@@ -231,64 +213,6 @@ class ScriptEngine:
         self.scripts.clear()
 
     # ---- the redis.* API's Python side -------------------------------------
-
-    def _exec(self, args: tuple) -> bytes:
-        """Run redis.call's arguments as a command for the script: its reply
-        (RESP bytes; the checks' errors as Redis words them)."""
-        if not args:
-            return E_NOARGS
-        argv = list(args)
-        for i, a in enumerate(args):
-            t = type(a)
-            if t is not bytes:
-                if t is int or t is float:
-                    argv[i] = b"%.17g" % a
-                else:
-                    return E_BADARG
-        cmd = self.command(argv[0])
-        if cmd is None:
-            return E_UNKNOWN
-        if cmd.subcommands is not None and len(argv) >= 2:
-            cmd = cmd.subcommands.get(argv[1].lower())
-            if cmd is None:
-                return E_UNKNOWN
-        n = len(argv)
-        arity = cmd.arity
-        if (arity > 0 and n != arity) or n < -arity:
-            return E_ARITY
-        flags = cmd.flags
-        if flags & F_CHECK:
-            if flags & F_NOSCRIPT:
-                return E_NOSCRIPT
-            if self.read_only:
-                return E_READONLY
-            self.wrote = True
-        return self.script_call(cmd, argv)
-
-    def lua_call(self, *args: Any) -> Any:
-        """redis.call: the reply as the Lua value Redis converts it to; an
-        error reply raised."""
-        r = self._exec(args)
-        if r[0] == 45:  # -
-            raise ScriptError(r[1:-2])
-        return self._value(r)
-
-    def lua_pcall(self, *args: Any) -> Any:
-        """redis.pcall: as redis.call, an error reply returned as {err=...}."""
-        r = self._exec(args)
-        if r[0] == 45:
-            return self.table_from({b"err": r[1:-2]})
-        return self._value(r)
-
-    def _value(self, r: bytes) -> Any:
-        t = r[0]
-        if t == 36:
-            return False if r[1] == 45 else r[r.index(b"\n") + 1 : -2]
-        if t == 58:
-            return int(r[1:-2])
-        if t == 43:
-            return self.table_from({b"ok": r[1:-2]})
-        return self._parse(r, 1)
 
     def _errmsg(self, e: Any) -> Any:
         """A Python exception raised in a script: (True, text) for a Redis
@@ -479,12 +403,10 @@ class ScriptEngine:
         self.scripts[sha] = s
         return s
 
-    def load_library(self, code: bytes, replace: bool) -> bytes:
-        """FUNCTION LOAD: the library's name."""
-        name = parse_library_meta(code)
-        old = self.libraries.get(name)
-        if old is not None and not replace:
-            raise RespError(f"ERR Library '{name.decode(errors='replace')}' already exists")
+    def _build_library(self, name: bytes, code: bytes, old: Any, check: bool) -> Library:
+        """Compile a library's code and register its functions (nothing is
+        loaded yet). check: FUNCTION LOAD's collision checks against the
+        loaded libraries (old: the library it replaces)."""
         r = self._load_library(code[code.index(b"\n") :] if b"\n" in code else b"")
         fns, err = r if isinstance(r, tuple) else (r, None)
         if fns is None:
@@ -497,7 +419,7 @@ class ScriptEngine:
                     "ERR Function names can only contain letters, numbers, or underscores(_)"
                     " and must be at least one character long"
                 )
-            other = self.functions.get(fname)
+            other = self.functions.get(fname) if check else None
             if other is not None and other.lib is not old:
                 raise RespError(f"ERR Function {fname.decode(errors='replace')} already exists")
             fl = [flags[i] for i in range(1, len(flags) + 1)]
@@ -510,48 +432,129 @@ class ScriptEngine:
             s.desc = desc
             s.lib = lib
             lib.functions[fname] = s
-        if old is not None:
-            self.delete_library(name)
-        self.libraries[name] = lib
-        self.functions.update(lib.functions)
-        return name
+        return lib
+
+    def compile_library(self, code: bytes, replace: bool) -> Library:
+        """FUNCTION LOAD's checks and compilation: the library, not loaded."""
+        name = parse_library_meta(code)
+        old = self.libraries.get(name)
+        if old is not None and not replace:
+            raise RespError(f"ERR Library '{name.decode(errors='replace')}' already exists")
+        lib = self._build_library(name, code, old, True)
+        self.lib_cache[(name, code)] = lib
+        return lib
+
+    def load_library(self, code: bytes, replace: bool) -> bytes:
+        """FUNCTION LOAD: the library's name. Its register is written (a
+        record, replicated); the store's change loads it (sync)."""
+        lib = self.compile_library(code, replace)
+        self.store.write(lib.name, code)
+        return lib.name
 
     def delete_library(self, name: bytes) -> None:
-        lib = self.libraries.pop(name, None)
-        if lib is None:
+        """FUNCTION DELETE: a tombstone in the library's register (a loaded
+        or a shadowed library)."""
+        reg = self.store.regs.get(name)
+        if reg is None or reg.code is None:
             raise RespError("ERR Library not found")
-        for f in lib.functions:
-            self.functions.pop(f, None)
+        self.store.write(name, None)
 
-    def run(self, c: Any, s: Script, argv: list[bytes], nkeys: int, ro: bool) -> Any:
-        if ro and s.shebang and not s.no_writes:
-            raise RespError("ERR Can not execute a script with write flag using *_ro command.")
-        self.running = c
-        self.running_fn = s if s.is_fn else None
-        self.running_argv = argv
-        self.read_only = ro or s.no_writes
-        self.wrote = False
-        self.killed = False
-        self.start = time.monotonic()
-        cl = self.client
-        if cl.resp != 2:
-            cl.resp = 2
-            cl.out.resp3 = False
-        opened = cl.script_group(True)
-        try:
-            reply = self._run(s.fn, s.sha, c.resp == 3, HOOK_COUNT, s.is_fn, nkeys, *argv[3:])
-        finally:
-            if opened:
-                cl.script_group(False)
-            self.running = None
-            self.running_fn = None
-            if self.srv.script_busy:
-                self._end_busy()
-            self.killed = False
-        if self.wrote:
-            c.last_write_uuid = self.srv.ks.own_last
-        c.out.write_raw(reply)
-        return NO_REPLY
+    def flush_libraries(self) -> None:
+        """FUNCTION FLUSH: a tombstone for every library this node holds."""
+        for reg in self.store.live():
+            self.store.write(reg.name, None)
+
+    def dump_libraries(self) -> bytes:
+        """FUNCTION DUMP's payload (FUNC_DUMP_* above)."""
+        out = bytearray()
+        for name in sorted(self.libraries):
+            code = self.libraries[name].code
+            out.append(FUNC_DUMP_LIB)
+            out += encode_varint(len(code))
+            out += code
+        out += FUNC_DUMP_VERSION.to_bytes(2, "little")
+        out += crc64_of(bytes(out)).to_bytes(8, "little")
+        return bytes(out)
+
+    def restore_libraries(self, payload: bytes, policy: bytes) -> None:
+        """FUNCTION RESTORE: the payload checked and every library compiled
+        before any register is written."""
+        n = len(payload)
+        if (
+            n < 10
+            or int.from_bytes(payload[n - 10 : n - 8], "little") != FUNC_DUMP_VERSION
+            or int.from_bytes(payload[n - 8 :], "little") != crc64_of(payload[: n - 8])
+        ):
+            raise RespError("ERR DUMP payload version or checksum are wrong")
+        libs: dict[bytes, Library] = {}
+        fns: set[bytes] = set()
+        pos, end = 0, n - 10
+        while pos < end:
+            if payload[pos] != FUNC_DUMP_LIB:
+                raise RespError("ERR given type is not a function")
+            try:
+                ln, pos = read_varint(payload, pos + 1)
+            except ValueError:
+                ln = end
+            if pos + ln > end:
+                raise RespError("ERR Failed loading library payload")
+            code = payload[pos : pos + ln]
+            pos += ln
+            name = parse_library_meta(code)
+            if name in libs:
+                raise RespError(f"ERR Library {name.decode(errors='replace')} already exists")
+            lib = self.lib_cache.get((name, code)) or self._build_library(name, code, None, False)
+            for f in lib.functions:
+                if f in fns:
+                    raise RespError(f"ERR Function {f.decode(errors='replace')} already exists")
+                fns.add(f)
+            libs[name] = lib
+        if policy != b"FLUSH":
+            replaced = set()
+            for name in libs:
+                if name in self.libraries:
+                    if policy != b"REPLACE":
+                        raise RespError(
+                            f"ERR Library {name.decode(errors='replace')} already exists"
+                        )
+                    replaced.add(name)
+            for lib in libs.values():
+                for f in lib.functions:
+                    other = self.functions.get(f)
+                    if other is not None and other.lib.name not in replaced:
+                        raise RespError(f"ERR Function {f.decode(errors='replace')} already exists")
+        else:
+            for reg in self.store.live():
+                if reg.name not in libs:
+                    self.store.write(reg.name, None)
+        for name, lib in libs.items():
+            self.lib_cache[(name, lib.code)] = lib
+            self.store.write(name, lib.code)
+
+    def sync(self) -> None:
+        """Load what the store's registers say (functions.py has the rule):
+        newest first, a library whose function names a newer loaded one
+        took is shadowed."""
+        libs: dict[bytes, Library] = {}
+        fns: dict[bytes, Script] = {}
+        cache: dict[tuple[bytes, bytes], Library] = {}
+        for reg in self.store.live():
+            key = (reg.name, reg.code)
+            lib = self.lib_cache.get(key)
+            if lib is None:
+                try:
+                    lib = self._build_library(reg.name, reg.code, None, False)
+                except RespError as e:
+                    log.warning("library %r cannot be loaded: %s", reg.name, e)
+                    continue
+            cache[key] = lib
+            if any(f in fns for f in lib.functions):
+                continue
+            libs[reg.name] = lib
+            fns.update(lib.functions)
+        self.lib_cache = cache
+        self.libraries = libs
+        self.functions = fns
 
 
 class _BusyTransport:
@@ -635,6 +638,12 @@ def engine(c: Any) -> ScriptEngine:
         e = _ENGINES[id(srv)] = ScriptEngine(srv, srv.app)
         if srv.app is not None:
             srv.app.scripting = e
+        # from now on EVALSHA goes from the command table straight into the
+        # engine's compiled path (the Python handlers only made the engine)
+        for name, fn in ((b"evalsha", e.evalsha), (b"evalsha_ro", e.evalsha_ro)):
+            cmd = srv.command(name)
+            if cmd is not None:
+                cmd.pyfn = fn
     return e
 
 

@@ -13,6 +13,7 @@ import random
 import re
 import resource
 import socket
+import struct
 import time
 from dataclasses import dataclass
 from typing import Any, Optional
@@ -59,6 +60,7 @@ from constdb.commands import scripting as scripting_commands
 from constdb.commands import server as server_commands
 from constdb.config import NODE_ID_FILE, Config, ConfigError
 from constdb.eviction import Memory
+from constdb.functions import FunctionStore
 from constdb.logs import set_log_level
 from constdb.monitor import Monitor
 from constdb.monitoring import Monitoring
@@ -189,6 +191,9 @@ class App:
         self.run_id = os.urandom(20).hex()
         self.backlog = Backlog(cfg.repl_backlog_limit)
         self.ks = Keyspace(origin, self.backlog)
+        # FUNCTION libraries (replicated registers); the script engine loads them
+        self.functions = FunctionStore(self.ks)
+        self.ks.on_func = self.functions.apply
         self.persistence = persistence.Persistence(self)
         self.aof = aof.AOF(self)
         self.after_writes_scheduled = False
@@ -245,7 +250,12 @@ class App:
                 # this node's own earlier origin: its TTL deadlines are in this clock
                 self.repl.own_origins.add(boot.snap.node_id)
         if boot.members:
-            self.repl.merge_members(boot.members)
+            try:
+                self.repl.merge_members(boot.members)
+            except (ValueError, struct.error) as e:
+                raise persistence.StartupError(
+                    f"{os.path.join(self.cfg.work_dir, self.cfg.dbfilename)}: bad metadata: {e}"
+                ) from None
         if boot.log is not None:
             self.aof.replay(boot.log)
         if self.cfg.appendonly:

@@ -34,6 +34,7 @@ cdef class Keyspace:
     cdef public object on_change  # callable(key) while a client tracks keys (CLIENT TRACKING)
     cdef public object expire_cursor
     cdef public object on_member  # callable(origin, uuid, payload) for OP_MEMBER
+    cdef public object on_func  # callable(origin, uuid, payload) for OP_FUNC
     # blocking pops (constdb/blocking.py): key -> [waiters]; touched() puts a
     # changed key that has waiters in `ready` (served after the command, or
     # after a peer's batch) and calls on_ready when ready was empty

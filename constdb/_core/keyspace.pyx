@@ -32,7 +32,7 @@ from constdb._core.dots cimport _ttl_of, _ttlreg
 from constdb._core.objects cimport (
     T_STRING, CObj, Dot, StrObj, TTLReg, new_str, obj_type, ts_gt,
 )
-from constdb._core.ops cimport OP_MAX, OP_MEMBER, OP_TTL
+from constdb._core.ops cimport OP_FUNC, OP_MAX, OP_MEMBER, OP_TTL
 from constdb._core.sketch cimport sk_add, sk_free
 from constdb._core.objects cimport HashObj, ListObj, MVObj, SetObj, Ver, ZSetObj
 from cpython.object cimport PyObject_Hash
@@ -53,6 +53,19 @@ cdef TypeOps* _TYPES[NTYPES]          # by type code; NULL: not registered
 cdef TypeOps* _OPS[OP_MAX + 1]        # by record op: the type that applies it
 
 
+cdef object _emit_opaque(Keyspace ks, uint8_t op, object apply, bytes payload):
+    """A record of the replication layer's own (OP_MEMBER, OP_FUNC): applied
+    through its callback, as the same record from a peer is, and logged."""
+    cdef uint64_t u = ks.tick()
+    cdef Writer w
+    if apply is not None:
+        apply(ks.node_id, u, payload)
+    w = ks.bl.begin(op, u)
+    w.put_raw(PyBytes_AS_STRING(payload), PyBytes_GET_SIZE(payload))
+    ks.bl.end()
+    return u
+
+
 cdef int register_type_ops(TypeOps* t) except -1:
     """Called by a type module when it is imported: its TypeOps (a static
     struct of that module) goes in the table, and each of its record ops is
@@ -67,7 +80,7 @@ cdef int register_type_ops(TypeOps* t) except -1:
         op = t.ops[i]
         if op == 0:
             break
-        if op > OP_MAX or op == OP_TTL or op == OP_MEMBER:
+        if op > OP_MAX or op == OP_TTL or op == OP_MEMBER or op == OP_FUNC:
             raise ValueError("bad record op %d" % op)
         if _OPS[op] != NULL and _OPS[op] != t:
             raise ValueError("record op %d registered twice" % op)
@@ -395,6 +408,7 @@ cdef class Keyspace:
         self.applied_remote = 0
         self.on_touch = None
         self.on_member = None
+        self.on_func = None
         self.blocking = {}
         self.ready = {}
         self.on_ready = None
@@ -834,7 +848,7 @@ cdef class Keyspace:
 
     cdef int apply_one(self, uint64_t origin, Reader r) except -1:
         """Apply the record at r's position from `origin` unless VV has it:
-        OP_TTL and OP_MEMBER here, every other op by the type that registered
+        OP_TTL, OP_MEMBER and OP_FUNC here, every other op by the type that registered
         it (ops.pxd has the record layouts)."""
         cdef Py_ssize_t start = r.pos
         cdef uint32_t ln = r.u32()
@@ -861,6 +875,11 @@ cdef class Keyspace:
         elif op == OP_MEMBER:
             if self.on_member is not None:
                 self.on_member(origin, u, r.read_raw(end - r.pos))
+        elif op == OP_FUNC:
+            if self.on_func is not None:
+                self.on_func(origin, u, r.read_raw(end - r.pos))
+            else:
+                r.pos = end
         else:
             raise ValueError("unknown record op %d" % op)
         if r.pos != end:
@@ -881,7 +900,7 @@ cdef class Keyspace:
         folded) and, through its type's check, its payload; nothing applied."""
         cdef uint32_t ln
         cdef Py_ssize_t end, stop = r.end
-        cdef uint8_t op
+        cdef uint8_t op, has
         cdef uint64_t u
         cdef TypeOps* t
         while not r.at_end():
@@ -913,6 +932,19 @@ cdef class Keyspace:
                 try:
                     r.bytes_()
                     r.i64()
+                finally:
+                    r.end = stop
+                if r.pos != end:
+                    raise RecordError("record length mismatch (op %d)" % op)
+            elif op == OP_FUNC:
+                r.end = end
+                try:
+                    r.bytes_()
+                    has = r.u8()
+                    if has > 1:
+                        raise RecordError("bad function record flag %d" % has)
+                    if has:
+                        r.bytes_()
                 finally:
                     r.end = stop
                 if r.pos != end:
@@ -1114,16 +1146,13 @@ cdef class Keyspace:
         self.expires.clear()
 
     def emit_member(self, bytes payload):
-        """A membership change (replication layer): applied through on_member,
-        as the same record from a peer is, and logged."""
-        cdef uint64_t u = self.tick()
-        cdef Writer w
-        if self.on_member is not None:
-            self.on_member(self.node_id, u, payload)
-        w = self.bl.begin(OP_MEMBER, u)
-        w.put_raw(PyBytes_AS_STRING(payload), PyBytes_GET_SIZE(payload))
-        self.bl.end()
-        return u
+        """A membership change (replication layer); returns its uuid."""
+        return _emit_opaque(self, OP_MEMBER, self.on_member, payload)
+
+    def emit_func(self, bytes payload):
+        """A function library's register written here (constdb/functions.py);
+        returns its uuid."""
+        return _emit_opaque(self, OP_FUNC, self.on_func, payload)
 
     def gc(self, uint64_t stable):
         """Drop what is causally stable (docs/crdt.md section 6): string register

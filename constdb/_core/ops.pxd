@@ -6,8 +6,8 @@
 # member, field and value are varint-length bytes; dots = varint n, n x (u64
 # node, u64 uuid); observed counters = varint n, n x (u64 node, i64 sum, u64
 # last) (f64 sum for sorted sets). The type module named on each op encodes
-# it (emit_*) and decodes it (its apply function); keyspace handles OP_TTL and
-# OP_MEMBER and hands every other op to the type that registered it.
+# it (emit_*) and decodes it (its apply function); keyspace handles OP_TTL,
+# OP_MEMBER and OP_FUNC and hands every other op to the type that registered it.
 
 cdef enum:
     # t_string
@@ -64,6 +64,10 @@ cdef enum:
     #                       string's bytes at its first PF* write; no value: a DEL, which also
     #                       writes the TTL register)
     OP_HLLCACHE = 69      # key: PFCOUNT filled the cached cardinality
+
+    # keyspace (function libraries, handed to constdb/functions.py)
+    OP_FUNC = 70          # library name, u8 has code, [code]: the library's LWW register
+    #                       written at (uuid, origin); no code: FUNCTION DELETE / FLUSH
 
     OP_MAX = 127          # op codes are 7 bits
 

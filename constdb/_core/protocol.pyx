@@ -1333,13 +1333,6 @@ cdef class Client:
 
     # ---- scripts (constdb/scripting.py) -------------------------------------
 
-    def script_call(self, Command cmd, list argv):
-        """Run one command for a script on this (the scripts') client, checks
-        done by the caller: its reply bytes."""
-        self.tmark = mono_ns()
-        self.call(cmd, argv)
-        return self.out.take()
-
     def script_group(self, bint begin):
         """Open (True: whether it opened one) or close the backlog group of a
         script's writes, so a peer applies them together as an EXEC's."""

@@ -8,9 +8,10 @@ from typing import Any
 
 from constdb._core.codec import RespError, Status
 from constdb._core.glob import glob_match
+from constdb._core.scriptcore import NOSCRIPT
 from constdb.commands import command
 from constdb.commands.common import OK
-from constdb.scripting import NOSCRIPT, engine, numkeys
+from constdb.scripting import engine, numkeys
 
 
 def _eval(c: Any, argv: list[bytes], ro: bool) -> Any:
@@ -108,7 +109,7 @@ def script_help(c: Any, argv: list[bytes]) -> Any:
     return [Status(x) for x in SCRIPT_HELP]
 
 
-# ---- FUNCTION and FCALL (libraries are this node's own: not replicated yet) ----
+# ---- FUNCTION and FCALL (libraries: constdb/functions.py, replicated) ----
 
 
 def _fcall(c: Any, argv: list[bytes], ro: bool) -> Any:
@@ -160,9 +161,7 @@ def function_delete(c: Any, argv: list[bytes]) -> Any:
 def function_flush(c: Any, argv: list[bytes]) -> Any:
     if len(argv) > 3 or (len(argv) == 3 and argv[2].upper() not in (b"SYNC", b"ASYNC")):
         raise RespError("ERR FUNCTION FLUSH only supports SYNC|ASYNC option")
-    e = engine(c)
-    e.libraries.clear()
-    e.functions.clear()
+    engine(c).flush_libraries()
     return OK
 
 
@@ -221,4 +220,27 @@ def function_stats(c: Any, argv: list[bytes]) -> Any:
 @command("function|kill")
 def function_kill(c: Any, argv: list[bytes]) -> Any:
     engine(c).kill()
+    return OK
+
+
+@command("function|dump")
+def function_dump(c: Any, argv: list[bytes]) -> Any:
+    return engine(c).dump_libraries()
+
+
+@command("function|restore")
+def function_restore(c: Any, argv: list[bytes]) -> Any:
+    if len(argv) > 4:
+        raise RespError(
+            "ERR unknown subcommand or wrong number of arguments for"
+            f" '{argv[1].decode(errors='replace')}'. Try FUNCTION HELP."
+        )
+    policy = b"APPEND"
+    if len(argv) == 4:
+        policy = argv[3].upper()
+        if policy not in (b"FLUSH", b"APPEND", b"REPLACE"):
+            raise RespError(
+                "ERR Wrong restore policy given, value should be either FLUSH, APPEND or REPLACE."
+            )
+    engine(c).restore_libraries(argv[2], policy)
     return OK

@@ -130,13 +130,17 @@ math.random = function(...)
 end
 math.randomseed = function(s) py_srand(tonumber(s) or 0) end
 
+-- the decimal text of small lengths (a number's text is a %.14g printf in Lua 5.1)
+local BULK_LEN = {}
+for i = 0, 1023 do BULK_LEN[i] = tostring(i) end
+
 -- Lua value -> RESP reply (Redis's conversions), into buffer b
 local emit
 -- r3: the caller speaks RESP3; s3: the script chose RESP3 (redis.setresp)
 emit = function(b, v, r3, s3)
   local t = type(v)
   if t == "string" then
-    b[#b + 1] = "$" .. #v .. "\r\n" .. v .. "\r\n"
+    b[#b + 1] = "$" .. (BULK_LEN[#v] or #v) .. "\r\n" .. v .. "\r\n"
   elseif t == "number" then
     b[#b + 1] = format(":%d\r\n", v)
   elseif t == "boolean" then
@@ -336,6 +340,10 @@ local function run(f, name, r3, count, is_fn, nkeys, ...)
   dbg.sethook(hook, "", count)
   -- one line: a line hook of a killed script fires no more before it is unset
   local ok, v = xpcall(f, handler); in_script = false; dbg.sethook()
+  if ok and type(v) == "string" then
+    -- the common reply, without a buffer table
+    return "$" .. (BULK_LEN[#v] or #v) .. "\r\n" .. v .. "\r\n"
+  end
   local b = {}
   if ok then
     emit(b, v, r3, resp3)

@@ -19,6 +19,7 @@ from constdb._core import keyspace, snapshot
 from constdb._core.clock import now_ms, uuid_limit
 from constdb._core.codec import RespError, Status
 from constdb._core.protocol import NO_REPLY
+from constdb.functions import FunctionStore
 from constdb.replication import clocksync
 from constdb.replication.link import (
     F_ACK,
@@ -346,11 +347,20 @@ class Replication:
         for link in list(self.links):
             link.close()
 
+    def meta_blob(self) -> bytes:
+        """A snapshot's metadata: the membership, then the function libraries."""
+        return self.members.encode() + self.app.functions.encode()
+
     def merge_members(self, meta: bytes) -> None:
-        for m in Membership.decode(meta):
+        """A snapshot's metadata: its membership and its function libraries
+        (both decoded before either is merged; ValueError if malformed)."""
+        members, rest = Membership.decode_split(meta)
+        regs = FunctionStore.decode(rest)
+        for m in members:
             got = self.members.apply(m.by, m.uuid, m.node_id, m.state, m.alias, m.addr, m.origin)
             if got is not None:
                 self._member_changed(got, m.by)
+        self.app.functions.merge(regs)
 
     # ---- dialing --------------------------------------------------------------------
 
@@ -940,7 +950,7 @@ class Replication:
         fut = self.loop.create_future()
         job = SnapshotJob(self.ks.own_last, self.backlog.end_off, fut)
         self.job = job
-        meta = self.members.encode()
+        meta = self.meta_blob()
         alias = self.alias.encode()
         if self.ks.dbsize() < SMALL_SNAPSHOT_KEYS:
             fut.set_result(snapshot.dump(self.ks, alias, meta))
@@ -1000,7 +1010,12 @@ class Replication:
         # the clocks a merge folds in, checked first (docs/replication.md section 6)
         for u in (snap.clock, snap.own_last, *snap.vv.values()):
             self.check_clock(u)
-        self.merge_members(snap.meta)
+        try:
+            self.merge_members(snap.meta)
+        except (ValueError, struct.error) as e:
+            log.error("snapshot from %s: bad metadata: %s", link.describe(), e)
+            link.close("SYNC", f"bad snapshot metadata: {e}")
+            return
         n = snapshot.merge(self.ks, snap)
         log.info(
             "full sync from %s merged: %d objects, %d bytes in %.3fs",

@@ -91,8 +91,14 @@ class Membership:
 
     @staticmethod
     def decode(data: bytes) -> list[Member]:
+        return Membership.decode_split(data)[0]
+
+    @staticmethod
+    def decode_split(data: bytes) -> tuple[list[Member], bytes]:
+        """The members of a snapshot's metadata blob, and what follows them
+        (the function libraries' section, constdb/functions.py)."""
         if not data:
-            return []
+            return [], b""
         (n,) = struct.unpack_from("<I", data, 0)
         pos = 4
         out = []
@@ -102,4 +108,4 @@ class Membership:
             alias, pos = _unpack_str(data, pos)
             addr, pos = _unpack_str(data, pos)
             out.append(Member(node_id, alias, addr, state, origin, uuid, by))
-        return out
+        return out, data[pos:]
