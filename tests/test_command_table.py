@@ -126,15 +126,6 @@ def test_every_spec_is_written_out():
             assert spec.keys == [0, 0, 0], name
 
 
-def test_load_time():
-    """The table is read once per process at start-up: keep it quick."""
-    import time
-
-    t0 = time.perf_counter()
-    table.load()
-    assert time.perf_counter() - t0 < 0.5
-
-
 def test_a_handler_needs_a_spec():
     srv = Server(Keyspace(1, Backlog()))
     with pytest.raises(KeyError, match="no spec"):
