@@ -13,6 +13,10 @@ median req/s and the server's CPU time per request (/proc/PID/stat).
 It prints a markdown table and, per test, the TLS cost ratio of each server:
 plain req/s / TLS req/s and TLS CPU per request / plain CPU per request, and
 whether ConstDB's ratio is no worse than Redis's (made visible, not asserted).
+With --ab a third server joins the same rounds: ConstDB with
+CONSTDB_TLS_PYTHON=1, whose TLS layer takes the Python-level path (ssl's
+SSLObject and MemoryBIO methods) instead of calling OpenSSL directly; the
+table then shows both paths beside Redis.
 Every process it starts is stopped by pid at the end. Linux only (/proc).
 """
 
@@ -68,10 +72,14 @@ def make_pki(d: str) -> dict[str, str]:
     return {"ca": ca_crt, "cert": crt, "key": key}
 
 
+PY_PATH = "ConstDB (Python path)"
+
+
 class Srv:
     def __init__(self, name: str, tmp: str, pki: dict[str, str]):
         self.name = name
-        self.dir = tempfile.mkdtemp(prefix=f"{name.lower()}-", dir=tmp)
+        self.constdb = name.startswith("ConstDB")
+        self.dir = tempfile.mkdtemp(prefix=f"{name.split()[0].lower()}-", dir=tmp)
         self.port = free_port()
         self.tls_port = free_port()
         self.pki = pki
@@ -79,7 +87,7 @@ class Srv:
 
     def argv(self) -> list[str]:
         p = self.pki
-        if self.name == "ConstDB":
+        if self.constdb:
             cfg = os.path.join(self.dir, "bench.toml")
             with open(cfg, "w") as f:
                 f.write(
@@ -96,9 +104,12 @@ class Srv:
                 "--daemonize", "no", "--logfile", ""]  # fmt: skip
 
     def start(self) -> Srv:
+        env = dict(os.environ)
+        if self.name == PY_PATH:
+            env["CONSTDB_TLS_PYTHON"] = "1"
         with open(os.path.join(self.dir, "server.log"), "ab") as logf:
             self.proc = subprocess.Popen(self.argv(), stdout=logf, stderr=subprocess.STDOUT,
-                                         cwd=self.dir)  # fmt: skip
+                                         cwd=self.dir, env=env)  # fmt: skip
         _children.append(self.proc)
         deadline = time.monotonic() + 30
         while True:
@@ -142,6 +153,8 @@ def main() -> int:
     ap.add_argument("--clients", type=int, default=50)
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--quick", action="store_true", help="small runs, one repeat")
+    ap.add_argument("--ab", action="store_true",
+                    help="also ConstDB with its TLS layer's Python-level path")  # fmt: skip
     args = ap.parse_args()
     if args.quick:
         args.n, args.n1, args.repeat = 40_000, 10_000, 1
@@ -150,7 +163,8 @@ def main() -> int:
     results: dict[tuple[str, str, int, bool], list[tuple[float, float]]] = {}
     try:
         pki = make_pki(tmp)
-        servers = [Srv("ConstDB", tmp, pki).start(), Srv("Redis", tmp, pki).start()]
+        names = ["ConstDB", PY_PATH, "Redis"] if args.ab else ["ConstDB", "Redis"]
+        servers = [Srv(name, tmp, pki).start() for name in names]
         for rnd in range(args.repeat):
             for test in ("set", "get"):
                 for pipeline in (1, 16):
@@ -182,7 +196,7 @@ def main() -> int:
     for test in ("set", "get"):
         for p in (1, 16):
             cost = {}
-            for name in ("ConstDB", "Redis"):
+            for name in names:
                 pr, tr = med(name, test, p, False, 0), med(name, test, p, True, 0)
                 pc, tc = med(name, test, p, False, 1), med(name, test, p, True, 1)
                 cost[name] = (pr / tr, tc / pc)
@@ -193,6 +207,7 @@ def main() -> int:
                 f"{test.upper()} -P {p}: ConstDB's TLS CPU cost {cost['ConstDB'][1]:.2f}x,"
                 f" Redis's {cost['Redis'][1]:.2f}x: {'no worse' if ok else 'WORSE'}"
                 f" (req/s cost {cost['ConstDB'][0]:.2f}x vs {cost['Redis'][0]:.2f}x)"
+                + (f"; the Python-level path's {cost[PY_PATH][1]:.2f}x" if args.ab else "")
             )
     print("\nTarget: ConstDB's TLS cost ratio no worse than Redis's (within 5%)")
     for v in verdicts:
