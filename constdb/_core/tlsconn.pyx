@@ -509,8 +509,8 @@ cdef class TLSConn:
         cdef int err = SSL_ERROR_NONE
         cdef Py_ssize_t have
         cdef bint more = True
-        ERR_clear_error()  # SSL_get_error reads the thread's error queue
         while more and not self.closing and self.app is not None:
+            ERR_clear_error()  # SSL_get_error reads the thread's error queue
             have = 0
             while have < READ_SIZE:
                 n = SSL_read(self.s, rbuf + have, <int>(READ_SIZE - have))
