@@ -13,6 +13,14 @@ median req/s and the server's CPU time per request (/proc/PID/stat).
 It prints a markdown table and, per test, the TLS cost ratio of each server:
 plain req/s / TLS req/s and TLS CPU per request / plain CPU per request, and
 whether ConstDB's ratio is no worse than Redis's (made visible, not asserted).
+With --ab a third server joins the same rounds: ConstDB with
+CONSTDB_TLS_PYTHON=1, whose TLS layer takes the Python-level path (ssl's
+SSLObject and MemoryBIO methods) instead of calling OpenSSL directly; the
+table then shows both paths beside Redis. Each redis-benchmark run opens 50
+new connections, so the TLS figures include 50 handshakes; --steady measures
+instead over a window (--window seconds after --warmup seconds) of a long
+run, CPU per command counted by INFO's total_commands_processed: what TLS
+costs a request on connections already made.
 Every process it starts is stopped by pid at the end. Linux only (/proc).
 """
 
@@ -68,10 +76,14 @@ def make_pki(d: str) -> dict[str, str]:
     return {"ca": ca_crt, "cert": crt, "key": key}
 
 
+PY_PATH = "ConstDB (Python path)"
+
+
 class Srv:
     def __init__(self, name: str, tmp: str, pki: dict[str, str]):
         self.name = name
-        self.dir = tempfile.mkdtemp(prefix=f"{name.lower()}-", dir=tmp)
+        self.constdb = name.startswith("ConstDB")
+        self.dir = tempfile.mkdtemp(prefix=f"{name.split()[0].lower()}-", dir=tmp)
         self.port = free_port()
         self.tls_port = free_port()
         self.pki = pki
@@ -79,7 +91,7 @@ class Srv:
 
     def argv(self) -> list[str]:
         p = self.pki
-        if self.name == "ConstDB":
+        if self.constdb:
             cfg = os.path.join(self.dir, "bench.toml")
             with open(cfg, "w") as f:
                 f.write(
@@ -96,9 +108,12 @@ class Srv:
                 "--daemonize", "no", "--logfile", ""]  # fmt: skip
 
     def start(self) -> Srv:
+        env = dict(os.environ)
+        if self.name == PY_PATH:
+            env["CONSTDB_TLS_PYTHON"] = "1"
         with open(os.path.join(self.dir, "server.log"), "ab") as logf:
             self.proc = subprocess.Popen(self.argv(), stdout=logf, stderr=subprocess.STDOUT,
-                                         cwd=self.dir)  # fmt: skip
+                                         cwd=self.dir, env=env)  # fmt: skip
         _children.append(self.proc)
         deadline = time.monotonic() + 30
         while True:
@@ -113,10 +128,22 @@ class Srv:
             time.sleep(0.05)
 
 
-def run(srv: Srv, test: str, tls: bool, pipeline: int, n: int, clients: int) -> tuple[float, float]:
-    """(req/s, server CPU microseconds per request) of one redis-benchmark run."""
+def commands(port: int) -> int:
+    out = subprocess.run([need("redis-cli"), "-h", HOST, "-p", str(port), "INFO", "stats"],
+                         capture_output=True, text=True, check=True).stdout  # fmt: skip
+    for line in out.splitlines():
+        if line.startswith("total_commands_processed:"):
+            return int(line.split(":")[1])
+    raise RuntimeError("INFO stats has no total_commands_processed")
+
+
+def run(srv: Srv, test: str, tls: bool, pipeline: int, n: int, clients: int,
+        steady: tuple[float, float] | None = None) -> tuple[float, float]:  # fmt: skip
+    """(req/s, server CPU microseconds per request) of one redis-benchmark run,
+    or with steady=(warmup, window) of a window inside a long run."""
     argv = [need("redis-benchmark"), "-h", HOST, "-c", str(clients), "-P", str(pipeline),
-            "-n", str(n), "-r", "100000", "-t", test, "--csv"]  # fmt: skip
+            "-n", str(n if steady is None else 10**9), "-r", "100000", "-t", test,
+            "--csv"]  # fmt: skip
     if tls:
         p = srv.pki
         argv += ["-p", str(srv.tls_port), "--tls", "--cacert", p["ca"], "--cert", p["cert"],
@@ -124,6 +151,18 @@ def run(srv: Srv, test: str, tls: bool, pipeline: int, n: int, clients: int) -> 
     else:
         argv += ["-p", str(srv.port)]
     assert srv.proc is not None
+    if steady is not None:
+        bench = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        _children.append(bench)
+        try:
+            time.sleep(steady[0])
+            c0, (u0, s0), t0 = commands(srv.port), cpu_ticks(srv.proc.pid), time.monotonic()
+            time.sleep(steady[1])
+            c1, (u1, s1), t1 = commands(srv.port), cpu_ticks(srv.proc.pid), time.monotonic()
+        finally:
+            stop_proc(bench, signal.SIGKILL)
+        done = c1 - c0 - 1  # the first INFO counts
+        return done / (t1 - t0), ((u1 - u0) + (s1 - s0)) / CLK_TCK * 1e6 / done
     u0, s0 = cpu_ticks(srv.proc.pid)
     out = subprocess.run(argv, capture_output=True, text=True, timeout=600)
     u1, s1 = cpu_ticks(srv.proc.pid)
@@ -142,6 +181,15 @@ def main() -> int:
     ap.add_argument("--clients", type=int, default=50)
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--quick", action="store_true", help="small runs, one repeat")
+    ap.add_argument(
+        "--steady",
+        action="store_true",
+        help="CPU per command over a window of a long run (no handshakes)",
+    )
+    ap.add_argument("--warmup", type=float, default=1.5)
+    ap.add_argument("--window", type=float, default=4.0)
+    ap.add_argument("--ab", action="store_true",
+                    help="also ConstDB with its TLS layer's Python-level path")  # fmt: skip
     args = ap.parse_args()
     if args.quick:
         args.n, args.n1, args.repeat = 40_000, 10_000, 1
@@ -150,14 +198,16 @@ def main() -> int:
     results: dict[tuple[str, str, int, bool], list[tuple[float, float]]] = {}
     try:
         pki = make_pki(tmp)
-        servers = [Srv("ConstDB", tmp, pki).start(), Srv("Redis", tmp, pki).start()]
+        names = ["ConstDB", PY_PATH, "Redis"] if args.ab else ["ConstDB", "Redis"]
+        servers = [Srv(name, tmp, pki).start() for name in names]
         for rnd in range(args.repeat):
             for test in ("set", "get"):
                 for pipeline in (1, 16):
                     n = args.n1 if pipeline == 1 else args.n
                     for srv in servers if rnd % 2 == 0 else reversed(servers):
                         for tls in (False, True) if rnd % 2 == 0 else (True, False):
-                            r = run(srv, test, tls, pipeline, n, args.clients)
+                            steady = (args.warmup, args.window) if args.steady else None
+                            r = run(srv, test, tls, pipeline, n, args.clients, steady)
                             results.setdefault((srv.name, test, pipeline, tls), []).append(r)
                             log(f"round {rnd + 1} {srv.name} {test} -P {pipeline}"
                                 f" {'tls' if tls else 'plain'}: {r[0]:.0f} req/s,"
@@ -174,7 +224,8 @@ def main() -> int:
     def med(name, test, p, tls, i):
         return statistics.median(x[i] for x in results[(name, test, p, tls)])
 
-    print(f"TLS vs plain, redis-benchmark -c {args.clients}, median of {args.repeat}\n")
+    how = f"a {args.window:g} s window after {args.warmup:g} s" if args.steady else "whole runs"
+    print(f"TLS vs plain, redis-benchmark -c {args.clients}, {how}, median of {args.repeat}\n")
     print("| test | server | plain req/s | TLS req/s | req/s cost | plain CPU us/req"
           " | TLS CPU us/req | CPU cost |")  # fmt: skip
     print("|---|---|---:|---:|---:|---:|---:|---:|")
@@ -182,7 +233,7 @@ def main() -> int:
     for test in ("set", "get"):
         for p in (1, 16):
             cost = {}
-            for name in ("ConstDB", "Redis"):
+            for name in names:
                 pr, tr = med(name, test, p, False, 0), med(name, test, p, True, 0)
                 pc, tc = med(name, test, p, False, 1), med(name, test, p, True, 1)
                 cost[name] = (pr / tr, tc / pc)
@@ -193,6 +244,7 @@ def main() -> int:
                 f"{test.upper()} -P {p}: ConstDB's TLS CPU cost {cost['ConstDB'][1]:.2f}x,"
                 f" Redis's {cost['Redis'][1]:.2f}x: {'no worse' if ok else 'WORSE'}"
                 f" (req/s cost {cost['ConstDB'][0]:.2f}x vs {cost['Redis'][0]:.2f}x)"
+                + (f"; the Python-level path's {cost[PY_PATH][1]:.2f}x" if args.ab else "")
             )
     print("\nTarget: ConstDB's TLS cost ratio no worse than Redis's (within 5%)")
     for v in verdicts:

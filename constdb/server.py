@@ -40,7 +40,7 @@ from constdb._core.backlog import Backlog
 from constdb._core.codec import RespError
 from constdb._core.keyspace import Keyspace
 from constdb._core.protocol import Client, Server
-from constdb._core.tlsconn import TLSConn
+from constdb._core.tlsconn import TLSConn, native_path
 from constdb.blocking import Blocking
 from constdb.commands import blocking as blocking_commands
 from constdb.commands import (
@@ -362,6 +362,7 @@ class App:
         if sock is not self.tls_sock or self.loop is None:
             return
         ctx, loop = self.tls.server, self.loop
+        native_path()  # checks, once, that records can go to OpenSSL directly; logs which path
 
         def factory() -> TLSConn:
             return TLSConn(ctx, lambda: Client(self.srv), loop, TLS_HANDSHAKE_TIMEOUT)

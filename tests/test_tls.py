@@ -67,8 +67,10 @@ def client_ctx(pki, leaf="client", ca="ca") -> ssl.SSLContext:
     return ctx
 
 
-def start_tls(node, pki, port=None, **kw) -> ConstDB:
+def start_tls(node, pki, port=None, env=None, **kw) -> ConstDB:
     n = node(name=kw.pop("name", None))
+    if env:
+        n.env = env
     cfg = tls_cfg(pki, **kw)
     n.config = write_config(n.work_dir, **cfg)
     n.tls_port = cfg["tls_port"]
@@ -501,3 +503,100 @@ def test_a_handshake_that_never_ends_is_closed_after_the_timeout(node, pki):
     assert 9 <= time.monotonic() - t0 < 20
     s.close()
     assert "TLS handshake timed out" in n.log()
+
+
+# Records go through OpenSSL directly (the native path) unless the start-up
+# check fails or CONSTDB_TLS_PYTHON=1 forces the Python-level path: both run
+# the same traffic.
+NATIVE_LINE = "TLS records are read and written by direct calls into OpenSSL"
+FORCED_LINE = "TLS records take the Python-level path (CONSTDB_TLS_PYTHON is set)"
+
+
+def raw_tls(n: ConstDB, pki) -> tuple[socket.socket, ssl.SSLObject, ssl.MemoryBIO, ssl.MemoryBIO]:
+    """A TLS client over memory BIOs on a plain socket, handshake done: the
+    test controls every byte that goes out."""
+    sock = socket.create_connection(("127.0.0.1", n.tls_port), timeout=10)
+    inc, out = ssl.MemoryBIO(), ssl.MemoryBIO()
+    obj = client_ctx(pki).wrap_bio(inc, out, server_hostname="127.0.0.1")
+    while True:
+        try:
+            obj.do_handshake()
+            break
+        except ssl.SSLWantReadError:
+            sock.sendall(out.read())
+            data = sock.recv(65536)
+            assert data, "closed during the handshake"
+            inc.write(data)
+    sock.sendall(out.read())
+    return sock, obj, inc, out
+
+
+def read_replies(
+    sock: socket.socket, obj: ssl.SSLObject, inc: ssl.MemoryBIO, until: bytes
+) -> bytes:
+    got = b""
+    while not got.endswith(until):
+        try:
+            got += obj.read(1 << 20)
+            continue
+        except ssl.SSLWantReadError:
+            pass
+        data = sock.recv(1 << 20)
+        assert data, f"closed after {len(got)} bytes"
+        inc.write(data)
+    return got
+
+
+def closed(sock: socket.socket) -> bool:
+    """Whether the node closes sock within its timeout (what it sends before,
+    an alert or close_notify, is skipped)."""
+    try:
+        while sock.recv(65536):
+            pass
+    except ConnectionResetError:
+        pass
+    except socket.timeout:
+        return False
+    return True
+
+
+@pytest.mark.parametrize("path", ["native", "python"])
+def test_records_through_both_paths_of_the_tls_layer(node, pki, path):
+    env = {"CONSTDB_TLS_PYTHON": "1"} if path == "python" else None
+    n = start_tls(node, pki, env=env)
+    wait_for(lambda: (NATIVE_LINE if path == "native" else FORCED_LINE) in n.log(), 5,
+             what="the TLS path's log line")  # fmt: skip
+    assert (FORCED_LINE if path == "native" else NATIVE_LINE) not in n.log()
+    c = tls_client(n, pki)
+    # a value of many records each way (a request read in many TCP reads)
+    big = bytes(range(256)) * 4096 + b"end"
+    assert c.set("big", big)
+    assert c.get("big") == big
+    # a pipeline larger than one hand-over to the Client (256 KiB), in one send
+    sock, obj, inc, out = raw_tls(n, pki)
+    reqs = b"".join(
+        b"*3\r\n$3\r\nSET\r\n$%d\r\nk%d\r\n$300\r\n%s\r\n" % (len(b"k%d" % i), i, b"v" * 300)
+        for i in range(2000)
+    )
+    obj.write(reqs + b"*2\r\n$3\r\nGET\r\n$5\r\nk1999\r\n")
+    sock.sendall(out.read())
+    replies = read_replies(sock, obj, inc, b"$300\r\n" + b"v" * 300 + b"\r\n")
+    assert replies == b"+OK\r\n" * 2000 + b"$300\r\n" + b"v" * 300 + b"\r\n"
+    assert c.dbsize() == 2001
+    # a record that does not decrypt closes that connection, logged, and only it
+    sock.sendall(b"\x17\x03\x03\x00\x20" + bytes(range(32)))
+    assert closed(sock)
+    sock.close()
+    wait_for(lambda: "TLS connection closed: error reading" in n.log(), 5, what="a log line")
+    assert c.get("big") == big
+    # close_notify ends a connection that is in the middle of nothing
+    sock, obj, inc, out = raw_tls(n, pki)
+    obj.write(b"PING\r\n")
+    sock.sendall(out.read())
+    assert read_replies(sock, obj, inc, b"\r\n") == b"+PONG\r\n"
+    with pytest.raises(ssl.SSLWantReadError):
+        obj.unwrap()
+    sock.sendall(out.read())
+    assert closed(sock)
+    sock.close()
+    assert "Traceback" not in n.log()
