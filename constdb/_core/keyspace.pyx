@@ -296,8 +296,9 @@ cdef Py_ssize_t mem_est(CObj o) noexcept:
         return base + 64 + n * (36 + 48 + _sample_bytes((<HashObj>o).f, True))
     if t is ZSetObj:
         n = len((<ZSetObj>o).m)
-        # dict entry, ZEnt (96), its Dot (32), the index's share (~48)
-        return base + 128 + n * (56 + 96 + 32 + 48 + _sample_bytes((<ZSetObj>o).m, False))
+        # dict entry, ZEnt (64: its dot and register in it, no counters), the
+        # index's node (32 for 3 in 4, 16 more a level above)
+        return base + 128 + n * (36 + 64 + 36 + _sample_bytes((<ZSetObj>o).m, False))
     if t is ListObj:
         n = len((<ListObj>o).ids)
         # LElem (112), ids entry (56), block slot (8), value (~48)

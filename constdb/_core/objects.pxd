@@ -184,18 +184,31 @@ cdef class ZCnt:
 
 @cython.final
 @cython.no_gc
-cdef class ZEnt:
-    # one member of a sorted set (t_zset.pyx)
-    cdef public bytes member
-    cdef public object dots         # Dot | [Dot]: the adds that keep it; None when removed
-    cdef public double val          # score register, written at ts (ru, rn) and
-    cdef public uint64_t ru         # rebased by ZINCRBY at (vu, vn); LWW on (ru, rn, vu, vn)
-    cdef public uint64_t rn
-    cdef public uint64_t vu
+cdef class ZX:
+    # the part of a sorted-set member most members never need (t_zset.pyx):
+    # kept only while it differs from what ZEnt implies without it
+    cdef public double val          # score register (ZEnt.score when x is None)
+    cdef public uint64_t vu         # ZINCRBY's rebase ts ((ru, rn) when x is None)
     cdef public uint64_t vn
     cdef public object cnt          # None | {origin: ZCnt}
-    cdef public double score        # the visible score (derived from the above)
     cdef public uint64_t rem        # uuid of the removal that took its last dot; 0 = present
+
+
+@cython.final
+@cython.no_gc
+cdef class ZEnt:
+    # one member of a sorted set (t_zset.pyx). 64 bytes: the register value,
+    # ZINCRBY's rebase ts, counters and the removal mark live in x, None for a
+    # member only ZADD wrote (the usual one); its one dot is then most often the
+    # register's own ts, and dots holds t_zset's marker for that instead of a Dot.
+    # Read them through t_zset's zv_* functions.
+    cdef public bytes member        # first field: t_zset.pxd's ZENT_MEMBER reads it at offset 16
+    cdef public double score        # the visible score (derived from the register and counters)
+    cdef public uint64_t ru         # score register written at ts (ru, rn) and
+    cdef public uint64_t rn         # rebased by ZINCRBY at (vu, vn); LWW on (ru, rn, vu, vn)
+    cdef public object dots         # Dot | [Dot] | t_zset's ZDOT_REG ((rn, ru)): the adds that
+    #                                 keep it; None when removed
+    cdef public ZX x                # None | the rarely set part (above)
 
 
 @cython.final

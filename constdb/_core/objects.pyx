@@ -132,7 +132,16 @@ cdef class ZCnt:
 @cython.no_gc
 cdef class ZEnt:
     def __repr__(self):
-        return "ZEnt(%r, score=%r, rem=%d)" % (self.member, self.score, self.rem)
+        cdef uint64_t rem = 0 if self.x is None else self.x.rem
+        return "ZEnt(%r, score=%r, rem=%d)" % (self.member, self.score, rem)
+
+
+@cython.final
+@cython.no_gc
+cdef class ZX:
+    def __repr__(self):
+        return "ZX(val=%r, (%d, %d), cnt=%r, rem=%d)" % (self.val, self.vu, self.vn, self.cnt,
+                                                         self.rem)
 
 
 @cython.final
