@@ -1,8 +1,10 @@
 """Checks used_memory (ConstDB's own estimate) against the RSS growth the
 same writes cause: per type, N keys (or N elements of a few keys) written to a
-fresh constdb-server; prints bytes per entry by RSS and by used_memory.
+fresh constdb-server; prints bytes per entry by RSS and by used_memory. With
+--redis, the same writes to a fresh redis-server too: its bytes per entry by
+RSS and ConstDB's ratio to it.
 
-    PYTHONPATH=$PWD python3 benchmarks/mem_calibrate.py [--n 200000]
+    PYTHONPATH=$PWD python3 benchmarks/mem_calibrate.py [--n 200000] [--redis]
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ import argparse
 import tempfile
 
 import redis
-from bench_vs_redis import ConstDBServer, settle_rss
+from bench_vs_redis import ConstDBServer, RedisServer, settle_rss
 
 
 def info(r: redis.Redis) -> int:
@@ -39,23 +41,40 @@ def fill(r: redis.Redis, kind: str, n: int) -> None:
     p.execute()
 
 
+def rss_per_entry(node, kind: str, n: int) -> tuple[float, float]:
+    """(RSS growth, used_memory growth) per entry of n writes of kind."""
+    r = node.client()
+    rss0, used0 = settle_rss(node.pid), info(r)
+    fill(r, kind, n)
+    rss1, used1 = settle_rss(node.pid), info(r)
+    return (rss1 - rss0) / n, (used1 - used0) / n
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--n", type=int, default=200_000)
+    ap.add_argument("--redis", action="store_true", help="the same writes to redis-server")
     a = ap.parse_args()
-    print(f"{'type':14} {'RSS B/entry':>12} {'used B/entry':>13} {'used/RSS':>9}")
+    head = f"{'type':14} {'RSS B/entry':>12} {'used B/entry':>13} {'used/RSS':>9}"
+    if a.redis:
+        head += f" {'Redis RSS B/entry':>18} {'vs Redis':>9}"
+    print(head)
     for kind in ("string", "string-small", "set", "hash", "zset", "list"):
         with tempfile.TemporaryDirectory() as d:
             node = ConstDBServer(d).start()
             try:
-                r = node.client()
-                rss0, used0 = settle_rss(node.pid), info(r)
-                fill(r, kind, a.n)
-                rss1, used1 = settle_rss(node.pid), info(r)
-                dr, du = (rss1 - rss0) / a.n, (used1 - used0) / a.n
-                print(f"{kind:14} {dr:12.1f} {du:13.1f} {du / dr:9.2f}")
+                dr, du = rss_per_entry(node, kind, a.n)
             finally:
                 node.stop()
+            line = f"{kind:14} {dr:12.1f} {du:13.1f} {du / dr:9.2f}"
+            if a.redis:
+                rs = RedisServer(d).start()
+                try:
+                    rr, _ = rss_per_entry(rs, kind, a.n)
+                finally:
+                    rs.stop()
+                line += f" {rr:18.1f} {dr / rr:9.2f}"
+            print(line, flush=True)
 
 
 if __name__ == "__main__":

@@ -29,7 +29,7 @@ from constdb._core.codec cimport Reader, Writer, put_u64_at, put_varint_at, vari
 from constdb._core.dots cimport _ttlreg
 from constdb._core.keyspace cimport Keyspace
 from constdb._core.merge cimport Ctx
-from constdb._core.objects cimport StrObj, ts_gt
+from constdb._core.objects cimport StrObj, sv_get, sv_set, ts_gt
 from constdb._core.ops cimport OP_BITS
 
 from constdb._core.merge import SnapshotError
@@ -151,7 +151,7 @@ cdef int bits_on(Keyspace ks, object key, StrObj o, const uint64_t* starts,
     the register; each bit lost to a newer override of it. fold: the write is
     causally stable already (a local write on a node alone): the register
     takes the result at (u, n) instead of keeping overrides."""
-    cdef object v = o.val
+    cdef object v = sv_get(o)
     cdef bytearray b
     cdef BitVal bv
     cdef PyObject* p
@@ -166,7 +166,7 @@ cdef int bits_on(Keyspace ks, object key, StrObj o, const uint64_t* starts,
             b = <bytearray>v
         else:
             b = bytearray(v) if v is not None else bytearray()
-            o.val = b
+            sv_set(o, b)
         for i in range(nruns):
             for j in range(nbits[i]):
                 _setbit(b, starts[i] + j, <int>((vals[i] >> (nbits[i] - 1 - j)) & 1))
@@ -186,7 +186,7 @@ cdef int bits_on(Keyspace ks, object key, StrObj o, const uint64_t* starts,
                 bv.buf = bytearray(v) if v is not None else bytearray()
             bv.none = v is None
             bv.ov = {}
-            o.val = bv
+            sv_set(o, bv)
         for i in range(nruns):
             for j in range(nbits[i]):
                 bit = starts[i] + j
@@ -366,9 +366,9 @@ cdef Py_ssize_t bits_gc(StrObj o, uint64_t stable) except -1:
     cdef BOv e
     cdef list done = None
     cdef uint64_t fu = 0, fn = 0
-    if type(o.val) is not BitVal:
+    if type(sv_get(o)) is not BitVal:
         return 0
-    bv = <BitVal>o.val
+    bv = <BitVal>sv_get(o)
     for k, x in bv.ov.items():
         e = <BOv>x
         if e.uuid <= stable:
@@ -389,7 +389,7 @@ cdef Py_ssize_t bits_gc(StrObj o, uint64_t stable) except -1:
     if bv.ov:
         bv.none = False
     else:
-        o.val = bv.buf
+        sv_set(o, bv.buf)
     return len(done)
 
 
@@ -406,10 +406,10 @@ cdef list bits_describe(BitVal b):
 
 def bit_overrides(o):
     """{bit: (value, uuid, node)} of a string's pending overrides (tests)."""
-    if type(o) is not StrObj or type((<StrObj>o).val) is not BitVal:
+    if type(o) is not StrObj or type(sv_get(<StrObj>o)) is not BitVal:
         return {}
     return {k: ((<BOv>x).v, (<BOv>x).uuid, (<BOv>x).node)
-            for k, x in (<BitVal>(<StrObj>o).val).ov.items()}
+            for k, x in (<BitVal>sv_get(<StrObj>o)).ov.items()}
 
 
 def fold_bits(StrObj o, uint64_t stable):

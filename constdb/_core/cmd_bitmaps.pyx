@@ -14,7 +14,7 @@ from constdb._core.bitval cimport BITS_LIMIT_SHIFT, emit_bits, reg_bytes, reg_ra
 from constdb._core.cmd_keys cimport err_lit, opt_eq
 from constdb._core.codec cimport parse_i64, parse_bytes_i64
 from constdb._core.keyspace cimport Keyspace
-from constdb._core.objects cimport T_STRING, CObj, StrObj, TTLReg, new_str
+from constdb._core.objects cimport T_STRING, CObj, StrObj, TTLReg, new_str, sv_get, sv_set
 from constdb._core.protocol cimport (
     Client, Server, add_command, reply_notint, reply_syntax, reply_wrongtype,
 )
@@ -81,7 +81,7 @@ cdef CObj _plain(Keyspace ks, object key, CObj o, bint write):
         emit_reg(ks, key, val, TTL_WRITE, at)
         return ks.lookup(key)
     s = new_str()
-    s.val = hll_bytes(<HllObj>o)
+    sv_set(s, hll_bytes(<HllObj>o))
     return s
 
 
@@ -89,8 +89,8 @@ cdef object _vobj(StrObj o):
     """What holds the visible bytes of a string (for reg_raw): its register
     value, or, when counters contribute, the value as bytes."""
     cdef object v
-    if o.cnt1 is None and o.cnt is None:
-        return o.val
+    if o.cnt is None:
+        return sv_get(o)
     v = str_get(o)
     if v is None or type(v) is bytes:
         return v
@@ -101,10 +101,10 @@ cdef bint _counts(StrObj o):
     """The visible value is not the register's bytes (with its bit overrides):
     counter increments contribute, and a bit write must be a register write."""
     cdef object v
-    if o.cnt1 is None and o.cnt is None:
+    if o.cnt is None:
         return False
     v = str_get(o)
-    return type(v) is not bytes or v != reg_bytes(o.val)
+    return type(v) is not bytes or v != reg_bytes(sv_get(o))
 
 
 cdef inline int _get_bit(const unsigned char* p, Py_ssize_t n, uint64_t bit) noexcept:

@@ -25,7 +25,7 @@ from constdb._core.objects cimport CObj, ListObj, ZEnt, ZSetObj
 from constdb._core.protocol cimport (
     F_BLOCKING, Client, Command, Server, add_command, reply_syntax, reply_wrongtype,
 )
-from constdb._core.t_zset cimport ZIndex, ZNode, emit_zrem, reply_score
+from constdb._core.t_zset cimport ZIndex, ZNode, emit_zrem, reply_score, zn_back, zn_ml, zn_mp
 
 cdef extern from "stdlib.h":
     long double strtold(const char* s, char** end) nogil
@@ -142,10 +142,10 @@ cdef int _zpop(Client c, object key, ZSetObj o, bint max_, int64_t count) except
     for _i in range(n):
         if count >= 0:
             c.out.array(2)
-        c.out.bulk_raw(x.mp, x.ml)
+        c.out.bulk_raw(zn_mp(x), zn_ml(x))
         reply_score(c.out, x.score)
         members.append((<ZEnt>x.ent).member)
-        x = x.backward if max_ else x.level[0].forward
+        x = zn_back(x) if max_ else x.level[0].forward
     return emit_zrem(c.ks, key, o, members)
 
 

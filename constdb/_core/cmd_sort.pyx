@@ -29,7 +29,7 @@ from constdb._core.t_list cimport (
     elem_at, emit_push, first_live, next_live, prev_live, seek,
 )
 from constdb._core.t_string cimport str_get
-from constdb._core.t_zset cimport ZIndex, ZNode, index_of
+from constdb._core.t_zset cimport ZIndex, ZNode, index_of, zn_back
 
 
 cdef struct SortItem:
@@ -258,7 +258,7 @@ cdef int _sort(Client c, list argv, bint readonly) except -1:
             x = idx.by_rank(vlen - start if desc else start + 1)
             for _i in range(end - start + 1):
                 elems.append(<bytes>(<object>x.ent).member)
-                x = x.backward if desc else x.level[0].forward
+                x = zn_back(x) if desc else x.level[0].forward
         end -= start
         start = 0
     else:

@@ -9,7 +9,7 @@ from constdb._core.bitval cimport reg_raw
 from constdb._core.cmd_keys cimport err_lit, opt_eq
 from constdb._core.codec cimport ld2string_human, parse_bytes_i64, string2ld
 from constdb._core.keyspace cimport Keyspace
-from constdb._core.objects cimport T_STRING, CObj, StrObj, TTLReg
+from constdb._core.objects cimport T_STRING, CObj, StrObj, TTLReg, sv_get, sv_inline, sv_raw
 from constdb._core.protocol cimport (
     Client, Server, add_command, reply_notint, reply_syntax, reply_wrongtype,
 )
@@ -58,6 +58,12 @@ cdef int reply_other(Client c, CObj o) except -1:
 
 
 cdef inline int reply_str(Client c, StrObj o) except -1:
+    cdef Py_ssize_t n
+    cdef const char* p
+    if o.cnt is None and sv_inline(o):
+        # a small value kept in the object: no bytes object made to reply it
+        p = sv_raw(o, &n)
+        return c.out.bulk_raw(p, n)
     v = str_get(o)
     if v is None:
         return c.out.nil()
@@ -368,9 +374,11 @@ cdef int cmd_strlen(Client c, list argv) except -1:
     cdef Py_ssize_t n
     if o is None:
         return c.out.integer(0)
-    if type(o) is StrObj and (<StrObj>o).cnt1 is None and (<StrObj>o).cnt is None:
+    if type(o) is StrObj and (<StrObj>o).cnt is None:
         # (a value bit commands wrote is a bytearray: no copy to measure it)
-        reg_raw((<StrObj>o).val, &n)
+        sv_raw(<StrObj>o, &n)
+        if n < 0:
+            reg_raw(sv_get(<StrObj>o), &n)
         return c.out.integer(n)
     v = _str_of(c, o)
     if v is None:

@@ -30,7 +30,9 @@ from constdb._core.scan cimport (
     SCAN_ZSET, ScanState, scan_drop, scan_end, scan_find, scan_next, scan_start,
 )
 from constdb._core.t_zset cimport (
-    ZIndex, ZLexRange, ZNode, ZRange, emit_zadd, emit_zincr, emit_zrem, format_score, index_of,
+    ZIndex, ZLexRange, ZNode, ZRange, zn_back, zn_ml, zn_mp, emit_zadd, emit_zincr, emit_zrem,
+    format_score,
+    index_of,
     store_zset,
     lex_gte_min, lex_lte_max, parse_lex, parse_range, parse_score, reply_score, gte_min, lte_max,
 )
@@ -298,7 +300,7 @@ cdef int cmd_zrevrank(Client c, list argv) except -1:
 cdef inline int _emit(Client c, ZNode* x, bint withscores) except -1:
     if withscores and c.out.resp3:
         c.out.array(2)
-    c.out.bulk_raw(x.mp, x.ml)
+    c.out.bulk_raw(zn_mp(x), zn_ml(x))
     if withscores:
         reply_score(c.out, x.score)
     return 0
@@ -342,7 +344,7 @@ cdef list _rank_ents(ZSetObj o, int64_t start, int64_t end, bint rev):
         x = ix.first() if start == 0 else ix.by_rank(start + 1)
     while rangelen > 0:
         ents.append(<ZEnt>x.ent)
-        x = x.backward if rev else x.level[0].forward
+        x = zn_back(x) if rev else x.level[0].forward
         rangelen -= 1
     return ents
 
@@ -363,7 +365,7 @@ cdef int _by_rank(Client c, ZSetObj o, int64_t start, int64_t end, bint withscor
         x = ix.first() if start == 0 else ix.by_rank(start + 1)
     while rangelen > 0:
         _emit(c, x, withscores)
-        x = x.backward if rev else x.level[0].forward
+        x = zn_back(x) if rev else x.level[0].forward
         rangelen -= 1
     return 0
 
@@ -377,7 +379,7 @@ cdef list _score_ents(ZSetObj o, ZRange* r, int64_t offset, int64_t limit, bint 
     x = ix.last_in_range(r) if rev else ix.first_in_range(r)
     while x != NULL and offset != 0:
         offset -= 1
-        x = x.backward if rev else x.level[0].forward
+        x = zn_back(x) if rev else x.level[0].forward
     while x != NULL and limit != 0:
         limit -= 1
         if rev:
@@ -386,7 +388,7 @@ cdef list _score_ents(ZSetObj o, ZRange* r, int64_t offset, int64_t limit, bint 
         elif not lte_max(x.score, r):
             break
         ents.append(<ZEnt>x.ent)
-        x = x.backward if rev else x.level[0].forward
+        x = zn_back(x) if rev else x.level[0].forward
     return ents
 
 
@@ -412,7 +414,7 @@ cdef list _lex_ents(ZSetObj o, ZLexRange* r, int64_t offset, int64_t limit, bint
     x = ix.last_in_lex(r) if rev else ix.first_in_lex(r)
     while x != NULL and offset != 0:
         offset -= 1
-        x = x.backward if rev else x.level[0].forward
+        x = zn_back(x) if rev else x.level[0].forward
     while x != NULL and limit != 0:
         limit -= 1
         if rev:
@@ -421,7 +423,7 @@ cdef list _lex_ents(ZSetObj o, ZLexRange* r, int64_t offset, int64_t limit, bint
         elif not lex_lte_max(x, r):
             break
         ents.append(<ZEnt>x.ent)
-        x = x.backward if rev else x.level[0].forward
+        x = zn_back(x) if rev else x.level[0].forward
     return ents
 
 
@@ -591,10 +593,10 @@ cdef int _zpop(Client c, list argv, bint max_) except -1:
     for _i in range(rangelen):
         if nested:
             c.out.array(2)
-        c.out.bulk_raw(x.mp, x.ml)
+        c.out.bulk_raw(zn_mp(x), zn_ml(x))
         reply_score(c.out, x.score)
         members.append((<ZEnt>x.ent).member)
-        x = x.backward if max_ else x.level[0].forward
+        x = zn_back(x) if max_ else x.level[0].forward
     emit_zrem(c.ks, argv[1], o, members)
     return 0
 
@@ -1067,7 +1069,7 @@ cdef int cmd_zrandmember(Client c, list argv) except -1:
     size = len(o.m)
     if not has_count:
         x = ix.by_rank(random.randrange(size) + 1)
-        return c.out.bulk_raw(x.mp, x.ml)
+        return c.out.bulk_raw(zn_mp(x), zn_ml(x))
     if count == 0:
         return c.out.array(0)
     if count >= size:
@@ -1076,7 +1078,7 @@ cdef int cmd_zrandmember(Client c, list argv) except -1:
         _header(c, size, withscores)
         while x != NULL:
             _emit(c, x, withscores)
-            x = x.backward
+            x = zn_back(x)
         return 0
     if count > 0:
         ranks = random.sample(range(size), count)
@@ -1161,10 +1163,10 @@ cdef int cmd_zmpop(Client c, list argv) except -1:
     x = (<ZIndex>z.idx).tail if max_ else (<ZIndex>z.idx).first()
     for _i in range(rangelen):
         c.out.array(2)
-        c.out.bulk_raw(x.mp, x.ml)
+        c.out.bulk_raw(zn_mp(x), zn_ml(x))
         reply_score(c.out, x.score)
         members.append((<ZEnt>x.ent).member)
-        x = x.backward if max_ else x.level[0].forward
+        x = zn_back(x) if max_ else x.level[0].forward
     emit_zrem(c.ks, key, z, members)
     return 0
 

@@ -30,7 +30,8 @@ from constdb._core.clock cimport Clock, wall_ms
 from constdb._core.codec cimport Reader, Writer
 from constdb._core.dots cimport _ttl_of, _ttlreg
 from constdb._core.objects cimport (
-    T_STRING, CObj, Dot, StrObj, TTLReg, new_str, obj_type, ts_gt,
+    T_STRING, CntEntry, CObj, Dot, StrObj, TTLReg, new_str, obj_type, sv_get, sv_inline, sv_none,
+    ts_gt,
 )
 from constdb._core.ops cimport OP_FUNC, OP_MAX, OP_MEMBER, OP_TTL
 from constdb._core.sketch cimport sk_add, sk_free
@@ -202,7 +203,7 @@ cdef int _drop_ttl_tomb(Keyspace ks, object key) except -1:
     if p == NULL:
         return 0
     s = <StrObj>p
-    if s.uuid == 0 and s.node == 0 and s.cnt is None and s.cnt1 is None and s.val is None:
+    if s.uuid == 0 and s.node == 0 and s.cnt is None and sv_none(s):
         del ks.tombs[key]
     return 0
 
@@ -290,11 +291,15 @@ cdef Py_ssize_t mem_est(CObj o) noexcept:
     if o.ttl is not None:
         base += 48
     if t is StrObj:
-        if (<StrObj>o).cnt1 is not None:
+        # 64: the object, a value of at most 7 bytes held inside it (sv_set)
+        base -= 16
+        if type((<StrObj>o).cnt) is CntEntry:
             base += 64
-        if (<StrObj>o).cnt is not None:
+        elif (<StrObj>o).cnt is not None:
             base += 64 + 96 * len((<StrObj>o).cnt)
-        return base + _balloc((<StrObj>o).val)
+        if sv_none(<StrObj>o) or sv_inline(<StrObj>o):
+            return base
+        return base + _balloc(sv_get(<StrObj>o))
     if t is SetObj:
         n = len((<SetObj>o).m)
         return base + 64 + n * (36 + 32 + _sample_bytes((<SetObj>o).m, False))
@@ -304,8 +309,9 @@ cdef Py_ssize_t mem_est(CObj o) noexcept:
         return base + 64 + n * (36 + 48 + _sample_bytes((<HashObj>o).f, True))
     if t is ZSetObj:
         n = len((<ZSetObj>o).m)
-        # dict entry, ZEnt (96), its Dot (32), the index's share (~48)
-        return base + 128 + n * (56 + 96 + 32 + 48 + _sample_bytes((<ZSetObj>o).m, False))
+        # dict entry, ZEnt (64: its dot and register in it, no counters), the
+        # index's node (32 for 3 in 4, 16 more a level above)
+        return base + 128 + n * (36 + 64 + 36 + _sample_bytes((<ZSetObj>o).m, False))
     if t is ListObj:
         n = len((<ListObj>o).ids)
         # LElem (112), ids entry (56), block slot (8), value (~48)
@@ -709,7 +715,7 @@ cdef class Keyspace:
                 if not lst:
                     del self.alts[key]
             if type(o) is StrObj:
-                if ((<StrObj>o).uuid != 0 or (<StrObj>o).cnt or (<StrObj>o).cnt1 is not None
+                if ((<StrObj>o).uuid != 0 or (<StrObj>o).cnt is not None
                         or o.ttl is not None):
                     self.tombs[key] = o
             else:
@@ -1165,7 +1171,7 @@ cdef class Keyspace:
             o = <StrObj>v
             # a TTL register that still holds an expiry applies to the next
             # object made on the key: it must outlive the stable point
-            if (o.cnt is None and o.cnt1 is None and o.uuid < stable
+            if (o.cnt is None and o.uuid < stable
                     and (o.ttl is None or ((<TTLReg>o.ttl).at == 0
                                            and (<TTLReg>o.ttl).uuid < stable))):
                 dead.append(key)

@@ -4,7 +4,11 @@
 # and five fields. Their rules live in the type modules (t_string, t_set,
 # t_hash, t_mv, t_list, t_zset); keyspace.pyx places them.
 cimport cython
+from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize, PyBytes_GET_SIZE
+from cpython.object cimport PyObject
+from cpython.ref cimport Py_XDECREF, Py_XINCREF
 from libc.stdint cimport int64_t, uint32_t, uint64_t
+from libc.string cimport memcpy
 
 cdef enum:
     # type codes (< 32). A type module may define its own object class
@@ -66,18 +70,22 @@ cdef class CObj:
 @cython.final
 @cython.no_gc
 cdef class StrObj(CObj):
-    # LWW register (val, (uuid, node)) + observed-reset counter entries.
+    # LWW register (value, (uuid, node)) + observed-reset counter entries.
     # ttl None means the TTL register is (no expiry, (uuid, node)) of the register.
-    # The counter entries (origin -> CntEntry) are cnt1 (one origin's, usually
-    # this node's: a local INCR touches no dict) plus the dict cnt (the other
-    # origins, never cnt1's; None when empty). Read and replace them as one map
-    # with t_string.str_cnts / str_set_cnts. (cnt1 fills the 8 bytes pymalloc
-    # rounds the object up to anyway: a string key costs 64 bytes either way.)
-    cdef public object val          # bytes | None
+    # The value is the word vw, read and written only through sv_get / sv_set /
+    # sv_raw below: 0 is None; a word with its low bit set holds a bytes value
+    # of at most 7 bytes inline (byte 0: length << 1 | 1, bytes 1-7: the data);
+    # anything else is an owned PyObject* (bytes, a bytearray or a BitVal:
+    # bitval.pyx). Python code reads and writes it as the property `val`.
+    # The counter entries (origin -> CntEntry) are cnt: None, one CntEntry (a
+    # single origin, usually this node: a local INCR touches no dict) or a dict
+    # of every origin's. Read and replace them as one map with t_string.str_cnts
+    # / str_set_cnts. 64 bytes in all (a pymalloc size class): a small value costs
+    # no object of its own.
+    cdef uint64_t vw
     cdef public uint64_t uuid
     cdef public uint64_t node
-    cdef public dict cnt            # None | {node: CntEntry}: origins other than cnt1.node
-    cdef public CntEntry cnt1       # None | the entry of origin cnt1.node
+    cdef public object cnt          # None | CntEntry | {node: CntEntry}
 
 
 @cython.final
@@ -176,18 +184,31 @@ cdef class ZCnt:
 
 @cython.final
 @cython.no_gc
-cdef class ZEnt:
-    # one member of a sorted set (t_zset.pyx)
-    cdef public bytes member
-    cdef public object dots         # Dot | [Dot]: the adds that keep it; None when removed
-    cdef public double val          # score register, written at ts (ru, rn) and
-    cdef public uint64_t ru         # rebased by ZINCRBY at (vu, vn); LWW on (ru, rn, vu, vn)
-    cdef public uint64_t rn
-    cdef public uint64_t vu
+cdef class ZX:
+    # the part of a sorted-set member most members never need (t_zset.pyx):
+    # kept only while it differs from what ZEnt implies without it
+    cdef public double val          # score register (ZEnt.score when x is None)
+    cdef public uint64_t vu         # ZINCRBY's rebase ts ((ru, rn) when x is None)
     cdef public uint64_t vn
     cdef public object cnt          # None | {origin: ZCnt}
-    cdef public double score        # the visible score (derived from the above)
     cdef public uint64_t rem        # uuid of the removal that took its last dot; 0 = present
+
+
+@cython.final
+@cython.no_gc
+cdef class ZEnt:
+    # one member of a sorted set (t_zset.pyx). 64 bytes: the register value,
+    # ZINCRBY's rebase ts, counters and the removal mark live in x, None for a
+    # member only ZADD wrote (the usual one); its one dot is then most often the
+    # register's own ts, and dots holds t_zset's marker for that instead of a Dot.
+    # Read them through t_zset's zv_* functions.
+    cdef public bytes member        # first field: t_zset.pxd's ZENT_MEMBER reads it at offset 16
+    cdef public double score        # the visible score (derived from the register and counters)
+    cdef public uint64_t ru         # score register written at ts (ru, rn) and
+    cdef public uint64_t rn         # rebased by ZINCRBY at (vu, vn); LWW on (ru, rn, vu, vn)
+    cdef public object dots         # Dot | [Dot] | t_zset's ZDOT_REG ((rn, ru)): the adds that
+    #                                 keep it; None when removed
+    cdef public ZX x                # None | the rarely set part (above)
 
 
 @cython.final
@@ -203,7 +224,7 @@ cdef class ZSetObj(CObj):
 
 
 # Float counter entries (INCRBYFLOAT, HINCRBYFLOAT: docs/crdt.md section 3.7) sit in the
-# same maps as the integer ones (a string's cnt1/cnt, a field's HCnt.cnt), keyed by
+# same maps as the integer ones (a string's cnt, a field's HCnt.cnt), keyed by
 # their origin with the top bit set (origins are 63-bit): their sum and bsum hold the
 # bits of a double, that origin's running total of its increments
 cdef inline bint cnt_is_float(uint64_t k) noexcept:
@@ -236,3 +257,67 @@ cdef Dot new_dot(uint64_t node, uint64_t uuid)
 cdef Ver new_ver(object val, uint64_t uuid, uint64_t node)
 cdef Ver best_ver(object entry)
 cdef object draw(dict m, list p, bint remove)
+
+
+# ------------------------------------------------------------- a string's value ----
+# (StrObj.vw: see StrObj)
+cdef inline bint sv_inline(StrObj o) noexcept:
+    return (o.vw & 1) != 0
+
+
+cdef inline object sv_get(StrObj o):
+    """The value as a Python object (None, bytes, bytearray or BitVal); an
+    inline value comes as a new bytes object."""
+    if o.vw == 0:
+        return None
+    if o.vw & 1:
+        return PyBytes_FromStringAndSize((<char*>&o.vw) + 1, <Py_ssize_t>((o.vw >> 1) & 7))
+    return <object><PyObject*>o.vw
+
+
+cdef inline const char* sv_raw(StrObj o, Py_ssize_t* n) noexcept:
+    """The bytes of an inline or bytes value (NULL, 0 for None); for a
+    bytearray or BitVal value: NULL and -1 (read them through sv_get)."""
+    cdef object v
+    if o.vw == 0:
+        n[0] = 0
+        return NULL
+    if o.vw & 1:
+        n[0] = <Py_ssize_t>((o.vw >> 1) & 7)
+        return (<char*>&o.vw) + 1
+    v = <object><PyObject*>o.vw
+    if type(v) is bytes:
+        n[0] = PyBytes_GET_SIZE(v)
+        return PyBytes_AS_STRING(v)
+    n[0] = -1
+    return NULL
+
+
+cdef inline bint sv_none(StrObj o) noexcept:
+    return o.vw == 0
+
+
+cdef inline bint sv_plain(StrObj o) noexcept:
+    """The value is None, inline or bytes (not a bit commands' value)."""
+    return o.vw == 0 or (o.vw & 1) != 0 or type(<object><PyObject*>o.vw) is bytes
+
+
+cdef inline int sv_set(StrObj o, object v) except -1:
+    """Set the value (None, bytes, bytearray or BitVal); bytes of at most 7
+    are kept inline."""
+    cdef uint64_t old = o.vw
+    cdef uint64_t w = 0
+    cdef Py_ssize_t n
+    if v is None:
+        o.vw = 0
+    elif type(v) is bytes and PyBytes_GET_SIZE(v) <= 7:
+        n = PyBytes_GET_SIZE(v)
+        memcpy((<char*>&w) + 1, PyBytes_AS_STRING(v), n)
+        (<unsigned char*>&w)[0] = <unsigned char>((n << 1) | 1)
+        o.vw = w
+    else:
+        Py_XINCREF(<PyObject*>v)
+        o.vw = <uint64_t><PyObject*>v
+    if old != 0 and (old & 1) == 0:
+        Py_XDECREF(<PyObject*>old)
+    return 0

@@ -6,6 +6,7 @@ from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize, PyBytes
 from cpython.dict cimport PyDict_GetItem
 from cpython.list cimport PyList_GET_ITEM, PyList_GET_SIZE
 from cpython.object cimport Py_TYPE, PyObject
+from cpython.ref cimport Py_XDECREF
 from libc.stdint cimport int64_t, uint64_t
 from libc.math cimport INFINITY
 from libc.string cimport memcpy
@@ -58,7 +59,19 @@ cdef class CObj:
 @cython.final
 @cython.no_gc
 cdef class StrObj(CObj):
-    pass
+    def __dealloc__(self):
+        if self.vw != 0 and (self.vw & 1) == 0:
+            Py_XDECREF(<PyObject*>self.vw)
+        self.vw = 0
+
+    @property
+    def val(self):
+        """The register's value (None, bytes, bytearray or BitVal)."""
+        return sv_get(self)
+
+    @val.setter
+    def val(self, v):
+        sv_set(self, v)
 
 
 @cython.final
@@ -119,7 +132,16 @@ cdef class ZCnt:
 @cython.no_gc
 cdef class ZEnt:
     def __repr__(self):
-        return "ZEnt(%r, score=%r, rem=%d)" % (self.member, self.score, self.rem)
+        cdef uint64_t rem = 0 if self.x is None else self.x.rem
+        return "ZEnt(%r, score=%r, rem=%d)" % (self.member, self.score, rem)
+
+
+@cython.final
+@cython.no_gc
+cdef class ZX:
+    def __repr__(self):
+        return "ZX(val=%r, (%d, %d), cnt=%r, rem=%d)" % (self.val, self.vu, self.vn, self.cnt,
+                                                         self.rem)
 
 
 @cython.final
@@ -182,9 +204,7 @@ cdef bint ts_gt(uint64_t u1, uint64_t n1, uint64_t u2, uint64_t n2) noexcept:
 cdef StrObj new_str():
     cdef StrObj o = StrObj.__new__(StrObj)
     o.ttl = None
-    o.val = None
     o.cnt = None
-    o.cnt1 = None
     return o
 
 

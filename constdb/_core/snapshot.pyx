@@ -38,7 +38,7 @@ from constdb._core.codec cimport Reader, Writer
 from constdb._core.dots cimport _ttl_of, _ttlreg
 from constdb._core.keyspace cimport Keyspace, TypeOps, ops_of, type_ops
 from constdb._core.merge cimport Ctx, _check_count
-from constdb._core.objects cimport CObj, StrObj, TTLReg, new_str, obj_type, ts_gt
+from constdb._core.objects cimport CObj, StrObj, TTLReg, new_str, obj_type, sv_none, ts_gt
 
 from constdb._core.merge import SnapshotError  # noqa: F401  (snapshot.SnapshotError)
 
@@ -440,8 +440,7 @@ cdef int _place_new(Keyspace ks, object key, CObj b, Ctx ca, uint64_t clock) exc
     filter_obj(b, ca, clock)
     _set_ttl(b, r)
     if type(b) is not StrObj or ((<StrObj>b).uuid != 0 or (<StrObj>b).node != 0 or
-                                 (<StrObj>b).cnt is not None or (<StrObj>b).cnt1 is not None or
-                                 (<StrObj>b).val is not None):
+                                 (<StrObj>b).cnt is not None or not sv_none(<StrObj>b)):
         ks.settle(key, b)
     if r is not None:
         if PyDict_GetItem(ks.d, key) != NULL:
@@ -529,8 +528,7 @@ cdef int _merge_key(Keyspace ks, object key, list bobjs, Ctx ca, Ctx cb,
     for x in results:
         # (a string whose register was never written may hold bit overrides)
         if type(x) is StrObj and ((<StrObj>x).uuid != 0 or (<StrObj>x).node != 0 or
-                                  (<StrObj>x).cnt is not None or (<StrObj>x).cnt1 is not None or
-                                  (<StrObj>x).val is not None):
+                                  (<StrObj>x).cnt is not None or not sv_none(<StrObj>x)):
             ks.settle(key, <CObj>x)
     for x in results:
         if type(x) is not StrObj:

@@ -23,7 +23,8 @@ from constdb._core.merge cimport (
 )
 from constdb._core.objects cimport (
     T_STRING, CObj, CntEntry, StrObj, TTLReg, check_float_bits, cnt_is_float, cnt_origin,
-    float_bits, float_key, float_total, new_str, ts_gt, with_floats,
+    float_bits, float_key, float_total, new_str, sv_get, sv_none, sv_plain, sv_raw, sv_set,
+    ts_gt, with_floats,
 )
 from constdb._core.dots cimport _skip_n, _ttlreg
 from constdb._core.ops cimport OP_BITS, OP_CNT, OP_FCNT, OP_REG
@@ -47,78 +48,77 @@ cdef inline CntEntry _cnt_entry(uint64_t node):
     return e
 
 
-# A string's counter entries (origin -> CntEntry) live in two places: cnt1, one
-# origin's entry (this node's when it counts: a local INCR touches no dict), and
-# the dict cnt for the others (None when empty; never cnt1's origin). Code that
-# reads or replaces them as a whole (snapshots, merges) uses str_cnts and
-# str_set_cnts; the rules below walk both parts.
+# A string's counter entries (origin -> CntEntry) are StrObj.cnt: None, the one
+# origin's CntEntry (a key only one node counts on: an INCR touches no dict), or
+# a dict {origin: CntEntry} of them all. Code that reads or replaces them as a
+# whole (snapshots, merges) uses str_cnts and str_set_cnts; _cnt_vals walks them.
 
 cdef dict str_cnts(StrObj o):
     """o's counter entries as one map {origin: CntEntry}, None if it has none.
     A new dict of o's own entry objects: changing an entry changes o; adding or
     removing entries takes str_set_cnts."""
-    cdef dict out
-    if o.cnt1 is None:
-        return dict(o.cnt) if o.cnt else None
-    out = dict(o.cnt) if o.cnt else {}
-    out[o.cnt1.node] = o.cnt1
-    return out
+    cdef object c = o.cnt
+    if c is None:
+        return None
+    if type(c) is CntEntry:
+        return {(<CntEntry>c).node: c}
+    return dict(<dict>c) if c else None
 
 
 cdef int str_set_cnts(StrObj o, object cnts) except -1:
     """Replace o's counter entries by the map cnts ({origin: CntEntry}; None or
     empty: none). The entries are kept as they are (their node is set to their
-    origin); the origin cnt1 held keeps that place if cnts has it."""
-    cdef CntEntry e, first = None
-    cdef uint64_t keep = 0
-    cdef bint has_keep = o.cnt1 is not None
-    cdef dict rest = None
-    if has_keep:
-        keep = o.cnt1.node
-    o.cnt1 = None
+    origin)."""
+    cdef CntEntry e = None
     o.cnt = None
     if not cnts:
         return 0
     for k, v in (<dict>cnts).items():
         e = <CntEntry>v
         e.node = <uint64_t>k
-        if first is None and (not has_keep or e.node == keep):
-            first = e
-    if first is None:
-        # the origin cnt1 held is gone: the first entry takes its place
-        for v in (<dict>cnts).values():
-            first = <CntEntry>v
-            break
-    for v in (<dict>cnts).values():
-        e = <CntEntry>v
-        if e is not first:
-            if rest is None:
-                rest = {}
-            rest[e.node] = e
-    o.cnt1 = first
-    o.cnt = rest
+    if len(<dict>cnts) == 1:
+        o.cnt = e
+    else:
+        o.cnt = dict(<dict>cnts)
     return 0
+
+
+cdef inline object _cnt_vals(StrObj o):
+    """o's counter entries, to iterate over (a tuple or the dict's values)."""
+    cdef object c = o.cnt
+    if c is None:
+        return ()
+    if type(c) is CntEntry:
+        return (c,)
+    return (<dict>c).values()
 
 
 cdef CntEntry _str_cnt(StrObj o, uint64_t n, bint create):
     """o's counter entry of origin n; a new one if create (else None)."""
-    cdef CntEntry e = o.cnt1
+    cdef object c = o.cnt
+    cdef CntEntry e
     cdef PyObject* p
-    if e is not None and e.node == n:
+    if c is None:
+        if not create:
+            return None
+        e = _cnt_entry(n)
+        o.cnt = e
         return e
-    if o.cnt is not None:
-        p = PyDict_GetItem(o.cnt, n)
-        if p != NULL:
-            return <CntEntry>p
+    if type(c) is CntEntry:
+        if (<CntEntry>c).node == n:
+            return <CntEntry>c
+        if not create:
+            return None
+        e = _cnt_entry(n)
+        o.cnt = {(<CntEntry>c).node: c, n: e}
+        return e
+    p = PyDict_GetItem(<dict>c, n)
+    if p != NULL:
+        return <CntEntry>p
     if not create:
         return None
     e = _cnt_entry(n)
-    if o.cnt1 is None:
-        o.cnt1 = e
-    else:
-        if o.cnt is None:
-            o.cnt = {}
-        o.cnt[n] = e
+    (<dict>c)[n] = e
     return e
 
 
@@ -136,13 +136,13 @@ def set_str_counters(StrObj o, cnts):
 
 cdef bint str_live(StrObj o) noexcept:
     cdef CntEntry e
-    if o.val is not None:
-        return True
-    e = o.cnt1
-    if e is not None and e.last > e.blast:
+    if not sv_none(o):
         return True
     if o.cnt is None:
         return False
+    if type(o.cnt) is CntEntry:
+        e = <CntEntry>o.cnt
+        return e.last > e.blast
     for v in (<dict>o.cnt).values():
         e = <CntEntry>v
         if e.last > e.blast:
@@ -155,16 +155,17 @@ cdef inline uint64_t _cnt_delta(StrObj o, bint* unobserved, bint* floats) noexce
     observe (two's-complement wrap on purpose: sums are int64 like Redis's);
     sets unobserved if some origin counted since the register write, and
     floats if that was a float increment (section 3.7: _float_value)."""
-    cdef CntEntry e = o.cnt1
+    cdef CntEntry e
     cdef uint64_t delta = 0
-    if e is not None:
+    if type(o.cnt) is CntEntry:
+        e = <CntEntry>o.cnt
         if e.last > e.blast:
             unobserved[0] = True
             if cnt_is_float(e.node):
                 floats[0] = True
         if not cnt_is_float(e.node):
             delta = <uint64_t>e.sum - <uint64_t>e.bsum
-    if o.cnt is not None:
+    elif o.cnt is not None:
         for v in (<dict>o.cnt).values():
             e = <CntEntry>v
             if e.last > e.blast:
@@ -181,7 +182,7 @@ cdef object _float_value(StrObj o, object base, uint64_t delta):
     base is the register's visible bytes (bit overrides applied) or None."""
     cdef list fl = []
     cdef CntEntry e
-    for v in (str_cnts(o) or {}).values():
+    for v in _cnt_vals(o):
         e = <CntEntry>v
         if cnt_is_float(e.node) and e.last > e.blast:
             fl.append((e.node, e))
@@ -194,11 +195,11 @@ cdef object str_get(StrObj o):
     cdef uint64_t delta
     cdef bint unobserved = False, floats = False
     cdef int64_t iv
-    cdef object v = o.val
+    cdef object v = sv_get(o)
     if v is not None and type(v) is not bytes:
         # a value bit commands wrote (bitval): its visible bytes
         v = reg_bytes(v)
-    if o.cnt1 is None and o.cnt is None:
+    if o.cnt is None:
         return v
     delta = _cnt_delta(o, &unobserved, &floats)
     if floats:
@@ -219,19 +220,21 @@ cdef int str_int(StrObj o, int64_t* out) noexcept:
     cdef bint unobserved = False, floats = False
     cdef int64_t iv
     cdef Py_ssize_t n
-    cdef const char* p = reg_raw(o.val, &n)
+    cdef const char* p = sv_raw(o, &n)
     cdef object fv
-    if o.cnt1 is None and o.cnt is None:
-        if o.val is None:
+    if n < 0:
+        p = reg_raw(sv_get(o), &n)
+    if o.cnt is None:
+        if sv_none(o):
             return STR_ABSENT
     else:
         delta = _cnt_delta(o, &unobserved, &floats)
         if floats:
-            fv = _float_value(o, reg_bytes(o.val) if type(o.val) is not bytes else o.val, delta)
+            fv = _float_value(o, reg_bytes(sv_get(o)), delta)
             if parse_i64(PyBytes_AS_STRING(fv), PyBytes_GET_SIZE(fv), out):
                 return STR_INT
             return STR_NOTINT
-        if o.val is None:
+        if sv_none(o):
             if not unobserved:
                 return STR_ABSENT
             out[0] = <int64_t>delta
@@ -266,25 +269,20 @@ cdef int _reg_on(Keyspace ks, object key, StrObj o, object val, uint64_t u, uint
             else:
                 o.ttl = _ttlreg(at, u, n)
                 ks.expires[key] = None
-        if type(o.val) is BitVal:
+        if not sv_plain(o) and type(sv_get(o)) is BitVal:
             # bit overrides newer than the write stay on top of it (bitval)
-            o.val = reg_rebase(<BitVal>o.val, val, u, n)
+            sv_set(o, reg_rebase(<BitVal>sv_get(o), val, u, n))
         else:
-            o.val = val
+            sv_set(o, val)
         o.uuid = u
         o.node = n
-        if o.cnt1 is not None or o.cnt is not None or obs:
+        if o.cnt is not None or obs:
             # the new register write observed the counters: obs are their
             # (sum, last) as the writer saw them, the base of each origin
-            e = o.cnt1
-            if e is not None:
+            for v in _cnt_vals(o):
+                e = <CntEntry>v
                 e.bsum = 0
                 e.blast = 0
-            if o.cnt is not None:
-                for v in (<dict>o.cnt).values():
-                    e = <CntEntry>v
-                    e.bsum = 0
-                    e.blast = 0
             if obs:
                 for item in obs:
                     e = _str_cnt(o, <uint64_t>item[0], True)
@@ -309,16 +307,11 @@ cdef int _reg_on(Keyspace ks, object key, StrObj o, object val, uint64_t u, uint
 cdef int _cnt_on(Keyspace ks, object key, StrObj o, int64_t delta, uint64_t u, uint64_t n,
                  bint shown) except -1:
     """shown: o is d[key] (see _reg_on)."""
-    cdef CntEntry e = o.cnt1
-    cdef CntEntry e1
-    if e is None or e.node != n:
+    cdef CntEntry e
+    if type(o.cnt) is CntEntry and (<CntEntry>o.cnt).node == n:
+        e = <CntEntry>o.cnt
+    else:
         e = _str_cnt(o, n, True)
-        if n == ks.node_id and o.cnt1 is not e:
-            # this node counts here from now on: its entry takes cnt1's place
-            e1 = o.cnt1
-            del o.cnt[n]
-            o.cnt[e1.node] = e1
-            o.cnt1 = e
     e.sum = <int64_t>(<uint64_t>e.sum + <uint64_t>delta)
     e.last = u
     ks.touched(key)
@@ -359,15 +352,11 @@ cdef int emit_reg_at(Keyspace ks, object key, StrObj o, bint shown, object val, 
     cdef CntEntry e
     cdef char* w
     cdef Py_ssize_t klen = PyBytes_GET_SIZE(key), vlen = 0, plen, nobs = 0
-    if o.cnt1 is not None or o.cnt is not None:
+    if o.cnt is not None:
         obs = []
-        e = o.cnt1
-        if e is not None:
+        for v in _cnt_vals(o):
+            e = <CntEntry>v
             obs.append((e.node, e.sum, e.last))
-        if o.cnt is not None:
-            for k, v in (<dict>o.cnt).items():
-                e = <CntEntry>v
-                obs.append((k, e.sum, e.last))
         nobs = len(obs)
     _reg_on(ks, key, o, val, u, ks.node_id, ttl_mode, at, obs, shown)
     # the record, written in one go: key, flags, [value], [expire_at], observed counters
@@ -517,17 +506,15 @@ cdef void _last_ts(CObj x, uint64_t* u, uint64_t* n) noexcept:
     cdef CntEntry e
     u[0] = o.uuid
     n[0] = o.node
-    reg_last_ts(o.val, u, n)
-    e = o.cnt1
-    if e is not None and ts_gt(e.last, cnt_origin(e.node), u[0], n[0]):
-        u[0] = e.last
-        n[0] = cnt_origin(e.node)
-    if o.cnt is not None:
-        for k, v in (<dict>o.cnt).items():
-            e = <CntEntry>v
-            if ts_gt(e.last, cnt_origin(<uint64_t>k), u[0], n[0]):
-                u[0] = e.last
-                n[0] = cnt_origin(<uint64_t>k)
+    if not sv_plain(o):
+        reg_last_ts(sv_get(o), u, n)
+    if o.cnt is None:
+        return
+    for v in _cnt_vals(o):
+        e = <CntEntry>v
+        if ts_gt(e.last, cnt_origin(e.node), u[0], n[0]):
+            u[0] = e.last
+            n[0] = cnt_origin(e.node)
 
 
 cdef int _clear(Keyspace ks, object key, CObj o) except -1:
@@ -546,12 +533,12 @@ cdef list _describe(CObj o):
     cdef CntEntry e
     # a register with bit overrides shows its visible bytes (None if the
     # register itself holds no value) and the overrides (bitval)
-    v = so.val
+    v = sv_get(so)
     if type(v) is BitVal and (<BitVal>v).none:
         v = None
     out = [b"register", [reg_bytes(v), so.uuid, so.node]]
-    if type(so.val) is BitVal:
-        out += bits_describe(<BitVal>so.val)
+    if type(sv_get(so)) is BitVal:
+        out += bits_describe(<BitVal>sv_get(so))
     cnts = []
     all_cnts = str_cnts(so)
     if all_cnts is not None:
@@ -571,14 +558,15 @@ cdef int _encode(Writer w, CObj o) except -1:
     cdef StrObj s = <StrObj>o
     cdef Py_ssize_t n
     cdef const char* p
-    if s.val is None:
+    cdef object v = sv_get(s)
+    if v is None:
         w.put_u8(0)
-    elif type(s.val) is BitVal:
+    elif type(v) is BitVal:
         w.put_u8(2)
-        bits_encode(w, <BitVal>s.val)
+        bits_encode(w, <BitVal>v)
     else:
         w.put_u8(1)
-        p = reg_raw(s.val, &n)
+        p = reg_raw(v, &n)
         w.put_varint(<uint64_t>n)
         w.put_raw(p, n)
     w.put_u64(s.uuid)
@@ -593,9 +581,9 @@ cdef CObj _decode(Reader r, int version):
     if flag > 2:
         raise SnapshotError("corrupt snapshot (bad value flag)")
     if flag == 2:
-        s.val = bits_decode(r)
+        sv_set(s, bits_decode(r))
     elif flag:
-        s.val = r.bytes_()
+        sv_set(s, r.bytes_())
     s.uuid = r.u64()
     s.node = r.u64()
     str_set_cnts(s, _dec_cnts(r))
@@ -612,15 +600,15 @@ cdef int _merge_str(StrObj a, StrObj b, Ctx ca, Ctx cb) except -1:
     cdef bint b_wins
     cdef dict xa = str_cnts(a), xb = str_cnts(b), cnt
     # bit overrides (bitval): both sides', over the winning register
-    cdef dict a_ov = (<BitVal>a.val).ov if type(a.val) is BitVal else None
-    cdef dict b_ov = (<BitVal>b.val).ov if type(b.val) is BitVal else None
-    cdef object bval = b.val, aval
+    cdef dict a_ov = (<BitVal>sv_get(a)).ov if type(sv_get(a)) is BitVal else None
+    cdef dict b_ov = (<BitVal>sv_get(b)).ov if type(sv_get(b)) is BitVal else None
+    cdef object bval = sv_get(b), aval
     if a_reg and not b_reg and cb.applied(a.node, a.uuid):
         a_reg = False
         if a_ov:
-            aval = bits_filter(<BitVal>a.val, cb)
+            aval = bits_filter(<BitVal>sv_get(a), cb)
             a_ov = (<BitVal>aval).ov if type(aval) is BitVal else None
-        a.val = None
+        sv_set(a, None)
         a.uuid = 0
         a.node = 0
     if b_reg and not a_reg and ca.applied(b.node, b.uuid):
@@ -631,11 +619,11 @@ cdef int _merge_str(StrObj a, StrObj b, Ctx ca, Ctx cb) except -1:
     b_wins = b_reg and ts_gt(b.uuid, b.node, a.uuid, a.node)
     cnt = _merge_cnts(xa, xb, xb if b_wins else (xa if a_reg else None), ca, cb)
     if b_wins:
-        a.val = b.val
+        sv_set(a, sv_get(b))
         a.uuid = b.uuid
         a.node = b.node
     if a_ov or b_ov:
-        a.val = bits_merge(a.val, a_ov, b_ov, a.uuid, a.node)
+        sv_set(a, bits_merge(sv_get(a), a_ov, b_ov, a.uuid, a.node))
     str_set_cnts(a, cnt)
     return 0
 
@@ -648,7 +636,7 @@ cdef bint _filter_str(StrObj o, Ctx other) except -1:
     if not reg and not _cnts_seen(cnt, other):
         return False
     if reg:
-        o.val = bits_filter(<BitVal>o.val, other) if type(o.val) is BitVal else None
+        sv_set(o, bits_filter(<BitVal>sv_get(o), other) if type(sv_get(o)) is BitVal else None)
         o.uuid = 0
         o.node = 0
     str_set_cnts(o, _filter_cnts(cnt, other, reg))
@@ -666,7 +654,7 @@ cdef bint _filter(CObj o, Ctx other, uint64_t clock) except -1:
 cdef Py_ssize_t _gc(CObj o, uint64_t stable, bint* empty) except -1:
     """Bit overrides that are causally stable are folded into the register
     (bitval.bits_gc); nothing else of a string is collected here."""
-    if type((<StrObj>o).val) is BitVal:
+    if not sv_plain(<StrObj>o) and type(sv_get(<StrObj>o)) is BitVal:
         bits_gc(<StrObj>o, stable)
     return 0
 

@@ -4,7 +4,7 @@ from libc.stdint cimport uint64_t
 
 from constdb._core.codec cimport WBuf
 from constdb._core.keyspace cimport Keyspace
-from constdb._core.objects cimport ZEnt, ZSetObj
+from constdb._core.objects cimport ZEnt, ZSetObj, ZX
 
 cdef enum:
     # (record ops and ZW_* flags: ops.pxd)
@@ -20,12 +20,37 @@ cdef struct ZLevel:
 
 
 cdef struct ZNode:
+    # 32 bytes with one level (PyMem_Malloc: pymalloc's 32-byte class), 16 a level more
     void* ent                       # ZEnt (a strong reference)
     double score
-    const char* mp                  # the member's bytes (owned by ent.member)
-    Py_ssize_t ml
-    ZNode* backward
-    ZLevel level[1]                 # allocated with as many levels as the node has
+    ZLevel level[1]                 # allocated with as many levels as the node has; the
+    #                                 first level's span is always 1 and its field holds
+    #                                 the back link instead (zn_back, zn_set_back)
+
+
+cdef inline ZNode* zn_back(ZNode* x) noexcept:
+    """The node before x (NULL: x is the first)."""
+    return <ZNode*>x.level[0].span
+
+
+cdef inline void zn_set_back(ZNode* x, ZNode* b) noexcept:
+    x.level[0].span = <Py_ssize_t>b
+
+
+cdef inline Py_ssize_t zn_span(ZNode* x, int i) noexcept:
+    """The span of x's level i (level 0 spans one node)."""
+    return 1 if i == 0 else x.level[i].span
+
+
+cdef extern from *:
+    """
+    /* a skip list node's member: ZEnt.member, its first field (objects.pxd) */
+    #define ZENT_MEMBER(e) (*(PyObject**)((char*)(e) + sizeof(PyObject)))
+    #define ZN_MP(x) (PyBytes_AS_STRING(ZENT_MEMBER((x)->ent)))
+    #define ZN_ML(x) (PyBytes_GET_SIZE(ZENT_MEMBER((x)->ent)))
+    """
+    const char* zn_mp "ZN_MP"(ZNode* x) noexcept
+    Py_ssize_t zn_ml "ZN_ML"(ZNode* x) noexcept
 
 
 cdef struct ZRange:
@@ -79,6 +104,7 @@ cdef bint parse_lex(bytes a, bytes b, ZLexRange* r) noexcept
 cdef int reply_score(WBuf out, double v) except -1
 cdef bytes format_score(double v)
 cdef double zscore(ZEnt e)
+cdef object zv_cnt(ZEnt e)
 cdef ZEnt find_ent(ZSetObj o, bytes member)
 
 # local effects: draw a uuid, apply through the shared rule, log the record

@@ -35,10 +35,13 @@ from cpython.ref cimport Py_XDECREF, Py_XINCREF
 from libc.errno cimport ERANGE
 from libc.math cimport HUGE_VAL, isinf, isnan, signbit
 from libc.stdint cimport int64_t, uint8_t, uint64_t
-from libc.stdlib cimport free, malloc, strtod
-from libc.string cimport memcmp
+from cpython.mem cimport PyMem_Free, PyMem_Malloc
+from libc.stdlib cimport strtod
+from libc.string cimport memcmp, memcpy
 
-from constdb._core.codec cimport Reader, WBuf, Writer, fmt_g17
+from constdb._core.codec cimport (
+    Reader, WBuf, Writer, fmt_g17, put_u64_at, put_varint_at, varint_len,
+)
 from constdb._core.dots cimport (
     _bump, _ent_append, _ent_dots_raw, _ent_max, _ent_remove, _put_dots, _read_dots, _skip_n,
     _check_ts,
@@ -49,7 +52,7 @@ from constdb._core.merge cimport (
     _merge_ent,
 )
 from constdb._core.objects cimport (
-    T_ZSET, CObj, Dot, TTLReg, ZCnt, ZEnt, ZSetObj, new_dot, new_zset, ts_gt,
+    T_ZSET, CObj, Dot, TTLReg, ZCnt, ZEnt, ZSetObj, ZX, new_dot, new_zset, ts_gt,
 )
 from constdb._core.ops cimport OP_ZCLEAR, OP_ZREM, OP_ZW, ZW_CNT, ZW_REBASE
 
@@ -86,20 +89,16 @@ cdef inline int _random_level() noexcept:
 
 
 cdef ZNode* _new_node(int level, double score, ZEnt e) noexcept:
-    cdef ZNode* x = <ZNode*>malloc(sizeof(ZNode) + (level - 1) * sizeof(ZLevel))
+    cdef ZNode* x = <ZNode*>PyMem_Malloc(sizeof(ZNode) + (level - 1) * sizeof(ZLevel))
     if x == NULL:
         return NULL
     x.score = score
-    x.backward = NULL
+    zn_set_back(x, NULL)
     if e is None:
         x.ent = NULL
-        x.mp = NULL
-        x.ml = 0
     else:
         Py_XINCREF(<PyObject*>e)
         x.ent = <void*>e
-        x.mp = PyBytes_AS_STRING(e.member)
-        x.ml = PyBytes_GET_SIZE(e.member)
     return x
 
 
@@ -116,7 +115,7 @@ cdef inline int _cmp(ZNode* x, double score, const char* mp, Py_ssize_t ml) noex
         return -1
     if x.score > score:
         return 1
-    return _bcmp(x.mp, x.ml, mp, ml)
+    return _bcmp(zn_mp(x), zn_ml(x), mp, ml)
 
 
 @cython.final
@@ -140,12 +139,12 @@ cdef class ZIndex:
         if self.header == NULL:
             return
         x = self.header.level[0].forward
-        free(self.header)
+        PyMem_Free(self.header)
         self.header = NULL
         while x != NULL:
             nxt = x.level[0].forward
             Py_XDECREF(<PyObject*>x.ent)
-            free(x)
+            PyMem_Free(x)
             x = nxt
 
     def __len__(self):
@@ -162,7 +161,7 @@ cdef class ZIndex:
         while i >= 0:
             rank[i] = 0 if i == self.level - 1 else rank[i + 1]
             while x.level[i].forward != NULL and _cmp(x.level[i].forward, score, mp, ml) < 0:
-                rank[i] += x.level[i].span
+                rank[i] += zn_span(x, i)
                 x = x.level[i].forward
             update[i] = x
             i -= 1
@@ -179,13 +178,14 @@ cdef class ZIndex:
         for i in range(level):
             x.level[i].forward = update[i].level[i].forward
             update[i].level[i].forward = x
-            x.level[i].span = update[i].level[i].span - (rank[0] - rank[i])
-            update[i].level[i].span = (rank[0] - rank[i]) + 1
+            if i:
+                x.level[i].span = update[i].level[i].span - (rank[0] - rank[i])
+                update[i].level[i].span = (rank[0] - rank[i]) + 1
         for i in range(level, self.level):
             update[i].level[i].span += 1
-        x.backward = NULL if update[0] == self.header else update[0]
+        zn_set_back(x, NULL if update[0] == self.header else update[0])
         if x.level[0].forward != NULL:
-            x.level[0].forward.backward = x
+            zn_set_back(x.level[0].forward, x)
         else:
             self.tail = x
         self.length += 1
@@ -204,23 +204,24 @@ cdef class ZIndex:
             update[i] = x
             i -= 1
         x = x.level[0].forward
-        if x == NULL or x.score != score or _bcmp(x.mp, x.ml, mp, ml) != 0:
+        if x == NULL or x.score != score or _bcmp(zn_mp(x), zn_ml(x), mp, ml) != 0:
             return False
         for i in range(self.level):
             if update[i].level[i].forward == x:
-                update[i].level[i].span += x.level[i].span - 1
+                if i:
+                    update[i].level[i].span += x.level[i].span - 1
                 update[i].level[i].forward = x.level[i].forward
-            else:
+            elif i:
                 update[i].level[i].span -= 1
         if x.level[0].forward != NULL:
-            x.level[0].forward.backward = x.backward
+            zn_set_back(x.level[0].forward, zn_back(x))
         else:
-            self.tail = x.backward
+            self.tail = zn_back(x)
         while self.level > 1 and self.header.level[self.level - 1].forward == NULL:
             self.level -= 1
         self.length -= 1
         Py_XDECREF(<PyObject*>x.ent)
-        free(x)
+        PyMem_Free(x)
         if self.length == 0:
             self.lp = True      # Redis: a key made again starts as a listpack
         return True
@@ -234,9 +235,9 @@ cdef class ZIndex:
         cdef Py_ssize_t ml = PyBytes_GET_SIZE(member)
         while i >= 0:
             while x.level[i].forward != NULL and _cmp(x.level[i].forward, score, mp, ml) <= 0:
-                r += x.level[i].span
+                r += zn_span(x, i)
                 x = x.level[i].forward
-            if x != self.header and x.score == score and _bcmp(x.mp, x.ml, mp, ml) == 0:
+            if x != self.header and x.score == score and _bcmp(zn_mp(x), zn_ml(x), mp, ml) == 0:
                 return r
             i -= 1
         return 0
@@ -247,8 +248,8 @@ cdef class ZIndex:
         cdef Py_ssize_t traversed = 0
         cdef int i = self.level - 1
         while i >= 0:
-            while x.level[i].forward != NULL and traversed + x.level[i].span <= rank:
-                traversed += x.level[i].span
+            while x.level[i].forward != NULL and traversed + zn_span(x, i) <= rank:
+                traversed += zn_span(x, i)
                 x = x.level[i].forward
             if traversed == rank:
                 return x if x != self.header else NULL
@@ -355,9 +356,9 @@ cdef class ZIndex:
         x = self.header.level[0].forward
         while x != NULL:
             n += 1
-            assert x.backward == prev, "bad backward link"
+            assert zn_back(x) == prev, "bad backward link"
             if prev != NULL:
-                assert _cmp(prev, x.score, x.mp, x.ml) < 0, "out of order"
+                assert _cmp(prev, x.score, zn_mp(x), zn_ml(x)) < 0, "out of order"
             assert self.rank(x.score, (<ZEnt>x.ent).member) == n, "bad rank"
             assert (<ZEnt>x.ent).score == x.score, "entry and node disagree"
             assert signbit((<ZEnt>x.ent).score) == signbit(x.score), "entry and node disagree"
@@ -369,7 +370,7 @@ cdef class ZIndex:
             x = self.header
             r = 0
             while x.level[i].forward != NULL:
-                r += x.level[i].span
+                r += zn_span(x, i)
                 x = x.level[i].forward
             assert r <= n
         return True
@@ -396,7 +397,7 @@ cdef inline int _lex_cmp_min(ZNode* x, ZLexRange* r) noexcept:
         return 1
     if r.mininf == 1:
         return -1
-    return _bcmp(x.mp, x.ml, r.min, r.minlen)
+    return _bcmp(zn_mp(x), zn_ml(x), r.min, r.minlen)
 
 
 cdef inline int _lex_cmp_max(ZNode* x, ZLexRange* r) noexcept:
@@ -404,7 +405,7 @@ cdef inline int _lex_cmp_max(ZNode* x, ZLexRange* r) noexcept:
         return -1
     if r.maxinf == -1:
         return 1
-    return _bcmp(x.mp, x.ml, r.max, r.maxlen)
+    return _bcmp(zn_mp(x), zn_ml(x), r.max, r.maxlen)
 
 
 cdef bint lex_gte_min(ZNode* x, ZLexRange* r) noexcept:
@@ -542,15 +543,97 @@ cdef ZEnt _new_ent(bytes member):
     cdef ZEnt e = ZEnt.__new__(ZEnt)
     e.member = member
     e.dots = None
-    e.val = 0.0
     e.ru = 0
     e.rn = 0
-    e.vu = 0
-    e.vn = 0
-    e.cnt = None
+    e.x = None
     e.score = 0.0
-    e.rem = 0
     return e
+
+
+# ------------------------------------------- a member's rarely used parts ----
+# ZEnt.x is None for most members (objects.pxd): then the register value is the
+# score, the rebase ts (vu, vn) is (ru, rn), there are no counters and no removal
+# mark; and ZEnt.dots is ZDOT_REG when the member's one dot is (rn, ru), the
+# register's own ts (a ZADD's). zv_* read the full state, zx gives the part to
+# write, _zset_reg moves the register, zcompact drops what is implied again.
+
+# (a Dot of its own, never a real one: code that missed zv_dots would read a
+# dot no node made, not memory that is no Dot)
+cdef Dot ZDOT_REG = new_dot(0, 0)
+
+
+cdef inline double zv_val(ZEnt e) noexcept:
+    return e.score if e.x is None else e.x.val
+
+
+cdef inline uint64_t zv_vu(ZEnt e) noexcept:
+    return e.ru if e.x is None else e.x.vu
+
+
+cdef inline uint64_t zv_vn(ZEnt e) noexcept:
+    return e.rn if e.x is None else e.x.vn
+
+
+cdef object zv_cnt(ZEnt e):
+    return None if e.x is None else e.x.cnt
+
+
+cdef inline uint64_t zv_rem(ZEnt e) noexcept:
+    return 0 if e.x is None else e.x.rem
+
+
+cdef inline object zv_dots(ZEnt e):
+    """e's dots as the dot helpers take them (Dot | [Dot] | None)."""
+    if e.dots is ZDOT_REG:
+        return new_dot(e.rn, e.ru)
+    return e.dots
+
+
+cdef ZX zx(ZEnt e):
+    """e's rarely used part, made (with what it implied) if e had none."""
+    cdef ZX x = e.x
+    if x is None:
+        x = ZX.__new__(ZX)
+        x.val = e.score
+        x.vu = e.ru
+        x.vn = e.rn
+        x.cnt = None
+        x.rem = 0
+        e.x = x
+    return x
+
+
+cdef inline int _zset_reg(ZEnt e, double val, uint64_t ru, uint64_t rn, uint64_t vu,
+                          uint64_t vn) except -1:
+    """A new register state (e.score is recomputed by the caller)."""
+    cdef ZX x
+    if e.dots is ZDOT_REG:
+        e.dots = new_dot(e.rn, e.ru)
+    if e.x is None and vu == ru and vn == rn:
+        # (a ZADD's: the value is the score while there are no counters)
+        e.ru = ru
+        e.rn = rn
+        e.score = val
+        return 0
+    x = zx(e)
+    e.ru = ru
+    e.rn = rn
+    x.val = val
+    x.vu = vu
+    x.vn = vn
+    return 0
+
+
+cdef int zcompact(ZEnt e) except -1:
+    """Drop from e what its other fields imply (after its score is set)."""
+    cdef ZX x = e.x
+    cdef object d = e.dots
+    if type(d) is Dot and (<Dot>d).node == e.rn and (<Dot>d).uuid == e.ru:
+        e.dots = ZDOT_REG
+    if (x is not None and x.cnt is None and x.rem == 0 and x.vu == e.ru and x.vn == e.rn
+            and x.val == e.score and signbit(x.val) == signbit(e.score)):
+        e.x = None
+    return 0
 
 
 cdef ZEnt find_ent(ZSetObj o, bytes member):
@@ -574,18 +657,18 @@ cdef inline bint _same(double a, double b) noexcept:
 cdef double zscore(ZEnt e):
     """The visible score: the register plus the contributions its write did
     not observe, summed in origin order (every node gets the same double)."""
-    cdef double s = e.val
+    cdef double s = zv_val(e)
     cdef ZCnt c
-    if e.cnt is None:
+    if zv_cnt(e) is None:
         return s
-    if len(<dict>e.cnt) == 1:
-        for v in (<dict>e.cnt).values():
+    if len(<dict>zv_cnt(e)) == 1:
+        for v in (<dict>zv_cnt(e)).values():
             c = <ZCnt>v
             if not _same(c.sum, c.bsum):
                 s += c.sum - c.bsum
     else:
-        for k in sorted(<dict>e.cnt):
-            c = <ZCnt>(<dict>e.cnt)[k]
+        for k in sorted(<dict>zv_cnt(e)):
+            c = <ZCnt>(<dict>zv_cnt(e))[k]
             if not _same(c.sum, c.bsum):
                 s += c.sum - c.bsum
     if isnan(s):
@@ -597,9 +680,10 @@ cdef double zscore(ZEnt e):
 cdef ZCnt _cnt_entry(ZEnt e, uint64_t node):
     cdef ZCnt c
     cdef PyObject* p
-    if e.cnt is None:
-        e.cnt = {}
-    p = PyDict_GetItem(<dict>e.cnt, node)
+    cdef ZX x = zx(e)
+    if x.cnt is None:
+        x.cnt = {}
+    p = PyDict_GetItem(<dict>x.cnt, node)
     if p != NULL:
         return <ZCnt>p
     c = ZCnt.__new__(ZCnt)
@@ -607,7 +691,7 @@ cdef ZCnt _cnt_entry(ZEnt e, uint64_t node):
     c.last = 0
     c.bsum = 0.0
     c.blast = 0
-    e.cnt[node] = c
+    x.cnt[node] = c
     return c
 
 
@@ -628,8 +712,8 @@ cdef int _reindex(Keyspace ks, ZSetObj o, ZEnt e, bint was, double old, uint64_t
         if o.gone is None:
             o.gone = {}
         o.gone[e.member] = e
-        if u > e.rem:
-            e.rem = u
+        if u > zv_rem(e):
+            zx(e).rem = u
     elif now:
         index_of(o).insert(e, e.score)
         o.m[e.member] = e
@@ -637,15 +721,16 @@ cdef int _reindex(Keyspace ks, ZSetObj o, ZEnt e, bint was, double old, uint64_t
             (<dict>o.gone).pop(e.member, None)
             if not o.gone:
                 o.gone = None
-        e.rem = 0
+        if e.x is not None:
+            e.x.rem = 0
     else:
         if o.gone is None:
             o.gone = {}
         o.gone[e.member] = e
-        if e.rem < ks.clock.last:
+        if zv_rem(e) < ks.clock.last:
             # removed by a removal that came first (its dot was in the cloud):
             # the clock covers that removal's uuid
-            e.rem = ks.clock.last
+            zx(e).rem = ks.clock.last
     return 0
 
 
@@ -654,7 +739,7 @@ cdef int _zw_on(Keyspace ks, object key, ZSetObj o, bytes member, int flags, uin
                 uint64_t origin) except -1:
     """A member's add and score write (ZADD, ZINCRBY)."""
     cdef ZEnt e = find_ent(o, member)
-    cdef bint was
+    cdef bint was, fresh
     cdef double old
     cdef ZCnt c
     if e is None:
@@ -662,10 +747,18 @@ cdef int _zw_on(Keyspace ks, object key, ZSetObj o, bytes member, int flags, uin
     was = e.dots is not None
     old = e.score
     if removes:
-        e.dots = _ent_remove(e.dots, removes)
+        if (e.dots is ZDOT_REG and len(removes) == 1 and (<Dot>removes[0]).node == e.rn
+                and (<Dot>removes[0]).uuid == e.ru):
+            e.dots = None   # (a ZADD of a member only ZADD wrote: its one dot goes)
+        else:
+            e.dots = _ent_remove(zv_dots(e), removes)
         ks._note_unseen(removes)
+    fresh = False
     if not ks._in_cloud(origin, u):
-        e.dots = _ent_append(e.dots, new_dot(origin, u))
+        if e.dots is None and not flags & ZW_REBASE:
+            fresh = True    # its one dot may be the register's ts: set below
+        else:
+            e.dots = _ent_append(zv_dots(e), new_dot(origin, u))
     if flags & ZW_CNT:
         c = _cnt_entry(e, origin)
         c.sum += delta
@@ -673,14 +766,11 @@ cdef int _zw_on(Keyspace ks, object key, ZSetObj o, bytes member, int flags, uin
     if not flags & ZW_REBASE:
         ru = u
         rn = origin
-    if ts_gt(ru, rn, e.ru, e.rn) or (ru == e.ru and rn == e.rn and ts_gt(u, origin, e.vu, e.vn)):
-        e.val = val
-        e.ru = ru
-        e.rn = rn
-        e.vu = u
-        e.vn = origin
-        if e.cnt is not None:
-            for v in (<dict>e.cnt).values():
+    if (ts_gt(ru, rn, e.ru, e.rn)
+            or (ru == e.ru and rn == e.rn and ts_gt(u, origin, zv_vu(e), zv_vn(e)))):
+        _zset_reg(e, val, ru, rn, u, origin)
+        if zv_cnt(e) is not None:
+            for v in (<dict>zv_cnt(e)).values():
                 c = <ZCnt>v
                 c.bsum = 0.0
                 c.blast = 0
@@ -689,11 +779,16 @@ cdef int _zw_on(Keyspace ks, object key, ZSetObj o, bytes member, int flags, uin
                 c = _cnt_entry(e, <uint64_t>item[0])
                 c.bsum = <double>item[1]
                 c.blast = <uint64_t>item[2]
+    if fresh:
+        e.dots = ZDOT_REG if e.ru == u and e.rn == origin else new_dot(origin, u)
     e.score = zscore(e)
     _reindex(ks, o, e, was, old, u)
+    zcompact(e)
     _bump(&o.lu, &o.ln, u, origin)
     ks.touched(key)
-    ks.settle(key, o)
+    if ks.alts or not o.m or PyDict_GetItem(ks.d, key) != <PyObject*>o:
+        # (shown, live and alone on key: touched counted it, it stays)
+        ks.settle(key, o)
     return 0
 
 
@@ -705,9 +800,11 @@ cdef int _zrem_on(Keyspace ks, ZSetObj o, bytes member, list dots, uint64_t u) e
     e = find_ent(o, member)
     if e is None or e.dots is None:
         return 0
-    e.dots = _ent_remove(e.dots, dots)
+    e.dots = _ent_remove(zv_dots(e), dots)
     if e.dots is None:
         _reindex(ks, o, e, True, e.score, u)
+    else:
+        zcompact(e)
     return 0
 
 
@@ -719,8 +816,8 @@ cdef list _observed(ZEnt e, uint64_t self_node, double delta, uint64_t u):
     cdef list obs = []
     cdef ZCnt c
     cdef bint own = False
-    if e is not None and e.cnt is not None:
-        for k, v in (<dict>e.cnt).items():
+    if e is not None and zv_cnt(e) is not None:
+        for k, v in (<dict>zv_cnt(e)).items():
             c = <ZCnt>v
             if u != 0 and <uint64_t>k == self_node:
                 obs.append((k, c.sum + delta, u))
@@ -754,15 +851,50 @@ cdef int _write_zw(Keyspace ks, object key, bytes member, int flags, uint64_t ru
     return 0
 
 
+cdef int _write_zadd(Keyspace ks, object key, bytes member, double score, bint rm,
+                     uint64_t dn, uint64_t du, uint64_t u) except -1:
+    """_write_zw of a ZADD that observed no counters and removes the one dot
+    (dn, du) if rm: the record written in one go."""
+    cdef Py_ssize_t klen = PyBytes_GET_SIZE(key), mlen = PyBytes_GET_SIZE(member)
+    cdef char* w = ks.bl.reserve(OP_ZW, u, varint_len(<uint64_t>klen) + klen
+                                 + varint_len(<uint64_t>mlen) + mlen + 1 + 8 + 1 + 1
+                                 + (16 if rm else 0))
+    w = put_varint_at(w, <uint64_t>klen)
+    memcpy(w, PyBytes_AS_STRING(key), klen)
+    w = put_varint_at(w + klen, <uint64_t>mlen)
+    memcpy(w, PyBytes_AS_STRING(member), mlen)
+    w += mlen
+    w[0] = 0                            # flags
+    memcpy(w + 1, &score, 8)
+    w[9] = 0                            # no observed counters
+    w[10] = 1 if rm else 0              # the dots removed
+    if rm:
+        put_u64_at(put_u64_at(w + 11, dn), du)
+    ks.bl.end()
+    return 0
+
+
 cdef ZSetObj emit_zadd(Keyspace ks, object key, ZSetObj o, bytes member, double score):
     """ZADD of member at score (a new member, or a changed score)."""
     cdef uint64_t u = ks.tick()
     cdef ZEnt e
     cdef list obs, removes
+    cdef bint rm
+    cdef uint64_t dn, du
     if o is None:
         o = <ZSetObj>ks.find(key, T_ZSET, True)
     e = find_ent(o, member)
-    removes = _ent_dots_raw(e.dots) if e is not None else []
+    if e is None or (zv_cnt(e) is None and (e.dots is None or e.dots is ZDOT_REG)):
+        # the usual case: no counters to observe, at most one dot to remove
+        # (the register's own)
+        rm = e is not None and e.dots is not None
+        dn = e.rn if rm else 0
+        du = e.ru if rm else 0
+        _zw_on(ks, key, o, member, 0, 0, 0, score, 0.0, None,
+               [new_dot(dn, du)] if rm else None, u, ks.node_id)
+        _write_zadd(ks, key, member, score, rm, dn, du, u)
+        return o
+    removes = _ent_dots_raw(zv_dots(e))
     obs = _observed(e, ks.node_id, 0.0, 0)
     _zw_on(ks, key, o, member, 0, 0, 0, score, 0.0, obs, removes, u, ks.node_id)
     _write_zw(ks, key, member, 0, 0, 0, score, 0.0, obs, removes, u)
@@ -781,7 +913,7 @@ cdef ZSetObj emit_zincr(Keyspace ks, object key, ZSetObj o, bytes member, double
     if o is None:
         o = <ZSetObj>ks.find(key, T_ZSET, True)
     e = find_ent(o, member)
-    removes = _ent_dots_raw(e.dots) if e is not None else []
+    removes = _ent_dots_raw(zv_dots(e)) if e is not None else []
     if e is not None and e.dots is not None:
         flags |= ZW_REBASE
         ru = e.ru
@@ -812,7 +944,7 @@ cdef int emit_zrem(Keyspace ks, object key, ZSetObj o, list members) except -1:
     w.put_varint(len(members))
     for m in members:
         e = <ZEnt>o.m[m]
-        dots = _ent_dots_raw(e.dots)
+        dots = _ent_dots_raw(zv_dots(e))
         w.put_bytes(<bytes>m)
         _put_dots(w, dots)
         _zrem_on(ks, o, <bytes>m, dots, u)
@@ -838,7 +970,7 @@ cdef int emit_zclear(Keyspace ks, object key, ZSetObj o) except -1:
     w.put_varint(len(o.m))
     for m in list(o.m):
         e = <ZEnt>o.m[m]
-        dots = _ent_dots_raw(e.dots)
+        dots = _ent_dots_raw(zv_dots(e))
         w.put_bytes(<bytes>m)
         _put_dots(w, dots)
         _zrem_on(ks, o, <bytes>m, dots, u)
@@ -898,7 +1030,7 @@ cdef int store_zset(Keyspace ks, object dst, dict res, bint lp) except -1:
             p = PyDict_GetItem(z.m, m)
             if p != NULL:
                 e = <ZEnt>p
-                if e.score == s and signbit(e.score) == signbit(s) and e.cnt is None:
+                if e.score == s and signbit(e.score) == signbit(s) and zv_cnt(e) is None:
                     continue
         z = emit_zadd(ks, dst, z, <bytes>m, s)
     index_of(z).lp = lp
@@ -1017,7 +1149,7 @@ cdef Py_ssize_t _gc(CObj x, uint64_t stable, bint* empty) except -1:
     if o.gone is not None:
         for m, v in (<dict>o.gone).items():
             e = <ZEnt>v
-            if e.cnt is None and e.rem != 0 and e.rem <= stable:
+            if zv_cnt(e) is None and zv_rem(e) != 0 and zv_rem(e) <= stable:
                 drop.append(m)
         for m in drop:
             del o.gone[m]
@@ -1052,7 +1184,7 @@ def check_zset(ZSetObj o):
         assert not o.m
     for m, v in o.m.items():
         e = <ZEnt>v
-        assert e.member == m and e.dots is not None and e.rem == 0
+        assert e.member == m and e.dots is not None and zv_rem(e) == 0
         assert e.score == zscore(e) or (isnan(zscore(e)) and e.score == 0.0)
     if o.gone is not None:
         for m, v in (<dict>o.gone).items():
@@ -1067,12 +1199,12 @@ def _dots_desc(ent):
 
 cdef list _ent_desc(ZEnt e):
     cnts = []
-    if e.cnt is not None:
-        for k in sorted(e.cnt):
-            c = <ZCnt>e.cnt[k]
+    if zv_cnt(e) is not None:
+        for k in sorted(zv_cnt(e)):
+            c = <ZCnt>zv_cnt(e)[k]
             cnts.append([k, format_score(c.sum), c.last, format_score(c.bsum), c.blast])
-    return [e.member, _dots_desc(e.dots), format_score(e.score),
-            [format_score(e.val), e.ru, e.rn, e.vu, e.vn], cnts]
+    return [e.member, _dots_desc(zv_dots(e)), format_score(e.score),
+            [format_score(zv_val(e)), e.ru, e.rn, zv_vu(e), zv_vn(e)], cnts]
 
 
 cdef list _describe(CObj x):
@@ -1101,10 +1233,17 @@ cdef bint _keeps(CObj o) noexcept:
 
 
 cdef void _last_ts(CObj o, uint64_t* u, uint64_t* n) noexcept:
+    cdef ZEnt e
     u[0] = 0
     n[0] = 0
     for x in (<ZSetObj>o).m.values():
-        _ent_max((<ZEnt>x).dots, u, n)
+        e = <ZEnt>x
+        if e.dots is ZDOT_REG:
+            if ts_gt(e.ru, e.rn, u[0], n[0]):
+                u[0] = e.ru
+                n[0] = e.rn
+        else:
+            _ent_max(e.dots, u, n)
 
 
 cdef int _clear(Keyspace ks, object key, CObj o) except -1:
@@ -1125,24 +1264,24 @@ cdef object _value(CObj o):
 cdef int _enc_zent(Writer w, ZEnt e) except -1:
     cdef ZCnt c
     w.put_bytes(e.member)
-    _enc_dots(w, e.dots)
-    w.put_f64(e.val)
+    _enc_dots(w, zv_dots(e))
+    w.put_f64(zv_val(e))
     w.put_u64(e.ru)
     w.put_u64(e.rn)
-    w.put_u64(e.vu)
-    w.put_u64(e.vn)
-    if not e.cnt:
+    w.put_u64(zv_vu(e))
+    w.put_u64(zv_vn(e))
+    if not zv_cnt(e):
         w.put_varint(0)
     else:
-        w.put_varint(len(<dict>e.cnt))
-        for k, v in (<dict>e.cnt).items():
+        w.put_varint(len(<dict>zv_cnt(e)))
+        for k, v in (<dict>zv_cnt(e)).items():
             c = <ZCnt>v
             w.put_u64(<uint64_t>k)
             w.put_f64(c.sum)
             w.put_u64(c.last)
             w.put_f64(c.bsum)
             w.put_u64(c.blast)
-    w.put_u64(e.rem)
+    w.put_u64(zv_rem(e))
     return 0
 
 
@@ -1161,21 +1300,21 @@ cdef int _encode(Writer w, CObj o) except -1:
 
 
 cdef ZEnt _dec_zent(Reader r):
-    cdef ZEnt e = ZEnt.__new__(ZEnt)
+    cdef ZEnt e = _new_ent(None)
     cdef uint64_t n, _i, node
     cdef ZCnt c
+    cdef ZX x = zx(e)
     e.member = r.bytes_()
     e.dots = _dec_dots(r)
-    e.val = r.f64()
+    x.val = r.f64()
     e.ru = r.u64()
     e.rn = r.u64()
-    e.vu = r.u64()
-    e.vn = r.u64()
+    x.vu = r.u64()
+    x.vn = r.u64()
     n = r.varint()
-    e.cnt = None
     if n:
         _check_count(r, n, 40)
-        e.cnt = {}
+        x.cnt = {}
         for _i in range(n):
             node = r.u64()
             c = ZCnt.__new__(ZCnt)
@@ -1183,13 +1322,14 @@ cdef ZEnt _dec_zent(Reader r):
             c.last = r.u64()
             c.bsum = r.f64()
             c.blast = r.u64()
-            e.cnt[node] = c
-    e.rem = r.u64()
+            x.cnt[node] = c
+    x.rem = r.u64()
     if e.dots is not None:
-        e.rem = 0
-    if isnan(e.val) or (e.cnt is not None and _cnt_nan(<dict>e.cnt)):
+        x.rem = 0
+    if isnan(x.val) or (x.cnt is not None and _cnt_nan(<dict>x.cnt)):
         raise SnapshotError("corrupt snapshot (NaN sorted set score)")
     e.score = zscore(e)
+    zcompact(e)
     return e
 
 
@@ -1261,32 +1401,31 @@ cdef object _merge_zcnts(object xa, object xb, object base, Ctx ca, Ctx cb):
 cdef inline bint _zreg_gt(ZEnt a, ZEnt b) noexcept:
     if ts_gt(a.ru, a.rn, b.ru, b.rn):
         return True
-    return a.ru == b.ru and a.rn == b.rn and ts_gt(a.vu, a.vn, b.vu, b.vn)
+    return a.ru == b.ru and a.rn == b.rn and ts_gt(zv_vu(a), zv_vn(a), zv_vu(b), zv_vn(b))
 
 
 cdef int _merge_zent(ZEnt x, ZEnt y, Ctx ca, Ctx cb) except -1:
     cdef bint y_wins = _zreg_gt(y, x)
-    x.dots = _merge_ent(x.dots, y.dots, ca, cb)
-    x.cnt = _merge_zcnts(x.cnt, y.cnt, y.cnt if y_wins else x.cnt, ca, cb)
+    cdef object cnt = _merge_zcnts(zv_cnt(x), zv_cnt(y), zv_cnt(y) if y_wins else zv_cnt(x),
+                                   ca, cb)
+    x.dots = _merge_ent(zv_dots(x), zv_dots(y), ca, cb)
     if y_wins:
-        x.val = y.val
-        x.ru = y.ru
-        x.rn = y.rn
-        x.vu = y.vu
-        x.vn = y.vn
-    if y.rem > x.rem:
-        x.rem = y.rem
+        _zset_reg(x, zv_val(y), y.ru, y.rn, zv_vu(y), zv_vn(y))
+    if cnt is not None or x.x is not None:
+        zx(x).cnt = cnt
+    if zv_rem(y) > zv_rem(x):
+        zx(x).rem = zv_rem(y)
     return 0
 
 
 cdef bint _zent_touched(ZEnt e, Ctx other):
     cdef ZCnt c
-    if _any_seen(e.dots, other):
+    if _any_seen(zv_dots(e), other):
         return True
-    if e.dots is None and other.applied(e.vn, e.vu):
+    if e.dots is None and other.applied(zv_vn(e), zv_vu(e)):
         return True
-    if e.cnt:
-        for k, v in (<dict>e.cnt).items():
+    if zv_cnt(e):
+        for k, v in (<dict>zv_cnt(e)).items():
             c = <ZCnt>v
             if c.last and other.applied(<uint64_t>k, c.last):
                 return True
@@ -1299,17 +1438,19 @@ cdef bint _filter_zent(ZEnt e, Ctx other):
     dropped the removed member at GC)."""
     cdef dict out = {}
     cdef ZCnt c
-    e.dots = _filter_ent(e.dots, other)
-    if e.cnt:
-        for k, v in (<dict>e.cnt).items():
+    e.dots = _filter_ent(zv_dots(e), other)
+    if zv_cnt(e):
+        for k, v in (<dict>zv_cnt(e)).items():
             c = <ZCnt>v
             if c.last and other.applied(<uint64_t>k, c.last):
                 c.sum = 0.0
                 c.last = 0
             if not _zcnt_empty(c):
                 out[k] = c
-    e.cnt = out if out else None
-    if e.dots is None and e.cnt is None and (e.vu == 0 or other.applied(e.vn, e.vu)):
+    if out or e.x is not None:
+        zx(e).cnt = out if out else None
+    if (e.dots is None and zv_cnt(e) is None
+            and (zv_vu(e) == 0 or other.applied(zv_vn(e), zv_vu(e)))):
         return False
     return True
 
@@ -1328,17 +1469,19 @@ cdef int _zplace(ZSetObj o, ZEnt e, bint was, double old, uint64_t clock) except
         o.m[e.member] = e
         if o.gone is not None:
             (<dict>o.gone).pop(e.member, None)
-        e.rem = 0
+        if e.x is not None:
+            e.x.rem = 0
     else:
         o.m.pop(e.member, None)
         if o.gone is None:
             o.gone = {}
         o.gone[e.member] = e
-        if e.rem == 0:
+        if zv_rem(e) == 0:
             # removed by the merge: the merged clock covers the removal
-            e.rem = clock
+            zx(e).rem = clock
     if o.gone is not None and not o.gone:
         o.gone = None
+    zcompact(e)
     return 0
 
 
