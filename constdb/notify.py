@@ -110,6 +110,10 @@ class Notifier:
     def __init__(self, app: Any) -> None:
         self.app = app
         self.flags = 0
+        # subscribers with messages not yet written: flushed once at the end
+        # of the event-loop turn (as Redis writes a client's replies once per
+        # turn), not one write per message
+        self.pending: dict[int, Any] = {}
 
     def configure(self, value: str) -> None:
         flags = parse_flags(value) or 0
@@ -122,9 +126,24 @@ class Notifier:
     def publish(self, cls: int, event: bytes, key: bytes) -> None:
         app = self.app
         ps = app.pubsub
+        if not ps.patterns and not ps.channels:
+            return  # nobody listens
         sender = app.srv.current  # a subscriber's own events go before its reply
         db = notify_db(app)
+        pending = self.pending
+        was = bool(pending)
         if self.flags & K:
-            ps.publish(b"__keyspace@%d__:%s" % (db, key), event, sender)
+            ps.publish(b"__keyspace@%d__:%s" % (db, key), event, sender, False, pending)
         if self.flags & E:
-            ps.publish(b"__keyevent@%d__:%s" % (db, event), key, sender)
+            ps.publish(b"__keyevent@%d__:%s" % (db, event), key, sender, False, pending)
+        if pending and not was:
+            loop = app.srv.loop
+            if loop is not None:
+                loop.call_soon(self.flush)
+            else:
+                self.flush()
+
+    def flush(self) -> None:
+        pending, self.pending = self.pending, {}
+        for cl in pending.values():
+            cl.deliver(b"", True)  # writes what it holds (and checks its limit)

@@ -123,19 +123,26 @@ class PubSub:
     # ---- messages ----------------------------------------------------------------------
 
     def publish(
-        self, channel: bytes, message: bytes, sender: Any = None, shard: bool = False
+        self,
+        channel: bytes,
+        message: bytes,
+        sender: Any = None,
+        shard: bool = False,
+        later: Optional[dict[int, Any]] = None,
     ) -> int:
         """Deliver to this node's subscribers; the number of receivers (a
         client subscribed to the channel and to a pattern matching it counts
         twice, as in Redis). sender: the publishing client, whose own
-        message (RESP3) goes before its PUBLISH reply."""
+        message (RESP3) goes before its PUBLISH reply. later: receivers are
+        put in it (id -> client) to be flushed by the caller, instead of
+        being flushed at once."""
         n = 0
         clients = (self.shard if shard else self.channels).get(channel)
         if clients:
             body = b"3\r\n" + _bulk(b"smessage" if shard else b"message") + _bulk(channel)
             body += _bulk(message)
             for cl in list(clients.values()):
-                cl.deliver((b">" if cl.resp == 3 else b"*") + body, cl is not sender)
+                self._to(cl, (b">" if cl.resp == 3 else b"*") + body, sender, later)
                 n += 1
         if not shard and self.patterns:
             for pat, clients in list(self.patterns.items()):
@@ -143,9 +150,21 @@ class PubSub:
                     continue
                 body = b"4\r\n$8\r\npmessage\r\n" + _bulk(pat) + _bulk(channel) + _bulk(message)
                 for cl in list(clients.values()):
-                    cl.deliver((b">" if cl.resp == 3 else b"*") + body, cl is not sender)
+                    self._to(cl, (b">" if cl.resp == 3 else b"*") + body, sender, later)
                     n += 1
         return n
+
+    @staticmethod
+    def _to(cl: Any, data: bytes, sender: Any, later: Optional[dict[int, Any]]) -> None:
+        """One message to one receiver: the sender's own copy waits in its
+        buffer for its reply; the others are written now, or put in later."""
+        if cl is sender:
+            cl.deliver(data, False)
+        elif later is not None:
+            cl.deliver(data, False)
+            later[cl.id] = cl
+        else:
+            cl.deliver(data, True)
 
     def publish_local(self, c: Any, channel: bytes, message: bytes, shard: bool) -> int:
         """PUBLISH / SPUBLISH by a client of this node: to this node's

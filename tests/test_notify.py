@@ -619,3 +619,50 @@ def test_client_no_touch(node):
     assert b"flags=N " in c.call("CLIENT", "INFO")
     c.close()
     w.close()
+
+
+# commands whose events Redis 7.0 writes before their reply (ConstDB writes a
+# RESP3 client's own events before the reply for every command; Redis 7.0
+# writes them after it for most others: README, "Keyspace notifications")
+BEFORE_REPLY = STRINGS[:19] + [
+    ("SADD", "s", "a", "b"),
+    ("LINSERT", "l", "BEFORE", "b", "x"),
+    ("HDEL", "h", "a"),
+    ("ZREM", "z", "a"),
+    ("PFADD", "p", "a"),
+    ("SORT", "l", "ALPHA", "STORE", "so"),
+]
+
+
+def test_a_resp3_client_gets_its_own_events_before_the_reply(constdb_server, redis_server, r, rr):
+    """A RESP3 client subscribed to the events of its own commands: the
+    pushes come before the reply, as Redis 7.0 writes them for these
+    commands."""
+    cmds = BEFORE_REPLY
+    out = []
+    for port in (constdb_server.port, redis_server.port):
+        c = Conn(port, 3)
+        try:
+            c.call("RPUSH", "l", "a", "b")
+            c.call("HSET", "h", "a", "1", "b", "2")
+            c.call("ZADD", "z", "1", "a", "2", "b")
+            c.call("CONFIG", "SET", "notify-keyspace-events", "KEA")
+            c.send("PSUBSCRIBE", "__keyevent@*")
+            c.read()
+            c.send("SUBSCRIBE", END)
+            c.read()
+            frames = []
+            for cmd in cmds:
+                c.send(*cmd)
+                c.send("PUBLISH", END, "x")  # its own message ends the command's frames
+                while True:
+                    m = c.read()
+                    if END in m:
+                        c.read()  # PUBLISH's reply
+                        break
+                    frames.append(m)
+            out.append(frames)
+        finally:
+            c.call("CONFIG", "SET", "notify-keyspace-events", "")
+            c.close()
+    assert out[0] == out[1]
