@@ -417,6 +417,8 @@ def test_evicted_on_maxmemory(constdb_server, redis_server, r, rr):
                 s.cmd.call("SET", name, "x" * 1000)
             s.cmd.call("CONFIG", "SET", "maxmemory", "1")
             s.cmd.call("SET", "last", "x")  # a write evicts first
+            # (an eviction run is bounded in time: the cron may finish it)
+            wait_for(lambda s=s: s.cmd.call("EXISTS", *names) == b":0\r\n", timeout=20)
             for stream in s.streams():
                 got = [m.split(b"\r\n") for m in stream]
                 assert {p[6] for p in got} == {b"__keyevent@0__:evicted"}
