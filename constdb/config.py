@@ -70,6 +70,12 @@ def _check_policy(v: str) -> Optional[str]:
     return check_policy(v)
 
 
+def _check_events(v: str) -> Optional[str]:
+    from constdb.notify import parse_flags
+
+    return None if parse_flags(v) is not None else "Redis's event classes (Ag$lshzxeKEtmdn)"
+
+
 def _nonempty(v: str) -> Optional[str]:
     return None if v.strip() and "\0" not in v else "a non-empty path without NUL bytes"
 
@@ -323,6 +329,15 @@ SPEC: list[Key] = [
         0,
         2**63 - 1,
         runtime=True,
+    ),
+    Key(
+        "notify_keyspace_events",
+        "",
+        "str",
+        "keyspace notifications published on this node (Redis's classes: K E g $ l s h z x e t m"
+        " d n A); empty = none",
+        runtime=True,
+        check=lambda v: _check_events(v),
     ),
     Key(
         "tracking_table_max_keys",
@@ -928,6 +943,13 @@ def parse_runtime(key: Key, raw: str) -> Any:
         if v not in APPENDFSYNC:
             raise ConfigError("argument(s) must be one of the following: " + ", ".join(APPENDFSYNC))
         return v
+    if key.name == "notify_keyspace_events":
+        from constdb.notify import BAD_CLASS, parse_flags
+
+        # kept as given: the canonical form (CONFIG GET) drops n beside A
+        if parse_flags(raw) is None:
+            raise ConfigError(BAD_CLASS)
+        return raw
     if key.name == "dbfilename":
         # Redis's text for a path; ours for the rest
         if "/" in raw or "\\" in raw:

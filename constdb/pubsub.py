@@ -128,7 +128,11 @@ class PubSub:
     # ---- messages ----------------------------------------------------------------------
 
     def publish(
-        self, channel: bytes, message: bytes, sender: Any = None, shard: bool = False
+        self,
+        channel: bytes,
+        message: bytes,
+        sender: Any = None,
+        shard: bool = False,
     ) -> int:
         """Deliver to this node's subscribers; the number of receivers (a
         client subscribed to the channel and to a pattern matching it counts

@@ -64,6 +64,7 @@ from constdb.functions import FunctionStore
 from constdb.logs import set_log_level
 from constdb.monitor import Monitor
 from constdb.monitoring import Monitoring
+from constdb.notify import Notifier
 from constdb.pubsub import PubSub
 from constdb.replication.manager import Replication
 from constdb.tracking import Tracking
@@ -233,6 +234,7 @@ class App:
         self.repl = Replication(self)
         self.pubsub.on_publish = self.repl.publish
         self.tracking = self.srv.tracking = Tracking(self)
+        self.notify = Notifier(self)
         self.monitoring = Monitoring(self)
         self.memory = Memory(self)
         self.blocking = Blocking(self)
@@ -332,6 +334,7 @@ class App:
         self.repl.size_backlog()
         set_log_level(c.log_level)
         self.tracking.max_keys = c.tracking_table_max_keys or 2**63
+        self.notify.configure(c.notify_keyspace_events)
         self.monitoring.configure(c)
         self.memory.configure(c)
         if changed is not None and changed & TLS_RUNTIME_KEYS:

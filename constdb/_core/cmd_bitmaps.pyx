@@ -13,7 +13,7 @@ from libc.string cimport memchr, memcpy, memset
 from constdb._core.bitval cimport BITS_LIMIT_SHIFT, emit_bits, reg_bytes, reg_raw
 from constdb._core.cmd_keys cimport err_lit, opt_eq
 from constdb._core.codec cimport parse_i64, parse_bytes_i64
-from constdb._core.keyspace cimport Keyspace
+from constdb._core.keyspace cimport N_GENERIC, N_STRING, Keyspace, notify, replacing
 from constdb._core.objects cimport T_STRING, CObj, StrObj, TTLReg, new_str, sv_get, sv_set
 from constdb._core.protocol cimport (
     Client, Server, add_command, reply_notint, reply_syntax, reply_wrongtype,
@@ -77,8 +77,10 @@ cdef CObj _plain(Keyspace ks, object key, CObj o, bint write):
         if o.ttl is not None:
             at = ks.local_at(<TTLReg>o.ttl)
         val = hll_bytes(<HllObj>o)
+        replacing(ks, key)
         ks.emit_del_other_types(key, T_STRING)
         emit_reg(ks, key, val, TTL_WRITE, at)
+        replacing(ks, None)
         return ks.lookup(key)
     s = new_str()
     sv_set(s, hll_bytes(<HllObj>o))
@@ -187,6 +189,7 @@ cdef int cmd_setbit(Client c, list argv) except -1:
             return c.out.integer(old)
     val = <uint64_t>on
     _write_runs(ks, key, o, &off, &one, &val, 1)
+    notify(ks, N_STRING, b"setbit", key)
     return c.out.integer(old)
 
 
@@ -471,11 +474,15 @@ cdef int cmd_bitop(Client c, list argv) except -1:
                     r[k] ^= p[k]
         d = ks.lookup(dest)
         if d is not None and type(d) is not StrObj or (ks.alts and dest in ks.alts):
+            replacing(ks, dest)
             ks.emit_del_other_types(dest, T_STRING)
         emit_reg(ks, dest, bytes(res), TTL_WRITE, 0)
+        replacing(ks, None)
+        notify(ks, N_STRING, b"set", dest)
     else:
         if ks.lookup(dest) is not None:
             ks.emit_del(dest)
+            notify(ks, N_GENERIC, b"del", dest)
     return c.out.integer(maxlen)
 
 
@@ -580,6 +587,7 @@ cdef int _bitfield(Client c, list argv, bint ro) except -1:
     cdef uint64_t off, highest = 0, mask, uold, unew, ulim
     cdef int64_t i64, iold, inew, ilim, ret
     cdef uint8_t nb
+    cdef int changes = 0
     cdef list ops = []
     cdef CObj o
     cdef object vo
@@ -694,6 +702,7 @@ cdef int _bitfield(Client c, list argv, bint ro) except -1:
         unew &= mask
         nb = <uint8_t>bits
         _write_runs(ks, key, o, &off, &nb, &unew, 1)
+        changes += 1
         o = ks.lookup(key)
     # Redis grows the string to the farthest field a write names before it
     # runs them: if a write that failed reached further, the growth ships as
@@ -705,6 +714,8 @@ cdef int _bitfield(Client c, list argv, bint ro) except -1:
         nb = 1
         unew = 0
         _write_runs(ks, key, o, &off, &nb, &unew, 1)
+    if changes:
+        notify(ks, N_STRING, b"setbit", key)
     return 0
 
 

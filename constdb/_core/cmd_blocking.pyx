@@ -20,7 +20,7 @@ from libc.string cimport memcpy
 from constdb._core.backlog cimport Backlog
 from constdb._core.cmd_keys cimport err_lit, opt_eq
 from constdb._core.codec cimport parse_bytes_i64
-from constdb._core.keyspace cimport Keyspace
+from constdb._core.keyspace cimport N_ZSET, Keyspace, notify, notify_gone
 from constdb._core.objects cimport CObj, ListObj, ZEnt, ZSetObj
 from constdb._core.protocol cimport (
     F_BLOCKING, Client, Command, Server, add_command, reply_syntax, reply_wrongtype,
@@ -146,7 +146,9 @@ cdef int _zpop(Client c, object key, ZSetObj o, bint max_, int64_t count) except
         reply_score(c.out, x.score)
         members.append((<ZEnt>x.ent).member)
         x = zn_back(x) if max_ else x.level[0].forward
-    return emit_zrem(c.ks, key, o, members)
+    emit_zrem(c.ks, key, o, members)
+    notify(c.ks, N_ZSET, b"zpopmax" if max_ else b"zpopmin", key)
+    return notify_gone(c.ks, key)
 
 
 cdef inline bint _fits(CObj o, tuple params) noexcept:

@@ -30,7 +30,7 @@ from libc.string cimport memcpy
 
 from constdb._core.cmd_keys cimport err_lit, opt_eq
 from constdb._core.codec cimport Reader, Writer, parse_bytes_i64
-from constdb._core.keyspace cimport Keyspace
+from constdb._core.keyspace cimport N_GENERIC, Keyspace, notify
 from constdb._core.objects cimport (
     T_HASH, T_LIST, T_MV, T_SET, T_STRING, T_ZSET, CObj, HashObj, ListObj, MVObj, SetObj,
     StrObj, Ver, ZEnt, ZSetObj, hash_val,
@@ -274,6 +274,7 @@ cdef int cmd_restore(Client c, list argv) except -1:
     cdef bint replace = False, absttl = False, has_idle = False, has_freq = False
     cdef int64_t ttl, v
     cdef tuple dec
+    cdef bint deleted = False
     while j < argc:
         a = <bytes>argv[j]
         if opt_eq(a, b"REPLACE", 7):
@@ -313,9 +314,13 @@ cdef int cmd_restore(Client c, list argv) except -1:
         ttl += ks.now
     if replace and ks.lookup(key) is not None:
         ks.emit_del(key)
+        deleted = True
     if ttl and ttl <= ks.now:
+        if deleted:
+            notify(ks, N_GENERIC, b"del", key)
         return c.out.ok()
     restore_value(ks, key, <int>dec[0], dec[1], ttl)
+    notify(ks, N_GENERIC, b"restore", key)
     return c.out.ok()
 
 

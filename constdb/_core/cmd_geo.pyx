@@ -8,6 +8,7 @@ from cpython.list cimport PyList_GET_SIZE
 from libc.stdint cimport int64_t
 from libc.stdio cimport snprintf
 
+from constdb._core.keyspace cimport N_ZSET, store_begin, store_end
 from constdb._core.cmd_keys cimport err_lit, opt_eq, reply_error_bytes
 from constdb._core.cmd_zsets cimport ZADD_NX, ZADD_XX, fits_lp, zadd_core, zadd_flags
 from constdb._core.codec cimport WBuf, parse_bytes_i64
@@ -364,7 +365,9 @@ cdef int _search(Client c, list argv, Py_ssize_t src, int flags) except -1:
         return err_lit(c, b"ERR the ANY argument requires COUNT argument")
     if o is None:
         if storekey is not None:
+            had = store_begin(c.ks, storekey)
             store_zset(c.ks, storekey, {}, True)
+            store_end(c.ks, storekey, had, 0, N_ZSET, None)
             return c.out.integer(0)
         return c.out.array(0)
     if count != 0 and sort == SORT_NONE and not any_:
@@ -384,7 +387,10 @@ cdef int _search(Client c, list argv, Py_ssize_t src, int flags) except -1:
         for i in range(returned):
             p = <tuple>found[i]
             res[p[1]] = <double>p[0] / s.conversion if storedist else p[2]
+        had = store_begin(c.ks, storekey)
         store_zset(c.ks, storekey, res, fits_lp(res))
+        store_end(c.ks, storekey, had, len(res), N_ZSET,
+                  b"geosearchstore" if flags & GEOSEARCH else b"georadiusstore")
         return c.out.integer(returned)
     if withdist:
         nopt += 1

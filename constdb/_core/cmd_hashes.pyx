@@ -13,7 +13,7 @@ from constdb._core.cmd_keys cimport (
 )
 from constdb._core.codec cimport ld2string_human, parse_bytes_i64, parse_i64, string2ld
 from constdb._core.glob cimport match_bytes
-from constdb._core.keyspace cimport Keyspace
+from constdb._core.keyspace cimport N_HASH, Keyspace, notify, notify_gone
 from constdb._core.objects cimport CObj, HashObj, draw, hash_val
 from constdb._core.protocol cimport (
     Client, Server, add_command, reply_notint, reply_syntax, reply_wrongtype,
@@ -60,6 +60,7 @@ cdef int _hset_many(Client c, list argv, bint reply_ok) except -1:
             emit_hset(ks, key, f, <object>PyList_GET_ITEM(argv, i + 1))
         if o is None:
             o = ks.lookup(key)
+    notify(ks, N_HASH, b"hset", key)
     if reply_ok:
         return c.out.ok()
     return c.out.integer(added)
@@ -75,12 +76,13 @@ cdef int cmd_hmset(Client c, list argv) except -1:
 
 cdef int cmd_hsetnx(Client c, list argv) except -1:
     cdef bint wrong
-    cdef HashObj o = _get(c, argv[1], &wrong)
+    cdef HashObj o = <HashObj>c.ks.lookup_as(argv[1], HashObj, False, &wrong)
     if wrong:
         return reply_wrongtype(c)
     if o is not None and argv[2] in o.f:
         return c.out.integer(0)
     emit_hset(c.ks, argv[1], argv[2], argv[3])
+    notify(c.ks, N_HASH, b"hset", argv[1])
     return c.out.integer(1)
 
 
@@ -155,7 +157,7 @@ cdef int cmd_hvals(Client c, list argv) except -1:
 
 cdef int cmd_hdel(Client c, list argv) except -1:
     cdef bint wrong
-    cdef HashObj o = _get(c, argv[1], &wrong)
+    cdef HashObj o = <HashObj>c.ks.lookup_as(argv[1], HashObj, False, &wrong)
     cdef Py_ssize_t i, n = PyList_GET_SIZE(argv)
     cdef int64_t removed = 0
     if wrong:
@@ -166,6 +168,9 @@ cdef int cmd_hdel(Client c, list argv) except -1:
         if argv[i] in o.f:
             emit_hdel(c.ks, argv[1], o, argv[i])
             removed += 1
+    if removed:
+        notify(c.ks, N_HASH, b"hdel", argv[1])
+        notify_gone(c.ks, argv[1])
     return c.out.integer(removed)
 
 
@@ -196,7 +201,7 @@ cdef int cmd_hstrlen(Client c, list argv) except -1:
 
 cdef object _field_value(Client c, object key, object field, bint* wrong):
     """A field's visible value (None: no such field or key) for HINCRBY*."""
-    cdef HashObj o = _get(c, key, wrong)
+    cdef HashObj o = <HashObj>c.ks.lookup_as(key, HashObj, False, wrong)
     cdef PyObject* p
     if o is None:
         return None
@@ -220,6 +225,7 @@ cdef int cmd_hincrby(Client c, list argv) except -1:
        (by > 0 and cur > 0 and by > 0x7FFFFFFFFFFFFFFF - cur):
         return err_lit(c, b"ERR increment or decrement would overflow")
     emit_hincr(c.ks, argv[1], argv[2], by, v is None)
+    notify(c.ks, N_HASH, b"hincrby", argv[1])
     return c.out.integer(cur + by)
 
 
@@ -245,6 +251,7 @@ cdef int cmd_hincrbyfloat(Client c, list argv) except -1:
         return err_lit(c, b"ERR increment would produce NaN or Infinity")
     out = ld2string_human(cur)
     emit_hfincr(c.ks, argv[1], argv[2], out, by)
+    notify(c.ks, N_HASH, b"hincrbyfloat", argv[1])
     return c.out.bulk(out)
 
 

@@ -9,7 +9,7 @@ from libc.stdlib cimport rand
 from libc.string cimport memset
 
 from constdb._core.cmd_keys cimport err_lit
-from constdb._core.keyspace cimport Keyspace
+from constdb._core.keyspace cimport N_STRING, Keyspace, notify, replacing
 from constdb._core.objects cimport CObj, StrObj
 from constdb._core.protocol cimport Client, Server, add_command, reply_wrongtype
 from constdb._core.t_hll cimport (
@@ -62,7 +62,9 @@ cdef HllObj _as_hll(Keyspace ks, object key, CObj o, object v):
     value v _hll_view accepted) turned into one if it is a string."""
     if type(o) is HllObj:
         return <HllObj>o
+    replacing(ks, key)
     hll_convert(ks, key, <bytes>v)
+    replacing(ks, None)
     return hll_find(ks, key)
 
 
@@ -113,6 +115,8 @@ cdef int cmd_pfadd(Client c, list argv) except -1:
     emit_ent(ks, key, h, HA_INVAL if created else 0, pairs, True)
     if changed == -1:
         return err_lit(c, E_INVALID)
+    if changed == 1 or created:
+        notify(ks, N_STRING, b"pfadd", key)
     return c.out.integer(1 if changed == 1 or created else 0)
 
 
@@ -205,6 +209,7 @@ cdef int cmd_pfmerge(Client c, list argv) except -1:
     elif type(o) is not HllObj:
         o = _as_hll(ks, key, o, str_get(<StrObj>o))
     emit_ent(ks, key, <HllObj>o, HA_INVAL | (HA_DENSE if dense else 0), pairs, False)
+    notify(ks, N_STRING, b"pfadd", key)
     return c.out.ok()
 
 

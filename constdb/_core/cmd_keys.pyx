@@ -11,7 +11,7 @@ from libc.string cimport memcpy
 
 from constdb._core.codec cimport fmt_int, parse_bytes_i64
 from constdb._core.glob cimport match_bytes
-from constdb._core.keyspace cimport Keyspace
+from constdb._core.keyspace cimport N_GENERIC, Keyspace, notify
 from constdb._core.objects cimport (
     T_STRING, CObj, HashObj, ListObj, MVObj, SetObj, StrObj, TTLReg, Ver,
     ZSetObj, draw, hash_val, obj_type,
@@ -87,6 +87,7 @@ cdef int cmd_del(Client c, list argv) except -1:
         key = <object>PyList_GET_ITEM(argv, i)
         if ks.lookup(key) is not None:
             count += ks.emit_del(key)
+            notify(ks, N_GENERIC, b"del", key)
     return c.out.integer(count)
 
 
@@ -333,6 +334,8 @@ cdef int cmd_rename(Client c, list argv) except -1:
         return c.out.ok()
     copy_object(ks, dst, o)
     ks.emit_del(src)
+    notify(ks, N_GENERIC, b"rename_from", src)
+    notify(ks, N_GENERIC, b"rename_to", dst)
     return c.out.ok()
 
 
@@ -349,6 +352,8 @@ cdef int cmd_renamenx(Client c, list argv) except -1:
         return c.out.integer(0)
     copy_object(ks, dst, o)
     ks.emit_del(src)
+    notify(ks, N_GENERIC, b"rename_from", src)
+    notify(ks, N_GENERIC, b"rename_to", dst)
     return c.out.integer(1)
 
 
@@ -386,6 +391,7 @@ cdef int cmd_copy(Client c, list argv) except -1:
     if ks.lookup(dst) is not None and not replace:
         return c.out.integer(0)
     copy_object(ks, dst, o)
+    notify(ks, N_GENERIC, b"copy_to", dst)
     return c.out.integer(1)
 
 
@@ -445,8 +451,10 @@ cdef int _expire(Client c, list argv, int64_t unit, bint absolute, const char* n
             return c.out.integer(0)
     if when <= ks.now:
         ks.emit_del(key)
+        notify(ks, N_GENERIC, b"del", key)
     else:
         ks.emit_ttl(key, when)
+        notify(ks, N_GENERIC, b"expire", key)
     return c.out.integer(1)
 
 
@@ -507,6 +515,7 @@ cdef int cmd_persist(Client c, list argv) except -1:
     if o is None or o.ttl is None or (<TTLReg>o.ttl).at == 0:
         return c.out.integer(0)
     c.ks.emit_ttl(argv[1], 0)
+    notify(c.ks, N_GENERIC, b"persist", argv[1])
     return c.out.integer(1)
 
 
@@ -514,7 +523,7 @@ cdef int cmd_touch(Client c, list argv) except -1:
     cdef Py_ssize_t i
     cdef int64_t count = 0
     for i in range(1, PyList_GET_SIZE(argv)):
-        if c.ks.lookup(argv[i]) is not None:
+        if c.ks.lookup_r(argv[i]) is not None:
             count += 1
     return c.out.integer(count)
 

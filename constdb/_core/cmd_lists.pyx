@@ -13,7 +13,7 @@ from libc.string cimport memcmp
 from constdb._core.cmd_keys cimport err_lit, opt_eq
 from constdb._core.cmd_zsets cimport mpop_args
 from constdb._core.codec cimport parse_bytes_i64
-from constdb._core.keyspace cimport Keyspace
+from constdb._core.keyspace cimport N_LIST, notify, notify_gone, Keyspace
 from constdb._core.objects cimport CObj, LElem, ListObj
 from constdb._core.protocol cimport (
     Client, Server, add_command, reply_notint, reply_syntax, reply_wrongtype,
@@ -39,6 +39,7 @@ cdef int _push(Client c, list argv, bint left, bint xx) except -1:
     if xx and o is None:
         return c.out.integer(0)
     lo = emit_push(ks, key, <ListObj>o, argv, 2, left)
+    notify(ks, N_LIST, b"lpush" if left else b"rpush", key)
     return c.out.integer(lo.n)
 
 
@@ -94,6 +95,8 @@ cdef int _pop(Client c, list argv, bint left) except -1:
         e = elem_at(lo, bi, ii)
         c.out.bulk(<bytes>e.val)
         emit_remove(ks, key, lo, [e])
+        notify(ks, N_LIST, b"lpop" if left else b"rpop", key)
+        notify_gone(ks, key)
         return 0
     return _pop_run(c, key, lo, count, left)
 
@@ -119,6 +122,8 @@ cdef int _pop_run(Client c, object key, ListObj lo, int64_t count, bint left) ex
         c.out.bulk(<bytes>e.val)
         elems.append(e)
     emit_remove(c.ks, key, lo, elems)
+    notify(c.ks, N_LIST, b"lpop" if left else b"rpop", key)
+    notify_gone(c.ks, key)
     return 0
 
 
@@ -249,6 +254,7 @@ cdef int cmd_lset(Client c, list argv) except -1:
         return err_lit(c, b"ERR index out of range")
     seek(o, <Py_ssize_t>idx, &bi, &ii)
     emit_lset(c.ks, argv[1], o, elem_at(o, bi, ii), argv[3])
+    notify(c.ks, N_LIST, b"lset", argv[1])
     return c.out.ok()
 
 
@@ -284,6 +290,8 @@ cdef int cmd_lrem(Client c, list argv) except -1:
             more = prev_live(o, &bi, &ii)
     if found:
         emit_remove(c.ks, argv[1], o, found)
+        notify(c.ks, N_LIST, b"lrem", argv[1])
+        notify_gone(c.ks, argv[1])
     return c.out.integer(len(found))
 
 
@@ -314,6 +322,7 @@ cdef int cmd_linsert(Client c, list argv) except -1:
     if not more:
         return c.out.integer(-1)
     emit_insert(c.ks, argv[1], o, e if after else anchor, argv[4])
+    notify(c.ks, N_LIST, b"linsert", argv[1])
     return c.out.integer(o.n)
 
 
@@ -359,6 +368,8 @@ cdef int cmd_ltrim(Client c, list argv) except -1:
             elems.append(elem_at(o, bi, ii))
     if elems:
         emit_remove(c.ks, argv[1], o, elems)
+    notify(c.ks, N_LIST, b"ltrim", argv[1])
+    notify_gone(c.ks, argv[1])
     return c.out.ok()
 
 
@@ -478,6 +489,9 @@ cdef int _lmove(Client c, object src, object dst, bint from_left, bint to_left) 
     else:
         emit_remove(ks, src, lo, [e])
         emit_push(ks, dst, None, [val], 0, to_left)
+    notify(ks, N_LIST, b"lpush" if to_left else b"rpush", dst)
+    notify(ks, N_LIST, b"lpop" if from_left else b"rpop", src)
+    notify_gone(ks, src)
     return c.out.bulk(<bytes>val)
 
 

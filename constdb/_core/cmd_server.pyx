@@ -5,7 +5,7 @@ from cpython.list cimport PyList_GET_ITEM, PyList_GET_SIZE
 from libc.stdint cimport int64_t
 
 from constdb._core.codec cimport parse_bytes_i64
-from constdb._core.keyspace cimport Keyspace
+from constdb._core.keyspace cimport N_STRING, Keyspace, notify
 from constdb._core.t_mv cimport emit_mv
 from constdb._core.objects cimport CObj, MVObj, Ver
 from constdb._core.protocol cimport (
@@ -94,6 +94,7 @@ cdef int cmd_mvset(Client c, list argv) except -1:
     if o is not None and type(o) is not MVObj:
         return reply_wrongtype(c)
     emit_mv(c.ks, argv[1], argv[2], True)
+    notify(c.ks, N_STRING, b"set", argv[1])
     return c.out.ok()
 
 

@@ -14,7 +14,7 @@ from constdb._core.cmd_keys cimport (
 )
 from constdb._core.codec cimport parse_bytes_i64, parse_i64
 from constdb._core.glob cimport match_bytes
-from constdb._core.keyspace cimport Keyspace
+from constdb._core.keyspace cimport N_SET, notify, notify_gone, store_begin, store_end, Keyspace
 from constdb._core.objects cimport CObj, SetObj, TTLReg, draw
 from constdb._core.protocol cimport (
     Client, Server, add_command, reply_notint, reply_syntax, reply_wrongtype,
@@ -74,12 +74,14 @@ cdef int cmd_sadd(Client c, list argv) except -1:
             o = ks.lookup(key)
             if o is not None and type(o) is not SetObj:
                 o = None
+    if added:
+        notify(ks, N_SET, b"sadd", key)
     return c.out.integer(added)
 
 
 cdef int cmd_srem(Client c, list argv) except -1:
     cdef bint wrong
-    cdef SetObj o = _get(c, argv[1], &wrong)
+    cdef SetObj o = <SetObj>c.ks.lookup_as(argv[1], SetObj, False, &wrong)
     cdef Py_ssize_t i, n = PyList_GET_SIZE(argv)
     cdef int64_t removed = 0
     if wrong:
@@ -91,6 +93,9 @@ cdef int cmd_srem(Client c, list argv) except -1:
         if m in o.m:
             emit_srem(c.ks, argv[1], o, m)
             removed += 1
+    if removed:
+        notify(c.ks, N_SET, b"srem", argv[1])
+        notify_gone(c.ks, argv[1])
     return c.out.integer(removed)
 
 
@@ -156,7 +161,7 @@ cdef int cmd_spop(Client c, list argv) except -1:
         # getPositiveLongFromObjectOrReply: one message for both failures
         if not parse_bytes_i64(<bytes>argv[2], &count) or count < 0:
             return err_lit(c, b"ERR value is out of range, must be positive")
-    o = _get(c, argv[1], &wrong)
+    o = <SetObj>c.ks.lookup_as(argv[1], SetObj, False, &wrong)
     if wrong:
         return reply_wrongtype(c)
     if o is None:
@@ -170,6 +175,9 @@ cdef int cmd_spop(Client c, list argv) except -1:
         c.out.bulk(<bytes>m)
     for m in picked:
         emit_srem(c.ks, argv[1], o, m)
+    if picked:
+        notify(c.ks, N_SET, b"spop", argv[1])
+        notify_gone(c.ks, argv[1])
     return 0
 
 
@@ -265,9 +273,12 @@ cdef int cmd_smove(Client c, list argv) except -1:
     if src == dst:
         return c.out.integer(1)
     emit_srem(ks, src, <SetObj>so, m)
+    notify(ks, N_SET, b"srem", src)
+    notify_gone(ks, src)
     do = ks.lookup(dst)
     if do is None or m not in (<SetObj>do).m:
         emit_sadd(ks, dst, m)
+        notify(ks, N_SET, b"sadd", dst)
     return c.out.integer(1)
 
 
@@ -348,7 +359,10 @@ cdef int _setop_store(Client c, list argv, int op) except -1:
     res = _collect(c, argv[2:], op, &ordered)
     if res is None:
         return 0
+    had = store_begin(c.ks, argv[1])
     store_set(c.ks, argv[1], res)
+    store_end(c.ks, argv[1], had, len(res), N_SET,
+              b"sinterstore" if op == 0 else b"sunionstore" if op == 1 else b"sdiffstore")
     return c.out.integer(len(res))
 
 

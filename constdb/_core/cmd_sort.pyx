@@ -20,7 +20,7 @@ from libc.string cimport memcmp, strcmp
 
 from constdb._core.cmd_keys cimport opt_eq
 from constdb._core.codec cimport parse_bytes_i64
-from constdb._core.keyspace cimport Keyspace
+from constdb._core.keyspace cimport N_LIST, Keyspace, store_begin, store_end
 from constdb._core.objects cimport CObj, HashObj, ListObj, SetObj, StrObj, ZSetObj, hash_val
 from constdb._core.protocol cimport (
     Client, Server, add_command, reply_notint, reply_syntax, reply_wrongtype,
@@ -342,7 +342,9 @@ cdef int _sort(Client c, list argv, bint readonly) except -1:
         for p in gets:
             v = _as_bytes(_lookup(ks, <_Pattern>p, <bytes>e))
             out.append(b"" if v is None else v)
+    had = store_begin(ks, storekey)
     store_list(ks, storekey, out)
+    store_end(ks, storekey, had, len(out), N_LIST, b"sortstore")
     return c.out.integer(len(out))
 
 

@@ -8,7 +8,7 @@ from libc.stdint cimport INT64_MAX, INT64_MIN, int64_t, uint32_t, uint64_t
 from constdb._core.bitval cimport reg_raw
 from constdb._core.cmd_keys cimport err_lit, opt_eq
 from constdb._core.codec cimport ld2string_human, parse_bytes_i64, string2ld
-from constdb._core.keyspace cimport Keyspace
+from constdb._core.keyspace cimport N_GENERIC, N_STRING, Keyspace, notify, replacing
 from constdb._core.objects cimport T_STRING, CObj, StrObj, TTLReg, sv_get, sv_inline, sv_raw
 from constdb._core.protocol cimport (
     Client, Server, add_command, reply_notint, reply_syntax, reply_wrongtype,
@@ -182,7 +182,11 @@ cdef int _set_value(Keyspace ks, bytes key, CObj cur, bytes val, int ttl_mode,
             # the old object writes the TTL register: the value writes it back
             ttl_mode = TTL_WRITE
             at = ks.local_at(<TTLReg>cur.ttl) if cur is not None and cur.ttl is not None else 0
+        replacing(ks, key)
         ks.emit_del_other_types(key, T_STRING)
+        emit_reg(ks, key, val, ttl_mode, at)
+        replacing(ks, None)
+        return 0
     emit_reg(ks, key, val, ttl_mode, at)
     return 0
 
@@ -194,7 +198,7 @@ cdef int cmd_set(Client c, list argv) except -1:
     cdef bytes val = <bytes>PyList_GET_ITEM(argv, 2)
     cdef int flags = 0
     cdef int64_t at = 0
-    cdef object num
+    cdef object num = None
     cdef CObj o
     if PyList_GET_SIZE(argv) > 3:
         num = parse_string_opts(c, argv, 3, True, &flags)
@@ -220,6 +224,9 @@ cdef int cmd_set(Client c, list argv) except -1:
         _set_value(ks, key, o, val, TTL_KEEP, 0)
     else:
         _set_value(ks, key, o, val, TTL_WRITE, at)
+    notify(ks, N_STRING, b"set", key)
+    if num is not None:
+        notify(ks, N_GENERIC, b"expire", key)
     if not (flags & O_GET):
         c.out.ok()
     return 0
@@ -230,6 +237,7 @@ cdef int cmd_setnx(Client c, list argv) except -1:
     if c.ks.lookup(key) is not None:
         return c.out.integer(0)
     _set_value(c.ks, key, None, <bytes>argv[2], TTL_WRITE, 0)
+    notify(c.ks, N_STRING, b"set", key)
     return c.out.integer(1)
 
 
@@ -239,6 +247,8 @@ cdef int _setex(Client c, list argv, int unit_flag, const char* name) except -1:
     if not expire_ms(c, <bytes>PyList_GET_ITEM(argv, 2), unit_flag, name, &at):
         return 0
     _set_value(c.ks, key, c.ks.lookup(key), <bytes>PyList_GET_ITEM(argv, 3), TTL_WRITE, at)
+    notify(c.ks, N_STRING, b"set", key)
+    notify(c.ks, N_GENERIC, b"expire", key)
     return c.out.ok()
 
 
@@ -262,6 +272,7 @@ cdef int cmd_getset(Client c, list argv) except -1:
     else:
         reply_str(c, <StrObj>o)
     _set_value(c.ks, key, o, <bytes>argv[2], TTL_WRITE, 0)
+    notify(c.ks, N_STRING, b"set", key)
     return 0
 
 
@@ -277,6 +288,7 @@ cdef int cmd_getdel(Client c, list argv) except -1:
     else:
         reply_str(c, <StrObj>o)
     c.ks.emit_del(key)
+    notify(c.ks, N_GENERIC, b"del", key)
     return 0
 
 
@@ -304,11 +316,14 @@ cdef int cmd_getex(Client c, list argv) except -1:
     if num is not None:
         if flags & (O_EXAT | O_PXAT) and at <= c.ks.now:
             c.ks.emit_del(key)
+            notify(c.ks, N_GENERIC, b"del", key)
         else:
             c.ks.emit_ttl(key, at)
+            notify(c.ks, N_GENERIC, b"expire", key)
     elif flags & O_PERSIST:
         if o.ttl is not None and (<TTLReg>o.ttl).at != 0:
             c.ks.emit_ttl(key, 0)
+            notify(c.ks, N_GENERIC, b"persist", key)
     return 0
 
 
@@ -335,6 +350,7 @@ cdef int cmd_mset(Client c, list argv) except -1:
     for i in range(1, n, 2):
         key = <bytes>argv[i]
         _set_value(c.ks, key, c.ks.lookup(key), <bytes>argv[i + 1], TTL_WRITE, 0)
+        notify(c.ks, N_STRING, b"set", key)
     return c.out.ok()
 
 
@@ -347,6 +363,7 @@ cdef int cmd_msetnx(Client c, list argv) except -1:
             return c.out.integer(0)
     for i in range(1, n, 2):
         _set_value(c.ks, <bytes>argv[i], None, <bytes>argv[i + 1], TTL_WRITE, 0)
+        notify(c.ks, N_STRING, b"set", argv[i])
     return c.out.integer(1)
 
 
@@ -357,6 +374,7 @@ cdef int cmd_append(Client c, list argv) except -1:
     cdef bytes cur
     if o is None:
         emit_reg(c.ks, key, add, TTL_WRITE, 0)
+        notify(c.ks, N_STRING, b"append", key)
         return c.out.integer(PyBytes_GET_SIZE(add))
     cur = _str_of(c, o)
     if cur is None:
@@ -366,6 +384,7 @@ cdef int cmd_append(Client c, list argv) except -1:
     cur = cur + add
     # APPEND keeps the key's TTL; concurrent APPENDs resolve as register writes
     _set_value(c.ks, key, o, cur, TTL_KEEP, 0)
+    notify(c.ks, N_STRING, b"append", key)
     return c.out.integer(PyBytes_GET_SIZE(cur))
 
 
@@ -432,6 +451,7 @@ cdef int _incr(Client c, bytes key, int64_t by) except -1:
         return err_lit(c, b"ERR increment or decrement would overflow")
     # o is d[key] (lookup's), a string, or None
     emit_cnt(ks, key, <StrObj>o, by)
+    notify(ks, N_STRING, b"incrby", key)
     return c.out.integer(cur + by)
 
 
@@ -478,6 +498,7 @@ cdef int cmd_setrange(Client c, list argv) except -1:
         if off > c.srv.proto_max_bulk_len - vlen:
             return err_lit(c, b"ERR string exceeds maximum allowed size (proto-max-bulk-len)")
         emit_reg(c.ks, key, b"\0" * off + val, TTL_WRITE, 0)
+        notify(c.ks, N_STRING, b"setrange", key)
         return c.out.integer(off + vlen)
     cur = _str_of(c, o)
     if cur is None:
@@ -492,6 +513,7 @@ cdef int cmd_setrange(Client c, list argv) except -1:
     else:
         cur = cur[:off] + val + cur[off + vlen:]
     _set_value(c.ks, key, o, cur, TTL_KEEP, 0)
+    notify(c.ks, N_STRING, b"setrange", key)
     return c.out.integer(PyBytes_GET_SIZE(cur))
 
 
@@ -523,6 +545,7 @@ cdef int cmd_incrbyfloat(Client c, list argv) except -1:
     out = ld2string_human(value)
     # a float counter write (docs/crdt.md section 3.7): concurrent ones add up
     emit_fincr(c.ks, key, <StrObj>o, out, by, TTL_WRITE if o is None else TTL_KEEP)
+    notify(c.ks, N_STRING, b"incrbyfloat", key)
     return c.out.bulk(out)
 
 

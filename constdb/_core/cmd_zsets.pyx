@@ -21,7 +21,9 @@ from constdb._core.cmd_keys cimport (
 )
 from constdb._core.codec cimport parse_bytes_i64
 from constdb._core.glob cimport match_bytes
-from constdb._core.keyspace cimport Keyspace
+from constdb._core.keyspace cimport (
+    N_ZSET, Keyspace, notify, notify_gone, store_begin, store_end,
+)
 from constdb._core.objects cimport CObj, SetObj, ZEnt, ZSetObj
 from constdb._core.protocol cimport (
     Client, Server, add_command, reply_notint, reply_syntax, reply_wrongtype,
@@ -188,6 +190,8 @@ cdef int zadd_core(Client c, list argv, list scores, Py_ssize_t midx, Py_ssize_t
             newscore = score
             added += 1
             processed += 1
+    if added or updated:
+        notify(ks, N_ZSET, b"zincr" if incr else b"zadd", key)
     if incr:
         if processed:
             return reply_score(c.out, newscore)
@@ -434,7 +438,9 @@ cdef int _store_ents(Client c, object dst, list ents) except -1:
     for x in ents:
         e = <ZEnt>x
         res[e.member] = e.score
+    had = store_begin(c.ks, dst)
     store_zset(c.ks, dst, res, fits_lp(res))
+    store_end(c.ks, dst, had, len(res), N_ZSET, b"zrangestore")
     return c.out.integer(len(res))
 
 
@@ -558,6 +564,8 @@ cdef int cmd_zrem(Client c, list argv) except -1:
             members.append(m)
     if members:
         emit_zrem(c.ks, argv[1], o, members)
+        notify(c.ks, N_ZSET, b"zrem", argv[1])
+        notify_gone(c.ks, argv[1])
     return c.out.integer(len(members))
 
 
@@ -598,6 +606,8 @@ cdef int _zpop(Client c, list argv, bint max_) except -1:
         members.append((<ZEnt>x.ent).member)
         x = zn_back(x) if max_ else x.level[0].forward
     emit_zrem(c.ks, argv[1], o, members)
+    notify(c.ks, N_ZSET, b"zpopmax" if max_ else b"zpopmin", argv[1])
+    notify_gone(c.ks, argv[1])
     return 0
 
 
@@ -628,6 +638,8 @@ cdef int cmd_zremrangebyscore(Client c, list argv) except -1:
         x = x.level[0].forward
     if members:
         emit_zrem(c.ks, argv[1], o, members)
+        notify(c.ks, N_ZSET, b"zremrangebyscore", argv[1])
+        notify_gone(c.ks, argv[1])
     return c.out.integer(len(members))
 
 
@@ -654,6 +666,8 @@ cdef int cmd_zremrangebyrank(Client c, list argv) except -1:
         x = x.level[0].forward
         n -= 1
     emit_zrem(c.ks, argv[1], o, members)
+    notify(c.ks, N_ZSET, b"zremrangebyrank", argv[1])
+    notify_gone(c.ks, argv[1])
     return c.out.integer(len(members))
 
 
@@ -953,7 +967,11 @@ cdef int _zsetop_cmd(Client c, list argv, Py_ssize_t numkeys_idx, int op, bint s
         return c.out.integer(card)
     res = _zsetop(srcs, weights, op, agg, 0, NULL)
     if store:
+        had = store_begin(c.ks, argv[1])
         store_zset(c.ks, argv[1], res, fits_lp(res))
+        store_end(c.ks, argv[1], had, len(res), N_ZSET,
+                  b"zunionstore" if op == OP_UNION else
+                  b"zinterstore" if op == OP_INTER else b"zdiffstore")
         return c.out.integer(len(res))
     items = _sorted_items(res)
     _header(c, len(items), withscores)
@@ -1033,6 +1051,8 @@ cdef int cmd_zremrangebylex(Client c, list argv) except -1:
         x = x.level[0].forward
     if members:
         emit_zrem(c.ks, argv[1], o, members)
+        notify(c.ks, N_ZSET, b"zremrangebylex", argv[1])
+        notify_gone(c.ks, argv[1])
     return c.out.integer(len(members))
 
 
@@ -1168,6 +1188,8 @@ cdef int cmd_zmpop(Client c, list argv) except -1:
         members.append((<ZEnt>x.ent).member)
         x = zn_back(x) if max_ else x.level[0].forward
     emit_zrem(c.ks, key, z, members)
+    notify(c.ks, N_ZSET, b"zpopmax" if max_ else b"zpopmin", key)
+    notify_gone(c.ks, key)
     return 0
 
 

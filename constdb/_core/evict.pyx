@@ -17,7 +17,7 @@ from libc.stdint cimport INT64_MAX, int64_t, uint32_t, uint64_t
 
 from constdb._core.backlog cimport Backlog
 from posix.time cimport CLOCK_MONOTONIC, clock_gettime, timespec
-from constdb._core.keyspace cimport Keyspace, lfu_decr
+from constdb._core.keyspace cimport N_EVICTED, Keyspace, lfu_decr, notify
 from constdb._core.objects cimport CObj, TTLReg
 from constdb._core.sketch cimport sk_free, sk_freq, sk_init
 
@@ -345,6 +345,7 @@ cdef class Evictor:
                     ks.emit_del(key)
                 finally:
                     ks.lazy_free = False
+                notify(ks, N_EVICTED, b"evicted", key)
                 n += 1
                 if (n & 15) == 0 and mono_ns() - t0 > limit_ns:
                     break

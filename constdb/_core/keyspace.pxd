@@ -8,6 +8,24 @@ from constdb._core.objects cimport CObj, TTLReg
 from constdb._core.sketch cimport Sketch
 
 
+# keyspace notification classes: Redis's NOTIFY_* bits
+cdef enum:
+    N_KEYSPACE = 1 << 0      # K
+    N_KEYEVENT = 1 << 1      # E
+    N_GENERIC = 1 << 2       # g
+    N_STRING = 1 << 3        # $
+    N_LIST = 1 << 4          # l
+    N_SET = 1 << 5           # s
+    N_HASH = 1 << 6          # h
+    N_ZSET = 1 << 7          # z
+    N_EXPIRED = 1 << 8       # x
+    N_EVICTED = 1 << 9       # e
+    N_STREAM = 1 << 10       # t
+    N_KEYMISS = 1 << 11      # m
+    N_MODULE = 1 << 13       # d
+    N_NEW = 1 << 14          # n
+
+
 cdef class Keyspace:
     cdef public dict d            # key -> visible object (live, maybe expired)
     cdef list pick                # RANDOMKEY's random access to d's keys (cmd_keys); None: build
@@ -63,6 +81,20 @@ cdef class Keyspace:
     cdef public bint remote       # applying a peer's records (their writes count as accesses)
     cdef public bint lazy_free    # the running DEL frees big values in slices (UNLINK ...)
     cdef public list lazy         # containers waiting to be freed (lazy_step)
+    # ---- keyspace notifications (constdb/notify.py, docs/internals.md) ----
+    # nmask: the event classes (N_*) notify-keyspace-events publishes, 0 when
+    # it publishes nothing (no class, or neither K nor E): the one test a
+    # write pays; on_notify(class, event, key) publishes one event
+    cdef public int nmask
+    cdef public object on_notify
+    # CLIENT NO-TOUCH: the running command does not update access times
+    cdef public bint no_touch
+    cdef object ngroup_ev         # a peer's group: the last event published, on ngroup_key
+    cdef object ngroup_key
+    cdef object nskip_key         # the next record on this key is part of the one before
+    # a key a command overwrites (deletes, then writes again): no "new" event
+    # for it, as Redis's dbOverwrite (set by the handlers while notifying)
+    cdef public object nreplace
 
     cdef uint64_t tick(self) noexcept
     cdef uint64_t vv_get(self, uint64_t node)
@@ -142,3 +174,54 @@ cdef uint32_t lfu_decr(Keyspace ks, uint32_t w) noexcept
 cdef TTLReg _key_ttl(Keyspace ks, object key)
 cdef int _ttl_write(Keyspace ks, object key, int64_t at, uint64_t u, uint64_t n) except -1
 cdef int _emptied(Keyspace ks, object key) except -1
+
+
+cdef inline int notify(Keyspace ks, int cls, object event, object key) except -1:
+    """A keyspace event of class cls (N_*) on key: published when
+    notify-keyspace-events has the class (one flag test otherwise)."""
+    if ks.nmask & cls:
+        ks.on_notify(cls, event, key)
+    return 0
+
+
+cdef inline int replacing(Keyspace ks, object key) except -1:
+    """The running command overwrites key (no "new" event when it is made
+    again); replacing(ks, None) when done."""
+    if ks.nmask & N_NEW:
+        ks.nreplace = key
+    return 0
+
+
+cdef inline int notify_gone(Keyspace ks, object key) except -1:
+    """"del" when a removal (a pop, SREM, HDEL...) left key with nothing
+    visible, as Redis deletes an emptied collection."""
+    if ks.nmask & N_GENERIC and key not in ks.d:
+        ks.on_notify(N_GENERIC, b"del", key)
+    return 0
+
+
+cdef inline bint store_begin(Keyspace ks, object dst) except -1:
+    """A STORE command is about to overwrite dst (notifications on): whether
+    dst exists (an expired one is deleted first, as Redis's lookupKeyWrite);
+    if it does, making it again is no "new" event."""
+    cdef bint had
+    if not ks.nmask:
+        return False
+    had = ks.lookup(dst) is not None
+    if had:
+        replacing(ks, dst)
+    return had
+
+
+cdef inline int store_end(Keyspace ks, object dst, bint had, Py_ssize_t n, int cls,
+                          object event) except -1:
+    """After the STORE: its event if dst holds n > 0 elements, "del" if an
+    empty result deleted dst."""
+    if not ks.nmask:
+        return 0
+    ks.nreplace = None
+    if n:
+        ks.on_notify(cls, event, dst) if ks.nmask & cls else None
+    elif had and ks.nmask & N_GENERIC:
+        ks.on_notify(N_GENERIC, b"del", dst)
+    return 0

@@ -33,7 +33,11 @@ from constdb._core.objects cimport (
     T_STRING, CntEntry, CObj, Dot, StrObj, TTLReg, new_str, obj_type, sv_get, sv_inline, sv_none,
     ts_gt,
 )
-from constdb._core.ops cimport OP_FUNC, OP_MAX, OP_MEMBER, OP_TTL
+from constdb._core.ops cimport (
+    LINS_SAME, OP_BITS, OP_CNT, OP_FCNT, OP_FUNC, OP_HCNT, OP_HFCNT, OP_HLLADD, OP_HLLCACHE,
+    OP_HLLREG, OP_HREM, OP_HSET, OP_HSETC, OP_LINS, OP_LREM, OP_LSET, OP_MAX, OP_MEMBER, OP_MV,
+    OP_REG, OP_SADD, OP_SREM, OP_TTL, OP_ZREM, OP_ZW,
+)
 from constdb._core.sketch cimport sk_add, sk_free
 from constdb._core.objects cimport HashObj, ListObj, MVObj, SetObj, Ver, ZSetObj
 from cpython.object cimport PyObject_Hash
@@ -430,6 +434,12 @@ cdef class Keyspace:
         self.on_new_key = None
         self.lazy_free = False
         self.lazy = []
+        self.nmask = 0
+        self.on_notify = None
+        self.no_touch = False
+        self.ngroup_ev = None
+        self.ngroup_key = None
+        self.nskip_key = None
 
     def __dealloc__(self):
         sk_free(&self.sk)
@@ -559,7 +569,7 @@ cdef class Keyspace:
         (a normal DEL effect, docs/crdt.md section 6)."""
         cdef PyObject* p = PyDict_GetItemWithError(self.d, key)
         cdef CObj o
-        if self.evict_mode == 2:
+        if self.evict_mode == 2 and not self.no_touch:
             sk_add(&self.sk, <uint64_t>PyObject_Hash(key))
         if p == NULL:
             return None
@@ -567,7 +577,8 @@ cdef class Keyspace:
         if o.ttl is not None and self.is_expired(o):
             self.expire_key(key)
             return None
-        _access(self, o)
+        if not self.no_touch:  # CLIENT NO-TOUCH
+            _access(self, o)
         return o
 
     cdef CObj lookup_r(self, object key):
@@ -575,6 +586,7 @@ cdef class Keyspace:
         cdef CObj o = self.lookup(key)
         if o is None:
             self.misses += 1
+            notify(self, N_KEYMISS, b"keymiss", key)
         else:
             self.hits += 1
         return o
@@ -589,6 +601,7 @@ cdef class Keyspace:
     cdef int expire_key(self, object key) except -1:
         self.expired_keys += 1
         self.emit_del(key)
+        notify(self, N_EXPIRED, b"expired", key)
         return 0
 
     cdef list objects_of(self, object key):
@@ -728,6 +741,8 @@ cdef class Keyspace:
             self.dead.pop((key, obj_type(o)), None)
         if p == NULL:
             self.d[key] = o
+            if self.nmask & N_NEW and key != self.nreplace:
+                notify(self, N_NEW, b"new", key)
             if self.pick is not None:
                 self.pick = None    # a new key: RANDOMKEY's list lacks it
             if type(o) is not StrObj and self.tombs:
@@ -864,12 +879,22 @@ cdef class Keyspace:
         cdef int64_t at
         cdef object key
         cdef TypeOps* t
+        cdef uint8_t opb
+        cdef Py_ssize_t pay
+        cdef bint had = False
+        cdef uint64_t d0 = self.dirty
         r.need(ln)
-        op = r.u8() & 0x7F
+        opb = r.u8()
+        op = opb & 0x7F
         u = r.u64()
         if u <= self.vv_get(origin):
             r.pos = end
             return 0
+        pay = r.pos
+        if self.nmask and op != OP_MEMBER:
+            key = r.bytes_()
+            r.pos = pay
+            had = PyDict_GetItem(self.d, key) != NULL
         t = _OPS[op]
         if t != NULL:
             t.apply(self, op, origin, u, r)
@@ -890,6 +915,14 @@ cdef class Keyspace:
             raise ValueError("unknown record op %d" % op)
         if r.pos != end:
             raise ValueError("record length mismatch (op %d)" % op)
+        if self.nmask and op != OP_MEMBER and self.dirty != d0:  # it changed something
+            r.pos = pay
+            try:
+                _remote_event(self, op, key, had, r)
+            finally:
+                r.pos = end
+            if not (opb & 0x80):  # the group ends
+                self.ngroup_ev = self.ngroup_key = self.nskip_key = None
         if origin != self.node_id:
             self.vv[origin] = u
         elif u > self.own_last:
@@ -1198,6 +1231,112 @@ cdef class Keyspace:
             h.update(_canonical(o))
             total += int.from_bytes(h.digest(), "little")
         return "%032x" % (total & ((1 << 128) - 1))
+
+
+# ------------------------------------------------- notifications of peers' writes ----
+# A peer's record is published as the event of its effect (docs/replication.md,
+# "Keyspace notifications"): the table below; one event per group for records
+# of the same event on the same key (SADD a b c is one record per member),
+# "del" when the record left the key with nothing visible.
+
+cdef int _remote_event(Keyspace ks, int op, object key, bint had, Reader r) except -1:
+    cdef bint now = PyDict_GetItem(ks.d, key) != NULL
+    cdef int cls = 0
+    cdef object ev = None
+    cdef uint8_t flags
+    cdef int64_t at = 0
+    r.bytes_()  # the key
+    if op == OP_REG:
+        flags = r.u8()
+        if flags & 1:
+            r.bytes_()
+            if flags & 2:
+                at = r.i64()
+            if key == ks.nskip_key:  # INCRBYFLOAT's value after its FCNT
+                ks.nskip_key = None
+            else:
+                _remote_pub(ks, N_STRING, b"set", key)
+            if at != 0 and now:
+                _remote_pub(ks, N_GENERIC, b"expire", key)
+            return 0
+    elif op == OP_TTL:
+        at = r.i64()
+        if now:
+            if at != 0:
+                _remote_pub(ks, N_GENERIC, b"expire", key)
+            elif had:
+                _remote_pub(ks, N_GENERIC, b"persist", key)
+        return 0
+    elif op == OP_CNT:
+        cls, ev = N_STRING, b"incrby"
+    elif op == OP_FCNT:
+        cls, ev = N_STRING, b"incrbyfloat"
+        ks.nskip_key = key
+    elif op == OP_SADD:
+        cls, ev = N_SET, b"sadd"
+    elif op == OP_SREM:
+        cls, ev = N_SET, b"srem"
+    elif op == OP_HSET or op == OP_HSETC:
+        if key == ks.nskip_key:  # HINCRBYFLOAT's value after its HFCNT
+            ks.nskip_key = None
+        else:
+            cls, ev = N_HASH, b"hset"
+    elif op == OP_HREM:
+        cls, ev = N_HASH, b"hdel"
+    elif op == OP_HCNT:
+        cls, ev = N_HASH, b"hincrby"
+    elif op == OP_HFCNT:
+        cls, ev = N_HASH, b"hincrbyfloat"
+        ks.nskip_key = key
+    elif op == OP_MV:
+        cls, ev = N_STRING, b"set"
+    elif op == OP_LINS:
+        # LPUSH inserts each element at the anchor (the head); RPUSH, LINSERT
+        # and LMOVE's right push chain them after it
+        r.u64()
+        r.u64()
+        cls = N_LIST
+        ev = b"lpush" if r.u8() == LINS_SAME else b"rpush"
+    elif op == OP_LREM:
+        cls, ev = N_LIST, b"lrem"
+    elif op == OP_LSET:
+        cls, ev = N_LIST, b"lset"
+    elif op == OP_ZW:
+        r.bytes_()
+        cls = N_ZSET
+        ev = b"zincr" if r.u8() & 2 else b"zadd"
+    elif op == OP_ZREM:
+        cls, ev = N_ZSET, b"zrem"
+    elif op == OP_BITS:
+        cls, ev = N_STRING, b"setbit"
+    elif op == OP_HLLADD:
+        if key == ks.nskip_key:  # the updates after the register's first write
+            ks.nskip_key = None
+        else:
+            cls, ev = N_STRING, b"pfadd"
+    elif op == OP_HLLREG:
+        if r.u8():
+            cls, ev = N_STRING, b"pfadd"
+            ks.nskip_key = key
+    elif op == OP_HLLCACHE:
+        return 0
+    # (the clears, OP_SCLEAR, OP_HCLEAR, OP_MVCLEAR, OP_LCLEAR, OP_ZCLEAR,
+    # and a REG with no value, are DELs: only the "del" below)
+    if ev is not None and (now or had):
+        _remote_pub(ks, cls, ev, key)
+    if had and not now:
+        _remote_pub(ks, N_GENERIC, b"del", key)
+    return 0
+
+
+cdef int _remote_pub(Keyspace ks, int cls, object ev, object key) except -1:
+    # once per group for the same event on the same key
+    if ev == ks.ngroup_ev and key == ks.ngroup_key:
+        return 0
+    ks.ngroup_ev = ev
+    ks.ngroup_key = key
+    notify(ks, cls, ev, key)
+    return 0
 
 
 def visible_value(CObj o):

@@ -73,7 +73,7 @@ cdef class Server:
     cdef public object pubsub         # constdb.pubsub.PubSub (None in unit tests)
     cdef public object tracking       # constdb.tracking.Tracking (None in unit tests)
     cdef public bint track_on         # some client has CLIENT TRACKING on
-    cdef public object current        # the client running a command, while track_on
+    cdef public object current        # the running client, while track_on or notifications
     cdef public int64_t slowlog_ns    # slowlog-log-slower-than, in ns (-1: off)
     cdef public int64_t latency_ns    # latency-monitor-threshold, in ns (0: off)
     cdef public Evictor evictor       # maxmemory (constdb/_core/evict.pyx); None in unit tests
@@ -120,6 +120,8 @@ cdef class Client:
     cdef bint reading
     cdef bint eof                    # the client half-closed: close once its input has run
     cdef public bint blocked
+    cdef public bint no_touch        # CLIENT NO-TOUCH: its commands leave access times alone
+    cdef public bint no_evict        # CLIENT NO-EVICT (flag e)
     cdef public bint in_multi
     cdef public bint multi_error
     cdef public bint cas_dirty

@@ -1084,8 +1084,15 @@ cdef class Client:
         cdef int r
         cdef Server srv = self.srv
         cdef object prev = None
+        # the running client is known while a client tracks keys or
+        # keyspace notifications are on (a subscriber's own messages go
+        # before its reply)
+        cdef bint cur = srv.track_on or ks.nmask != 0
+        cdef bint nt = self.no_touch
         self.last_cmd = cmd
-        if srv.track_on:
+        if nt:  # CLIENT NO-TOUCH: every command but TOUCH
+            ks.no_touch = cmd.name != b"touch"
+        if cur:
             prev = srv.current
             # a script's commands (its client has no connection) run for
             # the client that called the script
@@ -1132,7 +1139,9 @@ cdef class Client:
             self.srv.count_error_msg(self.out.buf + mark + 1, self.out.len - mark - 1)
         if ks.own_last != before:
             self.last_write_uuid = ks.own_last
-        if srv.track_on or self.track is not None:
+        if nt:
+            ks.no_touch = False
+        if cur or self.track is not None:
             self._tracked(cmd, argv, prev)
         if srv.monitor is not None:
             srv.monitor(self, cmd, argv)

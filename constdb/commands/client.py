@@ -36,7 +36,7 @@ def client_info(c: Any, argv: list[bytes]) -> Any:
 def client_line(c: Any) -> str:
     """One line of CLIENT LIST / CLIENT INFO, with Redis's fields."""
     now = time.time()
-    flags = ""  # Redis's order: O P x b t R B d c
+    flags = ""  # Redis 7.2's order: O P x b t R B d c e T
     if c.srv.monitor is not None and c in c.srv.app.monitor.clients:
         flags += "O"
     if c.subs is not None:
@@ -52,6 +52,10 @@ def client_line(c: Any) -> str:
         flags += "d"
     if c.closing:
         flags += "c"
+    if c.no_evict:
+        flags += "e"
+    if c.no_touch:
+        flags += "T"
     flags = flags or "N"
     subs = c.subs
     nsub, npsub, nssub = (
@@ -192,10 +196,25 @@ def client_kill(c: Any, argv: list[bytes]) -> Any:
     return reply
 
 
+def _on_off(argv: list[bytes]) -> bool:
+    v = argv[2].lower()
+    if v not in (b"on", b"off"):
+        raise RespError(SYNTAX)
+    return v == b"on"
+
+
 @command("client|no-evict")
 def client_no_evict(c: Any, argv: list[bytes]) -> Any:
-    if argv[2].lower() not in (b"on", b"off"):
-        raise RespError(SYNTAX)
+    # ConstDB never evicts clients (no maxmemory-clients): the flag is shown
+    c.no_evict = _on_off(argv)
+    return OK
+
+
+@command("client|no-touch")
+def client_no_touch(c: Any, argv: list[bytes]) -> Any:
+    # Redis 7.2: this client's commands, TOUCH excepted, leave the keys'
+    # LRU/LFU access times alone (Client.call sets Keyspace.no_touch)
+    c.no_touch = _on_off(argv)
     return OK
 
 
@@ -233,6 +252,8 @@ CLIENT_HELP = [
     "    * LIB-VER: the client lib version.",
     "NO-EVICT (ON|OFF)",
     "    Protect current client connection from eviction.",
+    "NO-TOUCH (ON|OFF)",
+    "    Will not touch LRU/LFU stats when this mode is on.",
     "HELP",
     "    Prints this help.",
 ]

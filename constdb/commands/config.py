@@ -19,6 +19,7 @@ from constdb.config import (
     check_files,
     parse_runtime,
 )
+from constdb.notify import flags_string, parse_flags
 
 
 @command("config")
@@ -71,6 +72,8 @@ def config_value(cfg: Any, alias: str, name: str) -> str:
         return os.path.abspath(v)
     if alias == "loglevel":
         return REDIS_LOGLEVEL_OUT.get(v, v.lower())
+    if name == "notify_keyspace_events":
+        return flags_string(parse_flags(v) or 0)
     return config_str(name, v)
 
 

@@ -102,6 +102,7 @@ def reset(c: Any, argv: list[bytes]) -> Any:
     c.resp = 2
     c.out.resp3 = False
     c.name = None
+    c.no_touch = c.no_evict = False
     c.authed = c.srv.requirepass is None
     if c.srv.monitor is not None:
         c.srv.app.monitor.client_gone(c)  # out of MONITOR mode
