@@ -534,6 +534,7 @@ class ScriptEngine:
         self.killed = False
         self.start = time.monotonic()
         cl = self.client
+        cl.db = c.db  # the script starts in its caller's db; its SELECTs are its own
         if cl.resp != 2:
             cl.resp = 2
             cl.out.resp3 = False

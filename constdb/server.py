@@ -188,7 +188,7 @@ class App:
         self.started = time.time()
         self.run_id = os.urandom(20).hex()
         self.backlog = Backlog(cfg.repl_backlog_limit)
-        self.ks = Keyspace(origin, self.backlog)
+        self.ks = Keyspace(origin, self.backlog, cfg.databases)
         self.persistence = persistence.Persistence(self)
         self.aof = aof.AOF(self)
         self.after_writes_scheduled = False
