@@ -81,10 +81,11 @@ class Blocking:
 
     def block(self, c: Any, keys: list[bytes], deadline_ms: int, params: tuple) -> None:
         w = Waiter(c, list(dict.fromkeys(keys)), params)
+        blocking = c.db.blocking  # waiters wait on (db, key): the client's db
         for k in w.keys:
-            lst = self.ks.blocking.get(k)
+            lst = blocking.get(k)
             if lst is None:
-                self.ks.blocking[k] = [w]
+                blocking[k] = [w]
             else:
                 lst.append(w)
         if deadline_ms:
@@ -100,7 +101,7 @@ class Blocking:
         if w.timer is not None:
             w.timer.cancel()
             w.timer = None
-        blocking = self.ks.blocking
+        blocking = w.client.db.blocking
         for k in w.keys:
             lst = blocking.get(k)
             if lst is not None:
@@ -123,14 +124,23 @@ class Blocking:
         """Serve the waiters of every key that changed, key by key in the
         order they changed, each key's waiters first come first served; a
         served BLMOVE's push can make another key ready, served in turn."""
-        ks = self.ks
-        ready = ks.ready
         if self.srv.pause_mode:
             return  # a pop is a write of this node's: served when the pause ends
+        again = True
+        while again:
+            # each db's ready keys (a served BLMOVE may push into another db)
+            again = False
+            for db in self.ks.dbs:
+                if db.ready:
+                    self._serve_db(db)
+                    again = True
+
+    def _serve_db(self, db: Any) -> None:
+        ready = db.ready
         while ready:
             key = next(iter(ready))
             del ready[key]
-            lst = ks.blocking.get(key)
+            lst = db.blocking.get(key)
             if not lst:
                 continue
             for w in list(lst):
@@ -152,7 +162,7 @@ class Blocking:
 
     def _serve_soon(self) -> None:
         self.soon = False
-        if not self.ks.ready:
+        if not any(db.ready for db in self.ks.dbs):
             return
         self.ks.set_now()
         self.serve_ready()

@@ -254,6 +254,14 @@ SPEC: list[Key] = [
     ),
     Key("requirepass", "", "str", "password clients must AUTH with; empty = none", runtime=True),
     Key(
+        "databases",
+        16,
+        "int",
+        "numbered databases (SELECT 0 .. n-1); every member of a group must have the same",
+        1,
+        2**31 - 1,
+    ),
+    Key(
         "maxclients",
         10000,
         "int",

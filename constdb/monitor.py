@@ -55,6 +55,8 @@ OP_NAMES = {
     70: "func",
 }
 OP_MEMBER = 32
+OP_SELECT = 33  # the group's next records are in db <identity> (ops.pxd)
+OP_SWAPDB = 34
 
 _ESC = {0x5C: "\\\\", 0x22: '\\"', 0x0A: "\\n", 0x0D: "\\r", 0x09: "\\t", 0x07: "\\a", 0x08: "\\b"}
 _REPR = [_ESC.get(i, chr(i) if 0x20 <= i <= 0x7E else f"\\x{i:02x}") for i in range(256)]
@@ -134,7 +136,7 @@ class Monitor:
         if argv[0].lower() in (b"auth", b"hello", b"migrate"):
             argv = _redacted(argv)
         args = " ".join([sdscatrepr(a) for a in argv])
-        self._send(f"{_stamp()} [0 {c.addr}] {args}")
+        self._send(f"{_stamp()} [{c.db.index} {c.addr}] {args}")
 
     def feed_script(self, c: Any, argv: list[bytes]) -> None:
         """EVAL, EVALSHA, FCALL and their _RO forms (flagged skip_monitor):
@@ -146,26 +148,46 @@ class Monitor:
         stamp = _stamp()
         who = "peer:" + alias
         pos, n = 0, len(data)
+        by_ident = self.app.ks.by_ident
+        db = by_ident[0].index
         while pos + 5 <= n:
             size = int.from_bytes(data[pos : pos + 4], "little")
-            op = data[pos + 4] & 0x7F
+            raw = data[pos + 4]
+            op = raw & 0x7F
             body = pos + 13  # u32 len, u8 op, u64 uuid
             pos += 4 + size
-            if op == OP_MEMBER:
+            if op == OP_SELECT:
+                ident = _varint(data, body, pos)
+                db = by_ident[ident].index if ident < len(by_ident) else db
+                continue
+            shown = db
+            if not raw & 0x80:
+                db = by_ident[0].index  # a group ends: back to identity 0
+            if op == OP_MEMBER or op == OP_SWAPDB:
                 continue
             key = _varbytes(data, body, pos)
             name = OP_NAMES.get(op) or f"op{op}"
-            self._send(f"{stamp} [0 {who}] {sdscatrepr(name.encode())} {sdscatrepr(key)}")
+            self._send(f"{stamp} [{shown} {who}] {sdscatrepr(name.encode())} {sdscatrepr(key)}")
+
+
+def _varint(data: bytes, pos: int, end: int) -> int:
+    return _varint_at(data, pos, end)[0]
+
+
+def _varint_at(data: bytes, pos: int, end: int) -> tuple[int, int]:
+    """The varint at pos and the position after it."""
+    v = shift = 0
+    while pos < end:
+        b = data[pos]
+        pos += 1
+        v |= (b & 0x7F) << shift
+        shift += 7
+        if not b & 0x80:
+            break
+    return v, pos
 
 
 def _varbytes(data: bytes, pos: int, end: int) -> bytes:
     """A varint-length byte string at pos (the key at a record's payload start)."""
-    length = shift = 0
-    while pos < end:
-        b = data[pos]
-        pos += 1
-        length |= (b & 0x7F) << shift
-        shift += 7
-        if not b & 0x80:
-            break
+    length, pos = _varint_at(data, pos, end)
     return data[pos : min(pos + length, end)]

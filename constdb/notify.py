@@ -97,9 +97,10 @@ def check(v: str) -> Optional[str]:
 
 
 def notify_db(app: Any) -> int:
-    """The database number events are published under. The one place that
-    names it: db 0 (ConstDB has one database)."""
-    return 0
+    """The database number events are published under: the db being changed
+    (Keyspace.cur, switched by a client's SELECT and by a peer's records),
+    by its number now, not its identity across the group."""
+    return app.ks.cur.index
 
 
 class Notifier:

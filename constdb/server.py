@@ -191,7 +191,7 @@ class App:
         self.started = time.time()
         self.run_id = os.urandom(20).hex()
         self.backlog = Backlog(cfg.repl_backlog_limit)
-        self.ks = Keyspace(origin, self.backlog)
+        self.ks = Keyspace(origin, self.backlog, cfg.databases)
         # FUNCTION libraries (replicated registers); the script engine loads them
         self.functions = FunctionStore(self.ks)
         self.ks.on_func = self.functions.apply

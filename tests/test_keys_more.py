@@ -264,12 +264,14 @@ def test_copy(raw_pair):
 
 
 def test_copy_to_another_db(r):
-    # only database 0 exists: redis-server started with "databases 1" answers so
-    for db in ("1", "-1", "16"):
-        r.set("a", "1")
+    # databases = 16 (tests/test_databases.py compares COPY ... DB with redis-server)
+    r.set("a", "1")
+    for db in ("-1", "16"):
         with pytest.raises(Exception, match="^DB index is out of range$"):
             r.execute_command("COPY", "a", "b", "DB", db)
     assert r.execute_command("COPY", "a", "b", "DB", "0") == 1
+    assert r.execute_command("COPY", "a", "b", "DB", "1") == 1
+    assert r.execute_command("SELECT", "1") and r.get("b") == b"1"
 
 
 # ---- DUMP / RESTORE ------------------------------------------------------------------------

@@ -358,12 +358,11 @@ def test_same_replies_as_redis_resp3(ports, name):
     assert exchange(cport, CASES[name], resp3=True) == exchange(rport, CASES[name], resp3=True)
 
 
-def test_select_other_db_is_out_of_range(r):
-    # ConstDB has one keyspace, as Redis Cluster
+def test_select_beyond_databases_is_out_of_range(r):
+    # databases = 16: 0 .. 15 (tests/test_databases.py has the rest)
     with pytest.raises(redis.ResponseError, match="^DB index is out of range$"):
-        r.execute_command("SELECT", "1")
-    with pytest.raises(redis.ResponseError, match="^DB index is out of range$"):
-        r.execute_command("SELECT", "15")
+        r.execute_command("SELECT", "16")
+    assert r.execute_command("SELECT", "15") in (True, b"OK")
     assert r.execute_command("SELECT", "0") in (True, b"OK")
 
 
@@ -981,7 +980,7 @@ def test_config_get_set_constdb_keys(r):
     assert r.config_get("repl-backlog-limit") == {"repl-backlog-limit": str(64 * 1024 * 1024)}
     assert r.config_set("repl-backlog-limit", "104857600") is True
     assert r.config_get("dir")["dir"].startswith("/")
-    assert r.config_get("databases") == {"databases": "1"}
+    assert r.config_get("databases") == {"databases": "16"}
 
 
 def test_config_set_maxclients_applies(constdb_server, r):

@@ -27,6 +27,12 @@ cdef class Backlog:
     cdef public int64_t cur_off       # stream offset of cur's first byte
     cdef public int64_t done_off      # stream offset just past the last finished record
     cdef public int64_t pin_off       # chunks from here on are kept (the AOF's); -1: none
+    # numbered databases: the db identity of the records being written
+    # (Keyspace.use sets it) and the one the stream is in at this point (0
+    # after a group ends); begin/reserve write an OP_SELECT marker first when
+    # they differ (docs/replication.md, "Numbered databases")
+    cdef public int want_db
+    cdef int at_db
 
     cdef Writer begin(self, uint8_t op, uint64_t uuid)
     cdef char* reserve(self, uint8_t op, uint64_t uuid, Py_ssize_t plen) except NULL
@@ -34,3 +40,4 @@ cdef class Backlog:
     cdef void group_begin(self) noexcept
     cdef int group_end(self) except -1
     cdef int _seal(self) except -1
+    cdef int _mark(self, uint64_t uuid) except -1

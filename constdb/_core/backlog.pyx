@@ -15,6 +15,7 @@ from libc.stdint cimport int64_t, uint8_t, uint32_t, uint64_t
 from libc.string cimport memcpy
 
 from constdb._core.codec cimport Writer
+from constdb._core.ops cimport OP_SELECT
 
 
 cdef inline uint32_t _rd_u32(const char* p) noexcept:
@@ -61,9 +62,35 @@ cdef class Backlog:
         self.cur_off = 0
         self.done_off = 0
         self.pin_off = -1
+        self.want_db = 0
+        self.at_db = 0
+
+    cdef int _mark(self, uint64_t uuid) except -1:
+        """The OP_SELECT marker before a record of another db than the
+        stream is in: same uuid as that record, "more follows" set."""
+        cdef Writer w = self.cur
+        cdef Py_ssize_t start = w.len
+        w.put_u32(0)
+        w.put_u8(OP_SELECT | OP_CONT)
+        w.put_u64(uuid)
+        w.put_varint(<uint64_t>self.want_db)
+        w.patch_u32(start, <uint32_t>(w.len - start - 4))
+        if self.grouping:
+            if self.prev_in_group >= 0:
+                w.buf[self.prev_in_group + 4] = <char>(
+                    <uint8_t>w.buf[self.prev_in_group + 4] | OP_CONT)
+            self.prev_in_group = -1
+        if self.cur_nrec == 0:
+            self.cur_first = uuid
+        self.cur_nrec += 1
+        self.nrec_total += 1
+        self.at_db = self.want_db
+        return 0
 
     cdef Writer begin(self, uint8_t op, uint64_t uuid):
         cdef Writer w = self.cur
+        if self.want_db != self.at_db:
+            self._mark(uuid)
         self.rec_start = w.len
         w.put_u32(0)
         w.put_u8(op)
@@ -81,6 +108,8 @@ cdef class Backlog:
         cdef Py_ssize_t need = REC_HDR + plen
         cdef uint32_t ln = <uint32_t>(plen + REC_HDR - 4)
         cdef char* p
+        if self.want_db != self.at_db:
+            self._mark(uuid)
         if w.len + need > w.cap:
             w._grow(need)
         p = w.buf + w.len
@@ -102,6 +131,8 @@ cdef class Backlog:
                 w.buf[self.prev_in_group + 4] = <char>(
                     <uint8_t>w.buf[self.prev_in_group + 4] | OP_CONT)
             self.prev_in_group = self.rec_start
+        else:
+            self.at_db = 0      # a group ends: the stream is back in db identity 0
         self.cur_nrec += 1
         self.nrec_total += 1
         self.dirty = True
@@ -116,6 +147,7 @@ cdef class Backlog:
 
     cdef int group_end(self) except -1:
         self.grouping = False
+        self.at_db = 0
         self.prev_in_group = -1
         if self.cur.len >= self.chunk_size:
             self._seal()

@@ -189,8 +189,11 @@ def serve(Client c, object key, tuple params):
     waiting), -1 the key is gone (nobody after it can be served either)."""
     cdef Keyspace ks = c.ks
     cdef Backlog bl = ks.bl
-    cdef CObj o = ks.lookup(key)
+    cdef CObj o
     cdef bint grouped = False
+    if ks.cur is not c.db:
+        ks.use(c.db)        # the waiter's db
+    o = ks.lookup(key)
     if o is None:
         return -1
     if not _fits(o, params):

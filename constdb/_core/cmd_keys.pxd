@@ -1,6 +1,6 @@
 from libc.stdint cimport int64_t, uint64_t
 
-from constdb._core.keyspace cimport Keyspace
+from constdb._core.keyspace cimport Db, Keyspace
 from constdb._core.objects cimport CObj
 from constdb._core.protocol cimport Client
 
@@ -14,3 +14,4 @@ cdef int copy_object(Keyspace ks, bytes dst, CObj o) except -1
 cdef int err_lit(Client c, bytes msg) except -1
 cdef int reply_error_bytes(Client c, bytes msg) except -1
 cdef int reply_range_error(Client c, int64_t lo, int64_t hi) except -1
+cdef Db arg_db(Client c, bytes arg)

@@ -11,7 +11,7 @@ from libc.string cimport memcpy
 
 from constdb._core.codec cimport fmt_int, parse_bytes_i64
 from constdb._core.glob cimport match_bytes
-from constdb._core.keyspace cimport N_GENERIC, Keyspace, notify
+from constdb._core.keyspace cimport N_GENERIC, Db, Keyspace, notify
 from constdb._core.objects cimport (
     T_STRING, CObj, HashObj, ListObj, MVObj, SetObj, StrObj, TTLReg, Ver,
     ZSetObj, draw, hash_val, obj_type,
@@ -246,9 +246,9 @@ cdef int cmd_scan(Client c, list argv) except -1:
     if pat is False:
         return 0
     if cur != 0:
-        st = scan_find(cur, SCAN_KEYS, ks, None)
+        st = scan_find(cur, SCAN_KEYS, ks.d, None)   # (a cursor of this db's keys)
     if st is None and PyDict_Size(ks.d) > count:
-        st = scan_start(SCAN_KEYS, ks, None, PyDict_Keys(ks.d))
+        st = scan_start(SCAN_KEYS, ks.d, None, PyDict_Keys(ks.d))
     if st is None:
         pos = 0
         while PyDict_Next(ks.d, &pos, &k, &v):
@@ -357,15 +357,31 @@ cdef int cmd_renamenx(Client c, list argv) except -1:
     return c.out.integer(1)
 
 
+cdef Db arg_db(Client c, bytes arg):
+    """The Db numbered arg (SELECT, MOVE, COPY ... DB), or None with Redis's
+    error written (getIntFromObjectOrReply, then "DB index is out of range")."""
+    cdef int64_t n
+    cdef list dbs = c.ks.dbs
+    if not parse_bytes_i64(arg, &n):
+        reply_notint(c)
+        return None
+    if n < -2147483648 or n > 2147483647:
+        reply_range_error(c, -2147483648, 2147483647)
+        return None
+    if n < 0 or n >= PyList_GET_SIZE(dbs):
+        err_lit(c, b"ERR DB index is out of range")
+        return None
+    return <Db>PyList_GET_ITEM(dbs, n)
+
+
 cdef int cmd_copy(Client c, list argv) except -1:
-    # copyCommand. Only database 0 exists here: DB 0 is this one, any other
-    # index is out of range (as a redis-server with "databases 1" answers).
-    # The copy is new writes on the destination (copy_object, as RENAME's).
+    # copyCommand. The copy is new writes on the destination (copy_object,
+    # as RENAME's), in the target db (DB n).
     cdef bytes src = <bytes>argv[1], dst = <bytes>argv[2], a
     cdef Keyspace ks = c.ks
     cdef Py_ssize_t j, argc = PyList_GET_SIZE(argv)
     cdef bint replace = False
-    cdef int64_t db
+    cdef Db db = c.db, here = c.db
     cdef CObj o
     j = 3
     while j < argc:
@@ -373,25 +389,61 @@ cdef int cmd_copy(Client c, list argv) except -1:
         if opt_eq(a, b"REPLACE", 7):
             replace = True
         elif opt_eq(a, b"DB", 2) and j + 1 < argc:
-            if not parse_bytes_i64(<bytes>argv[j + 1], &db):
-                return reply_notint(c)
-            if db < -2147483648 or db > 2147483647:
-                return reply_range_error(c, -2147483648, 2147483647)
-            if db != 0:
-                return err_lit(c, b"ERR DB index is out of range")
+            db = arg_db(c, <bytes>argv[j + 1])
+            if db is None:
+                return 0
             j += 1
         else:
             return reply_syntax(c)
         j += 1
-    if src == dst:
+    if src == dst and db is here:
         return err_lit(c, b"ERR source and destination objects are the same")
     o = ks.lookup_r(src)
     if o is None:
         return c.out.integer(0)
-    if ks.lookup(dst) is not None and not replace:
+    if db is not here:
+        ks.use(db)
+    try:
+        if ks.lookup(dst) is not None and not replace:
+            return c.out.integer(0)
+        copy_object(ks, dst, o)
+        notify(ks, N_GENERIC, b"copy_to", dst)
+    finally:
+        if db is not here:
+            ks.use(here)
+    return c.out.integer(1)
+
+
+cdef int cmd_move(Client c, list argv) except -1:
+    # moveCommand: the value is written in the target db (new writes, as
+    # COPY's) and deleted from this one (an observed DEL), in one group
+    cdef bytes key = <bytes>argv[1]
+    cdef Keyspace ks = c.ks
+    cdef Db db = arg_db(c, <bytes>argv[2]), here = c.db
+    cdef CObj o
+    if db is None:
+        return 0
+    if db is here:
+        return err_lit(c, b"ERR source and destination objects are the same")
+    o = ks.lookup(key)
+    if o is None:
         return c.out.integer(0)
-    copy_object(ks, dst, o)
-    notify(ks, N_GENERIC, b"copy_to", dst)
+    ks.use(db)
+    try:
+        if ks.lookup(key) is not None:
+            return c.out.integer(0)
+        copy_object(ks, key, o)
+    finally:
+        ks.use(here)
+    ks.emit_del(key)
+    # moveCommand's events: move_from in the source db, move_to in the target
+    if ks.nmask & N_GENERIC:
+        notify(ks, N_GENERIC, b"move_from", key)
+        ks.use(db)
+        try:
+            notify(ks, N_GENERIC, b"move_to", key)
+        finally:
+            ks.use(here)
     return c.out.integer(1)
 
 
@@ -541,6 +593,7 @@ def register(Server srv):
     add_command(srv, b"rename", cmd_rename)
     add_command(srv, b"renamenx", cmd_renamenx)
     add_command(srv, b"copy", cmd_copy)
+    add_command(srv, b"move", cmd_move)
     add_command(srv, b"expire", cmd_expire)
     add_command(srv, b"pexpire", cmd_pexpire)
     add_command(srv, b"expireat", cmd_expireat)

@@ -5,11 +5,12 @@ from cpython.list cimport PyList_GET_ITEM, PyList_GET_SIZE
 from libc.stdint cimport int64_t
 
 from constdb._core.codec cimport parse_bytes_i64
-from constdb._core.keyspace cimport N_STRING, Keyspace, notify
+from constdb._core.cmd_keys cimport arg_db
+from constdb._core.keyspace cimport N_STRING, Db, Keyspace, notify
 from constdb._core.t_mv cimport emit_mv
 from constdb._core.objects cimport CObj, MVObj, Ver
 from constdb._core.protocol cimport (
-    Client, Server, add_command, reply_notint, reply_syntax, reply_wrongtype,
+    Client, Server, add_command, reply_syntax, reply_wrongtype,
 )
 
 from constdb._core.keyspace import describe_obj
@@ -40,17 +41,41 @@ cdef int cmd_quit(Client c, list argv) except -1:
 
 
 cdef int cmd_select(Client c, list argv) except -1:
-    cdef int64_t db
-    if not parse_bytes_i64(<bytes>argv[1], &db) or db < -2147483648 or db > 2147483647:
-        return reply_notint(c)
-    if db == 0:
-        return c.out.ok()
-    # ConstDB keeps one keyspace (db 0), as Redis Cluster does
-    return c.out.error(b"ERR DB index is out of range", 28)
+    cdef Db db = arg_db(c, <bytes>argv[1])
+    if db is None:
+        return 0
+    c.db = db
+    if c.ks.cur is not db:
+        c.ks.use(db)
+    return c.out.ok()
 
 
 cdef int cmd_dbsize(Client c, list argv) except -1:
     return c.out.integer(len(c.ks.d))
+
+
+cdef int _swap_index(Client c, bytes arg, const char* msg, int64_t* out) except -1:
+    # getIntFromObjectOrReply with a message of its own
+    if not parse_bytes_i64(arg, out) or out[0] < -2147483648 or out[0] > 2147483647:
+        c.out.error_str(msg.decode())
+        return 0
+    return 1
+
+
+cdef int cmd_swapdb(Client c, list argv) except -1:
+    # swapdbCommand: the index -> data mapping changes, replicated as one
+    # LWW write of the whole mapping (Keyspace.emit_swapdb)
+    cdef int64_t a, b
+    cdef Py_ssize_t n = PyList_GET_SIZE(c.ks.dbs)
+    if not _swap_index(c, <bytes>argv[1], "ERR invalid first DB index", &a):
+        return 0
+    if not _swap_index(c, <bytes>argv[2], "ERR invalid second DB index", &b):
+        return 0
+    if a < 0 or a >= n or b < 0 or b >= n:
+        return c.out.error(b"ERR DB index is out of range", 28)
+    if a != b:
+        c.ks.emit_swapdb(a, b)
+    return c.out.ok()
 
 
 cdef int cmd_multi(Client c, list argv) except -1:
@@ -127,10 +152,12 @@ cdef int cmd_desc(Client c, list argv) except -1:
     return 0
 
 
-cdef int cmd_flushall(Client c, list argv) except -1:
+cdef int _flush(Client c, list argv, bint every) except -1:
+    # FLUSHDB (the client's db) and FLUSHALL (every db)
     cdef Keyspace ks = c.ks
     cdef Py_ssize_t n = PyList_GET_SIZE(argv)
     cdef bytes opt
+    cdef Db db
     if n > 2:
         return reply_syntax(c)
     if n == 2:
@@ -143,17 +170,32 @@ cdef int cmd_flushall(Client c, list argv) except -1:
         tr.flushing = True  # one "drop everything" message, not one a key
     ks.lazy_free = n == 2 and opt == b"ASYNC"
     try:
-        for key in list(ks.d):
-            ks.emit_del(key)
-        if ks.alts:
-            for key in list(ks.alts):
+        for db in (ks.dbs if every else [c.db]):
+            if not db.d and not db.alts:
+                continue
+            if ks.cur is not db:
+                ks.use(db)
+            for key in list(ks.d):
                 ks.emit_del(key)
+            if ks.alts:
+                for key in list(ks.alts):
+                    ks.emit_del(key)
     finally:
         ks.lazy_free = False
+        if ks.cur is not c.db:
+            ks.use(c.db)
         if tr is not None and c.srv.track_on:
             tr.flushing = False
             tr.flush_all()
     return c.out.ok()
+
+
+cdef int cmd_flushall(Client c, list argv) except -1:
+    return _flush(c, argv, True)
+
+
+cdef int cmd_flushdb(Client c, list argv) except -1:
+    return _flush(c, argv, False)
 
 
 def register(Server srv):
@@ -172,4 +214,5 @@ def register(Server srv):
     add_command(srv, b"mvget", cmd_mvget)
     add_command(srv, b"desc", cmd_desc)
     add_command(srv, b"flushall", cmd_flushall)
-    add_command(srv, b"flushdb", cmd_flushall)
+    add_command(srv, b"flushdb", cmd_flushdb)
+    add_command(srv, b"swapdb", cmd_swapdb)

@@ -17,7 +17,7 @@ from libc.stdint cimport INT64_MAX, int64_t, uint32_t, uint64_t
 
 from constdb._core.backlog cimport Backlog
 from posix.time cimport CLOCK_MONOTONIC, clock_gettime, timespec
-from constdb._core.keyspace cimport N_EVICTED, Keyspace, lfu_decr, notify
+from constdb._core.keyspace cimport N_EVICTED, Db, Keyspace, lfu_decr, notify
 from constdb._core.objects cimport CObj, TTLReg
 from constdb._core.sketch cimport sk_free, sk_freq, sk_init
 
@@ -132,6 +132,7 @@ cdef class Evictor:
     def __init__(self, Keyspace ks):
         self.ks = ks
         self.pool_key = [None] * POOL
+        self.pool_db = [None] * POOL
         self.pool_n = 0
         self.win = {}
         self.win_max = 8
@@ -150,6 +151,7 @@ cdef class Evictor:
         self.kind, self.volatile = POLICIES[name]
         self.policy = name
         self.pool_key = [None] * POOL
+        self.pool_db = [None] * POOL
         self.pool_n = 0
         if self.kind == P_WTINYLFU:
             if ks.evict_mode != 2:
@@ -164,7 +166,7 @@ cdef class Evictor:
             self.win = {}
 
     def _new_key(self, key):
-        self.win[key] = None
+        self.win[(self.ks.cur, key)] = None
 
     def set_limit(self, int64_t other):
         """ds_limit from maxmemory: evict once the data set passes
@@ -198,13 +200,13 @@ cdef class Evictor:
             return ((<uint64_t>(15 - sk_freq(&ks.sk, <uint64_t>PyObject_Hash(key)))) << 32) | idle
         return idle
 
-    cdef int _pool_add(self, object key, uint64_t idle) except -1:
+    cdef int _pool_add(self, Db db, object key, uint64_t idle) except -1:
         # evictionPoolPopulate's insert: ascending idle, the smallest drops out
         cdef int k = 0, j
         while k < self.pool_n and self.pool_idle[k] < idle:
             k += 1
         for j in range(self.pool_n):
-            if self.pool_key[j] == key:
+            if self.pool_key[j] == key and self.pool_db[j] is db:
                 return 0
         if k == 0 and self.pool_n == POOL:
             return 0
@@ -212,67 +214,96 @@ cdef class Evictor:
             for j in range(self.pool_n, k, -1):
                 self.pool_idle[j] = self.pool_idle[j - 1]
                 self.pool_key[j] = self.pool_key[j - 1]
+                self.pool_db[j] = self.pool_db[j - 1]
             self.pool_n += 1
         else:
             k -= 1
             for j in range(0, k):
                 self.pool_idle[j] = self.pool_idle[j + 1]
                 self.pool_key[j] = self.pool_key[j + 1]
+                self.pool_db[j] = self.pool_db[j + 1]
         self.pool_idle[k] = idle
         self.pool_key[k] = key
+        self.pool_db[k] = db
         return 0
 
-    cdef object _from_pool(self):
-        """Sample, then take the best candidate still present (Redis's loop)."""
-        cdef Keyspace ks = self.ks
-        cdef dict src = ks.expires if self.volatile else ks.d
-        cdef int k
+    cdef object _sample(self, Db db, dict src):
+        """A random key of src (db.d or db.expires) that db shows, with a
+        TTL for the volatile policies (its object in self.last); False: the
+        one drawn is not; None: src is empty."""
         cdef PyObject* p
+        key = _sample_one(src)
+        if key is None:
+            return None
+        p = PyDict_GetItem(db.d, key)
+        if p == NULL:
+            return False
+        if self.volatile and ((<CObj>p).ttl is None or (<TTLReg>(<CObj>p).ttl).at == 0):
+            return False
+        self.last = <CObj>p
+        return key
+
+    cdef object _from_pool(self):
+        """Sample every db that has keys, then take the best candidate still
+        present (Redis's loop). Pool entries and the result are (Db, key)."""
+        cdef Keyspace ks = self.ks
+        cdef dict src
+        cdef int k
         cdef CObj o
+        cdef Db db
+        cdef list full = [x for x in ks.dbs
+                          if ((<Db>x).expires if self.volatile else (<Db>x).d)]
+        cdef bint any_keys
         for _ in range(4):
-            for _ in range(self.samples):
-                key = _sample_one(src)
-                if key is None:
-                    break
-                p = PyDict_GetItem(ks.d, key)
-                if p == NULL:
+            any_keys = False
+            for db in full:
+                src = db.expires if self.volatile else db.d
+                if not src:
                     continue
-                o = <CObj>p
-                if self.volatile and (o.ttl is None or (<TTLReg>o.ttl).at == 0):
-                    continue
-                if self.kind == P_WTINYLFU and key in self.win:
-                    continue
-                self._pool_add(key, self._score(key, o))
+                any_keys = True
+                for _ in range(self.samples):
+                    key = self._sample(db, src)
+                    if key is None:
+                        break
+                    if key is False:
+                        continue
+                    o = self.last
+                    if self.kind == P_WTINYLFU and (db, key) in self.win:
+                        continue
+                    self._pool_add(db, key, self._score(key, o))
             k = self.pool_n - 1
             while k >= 0:
                 key = self.pool_key[k]
+                db = <Db>self.pool_db[k]
                 self.pool_key[k] = None
+                self.pool_db[k] = None
                 self.pool_n -= 1
                 # (slots above k are already taken: the pool shrinks from the top)
-                if PyDict_GetItem(ks.d, key) != NULL:
-                    return key
+                if PyDict_GetItem(db.d, key) != NULL:
+                    return (db, key)
                 k -= 1
-            if not src:
+            if not any_keys:
                 return None
         return None
 
     cdef object _pick(self):
+        """The next victim: (Db, key), or None."""
         cdef Keyspace ks = self.ks
         cdef dict src
-        cdef PyObject* p
         cdef object cand, victim
+        cdef Db db
         if self.kind == P_RANDOM:
-            src = ks.expires if self.volatile else ks.d
-            for _ in range(64):
-                key = _sample_one(src)
-                if key is None:
-                    return None
-                p = PyDict_GetItem(ks.d, key)
-                if p == NULL:
-                    continue
-                if self.volatile and ((<CObj>p).ttl is None or (<TTLReg>(<CObj>p).ttl).at == 0):
-                    continue
-                return key
+            # as Redis: the dbs in turn, a random key of the first that has one
+            for _ in range(len(ks.dbs)):
+                db = <Db>ks.dbs[self.next_db % len(ks.dbs)]
+                self.next_db = (self.next_db + 1) % len(ks.dbs)
+                src = db.expires if self.volatile else db.d
+                for _ in range(64):
+                    key = self._sample(db, src)
+                    if key is None:
+                        break
+                    if key is not False:
+                        return (db, key)
             return None
         if self.kind != P_WTINYLFU:
             return self._from_pool()
@@ -280,20 +311,20 @@ cdef class Evictor:
         # oldest inserted first) joins the main region; when the cache is
         # full it must beat the main region's sampled victim (sketch
         # frequency, then idle time) or it is the one evicted
-        self.win_max = max(8, len(ks.d) // 100)
+        self.win_max = max(8, ks.dbsize() // 100)
         while len(self.win) > self.win_max + 1:
             # (the window overflowed while the cache was filling: admitted)
             del self.win[next(iter(self.win))]
         while len(self.win) > self.win_max:
             cand = next(iter(self.win))
             del self.win[cand]
-            if PyDict_GetItem(ks.d, cand) == NULL:
+            if PyDict_GetItem((<Db>cand[0]).d, cand[1]) == NULL:
                 continue
             victim = self._from_pool()
             if victim is None:
                 return cand
-            if sk_freq(&ks.sk, <uint64_t>PyObject_Hash(cand)) > \
-                    sk_freq(&ks.sk, <uint64_t>PyObject_Hash(victim)):
+            if sk_freq(&ks.sk, <uint64_t>PyObject_Hash(cand[1])) > \
+                    sk_freq(&ks.sk, <uint64_t>PyObject_Hash(victim[1])):
                 self.admitted += 1
                 return victim
             self.rejected += 1
@@ -303,7 +334,7 @@ cdef class Evictor:
             # nothing left outside the window
             for cand in list(self.win):
                 del self.win[cand]
-                if PyDict_GetItem(ks.d, cand) != NULL:
+                if PyDict_GetItem((<Db>cand[0]).d, cand[1]) != NULL:
                     return cand
         return victim
 
@@ -318,12 +349,13 @@ cdef class Evictor:
         cdef bint grouped = False
         cdef uint64_t t0, limit_ns
         cdef int n = 0
+        cdef Db was = ks.cur
         if ks.mem_ds <= ks.ds_limit:
             return 0
         if self.kind == P_NOEVICTION:
             return 1
-        if self.kind == P_WTINYLFU and <uint64_t>len(ks.d) > 2 * (ks.sk.mask + 1):
-            sk_init(&ks.sk, 2 * len(ks.d))
+        if self.kind == P_WTINYLFU and <uint64_t>ks.dbsize() > 2 * (ks.sk.mask + 1):
+            sk_init(&ks.sk, 2 * ks.dbsize())
         t0 = mono_ns()
         # Redis's evictionTimeLimitUs: 50 us x tenacity up to 10, growing
         # 15% a step above it, unlimited at 100
@@ -332,8 +364,8 @@ cdef class Evictor:
                                   10 * 1.15 ** (self.tenacity - 10)))
         try:
             while ks.mem_ds > ks.ds_limit:
-                key = self._pick()
-                if key is None:
+                dk = self._pick()
+                if dk is None:
                     self.failed += 1
                     return 1
                 if not grouped and not bl.grouping:
@@ -341,17 +373,21 @@ cdef class Evictor:
                     grouped = True
                 ks.evicted_keys += 1
                 ks.lazy_free = True
+                if ks.cur is not dk[0]:
+                    ks.use(<Db>dk[0])
                 try:
-                    ks.emit_del(key)
+                    ks.emit_del(dk[1])
                 finally:
                     ks.lazy_free = False
-                notify(ks, N_EVICTED, b"evicted", key)
+                notify(ks, N_EVICTED, b"evicted", dk[1])
                 n += 1
                 if (n & 15) == 0 and mono_ns() - t0 > limit_ns:
                     break
         finally:
             if grouped:
                 bl.group_end()
+            if ks.cur is not was:
+                ks.use(was)
             self.evict_ns += mono_ns() - t0
         return 0
 

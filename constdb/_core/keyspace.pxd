@@ -26,7 +26,36 @@ cdef enum:
     N_NEW = 1 << 14          # n
 
 
+cdef class Db:
+    """One numbered database (SELECT n): its data dicts. Keyspace's d, alts,
+    tombs, dead, expires, watched, blocking and ready are the current Db's
+    (Keyspace.use: switching is a pointer compare, then eight assignments).
+    index: its number now (SWAPDB changes which data a number shows: the
+    data fields and ident move between the two Db objects; watched, blocking
+    and ready stay with the number, as in Redis). ident: the stable identity
+    of its data across the group (records and snapshots name it: the
+    keyspace notification channel's db is `index`)."""
+    cdef public int index
+    cdef public int ident
+    cdef public dict d
+    cdef public dict alts
+    cdef public dict tombs
+    cdef public dict dead
+    cdef public dict expires
+    cdef public object expire_cursor
+    cdef public dict watched
+    cdef public dict blocking
+    cdef public dict ready
+
+
 cdef class Keyspace:
+    # ---- numbered databases (the data dicts below are those of `cur`) ----
+    cdef public Db cur            # the current db (commands: the client's; peers: the record's)
+    cdef public list dbs          # index -> Db
+    cdef public list by_ident     # ident -> Db (where that data shows now)
+    cdef public uint64_t map_u    # ts of the index -> ident mapping (SWAPDB; LWW)
+    cdef public uint64_t map_n
+    cdef public int gc_db         # the db gc_step is walking
     cdef public dict d            # key -> visible object (live, maybe expired)
     cdef list pick                # RANDOMKEY's random access to d's keys (cmd_keys); None: build
     cdef dict pick_d              # the d it was built from
@@ -96,6 +125,7 @@ cdef class Keyspace:
     # for it, as Redis's dbOverwrite (set by the handlers while notifying)
     cdef public object nreplace
 
+    cdef int use(self, Db db) except -1
     cdef uint64_t tick(self) noexcept
     cdef uint64_t vv_get(self, uint64_t node)
     cdef bint seen(self, uint64_t node, uint64_t uuid)
@@ -118,6 +148,8 @@ cdef class Keyspace:
     cdef int emit_del_other_types(self, object key, int keep_type) except -1
 
     cdef int apply_one(self, uint64_t origin, Reader r) except -1
+    cdef int _apply_one(self, uint64_t origin, Reader r, uint8_t opb, uint64_t u,
+                        Py_ssize_t end) except -1
     cdef int check_records(self, Reader r, uint64_t max_uuid) except -1
 
     # the causal context and the TTL register, for the type modules' rules

@@ -36,7 +36,7 @@ from constdb._core.objects cimport (
 from constdb._core.ops cimport (
     LINS_SAME, OP_BITS, OP_CNT, OP_FCNT, OP_FUNC, OP_HCNT, OP_HFCNT, OP_HLLADD, OP_HLLCACHE,
     OP_HLLREG, OP_HREM, OP_HSET, OP_HSETC, OP_LINS, OP_LREM, OP_LSET, OP_MAX, OP_MEMBER, OP_MV,
-    OP_REG, OP_SADD, OP_SREM, OP_TTL, OP_ZREM, OP_ZW,
+    OP_REG, OP_SADD, OP_SELECT, OP_SREM, OP_SWAPDB, OP_TTL, OP_ZREM, OP_ZW,
 )
 from constdb._core.sketch cimport sk_add, sk_free
 from constdb._core.objects cimport HashObj, ListObj, MVObj, SetObj, Ver, ZSetObj
@@ -85,7 +85,8 @@ cdef int register_type_ops(TypeOps* t) except -1:
         op = t.ops[i]
         if op == 0:
             break
-        if op > OP_MAX or op == OP_TTL or op == OP_MEMBER or op == OP_FUNC:
+        if (op > OP_MAX or op == OP_TTL or op == OP_MEMBER or op == OP_FUNC
+                or op == OP_SELECT or op == OP_SWAPDB):
             raise ValueError("bad record op %d" % op)
         if _OPS[op] != NULL and _OPS[op] != t:
             raise ValueError("record op %d registered twice" % op)
@@ -396,16 +397,34 @@ class ClockDriftError(RecordError):
     max_clock_drift allows."""
 
 
-cdef class Keyspace:
-    def __init__(self, uint64_t node_id, Backlog backlog=None):
+cdef class Db:
+    def __init__(self, int index):
+        self.index = index
+        self.ident = index
         self.d = {}
         self.alts = {}
         self.tombs = {}
         self.dead = {}
         self.expires = {}
+        self.expire_cursor = 0
+        self.watched = {}
+        self.blocking = {}
+        self.ready = {}
+
+    def __repr__(self):
+        return "<Db %d ident %d keys %d>" % (self.index, self.ident, len(self.d))
+
+
+cdef class Keyspace:
+    def __init__(self, uint64_t node_id, Backlog backlog=None, int databases=16):
+        if databases < 1:
+            raise ValueError("databases must be at least 1")
+        self.dbs = [Db(i) for i in range(databases)]
+        self.by_ident = list(self.dbs)
+        self.map_u = 0
+        self.map_n = 0
         self.vv = {}
         self.cloud = {}
-        self.watched = {}
         self.node_id = node_id
         self.own_last = 0
         self.clock = Clock()
@@ -419,8 +438,6 @@ cdef class Keyspace:
         self.on_touch = None
         self.on_member = None
         self.on_func = None
-        self.blocking = {}
-        self.ready = {}
         self.on_ready = None
         self.expire_cursor = 0
         self.nskew = 0
@@ -440,9 +457,107 @@ cdef class Keyspace:
         self.ngroup_ev = None
         self.ngroup_key = None
         self.nskip_key = None
+        self.use(<Db>self.dbs[0])
 
     def __dealloc__(self):
         sk_free(&self.sk)
+
+    # ---- numbered databases -------------------------------------------------
+
+    cdef int use(self, Db db) except -1:
+        """Make db the current one: its dicts become d, alts ... (callers
+        compare `ks.cur is not db` first: one pointer compare per command)."""
+        self.cur = db
+        self.d = db.d
+        self.alts = db.alts
+        self.tombs = db.tombs
+        self.dead = db.dead
+        self.expires = db.expires
+        self.watched = db.watched
+        self.blocking = db.blocking
+        self.ready = db.ready
+        self.bl.want_db = db.ident
+        return 0
+
+    def select(self, int index):
+        """Make db `index` current (Python callers); returns the Db."""
+        cdef Db db = <Db>self.dbs[index]
+        if self.cur is not db:
+            self.use(db)
+        return db
+
+    def refresh(self):
+        """Re-read the current Db's dicts (after SWAPDB moved data)."""
+        self.use(self.cur)
+
+    def set_mapping(self, list idents, uint64_t u, uint64_t n):
+        """SWAPDB's effect: index i shows the data of identity idents[i]; an
+        older (u, n) than the mapping's own is ignored (LWW: of concurrent
+        SWAPDBs the later wins wholly). Returns the indexes whose data
+        changed."""
+        cdef list datas, changed = []
+        cdef Db a, b
+        cdef int i, nd = len(self.dbs)
+        if not ts_gt(u, n, self.map_u, self.map_n):
+            return changed
+        if sorted(idents) != list(range(nd)):
+            raise RecordError("SWAPDB mapping is not a permutation of %d databases" % nd)
+        self.map_u = u
+        self.map_n = n
+        datas = [((<Db>x).ident, (<Db>x).d, (<Db>x).alts, (<Db>x).tombs, (<Db>x).dead,
+                  (<Db>x).expires, (<Db>x).expire_cursor) for x in self.by_ident]
+        for i in range(nd):
+            a = <Db>self.dbs[i]
+            if a.ident == <int>idents[i]:
+                continue
+            (a.ident, a.d, a.alts, a.tombs, a.dead, a.expires,
+             a.expire_cursor) = datas[<int>idents[i]]
+            changed.append(i)
+        for i in range(nd):
+            b = <Db>self.dbs[i]
+            self.by_ident[b.ident] = b
+        self.use(self.cur)
+        return changed
+
+    def mapping(self):
+        """index -> identity, as a list."""
+        return [(<Db>x).ident for x in self.dbs]
+
+    def emit_swapdb(self, int a, int b):
+        """SWAPDB a b (local): the new mapping, applied and logged."""
+        cdef list m = self.mapping()
+        cdef uint64_t u = self.tick()
+        cdef Writer w
+        m[a], m[b] = m[b], m[a]
+        changed = self.set_mapping(m, u, self.node_id)
+        self.bl.want_db = 0     # (a record of no db: no marker before it)
+        w = self.bl.begin(OP_SWAPDB, u)
+        w.put_varint(len(m))
+        for x in m:
+            w.put_varint(<uint64_t>x)
+        self.bl.end()
+        self.bl.want_db = self.cur.ident
+        self.dirty += 1
+        self.after_swap(changed)
+        return changed
+
+    def after_swap(self, list changed):
+        """The dbs whose data SWAPDB replaced: their watched keys that exist
+        in any of them are touched (as Redis's touchAllWatchedKeysInDb), and
+        the keys blocked clients wait on that now hold something are ready."""
+        cdef Db db
+        cdef list dbs = [self.dbs[i] for i in changed]
+        for db in dbs:
+            if db.watched and self.on_touch is not None:
+                for key, clients in list(db.watched.items()):
+                    if any(key in (<Db>x).d for x in dbs):
+                        self.on_touch(clients)
+            if db.blocking:
+                for key in db.blocking:
+                    if key in db.d:
+                        if not db.ready and self.on_ready is not None:
+                            self.on_ready()
+                        db.ready[key] = None
 
     # ---- clock and context ----------------------------------------------
 
@@ -869,35 +984,71 @@ cdef class Keyspace:
 
     cdef int apply_one(self, uint64_t origin, Reader r) except -1:
         """Apply the record at r's position from `origin` unless VV has it:
-        OP_TTL, OP_MEMBER and OP_FUNC here, every other op by the type that registered
-        it (ops.pxd has the record layouts)."""
+        OP_SELECT, OP_SWAPDB, OP_TTL, OP_MEMBER and OP_FUNC here, every other
+        op by the type that registered it (ops.pxd has the record layouts)."""
         cdef Py_ssize_t start = r.pos
         cdef uint32_t ln = r.u32()
         cdef Py_ssize_t end = start + 4 + <Py_ssize_t>ln
         cdef uint8_t op
         cdef uint64_t u
+        cdef uint8_t raw
+        cdef uint64_t ident
+        r.need(ln)
+        raw = r.u8()
+        op = raw & 0x7F
+        u = r.u64()
+        if op == OP_SELECT:
+            # the group's next records are in db `ident` (where it shows now)
+            ident = r.varint()
+            if ident >= <uint64_t>len(self.by_ident):
+                raise RecordError("record for db identity %d: this node has %d databases"
+                                  % (ident, len(self.by_ident)))
+            if self.cur is not self.by_ident[ident]:
+                self.use(<Db>self.by_ident[ident])
+            r.pos = end
+            return 0
+        if not (raw & 0x80) and self.cur.ident != 0:
+            # the group ends with this record: the next one starts in identity 0
+            try:
+                self._apply_one(origin, r, raw, u, end)
+            finally:
+                self.use(<Db>self.by_ident[0])
+            return 0
+        return self._apply_one(origin, r, raw, u, end)
+
+    cdef int _apply_one(self, uint64_t origin, Reader r, uint8_t opb, uint64_t u,
+                        Py_ssize_t end) except -1:
+        cdef uint8_t op = opb & 0x7F
         cdef int64_t at
         cdef object key
         cdef TypeOps* t
-        cdef uint8_t opb
+        cdef list m
+        cdef uint64_t n
         cdef Py_ssize_t pay
         cdef bint had = False
+        cdef bint ev
         cdef uint64_t d0 = self.dirty
-        r.need(ln)
-        opb = r.u8()
-        op = opb & 0x7F
-        u = r.u64()
         if u <= self.vv_get(origin):
             r.pos = end
             return 0
         pay = r.pos
-        if self.nmask and op != OP_MEMBER:
+        # keyspace notifications: records that change a key (the first field
+        # of their payload is the key)
+        ev = (self.nmask != 0 and op != OP_MEMBER and op != OP_FUNC and op != OP_SWAPDB)
+        if ev:
             key = r.bytes_()
             r.pos = pay
             had = PyDict_GetItem(self.d, key) != NULL
         t = _OPS[op]
         if t != NULL:
             t.apply(self, op, origin, u, r)
+        elif op == OP_SWAPDB:
+            n = r.varint()
+            if n != <uint64_t>len(self.dbs):
+                raise RecordError("SWAPDB of %d databases: this node has %d"
+                                  % (n, len(self.dbs)))
+            m = [r.varint() for _i in range(n)]
+            self.after_swap(self.set_mapping(m, u, origin))
         elif op == OP_TTL:
             key = r.bytes_()
             at = r.i64()
@@ -915,14 +1066,14 @@ cdef class Keyspace:
             raise ValueError("unknown record op %d" % op)
         if r.pos != end:
             raise ValueError("record length mismatch (op %d)" % op)
-        if self.nmask and op != OP_MEMBER and self.dirty != d0:  # it changed something
+        if ev and self.dirty != d0:  # it changed something
             r.pos = pay
             try:
                 _remote_event(self, op, key, had, r)
             finally:
                 r.pos = end
-            if not (opb & 0x80):  # the group ends
-                self.ngroup_ev = self.ngroup_key = self.nskip_key = None
+        if self.nmask and not (opb & 0x80):  # the group ends
+            self.ngroup_ev = self.ngroup_key = self.nskip_key = None
         if origin != self.node_id:
             self.vv[origin] = u
         elif u > self.own_last:
@@ -940,8 +1091,9 @@ cdef class Keyspace:
         cdef uint32_t ln
         cdef Py_ssize_t end, stop = r.end
         cdef uint8_t op, has
-        cdef uint64_t u
+        cdef uint64_t u, n
         cdef TypeOps* t
+        cdef list m
         while not r.at_end():
             ln = r.u32()
             r.need(ln)
@@ -988,6 +1140,25 @@ cdef class Keyspace:
                     r.end = stop
                 if r.pos != end:
                     raise RecordError("record length mismatch (op %d)" % op)
+            elif op == OP_SELECT or op == OP_SWAPDB:
+                r.end = end
+                try:
+                    n = r.varint()
+                    if op == OP_SELECT:
+                        if n >= <uint64_t>len(self.by_ident):
+                            raise RecordError("record for db identity %d: this node has %d "
+                                              "databases" % (n, len(self.by_ident)))
+                    else:
+                        if n != <uint64_t>len(self.dbs):
+                            raise RecordError("SWAPDB of %d databases: this node has %d"
+                                              % (n, len(self.dbs)))
+                        m = sorted(r.varint() for _i in range(n))
+                        if m != list(range(n)):
+                            raise RecordError("SWAPDB mapping is not a permutation")
+                finally:
+                    r.end = stop
+                if r.pos != end:
+                    raise RecordError("record length mismatch (op %d)" % op)
             elif op != OP_MEMBER:
                 raise RecordError("unknown record op %d" % op)
             r.pos = end
@@ -1016,14 +1187,16 @@ cdef class Keyspace:
         """Recount mem_ds from every live object (after a snapshot load or
         a flush); returns it."""
         cdef CObj o
+        cdef Db db
         self.mem_ds = 0
-        for key, o in self.d.items():
-            o.msz = 0
-            _mem_update(self, key, o)
-        for key, lst in self.alts.items():
-            for o in lst:
+        for db in self.dbs:
+            for key, o in db.d.items():
                 o.msz = 0
                 _mem_update(self, key, o)
+            for key, lst in db.alts.items():
+                for o in lst:
+                    o.msz = 0
+                    _mem_update(self, key, o)
         return self.mem_ds
 
     def is_gone(self, key):
@@ -1063,6 +1236,8 @@ cdef class Keyspace:
             self.check_records(Reader(data), max_uuid)
         r = Reader(data)
         self.now = wall_ms()
+        if self.cur is not self.by_ident[0]:
+            self.use(<Db>self.by_ident[0])   # a batch starts in db identity 0
         self.remote = True
         try:
             while not r.at_end():
@@ -1120,21 +1295,49 @@ cdef class Keyspace:
         return TYPE_NAMES[obj_type(<CObj>o)]
 
     def dbsize(self):
-        return len(self.d)
+        """Keys of every db (DBSIZE is len(Db.d) of the client's db)."""
+        cdef Db db
+        cdef Py_ssize_t n = 0
+        for db in self.dbs:
+            n += len(db.d)
+        return n
 
     def active_expire(self, int max_checks=200, double budget_ms=1.0):
         """One bounded slice of the active expiry cycle (Redis's is sampled and
-        time-bounded too). Returns (checked, expired)."""
-        cdef Py_ssize_t pos = <Py_ssize_t>self.expire_cursor
+        time-bounded too), over the dbs that have keys with a TTL, from where
+        the last slice stopped. Returns (checked, expired)."""
+        cdef int checked = 0, expired = 0, i, nd = len(self.dbs)
+        cdef int start = <int>self.expire_cursor
+        cdef Db db, was = self.cur
+        self.now = wall_ms()
+        try:
+            for i in range(nd):
+                db = <Db>self.dbs[(start + i) % nd]
+                if not db.expires:
+                    db.expire_cursor = 0
+                    continue
+                if self.cur is not db:
+                    self.use(db)
+                c, e = self._expire_slice(max_checks - checked)
+                checked += c
+                expired += e
+                if checked >= max_checks:
+                    self.expire_cursor = (start + i) % nd
+                    return checked, expired
+            self.expire_cursor = 0
+        finally:
+            if self.cur is not was:
+                self.use(was)
+        return checked, expired
+
+    def _expire_slice(self, int max_checks):
+        """active_expire in the current db."""
+        cdef Py_ssize_t pos = <Py_ssize_t>self.cur.expire_cursor
         cdef PyObject* k
         cdef PyObject* v
         cdef int checked = 0, expired = 0
         cdef list gone = [], dead = []
         cdef CObj o
-        self.now = wall_ms()
-        if not self.expires:
-            self.expire_cursor = 0
-            return 0, 0
         while checked < max_checks:
             if not PyDict_Next(self.expires, &pos, &k, &v):
                 pos = 0
@@ -1148,7 +1351,7 @@ cdef class Keyspace:
                 dead.append(key)
             elif o.ttl is None or (<TTLReg>o.ttl).at == 0:
                 gone.append(key)
-        self.expire_cursor = pos
+        self.cur.expire_cursor = pos
         for key in gone:
             self.expires.pop(key, None)
         for key in dead:
@@ -1158,10 +1361,12 @@ cdef class Keyspace:
                 expired += 1
         return checked, expired
 
-    def expires_count(self):
+    def expires_count(self, int index=-1):
+        """Keys with a TTL in db index (-1: the current db)."""
         cdef int n = 0
-        for key in self.expires:
-            o = self.d.get(key)
+        cdef Db db = self.cur if index < 0 else <Db>self.dbs[index]
+        for key in db.expires:
+            o = db.d.get(key)
             if o is not None and (<CObj>o).ttl is not None and (<TTLReg>(<CObj>o).ttl).at != 0:
                 n += 1
         return n
@@ -1177,12 +1382,15 @@ cdef class Keyspace:
         return out
 
     def flush_local(self):
-        """Drop everything without logging (used before loading a snapshot)."""
-        self.d.clear()
-        self.alts.clear()
-        self.tombs.clear()
-        self.dead.clear()
-        self.expires.clear()
+        """Drop everything, in every db, without logging (used before loading
+        a snapshot)."""
+        cdef Db db
+        for db in self.dbs:
+            db.d.clear()
+            db.alts.clear()
+            db.tombs.clear()
+            db.dead.clear()
+            db.expires.clear()
 
     def emit_member(self, bytes payload):
         """A membership change (replication layer); returns its uuid."""
@@ -1199,38 +1407,56 @@ cdef class Keyspace:
         docs/crdt.md section 6 on counters), and dot-cloud entries VV covers.
         Returns the number of tombstones dropped."""
         cdef StrObj o
-        cdef list dead = []
-        for key, v in self.tombs.items():
-            o = <StrObj>v
-            # a TTL register that still holds an expiry applies to the next
-            # object made on the key: it must outlive the stable point
-            if (o.cnt is None and o.uuid < stable
-                    and (o.ttl is None or ((<TTLReg>o.ttl).at == 0
-                                           and (<TTLReg>o.ttl).uuid < stable))):
-                dead.append(key)
-        for key in dead:
-            del self.tombs[key]
+        cdef list dead
+        cdef Db db
+        cdef Py_ssize_t total = 0
+        for db in self.dbs:
+            dead = []
+            for key, v in db.tombs.items():
+                o = <StrObj>v
+                # a TTL register that still holds an expiry applies to the next
+                # object made on the key: it must outlive the stable point
+                if (o.cnt is None and o.uuid < stable
+                        and (o.ttl is None or ((<TTLReg>o.ttl).at == 0
+                                               and (<TTLReg>o.ttl).uuid < stable))):
+                    dead.append(key)
+            for key in dead:
+                del db.tombs[key]
+            total += len(dead)
         if self.cloud:
             self.prune_cloud()
-        return len(dead)
+        return total
 
-    def digest(self):
+    def digest(self, int index=-2):
         """A hash of the visible data set, independent of key order: equal on
-        nodes that have converged. (hex string)"""
+        nodes that have converged (hex string). index: of that db only; -2:
+        of every db (each db's keys hashed with its index; db 0's alone as
+        before)."""
+        cdef Db db
+        cdef object total = 0
+        if index >= 0:
+            return "%032x" % self._digest_db(<Db>self.dbs[index], 0)
+        for db in self.dbs:
+            total += self._digest_db(db, db.index)
+        return "%032x" % (total & ((1 << 128) - 1))
+
+    def _digest_db(self, Db db, int salt):
         import hashlib
         cdef object total = 0
         cdef CObj o
         self.now = wall_ms()
-        for key, v in self.d.items():
+        for key, v in db.d.items():
             o = <CObj>v
             if self.is_expired(o):
                 continue
             h = hashlib.blake2b(digest_size=16)
+            if salt:
+                h.update(b"db%d" % salt)
             h.update(len(<bytes>key).to_bytes(4, "little"))
             h.update(<bytes>key)
             h.update(_canonical(o))
             total += int.from_bytes(h.digest(), "little")
-        return "%032x" % (total & ((1 << 128) - 1))
+        return total & ((1 << 128) - 1)
 
 
 # ------------------------------------------------- notifications of peers' writes ----
@@ -1392,25 +1618,34 @@ def gc_collections(Keyspace ks, uint64_t stable):
     tombstones dropped."""
     cdef Py_ssize_t total = 0
     cdef bint empty
-    objs = [o for o in ks.d.values() if ops_of(<CObj>o).gc != NULL]
-    for o in objs:
-        total += ops_of(<CObj>o).gc(<CObj>o, stable, &empty)
-    return total + gc_hidden(ks, stable)
+    cdef Db db
+    for db in ks.dbs:
+        objs = [o for o in db.d.values() if ops_of(<CObj>o).gc != NULL]
+        for o in objs:
+            total += ops_of(<CObj>o).gc(<CObj>o, stable, &empty)
+        total += _gc_hidden(db, stable)
+    return total
 
 
 def gc_step(Keyspace ks, uint64_t stable, Py_ssize_t pos, Py_ssize_t budget):
     """One bounded slice of that GC (the replication tick calls it, so a large
     keyspace is never walked in one go): up to `budget` visible keys from dict
     position `pos`, then, at the end of a round, the hidden and emptied
-    objects. Returns (next position, tombstones dropped)."""
+    objects. The dbs are walked one after another (Keyspace.gc_db: the one
+    in progress). Returns (next position, tombstones dropped)."""
     cdef PyObject* k
     cdef PyObject* v
     cdef Py_ssize_t seen = 0, total = 0
     cdef TypeOps* t
     cdef bint empty
+    cdef Db db
+    if ks.gc_db >= len(ks.dbs):
+        ks.gc_db = 0
+    db = <Db>ks.dbs[ks.gc_db]
     while seen < budget:
-        if not PyDict_Next(ks.d, &pos, &k, &v):
-            total += gc_hidden(ks, stable)
+        if not PyDict_Next(db.d, &pos, &k, &v):
+            total += _gc_hidden(db, stable)
+            ks.gc_db = (ks.gc_db + 1) % len(ks.dbs)
             return 0, total
         seen += 1
         t = ops_of(<CObj>v)
@@ -1420,20 +1655,29 @@ def gc_step(Keyspace ks, uint64_t stable, Py_ssize_t pos, Py_ssize_t budget):
 
 
 def gc_hidden(Keyspace ks, uint64_t stable):
-    """GC of the objects that are hidden (alts) or emptied (Keyspace.dead)."""
+    """GC of the objects that are hidden (alts) or emptied (Keyspace.dead),
+    in every db."""
+    cdef Py_ssize_t total = 0
+    cdef Db db
+    for db in ks.dbs:
+        total += _gc_hidden(db, stable)
+    return total
+
+
+cdef Py_ssize_t _gc_hidden(Db db, uint64_t stable) except -1:
     cdef Py_ssize_t total = 0
     cdef TypeOps* t
     cdef bint empty
-    for lst in ks.alts.values():
+    for lst in db.alts.values():
         for o in lst:
             t = ops_of(<CObj>o)
             if t.gc != NULL:
                 total += t.gc(<CObj>o, stable, &empty)
-    for dk, o in list(ks.dead.items()):
+    for dk, o in list(db.dead.items()):
         t = ops_of(<CObj>o)
         if t.gc != NULL:
             empty = False
             total += t.gc(<CObj>o, stable, &empty)
             if empty:
-                del ks.dead[dk]
+                del db.dead[dk]
     return total

@@ -29,6 +29,12 @@ cdef enum:
     OP_MVCLEAR = 11       # key, dots; a DEL: writes the TTL register
     # keyspace (membership, handed to the replication layer)
     OP_MEMBER = 32        # opaque payload
+    # keyspace (numbered databases, docs/replication.md "Numbered databases")
+    OP_SELECT = 33        # varint db identity: the next records of this group are in that
+    #                       db (same uuid as the record after it; written by the backlog
+    #                       only where the db changes; a group starts in identity 0)
+    OP_SWAPDB = 34        # varint n, n x varint identity: the whole index -> identity
+    #                       mapping (LWW at (uuid, origin))
     # t_list
     OP_LINS = 40          # key, u64 anchor node, u64 anchor uuid (0 0: the head), u8 mode
     #                       (LINS_*), varint n, n x value; element i's id is

@@ -2,7 +2,7 @@ from libc.stdint cimport int64_t, uint64_t
 
 from constdb._core.codec cimport WBuf, Writer
 from constdb._core.evict cimport Evictor
-from constdb._core.keyspace cimport Keyspace
+from constdb._core.keyspace cimport Db, Keyspace
 
 cdef enum:
     F_WRITE = 1           # changes data: its effects form one group
@@ -96,6 +96,7 @@ cdef class Server:
 cdef class Client:
     cdef public Server srv
     cdef public Keyspace ks
+    cdef public Db db                # its db (SELECT); the keyspace's current one while it runs
     cdef public WBuf out
     cdef public object transport
     cdef Writer ibuf

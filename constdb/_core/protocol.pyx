@@ -28,7 +28,7 @@ from posix.time cimport CLOCK_MONOTONIC, clock_gettime, timespec
 from constdb._core.backlog cimport Backlog
 from constdb._core.clock cimport wall_ms
 from constdb._core.codec cimport WBuf, Writer, parse_i64
-from constdb._core.keyspace cimport Keyspace
+from constdb._core.keyspace cimport Db, Keyspace
 from constdb._core.objects cimport CObj
 
 from constdb._core.codec import RespError
@@ -529,6 +529,7 @@ cdef class Client:
     def __init__(self, Server srv):
         self.srv = srv
         self.ks = srv.ks
+        self.db = <Db>srv.ks.dbs[0]
         self.out = WBuf()
         self.ibuf = Writer()
         self.ipos = 0
@@ -1090,6 +1091,8 @@ cdef class Client:
         cdef bint cur = srv.track_on or ks.nmask != 0
         cdef bint nt = self.no_touch
         self.last_cmd = cmd
+        if ks.cur is not self.db:
+            ks.use(self.db)     # numbered databases: the client's db (SELECT)
         if nt:  # CLIENT NO-TOUCH: every command but TOUCH
             ks.no_touch = cmd.name != b"touch"
         if cur:
@@ -1226,8 +1229,9 @@ cdef class Client:
             return 0
         if self.watched_keys and not self.cas_dirty:
             # a watched key that expired since WATCH fails the EXEC (Redis 7)
-            for key in self.watched_keys:
-                if _key_expired(ks, key) and not (self.watch_expired and key in self.watch_expired):
+            for dk in self.watched_keys:
+                if _key_expired(<Db>dk[0], ks, dk[1]) and not (
+                        self.watch_expired and dk in self.watch_expired):
                     self.cas_dirty = True
                     break
         if self.cas_dirty:
@@ -1248,17 +1252,19 @@ cdef class Client:
         return 0
 
     def _unwatch_all(self):
-        cdef Keyspace ks = self.ks
+        cdef Db db
         if self.watched_keys:
-            for key in self.watched_keys:
-                lst = ks.watched.get(key)
+            # (db, key): WATCH is per db (the Db object of the index: SWAPDB
+            # keeps watches with their index, as Redis)
+            for db, key in self.watched_keys:
+                lst = db.watched.get(key)
                 if lst is not None:
                     try:
                         lst.remove(self)
                     except ValueError:
                         pass
                     if not lst:
-                        del ks.watched[key]
+                        del db.watched[key]
         self.watched_keys = None
         self.watch_expired = None
         self.cas_dirty = False
@@ -1281,19 +1287,21 @@ cdef class Client:
 
     def watch(self, keys):
         cdef Keyspace ks = self.ks
+        cdef Db db = self.db
         if self.watched_keys is None:
             self.watched_keys = []
         for key in keys:
-            if key in self.watched_keys:
+            dk = (db, key)
+            if dk in self.watched_keys:
                 continue
-            self.watched_keys.append(key)
-            if _key_expired(ks, key):
+            self.watched_keys.append(dk)
+            if _key_expired(db, ks, key):
                 if self.watch_expired is None:
                     self.watch_expired = set()
-                self.watch_expired.add(key)
-            lst = ks.watched.get(key)
+                self.watch_expired.add(dk)
+            lst = db.watched.get(key)
             if lst is None:
-                ks.watched[key] = [self]
+                db.watched[key] = [self]
             else:
                 lst.append(self)
 
@@ -1440,9 +1448,9 @@ cdef class Client:
         return self.out.take()
 
 
-cdef bint _key_expired(Keyspace ks, object key):
+cdef bint _key_expired(Db db, Keyspace ks, object key):
     """The key holds a value whose TTL has passed (not yet deleted)."""
-    cdef PyObject* p = PyDict_GetItem(ks.d, key)
+    cdef PyObject* p = PyDict_GetItem(db.d, key)
     return p != NULL and ks.is_expired(<CObj>p)
 
 

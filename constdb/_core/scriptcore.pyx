@@ -222,6 +222,7 @@ cdef class ScriptCore:
         self.wrote = False
         self.killed = False
         self.start = mono_ns() / 1e9
+        cl.db = c.db  # the script starts in its caller's db; its SELECTs are its own
         if self.srv.monitor is not None and self.app is not None:
             self.app.monitor.feed_script(c, argv)  # before the script's own commands
         if cl.resp != 2:

@@ -12,6 +12,11 @@ File = one lz4 frame (content checksum on) holding:
   dot cloud (varint n, n x (u64 node, varint k, k x u64 uuid)), bytes meta
   (membership and anything else the Python layer keeps), then objects:
   u8 1, bytes key, object ... and u8 0, u64 object count.
+Numbered databases (version 3): among the objects, u8 3, u64 uuid, u64 node,
+varint n, n x varint identity is the SWAPDB mapping (index -> data identity,
+LWW at (uuid, node); written when a SWAPDB was made), and u8 2, varint
+identity says the objects after it belong to the db of that identity (the
+objects start in identity 0); a key's objects come together within its db.
 Every object of a key follows the key's other objects (version 2): the shown
 one, the hidden ones, the string tombstone and those kept while empty
 (Keyspace.dead); where an object lives is not stored, the merge decides it
@@ -36,15 +41,15 @@ from libc.stdint cimport uint8_t, uint64_t
 
 from constdb._core.codec cimport Reader, Writer
 from constdb._core.dots cimport _ttl_of, _ttlreg
-from constdb._core.keyspace cimport Keyspace, TypeOps, ops_of, type_ops
+from constdb._core.keyspace cimport Db, Keyspace, TypeOps, ops_of, type_ops
 from constdb._core.merge cimport Ctx, _check_count
 from constdb._core.objects cimport CObj, StrObj, TTLReg, new_str, obj_type, sv_none, ts_gt
 
 from constdb._core.merge import SnapshotError  # noqa: F401  (snapshot.SnapshotError)
 
 MAGIC = b"CONSTDB\0"
-FORMAT_VERSION = 2
-READABLE_VERSIONS = (1, 2)
+FORMAT_VERSION = 3
+READABLE_VERSIONS = (1, 2, 3)
 
 
 cdef Ctx ctx_of(Keyspace ks):
@@ -75,10 +80,10 @@ cdef int _enc_key(Writer w, object key, list objs) except -1:
     return 0
 
 
-cdef int _enc_header(Writer w, Keyspace ks, bytes alias, bytes meta) except -1:
+cdef int _enc_header(Writer w, Keyspace ks, bytes alias, bytes meta, int version) except -1:
     cdef bytes magic = MAGIC
     w.put_raw(magic, 8)
-    w.put_u32(FORMAT_VERSION)
+    w.put_u32(version)
     w.put_u64(ks.node_id)
     w.put_bytes(alias)
     w.put_u64(ks.clock.last)
@@ -119,26 +124,49 @@ def dump_chunks(Keyspace ks, bytes alias, bytes meta, Py_ssize_t chunk=1 << 20):
     cdef Writer w = Writer()
     cdef uint64_t count = 0
     cdef list objs
-    cdef dict dead = {}
-    _enc_header(w, ks, alias, meta)
-    for (k, _t), o in ks.dead.items():
-        dead.setdefault(k, []).append(o)
-    for source in (ks.d, ks.alts, ks.tombs, dead):
-        for key in source:
-            # each key once, with all of its objects
-            if source is not ks.d:
-                if key in ks.d:
-                    continue
-                if source is not ks.alts:
-                    if key in ks.alts:
-                        continue
-                    if source is dead and key in ks.tombs:
-                        continue
-            objs = _key_objects(ks, key, dead)
-            _enc_key(w, key, objs)
-            count += len(objs)
-            if w.len >= chunk:
-                yield w.take()
+    cdef dict dead
+    cdef Db db, was = ks.cur
+    # format 2 while only db identity 0 holds anything (older builds read it)
+    cdef bint multi = ks.map_u != 0 or ks.map_n != 0 or any(
+        (<Db>x).ident != 0 and ((<Db>x).d or (<Db>x).alts or (<Db>x).tombs or (<Db>x).dead)
+        for x in ks.dbs)
+    _enc_header(w, ks, alias, meta, FORMAT_VERSION if multi else 2)
+    if ks.map_u or ks.map_n:
+        w.put_u8(3)
+        w.put_u64(ks.map_u)
+        w.put_u64(ks.map_n)
+        w.put_varint(len(ks.dbs))
+        for x in ks.mapping():
+            w.put_varint(<uint64_t>x)
+    try:
+        for db in ks.by_ident:
+            if not (db.d or db.alts or db.tombs or db.dead):
+                continue
+            if db.ident != 0:
+                w.put_u8(2)
+                w.put_varint(<uint64_t>db.ident)
+            ks.use(db)
+            dead = {}
+            for (k, _t), o in ks.dead.items():
+                dead.setdefault(k, []).append(o)
+            for source in (ks.d, ks.alts, ks.tombs, dead):
+                for key in source:
+                    # each key once, with all of its objects
+                    if source is not ks.d:
+                        if key in ks.d:
+                            continue
+                        if source is not ks.alts:
+                            if key in ks.alts:
+                                continue
+                            if source is dead and key in ks.tombs:
+                                continue
+                    objs = _key_objects(ks, key, dead)
+                    _enc_key(w, key, objs)
+                    count += len(objs)
+                    if w.len >= chunk:
+                        yield w.take()
+    finally:
+        ks.use(was)
     w.put_u8(0)
     w.put_u64(count)
     yield w.take()
@@ -212,29 +240,43 @@ cdef class Snapshot:
     cdef public Py_ssize_t objects_at
     cdef public Py_ssize_t raw_size
     cdef public int version
+    cdef public list mapping          # SWAPDB's index -> identity (None: not in it)
+    cdef public uint64_t map_u
+    cdef public uint64_t map_n
+    cdef public uint64_t max_ident    # the highest db identity it holds objects of
     # what _validate decoded, handed to the first objects() (then dropped:
     # a merge changes the objects it takes)
     cdef list kept_keys
     cdef list kept_objs
 
     def objects(self):
-        """Yield (key, object) decoded from the body."""
+        """Yield (db identity, key, object) decoded from the body."""
         cdef Reader r = Reader(self.body, self.objects_at)
         cdef list keys = self.kept_keys, objs = self.kept_objs
         cdef Py_ssize_t i
+        cdef uint64_t ident = 0
         if keys is not None:
             self.kept_keys = self.kept_objs = None
             for i in range(len(keys)):
-                yield keys[i], objs[i]
+                yield keys[i][0], keys[i][1], objs[i]
             return
         while True:
             tag = r.u8()
             if tag == 0:
                 break
+            if tag == 2:
+                ident = r.varint()
+                continue
+            if tag == 3:
+                r.u64()
+                r.u64()
+                for _i in range(r.varint()):
+                    r.varint()
+                continue
             if tag != 1:
                 raise SnapshotError("corrupt snapshot (bad object tag)")
             key = r.bytes_()
-            yield key, _dec_obj(r, self.version)
+            yield ident, key, _dec_obj(r, self.version)
 
     cdef int _validate(self) except -1:
         """Decode every object: a snapshot is never half-applied. A key's
@@ -248,16 +290,37 @@ cdef class Snapshot:
         cdef object last = None
         cdef CObj o
         cdef int t
+        cdef uint64_t ident = 0, n
+        cdef set idents = set()
         while True:
             tag = r.u8()
             if tag == 0:
                 break
+            if self.version >= 3 and tag == 2:
+                ident = r.varint()
+                if ident in idents or ident == 0 or ident > 0x7FFFFFFF:
+                    raise SnapshotError("corrupt snapshot (db identity %d)" % ident)
+                idents.add(ident)
+                keys = set()
+                last = None
+                continue
+            if self.version >= 3 and tag == 3 and self.mapping is None:
+                self.map_u = r.u64()
+                self.map_n = r.u64()
+                n = r.varint()
+                _check_count(r, n, 1)
+                self.mapping = [r.varint() for _i in range(n)]
+                if sorted(self.mapping) != list(range(n)):
+                    raise SnapshotError("corrupt snapshot (db mapping)")
+                continue
             if tag != 1:
                 raise SnapshotError("corrupt snapshot (bad object tag)")
             key = r.bytes_()
             o = _dec_obj(r, self.version)
-            kk.append(key)
+            kk.append((ident, key))
             ko.append(o)
+            if ident > self.max_ident:
+                self.max_ident = ident
             count += 1
             if self.version >= 2:
                 if last is None or key != last:
@@ -562,11 +625,14 @@ def merge(Keyspace ks, Snapshot s, progress=None):
     objects merged. progress(n) is called every 100,000 objects."""
     cdef Ctx ca = ctx_of(ks)
     cdef Ctx cb = Ctx(dict(s.vv), {n: set(u) for n, u in s.cloud.items()})
-    cdef set mine
+    cdef dict mine = {}
+    cdef set m
     cdef list objs = []
     cdef uint64_t count = 0
     cdef uint64_t clock
     cdef object cur = None
+    cdef object cur_id = 0
+    cdef Db db, was = ks.cur
     global _DEAD
     _DEAD = None            # (types may have registered since the last merge)
     ks.set_now()
@@ -579,39 +645,63 @@ def merge(Keyspace ks, Snapshot s, progress=None):
     # at the end (what the other side saw and lost goes); none of them can
     # change if the other side saw nothing of what this node holds (a new
     # node's first snapshot): then they are not even listed
-    mine = set()
+    # (per db identity)
     if _saw_any(ca, cb):
-        mine.update(ks.d)
-        mine.update(ks.alts)
-        mine.update(ks.tombs)
-        mine.update(k for k, _t in ks.dead)
-    if s.version < 2:
-        # a key's objects are not together: gather them
-        groups = {}
-        for key, bo in s.objects():
-            groups.setdefault(key, []).append(bo)
-            count += 1
-        for key, lst in groups.items():
-            if mine:
-                mine.discard(key)
-            _merge_key(ks, key, lst, ca, cb, clock)
-    else:
-        for key, bo in s.objects():
-            if objs and key != cur:
+        for db in ks.by_ident:
+            m = set()
+            m.update(db.d)
+            m.update(db.alts)
+            m.update(db.tombs)
+            m.update(k for k, _t in db.dead)
+            if m:
+                mine[db.ident] = m
+    if s.max_ident >= <uint64_t>len(ks.dbs):
+        raise SnapshotError("snapshot has db identity %d: this node has %d databases"
+                            % (s.max_ident, len(ks.dbs)))
+    # the SWAPDB mapping: LWW
+    if s.mapping is not None:
+        if len(s.mapping) != len(ks.dbs):
+            raise SnapshotError("snapshot of %d databases: this node has %d"
+                                % (len(s.mapping), len(ks.dbs)))
+        ks.after_swap(ks.set_mapping(s.mapping, s.map_u, s.map_n))
+    try:
+        ks.use(<Db>ks.by_ident[0])
+        if s.version < 2:
+            # a key's objects are not together: gather them
+            groups = {}
+            for _i, key, bo in s.objects():
+                groups.setdefault(key, []).append(bo)
+                count += 1
+            m = mine.get(0)
+            for key, lst in groups.items():
+                if m:
+                    m.discard(key)
+                _merge_key(ks, key, lst, ca, cb, clock)
+        else:
+            for ident, key, bo in s.objects():
+                if objs and (key != cur or ident != cur_id):
+                    _merge_key(ks, cur, objs, ca, cb, clock)
+                    objs = []
+                if ident != cur_id:
+                    ks.use(<Db>ks.by_ident[ident])
+                    cur_id = ident
+                cur = key
+                m = mine.get(ident)
+                if m:
+                    m.discard(key)
+                objs.append(bo)
+                count += 1
+                if progress is not None and count % 100000 == 0:
+                    progress(count)
+            if objs:
                 _merge_key(ks, cur, objs, ca, cb, clock)
-                objs = []
-            cur = key
-            if mine:
-                mine.discard(key)
-            objs.append(bo)
-            count += 1
-            if progress is not None and count % 100000 == 0:
-                progress(count)
-        if objs:
-            _merge_key(ks, cur, objs, ca, cb, clock)
-    # what only this node has: drop what the other side saw and lost
-    for key in mine:
-        _merge_key(ks, key, [], ca, cb, clock)
+        # what only this node has: drop what the other side saw and lost
+        for ident, m in mine.items():
+            ks.use(<Db>ks.by_ident[ident])
+            for key in m:
+                _merge_key(ks, key, [], ca, cb, clock)
+    finally:
+        ks.use(was)
     # the context: VV = max, cloud = union minus what VV covers
     for node, u in s.vv.items():
         if node == ks.node_id:

@@ -66,7 +66,7 @@ def client_line(c: Any) -> str:
     return (
         f"id={c.id} addr={c.addr} laddr={c.laddr} fd={c.fd} "
         f"name={text(c.name or b'')} age={int(now - c.ctime)} "
-        f"idle={int(max(0, now - c.last_interaction))} flags={flags} db=0 sub={nsub} psub={npsub} ssub={nssub} "
+        f"idle={int(max(0, now - c.last_interaction))} flags={flags} db={c.db.index} sub={nsub} psub={npsub} ssub={nssub} "
         f"multi={c.multi_count} qbuf={c.qbuf} qbuf-free={qfree} argv-mem={argvmem}"
         f" multi-mem={multimem} rbs=0 rbp=0 obl={c.obuf} oll=0 omem={omem} tot-mem={totmem}"
         f" events={events} cmd={text(c.last_cmd_name)} "

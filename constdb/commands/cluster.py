@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from constdb._core.codec import RespError
 from constdb.commands import command
 
 
@@ -31,6 +32,16 @@ def wait(c: Any, argv: list[bytes]) -> Any:
 
 @command("crdt.digest")
 def crdt_digest(c: Any, argv: list[bytes]) -> Any:
+    if len(argv) > 2:
+        raise RespError("ERR syntax error")
+    if len(argv) == 2:
+        try:
+            db = int(argv[1])
+        except ValueError:
+            raise RespError("ERR value is not an integer or out of range") from None
+        if not 0 <= db < len(c.ks.dbs):
+            raise RespError("ERR DB index is out of range")
+        return c.ks.digest(db).encode()
     return c.ks.digest().encode()
 
 

@@ -61,7 +61,6 @@ REDIS_ALIASES = {
 }
 # Redis parameters that have one fixed value here
 FIXED = {
-    "databases": "1",
     "cluster-enabled": "no",
 }
 

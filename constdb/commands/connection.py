@@ -97,6 +97,7 @@ def hello(c: Any, argv: list[bytes]) -> Any:
 def reset(c: Any, argv: list[bytes]) -> Any:
     # Redis's clearClientConnectionState
     c.discard_multi()
+    c.db = c.ks.dbs[0]  # back to db 0 (selectDb(c, 0))
     c.srv.pubsub.forget(c)
     c.srv.tracking.disable(c)
     c.resp = 2

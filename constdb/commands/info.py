@@ -134,8 +134,8 @@ def stats(app: Any) -> Rows:
         *app.tracking.info(),
         ("total_error_replies", app.srv.total_errors),
         ("remote_effects_applied", app.ks.applied_remote),
-        ("pending_tombstones", len(app.ks.tombs)),
-        ("type_conflict_keys", len(app.ks.alts)),
+        ("pending_tombstones", sum(len(db.tombs) for db in app.ks.dbs)),
+        ("type_conflict_keys", sum(len(db.alts) for db in app.ks.dbs)),
     ]
     return rows
 
@@ -210,10 +210,15 @@ def cluster(app: Any) -> Rows:
 
 
 def keyspace(app: Any) -> Rows:
-    n = app.ks.dbsize()
-    if not n:
-        return []
-    return [("db0", f"keys={n},expires={app.ks.expires_count()},avg_ttl=0")]
+    ks = app.ks
+    rows: Rows = []
+    for db in ks.dbs:
+        if db.d:
+            n = len(db.d)
+            rows.append(
+                (f"db{db.index}", f"keys={n},expires={ks.expires_count(db.index)},avg_ttl=0")
+            )
+    return rows
 
 
 # ---- metrics for prometheus-redis-exporter (docs/deploy.md, "What to alert on") ----
@@ -267,7 +272,7 @@ def group(app: Any) -> Rows:
         ("cluster_backlog_bytes", bl.size),
         ("cluster_backlog_records", bl.nrec),
         ("cluster_backlog_limit_bytes", app.repl.backlog_limit),
-        ("cluster_pending_tombstones", len(app.ks.tombs)),
+        ("cluster_pending_tombstones", sum(len(db.tombs) for db in app.ks.dbs)),
         ("cluster_stable_point_age_ms", age),
         ("cluster_clock_drift_refusals", app.repl.clock_drift_refusals),
         ("cluster_remote_effects_applied", app.ks.applied_remote),

@@ -48,7 +48,7 @@ def memory_stats(c: Any, argv: list[bytes]) -> Any:
     peak = max(mem.peak, used)
     rss = _rss()
     ks = app.ks
-    nkeys = len(ks.d)
+    nkeys = ks.dbsize()  # every db
     ds = p["dataset"]
     over = used - ds
     rows = {
@@ -62,9 +62,13 @@ def memory_stats(c: Any, argv: list[bytes]) -> Any:
         "aof.buffer": 0,
         "lua.caches": 0,
         "functions.caches": 0,
-        "db.0": {
-            "overhead.hashtable.main": 48 * nkeys,
-            "overhead.hashtable.expires": 48 * len(ks.expires),
+        **{
+            f"db.{db.index}": {
+                "overhead.hashtable.main": 48 * len(db.d),
+                "overhead.hashtable.expires": 48 * len(db.expires),
+            }
+            for db in ks.dbs
+            if db.d or db.index == 0
         },
         "overhead.total": over,
         "keys.count": nkeys,
@@ -84,7 +88,7 @@ def memory_doctor(c: Any, argv: list[bytes]) -> Any:
     app = c.srv.app
     mem = app.memory
     used = mem.used()
-    if len(app.ks.d) == 0 or used < 5 << 20:
+    if app.ks.dbsize() == 0 or used < 5 << 20:
         return "This node holds too little data for a memory report to say anything useful."
     rss = _rss()
     lines = []

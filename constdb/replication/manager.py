@@ -1223,7 +1223,7 @@ class Replication:
             ("known_peers", len(others)),
             ("forgotten", 1 if self.forgotten else 0),
             ("stable_point", self.stable),
-            ("pending_tombstones", len(self.ks.tombs)),
+            ("pending_tombstones", sum(len(db.tombs) for db in self.ks.dbs)),
             ("gc_dropped_tombstones", self.gc_dropped),
             ("clock_drift_refusals", self.clock_drift_refusals),
         ]
