@@ -370,6 +370,31 @@ def test_events_in_multi_exec_and_scripts(sides):
     )
 
 
+def test_events_in_numbered_databases(sides):
+    """Channels name the db the change is in: SELECT, MOVE (move_from in the
+    source, move_to in the target), COPY ... DB, SWAPDB, FLUSHDB."""
+    stream = check(
+        sides,
+        [
+            ("SELECT", "2"),
+            ("SET", "m", "1"),
+            ("MOVE", "m", "5"),
+            ("MOVE", "nosuch", "5"),
+            ("SELECT", "5"),
+            ("COPY", "m", "m2", "DB", "7"),
+            ("SWAPDB", "5", "7"),
+            ("SADD", "s", "x"),
+            ("SELECT", "7"),
+            ("DEL", "m"),
+            ("FLUSHDB",),
+            ("SELECT", "0"),
+        ],
+        "KEAn",
+    )
+    assert any(b"__keyevent@5__:move_to" in m for m in stream)
+    assert any(b"__keyspace@2__:m" in m for m in stream)
+
+
 def test_restore_copy_and_dump(sides):
     a, b = sides
     check(sides, [("RPUSH", "src", "a", "b")])
