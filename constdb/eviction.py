@@ -17,8 +17,16 @@ from constdb._core.evict import POLICIES, Evictor
 
 # what a node holds before any key: command table, config, scripts' tables
 STARTUP_BYTES = 1 << 20
-WINDOW_KEY_BYTES = 120
-LAZY_SLICE = 20_000  # elements freed per event-loop turn (about 1-2 ms)  # a window entry (dict slot) and the key it keeps alive
+LAZY_SLICE = 20_000  # elements freed per event-loop turn (about 1-2 ms)
+OOM_ERR = "OOM command not allowed when used memory > 'maxmemory'."
+
+
+def out_of_memory(srv: Any) -> bool:
+    """Redis's out_of_memory of processCommand: over the limit, and evicting
+    cannot bring the data set under it (noeviction, or nothing to evict)."""
+    ev = srv.evictor
+    ks = srv.ks
+    return ev is not None and ks.mem_ds > ks.ds_limit and ev.run() == 1
 
 
 def human(n: float) -> str:
@@ -80,7 +88,7 @@ class Memory:
             "dataset": self.app.ks.mem_ds,
             "backlog": self.app.backlog.size,
             "clients": self.clients_bytes(),
-            "eviction": ev.sketch_bytes() + WINDOW_KEY_BYTES * len(ev.win),
+            "eviction": ev.sketch_bytes(),
             "startup": STARTUP_BYTES,
         }
 

@@ -34,6 +34,7 @@ from lupa import lua51
 from constdb._core.codec import RespError
 from constdb._core.protocol import FLAG, NO_REPLY, Client
 from constdb.commands.common import REDIS_COMPAT_VERSION, int_arg
+from constdb.eviction import OOM_ERR, out_of_memory
 from constdb.scripting_libs import install_libs
 
 log = logging.getLogger("constdb.scripting")
@@ -46,6 +47,7 @@ HOOK_COUNT = 100_000  # VM instructions between two clock checks of a running sc
 F_WRITE = FLAG["write"]
 F_NOSCRIPT = FLAG["noscript"]
 F_CHECK = F_WRITE | F_NOSCRIPT
+F_DENYOOM = FLAG["denyoom"]
 
 NOSCRIPT = "NOSCRIPT No matching script. Please use EVAL."
 SHEBANG_FLAGS = ("no-writes", "allow-oom", "allow-stale", "no-cluster", "allow-cross-slot-keys")
@@ -61,6 +63,7 @@ E_UNKNOWN = b"-ERR Unknown Redis command called from script\r\n"
 E_ARITY = b"-ERR Wrong number of args calling Redis command from script\r\n"
 E_NOSCRIPT = b"-ERR This Redis command is not allowed from script\r\n"
 E_READONLY = b"-ERR Write commands are not allowed from read-only scripts.\r\n"
+E_OOM = b"-" + OOM_ERR.encode() + b"\r\n"
 LOG_LEVELS = (logging.DEBUG, logging.DEBUG, logging.INFO, logging.WARNING)
 
 
@@ -88,13 +91,25 @@ def _version_num(v: str) -> int:
 class Script:
     """A cached EVAL script, or a library function (is_fn: sha is its name)."""
 
-    __slots__ = ("sha", "body", "fn", "no_writes", "shebang", "is_fn", "flags", "desc", "lib")
+    __slots__ = (
+        "sha",
+        "body",
+        "fn",
+        "no_writes",
+        "allow_oom",
+        "shebang",
+        "is_fn",
+        "flags",
+        "desc",
+        "lib",
+    )
 
     def __init__(self, sha: bytes, body: bytes, fn: Any, no_writes: bool, shebang: bool) -> None:
         self.sha = sha
         self.body = body
         self.fn = fn
         self.no_writes = no_writes
+        self.allow_oom = False
         self.shebang = shebang
         self.is_fn = False
         self.flags: list[bytes] = []
@@ -140,10 +155,10 @@ def parse_library_meta(code: bytes) -> bytes:
     return name
 
 
-def parse_shebang(body: bytes) -> tuple[int, bool]:
-    """(length of the shebang line, no-writes) of a script; (0, False) without one."""
+def parse_shebang(body: bytes) -> tuple[int, set[bytes]]:
+    """(length of the shebang line, its flags) of a script; (0, set()) without one."""
     if not body.startswith(b"#!"):
-        return 0, False
+        return 0, set()
     end = body.find(b"\n")
     line = body if end < 0 else body[:end]
     parts = line[2:].split(b" ")
@@ -151,7 +166,7 @@ def parse_shebang(body: bytes) -> tuple[int, bool]:
         raise RespError(
             f"ERR Unexpected engine in script shebang: #!{parts[0].decode(errors='replace')}"
         )
-    no_writes = False
+    flags: set[bytes] = set()
     for p in parts[1:]:
         if not p:
             continue
@@ -164,9 +179,8 @@ def parse_shebang(body: bytes) -> tuple[int, bool]:
                 raise RespError(
                     f"ERR Unexpected flag in script shebang: {f.decode(errors='replace')}"
                 )
-            if f == b"no-writes":
-                no_writes = True
-    return len(line), no_writes
+            flags.add(f)
+    return len(line), flags
 
 
 class ScriptEngine:
@@ -186,6 +200,7 @@ class ScriptEngine:
         self.running: Optional[Any] = None  # the calling client while a script runs
         self.read_only = False
         self.wrote = False
+        self.oom = False  # out of memory when the running script started
         self.killed = False
         self.start = 0.0
         self.served_eof: set[int] = set()
@@ -262,6 +277,8 @@ class ScriptEngine:
                 return E_NOSCRIPT
             if self.read_only:
                 return E_READONLY
+            if self.oom and not self.wrote and flags & F_DENYOOM:
+                return E_OOM
             self.wrote = True
         return self.script_call(cmd, argv)
 
@@ -465,7 +482,7 @@ class ScriptEngine:
         return s
 
     def create(self, sha: bytes, body: bytes) -> Script:
-        skip, no_writes = parse_shebang(body)
+        skip, flags = parse_shebang(body)
         src = body[skip:] if skip else body
         r = self._compile(src)
         if isinstance(r, tuple):
@@ -475,7 +492,8 @@ class ScriptEngine:
         if fn is None:
             msg = err.decode("utf-8", "replace") if isinstance(err, bytes) else str(err)
             raise RespError(f"ERR Error compiling script (new function): {msg}")
-        s = Script(sha, body, fn, no_writes, skip > 0)
+        s = Script(sha, body, fn, b"no-writes" in flags, skip > 0)
+        s.allow_oom = b"allow-oom" in flags
         self.scripts[sha] = s
         return s
 
@@ -505,6 +523,7 @@ class ScriptEngine:
                 if f.decode(errors="replace") not in SHEBANG_FLAGS:
                     raise RespError("ERR Error registering functions: unknown flag given")
             s = Script(fname, b"", cb, b"no-writes" in fl, True)
+            s.allow_oom = b"allow-oom" in fl
             s.is_fn = True
             s.flags = fl
             s.desc = desc
@@ -523,9 +542,31 @@ class ScriptEngine:
         for f in lib.functions:
             self.functions.pop(f, None)
 
+    def check_oom(self, s: Script | None, body: bytes | None = None) -> None:
+        """Redis's deny-oom of a script with flags (a shebang, or a
+        function) that allow neither writing nor OOM: refused while the node
+        is out of memory, before anything else (processCommand). A script
+        without flags is checked at its first write instead (_exec)."""
+        if s is None:
+            if body is None:
+                return
+            try:
+                skip, flags = parse_shebang(body)
+            except RespError:
+                return  # (the script's run reports it)
+            if not skip or flags & {b"no-writes", b"allow-oom"}:
+                return
+        elif not s.shebang or s.no_writes or s.allow_oom:
+            return
+        if out_of_memory(self.srv):
+            raise RespError(OOM_ERR)
+
     def run(self, c: Any, s: Script, argv: list[bytes], nkeys: int, ro: bool) -> Any:
         if ro and s.shebang and not s.no_writes:
             raise RespError("ERR Can not execute a script with write flag using *_ro command.")
+        # Redis's pre_command_oom_state: a script's first write is refused if
+        # the node was out of memory when it started (allow-oom: never)
+        self.oom = not s.allow_oom and out_of_memory(self.srv)
         self.running = c
         self.running_fn = s if s.is_fn else None
         self.running_argv = argv

@@ -143,6 +143,59 @@ def test_oom_error_beside_redis(raw_pair, constdb_server, redis_server):
             c.config_set("maxmemory", "0")
 
 
+def test_scripts_under_oom_beside_redis(raw_pair, constdb_server, redis_server):
+    """A script's first deny-oom write is refused when the node was out of
+    memory as it started; a script with flags (shebang, function) that allow
+    neither writes nor OOM is refused at the call; MULTI queues nothing."""
+    cs, rs = constdb_server.client(), redis_server.client()
+    lib = (
+        "#!lua name=oomlib\n"
+        "redis.register_function('w', function() return redis.call('set', 'a', '1') end)\n"
+        "redis.register_function{function_name='r', callback=function() return 1 end,"
+        " flags={'no-writes'}}\n"
+        "redis.register_function{function_name='o', callback=function()"
+        " return redis.call('set', 'a', '2') end, flags={'allow-oom'}}"
+    )
+    sha_bang = "#!lua\nreturn redis.call('get', 'a')"
+    try:
+        same(raw_pair, "FUNCTION", "LOAD", "REPLACE", lib)
+        same(raw_pair, "SET", "k", "v")
+        same(raw_pair, "SCRIPT", "LOAD", sha_bang)
+        for c in (cs, rs):
+            c.config_set("maxmemory", "1")
+        for body in (
+            "return redis.call('set', 'a', '1')",
+            "return redis.pcall('set', 'a', '1')",
+            "return redis.call('get', 'k')",
+            "return redis.call('incr', 'n')",
+            "redis.call('del', 'k'); return redis.call('set', 'a', '1')",
+            "#!lua\nreturn redis.call('get', 'k')",
+            "#!lua\nreturn 1",
+            "#!lua flags=no-writes\nreturn redis.call('get', 'k')",
+            "#!lua flags=allow-oom\nreturn redis.call('set', 'a', '1')",
+            "#!lua flags=bogus\nreturn 1",
+        ):
+            same(raw_pair, "EVAL", body, "0")
+        same(raw_pair, "EVAL", "#!lua\nreturn 1", "5")
+        same(raw_pair, "EVAL_RO", "#!lua\nreturn 1", "0")
+        same(raw_pair, "EVAL_RO", "return redis.call('get', 'a')", "0")
+        sha = same(raw_pair, "SCRIPT", "LOAD", sha_bang).split(b"\r\n")[1].decode()
+        same(raw_pair, "EVALSHA", sha, "0")
+        same(raw_pair, "EVALSHA", sha, "9")
+        same(raw_pair, "EVALSHA", "f" * 40, "0")
+        for fn in ("w", "r", "o"):
+            same(raw_pair, "FCALL", fn, "0")
+        same(raw_pair, "FCALL_RO", "r", "0")
+        same(raw_pair, "FCALL", "nosuch", "0")
+        same(raw_pair, "MULTI")
+        same(raw_pair, "GET", "a")
+        same(raw_pair, "EXEC")
+    finally:
+        for c in (cs, rs):
+            c.config_set("maxmemory", "0")
+            c.function_flush()
+
+
 # ---- the policies ----
 
 
@@ -373,19 +426,29 @@ def test_redis_cli_bigkeys_memkeys_hotkeys(lone, node):
 # ---- lazy freeing ----
 
 
-def test_unlink_and_flushall_async_free_in_slices(lone):
+@pytest.mark.parametrize("typ", ["set", "hash"])
+def test_unlink_and_flushall_async_free_in_slices(lone, typ):
     c = lone
+
+    def add(k: str, start: int, n: int) -> None:
+        ms = [f"m{i}" for i in range(start, start + n)]
+        if typ == "set":
+            c.sadd(k, *ms)
+        else:
+            c.hset(k, mapping={m: "v" for m in ms})
+
     for k in ("big1", "big2"):
         for start in range(0, 60_000, 10_000):
-            c.sadd(k, *[f"m{i}" for i in range(start, start + 10_000)])
+            add(k, start, 10_000)
     ds = c.info("memory")["used_memory_dataset"]
     assert c.unlink("big1") == 1
     assert c.exists("big1") == 0
     # the data set no longer counts it; its memory is freed a slice at a time
     assert c.info("memory")["used_memory_dataset"] < ds * 0.6
     wait_for(lambda: c.info("memory")["lazyfree_pending_objects"] == 0, 10, what="lazy free")
-    c.sadd("big1", "x")
-    assert c.smembers("big1") == {b"x"}
+    add("big1", 0, 1)
+    assert c.type("big1") == typ.encode()
+    assert (c.smembers("big1") if typ == "set" else c.hkeys("big1")) in ({b"m0"}, [b"m0"])
     assert c.execute_command("FLUSHALL", "ASYNC") is True
     assert c.dbsize() == 0 and c.info("memory")["used_memory_dataset"] == 0
     wait_for(lambda: c.info("memory")["lazyfree_pending_objects"] == 0, 10, what="lazy free")
