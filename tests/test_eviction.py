@@ -4,6 +4,8 @@ redis-cli's --bigkeys / --memkeys / --hotkeys."""
 
 from __future__ import annotations
 
+import os
+import signal
 import subprocess
 
 import pytest
@@ -452,6 +454,44 @@ def test_unlink_and_flushall_async_free_in_slices(lone, typ):
     assert c.execute_command("FLUSHALL", "ASYNC") is True
     assert c.dbsize() == 0 and c.info("memory")["used_memory_dataset"] == 0
     wait_for(lambda: c.info("memory")["lazyfree_pending_objects"] == 0, 10, what="lazy free")
+
+
+def test_link_buffers_count_in_used_memory_not_for_eviction(node):
+    """A stalled peer's link buffer is in used_memory (mem_clients_slaves,
+    mem_not_counted_for_evict) but does not make the node evict or refuse."""
+    a = make_node(node, "a")
+    b = make_node(node, "b")
+    meet(a, b)
+    wait_linked([a, b])
+    ca = a.client()
+    os.kill(b.pid, signal.SIGSTOP)
+    try:
+        p = ca.pipeline(transaction=False)
+        for i in range(5000):
+            p.set(f"k{i}", os.urandom(2000))  # (incompressible: the link compresses)
+        p.execute()
+        # the link stops sending at its transport's high-water mark, the
+        # kernel's socket buffers full: the backlog keeps the rest
+        wait_for(lambda: ca.info("memory")["mem_clients_slaves"] > 32_768, 10, what="a link buffer")
+        m = ca.info("memory")
+        links = m["mem_clients_slaves"]
+        assert m["mem_not_counted_for_evict"] == links
+        assert m["used_memory"] == (
+            m["used_memory_dataset"]
+            + m["mem_replication_backlog"]
+            + m["mem_clients_normal"]
+            + m["mem_eviction_sketch"]
+            + m["used_memory_startup"]
+            + links
+        )
+        # used_memory is over maxmemory, what counts for eviction is not
+        ca.config_set("maxmemory", str(m["used_memory"] - links // 2))
+        assert ca.set("one-more", "v") is True
+        assert ca.info("stats")["evicted_keys"] == 0
+        ca.config_set("maxmemory", "0")
+    finally:
+        os.kill(b.pid, signal.SIGCONT)
+    wait_converged([a, b])
 
 
 def test_a_peers_writes_count_as_accesses(node):
