@@ -456,6 +456,23 @@ def test_unlink_and_flushall_async_free_in_slices(lone, typ):
     wait_for(lambda: c.info("memory")["lazyfree_pending_objects"] == 0, 10, what="lazy free")
 
 
+def test_unlink_of_big_values_replicates_as_a_del(node):
+    a = make_node(node, "a")
+    b = make_node(node, "b")
+    meet(a, b)
+    wait_linked([a, b])
+    ca, cb = a.client(), b.client()
+    ca.sadd("s", *[f"m{i}" for i in range(500)])
+    ca.hset("h", mapping={f"f{i}": "v" for i in range(500)})
+    wait_for(lambda: cb.hlen("h") == 500 and cb.scard("s") == 500, 10, what="b has both")
+    assert ca.unlink("s", "h") == 2
+    wait_converged([a, b])
+    assert cb.exists("s", "h") == 0
+    cb.hset("h", "f1", "again")
+    wait_for(lambda: ca.hgetall("h") == {b"f1": b"again"}, 10, what="a refilled")
+    wait_converged([a, b])
+
+
 def test_link_buffers_count_in_used_memory_not_for_eviction(node):
     """A stalled peer's link buffer is in used_memory (mem_clients_slaves,
     mem_not_counted_for_evict) but does not make the node evict or refuse."""
