@@ -190,7 +190,7 @@ cdef class Evictor:
         cdef Keyspace ks = self.ks
         if ks.evict_mode != 2 or ks.sk.c == NULL:
             return 0
-        return 4 * (ks.sk.mask + 1) + 9 * ks.win_cap()
+        return 4 * (ks.sk.mask + 1) + 9 * (0 if ks.win is None else len(ks.win))
 
     cdef int _size_sketch(self, Py_ssize_t nkeys) except -1:
         # width: a power of two >= SK_WIDTH x the keys held; the counters
@@ -319,7 +319,7 @@ cdef class Evictor:
         self.win_max = <Py_ssize_t>(len(ks.d) * self.win_pct / 100.0)
         if self.win_max < WIN_MIN:
             self.win_max = WIN_MIN
-        cap = ks.win_cap()
+        cap = 0 if ks.win is None else len(ks.win)
         if cap < self.win_max + 16 or cap > 2 * self.win_max + 64:
             ks.win_resize(self.win_max + 16 + self.win_max // 4)
         while ks.win_n > self.win_max + 1:
