@@ -14,8 +14,15 @@ batch), server CPU per request (GET and SET counted as one request each),
 used_memory and RSS at the end, evicted keys. ConstDB's
 maxmemory_eviction_margin is set to 0 (a lone node: no peer to leave room for).
 
+ConstDB holds fewer keys per MB than Redis, so with --modes memory,keys it
+also runs at equal key capacity: ConstDB's maxmemory scaled so that it holds
+as many 100-byte string keys as Redis holds at --maxmemory (both measured by
+filling each server with fresh keys until it evicts); those rows are marked
+"ConstDB=keys".
+
     PYTHONPATH=$PWD python3 benchmarks/bench_cache.py [--maxmemory 64mb]
         [--requests 3000000] [--universe 2000000] [--workloads zipf,scan,shift]
+        [--modes memory,keys]
 """
 
 from __future__ import annotations
@@ -118,6 +125,36 @@ def run(srv, keys: list[bytes]) -> dict:
     }
 
 
+def mem_bytes(v: str) -> int:
+    v = v.lower()
+    for unit, m in (("gb", 1 << 30), ("mb", 1 << 20), ("kb", 1 << 10), ("b", 1)):
+        if v.endswith(unit):
+            return int(float(v[: -len(unit)]) * m)
+    return int(v)
+
+
+def capacity(cls, tmp: str, maxmemory: int) -> int:
+    """Keys of 100-byte values the server holds at maxmemory (allkeys-lru)."""
+    srv = cls(tmp).start()
+    try:
+        c = srv.client()
+        c.config_set("maxmemory", str(maxmemory))
+        c.config_set("maxmemory-policy", "allkeys-lru")
+        if cls is ConstDBServer:
+            c.config_set("maxmemory-eviction-margin", "0")
+        i = 0
+        while True:
+            p = c.pipeline(transaction=False)
+            for j in range(i, i + 10_000):
+                p.set(b"fill:%d" % j, VALUE)
+            p.execute()
+            i += 10_000
+            if c.info("stats").get("evicted_keys", 0) > 20_000:
+                return c.dbsize()
+    finally:
+        srv.stop()
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -133,24 +170,39 @@ def main() -> int:
     ap.add_argument("--workloads", default="zipf,scan,shift")
     ap.add_argument("--policies", default="allkeys-lru,allkeys-lfu")
     ap.add_argument("--ours", default="allkeys-wtinylfu", help="ConstDB-only policies")
+    ap.add_argument("--modes", default="memory", help="memory (equal maxmemory), keys")
     a = ap.parse_args()
     signal.signal(signal.SIGTERM, _sigterm)
     rows = []
     tmp = tempfile.mkdtemp(prefix="bench-cache-")
+    modes = a.modes.split(",")
     try:
+        mm = mem_bytes(a.maxmemory)
+        mm_keys = mm
+        if "keys" in modes:
+            kr = capacity(RedisServer, tmp, mm)
+            kc = capacity(ConstDBServer, tmp, mm)
+            mm_keys = int(mm * kr / kc)
+            print(
+                f"capacity at {a.maxmemory}: Redis {kr} keys, ConstDB {kc};"
+                f" ConstDB=keys runs at maxmemory {mm_keys / 2**20:.1f} MB",
+                flush=True,
+            )
+        ours = a.policies.split(",") + [x for x in a.ours.split(",") if x]
         for wl in a.workloads.split(","):
             keys = workload(wl, a)
-            plan = [("Redis", p) for p in a.policies.split(",")]
-            plan += [
-                ("ConstDB", p) for p in a.policies.split(",") + [x for x in a.ours.split(",") if x]
-            ]
-            for name, policy in plan:
+            plan = [("Redis", p, mm) for p in a.policies.split(",")]
+            if "memory" in modes:
+                plan += [("ConstDB", p, mm) for p in ours]
+            if "keys" in modes:
+                plan += [("ConstDB=keys", p, mm_keys) for p in ours]
+            for name, policy, limit in plan:
                 srv = (RedisServer if name == "Redis" else ConstDBServer)(tmp).start()
                 try:
                     c = srv.client()
-                    c.config_set("maxmemory", a.maxmemory)
+                    c.config_set("maxmemory", str(limit))
                     c.config_set("maxmemory-policy", policy)
-                    if name == "ConstDB":
+                    if name != "Redis":
                         c.config_set("maxmemory-eviction-margin", "0")
                     r = run(srv, keys)
                 finally:
@@ -158,7 +210,7 @@ def main() -> int:
                 r.update(workload=wl, server=name, policy=policy)
                 rows.append(r)
                 print(
-                    f"{wl:6} {name:8} {policy:17} hit {r['hit']:.4f}  {r['rps']:9.0f} req/s"
+                    f"{wl:6} {name:12} {policy:17} hit {r['hit']:.4f}  {r['rps']:9.0f} req/s"
                     f"  cpu {r['cpu_us']:5.2f} us/req  used {r['used'] / 2**20:6.1f} MB"
                     f"  rss {r['rss'] / 2**20:6.1f} MB  keys {r['keys']}",
                     flush=True,

@@ -1,9 +1,10 @@
-"""DEL vs UNLINK of a big set, ConstDB beside redis-server: the time the
-command takes (the event loop is blocked for that long) and, for UNLINK, how
-long until the memory is freed in slices (ConstDB: lazyfree_pending_objects
-back to 0).
+"""DEL vs UNLINK of a big set, hash, sorted set and list, ConstDB beside
+redis-server: the time the command takes (the event loop is blocked for
+that long) and, for UNLINK, how long until the memory is freed in slices
+(lazyfree_pending_objects back to 0) with the worst PING meanwhile.
 
     PYTHONPATH=$PWD python3 benchmarks/bench_lazyfree.py [--members 1000000]
+        [--types set,hash,zset,list]
 """
 
 from __future__ import annotations
@@ -15,9 +16,17 @@ import time
 from bench_vs_redis import ConstDBServer, RedisServer, cleanup
 
 
-def load(c, key: str, n: int) -> None:
+def load(c, typ: str, key: str, n: int) -> None:
     for start in range(0, n, 10_000):
-        c.sadd(key, *[b"member:%d" % i for i in range(start, min(n, start + 10_000))])
+        ms = [b"member:%d" % i for i in range(start, min(n, start + 10_000))]
+        if typ == "set":
+            c.sadd(key, *ms)
+        elif typ == "hash":
+            c.hset(key, mapping={m: b"v" for m in ms})
+        elif typ == "zset":
+            c.zadd(key, {m: i for i, m in enumerate(ms, start)})
+        else:
+            c.rpush(key, *ms)
 
 
 def timed(c, *args) -> float:
@@ -29,31 +38,36 @@ def timed(c, *args) -> float:
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--members", type=int, default=1_000_000)
+    ap.add_argument("--types", default="set,hash,zset,list")
     a = ap.parse_args()
     tmp = tempfile.mkdtemp(prefix="bench-lazy-")
     try:
         print(
-            f"{a.members} members | DEL ms | UNLINK ms | freed after UNLINK ms | PING during freeing ms (max)"
+            f"{a.members} elements | server | DEL ms | UNLINK ms | freed after UNLINK ms"
+            " | PING during freeing ms (max)"
         )
-        for cls in (RedisServer, ConstDBServer):
-            srv = cls(tmp).start()
-            try:
-                c = srv.client()
-                load(c, "s1", a.members)
-                d = timed(c, "DEL", "s1")
-                load(c, "s2", a.members)
-                u = timed(c, "UNLINK", "s2")
-                t0 = time.perf_counter()
-                worst = 0.0
-                while True:
-                    p = timed(c, "PING")
-                    worst = max(worst, p)
-                    if int(c.info("memory").get("lazyfree_pending_objects", 0)) == 0:
-                        break
-                freed = (time.perf_counter() - t0) * 1000
-                print(f"{srv.name:8} | {d:7.1f} | {u:7.1f} | {freed:7.1f} | {worst:6.2f}")
-            finally:
-                srv.stop()
+        for typ in a.types.split(","):
+            for cls in (RedisServer, ConstDBServer):
+                srv = cls(tmp).start()
+                try:
+                    c = srv.client()
+                    load(c, typ, "k1", a.members)
+                    d = timed(c, "DEL", "k1")
+                    load(c, typ, "k2", a.members)
+                    u = timed(c, "UNLINK", "k2")
+                    t0 = time.perf_counter()
+                    worst = 0.0
+                    while True:
+                        worst = max(worst, timed(c, "PING"))
+                        if int(c.info("memory").get("lazyfree_pending_objects", 0)) == 0:
+                            break
+                    freed = (time.perf_counter() - t0) * 1000
+                    print(
+                        f"{typ:5} | {srv.name:8} | {d:7.1f} | {u:7.1f} | {freed:7.1f} | {worst:6.2f}",
+                        flush=True,
+                    )
+                finally:
+                    srv.stop()
     finally:
         cleanup()
 

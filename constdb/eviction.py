@@ -2,8 +2,11 @@
 
 `used_memory` is ConstDB's own count, not the RSS: the estimated bytes of
 the data set (Keyspace.mem_ds, kept per object as it changes: keyspace.pyx
-mem_est), plus the backlog, the clients' buffers, the W-TinyLFU sketch and
-window, plus a fixed startup share. Eviction itself is C (_core/evict.pyx);
+mem_est), plus the backlog, the clients' buffers, the replication links'
+buffers, the W-TinyLFU sketch and window, plus a fixed startup share. The
+links' buffers do not count towards eviction (as Redis leaves replicas'
+output buffers out: mem_not_counted_for_evict): a slow peer must not make
+its node evict. Eviction itself is C (_core/evict.pyx);
 this module configures it, refreshes its limit from the cron and gives INFO
 its rows.
 """
@@ -17,8 +20,16 @@ from constdb._core.evict import POLICIES, Evictor
 
 # what a node holds before any key: command table, config, scripts' tables
 STARTUP_BYTES = 1 << 20
-WINDOW_KEY_BYTES = 120
-LAZY_SLICE = 20_000  # elements freed per event-loop turn (about 1-2 ms)  # a window entry (dict slot) and the key it keeps alive
+LAZY_SLICE = 20_000  # elements freed per event-loop turn (about 1-2 ms)
+OOM_ERR = "OOM command not allowed when used memory > 'maxmemory'."
+
+
+def out_of_memory(srv: Any) -> bool:
+    """Redis's out_of_memory of processCommand: over the limit, and evicting
+    cannot bring the data set under it (noeviction, or nothing to evict)."""
+    ev = srv.evictor
+    ks = srv.ks
+    return ev is not None and ks.mem_ds > ks.ds_limit and ev.run() == 1
 
 
 def human(n: float) -> str:
@@ -74,13 +85,20 @@ class Memory:
             n += c.qbuf + c.obuf
         return n
 
+    def links_bytes(self) -> int:
+        repl = getattr(self.app, "repl", None)
+        if repl is None:
+            return 0
+        return sum(link.mem_bytes() for link in repl.links)
+
     def parts(self) -> dict[str, int]:
         ev = self.ev
         return {
             "dataset": self.app.ks.mem_ds,
             "backlog": self.app.backlog.size,
             "clients": self.clients_bytes(),
-            "eviction": ev.sketch_bytes() + WINDOW_KEY_BYTES * len(ev.win),
+            "links": self.links_bytes(),
+            "eviction": ev.sketch_bytes(),
             "startup": STARTUP_BYTES,
         }
 
@@ -91,7 +109,8 @@ class Memory:
         return u
 
     def refresh(self) -> None:
-        """The data set's limit from what else the node holds (cron, CONFIG SET)."""
+        """The data set's limit from what else the node holds (cron, CONFIG
+        SET); the links' buffers are left out (not counted for eviction)."""
         p = self.parts()
         self.other = p["backlog"] + p["clients"] + p["eviction"] + p["startup"]
         self.ev.set_limit(self.other)
@@ -139,7 +158,8 @@ class Memory:
             ("maxmemory_eviction_margin", f"{self.ev.margin:g}"),
             ("mem_fragmentation_ratio", f"{rss / used if used else 0:.2f}"),
             ("mem_fragmentation_bytes", rss - used),
-            ("mem_not_counted_for_evict", 0),
+            ("mem_not_counted_for_evict", p["links"]),
+            ("mem_clients_slaves", p["links"]),
             ("mem_clients_normal", p["clients"]),
             ("mem_eviction_sketch", p["eviction"]),
             ("lazyfree_pending_objects", len(self.app.ks.lazy)),

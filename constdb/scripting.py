@@ -40,6 +40,7 @@ from constdb._core.codec import RespError
 from constdb._core.protocol import Client
 from constdb._core.scriptcore import Script, ScriptCore, ScriptError
 from constdb.commands.common import REDIS_COMPAT_VERSION, int_arg
+from constdb.eviction import OOM_ERR, out_of_memory
 from constdb.functions import FunctionStore, encode_varint, read_varint
 from constdb.scripting_libs import install_libs
 
@@ -117,10 +118,10 @@ def parse_library_meta(code: bytes) -> bytes:
     return name
 
 
-def parse_shebang(body: bytes) -> tuple[int, bool]:
-    """(length of the shebang line, no-writes) of a script; (0, False) without one."""
+def parse_shebang(body: bytes) -> tuple[int, set[bytes]]:
+    """(length of the shebang line, its flags) of a script; (0, set()) without one."""
     if not body.startswith(b"#!"):
-        return 0, False
+        return 0, set()
     end = body.find(b"\n")
     line = body if end < 0 else body[:end]
     parts = line[2:].split(b" ")
@@ -128,7 +129,7 @@ def parse_shebang(body: bytes) -> tuple[int, bool]:
         raise RespError(
             f"ERR Unexpected engine in script shebang: #!{parts[0].decode(errors='replace')}"
         )
-    no_writes = False
+    flags: set[bytes] = set()
     for p in parts[1:]:
         if not p:
             continue
@@ -141,9 +142,8 @@ def parse_shebang(body: bytes) -> tuple[int, bool]:
                 raise RespError(
                     f"ERR Unexpected flag in script shebang: {f.decode(errors='replace')}"
                 )
-            if f == b"no-writes":
-                no_writes = True
-    return len(line), no_writes
+            flags.add(f)
+    return len(line), flags
 
 
 class ScriptEngine(ScriptCore):
@@ -165,6 +165,7 @@ class ScriptEngine(ScriptCore):
         self.running = None  # the calling client while a script runs
         self.read_only = False
         self.wrote = False
+        self.oom = False  # out of memory when the running script started
         self.killed = False
         self.start = 0.0
         self.served_eof: set[int] = set()
@@ -389,7 +390,7 @@ class ScriptEngine(ScriptCore):
         return s
 
     def create(self, sha: bytes, body: bytes) -> Script:
-        skip, no_writes = parse_shebang(body)
+        skip, flags = parse_shebang(body)
         src = body[skip:] if skip else body
         r = self._compile(src)
         if isinstance(r, tuple):
@@ -399,7 +400,8 @@ class ScriptEngine(ScriptCore):
         if fn is None:
             msg = err.decode("utf-8", "replace") if isinstance(err, bytes) else str(err)
             raise RespError(f"ERR Error compiling script (new function): {msg}")
-        s = Script(sha, body, fn, no_writes, skip > 0)
+        s = Script(sha, body, fn, b"no-writes" in flags, skip > 0)
+        s.allow_oom = b"allow-oom" in flags
         self.scripts[sha] = s
         return s
 
@@ -427,6 +429,7 @@ class ScriptEngine(ScriptCore):
                 if f.decode(errors="replace") not in SHEBANG_FLAGS:
                     raise RespError("ERR Error registering functions: unknown flag given")
             s = Script(fname, b"", cb, b"no-writes" in fl, True)
+            s.allow_oom = b"allow-oom" in fl
             s.is_fn = True
             s.flags = fl
             s.desc = desc
@@ -458,6 +461,25 @@ class ScriptEngine(ScriptCore):
         if reg is None or reg.code is None:
             raise RespError("ERR Library not found")
         self.store.write(name, None)
+
+    def check_oom(self, s: Optional[Script], body: Optional[bytes] = None) -> None:
+        """Redis's deny-oom of a script with flags (a shebang, or a
+        function) that allow neither writing nor OOM: refused while the node
+        is out of memory, before anything else (processCommand). A script
+        without flags is checked at its first write instead (ScriptCore._exec)."""
+        if s is None:
+            if body is None:
+                return
+            try:
+                skip, flags = parse_shebang(body)
+            except RespError:
+                return  # (the script's run reports it)
+            if not skip or flags & {b"no-writes", b"allow-oom"}:
+                return
+        elif not s.shebang or s.no_writes or s.allow_oom:
+            return
+        if out_of_memory(self.srv):
+            raise RespError(OOM_ERR)
 
     def flush_libraries(self) -> None:
         """FUNCTION FLUSH: a tombstone for every library this node holds."""

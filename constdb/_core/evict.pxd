@@ -12,6 +12,7 @@ cdef enum:
     P_TTL = 4
     P_WTINYLFU = 5
     POOL = 16          # Redis's EVPOOL_SIZE
+    WIN_MIN = 8        # W-TinyLFU's smallest window
 
 
 cdef class Evictor:
@@ -28,8 +29,20 @@ cdef class Evictor:
     cdef list pool_db                # and its Db
     cdef CObj last                   # the object of the key _sample returned
     cdef int pool_n
-    cdef public dict win             # W-TinyLFU's admission window: (Db, key) -> None, oldest first
-    cdef public Py_ssize_t win_max
+    # W-TinyLFU (the window itself is the keyspace's: Keyspace.win)
+    cdef public Py_ssize_t win_max   # the window's size now
+    cdef public double win_pct       # ... as a percentage of the keys held
+    cdef public double sk_width      # sketch width per key held
+    cdef public double sk_period     # increments per key held between halvings
+    cdef public bint victim_lfu      # main victim by sketch frequency (else sampled LRU)
+    cdef public bint admit_ties      # a newcomer as frequent as the victim is admitted
+    # a victim idle for longer than stale x the sketch's period / its frequency
+    # (in reads) is stale: any newcomer displaces it (0: off)
+    cdef public double stale
+    cdef double rate                 # reads per ms (a moving average)
+    cdef int64_t rate_ms
+    cdef uint64_t rate_reads
+    cdef uint64_t sk_keys            # keys held when the sketch was sized
     cdef public uint64_t admitted    # window keys that displaced a main victim
     cdef public uint64_t rejected    # window keys evicted (not admitted)
     cdef public uint64_t failed      # eviction runs that found nothing to evict
@@ -41,4 +54,6 @@ cdef class Evictor:
     cdef object _sample(self, Db db, dict src)
     cdef object _from_pool(self)
     cdef object _pick(self)
+    cdef object _pick_wtinylfu(self)
+    cdef int _size_sketch(self, Py_ssize_t nkeys) except -1
     cdef int perform(self) except -1

@@ -134,8 +134,19 @@ cdef class Evictor:
         self.pool_key = [None] * POOL
         self.pool_db = [None] * POOL
         self.pool_n = 0
-        self.win = {}
-        self.win_max = 8
+        self.win_max = WIN_MIN
+        # W-TinyLFU's parameters (chosen on bench_cache.py's workloads:
+        # README "A cache under maxmemory")
+        self.win_pct = 1.0
+        self.sk_width = 2.0
+        self.sk_period = 10.0
+        self.victim_lfu = False
+        self.admit_ties = False
+        self.stale = 1.0
+        self.rate = 0.0
+        self.rate_ms = 0
+        self.rate_reads = 0
+        self.sk_keys = 0
         self.samples = 5
         self.tenacity = 10
         self.maxmemory = 0
@@ -155,18 +166,14 @@ cdef class Evictor:
         self.pool_n = 0
         if self.kind == P_WTINYLFU:
             if ks.evict_mode != 2:
-                sk_init(&ks.sk, max(4096, 2 * len(ks.d)))
+                self._size_sketch(ks.dbsize())
+                ks.win_resize(WIN_MIN)
             ks.evict_mode = 2
-            ks.on_new_key = self._new_key
         else:
             if ks.evict_mode == 2:
                 sk_free(&ks.sk)
+                ks.win_resize(0)
             ks.evict_mode = 1 if self.kind == P_LFU else 0
-            ks.on_new_key = None
-            self.win = {}
-
-    def _new_key(self, key):
-        self.win[(self.ks.cur, key)] = None
 
     def set_limit(self, int64_t other):
         """ds_limit from maxmemory: evict once the data set passes
@@ -181,9 +188,22 @@ cdef class Evictor:
         self.ks.ds_limit = lim if lim > -1 else -1
 
     def sketch_bytes(self):
-        if self.ks.evict_mode != 2 or self.ks.sk.c == NULL:
+        """The sketch's counters and the window ring with its filter."""
+        cdef Keyspace ks = self.ks
+        if ks.evict_mode != 2 or ks.sk.c == NULL:
             return 0
-        return 4 * (self.ks.sk.mask + 1)
+        return 4 * (ks.sk.mask + 1) + 9 * (0 if ks.win is None else len(ks.win))
+
+    cdef int _size_sketch(self, Py_ssize_t nkeys) except -1:
+        # width: a power of two >= SK_WIDTH x the keys held; the counters
+        # are halved after SK_PERIOD x the keys held increments
+        cdef Keyspace ks = self.ks
+        cdef uint64_t n = <uint64_t>nkeys if nkeys > 1024 else 1024
+        if sk_init(&ks.sk, <uint64_t>(n * self.sk_width)) < 0:
+            raise MemoryError()
+        ks.sk.period = <uint64_t>(n * self.sk_period)
+        self.sk_keys = n
+        return 0
 
     # ---- the victim ---------------------------------------------------------
 
@@ -196,7 +216,7 @@ cdef class Evictor:
         if self.kind == P_LFU:
             return 255 - lfu_decr(ks, o.lru)
         idle = <uint32_t>ks.now - o.lru
-        if self.kind == P_WTINYLFU:
+        if self.kind == P_WTINYLFU and self.victim_lfu:
             return ((<uint64_t>(15 - sk_freq(&ks.sk, <uint64_t>PyObject_Hash(key)))) << 32) | idle
         return idle
 
@@ -268,7 +288,7 @@ cdef class Evictor:
                     if key is False:
                         continue
                     o = self.last
-                    if self.kind == P_WTINYLFU and (db, key) in self.win:
+                    if self.kind == P_WTINYLFU and ks.in_win(key):
                         continue
                     self._pool_add(db, key, self._score(key, o))
             k = self.pool_n - 1
@@ -290,7 +310,6 @@ cdef class Evictor:
         """The next victim: (Db, key), or None."""
         cdef Keyspace ks = self.ks
         cdef dict src
-        cdef object cand, victim
         cdef Db db
         if self.kind == P_RANDOM:
             # as Redis: the dbs in turn, a random key of the first that has one
@@ -307,33 +326,63 @@ cdef class Evictor:
             return None
         if self.kind != P_WTINYLFU:
             return self._from_pool()
-        # W-TinyLFU: a key leaving the admission window (1% of the keys,
-        # oldest inserted first) joins the main region; when the cache is
-        # full it must beat the main region's sampled victim (sketch
-        # frequency, then idle time) or it is the one evicted
-        self.win_max = max(8, ks.dbsize() // 100)
-        while len(self.win) > self.win_max + 1:
-            # (the window overflowed while the cache was filling: admitted)
-            del self.win[next(iter(self.win))]
-        while len(self.win) > self.win_max:
-            cand = next(iter(self.win))
-            del self.win[cand]
+        return self._pick_wtinylfu()
+
+    cdef object _pick_wtinylfu(self):
+        # a key leaving the admission window (the newest win_pct % of the
+        # keys, oldest first) joins the main region; when the cache is full
+        # it must beat the main region's victim (Redis's sampled LRU pick) by
+        # sketch frequency, or it is the one evicted
+        cdef Keyspace ks = self.ks
+        cdef tuple cand, victim
+        cdef int fc, fv
+        cdef Py_ssize_t cap, nkeys
+        cdef PyObject* p
+        cdef uint64_t reads = ks.hits + ks.misses
+        cdef double idle
+        if ks.now - self.rate_ms >= 100:
+            # reads per ms, to tell a victim's idle time in reads
+            if self.rate_ms:
+                self.rate = 0.5 * self.rate + 0.5 * (reads - self.rate_reads) / \
+                    <double>(ks.now - self.rate_ms)
+            self.rate_ms = ks.now
+            self.rate_reads = reads
+        nkeys = ks.dbsize()
+        self.win_max = <Py_ssize_t>(nkeys * self.win_pct / 100.0)
+        if self.win_max < WIN_MIN:
+            self.win_max = WIN_MIN
+        cap = 0 if ks.win is None else len(ks.win)
+        if cap < self.win_max + 16 or cap > 2 * self.win_max + 64:
+            ks.win_resize(self.win_max + 16 + self.win_max // 4)
+        while ks.win_n > self.win_max + 1:
+            ks.win_pop()    # (the window overflowed while the cache was filling: admitted)
+        while ks.win_n > self.win_max:
+            cand = ks.win_pop()
             if PyDict_GetItem((<Db>cand[0]).d, cand[1]) == NULL:
                 continue
             victim = self._from_pool()
             if victim is None:
                 return cand
-            if sk_freq(&ks.sk, <uint64_t>PyObject_Hash(cand[1])) > \
-                    sk_freq(&ks.sk, <uint64_t>PyObject_Hash(victim[1])):
+            fc = sk_freq(&ks.sk, <uint64_t>PyObject_Hash(cand[1]))
+            fv = sk_freq(&ks.sk, <uint64_t>PyObject_Hash(victim[1]))
+            p = PyDict_GetItem((<Db>victim[0]).d, victim[1])
+            idle = <double>(<uint32_t>ks.now - (<CObj>p).lru) * self.rate * (fv if fv > 1 else 1)
+            if fc > fv or (self.admit_ties and fc == fv) or \
+                    (self.stale > 0 and idle > self.stale * ks.sk.period) or \
+                    (fc >= 6 and (_rand() & 127) == 0):
+                # (a victim whose frequency is older than the sketch's memory
+                # of it is evicted: hot sets that move; and Caffeine's guard
+                # against an attacker keeping a hot victim: a warm newcomer
+                # wins one duel in 128)
                 self.admitted += 1
                 return victim
             self.rejected += 1
             return cand
         victim = self._from_pool()
-        if victim is None and self.win:
+        if victim is None:
             # nothing left outside the window
-            for cand in list(self.win):
-                del self.win[cand]
+            while ks.win_n:
+                cand = ks.win_pop()
                 if PyDict_GetItem((<Db>cand[0]).d, cand[1]) != NULL:
                     return cand
         return victim
@@ -354,8 +403,8 @@ cdef class Evictor:
             return 0
         if self.kind == P_NOEVICTION:
             return 1
-        if self.kind == P_WTINYLFU and <uint64_t>ks.dbsize() > 2 * (ks.sk.mask + 1):
-            sk_init(&ks.sk, 2 * ks.dbsize())
+        if self.kind == P_WTINYLFU and <uint64_t>ks.dbsize() > 2 * self.sk_keys:
+            self._size_sketch(ks.dbsize())
         t0 = mono_ns()
         # Redis's evictionTimeLimitUs: 50 us x tenacity up to 10, growing
         # 15% a step above it, unlimited at 100

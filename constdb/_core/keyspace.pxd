@@ -106,7 +106,14 @@ cdef class Keyspace:
     cdef public int lfu_decay_time
     cdef public uint64_t evicted_keys
     cdef Sketch sk                # W-TinyLFU's frequency sketch (evict_mode 2)
-    cdef public object on_new_key  # callable(key) for W-TinyLFU's window, or None
+    # W-TinyLFU's admission window (evict.pyx): a ring of the newest keys,
+    # oldest at win_head; win_cf counts the keys in it by hash slot (the
+    # sampler skips a key whose slot is non-zero: rarely a key outside it)
+    cdef list win                 # None: off
+    cdef Py_ssize_t win_head
+    cdef public Py_ssize_t win_n
+    cdef uint8_t* win_cf
+    cdef uint64_t win_cmask
     cdef public bint remote       # applying a peer's records (their writes count as accesses)
     cdef public bint lazy_free    # the running DEL frees big values in slices (UNLINK ...)
     cdef public list lazy         # containers waiting to be freed (lazy_step)
@@ -139,6 +146,9 @@ cdef class Keyspace:
     cdef int settle(self, object key, CObj o) except -1
     cdef int _settle(self, object key, CObj o) except -1
     cdef CObj find(self, object key, int t, bint create)
+    cdef int win_push(self, object key) except -1
+    cdef object win_pop(self)
+    cdef bint in_win(self, object key) noexcept
     cdef list objects_of(self, object key)
 
     # key-level local effects (the types' own are in their modules: t_*.emit_*)

@@ -24,6 +24,7 @@ from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_GET_SIZE
 from cpython.dict cimport PyDict_GetItem, PyDict_GetItemWithError, PyDict_Next
 from cpython.object cimport PyObject
 from libc.stdint cimport INT64_MAX, int64_t, uint8_t, uint32_t, uint64_t
+from libc.stdlib cimport calloc, free
 
 from constdb._core.backlog cimport Backlog
 from constdb._core.clock cimport Clock, wall_ms
@@ -448,7 +449,9 @@ cdef class Keyspace:
         self.lfu_log_factor = 10
         self.lfu_decay_time = 1
         self.evicted_keys = 0
-        self.on_new_key = None
+        self.win = None
+        self.win_head = self.win_n = 0
+        self.win_cf = NULL
         self.lazy_free = False
         self.lazy = []
         self.nmask = 0
@@ -461,6 +464,79 @@ cdef class Keyspace:
 
     def __dealloc__(self):
         sk_free(&self.sk)
+        if self.win_cf != NULL:
+            free(self.win_cf)
+
+    # ---- W-TinyLFU's admission window (evict.pyx) ----
+
+    def win_resize(self, Py_ssize_t cap):
+        """A window ring of cap keys (0: off), keeping the newest keys."""
+        cdef list keep = []
+        cdef uint64_t m = 64
+        while self.win_n:
+            keep.append(self.win_pop())
+        if self.win_cf != NULL:
+            free(self.win_cf)
+            self.win_cf = NULL
+        self.win_head = self.win_n = 0
+        if cap <= 0:
+            self.win = None
+            return
+        while m < <uint64_t>(4 * cap):
+            m <<= 1
+        self.win_cf = <uint8_t*>calloc(m, 1)
+        if self.win_cf == NULL:
+            raise MemoryError()
+        self.win_cmask = m - 1
+        self.win = [None] * cap
+        for key in keep[-cap:]:
+            self.win_push(key)
+
+    def win_len(self):
+        return self.win_n
+
+    def win_cap(self):
+        return 0 if self.win is None else len(self.win)
+
+    cdef int win_push(self, object key) except -1:
+        # key: (Db, key) (numbered databases; the filter counts the key's hash)
+        cdef Py_ssize_t cap = len(self.win), i
+        cdef uint64_t s
+        if self.win_n == cap:
+            self.win_pop()      # (full: the oldest joins the main region)
+        i = self.win_head + self.win_n
+        if i >= cap:
+            i -= cap
+        self.win[i] = key
+        s = (<uint64_t>PyObject_Hash((<tuple>key)[1]) * 0x9E3779B97F4A7C15ULL) >> 32
+        if self.win_cf[s & self.win_cmask] < 255:
+            self.win_cf[s & self.win_cmask] += 1
+        self.win_n += 1
+        return 0
+
+    cdef object win_pop(self):
+        """The oldest (Db, key) of the window (None: empty)."""
+        cdef object key
+        cdef uint64_t s
+        if self.win_n == 0:
+            return None
+        key = self.win[self.win_head]
+        self.win[self.win_head] = None
+        self.win_head += 1
+        if self.win_head == len(self.win):
+            self.win_head = 0
+        self.win_n -= 1
+        s = (<uint64_t>PyObject_Hash((<tuple>key)[1]) * 0x9E3779B97F4A7C15ULL) >> 32
+        if 0 < self.win_cf[s & self.win_cmask] < 255:
+            self.win_cf[s & self.win_cmask] -= 1
+        return key
+
+    cdef bint in_win(self, object key) noexcept:
+        cdef uint64_t s
+        if self.win_cf == NULL:
+            return False
+        s = (<uint64_t>PyObject_Hash(key) * 0x9E3779B97F4A7C15ULL) >> 32
+        return self.win_cf[s & self.win_cmask] != 0
 
     # ---- numbered databases -------------------------------------------------
 
@@ -802,8 +878,8 @@ cdef class Keyspace:
         self._settle(key, o)
         if obj_live(o):
             _mem_update(self, key, o)
-            if fresh and self.on_new_key is not None:
-                self.on_new_key(key)
+            if fresh and self.win is not None:
+                self.win_push((self.cur, key))
         elif o.msz:
             _mem_drop(self, o)
         return 0

@@ -48,13 +48,20 @@ _OOM_ERR = b"OOM command not allowed when used memory > 'maxmemory'."
 
 cdef bint _deny_oom(Client c, Command cmd):
     # Redis's reject_cmd_on_oom: a deny-oom command, or EXEC of a queue holding one
+    cdef bytes name
     if cmd.flags & F_DENYOOM:
         return True
-    if c.in_multi and cmd.parent is None and cmd.name == b"exec" and c.mqueue:
+    if not c.in_multi:
+        return False
+    name = cmd.name if cmd.parent is None else (<Command>cmd.parent).name
+    if name == b"exec":
         for x in c.mqueue:
             if (<Command>x[0]).flags & F_DENYOOM:
                 return True
-    return False
+        return False
+    # inside MULTI every other command is refused too (queuing grows
+    # without bound), but DISCARD, QUIT and RESET
+    return name != b"discard" and name != b"quit" and name != b"reset"
 
 
 cdef inline uint64_t mono_ns() noexcept:

@@ -15,6 +15,7 @@ from libc.stdint cimport uint64_t
 from libc.stdlib cimport strtoll
 from libc.string cimport memchr
 
+from constdb._core.keyspace cimport Keyspace
 from constdb._core.protocol cimport Client, Command, Server
 
 from constdb._core.codec import RespError
@@ -42,6 +43,7 @@ cdef inline uint64_t mono_ns() noexcept:
 cdef int F_WRITE = FLAG["write"]
 cdef int F_NOSCRIPT = FLAG["noscript"]
 cdef int F_CHECK = F_WRITE | F_NOSCRIPT
+cdef int F_DENYOOM = FLAG["denyoom"]
 
 cdef bytes E_NOARGS = b"-ERR Please specify at least one argument for this redis lib call\r\n"
 cdef bytes E_BADARG = b"-ERR Lua redis lib command arguments must be strings or integers\r\n"
@@ -49,6 +51,7 @@ cdef bytes E_UNKNOWN = b"-ERR Unknown Redis command called from script\r\n"
 cdef bytes E_ARITY = b"-ERR Wrong number of args calling Redis command from script\r\n"
 cdef bytes E_NOSCRIPT = b"-ERR This Redis command is not allowed from script\r\n"
 cdef bytes E_READONLY = b"-ERR Write commands are not allowed from read-only scripts.\r\n"
+cdef bytes E_OOM = b"-OOM command not allowed when used memory > 'maxmemory'.\r\n"
 
 NOSCRIPT = "NOSCRIPT No matching script. Please use EVAL."
 HOOK_COUNT = 100_000  # VM instructions between two clock checks of a running script
@@ -71,6 +74,7 @@ cdef class Script:
     cdef public bytes body
     cdef public object fn          # the compiled Lua function
     cdef public bint no_writes
+    cdef public bint allow_oom     # its flags allow it to run out of memory
     cdef public bint shebang
     cdef public bint is_fn
     cdef public list flags
@@ -82,6 +86,7 @@ cdef class Script:
         self.body = body
         self.fn = fn
         self.no_writes = no_writes
+        self.allow_oom = False
         self.shebang = shebang
         self.is_fn = False
         self.flags = []
@@ -104,6 +109,7 @@ cdef class ScriptCore:
     cdef public list running_argv
     cdef public bint read_only
     cdef public bint wrote
+    cdef public bint oom           # out of memory when the running script started
     cdef public bint killed
     cdef public double start
     cdef public dict scripts       # the script cache: sha (lower case hex) -> Script
@@ -120,16 +126,19 @@ cdef class ScriptCore:
         cdef bytes a = argv[2], sha = argv[1]
         cdef Py_ssize_t n
         cdef object s = None
+        if PyBytes_GET_SIZE(sha) == 40:
+            s = self.scripts.get(sha)
+            if s is None:
+                s = self.scripts.get(sha.lower())
+            if s is not None and (<Script>s).shebang and not (<Script>s).no_writes \
+                    and not (<Script>s).allow_oom:
+                self.check_oom(s)   # (processCommand's, before the command's own checks)
         if PyBytes_GET_SIZE(a) == 1 and 48 <= PyBytes_AS_STRING(a)[0] <= 57:
             n = PyBytes_AS_STRING(a)[0] - 48
             if n > len(argv) - 3:
                 n = self.numkeys(argv)
         else:
             n = self.numkeys(argv)
-        if PyBytes_GET_SIZE(sha) == 40:
-            s = self.scripts.get(sha)
-            if s is None:
-                s = self.scripts.get(sha.lower())
         if s is None:
             raise RespError(NOSCRIPT)
         return self._run_script(c, <Script>s, argv, n, ro)
@@ -168,6 +177,8 @@ cdef class ScriptCore:
                 return E_NOSCRIPT
             if self.read_only:
                 return E_READONLY
+            if self.oom and not self.wrote and flags & F_DENYOOM:
+                return E_OOM
             self.wrote = True
         self.client.tmark = mono_ns()
         self.client.call(cmd, argv)
@@ -213,8 +224,14 @@ cdef class ScriptCore:
         cdef Client cl = self.client
         cdef bint opened
         cdef bytes reply
+        cdef Keyspace ks = <Keyspace>self.srv.ks
+        cdef object ev = self.srv.evictor
         if ro and s.shebang and not s.no_writes:
             raise RespError("ERR Can not execute a script with write flag using *_ro command.")
+        # Redis's pre_command_oom_state: a script's first write is refused if
+        # the node was out of memory when it started (allow-oom: never)
+        self.oom = (not s.allow_oom and ev is not None and ks.mem_ds > ks.ds_limit
+                    and ev.run() == 1)
         self.running = c
         self.running_fn = s if s.is_fn else None
         self.running_argv = argv

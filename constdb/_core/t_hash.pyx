@@ -168,14 +168,28 @@ cdef int _clear(Keyspace ks, object key, CObj x) except -1:
     """DEL of a hash: the observed removal of every field."""
     cdef HashObj o = <HashObj>x
     cdef uint64_t u = ks.tick()
-    cdef list items = [(f, _ent_dots(ent)) for f, ent in o.f.items()], dots
+    cdef list items, dots
+    cdef dict old = o.f
     cdef Writer w = ks.bl.begin(OP_HCLEAR, u)
     w.put_bytes(key)
-    w.put_varint(len(items))
-    for f, dots in items:
-        w.put_bytes(f)
-        _put_dots(w, dots)
-        _hrem_on(ks, key, o, f, dots)
+    w.put_varint(len(old))
+    if ks.lazy_free and len(old) > 64:
+        # every dot of every field is removed (_hrem_on of each, all seen
+        # here): the fields are left empty, and a big hash is freed in
+        # slices (UNLINK, FLUSHALL ASYNC, an eviction: Keyspace.lazy_free)
+        for f, ent in old.items():
+            w.put_bytes(f)
+            _put_dots(w, _ent_dots(ent))
+        o.f = {}
+        o.pick = None
+        o.pick_f = None
+        ks.lazy.append(old)
+    else:
+        items = [(f, _ent_dots(ent)) for f, ent in old.items()]
+        for f, dots in items:
+            w.put_bytes(f)
+            _put_dots(w, dots)
+            _hrem_on(ks, key, o, f, dots)
     _bump(&o.lu, &o.ln, u, ks.node_id)
     ks._clear_done(key, o, u, ks.node_id)
     ks.bl.end()

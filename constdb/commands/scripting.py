@@ -15,20 +15,23 @@ from constdb.scripting import engine, numkeys
 
 
 def _eval(c: Any, argv: list[bytes], ro: bool) -> Any:
-    n = numkeys(argv)
     e = engine(c)
+    e.check_oom(None, argv[1])
+    n = numkeys(argv)
     return e.run(c, e.get(argv[1]), argv, n, ro)
 
 
 def _evalsha(c: Any, argv: list[bytes], ro: bool) -> Any:
+    e = engine(c)
+    s = e.scripts.get(argv[1].lower()) if len(argv[1]) == 40 else None
+    if s is not None:
+        e.check_oom(s)  # (processCommand's, before the command's own checks)
     a = argv[2]
     n = (
         a[0] - 48
         if len(a) == 1 and 48 <= a[0] <= 57 and len(argv) - 3 >= a[0] - 48
         else numkeys(argv)
     )
-    e = engine(c)
-    s = e.scripts.get(argv[1].lower()) if len(argv[1]) == 40 else None
     if s is None:
         raise RespError(NOSCRIPT)
     return e.run(c, s, argv, n, ro)
@@ -114,8 +117,10 @@ def script_help(c: Any, argv: list[bytes]) -> Any:
 
 def _fcall(c: Any, argv: list[bytes], ro: bool) -> Any:
     e = engine(c)
-    n = numkeys(argv)
     s = e.functions.get(argv[1])
+    if s is not None:
+        e.check_oom(s)
+    n = numkeys(argv)
     if s is None:
         raise RespError("ERR Function not found")
     return e.run(c, s, argv, n, ro)

@@ -308,6 +308,15 @@ class Link(asyncio.Protocol):
             return 0
         return self.transport.get_write_buffer_size()
 
+    def mem_bytes(self) -> int:
+        """What the link holds (used_memory's links share): its output
+        buffer, input not yet applied, PUBLISHes waiting for their records,
+        a snapshot being received."""
+        n = self.buffered() + len(self.rx) + self.pub_bytes
+        if self.snap_rx is not None:
+            n += len(self.snap_rx)
+        return n
+
     def _keys(self) -> None:
         d2l, l2d = session_keys(self.repl.secret, self.transcript)
         tx, rx = (d2l, l2d) if self.outbound else (l2d, d2l)
