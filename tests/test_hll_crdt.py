@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import pytest
 import test_crdt_props as props
-from constdb._core.keyspace import gc_collections
+from constdb._core.keyspace import describe_obj, gc_collections
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from support.core import parse_resp
@@ -229,6 +229,30 @@ def test_gc_folds_without_changing_what_is_seen(before, after, gcs, ab, limit):
     net.deliver_all()
     seen = {i: n.visible() for i, n in net.nodes.items()}
     assert seen[1] == seen[2] == seen[3]
+
+
+@settings(max_examples=examples(200), **SETTINGS)
+@given(st.lists(hll_cmds, min_size=1, max_size=40), sparse_max)
+def test_a_node_alone_folds_as_it_goes(cmds, limit):
+    """A node alone (Keyspace.solo) folds each local update as it makes it:
+    the same replies, values and records as a node in a group, nothing
+    pending, and the same state as that node once GC folded its updates."""
+    t_hll.set_sparse_max_bytes(limit)
+    alone, grouped = HNode(1), HNode(1)
+    alone.ks.solo = True
+    for c in cmds:
+        assert alone.run(*c) == grouped.run(*c), c
+        assert alone.visible() == grouped.visible(), c
+    assert alone.records() == grouped.records()
+    objs = [o for o in alone.ks.d.values() if type(o) is t_hll.HllObj]
+    objs += [o for o in alone.ks.dead.values() if type(o) is t_hll.HllObj]
+    for o in objs:
+        d = describe_obj(o)
+        assert d[d.index(b"pending") + 1] == [], d
+    # (GC on both: a cleared HLL goes once its register write is stable)
+    for n in (alone, grouped):
+        gc_collections(n.ks, n.ks.clock.last)
+    assert state(alone) == state(grouped)
 
 
 def test_a_newer_set_drops_older_concurrent_pfadds():

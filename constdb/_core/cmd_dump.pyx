@@ -23,9 +23,11 @@ allocated beyond the payload's size) before it changes anything.
 """
 
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_GET_SIZE
+from cpython.dict cimport PyDict_GetItem
 from cpython.list cimport PyList_GET_SIZE
+from cpython.object cimport PyObject
 from libc.math cimport isnan
-from libc.stdint cimport int64_t, uint8_t, uint16_t, uint64_t
+from libc.stdint cimport int64_t, uint8_t, uint16_t, uint32_t, uint64_t
 from libc.string cimport memcpy
 
 from constdb._core.cmd_keys cimport err_lit, opt_eq
@@ -49,6 +51,7 @@ from constdb._core.codec import CodecError
 cdef enum:
     DUMP_VERSION = 257          # ConstDB payload version 1 (above every RDB version)
     FOOTER = 10                 # u16 version + u64 CRC-64
+    IDLE_MAX_S = 4294967        # the access clock's range in seconds (2**32 ms)
 
 cdef uint64_t CRC_TABLE[256]
 
@@ -266,13 +269,13 @@ cdef int restore_value(Keyspace ks, bytes key, int code, object v, int64_t at) e
 cdef int cmd_restore(Client c, list argv) except -1:
     # restoreCommand's order: options, BUSYKEY, the TTL, the payload's footer,
     # its body; then the old key goes and the new one is written (or nothing
-    # is, when the TTL is already past). IDLETIME and FREQ are checked as
-    # Redis does and otherwise unused (this node keeps no LRU/LFU data).
+    # is, when the TTL is already past). IDLETIME and FREQ then set the new
+    # key's access clock or LFU counter, as Redis's objectSetLRUOrLFU.
     cdef Keyspace ks = c.ks
     cdef bytes key = <bytes>argv[1], a, payload = <bytes>argv[3]
     cdef Py_ssize_t j = 4, argc = PyList_GET_SIZE(argv)
     cdef bint replace = False, absttl = False, has_idle = False, has_freq = False
-    cdef int64_t ttl, v
+    cdef int64_t ttl, v, idle = -1, freq = -1
     cdef tuple dec
     cdef bint deleted = False
     while j < argc:
@@ -287,6 +290,7 @@ cdef int cmd_restore(Client c, list argv) except -1:
             if v < 0:
                 return err_lit(c, b"ERR Invalid IDLETIME value, must be >= 0")
             has_idle = True
+            idle = v
             j += 1
         elif opt_eq(a, b"FREQ", 4) and j + 1 < argc and not has_idle:
             if not parse_bytes_i64(<bytes>argv[j + 1], &v):
@@ -294,6 +298,7 @@ cdef int cmd_restore(Client c, list argv) except -1:
             if v < 0 or v > 255:
                 return err_lit(c, b"ERR Invalid FREQ value, must be >= 0 and <= 255")
             has_freq = True
+            freq = v
             j += 1
         else:
             return reply_syntax(c)
@@ -320,8 +325,29 @@ cdef int cmd_restore(Client c, list argv) except -1:
             notify(ks, N_GENERIC, b"del", key)
         return c.out.ok()
     restore_value(ks, key, <int>dec[0], dec[1], ttl)
+    _set_access(ks, key, idle, freq)
     notify(ks, N_GENERIC, b"restore", key)
     return c.out.ok()
+
+
+cdef void _set_access(Keyspace ks, object key, int64_t idle, int64_t freq) noexcept:
+    """RESTORE's IDLETIME or FREQ (-1: not given) on the restored key's
+    object, as Redis's objectSetLRUOrLFU: under an LFU policy FREQ is the
+    counter (at this minute), otherwise IDLETIME (seconds) moves the access
+    clock back. The clock counts ms in 32 bits here: an idle time beyond
+    its range (about 49.7 days) counts as that range's end."""
+    cdef PyObject* p = PyDict_GetItem(ks.d, key)
+    cdef CObj o
+    if p == NULL:
+        return
+    o = <CObj>p
+    if ks.evict_mode == 1:
+        if freq >= 0:
+            o.lru = (<uint32_t>((ks.now // 60000) & 0xFFFF) << 8) | <uint32_t>freq
+    elif idle >= 0:
+        if idle > IDLE_MAX_S:
+            idle = IDLE_MAX_S
+        o.lru = <uint32_t>ks.now - <uint32_t>(idle * 1000)
 
 
 def register(Server srv):

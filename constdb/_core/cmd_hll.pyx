@@ -2,8 +2,9 @@
 PFSELFTEST, with Redis 7.0's replies, errors and bytes."""
 
 from cpython.bytearray cimport PyByteArray_AS_STRING, PyByteArray_GET_SIZE
-from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize, PyBytes_GET_SIZE
+from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_GET_SIZE
 from cpython.list cimport PyList_GET_ITEM, PyList_GET_SIZE
+from cpython.mem cimport PyMem_Free, PyMem_Malloc
 from libc.stdint cimport uint8_t, uint64_t
 from libc.stdlib cimport rand
 from libc.string cimport memset
@@ -14,9 +15,9 @@ from constdb._core.objects cimport CObj, StrObj
 from constdb._core.protocol cimport Client, Server, add_command, reply_wrongtype
 from constdb._core.t_hll cimport (
     HA_CACHE, HA_DENSE, HA_INVAL, HLL_DENSE_SIZE, HLL_HDR, HLL_REGISTERS, HllObj, _new_sparse,
-    _set_pairs, _to_dense, cache_get, cache_put, cache_valid, ch_dget, ch_dset, ch_estimate,
-    ch_histo_raw, ch_merge, ch_patlen, ch_sget, emit_ent, hll_convert, hll_count, hll_find,
-    hll_save_base, hll_valid,
+    _set_pairs, _to_dense, cache_get, cache_put, cache_valid, ch_dense_max, ch_dget, ch_dset,
+    ch_estimate, ch_histo_raw, ch_merge, ch_patlen, ch_sget, emit_ent, hll_convert, hll_count,
+    hll_find, hll_folds, hll_save_base, hll_valid,
 )
 from constdb._core.t_string cimport str_get
 
@@ -71,22 +72,37 @@ cdef HllObj _as_hll(Keyspace ks, object key, CObj o, object v):
 cdef int cmd_pfadd(Client c, list argv) except -1:
     cdef Keyspace ks = c.ks
     cdef object key = <object>PyList_GET_ITEM(argv, 1)
-    cdef Py_ssize_t argc = PyList_GET_SIZE(argv), n = argc - 2, i
+    cdef Py_ssize_t n = PyList_GET_SIZE(argv) - 2
     cdef CObj o = ks.lookup(key)
-    cdef HllObj h
     cdef object v = None
-    cdef bytes pairs, ele
-    cdef uint8_t* pp
-    cdef const uint8_t* s
-    cdef long idx
-    cdef int cnt, cur, changed = 0
-    cdef bint created = o is None, need = created
+    cdef uint8_t buf[3 * 64]
+    cdef uint8_t* pp = buf
+    cdef bint created = o is None
     if not created:
         v = _hll_view(c, o)
         if v is None:
             return 0
-    pairs = PyBytes_FromStringAndSize(NULL, 3 * n)
-    pp = <uint8_t*>PyBytes_AS_STRING(pairs)
+    if n > 64:
+        pp = <uint8_t*>PyMem_Malloc(3 * n)
+        if pp == NULL:
+            raise MemoryError()
+    try:
+        return _pfadd(c, ks, key, o, v, pp, n, argv, created)
+    finally:
+        if pp != buf:
+            PyMem_Free(pp)
+
+
+cdef int _pfadd(Client c, Keyspace ks, object key, CObj o, object v, uint8_t* pp,
+                Py_ssize_t n, list argv, bint created) except -1:
+    """PFADD's work, its pairs written to pp (room for n)."""
+    cdef HllObj h
+    cdef bytes ele
+    cdef const uint8_t* s = NULL
+    cdef Py_ssize_t i
+    cdef long idx
+    cdef int cnt, cur, changed = 0
+    cdef bint need = created
     if not created:
         s = _ptr(v)
     for i in range(n):
@@ -108,11 +124,11 @@ cdef int cmd_pfadd(Client c, list argv) except -1:
         h.cur = _new_sparse()
     else:
         h = _as_hll(ks, key, o, v)
-        hll_save_base(h)
+        hll_save_base(ks, h)
     h.cur = _set_pairs(h.cur, <const uint8_t*>pp, n, &changed)
     if changed == 1 or created:
         PyByteArray_AS_STRING(h.cur)[15] |= <char>0x80
-    emit_ent(ks, key, h, HA_INVAL if created else 0, pairs, True)
+    emit_ent(ks, key, h, HA_INVAL if created else 0, pp, n, True)
     if changed == -1:
         return err_lit(c, E_INVALID)
     if changed == 1 or created:
@@ -174,9 +190,9 @@ cdef int cmd_pfcount(Client c, list argv) except -1:
         return err_lit(c, E_INVALID)
     # the cache fill is a write, as in Redis (which propagates it)
     h = _as_hll(ks, key, o, v)
-    hll_save_base(h)
+    hll_save_base(ks, h)
     cache_put(<uint8_t*>PyByteArray_AS_STRING(h.cur), card)
-    emit_ent(ks, key, h, HA_CACHE, b"", True)
+    emit_ent(ks, key, h, HA_CACHE, NULL, 0, True)
     return c.out.integer(<long long>card)
 
 
@@ -186,29 +202,44 @@ cdef int cmd_pfmerge(Client c, list argv) except -1:
     cdef object key = <object>PyList_GET_ITEM(argv, 1)
     cdef CObj o
     cdef uint8_t mx[16384]
-    cdef bint dense = False
-    cdef bytes pairs
+    cdef bint dense = False, applied = False
     cdef uint8_t* pp
+    cdef HllObj h
+    cdef bytearray d
     if not _union(c, argv, mx, &dense):
         return 0
-    for j in range(HLL_REGISTERS):
-        if mx[j]:
-            n += 1
-    pairs = PyBytes_FromStringAndSize(NULL, 3 * n)
-    pp = <uint8_t*>PyBytes_AS_STRING(pairs)
-    n = 0
-    for j in range(HLL_REGISTERS):
-        if mx[j]:
-            pp[3 * n] = <uint8_t>(j & 0xff)
-            pp[3 * n + 1] = <uint8_t>(j >> 8)
-            pp[3 * n + 2] = mx[j]
-            n += 1
-    o = ks.lookup(key)
-    if o is None:
-        o = hll_find(ks, key)
-    elif type(o) is not HllObj:
-        o = _as_hll(ks, key, o, str_get(<StrObj>o))
-    emit_ent(ks, key, <HllObj>o, HA_INVAL | (HA_DENSE if dense else 0), pairs, False)
+    pp = <uint8_t*>PyMem_Malloc(3 * HLL_REGISTERS)
+    if pp == NULL:
+        raise MemoryError()
+    try:
+        for j in range(HLL_REGISTERS):
+            if mx[j]:
+                pp[3 * n] = <uint8_t>(j & 0xff)
+                pp[3 * n + 1] = <uint8_t>(j >> 8)
+                pp[3 * n + 2] = mx[j]
+                n += 1
+        o = ks.lookup(key)
+        if o is None:
+            h = hll_find(ks, key)
+        elif type(o) is not HllObj:
+            h = _as_hll(ks, key, o, str_get(<StrObj>o))
+        else:
+            h = <HllObj>o
+        if hll_folds(ks, h) and (dense or (h.cur is not None and
+                                           PyByteArray_AS_STRING(h.cur)[4] == 0)):
+            # folded at once into a dense value (the destination dense, or made
+            # dense by the flag): raise its registers in one pass
+            d = h.cur if h.cur is not None else _new_sparse()
+            if PyByteArray_AS_STRING(d)[4] == 1:
+                d = _to_dense(d)   # valid: _union read it
+            if d is not None:
+                h.cur = d
+                ch_dense_max(<uint8_t*>PyByteArray_AS_STRING(d) + HLL_HDR, mx)
+                PyByteArray_AS_STRING(d)[15] |= <char>0x80
+                applied = True
+        emit_ent(ks, key, h, HA_INVAL | (HA_DENSE if dense else 0), pp, n, applied)
+    finally:
+        PyMem_Free(pp)
     notify(ks, N_STRING, b"pfadd", key)
     return c.out.ok()
 
@@ -244,7 +275,7 @@ cdef int cmd_pfdebug(Client c, list argv) except -1:
             if _to_dense(bytearray(v)) is None:
                 return err_lit(c, E_INVALID)
             h = _as_hll(ks, key, o, v)
-            emit_ent(ks, key, h, HA_DENSE, b"", False)
+            emit_ent(ks, key, h, HA_DENSE, NULL, 0, False)
             v = h.cur
             s = _ptr(v)
         if lsub == b"todense":

@@ -259,9 +259,17 @@ static uint64_t ch_estimate(const int *h) {
 static int ch_merge(uint8_t *max, const uint8_t *s, long len) {
     long i;
     if (s[4] == 0) {
-        for (i = 0; i < CH_REGS; i++) {
-            unsigned v = ch_dget(s + CH_HDR, i);
-            if (v > max[i]) max[i] = (uint8_t)v;
+        /* four 6-bit registers in each 3 bytes, least significant bits first */
+        const uint8_t *r = s + CH_HDR;
+        uint8_t *m = max;
+        for (i = 0; i < CH_REGS / 4; i++) {
+            unsigned b0 = r[0], b1 = r[1], b2 = r[2], v;
+            v = b0 & 63; if (v > m[0]) m[0] = (uint8_t)v;
+            v = ((b0 >> 6) | (b1 << 2)) & 63; if (v > m[1]) m[1] = (uint8_t)v;
+            v = ((b1 >> 4) | (b2 << 4)) & 63; if (v > m[2]) m[2] = (uint8_t)v;
+            v = b2 >> 2; if (v > m[3]) m[3] = (uint8_t)v;
+            r += 3;
+            m += 4;
         }
         return 0;
     } else {
@@ -280,6 +288,29 @@ static int ch_merge(uint8_t *max, const uint8_t *s, long len) {
             }
         }
         return i == CH_REGS ? 0 : -1;
+    }
+}
+
+/* dense registers regs (after the header) raised to max[i] where it is
+   larger: the same bytes as setting each non-zero max[i] with ch_dset when it
+   grows (Redis's PFMERGE into a dense value) */
+static void ch_dense_max(uint8_t *regs, const uint8_t *max) {
+    long j;
+    uint8_t *r = regs;
+    const uint8_t *m = max;
+    for (j = 0; j < CH_REGS / 4; j++) {
+        unsigned b0 = r[0], b1 = r[1], b2 = r[2];
+        unsigned v0 = b0 & 63, v1 = ((b0 >> 6) | (b1 << 2)) & 63;
+        unsigned v2 = ((b1 >> 4) | (b2 << 4)) & 63, v3 = b2 >> 2;
+        if (m[0] > v0) v0 = m[0];
+        if (m[1] > v1) v1 = m[1];
+        if (m[2] > v2) v2 = m[2];
+        if (m[3] > v3) v3 = m[3];
+        r[0] = (uint8_t)(v0 | (v1 << 6));
+        r[1] = (uint8_t)((v1 >> 2) | (v2 << 4));
+        r[2] = (uint8_t)((v2 >> 4) | (v3 << 2));
+        r += 3;
+        m += 4;
     }
 }
 #endif

@@ -878,8 +878,12 @@ cdef class Keyspace:
         self._settle(key, o)
         if obj_live(o):
             _mem_update(self, key, o)
-            if fresh and self.win is not None:
-                self.win_push((self.cur, key))
+            if fresh:
+                # a key made now (maybe from a tombstone or an emptied object,
+                # whose access clock is an old one): a new key's clock or LFU_INIT_VAL
+                _new_access(self, o)
+                if self.win is not None:
+                    self.win_push((self.cur, key))
         elif o.msz:
             _mem_drop(self, o)
         return 0

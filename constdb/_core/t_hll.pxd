@@ -61,6 +61,7 @@ cdef extern from "hll_c.h":
     void ch_histo_raw(const uint8_t* regs, int* h) nogil
     uint64_t ch_estimate(const int* h) nogil
     int ch_merge(uint8_t* mx, const uint8_t* s, long length) nogil
+    void ch_dense_max(uint8_t* regs, const uint8_t* mx) nogil
 
 cdef bytearray _new_sparse()
 cdef bytearray _to_dense(bytearray s)
@@ -70,6 +71,12 @@ cdef bint cache_valid(const uint8_t* s) noexcept
 cdef uint64_t cache_get(const uint8_t* s) noexcept
 cdef void cache_put(uint8_t* s, uint64_t v) noexcept
 cdef HllObj hll_find(Keyspace ks, object key)
-cdef int hll_save_base(HllObj o) except -1
-cdef int emit_ent(Keyspace ks, object key, HllObj o, uint8_t kind, bytes pairs,
-                  bint applied) except -1
+cdef int hll_save_base(Keyspace ks, HllObj o) except -1
+cdef int emit_ent(Keyspace ks, object key, HllObj o, uint8_t kind, const uint8_t* pairs,
+                  Py_ssize_t n, bint applied) except -1
+
+
+cdef inline bint hll_folds(Keyspace ks, HllObj o) noexcept:
+    # a local update is folded as it is made (causally stable at once: a node
+    # alone, docs/crdt.md section 3.1.1) when nothing is pending before it
+    return ks.solo and o.pend is None

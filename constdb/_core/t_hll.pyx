@@ -17,7 +17,9 @@ DEL), and the updates made since (HEnt, sorted by ts): PFADD's and PFMERGE's
 older than the register is dropped (a whole write that is newer replaces
 it); an update that arrives out of order makes `cur` be replayed from the
 register. Updates whose uuid is causally stable (docs/crdt.md section 6) are
-folded into the register by GC: every update still to come is newer.
+folded into the register by GC: every update still to come is newer. On a
+node alone a local update is stable as it is made: with nothing pending it
+is folded at once (hll_folds), keeping no register copy and no HEnt.
 
 Every change goes through `_ent_on` / `_reg_on`, for local commands
 (cmd_hll.pyx) and remote records (_apply) alike.
@@ -176,13 +178,13 @@ cdef HEnt _ent(uint64_t u, uint64_t n, uint8_t kind, bytes pairs):
     return e
 
 
-cdef bytearray _replay(bytearray cur, HEnt e):
-    """cur with the update e applied (cur None: no HLL yet)."""
+cdef bytearray _replay_raw(bytearray cur, uint8_t kind, const uint8_t* pairs, Py_ssize_t n):
+    """cur with an update applied (cur None: no HLL yet): kind, and n pairs."""
     cdef int changed = 0
     cdef uint64_t card
     cdef uint8_t* s
     cdef bytearray d
-    if e.kind == HA_CACHE:
+    if kind == HA_CACHE:
         if cur is not None:
             s = <uint8_t*>PyByteArray_AS_STRING(cur)
             if not cache_valid(s) and hll_count(s, PyByteArray_GET_SIZE(cur), &card) == 0:
@@ -190,16 +192,21 @@ cdef bytearray _replay(bytearray cur, HEnt e):
         return cur
     if cur is None:
         cur = _new_sparse()
-    if e.kind & HA_DENSE and PyByteArray_AS_STRING(cur)[4] == 1:
+    if kind & HA_DENSE and PyByteArray_AS_STRING(cur)[4] == 1:
         d = _to_dense(cur)
         if d is None:
             return cur
         cur = d
-    cur = _set_pairs(cur, <const uint8_t*>PyBytes_AS_STRING(e.pairs),
-                     PyBytes_GET_SIZE(e.pairs) // 3, &changed)
-    if changed == 1 or e.kind & HA_INVAL:
+    cur = _set_pairs(cur, pairs, n, &changed)
+    if changed == 1 or kind & HA_INVAL:
         PyByteArray_AS_STRING(cur)[15] |= <char>0x80
     return cur
+
+
+cdef inline bytearray _replay(bytearray cur, HEnt e):
+    """cur with the update e applied."""
+    return _replay_raw(cur, e.kind, <const uint8_t*>PyBytes_AS_STRING(e.pairs),
+                       PyBytes_GET_SIZE(e.pairs) // 3)
 
 
 cdef bytearray _rebuild(object base, list pend):
@@ -253,7 +260,13 @@ cdef int _ent_on(Keyspace ks, object key, HllObj o, HEnt e, bint local) except -
                 return ks.settle(key, o)
             o.pend.insert(i, e)
             o.cur = _rebuild(o.base, o.pend)
-    _bump(&o.lu, &o.ln, e.u, e.n)
+    return _ent_end(ks, key, o, e.u, e.n)
+
+
+cdef int _ent_end(Keyspace ks, object key, HllObj o, uint64_t u, uint64_t n) except -1:
+    """After an update at ts (u, n) was applied: the object's newest ts, the
+    key touched, and the object placed."""
+    _bump(&o.lu, &o.ln, u, n)
     ks.touched(key)
     if ks.alts or o.cur is None or PyDict_GetItem(ks.d, key) != <PyObject*>o:
         # (shown, live and alone on its key: o stays where it is)
@@ -286,12 +299,14 @@ cdef HllObj hll_find(Keyspace ks, object key):
     return <HllObj>ks.find(key, T_HLL, True)
 
 
-cdef int emit_ent(Keyspace ks, object key, HllObj o, uint8_t kind, bytes pairs,
-                  bint applied) except -1:
-    """A local update: its record, and the rule (applied: the caller has
-    already changed o.cur in place, after saving the register if needed)."""
+cdef int emit_ent(Keyspace ks, object key, HllObj o, uint8_t kind, const uint8_t* pairs,
+                  Py_ssize_t n, bint applied) except -1:
+    """A local update of n pairs: its record, and the rule (applied: the
+    caller has already changed o.cur in place, after hll_save_base). On a
+    node alone with nothing pending the update is causally stable at once
+    (hll_folds): it is folded, and nothing is kept of it."""
     cdef uint64_t u = ks.tick()
-    cdef Py_ssize_t klen = PyBytes_GET_SIZE(key), plen = PyBytes_GET_SIZE(pairs)
+    cdef Py_ssize_t klen = PyBytes_GET_SIZE(key), plen = 3 * n
     cdef char* w
     if kind == HA_CACHE:
         w = ks.bl.reserve(OP_HLLCACHE, u, varint_len(<uint64_t>klen) + klen)
@@ -299,22 +314,28 @@ cdef int emit_ent(Keyspace ks, object key, HllObj o, uint8_t kind, bytes pairs,
         memcpy(w, PyBytes_AS_STRING(key), klen)
     else:
         w = ks.bl.reserve(OP_HLLADD, u, varint_len(<uint64_t>klen) + klen + 1
-                          + varint_len(<uint64_t>(plen // 3)) + plen)
+                          + varint_len(<uint64_t>n) + plen)
         w = put_varint_at(w, <uint64_t>klen)
         memcpy(w, PyBytes_AS_STRING(key), klen)
         w += klen
         w[0] = <char>kind
-        w = put_varint_at(w + 1, <uint64_t>(plen // 3))
-        memcpy(w, PyBytes_AS_STRING(pairs), plen)
+        w = put_varint_at(w + 1, <uint64_t>n)
+        if plen:
+            memcpy(w, pairs, plen)
     ks.bl.end()
-    _ent_on(ks, key, o, _ent(u, ks.node_id, kind, pairs), applied)
+    if hll_folds(ks, o):
+        if not applied:
+            o.cur = _replay_raw(o.cur, kind, pairs, n)
+        return _ent_end(ks, key, o, u, ks.node_id)
+    _ent_on(ks, key, o, _ent(u, ks.node_id, kind,
+                             PyBytes_FromStringAndSize(<const char*>pairs, plen)), applied)
     return 0
 
 
-cdef int hll_save_base(HllObj o) except -1:
+cdef int hll_save_base(Keyspace ks, HllObj o) except -1:
     """Before a local in-place change of o.cur: keep the register's value
-    apart if no update is pending yet."""
-    if o.pend is None:
+    apart if no update is pending yet (unless the change folds at once)."""
+    if o.pend is None and not ks.solo:
         o.base = bytes(o.cur) if o.cur is not None else None
     return 0
 
