@@ -20,7 +20,7 @@ from constdb._core.protocol cimport (
 )
 from constdb._core.t_list cimport (
     elem_at, emit_insert, emit_lset, emit_push, emit_remove, first_live, last_live,
-    next_live, prev_live, seek,
+    next_live, prev_live, seek, val_at,
 )
 
 cdef inline bint _eq(object a, object b) noexcept:
@@ -209,7 +209,7 @@ cdef int cmd_lrange(Client c, list argv) except -1:
     for k in range(rangelen):
         if k:
             next_live(o, &bi, &ii)
-        c.out.bulk(<bytes>elem_at(o, bi, ii).val)
+        c.out.bulk(val_at(o, bi, ii))
     return 0
 
 
@@ -229,7 +229,7 @@ cdef int cmd_lindex(Client c, list argv) except -1:
     if idx < 0 or idx >= o.n:
         return c.out.nil()
     seek(o, <Py_ssize_t>idx, &bi, &ii)
-    return c.out.bulk(<bytes>elem_at(o, bi, ii).val)
+    return c.out.bulk(val_at(o, bi, ii))
 
 
 cdef int cmd_lset(Client c, list argv) except -1:
@@ -257,9 +257,8 @@ cdef int cmd_lrem(Client c, list argv) except -1:
     cdef int64_t count
     cdef Py_ssize_t bi, ii
     cdef ListObj o
-    cdef list found = []
+    cdef list found = [], at = []
     cdef bint more
-    cdef LElem e
     cdef object val = argv[3]
     if not parse_bytes_i64(<bytes>argv[2], &count):
         return reply_notint(c)
@@ -273,25 +272,27 @@ cdef int cmd_lrem(Client c, list argv) except -1:
     else:
         more = last_live(o, &bi, &ii)
     while more:
-        e = elem_at(o, bi, ii)
-        if _eq(e.val, val):
-            found.append(e)
-            if count != 0 and <int64_t>len(found) == (count if count > 0 else -count):
+        if _eq(val_at(o, bi, ii), val):
+            at.append((bi, ii))
+            if count != 0 and <int64_t>len(at) == (count if count > 0 else -count):
                 break
         if count >= 0:
             more = next_live(o, &bi, &ii)
         else:
             more = prev_live(o, &bi, &ii)
+    # the elements found (expanding their blocks keeps positions)
+    for t in at:
+        found.append(elem_at(o, <Py_ssize_t>t[0], <Py_ssize_t>t[1]))
     if found:
         emit_remove(c.ks, argv[1], o, found)
     return c.out.integer(len(found))
 
 
 cdef int cmd_linsert(Client c, list argv) except -1:
-    cdef bint wrong, after, more
-    cdef Py_ssize_t bi, ii
+    cdef bint wrong, after, more, has_prev = False
+    cdef Py_ssize_t bi, ii, pbi = 0, pii = 0
     cdef ListObj o
-    cdef LElem e, anchor = None
+    cdef LElem anchor = None
     cdef object pivot = argv[3]
     if opt_eq(<bytes>argv[2], b"AFTER", 5):
         after = True
@@ -306,14 +307,19 @@ cdef int cmd_linsert(Client c, list argv) except -1:
         return c.out.integer(0)
     more = first_live(o, &bi, &ii)
     while more:
-        e = elem_at(o, bi, ii)
-        if _eq(e.val, pivot):
+        if _eq(val_at(o, bi, ii), pivot):
             break
-        anchor = e
+        pbi = bi
+        pii = ii
+        has_prev = True
         more = next_live(o, &bi, &ii)
     if not more:
         return c.out.integer(-1)
-    emit_insert(c.ks, argv[1], o, e if after else anchor, argv[4])
+    if after:
+        anchor = elem_at(o, bi, ii)
+    elif has_prev:
+        anchor = elem_at(o, pbi, pii)
+    emit_insert(c.ks, argv[1], o, anchor, argv[4])
     return c.out.integer(o.n)
 
 
@@ -412,7 +418,7 @@ cdef int cmd_lpos(Client c, list argv) except -1:
     else:
         more = last_live(o, &bi, &ii)
     while more and (maxlen == 0 or index < maxlen):
-        if _eq(elem_at(o, bi, ii).val, ele):
+        if _eq(val_at(o, bi, ii), ele):
             matches += 1
             matchindex = index if tail else llen - index - 1
             if matches >= rank:
