@@ -19,7 +19,7 @@ from constdb._core.protocol cimport (
     Client, Server, add_command, reply_notint, reply_syntax, reply_wrongtype,
 )
 from constdb._core.t_list cimport (
-    elem_at, emit_insert, emit_lset, emit_push, emit_remove, first_live, last_live,
+    elem_at, emit_insert, emit_lset, emit_pop, emit_push, emit_remove, first_live, last_live,
     next_live, prev_live, seek, val_at,
 )
 
@@ -60,13 +60,13 @@ cdef int cmd_rpushx(Client c, list argv) except -1:
 
 cdef int _pop(Client c, list argv, bint left) except -1:
     cdef Keyspace ks = c.ks
-    cdef Py_ssize_t argc = PyList_GET_SIZE(argv), bi, ii
+    cdef Py_ssize_t argc = PyList_GET_SIZE(argv)
     cdef object key = <object>PyList_GET_ITEM(argv, 1)
     cdef int64_t count = 1
     cdef bint has_count = argc == 3
     cdef CObj o
     cdef ListObj lo
-    cdef LElem e
+    cdef list vals
     if argc > 3:
         if left:
             return err_lit(c, b"ERR wrong number of arguments for 'lpop' command")
@@ -87,38 +87,18 @@ cdef int _pop(Client c, list argv, bint left) except -1:
     if count > lo.n:
         count = lo.n
     if not has_count:
-        if left:
-            first_live(lo, &bi, &ii)
-        else:
-            last_live(lo, &bi, &ii)
-        e = elem_at(lo, bi, ii)
-        c.out.bulk(<bytes>e.val)
-        emit_remove(ks, key, lo, [e])
-        return 0
+        vals = emit_pop(ks, key, lo, 1, left)
+        return c.out.bulk(<bytes>PyList_GET_ITEM(vals, 0))
     return _pop_run(c, key, lo, count, left)
 
 
 cdef int _pop_run(Client c, object key, ListObj lo, int64_t count, bint left) except -1:
     """Reply an array of the count (<= LLEN) elements at one end and ship
     their removal (LPOP/RPOP with a count, LMPOP)."""
-    cdef Py_ssize_t bi, ii, _i
-    cdef list elems = []
-    cdef LElem e
-    if left:
-        first_live(lo, &bi, &ii)
-    else:
-        last_live(lo, &bi, &ii)
+    cdef list vals = emit_pop(c.ks, key, lo, <Py_ssize_t>count, left)
     c.out.array(count)
-    for _i in range(count):
-        if _i:
-            if left:
-                next_live(lo, &bi, &ii)
-            else:
-                prev_live(lo, &bi, &ii)
-        e = elem_at(lo, bi, ii)
-        c.out.bulk(<bytes>e.val)
-        elems.append(e)
-    emit_remove(c.ks, key, lo, elems)
+    for v in vals:
+        c.out.bulk(<bytes>v)
     return 0
 
 
@@ -462,6 +442,7 @@ cdef int _lmove(Client c, object src, object dst, bint from_left, bint to_left) 
     cdef Py_ssize_t bi, ii
     cdef LElem e
     cdef object val
+    cdef list vals
     if so is None:
         return c.out.nil()
     if type(so) is not ListObj:
@@ -470,20 +451,21 @@ cdef int _lmove(Client c, object src, object dst, bint from_left, bint to_left) 
     if do is not None and type(do) is not ListObj:
         return reply_wrongtype(c)
     lo = <ListObj>so
+    if do is not so:
+        vals = emit_pop(ks, src, lo, 1, from_left)
+        val = <object>PyList_GET_ITEM(vals, 0)
+        emit_push(ks, dst, None, [val], 0, to_left)
+        return c.out.bulk(<bytes>val)
     if from_left:
         first_live(lo, &bi, &ii)
     else:
         last_live(lo, &bi, &ii)
     e = elem_at(lo, bi, ii)
     val = e.val
-    if do is so:
-        # Redis never empties (nor deletes) a list that LMOVE rotates: push
-        # first, so that the key keeps its TTL
-        emit_push(ks, dst, lo, [val], 0, to_left)
-        emit_remove(ks, src, lo, [e])
-    else:
-        emit_remove(ks, src, lo, [e])
-        emit_push(ks, dst, None, [val], 0, to_left)
+    # Redis never empties (nor deletes) a list that LMOVE rotates: push first,
+    # so that the key keeps its TTL
+    emit_push(ks, dst, lo, [val], 0, to_left)
+    emit_remove(ks, src, lo, [e])
     return c.out.bulk(<bytes>val)
 
 

@@ -30,6 +30,7 @@ cdef ListObj emit_push(Keyspace ks, object key, ListObj o, list vals, Py_ssize_t
                        bint left)
 cdef int emit_insert(Keyspace ks, object key, ListObj o, LElem after, object val) except -1
 cdef int emit_remove(Keyspace ks, object key, ListObj o, list elems) except -1
+cdef list emit_pop(Keyspace ks, object key, ListObj o, Py_ssize_t count, bint left)
 cdef int emit_lset(Keyspace ks, object key, ListObj o, LElem e, object val) except -1
 cdef int emit_lclear(Keyspace ks, object key, ListObj o) except -1
 

@@ -231,7 +231,7 @@ cdef int _del_id(ListObj o, LElem e) except -1:
 
 cdef enum:
     PACK_BYTES = 8192     # a packed block grows while its buffer stays below this
-    PBLOCK_COST = 176     # the memory count's bytes per packed block (objects, slots)
+    PBLOCK_COST = 200     # the memory count's bytes per packed block (objects, slots)
     PACK_MIN = 8          # a packed block this small that cannot grow takes no neighbours
 
 # a read cursor (the last packed entry visited): LRANGE and a push chain read
@@ -1190,16 +1190,6 @@ cdef int _lins_local(Keyspace ks, object key, ListObj o, uint64_t an, uint64_t a
     return 0
 
 
-cdef int _lrem_on(Keyspace ks, object key, ListObj o, list elems, uint64_t u,
-                  uint64_t origin) except -1:
-    for e in elems:
-        _kill(o, <LElem>e, u)
-    _bump(&o.lu, &o.ln, u, origin)
-    ks.touched(key)
-    ks.settle(key, o)
-    return 0
-
-
 cdef LElem _resolve(Keyspace ks, ListObj o, uint64_t node, uint64_t uuid):
     """The element with this id; a ghost if its insert has not arrived; None
     if it was seen and collected (GC)."""
@@ -1317,30 +1307,168 @@ cdef int emit_remove(Keyspace ks, object key, ListObj o, list elems) except -1:
     """Pops, LREM, LTRIM: the removal of exactly these (live) elements of o,
     d[key] (as Keyspace.lookup gives it)."""
     cdef uint64_t u = ks.tick()
-    cdef char* w
     cdef bint had_ttl = _has_ttl(o)
-    cdef Py_ssize_t klen = PyBytes_GET_SIZE(key), n = PyList_GET_SIZE(elems)
+    cdef list ids = []
     cdef LElem e
     for x in elems:
-        _kill(o, <LElem>x, u)
+        e = <LElem>x
+        ids.append(e.node)
+        ids.append(e.uuid)
+        _kill(o, e, u)
+    return _removed(ks, key, o, u, ids, had_ttl)
+
+
+cdef bytes _ppop(ListObj o, Py_ssize_t bi, bint left, uint64_t u, uint64_t* pn,
+                 uint64_t* pu):
+    """Remove at u the first (left) or last element of packed block bi, in
+    sequence order, with no expansion: its tombstone (an LElem) joins the
+    block of removed elements next to it, or starts one. Returns its value;
+    its id in (pn, pu)."""
+    global _cb
+    cdef LBlock b = _blk(o, bi), d
+    cdef const unsigned char* p = <const unsigned char*>PyByteArray_AS_STRING(b.pbuf)
+    cdef Py_ssize_t blen = PyByteArray_GET_SIZE(b.pbuf), off, k, r, tot, nb
+    cdef uint64_t x, uuid, an, au, delta
+    cdef bint first_entry = left != b.same
+    cdef bytes val
+    cdef LElem e
+    if _cb is b:
+        _cb = None
+    if first_entry:
+        k = _rd_varint(p, &x)
+        k += _rd_varint(p + k, &x)
+        val = PyBytes_FromStringAndSize(<const char*>p + k, <Py_ssize_t>x)
+        k += <Py_ssize_t>x
+        tot = k + varint_len(<uint64_t>k)
+        uuid = b.ulo
+        if b.live > 1:
+            _rd_varint(p + tot, &delta)
+            b.ulo += delta      # the next entry's delta is now unused
+        del b.pbuf[:tot]
+    else:
+        r = _rd_back(p + blen, &x)
+        off = blen - r - <Py_ssize_t>x
+        tot = blen - off
+        k = _rd_varint(p + off, &delta)
+        k += _rd_varint(p + off + k, &x)
+        val = PyBytes_FromStringAndSize(<const char*>p + off + k, <Py_ssize_t>x)
+        uuid = b.uhi
+        if b.live > 1:
+            b.uhi -= delta
+        PyByteArray_Resize(b.pbuf, off)
+    o.pbytes -= tot
+    # the removed element's anchor (and the chain's new first one's)
+    an = b.an
+    au = b.au
+    if not b.same:
+        if left:
+            b.an = b.node
+            b.au = uuid
+        elif b.live > 1:
+            an = b.node
+            au = b.uhi
+    b.live -= 1
+    o.n -= 1
+    e = _new_elem(b.node, uuid, None)
+    e.rem = u
+    e.an = an
+    e.au = au
+    e.st = ST_PLACED
+    _put_id(o, e)
+    nb = PyList_GET_SIZE(o.blocks)
+    if left:
+        if bi > 0 and _blk(o, bi - 1).live == 0:
+            d = _blk(o, bi - 1)
+            _norm(d)
+            d.items.append(e)
+            e.blk = <void*>d
+        else:
+            d = _new_block([e], 0)
+            o.blocks.insert(bi, d)
+            d.pos = bi
+            bi += 1
+    else:
+        if bi + 1 < nb and _blk(o, bi + 1).live == 0:
+            d = _blk(o, bi + 1)
+            if not d.rev:
+                d.items.reverse()
+                d.rev = True
+            d.items.append(e)
+            e.blk = <void*>d
+        else:
+            d = _new_block([e], 0)
+            d.rev = True
+            o.blocks.insert(bi + 1, d)
+            d.pos = bi + 1
+    if b.live == 0:
+        # the packed block is empty: it goes, and removed neighbours join
+        _pidx_del(o, b)
+        o.pbytes -= PBLOCK_COST
+        del o.blocks[bi]
+        if 0 < bi < PyList_GET_SIZE(o.blocks) and _blk(o, bi - 1).live == 0 \
+                and _blk(o, bi).live == 0:
+            _merge_pair(o, bi - 1)
+    pn[0] = b.node
+    pu[0] = uuid
+    return val
+
+
+cdef int _rec_lrem(Keyspace ks, object key, uint64_t u, list ids) except -1:
+    """The LREM record of ids, a flat list [node, uuid, node, uuid ...]."""
+    cdef Py_ssize_t klen = PyBytes_GET_SIZE(key), n = PyList_GET_SIZE(ids) // 2, i
+    cdef char* w = ks.bl.reserve(OP_LREM, u, varint_len(<uint64_t>klen) + klen
+                                 + varint_len(<uint64_t>n) + 16 * n)
+    w = put_varint_at(w, <uint64_t>klen)
+    memcpy(w, PyBytes_AS_STRING(key), klen)
+    w = put_varint_at(w + klen, <uint64_t>n)
+    for i in range(2 * n):
+        w = put_u64_at(w, <uint64_t><object>PyList_GET_ITEM(ids, i))
+    ks.bl.end()
+    return 0
+
+
+cdef int _removed(Keyspace ks, object key, ListObj o, uint64_t u, list ids,
+                  bint had_ttl) except -1:
+    """The end of a local removal of ids at u: the object's bookkeeping, the
+    record, the TTL of a list it emptied."""
     _bump(&o.lu, &o.ln, u, ks.node_id)
     ks.touched(key)
     if o.n == 0 or ks.alts:
         ks.settle(key, o)
-    # the record in one go: key, ids
-    w = ks.bl.reserve(OP_LREM, u,
-                      varint_len(<uint64_t>klen) + klen + varint_len(<uint64_t>n) + 16 * n)
-    w = put_varint_at(w, <uint64_t>klen)
-    memcpy(w, PyBytes_AS_STRING(key), klen)
-    w = put_varint_at(w + klen, <uint64_t>n)
-    for x in elems:
-        e = <LElem>x
-        w = put_u64_at(w, e.node)
-        w = put_u64_at(w, e.uuid)
-    ks.bl.end()
+    _rec_lrem(ks, key, u, ids)
     if o.n == 0:
         _emptied(ks, key, o, had_ttl)
     return 0
+
+
+cdef list emit_pop(Keyspace ks, object key, ListObj o, Py_ssize_t count, bint left):
+    """LPOP (left) / RPOP of count (1 <= count <= LLEN) elements of o, d[key]:
+    their values, in pop order. Elements at the end of a packed block leave
+    it without expanding it."""
+    cdef uint64_t u = ks.tick(), node, uuid
+    cdef bint had_ttl = _has_ttl(o)
+    cdef list vals = [], ids = []
+    cdef Py_ssize_t bi, ii
+    cdef LBlock b
+    cdef LElem e
+    for _i in range(count):
+        if left:
+            first_live(o, &bi, &ii)
+        else:
+            last_live(o, &bi, &ii)
+        b = _blk(o, bi)
+        if b.pbuf is not None:
+            vals.append(_ppop(o, bi, left, u, &node, &uuid))
+            ids.append(node)
+            ids.append(uuid)
+        else:
+            e = _raw(b, ii)
+            vals.append(e.val)
+            ids.append(e.node)
+            ids.append(e.uuid)
+            _kill(o, e, u)
+    _removed(ks, key, o, u, ids, had_ttl)
+    return vals
 
 
 cdef int emit_lset(Keyspace ks, object key, ListObj o, LElem e, object val) except -1:
@@ -1425,33 +1553,56 @@ cdef int _apply_lins(Keyspace ks, uint64_t origin, uint64_t u, Reader r) except 
     return 0
 
 
-cdef list _read_elems(Keyspace ks, ListObj o, Reader r):
+cdef int _remove_id(Keyspace ks, ListObj o, uint64_t node, uint64_t uuid,
+                    uint64_t u) except -1:
+    """A peer's removal of element (node, uuid) at u: at either end of a
+    packed block it leaves it without expanding it (as a local pop)."""
+    cdef LElem e = _get_id_d(o, node, uuid) if o.ids else None
+    cdef LBlock b
+    cdef Py_ssize_t k, ii
+    cdef uint64_t pn, pu
+    if e is None and o.pidx is not None:
+        b = _pfind(o, node, uuid, &k)
+        if b is not None:
+            ii = b.live - 1 - k if b.same else k
+            if ii == 0 or ii == b.live - 1:
+                _ppop(o, _bindex(o, b), ii == 0, u, &pn, &pu)
+                return 0
+            _expand(o, b)
+            e = _get_id_d(o, node, uuid)
+    if e is None:
+        e = _resolve(ks, o, node, uuid)
+    if e is not None:
+        _kill(o, e, u)
+    return 0
+
+
+cdef int _read_remove(Keyspace ks, ListObj o, Reader r, uint64_t u) except -1:
+    """Read a record's ids and remove those elements at u."""
     cdef uint64_t n = r.varint(), _i, node, uuid
-    cdef list out = []
-    cdef LElem e
     if n > <uint64_t>(r.end - r.pos):
         raise ValueError("bad id count")
     for _i in range(n):
         node = r.u64()
         uuid = r.u64()
-        e = _resolve(ks, o, node, uuid)
-        if e is not None:
-            out.append(e)
-    return out
+        _remove_id(ks, o, node, uuid, u)
+    return 0
 
 
 cdef int _apply_lrem(Keyspace ks, uint64_t origin, uint64_t u, Reader r) except -1:
     cdef object key = r.bytes_()
     cdef ListObj o = <ListObj>ks.find(key, T_LIST, True)
-    _lrem_on(ks, key, o, _read_elems(ks, o, r), u, origin)
+    _read_remove(ks, o, r, u)
+    _bump(&o.lu, &o.ln, u, origin)
+    ks.touched(key)
+    ks.settle(key, o)
     return 0
 
 
 cdef int _apply_lclear(Keyspace ks, uint64_t origin, uint64_t u, Reader r) except -1:
     cdef object key = r.bytes_()
     cdef ListObj o = <ListObj>ks.find(key, T_LIST, True)
-    for e in _read_elems(ks, o, r):
-        _kill(o, <LElem>e, u)
+    _read_remove(ks, o, r, u)
     _bump(&o.lu, &o.ln, u, origin)
     ks._clear_done(key, o, u, origin)
     return 0
@@ -1951,33 +2102,142 @@ cdef int _push_block(list blocks, list items, Py_ssize_t live) except -1:
     return 0
 
 
+cdef inline bint _packable(LElem e) noexcept:
+    """e may sit in a packed block: live, never LSET."""
+    return e.rem == 0 and e.vu == e.uuid and e.vn == e.node and type(e.val) is bytes
+
+
+cdef int _run_joins(list run, int mode, LElem e, LElem nxt, Py_ssize_t nbytes) noexcept:
+    """How packable e continues the run (in sequence order) of packed
+    elements: 1 as the next of a chain, 2 as the next of an LPUSH run (the
+    run's mode, 0 while it has one element); 0 if it does not. An element
+    that the next one (nxt) chains onto starts a chain rather than end an
+    LPUSH run (as when a push made it: an LPUSH run holds newer elements)."""
+    cdef LElem first = <LElem>PyList_GET_ITEM(run, 0)
+    cdef LElem last = <LElem>PyList_GET_ITEM(run, PyList_GET_SIZE(run) - 1)
+    if (e.node != first.node or PyList_GET_SIZE(run) >= BLOCK_MAX
+            or nbytes + PyBytes_GET_SIZE(<bytes>e.val) + 4 >= PACK_BYTES):
+        return 0
+    if mode != 2 and e.an == e.node and e.au == last.uuid and e.uuid > last.uuid:
+        return 1
+    if mode != 1 and e.an == first.an and e.au == first.au and e.uuid < last.uuid:
+        if (nxt is not None and nxt.node == e.node and nxt.an == e.node and nxt.au == e.uuid
+                and _packable(nxt)):
+            return 0
+        return 2
+    return 0
+
+
+cdef class _Builder:
+    """The blocks of a list being rebuilt (_list_build): LElem blocks, and
+    packed blocks for runs of at least PACK_MIN packable elements."""
+    cdef ListObj o
+    cdef list blocks
+    cdef list cur           # the LElem block being filled
+    cdef Py_ssize_t live
+    cdef Py_ssize_t total
+    cdef list run           # packable elements that may become a packed block
+    cdef int mode
+    cdef Py_ssize_t nbytes
+
+    cdef int add(self, LElem e, LElem nxt) except -1:
+        cdef int m
+        if _packable(e):
+            if self.run:
+                m = _run_joins(self.run, self.mode, e, nxt, self.nbytes)
+                if m:
+                    self.run.append(e)
+                    self.mode = m
+                    self.nbytes += PyBytes_GET_SIZE(<bytes>e.val) + 4
+                    return 0
+                self.end_run()
+            self.run = [e]
+            self.mode = 0
+            self.nbytes = PyBytes_GET_SIZE(<bytes>e.val) + 4
+            return 0
+        if self.run:
+            self.end_run()
+        return self.add_elem(e)
+
+    cdef int add_elem(self, LElem e) except -1:
+        self.cur.append(e)
+        if e.rem == 0:
+            self.live += 1
+        if PyList_GET_SIZE(self.cur) == BLOCK_MAX:
+            self.end_cur()
+        return 0
+
+    cdef int end_cur(self) except -1:
+        if self.cur:
+            _push_block(self.blocks, self.cur, self.live)
+            self.total += self.live
+            self.cur = []
+            self.live = 0
+        return 0
+
+    cdef int end_run(self) except -1:
+        cdef list run = self.run
+        cdef LBlock b
+        cdef LElem first
+        self.run = None
+        if run is None:
+            return 0
+        if PyList_GET_SIZE(run) >= PACK_MIN:
+            first = <LElem>PyList_GET_ITEM(run, 0)
+            b = LBlock.__new__(LBlock)
+            b.items = None
+            b.live = 0
+            b.rev = False
+            b.pbuf = bytearray()
+            b.node = first.node
+            b.an = first.an
+            b.au = first.au
+            b.same = self.mode == 2
+            for x in (reversed(run) if b.same else run):
+                _pappend(self.o, b, (<LElem>x).uuid, <bytes>(<LElem>x).val)
+            self.o.pbytes += PBLOCK_COST
+            if _pidx_add(self.o, b):
+                self.end_cur()
+                b.pos = PyList_GET_SIZE(self.blocks)
+                self.blocks.append(b)
+                self.total += b.live
+                for x in run:
+                    _del_id(self.o, <LElem>x)
+                    (<LElem>x).blk = NULL
+                return 0
+            self.o.pbytes -= PyByteArray_GET_SIZE(b.pbuf) + PBLOCK_COST
+        for x in run:
+            self.add_elem(<LElem>x)
+        return 0
+
+
 cdef bint _list_build(ListObj o, list seq, list unplaced) except -1:
     """Make o hold exactly these placed elements (in this order) and these
     ghosts and waiting inserts. False if an id comes twice."""
-    cdef list blocks = [], cur = []
-    cdef Py_ssize_t live = 0, total = 0
+    cdef _Builder bld = _Builder.__new__(_Builder)
     cdef LElem e
     cdef list lst
+    cdef Py_ssize_t i, ns = PyList_GET_SIZE(seq)
     o.ids = {}
     o.pend = None
-    for x in seq:
-        e = <LElem>x
+    o.pidx = None
+    o.pbytes = 0
+    bld.o = o
+    bld.blocks = []
+    bld.cur = []
+    bld.live = 0
+    bld.total = 0
+    bld.run = None
+    for i in range(ns):
+        e = <LElem>PyList_GET_ITEM(seq, i)
         e.st = ST_PLACED
         if not _put_id_once(o, e):
             return False
-        cur.append(e)
-        if e.rem == 0:
-            live += 1
-        if len(cur) == BLOCK_MAX:
-            _push_block(blocks, cur, live)
-            total += live
-            cur = []
-            live = 0
-    if cur:
-        _push_block(blocks, cur, live)
-        total += live
-    o.blocks = blocks
-    o.n = total
+        bld.add(e, <LElem>PyList_GET_ITEM(seq, i + 1) if i + 1 < ns else None)
+    bld.end_run()
+    bld.end_cur()
+    o.blocks = bld.blocks
+    o.n = bld.total
     for x in unplaced:
         e = <LElem>x
         e.blk = NULL
@@ -2148,7 +2408,17 @@ cdef int _merge_list(ListObj a, ListObj b, Ctx ca, Ctx cb) except -1:
 cdef bint _filter_list(ListObj o, Ctx other) except -1:
     cdef set drop = set()
     cdef LElem e
-    _expand_all(o)
+    cdef LBlock b
+    if o.pidx is not None:
+        # a packed block holds an applied element if its oldest is one
+        for lst in o.pidx.values():
+            for y in <list>lst:
+                b = <LBlock>y
+                if other.applied(b.node, b.ulo):
+                    _expand_all(o)
+                    break
+            if o.pidx is None:
+                break
     for x in _list_all(o):
         e = <LElem>x
         if other.applied(e.node, e.uuid):
