@@ -20,7 +20,7 @@ from constdb._core.protocol cimport (
 )
 from constdb._core.t_list cimport (
     elem_at, emit_insert, emit_lset, emit_pop, emit_push, emit_remove, first_live, last_live,
-    next_live, prev_live, seek, val_at,
+    next_live, prev_live, seek, val_at, val_ptr,
 )
 
 cdef inline bint _eq(object a, object b) noexcept:
@@ -162,7 +162,8 @@ cdef int cmd_llen(Client c, list argv) except -1:
 cdef int cmd_lrange(Client c, list argv) except -1:
     cdef bint wrong
     cdef int64_t start, end, llen
-    cdef Py_ssize_t bi, ii, k, rangelen
+    cdef Py_ssize_t bi, ii, k, rangelen, vlen
+    cdef const char* vp
     cdef ListObj o
     if not parse_bytes_i64(<bytes>PyList_GET_ITEM(argv, 2), &start) or \
             not parse_bytes_i64(<bytes>PyList_GET_ITEM(argv, 3), &end):
@@ -189,7 +190,8 @@ cdef int cmd_lrange(Client c, list argv) except -1:
     for k in range(rangelen):
         if k:
             next_live(o, &bi, &ii)
-        c.out.bulk(val_at(o, bi, ii))
+        vp = val_ptr(o, bi, ii, &vlen)
+        c.out.bulk_raw(vp, vlen)
     return 0
 
 

@@ -24,6 +24,7 @@ cdef bint next_live(ListObj o, Py_ssize_t* bi, Py_ssize_t* ii) noexcept
 cdef bint prev_live(ListObj o, Py_ssize_t* bi, Py_ssize_t* ii) noexcept
 cdef LElem elem_at(ListObj o, Py_ssize_t bi, Py_ssize_t ii)
 cdef bytes val_at(ListObj o, Py_ssize_t bi, Py_ssize_t ii)
+cdef const char* val_ptr(ListObj o, Py_ssize_t bi, Py_ssize_t ii, Py_ssize_t* n) noexcept
 
 # local effects: draw uuids, apply through the shared rule, log the record
 cdef ListObj emit_push(Keyspace ks, object key, ListObj o, list vals, Py_ssize_t start,

@@ -30,6 +30,7 @@ from cpython.bytearray cimport PyByteArray_AS_STRING, PyByteArray_GET_SIZE, PyBy
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize, PyBytes_GET_SIZE
 from cpython.dict cimport PyDict_GetItem, PyDict_SetDefault
 from cpython.list cimport PyList_GET_ITEM, PyList_GET_SIZE
+from cpython.mem cimport PyMem_Free, PyMem_Malloc
 from cpython.object cimport PyObject
 from libc.stdint cimport uint8_t, uint64_t
 from libc.string cimport memcpy
@@ -738,6 +739,26 @@ cdef bytes val_at(ListObj o, Py_ssize_t bi, Py_ssize_t ii):
     return <bytes>_raw(b, ii).val
 
 
+cdef const char* val_ptr(ListObj o, Py_ssize_t bi, Py_ssize_t ii, Py_ssize_t* n) noexcept:
+    """The value at (bi, ii) (a live element) in place: its bytes and length
+    (valid until the list changes)."""
+    cdef LBlock b = _blk(o, bi)
+    cdef const unsigned char* p
+    cdef uint64_t x
+    cdef Py_ssize_t d
+    cdef object v
+    if b.pbuf is not None:
+        _pgo(b, _pk(b, ii))
+        p = <const unsigned char*>PyByteArray_AS_STRING(b.pbuf) + _co
+        d = _rd_varint(p, &x)
+        d += _rd_varint(p + d, &x)
+        n[0] = <Py_ssize_t>x
+        return <const char*>p + d
+    v = _raw(b, ii).val
+    n[0] = PyBytes_GET_SIZE(v)
+    return PyBytes_AS_STRING(v)
+
+
 cdef void _id_at(LBlock b, Py_ssize_t ii, uint64_t* node, uint64_t* uuid) noexcept:
     """The id of b's ii-th element in sequence order."""
     cdef LElem e
@@ -1308,14 +1329,21 @@ cdef int emit_remove(Keyspace ks, object key, ListObj o, list elems) except -1:
     d[key] (as Keyspace.lookup gives it)."""
     cdef uint64_t u = ks.tick()
     cdef bint had_ttl = _has_ttl(o)
-    cdef list ids = []
+    cdef Py_ssize_t n = PyList_GET_SIZE(elems), i = 0
+    cdef uint64_t* ids = <uint64_t*>PyMem_Malloc(16 * n + 16)
     cdef LElem e
-    for x in elems:
-        e = <LElem>x
-        ids.append(e.node)
-        ids.append(e.uuid)
-        _kill(o, e, u)
-    return _removed(ks, key, o, u, ids, had_ttl)
+    if ids == NULL:
+        raise MemoryError()
+    try:
+        for x in elems:
+            e = <LElem>x
+            ids[i] = e.node
+            ids[i + 1] = e.uuid
+            i += 2
+            _kill(o, e, u)
+        return _removed(ks, key, o, u, ids, n, had_ttl)
+    finally:
+        PyMem_Free(ids)
 
 
 cdef bytes _ppop(ListObj o, Py_ssize_t bi, bint left, uint64_t u, uint64_t* pn,
@@ -1413,29 +1441,30 @@ cdef bytes _ppop(ListObj o, Py_ssize_t bi, bint left, uint64_t u, uint64_t* pn,
     return val
 
 
-cdef int _rec_lrem(Keyspace ks, object key, uint64_t u, list ids) except -1:
-    """The LREM record of ids, a flat list [node, uuid, node, uuid ...]."""
-    cdef Py_ssize_t klen = PyBytes_GET_SIZE(key), n = PyList_GET_SIZE(ids) // 2, i
+cdef int _rec_lrem(Keyspace ks, object key, uint64_t u, const uint64_t* ids,
+                   Py_ssize_t n) except -1:
+    """The LREM record of n ids, ids[2i] the node and ids[2i+1] the uuid."""
+    cdef Py_ssize_t klen = PyBytes_GET_SIZE(key), i
     cdef char* w = ks.bl.reserve(OP_LREM, u, varint_len(<uint64_t>klen) + klen
                                  + varint_len(<uint64_t>n) + 16 * n)
     w = put_varint_at(w, <uint64_t>klen)
     memcpy(w, PyBytes_AS_STRING(key), klen)
     w = put_varint_at(w + klen, <uint64_t>n)
     for i in range(2 * n):
-        w = put_u64_at(w, <uint64_t><object>PyList_GET_ITEM(ids, i))
+        w = put_u64_at(w, ids[i])
     ks.bl.end()
     return 0
 
 
-cdef int _removed(Keyspace ks, object key, ListObj o, uint64_t u, list ids,
-                  bint had_ttl) except -1:
+cdef int _removed(Keyspace ks, object key, ListObj o, uint64_t u, const uint64_t* ids,
+                  Py_ssize_t n, bint had_ttl) except -1:
     """The end of a local removal of ids at u: the object's bookkeeping, the
     record, the TTL of a list it emptied."""
     _bump(&o.lu, &o.ln, u, ks.node_id)
     ks.touched(key)
     if o.n == 0 or ks.alts:
         ks.settle(key, o)
-    _rec_lrem(ks, key, u, ids)
+    _rec_lrem(ks, key, u, ids, n)
     if o.n == 0:
         _emptied(ks, key, o, had_ttl)
     return 0
@@ -1445,29 +1474,35 @@ cdef list emit_pop(Keyspace ks, object key, ListObj o, Py_ssize_t count, bint le
     """LPOP (left) / RPOP of count (1 <= count <= LLEN) elements of o, d[key]:
     their values, in pop order. Elements at the end of a packed block leave
     it without expanding it."""
-    cdef uint64_t u = ks.tick(), node, uuid
+    cdef uint64_t u = ks.tick()
     cdef bint had_ttl = _has_ttl(o)
-    cdef list vals = [], ids = []
-    cdef Py_ssize_t bi, ii
+    cdef list vals = []
+    cdef Py_ssize_t bi, ii, i
     cdef LBlock b
     cdef LElem e
-    for _i in range(count):
-        if left:
-            first_live(o, &bi, &ii)
-        else:
-            last_live(o, &bi, &ii)
-        b = _blk(o, bi)
-        if b.pbuf is not None:
-            vals.append(_ppop(o, bi, left, u, &node, &uuid))
-            ids.append(node)
-            ids.append(uuid)
-        else:
-            e = _raw(b, ii)
-            vals.append(e.val)
-            ids.append(e.node)
-            ids.append(e.uuid)
-            _kill(o, e, u)
-    _removed(ks, key, o, u, ids, had_ttl)
+    cdef uint64_t one[2]
+    cdef uint64_t* ids = &one[0] if count == 1 else <uint64_t*>PyMem_Malloc(16 * count)
+    if ids == NULL:
+        raise MemoryError()
+    try:
+        for i in range(count):
+            if left:
+                first_live(o, &bi, &ii)
+            else:
+                last_live(o, &bi, &ii)
+            b = _blk(o, bi)
+            if b.pbuf is not None:
+                vals.append(_ppop(o, bi, left, u, &ids[2 * i], &ids[2 * i + 1]))
+            else:
+                e = _raw(b, ii)
+                vals.append(e.val)
+                ids[2 * i] = e.node
+                ids[2 * i + 1] = e.uuid
+                _kill(o, e, u)
+        _removed(ks, key, o, u, ids, count, had_ttl)
+    finally:
+        if ids != &one[0]:
+            PyMem_Free(ids)
     return vals
 
 
