@@ -6,7 +6,7 @@ to 1 MiB on a node with no peer), which is not the entries'. List elements
 cost a few bytes each, so their row writes --list-factor times more entries
 (the RSS's slack, the backlog and a fresh process's heap moves are fixed sizes).
 
-    PYTHONPATH=$PWD python3 benchmarks/mem_calibrate.py [--n 200000]
+    PYTHONPATH=$PWD python3 benchmarks/mem_calibrate.py [--n 200000] [--kinds list,...]
 """
 
 from __future__ import annotations
@@ -48,9 +48,10 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--n", type=int, default=200_000)
     ap.add_argument("--list-factor", type=int, default=10)
+    ap.add_argument("--kinds", default="string,string-small,set,hash,zset,list")
     a = ap.parse_args()
     print(f"{'type':14} {'RSS B/entry':>12} {'used B/entry':>13} {'used/RSS':>9}")
-    for kind in ("string", "string-small", "set", "hash", "zset", "list"):
+    for kind in a.kinds.split(","):
         with tempfile.TemporaryDirectory() as d:
             node = ConstDBServer(d).start()
             try:
