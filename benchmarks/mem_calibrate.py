@@ -1,10 +1,14 @@
 """Checks used_memory (ConstDB's own estimate) against the RSS growth the
 same writes cause: per type, N keys (or N elements of a few keys) written to a
-fresh constdb-server; prints bytes per entry by RSS and by used_memory. With
---redis, the same writes to a fresh redis-server too: its bytes per entry by
-RSS and ConstDB's ratio to it.
+fresh constdb-server; prints bytes per entry by RSS and by used_memory, both
+without the replication backlog's growth (INFO mem_replication_backlog: up
+to 1 MiB on a node with no peer), which is not the entries'. List elements
+cost a few bytes each, so their row writes --list-factor times more entries
+(the RSS's slack, the backlog and a fresh process's heap moves are fixed sizes).
+With --redis, the same writes to a fresh redis-server too: its bytes per
+entry by RSS and ConstDB's ratio to it.
 
-    PYTHONPATH=$PWD python3 benchmarks/mem_calibrate.py [--n 200000] [--redis]
+    PYTHONPATH=$PWD python3 benchmarks/mem_calibrate.py [--n 200000] [--kinds list,...] [--redis]
 """
 
 from __future__ import annotations
@@ -16,9 +20,10 @@ import redis
 from bench_vs_redis import ConstDBServer, RedisServer, settle_rss
 
 
-def info(r: redis.Redis) -> int:
+def info(r: redis.Redis) -> tuple[int, int]:
+    """used_memory and the replication backlog's bytes."""
     m = r.info("memory")
-    return m["used_memory"]
+    return m["used_memory"], m.get("mem_replication_backlog", m.get("mem_backlog", 0))
 
 
 def fill(r: redis.Redis, kind: str, n: int) -> None:
@@ -44,33 +49,37 @@ def fill(r: redis.Redis, kind: str, n: int) -> None:
 def rss_per_entry(node, kind: str, n: int) -> tuple[float, float]:
     """(RSS growth, used_memory growth) per entry of n writes of kind."""
     r = node.client()
-    rss0, used0 = settle_rss(node.pid), info(r)
+    rss0, (used0, bl0) = settle_rss(node.pid), info(r)
     fill(r, kind, n)
-    rss1, used1 = settle_rss(node.pid), info(r)
-    return (rss1 - rss0) / n, (used1 - used0) / n
+    rss1, (used1, bl1) = settle_rss(node.pid), info(r)
+    bl = bl1 - bl0
+    return (rss1 - rss0 - bl) / n, (used1 - used0 - bl) / n
 
 
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--n", type=int, default=200_000)
     ap.add_argument("--redis", action="store_true", help="the same writes to redis-server")
+    ap.add_argument("--list-factor", type=int, default=10)
+    ap.add_argument("--kinds", default="string,string-small,set,hash,zset,list")
     a = ap.parse_args()
     head = f"{'type':14} {'RSS B/entry':>12} {'used B/entry':>13} {'used/RSS':>9}"
     if a.redis:
         head += f" {'Redis RSS B/entry':>18} {'vs Redis':>9}"
     print(head)
-    for kind in ("string", "string-small", "set", "hash", "zset", "list"):
+    for kind in a.kinds.split(","):
+        n = a.n * (a.list_factor if kind == "list" else 1)
         with tempfile.TemporaryDirectory() as d:
             node = ConstDBServer(d).start()
             try:
-                dr, du = rss_per_entry(node, kind, a.n)
+                dr, du = rss_per_entry(node, kind, n)
             finally:
                 node.stop()
             line = f"{kind:14} {dr:12.1f} {du:13.1f} {du / dr:9.2f}"
             if a.redis:
                 rs = RedisServer(d).start()
                 try:
-                    rr, _ = rss_per_entry(rs, kind, a.n)
+                    rr, _ = rss_per_entry(rs, kind, n)
                 finally:
                     rs.stop()
                 line += f" {rr:18.1f} {dr / rr:9.2f}"

@@ -40,7 +40,7 @@ from constdb._core.objects cimport (
 from constdb._core.protocol cimport Client, Server, add_command, reply_notint, reply_syntax
 from constdb._core.t_hash cimport emit_hset
 from constdb._core.t_hll cimport HllObj, hll_bytes
-from constdb._core.t_list cimport elem_at, emit_push, first_live, next_live
+from constdb._core.t_list cimport emit_push, first_live, next_live, val_at
 from constdb._core.t_mv cimport emit_mv
 from constdb._core.t_set cimport emit_sadd
 from constdb._core.t_string cimport TTL_WRITE, emit_reg, str_get
@@ -107,9 +107,9 @@ cdef bytes dump_value(CObj o):
         w.put_u8(T_LIST)
         w.put_varint(<uint64_t>(<ListObj>o).n)
         if first_live(<ListObj>o, &bi, &ii):
-            w.put_bytes(elem_at(<ListObj>o, bi, ii).val)
+            w.put_bytes(val_at(<ListObj>o, bi, ii))
             while next_live(<ListObj>o, &bi, &ii):
-                w.put_bytes(elem_at(<ListObj>o, bi, ii).val)
+                w.put_bytes(val_at(<ListObj>o, bi, ii))
     elif type(o) is SetObj:
         w.put_u8(T_SET)
         w.put_varint(<uint64_t>len((<SetObj>o).m))

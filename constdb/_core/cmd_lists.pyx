@@ -19,8 +19,8 @@ from constdb._core.protocol cimport (
     Client, Server, add_command, reply_notint, reply_syntax, reply_wrongtype,
 )
 from constdb._core.t_list cimport (
-    elem_at, emit_insert, emit_lset, emit_push, emit_remove, first_live, last_live,
-    next_live, prev_live, seek,
+    elem_at, emit_insert, emit_lset, emit_pop, emit_push, emit_remove, first_live, last_live,
+    next_live, prev_live, seek, val_at, val_ptr,
 )
 
 cdef inline bint _eq(object a, object b) noexcept:
@@ -61,13 +61,13 @@ cdef int cmd_rpushx(Client c, list argv) except -1:
 
 cdef int _pop(Client c, list argv, bint left) except -1:
     cdef Keyspace ks = c.ks
-    cdef Py_ssize_t argc = PyList_GET_SIZE(argv), bi, ii
+    cdef Py_ssize_t argc = PyList_GET_SIZE(argv)
     cdef object key = <object>PyList_GET_ITEM(argv, 1)
     cdef int64_t count = 1
     cdef bint has_count = argc == 3
     cdef CObj o
     cdef ListObj lo
-    cdef LElem e
+    cdef list vals
     if argc > 3:
         if left:
             return err_lit(c, b"ERR wrong number of arguments for 'lpop' command")
@@ -88,13 +88,8 @@ cdef int _pop(Client c, list argv, bint left) except -1:
     if count > lo.n:
         count = lo.n
     if not has_count:
-        if left:
-            first_live(lo, &bi, &ii)
-        else:
-            last_live(lo, &bi, &ii)
-        e = elem_at(lo, bi, ii)
-        c.out.bulk(<bytes>e.val)
-        emit_remove(ks, key, lo, [e])
+        vals = emit_pop(ks, key, lo, 1, left)
+        c.out.bulk(<bytes>PyList_GET_ITEM(vals, 0))
         notify(ks, N_LIST, b"lpop" if left else b"rpop", key)
         notify_gone(ks, key)
         return 0
@@ -104,24 +99,10 @@ cdef int _pop(Client c, list argv, bint left) except -1:
 cdef int _pop_run(Client c, object key, ListObj lo, int64_t count, bint left) except -1:
     """Reply an array of the count (<= LLEN) elements at one end and ship
     their removal (LPOP/RPOP with a count, LMPOP)."""
-    cdef Py_ssize_t bi, ii, _i
-    cdef list elems = []
-    cdef LElem e
-    if left:
-        first_live(lo, &bi, &ii)
-    else:
-        last_live(lo, &bi, &ii)
+    cdef list vals = emit_pop(c.ks, key, lo, <Py_ssize_t>count, left)
     c.out.array(count)
-    for _i in range(count):
-        if _i:
-            if left:
-                next_live(lo, &bi, &ii)
-            else:
-                prev_live(lo, &bi, &ii)
-        e = elem_at(lo, bi, ii)
-        c.out.bulk(<bytes>e.val)
-        elems.append(e)
-    emit_remove(c.ks, key, lo, elems)
+    for v in vals:
+        c.out.bulk(<bytes>v)
     notify(c.ks, N_LIST, b"lpop" if left else b"rpop", key)
     notify_gone(c.ks, key)
     return 0
@@ -187,7 +168,8 @@ cdef int cmd_llen(Client c, list argv) except -1:
 cdef int cmd_lrange(Client c, list argv) except -1:
     cdef bint wrong
     cdef int64_t start, end, llen
-    cdef Py_ssize_t bi, ii, k, rangelen
+    cdef Py_ssize_t bi, ii, k, rangelen, vlen
+    cdef const char* vp
     cdef ListObj o
     if not parse_bytes_i64(<bytes>PyList_GET_ITEM(argv, 2), &start) or \
             not parse_bytes_i64(<bytes>PyList_GET_ITEM(argv, 3), &end):
@@ -214,7 +196,8 @@ cdef int cmd_lrange(Client c, list argv) except -1:
     for k in range(rangelen):
         if k:
             next_live(o, &bi, &ii)
-        c.out.bulk(<bytes>elem_at(o, bi, ii).val)
+        vp = val_ptr(o, bi, ii, &vlen)
+        c.out.bulk_raw(vp, vlen)
     return 0
 
 
@@ -234,7 +217,7 @@ cdef int cmd_lindex(Client c, list argv) except -1:
     if idx < 0 or idx >= o.n:
         return c.out.nil()
     seek(o, <Py_ssize_t>idx, &bi, &ii)
-    return c.out.bulk(<bytes>elem_at(o, bi, ii).val)
+    return c.out.bulk(val_at(o, bi, ii))
 
 
 cdef int cmd_lset(Client c, list argv) except -1:
@@ -263,9 +246,8 @@ cdef int cmd_lrem(Client c, list argv) except -1:
     cdef int64_t count
     cdef Py_ssize_t bi, ii
     cdef ListObj o
-    cdef list found = []
+    cdef list found = [], at = []
     cdef bint more
-    cdef LElem e
     cdef object val = argv[3]
     if not parse_bytes_i64(<bytes>argv[2], &count):
         return reply_notint(c)
@@ -279,15 +261,17 @@ cdef int cmd_lrem(Client c, list argv) except -1:
     else:
         more = last_live(o, &bi, &ii)
     while more:
-        e = elem_at(o, bi, ii)
-        if _eq(e.val, val):
-            found.append(e)
-            if count != 0 and <int64_t>len(found) == (count if count > 0 else -count):
+        if _eq(val_at(o, bi, ii), val):
+            at.append((bi, ii))
+            if count != 0 and <int64_t>len(at) == (count if count > 0 else -count):
                 break
         if count >= 0:
             more = next_live(o, &bi, &ii)
         else:
             more = prev_live(o, &bi, &ii)
+    # the elements found (expanding their blocks keeps positions)
+    for t in at:
+        found.append(elem_at(o, <Py_ssize_t>t[0], <Py_ssize_t>t[1]))
     if found:
         emit_remove(c.ks, argv[1], o, found)
         notify(c.ks, N_LIST, b"lrem", argv[1])
@@ -296,10 +280,10 @@ cdef int cmd_lrem(Client c, list argv) except -1:
 
 
 cdef int cmd_linsert(Client c, list argv) except -1:
-    cdef bint wrong, after, more
-    cdef Py_ssize_t bi, ii
+    cdef bint wrong, after, more, has_prev = False
+    cdef Py_ssize_t bi, ii, pbi = 0, pii = 0
     cdef ListObj o
-    cdef LElem e, anchor = None
+    cdef LElem anchor = None
     cdef object pivot = argv[3]
     if opt_eq(<bytes>argv[2], b"AFTER", 5):
         after = True
@@ -314,14 +298,19 @@ cdef int cmd_linsert(Client c, list argv) except -1:
         return c.out.integer(0)
     more = first_live(o, &bi, &ii)
     while more:
-        e = elem_at(o, bi, ii)
-        if _eq(e.val, pivot):
+        if _eq(val_at(o, bi, ii), pivot):
             break
-        anchor = e
+        pbi = bi
+        pii = ii
+        has_prev = True
         more = next_live(o, &bi, &ii)
     if not more:
         return c.out.integer(-1)
-    emit_insert(c.ks, argv[1], o, e if after else anchor, argv[4])
+    if after:
+        anchor = elem_at(o, bi, ii)
+    elif has_prev:
+        anchor = elem_at(o, pbi, pii)
+    emit_insert(c.ks, argv[1], o, anchor, argv[4])
     notify(c.ks, N_LIST, b"linsert", argv[1])
     return c.out.integer(o.n)
 
@@ -423,7 +412,7 @@ cdef int cmd_lpos(Client c, list argv) except -1:
     else:
         more = last_live(o, &bi, &ii)
     while more and (maxlen == 0 or index < maxlen):
-        if _eq(elem_at(o, bi, ii).val, ele):
+        if _eq(val_at(o, bi, ii), ele):
             matches += 1
             matchindex = index if tail else llen - index - 1
             if matches >= rank:
@@ -467,6 +456,7 @@ cdef int _lmove(Client c, object src, object dst, bint from_left, bint to_left) 
     cdef Py_ssize_t bi, ii
     cdef LElem e
     cdef object val
+    cdef list vals
     if so is None:
         return c.out.nil()
     if type(so) is not ListObj:
@@ -475,20 +465,24 @@ cdef int _lmove(Client c, object src, object dst, bint from_left, bint to_left) 
     if do is not None and type(do) is not ListObj:
         return reply_wrongtype(c)
     lo = <ListObj>so
+    if do is not so:
+        vals = emit_pop(ks, src, lo, 1, from_left)
+        val = <object>PyList_GET_ITEM(vals, 0)
+        emit_push(ks, dst, None, [val], 0, to_left)
+        notify(ks, N_LIST, b"lpush" if to_left else b"rpush", dst)
+        notify(ks, N_LIST, b"lpop" if from_left else b"rpop", src)
+        notify_gone(ks, src)
+        return c.out.bulk(<bytes>val)
     if from_left:
         first_live(lo, &bi, &ii)
     else:
         last_live(lo, &bi, &ii)
     e = elem_at(lo, bi, ii)
     val = e.val
-    if do is so:
-        # Redis never empties (nor deletes) a list that LMOVE rotates: push
-        # first, so that the key keeps its TTL
-        emit_push(ks, dst, lo, [val], 0, to_left)
-        emit_remove(ks, src, lo, [e])
-    else:
-        emit_remove(ks, src, lo, [e])
-        emit_push(ks, dst, None, [val], 0, to_left)
+    # Redis never empties (nor deletes) a list that LMOVE rotates: push first,
+    # so that the key keeps its TTL
+    emit_push(ks, dst, lo, [val], 0, to_left)
+    emit_remove(ks, src, lo, [e])
     notify(ks, N_LIST, b"lpush" if to_left else b"rpush", dst)
     notify(ks, N_LIST, b"lpop" if from_left else b"rpop", src)
     notify_gone(ks, src)

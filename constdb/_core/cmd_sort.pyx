@@ -26,7 +26,7 @@ from constdb._core.protocol cimport (
     Client, Server, add_command, reply_notint, reply_syntax, reply_wrongtype,
 )
 from constdb._core.t_list cimport (
-    elem_at, emit_push, first_live, next_live, prev_live, seek,
+    emit_push, first_live, next_live, prev_live, seek, val_at,
 )
 from constdb._core.t_string cimport str_get
 from constdb._core.t_zset cimport ZIndex, ZNode, index_of, zn_back
@@ -236,20 +236,20 @@ cdef int _sort(Client c, list argv, bint readonly) except -1:
     elif type(o) is ListObj and dontsort:
         # only the range, from its first element (the last one's for DESC)
         if end >= start and seek(<ListObj>o, vlen - start - 1 if desc else start, &bi, &ii):
-            elems.append(elem_at(<ListObj>o, bi, ii).val)
+            elems.append(val_at(<ListObj>o, bi, ii))
             for _i in range(end - start):
                 if desc:
                     prev_live(<ListObj>o, &bi, &ii)
                 else:
                     next_live(<ListObj>o, &bi, &ii)
-                elems.append(elem_at(<ListObj>o, bi, ii).val)
+                elems.append(val_at(<ListObj>o, bi, ii))
         end -= start
         start = 0
     elif type(o) is ListObj:
         if first_live(<ListObj>o, &bi, &ii):
-            elems.append(elem_at(<ListObj>o, bi, ii).val)
+            elems.append(val_at(<ListObj>o, bi, ii))
             while next_live(<ListObj>o, &bi, &ii):
-                elems.append(elem_at(<ListObj>o, bi, ii).val)
+                elems.append(val_at(<ListObj>o, bi, ii))
     elif type(o) is SetObj:
         elems = list((<SetObj>o).m)
     elif dontsort:

@@ -320,8 +320,9 @@ cdef Py_ssize_t mem_est(CObj o) noexcept:
         return base + 128 + n * (36 + 64 + 36 + _sample_bytes((<ZSetObj>o).m, False))
     if t is ListObj:
         n = len((<ListObj>o).ids)
-        # LElem (112), ids entry (56), block slot (8), value (~48)
-        return base + 128 + n * (112 + 56 + 8 + 60)
+        # LElem (112), ids entry (56), block slot (8), value (~48); packed blocks: their
+        # buffers and objects (t_list.pyx)
+        return base + 128 + n * (112 + 56 + 8 + 60) + (<ListObj>o).pbytes
     if t is MVObj:
         return base + 64 * (1 + len((<MVObj>o).vers))
     return base

@@ -151,11 +151,20 @@ cdef class LElem:
 @cython.final
 @cython.no_gc
 cdef class LBlock:
-    # a run of consecutive elements of a list's sequence
-    cdef public list items          # LElem in sequence order (reversed if rev)
-    cdef public Py_ssize_t live     # live elements in items
+    # a run of consecutive elements of a list's sequence: LElem objects (items), or packed
+    # (pbuf: live elements of one origin with increasing uuids, values in one buffer)
+    cdef public list items          # LElem in sequence order (reversed if rev); None if packed
+    cdef public Py_ssize_t live     # live elements in items (packed: the elements)
     cdef public Py_ssize_t pos      # index in ListObj.blocks when last numbered (a hint)
     cdef public bint rev            # items kept reversed (only blocks with no live element)
+    cdef public bytearray pbuf      # packed entries in uuid order (t_list.pyx); None = items
+    cdef public uint64_t node       # packed: the origin of every element
+    cdef public uint64_t ulo        # packed: the first entry's uuid (the smallest)
+    cdef public uint64_t uhi        # packed: the last entry's uuid (the largest)
+    cdef public uint64_t an         # packed: the anchor (an, au) of the first element in
+    cdef public uint64_t au         # sequence order (chain) or of every element (same)
+    cdef public bint same           # packed: sequence order is newest first, every element
+    #                                 after (an, au) (LPUSH); else oldest first, a chain
 
 
 @cython.final
@@ -169,6 +178,8 @@ cdef class ListObj(CObj):
     cdef public Py_ssize_t n        # live elements (LLEN)
     cdef public uint64_t lu         # newest effect applied: (lu, ln)
     cdef public uint64_t ln
+    cdef public dict pidx           # None | {origin: [packed LBlock by ulo]} (disjoint ranges)
+    cdef public Py_ssize_t pbytes   # bytes held by packed blocks (the memory count)
 
 
 @cython.final

@@ -111,6 +111,9 @@ cdef class LElem:
 @cython.no_gc
 cdef class LBlock:
     def __repr__(self):
+        if self.pbuf is not None:
+            return "LBlock(packed %d, node %d, uuids %d..%d%s)" % (
+                self.live, self.node, self.ulo, self.uhi, ", same" if self.same else "")
         return "LBlock(%d items, %d live%s)" % (len(self.items), self.live,
                                                 ", rev" if self.rev else "")
 
@@ -237,6 +240,8 @@ cdef ListObj new_list():
     o.ids = {}
     o.pend = None
     o.n = 0
+    o.pidx = None
+    o.pbytes = 0
     return o
 
 

@@ -6,7 +6,8 @@ from constdb._core.objects cimport LBlock, LElem, ListObj
 
 cdef enum:
     # (record ops and LINS_* modes: ops.pxd)
-    # elements per block (a block with no live element may grow beyond)
+    # elements per block (a block with no live element may grow beyond); a packed block
+    # holds at most as many, so that expanding it in place keeps positions
     BLOCK_MAX = 128
 
     # LElem.st
@@ -22,12 +23,15 @@ cdef bint last_live(ListObj o, Py_ssize_t* bi, Py_ssize_t* ii) noexcept
 cdef bint next_live(ListObj o, Py_ssize_t* bi, Py_ssize_t* ii) noexcept
 cdef bint prev_live(ListObj o, Py_ssize_t* bi, Py_ssize_t* ii) noexcept
 cdef LElem elem_at(ListObj o, Py_ssize_t bi, Py_ssize_t ii)
+cdef bytes val_at(ListObj o, Py_ssize_t bi, Py_ssize_t ii)
+cdef const char* val_ptr(ListObj o, Py_ssize_t bi, Py_ssize_t ii, Py_ssize_t* n) noexcept
 
 # local effects: draw uuids, apply through the shared rule, log the record
 cdef ListObj emit_push(Keyspace ks, object key, ListObj o, list vals, Py_ssize_t start,
                        bint left)
 cdef int emit_insert(Keyspace ks, object key, ListObj o, LElem after, object val) except -1
 cdef int emit_remove(Keyspace ks, object key, ListObj o, list elems) except -1
+cdef list emit_pop(Keyspace ks, object key, ListObj o, Py_ssize_t count, bint left)
 cdef int emit_lset(Keyspace ks, object key, ListObj o, LElem e, object val) except -1
 cdef int emit_lclear(Keyspace ks, object key, ListObj o) except -1
 

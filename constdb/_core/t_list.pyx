@@ -26,9 +26,11 @@ popped elements become one block, kept reversed when it grows at its front), so
 that tombstones cost no walking at the ends.
 """
 
-from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_GET_SIZE
+from cpython.bytearray cimport PyByteArray_AS_STRING, PyByteArray_GET_SIZE, PyByteArray_Resize
+from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize, PyBytes_GET_SIZE
 from cpython.dict cimport PyDict_GetItem, PyDict_SetDefault
 from cpython.list cimport PyList_GET_ITEM, PyList_GET_SIZE
+from cpython.mem cimport PyMem_Free, PyMem_Malloc
 from cpython.object cimport PyObject
 from libc.stdint cimport uint8_t, uint64_t
 from libc.string cimport memcpy
@@ -53,6 +55,8 @@ cdef inline LBlock _blk(ListObj o, Py_ssize_t bi):
 
 
 cdef inline Py_ssize_t _len(LBlock b) noexcept:
+    if b.pbuf is not None:
+        return b.live
     return PyList_GET_SIZE(b.items)
 
 
@@ -145,7 +149,8 @@ cdef Py_ssize_t _index_in(LBlock b, LElem e) noexcept:
     return n - 1 - r if b.rev else r
 
 
-cdef LElem _get_id(ListObj o, uint64_t node, uint64_t uuid):
+cdef LElem _get_id_d(ListObj o, uint64_t node, uint64_t uuid):
+    """The element with this id if it is an LElem (not packed)."""
     cdef PyObject* p = PyDict_GetItem(o.ids, uuid)
     cdef object x
     if p == NULL:
@@ -159,6 +164,21 @@ cdef LElem _get_id(ListObj o, uint64_t node, uint64_t uuid):
         if (<LElem>y).node == node:
             return <LElem>y
     return None
+
+
+cdef LElem _get_id(ListObj o, uint64_t node, uint64_t uuid):
+    """The element with this id as an LElem (a packed block holding it is
+    expanded); None if there is none here."""
+    cdef LElem e = _get_id_d(o, node, uuid) if o.ids else None
+    cdef LBlock b
+    cdef Py_ssize_t k
+    if e is not None or o.pidx is None:
+        return e
+    b = _pfind(o, node, uuid, &k)
+    if b is None:
+        return None
+    _expand(o, b)
+    return _get_id_d(o, node, uuid)
 
 
 cdef int _put_id(ListObj o, LElem e) except -1:
@@ -188,6 +208,384 @@ cdef int _del_id(ListObj o, LElem e) except -1:
     return 0
 
 
+# ----------------------------------------------------------- packed blocks ----
+#
+# A packed block (LBlock.pbuf not None) holds live elements of one origin
+# that were never LSET (their value's ts is their id) and that one block may
+# rebuild exactly: their ids, in uuid order, and their anchors follow from
+# the block's (node, an, au, same). In sequence order its elements are
+# oldest first, each after the one before and the first after (an, au) (a
+# chain: RPUSH) or newest first, each after (an, au) (same: LPUSH). Its
+# buffer holds them in uuid order (so a push appends to it whichever end of
+# the sequence it grows at), one entry each:
+#
+#   varint uuid delta (0 for the first), varint value length, value,
+#   the length of the three as a varint written backwards (read from the end)
+#
+# so that about 2 + len(value) bytes an element is all it costs. Anything that
+# needs an element as an LElem (removal, LSET, an insert in its middle, a
+# remote effect naming it) expands the block in place: the same LBlock at the
+# same place, its items the LElem in sequence order (positions stay valid).
+# ListObj.pidx finds a packed element by id: per origin, the packed blocks
+# by uuid, with disjoint uuid ranges (a block grows only while it holds its
+# origin's newest packed element).
+
+cdef enum:
+    PACK_BYTES = 8192     # a packed block grows while its buffer stays below this
+    PBLOCK_COST = 200     # the memory count's bytes per packed block (objects, slots)
+    PACK_MIN = 8          # a packed block this small that cannot grow takes no neighbours
+
+# a read cursor (the last packed entry visited): LRANGE and a push chain read
+# consecutive entries in O(1) each
+cdef LBlock _cb = None
+cdef Py_ssize_t _ck = 0         # entry index in _cb's buffer
+cdef Py_ssize_t _co = 0         # its offset
+cdef uint64_t _cu = 0           # its uuid
+
+
+cdef inline Py_ssize_t _rv_len(uint64_t v) noexcept:
+    return varint_len(v)
+
+
+cdef inline Py_ssize_t _rd_varint(const unsigned char* p, uint64_t* out) noexcept:
+    """A LEB128 varint at p: its value, returns its length."""
+    cdef uint64_t v = 0
+    cdef Py_ssize_t i = 0
+    cdef int shift = 0
+    while True:
+        v |= <uint64_t>(p[i] & 0x7F) << shift
+        if not (p[i] & 0x80):
+            break
+        i += 1
+        shift += 7
+    out[0] = v
+    return i + 1
+
+
+cdef inline Py_ssize_t _rd_back(const unsigned char* end, uint64_t* out) noexcept:
+    """The backwards varint that ends at end: its value, returns its length."""
+    cdef uint64_t v = 0
+    cdef Py_ssize_t j = 0
+    while True:
+        v |= <uint64_t>(end[-1 - j] & 0x7F) << (7 * j)
+        if not (end[-1 - j] & 0x80):
+            break
+        j += 1
+    out[0] = v
+    return j + 1
+
+
+cdef inline char* _put_back(char* w, uint64_t v) noexcept:
+    cdef Py_ssize_t k = varint_len(v), j
+    for j in range(k):
+        w[k - 1 - j] = <char>(((v >> (7 * j)) & 0x7F) | (0x80 if j < k - 1 else 0))
+    return w + k
+
+
+cdef inline bint _packed(LBlock b) noexcept:
+    return b.pbuf is not None
+
+
+cdef inline Py_ssize_t _plen(ListObj o, LBlock b, uint64_t uuid, Py_ssize_t vlen) noexcept:
+    """The entry bytes of a new element (uuid, a value of vlen bytes) at b's end."""
+    cdef uint64_t delta = uuid - b.uhi if b.live else 0
+    cdef Py_ssize_t e = varint_len(delta) + varint_len(<uint64_t>vlen) + vlen
+    return e + varint_len(<uint64_t>e)
+
+
+cdef int _pappend(ListObj o, LBlock b, uint64_t uuid, bytes v) except -1:
+    """Append an element (uuid, larger than b's) to b's buffer."""
+    cdef uint64_t delta = uuid - b.uhi if b.live else 0
+    cdef Py_ssize_t vlen = PyBytes_GET_SIZE(v)
+    cdef Py_ssize_t e = varint_len(delta) + varint_len(<uint64_t>vlen) + vlen
+    cdef Py_ssize_t old = PyByteArray_GET_SIZE(b.pbuf)
+    cdef char* w
+    PyByteArray_Resize(b.pbuf, old + e + varint_len(<uint64_t>e))
+    w = PyByteArray_AS_STRING(b.pbuf) + old
+    w = put_varint_at(w, delta)
+    w = put_varint_at(w, <uint64_t>vlen)
+    memcpy(w, PyBytes_AS_STRING(v), vlen)
+    _put_back(w + vlen, <uint64_t>e)
+    o.pbytes += e + varint_len(<uint64_t>e)
+    if b.live == 0:
+        b.ulo = uuid
+    b.uhi = uuid
+    b.live += 1
+    return 0
+
+
+cdef LBlock _new_packed(ListObj o, uint64_t node, uint64_t uuid, bytes v, uint64_t an,
+                        uint64_t au):
+    cdef LBlock b = LBlock.__new__(LBlock)
+    b.items = None
+    b.live = 0
+    b.pos = 0
+    b.rev = False
+    b.pbuf = bytearray()
+    b.node = node
+    b.an = an
+    b.au = au
+    b.same = False
+    _pappend(o, b, uuid, v)
+    o.pbytes += PBLOCK_COST
+    return b
+
+
+cdef void _pgo(LBlock b, Py_ssize_t k) noexcept:
+    """Move the cursor to entry k of packed block b (0 <= k < b.live), from
+    the nearest of the cursor, the first entry and the last."""
+    global _cb, _ck, _co, _cu
+    cdef const unsigned char* p = <const unsigned char*>PyByteArray_AS_STRING(b.pbuf)
+    cdef Py_ssize_t n = b.live, j, off, d, r
+    cdef uint64_t u, x
+    if _cb is b and (k - _ck if k >= _ck else _ck - k) <= (k if k < n - 1 - k else n - 1 - k):
+        j = _ck
+        off = _co
+        u = _cu
+    elif k <= n - 1 - k:
+        j = 0
+        off = 0
+        u = b.ulo
+    else:
+        j = n - 1
+        r = _rd_back(p + PyByteArray_GET_SIZE(b.pbuf), &x)
+        off = PyByteArray_GET_SIZE(b.pbuf) - r - <Py_ssize_t>x
+        u = b.uhi
+    while j < k:
+        # past entry j: its delta, its length, its value, its back length
+        d = _rd_varint(p + off, &x)
+        d += _rd_varint(p + off + d, &x)
+        d += <Py_ssize_t>x
+        off += d + varint_len(<uint64_t>d)
+        j += 1
+        _rd_varint(p + off, &x)
+        u += x
+    while j > k:
+        _rd_varint(p + off, &x)
+        u -= x
+        r = _rd_back(p + off, &x)
+        off -= r + <Py_ssize_t>x
+        j -= 1
+    _cb = b
+    _ck = k
+    _co = off
+    _cu = u
+
+
+cdef inline Py_ssize_t _pk(LBlock b, Py_ssize_t ii) noexcept:
+    """The buffer entry of b's ii-th element in sequence order."""
+    return b.live - 1 - ii if b.same else ii
+
+
+cdef bytes _pval(LBlock b, Py_ssize_t k):
+    """The value of entry k of packed block b."""
+    cdef const unsigned char* p
+    cdef uint64_t x
+    cdef Py_ssize_t d
+    _pgo(b, k)
+    p = <const unsigned char*>PyByteArray_AS_STRING(b.pbuf) + _co
+    d = _rd_varint(p, &x)
+    d += _rd_varint(p + d, &x)
+    return PyBytes_FromStringAndSize(<const char*>p + d, <Py_ssize_t>x)
+
+
+cdef inline uint64_t _puuid(LBlock b, Py_ssize_t k) noexcept:
+    if k == 0:
+        return b.ulo
+    if k == b.live - 1:
+        return b.uhi
+    _pgo(b, k)
+    return _cu
+
+
+cdef inline uint64_t _pfirst_seq(LBlock b) noexcept:
+    """The uuid of b's first element in sequence order."""
+    return b.uhi if b.same else b.ulo
+
+
+cdef list _pidx_of(ListObj o, uint64_t node, bint make):
+    cdef PyObject* p
+    cdef list lst
+    if o.pidx is None:
+        if not make:
+            return None
+        o.pidx = {}
+    p = PyDict_GetItem(o.pidx, node)
+    if p != NULL:
+        return <list>p
+    if not make:
+        return None
+    lst = []
+    o.pidx[node] = lst
+    return lst
+
+
+cdef Py_ssize_t _pidx_bisect(list lst, uint64_t u) noexcept:
+    """The index of the last block of lst with ulo <= u; -1 if none."""
+    cdef Py_ssize_t lo = 0, hi = PyList_GET_SIZE(lst), mid
+    while lo < hi:
+        mid = (lo + hi) >> 1
+        if (<LBlock>PyList_GET_ITEM(lst, mid)).ulo <= u:
+            lo = mid + 1
+        else:
+            hi = mid
+    return lo - 1
+
+
+cdef bint _pidx_add(ListObj o, LBlock b) except -1:
+    """Index packed block b; False (not indexed) if its uuid range meets
+    another block's of its origin."""
+    cdef list lst = _pidx_of(o, b.node, True)
+    cdef Py_ssize_t i = _pidx_bisect(lst, b.ulo)
+    if i >= 0 and (<LBlock>PyList_GET_ITEM(lst, i)).uhi >= b.ulo:
+        return False
+    if i + 1 < PyList_GET_SIZE(lst) and (<LBlock>PyList_GET_ITEM(lst, i + 1)).ulo <= b.uhi:
+        return False
+    lst.insert(i + 1, b)
+    return True
+
+
+cdef int _pidx_del(ListObj o, LBlock b) except -1:
+    cdef list lst = _pidx_of(o, b.node, False)
+    cdef Py_ssize_t i
+    if lst is None:
+        return 0
+    i = _pidx_bisect(lst, b.ulo)
+    if i >= 0 and PyList_GET_ITEM(lst, i) == <PyObject*>b:
+        del lst[i]
+        if not lst:
+            del o.pidx[b.node]
+            if not o.pidx:
+                o.pidx = None
+    return 0
+
+
+cdef inline bint _pidx_last(ListObj o, LBlock b) noexcept:
+    """b holds its origin's newest packed element (it may grow)."""
+    cdef PyObject* p
+    cdef list lst
+    if o.pidx is None:
+        return False
+    p = PyDict_GetItem(o.pidx, b.node)
+    if p == NULL:
+        return False
+    lst = <list>p
+    return PyList_GET_SIZE(lst) > 0 and \
+        PyList_GET_ITEM(lst, PyList_GET_SIZE(lst) - 1) == <PyObject*>b
+
+
+cdef LBlock _pfind(ListObj o, uint64_t node, uint64_t u, Py_ssize_t* k):
+    """The packed block holding id (node, u) and the entry's index; None if
+    no packed block holds it."""
+    cdef list lst = _pidx_of(o, node, False)
+    cdef Py_ssize_t i, j, n
+    cdef LBlock b
+    if lst is None:
+        return None
+    i = _pidx_bisect(lst, u)
+    if i < 0:
+        return None
+    b = <LBlock>PyList_GET_ITEM(lst, i)
+    if u > b.uhi:
+        return None
+    n = b.live
+    if u == b.ulo:
+        k[0] = 0
+        return b
+    if u == b.uhi:
+        k[0] = n - 1
+        return b
+    # walk from the end nearer in uuids
+    if u - b.ulo <= b.uhi - u:
+        _pgo(b, 0)
+        j = 0
+        while _cu < u and j + 1 < n:
+            j += 1
+            _pgo(b, j)
+    else:
+        _pgo(b, n - 1)
+        j = n - 1
+        while _cu > u and j > 0:
+            j -= 1
+            _pgo(b, j)
+    if _cu != u:
+        return None
+    k[0] = j
+    return b
+
+
+cdef int _expand(ListObj o, LBlock b) except -1:
+    """Packed block b becomes a block of LElem (in place: positions stay)."""
+    global _cb
+    cdef const unsigned char* p = <const unsigned char*>PyByteArray_AS_STRING(b.pbuf)
+    cdef Py_ssize_t n = b.live, j, off = 0, d, blen = PyByteArray_GET_SIZE(b.pbuf)
+    cdef uint64_t u = b.ulo, x, pu = 0
+    cdef list items = []
+    cdef LElem e
+    cdef object v
+    _pidx_del(o, b)
+    for j in range(n):
+        d = _rd_varint(p + off, &x)
+        if j:
+            u += x
+        d += _rd_varint(p + off + d, &x)
+        v = PyBytes_FromStringAndSize(<const char*>p + off + d, <Py_ssize_t>x)
+        d += <Py_ssize_t>x
+        off += d + varint_len(<uint64_t>d)
+        e = _new_elem(b.node, u, v)
+        e.st = ST_PLACED
+        e.blk = <void*>b
+        if b.same or j == 0:
+            e.an = b.an
+            e.au = b.au
+        else:
+            e.an = b.node
+            e.au = pu
+        pu = u
+        _put_id(o, e)
+        items.append(e)
+    if b.same:
+        items.reverse()
+    o.pbytes -= blen + PBLOCK_COST
+    b.pbuf = None
+    b.items = items
+    if _cb is b:
+        _cb = None
+    return 0
+
+
+cdef int _expand_all(ListObj o) except -1:
+    cdef LBlock b
+    if o.pidx is None:
+        return 0
+    for x in o.blocks:
+        b = <LBlock>x
+        if b.pbuf is not None:
+            _expand(o, b)
+    return 0
+
+
+cdef list _pelems(LBlock b):
+    """Copies of packed block b's elements as LElem, in sequence order (not
+    registered anywhere: for snapshots and introspection)."""
+    cdef Py_ssize_t n = b.live, j
+    cdef list out = []
+    cdef LElem e
+    for j in range(n):
+        e = _new_elem(b.node, _puuid(b, j), _pval(b, j))
+        e.st = ST_PLACED
+        if b.same or j == 0:
+            e.an = b.an
+            e.au = b.au
+        else:
+            e.an = b.node
+            e.au = _puuid(b, j - 1)
+        out.append(e)
+    if b.same:
+        out.reverse()
+    return out
+
+
 # --------------------------------------------------------------- positions ----
 
 cdef bint seek(ListObj o, Py_ssize_t idx, Py_ssize_t* bi, Py_ssize_t* ii) noexcept:
@@ -215,7 +613,7 @@ cdef bint seek(ListObj o, Py_ssize_t idx, Py_ssize_t* bi, Py_ssize_t* ii) noexce
             idx -= blk.live
             b -= 1
         idx = blk.live - 1 - idx
-    L = PyList_GET_SIZE(blk.items)
+    L = _len(blk)
     if blk.live == L:
         k = idx
     elif idx < blk.live // 2:
@@ -250,8 +648,9 @@ cdef bint first_live(ListObj o, Py_ssize_t* bi, Py_ssize_t* ii) noexcept:
         b += 1
     blk = _blk(o, b)
     k = 0
-    while _raw(blk, k).rem != 0:
-        k += 1
+    if blk.live != _len(blk):
+        while _raw(blk, k).rem != 0:
+            k += 1
     bi[0] = b
     ii[0] = k
     return True
@@ -265,9 +664,10 @@ cdef bint last_live(ListObj o, Py_ssize_t* bi, Py_ssize_t* ii) noexcept:
     while _blk(o, b).live == 0:
         b -= 1
     blk = _blk(o, b)
-    k = PyList_GET_SIZE(blk.items) - 1
-    while _raw(blk, k).rem != 0:
-        k -= 1
+    k = _len(blk) - 1
+    if blk.live != k + 1:
+        while _raw(blk, k).rem != 0:
+            k -= 1
     bi[0] = b
     ii[0] = k
     return True
@@ -279,7 +679,7 @@ cdef bint next_live(ListObj o, Py_ssize_t* bi, Py_ssize_t* ii) noexcept:
     cdef LBlock blk = _blk(o, b)
     while True:
         if blk.live:
-            L = PyList_GET_SIZE(blk.items)
+            L = _len(blk)
             if blk.live == L:
                 if k < L:
                     bi[0] = b
@@ -303,7 +703,12 @@ cdef bint prev_live(ListObj o, Py_ssize_t* bi, Py_ssize_t* ii) noexcept:
     cdef Py_ssize_t b = bi[0], k = ii[0] - 1
     cdef LBlock blk = _blk(o, b)
     while True:
-        if blk.live:
+        if blk.live == _len(blk):
+            if k >= 0:
+                bi[0] = b
+                ii[0] = k
+                return True
+        elif blk.live:
             while k >= 0:
                 if _raw(blk, k).rem == 0:
                     bi[0] = b
@@ -314,11 +719,56 @@ cdef bint prev_live(ListObj o, Py_ssize_t* bi, Py_ssize_t* ii) noexcept:
         if b < 0:
             return False
         blk = _blk(o, b)
-        k = PyList_GET_SIZE(blk.items) - 1
+        k = _len(blk) - 1
 
 
 cdef LElem elem_at(ListObj o, Py_ssize_t bi, Py_ssize_t ii):
-    return _raw(_blk(o, bi), ii)
+    """The element at (bi, ii) as an LElem (its block, if packed, is
+    expanded in place: positions stay valid)."""
+    cdef LBlock b = _blk(o, bi)
+    if b.pbuf is not None:
+        _expand(o, b)
+    return _raw(b, ii)
+
+
+cdef bytes val_at(ListObj o, Py_ssize_t bi, Py_ssize_t ii):
+    """The value at (bi, ii) (a live element)."""
+    cdef LBlock b = _blk(o, bi)
+    if b.pbuf is not None:
+        return _pval(b, _pk(b, ii))
+    return <bytes>_raw(b, ii).val
+
+
+cdef const char* val_ptr(ListObj o, Py_ssize_t bi, Py_ssize_t ii, Py_ssize_t* n) noexcept:
+    """The value at (bi, ii) (a live element) in place: its bytes and length
+    (valid until the list changes)."""
+    cdef LBlock b = _blk(o, bi)
+    cdef const unsigned char* p
+    cdef uint64_t x
+    cdef Py_ssize_t d
+    cdef object v
+    if b.pbuf is not None:
+        _pgo(b, _pk(b, ii))
+        p = <const unsigned char*>PyByteArray_AS_STRING(b.pbuf) + _co
+        d = _rd_varint(p, &x)
+        d += _rd_varint(p + d, &x)
+        n[0] = <Py_ssize_t>x
+        return <const char*>p + d
+    v = _raw(b, ii).val
+    n[0] = PyBytes_GET_SIZE(v)
+    return PyBytes_AS_STRING(v)
+
+
+cdef void _id_at(LBlock b, Py_ssize_t ii, uint64_t* node, uint64_t* uuid) noexcept:
+    """The id of b's ii-th element in sequence order."""
+    cdef LElem e
+    if b.pbuf is not None:
+        node[0] = b.node
+        uuid[0] = _puuid(b, _pk(b, ii))
+    else:
+        e = _item(b, ii)
+        node[0] = e.node
+        uuid[0] = e.uuid
 
 
 # ------------------------------------------------------- block maintenance ----
@@ -400,16 +850,19 @@ cdef int _insert_at(ListObj o, LElem e, Py_ssize_t bi, Py_ssize_t ii) except -1:
             o.n += 1
         return 0
     b = _blk(o, bi)
+    if b.pbuf is not None:
+        _expand(o, b)
     L = _len(b)
     if is_live and b.live == 0:
         # a live element never goes into a block of removed ones (maybe huge,
         # maybe reversed): into a live neighbour with room, else a new block
-        if ii == 0 and bi > 0 and _blk(o, bi - 1).live > 0 and _len(_blk(o, bi - 1)) < BLOCK_MAX:
+        if (ii == 0 and bi > 0 and _blk(o, bi - 1).live > 0 and not _packed(_blk(o, bi - 1))
+                and _len(_blk(o, bi - 1)) < BLOCK_MAX):
             bi -= 1
             b = _blk(o, bi)
             ii = _len(b)
         elif (ii == L and bi + 1 < nb and _blk(o, bi + 1).live > 0
-                and _len(_blk(o, bi + 1)) < BLOCK_MAX):
+                and not _packed(_blk(o, bi + 1)) and _len(_blk(o, bi + 1)) < BLOCK_MAX):
             bi += 1
             b = _blk(o, bi)
             ii = 0
@@ -457,59 +910,193 @@ cdef int _insert_at(ListObj o, LElem e, Py_ssize_t bi, Py_ssize_t ii) except -1:
     return 0
 
 
-cdef int _place(ListObj o, LElem e, LElem anchor) except -1:
-    """Integrate e after anchor (None: the head), skipping newer concurrent
-    inserts at the same place (RGA)."""
-    cdef Py_ssize_t bi, ii, nb = PyList_GET_SIZE(o.blocks)
+cdef bint _after(ListObj o, uint64_t an, uint64_t au, Py_ssize_t* pbi,
+                 Py_ssize_t* pii) except -1:
+    """The position right after element (an, au) ((0, 0): the head); False
+    if that element is not placed here."""
+    cdef LElem a
     cdef LBlock b
-    cdef LElem y
-    if anchor is None:
-        bi = 0
-        ii = 0
-    else:
-        b = <LBlock>anchor.blk
-        bi = _bindex(o, b)
-        ii = _index_in(b, anchor) + 1
+    cdef Py_ssize_t k
+    if an == 0 and au == 0:
+        pbi[0] = 0
+        pii[0] = 0
+        return True
+    a = _get_id_d(o, an, au) if o.ids else None
+    if a is not None:
+        if a.st != ST_PLACED:
+            return False
+        b = <LBlock>a.blk
+        pbi[0] = _bindex(o, b)
+        pii[0] = _index_in(b, a) + 1
+        return True
+    b = _pfind(o, an, au, &k)
+    if b is None:
+        return False
+    pbi[0] = _bindex(o, b)
+    pii[0] = (b.live - 1 - k if b.same else k) + 1
+    return True
+
+
+cdef void _skip(ListObj o, uint64_t node, uint64_t uuid, Py_ssize_t* pbi,
+                Py_ssize_t* pii) noexcept:
+    """From (bi, ii), past every element with a larger id than (node, uuid)
+    (the RGA rule)."""
+    cdef Py_ssize_t bi = pbi[0], ii = pii[0], nb = PyList_GET_SIZE(o.blocks), L
+    cdef LBlock b
+    cdef uint64_t yn, yu
     while bi < nb:
         b = _blk(o, bi)
-        if ii >= _len(b):
+        L = _len(b)
+        if ii < L and b.pbuf is not None and ii == 0 and ts_gt(b.ulo, b.node, uuid, node):
+            ii = L      # every element of the packed block is larger
+        if ii >= L:
             if bi + 1 >= nb:
                 break
             bi += 1
             ii = 0
             continue
-        y = _item(b, ii)
-        if not ts_gt(y.uuid, y.node, e.uuid, e.node):
+        _id_at(b, ii, &yn, &yu)
+        if not ts_gt(yu, yn, uuid, node):
             break
         ii += 1
+    pbi[0] = bi
+    pii[0] = ii
+
+
+cdef int _place(ListObj o, LElem e, Py_ssize_t bi, Py_ssize_t ii) except -1:
+    """Integrate e from (bi, ii), the position after its anchor (RGA)."""
+    _skip(o, e.node, e.uuid, &bi, &ii)
     _insert_at(o, e, bi, ii)
     e.st = ST_PLACED
     return 0
 
 
-cdef int _release(ListObj o, LElem first) except -1:
-    """Place the inserts that waited for first (and, in turn, for them)."""
-    cdef list work = [first], keep, lst
-    cdef LElem a, x
+cdef Py_ssize_t _put_block(ListObj o, LBlock b, Py_ssize_t bi, Py_ssize_t ii, uint64_t node,
+                           uint64_t uuid, bytes v, uint64_t an, uint64_t au) except -2:
+    """A new packed block holding one element, before (ii == 0) or after
+    block b at index bi; its index, or -1 if it would meet another's range."""
+    cdef LBlock p = _new_packed(o, node, uuid, v, an, au)
+    if not _pidx_add(o, p):
+        o.pbytes -= PyByteArray_GET_SIZE(p.pbuf) + PBLOCK_COST
+        return -1
+    if ii != 0:
+        bi = _bindex(o, b) + 1
+    o.blocks.insert(bi, p)
+    p.pos = bi
+    o.n += 1
+    return bi
+
+
+cdef int _put_new(ListObj o, Py_ssize_t* pbi, Py_ssize_t* pii, uint64_t node, uint64_t uuid,
+                  bytes v, uint64_t an, uint64_t au) except -1:
+    """Put a new live element (node, uuid) with value v (its ts its id), after
+    (an, au), at position (bi, ii) (found by the RGA rule): packed when it
+    extends a packed block (the next of a chain, or the next of an LPUSH run)
+    or starts one between two blocks; else an LElem. Sets (bi, ii) to where it
+    went."""
+    cdef Py_ssize_t bi = pbi[0], ii = pii[0], nb = PyList_GET_SIZE(o.blocks), L
+    cdef Py_ssize_t vlen = PyBytes_GET_SIZE(v)
+    cdef LBlock b, p, q
+    cdef LElem e
+    if nb == 0:
+        b = _new_packed(o, node, uuid, v, an, au)
+        if _pidx_add(o, b):
+            o.blocks.append(b)
+            o.n += 1
+            pbi[0] = 0
+            pii[0] = 0
+            return 0
+        o.pbytes -= PyByteArray_GET_SIZE(b.pbuf) + PBLOCK_COST
+    else:
+        b = _blk(o, bi)
+        L = _len(b)
+        # the next of a chain: after the last element of a packed chain
+        p = b if ii == L else (_blk(o, bi - 1) if ii == 0 and bi > 0 else None)
+        if (p is not None and p.pbuf is not None and p.node == node and an == node
+                and au == p.uhi and uuid > p.uhi and (not p.same or p.live == 1)
+                and p.live < BLOCK_MAX and PyByteArray_GET_SIZE(p.pbuf) + vlen < PACK_BYTES
+                and _pidx_last(o, p)):
+            _pappend(o, p, uuid, v)
+            p.same = False
+            o.n += 1
+            pbi[0] = bi if p is b else bi - 1
+            pii[0] = p.live - 1
+            return 0
+        # the next of an LPUSH run: before the first element of a packed run
+        p = b if ii == 0 else (_blk(o, bi + 1) if ii == L and bi + 1 < nb else None)
+        if (p is not None and p.pbuf is not None and p.node == node and p.an == an
+                and p.au == au and uuid > p.uhi and (p.same or p.live == 1)
+                and p.live < BLOCK_MAX and PyByteArray_GET_SIZE(p.pbuf) + vlen < PACK_BYTES
+                and _pidx_last(o, p)):
+            _pappend(o, p, uuid, v)
+            p.same = True
+            o.n += 1
+            pbi[0] = bi if p is b else bi + 1
+            pii[0] = 0
+            return 0
+        if ii == 0 or ii == L:
+            # between two blocks: into a live LElem neighbour with room (a
+            # small packed one that cannot grow becomes one: so interleaved
+            # elements fill LElem blocks), else a new packed block
+            p = b if ii == L else (_blk(o, bi - 1) if bi > 0 else None)
+            q = b if ii == 0 else (_blk(o, bi + 1) if bi + 1 < nb else None)
+            if p is not None and p.pbuf is not None and p.live < PACK_MIN:
+                _expand(o, p)
+            if q is not None and q.pbuf is not None and q.live < PACK_MIN:
+                _expand(o, q)
+            if p is not None and p.pbuf is None and 0 < p.live and _len(p) < BLOCK_MAX:
+                bi = _bindex(o, p)
+                ii = _len(p)
+            elif q is not None and q.pbuf is None and 0 < q.live and _len(q) < BLOCK_MAX:
+                bi = _bindex(o, q)
+                ii = 0
+            else:
+                bi = _put_block(o, b, bi, ii, node, uuid, v, an, au)
+                if bi >= 0:
+                    pbi[0] = bi
+                    pii[0] = 0
+                    return 0
+                bi = pbi[0]
+                ii = pii[0]
+    e = _new_elem(node, uuid, v)
+    e.an = an
+    e.au = au
+    _put_id(o, e)
+    _insert_at(o, e, bi, ii)
+    e.st = ST_PLACED
+    pbi[0] = _bindex(o, <LBlock>e.blk)
+    pii[0] = _hint
+    return 0
+
+
+cdef int _release(ListObj o, uint64_t node, uint64_t uuid) except -1:
+    """Place the inserts that waited for element (node, uuid) (and, in turn,
+    for them)."""
+    cdef list work = [(node, uuid)], keep, lst
+    cdef LElem x
+    cdef uint64_t an, au
+    cdef Py_ssize_t bi, ii
     while work:
-        a = <LElem>work.pop()
+        t = work.pop()
+        an = <uint64_t>t[0]
+        au = <uint64_t>t[1]
         if o.pend is None:
             break
-        lst = (<dict>o.pend).get(a.uuid)
+        lst = (<dict>o.pend).get(au)
         if lst is None:
             continue
         keep = []
         for item in lst:
             x = <LElem>item[0]
-            if <uint64_t>item[1] == a.node:
-                _place(o, x, a)
-                work.append(x)
+            if <uint64_t>item[1] == an and _after(o, an, au, &bi, &ii):
+                _place(o, x, bi, ii)
+                work.append((x.node, x.uuid))
             else:
                 keep.append(item)
         if keep:
-            o.pend[a.uuid] = keep
+            o.pend[au] = keep
         else:
-            del o.pend[a.uuid]
+            del o.pend[au]
             if not o.pend:
                 o.pend = None
     return 0
@@ -540,15 +1127,25 @@ cdef bint _kill(ListObj o, LElem e, uint64_t u) except -1:
 cdef int _lins_on(Keyspace ks, object key, ListObj o, uint64_t an, uint64_t au, int mode,
                   list vals, uint64_t u, uint64_t origin) except -1:
     """Insert vals with ids (origin, u-n+1) .. (origin, u) after (an, au)."""
-    cdef Py_ssize_t i, n = PyList_GET_SIZE(vals)
+    cdef Py_ssize_t i, n = PyList_GET_SIZE(vals), bi, ii
     cdef uint64_t first = u - <uint64_t>n + 1, eu
-    cdef LElem e, anchor
+    cdef LElem e
     cdef list lst
     for i in range(n):
         eu = first + <uint64_t>i
         v = <object>PyList_GET_ITEM(vals, i)
-        e = _get_id(o, origin, eu) if o.ids else None
+        e = _get_id_d(o, origin, eu) if o.ids else None
         if e is None:
+            if _after(o, an, au, &bi, &ii):
+                # the common case: a new element whose anchor is here
+                _skip(o, origin, eu, &bi, &ii)
+                _put_new(o, &bi, &ii, origin, eu, <bytes>v, an, au)
+                if o.pend is not None:
+                    _release(o, origin, eu)
+                if mode == LINS_CHAIN:
+                    an = origin
+                    au = eu
+                continue
             e = _new_elem(origin, eu, v)
             _put_id(o, e)
         elif e.st == ST_GHOST:
@@ -561,25 +1158,19 @@ cdef int _lins_on(Keyspace ks, object key, ListObj o, uint64_t an, uint64_t au, 
             continue        # a duplicate (cannot happen: VV filters records)
         e.an = an
         e.au = au
-        if an == 0 and au == 0:
-            _place(o, e, None)
+        if _after(o, an, au, &bi, &ii):
+            _place(o, e, bi, ii)
             if o.pend is not None:
-                _release(o, e)
+                _release(o, e.node, e.uuid)
         else:
-            anchor = _get_id(o, an, au)
-            if anchor is not None and anchor.st == ST_PLACED:
-                _place(o, e, anchor)
-                if o.pend is not None:
-                    _release(o, e)
+            e.st = ST_WAIT
+            if o.pend is None:
+                o.pend = {}
+            lst = (<dict>o.pend).get(au)
+            if lst is None:
+                o.pend[au] = [(e, an)]
             else:
-                e.st = ST_WAIT
-                if o.pend is None:
-                    o.pend = {}
-                lst = (<dict>o.pend).get(au)
-                if lst is None:
-                    o.pend[au] = [(e, an)]
-                else:
-                    lst.append((e, an))
+                lst.append((e, an))
         if mode == LINS_CHAIN:
             an = origin
             au = eu
@@ -589,55 +1180,34 @@ cdef int _lins_on(Keyspace ks, object key, ListObj o, uint64_t an, uint64_t au, 
     return 0
 
 
-cdef int _lins_local(Keyspace ks, object key, ListObj o, LElem anchor, Py_ssize_t bi,
-                     Py_ssize_t ii, int mode, list vals, Py_ssize_t start, uint64_t u,
-                     bint shown) except -1:
+cdef int _lins_local(Keyspace ks, object key, ListObj o, uint64_t an, uint64_t au,
+                     Py_ssize_t bi, Py_ssize_t ii, int mode, list vals, Py_ssize_t start,
+                     uint64_t u, bint shown) except -1:
     """_lins_on of a local push: the new elements' uuids are the newest of
     all, so no element with such an id exists yet (no ghost, no duplicate),
-    and the RGA skip after the anchor passes nothing: the first element goes
-    right at (bi, ii) (just after the anchor, or at the head when anchor is
-    None), which the caller found. The values are vals[start:]. shown: o is
-    d[key]."""
+    and the RGA skip after the anchor passes nothing: each element goes right
+    after its anchor: the first at (bi, ii) (just after (an, au), or at the
+    head when that is (0, 0)), which the caller found. The values are
+    vals[start:]. shown: o is d[key]."""
     cdef Py_ssize_t i, n = PyList_GET_SIZE(vals) - start
     cdef uint64_t origin = ks.node_id, first = u - <uint64_t>n + 1, eu
-    cdef uint64_t an = 0, au = 0
-    cdef LElem e
-    if anchor is not None:
-        an = anchor.node
-        au = anchor.uuid
     for i in range(n):
         eu = first + <uint64_t>i
-        e = _new_elem(origin, eu, <object>PyList_GET_ITEM(vals, start + i))
-        _put_id(o, e)
-        e.an = an
-        e.au = au
-        if anchor is None:
-            _place(o, e, None)
-        elif i == 0:
-            _insert_at(o, e, bi, ii)
-            e.st = ST_PLACED
-        else:
-            _place(o, e, anchor)
+        if i and mode == LINS_CHAIN:
+            ii += 1     # right after the previous one
+        elif i:
+            bi = 0
+            ii = 0
+        _put_new(o, &bi, &ii, origin, eu, <bytes>PyList_GET_ITEM(vals, start + i), an, au)
         if o.pend is not None:
-            _release(o, e)
+            _release(o, origin, eu)
         if mode == LINS_CHAIN:
             an = origin
             au = eu
-            anchor = e
     _bump(&o.lu, &o.ln, u, origin)
     ks.touched(key)
     if not shown or ks.alts:
         ks.settle(key, o)
-    return 0
-
-
-cdef int _lrem_on(Keyspace ks, object key, ListObj o, list elems, uint64_t u,
-                  uint64_t origin) except -1:
-    for e in elems:
-        _kill(o, <LElem>e, u)
-    _bump(&o.lu, &o.ln, u, origin)
-    ks.touched(key)
-    ks.settle(key, o)
     return 0
 
 
@@ -688,16 +1258,13 @@ cdef ListObj emit_push(Keyspace ks, object key, ListObj o, list vals, Py_ssize_t
     cdef Py_ssize_t i, n = PyList_GET_SIZE(vals) - start, bi = 0, ii = 0, plen, vlen
     cdef Py_ssize_t klen = PyBytes_GET_SIZE(key)
     cdef uint64_t u, an = 0, au = 0
-    cdef LElem last = None
     cdef bint shown = o is not None
     cdef char* w
     cdef bytes v
     if o is None:
         o = <ListObj>ks.find(key, T_LIST, True)
     if not left and last_live(o, &bi, &ii):
-        last = elem_at(o, bi, ii)
-        an = last.node
-        au = last.uuid
+        _id_at(_blk(o, bi), ii, &an, &au)
         ii += 1
     # one uuid per element: within a command the clock gives consecutive ones
     u = ks.tick()
@@ -705,7 +1272,7 @@ cdef ListObj emit_push(Keyspace ks, object key, ListObj o, list vals, Py_ssize_t
         if ks.tick() != u + <uint64_t>i:
             raise RuntimeError("clock did not give consecutive uuids")
     u = u + <uint64_t>(n - 1)
-    _lins_local(ks, key, o, last, bi, ii, LINS_SAME if left else LINS_CHAIN, vals, start, u,
+    _lins_local(ks, key, o, an, au, bi, ii, LINS_SAME if left else LINS_CHAIN, vals, start, u,
                 shown)
     # the record in one go: key, anchor, mode, values
     plen = varint_len(<uint64_t>klen) + klen + 17 + varint_len(<uint64_t>n)
@@ -761,30 +1328,182 @@ cdef int emit_remove(Keyspace ks, object key, ListObj o, list elems) except -1:
     """Pops, LREM, LTRIM: the removal of exactly these (live) elements of o,
     d[key] (as Keyspace.lookup gives it)."""
     cdef uint64_t u = ks.tick()
-    cdef char* w
     cdef bint had_ttl = _has_ttl(o)
-    cdef Py_ssize_t klen = PyBytes_GET_SIZE(key), n = PyList_GET_SIZE(elems)
+    cdef Py_ssize_t n = PyList_GET_SIZE(elems), i = 0
+    cdef uint64_t* ids = <uint64_t*>PyMem_Malloc(16 * n + 16)
     cdef LElem e
-    for x in elems:
-        _kill(o, <LElem>x, u)
+    if ids == NULL:
+        raise MemoryError()
+    try:
+        for x in elems:
+            e = <LElem>x
+            ids[i] = e.node
+            ids[i + 1] = e.uuid
+            i += 2
+            _kill(o, e, u)
+        return _removed(ks, key, o, u, ids, n, had_ttl)
+    finally:
+        PyMem_Free(ids)
+
+
+cdef bytes _ppop(ListObj o, Py_ssize_t bi, bint left, uint64_t u, uint64_t* pn,
+                 uint64_t* pu):
+    """Remove at u the first (left) or last element of packed block bi, in
+    sequence order, with no expansion: its tombstone (an LElem) joins the
+    block of removed elements next to it, or starts one. Returns its value;
+    its id in (pn, pu)."""
+    global _cb
+    cdef LBlock b = _blk(o, bi), d
+    cdef const unsigned char* p = <const unsigned char*>PyByteArray_AS_STRING(b.pbuf)
+    cdef Py_ssize_t blen = PyByteArray_GET_SIZE(b.pbuf), off, k, r, tot, nb
+    cdef uint64_t x, uuid, an, au, delta
+    cdef bint first_entry = left != b.same
+    cdef bytes val
+    cdef LElem e
+    if _cb is b:
+        _cb = None
+    if first_entry:
+        k = _rd_varint(p, &x)
+        k += _rd_varint(p + k, &x)
+        val = PyBytes_FromStringAndSize(<const char*>p + k, <Py_ssize_t>x)
+        k += <Py_ssize_t>x
+        tot = k + varint_len(<uint64_t>k)
+        uuid = b.ulo
+        if b.live > 1:
+            _rd_varint(p + tot, &delta)
+            b.ulo += delta      # the next entry's delta is now unused
+        del b.pbuf[:tot]
+    else:
+        r = _rd_back(p + blen, &x)
+        off = blen - r - <Py_ssize_t>x
+        tot = blen - off
+        k = _rd_varint(p + off, &delta)
+        k += _rd_varint(p + off + k, &x)
+        val = PyBytes_FromStringAndSize(<const char*>p + off + k, <Py_ssize_t>x)
+        uuid = b.uhi
+        if b.live > 1:
+            b.uhi -= delta
+        PyByteArray_Resize(b.pbuf, off)
+    o.pbytes -= tot
+    # the removed element's anchor (and the chain's new first one's)
+    an = b.an
+    au = b.au
+    if not b.same:
+        if left:
+            b.an = b.node
+            b.au = uuid
+        elif b.live > 1:
+            an = b.node
+            au = b.uhi
+    b.live -= 1
+    o.n -= 1
+    e = _new_elem(b.node, uuid, None)
+    e.rem = u
+    e.an = an
+    e.au = au
+    e.st = ST_PLACED
+    _put_id(o, e)
+    nb = PyList_GET_SIZE(o.blocks)
+    if left:
+        if bi > 0 and _blk(o, bi - 1).live == 0:
+            d = _blk(o, bi - 1)
+            _norm(d)
+            d.items.append(e)
+            e.blk = <void*>d
+        else:
+            d = _new_block([e], 0)
+            o.blocks.insert(bi, d)
+            d.pos = bi
+            bi += 1
+    else:
+        if bi + 1 < nb and _blk(o, bi + 1).live == 0:
+            d = _blk(o, bi + 1)
+            if not d.rev:
+                d.items.reverse()
+                d.rev = True
+            d.items.append(e)
+            e.blk = <void*>d
+        else:
+            d = _new_block([e], 0)
+            d.rev = True
+            o.blocks.insert(bi + 1, d)
+            d.pos = bi + 1
+    if b.live == 0:
+        # the packed block is empty: it goes, and removed neighbours join
+        _pidx_del(o, b)
+        o.pbytes -= PBLOCK_COST
+        del o.blocks[bi]
+        if 0 < bi < PyList_GET_SIZE(o.blocks) and _blk(o, bi - 1).live == 0 \
+                and _blk(o, bi).live == 0:
+            _merge_pair(o, bi - 1)
+    pn[0] = b.node
+    pu[0] = uuid
+    return val
+
+
+cdef int _rec_lrem(Keyspace ks, object key, uint64_t u, const uint64_t* ids,
+                   Py_ssize_t n) except -1:
+    """The LREM record of n ids, ids[2i] the node and ids[2i+1] the uuid."""
+    cdef Py_ssize_t klen = PyBytes_GET_SIZE(key), i
+    cdef char* w = ks.bl.reserve(OP_LREM, u, varint_len(<uint64_t>klen) + klen
+                                 + varint_len(<uint64_t>n) + 16 * n)
+    w = put_varint_at(w, <uint64_t>klen)
+    memcpy(w, PyBytes_AS_STRING(key), klen)
+    w = put_varint_at(w + klen, <uint64_t>n)
+    for i in range(2 * n):
+        w = put_u64_at(w, ids[i])
+    ks.bl.end()
+    return 0
+
+
+cdef int _removed(Keyspace ks, object key, ListObj o, uint64_t u, const uint64_t* ids,
+                  Py_ssize_t n, bint had_ttl) except -1:
+    """The end of a local removal of ids at u: the object's bookkeeping, the
+    record, the TTL of a list it emptied."""
     _bump(&o.lu, &o.ln, u, ks.node_id)
     ks.touched(key)
     if o.n == 0 or ks.alts:
         ks.settle(key, o)
-    # the record in one go: key, ids
-    w = ks.bl.reserve(OP_LREM, u,
-                      varint_len(<uint64_t>klen) + klen + varint_len(<uint64_t>n) + 16 * n)
-    w = put_varint_at(w, <uint64_t>klen)
-    memcpy(w, PyBytes_AS_STRING(key), klen)
-    w = put_varint_at(w + klen, <uint64_t>n)
-    for x in elems:
-        e = <LElem>x
-        w = put_u64_at(w, e.node)
-        w = put_u64_at(w, e.uuid)
-    ks.bl.end()
+    _rec_lrem(ks, key, u, ids, n)
     if o.n == 0:
         _emptied(ks, key, o, had_ttl)
     return 0
+
+
+cdef list emit_pop(Keyspace ks, object key, ListObj o, Py_ssize_t count, bint left):
+    """LPOP (left) / RPOP of count (1 <= count <= LLEN) elements of o, d[key]:
+    their values, in pop order. Elements at the end of a packed block leave
+    it without expanding it."""
+    cdef uint64_t u = ks.tick()
+    cdef bint had_ttl = _has_ttl(o)
+    cdef list vals = []
+    cdef Py_ssize_t bi, ii, i
+    cdef LBlock b
+    cdef LElem e
+    cdef uint64_t one[2]
+    cdef uint64_t* ids = &one[0] if count == 1 else <uint64_t*>PyMem_Malloc(16 * count)
+    if ids == NULL:
+        raise MemoryError()
+    try:
+        for i in range(count):
+            if left:
+                first_live(o, &bi, &ii)
+            else:
+                last_live(o, &bi, &ii)
+            b = _blk(o, bi)
+            if b.pbuf is not None:
+                vals.append(_ppop(o, bi, left, u, &ids[2 * i], &ids[2 * i + 1]))
+            else:
+                e = _raw(b, ii)
+                vals.append(e.val)
+                ids[2 * i] = e.node
+                ids[2 * i + 1] = e.uuid
+                _kill(o, e, u)
+        _removed(ks, key, o, u, ids, count, had_ttl)
+    finally:
+        if ids != &one[0]:
+            PyMem_Free(ids)
+    return vals
 
 
 cdef int emit_lset(Keyspace ks, object key, ListObj o, LElem e, object val) except -1:
@@ -801,8 +1520,10 @@ cdef int emit_lset(Keyspace ks, object key, ListObj o, LElem e, object val) exce
 
 
 cdef list _live_elems(ListObj o):
+    """Every live element, as LElem (packed blocks are expanded)."""
     cdef list out = []
     cdef LBlock b
+    _expand_all(o)
     for x in o.blocks:
         b = <LBlock>x
         if b.live == 0:
@@ -813,6 +1534,17 @@ cdef list _live_elems(ListObj o):
             for e in b.items:
                 if (<LElem>e).rem == 0:
                     out.append(e)
+    return out
+
+
+cdef list _values(ListObj o):
+    """The visible values in order."""
+    cdef list out = []
+    cdef Py_ssize_t bi, ii
+    if first_live(o, &bi, &ii):
+        out.append(val_at(o, bi, ii))
+        while next_live(o, &bi, &ii):
+            out.append(val_at(o, bi, ii))
     return out
 
 
@@ -834,7 +1566,7 @@ cdef int emit_lclear(Keyspace ks, object key, ListObj o) except -1:
 
 cdef int copy_list(Keyspace ks, object dst, ListObj o) except -1:
     """RENAME/COPY: dst gets o's elements as one new push (dst cleared first)."""
-    cdef list vals = [(<LElem>e).val for e in _live_elems(o)]
+    cdef list vals = _values(o)
     if vals:
         emit_push(ks, dst, None, vals, 0, False)
     return 0
@@ -856,33 +1588,56 @@ cdef int _apply_lins(Keyspace ks, uint64_t origin, uint64_t u, Reader r) except 
     return 0
 
 
-cdef list _read_elems(Keyspace ks, ListObj o, Reader r):
+cdef int _remove_id(Keyspace ks, ListObj o, uint64_t node, uint64_t uuid,
+                    uint64_t u) except -1:
+    """A peer's removal of element (node, uuid) at u: at either end of a
+    packed block it leaves it without expanding it (as a local pop)."""
+    cdef LElem e = _get_id_d(o, node, uuid) if o.ids else None
+    cdef LBlock b
+    cdef Py_ssize_t k, ii
+    cdef uint64_t pn, pu
+    if e is None and o.pidx is not None:
+        b = _pfind(o, node, uuid, &k)
+        if b is not None:
+            ii = b.live - 1 - k if b.same else k
+            if ii == 0 or ii == b.live - 1:
+                _ppop(o, _bindex(o, b), ii == 0, u, &pn, &pu)
+                return 0
+            _expand(o, b)
+            e = _get_id_d(o, node, uuid)
+    if e is None:
+        e = _resolve(ks, o, node, uuid)
+    if e is not None:
+        _kill(o, e, u)
+    return 0
+
+
+cdef int _read_remove(Keyspace ks, ListObj o, Reader r, uint64_t u) except -1:
+    """Read a record's ids and remove those elements at u."""
     cdef uint64_t n = r.varint(), _i, node, uuid
-    cdef list out = []
-    cdef LElem e
     if n > <uint64_t>(r.end - r.pos):
         raise ValueError("bad id count")
     for _i in range(n):
         node = r.u64()
         uuid = r.u64()
-        e = _resolve(ks, o, node, uuid)
-        if e is not None:
-            out.append(e)
-    return out
+        _remove_id(ks, o, node, uuid, u)
+    return 0
 
 
 cdef int _apply_lrem(Keyspace ks, uint64_t origin, uint64_t u, Reader r) except -1:
     cdef object key = r.bytes_()
     cdef ListObj o = <ListObj>ks.find(key, T_LIST, True)
-    _lrem_on(ks, key, o, _read_elems(ks, o, r), u, origin)
+    _read_remove(ks, o, r, u)
+    _bump(&o.lu, &o.ln, u, origin)
+    ks.touched(key)
+    ks.settle(key, o)
     return 0
 
 
 cdef int _apply_lclear(Keyspace ks, uint64_t origin, uint64_t u, Reader r) except -1:
     cdef object key = r.bytes_()
     cdef ListObj o = <ListObj>ks.find(key, T_LIST, True)
-    for e in _read_elems(ks, o, r):
-        _kill(o, <LElem>e, u)
+    _read_remove(ks, o, r, u)
     _bump(&o.lu, &o.ln, u, origin)
     ks._clear_done(key, o, u, origin)
     return 0
@@ -970,7 +1725,7 @@ cdef Py_ssize_t gc_list_c(ListObj o, uint64_t stable) except -1:
         L = _len(b)
         if b.live == L:
             # no removed element: nothing to drop; what precedes sees its first
-            ok_next = _item(b, 0).uuid <= stable
+            ok_next = (_pfirst_seq(b) if b.pbuf is not None else _item(b, 0).uuid) <= stable
             continue
         kept = None
         k = L - 1
@@ -1002,10 +1757,10 @@ cdef Py_ssize_t gc_list_c(ListObj o, uint64_t stable) except -1:
     prev = None
     for x in o.blocks:
         b = <LBlock>x
-        if not b.items:
+        if b.pbuf is None and not b.items:
             continue
         if (prev is not None and prev.live > 0 and b.live > 0 and (prev.pos < 0 or b.pos < 0)
-                and _len(prev) + _len(b) <= BLOCK_MAX):
+                and prev.pbuf is None and b.pbuf is None and _len(prev) + _len(b) <= BLOCK_MAX):
             for y in b.items:
                 (<LElem>y).blk = <void*>prev
             prev.items.extend(b.items)
@@ -1027,7 +1782,7 @@ cdef Py_ssize_t _gc(CObj x, uint64_t stable, bint* empty) except -1:
     (no element, no waiting insert) and can go."""
     cdef ListObj o = <ListObj>x
     cdef Py_ssize_t d = gc_list_c(o, stable)
-    empty[0] = not o.ids and o.pend is None
+    empty[0] = not o.ids and o.pend is None and o.n == 0
     return d
 
 
@@ -1041,7 +1796,24 @@ def gc_list(ListObj o, uint64_t stable):
 # ------------------------------------------------------------ introspection ----
 
 def list_values(ListObj o):
-    return [(<LElem>e).val for e in _live_elems(o)]
+    return _values(o)
+
+
+def list_expand(ListObj o):
+    """Expand every packed block (tests)."""
+    _expand_all(o)
+
+
+def list_count_ids(ListObj o):
+    """Every element known here, packed ones included."""
+    cdef Py_ssize_t n = 0
+    for v in o.ids.values():
+        n += 1 if type(v) is LElem else len(v)
+    if o.pidx is not None:
+        for lst in o.pidx.values():
+            for b in lst:
+                n += (<LBlock>b).live
+    return n
 
 
 def list_sequence(ListObj o):
@@ -1050,7 +1822,10 @@ def list_sequence(ListObj o):
     cdef LBlock b
     for x in o.blocks:
         b = <LBlock>x
-        out.extend(b.items[::-1] if b.rev else b.items)
+        if b.pbuf is not None:
+            out.extend(_pelems(b))
+        else:
+            out.extend(b.items[::-1] if b.rev else b.items)
     return out
 
 
@@ -1059,16 +1834,36 @@ def check_list(ListObj o):
     no live element in a reversed block, no two adjacent dead blocks."""
     cdef LBlock b, prev = None
     cdef LElem e
-    cdef Py_ssize_t n = 0, live, placed = 0
+    cdef Py_ssize_t n = 0, live, placed = 0, packed = 0, pbytes = 0
+    cdef uint64_t u
     for x in o.blocks:
         b = <LBlock>x
+        if b.pbuf is not None:
+            assert b.items is None and b.live > 0 and not b.rev, "bad packed block"
+            assert b.live <= BLOCK_MAX, "oversized packed block"
+            assert b in o.pidx[b.node], "packed block not indexed"
+            u = 0
+            for k in range(b.live):
+                _pgo(b, k)
+                assert k == 0 or _cu > u, "packed uuids not increasing"
+                u = _cu
+                assert _pfind(o, b.node, u, &live) is b and live == k, "packed id not found"
+                assert _get_id_d(o, b.node, u) is None, "packed element also in ids"
+            assert b.ulo == _puuid(b, 0) and b.uhi == u, "bad packed range"
+            pbytes += len(b.pbuf) + PBLOCK_COST
+            packed += b.live
+            if prev is not None:
+                assert prev.live > 0 or b.live > 0, "adjacent dead blocks"
+            prev = b
+            n += b.live
+            continue
         assert len(b.items) > 0, "empty block"
         live = 0
         for y in b.items:
             e = <LElem>y
             assert e.blk == <void*>b, "element points at another block"
             assert e.st == ST_PLACED
-            assert _get_id(o, e.node, e.uuid) is e, "element missing from ids"
+            assert _get_id_d(o, e.node, e.uuid) is e, "element missing from ids"
             if e.rem == 0:
                 live += 1
             placed += 1
@@ -1080,6 +1875,16 @@ def check_list(ListObj o):
         prev = b
         n += live
     assert n == o.n, "bad element count"
+    assert pbytes == o.pbytes, "bad packed byte count"
+    if o.pidx is not None:
+        for node, lst in o.pidx.items():
+            assert lst, "empty packed index"
+            for i in range(len(lst)):
+                assert (<LBlock>lst[i]).pbuf is not None and (<LBlock>lst[i]).node == node
+                assert i == 0 or (<LBlock>lst[i - 1]).uhi < (<LBlock>lst[i]).ulo, \
+                    "packed ranges overlap"
+                packed -= (<LBlock>lst[i]).live
+        assert packed == 0, "packed blocks missing from o.blocks"
     total = 0
     for v in o.ids.values():
         total += 1 if type(v) is LElem else len(v)
@@ -1136,6 +1941,11 @@ cdef void _last_ts(CObj x, uint64_t* u, uint64_t* n) noexcept:
     for y in o.blocks:
         b = <LBlock>y
         if b.live == 0:
+            continue
+        if b.pbuf is not None:
+            if ts_gt(b.uhi, b.node, u[0], n[0]):
+                u[0] = b.uhi
+                n[0] = b.node
             continue
         for z in b.items:
             e = <LElem>z
@@ -1266,7 +2076,9 @@ cdef list _list_seq(ListObj o):
     cdef LBlock b
     for x in o.blocks:
         b = <LBlock>x
-        if b.rev:
+        if b.pbuf is not None:
+            out.extend(_pelems(b))
+        elif b.rev:
             out.extend(reversed(b.items))
         else:
             out.extend(b.items)
@@ -1325,33 +2137,142 @@ cdef int _push_block(list blocks, list items, Py_ssize_t live) except -1:
     return 0
 
 
+cdef inline bint _packable(LElem e) noexcept:
+    """e may sit in a packed block: live, never LSET."""
+    return e.rem == 0 and e.vu == e.uuid and e.vn == e.node and type(e.val) is bytes
+
+
+cdef int _run_joins(list run, int mode, LElem e, LElem nxt, Py_ssize_t nbytes) noexcept:
+    """How packable e continues the run (in sequence order) of packed
+    elements: 1 as the next of a chain, 2 as the next of an LPUSH run (the
+    run's mode, 0 while it has one element); 0 if it does not. An element
+    that the next one (nxt) chains onto starts a chain rather than end an
+    LPUSH run (as when a push made it: an LPUSH run holds newer elements)."""
+    cdef LElem first = <LElem>PyList_GET_ITEM(run, 0)
+    cdef LElem last = <LElem>PyList_GET_ITEM(run, PyList_GET_SIZE(run) - 1)
+    if (e.node != first.node or PyList_GET_SIZE(run) >= BLOCK_MAX
+            or nbytes + PyBytes_GET_SIZE(<bytes>e.val) + 4 >= PACK_BYTES):
+        return 0
+    if mode != 2 and e.an == e.node and e.au == last.uuid and e.uuid > last.uuid:
+        return 1
+    if mode != 1 and e.an == first.an and e.au == first.au and e.uuid < last.uuid:
+        if (nxt is not None and nxt.node == e.node and nxt.an == e.node and nxt.au == e.uuid
+                and _packable(nxt)):
+            return 0
+        return 2
+    return 0
+
+
+cdef class _Builder:
+    """The blocks of a list being rebuilt (_list_build): LElem blocks, and
+    packed blocks for runs of at least PACK_MIN packable elements."""
+    cdef ListObj o
+    cdef list blocks
+    cdef list cur           # the LElem block being filled
+    cdef Py_ssize_t live
+    cdef Py_ssize_t total
+    cdef list run           # packable elements that may become a packed block
+    cdef int mode
+    cdef Py_ssize_t nbytes
+
+    cdef int add(self, LElem e, LElem nxt) except -1:
+        cdef int m
+        if _packable(e):
+            if self.run:
+                m = _run_joins(self.run, self.mode, e, nxt, self.nbytes)
+                if m:
+                    self.run.append(e)
+                    self.mode = m
+                    self.nbytes += PyBytes_GET_SIZE(<bytes>e.val) + 4
+                    return 0
+                self.end_run()
+            self.run = [e]
+            self.mode = 0
+            self.nbytes = PyBytes_GET_SIZE(<bytes>e.val) + 4
+            return 0
+        if self.run:
+            self.end_run()
+        return self.add_elem(e)
+
+    cdef int add_elem(self, LElem e) except -1:
+        self.cur.append(e)
+        if e.rem == 0:
+            self.live += 1
+        if PyList_GET_SIZE(self.cur) == BLOCK_MAX:
+            self.end_cur()
+        return 0
+
+    cdef int end_cur(self) except -1:
+        if self.cur:
+            _push_block(self.blocks, self.cur, self.live)
+            self.total += self.live
+            self.cur = []
+            self.live = 0
+        return 0
+
+    cdef int end_run(self) except -1:
+        cdef list run = self.run
+        cdef LBlock b
+        cdef LElem first
+        self.run = None
+        if run is None:
+            return 0
+        if PyList_GET_SIZE(run) >= PACK_MIN:
+            first = <LElem>PyList_GET_ITEM(run, 0)
+            b = LBlock.__new__(LBlock)
+            b.items = None
+            b.live = 0
+            b.rev = False
+            b.pbuf = bytearray()
+            b.node = first.node
+            b.an = first.an
+            b.au = first.au
+            b.same = self.mode == 2
+            for x in (reversed(run) if b.same else run):
+                _pappend(self.o, b, (<LElem>x).uuid, <bytes>(<LElem>x).val)
+            self.o.pbytes += PBLOCK_COST
+            if _pidx_add(self.o, b):
+                self.end_cur()
+                b.pos = PyList_GET_SIZE(self.blocks)
+                self.blocks.append(b)
+                self.total += b.live
+                for x in run:
+                    _del_id(self.o, <LElem>x)
+                    (<LElem>x).blk = NULL
+                return 0
+            self.o.pbytes -= PyByteArray_GET_SIZE(b.pbuf) + PBLOCK_COST
+        for x in run:
+            self.add_elem(<LElem>x)
+        return 0
+
+
 cdef bint _list_build(ListObj o, list seq, list unplaced) except -1:
     """Make o hold exactly these placed elements (in this order) and these
     ghosts and waiting inserts. False if an id comes twice."""
-    cdef list blocks = [], cur = []
-    cdef Py_ssize_t live = 0, total = 0
+    cdef _Builder bld = _Builder.__new__(_Builder)
     cdef LElem e
     cdef list lst
+    cdef Py_ssize_t i, ns = PyList_GET_SIZE(seq)
     o.ids = {}
     o.pend = None
-    for x in seq:
-        e = <LElem>x
+    o.pidx = None
+    o.pbytes = 0
+    bld.o = o
+    bld.blocks = []
+    bld.cur = []
+    bld.live = 0
+    bld.total = 0
+    bld.run = None
+    for i in range(ns):
+        e = <LElem>PyList_GET_ITEM(seq, i)
         e.st = ST_PLACED
         if not _put_id_once(o, e):
             return False
-        cur.append(e)
-        if e.rem == 0:
-            live += 1
-        if len(cur) == BLOCK_MAX:
-            _push_block(blocks, cur, live)
-            total += live
-            cur = []
-            live = 0
-    if cur:
-        _push_block(blocks, cur, live)
-        total += live
-    o.blocks = blocks
-    o.n = total
+        bld.add(e, <LElem>PyList_GET_ITEM(seq, i + 1) if i + 1 < ns else None)
+    bld.end_run()
+    bld.end_cur()
+    o.blocks = bld.blocks
+    o.n = bld.total
     for x in unplaced:
         e = <LElem>x
         e.blk = NULL
@@ -1417,6 +2338,8 @@ cdef int _merge_list(ListObj a, ListObj b, Ctx ca, Ctx cb) except -1:
     cdef Py_ssize_t i = 0, j = 0, na, nb
     cdef dict nxt
     cdef bint progress
+    _expand_all(a)
+    _expand_all(b)
     for x in _list_all(a):
         ea[(x.node, x.uuid)] = x
     for y in _list_all(b):
@@ -1520,6 +2443,17 @@ cdef int _merge_list(ListObj a, ListObj b, Ctx ca, Ctx cb) except -1:
 cdef bint _filter_list(ListObj o, Ctx other) except -1:
     cdef set drop = set()
     cdef LElem e
+    cdef LBlock b
+    if o.pidx is not None:
+        # a packed block holds an applied element if its oldest is one
+        for lst in o.pidx.values():
+            for y in <list>lst:
+                b = <LBlock>y
+                if other.applied(b.node, b.ulo):
+                    _expand_all(o)
+                    break
+            if o.pidx is None:
+                break
     for x in _list_all(o):
         e = <LElem>x
         if other.applied(e.node, e.uuid):
