@@ -8,7 +8,6 @@ from typing import Any
 
 from constdb._core.codec import RespError, Status
 from constdb._core.glob import glob_match
-from constdb._core.scriptcore import NOSCRIPT
 from constdb.commands import command
 from constdb.commands.common import OK
 from constdb.scripting import engine, numkeys
@@ -22,19 +21,10 @@ def _eval(c: Any, argv: list[bytes], ro: bool) -> Any:
 
 
 def _evalsha(c: Any, argv: list[bytes], ro: bool) -> Any:
+    # only the first EVALSHA of a node comes here: engine() makes the engine
+    # and points the command table at its compiled EVALSHA (scriptcore.pyx)
     e = engine(c)
-    s = e.scripts.get(argv[1].lower()) if len(argv[1]) == 40 else None
-    if s is not None:
-        e.check_oom(s)  # (processCommand's, before the command's own checks)
-    a = argv[2]
-    n = (
-        a[0] - 48
-        if len(a) == 1 and 48 <= a[0] <= 57 and len(argv) - 3 >= a[0] - 48
-        else numkeys(argv)
-    )
-    if s is None:
-        raise RespError(NOSCRIPT)
-    return e.run(c, s, argv, n, ro)
+    return e.evalsha_ro(c, argv) if ro else e.evalsha(c, argv)
 
 
 @command("eval")
