@@ -12,6 +12,8 @@ from __future__ import annotations
 
 from typing import Any, Optional
 
+from constdb._core.pubsubcore import NotifyCore
+
 # Redis's NOTIFY_* bits (keyspace.pxd has the same as N_*)
 K = 1 << 0
 E = 1 << 1
@@ -96,17 +98,12 @@ def check(v: str) -> Optional[str]:
     return None if parse_flags(v) is not None else BAD_CLASS
 
 
-def notify_db(app: Any) -> int:
-    """The database number events are published under: the db being changed
-    (Keyspace.cur, switched by a client's SELECT and by a peer's records),
-    by its number now, not its identity across the group."""
-    return app.ks.cur.index
-
-
 class Notifier:
-    """Publishes the events Keyspace raises (Keyspace.on_notify) on
-    __keyspace@<db>__:<key> (message: the event) and __keyevent@<db>__:<event>
-    (message: the key), as Redis's notifyKeyspaceEvent."""
+    """Sets Keyspace.on_notify to what publishes the events Keyspace raises:
+    pubsubcore.NotifyCore, on __keyspace@<db>__:<key> (message: the event)
+    and __keyevent@<db>__:<event> (message: the key), as Redis's
+    notifyKeyspaceEvent. <db> is the number of the db being changed now
+    (Keyspace.cur, switched by a client's SELECT and by a peer's records)."""
 
     def __init__(self, app: Any) -> None:
         self.app = app
@@ -115,20 +112,8 @@ class Notifier:
     def configure(self, value: str) -> None:
         flags = parse_flags(value) or 0
         self.flags = flags
-        ks = self.app.ks
+        app = self.app
+        ks = app.ks
         # nothing is published without K or E: the keyspace then raises nothing
         ks.nmask = flags & ~(K | E) if flags & (K | E) else 0
-        ks.on_notify = self.publish if ks.nmask else None
-
-    def publish(self, cls: int, event: bytes, key: bytes) -> None:
-        app = self.app
-        ps = app.pubsub
-        if not ps.patterns and not ps.channels:
-            return  # nobody listens
-        sender = app.srv.current  # a subscriber's own events go before its reply
-        db = notify_db(app)
-        # PubSub.publish writes to subscribers once at the end of the loop turn
-        if self.flags & K:
-            ps.publish(b"__keyspace@%d__:%s" % (db, key), event, sender, False)
-        if self.flags & E:
-            ps.publish(b"__keyevent@%d__:%s" % (db, event), key, sender, False)
+        ks.on_notify = NotifyCore(app.pubsub, app.srv, flags) if ks.nmask else None

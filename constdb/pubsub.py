@@ -4,10 +4,10 @@ section 3). Nothing of it is kept in the data set or in snapshots."""
 
 from __future__ import annotations
 
-import asyncio
-from typing import Any, Callable, Optional
+from typing import Any, Optional
 
 from constdb._core.glob import glob_match
+from constdb._core.pubsubcore import PubSubCore
 
 # the three kinds of subscription: (subscribe reply, unsubscribe reply)
 CHANNEL = (b"subscribe", b"unsubscribe")
@@ -44,21 +44,11 @@ def _bulk(b: bytes) -> bytes:
     return b"$%d\r\n%s\r\n" % (len(b), b)
 
 
-class PubSub:
-    """The node's subscription tables: name -> {client id: client}, in the
-    order clients subscribed."""
-
-    def __init__(self) -> None:
-        self.channels: dict[bytes, dict[int, Any]] = {}
-        self.patterns: dict[bytes, dict[int, Any]] = {}
-        self.shard: dict[bytes, dict[int, Any]] = {}
-        # callable(shard, channel, message): hands a local PUBLISH to the links
-        self.on_publish: Optional[Callable[[bool, bytes, bytes], None]] = None
-        self.remote_messages = 0  # messages received from peers
-        # subscribers with messages in their output buffer, written once at
-        # the end of the loop turn (as Redis writes its clients' buffers
-        # before it sleeps): one write for all a turn's messages to a client
-        self.pending: dict[int, Any] = {}
+class PubSub(PubSubCore):
+    """The node's subscription tables (PubSubCore: name -> {client id:
+    client}, in the order clients subscribed), SUBSCRIBE and its family and
+    PUBSUB. Messages (PUBLISH, SPUBLISH, a peer's, keyspace notifications)
+    are delivered by PubSubCore (constdb/_core/pubsubcore.pyx)."""
 
     def table(self, kind: tuple[bytes, bytes]) -> dict[bytes, dict[int, Any]]:
         return (
@@ -124,70 +114,6 @@ class PubSub:
             for name in subs.of(kind):
                 self._drop(table, name, c.id)
         c.subs = None
-
-    # ---- messages ----------------------------------------------------------------------
-
-    def publish(
-        self,
-        channel: bytes,
-        message: bytes,
-        sender: Any = None,
-        shard: bool = False,
-    ) -> int:
-        """Deliver to this node's subscribers; the number of receivers (a
-        client subscribed to the channel and to a pattern matching it counts
-        twice, as in Redis). sender: the publishing client, whose own
-        message (RESP3) goes before its PUBLISH reply."""
-        n = 0
-        clients = (self.shard if shard else self.channels).get(channel)
-        if clients:
-            body = b"3\r\n" + _bulk(b"smessage" if shard else b"message") + _bulk(channel)
-            body += _bulk(message)
-            for cl in list(clients.values()):
-                self._push(cl, (b">" if cl.resp == 3 else b"*") + body, sender)
-                n += 1
-        if not shard and self.patterns:
-            for pat, clients in list(self.patterns.items()):
-                if not glob_match(pat, channel):
-                    continue
-                body = b"4\r\n$8\r\npmessage\r\n" + _bulk(pat) + _bulk(channel) + _bulk(message)
-                for cl in list(clients.values()):
-                    self._push(cl, (b">" if cl.resp == 3 else b"*") + body, sender)
-                    n += 1
-        return n
-
-    def _push(self, cl: Any, data: bytes, sender: Any) -> None:
-        """A message into cl's output buffer; the publisher's own copy goes
-        out with its reply, the others' at the end of the loop turn."""
-        cl.deliver(data, False)
-        if cl is sender:
-            return
-        if not self.pending:
-            try:
-                asyncio.get_running_loop().call_soon(self.flush_pending)
-            except RuntimeError:  # no loop (a Server driven by hand): write now
-                cl.deliver(b"", True)
-                return
-        self.pending[cl.id] = cl
-
-    def flush_pending(self) -> None:
-        """Write what the turn's messages left in the subscribers' buffers
-        (deliver: the output limit of pubsub clients is checked there)."""
-        pending, self.pending = self.pending, {}
-        for cl in pending.values():
-            cl.deliver(b"", True)
-
-    def publish_local(self, c: Any, channel: bytes, message: bytes, shard: bool) -> int:
-        """PUBLISH / SPUBLISH by a client of this node: to this node's
-        subscribers, and to every member's through the links."""
-        n = self.publish(channel, message, c, shard)
-        if self.on_publish is not None:
-            self.on_publish(shard, channel, message)
-        return n
-
-    def from_peer(self, shard: bool, channel: bytes, message: bytes) -> None:
-        self.remote_messages += 1
-        self.publish(channel, message, None, shard)
 
     # ---- PUBSUB ------------------------------------------------------------------------
 

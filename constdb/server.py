@@ -33,6 +33,7 @@ from constdb._core import (
     cmd_sort,
     cmd_strings,
     cmd_zsets,
+    pubsubcore,
     snapshot,
     t_hll,
 )
@@ -227,12 +228,14 @@ class App:
             cmd_sort,
             cmd_dump,
             cmd_blocking,
+            pubsubcore,
         ):
             mod.register(self.srv)
         register_handlers(self.srv, PY_COMMANDS)
         self.pubsub = self.srv.pubsub = PubSub()
         self.repl = Replication(self)
         self.pubsub.on_publish = self.repl.publish
+        self.pubsub.peers = self.repl.peers  # on_publish only while there are members
         self.tracking = self.srv.tracking = Tracking(self)
         self.notify = Notifier(self)
         self.monitoring = Monitoring(self)

@@ -4,11 +4,12 @@ redis-server (RESP2 and RESP3), and messages crossing the group."""
 from __future__ import annotations
 
 import socket
+import threading
 
 import pytest
 import redis
 from support.nodes import make_node, meet, wait_for, wait_linked
-from support.resp import Conn, parse_typed
+from support.resp import Conn, encode, parse_typed
 
 
 @pytest.fixture(params=[2, 3], ids=["resp2", "resp3"])
@@ -112,6 +113,82 @@ def test_publish_to_oneself_in_resp3_comes_before_the_reply(r, rr, constdb_serve
     assert got[:3] == got[3:]
 
 
+def test_resp3_pushes_and_replies_keep_their_order_in_a_pipeline(
+    r, rr, constdb_server, redis_server
+):
+    """A RESP3 client subscribed to channels, a pattern and a shard channel
+    pipelines PUBLISHes to them between other commands: each of its own
+    messages comes before the reply of the command that made it, and the
+    replies stay in order (the bytes must be Redis's)."""
+    cmds = [
+        ("SUBSCRIBE", "me", "other"),
+        ("PSUBSCRIBE", "m*"),
+        ("SSUBSCRIBE", "me"),
+        ("PUBLISH", "me", "one"),  # channel, then pattern, then the reply
+        ("SET", "k", "v"),
+        ("PUBLISH", "other", "two"),
+        ("GET", "k"),
+        ("SPUBLISH", "me", "three"),  # shard subscribers only
+        ("PUBLISH", "mine", "four"),  # the pattern only
+        ("PUBLISH", "nobody", "five"),
+        ("UNSUBSCRIBE", "me"),
+        ("PUBLISH", "me", "six"),  # the pattern still matches
+        ("PING",),
+    ]
+    got = []
+    for s in (constdb_server, redis_server):
+        with Conn(s.port, 3) as c:
+            c.send_raw(b"".join(encode(*x) for x in cmds))
+            # 2 + 1 + 1 confirmations, the messages (3 + 1 + 1 + 1 + 1) and
+            # one reply for each of the other 9 commands
+            got.append(c.read_many(4 + 7 + 9 - 1 + 1))
+            c.send("RESET")
+            got.append(c.read())
+    assert got[0] == got[2] and got[1] == got[3]
+    assert got[0][4:8] == [
+        b">3\r\n$7\r\nmessage\r\n$2\r\nme\r\n$3\r\none\r\n",
+        b">4\r\n$8\r\npmessage\r\n$2\r\nm*\r\n$2\r\nme\r\n$3\r\none\r\n",
+        b":2\r\n",
+        b"+OK\r\n",
+    ]
+
+
+def test_a_subscriber_past_the_output_limit_within_pipelined_publishes(r, constdb_server):
+    """Messages queued in one loop turn (a pipeline of PUBLISHes) are written
+    at its end; a subscriber that does not read is closed once 32 MiB wait,
+    another that reads gets every message once, in order, and the node
+    goes on."""
+    slow = Conn(constdb_server.port)
+    slow.send("SUBSCRIBE", "flood")
+    slow.read()
+    slow.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    good = Conn(constdb_server.port, 3)
+    good.send("SUBSCRIBE", "flood")
+    good.read()
+    got: list[bytes] = []
+
+    def reader() -> None:
+        got.extend(good.read_many(128, timeout=30))
+
+    t = threading.Thread(target=reader)
+    t.start()
+    msg = b"%03d" + b"x" * (512 * 1024)
+    with Conn(constdb_server.port) as pub:
+        replies = pub.pipeline([("PUBLISH", "flood", msg % i) for i in range(128)])
+    t.join(60)
+    assert not t.is_alive()
+    assert replies[0] == b":2\r\n" and replies[-1] == b":1\r\n"  # the slow one went
+    assert [m.split(b"\r\n")[6][:3] for m in got] == [b"%03d" % i for i in range(128)]
+    assert all(m.startswith(b">3\r\n$7\r\nmessage\r\n") for m in got)
+    # the slow one's socket drains what the kernel holds slowly: look at
+    # the server's side
+    assert "closed for overcoming of output buffer limits" in constdb_server.log()
+    assert r.pubsub_numsub("flood") == [(b"flood", 1)]
+    assert [c["flags"] for c in r.client_list()].count("P") == 1
+    good.close()
+    slow.close()
+
+
 def test_multi_reset_and_errors(raw_pair):
     a, b = raw_pair
     for cmds in (
@@ -201,6 +278,36 @@ def test_a_message_published_on_one_member_reaches_every_members_subscribers_onc
         p.close()
     info = nodes[1].client().info("stats")
     assert info["pubsub_messages_from_peers"] == 2
+
+
+def test_pipelined_messages_from_one_member_reach_anothers_subscribers_once_in_order(node):
+    """Many messages in one pipeline on A: B's channel and pattern
+    subscribers each get every one once, in order; A's reply counts A's
+    receivers only."""
+    a, b = make_node(node, "a"), make_node(node, "b")
+    meet(b, a)
+    wait_linked([a, b])
+    subs = []
+    for n in (a, b):
+        c = Conn(n.port, 3)
+        c.send("SUBSCRIBE", "ch")
+        c.read()
+        c.send("PSUBSCRIBE", "c?")
+        c.read()
+        subs.append(c)
+    with Conn(a.port) as pub:
+        replies = pub.pipeline([("PUBLISH", "ch", f"m{i}") for i in range(200)])
+    assert set(replies) == {b":2\r\n"}
+    for c in subs:
+        got = [parse_typed(b"*" + m[1:]) for m in c.read_many(400)]
+        for kind in (b"message", b"pmessage"):
+            assert [x[1][-1][1] for x in got if x[1][0][1] == kind] == [
+                b"m%d" % i for i in range(200)
+            ]
+        c.send("PING")
+        assert c.read() == b"+PONG\r\n"  # nothing more came
+        c.close()
+    assert b.client().info("stats")["pubsub_messages_from_peers"] == 200
 
 
 def test_a_peer_message_is_not_kept_in_the_data_set(node):

@@ -1,7 +1,7 @@
 """SUBSCRIBE, UNSUBSCRIBE, PSUBSCRIBE, PUNSUBSCRIBE, SSUBSCRIBE, SUNSUBSCRIBE,
-PUBLISH, SPUBLISH, PUBSUB: Redis's Pub/Sub on this node, with messages
-published on any member delivered to this node's subscribers too
-(constdb/pubsub.py)."""
+PUBSUB: Redis's Pub/Sub on this node, with messages published on any member
+delivered to this node's subscribers too (constdb/pubsub.py). PUBLISH and
+SPUBLISH are compiled (constdb/_core/pubsubcore.pyx)."""
 
 from __future__ import annotations
 
@@ -48,16 +48,6 @@ def punsubscribe(c: Any, argv: list[bytes]) -> Any:
 def sunsubscribe(c: Any, argv: list[bytes]) -> Any:
     c.srv.pubsub.unsubscribe(c, SHARD, argv[1:])
     return NO_REPLY
-
-
-@command("publish")
-def publish(c: Any, argv: list[bytes]) -> Any:
-    return c.srv.pubsub.publish_local(c, argv[1], argv[2], False)
-
-
-@command("spublish")
-def spublish(c: Any, argv: list[bytes]) -> Any:
-    return c.srv.pubsub.publish_local(c, argv[1], argv[2], True)
 
 
 @command("pubsub")
