@@ -347,6 +347,24 @@ def test_events_of_each_class(sides, f):
     check(sides, STRINGS[:10] + KEYS[:12] + LISTS[:8] + SETS[:8] + HASHES[:8] + ZSETS[:8], f)
 
 
+def test_binary_and_long_key_names_and_changed_flags(sides):
+    """Channel names are built in C: binary keys, a key longer than the
+    scratch buffer's first size, db numbers past 9; a flag change between
+    two runs takes effect at once."""
+    cmds = [
+        ("SET", b"k\x00\xff\r\n", "v"),
+        ("SET", "x" * 5000, "v"),
+        ("SELECT", "12"),
+        ("SADD", b"\xe2\x82\xac", "m"),
+        ("DEL", b"\xe2\x82\xac"),
+        ("SELECT", "0"),
+    ]
+    assert len(check(sides, cmds, "KEA")) == 8
+    assert len(check(sides, cmds, "K$")) == 2
+    assert len(check(sides, cmds, "Eg")) == 1
+    assert check(sides, cmds, "") == []
+
+
 def test_events_in_multi_exec_and_scripts(sides):
     check(
         sides,
