@@ -2,7 +2,8 @@
 """PUBLISH against constdb-server and redis-server side by side, with 0, 1
 and 10 subscribers of the channel: req/s at -P 1 and server CPU
 microseconds per request at -P 16 (redis-benchmark, 50 clients), with the
-ratios ConstDB / Redis, each the median of --runs runs (the servers take
+ratios ConstDB / Redis (and the CPU per request at -P 1, steadier than
+its req/s on a busy machine), each the median of --runs runs (the servers take
 turns). GET of one key is measured the same way for comparison. Targets
 (issue 11, one subscriber): >= 0.8x req/s, <= 2x CPU. A single node: no
 link to carry the messages to.
@@ -125,6 +126,7 @@ def main() -> None:
         c, r = res[("ConstDB", nsub)], res[("Redis", nsub)]
         rows = [
             ("req/s at -P 1", c[0][0], r[0][0], "%12.0f"),
+            ("CPU us/req at -P 1", c[0][1], r[0][1], "%12.2f"),
             ("req/s at -P 16", c[1][0], r[1][0], "%12.0f"),
             ("CPU us/req at -P 16", c[1][1], r[1][1], "%12.2f"),
         ]

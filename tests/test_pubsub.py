@@ -100,6 +100,24 @@ def test_subscribe_publish_and_the_subscribed_context(quad):
     both(quad, 0, "PING")
 
 
+def test_publish_in_multi_and_in_scripts(quad):
+    """PUBLISH queued by MULTI and called by a script reaches the subscriber
+    as Redis's does; the counts are the replies of EXEC and of the script."""
+    both_n(quad, 0, 1, "SUBSCRIBE", "a")
+    both_n(quad, 0, 1, "PSUBSCRIBE", "a*")
+    both(quad, 1, "MULTI")
+    both(quad, 1, "PUBLISH", "a", "in multi")
+    both(quad, 1, "SPUBLISH", "a", "nobody")
+    both(quad, 1, "PUBLISH", "ab", "pattern only")
+    assert both(quad, 1, "EXEC") == b"*3\r\n:2\r\n:0\r\n:1\r\n"
+    both_read(quad, 3)
+    assert both(quad, 1, "EVAL", "return redis.call('publish', KEYS[1], ARGV[1])", 1, "a", "lua")
+    assert both(quad, 1, "EVAL", "return redis.pcall('spublish', 'a', 'x')", 0) == b":0\r\n"
+    both_read(quad, 2)
+    both(quad, 1, "PUBLISH", "a", "last")
+    both_read(quad, 2)
+
+
 def test_publish_to_oneself_in_resp3_comes_before_the_reply(r, rr, constdb_server, redis_server):
     got = []
     for s in (constdb_server, redis_server):
