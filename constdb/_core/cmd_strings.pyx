@@ -9,7 +9,7 @@ from constdb._core.bitval cimport reg_raw
 from constdb._core.cmd_keys cimport err_lit, opt_eq
 from constdb._core.codec cimport ld2string_human, parse_bytes_i64, string2ld
 from constdb._core.keyspace cimport N_GENERIC, N_STRING, Keyspace, notify, replacing
-from constdb._core.objects cimport T_STRING, CObj, StrObj, TTLReg, sv_get, sv_inline, sv_raw
+from constdb._core.objects cimport T_STRING, CObj, StrObj, TTLReg, sv_get, sv_raw
 from constdb._core.protocol cimport (
     Client, Server, add_command, reply_notint, reply_syntax, reply_wrongtype,
 )
@@ -60,10 +60,12 @@ cdef int reply_other(Client c, CObj o) except -1:
 cdef inline int reply_str(Client c, StrObj o) except -1:
     cdef Py_ssize_t n
     cdef const char* p
-    if o.cnt is None and sv_inline(o):
-        # a small value kept in the object: no bytes object made to reply it
+    if o.cnt is None:
+        # a plain value is replied from where it is kept (inline in the
+        # object or its buffer): no bytes object made to reply it
         p = sv_raw(o, &n)
-        return c.out.bulk_raw(p, n)
+        if p != NULL:
+            return c.out.bulk_raw(p, n)
     v = str_get(o)
     if v is None:
         return c.out.nil()

@@ -192,7 +192,7 @@ cdef class Evictor:
         cdef Keyspace ks = self.ks
         if ks.evict_mode != 2 or ks.sk.c == NULL:
             return 0
-        return 4 * (ks.sk.mask + 1) + 9 * (0 if ks.win is None else len(ks.win))
+        return 2 * (ks.sk.mask + 1) + 9 * (0 if ks.win is None else len(ks.win))
 
     cdef int _size_sketch(self, Py_ssize_t nkeys) except -1:
         # width: a power of two >= SK_WIDTH x the keys held; the counters

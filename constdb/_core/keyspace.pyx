@@ -31,7 +31,7 @@ from constdb._core.clock cimport Clock, wall_ms
 from constdb._core.codec cimport Reader, Writer
 from constdb._core.dots cimport _ttl_of, _ttlreg
 from constdb._core.objects cimport (
-    T_STRING, CntEntry, CObj, Dot, StrObj, TTLReg, new_str, obj_type, sv_get, sv_inline, sv_none,
+    T_STRING, CntEntry, CObj, Dot, StrObj, TTLReg, new_str, obj_type, sv_alloc, sv_get, sv_none,
     ts_gt,
 )
 from constdb._core.ops cimport (
@@ -297,14 +297,16 @@ cdef Py_ssize_t mem_est(CObj o) noexcept:
     if o.ttl is not None:
         base += 48
     if t is StrObj:
-        # 64: the object, a value of at most 7 bytes held inside it (sv_set)
+        # 64: the object, a value of at most 7 bytes held inside it, a
+        # longer one in a buffer of its own (objects.sv_set, sv_alloc)
         base -= 16
         if type((<StrObj>o).cnt) is CntEntry:
             base += 64
         elif (<StrObj>o).cnt is not None:
             base += 64 + 96 * len((<StrObj>o).cnt)
-        if sv_none(<StrObj>o) or sv_inline(<StrObj>o):
-            return base
+        n = sv_alloc(<StrObj>o)
+        if n >= 0:
+            return base + n
         return base + _balloc(sv_get(<StrObj>o))
     if t is SetObj:
         n = len((<SetObj>o).m)

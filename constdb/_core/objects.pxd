@@ -6,8 +6,9 @@
 cimport cython
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize, PyBytes_GET_SIZE
 from cpython.object cimport PyObject
+from cpython.mem cimport PyMem_Free, PyMem_Malloc
 from cpython.ref cimport Py_XDECREF, Py_XINCREF
-from libc.stdint cimport int64_t, uint32_t, uint64_t
+from libc.stdint cimport int64_t, uint32_t, uint64_t, uintptr_t
 from libc.string cimport memcpy
 
 cdef enum:
@@ -75,8 +76,10 @@ cdef class StrObj(CObj):
     # The value is the word vw, read and written only through sv_get / sv_set /
     # sv_raw below: 0 is None; a word with its low bit set holds a bytes value
     # of at most 7 bytes inline (byte 0: length << 1 | 1, bytes 1-7: the data);
-    # anything else is an owned PyObject* (bytes, a bytearray or a BitVal:
-    # bitval.pyx). Python code reads and writes it as the property `val`.
+    # a longer bytes value is a buffer the object owns (tag 2: a uint32 length
+    # and the bytes, no object header); anything else is an owned PyObject* (a
+    # bytearray or a BitVal: bitval.pyx). Python code reads and writes it as
+    # the property `val`.
     # The counter entries (origin -> CntEntry) are cnt: None, one CntEntry (a
     # single origin, usually this node: a local INCR touches no dict) or a dict
     # of every origin's. Read and replace them as one map with t_string.str_cnts
@@ -271,31 +274,60 @@ cdef object draw(dict m, list p, bint remove)
 
 
 # ------------------------------------------------------------- a string's value ----
-# (StrObj.vw: see StrObj)
+# (StrObj.vw: see StrObj.) The word's low bits tell what it holds: 0 is None;
+# xx1: a value of at most 7 bytes inline (byte 0 is length << 1 | 1); 010: a
+# buffer of this module's (PyMem_Malloc: a uint32 length, then the bytes),
+# every other plain value, so a 100-byte value is one 112-byte block where a
+# bytes object was 144; 000: an owned PyObject* (a bytearray or BitVal, or a
+# bytes object too long for a uint32 length). Allocations are 16-aligned, so
+# a pointer's low bits are free for the tag.
+cdef enum:
+    SV_BUF = 2      # the tag of a buffer word
+    SV_HDR = 4      # a buffer's length field
+
+
 cdef inline bint sv_inline(StrObj o) noexcept:
     return (o.vw & 1) != 0
 
 
+cdef inline bint sv_buf(StrObj o) noexcept:
+    return (o.vw & 7) == SV_BUF
+
+
+cdef inline char* _sv_bp(uint64_t w) noexcept:
+    return <char*><uintptr_t>(w & ~(<uint64_t>7))
+
+
 cdef inline object sv_get(StrObj o):
     """The value as a Python object (None, bytes, bytearray or BitVal); an
-    inline value comes as a new bytes object."""
+    inline or buffer value comes as a new bytes object (read it in place
+    through sv_raw where a pointer will do)."""
+    cdef char* p
     if o.vw == 0:
         return None
     if o.vw & 1:
         return PyBytes_FromStringAndSize((<char*>&o.vw) + 1, <Py_ssize_t>((o.vw >> 1) & 7))
+    if (o.vw & 7) == SV_BUF:
+        p = _sv_bp(o.vw)
+        return PyBytes_FromStringAndSize(p + SV_HDR, <Py_ssize_t>(<uint32_t*>p)[0])
     return <object><PyObject*>o.vw
 
 
 cdef inline const char* sv_raw(StrObj o, Py_ssize_t* n) noexcept:
-    """The bytes of an inline or bytes value (NULL, 0 for None); for a
+    """The bytes of a plain value in place (NULL, 0 for None); for a
     bytearray or BitVal value: NULL and -1 (read them through sv_get)."""
     cdef object v
+    cdef char* p
     if o.vw == 0:
         n[0] = 0
         return NULL
     if o.vw & 1:
         n[0] = <Py_ssize_t>((o.vw >> 1) & 7)
         return (<char*>&o.vw) + 1
+    if (o.vw & 7) == SV_BUF:
+        p = _sv_bp(o.vw)
+        n[0] = <Py_ssize_t>(<uint32_t*>p)[0]
+        return p + SV_HDR
     v = <object><PyObject*>o.vw
     if type(v) is bytes:
         n[0] = PyBytes_GET_SIZE(v)
@@ -309,26 +341,71 @@ cdef inline bint sv_none(StrObj o) noexcept:
 
 
 cdef inline bint sv_plain(StrObj o) noexcept:
-    """The value is None, inline or bytes (not a bit commands' value)."""
-    return o.vw == 0 or (o.vw & 1) != 0 or type(<object><PyObject*>o.vw) is bytes
+    """The value is None, inline, a buffer or bytes (not a bit commands' value)."""
+    return (o.vw == 0 or (o.vw & 3) != 0
+            or type(<object><PyObject*>o.vw) is bytes)
+
+
+cdef inline Py_ssize_t sv_block(Py_ssize_t m) noexcept:
+    """The bytes an allocation of m bytes takes: pymalloc's 16-byte classes
+    up to 512, glibc's 8-byte header rounded to 16 above."""
+    return (m + 15) & ~15 if m <= 512 else (m + 8 + 15) & ~15
+
+
+cdef inline Py_ssize_t sv_alloc(StrObj o) noexcept:
+    """The bytes the value takes outside the object: 0 for None or inline,
+    a buffer's block, -1 for a Python object (measure sv_get's)."""
+    if o.vw == 0 or (o.vw & 1):
+        return 0
+    if (o.vw & 7) == SV_BUF:
+        return sv_block(SV_HDR + <Py_ssize_t>(<uint32_t*>_sv_bp(o.vw))[0])
+    return -1
+
+
+cdef inline void sv_drop(uint64_t w) noexcept:
+    """Release what the word w owns (a buffer or an object reference)."""
+    if w == 0 or (w & 1):
+        return
+    if (w & 7) == SV_BUF:
+        PyMem_Free(_sv_bp(w))
+    else:
+        Py_XDECREF(<PyObject*>w)
+
+
+cdef inline int sv_set_raw(StrObj o, const char* p, Py_ssize_t n) except -1:
+    """Set a plain value from n bytes at p (inline up to 7, else a buffer; a
+    buffer of the same length is rewritten in place)."""
+    cdef uint64_t old = o.vw
+    cdef uint64_t w = 0
+    cdef char* b
+    if n <= 7:
+        memcpy((<char*>&w) + 1, p, n)
+        (<unsigned char*>&w)[0] = <unsigned char>((n << 1) | 1)
+        o.vw = w
+    elif (old & 7) == SV_BUF and <Py_ssize_t>(<uint32_t*>_sv_bp(old))[0] == n:
+        memcpy(_sv_bp(old) + SV_HDR, p, n)
+        return 0
+    else:
+        b = <char*>PyMem_Malloc(SV_HDR + n)
+        if b == NULL:
+            raise MemoryError()
+        (<uint32_t*>b)[0] = <uint32_t>n
+        memcpy(b + SV_HDR, p, n)
+        o.vw = <uint64_t><uintptr_t>b | SV_BUF
+    sv_drop(old)
+    return 0
 
 
 cdef inline int sv_set(StrObj o, object v) except -1:
-    """Set the value (None, bytes, bytearray or BitVal); bytes of at most 7
-    are kept inline."""
+    """Set the value (None, bytes, bytearray or BitVal); bytes are kept
+    inline (at most 7) or copied into a buffer of the object's own."""
     cdef uint64_t old = o.vw
-    cdef uint64_t w = 0
-    cdef Py_ssize_t n
+    if type(v) is bytes and PyBytes_GET_SIZE(v) <= 0xFFFFFFFF:
+        return sv_set_raw(o, PyBytes_AS_STRING(v), PyBytes_GET_SIZE(v))
     if v is None:
         o.vw = 0
-    elif type(v) is bytes and PyBytes_GET_SIZE(v) <= 7:
-        n = PyBytes_GET_SIZE(v)
-        memcpy((<char*>&w) + 1, PyBytes_AS_STRING(v), n)
-        (<unsigned char*>&w)[0] = <unsigned char>((n << 1) | 1)
-        o.vw = w
     else:
         Py_XINCREF(<PyObject*>v)
         o.vw = <uint64_t><PyObject*>v
-    if old != 0 and (old & 1) == 0:
-        Py_XDECREF(<PyObject*>old)
+    sv_drop(old)
     return 0

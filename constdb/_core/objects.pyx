@@ -6,7 +6,6 @@ from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize, PyBytes
 from cpython.dict cimport PyDict_GetItem
 from cpython.list cimport PyList_GET_ITEM, PyList_GET_SIZE
 from cpython.object cimport Py_TYPE, PyObject
-from cpython.ref cimport Py_XDECREF
 from libc.stdint cimport int64_t, uint64_t
 from libc.math cimport INFINITY
 from libc.string cimport memcpy
@@ -60,8 +59,7 @@ cdef class CObj:
 @cython.no_gc
 cdef class StrObj(CObj):
     def __dealloc__(self):
-        if self.vw != 0 and (self.vw & 1) == 0:
-            Py_XDECREF(<PyObject*>self.vw)
+        sv_drop(self.vw)
         self.vw = 0
 
     @property

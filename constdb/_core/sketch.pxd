@@ -1,6 +1,6 @@
 # W-TinyLFU's frequency sketch (constdb/_core/evict.pyx, docs/internals.md
-# "Memory and eviction"): a count-min sketch of 4 rows of 8-bit counters
-# (capped at 15) over a key's hash, with TinyLFU's aging: once 10 x width
+# "Memory and eviction"): a count-min sketch of 4 rows of 4-bit counters
+# (two a byte, as Caffeine's) over a key's hash, with TinyLFU's aging: once 10 x width
 # increments were added, every counter is halved. Header-only: keyspace.pyx
 # increments it on every lookup (hits and misses) while the policy is
 # allkeys-wtinylfu; evict.pyx reads it.
@@ -8,7 +8,7 @@ from libc.stdint cimport uint8_t, uint64_t
 from libc.stdlib cimport calloc, free
 
 ctypedef struct Sketch:
-    uint8_t* c          # 4 x width counters; NULL: off
+    uint8_t* c          # 4 x width 4-bit counters (low nibble first); NULL: off
     uint64_t mask       # width - 1 (width a power of two)
     uint64_t adds       # increments since the last halving
     uint64_t period     # halve after this many (10 x width)
@@ -22,13 +22,17 @@ cdef inline uint64_t _sk_idx(uint64_t h, int row, uint64_t mask) noexcept nogil:
     return (<uint64_t>row * (mask + 1)) + (x & mask)
 
 
+cdef inline int _sk_get(uint8_t* c, uint64_t i) noexcept nogil:
+    return (c[i >> 1] >> ((i & 1) << 2)) & 15
+
+
 cdef inline int sk_init(Sketch* s, uint64_t width) noexcept nogil:
     cdef uint64_t w = 1024
     while w < width:
         w <<= 1
     if s.c != NULL:
         free(s.c)
-    s.c = <uint8_t*>calloc(4 * w, 1)
+    s.c = <uint8_t*>calloc(2 * w, 1)
     if s.c == NULL:
         return -1
     s.mask = w - 1
@@ -48,7 +52,7 @@ cdef inline int sk_freq(Sketch* s, uint64_t h) noexcept nogil:
     if s.c == NULL:
         return 0
     for r in range(4):
-        v = s.c[_sk_idx(h, r, s.mask)]
+        v = _sk_get(s.c, _sk_idx(h, r, s.mask))
         if v < m:
             m = v
     return m
@@ -62,13 +66,14 @@ cdef inline void sk_add(Sketch* s, uint64_t h) noexcept nogil:
         return
     for r in range(4):
         i = _sk_idx(h, r, s.mask)
-        if s.c[i] < 15:
-            s.c[i] += 1
+        if _sk_get(s.c, i) < 15:
+            s.c[i >> 1] += <uint8_t>(1 << ((i & 1) << 2))
             grew = True
     if grew:
         s.adds += 1
         if s.adds >= s.period:
-            n = 4 * (s.mask + 1)
+            # halve every counter: both nibbles of a byte at once
+            n = 2 * (s.mask + 1)
             for i in range(n):
-                s.c[i] >>= 1
+                s.c[i] = (s.c[i] >> 1) & 0x77
             s.adds >>= 1

@@ -557,18 +557,22 @@ cdef list _describe(CObj o):
 cdef int _encode(Writer w, CObj o) except -1:
     cdef StrObj s = <StrObj>o
     cdef Py_ssize_t n
-    cdef const char* p
-    cdef object v = sv_get(s)
-    if v is None:
-        w.put_u8(0)
-    elif type(v) is BitVal:
-        w.put_u8(2)
-        bits_encode(w, <BitVal>v)
-    else:
+    # a plain value is written from where it is kept (no bytes made for it)
+    cdef const char* p = sv_raw(s, &n)
+    cdef object v = None
+    if p == NULL:
+        v = sv_get(s)
+        if v is not None and type(v) is not BitVal:
+            p = reg_raw(v, &n)
+    if p != NULL:
         w.put_u8(1)
-        p = reg_raw(v, &n)
         w.put_varint(<uint64_t>n)
         w.put_raw(p, n)
+    elif v is None:
+        w.put_u8(0)
+    else:
+        w.put_u8(2)
+        bits_encode(w, <BitVal>v)
     w.put_u64(s.uuid)
     w.put_u64(s.node)
     _enc_cnts(w, str_cnts(s))
