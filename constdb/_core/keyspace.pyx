@@ -543,7 +543,16 @@ cdef class Keyspace:
 
     cdef int use(self, Db db) except -1:
         """Make db the current one: its dicts become d, alts ... (callers
-        compare `ks.cur is not db` first: one pointer compare per command)."""
+        compare `ks.cur is not db` first: one pointer compare per command).
+        RANDOMKEY's list goes with its db, so clients alternating between
+        dbs do not rebuild it (a list built from a d that SWAPDB has since
+        moved is rebuilt: pick_d)."""
+        cdef Db was = self.cur
+        if was is not None:
+            was.pick = self.pick
+            was.pick_d = self.pick_d
+        self.pick = db.pick
+        self.pick_d = db.pick_d
         self.cur = db
         self.d = db.d
         self.alts = db.alts
@@ -1466,7 +1475,9 @@ cdef class Keyspace:
         """Drop everything, in every db, without logging (used before loading
         a snapshot)."""
         cdef Db db
+        self.pick = None
         for db in self.dbs:
+            db.pick = None
             db.d.clear()
             db.alts.clear()
             db.tombs.clear()
