@@ -6,11 +6,11 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from constdb._core.codec import RespError, Status
+from constdb._core.codec import OrderedSet, RespError, Status
 from constdb._core.glob import glob_match
 from constdb.commands import command
 from constdb.commands.common import OK
-from constdb.scripting import engine, numkeys
+from constdb.scripting import SHEBANG_FLAGS, engine, numkeys
 
 
 def _eval(c: Any, argv: list[bytes], ro: bool) -> Any:
@@ -108,13 +108,18 @@ def script_help(c: Any, argv: list[bytes]) -> Any:
 
 
 def _fcall(c: Any, argv: list[bytes], ro: bool) -> Any:
+    # Redis's order: the function, OOM (by its flags), then numkeys
     e = engine(c)
     s = e.functions.get(argv[1])
-    if s is not None:
-        e.check_oom(s)
-    n = numkeys(argv)
     if s is None:
         raise RespError("ERR Function not found")
+    e.check_oom(s)
+    try:
+        n = numkeys(argv)
+    except RespError as err:
+        if "not an integer" in str(err):
+            raise RespError("ERR Bad number of keys provided") from None
+        raise
     return e.run(c, s, argv, n, ro)
 
 
@@ -171,7 +176,9 @@ def function_list(c: Any, argv: list[bytes]) -> Any:
         a = argv[i].upper()
         if a == b"WITHCODE" and not withcode:
             withcode = True
-        elif a == b"LIBRARYNAME" and pattern is None and i + 1 < len(argv):
+        elif a == b"LIBRARYNAME" and pattern is None:
+            if i + 1 == len(argv):
+                raise RespError("ERR library name argument was not given")
             i += 1
             pattern = argv[i]
         else:
@@ -185,7 +192,8 @@ def function_list(c: Any, argv: list[bytes]) -> Any:
             {
                 b"name": f.sha,
                 b"description": f.desc,
-                b"flags": set(f.flags),
+                # status replies in Redis's order of the flags
+                b"flags": OrderedSet(Status(x) for x in SHEBANG_FLAGS if x.encode() in f.flags),
             }
             for f in lib.functions.values()
         ]
