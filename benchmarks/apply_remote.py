@@ -1,7 +1,10 @@
 """Remote apply cost: ns per record for ks.apply_records on batches of real
 records (SET, ZADD, SADD, HSET, RPUSH made by another in-process node).
 
-    PYTHONPATH=. python3 benchmarks/apply_remote.py [--n 50000] [--rounds 5]
+    PYTHONPATH=. python3 benchmarks/apply_remote.py [--n 50000] [--rounds 5] [--notify]
+
+--notify: with keyspace notifications of every class on (the events of
+peers' records, keyspace._remote_event) and a publisher that drops them.
 """
 
 from __future__ import annotations
@@ -37,10 +40,15 @@ def records(n: int) -> tuple[bytes, int]:
     return data, nrec
 
 
+def _drop(cls: int, event: bytes, key: bytes) -> None:
+    pass
+
+
 def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--n", type=int, default=20000)
     ap.add_argument("--rounds", type=int, default=5)
+    ap.add_argument("--notify", action="store_true", help="every event class on")
     args = ap.parse_args()
     data, nrec = records(args.n)
     modes = [("apply", ())]
@@ -53,6 +61,9 @@ def main() -> int:
         best = float("inf")
         for _ in range(args.rounds):
             ks = Keyspace(2, Backlog())
+            if args.notify:
+                ks.nmask = 0x7FFC  # every class but K and E (notify.py's mask)
+                ks.on_notify = _drop
             t0 = time.perf_counter_ns()
             ks.apply_records(1, data, *extra)
             best = min(best, (time.perf_counter_ns() - t0) / nrec)

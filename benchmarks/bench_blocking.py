@@ -15,51 +15,28 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import subprocess
 import sys
 import tempfile
-import time
 
-from bench_vs_redis import (
-    CLK_TCK,
-    ConstDBServer,
-    RedisServer,
-    cleanup,
-    cpu_ticks,
-    log,
-    need,
-    stop_proc,
-)
-from benchlib import HOST
+from bench_vs_redis import ConstDBServer, RedisServer, cleanup, log, need
+from benchlib import benchmark_argv, run_cpu
 
 
 def one_run(srv, n: int, consumers: int, producers: int) -> tuple[float, float]:
     c = srv.client()
     c.delete("q")
-    tool = need("redis-benchmark")
-    base = [tool, "-h", HOST, "-p", str(srv.port), "-n", str(n), "-q"]
-    u0, s0 = cpu_ticks(srv.pid)
-    t0 = time.monotonic()
-    cons = subprocess.Popen(
-        base + ["-c", str(consumers), "BLPOP", "q", "0"], stdout=subprocess.DEVNULL
+    elapsed, cpu, _ = run_cpu(
+        srv,
+        [
+            benchmark_argv(srv, 1, n, consumers) + ["-q", "BLPOP", "q", "0"],
+            benchmark_argv(srv, 1, n, producers) + ["-q", "RPUSH", "q", "job"],
+        ],
+        timeout=300,
     )
-    prod = subprocess.Popen(
-        base + ["-c", str(producers), "RPUSH", "q", "job"], stdout=subprocess.DEVNULL
-    )
-    try:
-        prod.wait(300)
-        cons.wait(300)
-    finally:
-        for p in (prod, cons):
-            if p.poll() is None:
-                stop_proc(p)
-    elapsed = time.monotonic() - t0
-    u1, s1 = cpu_ticks(srv.pid)
-    cpu_us = (u1 - u0 + s1 - s0) / CLK_TCK * 1e6 / n
     left = c.llen("q")
     if left:
         raise RuntimeError(f"{srv.name}: {left} jobs left in the queue")
-    return n / elapsed, cpu_us
+    return n / elapsed, cpu * 1e6 / n
 
 
 def main() -> None:
@@ -69,6 +46,7 @@ def main() -> None:
     ap.add_argument("--producers", type=int, default=25)
     ap.add_argument("--repeat", type=int, default=3)
     args = ap.parse_args()
+    need("redis-benchmark")
     rows = {}
     with tempfile.TemporaryDirectory() as tmp:
         servers = [ConstDBServer(tmp), RedisServer(tmp)]

@@ -16,22 +16,11 @@ from __future__ import annotations
 import argparse
 import socket
 import statistics
-import subprocess
 import tempfile
 import threading
-import time
 
-from bench_vs_redis import (
-    CLK_TCK,
-    ConstDBServer,
-    RedisServer,
-    cleanup,
-    cpu_ticks,
-    log,
-    need,
-    stop_proc,
-)
-from benchlib import HOST
+from bench_vs_redis import ConstDBServer, RedisServer, cleanup, log, need
+from benchlib import HOST, bench_rps_cpu
 
 MODES = ("off", "KEA", "KEA+sub")
 
@@ -66,25 +55,12 @@ def one_run(srv, mode: str, pipeline: int, n: int) -> tuple[float, float]:
     c = srv.client()
     c.config_set("notify-keyspace-events", "" if mode == "off" else "KEA")
     drain = Drain(srv.port) if mode == "KEA+sub" else None
-    tool = need("redis-benchmark")
-    argv = [tool, "-h", HOST, "-p", str(srv.port), "-n", str(n), "-c", "50", "-P", str(pipeline)]
-    argv += ["-r", "100000", "-q", "SET", "key:__rand_int__", "v"]
     try:
-        u0, s0 = cpu_ticks(srv.pid)
-        t0 = time.monotonic()
-        p = subprocess.Popen(argv, stdout=subprocess.DEVNULL)
-        try:
-            p.wait(300)
-        finally:
-            if p.poll() is None:
-                stop_proc(p)
-        elapsed = time.monotonic() - t0
-        u1, s1 = cpu_ticks(srv.pid)
+        return bench_rps_cpu(srv, pipeline, n, ["SET", "key:__rand_int__", "v"], ("-r", "100000"))
     finally:
         if drain is not None:
             drain.close()
         c.config_set("notify-keyspace-events", "")
-    return n / elapsed, (u1 - u0 + s1 - s0) / CLK_TCK * 1e6 / n
 
 
 def main() -> None:
@@ -92,6 +68,7 @@ def main() -> None:
     ap.add_argument("-n", type=int, default=200000, help="SETs per run")
     ap.add_argument("--repeat", type=int, default=3)
     args = ap.parse_args()
+    need("redis-benchmark")
     rows: dict = {}
     with tempfile.TemporaryDirectory() as tmp:
         servers = [ConstDBServer(tmp), RedisServer(tmp)]

@@ -16,6 +16,7 @@ from support.nodes import (
     make_node,
     meet,
     need_tool,
+    peer_states,
     proxied_pair,
     wait_converged,
     wait_for,
@@ -602,3 +603,27 @@ def test_snapshot_format_2_while_only_db_0_is_used():
     snapshot.merge(d.ks, s)
     assert d.ks.mapping()[:3] == [0, 2, 1] and d.ks.mapping()[4] == 4
     assert d.ks.dbs[4].d.keys() == {b"k"} and d.ks.dbs[9].d.keys() == set()
+
+
+def test_members_with_different_databases_refuse_to_link(node):
+    # a peer's SELECT, MOVE and SWAPDB records name dbs every member must hold:
+    # the handshake compares `databases` and refuses a mismatch on both sides
+    a = make_node(node, "a")
+    b = make_node(node, "b", databases=4)
+    a.client(db=9).set("k", "a9")
+    for x, y in ((a, b), (b, a)):
+        with pytest.raises(redis.ResponseError, match="DATABASES") as e:
+            meet(x, y)
+        assert "has databases" in str(e.value), e.value
+        assert {"4", "16"} <= set(str(e.value).replace(",", " ").replace(":", " ").split()), e.value
+    for n in (a, b):
+        wait_for(lambda n=n: n.log().count("DATABASES") >= 2, 10, what="both refusals logged")
+        assert "every member needs the same setting" in n.log()
+        assert peer_states(n) == {}
+    assert b.client(db=0).dbsize() == 0
+    # the same setting links at once
+    c = make_node(node, "c", databases=4)
+    meet(c, b)
+    wait_linked([b, c])
+    c.client(db=3).set("x", "c3")
+    wait_for(lambda: b.client(db=3).get("x") == b"c3", 10, what="db 3 replicated")

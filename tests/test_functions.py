@@ -294,3 +294,26 @@ def test_monitor_shows_script_commands_as_redis(constdb_server, redis_server, r,
     assert '+T [0 lua] "incr" "n"\r\n' in got
     for c in (r, rr):
         c.function_flush()
+
+
+def test_function_list_flags_and_fcall_numkeys_errors_same_as_redis(raw_pair):
+    flagged = (
+        "#!lua name=fl\nredis.register_function{function_name='ro', callback="
+        "function(keys, args) return 1 end, flags={'allow-stale', 'no-writes'}}"
+    )
+    for case in (
+        ("FUNCTION", "FLUSH"),
+        ("FUNCTION", "LOAD", flagged),
+        ("FUNCTION", "LIST"),  # flags are status replies (a set in RESP3)
+        ("FUNCTION", "LIST", "WITHCODE", "LIBRARYNAME", "f*"),
+        ("FUNCTION", "LIST", "LIBRARYNAME"),
+        ("FUNCTION", "LIST", "LIBRARYNAME", "a", "LIBRARYNAME"),
+        ("FCALL", "ro", "abc"),
+        ("FCALL_RO", "ro", "1.5"),
+        ("FCALL", "ro", "-1"),
+        ("FCALL", "ro", "2", "k"),
+        ("FCALL", "nofn", "abc"),
+        ("FCALL_RO", "nofn", "-1"),
+        ("FUNCTION", "FLUSH"),
+    ):
+        same(raw_pair, *case)

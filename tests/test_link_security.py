@@ -67,6 +67,7 @@ class FakePeer:
             "127.0.0.1:1",
             self.nonce.hex(),
             0,
+            16,
         )
 
     def send(self, data: bytes) -> None:
@@ -365,8 +366,8 @@ def test_the_listener_proves_nothing_before_the_dialer(node):
     kind, items = parse_typed(raw)
     assert kind == "arr"
     got = [v for _, v in items]
-    # proto, node id, origin, alias, address, nonce: no proof
-    assert len(got) == 6, got
+    # proto, node id, origin, alias, address, nonce, databases: no proof
+    assert len(got) == 7 and got[6] == b"16", got
     assert got[1] == str(node_id(n)).encode() and got[3] == b"a"
     assert got[4] == f"127.0.0.1:{n.port}".encode() and len(bytes.fromhex(got[5].decode())) == 16
     # a wrong proof is answered with an ERROR frame and nothing else
@@ -475,6 +476,7 @@ def test_a_peer_that_knows_the_secret_completes_the_documented_handshake(node):
         b"127.0.0.1:1",
         fake.nonce.hex().encode(),
         b"0",
+        b"16",
     ]
     channel = f"127.0.0.1:{n.port}".encode()
     t = hashlib.sha256(

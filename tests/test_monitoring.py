@@ -178,3 +178,21 @@ def test_client_list_memory_fields(r, constdb_server):
     finally:
         slow.close()
         tx.close()
+
+
+def test_latency_histogram_of_a_command_in_several_buckets(r, rr):
+    # EVAL once fast and once slow: its histogram has two buckets, counts
+    # cumulative up to every call, as Redis's (the server used to crash here)
+    spin = "for i = 1, tonumber(ARGV[1]) do end"
+    for c in (r, rr):
+        c.execute_command("CONFIG", "RESETSTAT")
+        c.eval(spin, 0, 1)
+        c.eval(spin, 0, 3000000)
+    for c in (r, rr):
+        got = c.execute_command("LATENCY", "HISTOGRAM", "eval")  # (redis-py: dicts)
+        assert list(got) == [b"eval"] and got[b"eval"][b"calls"] == 2, got
+        hist = got[b"eval"][b"histogram_usec"]
+        bounds, counts = list(hist), list(hist.values())
+        assert len(bounds) >= 2 and counts[-1] == 2 and counts[0] == 1, got
+        assert bounds == sorted(bounds), got
+    assert r.ping()

@@ -159,3 +159,36 @@ def test_srandmember_positive_count_is_distinct(r):
         assert len(got) == min(k, 400) and len(set(got)) == len(got)
         assert set(got) <= set(ms)
     assert r.scard("s") == 400
+
+
+def test_randomkey_lists_are_per_db(constdb_server, r):
+    # each db keeps its own RANDOMKEY list (Keyspace.use): a client
+    # alternating between dbs draws only its db's live keys, keys written
+    # and deleted in one db while another was current are followed, and
+    # SWAPDB / FLUSHDB are seen
+    c0 = constdb_server.client(db=0)
+    c3 = constdb_server.client(db=3)
+    c3.flushdb()
+    c0.mset({f"a{i}": i for i in range(50)})
+    c3.mset({f"b{i}": i for i in range(50)})
+    live0 = {f"a{i}".encode() for i in range(50)}
+    live3 = {f"b{i}".encode() for i in range(50)}
+    for _ in range(100):
+        assert c0.randomkey() in live0
+        assert c3.randomkey() in live3
+    c3.set("late3", "x")
+    c3.delete(*[f"b{i}" for i in range(25)])
+    live3 = {f"b{i}".encode() for i in range(25, 50)} | {b"late3"}
+    seen0, seen3 = set(), set()
+    for _ in range(600):
+        seen0.add(c0.randomkey())
+        seen3.add(c3.randomkey())
+    assert seen0 <= live0 and seen3 == live3
+    c0.swapdb(0, 3)
+    for _ in range(100):
+        assert c0.randomkey() in live3
+        assert c3.randomkey() in live0
+    c0.flushdb()
+    assert c0.randomkey() is None
+    assert c3.randomkey() in live0
+    c3.flushdb()

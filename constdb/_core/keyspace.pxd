@@ -46,6 +46,8 @@ cdef class Db:
     cdef public dict watched
     cdef public dict blocking
     cdef public dict ready
+    cdef list pick                # RANDOMKEY's list of this db's keys while it is not current
+    cdef dict pick_d              # (Keyspace.pick and pick_d are the current db's: use())
 
 
 cdef class Keyspace:
@@ -58,7 +60,7 @@ cdef class Keyspace:
     cdef public int gc_db         # the db gc_step is walking
     cdef public dict d            # key -> visible object (live, maybe expired)
     cdef list pick                # RANDOMKEY's random access to d's keys (cmd_keys); None: build
-    cdef dict pick_d              # the d it was built from
+    cdef dict pick_d              # the d it was built from (use() keeps each Db's)
     cdef public dict alts         # key -> [hidden live objects of other types]
     cdef public dict tombs        # key -> StrObj with no visible value (LWW tombstone)
     cdef public dict dead         # (key, type) -> list/zset/hash with no live content but

@@ -545,7 +545,16 @@ cdef class Keyspace:
 
     cdef int use(self, Db db) except -1:
         """Make db the current one: its dicts become d, alts ... (callers
-        compare `ks.cur is not db` first: one pointer compare per command)."""
+        compare `ks.cur is not db` first: one pointer compare per command).
+        RANDOMKEY's list goes with its db, so clients alternating between
+        dbs do not rebuild it (a list built from a d that SWAPDB has since
+        moved is rebuilt: pick_d)."""
+        cdef Db was = self.cur
+        if was is not None:
+            was.pick = self.pick
+            was.pick_d = self.pick_d
+        self.pick = db.pick
+        self.pick_d = db.pick_d
         self.cur = db
         self.d = db.d
         self.alts = db.alts
@@ -1468,7 +1477,9 @@ cdef class Keyspace:
         """Drop everything, in every db, without logging (used before loading
         a snapshot)."""
         cdef Db db
+        self.pick = None
         for db in self.dbs:
+            db.pick = None
             db.d.clear()
             db.alts.clear()
             db.tombs.clear()
@@ -1544,9 +1555,43 @@ cdef class Keyspace:
 
 # ------------------------------------------------- notifications of peers' writes ----
 # A peer's record is published as the event of its effect (docs/replication.md,
-# "Keyspace notifications"): the table below; one event per group for records
-# of the same event on the same key (SADD a b c is one record per member),
-# "del" when the record left the key with nothing visible.
+# "Keyspace notifications"): _EVENTS for the ops whose record names its event
+# alone, _remote_event for the others; one event per group for records of the
+# same event on the same key (SADD a b c is one record per member), "del"
+# when the record left the key with nothing visible.
+
+cdef dict _EVENT_OF = {
+    OP_CNT: (N_STRING, b"incrby"),
+    OP_FCNT: (N_STRING, b"incrbyfloat"),
+    OP_SADD: (N_SET, b"sadd"),
+    OP_SREM: (N_SET, b"srem"),
+    OP_HSET: (N_HASH, b"hset"),
+    OP_HSETC: (N_HASH, b"hset"),
+    OP_HREM: (N_HASH, b"hdel"),
+    OP_HCNT: (N_HASH, b"hincrby"),
+    OP_HFCNT: (N_HASH, b"hincrbyfloat"),
+    OP_MV: (N_STRING, b"set"),
+    OP_LREM: (N_LIST, b"lrem"),
+    OP_LSET: (N_LIST, b"lset"),
+    OP_ZREM: (N_ZSET, b"zrem"),
+    OP_BITS: (N_STRING, b"setbit"),
+}
+# the same as C arrays indexed by op (7 bits): class (0: none) and event (its
+# bytes kept alive by _EVENT_OF). The clears (OP_SCLEAR, OP_HCLEAR,
+# OP_MVCLEAR, OP_LCLEAR, OP_ZCLEAR) have none: DELs, only the "del" below
+cdef int _EV_CLS[128]
+cdef PyObject* _EV_NAME[128]
+
+
+cdef int _fill_events() except -1:
+    for op, (cls, ev) in _EVENT_OF.items():
+        _EV_CLS[<int>op] = <int>cls
+        _EV_NAME[<int>op] = <PyObject*>ev
+    return 0
+
+
+_fill_events()
+
 
 cdef int _remote_event(Keyspace ks, int op, object key, bint had, Reader r) except -1:
     cdef bint now = PyDict_GetItem(ks.d, key) != NULL
@@ -1568,6 +1613,7 @@ cdef int _remote_event(Keyspace ks, int op, object key, bint had, Reader r) exce
             if at != 0 and now:
                 _remote_pub(ks, N_GENERIC, b"expire", key)
             return 0
+        # (a REG with no value is a DEL)
     elif op == OP_TTL:
         at = r.i64()
         if now:
@@ -1576,29 +1622,6 @@ cdef int _remote_event(Keyspace ks, int op, object key, bint had, Reader r) exce
             elif had:
                 _remote_pub(ks, N_GENERIC, b"persist", key)
         return 0
-    elif op == OP_CNT:
-        cls, ev = N_STRING, b"incrby"
-    elif op == OP_FCNT:
-        cls, ev = N_STRING, b"incrbyfloat"
-        ks.nskip_key = key
-    elif op == OP_SADD:
-        cls, ev = N_SET, b"sadd"
-    elif op == OP_SREM:
-        cls, ev = N_SET, b"srem"
-    elif op == OP_HSET or op == OP_HSETC:
-        if key == ks.nskip_key:  # HINCRBYFLOAT's value after its HFCNT
-            ks.nskip_key = None
-        else:
-            cls, ev = N_HASH, b"hset"
-    elif op == OP_HREM:
-        cls, ev = N_HASH, b"hdel"
-    elif op == OP_HCNT:
-        cls, ev = N_HASH, b"hincrby"
-    elif op == OP_HFCNT:
-        cls, ev = N_HASH, b"hincrbyfloat"
-        ks.nskip_key = key
-    elif op == OP_MV:
-        cls, ev = N_STRING, b"set"
     elif op == OP_LINS:
         # LPUSH inserts each element at the anchor (the head); RPUSH, LINSERT
         # and LMOVE's right push chain them after it
@@ -1606,18 +1629,10 @@ cdef int _remote_event(Keyspace ks, int op, object key, bint had, Reader r) exce
         r.u64()
         cls = N_LIST
         ev = b"lpush" if r.u8() == LINS_SAME else b"rpush"
-    elif op == OP_LREM:
-        cls, ev = N_LIST, b"lrem"
-    elif op == OP_LSET:
-        cls, ev = N_LIST, b"lset"
     elif op == OP_ZW:
         r.bytes_()
         cls = N_ZSET
         ev = b"zincr" if r.u8() & 2 else b"zadd"
-    elif op == OP_ZREM:
-        cls, ev = N_ZSET, b"zrem"
-    elif op == OP_BITS:
-        cls, ev = N_STRING, b"setbit"
     elif op == OP_HLLADD:
         if key == ks.nskip_key:  # the updates after the register's first write
             ks.nskip_key = None
@@ -1629,8 +1644,15 @@ cdef int _remote_event(Keyspace ks, int op, object key, bint had, Reader r) exce
             ks.nskip_key = key
     elif op == OP_HLLCACHE:
         return 0
-    # (the clears, OP_SCLEAR, OP_HCLEAR, OP_MVCLEAR, OP_LCLEAR, OP_ZCLEAR,
-    # and a REG with no value, are DELs: only the "del" below)
+    else:
+        cls = _EV_CLS[op]
+        if cls:
+            ev = <object>_EV_NAME[op]
+            if op == OP_FCNT or op == OP_HFCNT:
+                ks.nskip_key = key  # its value follows as a REG / HSET
+            elif (op == OP_HSET or op == OP_HSETC) and key == ks.nskip_key:
+                ks.nskip_key = None  # HINCRBYFLOAT's value after its HFCNT
+                ev = None
     if ev is not None and (now or had):
         _remote_pub(ks, cls, ev, key)
     if had and not now:

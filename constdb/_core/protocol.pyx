@@ -221,7 +221,7 @@ cdef class Command:
     def latency_cdf(self):
         """LATENCY HISTOGRAM's buckets: [(usec, calls that took at most that)]
         at powers of two, one where the count grows, up to every call."""
-        cdef uint64_t total = 0, seen = 0, bound = 1
+        cdef uint64_t total = 0, seen = 0, bound = 1, last = 0
         cdef Py_ssize_t i = 0
         if self.hist == NULL:
             return []
@@ -233,8 +233,9 @@ cdef class Command:
             while i < LAT_BUCKETS and lat_bucket_high(i) <= bound * 1000:
                 seen += self.hist[i]
                 i += 1
-            if seen and (not out or out[-1][1] != seen):
+            if seen != last:  # (not out[-1]: this module runs without wraparound)
                 out.append((bound, seen))
+                last = seen
             bound *= 2
         return out
 

@@ -6,11 +6,11 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from constdb._core.codec import RespError, Status
+from constdb._core.codec import OrderedSet, RespError, Status
 from constdb._core.glob import glob_match
 from constdb.commands import command
 from constdb.commands.common import OK
-from constdb.scripting import engine, numkeys
+from constdb.scripting import SHEBANG_FLAGS, engine, numkeys
 
 
 def _eval(c: Any, argv: list[bytes], ro: bool) -> Any:
@@ -80,6 +80,8 @@ def script_kill(c: Any, argv: list[bytes]) -> Any:
 
 SCRIPT_HELP = [
     "SCRIPT <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
+    "DEBUG (YES|SYNC|NO)",
+    "    Set the debug mode for subsequent scripts executed.",
     "EXISTS <sha1> [<sha1> ...]",
     "    Return information about the existence of the scripts in the script cache.",
     "FLUSH [ASYNC|SYNC]",
@@ -106,13 +108,18 @@ def script_help(c: Any, argv: list[bytes]) -> Any:
 
 
 def _fcall(c: Any, argv: list[bytes], ro: bool) -> Any:
+    # Redis's order: the function, OOM (by its flags), then numkeys
     e = engine(c)
     s = e.functions.get(argv[1])
-    if s is not None:
-        e.check_oom(s)
-    n = numkeys(argv)
     if s is None:
         raise RespError("ERR Function not found")
+    e.check_oom(s)
+    try:
+        n = numkeys(argv)
+    except RespError as err:
+        if "not an integer" in str(err):
+            raise RespError("ERR Bad number of keys provided") from None
+        raise
     return e.run(c, s, argv, n, ro)
 
 
@@ -169,7 +176,9 @@ def function_list(c: Any, argv: list[bytes]) -> Any:
         a = argv[i].upper()
         if a == b"WITHCODE" and not withcode:
             withcode = True
-        elif a == b"LIBRARYNAME" and pattern is None and i + 1 < len(argv):
+        elif a == b"LIBRARYNAME" and pattern is None:
+            if i + 1 == len(argv):
+                raise RespError("ERR library name argument was not given")
             i += 1
             pattern = argv[i]
         else:
@@ -183,7 +192,8 @@ def function_list(c: Any, argv: list[bytes]) -> Any:
             {
                 b"name": f.sha,
                 b"description": f.desc,
-                b"flags": set(f.flags),
+                # status replies in Redis's order of the flags
+                b"flags": OrderedSet(Status(x) for x in SHEBANG_FLAGS if x.encode() in f.flags),
             }
             for f in lib.functions.values()
         ]
@@ -239,3 +249,72 @@ def function_restore(c: Any, argv: list[bytes]) -> Any:
             )
     engine(c).restore_libraries(argv[2], policy)
     return OK
+
+
+FUNCTION_HELP = [
+    "FUNCTION <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
+    "LOAD [REPLACE] <FUNCTION CODE>",
+    "    Create a new library with the given library name and code.",
+    "DELETE <LIBRARY NAME>",
+    "    Delete the given library.",
+    "LIST [LIBRARYNAME PATTERN] [WITHCODE]",
+    "    Return general information on all the libraries:",
+    "    * Library name",
+    "    * The engine used to run the Library",
+    "    * Library description",
+    "    * Functions list",
+    "    * Library code (if WITHCODE is given)",
+    "    It also possible to get only function that matches a pattern using LIBRARYNAME argument.",
+    "STATS",
+    "    Return information about the current function running:",
+    "    * Function name",
+    "    * Command used to run the function",
+    "    * Duration in MS that the function is running",
+    "    If no function is running, return nil",
+    "    In addition, returns a list of available engines.",
+    "KILL",
+    "    Kill the current running function.",
+    "FLUSH [ASYNC|SYNC]",
+    "    Delete all the libraries.",
+    "    When called without the optional mode argument, the behavior is determined by the",
+    "    lazyfree-lazy-user-flush configuration directive. Valid modes are:",
+    "    * ASYNC: Asynchronously flush the libraries.",
+    "    * SYNC: Synchronously flush the libraries.",
+    "DUMP",
+    "    Return a serialized payload representing the current libraries, can be restored using"
+    " FUNCTION RESTORE command",
+    "RESTORE <PAYLOAD> [FLUSH|APPEND|REPLACE]",
+    "    Restore the libraries represented by the given payload, it is possible to give a restore"
+    " policy to",
+    "    control how to handle existing libraries (default APPEND):",
+    "    * FLUSH: delete all existing libraries.",
+    "    * APPEND: appends the restored libraries to the existing libraries. On collision, abort.",
+    "    * REPLACE: appends the restored libraries to the existing libraries, On collision, replace"
+    " the old",
+    "      libraries with the new libraries (notice that even on this option there is a chance of"
+    " failure",
+    "      in case of functions name collision with another library).",
+    "HELP",
+    "    Prints this help.",
+]
+
+
+@command("function|help")
+def function_help(c: Any, argv: list[bytes]) -> Any:
+    return [Status(x) for x in FUNCTION_HELP]
+
+
+@command("script|debug")
+def script_debug(c: Any, argv: list[bytes]) -> Any:
+    # no Lua debugger here: NO (the default) is accepted, YES/SYNC refused;
+    # as in Redis, refused while earlier replies wait to be sent (pipelined)
+    if c.obuf:
+        raise RespError("ERR SCRIPT DEBUG must be called outside a pipeline")
+    mode = argv[2].upper()
+    if mode == b"NO":
+        return OK
+    if mode in (b"YES", b"SYNC"):
+        raise RespError(
+            "ERR ConstDB has no Lua debugger: SCRIPT DEBUG YES and SYNC are not supported"
+        )
+    raise RespError("ERR Use SCRIPT DEBUG YES/SYNC/NO")

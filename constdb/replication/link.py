@@ -33,7 +33,7 @@ import lz4.frame
 
 log = logging.getLogger("constdb")
 
-PROTO_VERSION = 3
+PROTO_VERSION = 4
 
 F_AUTH = 1
 F_POS = 2
@@ -121,7 +121,16 @@ def esc(s: str, limit: int = 160) -> str:
 
 
 # codes a peer may refuse a handshake with (anything else is shown as REFUSED)
-REFUSAL_CODES = ("SECRET", "VERSION", "DUPLICATE", "PROTOCOL", "TIMEOUT", "NOSECRET", "ADDRESS")
+REFUSAL_CODES = (
+    "SECRET",
+    "VERSION",
+    "DUPLICATE",
+    "PROTOCOL",
+    "TIMEOUT",
+    "NOSECRET",
+    "ADDRESS",
+    "DATABASES",
+)
 
 
 class LinkError(Exception):
@@ -209,6 +218,7 @@ class Link(asyncio.Protocol):
                 r.advertised_addr().encode(),
                 self.nonce.hex().encode(),
                 b"1" if self.meet else b"0",
+                str(len(r.ks.dbs)).encode(),
             ]
             args = [b"CDB.LINK"] + self.hello
             pw = r.app.cfg.requirepass
@@ -379,17 +389,26 @@ class Link(asyncio.Protocol):
             raise LinkError(code, esc(text))
         if (
             not isinstance(reply, list)
-            or len(reply) != 6
+            or len(reply) not in (6, 7)
             or not all(isinstance(x, bytes) for x in reply)
         ):
             raise LinkError("PROTOCOL", "bad handshake reply")
-        proto, pid, porigin, alias, addr, pnonce = reply
+        proto, pid, porigin, alias, addr, pnonce = reply[:6]
         if proto != str(PROTO_VERSION).encode():
             raise LinkError(
                 "VERSION",
                 f"peer speaks link protocol {esc(proto.decode('utf-8', 'replace'))}, this node {PROTO_VERSION}",
             )
         r = self.repl
+        if len(reply) != 7:
+            raise LinkError("PROTOCOL", "bad handshake reply")
+        if reply[6] != str(len(r.ks.dbs)).encode():
+            # (the listener refuses first; this holds against one that did not)
+            raise LinkError(
+                "DATABASES",
+                f"the peer at {self.dial_addr} has databases"
+                f" {esc(reply[6].decode('utf-8', 'replace'))}, this node {len(r.ks.dbs)}",
+            )
         self.peer_id = int(pid)
         self.peer_origin = int(porigin)
         self.peer_alias = alias.decode("utf-8", "replace")

@@ -149,7 +149,16 @@ def parse_addr(addr: str) -> tuple[str, int]:
     return host, int(port)
 
 
-LONG_BACKOFF = ("SECRET", "VERSION", "DUPLICATE", "AUTH", "NOSECRET", "ADDRESS", "CLOCK")
+LONG_BACKOFF = (
+    "SECRET",
+    "VERSION",
+    "DUPLICATE",
+    "AUTH",
+    "NOSECRET",
+    "ADDRESS",
+    "CLOCK",
+    "DATABASES",
+)
 
 
 def peer_host(transport: Any) -> str:
@@ -433,7 +442,7 @@ class Replication:
         """CDB.LINK on a client connection: answer the hello and turn the
         connection into a link (still counted as a client until the dialer
         proves the secret)."""
-        if len(argv) != 8:
+        if len(argv) not in (8, 9):  # (8: link protocol 3 and older)
             raise RespError("ERR wrong number of arguments for 'cdb.link' command")
         host = peer_host(client.transport)
         refusal = self.link_refusal()
@@ -441,9 +450,14 @@ class Replication:
         alias = addr = ""
         pnonce = b""
         meet = False
+        dbs = 0
         if refusal is None:
             try:
                 proto = int(argv[1])
+                if len(argv) == 9:
+                    dbs = int(argv[8])
+                elif proto == PROTO_VERSION:
+                    raise ValueError("no databases")
                 pid = int(argv[2])
                 porigin = int(argv[3])
                 alias = argv[4].decode("utf-8")
@@ -469,6 +483,13 @@ class Replication:
         if refusal is None:
             if proto != PROTO_VERSION:
                 refusal = f"VERSION link protocol {proto} is not {PROTO_VERSION}"
+            elif dbs != len(self.ks.dbs):
+                # every member holds the same numbered dbs: a peer's SELECT,
+                # MOVE or SWAPDB record names dbs this node must have
+                refusal = (
+                    f"DATABASES the listener has databases {len(self.ks.dbs)}, the dialer {dbs}:"
+                    " every member needs the same setting"
+                )
             elif pid == self.node_id:
                 refusal = f"DUPLICATE node_id {pid} is this node's own"
             else:
@@ -495,6 +516,7 @@ class Replication:
             self.alias.encode(),
             adv.encode(),
             link.nonce.hex().encode(),
+            str(len(self.ks.dbs)).encode(),
         ]
         client.block()  # runs no more requests: the connection is a link now
         client.write_reply(reply)

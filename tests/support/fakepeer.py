@@ -51,6 +51,7 @@ class LinkedPeer:
             b"127.0.0.1:1",
             self.nonce.hex().encode(),
             b"0",
+            b"16",
         ]
         kind, items = parse_typed(self.c.call("CDB.LINK", *hello))
         assert kind == "arr", items
