@@ -1086,15 +1086,23 @@ cdef ZSetObj emit_zadd(Keyspace ks, object key, ZSetObj o, bytes member, double 
 
 
 cdef int emit_zscore(Keyspace ks, object key, ZSetObj o, ZEnt e, double score) except -1:
-    """ZADD of a new score for a present member e of o, d[key] (as
-    Keyspace.lookup gives it): emit_zadd's effect, with what the common case
-    implies known here (no counters, one dot that is the register's own; the
-    new register ts is the newest, so it wins). Else emit_zadd."""
+    """ZADD of a new score for a present member e of o: emit_zadd's effect,
+    with what the common case implies known here (no counters, one dot that
+    is the register's own; the new register ts is the newest, so it wins).
+    Else emit_zadd."""
+    return _zscore(ks, key, o, e, score, True)
+
+
+cdef int _zscore(Keyspace ks, object key, ZSetObj o, ZEnt e, double score,
+                 bint touch) except -1:
+    """emit_zscore; touch False: the caller calls ks.touched(key) once after
+    all its writes (a STORE), unless this one fell back to emit_zadd (which
+    it reports by returning 1)."""
     cdef uint64_t u, dn, du
     cdef double old
     if e.x is not None or e.dots is not ZDOT_REG or ks.cloud:
         emit_zadd(ks, key, o, e.member, score)
-        return 0
+        return 1
     u = ks.tick()
     dn = e.rn
     du = e.ru
@@ -1107,7 +1115,8 @@ cdef int emit_zscore(Keyspace ks, object key, ZSetObj o, ZEnt e, double score) e
     if score != old or signbit(score) != signbit(old):
         (<ZIndex>o.idx).rescore(e, old, score)
     _bump(&o.lu, &o.ln, u, ks.node_id)
-    ks.touched(key)
+    if touch:
+        ks.touched(key)
     if ks.alts:
         ks.settle(key, o)
     _write_zadd(ks, key, e.member, score, True, dn, du, u)
@@ -1233,6 +1242,7 @@ cdef int store_zset(Keyspace ks, object dst, dict res, bint lp) except -1:
     cdef PyObject* p
     cdef double s
     cdef list gone
+    cdef bint untouched = False
     if o is not None and type(o) is not ZSetObj:
         ks.emit_del(dst)
         o = None
@@ -1257,7 +1267,13 @@ cdef int store_zset(Keyspace ks, object dst, dict res, bint lp) except -1:
                 e = <ZEnt>p
                 if e.score == s and signbit(e.score) == signbit(s) and zv_cnt(e) is None:
                     continue
+                # (one Keyspace.touched for all of them, below)
+                if _zscore(ks, dst, z, e, s, False) == 0:
+                    untouched = True
+                continue
         z = emit_zadd(ks, dst, z, <bytes>m, s)
+    if untouched:
+        ks.touched(dst)
     index_of(z).lp = lp
     if z.ttl is not None and (<TTLReg>z.ttl).at != 0:
         ks.emit_ttl(dst, 0)
