@@ -437,6 +437,9 @@ def stages(inc: dict, cmd: str, nreq: int) -> list[tuple[str, float]]:
         inc,
         *(f"Keyspace_emit_{x}" for x in ("reg_at", "cnt", "sadd", "hset", "ttl", "del", "mv")),
     ) or _sum(inc, "Keyspace_emit_reg")
+    if cmd == "zadd":
+        # a member's new score (emit_zscore) or a new member (emit_zadd)
+        emit = _sum(inc, "t_zset_emit_zscore", "t_zset_emit_zadd")
     bl_calls = _sum(
         inc,
         "Backlog_reserve",
@@ -447,6 +450,9 @@ def stages(inc: dict, cmd: str, nreq: int) -> list[tuple[str, float]]:
         "Writer_put_i64",
         "Writer_put_u64",
     )
+    if cmd == "zadd":
+        # the record written in one go (_write_zadd), inside the effect
+        bl_calls = _sum(inc, "t_zset__write_zadd")
     # put_u8 is used by the backlog only in these paths; WBuf replies use put_raw
     bl_calls += _get(inc, "Writer_put_u8") if emit else 0
     group = _sum(inc, "Backlog_group_begin", "Backlog_group_end")
@@ -565,6 +571,42 @@ def _print_top(results: dict, cmd: str, event: str, top: int, fmt: str) -> None:
     print()
 
 
+ZADD_PARTS = [
+    ("score parsing (parse_score)", lambda inc: _sum(inc, "t_zset_parse_score")),
+    # (rescore calls insert when the node moves: inclusive, so not summed with it)
+    (
+        "skip list (ZIndex.rescore, or delete + insert)",
+        lambda inc: _get(inc, "ZIndex_rescore") or _sum(inc, "ZIndex_insert", "ZIndex_delete"),
+    ),
+    ("dict lookups (PyDict_GetItem: key and member)", lambda inc: _get(inc, "PyDict_GetItem")),
+    (
+        "memory estimate (_mem_update in touched/settle)",
+        lambda inc: _sum(inc, "keyspace__mem_update"),
+    ),
+    ("Keyspace.touched (memory estimate included)", lambda inc: _get(inc, "Keyspace_touched")),
+    (
+        "record (_write_zadd / _write_zw)",
+        lambda inc: _sum(inc, "t_zset__write_zadd", "t_zset__write_zw"),
+    ),
+    ("keyspace lookup (lookup_as)", lambda inc: _get(inc, "Keyspace_lookup_as")),
+    ("reply (WBuf_integer)", lambda inc: _get(inc, "WBuf_integer")),
+    ("whole handler (cmd_zadd)", lambda inc: _get(inc, "cmd_zsets_cmd_zadd")),
+]
+
+
+def _print_zadd_parts(res: dict) -> None:
+    """ZADD's own stages (inclusive Ir per request of the functions named;
+    the parts overlap: touched holds the memory estimate, the handler all)."""
+    inc, nreq = res["Ir"][0], res["nreq"]
+    print("ZADD: parts of the handler (inclusive Ir per request)")
+    print()
+    print("| part | Ir/req |")
+    print("|---|---:|")
+    for name, fn in ZADD_PARTS:
+        print(f"| {name} | {fn(inc) / nreq:,.0f} |")
+    print()
+
+
 def cmd_callgrind(args) -> int:
     global PIPE
     PIPE = args.pipe
@@ -591,6 +633,8 @@ def cmd_callgrind(args) -> int:
             f"Last-level data cache misses per request (simulated {LL_SIM[5:]})",
             ".2f",
         )
+    if "zadd" in cmds:
+        _print_zadd_parts(results["zadd"])
     for cmd in cmds:
         _print_top(results, cmd, "Ir", args.top, ",.0f")
         if args.cache_sim:

@@ -145,3 +145,38 @@ def test_list_tombstones_are_collected_across_nodes(node):
         15,
         what="list tombstones collected on a",
     )
+
+
+def test_concurrent_zadd_survives_a_del_of_a_big_zset(node):
+    """A DEL of a big sorted set (a bulk removal) removes what it observed:
+    members a peer added or re-scored concurrently survive on both nodes,
+    with the peer's scores; the rest is gone everywhere."""
+    a, b, pa, pb = proxied_pair(node)
+    try:
+        ra, rb = a.client(), b.client()
+        n = 20_000
+        for s in range(0, n, 5_000):
+            ra.zadd("big", {f"m{i}": i for i in range(s, s + 5_000)})
+        ra.zincrby("big", 2, "m1")
+        wait_converged([a, b])
+        assert rb.zcard("big") == n
+        cut_link(pa, pb, a, b)
+        rb.zadd("big", {"m5": -5, "fresh": 0.5})  # re-scored and new, concurrently
+        assert ra.delete("big") == 1
+        heal_link(pa, pb, a, b)
+        want = [(b"m5", -5.0), (b"fresh", 0.5)]
+        assert ra.zrange("big", 0, -1, withscores=True) == want
+        assert rb.zrange("big", 0, -1, withscores=True) == want
+        # the removed members' state was kept: a new ZADD on either side converges
+        rb.zadd("big", {"m1": 7})
+        ra.zincrby("big", 1, "m2")
+        wait_converged([a, b])
+        assert ra.zrange("big", 0, -1, withscores=True) == [
+            (b"m5", -5.0),
+            (b"fresh", 0.5),
+            (b"m2", 1.0),
+            (b"m1", 7.0),
+        ]
+    finally:
+        pa.close()
+        pb.close()

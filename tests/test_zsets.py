@@ -13,9 +13,9 @@ import pytest
 from constdb._core.backlog import Backlog
 from constdb._core.keyspace import Keyspace
 from constdb._core.protocol import Client, Server
-from constdb._core.t_zset import check_zset
+from constdb._core.t_zset import check_zset, gc_zset, zset_items
 from support.differential import run_all, same
-from support.nodes import need_tool
+from support.nodes import need_tool, wait_for
 
 from constdb._core import cmd_keys, cmd_strings, cmd_zsets
 
@@ -405,6 +405,77 @@ def test_skip_list_against_a_sorted_list(seed):
             assert zset_items(o) == sorted(model.items(), key=lambda kv: (kv[1], kv[0]))
         else:
             assert not model
+
+
+def _fill(c, key: bytes, start: int, n: int) -> None:
+    for s in range(start, start + n, 500):
+        args = []
+        for i in range(s, min(start + n, s + 500)):
+            args += [b"%d" % i, b"m%d" % i]
+        c.run(b"ZADD", key, *args)
+
+
+def test_unlink_of_a_big_zset_is_a_bulk_removal_freed_in_slices():
+    """UNLINK removes every member at once (the bulk, one removal mark), its
+    skip list's nodes are freed a slice at a time with commands served in
+    between, and GC later drops the bulk whole, its dict freed in slices too."""
+    ks, c = make_node()
+    n = 6000
+    _fill(c, b"k", 0, n)
+    assert c.run(b"ZINCRBY", b"k", b"1", b"m7") == b"$1\r\n8\r\n"
+    o = ks.py_find(b"k", 3)
+    assert c.run(b"UNLINK", b"k") == b":1\r\n"
+    assert c.run(b"EXISTS", b"k") == b":0\r\n"
+    check_zset(o)
+    assert not o.m and list(o.gone) == [b"m7"]  # (counters: kept past GC, one by one)
+    assert len(ks.lazy) == 1 and len(ks.lazy[0]) == n  # the detached skip list
+    back = []
+    while ks.lazy_step(1000):
+        # between slices the node serves commands, here ones that take
+        # members back out of the bulk (a removed member's state is kept)
+        back.append(b"m%d" % (len(back) * 3))
+        assert c.run(b"ZADD", b"k", b"-1", back[-1]) == b":1\r\n"
+        check_zset(o)
+    assert len(back) >= 5
+    assert c.run(b"ZCARD", b"k") == b":%d\r\n" % len(back)
+    assert c.run(b"ZINCRBY", b"k", b"1", b"m7") == b"$1\r\n1\r\n"  # (a new member, as Redis)
+    dropped, empty = gc_zset(o, 2**63)
+    assert dropped == n - 1 - len(back) and not empty
+    check_zset(o)
+    assert len(ks.lazy) == 1 and len(ks.lazy[0]) == dropped  # the bulk's dict
+    while ks.lazy_step(1000):
+        assert c.run(b"ZSCORE", b"k", back[0]) == b"$2\r\n-1\r\n"
+    assert zset_items(o) == sorted(
+        [(m, -1.0) for m in back] + [(b"m7", 1.0)], key=lambda kv: (kv[1], kv[0])
+    )
+    # DEL again, then a GC that finds nothing left: the object goes
+    c.run(b"DEL", b"k")
+    assert gc_zset(o, 2**63) == (len(back), False)  # m7 keeps its counters
+    assert not ks.lazy
+
+
+def test_unlink_of_a_big_zset_does_not_stall_the_loop(constdb_server, r):
+    """While the skip list of an UNLINKed big sorted set is freed, other
+    clients are answered: the UNLINK and an INFO in one pipeline see the
+    freeing still pending, and a PING from another client is answered before
+    it ends (progress, not timing)."""
+    n = 300_000
+    for s in range(0, n, 10_000):
+        r.zadd("big", {f"m{i}": i for i in range(s, s + 10_000)})
+    p = r.pipeline(transaction=False)
+    p.unlink("big")
+    p.info("memory")
+    unlinked, mem = p.execute()
+    assert unlinked == 1 and mem["lazyfree_pending_objects"] >= 1
+    other = constdb_server.client()
+    try:
+        assert other.ping() is True
+        assert other.exists("big") == 0
+        wait_for(lambda: r.info("memory")["lazyfree_pending_objects"] == 0, 30, what="freed")
+        r.zadd("big", {"again": 1})
+        assert r.zrange("big", 0, -1, withscores=True) == [(b"again", 1.0)]
+    finally:
+        other.close()
 
 
 # ---------------------------------------------------------------- benchmark ----

@@ -12,6 +12,7 @@ import random
 from cpython.bytes cimport PyBytes_GET_SIZE
 from cpython.dict cimport PyDict_Contains, PyDict_GetItem, PyDict_Keys, PyDict_Next, PyDict_Size
 from cpython.list cimport PyList_GET_ITEM, PyList_GET_SIZE
+from cpython.mem cimport PyMem_Free, PyMem_Malloc
 from cpython.object cimport PyObject
 from libc.math cimport isnan
 from libc.stdint cimport int64_t, uint64_t
@@ -33,6 +34,7 @@ from constdb._core.scan cimport (
 )
 from constdb._core.t_zset cimport (
     ZIndex, ZLexRange, ZNode, ZRange, zn_back, zn_ml, zn_mp, emit_zadd, emit_zincr, emit_zrem,
+    emit_zscore,
     format_score,
     index_of,
     store_zset,
@@ -116,6 +118,11 @@ cdef int _zadd(Client c, list argv, bint incr) except -1:
         return err_lit(c, b"ERR GT, LT, and/or NX options at the same time are not compatible")
     if incr and elements > 1:
         return err_lit(c, b"ERR INCR option supports a single increment-element pair")
+    if elements == 1:
+        # (the usual ZADD: no list, no float objects)
+        if not parse_score(<bytes>PyList_GET_ITEM(argv, idx), &score):
+            return err_lit(c, b"ERR value is not a valid float")
+        return _zadd_run(c, argv, &score, 1, idx + 1, 2, flags)
     scores = []
     for j in range(elements):
         if not parse_score(<bytes>PyList_GET_ITEM(argv, idx + 2 * j), &score):
@@ -128,8 +135,23 @@ cdef int zadd_core(Client c, list argv, list scores, Py_ssize_t midx, Py_ssize_t
                    int flags) except -1:
     """ZADD's work once the request is checked (also GEOADD's): member j is
     argv[midx + mstep * j], its score scores[j]."""
+    cdef Py_ssize_t n = len(scores), j
+    cdef double* buf = <double*>PyMem_Malloc(n * sizeof(double) if n else 1)
+    if buf == NULL:
+        raise MemoryError()
+    try:
+        for j in range(n):
+            buf[j] = <double>scores[j]
+        return _zadd_run(c, argv, buf, n, midx, mstep, flags)
+    finally:
+        PyMem_Free(buf)
+
+
+cdef int _zadd_run(Client c, list argv, double* scores, Py_ssize_t elements, Py_ssize_t midx,
+                   Py_ssize_t mstep, int flags) except -1:
+    """zadd_core on a C array of scores."""
     cdef Keyspace ks = c.ks
-    cdef Py_ssize_t elements = len(scores), j
+    cdef Py_ssize_t j
     cdef bint nx = flags & ZADD_NX, xx = flags & ZADD_XX, gt = flags & ZADD_GT
     cdef bint lt = flags & ZADD_LT, ch = flags & ZADD_CH, incr = flags & ZADD_INCR
     cdef bint lp, wrong
@@ -153,7 +175,7 @@ cdef int zadd_core(Client c, list argv, list scores, Py_ssize_t midx, Py_ssize_t
     else:
         lp = o.idx is None or ((<ZIndex>o.idx).lp and len(o.m) <= LP_ENTRIES)
     for j in range(elements):
-        score = <double>scores[j]
+        score = scores[j]
         member = <bytes>PyList_GET_ITEM(argv, midx + mstep * j)
         e = _ent(o, member) if o is not None else None
         if e is not None:
@@ -172,9 +194,9 @@ cdef int zadd_core(Client c, list argv, list scores, Py_ssize_t midx, Py_ssize_t
                 # a listpack stores scores through d2string: -0 becomes 0
                 stored = 0.0 if lp and score == 0.0 else score
                 if incr:
-                    emit_zincr(ks, key, o, member, <double>scores[j], stored)
+                    emit_zincr(ks, key, o, member, scores[j], stored)
                 else:
-                    emit_zadd(ks, key, o, member, stored)
+                    emit_zscore(ks, key, o, e, stored)
                 updated += 1
         elif not xx:
             if lp and o is not None and (len(o.m) + 1 > LP_ENTRIES or

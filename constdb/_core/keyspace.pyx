@@ -1267,10 +1267,15 @@ cdef class Keyspace:
                 while budget > 0 and c:
                     (<dict>c).popitem()
                     budget -= 1
-            else:
+            elif type(c) is list:
                 while budget > 0 and c:
                     (<list>c).pop()
                     budget -= 1
+            else:
+                # an object that frees itself in slices (t_zset's detached
+                # ZIndex): lazy_free(budget) returns the budget left, and the
+                # object is empty (false) when done
+                budget = c.lazy_free(budget)
             if not c:
                 self.lazy.pop()
         return len(self.lazy)

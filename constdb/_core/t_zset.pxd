@@ -71,6 +71,14 @@ cdef struct ZLexRange:
     bint maxex
 
 
+cdef class ZBulk:
+    # members a DEL removed together (t_zset.pyx, "Bulk removal"): none holds
+    # counters, every one's dots are None, and one removal mark stands for all
+    cdef dict m                     # member -> ZEnt
+    cdef uint64_t rem               # the (largest) removal's uuid: GC drops them all past it
+    cdef list lazy                  # Keyspace.lazy: where GC hands m to be freed in slices
+
+
 cdef class ZIndex:
     # Redis's zskiplist: the present members ordered by (score, member), with
     # spans for ranks
@@ -79,9 +87,14 @@ cdef class ZIndex:
     cdef Py_ssize_t length
     cdef int level
     cdef public bint lp             # Redis would still hold it as a listpack (see cmd_zsets)
+    cdef ZBulk bulk                 # None | the members whole-set DELs removed (kept until GC)
 
     cdef ZNode* insert(self, ZEnt e, double score) except NULL
+    cdef ZNode* _seek(self, double score, const char* mp, Py_ssize_t ml,
+                      ZNode** update) noexcept
+    cdef void _unlink(self, ZNode* x, ZNode** update) noexcept
     cdef bint delete(self, double score, bytes member) except -1
+    cdef int rescore(self, ZEnt e, double old, double score) except -1
     cdef Py_ssize_t rank(self, double score, bytes member) noexcept
     cdef ZNode* by_rank(self, Py_ssize_t rank) noexcept
     cdef ZNode* first(self) noexcept
@@ -91,6 +104,7 @@ cdef class ZIndex:
     cdef ZNode* last_in_range(self, ZRange* r) noexcept
     cdef ZNode* first_in_lex(self, ZLexRange* r) noexcept
     cdef ZNode* last_in_lex(self, ZLexRange* r) noexcept
+    cdef ZIndex detach(self)
 
 
 cdef ZIndex index_of(ZSetObj o)
@@ -109,6 +123,7 @@ cdef ZEnt find_ent(ZSetObj o, bytes member)
 
 # local effects: draw a uuid, apply through the shared rule, log the record
 cdef ZSetObj emit_zadd(Keyspace ks, object key, ZSetObj o, bytes member, double score)
+cdef int emit_zscore(Keyspace ks, object key, ZSetObj o, ZEnt e, double score) except -1
 cdef ZSetObj emit_zincr(Keyspace ks, object key, ZSetObj o, bytes member, double delta,
                         double newscore)
 cdef int emit_zrem(Keyspace ks, object key, ZSetObj o, list members) except -1

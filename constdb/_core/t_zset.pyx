@@ -118,19 +118,24 @@ cdef inline int _cmp(ZNode* x, double score, const char* mp, Py_ssize_t ml) noex
     return _bcmp(zn_mp(x), zn_ml(x), mp, ml)
 
 
+cdef void _index_reset(ZIndex ix) noexcept:
+    """ix empty: its header's links cleared (its nodes freed, or taken)."""
+    cdef int j
+    for j in range(ZSKIPLIST_MAXLEVEL):
+        ix.header.level[j].forward = NULL
+        ix.header.level[j].span = 0
+    ix.tail = NULL
+    ix.length = 0
+    ix.level = 1
+
+
 @cython.final
 cdef class ZIndex:
     def __cinit__(self):
-        cdef int j
         self.header = _new_node(ZSKIPLIST_MAXLEVEL, 0, None)
         if self.header == NULL:
             raise MemoryError()
-        for j in range(ZSKIPLIST_MAXLEVEL):
-            self.header.level[j].forward = NULL
-            self.header.level[j].span = 0
-        self.tail = NULL
-        self.length = 0
-        self.level = 1
+        _index_reset(self)
         self.lp = True
 
     def __dealloc__(self):
@@ -191,13 +196,12 @@ cdef class ZIndex:
         self.length += 1
         return x
 
-    cdef bint delete(self, double score, bytes member) except -1:
-        cdef ZNode* update[ZSKIPLIST_MAXLEVEL]
+    cdef ZNode* _seek(self, double score, const char* mp, Py_ssize_t ml,
+                      ZNode** update) noexcept:
+        """The node of (score, member) or NULL; update[i]: the last node before
+        it on level i."""
         cdef ZNode* x = self.header
-        cdef int i
-        cdef const char* mp = PyBytes_AS_STRING(member)
-        cdef Py_ssize_t ml = PyBytes_GET_SIZE(member)
-        i = self.level - 1
+        cdef int i = self.level - 1
         while i >= 0:
             while x.level[i].forward != NULL and _cmp(x.level[i].forward, score, mp, ml) < 0:
                 x = x.level[i].forward
@@ -205,7 +209,12 @@ cdef class ZIndex:
             i -= 1
         x = x.level[0].forward
         if x == NULL or x.score != score or _bcmp(zn_mp(x), zn_ml(x), mp, ml) != 0:
-            return False
+            return NULL
+        return x
+
+    cdef void _unlink(self, ZNode* x, ZNode** update) noexcept:
+        """Take node x out of the list (update as _seek left it); not freed."""
+        cdef int i
         for i in range(self.level):
             if update[i].level[i].forward == x:
                 if i:
@@ -220,11 +229,70 @@ cdef class ZIndex:
         while self.level > 1 and self.header.level[self.level - 1].forward == NULL:
             self.level -= 1
         self.length -= 1
+
+    cdef bint delete(self, double score, bytes member) except -1:
+        cdef ZNode* update[ZSKIPLIST_MAXLEVEL]
+        cdef ZNode* x = self._seek(score, PyBytes_AS_STRING(member), PyBytes_GET_SIZE(member),
+                                   update)
+        if x == NULL:
+            return False
+        self._unlink(x, update)
         Py_XDECREF(<PyObject*>x.ent)
         PyMem_Free(x)
         if self.length == 0:
             self.lp = True      # Redis: a key made again starts as a listpack
         return True
+
+    cdef int rescore(self, ZEnt e, double old, double score) except -1:
+        """Move e's node from old to score (Redis's zslUpdateScore: in place
+        when the order stays, else one search fewer than delete + insert)."""
+        cdef ZNode* update[ZSKIPLIST_MAXLEVEL]
+        cdef ZNode* x = self._seek(old, PyBytes_AS_STRING(e.member), PyBytes_GET_SIZE(e.member),
+                                   update)
+        cdef ZNode* b
+        if x == NULL:
+            raise KeyError(e.member)
+        b = zn_back(x)
+        if ((b == NULL or b.score < score)
+                and (x.level[0].forward == NULL or x.level[0].forward.score > score)):
+            x.score = score
+            return 0
+        self._unlink(x, update)
+        Py_XDECREF(<PyObject*>x.ent)
+        PyMem_Free(x)
+        self.insert(e, score)
+        return 0
+
+    cdef ZIndex detach(self):
+        """A new index holding all of this one's nodes (to be freed apart, in
+        slices: lazy_free); this one is left empty, its bulk kept."""
+        cdef ZIndex d = ZIndex.__new__(ZIndex)
+        cdef ZNode* h = d.header
+        d.header = self.header
+        d.tail = self.tail
+        d.length = self.length
+        d.level = self.level
+        self.header = h
+        _index_reset(self)
+        self.lp = True
+        return d
+
+    def lazy_free(self, Py_ssize_t budget):
+        """Free up to budget nodes (Keyspace.lazy_step, on a detached index);
+        returns the budget left. Empty (len 0) when done."""
+        cdef ZNode* x = self.header.level[0].forward
+        cdef ZNode* nxt
+        while budget > 0 and x != NULL:
+            nxt = x.level[0].forward
+            Py_XDECREF(<PyObject*>x.ent)
+            PyMem_Free(x)
+            x = nxt
+            self.length -= 1
+            budget -= 1
+        self.header.level[0].forward = x
+        if x == NULL:
+            _index_reset(self)
+        return budget
 
     cdef Py_ssize_t rank(self, double score, bytes member) noexcept:
         """1-based rank of (score, member), 0 if absent."""
@@ -637,7 +705,8 @@ cdef int zcompact(ZEnt e) except -1:
 
 
 cdef ZEnt find_ent(ZSetObj o, bytes member):
-    """member's entry, present or removed (with state kept), or None."""
+    """member's entry, present or removed (with state kept), or None. A member
+    of the bulk is moved to gone first (_unbulk)."""
     cdef PyObject* p = PyDict_GetItem(o.m, member)
     if p != NULL:
         return <ZEnt>p
@@ -645,7 +714,125 @@ cdef ZEnt find_ent(ZSetObj o, bytes member):
         p = PyDict_GetItem(<dict>o.gone, member)
         if p != NULL:
             return <ZEnt>p
+    if o.idx is not None and (<ZIndex>o.idx).bulk is not None:
+        return _unbulk(o, member)
     return None
+
+
+# ------------------------------------------------------------ bulk removal ----
+# A DEL (or a peer's ZCLEAR) removes every member it names at one uuid: the ones
+# it leaves without a dot and without counters go, as they are (dots None), into
+# the index's ZBulk with that one removal mark, instead of one by one into gone
+# with a ZX each; the skip list's nodes go whole (ZIndex.detach, freed in slices
+# by Keyspace.lazy_step when the DEL is lazy). find_ent moves a member back to
+# gone, as a removal of its own, when anything touches it (a concurrent add
+# brings it back); merges move them all (_unbulk_all). GC drops the whole bulk
+# once its mark is causally stable, handing its dict to Keyspace.lazy.
+
+@cython.final
+cdef class ZBulk:
+    pass
+
+
+cdef ZEnt _unbulk(ZSetObj o, bytes member):
+    """member's entry out of the bulk into gone (its own removal mark), or None."""
+    cdef ZIndex ix = <ZIndex>o.idx
+    cdef ZBulk b = ix.bulk
+    cdef PyObject* p = PyDict_GetItem(b.m, member)
+    cdef ZEnt e
+    if p == NULL:
+        return None
+    e = <ZEnt>p
+    del b.m[member]
+    if not b.m:
+        ix.bulk = None
+    if b.rem > zv_rem(e):
+        zx(e).rem = b.rem
+    if o.gone is None:
+        o.gone = {}
+    o.gone[member] = e
+    return e
+
+
+cdef int _unbulk_all(ZSetObj o) except -1:
+    """Every bulk member back into gone (before a merge walks them)."""
+    cdef ZBulk b
+    cdef ZEnt e
+    if o.idx is None or (<ZIndex>o.idx).bulk is None:
+        return 0
+    b = (<ZIndex>o.idx).bulk
+    (<ZIndex>o.idx).bulk = None
+    if o.gone is None:
+        o.gone = {}
+    for m, v in b.m.items():
+        e = <ZEnt>v
+        if b.rem > zv_rem(e):
+            zx(e).rem = b.rem
+        o.gone[m] = e
+    return 0
+
+
+cdef int _bulk_add(Keyspace ks, ZIndex ix, dict m, uint64_t u) except -1:
+    """m (member -> removed ZEnt, no counters) joins ix's bulk, removed at u:
+    the smaller dict goes into the larger, the mark is the later one (a
+    removal kept longer is never wrong)."""
+    cdef ZBulk b = ix.bulk
+    if not m:
+        return 0
+    if b is None:
+        b = ZBulk.__new__(ZBulk)
+        b.m = m
+        b.rem = u
+        b.lazy = ks.lazy
+        ix.bulk = b
+        return 0
+    if len(m) > len(b.m):
+        m.update(b.m)
+        b.m = m
+    else:
+        b.m.update(m)
+    if u > b.rem:
+        b.rem = u
+    return 0
+
+
+cdef int _drop_index(Keyspace ks, ZIndex ix) except -1:
+    """Free every node of ix (its members all removed): in slices when big."""
+    cdef ZIndex d = ix.detach()
+    if d.length > 1024:
+        ks.lazy.append(d)
+    return 0
+
+
+cdef int _remove_all(Keyspace ks, ZSetObj o, dict bulk, list ind, uint64_t u,
+                     bint whole) except -1:
+    """The members of bulk (no counters) and ind (ZEnts with counters), whose
+    last dots a clear at u removed (dots already None), leave m and the index:
+    bulk into the bulk, ind into gone. whole: they are all of m (which is
+    then dropped whole with the index's nodes)."""
+    cdef ZIndex ix = index_of(o)
+    cdef ZEnt e
+    if whole:
+        o.m = {}
+        _drop_index(ks, ix)
+    else:
+        for m, v in bulk.items():
+            ix.delete((<ZEnt>v).score, <bytes>m)
+            del o.m[m]
+        for v in ind:
+            e = <ZEnt>v
+            ix.delete(e.score, e.member)
+            del o.m[e.member]
+    if ind:
+        if o.gone is None:
+            o.gone = {}
+        for v in ind:
+            e = <ZEnt>v
+            if u > zv_rem(e):
+                zx(e).rem = u
+            o.gone[e.member] = e
+    _bulk_add(ks, ix, bulk, u)
+    return 0
 
 
 cdef inline bint _same(double a, double b) noexcept:
@@ -699,13 +886,10 @@ cdef int _reindex(Keyspace ks, ZSetObj o, ZEnt e, bint was, double old, uint64_t
     """Move e where its dots and score put it: the index and m (present), or
     gone (removed, its state kept)."""
     cdef bint now = e.dots is not None
-    cdef ZIndex ix
     if was and now:
         # (a change of sign of zero too: the node's score is what ranges show)
         if e.score != old or signbit(e.score) != signbit(old):
-            ix = <ZIndex>o.idx
-            ix.delete(old, e.member)
-            ix.insert(e, e.score)
+            (<ZIndex>o.idx).rescore(e, old, e.score)
     elif was:
         (<ZIndex>o.idx).delete(old, e.member)
         del o.m[e.member]
@@ -901,6 +1085,44 @@ cdef ZSetObj emit_zadd(Keyspace ks, object key, ZSetObj o, bytes member, double 
     return o
 
 
+cdef int emit_zscore(Keyspace ks, object key, ZSetObj o, ZEnt e, double score) except -1:
+    """ZADD of a new score for a present member e of o: emit_zadd's effect,
+    with what the common case implies known here (no counters, one dot that
+    is the register's own; the new register ts is the newest, so it wins).
+    Else emit_zadd."""
+    return _zscore(ks, key, o, e, score, True)
+
+
+cdef int _zscore(Keyspace ks, object key, ZSetObj o, ZEnt e, double score,
+                 bint touch) except -1:
+    """emit_zscore; touch False: the caller calls ks.touched(key) once after
+    all its writes (a STORE), unless this one fell back to emit_zadd (which
+    it reports by returning 1)."""
+    cdef uint64_t u, dn, du
+    cdef double old
+    if e.x is not None or e.dots is not ZDOT_REG or ks.cloud:
+        emit_zadd(ks, key, o, e.member, score)
+        return 1
+    u = ks.tick()
+    dn = e.rn
+    du = e.ru
+    if not ks.seen(dn, du):
+        ks._note_unseen([new_dot(dn, du)])
+    old = e.score
+    e.ru = u
+    e.rn = ks.node_id
+    e.score = score
+    if score != old or signbit(score) != signbit(old):
+        (<ZIndex>o.idx).rescore(e, old, score)
+    _bump(&o.lu, &o.ln, u, ks.node_id)
+    if touch:
+        ks.touched(key)
+    if ks.alts:
+        ks.settle(key, o)
+    _write_zadd(ks, key, e.member, score, True, dn, du, u)
+    return 0
+
+
 cdef ZSetObj emit_zincr(Keyspace ks, object key, ZSetObj o, bytes member, double delta,
                         double newscore):
     """ZINCRBY (and ZADD INCR): delta to this node's counter; the register
@@ -960,21 +1182,33 @@ cdef int emit_zrem(Keyspace ks, object key, ZSetObj o, list members) except -1:
 
 
 cdef int emit_zclear(Keyspace ks, object key, ZSetObj o) except -1:
-    """DEL of a sorted set: the observed removal of every member."""
+    """DEL of a sorted set: the observed removal of every member, in bulk
+    (_remove_all): the record names each member's dots, nothing else is done
+    per member."""
     cdef uint64_t u = ks.tick()
     cdef Writer w
-    cdef list dots
     cdef ZEnt e
+    cdef dict old = o.m
+    cdef list ind = []
     w = ks.bl.begin(OP_ZCLEAR, u)
     w.put_bytes(key)
-    w.put_varint(len(o.m))
-    for m in list(o.m):
-        e = <ZEnt>o.m[m]
-        dots = _ent_dots_raw(zv_dots(e))
+    w.put_varint(len(old))
+    for m, v in old.items():
+        e = <ZEnt>v
         w.put_bytes(<bytes>m)
-        _put_dots(w, dots)
-        _zrem_on(ks, o, <bytes>m, dots, u)
+        if e.dots is ZDOT_REG:
+            w.put_varint(1)
+            w.put_u64(e.rn)
+            w.put_u64(e.ru)
+        else:
+            _put_dots(w, _ent_dots_raw(e.dots))
+        e.dots = None
+        if e.x is not None and e.x.cnt is not None:
+            ind.append(e)
     ks.bl.end()
+    for v in ind:
+        del old[(<ZEnt>v).member]
+    _remove_all(ks, o, old, ind, u, True)
     _bump(&o.lu, &o.ln, u, ks.node_id)
     ks._clear_done(key, o, u, ks.node_id)
     return 0
@@ -1008,6 +1242,7 @@ cdef int store_zset(Keyspace ks, object dst, dict res, bint lp) except -1:
     cdef PyObject* p
     cdef double s
     cdef list gone
+    cdef bint untouched = False
     if o is not None and type(o) is not ZSetObj:
         ks.emit_del(dst)
         o = None
@@ -1032,7 +1267,13 @@ cdef int store_zset(Keyspace ks, object dst, dict res, bint lp) except -1:
                 e = <ZEnt>p
                 if e.score == s and signbit(e.score) == signbit(s) and zv_cnt(e) is None:
                     continue
+                # (one Keyspace.touched for all of them, below)
+                if _zscore(ks, dst, z, e, s, False) == 0:
+                    untouched = True
+                continue
         z = emit_zadd(ks, dst, z, <bytes>m, s)
+    if untouched:
+        ks.touched(dst)
     index_of(z).lp = lp
     if z.ttl is not None and (<TTLReg>z.ttl).at != 0:
         ks.emit_ttl(dst, 0)
@@ -1082,12 +1323,37 @@ cdef int _apply_zrem(Keyspace ks, uint64_t origin, uint64_t u, Reader r) except 
 
 
 cdef int _apply_zclear(Keyspace ks, uint64_t origin, uint64_t u, Reader r) except -1:
+    """A peer's DEL: each named member whose dots it all names is removed, in
+    bulk (_remove_all) as a local DEL; one with a dot it did not see stays."""
     cdef object key = r.bytes_()
     cdef ZSetObj o = <ZSetObj>ks.find(key, T_ZSET, True)
     cdef uint64_t n = r.varint(), _i
+    cdef dict bulk = {}
+    cdef list ind = []
+    cdef list dots
+    cdef ZEnt e
+    cdef PyObject* p
+    cdef object left
     for _i in range(n):
         member = r.bytes_()
-        _zrem_on(ks, o, member, _read_dots(r), u)
+        dots = _read_dots(r)
+        ks._note_unseen(dots)
+        p = PyDict_GetItem(o.m, member)
+        if p == NULL:
+            continue
+        e = <ZEnt>p
+        left = _ent_remove(zv_dots(e), dots)
+        if left is not None:
+            e.dots = left
+            zcompact(e)
+            continue
+        e.dots = None
+        if zv_cnt(e) is None:
+            bulk[e.member] = e
+        else:
+            ind.append(e)
+    if bulk or ind:
+        _remove_all(ks, o, bulk, ind, u, len(bulk) + len(ind) == len(o.m))
     _bump(&o.lu, &o.ln, u, origin)
     ks._clear_done(key, o, u, origin)
     return 0
@@ -1146,6 +1412,17 @@ cdef Py_ssize_t _gc(CObj x, uint64_t stable, bint* empty) except -1:
     cdef ZSetObj o = <ZSetObj>x
     cdef ZEnt e
     cdef list drop = []
+    cdef ZBulk b
+    cdef Py_ssize_t nb = 0
+    if o.idx is not None and (<ZIndex>o.idx).bulk is not None:
+        b = (<ZIndex>o.idx).bulk
+        if b.rem <= stable:
+            # the whole bulk at once, its dict freed in slices (Keyspace.lazy_step)
+            nb = len(b.m)
+            (<ZIndex>o.idx).bulk = None
+            if nb > 1024:
+                b.lazy.append(b.m)
+            b.m = None
     if o.gone is not None:
         for m, v in (<dict>o.gone).items():
             e = <ZEnt>v
@@ -1155,8 +1432,8 @@ cdef Py_ssize_t _gc(CObj x, uint64_t stable, bint* empty) except -1:
             del o.gone[m]
         if not o.gone:
             o.gone = None
-    empty[0] = not o.m and o.gone is None
-    return len(drop)
+    empty[0] = not o.m and o.gone is None and (o.idx is None or (<ZIndex>o.idx).bulk is None)
+    return len(drop) + nb
 
 
 def gc_zset(ZSetObj o, uint64_t stable):
@@ -1190,6 +1467,12 @@ def check_zset(ZSetObj o):
         for m, v in (<dict>o.gone).items():
             e = <ZEnt>v
             assert e.member == m and e.dots is None and m not in o.m
+    if o.idx is not None and (<ZIndex>o.idx).bulk is not None:
+        assert (<ZIndex>o.idx).bulk.m and (<ZIndex>o.idx).bulk.rem
+        for m, v in (<ZIndex>o.idx).bulk.m.items():
+            e = <ZEnt>v
+            assert e.member == m and e.dots is None and zv_cnt(e) is None and m not in o.m
+            assert o.gone is None or m not in o.gone
     return True
 
 
@@ -1214,6 +1497,9 @@ cdef list _describe(CObj x):
     if o.gone is not None:
         # (rem, the GC mark, depends on the order removals arrived in: not shown)
         gone = [_ent_desc(<ZEnt>o.gone[m]) for m in sorted(o.gone)]
+    if o.idx is not None and (<ZIndex>o.idx).bulk is not None:
+        b = (<ZIndex>o.idx).bulk.m
+        gone = sorted(gone + [_ent_desc(<ZEnt>b[m]) for m in b])
     return [b"members", members, b"removed", gone]
 
 
@@ -1229,7 +1515,9 @@ cdef bint _live(CObj o) noexcept:
 
 cdef bint _keeps(CObj o) noexcept:
     # removed members' registers and counters, until GC
-    return (<ZSetObj>o).gone is not None and len(<dict>(<ZSetObj>o).gone) > 0
+    cdef ZSetObj z = <ZSetObj>o
+    return ((z.gone is not None and len(<dict>z.gone) > 0)
+            or (z.idx is not None and (<ZIndex>z.idx).bulk is not None))
 
 
 cdef void _last_ts(CObj o, uint64_t* u, uint64_t* n) noexcept:
@@ -1261,7 +1549,7 @@ cdef object _value(CObj o):
 #        k x (u64 node, f64 sum, u64 last, f64 bsum, u64 blast), u64 rem)
 #        (not in version 1)
 
-cdef int _enc_zent(Writer w, ZEnt e) except -1:
+cdef int _enc_zent(Writer w, ZEnt e, uint64_t rem) except -1:
     cdef ZCnt c
     w.put_bytes(e.member)
     _enc_dots(w, zv_dots(e))
@@ -1281,21 +1569,26 @@ cdef int _enc_zent(Writer w, ZEnt e) except -1:
             w.put_u64(c.last)
             w.put_f64(c.bsum)
             w.put_u64(c.blast)
-    w.put_u64(zv_rem(e))
+    w.put_u64(rem if rem > zv_rem(e) else zv_rem(e))
     return 0
 
 
 cdef int _encode(Writer w, CObj o) except -1:
     cdef ZSetObj z = <ZSetObj>o
+    cdef ZBulk b = (<ZIndex>z.idx).bulk if z.idx is not None else None
     w.put_u64(z.lu)
     w.put_u64(z.ln)
     w.put_u8(1 if z.idx is None or (<ZIndex>z.idx).lp else 0)
-    w.put_varint(len(z.m) + (len(<dict>z.gone) if z.gone is not None else 0))
+    w.put_varint(len(z.m) + (len(<dict>z.gone) if z.gone is not None else 0)
+                 + (len(b.m) if b is not None else 0))
     for e in z.m.values():
-        _enc_zent(w, <ZEnt>e)
+        _enc_zent(w, <ZEnt>e, 0)
     if z.gone is not None:
         for e in (<dict>z.gone).values():
-            _enc_zent(w, <ZEnt>e)
+            _enc_zent(w, <ZEnt>e, 0)
+    if b is not None:
+        for e in b.m.values():
+            _enc_zent(w, <ZEnt>e, b.rem)
     return 0
 
 
@@ -1500,6 +1793,8 @@ cdef int _merge_zset(ZSetObj a, ZSetObj b, Ctx ca, Ctx cb, uint64_t clock) excep
     cdef ZEnt x, y
     cdef bint was
     cdef double old
+    _unbulk_all(a)
+    _unbulk_all(b)
     members = set(a.m)
     if a.gone:
         members.update(a.gone)
@@ -1532,7 +1827,9 @@ cdef bint _filter_zset(ZSetObj o, Ctx other, uint64_t clock) except -1:
     cdef ZEnt e
     cdef bint hit = False, was
     cdef double old
-    cdef list ents = list(o.m.values())
+    cdef list ents
+    _unbulk_all(o)
+    ents = list(o.m.values())
     if o.gone:
         ents.extend((<dict>o.gone).values())
     for x in ents:
