@@ -155,6 +155,21 @@ def preload(client, kind: str, n: int = 0) -> None:
             )
             client.out.reset()
         return
+    if kind in ("sadd", "hset"):
+        # every member or field there: the bench's later runs overwrite them
+        for start in range(0, n, PIPE):
+            if kind == "sadd":
+                cmds = [
+                    resp(b"SADD", b"myset", key(i, b"element:")) for i in range(start, start + PIPE)
+                ]
+            else:
+                cmds = [
+                    resp(b"HSET", b"myhash", key(i, b"element:"), b"xxx")
+                    for i in range(start, start + PIPE)
+                ]
+            client.data_received(b"".join(cmds))
+            client.out.reset()
+        return
     for start in range(0, n, PIPE):
         if kind == "incr":
             cmds = [resp(b"INCR", key(i, b"counter:")) for i in range(start, start + PIPE)]
@@ -437,6 +452,10 @@ def stages(inc: dict, cmd: str, nreq: int) -> list[tuple[str, float]]:
         inc,
         *(f"Keyspace_emit_{x}" for x in ("reg_at", "cnt", "sadd", "hset", "ttl", "del", "mv")),
     ) or _sum(inc, "Keyspace_emit_reg")
+    # the types' own emit functions (t_*.pyx), called by the handlers
+    emit = emit or _sum(
+        inc, "t_string_emit_reg_at", "t_string_emit_cnt", "t_set_emit_sadd", "t_hash_emit_hset_at"
+    )
     if cmd == "zadd":
         # a member's new score (emit_zscore) or a new member (emit_zadd)
         emit = _sum(inc, "t_zset_emit_zscore", "t_zset_emit_zadd")

@@ -104,6 +104,47 @@ def test_used_memory_follows_the_data_set(lone):
     assert c.info("memory")["used_memory_dataset"] == 0
 
 
+def test_hash_overwrites_keep_the_data_set_count_exact():
+    """An HSET that overwrites a field in place (t_hash.emit_hset_at) skips
+    the re-estimate when the value keeps its length: the running count must
+    still be what a recount of every object gives, whichever field (among
+    the sampled first ones or not) and whichever value length."""
+    from constdb._core.backlog import Backlog
+    from constdb._core.keyspace import Keyspace
+    from constdb._core.protocol import Client, Server
+
+    from constdb._core import cmd_hashes
+
+    ks = Keyspace(1 << 62 | 7, Backlog(1 << 20))
+    srv = Server(ks)
+    cmd_hashes.register(srv)
+    c = Client(srv)
+
+    def hset(field: bytes, val: bytes) -> None:
+        n = len(field), len(val)
+        c.data_received(
+            b"*4\r\n$4\r\nHSET\r\n$1\r\nh\r\n$%d\r\n%s\r\n$%d\r\n%s\r\n" % (n[0], field, n[1], val)
+        )
+        c.out.reset()
+
+    for i in range(40):
+        hset(b"f%d" % i, b"v" * 10)
+    steps = [
+        (b"f0", b"w" * 10),
+        (b"f3", b"y" * 200),
+        (b"f3", b"z" * 200),
+        (b"f30", b"a" * 10),
+        (b"f30", b"b" * 500),
+        (b"f1", b"c"),
+        (b"f1", b"d"),
+        (b"new", b"e" * 10),
+    ]
+    for field, val in steps:
+        hset(field, val)
+        counted = ks.mem_ds
+        assert ks.mem_recount() == counted, (field, len(val))
+
+
 # ---- noeviction ----
 
 

@@ -144,7 +144,7 @@ cdef class Keyspace:
     cdef bint is_expired(self, CObj o) noexcept
     cdef int64_t local_at(self, TTLReg t) noexcept
     cdef int expire_key(self, object key) except -1
-    cdef int touched(self, object key) except -1
+    cdef int touched(self, object key, bint mem=*) except -1
     cdef int settle(self, object key, CObj o) except -1
     cdef int _settle(self, object key, CObj o) except -1
     cdef CObj find(self, object key, int t, bint create)

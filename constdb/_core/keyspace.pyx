@@ -863,10 +863,13 @@ cdef class Keyspace:
                 o.ttl = _ttlreg(tt.at, tt.uuid, tt.node)
         return o
 
-    cdef int touched(self, object key) except -1:
+    cdef int touched(self, object key, bint mem=True) except -1:
+        """key's object changed (local or remote). mem=False: a change after
+        which mem_est gives what it gave (a hash field overwritten by a value
+        of the same length): the estimate is not recomputed."""
         cdef PyObject* p = PyDict_GetItem(self.d, key)
         if p != NULL:
-            if (<CObj>p).msz:
+            if mem and (<CObj>p).msz:
                 _mem_update(self, key, <CObj>p)
             if self.remote:
                 _access(self, <CObj>p)  # a peer's write is an access here too

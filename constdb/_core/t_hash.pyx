@@ -49,6 +49,10 @@ from constdb._core.objects cimport (
 from constdb._core.ops cimport OP_HCLEAR, OP_HCNT, OP_HFCNT, OP_HREM, OP_HSET, OP_HSETC
 
 
+cdef extern from "Python.h":
+    Py_ssize_t _refcnt "Py_REFCNT"(PyObject* o)
+
+
 # ------------------------------------------------- the rules (local + remote) ----
 
 cdef int _hset_on(Keyspace ks, object key, HashObj o, object field, object val, uint64_t u,
@@ -107,23 +111,43 @@ cdef int emit_hset_at(Keyspace ks, object key, HashObj o, bint shown, object fie
     cdef list removes = None
     cdef Py_ssize_t klen = PyBytes_GET_SIZE(key), flen = PyBytes_GET_SIZE(field)
     cdef Py_ssize_t vlen = PyBytes_GET_SIZE(val), nd = 0
+    cdef uint64_t dn = 0, du = 0
+    cdef bint same = False
     cdef char* w
     cdef Dot x
     if p != NULL:
-        removes = _ent_dots(<object>p)
-        nd = len(removes)
+        if type(<object>p) is Ver:
+            # one version (the common case): its dot is what the write removes
+            nd = 1
+            dn = (<Ver>p).node
+            du = (<Ver>p).uuid
+        else:
+            removes = _ent_dots(<object>p)
+            nd = len(removes)
     if o.hc is not None and field in <dict>o.hc:
         # the field carries counters: the write resets what it observed
-        _hset_counted(ks, key, o, field, val, u, removes)
+        _hset_counted(ks, key, o, field, val, u, _ent_dots(<object>p) if nd == 1 else removes)
         return p == NULL
     # _hset_on for a local write: the removes are every dot of the field
     # (all seen: they are in this state) and the new dot is fresh (in no
     # cloud), so the field's entry is just the new version
-    if p == NULL and o.pick is not None:
-        o.pick = None    # a new field: HRANDFIELD's list lacks it
-    o.f[field] = new_ver(val, u, ks.node_id)
+    if p == NULL:
+        if o.pick is not None:
+            o.pick = None    # a new field: HRANDFIELD's list lacks it
+        o.f[field] = new_ver(val, u, ks.node_id)
+    elif removes is None and _refcnt(p) == 1:
+        # a Ver only the dict holds: it becomes the new version in place (no
+        # allocation, no second dict store). Same value length: mem_est
+        # (fields and values sampled by length) gives what it gave
+        same = (type((<Ver>p).val) is bytes
+                and PyBytes_GET_SIZE((<Ver>p).val) == vlen)
+        (<Ver>p).val = val
+        (<Ver>p).uuid = u
+        (<Ver>p).node = ks.node_id
+    else:
+        o.f[field] = new_ver(val, u, ks.node_id)
     _bump(&o.lu, &o.ln, u, ks.node_id)
-    ks.touched(key)
+    ks.touched(key, not same)
     if not shown or ks.alts:
         ks.settle(key, o)
     # the record in one go: key, field, value, dots removed
@@ -137,11 +161,14 @@ cdef int emit_hset_at(Keyspace ks, object key, HashObj o, bint shown, object fie
     w = put_varint_at(w + flen, <uint64_t>vlen)
     memcpy(w, PyBytes_AS_STRING(val), vlen)
     w = put_varint_at(w + vlen, <uint64_t>nd)
-    if nd:
+    if removes is not None:
         for y in removes:
             x = <Dot>y
             w = put_u64_at(w, x.node)
             w = put_u64_at(w, x.uuid)
+    elif nd:
+        w = put_u64_at(w, dn)
+        put_u64_at(w, du)
     ks.bl.end()
     return p == NULL
 
