@@ -3,10 +3,10 @@
 Client: one TLSConn is both the TCP connection's protocol and its Client's
 transport.
 
-Python's `ssl` makes everything but the records: the SSLContext (built from
-the config by constdb.tls), certificates, verification, the handshake
-(SSLObject.do_handshake through memory BIOs, as uvloop's TLS layer does) and
-close_notify. Records go through OpenSSL directly (the native path): the
+Python's `ssl` makes the SSLContext (built from the config by constdb.tls),
+the SSLObject over two memory BIOs (as uvloop's TLS layer does), certificates,
+verification and close_notify. The handshake (SSL_do_handshake) and the
+records go through OpenSSL directly (the native path): the
 SSL* and the two BIO* that the `_ssl` objects own are read from CPython's
 structs, and SSL_read / SSL_write / SSL_get_error / SSL_pending and
 BIO_write / BIO_read / BIO_ctrl_pending, resolved with dlsym on the libssl
