@@ -20,7 +20,15 @@ table then shows both paths beside Redis. Each redis-benchmark run opens 50
 new connections, so the TLS figures include 50 handshakes; --steady measures
 instead over a window (--window seconds after --warmup seconds) of a long
 run, CPU per command counted by INFO's total_commands_processed: what TLS
-costs a request on connections already made.
+costs a request on connections already made. --handshake measures the
+connections themselves: --conns connections in a row to each server, each a
+TCP connect, a TLS handshake (TLS 1.3, the client certificate verified, as
+redis-benchmark --tls makes them; the client is Python's ssl over the same
+OpenSSL), one PING and a close, then as many plain ones, alternating servers,
+--repeat rounds; the server's CPU per connection comes from
+/proc/PID/task/*/schedstat (nanoseconds). With --jemalloc another ConstDB
+joins, started with LD_PRELOAD=libjemalloc.so.2 (what Debian's redis-server
+links, so its OpenSSL allocates with jemalloc).
 Every process it starts is stopped by pid at the end. Linux only (/proc).
 """
 
@@ -28,9 +36,13 @@ from __future__ import annotations
 
 import argparse
 import csv
+import ctypes.util
+import glob
 import io
 import os
 import signal
+import socket
+import ssl
 import statistics
 import subprocess
 import sys
@@ -77,6 +89,7 @@ def make_pki(d: str) -> dict[str, str]:
 
 
 PY_PATH = "ConstDB (Python path)"
+JEMALLOC = "ConstDB (jemalloc)"
 
 
 class Srv:
@@ -111,6 +124,13 @@ class Srv:
         env = dict(os.environ)
         if self.name == PY_PATH:
             env["CONSTDB_TLS_PYTHON"] = "1"
+        if self.name == JEMALLOC:
+            lib = ctypes.util.find_library("jemalloc")
+            if lib is None:
+                raise RuntimeError(
+                    "--jemalloc: no libjemalloc found (apt-get install libjemalloc2)"
+                )
+            env["LD_PRELOAD"] = lib
         with open(os.path.join(self.dir, "server.log"), "ab") as logf:
             self.proc = subprocess.Popen(self.argv(), stdout=logf, stderr=subprocess.STDOUT,
                                          cwd=self.dir, env=env)  # fmt: skip
@@ -174,6 +194,79 @@ def run(srv: Srv, test: str, tls: bool, pipeline: int, n: int, clients: int,
     return rps, cpu_us
 
 
+def cpu_ns(pid: int) -> int:
+    """CPU time of all the process's threads so far, in nanoseconds."""
+    total = 0
+    for path in glob.glob(f"/proc/{pid}/task/*/schedstat"):
+        try:
+            with open(path) as f:
+                total += int(f.read().split()[0])
+        except (OSError, ValueError, IndexError):
+            pass  # a thread that ended meanwhile
+    return total
+
+
+def client_context(pki: dict[str, str]) -> ssl.SSLContext:
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    ctx.load_verify_locations(pki["ca"])
+    ctx.load_cert_chain(pki["cert"], pki["key"])
+    return ctx
+
+
+def one_connection(port: int, ctx: ssl.SSLContext | None) -> None:
+    """Connect (TLS if ctx), PING, read PONG, close (no close_notify, as a
+    client that just goes away)."""
+    with socket.create_connection((HOST, port), timeout=10) as raw:
+        s: socket.socket = raw if ctx is None else ctx.wrap_socket(raw, server_hostname=HOST)
+        s.sendall(b"*1\r\n$4\r\nPING\r\n")
+        got = b""
+        while not got.endswith(b"\r\n"):
+            chunk = s.recv(64)
+            if not chunk:
+                break
+            got += chunk
+        if got != b"+PONG\r\n":
+            raise RuntimeError(f"port {port}: {got!r} instead of +PONG")
+        if s is not raw:
+            s.close()
+
+
+def connections_cpu(srv: Srv, ctx: ssl.SSLContext | None, n: int) -> float:
+    """The server's CPU microseconds per connection over n connections."""
+    assert srv.proc is not None
+    port = srv.tls_port if ctx is not None else srv.port
+    for _ in range(10):  # warm
+        one_connection(port, ctx)
+    c0 = cpu_ns(srv.proc.pid)
+    for _ in range(n):
+        one_connection(port, ctx)
+    return (cpu_ns(srv.proc.pid) - c0) / n / 1000
+
+
+def handshakes(servers: list[Srv], pki: dict[str, str], conns: int, repeat: int) -> None:
+    ctx = client_context(pki)
+    got: dict[tuple[str, bool], list[float]] = {}
+    for rnd in range(repeat):
+        for srv in servers if rnd % 2 == 0 else list(reversed(servers)):
+            for tls in (True, False):
+                us = connections_cpu(srv, ctx if tls else None, conns)
+                got.setdefault((srv.name, tls), []).append(us)
+                log(f"round {rnd + 1} {srv.name} {'TLS' if tls else 'plain'}:"
+                    f" {us:.0f} us CPU/connection")  # fmt: skip
+    print(f"Server CPU per connection (connect, TLS handshake or not, PING, close),"
+          f" {conns} connections a run, median of {repeat} (min-max)\n")  # fmt: skip
+    print("| server | TLS us/conn | plain us/conn | handshake us (TLS - plain) | vs Redis |")
+    print("|---|---:|---:|---:|---:|")
+    med = {k: statistics.median(v) for k, v in got.items()}
+    redis_hs = med[("Redis", True)] - med[("Redis", False)]
+    for srv in servers:
+        t, p = got[(srv.name, True)], got[(srv.name, False)]
+        hs = med[(srv.name, True)] - med[(srv.name, False)]
+        print(f"| {srv.name} | {med[(srv.name, True)]:.0f} ({min(t):.0f}-{max(t):.0f})"
+              f" | {med[(srv.name, False)]:.0f} ({min(p):.0f}-{max(p):.0f})"
+              f" | {hs:.0f} | {hs / redis_hs:.2f}x |")  # fmt: skip
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("-n", type=int, default=200_000, help="requests per run at -P 16")
@@ -190,6 +283,11 @@ def main() -> int:
     ap.add_argument("--window", type=float, default=4.0)
     ap.add_argument("--ab", action="store_true",
                     help="also ConstDB with its TLS layer's Python-level path")  # fmt: skip
+    ap.add_argument("--handshake", action="store_true",
+                    help="server CPU per connection (handshake + PING) instead")  # fmt: skip
+    ap.add_argument("--conns", type=int, default=300, help="connections a run (--handshake)")
+    ap.add_argument("--jemalloc", action="store_true",
+                    help="also ConstDB under LD_PRELOAD=libjemalloc.so.2")  # fmt: skip
     args = ap.parse_args()
     if args.quick:
         args.n, args.n1, args.repeat = 40_000, 10_000, 1
@@ -199,7 +297,12 @@ def main() -> int:
     try:
         pki = make_pki(tmp)
         names = ["ConstDB", PY_PATH, "Redis"] if args.ab else ["ConstDB", "Redis"]
+        if args.jemalloc:
+            names.insert(1, JEMALLOC)
         servers = [Srv(name, tmp, pki).start() for name in names]
+        if args.handshake:
+            handshakes(servers, pki, args.conns, args.repeat)
+            return 0
         for rnd in range(args.repeat):
             for test in ("set", "get"):
                 for pipeline in (1, 16):

@@ -602,6 +602,31 @@ SPEC: list[Key] = [
         'TLS 1.3 cipher suites, like "TLS_AES_256_GCM_SHA384"; empty = OpenSSL\'s default',
         runtime=True,
     ),
+    Key(
+        "tls_session_caching",
+        True,
+        "bool",
+        "TLS clients may resume a session (an abbreviated handshake) on tls_port",
+        runtime=True,
+    ),
+    Key(
+        "tls_session_cache_size",
+        20480,
+        "int",
+        "TLS sessions kept for resumption, the most recent; 0 = no limit",
+        0,
+        2**31 - 1,
+        runtime=True,
+    ),
+    Key(
+        "tls_session_cache_timeout",
+        300,
+        "int",
+        "seconds a TLS session can be resumed",
+        0,
+        2**31 - 1,
+        runtime=True,
+    ),
 ]
 
 

@@ -655,6 +655,9 @@ TLS_RUNTIME_KEYS_ORDER = (
     "tls_protocols",
     "tls_ciphers",
     "tls_ciphersuites",
+    "tls_session_caching",
+    "tls_session_cache_size",
+    "tls_session_cache_timeout",
 )
 TLS_RUNTIME_KEYS = frozenset(TLS_RUNTIME_KEYS_ORDER)
 

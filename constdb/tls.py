@@ -35,15 +35,94 @@ def enabled(cfg: Any) -> bool:
     return bool(cfg.tls_port or cfg.tls_replication)
 
 
+_libssl: Optional[ctypes.CDLL] = None
+
+
+def _ssl_lib() -> ctypes.CDLL:
+    """libssl's functions that Python's ssl module does not expose, through
+    `_ssl`'s own handle (so the libssl it was linked with)."""
+    global _libssl
+    if _libssl is None:
+        lib = ctypes.CDLL(ssl._ssl.__file__)  # type: ignore[attr-defined]
+        lib.SSL_CTX_set_ciphersuites.argtypes = [ctypes.c_void_p, ctypes.c_char_p]
+        lib.SSL_CTX_set_ciphersuites.restype = ctypes.c_int
+        lib.SSL_CTX_ctrl.argtypes = [ctypes.c_void_p, ctypes.c_int, ctypes.c_long, ctypes.c_void_p]
+        lib.SSL_CTX_ctrl.restype = ctypes.c_long
+        lib.SSL_CTX_set_timeout.argtypes = [ctypes.c_void_p, ctypes.c_long]
+        lib.SSL_CTX_set_timeout.restype = ctypes.c_long
+        lib.SSL_CTX_set_session_id_context.argtypes = [
+            ctypes.c_void_p,
+            ctypes.c_char_p,
+            ctypes.c_uint,
+        ]
+        lib.SSL_CTX_set_session_id_context.restype = ctypes.c_int
+        _libssl = lib
+    return _libssl
+
+
+def _ctx_ptr(ctx: ssl.SSLContext) -> int:
+    """The context's SSL_CTX* (the first field after the object header)."""
+    return ctypes.c_void_p.from_address(id(ctx) + object.__basicsize__).value or 0
+
+
 def _set_ciphersuites(ctx: ssl.SSLContext, suites: str) -> bool:
-    """SSL_CTX_set_ciphersuites, which Python's ssl module does not expose:
-    called on the context's SSL_CTX (the first field after the object header)."""
-    lib = ctypes.CDLL(ssl._ssl.__file__)  # type: ignore[attr-defined]
-    fn = lib.SSL_CTX_set_ciphersuites
-    fn.argtypes = [ctypes.c_void_p, ctypes.c_char_p]
-    fn.restype = ctypes.c_int
-    ptr = ctypes.c_void_p.from_address(id(ctx) + object.__basicsize__).value
-    return bool(fn(ptr, suites.encode()))
+    """SSL_CTX_set_ciphersuites, which Python's ssl module does not expose."""
+    return bool(_ssl_lib().SSL_CTX_set_ciphersuites(_ctx_ptr(ctx), suites.encode()))
+
+
+# openssl/ssl.h
+_SSL_CTRL_SET_SESS_CACHE_SIZE = 42
+_SSL_CTRL_SET_SESS_CACHE_MODE = 44
+_SSL_CTRL_BUILD_CERT_CHAIN = 105
+_SSL_SESS_CACHE_OFF = 0
+_SSL_SESS_CACHE_SERVER = 2
+_SSL_BUILD_CHAIN_FLAG_IGNORE_ERROR = 0x8
+_SSL_BUILD_CHAIN_FLAG_CLEAR_ERROR = 0x10
+SESSION_ID_CONTEXT = b"constdb"
+
+
+def _build_chain(ctx: ssl.SSLContext) -> None:
+    """The chain this node sends with its certificate, built once from the
+    CA store (SSL_CTX_build_cert_chain): without it OpenSSL builds the same
+    chain again in every handshake (an X509_verify_cert of our own
+    certificate, its signature checked each time). The chain sent is the same
+    (the root included, as the automatic chain has it); where the CA is not
+    known it is as much of the chain as can be built, as before."""
+    _ssl_lib().SSL_CTX_ctrl(
+        _ctx_ptr(ctx),
+        _SSL_CTRL_BUILD_CERT_CHAIN,
+        _SSL_BUILD_CHAIN_FLAG_IGNORE_ERROR | _SSL_BUILD_CHAIN_FLAG_CLEAR_ERROR,
+        None,
+    )
+
+
+def _session_cache(ctx: ssl.SSLContext, cfg: Any) -> None:
+    """Redis's tls-session-caching, tls-session-cache-size and
+    tls-session-cache-timeout on the TLS port's context, on as Redis sets
+    them: a client may resume a session (an abbreviated handshake, by a TLS
+    1.3 ticket, a TLS 1.2 ticket or a TLS 1.2 session id) for
+    tls_session_cache_timeout seconds; the server keeps at most
+    tls_session_cache_size sessions (0: no limit) for the clients that resume
+    by session id. The tickets are stateless (the session, encrypted, is in
+    the ticket) and a TLS 1.3 handshake sends two, OpenSSL's default, as
+    Redis does.
+
+    Off, no ticket is sent and no session is kept: a client that offers one
+    gets a full handshake. (Redis, off, still sends tickets and drops its
+    session id context, so that a client offering one of them is refused
+    with an internal error alert when client certificates are verified.)"""
+    lib, ptr = _ssl_lib(), _ctx_ptr(ctx)
+    # a session is resumed only by the context that made it (and OpenSSL
+    # refuses resumption with client certificates without an id context)
+    lib.SSL_CTX_set_session_id_context(ptr, SESSION_ID_CONTEXT, len(SESSION_ID_CONTEXT))
+    if not cfg.tls_session_caching:
+        lib.SSL_CTX_ctrl(ptr, _SSL_CTRL_SET_SESS_CACHE_MODE, _SSL_SESS_CACHE_OFF, None)
+        ctx.options |= ssl.OP_NO_TICKET  # no TLS 1.2 tickets, TLS 1.3 ones looked up in no cache
+        ctx.num_tickets = 0
+        return
+    lib.SSL_CTX_ctrl(ptr, _SSL_CTRL_SET_SESS_CACHE_MODE, _SSL_SESS_CACHE_SERVER, None)
+    lib.SSL_CTX_ctrl(ptr, _SSL_CTRL_SET_SESS_CACHE_SIZE, cfg.tls_session_cache_size, None)
+    lib.SSL_CTX_set_timeout(ptr, cfg.tls_session_cache_timeout)
 
 
 def _base(cfg: Any, purpose: int) -> ssl.SSLContext:
@@ -102,6 +181,7 @@ def _base(cfg: Any, purpose: int) -> ssl.SSLContext:
             f" matches {cfg.tls_ciphersuites!r}"
         )
     ctx.options |= ssl.OP_NO_COMPRESSION
+    _build_chain(ctx)
     return ctx
 
 
@@ -124,10 +204,29 @@ HANDSHAKE_LOG_EVERY = 10.0  # seconds between two log lines of one failure reaso
 _handshake_log: dict[str, list[float]] = {}
 
 
+def log_handshake_failure(reason: str, server_side: bool = True) -> None:
+    """One line per reason every HANDSHAKE_LOG_EVERY seconds (the event loop's
+    TLS layer and TLSConn close such connections without a word)."""
+    now = time.monotonic()
+    ent = _handshake_log.get(reason)
+    if ent is not None and now - ent[0] < HANDSHAKE_LOG_EVERY:
+        ent[1] += 1
+        return
+    if len(_handshake_log) > 256:
+        _handshake_log.clear()
+    n = int(ent[1]) if ent is not None else 0
+    _handshake_log[reason] = [now, 0]
+    log.info(
+        "TLS handshake %s failed: %s%s",
+        "from a client or peer" if server_side else "with a peer",
+        reason,
+        f" ({n} similar lines suppressed)" if n else "",
+    )
+
+
 class _CheckedSSLObject(ssl.SSLObject):
     """An SSLObject that logs why a handshake failed (a refused certificate,
-    no shared protocol): the event loop's TLS layer closes such connections
-    without a word. One line per reason every HANDSHAKE_LOG_EVERY seconds."""
+    no shared protocol): log_handshake_failure."""
 
     def do_handshake(self) -> None:
         try:
@@ -135,22 +234,7 @@ class _CheckedSSLObject(ssl.SSLObject):
         except (ssl.SSLWantReadError, ssl.SSLWantWriteError):
             raise
         except ssl.SSLError as e:
-            reason = _reason(e)
-            now = time.monotonic()
-            ent = _handshake_log.get(reason)
-            if ent is not None and now - ent[0] < HANDSHAKE_LOG_EVERY:
-                ent[1] += 1
-            else:
-                if len(_handshake_log) > 256:
-                    _handshake_log.clear()
-                n = int(ent[1]) if ent is not None else 0
-                _handshake_log[reason] = [now, 0]
-                log.info(
-                    "TLS handshake %s failed: %s%s",
-                    "from a client or peer" if self.server_side else "with a peer",
-                    reason,
-                    f" ({n} similar lines suppressed)" if n else "",
-                )
+            log_handshake_failure(_reason(e), self.server_side)
             raise
 
 
@@ -158,6 +242,7 @@ def server_context(cfg: Any) -> ssl.SSLContext:
     """The TLS client port's context."""
     ctx = _base(cfg, ssl.PROTOCOL_TLS_SERVER)
     ctx.sslobject_class = _CheckedSSLObject
+    _session_cache(ctx, cfg)
     mode = cfg.tls_auth_clients.lower()
     if mode != "no":
         _need_ca(cfg, f"tls_auth_clients {mode}")

@@ -15,6 +15,7 @@ import redis
 from support.certs import CA
 from support.nodes import (
     ConstDB,
+    RedisServer,
     free_port,
     make_node,
     meet,
@@ -464,6 +465,183 @@ def test_config_set_tls_port_0_refused_without_a_plain_port(node, pki):
         c.config_set("tls-port", 0)
     assert "needs a tls_port" in str(e.value)
     assert c.ping()
+
+
+# ---- TLS sessions: tls-session-caching, -cache-size, -cache-timeout, beside redis-server ----
+
+
+class RedisTLS(RedisServer):
+    """A redis-server with a plain port and a TLS port (this module's PKI),
+    extra settings as `--name value` pairs."""
+
+    def __init__(self, work_dir: str, pki, **settings):
+        super().__init__(work_dir)
+        self.tls_port = free_port()
+        self.settings = {
+            "tls-port": self.tls_port,
+            "tls-cert-file": pki["server"].cert,
+            "tls-key-file": pki["server"].key,
+            "tls-ca-cert-file": pki["ca"].cert,
+            **{k.replace("_", "-"): v for k, v in settings.items()},
+        }
+
+    def start(self) -> RedisTLS:
+        logf = open(self.log_path, "ab")
+        argv = [self.exe, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
+                "--appendonly", "no", "--dir", self.work_dir, "--daemonize", "no"]  # fmt: skip
+        for k, v in self.settings.items():
+            argv += [f"--{k}", str(v)]
+        self.proc = subprocess.Popen(argv, stdout=logf, stderr=subprocess.STDOUT,
+                                     cwd=self.work_dir)  # fmt: skip
+        logf.close()
+        wait_for(lambda: self.alive() and self.ping(), 20, what="redis-server")
+        return self
+
+
+@pytest.fixture
+def redis_tls(tmp_path, pki):
+    started: list[RedisTLS] = []
+
+    def make(**settings) -> RedisTLS:
+        r = RedisTLS(str(tmp_path / f"redis{len(started)}"), pki, **settings)
+        started.append(r)
+        return r.start()
+
+    yield make
+    for r in started:
+        r.stop()
+
+
+def session_ctx(pki, version: ssl.TLSVersion, tickets: bool = True) -> ssl.SSLContext:
+    ctx = client_ctx(pki)
+    ctx.minimum_version = ctx.maximum_version = version
+    if not tickets:
+        ctx.options |= ssl.OP_NO_TICKET  # TLS 1.2: resume by session id only
+    return ctx
+
+
+def tls_session(port: int, ctx: ssl.SSLContext, session=None, clean: bool = False):
+    """One connection (PING), offering session if given: (its session for
+    later, whether it resumed the one offered). clean: send close_notify
+    before closing (redis-server closes without answering it), else drop the
+    TCP connection."""
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as raw:
+        s = ctx.wrap_socket(raw, server_hostname="127.0.0.1", session=session)
+        s.sendall(b"PING\r\n")
+        assert s.recv(64) == b"+PONG\r\n"  # TLS 1.3 tickets came before the reply
+        got = s.session, s.session_reused
+        if clean:
+            try:
+                s.unwrap()
+            except ssl.SSLEOFError:
+                pass
+        return got
+
+
+def resumes(port: int, ctx: ssl.SSLContext, session) -> bool:
+    return tls_session(port, ctx, session)[1]
+
+
+V12, V13 = ssl.TLSVersion.TLSv1_2, ssl.TLSVersion.TLSv1_3
+
+
+def test_tls_session_caching_resumes_sessions_as_redis_does(node, pki, redis_tls):
+    n, r = start_tls(node, pki), redis_tls()
+    want = {"tls-session-caching": "yes", "tls-session-cache-size": "20480",
+            "tls-session-cache-timeout": "300"}  # fmt: skip
+    assert r.client().config_get("tls-session-*") == want
+    assert n.client().config_get("tls-session-*") == want
+    for port in (n.tls_port, r.tls_port):
+        for version in (V12, V13):
+            ctx = session_ctx(pki, version)
+            first, reused = tls_session(port, ctx)
+            assert not reused
+            assert resumes(port, ctx, first), (port, version)
+            assert resumes(port, ctx, first), (port, version)  # a ticket serves again
+    # TLS 1.2 without tickets: by session id, from the node's cache (not
+    # compared: redis-server closes without answering a client's close_notify,
+    # and OpenSSL then drops the session from its cache)
+    ctx = session_ctx(pki, V12, tickets=False)
+    sid = tls_session(n.tls_port, ctx, clean=True)[0]
+    assert resumes(n.tls_port, ctx, sid)
+    # off at runtime: no session is resumed any more, old or new; not
+    # compared, redis-server refuses a client that offers one (see
+    # constdb.tls._session_cache)
+    c = n.client()
+    olds = {}
+    for version in (V12, V13):
+        ctx = session_ctx(pki, version)
+        olds[version] = ctx, tls_session(n.tls_port, ctx)[0]
+    assert c.config_set("tls-session-caching", "no")
+    assert c.config_get("tls-session-caching") == {"tls-session-caching": "no"}
+    for version, (ctx, old) in olds.items():
+        assert not resumes(n.tls_port, ctx, old), version
+        new = tls_session(n.tls_port, ctx)[0]
+        assert not resumes(n.tls_port, ctx, new), version
+    assert n.client().config_set("tls-session-caching", "yes")
+    ctx = session_ctx(pki, V13)
+    assert resumes(n.tls_port, ctx, tls_session(n.tls_port, ctx)[0])
+    assert "Traceback" not in n.log()
+
+
+def test_tls_session_caching_off_in_the_file(node, pki):
+    n = start_tls(node, pki, tls_session_caching=False)
+    for version in (V12, V13):
+        ctx = session_ctx(pki, version)
+        sess, reused = tls_session(n.tls_port, ctx)
+        assert not reused and not sess.has_ticket
+        assert not resumes(n.tls_port, ctx, sess), version
+    # a session from a node with caching on is not resumed: a full handshake
+    on = start_tls(node, pki, name="on")
+    ctx = session_ctx(pki, V13)
+    sess = tls_session(on.tls_port, ctx)[0]
+    assert sess.has_ticket and resumes(on.tls_port, ctx, sess)
+    on.stop()
+    assert n.client().config_set("tls-port", on.tls_port)
+    wait_for(lambda: tls_ping(on, client_ctx(pki)), 5, what="the moved TLS port")
+    assert not resumes(on.tls_port, ctx, sess)
+    assert "Traceback" not in n.log()
+
+
+def test_tls_session_cache_size_bounds_the_sessions_kept(node, pki):
+    # TLS 1.2 clients that resume by session id find their session in the
+    # node's cache: with room for one, the older of two is gone (tickets carry
+    # their session and are not bounded by it, in Redis neither)
+    n = start_tls(node, pki, tls_session_cache_size=1)
+    ctx = session_ctx(pki, V12, tickets=False)
+    a = tls_session(n.tls_port, ctx, clean=True)[0]
+    b = tls_session(n.tls_port, ctx, clean=True)[0]
+    assert resumes(n.tls_port, ctx, b)
+    assert not resumes(n.tls_port, ctx, a)
+    assert n.client().config_set("tls-session-cache-size", 0)  # no limit
+    a = tls_session(n.tls_port, ctx, clean=True)[0]
+    b = tls_session(n.tls_port, ctx, clean=True)[0]
+    assert resumes(n.tls_port, ctx, a) and resumes(n.tls_port, ctx, b)
+    with pytest.raises(redis.ResponseError):
+        n.client().config_set("tls-session-cache-size", -1)
+    with_tickets = session_ctx(pki, V12)
+    a = tls_session(n.tls_port, with_tickets)[0]
+    assert n.client().config_set("tls-session-cache-size", 1)
+    # the new context has new ticket keys: sessions made before are not resumed
+    assert not resumes(n.tls_port, with_tickets, a)
+    a = tls_session(n.tls_port, with_tickets)[0]
+    tls_session(n.tls_port, with_tickets)
+    assert resumes(n.tls_port, with_tickets, a)
+
+
+def test_tls_session_cache_timeout_ends_resumption(node, pki, redis_tls):
+    n = start_tls(node, pki, tls_session_cache_timeout=1)
+    r = redis_tls(tls_session_cache_timeout=1)
+    sessions = {}
+    for port in (n.tls_port, r.tls_port):
+        for version in (V12, V13):
+            ctx = session_ctx(pki, version)
+            sessions[port, version] = (ctx, tls_session(port, ctx)[0])
+    # both are resumable at first, then (after one to two seconds) neither
+    for (port, version), (ctx, sess) in sessions.items():
+        assert resumes(port, ctx, sess), (port, version)
+    for (port, version), (ctx, sess) in sessions.items():
+        wait_for(lambda p=port, c=ctx, s=sess: not resumes(p, c, s), 10, what=f"expiry {version}")
 
 
 # ---- the TLS layer of the client port (constdb/_core/tlsconn.pyx) --------------------------

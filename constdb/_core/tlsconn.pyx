@@ -3,10 +3,10 @@
 Client: one TLSConn is both the TCP connection's protocol and its Client's
 transport.
 
-Python's `ssl` makes everything but the records: the SSLContext (built from
-the config by constdb.tls), certificates, verification, the handshake
-(SSLObject.do_handshake through memory BIOs, as uvloop's TLS layer does) and
-close_notify. Records go through OpenSSL directly (the native path): the
+Python's `ssl` makes the SSLContext (built from the config by constdb.tls),
+the SSLObject over two memory BIOs (as uvloop's TLS layer does), certificates,
+verification and close_notify. The handshake (SSL_do_handshake) and the
+records go through OpenSSL directly (the native path): the
 SSL* and the two BIO* that the `_ssl` objects own are read from CPython's
 structs, and SSL_read / SSL_write / SSL_get_error / SSL_pending and
 BIO_write / BIO_read / BIO_ctrl_pending, resolved with dlsym on the libssl
@@ -91,12 +91,15 @@ ctypedef int (*ssl_int_f)(const void *ssl) noexcept nogil
 ctypedef void *(*ssl_ptr_f)(const void *ssl) noexcept nogil
 ctypedef int (*bio_io_f)(void *bio, void *data, int dlen) noexcept nogil
 ctypedef size_t (*bio_pending_f)(void *bio) noexcept nogil
+ctypedef int (*ssl_hs_f)(void *ssl) noexcept nogil
 ctypedef unsigned long (*err_get_f)() noexcept nogil
+ctypedef const char *(*err_reason_f)(unsigned long e) noexcept nogil
 ctypedef void (*err_clear_f)() noexcept nogil
 ctypedef void (*err_string_f)(unsigned long e, char *buf, size_t len) noexcept nogil
 
 cdef ssl_io_f SSL_read = NULL
 cdef ssl_io_f SSL_write = NULL
+cdef ssl_hs_f SSL_do_handshake = NULL
 cdef ssl_get_error_f SSL_get_error = NULL
 cdef ssl_int_f SSL_pending = NULL
 cdef ssl_int_f SSL_is_server = NULL
@@ -107,6 +110,8 @@ cdef bio_io_f BIO_read = NULL
 cdef bio_io_f BIO_write = NULL
 cdef bio_pending_f BIO_ctrl_pending = NULL
 cdef err_get_f ERR_get_error = NULL
+cdef err_get_f ERR_peek_last_error = NULL
+cdef err_reason_f ERR_reason_error_string = NULL
 cdef err_clear_f ERR_clear_error = NULL
 cdef err_string_f ERR_error_string_n = NULL
 
@@ -127,7 +132,8 @@ cdef int resolve() except -1:
     loaded with (dlsym on its handle searches its dependencies)."""
     global SSL_read, SSL_write, SSL_get_error, SSL_pending, SSL_is_server, SSL_get_rbio
     global SSL_get_wbio, SSL_get_SSL_CTX, BIO_read, BIO_write, BIO_ctrl_pending
-    global ERR_get_error, ERR_clear_error, ERR_error_string_n
+    global ERR_get_error, ERR_clear_error, ERR_error_string_n, SSL_do_handshake
+    global ERR_peek_last_error, ERR_reason_error_string
     path = os.fsencode(ssl._ssl.__file__)
     cdef void *h = dlopen(path, RTLD_NOW | RTLD_NOLOAD)
     if h == NULL:
@@ -135,6 +141,7 @@ cdef int resolve() except -1:
         raise LookupError(f"dlopen of {path.decode()} failed: {(err or b'?').decode()}")
     SSL_read = <ssl_io_f>sym(h, b"SSL_read")
     SSL_write = <ssl_io_f>sym(h, b"SSL_write")
+    SSL_do_handshake = <ssl_hs_f>sym(h, b"SSL_do_handshake")
     SSL_get_error = <ssl_get_error_f>sym(h, b"SSL_get_error")
     SSL_pending = <ssl_int_f>sym(h, b"SSL_pending")
     SSL_is_server = <ssl_int_f>sym(h, b"SSL_is_server")
@@ -145,6 +152,8 @@ cdef int resolve() except -1:
     BIO_write = <bio_io_f>sym(h, b"BIO_write")
     BIO_ctrl_pending = <bio_pending_f>sym(h, b"BIO_ctrl_pending")
     ERR_get_error = <err_get_f>sym(h, b"ERR_get_error")
+    ERR_peek_last_error = <err_get_f>sym(h, b"ERR_peek_last_error")
+    ERR_reason_error_string = <err_reason_f>sym(h, b"ERR_reason_error_string")
     ERR_clear_error = <err_clear_f>sym(h, b"ERR_clear_error")
     ERR_error_string_n = <err_string_f>sym(h, b"ERR_error_string_n")
     return 0
@@ -239,6 +248,26 @@ cdef str ssl_error_text(int err):
     ERR_error_string_n(e, text, sizeof(text))
     ERR_clear_error()
     return text.decode("utf-8", "replace")
+
+
+cdef str handshake_error_text(int err):
+    """Why a handshake failed, as Python's ssl names it (the reason of the
+    last error queued, like "certificate verify failed"); the queue emptied."""
+    cdef unsigned long e = ERR_peek_last_error()
+    cdef const char *reason
+    if e == 0:
+        ERR_clear_error()
+        if err == SSL_ERROR_SYSCALL:
+            return "eof occurred in violation of protocol"
+        return f"ssl error {err}"
+    reason = ERR_reason_error_string(e)
+    if reason == NULL:
+        return ssl_error_text(err)  # empties the queue
+    ERR_clear_error()
+    return reason.decode("utf-8", "replace").lower().replace("_", " ")
+
+
+cdef object log_handshake_failure = None
 
 
 cdef inline bint attach_failed(str why):
@@ -420,17 +449,38 @@ cdef class TLSConn:
     # ---- inside ----------------------------------------------------------
 
     cdef bint _handshake(self) except -1:
-        """Advance the handshake; True once it is done and the Client made."""
-        try:
-            self.sslobj.do_handshake()
-        except WantRead:
-            self._flush()
-            return False
-        except (SSLError, OSError, ValueError):
-            # constdb.tls's SSLObject has logged why (rate-limited)
-            self._flush()
-            self.abort()
-            return False
+        """Advance the handshake; True once it is done and the Client made.
+        Native: SSL_do_handshake on the connection's SSL* (what
+        SSLObject.do_handshake calls, without an exception object per flight);
+        else through the SSLObject."""
+        global log_handshake_failure
+        cdef int r, err
+        if self.native:
+            ERR_clear_error()
+            r = SSL_do_handshake(self.s)
+            if r != 1:
+                err = SSL_get_error(self.s, r)
+                if err == SSL_ERROR_WANT_READ or err == SSL_ERROR_WANT_WRITE:
+                    self._flush()
+                    return False
+                why = handshake_error_text(err)
+                self._flush()  # the alert
+                if log_handshake_failure is None:
+                    from constdb.tls import log_handshake_failure
+                log_handshake_failure(why, True)
+                self.abort()
+                return False
+        else:
+            try:
+                self.sslobj.do_handshake()
+            except WantRead:
+                self._flush()
+                return False
+            except (SSLError, OSError, ValueError):
+                # constdb.tls's SSLObject has logged why (rate-limited)
+                self._flush()
+                self.abort()
+                return False
         self.handshaking = False
         if self.timer is not None:
             self.timer.cancel()
