@@ -5,7 +5,9 @@ microseconds per request at -P 16 (redis-benchmark, 50 clients), with the
 ratios ConstDB / Redis. Targets (issue 11): >= 0.8x req/s, <= 2x CPU.
 
 --ab adds a second constdb-server started with CONSTDB_LUA_PYTHON=1 (scripts
-through lupa instead of Lua's C API), measured in the same run.
+through lupa instead of Lua's C API), measured in the same run. The last row
+is INCR of the same key at -P 1: what a request costs each server outside
+scripts (one read, one write, one command).
 
 It prints a table; nothing is asserted.
 
@@ -60,7 +62,8 @@ def main() -> None:
                 time.sleep(0.2)
                 p1 = run(srv, sha, 1, args.requests)
                 p16 = run(srv, sha, 16, args.requests * 4)
-                res[srv.name] = (p1, p16)
+                incr = bench_rps_cpu(srv, 1, args.requests, ["INCR", "counter"])
+                res[srv.name] = (p1, p16, incr)
         finally:
             for srv in servers:
                 srv.stop()
@@ -68,7 +71,8 @@ def main() -> None:
     print(f"EVALSHA ({SCRIPT!r}), 50 clients")
     print(f"{'':24}{'Redis':>12}" + "".join(f"{n:>12}{'ratio':>8}" for n in res))
     rows = (("req/s at -P 1", 0, 0, ".0f"), ("req/s at -P 16", 1, 0, ".0f"))
-    rows += (("CPU us/req at -P 16", 1, 1, ".2f"),)
+    rows += (("CPU us/req at -P 1", 0, 1, ".2f"), ("CPU us/req at -P 16", 1, 1, ".2f"))
+    rows += (("INCR CPU us/req at -P 1", 2, 1, ".2f"),)
     for label, p, k, fmt in rows:
         line = f"{label:24}{r[p][k]:12{fmt}}"
         for c in res.values():

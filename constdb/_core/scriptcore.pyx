@@ -19,6 +19,7 @@ from libc.stdlib cimport strtoll
 from libc.string cimport memchr
 from posix.dlfcn cimport RTLD_NOW, dlerror, dlopen, dlsym
 
+from constdb._core.backlog cimport Backlog
 from constdb._core.codec cimport WBuf
 from constdb._core.keyspace cimport Keyspace
 from constdb._core.protocol cimport Client, Command, Server
@@ -337,7 +338,11 @@ cdef class ScriptCore:
         cdef const char* p = NULL
         if L != NULL:
             top = lua_gettop(L)
-        opened = cl.script_group(True)
+        # one backlog group around the script's writes (as an EXEC's)
+        cdef Backlog bl = ks.bl
+        opened = not bl.grouping
+        if opened:
+            bl.group_begin()
         try:
             if L != NULL:
                 self._run_native(L, c, s, argv, nkeys)
@@ -350,7 +355,7 @@ cdef class ScriptCore:
                                          self.table_from(argv[3 + nkeys :]))
         finally:
             if opened:
-                cl.script_group(False)
+                bl.group_end()
             self.running = None
             self.running_fn = None
             if self.srv.script_busy:
