@@ -498,6 +498,7 @@ MORE_SCRIPTS = [
     "redis.setresp(3) redis.call('zadd','z',1,'a') return {redis.call('zrange','z',0,-1,'withscores')}",
     "redis.setresp(3) return redis.pcall('incr', 'str')",
     "local function f(n) if n == 0 then return redis.call('ping') end return f(n - 1) end return f(150)",
+    "return coroutine.wrap(function() redis.call('incr', 'n') return redis.call('get', 'n') end)()",
     "local function f(n) return 1 + f(n + 1) end return f(1)",
 ]
 
