@@ -38,7 +38,7 @@ from lupa import lua51
 from constdb._core.cmd_dump import crc64_of
 from constdb._core.codec import RespError
 from constdb._core.protocol import Client
-from constdb._core.scriptcore import Script, ScriptCore, ScriptError
+from constdb._core.scriptcore import FORCE_PYTHON_ENV, Script, ScriptCore, ScriptError
 from constdb.commands.common import REDIS_COMPAT_VERSION, int_arg
 from constdb.eviction import OOM_ERR, out_of_memory
 from constdb.functions import FunctionStore, encode_varint, read_varint
@@ -196,10 +196,23 @@ class ScriptEngine(ScriptCore):
             }
         )
         install_libs(lua)
+        # redis.call / redis.pcall: scriptcore's C functions when Lua's C API
+        # can be reached (native_off says why not), else the lupa path's
+        fns = self.native_functions(lua, lua51.__file__)
+        if fns is None and os.environ.get(FORCE_PYTHON_ENV, "") in ("", "0"):
+            log.warning("scripts run through lupa: %s", self.native_off)
+        call, pcall = fns if fns is not None else (self.lua_call, self.lua_pcall)
         loader = lua.execute(b"return loadstring(...)", PRELUDE, b"@prelude")
-        self._run, self._compile, self._parse, self._set_resp3, self._load_library = loader(
-            self.lua_call,
-            self.lua_pcall,
+        (
+            self._run,
+            self._compile,
+            self._parse,
+            self._set_resp3,
+            self._load_library,
+            self._run_tables,
+        ) = loader(
+            call,
+            pcall,
             self._errmsg,
             self._log,
             self._sha1hex,
@@ -209,6 +222,7 @@ class ScriptEngine(ScriptCore):
             self._tick,
             libs,
         )
+        self.native_refs(self._run_tables, self._parse)
 
     def flush(self) -> None:
         self.scripts.clear()

@@ -75,9 +75,10 @@ parse = function(s, pos)
 end
 
 local redis = {}
--- redis.call, redis.pcall, redis.sha1hex, redis.log and redis.setresp are
--- Python functions (C functions to Lua, as Redis's are: an error they raise
--- is reported at the script's line, even after `return redis.call(...)`)
+-- redis.call and redis.pcall are C functions of scriptcore (the native
+-- path) or Python functions, as redis.sha1hex, redis.log and redis.setresp
+-- are (C functions to Lua, as Redis's are: an error they raise is reported
+-- at the script's line, even after `return redis.call(...)`)
 redis.call = py_call
 redis.pcall = py_pcall
 redis.error_reply = function(...)
@@ -319,15 +320,10 @@ hook = function()
   end
 end
 
--- run a compiled script: its reply as RESP bytes
-local function run(f, name, r3, count, is_fn, nkeys, ...)
+-- run a compiled script: its reply as RESP bytes (keys, argv: its KEYS and
+-- ARGV tables; scriptcore's native path calls this with lua_pcall)
+local function run(f, name, r3, count, is_fn, keys, argv)
   resp3 = false
-  local keys, argv = { ... }, {}
-  local n = #keys
-  for i = nkeys + 1, n do
-    argv[i - nkeys] = keys[i]
-    keys[i] = nil
-  end
   if is_fn then
     -- a library function: KEYS and ARGV are its arguments
     local cb = f
@@ -357,6 +353,17 @@ local function run(f, name, r3, count, is_fn, nkeys, ...)
     b[1] = "-Error running script " .. name .. ", " .. sub(tostring(v), 1, 100) .. "\r\n"
   end
   return concat(b)
+end
+
+-- run, called through lupa (the lupa path): KEYS and ARGV from the arguments
+local function run_va(f, name, r3, count, is_fn, nkeys, ...)
+  local keys, argv = { ... }, {}
+  local n = #keys
+  for i = nkeys + 1, n do
+    argv[i - nkeys] = keys[i]
+    keys[i] = nil
+  end
+  return run(f, name, r3, count, is_fn, keys, argv)
 end
 
 -- FUNCTION libraries: their own globals (FSG: no KEYS/ARGV), where `redis`
@@ -434,4 +441,4 @@ local function compile(body)
   return f
 end
 
-return run, compile, parse, set_resp3, load_library
+return run_va, compile, parse, set_resp3, load_library, run
