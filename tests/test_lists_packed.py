@@ -11,8 +11,12 @@ from __future__ import annotations
 import random
 
 from constdb._core.keyspace import describe_obj
-from constdb._core.t_list import check_list, list_count_ids, list_expand, list_values
-from test_lists_crdt import Net, Node, assert_converged, norm_desc
+from constdb._core.objects import ListObj
+from constdb._core.t_list import check_list, gc_list, list_count_ids, list_expand, list_values
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from support.profiles import SETTINGS, examples
+from test_lists_crdt import Net, Node, _objects, assert_converged, norm_desc
 
 from constdb._core import snapshot
 
@@ -24,6 +28,20 @@ def obj(n: Node, k: bytes = b"l"):
 def packed(o) -> int:
     """Elements held in packed blocks."""
     return sum(b.live for b in o.blocks if b.pbuf is not None)
+
+
+def peek(n: Node, k: bytes = b"l"):
+    """The list object, shown or kept in Keyspace.dead, without find()'s
+    side effects."""
+    for o in _objects(n.ks, k):
+        if isinstance(o, ListObj):
+            return o
+    return None
+
+
+def dead(o) -> int:
+    """Tombstones held in dead packed blocks."""
+    return sum(b.dn for b in o.blocks)
 
 
 def test_pushes_pack_locally_and_on_peers():
@@ -57,8 +75,9 @@ def test_pops_peel_packed_ends_and_keep_tombstones():
         o = obj(net[n])
         check_list(o)
         assert o.n == 250 and list_count_ids(o) == 400
-        # the survivors stay packed; each pop left one tombstone
-        assert packed(o) == 250 and len(o.ids) == 150
+        # the survivors stay packed; each pop left one tombstone, in a dead
+        # packed block (no object per element)
+        assert packed(o) == 250 and dead(o) == 150 and not o.ids
     assert_converged(net)
 
 
@@ -148,4 +167,141 @@ def test_memory_count_follows_packed_blocks():
     n.run(b"LTRIM", b"l", b"0", b"-1")
     n.run(b"DEL", b"l")
     o = obj(n)
-    assert o is None or o.pbytes == 0
+    # the tombstones: 16 bytes each in dead packed blocks, until GC
+    assert dead(o) == 1000 and not o.ids
+    assert 1000 * 16 <= o.pbytes <= 1000 * 16 + 8 * 200
+    gc_list(o, n.ks.get_vv()[1])
+    assert o.pbytes == 0 and not o.blocks
+
+
+# ------------------------------------------------- tombstones, packed too ----
+
+
+def test_pops_make_no_object_per_tombstone():
+    n = Node(1)
+    n.run(b"RPUSH", b"l", *[b"a%d" % i for i in range(600)])
+    for i in range(400):
+        n.run(b"LPUSH", b"l", b"b%d" % i)
+    o = obj(n)
+    n.run(b"LPOP", b"l", b"450")
+    for _ in range(300):
+        n.run(b"RPOP", b"l")
+    check_list(o)
+    assert o.n == 250 and dead(o) == 750 and not o.ids
+    # a few dead blocks (one per run and side), not one per element
+    assert sum(1 for b in o.blocks if b.dn) <= 4
+    want = list_values(o)
+    d, empty = gc_list(o, n.ks.get_vv()[1])
+    assert d == 750 and not empty and dead(o) == 0
+    check_list(o)
+    assert list_values(o) == want
+    n.run(b"DEL", b"l")
+    d, empty = gc_list(o, n.ks.get_vv()[1])
+    assert d == 250 and empty
+
+
+def test_del_kills_packed_blocks_whole_and_a_concurrent_push_survives():
+    net = Net((1, 2))
+    net[1].run(b"RPUSH", b"l", *[b"v%d" % i for i in range(1000)])
+    net[1].run(b"LPUSH", b"l", *[b"w%d" % i for i in range(300)])
+    net.deliver_all()
+    net[1].run(b"DEL", b"l")
+    o = obj(net[1])
+    assert o.n == 0 and dead(o) == 1300 and not o.ids
+    check_list(o)
+    # concurrently, the peer pushes after elements the DEL removes
+    net[2].run(b"RPUSH", b"l", b"late")
+    net[2].run(b"LINSERT", b"l", b"AFTER", b"v500", b"mid")
+    net.deliver_all()
+    for i in (1, 2):
+        assert list_values(obj(net[i])) == [b"mid", b"late"], i
+    assert_converged(net)
+    stable = net.max_uuid()
+    for i in (1, 2):
+        gc_list(obj(net[i]), stable)
+        check_list(obj(net[i]))
+        assert list_count_ids(obj(net[i])) == 2
+    assert_converged(net)
+
+
+KINDS = st.sampled_from([b"LPOP", b"RPOP"])
+pop_step = st.one_of(
+    st.tuples(st.just("pop"), st.sampled_from([1, 2, 3]), KINDS, st.integers(1, 60)),
+    st.tuples(st.just("pop"), st.sampled_from([1, 2, 3]), KINDS, st.integers(1, 3)),
+    st.tuples(
+        st.just("push"),
+        st.sampled_from([1, 2, 3]),
+        st.sampled_from([b"LPUSH", b"RPUSH"]),
+        st.integers(1, 40),
+    ),
+    st.tuples(
+        st.just("ins"),
+        st.sampled_from([1, 2, 3]),
+        st.sampled_from([b"BEFORE", b"AFTER"]),
+        st.integers(0, 10_000),
+    ),
+    st.tuples(st.just("lrem"), st.sampled_from([1, 2, 3]), st.just(b""), st.integers(0, 10_000)),
+    st.tuples(st.just("del"), st.sampled_from([1, 2, 3]), st.just(b""), st.just(0)),
+    st.tuples(
+        st.just("sync"), st.sampled_from([1, 2, 3]), st.sampled_from([1, 2, 3]), st.integers(1, 4)
+    ),
+    st.tuples(st.just("barrier"), st.just(0), st.just(b""), st.just(0)),
+    st.tuples(st.just("gc"), st.sampled_from([1, 2, 3]), st.just(b""), st.just(0)),
+)
+
+
+@settings(max_examples=examples(150), **SETTINGS)
+@given(st.lists(pop_step, min_size=4, max_size=40))
+def test_pops_interleaved_with_remote_inserts_on_popped_elements(steps):
+    """Pops (their tombstones in dead packed blocks) while peers push and
+    LINSERT after the same elements without having seen the pops, so that
+    their inserts arrive anchored on tombstones; DELs, partial deliveries, GC
+    at causally stable points: every node ends in the same state (DESC
+    included) as a node that never collected, the structure checks hold."""
+    net = Net()
+    keeper = Node(8)
+    count = {1: 0, 2: 0, 3: 0}
+    stable = 0
+    gced = False
+    net[1].run(b"RPUSH", b"l", *[b"s%d" % i for i in range(200)])
+    net.deliver_all()
+    for kind, nid, arg, k in steps:
+        n = net[nid] if nid else None
+        if kind == "pop":
+            n.run(arg, b"l", str(k).encode())
+        elif kind == "push":
+            vals = [b"%d-%d" % (nid, count[nid] + i) for i in range(k)]
+            count[nid] += k
+            for i in range(0, k, 7):
+                n.run(arg, b"l", *vals[i : i + 7])
+        elif kind in ("ins", "lrem"):
+            vals = list_values(peek(n)) if peek(n) is not None else []
+            if vals:
+                pivot = vals[k % len(vals)]
+                if kind == "ins":
+                    n.run(b"LINSERT", b"l", arg, pivot, b"i%d-%d" % (nid, count[nid]))
+                    count[nid] += 1
+                else:
+                    n.run(b"LREM", b"l", b"1", pivot)
+        elif kind == "del":
+            n.run(b"DEL", b"l")
+        elif kind == "sync":
+            if nid != arg:
+                net.deliver(nid, arg, k)
+        elif kind == "barrier":
+            net.deliver_all()
+            stable = net.max_uuid()
+        elif stable and peek(n) is not None:
+            gc_list(peek(n), stable)
+            gced = True
+        for i in (1, 2, 3):
+            if peek(net[i]) is not None:
+                check_list(peek(net[i]))
+    net.deliver_all()
+    for i in (1, 2, 3):
+        keeper.apply(i, b"".join(net[i].groups()))
+    for n in net.nodes.values():
+        n.check()
+        assert n.visible() == keeper.visible()
+    if not gced:
+        assert_converged(net)

@@ -180,3 +180,43 @@ def test_concurrent_zadd_survives_a_del_of_a_big_zset(node):
     finally:
         pa.close()
         pb.close()
+
+
+def test_del_of_a_packed_list_keeps_a_concurrent_push_and_collects(node):
+    """DEL turns a packed list's blocks into dead packed blocks (no object per
+    element); pushes and LINSERTs a peer made concurrently, after elements the
+    DEL removes, survive it (observed-remove), pops race peers' inserts on the
+    popped elements, and the tombstones are collected everywhere."""
+    a, b, pa, pb = proxied_pair(node)
+    try:
+        ra, rb = a.client(), b.client()
+        ra.rpush("l", *[f"v{i}" for i in range(3000)])
+        ra.rpush("q", *[f"q{i}" for i in range(500)])
+        wait_converged([a, b])
+        dropped0 = int(ra.info("replication")["gc_dropped_tombstones"])
+        cut_link(pa, pb, a, b)
+        assert ra.delete("l") == 1
+        rb.rpush("l", "late")
+        rb.linsert("l", "AFTER", "v1500", "mid")
+        ra.lpop("q", 100)
+        ra.rpop("q", 100)
+        rb.linsert("q", "AFTER", "q50", "after-popped")
+        rb.rpush("q", "tail")
+        rb.lpush("q", "head")
+        heal_link(pa, pb, a, b)
+        wait_converged([a, b])
+        for r in (ra, rb):
+            assert r.lrange("l", 0, -1) == [b"mid", b"late"]
+            q = r.lrange("q", 0, -1)
+            assert q[0] == b"head" and q[-1] == b"tail" and b"after-popped" in q
+            assert len(q) == 303
+        assert ra.lrange("q", 0, -1) == rb.lrange("q", 0, -1)
+        wait_for(
+            lambda: int(ra.info("replication")["gc_dropped_tombstones"]) >= dropped0 + 3200,
+            30,
+            what="the deleted list's and the pops' tombstones collected on a",
+        )
+        assert ra.lrange("l", 0, -1) == rb.lrange("l", 0, -1) == [b"mid", b"late"]
+    finally:
+        pa.close()
+        pb.close()

@@ -168,6 +168,8 @@ cdef class LBlock:
     cdef public uint64_t au         # sequence order (chain) or of every element (same)
     cdef public bint same           # packed: sequence order is newest first, every element
     #                                 after (an, au) (LPUSH); else oldest first, a chain
+    cdef public Py_ssize_t dn       # dead packed: its removed entries (pbuf: (uuid, rem) each,
+    #                                 in sequence order, reversed if rev); 0 otherwise
 
 
 @cython.final
@@ -183,6 +185,7 @@ cdef class ListObj(CObj):
     cdef public uint64_t ln
     cdef public dict pidx           # None | {origin: [packed LBlock by ulo]} (disjoint ranges)
     cdef public Py_ssize_t pbytes   # bytes held by packed blocks (the memory count)
+    cdef public dict didx           # None | {origin: [dead packed LBlock by ulo]} (disjoint)
 
 
 @cython.final

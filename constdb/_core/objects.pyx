@@ -109,6 +109,10 @@ cdef class LElem:
 @cython.no_gc
 cdef class LBlock:
     def __repr__(self):
+        if self.pbuf is not None and self.dn:
+            return "LBlock(dead packed %d, node %d, uuids %d..%d%s%s)" % (
+                self.dn, self.node, self.ulo, self.uhi, ", same" if self.same else "",
+                ", rev" if self.rev else "")
         if self.pbuf is not None:
             return "LBlock(packed %d, node %d, uuids %d..%d%s)" % (
                 self.live, self.node, self.ulo, self.uhi, ", same" if self.same else "")
@@ -240,6 +244,7 @@ cdef ListObj new_list():
     o.n = 0
     o.pidx = None
     o.pbytes = 0
+    o.didx = None
     return o
 
 

@@ -26,9 +26,11 @@ popped elements become one block, kept reversed when it grows at its front), so
 that tombstones cost no walking at the ends.
 """
 
-from cpython.bytearray cimport PyByteArray_AS_STRING, PyByteArray_GET_SIZE, PyByteArray_Resize
+from cpython.bytearray cimport (
+    PyByteArray_AS_STRING, PyByteArray_FromStringAndSize, PyByteArray_GET_SIZE, PyByteArray_Resize,
+)
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize, PyBytes_GET_SIZE
-from cpython.dict cimport PyDict_GetItem, PyDict_SetDefault
+from cpython.dict cimport PyDict_GetItem, PyDict_Next, PyDict_SetDefault, PyDict_Size
 from cpython.list cimport PyList_GET_ITEM, PyList_GET_SIZE
 from cpython.mem cimport PyMem_Free, PyMem_Malloc
 from cpython.object cimport PyObject
@@ -56,7 +58,7 @@ cdef inline LBlock _blk(ListObj o, Py_ssize_t bi):
 
 cdef inline Py_ssize_t _len(LBlock b) noexcept:
     if b.pbuf is not None:
-        return b.live
+        return b.live + b.dn
     return PyList_GET_SIZE(b.items)
 
 
@@ -314,18 +316,24 @@ cdef int _pappend(ListObj o, LBlock b, uint64_t uuid, bytes v) except -1:
     return 0
 
 
-cdef LBlock _new_packed(ListObj o, uint64_t node, uint64_t uuid, bytes v, uint64_t an,
-                        uint64_t au):
+cdef LBlock _pblock(uint64_t node, uint64_t an, uint64_t au, Py_ssize_t size):
+    """An empty packed block (its buffer of size bytes)."""
     cdef LBlock b = LBlock.__new__(LBlock)
     b.items = None
     b.live = 0
     b.pos = 0
     b.rev = False
-    b.pbuf = bytearray()
+    b.pbuf = PyByteArray_FromStringAndSize(NULL, size)
     b.node = node
     b.an = an
     b.au = au
     b.same = False
+    return b
+
+
+cdef LBlock _new_packed(ListObj o, uint64_t node, uint64_t uuid, bytes v, uint64_t an,
+                        uint64_t au):
+    cdef LBlock b = _pblock(node, an, au, 0)
     _pappend(o, b, uuid, v)
     o.pbytes += PBLOCK_COST
     return b
@@ -403,21 +411,43 @@ cdef inline uint64_t _pfirst_seq(LBlock b) noexcept:
     return b.uhi if b.same else b.ulo
 
 
-cdef list _pidx_of(ListObj o, uint64_t node, bint make):
+cdef list _pidx_of(ListObj o, uint64_t node, bint make, bint dead=False):
+    """The blocks of origin node in o.pidx (dead: o.didx)."""
+    cdef dict idx = o.didx if dead else o.pidx
     cdef PyObject* p
     cdef list lst
-    if o.pidx is None:
+    if idx is None:
         if not make:
             return None
-        o.pidx = {}
-    p = PyDict_GetItem(o.pidx, node)
+        idx = {}
+        if dead:
+            o.didx = idx
+        else:
+            o.pidx = idx
+    p = PyDict_GetItem(idx, node)
     if p != NULL:
         return <list>p
     if not make:
         return None
     lst = []
-    o.pidx[node] = lst
+    idx[node] = lst
     return lst
+
+
+cdef inline list _didx_of(ListObj o, uint64_t node, bint make):
+    return _pidx_of(o, node, make, True)
+
+
+cdef int _pidx_drop(ListObj o, uint64_t node, bint dead) except -1:
+    """Origin node has no block left in o.pidx (dead: o.didx)."""
+    cdef dict idx = o.didx if dead else o.pidx
+    del idx[node]
+    if not idx:
+        if dead:
+            o.didx = None
+        else:
+            o.pidx = None
+    return 0
 
 
 cdef Py_ssize_t _pidx_bisect(list lst, uint64_t u) noexcept:
@@ -432,21 +462,20 @@ cdef Py_ssize_t _pidx_bisect(list lst, uint64_t u) noexcept:
     return lo - 1
 
 
-cdef bint _pidx_add(ListObj o, LBlock b) except -1:
-    """Index packed block b; False (not indexed) if its uuid range meets
-    another block's of its origin."""
-    cdef list lst = _pidx_of(o, b.node, True)
+cdef bint _pidx_add(ListObj o, LBlock b, bint dead=False) except -1:
+    """Index packed block b (dead: a dead packed block, in o.didx); False
+    (not indexed) if its uuid range meets another block's of its origin."""
+    cdef list lst = _pidx_of(o, b.node, True, dead)
     cdef Py_ssize_t i = _pidx_bisect(lst, b.ulo)
-    if i >= 0 and (<LBlock>PyList_GET_ITEM(lst, i)).uhi >= b.ulo:
-        return False
-    if i + 1 < PyList_GET_SIZE(lst) and (<LBlock>PyList_GET_ITEM(lst, i + 1)).ulo <= b.uhi:
+    if (i >= 0 and (<LBlock>PyList_GET_ITEM(lst, i)).uhi >= b.ulo) or (
+            i + 1 < PyList_GET_SIZE(lst) and (<LBlock>PyList_GET_ITEM(lst, i + 1)).ulo <= b.uhi):
         return False
     lst.insert(i + 1, b)
     return True
 
 
-cdef int _pidx_del(ListObj o, LBlock b) except -1:
-    cdef list lst = _pidx_of(o, b.node, False)
+cdef int _pidx_del(ListObj o, LBlock b, bint dead=False) except -1:
+    cdef list lst = _pidx_of(o, b.node, False, dead)
     cdef Py_ssize_t i
     if lst is None:
         return 0
@@ -454,10 +483,16 @@ cdef int _pidx_del(ListObj o, LBlock b) except -1:
     if i >= 0 and PyList_GET_ITEM(lst, i) == <PyObject*>b:
         del lst[i]
         if not lst:
-            del o.pidx[b.node]
-            if not o.pidx:
-                o.pidx = None
+            _pidx_drop(o, b.node, dead)
     return 0
+
+
+cdef inline bint _didx_add(ListObj o, LBlock b) except -1:
+    return _pidx_add(o, b, True)
+
+
+cdef inline int _didx_del(ListObj o, LBlock b) except -1:
+    return _pidx_del(o, b, True)
 
 
 cdef inline bint _pidx_last(ListObj o, LBlock b) noexcept:
@@ -474,11 +509,11 @@ cdef inline bint _pidx_last(ListObj o, LBlock b) noexcept:
         PyList_GET_ITEM(lst, PyList_GET_SIZE(lst) - 1) == <PyObject*>b
 
 
-cdef LBlock _pfind(ListObj o, uint64_t node, uint64_t u, Py_ssize_t* k):
-    """The packed block holding id (node, u) and the entry's index; None if
-    no packed block holds it."""
-    cdef list lst = _pidx_of(o, node, False)
-    cdef Py_ssize_t i, j, n
+cdef LBlock _pidx_at(ListObj o, uint64_t node, uint64_t u, bint dead):
+    """The block of origin node in o.pidx (dead: o.didx) whose uuid range
+    holds u; None if none."""
+    cdef list lst = _pidx_of(o, node, False, dead)
+    cdef Py_ssize_t i
     cdef LBlock b
     if lst is None:
         return None
@@ -486,7 +521,17 @@ cdef LBlock _pfind(ListObj o, uint64_t node, uint64_t u, Py_ssize_t* k):
     if i < 0:
         return None
     b = <LBlock>PyList_GET_ITEM(lst, i)
-    if u > b.uhi:
+    if dead and b.dn == 0:
+        raise RuntimeError("stale dead packed block in the index")
+    return None if u > b.uhi else b
+
+
+cdef LBlock _pfind(ListObj o, uint64_t node, uint64_t u, Py_ssize_t* k):
+    """The packed block holding id (node, u) and the entry's index; None if
+    no packed block holds it."""
+    cdef Py_ssize_t j, n
+    cdef LBlock b = _pidx_at(o, node, u, False)
+    if b is None:
         return None
     n = b.live
     if u == b.ulo:
@@ -523,6 +568,8 @@ cdef int _expand(ListObj o, LBlock b) except -1:
     cdef list items = []
     cdef LElem e
     cdef object v
+    if b.dn:
+        return _dexpand(o, b)
     _pidx_del(o, b)
     for j in range(n):
         d = _rd_varint(p + off, &x)
@@ -556,7 +603,7 @@ cdef int _expand(ListObj o, LBlock b) except -1:
 
 cdef int _expand_all(ListObj o) except -1:
     cdef LBlock b
-    if o.pidx is None:
+    if o.pidx is None and o.didx is None:
         return 0
     for x in o.blocks:
         b = <LBlock>x
@@ -571,6 +618,8 @@ cdef list _pelems(LBlock b):
     cdef Py_ssize_t n = b.live, j
     cdef list out = []
     cdef LElem e
+    if b.dn:
+        return _delems(None, b)
     for j in range(n):
         e = _new_elem(b.node, _puuid(b, j), _pval(b, j))
         e.st = ST_PLACED
@@ -584,6 +633,467 @@ cdef list _pelems(LBlock b):
     if b.same:
         out.reverse()
     return out
+
+
+# ------------------------------------------------------ dead packed blocks ----
+#
+# A dead packed block (LBlock.dn > 0, live 0, items None) holds removed
+# elements (tombstones) of one origin that one block describes as a packed
+# block does: their anchors are implicit (a chain, the first after (an, au);
+# or, if same, every one after (an, au)), and they have no value. Its buffer
+# holds two u64 an element, its uuid and the uuid of its removal, in sequence
+# order (reversed if rev, so that it grows at the buffer's end on either side
+# of a live block). uuids are monotonic in sequence order (a chain's grow,
+# an LPUSH run's fall), so an id is found by bisection; ListObj.didx indexes
+# these blocks per origin by uuid range (disjoint ranges). A pop, or a peer's
+# removal, at an end of a packed block puts its tombstone into the dead packed
+# block next to it when it continues it (_dead_put), with no object per
+# element; a DEL turns every packed block into one (_pkill). Anything that
+# needs such an element as an LElem (a state merge, a non-live element placed
+# inside) expands the block (_dexpand); a live insert inside one splits it
+# (_dsplit); GC drops its entries in place (_dgc).
+
+cdef enum:
+    DEAD_MAX = 65536    # entries of a dead packed block that pops grow
+    DEAD_SMALL = 32     # smaller, next to a dead block it cannot join: expanded, joins it
+
+
+cdef inline uint64_t* _dents(LBlock b) noexcept:
+    return <uint64_t*>PyByteArray_AS_STRING(b.pbuf)
+
+
+cdef inline Py_ssize_t _dj(LBlock b, Py_ssize_t k) noexcept:
+    """The buffer index of dead packed block b's k-th entry in sequence order."""
+    return b.dn - 1 - k if b.rev else k
+
+
+cdef inline uint64_t _duuid(LBlock b, Py_ssize_t k) noexcept:
+    return _dents(b)[2 * _dj(b, k)]
+
+
+cdef bint _didx_room(ListObj o, LBlock b, uint64_t u) noexcept:
+    """b's range may grow to u (beyond its ends): no other dead packed block
+    of its origin lies in between."""
+    cdef list lst
+    cdef Py_ssize_t i, pos = 0
+    cdef PyObject* k
+    cdef PyObject* v
+    if o.didx is None:
+        return False
+    if PyDict_Size(o.didx) == 1:
+        # the common case, without boxing the origin: one origin, one block
+        PyDict_Next(o.didx, &pos, &k, &v)
+        lst = <list>v
+        if PyList_GET_SIZE(lst) == 1:
+            return PyList_GET_ITEM(lst, 0) == <PyObject*>b
+    lst = _didx_of(o, b.node, False)
+    if lst is None:
+        return False
+    i = _pidx_bisect(lst, b.ulo)
+    if i < 0 or PyList_GET_ITEM(lst, i) != <PyObject*>b:
+        return False
+    if u > b.uhi:
+        return i + 1 >= PyList_GET_SIZE(lst) or (<LBlock>PyList_GET_ITEM(lst, i + 1)).ulo > u
+    if u < b.ulo:
+        return i == 0 or (<LBlock>PyList_GET_ITEM(lst, i - 1)).uhi < u
+    return False
+
+
+cdef LBlock _dfind(ListObj o, uint64_t node, uint64_t u, Py_ssize_t* k):
+    """The dead packed block holding id (node, u) and the element's index in
+    sequence order; None if none holds it."""
+    cdef Py_ssize_t lo, hi, mid, n
+    cdef LBlock b = _pidx_at(o, node, u, True)
+    cdef uint64_t* p
+    cdef bint inc
+    if b is None:
+        return None
+    p = _dents(b)
+    n = b.dn
+    inc = p[0] <= p[2 * (n - 1)]
+    lo = 0
+    hi = n
+    while lo < hi:
+        mid = (lo + hi) >> 1
+        if (p[2 * mid] < u) if inc else (p[2 * mid] > u):
+            lo = mid + 1
+        else:
+            hi = mid
+    if lo >= n or p[2 * lo] != u:
+        return None
+    k[0] = n - 1 - lo if b.rev else lo
+    return b
+
+
+cdef inline void _drange(LBlock b) noexcept:
+    cdef uint64_t* p = _dents(b)
+    cdef uint64_t x = p[0], y = p[2 * (b.dn - 1)]
+    b.ulo = x if x < y else y
+    b.uhi = y if x < y else x
+
+
+cdef int _dappend(ListObj o, LBlock d, uint64_t uuid, uint64_t rem) except -1:
+    cdef Py_ssize_t old = PyByteArray_GET_SIZE(d.pbuf)
+    cdef uint64_t* w
+    PyByteArray_Resize(d.pbuf, old + 16)
+    w = <uint64_t*>(PyByteArray_AS_STRING(d.pbuf) + old)
+    w[0] = uuid
+    w[1] = rem
+    d.dn += 1
+    if uuid < d.ulo:
+        d.ulo = uuid
+    if uuid > d.uhi:
+        d.uhi = uuid
+    o.pbytes += 16
+    return 0
+
+
+cdef LBlock _dnew(ListObj o, uint64_t node, uint64_t uuid, uint64_t rem, uint64_t an,
+                  uint64_t au):
+    """A dead packed block of one tombstone; None if it cannot be indexed."""
+    cdef LBlock b = _pblock(node, an, au, 16)
+    cdef uint64_t* w
+    b.dn = 1
+    b.ulo = uuid
+    b.uhi = uuid
+    w = _dents(b)
+    w[0] = uuid
+    w[1] = rem
+    if not _didx_add(o, b):
+        return None
+    o.pbytes += 16 + PBLOCK_COST
+    return b
+
+
+cdef bint _djoin(ListObj o, LBlock d, bint left, uint64_t node, uint64_t uuid, uint64_t rem,
+                 uint64_t an, uint64_t au, bint chained) except -1:
+    """Put tombstone (node, uuid), anchored at (an, au), at the sequence end
+    (left: d is left of where it was) or start of dead packed block d, if
+    d's description takes it; False if it does not. chained: the next
+    element to go that way is inserted after it (it joins only as a chain,
+    or its chain's tombstones would fall inside d's uuid range)."""
+    cdef Py_ssize_t n = d.dn
+    cdef uint64_t x
+    if d.node != node or n >= DEAD_MAX or (n > 1 and d.rev == left):
+        return False
+    if left:
+        x = _duuid(d, n - 1)        # the last in sequence order
+        if (n == 1 or not d.same) and an == node and au == x and uuid > x:
+            if not _didx_room(o, d, uuid):
+                return False
+            d.same = False
+        elif (n == 1 or d.same) and an == d.an and au == d.au and uuid < x and not chained:
+            if not _didx_room(o, d, uuid):
+                return False
+            d.same = True
+        else:
+            return False
+    else:
+        x = _duuid(d, 0)            # the first in sequence order
+        if (n == 1 or not d.same) and d.an == node and d.au == uuid and uuid < x:
+            if not _didx_room(o, d, uuid):
+                return False
+            d.same = False
+            d.an = an
+            d.au = au
+        elif (n == 1 or d.same) and an == d.an and au == d.au and uuid > x:
+            if not _didx_room(o, d, uuid):
+                return False
+            d.same = True
+        else:
+            return False
+    d.rev = not left
+    _dappend(o, d, uuid, rem)
+    return True
+
+
+cdef int _dead_put(ListObj o, LBlock b, Py_ssize_t bi, bint left, uint64_t uuid, uint64_t rem,
+                   uint64_t an, uint64_t au, bint chained) except -1:
+    """The tombstone of (b.node, uuid), anchored at (an, au), removed at rem,
+    just taken from the first (left) or last element of live block b (at
+    index bi): into the dead packed block next to it if it continues it,
+    else a new one between them (an LElem if none can be indexed)."""
+    cdef Py_ssize_t nb = PyList_GET_SIZE(o.blocks), di = bi - 1 if left else bi + 1
+    cdef LBlock d = _blk(o, di) if 0 <= di < nb else None, nd
+    cdef LElem e
+    if d is not None and d.live == 0 and d.dn:
+        if _djoin(o, d, left, b.node, uuid, rem, an, au, chained):
+            return 0
+        if d.dn < DEAD_SMALL:
+            # a small one that cannot grow joins the dead blocks beside it
+            _dexpand(o, d)
+            _merge_dead(o, d)
+            bi = _bindex(o, b)
+            nb = PyList_GET_SIZE(o.blocks)
+            di = bi - 1 if left else bi + 1
+            d = _blk(o, di) if 0 <= di < nb else None
+    nd = _dnew(o, b.node, uuid, rem, an, au)
+    if nd is not None:
+        return _put_beside(o, nd, bi, left)
+    # an LElem tombstone, in the LElem block of removed elements beside, or a new one
+    e = _new_elem(b.node, uuid, None)
+    e.rem = rem
+    e.an = an
+    e.au = au
+    e.st = ST_PLACED
+    _put_id(o, e)
+    if d is not None and d.live == 0 and d.pbuf is None:
+        if left:
+            _norm(d)
+        elif not d.rev:
+            d.items.reverse()
+            d.rev = True
+        d.items.append(e)
+        e.blk = <void*>d
+        return 0
+    return _put_beside(o, _new_block([e], 0), bi, left)
+
+
+cdef int _put_beside(ListObj o, LBlock nd, Py_ssize_t bi, bint left) except -1:
+    """Block nd (of removed elements) goes before (left) or after block bi."""
+    nd.rev = not left
+    if not left:
+        bi += 1
+    o.blocks.insert(bi, nd)
+    nd.pos = bi
+    return 0
+
+
+cdef Py_ssize_t _pkill(ListObj o, LBlock b, uint64_t u, uint64_t* ids) except -1:
+    """DEL: live packed block b becomes a dead packed block (same elements,
+    anchors and description, each removed at u) in one pass; its ids go to
+    ids (node, uuid pairs). Not indexed here (the caller: _didx_bulk).
+    Returns its element count."""
+    global _cb
+    cdef const unsigned char* p = <const unsigned char*>PyByteArray_AS_STRING(b.pbuf)
+    cdef Py_ssize_t n = b.live, j, off = 0, d, blen = PyByteArray_GET_SIZE(b.pbuf)
+    cdef bytearray nbuf = PyByteArray_FromStringAndSize(NULL, 16 * n)
+    cdef uint64_t* w = <uint64_t*>PyByteArray_AS_STRING(nbuf)
+    cdef uint64_t uu = b.ulo, x
+    for j in range(n):
+        d = _rd_varint(p + off, &x)
+        if j:
+            uu += x
+        d += _rd_varint(p + off + d, &x)
+        d += <Py_ssize_t>x
+        off += d + varint_len(<uint64_t>d)
+        w[2 * j] = uu
+        w[2 * j + 1] = u
+        ids[2 * j] = b.node
+        ids[2 * j + 1] = uu
+    if _cb is b:
+        _cb = None
+    o.pbytes += 16 * n - blen
+    o.n -= n
+    b.pbuf = nbuf
+    b.dn = n
+    b.live = 0
+    b.rev = b.same      # the buffer is in uuid order: an LPUSH run's sequence reversed
+    return n
+
+
+cdef object _ulo_key(object b):
+    return (<LBlock>b).ulo
+
+
+cdef int _tidy_dead(ListObj o) except -1:
+    """Merge the LElem blocks of removed elements that meet."""
+    cdef Py_ssize_t i = 0
+    cdef LBlock a, c
+    while i + 1 < PyList_GET_SIZE(o.blocks):
+        a = _blk(o, i)
+        c = _blk(o, i + 1)
+        if a.live == 0 and c.live == 0 and a.pbuf is None and c.pbuf is None:
+            _merge_pair(o, i)
+        else:
+            i += 1
+    return 0
+
+
+cdef bint _didx_bulk(ListObj o, list blocks) except -1:
+    """Index these new dead packed blocks at once (sorted, not one insert
+    each); one whose range meets another's is expanded (returns True then)."""
+    cdef dict by = {}
+    cdef list lst, out
+    cdef LBlock b, t
+    cdef set new = set()
+    cdef bint expanded = False
+    for x in blocks:
+        b = <LBlock>x
+        new.add(id(b))
+        lst = by.get(b.node)
+        if lst is None:
+            by[b.node] = [b]
+        else:
+            lst.append(b)
+    for node, lst in by.items():
+        old = _didx_of(o, node, False)
+        if old is not None:
+            lst.extend(old)
+        lst.sort(key=_ulo_key)
+        out = []
+        for x in lst:
+            b = <LBlock>x
+            if out and (<LBlock>out[len(out) - 1]).uhi >= b.ulo:
+                t = <LBlock>out[len(out) - 1]
+                expanded = True
+                if id(b) in new:
+                    _dexpand(o, b)
+                    continue
+                out.pop()           # t is new (old ranges are disjoint)
+                _dexpand(o, t)
+            out.append(b)
+        if o.didx is None:
+            o.didx = {}
+        if out:
+            o.didx[node] = out
+        else:
+            o.didx.pop(node, None)
+    if o.didx is not None and not o.didx:
+        o.didx = None
+    return expanded
+
+
+cdef list _delems(ListObj o, LBlock b):
+    """Dead packed block b's elements as LElem tombstones in sequence order,
+    registered in o (None: copies, registered nowhere)."""
+    cdef Py_ssize_t n = b.dn, k, j
+    cdef uint64_t* p = _dents(b)
+    cdef list out = []
+    cdef LElem e
+    cdef uint64_t pu = 0
+    for k in range(n):
+        j = _dj(b, k)
+        e = _new_elem(b.node, p[2 * j], None)
+        e.rem = p[2 * j + 1]
+        e.st = ST_PLACED
+        if b.same or k == 0:
+            e.an = b.an
+            e.au = b.au
+        else:
+            e.an = b.node
+            e.au = pu
+        pu = e.uuid
+        if o is not None:
+            e.blk = <void*>b
+            _put_id(o, e)
+        out.append(e)
+    return out
+
+
+cdef int _dexpand(ListObj o, LBlock b) except -1:
+    """Dead packed block b becomes a block of LElem tombstones (in place)."""
+    cdef list items = _delems(o, b)
+    _didx_del(o, b)
+    o.pbytes -= PyByteArray_GET_SIZE(b.pbuf) + PBLOCK_COST
+    b.pbuf = None
+    b.dn = 0
+    b.items = items
+    b.rev = False
+    return 0
+
+
+cdef int _dsplit(ListObj o, Py_ssize_t bi, Py_ssize_t ii) except -1:
+    """Split dead packed block bi before its ii-th element (0 < ii < dn)."""
+    cdef LBlock b = _blk(o, bi), r = LBlock.__new__(LBlock)
+    cdef Py_ssize_t n = b.dn, cut
+    cdef bytearray buf = b.pbuf
+    cdef uint64_t prev = _duuid(b, ii - 1)
+    # the buffer holds [0, ii) then [ii, n) in sequence order (reversed if rev)
+    cut = 16 * (n - ii if b.rev else ii)
+    r.items = None
+    r.live = 0
+    r.rev = b.rev
+    r.node = b.node
+    r.same = b.same
+    r.an = b.an if b.same else b.node
+    r.au = b.au if b.same else prev
+    r.dn = n - ii
+    r.pbuf = buf[:cut] if b.rev else buf[cut:]
+    b.pbuf = buf[cut:] if b.rev else buf[:cut]
+    b.dn = ii
+    _drange(b)
+    _drange(r)
+    if not _didx_add(o, r):
+        raise RuntimeError("dead packed block split: ranges overlap")
+    o.pbytes += PBLOCK_COST
+    o.blocks.insert(bi + 1, r)
+    r.pos = bi + 1
+    return 0
+
+
+cdef Py_ssize_t _dgc(ListObj o, LBlock b, uint64_t stable, bint* ok_next) except -1:
+    """gc_list_c's rule on dead packed block b (walked from its end): its
+    entries dropped in place; b.dn 0 when every one goes. An LElem block of
+    the ones kept when the rest cannot describe them (a chain with a gap).
+    Returns the number dropped."""
+    cdef Py_ssize_t n = b.dn, k, j, nkeep = 0, first = -1, m
+    cdef uint64_t* p = _dents(b)
+    cdef uint64_t* w
+    cdef bint ok = ok_next[0], contig = True
+    cdef unsigned char* keep = <unsigned char*>PyMem_Malloc(n)
+    cdef bytearray nbuf
+    cdef list items
+    cdef LElem e
+    if keep == NULL:
+        raise MemoryError()
+    try:
+        k = n - 1
+        while k >= 0:
+            j = _dj(b, k)
+            if p[2 * j + 1] <= stable and ok:
+                keep[k] = 0
+            else:
+                keep[k] = 1
+                ok = p[2 * j] <= stable
+                if first >= 0 and first != k + 1:
+                    contig = False
+                first = k
+                nkeep += 1
+            k -= 1
+        ok_next[0] = ok
+        if nkeep == n:
+            return 0
+        if nkeep == 0:
+            o.pbytes -= PyByteArray_GET_SIZE(b.pbuf) + PBLOCK_COST
+            b.pbuf = None
+            b.items = []
+            b.dn = 0
+            return n
+        if contig or b.same:
+            nbuf = PyByteArray_FromStringAndSize(NULL, 16 * nkeep)
+            w = <uint64_t*>PyByteArray_AS_STRING(nbuf)
+            m = 0
+            for j in range(n):
+                if keep[n - 1 - j if b.rev else j]:
+                    w[2 * m] = p[2 * j]
+                    w[2 * m + 1] = p[2 * j + 1]
+                    m += 1
+            if not b.same and first > 0:
+                b.an = b.node
+                b.au = _duuid(b, first - 1)
+            o.pbytes -= 16 * (n - nkeep)
+            b.pbuf = nbuf
+            b.dn = nkeep
+            _drange(b)
+            return n - nkeep
+        items = []
+        k = 0
+        for x in _delems(None, b):
+            if keep[k]:
+                e = <LElem>x
+                e.blk = <void*>b
+                _put_id(o, e)
+                items.append(e)
+            k += 1
+        o.pbytes -= PyByteArray_GET_SIZE(b.pbuf) + PBLOCK_COST
+        b.pbuf = None
+        b.dn = 0
+        b.items = items
+        b.rev = False
+        return n - nkeep
+    finally:
+        PyMem_Free(keep)
 
 
 # --------------------------------------------------------------- positions ----
@@ -764,7 +1274,7 @@ cdef void _id_at(LBlock b, Py_ssize_t ii, uint64_t* node, uint64_t* uuid) noexce
     cdef LElem e
     if b.pbuf is not None:
         node[0] = b.node
-        uuid[0] = _puuid(b, _pk(b, ii))
+        uuid[0] = _duuid(b, ii) if b.dn else _puuid(b, _pk(b, ii))
     else:
         e = _item(b, ii)
         node[0] = e.node
@@ -828,10 +1338,40 @@ cdef int _merge_pair(ListObj o, Py_ssize_t i) except -1:
 cdef int _merge_dead(ListObj o, LBlock b) except -1:
     """b has no live element left: merge it with such neighbours."""
     cdef Py_ssize_t bi = _bindex(o, b), nb = PyList_GET_SIZE(o.blocks)
-    if bi + 1 < nb and _blk(o, bi + 1).live == 0:
-        _merge_pair(o, bi)
-    if bi > 0 and _blk(o, bi - 1).live == 0:
-        _merge_pair(o, bi - 1)
+    _merge_range(o, bi - 1 if bi > 0 and _blk(o, bi - 1).live == 0 else bi,
+                 bi + 1 if bi + 1 < nb and _blk(o, bi + 1).live == 0 else bi)
+    return 0
+
+
+cdef int _join_dead(ListObj o, Py_ssize_t i) except -1:
+    """Blocks i and i+1 have no live element: merge them if both hold LElems
+    (a small dead packed one is expanded first); else they stay side by side."""
+    return _merge_range(o, i, i + 1)
+
+
+cdef int _merge_range(ListObj o, Py_ssize_t lo, Py_ssize_t hi) except -1:
+    """Blocks lo..hi have no live element: the small dead packed ones among
+    them are expanded, and the LElem blocks of removed elements that meet
+    there (or with a neighbour of the range) merge."""
+    cdef Py_ssize_t k
+    cdef LBlock a, c
+    for k in range(lo, hi + 1):
+        a = _blk(o, k)
+        if a.dn and a.dn < DEAD_SMALL:
+            _dexpand(o, a)
+    if lo > 0:
+        lo -= 1
+    if hi + 1 < PyList_GET_SIZE(o.blocks):
+        hi += 1
+    k = lo
+    while k < hi and k + 1 < PyList_GET_SIZE(o.blocks):
+        a = _blk(o, k)
+        c = _blk(o, k + 1)
+        if a.live == 0 and c.live == 0 and a.pbuf is None and c.pbuf is None:
+            _merge_pair(o, k)
+            hi -= 1
+        else:
+            k += 1
     return 0
 
 
@@ -850,7 +1390,16 @@ cdef int _insert_at(ListObj o, LElem e, Py_ssize_t bi, Py_ssize_t ii) except -1:
             o.n += 1
         return 0
     b = _blk(o, bi)
-    if b.pbuf is not None:
+    if b.pbuf is not None and (b.dn == 0 or not is_live):
+        if b.dn:
+            # a removed element placed among tombstones: they become LElems,
+            # and join the LElem blocks of removed elements beside them
+            _expand(o, b)
+            _norm(b)
+            b.items.insert(ii, e)
+            e.blk = <void*>b
+            _hint = ii
+            return _merge_dead(o, b)
         _expand(o, b)
     L = _len(b)
     if is_live and b.live == 0:
@@ -868,7 +1417,10 @@ cdef int _insert_at(ListObj o, LElem e, Py_ssize_t bi, Py_ssize_t ii) except -1:
             ii = 0
         else:
             if 0 < ii < L:
-                _split_at(o, bi, ii)
+                if b.dn:
+                    _dsplit(o, bi, ii)
+                else:
+                    _split_at(o, bi, ii)
                 bi += 1
             elif ii == L:
                 bi += 1
@@ -929,11 +1481,16 @@ cdef bint _after(ListObj o, uint64_t an, uint64_t au, Py_ssize_t* pbi,
         pbi[0] = _bindex(o, b)
         pii[0] = _index_in(b, a) + 1
         return True
-    b = _pfind(o, an, au, &k)
+    b = _pfind(o, an, au, &k) if o.pidx is not None else None
+    if b is not None:
+        pbi[0] = _bindex(o, b)
+        pii[0] = (b.live - 1 - k if b.same else k) + 1
+        return True
+    b = _dfind(o, an, au, &k) if o.didx is not None else None
     if b is None:
         return False
     pbi[0] = _bindex(o, b)
-    pii[0] = (b.live - 1 - k if b.same else k) + 1
+    pii[0] = k + 1
     return True
 
 
@@ -1012,7 +1569,7 @@ cdef int _put_new(ListObj o, Py_ssize_t* pbi, Py_ssize_t* pii, uint64_t node, ui
         L = _len(b)
         # the next of a chain: after the last element of a packed chain
         p = b if ii == L else (_blk(o, bi - 1) if ii == 0 and bi > 0 else None)
-        if (p is not None and p.pbuf is not None and p.node == node and an == node
+        if (p is not None and p.pbuf is not None and p.dn == 0 and p.node == node and an == node
                 and au == p.uhi and uuid > p.uhi and (not p.same or p.live == 1)
                 and p.live < BLOCK_MAX and PyByteArray_GET_SIZE(p.pbuf) + vlen < PACK_BYTES
                 and _pidx_last(o, p)):
@@ -1024,7 +1581,7 @@ cdef int _put_new(ListObj o, Py_ssize_t* pbi, Py_ssize_t* pii, uint64_t node, ui
             return 0
         # the next of an LPUSH run: before the first element of a packed run
         p = b if ii == 0 else (_blk(o, bi + 1) if ii == L and bi + 1 < nb else None)
-        if (p is not None and p.pbuf is not None and p.node == node and p.an == an
+        if (p is not None and p.pbuf is not None and p.dn == 0 and p.node == node and p.an == an
                 and p.au == au and uuid > p.uhi and (p.same or p.live == 1)
                 and p.live < BLOCK_MAX and PyByteArray_GET_SIZE(p.pbuf) + vlen < PACK_BYTES
                 and _pidx_last(o, p)):
@@ -1040,9 +1597,9 @@ cdef int _put_new(ListObj o, Py_ssize_t* pbi, Py_ssize_t* pii, uint64_t node, ui
             # elements fill LElem blocks), else a new packed block
             p = b if ii == L else (_blk(o, bi - 1) if bi > 0 else None)
             q = b if ii == 0 else (_blk(o, bi + 1) if bi + 1 < nb else None)
-            if p is not None and p.pbuf is not None and p.live < PACK_MIN:
+            if p is not None and p.pbuf is not None and 0 < p.live < PACK_MIN:
                 _expand(o, p)
-            if q is not None and q.pbuf is not None and q.live < PACK_MIN:
+            if q is not None and q.pbuf is not None and 0 < q.live < PACK_MIN:
                 _expand(o, q)
             if p is not None and p.pbuf is None and 0 < p.live and _len(p) < BLOCK_MAX:
                 bi = _bindex(o, p)
@@ -1349,17 +1906,16 @@ cdef int emit_remove(Keyspace ks, object key, ListObj o, list elems) except -1:
 cdef bytes _ppop(ListObj o, Py_ssize_t bi, bint left, uint64_t u, uint64_t* pn,
                  uint64_t* pu):
     """Remove at u the first (left) or last element of packed block bi, in
-    sequence order, with no expansion: its tombstone (an LElem) joins the
-    block of removed elements next to it, or starts one. Returns its value;
-    its id in (pn, pu)."""
+    sequence order, with no expansion: its tombstone joins the dead packed
+    block next to it, or starts one (_dead_put). Returns its value; its id
+    in (pn, pu)."""
     global _cb
-    cdef LBlock b = _blk(o, bi), d
+    cdef LBlock b = _blk(o, bi)
     cdef const unsigned char* p = <const unsigned char*>PyByteArray_AS_STRING(b.pbuf)
-    cdef Py_ssize_t blen = PyByteArray_GET_SIZE(b.pbuf), off, k, r, tot, nb
+    cdef Py_ssize_t blen = PyByteArray_GET_SIZE(b.pbuf), off, k, r, tot
     cdef uint64_t x, uuid, an, au, delta
     cdef bint first_entry = left != b.same
     cdef bytes val
-    cdef LElem e
     if _cb is b:
         _cb = None
     if first_entry:
@@ -1397,55 +1953,27 @@ cdef bytes _ppop(ListObj o, Py_ssize_t bi, bint left, uint64_t u, uint64_t* pn,
             au = b.uhi
     b.live -= 1
     o.n -= 1
-    e = _new_elem(b.node, uuid, None)
-    e.rem = u
-    e.an = an
-    e.au = au
-    e.st = ST_PLACED
-    _put_id(o, e)
-    nb = PyList_GET_SIZE(o.blocks)
-    if left:
-        if bi > 0 and _blk(o, bi - 1).live == 0:
-            d = _blk(o, bi - 1)
-            _norm(d)
-            d.items.append(e)
-            e.blk = <void*>d
-        else:
-            d = _new_block([e], 0)
-            o.blocks.insert(bi, d)
-            d.pos = bi
-            bi += 1
-    else:
-        if bi + 1 < nb and _blk(o, bi + 1).live == 0:
-            d = _blk(o, bi + 1)
-            if not d.rev:
-                d.items.reverse()
-                d.rev = True
-            d.items.append(e)
-            e.blk = <void*>d
-        else:
-            d = _new_block([e], 0)
-            d.rev = True
-            o.blocks.insert(bi + 1, d)
-            d.pos = bi + 1
+    _dead_put(o, b, bi, left, uuid, u, an, au, left and not b.same and b.live > 0)
     if b.live == 0:
         # the packed block is empty: it goes, and removed neighbours join
+        bi = _bindex(o, b)
         _pidx_del(o, b)
         o.pbytes -= PBLOCK_COST
         del o.blocks[bi]
         if 0 < bi < PyList_GET_SIZE(o.blocks) and _blk(o, bi - 1).live == 0 \
                 and _blk(o, bi).live == 0:
-            _merge_pair(o, bi - 1)
+            _join_dead(o, bi - 1)
     pn[0] = b.node
     pu[0] = uuid
     return val
 
 
-cdef int _rec_lrem(Keyspace ks, object key, uint64_t u, const uint64_t* ids,
+cdef int _rec_lrem(Keyspace ks, uint8_t op, object key, uint64_t u, const uint64_t* ids,
                    Py_ssize_t n) except -1:
-    """The LREM record of n ids, ids[2i] the node and ids[2i+1] the uuid."""
+    """The LREM (or LCLEAR) record of n ids, ids[2i] the node and ids[2i+1]
+    the uuid."""
     cdef Py_ssize_t klen = PyBytes_GET_SIZE(key), i
-    cdef char* w = ks.bl.reserve(OP_LREM, u, varint_len(<uint64_t>klen) + klen
+    cdef char* w = ks.bl.reserve(op, u, varint_len(<uint64_t>klen) + klen
                                  + varint_len(<uint64_t>n) + 16 * n)
     w = put_varint_at(w, <uint64_t>klen)
     memcpy(w, PyBytes_AS_STRING(key), klen)
@@ -1464,7 +1992,7 @@ cdef int _removed(Keyspace ks, object key, ListObj o, uint64_t u, const uint64_t
     ks.touched(key)
     if o.n == 0 or ks.alts:
         ks.settle(key, o)
-    _rec_lrem(ks, key, u, ids, n)
+    _rec_lrem(ks, OP_LREM, key, u, ids, n)
     if o.n == 0:
         _emptied(ks, key, o, had_ttl)
     return 0
@@ -1549,18 +2077,44 @@ cdef list _values(ListObj o):
 
 
 cdef int emit_lclear(Keyspace ks, object key, ListObj o) except -1:
-    """DEL of a list: the observed removal of every live element."""
+    """DEL of a list: the observed removal of every live element. A packed
+    block becomes a dead packed block in one pass over its buffer (no object
+    per element: _pkill); LElems are removed one by one."""
     cdef uint64_t u = ks.tick()
-    cdef list elems = _live_elems(o)
-    cdef Writer w
-    for x in elems:
-        _kill(o, <LElem>x, u)
-    _bump(&o.lu, &o.ln, u, ks.node_id)
-    ks._clear_done(key, o, u, ks.node_id)
-    w = ks.bl.begin(OP_LCLEAR, u)
-    w.put_bytes(key)
-    _put_ids(w, elems)
-    ks.bl.end()
+    cdef Py_ssize_t n = o.n, i = 0
+    cdef uint64_t* ids = <uint64_t*>PyMem_Malloc(16 * n + 16)
+    cdef list elems = [], conv = []
+    cdef LBlock b
+    cdef LElem e
+    if ids == NULL:
+        raise MemoryError()
+    try:
+        for x in o.blocks:
+            b = <LBlock>x
+            if b.live == 0:
+                continue
+            if b.pbuf is not None:
+                i += 2 * _pkill(o, b, u, ids + i)
+                conv.append(b)
+            else:
+                for y in b.items:
+                    e = <LElem>y
+                    if e.rem == 0:
+                        elems.append(e)
+                        ids[i] = e.node
+                        ids[i + 1] = e.uuid
+                        i += 2
+        if conv:
+            o.pidx = None       # every packed block is dead now
+            if _didx_bulk(o, conv):
+                _tidy_dead(o)
+        for x in elems:
+            _kill(o, <LElem>x, u)
+        _bump(&o.lu, &o.ln, u, ks.node_id)
+        ks._clear_done(key, o, u, ks.node_id)
+        _rec_lrem(ks, OP_LCLEAR, key, u, ids, n)
+    finally:
+        PyMem_Free(ids)
     return 0
 
 
@@ -1594,17 +2148,31 @@ cdef int _remove_id(Keyspace ks, ListObj o, uint64_t node, uint64_t uuid,
     packed block it leaves it without expanding it (as a local pop)."""
     cdef LElem e = _get_id_d(o, node, uuid) if o.ids else None
     cdef LBlock b
-    cdef Py_ssize_t k, ii
+    cdef Py_ssize_t k, ii, bi
+    cdef bint left
     cdef uint64_t pn, pu
     if e is None and o.pidx is not None:
         b = _pfind(o, node, uuid, &k)
         if b is not None:
             ii = b.live - 1 - k if b.same else k
             if ii == 0 or ii == b.live - 1:
-                _ppop(o, _bindex(o, b), ii == 0, u, &pn, &pu)
+                bi = _bindex(o, b)
+                left = ii == 0
+                if b.live == 1:
+                    # both ends: the side of the dead block it may join
+                    left = bi > 0 and _blk(o, bi - 1).live == 0
+                _ppop(o, bi, left, u, &pn, &pu)
                 return 0
             _expand(o, b)
             e = _get_id_d(o, node, uuid)
+    if e is None and o.didx is not None:
+        b = _dfind(o, node, uuid, &k)
+        if b is not None:
+            # removed already: the smaller removal uuid stays (as _kill)
+            k = _dj(b, k)
+            if u < _dents(b)[2 * k + 1]:
+                _dents(b)[2 * k + 1] = u
+            return 0
     if e is None:
         e = _resolve(ks, o, node, uuid)
     if e is not None:
@@ -1714,7 +2282,7 @@ cdef Py_ssize_t gc_list_c(ListObj o, uint64_t stable) except -1:
     that lost elements change (a shrunk live block joins a live neighbour
     when both fit in one)."""
     cdef Py_ssize_t nb = PyList_GET_SIZE(o.blocks), bi, k, j, L, dropped = 0
-    cdef bint ok_next = True, changed = False
+    cdef bint ok_next = True, changed = False, dchanged = False
     cdef LBlock b, prev
     cdef LElem e
     cdef list kept, blocks
@@ -1722,6 +2290,13 @@ cdef Py_ssize_t gc_list_c(ListObj o, uint64_t stable) except -1:
     while bi >= 0:
         b = _blk(o, bi)
         bi -= 1
+        if b.dn:
+            k = _dgc(o, b, stable, &ok_next)
+            if k:
+                dropped += k
+                changed = True
+                dchanged = True
+            continue
         L = _len(b)
         if b.live == L:
             # no removed element: nothing to drop; what precedes sees its first
@@ -1753,11 +2328,22 @@ cdef Py_ssize_t gc_list_c(ListObj o, uint64_t stable) except -1:
         return dropped
     # drop the emptied blocks (a dead block's neighbours are live: no two dead
     # blocks meet) and join shrunk live blocks with live neighbours that fit
+    if dchanged:
+        _didx_prune(o)
     blocks = []
     prev = None
     for x in o.blocks:
         b = <LBlock>x
         if b.pbuf is None and not b.items:
+            continue
+        if (prev is not None and prev.live == 0 and b.live == 0 and prev.pbuf is None
+                and b.pbuf is None):
+            # two LElem blocks of removed elements met (what was between went)
+            _norm(prev)
+            moved = b.items[::-1] if b.rev else b.items
+            for y in moved:
+                (<LElem>y).blk = <void*>prev
+            prev.items.extend(moved)
             continue
         if (prev is not None and prev.live > 0 and b.live > 0 and (prev.pos < 0 or b.pos < 0)
                 and prev.pbuf is None and b.pbuf is None and _len(prev) + _len(b) <= BLOCK_MAX):
@@ -1777,12 +2363,26 @@ cdef Py_ssize_t gc_list_c(ListObj o, uint64_t stable) except -1:
     return dropped
 
 
+cdef int _didx_prune(ListObj o) except -1:
+    """Drop the dead packed blocks that GC emptied or expanded from o.didx."""
+    cdef dict idx = {}
+    cdef list lst
+    if o.didx is None:
+        return 0
+    for node, v in o.didx.items():
+        lst = [b for b in <list>v if (<LBlock>b).dn]
+        if lst:
+            idx[node] = lst
+    o.didx = idx if idx else None
+    return 0
+
+
 cdef Py_ssize_t _gc(CObj x, uint64_t stable, bint* empty) except -1:
     """GC hook (see gc_list_c): empty when the object holds nothing any more
     (no element, no waiting insert) and can go."""
     cdef ListObj o = <ListObj>x
     cdef Py_ssize_t d = gc_list_c(o, stable)
-    empty[0] = not o.ids and o.pend is None and o.n == 0
+    empty[0] = not o.ids and o.pend is None and o.n == 0 and o.didx is None
     return d
 
 
@@ -1813,6 +2413,10 @@ def list_count_ids(ListObj o):
         for lst in o.pidx.values():
             for b in lst:
                 n += (<LBlock>b).live
+    if o.didx is not None:
+        for lst in o.didx.values():
+            for b in lst:
+                n += (<LBlock>b).dn
     return n
 
 
@@ -1836,8 +2440,26 @@ def check_list(ListObj o):
     cdef LElem e
     cdef Py_ssize_t n = 0, live, placed = 0, packed = 0, pbytes = 0
     cdef uint64_t u
+    cdef Py_ssize_t dead = 0
     for x in o.blocks:
         b = <LBlock>x
+        if b.dn:
+            assert b.items is None and b.live == 0 and b.pbuf is not None, "bad dead block"
+            assert len(b.pbuf) == 16 * b.dn, "bad dead buffer"
+            assert b in o.didx[b.node], "dead packed block not indexed"
+            us = [_duuid(b, k) for k in range(b.dn)]
+            if b.dn > 1:
+                assert us == sorted(us, reverse=b.same) and len(set(us)) == len(us), \
+                    "dead uuids not monotonic"
+            assert b.ulo == min(us) and b.uhi == max(us), "bad dead range"
+            for k in range(b.dn):
+                assert _dfind(o, b.node, us[k], &live) is b and live == k, "dead id not found"
+                assert _get_id_d(o, b.node, us[k]) is None, "dead element also in ids"
+                assert _dents(b)[2 * _dj(b, k) + 1] != 0, "dead element not removed"
+            pbytes += len(b.pbuf) + PBLOCK_COST
+            dead += b.dn
+            prev = b
+            continue
         if b.pbuf is not None:
             assert b.items is None and b.live > 0 and not b.rev, "bad packed block"
             assert b.live <= BLOCK_MAX, "oversized packed block"
@@ -1852,8 +2474,6 @@ def check_list(ListObj o):
             assert b.ulo == _puuid(b, 0) and b.uhi == u, "bad packed range"
             pbytes += len(b.pbuf) + PBLOCK_COST
             packed += b.live
-            if prev is not None:
-                assert prev.live > 0 or b.live > 0, "adjacent dead blocks"
             prev = b
             n += b.live
             continue
@@ -1871,7 +2491,7 @@ def check_list(ListObj o):
         assert not (b.rev and b.live), "reversed live block"
         assert b.live == 0 or len(b.items) <= BLOCK_MAX, "oversized live block"
         if prev is not None:
-            assert prev.live > 0 or b.live > 0, "adjacent dead blocks"
+            assert prev.live > 0 or b.live > 0 or prev.dn, "adjacent dead blocks"
         prev = b
         n += live
     assert n == o.n, "bad element count"
@@ -1885,6 +2505,15 @@ def check_list(ListObj o):
                     "packed ranges overlap"
                 packed -= (<LBlock>lst[i]).live
         assert packed == 0, "packed blocks missing from o.blocks"
+    if o.didx is not None:
+        for node, lst in o.didx.items():
+            assert lst, "empty dead index"
+            for i in range(len(lst)):
+                assert (<LBlock>lst[i]).dn and (<LBlock>lst[i]).node == node
+                assert i == 0 or (<LBlock>lst[i - 1]).uhi < (<LBlock>lst[i]).ulo, \
+                    "dead ranges overlap"
+                dead -= (<LBlock>lst[i]).dn
+        assert dead == 0, "dead packed blocks missing from o.blocks"
     total = 0
     for v in o.ids.values():
         total += 1 if type(v) is LElem else len(v)
@@ -1928,7 +2557,8 @@ cdef bint _live(CObj o) noexcept:
 
 cdef bint _keeps(CObj o) noexcept:
     # tombstones and inserts waiting for their anchor, until GC
-    return len((<ListObj>o).ids) > 0 or (<ListObj>o).pend is not None
+    return (len((<ListObj>o).ids) > 0 or (<ListObj>o).pend is not None
+            or (<ListObj>o).didx is not None)
 
 
 cdef void _last_ts(CObj x, uint64_t* u, uint64_t* n) noexcept:
@@ -2256,6 +2886,7 @@ cdef bint _list_build(ListObj o, list seq, list unplaced) except -1:
     o.ids = {}
     o.pend = None
     o.pidx = None
+    o.didx = None
     o.pbytes = 0
     bld.o = o
     bld.blocks = []
@@ -2444,15 +3075,17 @@ cdef bint _filter_list(ListObj o, Ctx other) except -1:
     cdef set drop = set()
     cdef LElem e
     cdef LBlock b
-    if o.pidx is not None:
+    for idx in (o.pidx, o.didx):
+        if idx is None:
+            continue
         # a packed block holds an applied element if its oldest is one
-        for lst in o.pidx.values():
+        for lst in (<dict>idx).values():
             for y in <list>lst:
                 b = <LBlock>y
                 if other.applied(b.node, b.ulo):
                     _expand_all(o)
                     break
-            if o.pidx is None:
+            if o.pidx is None and o.didx is None:
                 break
     for x in _list_all(o):
         e = <LElem>x
