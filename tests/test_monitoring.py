@@ -9,7 +9,7 @@ import pytest
 import redis
 from support.differential import same
 from support.nodes import wait_for
-from support.resp import Conn, parse_typed
+from support.resp import Conn, encode, parse_typed
 
 
 def entries(conn: Conn, count: str = "-1") -> list:
@@ -178,6 +178,34 @@ def test_client_list_memory_fields(r, constdb_server):
     finally:
         slow.close()
         tx.close()
+
+
+def test_own_client_line_counts_the_running_command(constdb_server, redis_server):
+    """CLIENT INFO and the caller's CLIENT LIST line count the command being
+    run in qbuf (its bytes as sent) and argv-mem (its arguments), as Redis's;
+    another client's line, idle, counts nothing there."""
+
+    def fields(port, *cmd):
+        own, other = Conn(port), Conn(port)
+        try:
+            other.call("CLIENT", "SETNAME", "other")
+            own.call("CLIENT", "SETNAME", "own")
+            text = own.call(*cmd).decode().split("\r\n", 1)[1]  # (a bulk string)
+            rows = {}
+            for line in text.strip().splitlines():
+                kv = dict(x.split("=", 1) for x in line.split(" ") if "=" in x)
+                rows[kv["name"]] = (int(kv["qbuf"]), int(kv["argv-mem"]))
+            return rows
+        finally:
+            own.close()
+            other.close()
+
+    for cmd in (("CLIENT", "INFO"), ("CLIENT", "LIST"), ("client", "list", "type", "normal")):
+        got = fields(constdb_server.port, *cmd)
+        want = fields(redis_server.port, *cmd)
+        assert got == want, cmd
+        assert got["own"] == (len(encode(*cmd)), sum(len(a) for a in cmd))
+        assert got.get("other", (0, 0)) == (0, 0)
 
 
 def test_latency_histogram_of_a_command_in_several_buckets(r, rr):

@@ -1329,6 +1329,13 @@ cdef class Client:
         return self.ibuf.len - self.ipos
 
     @property
+    def qbuf_running(self):
+        """The query buffer as Redis counts it while this client's own command
+        runs (CLIENT LIST/INFO of itself): every byte read, the running
+        command's included (consumed input is dropped after the batch)."""
+        return self.ibuf.len
+
+    @property
     def obuf(self):
         return self.out.len
 
@@ -1355,20 +1362,6 @@ cdef class Client:
         if self.last_cmd is None:
             return b"NULL"
         return (<Command>self.last_cmd).fullname
-
-    # ---- scripts (constdb/scripting.py) -------------------------------------
-
-    def script_group(self, bint begin):
-        """Open (True: whether it opened one) or close the backlog group of a
-        script's writes, so a peer applies them together as an EXEC's."""
-        cdef Backlog bl = self.ks.bl
-        if begin:
-            if bl.grouping:
-                return False
-            bl.group_begin()
-            return True
-        bl.group_end()
-        return True
 
     def write_reply(self, value):
         """Send a reply now (blocked clients woken by the server)."""

@@ -30,11 +30,13 @@ def client_getname(c: Any, argv: list[bytes]) -> Any:
 
 @command("client|info")
 def client_info(c: Any, argv: list[bytes]) -> Any:
-    return Verbatim((client_line(c) + "\n").encode())
+    return Verbatim((client_line(c, argv) + "\n").encode())
 
 
-def client_line(c: Any) -> str:
-    """One line of CLIENT LIST / CLIENT INFO, with Redis's fields."""
+def client_line(c: Any, argv: list[bytes] | None = None) -> str:
+    """One line of CLIENT LIST / CLIENT INFO, with Redis's fields; argv: the
+    command running, when c is the client that sent it (Redis counts its
+    bytes in that client's qbuf and argv-mem)."""
     now = time.time()
     flags = ""  # Redis 7.2's order: O P x b t R B d c e T
     if c.srv.monitor is not None and c in c.srv.app.monitor.clients:
@@ -63,11 +65,15 @@ def client_line(c: Any) -> str:
     )
     events = "rw" if c.obuf else "r"
     qfree, argvmem, multimem, omem, totmem = c.mem
+    qbuf = c.qbuf
+    if argv is not None:
+        qbuf = c.qbuf_running
+        argvmem = sum(len(a) for a in argv)
     return (
         f"id={c.id} addr={c.addr} laddr={c.laddr} fd={c.fd} "
         f"name={text(c.name or b'')} age={int(now - c.ctime)} "
         f"idle={int(max(0, now - c.last_interaction))} flags={flags} db={c.db.index} sub={nsub} psub={npsub} ssub={nssub} "
-        f"multi={c.multi_count} qbuf={c.qbuf} qbuf-free={qfree} argv-mem={argvmem}"
+        f"multi={c.multi_count} qbuf={qbuf} qbuf-free={qfree} argv-mem={argvmem}"
         f" multi-mem={multimem} rbs=0 rbp=0 obl={c.obuf} oll=0 omem={omem} tot-mem={totmem}"
         f" events={events} cmd={text(c.last_cmd_name)} "
         f"user=default redir={-1 if t is None else t.redirect} resp={c.resp} "
@@ -127,7 +133,9 @@ def client_list(c: Any, argv: list[bytes]) -> Any:
         clients = chosen
     elif len(argv) != 2:
         raise RespError(SYNTAX)
-    return Verbatim("".join(client_line(x) + "\n" for x in clients).encode())
+    return Verbatim(
+        "".join(client_line(x, argv if x is c else None) + "\n" for x in clients).encode()
+    )
 
 
 @command("client|kill")
