@@ -223,4 +223,6 @@ def test_latency_histogram_of_a_command_in_several_buckets(r, rr):
         bounds, counts = list(hist), list(hist.values())
         assert len(bounds) >= 2 and counts[-1] == 2 and counts[0] == 1, got
         assert bounds == sorted(bounds), got
+        # Redis's bounds: 1024 << k ns's highest equivalent value, in usec
+        assert set(bounds) <= {((1024 << k) + (8 << k) - 1) // 1000 for k in range(40)}, got
     assert r.ping()

@@ -219,9 +219,13 @@ cdef class Command:
         return out
 
     def latency_cdf(self):
-        """LATENCY HISTOGRAM's buckets: [(usec, calls that took at most that)]
-        at powers of two, one where the count grows, up to every call."""
-        cdef uint64_t total = 0, seen = 0, bound = 1, last = 0
+        """LATENCY HISTOGRAM's buckets: [(usec, calls that took at most that)],
+        one where the count grows, up to every call. The bounds are Redis's:
+        its histogram (2 significant digits) iterated by powers of two from
+        1024 ns, each bound the highest value equivalent to 1024 << k ns
+        (1024 << k plus its 1/128, less one), shown in whole microseconds
+        (1, 2, 4, 8, 16, 33, 66, 132 ...)."""
+        cdef uint64_t total = 0, seen = 0, bound = 1024, last = 0, high
         cdef Py_ssize_t i = 0
         if self.hist == NULL:
             return []
@@ -230,11 +234,12 @@ cdef class Command:
         out = []
         i = 0
         while seen < total:
-            while i < LAT_BUCKETS and lat_bucket_high(i) <= bound * 1000:
+            high = bound + (bound >> 7) - 1
+            while i < LAT_BUCKETS and lat_bucket_high(i) <= high:
                 seen += self.hist[i]
                 i += 1
             if seen != last:  # (not out[-1]: this module runs without wraparound)
-                out.append((bound, seen))
+                out.append((high // 1000, seen))
                 last = seen
             bound *= 2
         return out
