@@ -17,7 +17,7 @@ from libc.stdint cimport uint64_t
 from libc.stdio cimport snprintf
 from libc.stdlib cimport strtoll
 from libc.string cimport memchr
-from posix.dlfcn cimport RTLD_NOW, dlerror, dlopen, dlsym
+from constdb._core.dl cimport dl_loaded, dl_sym
 
 from constdb._core.backlog cimport Backlog
 from constdb._core.codec cimport WBuf
@@ -519,9 +519,6 @@ cdef class ScriptCore:
 
 FORCE_PYTHON_ENV = "CONSTDB_LUA_PYTHON"
 
-cdef extern from "<dlfcn.h>" nogil:
-    int RTLD_NOLOAD  # (glibc; posix.dlfcn has the rest)
-
 cdef extern from *:
     """
     typedef struct lua_State lua_State;
@@ -592,11 +589,8 @@ cdef f_Lii luaL_unref = NULL
 cdef int resolved = 0  # 0 not yet, 1 resolved, -1 failed
 
 
-cdef void *sym(void *handle, const char *name) except NULL:
-    cdef void *found = dlsym(handle, name)
-    if found == NULL:
-        raise LookupError(f"lupa's Lua 5.1 module has no {name.decode()}")
-    return found
+cdef inline void *sym(void *handle, const char *name) except NULL:
+    return dl_sym(handle, name, "lupa's Lua 5.1 module")
 
 
 cdef int resolve(bytes path) except -1:
@@ -611,10 +605,7 @@ cdef int resolve(bytes path) except -1:
             raise LookupError("the Lua C API could not be resolved")
         return 0
     resolved = -1
-    cdef void *h = dlopen(path, RTLD_NOW | RTLD_NOLOAD)
-    if h == NULL:
-        err = dlerror()
-        raise LookupError(f"dlopen of {path.decode()} failed: {(err or b'?').decode()}")
+    cdef void *h = dl_loaded(path)
     lua_gettop = <f_L>sym(h, b"lua_gettop")
     lua_settop = <f_Lv>sym(h, b"lua_settop")
     lua_type = <f_Li>sym(h, b"lua_type")

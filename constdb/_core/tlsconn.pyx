@@ -36,6 +36,8 @@ from cpython.bytes cimport (PyBytes_AS_STRING, PyBytes_CheckExact, PyBytes_FromS
 from cpython.object cimport PyObject
 from libc.string cimport memcmp
 
+from constdb._core.dl cimport dl_loaded, dl_sym
+
 log = logging.getLogger("constdb")
 
 cdef object WantRead = ssl.SSLWantReadError
@@ -53,13 +55,6 @@ cdef enum:
 FORCE_PYTHON_ENV = "CONSTDB_TLS_PYTHON"
 
 # ---- OpenSSL, called directly ----------------------------------------------
-
-cdef extern from "<dlfcn.h>" nogil:
-    void *dlopen(const char *filename, int flags)
-    void *dlsym(void *handle, const char *symbol)
-    char *dlerror()
-    int RTLD_NOW
-    int RTLD_NOLOAD
 
 cdef extern from *:
     """
@@ -120,11 +115,8 @@ cdef int native_state = -1  # -1 not checked yet, 0 the Python-level path, 1 nat
 cdef bint attach_warned = False
 
 
-cdef void *sym(void *handle, const char *name) except NULL:
-    cdef void *p = dlsym(handle, name)
-    if p == NULL:
-        raise LookupError(f"the libssl of Python's ssl has no {name.decode()}")
-    return p
+cdef inline void *sym(void *handle, const char *name) except NULL:
+    return dl_sym(handle, name, "the libssl of Python's ssl")
 
 
 cdef int resolve() except -1:
@@ -135,10 +127,7 @@ cdef int resolve() except -1:
     global ERR_get_error, ERR_clear_error, ERR_error_string_n, SSL_do_handshake
     global ERR_peek_last_error, ERR_reason_error_string
     path = os.fsencode(ssl._ssl.__file__)
-    cdef void *h = dlopen(path, RTLD_NOW | RTLD_NOLOAD)
-    if h == NULL:
-        err = dlerror()
-        raise LookupError(f"dlopen of {path.decode()} failed: {(err or b'?').decode()}")
+    cdef void *h = dl_loaded(path)
     SSL_read = <ssl_io_f>sym(h, b"SSL_read")
     SSL_write = <ssl_io_f>sym(h, b"SSL_write")
     SSL_do_handshake = <ssl_hs_f>sym(h, b"SSL_do_handshake")
