@@ -368,7 +368,10 @@ def cmd_work(args) -> int:
     PIPE = args.pipe
     srv, c = make_client()
     preload(c, args.cmd)
-    data = batches(args.cmd)
+    # ZADD: a batch sent again would mostly find its members at the scores it
+    # gives them (no change, no effect): as many batches as are fed, so that
+    # each request writes a new score, as redis-benchmark's random ones do
+    data = batches(args.cmd, max(512, args.iters) if args.cmd == "zadd" else 512)
     feed = c.feed
     nb = len(data)
     for i in range(args.iters):

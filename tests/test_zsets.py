@@ -17,7 +17,7 @@ from constdb._core.t_zset import check_zset, gc_zset, zset_items
 from support.differential import run_all, same
 from support.nodes import need_tool, wait_for
 
-from constdb._core import cmd_keys, cmd_strings, cmd_zsets
+from constdb._core import cmd_keys, cmd_server, cmd_strings, cmd_zsets
 
 
 def z(*parts):
@@ -370,7 +370,7 @@ def test_random_sequences(raw_pair, seed):
 def make_node(node_id=1):
     ks = Keyspace(node_id, Backlog())
     srv = Server(ks)
-    for m in (cmd_strings, cmd_keys, cmd_zsets):
+    for m in (cmd_strings, cmd_keys, cmd_server, cmd_zsets):
         m.register(srv)
     return ks, Client(srv)
 
@@ -452,6 +452,97 @@ def test_unlink_of_a_big_zset_is_a_bulk_removal_freed_in_slices():
     c.run(b"DEL", b"k")
     assert gc_zset(o, 2**63) == (len(back), False)  # m7 keeps its counters
     assert not ks.lazy
+
+
+def _zsets_of(ks) -> list:
+    out = [ks.py_find(k, 3) for k in list(ks.d)]
+    return [o for o in out if o is not None]
+
+
+def _ship(src, dst, pos: list) -> None:
+    """src's records past pos[0] applied at dst (a peer's effects)."""
+    data, last, _n = src.bl.read_from(pos[0], 1 << 40)
+    if data:
+        dst.apply_records(src.node_id, data)
+        pos[0] = last
+
+
+def test_member_bytes_stay_what_a_recount_gives():
+    """A sorted set's memory estimate counts its members' bytes as they come
+    and go (ZSetObj.mb): after every kind of write, local or a peer's, the
+    node's running data set count is what a recount of every object gives,
+    and each set's member bytes what summing its members gives (members of 1
+    byte, of a few, and past pymalloc's 512-byte blocks)."""
+    a, ca = make_node(1)
+    b, cb = make_node(2)
+    pos_ab, pos_ba = [0], [0]
+    big = b"B" * 600
+
+    def check(ks) -> None:
+        counted = ks.mem_ds
+        for o in _zsets_of(ks):
+            check_zset(o)  # (ZSetObj.mb is the sum of its members' blocks)
+        assert ks.mem_recount() == counted
+
+    def exchange() -> None:
+        # each node checked before and after it applies the other's new records
+        check(a)
+        check(b)
+        _ship(a, b, pos_ab)
+        _ship(b, a, pos_ba)
+        check(a)
+        check(b)
+
+    def step(c, *args) -> None:
+        c.run(*args)
+        exchange()
+
+    step(ca, b"ZADD", b"z", 1, b"a", 2, b"bb", 3, big, 4, b"c" * 20, 5, b"d" * 40)
+    step(ca, b"ZADD", b"src", 1, b"a", 2, b"x" * 30, 3, b"y" * 700)
+    steps = [
+        (b"ZADD", b"z", 9, b"a"),  # a new score
+        (b"ZADD", b"z", b"NX", 10, b"a", 11, b"e" * 9),
+        (b"ZADD", b"z", b"XX", 12, b"a", 13, b"absent"),
+        (b"ZADD", b"z", b"GT", b"CH", 0, b"bb", 100, b"c" * 20),
+        (b"ZADD", b"z", b"LT", 1, b"d" * 40, 2, b"f" * 64),
+        (b"ZADD", b"z", b"INCR", 2, b"a"),
+        (b"ZADD", b"z", b"INCR", 2, b"g" * 17),
+        (b"ZINCRBY", b"z", 3, b"h" * 100),
+        (b"ZADD", b"z", 7, b"g" * 17),  # a new score for a member with counters
+        (b"ZREM", b"z", b"bb", b"h" * 100, b"absent"),
+        (b"ZPOPMIN", b"z"),
+        (b"ZPOPMAX", b"z", 2),
+        (b"ZADD", b"z", 1, b"i", 2, b"j" * 33, 3, b"k" * 300, 4, b"l"),
+        (b"ZREMRANGEBYSCORE", b"z", 2, 3),
+        (b"ZREMRANGEBYRANK", b"z", 0, 0),
+        (b"ZADD", b"z", 0, b"m", 0, b"n" * 50, 0, b"o"),
+        (b"ZREMRANGEBYLEX", b"z", b"[m", b"[n~"),
+        (b"ZINTERSTORE", b"z", 2, b"z", b"src"),  # into an existing key
+        (b"ZUNIONSTORE", b"z", 2, b"z", b"src"),
+        (b"ZRANGESTORE", b"z2", b"src", 0, -1),
+        (b"COPY", b"src", b"z2", b"REPLACE"),
+        (b"RENAME", b"z2", b"z3"),
+        (b"DEL", b"z"),
+        (b"ZADD", b"z", 5, big, 6, b"p" * 3),  # members back out of the bulk
+        (b"UNLINK", b"z3"),
+        (b"ZADD", b"z3", 1, b"q"),
+    ]
+    for args in steps:
+        step(ca, *args)
+    # concurrent writes on both nodes, then each applies the other's
+    ca.run(b"ZADD", b"z", 1, b"r" * 45, 2, big)
+    cb.run(b"DEL", b"z")
+    cb.run(b"ZADD", b"z", 3, b"s" * 70, 4, b"p" * 3)
+    ca.run(b"ZINCRBY", b"z", 1, b"s" * 70)
+    cb.run(b"ZREM", b"src", b"a")
+    ca.run(b"ZADD", b"src", 8, b"a")
+    exchange()
+    assert ca.run(b"ZRANGE", b"z", 0, -1, b"WITHSCORES") == cb.run(
+        b"ZRANGE", b"z", 0, -1, b"WITHSCORES"
+    )
+    assert a.mem_ds == b.mem_ds > 0
+    step(cb, b"FLUSHALL")
+    assert a.mem_ds == b.mem_ds == 0
 
 
 def test_unlink_of_a_big_zset_does_not_stall_the_loop(constdb_server, r):

@@ -9,8 +9,10 @@ d2string) and ZSCAN returns it whole in one call, in order.
 
 import random
 
-from cpython.bytes cimport PyBytes_GET_SIZE
-from cpython.dict cimport PyDict_Contains, PyDict_GetItem, PyDict_Keys, PyDict_Next, PyDict_Size
+from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_GET_SIZE
+from cpython.dict cimport (
+    PyDict_Contains, PyDict_GetItem, PyDict_GetItemWithError, PyDict_Keys, PyDict_Next, PyDict_Size,
+)
 from cpython.list cimport PyList_GET_ITEM, PyList_GET_SIZE
 from cpython.mem cimport PyMem_Free, PyMem_Malloc
 from cpython.object cimport PyObject
@@ -64,7 +66,7 @@ cdef inline ZSetObj _get_w(Client c, object key, bint* wrong):
 
 
 cdef inline ZEnt _ent(ZSetObj o, object member):
-    cdef PyObject* p = PyDict_GetItem(o.m, member)
+    cdef PyObject* p = PyDict_GetItemWithError(o.m, member)
     if p == NULL:
         return None
     return <ZEnt>p
@@ -77,8 +79,12 @@ cdef Py_ssize_t zadd_flags(list argv, Py_ssize_t idx, int* flags, bint geo) noex
     the index of the first argument that is not one."""
     cdef Py_ssize_t argc = PyList_GET_SIZE(argv)
     cdef bytes opt
+    cdef char c0
     while idx < argc:
         opt = <bytes>PyList_GET_ITEM(argv, idx)
+        c0 = PyBytes_AS_STRING(opt)[0] | 0x20
+        if c0 < b'a' or c0 > b'z' or PyBytes_GET_SIZE(opt) > 4:
+            break       # (a score: every option is a word of 2 to 4 letters)
         if opt_eq(opt, b"NX", 2):
             flags[0] |= ZADD_NX
         elif opt_eq(opt, b"XX", 2):

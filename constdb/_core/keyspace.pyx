@@ -31,8 +31,8 @@ from constdb._core.clock cimport Clock, wall_ms
 from constdb._core.codec cimport Reader, Writer
 from constdb._core.dots cimport _ttl_of, _ttlreg
 from constdb._core.objects cimport (
-    T_STRING, CntEntry, CObj, Dot, StrObj, TTLReg, new_str, obj_type, sv_alloc, sv_get, sv_none,
-    ts_gt,
+    T_STRING, CntEntry, CObj, Dot, StrObj, TTLReg, bytes_block, new_str, obj_type, sv_alloc,
+    sv_get, sv_none, ts_gt,
 )
 from constdb._core.ops cimport (
     LINS_SAME, OP_BITS, OP_CNT, OP_FCNT, OP_FUNC, OP_HCNT, OP_HFCNT, OP_HLLADD, OP_HLLCACHE,
@@ -260,9 +260,7 @@ cdef inline Py_ssize_t _balloc(object b) noexcept:
     # a bytes object's block: 33 bytes of header + its length, rounded
     cdef Py_ssize_t n
     if type(b) is bytes:
-        if PyBytes_GET_SIZE(b) <= 1:
-            return 0        # CPython's shared empty and 1-byte bytes objects
-        n = 33 + PyBytes_GET_SIZE(b)
+        return bytes_block(<bytes>b)
     elif b is None:
         return 0
     else:
@@ -318,8 +316,9 @@ cdef Py_ssize_t mem_est(CObj o) noexcept:
     if t is ZSetObj:
         n = len((<ZSetObj>o).m)
         # dict entry, ZEnt (64: its dot and register in it, no counters), the
-        # index's node (32 for 3 in 4, 16 more a level above)
-        return base + 128 + n * (36 + 64 + 36 + _sample_bytes((<ZSetObj>o).m, False))
+        # index's node (32 for 3 in 4, 16 more a level above); the members'
+        # own blocks, counted as they come and go (ZSetObj.mb, t_zset)
+        return base + 128 + n * (36 + 64 + 36) + (<ZSetObj>o).mb
     if t is ListObj:
         n = len((<ListObj>o).ids)
         # LElem (112), ids entry (56), block slot (8), value (~48); packed blocks: their
@@ -336,6 +335,18 @@ cdef inline void _mem_update(Keyspace ks, object key, CObj o) noexcept:
         m = 0xFFFFFFF0
     ks.mem_ds += m - <Py_ssize_t>o.msz
     o.msz = <uint32_t>m
+
+
+cdef int _mem_recount(Keyspace ks, object key, CObj o) except -1:
+    # o's bytes from scratch: a sorted set's member bytes (ZSetObj.mb) summed again
+    cdef Py_ssize_t mb = 0
+    if type(o) is ZSetObj:
+        for m in (<ZSetObj>o).m:
+            mb += bytes_block(<bytes>m)
+        (<ZSetObj>o).mb = mb
+    o.msz = 0
+    _mem_update(ks, key, o)
+    return 0
 
 
 cdef inline void _mem_drop(Keyspace ks, CObj o) noexcept:
@@ -867,7 +878,7 @@ cdef class Keyspace:
         """key's object changed (local or remote). mem=False: a change after
         which mem_est gives what it gave (a hash field overwritten by a value
         of the same length): the estimate is not recomputed."""
-        cdef PyObject* p = PyDict_GetItem(self.d, key)
+        cdef PyObject* p = PyDict_GetItem(self.d, key) if mem or self.remote else NULL
         if p != NULL:
             if mem and (<CObj>p).msz:
                 _mem_update(self, key, <CObj>p)
@@ -1291,12 +1302,10 @@ cdef class Keyspace:
         self.mem_ds = 0
         for db in self.dbs:
             for key, o in db.d.items():
-                o.msz = 0
-                _mem_update(self, key, o)
+                _mem_recount(self, key, o)
             for key, lst in db.alts.items():
                 for o in lst:
-                    o.msz = 0
-                    _mem_update(self, key, o)
+                    _mem_recount(self, key, o)
         return self.mem_ds
 
     def is_gone(self, key):

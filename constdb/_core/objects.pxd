@@ -238,6 +238,18 @@ cdef class ZSetObj(CObj):
     cdef public object gone         # None | {member: ZEnt}: removed members' state, kept until GC
     cdef public uint64_t lu
     cdef public uint64_t ln
+    cdef public Py_ssize_t mb       # bytes_block of every key of m, kept by t_zset as m changes
+    #                                 (keyspace.mem_est; mem_recount checks it)
+
+
+cdef inline Py_ssize_t bytes_block(bytes b) noexcept:
+    """The bytes pymalloc (or malloc) holds for b: 33 bytes of header + its
+    length, rounded up to 16; 0 for CPython's shared empty and 1-byte ones."""
+    cdef Py_ssize_t n = PyBytes_GET_SIZE(b)
+    if n <= 1:
+        return 0
+    n += 33
+    return (n + 15) & ~15 if n <= 512 else n + 16
 
 
 # Float counter entries (INCRBYFLOAT, HINCRBYFLOAT: docs/crdt.md section 3.7) sit in the

@@ -92,7 +92,8 @@ cdef class ZIndex:
     cdef ZNode* insert(self, ZEnt e, double score) except NULL
     cdef ZNode* _seek(self, double score, const char* mp, Py_ssize_t ml,
                       ZNode** update) noexcept
-    cdef void _unlink(self, ZNode* x, ZNode** update) noexcept
+    cdef int _unlink(self, ZNode* x, ZNode** update) noexcept
+    cdef void _link(self, ZNode* n, int level) noexcept
     cdef bint delete(self, double score, bytes member) except -1
     cdef int rescore(self, ZEnt e, double old, double score) except -1
     cdef Py_ssize_t rank(self, double score, bytes member) noexcept

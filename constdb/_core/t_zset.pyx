@@ -52,7 +52,7 @@ from constdb._core.merge cimport (
     _merge_ent,
 )
 from constdb._core.objects cimport (
-    T_ZSET, CObj, Dot, TTLReg, ZCnt, ZEnt, ZSetObj, ZX, new_dot, new_zset, ts_gt,
+    T_ZSET, CObj, Dot, TTLReg, ZCnt, ZEnt, ZSetObj, ZX, bytes_block, new_dot, new_zset, ts_gt,
 )
 from constdb._core.ops cimport OP_ZCLEAR, OP_ZREM, OP_ZW, ZW_CNT, ZW_REBASE
 
@@ -156,12 +156,22 @@ cdef class ZIndex:
         return self.length
 
     cdef ZNode* insert(self, ZEnt e, double score) except NULL:
+        cdef int level = _random_level()
+        cdef ZNode* x = _new_node(level, score, e)
+        if x == NULL:
+            raise MemoryError()
+        self._link(x, level)
+        return x
+
+    cdef void _link(self, ZNode* n, int level) noexcept:
+        """Node n (of level levels, its score and entry set) into its place."""
         cdef ZNode* update[ZSKIPLIST_MAXLEVEL]
         cdef Py_ssize_t rank[ZSKIPLIST_MAXLEVEL]
         cdef ZNode* x = self.header
-        cdef int i, level
-        cdef const char* mp = PyBytes_AS_STRING(e.member)
-        cdef Py_ssize_t ml = PyBytes_GET_SIZE(e.member)
+        cdef int i
+        cdef double score = n.score
+        cdef const char* mp = zn_mp(n)
+        cdef Py_ssize_t ml = zn_ml(n)
         i = self.level - 1
         while i >= 0:
             rank[i] = 0 if i == self.level - 1 else rank[i + 1]
@@ -170,16 +180,13 @@ cdef class ZIndex:
                 x = x.level[i].forward
             update[i] = x
             i -= 1
-        level = _random_level()
         if level > self.level:
             for i in range(self.level, level):
                 rank[i] = 0
                 update[i] = self.header
                 update[i].level[i].span = self.length
             self.level = level
-        x = _new_node(level, score, e)
-        if x == NULL:
-            raise MemoryError()
+        x = n
         for i in range(level):
             x.level[i].forward = update[i].level[i].forward
             update[i].level[i].forward = x
@@ -194,7 +201,6 @@ cdef class ZIndex:
         else:
             self.tail = x
         self.length += 1
-        return x
 
     cdef ZNode* _seek(self, double score, const char* mp, Py_ssize_t ml,
                       ZNode** update) noexcept:
@@ -212,12 +218,14 @@ cdef class ZIndex:
             return NULL
         return x
 
-    cdef void _unlink(self, ZNode* x, ZNode** update) noexcept:
-        """Take node x out of the list (update as _seek left it); not freed."""
-        cdef int i
+    cdef int _unlink(self, ZNode* x, ZNode** update) noexcept:
+        """Take node x out of the list (update as _seek left it); not freed.
+        Returns x's number of levels."""
+        cdef int i, level = 1
         for i in range(self.level):
             if update[i].level[i].forward == x:
                 if i:
+                    level = i + 1
                     update[i].level[i].span += x.level[i].span - 1
                 update[i].level[i].forward = x.level[i].forward
             elif i:
@@ -229,6 +237,7 @@ cdef class ZIndex:
         while self.level > 1 and self.header.level[self.level - 1].forward == NULL:
             self.level -= 1
         self.length -= 1
+        return level
 
     cdef bint delete(self, double score, bytes member) except -1:
         cdef ZNode* update[ZSKIPLIST_MAXLEVEL]
@@ -257,10 +266,10 @@ cdef class ZIndex:
                 and (x.level[0].forward == NULL or x.level[0].forward.score > score)):
             x.score = score
             return 0
-        self._unlink(x, update)
-        Py_XDECREF(<PyObject*>x.ent)
-        PyMem_Free(x)
-        self.insert(e, score)
+        # (Redis frees the node and makes another: this one is moved, with
+        # its levels, which were drawn at random as a new node's would be)
+        x.score = score
+        self._link(x, self._unlink(x, update))
         return 0
 
     cdef ZIndex detach(self):
@@ -704,6 +713,24 @@ cdef int zcompact(ZEnt e) except -1:
     return 0
 
 
+# m changes only through these two (and _remove_all's whole drop): they keep
+# ZSetObj.mb, the bytes of m's keys that the memory estimate counts
+# (keyspace.mem_est; Keyspace.mem_recount sums them again)
+
+cdef inline int _m_add(ZSetObj o, ZEnt e) except -1:
+    """e (absent from m) joins m."""
+    o.m[e.member] = e
+    o.mb += bytes_block(e.member)
+    return 0
+
+
+cdef inline int _m_del(ZSetObj o, bytes member) except -1:
+    """member (in m) leaves m."""
+    del o.m[member]
+    o.mb -= bytes_block(member)
+    return 0
+
+
 cdef ZEnt find_ent(ZSetObj o, bytes member):
     """member's entry, present or removed (with state kept), or None. A member
     of the bulk is moved to gone first (_unbulk)."""
@@ -814,15 +841,16 @@ cdef int _remove_all(Keyspace ks, ZSetObj o, dict bulk, list ind, uint64_t u,
     cdef ZEnt e
     if whole:
         o.m = {}
+        o.mb = 0
         _drop_index(ks, ix)
     else:
         for m, v in bulk.items():
             ix.delete((<ZEnt>v).score, <bytes>m)
-            del o.m[m]
+            _m_del(o, <bytes>m)
         for v in ind:
             e = <ZEnt>v
             ix.delete(e.score, e.member)
-            del o.m[e.member]
+            _m_del(o, e.member)
     if ind:
         if o.gone is None:
             o.gone = {}
@@ -892,7 +920,7 @@ cdef int _reindex(Keyspace ks, ZSetObj o, ZEnt e, bint was, double old, uint64_t
             (<ZIndex>o.idx).rescore(e, old, e.score)
     elif was:
         (<ZIndex>o.idx).delete(old, e.member)
-        del o.m[e.member]
+        _m_del(o, e.member)
         if o.gone is None:
             o.gone = {}
         o.gone[e.member] = e
@@ -900,7 +928,7 @@ cdef int _reindex(Keyspace ks, ZSetObj o, ZEnt e, bint was, double old, uint64_t
             zx(e).rem = u
     elif now:
         index_of(o).insert(e, e.score)
-        o.m[e.member] = e
+        _m_add(o, e)
         if o.gone is not None:
             (<dict>o.gone).pop(e.member, None)
             if not o.gone:
@@ -1116,7 +1144,7 @@ cdef int _zscore(Keyspace ks, object key, ZSetObj o, ZEnt e, double score,
         (<ZIndex>o.idx).rescore(e, old, score)
     _bump(&o.lu, &o.ln, u, ks.node_id)
     if touch:
-        ks.touched(key)
+        ks.touched(key, False)     # (the same members: the memory estimate stands)
     if ks.alts:
         ks.settle(key, o)
     _write_zadd(ks, key, e.member, score, True, dn, du, u)
@@ -1454,6 +1482,10 @@ def zset_items(ZSetObj o):
 
 def check_zset(ZSetObj o):
     cdef ZEnt e
+    cdef Py_ssize_t mb = 0
+    for m in o.m:
+        mb += bytes_block(<bytes>m)
+    assert o.mb == mb, (o.mb, mb)
     if o.idx is not None:
         (<ZIndex>o.idx).check()
         assert len(<ZIndex>o.idx) == len(o.m)
@@ -1651,7 +1683,7 @@ cdef CObj _decode(Reader r, int version):
         if ze.member in z.m or (z.gone is not None and ze.member in <dict>z.gone):
             raise SnapshotError("corrupt snapshot (sorted set member twice)")
         if ze.dots is not None:
-            z.m[ze.member] = ze
+            _m_add(z, ze)
             index_of(z).insert(ze, ze.score)
         else:
             if z.gone is None:
@@ -1759,13 +1791,15 @@ cdef int _zplace(ZSetObj o, ZEnt e, bint was, double old, uint64_t clock) except
     if now:
         if not was or moved:
             index_of(o).insert(e, e.score)
-        o.m[e.member] = e
+        if not was:
+            _m_add(o, e)
         if o.gone is not None:
             (<dict>o.gone).pop(e.member, None)
         if e.x is not None:
             e.x.rem = 0
     else:
-        o.m.pop(e.member, None)
+        if was:
+            _m_del(o, e.member)
         if o.gone is None:
             o.gone = {}
         o.gone[e.member] = e
@@ -1781,7 +1815,7 @@ cdef int _zplace(ZSetObj o, ZEnt e, bint was, double old, uint64_t clock) except
 cdef int _zdrop(ZSetObj o, ZEnt e, bint was) except -1:
     if was:
         (<ZIndex>o.idx).delete(e.score, e.member)
-        del o.m[e.member]
+        _m_del(o, e.member)
     else:
         del o.gone[e.member]
         if not o.gone:
