@@ -109,6 +109,18 @@ cdef inline int _bcmp(const char* a, Py_ssize_t la, const char* b, Py_ssize_t lb
     return (la > lb) - (la < lb)
 
 
+cdef extern from *:
+    """
+    #define ZN_PREFETCH(p) __builtin_prefetch(p)
+    """
+    void zn_prefetch "ZN_PREFETCH"(const void* p) noexcept
+
+
+cdef inline bint _before(ZNode* x, double score, const char* mp, Py_ssize_t ml) noexcept:
+    """Node x orders before (score, member) (the skip list's search step)."""
+    return x.score < score or (x.score == score and _bcmp(zn_mp(x), zn_ml(x), mp, ml) < 0)
+
+
 cdef inline int _cmp(ZNode* x, double score, const char* mp, Py_ssize_t ml) noexcept:
     """Order of node x against (score, member), as Redis's skip list orders."""
     if x.score < score:
@@ -168,18 +180,32 @@ cdef class ZIndex:
         cdef ZNode* update[ZSKIPLIST_MAXLEVEL]
         cdef Py_ssize_t rank[ZSKIPLIST_MAXLEVEL]
         cdef ZNode* x = self.header
+        cdef ZNode* f
         cdef int i
+        cdef Py_ssize_t r = 0           # x's rank
         cdef double score = n.score
         cdef const char* mp = zn_mp(n)
         cdef Py_ssize_t ml = zn_ml(n)
         i = self.level - 1
-        while i >= 0:
-            rank[i] = 0 if i == self.level - 1 else rank[i + 1]
-            while x.level[i].forward != NULL and _cmp(x.level[i].forward, score, mp, ml) < 0:
-                rank[i] += zn_span(x, i)
-                x = x.level[i].forward
+        while i > 0:
+            # (the node a step down from x is fetched while f is compared)
+            f = x.level[i].forward
+            zn_prefetch(x.level[i - 1].forward)
+            while f != NULL and _before(f, score, mp, ml):
+                r += x.level[i].span
+                x = f
+                f = x.level[i].forward
+                zn_prefetch(x.level[i - 1].forward)
             update[i] = x
+            rank[i] = r
             i -= 1
+        f = x.level[0].forward
+        while f != NULL and _before(f, score, mp, ml):
+            r += 1
+            x = f
+            f = x.level[0].forward
+        update[0] = x
+        rank[0] = r
         if level > self.level:
             for i in range(self.level, level):
                 rank[i] = 0
@@ -207,16 +233,26 @@ cdef class ZIndex:
         """The node of (score, member) or NULL; update[i]: the last node before
         it on level i."""
         cdef ZNode* x = self.header
+        cdef ZNode* f = NULL
         cdef int i = self.level - 1
-        while i >= 0:
-            while x.level[i].forward != NULL and _cmp(x.level[i].forward, score, mp, ml) < 0:
-                x = x.level[i].forward
+        while i > 0:
+            # (the node a step down from x is fetched while f is compared)
+            f = x.level[i].forward
+            zn_prefetch(x.level[i - 1].forward)
+            while f != NULL and _before(f, score, mp, ml):
+                x = f
+                f = x.level[i].forward
+                zn_prefetch(x.level[i - 1].forward)
             update[i] = x
             i -= 1
-        x = x.level[0].forward
-        if x == NULL or x.score != score or _bcmp(zn_mp(x), zn_ml(x), mp, ml) != 0:
+        f = x.level[0].forward
+        while f != NULL and _before(f, score, mp, ml):
+            x = f
+            f = x.level[0].forward
+        update[0] = x
+        if f == NULL or f.score != score or _bcmp(zn_mp(f), zn_ml(f), mp, ml) != 0:
             return NULL
-        return x
+        return f
 
     cdef int _unlink(self, ZNode* x, ZNode** update) noexcept:
         """Take node x out of the list (update as _seek left it); not freed.
