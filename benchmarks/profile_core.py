@@ -600,7 +600,10 @@ ZADD_PARTS = [
         "skip list (ZIndex.rescore, or delete + insert)",
         lambda inc: _get(inc, "ZIndex_rescore") or _sum(inc, "ZIndex_insert", "ZIndex_delete"),
     ),
-    ("dict lookups (PyDict_GetItem: key and member)", lambda inc: _get(inc, "PyDict_GetItem")),
+    (
+        "dict lookups (PyDict_GetItem and ...WithError: key, member)",
+        lambda inc: _sum(inc, "PyDict_GetItem", "PyDict_GetItemWithError"),
+    ),
     (
         "memory estimate (_mem_update in touched/settle)",
         lambda inc: _sum(inc, "keyspace__mem_update"),
