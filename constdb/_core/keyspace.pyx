@@ -332,10 +332,17 @@ cdef Py_ssize_t mem_est(CObj o) noexcept:
 
 cdef inline void _mem_update(Keyspace ks, object key, CObj o) noexcept:
     cdef Py_ssize_t m = mem_est(o) + key_est(key)
-    if m > 0xFFFFFFF0:
-        m = 0xFFFFFFF0
+    if m > <Py_ssize_t>0xFFFFFFF0:    # (typed: a bare literal this big compares as a Python int)
+        m = <Py_ssize_t>0xFFFFFFF0
     ks.mem_ds += m - <Py_ssize_t>o.msz
     o.msz = <uint32_t>m
+
+
+cdef void mem_update(Keyspace ks, object key, CObj o) noexcept:
+    """touched()'s memory count of o, d[key], for a type module that has o
+    at hand (it then calls touched(key, False): no second lookup of key)."""
+    if o.msz:
+        _mem_update(ks, key, o)
 
 
 cdef inline void _mem_drop(Keyspace ks, CObj o) noexcept:
@@ -867,7 +874,7 @@ cdef class Keyspace:
         """key's object changed (local or remote). mem=False: a change after
         which mem_est gives what it gave (a hash field overwritten by a value
         of the same length): the estimate is not recomputed."""
-        cdef PyObject* p = PyDict_GetItem(self.d, key)
+        cdef PyObject* p = PyDict_GetItem(self.d, key) if mem or self.remote else NULL
         if p != NULL:
             if mem and (<CObj>p).msz:
                 _mem_update(self, key, <CObj>p)
