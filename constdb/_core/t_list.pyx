@@ -1962,6 +1962,7 @@ cdef bytes _ppop(ListObj o, Py_ssize_t bi, bint left, uint64_t u, uint64_t* pn,
     cdef uint64_t x, uuid, an, au, delta
     cdef bint first_entry = left != b.same
     cdef bytes val
+    b.pos = bi      # (a block added beside it below: _bindex finds it one step away)
     if _cb is b:
         _cb = None
     if first_entry:
