@@ -516,22 +516,27 @@ def stages(inc: dict, cmd: str, nreq: int) -> list[tuple[str, float]]:
 LL_SIM = "--LL=4194304,16,64"
 
 
-def run_callgrind(
-    cmd: str, iters: int, keep: bool, cache: bool, keyspace: int, pipe: int = 16
-) -> dict:
+def callgrind_argv(out: str) -> list[str]:
+    """valgrind's command line, counting only inside Client.feed, into out."""
     vg = shutil.which("valgrind")
-    ann = shutil.which("callgrind_annotate")
-    if not vg or not ann:
+    if not vg or not shutil.which("callgrind_annotate"):
         sys.exit("needs valgrind and callgrind_annotate")
-    tmp = tempfile.mkdtemp(prefix="cg-")
-    out = os.path.join(tmp, "cg.out")
-    argv = [
+    return [
         vg,
         "--tool=callgrind",
         f"--callgrind-out-file={out}",
         "--collect-atstart=no",
         "--toggle-collect=*Client_*feed",
     ]
+
+
+def run_callgrind(
+    cmd: str, iters: int, keep: bool, cache: bool, keyspace: int, pipe: int = 16
+) -> dict:
+    tmp = tempfile.mkdtemp(prefix="cg-")
+    out = os.path.join(tmp, "cg.out")
+    argv = callgrind_argv(out)
+    ann = shutil.which("callgrind_annotate")
     if cache:
         argv += ["--cache-sim=yes", LL_SIM]
     argv += [

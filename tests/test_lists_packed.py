@@ -59,7 +59,8 @@ def test_pushes_pack_locally_and_on_peers():
         check_list(o)
         assert list_values(o) == want
         assert packed(o) == 900 and not o.ids, n
-        assert max(b.live for b in o.blocks) <= 128
+        # one block a run: 300 pushes fit one packed block (PACK_MAX 1024)
+        assert max(b.live for b in o.blocks) == 300
         assert o.pbytes < 900 * 12
     assert_converged(net)
 
@@ -119,6 +120,55 @@ def test_effects_inside_a_run_expand_it_and_converge():
     assert_converged(net)
     for n in net.nodes.values():
         check_list(obj(n))
+
+
+def test_big_packed_blocks_expand_and_split_under_inserts():
+    """Packed blocks hold up to PACK_MAX (1024) elements, more than an
+    ordinary block (128): expanded by an effect inside, such a block stays
+    whole (positions found before stay valid) until inserts split it; the
+    list stays the one a plain model gives, on both nodes."""
+    rnd = random.Random(11)
+    net = Net((1, 2))
+    model: list[bytes] = []
+    for i in range(1000):
+        net[1].run(b"RPUSH", b"l", b"r%d" % i)
+        model.append(b"r%d" % i)
+    for i in range(1000):
+        net[1].run(b"LPUSH", b"l", b"l%d" % i)
+        model.insert(0, b"l%d" % i)
+    o = obj(net[1])
+    assert sorted(b.live for b in o.blocks) == [1000, 1000] and packed(o) == 2000
+    net.deliver_all()
+    assert sorted(b.live for b in obj(net[2]).blocks) == [1000, 1000]
+    saw_big = False
+    for step in range(300):
+        i = rnd.randrange(len(model))
+        kind = rnd.randrange(4)
+        if kind == 0:
+            net[1].run(b"LSET", b"l", b"%d" % i, b"s%d" % step)
+            model[i] = b"s%d" % step
+        elif kind == 1:
+            net[1].run(b"LINSERT", b"l", b"BEFORE", model[i], b"i%d" % step)
+            model.insert(model.index(model[i]), b"i%d" % step)
+        elif kind == 2:
+            net[1].run(b"LREM", b"l", b"1", model[i])
+            model.remove(model[i])
+        else:
+            net[1].run(b"LTRIM", b"l", b"1", b"-1")
+            model.pop(0)
+        if step % 25 == 0:
+            net.deliver(1, 2, rnd.randint(1, 30))
+        o = obj(net[1])
+        check_list(o)
+        assert list_values(o) == model
+        big = [len(b.items) for b in o.blocks if b.pbuf is None and b.live]
+        saw_big = saw_big or max(big, default=0) > 128
+    # an expanded block above 128 elements was there and was walked
+    assert saw_big
+    net.deliver_all()
+    assert_converged(net)
+    assert list_values(obj(net[2])) == model
+    check_list(obj(net[2]))
 
 
 def test_expanding_changes_no_state():

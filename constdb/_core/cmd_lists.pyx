@@ -19,8 +19,8 @@ from constdb._core.protocol cimport (
     Client, Server, add_command, reply_notint, reply_syntax, reply_wrongtype,
 )
 from constdb._core.t_list cimport (
-    elem_at, emit_insert, emit_lset, emit_pop, emit_push, emit_remove, first_live, last_live,
-    next_live, prev_live, seek, val_at, val_ptr,
+    elem_at, emit_insert, emit_lset, emit_pop, emit_pop1, emit_push, emit_remove, first_live,
+    last_live, next_live, prev_live, seek, val_at, val_ptr,
 )
 
 cdef inline bint _eq(object a, object b) noexcept:
@@ -67,7 +67,7 @@ cdef int _pop(Client c, list argv, bint left) except -1:
     cdef bint has_count = argc == 3
     cdef CObj o
     cdef ListObj lo
-    cdef list vals
+    cdef bytes val
     if argc > 3:
         if left:
             return err_lit(c, b"ERR wrong number of arguments for 'lpop' command")
@@ -88,8 +88,8 @@ cdef int _pop(Client c, list argv, bint left) except -1:
     if count > lo.n:
         count = lo.n
     if not has_count:
-        vals = emit_pop(ks, key, lo, 1, left)
-        c.out.bulk(<bytes>PyList_GET_ITEM(vals, 0))
+        val = emit_pop1(ks, key, lo, left)
+        c.out.bulk(val)
         notify(ks, N_LIST, b"lpop" if left else b"rpop", key)
         notify_gone(ks, key)
         return 0
@@ -456,7 +456,6 @@ cdef int _lmove(Client c, object src, object dst, bint from_left, bint to_left) 
     cdef Py_ssize_t bi, ii
     cdef LElem e
     cdef object val
-    cdef list vals
     if so is None:
         return c.out.nil()
     if type(so) is not ListObj:
@@ -466,8 +465,7 @@ cdef int _lmove(Client c, object src, object dst, bint from_left, bint to_left) 
         return reply_wrongtype(c)
     lo = <ListObj>so
     if do is not so:
-        vals = emit_pop(ks, src, lo, 1, from_left)
-        val = <object>PyList_GET_ITEM(vals, 0)
+        val = emit_pop1(ks, src, lo, from_left)
         emit_push(ks, dst, None, [val], 0, to_left)
         notify(ks, N_LIST, b"lpush" if to_left else b"rpush", dst)
         notify(ks, N_LIST, b"lpop" if from_left else b"rpop", src)

@@ -214,6 +214,7 @@ cdef TypeOps* ops_of(CObj o) noexcept
 cdef bint obj_live(CObj o) noexcept
 cdef Py_ssize_t mem_est(CObj o) noexcept
 cdef Py_ssize_t key_est(object key) noexcept
+cdef void mem_update(Keyspace ks, object key, CObj o) noexcept
 cdef uint32_t lfu_decr(Keyspace ks, uint32_t w) noexcept
 cdef TTLReg _key_ttl(Keyspace ks, object key)
 cdef int _ttl_write(Keyspace ks, object key, int64_t at, uint64_t u, uint64_t n) except -1

@@ -331,8 +331,8 @@ cdef Py_ssize_t mem_est(CObj o) noexcept:
 
 cdef inline void _mem_update(Keyspace ks, object key, CObj o) noexcept:
     cdef Py_ssize_t m = mem_est(o) + key_est(key)
-    if m > 0xFFFFFFF0:
-        m = 0xFFFFFFF0
+    if m > <Py_ssize_t>0xFFFFFFF0:    # (typed: a bare literal this big compares as a Python int)
+        m = <Py_ssize_t>0xFFFFFFF0
     ks.mem_ds += m - <Py_ssize_t>o.msz
     o.msz = <uint32_t>m
 
@@ -347,6 +347,13 @@ cdef int _mem_recount(Keyspace ks, object key, CObj o) except -1:
     o.msz = 0
     _mem_update(ks, key, o)
     return 0
+
+
+cdef void mem_update(Keyspace ks, object key, CObj o) noexcept:
+    """touched()'s memory count of o, d[key], for a type module that has o
+    at hand (it then calls touched(key, False): no second lookup of key)."""
+    if o.msz:
+        _mem_update(ks, key, o)
 
 
 cdef inline void _mem_drop(Keyspace ks, CObj o) noexcept:

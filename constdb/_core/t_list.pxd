@@ -6,9 +6,13 @@ from constdb._core.objects cimport LBlock, LElem, ListObj
 
 cdef enum:
     # (record ops and LINS_* modes: ops.pxd)
-    # elements per block (a block with no live element may grow beyond); a packed block
-    # holds at most as many, so that expanding it in place keeps positions
+    # elements per block (a block with no live element may grow beyond, and one a
+    # packed block was expanded into holds up to PACK_MAX until inserts split it)
     BLOCK_MAX = 128
+    # elements per packed block: pushes at the head insert a block into
+    # ListObj.blocks, pops there delete one, each moving every block after it
+    # (a Python list): fewer, bigger blocks make that rarer
+    PACK_MAX = 1024
 
     # LElem.st
     ST_GHOST = 0          # named by a removal or LSET before its insert arrived
@@ -32,6 +36,7 @@ cdef ListObj emit_push(Keyspace ks, object key, ListObj o, list vals, Py_ssize_t
 cdef int emit_insert(Keyspace ks, object key, ListObj o, LElem after, object val) except -1
 cdef int emit_remove(Keyspace ks, object key, ListObj o, list elems) except -1
 cdef list emit_pop(Keyspace ks, object key, ListObj o, Py_ssize_t count, bint left)
+cdef bytes emit_pop1(Keyspace ks, object key, ListObj o, bint left)
 cdef int emit_lset(Keyspace ks, object key, ListObj o, LElem e, object val) except -1
 cdef int emit_lclear(Keyspace ks, object key, ListObj o) except -1
 

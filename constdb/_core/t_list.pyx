@@ -16,9 +16,10 @@ and a removal or LSET before the insert it names: such an element waits in
 until the missing effect arrives.
 
 Layout (docs/crdt.md section 3.5): `ListObj.blocks` is a list of `LBlock`s,
-runs of at most BLOCK_MAX consecutive elements with their live count, so
-LINDEX/LRANGE find a position by walking block counts from the nearer end, and
-pushes and pops at either end are O(1) amortized; `ListObj.ids` maps every id to
+runs of at most BLOCK_MAX consecutive elements (a packed one: PACK_MAX) with
+their live count, so LINDEX/LRANGE find a position by walking block counts
+from the nearer end, and pushes and pops at either end are O(1) amortized
+(but for a block added or dropped at the head); `ListObj.ids` maps every id to
 its element, and every element points at its block, so a remote insert, removal
 or LSET finds its element in O(1) and its place in O(BLOCK_MAX). Blocks whose
 elements were all removed merge with removed neighbours (a queue's or a stack's
@@ -31,7 +32,8 @@ from cpython.bytearray cimport (
 )
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize, PyBytes_GET_SIZE
 from cpython.dict cimport PyDict_GetItem, PyDict_Next, PyDict_SetDefault, PyDict_Size
-from cpython.list cimport PyList_GET_ITEM, PyList_GET_SIZE
+from cpython.list cimport PyList_GET_ITEM, PyList_GET_SIZE, PyList_SetSlice
+from cpython.long cimport PyLong_AsUnsignedLongLongMask
 from cpython.mem cimport PyMem_Free, PyMem_Malloc
 from cpython.object cimport PyObject
 from libc.stdint cimport uint8_t, uint64_t
@@ -39,7 +41,7 @@ from libc.string cimport memcpy
 
 from constdb._core.codec cimport Reader, Writer, put_u64_at, put_varint_at, varint_len
 from constdb._core.dots cimport _bump, _check_ts
-from constdb._core.keyspace cimport Keyspace, TypeOps, register_type_ops
+from constdb._core.keyspace cimport Keyspace, TypeOps, mem_update, register_type_ops
 from constdb._core.merge cimport Ctx, _check_count
 from constdb._core.objects cimport T_LIST, CObj, LBlock, LElem, ListObj, TTLReg, new_list, ts_gt
 from constdb._core.ops cimport LINS_CHAIN, LINS_SAME, OP_LCLEAR, OP_LINS, OP_LREM, OP_LSET
@@ -107,6 +109,25 @@ cdef inline void _norm(LBlock b) noexcept:
         b.rev = False
 
 
+cdef list _one = [None]
+
+
+cdef int _binsert(ListObj o, Py_ssize_t i, LBlock b) except -1:
+    """o.blocks.insert(i, b), moving the blocks after i with one memmove
+    (list.insert moves them one pointer at a time: a long list grown at its
+    head, as LPUSH grows it, pays that per new block)."""
+    cdef list blocks = o.blocks
+    if PyList_GET_SIZE(blocks) - i <= 16:
+        blocks.insert(i, b)
+        return 0
+    _one[0] = b
+    try:
+        PyList_SetSlice(blocks, i, i, _one)
+    finally:
+        _one[0] = None
+    return 0
+
+
 cdef Py_ssize_t _bindex(ListObj o, LBlock b) noexcept:
     """b's index in o.blocks: its hint if still right; else b found near it
     (blocks added or removed before b shift it: a queue that pops at the
@@ -116,6 +137,14 @@ cdef Py_ssize_t _bindex(ListObj o, LBlock b) noexcept:
     cdef PyObject* pb = <PyObject*>b
     if p < nb and PyList_GET_ITEM(o.blocks, p) == pb:
         return p
+    # at an end (pushes and pops: blocks added or removed at the other end
+    # shift b's index by any amount)
+    if nb and PyList_GET_ITEM(o.blocks, nb - 1) == pb:
+        b.pos = nb - 1
+        return nb - 1
+    if nb and PyList_GET_ITEM(o.blocks, 0) == pb:
+        b.pos = 0
+        return 0
     if p >= nb:
         p = nb - 1
     for d in range(1, BINDEX_WINDOW + 1):
@@ -498,12 +527,20 @@ cdef inline int _didx_del(ListObj o, LBlock b) except -1:
 cdef inline bint _pidx_last(ListObj o, LBlock b) noexcept:
     """b holds its origin's newest packed element (it may grow)."""
     cdef PyObject* p
+    cdef PyObject* k
+    cdef Py_ssize_t pos = 0
     cdef list lst
     if o.pidx is None:
         return False
-    p = PyDict_GetItem(o.pidx, b.node)
-    if p == NULL:
-        return False
+    if PyDict_Size(o.pidx) == 1:
+        # the common case (one origin pushes), without boxing the origin
+        PyDict_Next(o.pidx, &pos, &k, &p)
+        if PyLong_AsUnsignedLongLongMask(<object>k) != b.node:
+            return False
+    else:
+        p = PyDict_GetItem(o.pidx, b.node)
+        if p == NULL:
+            return False
     lst = <list>p
     return PyList_GET_SIZE(lst) > 0 and \
         PyList_GET_ITEM(lst, PyList_GET_SIZE(lst) - 1) == <PyObject*>b
@@ -854,7 +891,7 @@ cdef int _put_beside(ListObj o, LBlock nd, Py_ssize_t bi, bint left) except -1:
     nd.rev = not left
     if not left:
         bi += 1
-    o.blocks.insert(bi, nd)
+    _binsert(o, bi, nd)
     nd.pos = bi
     return 0
 
@@ -1017,7 +1054,7 @@ cdef int _dsplit(ListObj o, Py_ssize_t bi, Py_ssize_t ii) except -1:
     if not _didx_add(o, r):
         raise RuntimeError("dead packed block split: ranges overlap")
     o.pbytes += PBLOCK_COST
-    o.blocks.insert(bi + 1, r)
+    _binsert(o, bi + 1, r)
     r.pos = bi + 1
     return 0
 
@@ -1296,7 +1333,7 @@ cdef int _split_at(ListObj o, Py_ssize_t bi, Py_ssize_t ii) except -1:
             live += 1
     b.live -= live
     nb = _new_block(right, live)
-    o.blocks.insert(bi + 1, nb)
+    _binsert(o, bi + 1, nb)
     return 0
 
 
@@ -1425,7 +1462,7 @@ cdef int _insert_at(ListObj o, LElem e, Py_ssize_t bi, Py_ssize_t ii) except -1:
             elif ii == L:
                 bi += 1
             nbk = _new_block([e], 1)
-            o.blocks.insert(bi, nbk)
+            _binsert(o, bi, nbk)
             nbk.pos = bi
             _hint = 0
             o.n += 1
@@ -1451,7 +1488,7 @@ cdef int _insert_at(ListObj o, LElem e, Py_ssize_t bi, Py_ssize_t ii) except -1:
         b.live -= live
         nbk = _new_block(right, live)
         bi = _bindex(o, b)
-        o.blocks.insert(bi + 1, nbk)
+        _binsert(o, bi + 1, nbk)
         nbk.pos = bi + 1
         if ii >= half:
             _hint = ii - half
@@ -1538,7 +1575,7 @@ cdef Py_ssize_t _put_block(ListObj o, LBlock b, Py_ssize_t bi, Py_ssize_t ii, ui
         return -1
     if ii != 0:
         bi = _bindex(o, b) + 1
-    o.blocks.insert(bi, p)
+    _binsert(o, bi, p)
     p.pos = bi
     o.n += 1
     return bi
@@ -1571,7 +1608,7 @@ cdef int _put_new(ListObj o, Py_ssize_t* pbi, Py_ssize_t* pii, uint64_t node, ui
         p = b if ii == L else (_blk(o, bi - 1) if ii == 0 and bi > 0 else None)
         if (p is not None and p.pbuf is not None and p.dn == 0 and p.node == node and an == node
                 and au == p.uhi and uuid > p.uhi and (not p.same or p.live == 1)
-                and p.live < BLOCK_MAX and PyByteArray_GET_SIZE(p.pbuf) + vlen < PACK_BYTES
+                and p.live < PACK_MAX and PyByteArray_GET_SIZE(p.pbuf) + vlen < PACK_BYTES
                 and _pidx_last(o, p)):
             _pappend(o, p, uuid, v)
             p.same = False
@@ -1583,7 +1620,7 @@ cdef int _put_new(ListObj o, Py_ssize_t* pbi, Py_ssize_t* pii, uint64_t node, ui
         p = b if ii == 0 else (_blk(o, bi + 1) if ii == L and bi + 1 < nb else None)
         if (p is not None and p.pbuf is not None and p.dn == 0 and p.node == node and p.an == an
                 and p.au == au and uuid > p.uhi and (p.same or p.live == 1)
-                and p.live < BLOCK_MAX and PyByteArray_GET_SIZE(p.pbuf) + vlen < PACK_BYTES
+                and p.live < PACK_MAX and PyByteArray_GET_SIZE(p.pbuf) + vlen < PACK_BYTES
                 and _pidx_last(o, p)):
             _pappend(o, p, uuid, v)
             p.same = True
@@ -1762,7 +1799,7 @@ cdef int _lins_local(Keyspace ks, object key, ListObj o, uint64_t an, uint64_t a
             an = origin
             au = eu
     _bump(&o.lu, &o.ln, u, origin)
-    ks.touched(key)
+    _touched(ks, key, o, shown)
     if not shown or ks.alts:
         ks.settle(key, o)
     return 0
@@ -1791,6 +1828,15 @@ cdef int _lset_on(Keyspace ks, object key, ListObj o, LElem e, object val, uint6
     ks.touched(key)
     ks.settle(key, o)
     return 0
+
+
+cdef inline int _touched(Keyspace ks, object key, ListObj o, bint shown) except -1:
+    """ks.touched(key) after a local effect on o; shown: o is d[key] (its
+    memory count is updated here, and touched() need not look key up)."""
+    if shown:
+        mem_update(ks, key, o)
+        return ks.touched(key, False)
+    return ks.touched(key)
 
 
 cdef inline bint _has_ttl(ListObj o) noexcept:
@@ -1916,6 +1962,7 @@ cdef bytes _ppop(ListObj o, Py_ssize_t bi, bint left, uint64_t u, uint64_t* pn,
     cdef uint64_t x, uuid, an, au, delta
     cdef bint first_entry = left != b.same
     cdef bytes val
+    b.pos = bi      # (a block added beside it below: _bindex finds it one step away)
     if _cb is b:
         _cb = None
     if first_entry:
@@ -1989,7 +2036,7 @@ cdef int _removed(Keyspace ks, object key, ListObj o, uint64_t u, const uint64_t
     """The end of a local removal of ids at u: the object's bookkeeping, the
     record, the TTL of a list it emptied."""
     _bump(&o.lu, &o.ln, u, ks.node_id)
-    ks.touched(key)
+    _touched(ks, key, o, True)
     if o.n == 0 or ks.alts:
         ks.settle(key, o)
     _rec_lrem(ks, OP_LREM, key, u, ids, n)
@@ -1998,39 +2045,54 @@ cdef int _removed(Keyspace ks, object key, ListObj o, uint64_t u, const uint64_t
     return 0
 
 
+cdef bytes _pop_end(ListObj o, bint left, uint64_t u, uint64_t* pn, uint64_t* pu):
+    """Remove at u the first (left) or last live element of o (there is one):
+    its value; its id in (pn, pu). An element at the end of a packed block
+    leaves it without expanding it."""
+    cdef Py_ssize_t bi, ii
+    cdef LBlock b
+    cdef LElem e
+    if left:
+        first_live(o, &bi, &ii)
+    else:
+        last_live(o, &bi, &ii)
+    b = _blk(o, bi)
+    if b.pbuf is not None:
+        return _ppop(o, bi, left, u, pn, pu)
+    e = _raw(b, ii)
+    v = e.val
+    pn[0] = e.node
+    pu[0] = e.uuid
+    _kill(o, e, u)
+    return <bytes>v
+
+
+cdef bytes emit_pop1(Keyspace ks, object key, ListObj o, bint left):
+    """LPOP / RPOP of one element of o, d[key] (not empty): its value."""
+    cdef uint64_t u = ks.tick()
+    cdef bint had_ttl = _has_ttl(o)
+    cdef uint64_t ids[2]
+    cdef bytes v = _pop_end(o, left, u, &ids[0], &ids[1])
+    _removed(ks, key, o, u, ids, 1, had_ttl)
+    return v
+
+
 cdef list emit_pop(Keyspace ks, object key, ListObj o, Py_ssize_t count, bint left):
     """LPOP (left) / RPOP of count (1 <= count <= LLEN) elements of o, d[key]:
-    their values, in pop order. Elements at the end of a packed block leave
-    it without expanding it."""
+    their values, in pop order."""
     cdef uint64_t u = ks.tick()
     cdef bint had_ttl = _has_ttl(o)
     cdef list vals = []
-    cdef Py_ssize_t bi, ii, i
-    cdef LBlock b
-    cdef LElem e
-    cdef uint64_t one[2]
-    cdef uint64_t* ids = &one[0] if count == 1 else <uint64_t*>PyMem_Malloc(16 * count)
+    cdef Py_ssize_t i
+    cdef uint64_t* ids = <uint64_t*>PyMem_Malloc(16 * count)
     if ids == NULL:
         raise MemoryError()
     try:
         for i in range(count):
-            if left:
-                first_live(o, &bi, &ii)
-            else:
-                last_live(o, &bi, &ii)
-            b = _blk(o, bi)
-            if b.pbuf is not None:
-                vals.append(_ppop(o, bi, left, u, &ids[2 * i], &ids[2 * i + 1]))
-            else:
-                e = _raw(b, ii)
-                vals.append(e.val)
-                ids[2 * i] = e.node
-                ids[2 * i + 1] = e.uuid
-                _kill(o, e, u)
+            vals.append(_pop_end(o, left, u, &ids[2 * i], &ids[2 * i + 1]))
         _removed(ks, key, o, u, ids, count, had_ttl)
     finally:
-        if ids != &one[0]:
-            PyMem_Free(ids)
+        PyMem_Free(ids)
     return vals
 
 
@@ -2462,7 +2524,7 @@ def check_list(ListObj o):
             continue
         if b.pbuf is not None:
             assert b.items is None and b.live > 0 and not b.rev, "bad packed block"
-            assert b.live <= BLOCK_MAX, "oversized packed block"
+            assert b.live <= PACK_MAX, "oversized packed block"
             assert b in o.pidx[b.node], "packed block not indexed"
             u = 0
             for k in range(b.live):
@@ -2489,7 +2551,7 @@ def check_list(ListObj o):
             placed += 1
         assert live == b.live, "bad live count"
         assert not (b.rev and b.live), "reversed live block"
-        assert b.live == 0 or len(b.items) <= BLOCK_MAX, "oversized live block"
+        assert b.live == 0 or len(b.items) <= PACK_MAX, "oversized live block"
         if prev is not None:
             assert prev.live > 0 or b.live > 0 or prev.dn, "adjacent dead blocks"
         prev = b
@@ -2780,7 +2842,7 @@ cdef int _run_joins(list run, int mode, LElem e, LElem nxt, Py_ssize_t nbytes) n
     LPUSH run (as when a push made it: an LPUSH run holds newer elements)."""
     cdef LElem first = <LElem>PyList_GET_ITEM(run, 0)
     cdef LElem last = <LElem>PyList_GET_ITEM(run, PyList_GET_SIZE(run) - 1)
-    if (e.node != first.node or PyList_GET_SIZE(run) >= BLOCK_MAX
+    if (e.node != first.node or PyList_GET_SIZE(run) >= PACK_MAX
             or nbytes + PyBytes_GET_SIZE(<bytes>e.val) + 4 >= PACK_BYTES):
         return 0
     if mode != 2 and e.an == e.node and e.au == last.uuid and e.uuid > last.uuid:
