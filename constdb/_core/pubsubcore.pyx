@@ -99,7 +99,7 @@ cdef class PubSubCore:
         while PyDict_Next(clients, &pos, &k, &v):
             cl = <Client>v
             n += 1
-            if cl.closing or cl.reply_mode == 1:  # CLIENT REPLY OFF drops pushes too
+            if cl.closing or cl.reply_mode & 5:  # CLIENT REPLY OFF / SKIP drop pushes too
                 continue
             w.buf[0] = b'>' if cl.resp == 3 else b'*'
             cl.out.put_raw(w.buf, w.len)

@@ -1,0 +1,154 @@
+"""CLIENT REPLY ON / OFF / SKIP byte for byte as redis-server 7: before
+MULTI, queued inside it (a queued CLIENT REPLY runs at EXEC: the array
+header is written or not by the mode when EXEC starts, each queued reply by
+the mode when it is written, a queued SKIP silences the request after EXEC),
+with errors in the transaction, in RESP2 and RESP3, and around a blocked
+pop."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+from support.resp import Conn, encode
+
+MARK = b"$6\r\nmarker\r\n"
+
+
+def stream(conn: Conn, cmds) -> bytes:
+    """Every byte answered to cmds (pipelined), up to a closing CLIENT REPLY
+    ON and ECHO marker: the replies need not form whole RESP values (an EXEC
+    header can be kept and its elements dropped)."""
+    conn.send_raw(
+        b"".join(encode(*c) for c in cmds)
+        + encode("CLIENT", "REPLY", "ON")
+        + encode("ECHO", "marker")
+    )
+    deadline = time.monotonic() + 10
+    while not conn.buf.endswith(MARK):
+        assert conn._fill(deadline), f"no marker; have {conn.buf!r}"
+    out, conn.buf = conn.buf[: -len(MARK)], b""
+    return out
+
+
+def R(mode: str) -> tuple:
+    return ("CLIENT", "REPLY", mode)
+
+
+CASES = {
+    "off-before-multi": [R("OFF"), ("MULTI",), ("SET", "a", "1"), ("EXEC",), ("PING",)],
+    "skip-before-multi": [R("SKIP"), ("MULTI",), ("SET", "a", "1"), ("EXEC",)],
+    "skip-before-exec-alone": [R("SKIP"), ("EXEC",), ("PING",)],
+    "off-queued-first": [("MULTI",), R("OFF"), ("SET", "a", "1"), ("GET", "a"), ("EXEC",)],
+    "off-queued-middle": [("MULTI",), ("SET", "a", "1"), R("OFF"), ("GET", "a"), ("EXEC",)],
+    "off-on-queued": [
+        ("MULTI",),
+        R("OFF"),
+        ("SET", "a", "1"),
+        R("ON"),
+        ("GET", "a"),
+        ("EXEC",),
+        ("PING",),
+    ],
+    "off-before-on-queued": [
+        R("OFF"),
+        ("MULTI",),
+        ("SET", "a", "1"),
+        R("ON"),
+        ("GET", "a"),
+        ("EXEC",),
+        ("PING",),
+    ],
+    "skip-last-queued": [
+        ("MULTI",),
+        ("SET", "a", "1"),
+        ("GET", "a"),
+        R("SKIP"),
+        ("EXEC",),
+        ("PING",),
+        ("PING", "x"),
+    ],
+    "skip-first-queued": [
+        ("MULTI",),
+        R("SKIP"),
+        ("SET", "a", "1"),
+        ("EXEC",),
+        ("PING",),
+        ("PING", "x"),
+    ],
+    "skip-then-on-queued": [("MULTI",), R("SKIP"), R("ON"), ("EXEC",), ("PING",), ("PING", "x")],
+    "skip-then-off-queued": [("MULTI",), R("SKIP"), R("OFF"), ("SET", "a", "1"), ("EXEC",)],
+    "off-skip-on-queued": [
+        ("MULTI",),
+        R("OFF"),
+        ("SET", "a", "1"),
+        R("SKIP"),
+        R("ON"),
+        ("GET", "a"),
+        ("EXEC",),
+        ("PING",),
+    ],
+    "skip-multi-off-queued": [R("SKIP"), ("MULTI",), R("OFF"), ("EXEC",), ("PING",)],
+    "runtime-errors": [
+        ("MULTI",),
+        R("OFF"),
+        ("INCR", "a"),
+        ("LPUSH", "a", "x"),
+        R("ON"),
+        ("LPUSH", "a", "y"),
+        ("EXEC",),
+        ("PING",),
+    ],
+    "queue-error-execabort": [
+        ("MULTI",),
+        R("OFF"),
+        ("SET", "a", "1"),
+        ("NOSUCH",),
+        ("EXEC",),
+        ("PING",),
+    ],
+    "queue-error-on-queued": [
+        R("OFF"),
+        ("MULTI",),
+        ("SET", "a", "1"),
+        ("NOSUCH", "x"),
+        R("ON"),
+        ("EXEC",),
+        ("PING",),
+    ],
+    "queue-arity-error-skip": [("MULTI",), R("SKIP"), ("GET",), ("EXEC",), ("PING",)],
+    "bad-mode-queued": [("MULTI",), R("BAD"), ("SET", "a", "1"), ("EXEC",)],
+    "discard": [R("OFF"), ("MULTI",), ("DISCARD",), R("ON"), ("PING",)],
+    "off-queued-discard": [("MULTI",), R("OFF"), ("DISCARD",), ("PING",)],
+    "watch-dirty": [("WATCH", "a"), ("SET", "a", "2"), ("MULTI",), R("OFF"), ("EXEC",), ("PING",)],
+    "watch-dirty-skip": [("WATCH", "a"), ("SET", "a", "2"), ("MULTI",), R("SKIP"), ("EXEC",)],
+    "skip-skip": [R("SKIP"), R("SKIP"), ("PING", "a"), ("PING", "b")],
+    "skip-on": [R("SKIP"), R("ON"), ("PING", "a"), ("PING", "b")],
+    "off-skip-on": [R("OFF"), R("SKIP"), R("ON"), ("PING", "a"), ("PING", "b")],
+    "skip-unknown": [R("SKIP"), ("NOSUCH", "a"), ("PING", "b")],
+    "skip-arity": [R("SKIP"), ("GET",), ("PING", "b")],
+}
+
+
+@pytest.mark.parametrize("name", sorted(CASES))
+def test_client_reply_and_multi(raw_pair, name):
+    a, b = raw_pair
+    got, want = stream(a, CASES[name]), stream(b, CASES[name])
+    assert got == want, f"{name}: constdb {got!r} != redis {want!r}"
+
+
+def _skip_blocked(port: int) -> bytes:
+    with Conn(port) as c, Conn(port) as other:
+        other.call("DEL", "bk")
+        c.send_raw(encode("CLIENT", "REPLY", "SKIP") + encode("BLPOP", "bk", "0"))
+        # the BLPOP waits once the server counts a blocked client
+        deadline = time.monotonic() + 10
+        while b"blocked_clients:1\r" not in other.call("INFO", "clients"):
+            assert time.monotonic() < deadline, "BLPOP did not block"
+        other.call("LPUSH", "bk", "x")
+        return stream(c, [("PING", "after")])
+
+
+def test_skip_silences_a_blocked_pop(constdb_server, redis_server, r, rr):
+    """The SKIP lasts until the blocked request ends: its reply is dropped."""
+    assert _skip_blocked(constdb_server.port) == _skip_blocked(redis_server.port)
