@@ -127,6 +127,32 @@ CASES = {
     "off-skip-on": [R("OFF"), R("SKIP"), R("ON"), ("PING", "a"), ("PING", "b")],
     "skip-unknown": [R("SKIP"), ("NOSUCH", "a"), ("PING", "b")],
     "skip-arity": [R("SKIP"), ("GET",), ("PING", "b")],
+    # (un)subscribe confirmations are pushes: sent whatever the mode
+    "skip-subscribe": [R("SKIP"), ("SUBSCRIBE", "c1", "c2"), ("UNSUBSCRIBE", "c1", "c2")],
+    "off-subscribe": [R("OFF"), ("SUBSCRIBE", "c1"), R("ON"), ("UNSUBSCRIBE",)],
+    "off-psubscribe": [R("OFF"), ("PSUBSCRIBE", "p*"), ("PUNSUBSCRIBE", "p*", "q*"), ("PING",)],
+    "skip-queued-then-subscribe": [
+        ("MULTI",),
+        R("SKIP"),
+        ("PING",),
+        ("EXEC",),
+        ("SUBSCRIBE", "c"),
+        ("UNSUBSCRIBE",),
+    ],
+    "off-subscribe-queued": [("MULTI",), R("OFF"), ("SUBSCRIBE", "c"), ("EXEC",), ("UNSUBSCRIBE",)],
+    "skip-script": [R("SKIP"), ("EVAL", "return redis.call('set','a','1')", "0"), ("PING",)],
+    "script-cannot-reply-off": [("EVAL", "redis.call('client','reply','off')", "0"), ("PING",)],
+    "skip-hello": [R("SKIP"), ("HELLO", "3"), ("PING",)],
+    # RESET ends OFF (and a pending SKIP), not the SKIP of itself
+    "skip-reset": [R("SKIP"), ("RESET",), ("PING",)],
+    "off-reset": [R("OFF"), ("RESET",), ("PING",)],
+    "off-queued-reset": [("MULTI",), R("OFF"), ("RESET",), ("PING",)],
+    "skip-queued-reset": [("MULTI",), R("SKIP"), ("EXEC",), ("RESET",), ("PING",)],
+    "skip-nested-multi": [R("SKIP"), ("MULTI",), ("MULTI",), ("EXEC",)],
+    "skip-watch": [R("SKIP"), ("WATCH", "a"), ("PING",)],
+    "watch-queued-skip": [("MULTI",), ("WATCH", "a"), R("SKIP"), ("EXEC",), ("PING",)],
+    "skip-queued-twice": [("MULTI",), R("SKIP"), ("EXEC",), ("MULTI",), ("PING",), ("EXEC",)],
+    "off-queued-then-multi": [("MULTI",), R("OFF"), ("EXEC",), ("MULTI",), ("PING",), ("EXEC",)],
 }
 
 
@@ -152,3 +178,42 @@ def _skip_blocked(port: int) -> bytes:
 def test_skip_silences_a_blocked_pop(constdb_server, redis_server, r, rr):
     """The SKIP lasts until the blocked request ends: its reply is dropped."""
     assert _skip_blocked(constdb_server.port) == _skip_blocked(redis_server.port)
+
+
+def _pushes_while_off(port: int, protocol: int) -> bytes:
+    """A subscriber with CLIENT REPLY OFF: its own PUBLISH's message (RESP3)
+    and another client's messages come; its replies do not."""
+    with Conn(port, protocol) as c, Conn(port) as other:
+        c.send_raw(encode("CLIENT", "REPLY", "OFF") + encode("SUBSCRIBE", "ch"))
+        deadline = time.monotonic() + 10
+        while other.call("PUBSUB", "NUMSUB", "ch") != b"*2\r\n$2\r\nch\r\n:1\r\n":
+            assert time.monotonic() < deadline, "SUBSCRIBE did not happen"
+        if protocol == 3:
+            c.send_raw(encode("PUBLISH", "ch", "own") + encode("SET", "x", "1"))
+            while other.call("GET", "x") != b"$1\r\n1\r\n":  # c's SET ran
+                assert time.monotonic() < deadline, "PUBLISH did not happen"
+        other.call("PUBLISH", "ch", "other")
+        return stream(c, [("PING",), ("UNSUBSCRIBE", "ch")])
+
+
+def _invalidation_while_off(port: int) -> bytes:
+    """CLIENT TRACKING in RESP3 with CLIENT REPLY OFF: the invalidation
+    pushes of its own writes come, its replies do not."""
+    with Conn(port, 3) as c:
+        c.call("SET", "k", "1")
+        c.call("CLIENT", "TRACKING", "ON")
+        c.call("GET", "k")
+        return stream(c, [R("OFF"), ("SET", "k", "2"), ("GET", "k"), ("DEL", "k")])
+
+
+@pytest.mark.parametrize("protocol", [2, 3])
+def test_pushes_pass_client_reply_off(constdb_server, redis_server, r, rr, protocol):
+    got = _pushes_while_off(constdb_server.port, protocol)
+    want = _pushes_while_off(redis_server.port, protocol)
+    assert got == want, f"constdb {got!r} != redis {want!r}"
+
+
+def test_invalidations_pass_client_reply_off(constdb_server, redis_server, r, rr):
+    got = _invalidation_while_off(constdb_server.port)
+    want = _invalidation_while_off(redis_server.port)
+    assert got == want, f"constdb {got!r} != redis {want!r}"

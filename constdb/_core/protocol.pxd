@@ -142,6 +142,7 @@ cdef class Client:
     cdef public object track         # CLIENT TRACKING settings (constdb.tracking.Track), None: off
     cdef public int reply_mode       # CLIENT REPLY bits (protocol.pyx R_OFF, R_SKIP_NEXT, R_SKIP)
     cdef bint exec_ran               # exec_multi ran: its replies already obeyed CLIENT REPLY
+    cdef Py_ssize_t push_end         # out's end after the pushes of a silenced command (_quiet)
     cdef public bint aof_wait        # in Server.aof_waiting
 
     cdef int process(self) except -1
@@ -149,6 +150,7 @@ cdef class Client:
     cdef int run_cmd(self, Command cmd, list argv) except -1
     cdef int _run_cmd(self, Command cmd, list argv) except -1
     cdef int _reply_next(self) except -1
+    cdef int _quiet(self, Py_ssize_t mark) except -1
     cdef list _fast_argv(self, Py_ssize_t* endp, bint* hit)
     cdef int call(self, Command cmd, list argv) except -1
     cdef int _tracked(self, Command cmd, list argv, object prev) except -1

@@ -595,6 +595,7 @@ cdef class Client:
         self.track = None
         self.reply_mode = 0
         self.exec_ran = False
+        self.push_end = -1
         self.cname = None
         self.ccmd = None
         self.cver = 0
@@ -1184,18 +1185,28 @@ cdef class Client:
             self.last_write_uuid = ks.own_last
         if nt:
             ks.no_touch = False
-        if cur or self.track is not None:
-            self._tracked(cmd, argv, prev)
-        if srv.monitor is not None:
-            srv.monitor(self, cmd, argv)
         if self.exec_ran:
             # EXEC's array header and each queued command's reply were kept
             # or dropped as they went, by the CLIENT REPLY mode of that moment
             self.exec_ran = False
         elif self.reply_mode & R_QUIET:
-            # CLIENT REPLY OFF / SKIP: what it wrote goes (a command's reply
-            # is written after any CLIENT REPLY it runs)
+            self._quiet(mark)
+        if cur or self.track is not None:
+            self._tracked(cmd, argv, prev)
+        if srv.monitor is not None:
+            srv.monitor(self, cmd, argv)
+        return 0
+
+    cdef int _quiet(self, Py_ssize_t mark) except -1:
+        """CLIENT REPLY OFF / SKIP: what the command wrote goes (its reply is
+        written after any CLIENT REPLY it runs), but for the pushes it wrote
+        before it (its own (un)subscribe confirmations and messages), which
+        Redis 7 sends whatever the mode (its CLIENT_PUSHING)."""
+        if mark < self.push_end <= self.out.len:
+            self.out.len = self.push_end
+        else:
             self.out.len = mark
+        self.push_end = -1
         return 0
 
     cdef int _slow(self, Command cmd, list argv, uint64_t usec) except -1:
@@ -1427,9 +1438,11 @@ cdef class Client:
         running: this one's replies are all out). A subscriber whose unsent
         output passes PUBSUB_HARD_LIMIT is closed, as Redis does with its
         client-output-buffer-limit for pubsub clients."""
-        if self.closing or self.reply_mode & R_QUIET:  # CLIENT REPLY OFF / SKIP drop pushes too
+        if self.closing:
             return 0
         self.out.put_raw(PyBytes_AS_STRING(data), PyBytes_GET_SIZE(data))
+        if not now and self.reply_mode & R_QUIET:
+            self.push_end = self.out.len  # (its own command's: _quiet keeps it)
         if now:
             self.flush()
             if self.transport is not None and \

@@ -7,6 +7,7 @@ import hmac
 from typing import Any
 
 from constdb._core.codec import RespError, Status
+from constdb._core.protocol import REPLY_OFF, REPLY_SKIP_NEXT
 from constdb.commands import command
 from constdb.commands.common import (
     OK,
@@ -95,6 +96,7 @@ def hello(c: Any, argv: list[bytes]) -> Any:
 def reset(c: Any, argv: list[bytes]) -> Any:
     # Redis's clearClientConnectionState
     c.discard_multi()
+    c.reply_mode &= ~(REPLY_OFF | REPLY_SKIP_NEXT)  # (a SKIP of this RESET stays)
     c.db = c.ks.dbs[0]  # back to db 0 (selectDb(c, 0))
     c.srv.pubsub.forget(c)
     c.srv.tracking.disable(c)
