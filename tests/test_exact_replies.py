@@ -81,3 +81,15 @@ def test_getkeys_of_a_command_without_mandatory_keys(raw_pair):
             ("COMMAND", "GETKEYS", "GET"),
         ],
     )
+
+
+def test_desc_of_a_float_counter(raw_pair):
+    """DESC (ConstDB's own) of a key INCRBYFLOAT wrote: its counter entries
+    hold 64-bit unsigned values (sent as their digits past the signed range),
+    not an internal error."""
+    a, _ = raw_pair
+    a.call("SET", "fk", "1")
+    a.call("INCRBYFLOAT", "fk", "-1.5")
+    rep = a.call_typed("DESC", "fk")
+    assert rep[0] == "arr" and rep[1][0][0] == "arr", rep
+    assert rep[1][0][1][:2] == (("bulk", b"type"), ("bulk", b"string")), rep
