@@ -7,6 +7,8 @@ pop."""
 
 from __future__ import annotations
 
+import random
+import re
 import time
 
 import pytest
@@ -217,3 +219,51 @@ def test_invalidations_pass_client_reply_off(constdb_server, redis_server, r, rr
     got = _invalidation_while_off(constdb_server.port)
     want = _invalidation_while_off(redis_server.port)
     assert got == want, f"constdb {got!r} != redis {want!r}"
+
+
+TX_POOL = [
+    ("MULTI",),
+    ("EXEC",),
+    ("DISCARD",),
+    ("WATCH", "a"),
+    ("UNWATCH",),
+    R("OFF"),
+    R("ON"),
+    R("SKIP"),
+    R("SKIP"),
+    R("BAD"),
+    ("SET", "a", "1"),
+    ("GET", "a"),
+    ("INCR", "a"),
+    ("LPUSH", "a", "x"),
+    ("NOSUCH",),
+    ("GET",),
+    ("PING",),
+    ("SET", "b", "2"),
+    ("EVAL", "return redis.call('incr','a')", "0"),
+    ("SELECT", "1"),
+    ("SELECT", "0"),
+    ("DEL", "a"),
+    ("HELLO", "3"),
+    ("HELLO", "2"),
+    ("BLPOP", "nolist", "0.01"),
+    ("SWAPDB", "0", "1"),
+    ("FLUSHDB",),
+    ("RESET",),
+]
+_HELLO_ID = re.compile(rb"id\r\n:\d+")
+
+
+@pytest.mark.parametrize("seed", [1, 2])
+def test_random_transactions_and_reply_modes(raw_pair, seed):
+    """Random runs of MULTI/EXEC/DISCARD/WATCH, CLIENT REPLY modes, errors
+    (queued and at EXEC), protocol switches and RESET: the same bytes."""
+    a, b = raw_pair
+    rng = random.Random(seed * 10 + a.protocol)
+    for _ in range(150):
+        seq = [("FLUSHALL",)]
+        seq += [rng.choice(TX_POOL) for _ in range(rng.randint(1, 10))]
+        seq.append(("DISCARD",))  # (no MULTI left open)
+        got = _HELLO_ID.sub(b"id:N", stream(a, seq))
+        want = _HELLO_ID.sub(b"id:N", stream(b, seq))
+        assert got == want, f"{seq!r}: constdb {got!r} != redis {want!r}"
