@@ -141,7 +141,7 @@ cdef class Client:
     cdef public object subs          # its Pub/Sub subscriptions (constdb.pubsub.Subs), None: none
     cdef public object track         # CLIENT TRACKING settings (constdb.tracking.Track), None: off
     cdef public int reply_mode       # CLIENT REPLY bits (protocol.pyx R_OFF, R_SKIP_NEXT, R_SKIP)
-    cdef bint exec_ran               # exec_multi ran: its replies already obeyed CLIENT REPLY
+    cdef bint exec_ran               # exec_multi ran quiet: its replies already obeyed CLIENT REPLY
     cdef Py_ssize_t push_end         # out's end after the pushes of a silenced command (_quiet)
     cdef public bint aof_wait        # in Server.aof_waiting
 

@@ -1185,12 +1185,13 @@ cdef class Client:
             self.last_write_uuid = ks.own_last
         if nt:
             ks.no_touch = False
-        if self.exec_ran:
-            # EXEC's array header and each queued command's reply were kept
-            # or dropped as they went, by the CLIENT REPLY mode of that moment
-            self.exec_ran = False
-        elif self.reply_mode & R_QUIET:
-            self._quiet(mark)
+        if self.reply_mode & R_QUIET:
+            if self.exec_ran:
+                # EXEC's array header and each queued command's reply were
+                # kept or dropped as they went, by the mode of that moment
+                self.exec_ran = False
+            else:
+                self._quiet(mark)
         if cur or self.track is not None:
             self._tracked(cmd, argv, prev)
         if srv.monitor is not None:
@@ -1301,7 +1302,7 @@ cdef class Client:
         finally:
             if grouped:
                 ks.bl.group_end()
-            self.exec_ran = True
+            self.exec_ran = self.reply_mode & R_QUIET  # (call() takes it at once)
         return 0
 
     def _unwatch_all(self):
