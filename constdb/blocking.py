@@ -117,8 +117,9 @@ class Blocking:
             return
         w.timer = None
         self._release(w)
+        mark = w.client.obuf
         cmd_blocking.reply_timeout(w.client)
-        w.client.unblock(NO_REPLY)
+        w.client.unblock(NO_REPLY, mark)
 
     def serve_ready(self) -> None:
         """Serve the waiters of every key that changed, key by key in the
@@ -146,12 +147,13 @@ class Blocking:
             for w in list(lst):
                 if self.waiters.get(w.client.id) is not w:
                     continue
+                mark = w.client.obuf
                 r = cmd_blocking.serve(w.client, key, w.params)
                 if r < 0:
                     break
                 if r:
                     self._release(w)
-                    w.client.unblock(NO_REPLY)
+                    w.client.unblock(NO_REPLY, mark)
 
     def _ready_soon(self) -> None:
         # a key with waiters changed: served after the command that changed
@@ -179,11 +181,12 @@ class Blocking:
         if w is None:
             return self._unblock_wait(client_id, error)
         self._release(w)
+        mark = w.client.obuf
         if error:
             cmd_blocking.reply_unblocked(w.client)
         else:
             cmd_blocking.reply_timeout(w.client)
-        w.client.unblock(NO_REPLY)
+        w.client.unblock(NO_REPLY, mark)
         return 1
 
     def _unblock_wait(self, client_id: int, error: bool) -> int:

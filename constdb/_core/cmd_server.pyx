@@ -148,8 +148,18 @@ cdef int cmd_desc(Client c, list argv) except -1:
         objs.append(ks.tombs[key])
     if not objs:
         return c.out.nil()
-    c.out.pyvalue([describe_obj(o) for o in objs])
+    c.out.pyvalue(_fit([describe_obj(o) for o in objs]))
     return 0
+
+
+cdef object _fit(object v):
+    """DESC's description for RESP: an integer out of 64-bit range (a
+    counter's total of increments, a sum) as its decimal digits."""
+    if type(v) is list:
+        return [_fit(x) for x in <list>v]
+    if type(v) is int and not (-(1 << 63) <= v < (1 << 63)):
+        return str(v).encode()
+    return v
 
 
 cdef int _flush(Client c, list argv, bint every) except -1:

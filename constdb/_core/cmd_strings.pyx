@@ -569,10 +569,12 @@ cdef int cmd_lcs(Client c, list argv) except -1:
     cdef unsigned long long size
     cdef bytearray res
     cdef list ranges = []
-    if (oa is not None and type(oa) is not StrObj) or (ob is not None and type(ob) is not StrObj):
+    # (an HLL is a string too: its bytes, as GET's)
+    if (oa is not None and type(oa) is not StrObj and type(oa) is not HllObj) or \
+            (ob is not None and type(ob) is not StrObj and type(ob) is not HllObj):
         return err_lit(c, b"ERR The specified keys must contain string values")
-    a = str_bytes(<StrObj>oa) if oa is not None else b""
-    b = str_bytes(<StrObj>ob) if ob is not None else b""
+    a = _str_of(c, oa) if oa is not None else b""
+    b = _str_of(c, ob) if ob is not None else b""
     j = 3
     while j < argc:
         opt = <bytes>argv[j]

@@ -140,17 +140,21 @@ cdef class Client:
     cdef list spare                  # an argv list to reuse, its items NULL (_fast_argv)
     cdef public object subs          # its Pub/Sub subscriptions (constdb.pubsub.Subs), None: none
     cdef public object track         # CLIENT TRACKING settings (constdb.tracking.Track), None: off
-    cdef public int reply_mode       # CLIENT REPLY: 0 on, 1 off, 2 skip next, 3 skip this one
+    cdef public int reply_mode       # CLIENT REPLY bits (protocol.pyx R_OFF, R_SKIP_NEXT, R_SKIP)
+    cdef bint exec_ran               # exec_multi ran quiet: its replies already obeyed CLIENT REPLY
+    cdef Py_ssize_t push_end         # out's end after the pushes of a silenced command (_quiet)
     cdef public bint aof_wait        # in Server.aof_waiting
 
     cdef int process(self) except -1
     cdef int execute(self, list argv) except -1
     cdef int run_cmd(self, Command cmd, list argv) except -1
+    cdef int _run_cmd(self, Command cmd, list argv) except -1
+    cdef int _reply_next(self) except -1
+    cdef int _quiet(self, Py_ssize_t mark) except -1
     cdef list _fast_argv(self, Py_ssize_t* endp, bint* hit)
     cdef int call(self, Command cmd, list argv) except -1
     cdef int _tracked(self, Command cmd, list argv, object prev) except -1
     cdef int _slow(self, Command cmd, list argv, uint64_t usec) except -1
-    cdef int _skip_reply(self, Py_ssize_t mark) except -1
     cdef int _failed(self, Command cmd, Py_ssize_t mark) except -1
     cdef int _error_reply(self, Command cmd, Py_ssize_t mark, object e) except -1
     cdef int _call_py(self, Command cmd, list argv, Py_ssize_t mark) except -1

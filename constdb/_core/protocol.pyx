@@ -112,6 +112,16 @@ PUBSUB_HARD_LIMIT = 32 * 1024 * 1024
 cdef Py_ssize_t CLIENT_OVERHEAD = 2048
 
 cdef object _NO_REPLY = object()
+
+# Client.reply_mode bits (CLIENT REPLY), as Redis's client flags: OFF, SKIP
+# asked by the command that ran (takes effect when the request ends: a SKIP
+# queued in MULTI silences the request after EXEC), SKIP of this request.
+# A reply is written only while neither OFF nor SKIP is set.
+cdef enum:
+    R_OFF = 1
+    R_SKIP_NEXT = 2
+    R_SKIP = 4
+    R_QUIET = R_OFF | R_SKIP
 cdef bytes _BUSY_SCRIPT = (b"BUSY Redis is busy running a script. You can only call SCRIPT KILL"
                            b" or SHUTDOWN NOSAVE.")
 
@@ -123,6 +133,9 @@ cdef int _reraise() except -1:
 
 ctypedef int (*cmd_fn_nx)(Client c, list argv) noexcept
 NO_REPLY = _NO_REPLY
+REPLY_OFF = R_OFF
+REPLY_SKIP_NEXT = R_SKIP_NEXT
+REPLY_SKIP = R_SKIP
 
 
 # ------------------------------------------------------------------ errors ---
@@ -581,6 +594,8 @@ cdef class Client:
         self.subs = None
         self.track = None
         self.reply_mode = 0
+        self.exec_ran = False
+        self.push_end = -1
         self.cname = None
         self.ccmd = None
         self.cver = 0
@@ -1020,9 +1035,7 @@ cdef class Client:
                     msg = msg[4:]
                 msg = b"EXECABORT Transaction discarded because of: " + msg
                 self.discard_multi()
-        if self.reply_mode == 3:  # the command CLIENT REPLY SKIP silences
-            self.reply_mode = 0
-        elif self.reply_mode != 1:  # CLIENT REPLY OFF
+        if not (self.reply_mode & R_QUIET):  # CLIENT REPLY OFF / SKIP
             self.out.error(PyBytes_AS_STRING(msg), PyBytes_GET_SIZE(msg))
         self.srv.count_error_msg(PyBytes_AS_STRING(msg), PyBytes_GET_SIZE(msg))
         return 0
@@ -1033,7 +1046,10 @@ cdef class Client:
         cdef object name = argv[0]
         cdef Command cmd = srv.lookup_command(name)
         if cmd is None:
-            return _unknown_command(self, argv)
+            _unknown_command(self, argv)
+            if self.reply_mode:
+                self._reply_next()
+            return 0
         if type(name) is bytes:
             self.cname = <bytes>name
             self.ccmd = cmd
@@ -1042,6 +1058,20 @@ cdef class Client:
 
     cdef int run_cmd(self, Command cmd, list argv) except -1:
         """execute() of a request whose command is known."""
+        self._run_cmd(cmd, argv)
+        if self.reply_mode and not self.blocked:
+            self._reply_next()
+        return 0
+
+    cdef int _reply_next(self) except -1:
+        """A request ended (Redis's resetClient): the SKIP of this one is
+        over, a CLIENT REPLY SKIP it ran silences the next one."""
+        self.reply_mode &= ~R_SKIP
+        if self.reply_mode & R_SKIP_NEXT:
+            self.reply_mode = (self.reply_mode & ~R_SKIP_NEXT) | R_SKIP
+        return 0
+
+    cdef int _run_cmd(self, Command cmd, list argv) except -1:
         cdef Py_ssize_t argc = PyList_GET_SIZE(argv)
         cdef PyObject* p
         if cmd.subcommands is not None and argc >= 2:
@@ -1073,10 +1103,8 @@ cdef class Client:
             if not (cmd.flags & F_NOQUEUE):
                 if not self.multi_error and not self.cas_dirty:
                     self.mqueue.append((cmd, argv))
-                if self.reply_mode == 0:
+                if not (self.reply_mode & R_QUIET):
                     self.out.put_raw(b"+QUEUED\r\n", 9)
-                elif self.reply_mode == 3:  # CLIENT REPLY SKIP
-                    self.reply_mode = 0
                 return 0
         self.call(cmd, argv)
         if self.ks.ready:
@@ -1157,22 +1185,29 @@ cdef class Client:
             self.last_write_uuid = ks.own_last
         if nt:
             ks.no_touch = False
+        if self.reply_mode & R_QUIET:
+            if self.exec_ran:
+                # EXEC's array header and each queued command's reply were
+                # kept or dropped as they went, by the mode of that moment
+                self.exec_ran = False
+            else:
+                self._quiet(mark)
         if cur or self.track is not None:
             self._tracked(cmd, argv, prev)
         if srv.monitor is not None:
             srv.monitor(self, cmd, argv)
-        if self.reply_mode:
-            self._skip_reply(mark)
         return 0
 
-    cdef int _skip_reply(self, Py_ssize_t mark) except -1:
-        """CLIENT REPLY OFF: no command answers; SKIP: the one after it does not."""
-        if self.reply_mode == 2:  # the SKIP itself ran: the next one is skipped
-            self.reply_mode = 3
-            return 0
-        self.out.len = mark
-        if self.reply_mode == 3:
-            self.reply_mode = 0
+    cdef int _quiet(self, Py_ssize_t mark) except -1:
+        """CLIENT REPLY OFF / SKIP: what the command wrote goes (its reply is
+        written after any CLIENT REPLY it runs), but for the pushes it wrote
+        before it (its own (un)subscribe confirmations and messages), which
+        Redis 7 sends whatever the mode (its CLIENT_PUSHING)."""
+        if mark < self.push_end <= self.out.len:
+            self.out.len = self.push_end
+        else:
+            self.out.len = mark
+        self.push_end = -1
         return 0
 
     cdef int _slow(self, Command cmd, list argv, uint64_t usec) except -1:
@@ -1235,9 +1270,12 @@ cdef class Client:
         cdef bint grouped = False
         self.in_multi = False
         self.mqueue = None
+        cdef bint quiet = self.reply_mode & R_QUIET
         if self.multi_error:
             self.multi_error = False
             self._unwatch_all()
+            if quiet:
+                return 0
             self.out.error(b"EXECABORT Transaction discarded because of previous errors.", 59)
             return 0
         if self.watched_keys and not self.cas_dirty:
@@ -1249,10 +1287,12 @@ cdef class Client:
                     break
         if self.cas_dirty:
             self._unwatch_all()
-            self.out.nil_array()
+            if not quiet:
+                self.out.nil_array()
             return 0
         self._unwatch_all()
-        self.out.array(len(q))
+        if not quiet:
+            self.out.array(len(q))
         if not ks.bl.grouping:
             ks.bl.group_begin()
             grouped = True
@@ -1262,6 +1302,7 @@ cdef class Client:
         finally:
             if grouped:
                 ks.bl.group_end()
+            self.exec_ran = self.reply_mode & R_QUIET  # (call() takes it at once)
         return 0
 
     def _unwatch_all(self):
@@ -1370,13 +1411,22 @@ cdef class Client:
 
     def write_reply(self, value):
         """Send a reply now (blocked clients woken by the server)."""
-        self.out.pyvalue(value)
+        if not (self.reply_mode & R_QUIET):
+            self.out.pyvalue(value)
         self.flush()
 
-    def unblock(self, value=None):
+    def unblock(self, value=None, Py_ssize_t mark=-1):
+        """The blocked request ends: value its reply (NO_REPLY: what it wrote
+        since out's length was mark is its reply), silenced by CLIENT REPLY
+        OFF or a SKIP before it, as Redis."""
         self.blocked = False
-        if value is not _NO_REPLY:
+        if self.reply_mode & R_QUIET:
+            if 0 <= mark <= self.out.len:
+                self.out.len = mark
+        elif value is not _NO_REPLY:
             self.out.pyvalue(value)
+        if self.reply_mode:
+            self._reply_next()
         self.flush()
         self._schedule()
 
@@ -1389,9 +1439,11 @@ cdef class Client:
         running: this one's replies are all out). A subscriber whose unsent
         output passes PUBSUB_HARD_LIMIT is closed, as Redis does with its
         client-output-buffer-limit for pubsub clients."""
-        if self.closing or self.reply_mode == 1:  # CLIENT REPLY OFF drops pushes too
+        if self.closing:
             return 0
         self.out.put_raw(PyBytes_AS_STRING(data), PyBytes_GET_SIZE(data))
+        if not now and self.reply_mode & R_QUIET:
+            self.push_end = self.out.len  # (its own command's: _quiet keeps it)
         if now:
             self.flush()
             if self.transport is not None and \

@@ -99,11 +99,13 @@ cdef class PubSubCore:
         while PyDict_Next(clients, &pos, &k, &v):
             cl = <Client>v
             n += 1
-            if cl.closing or cl.reply_mode == 1:  # CLIENT REPLY OFF drops pushes too
+            if cl.closing:  # (CLIENT REPLY OFF / SKIP do not stop pushes)
                 continue
             w.buf[0] = b'>' if cl.resp == 3 else b'*'
             cl.out.put_raw(w.buf, w.len)
             if cl is sender:
+                if cl.reply_mode & 5:  # (R_QUIET)
+                    cl.push_end = cl.out.len  # kept if its reply is not (Client._quiet)
                 continue  # out with its reply
             if not self.pending:
                 if cl.srv.loop is None:  # a Server driven by hand: write now

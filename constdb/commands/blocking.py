@@ -4,7 +4,6 @@ handlers, constdb/_core/cmd_blocking.pyx)."""
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
 from constdb._core import cmd_blocking
@@ -12,7 +11,7 @@ from constdb._core.codec import RespError
 from constdb._core.protocol import NO_REPLY
 from constdb.blocking import PAUSE_ALL, PAUSE_WRITE
 from constdb.commands import command
-from constdb.commands.common import OK, int_arg
+from constdb.commands.common import OK, int_arg, ms_timeout
 
 
 def _at_most_4(argv: list[bytes]) -> None:
@@ -37,16 +36,6 @@ def client_unblock(c: Any, argv: list[bytes]) -> Any:
     return c.srv.blocking.unblock(cid, error)
 
 
-def _ms_timeout(b: bytes) -> int:
-    """Redis's getTimeoutFromObjectOrReply in milliseconds."""
-    if not re.fullmatch(rb"-?(0|[1-9][0-9]*)", b) or not -(2**63) <= int(b) < 2**63:
-        raise RespError("ERR timeout is not an integer or out of range")
-    v = int(b)
-    if v < 0:
-        raise RespError("ERR timeout is negative")
-    return v
-
-
 @command("client|pause")
 def client_pause(c: Any, argv: list[bytes]) -> Any:
     _at_most_4(argv)
@@ -57,7 +46,7 @@ def client_pause(c: Any, argv: list[bytes]) -> Any:
             mode = PAUSE_WRITE
         elif m != b"all":
             raise RespError("ERR CLIENT PAUSE mode must be WRITE or ALL")
-    ms = _ms_timeout(argv[2])
+    ms = ms_timeout(argv[2])
     c.srv.blocking.pause(ms, mode)
     return OK
 

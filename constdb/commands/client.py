@@ -6,7 +6,7 @@ import time
 from typing import Any
 
 from constdb._core.codec import OrderedSet, RespError, Status, Verbatim
-from constdb._core.protocol import NO_REPLY
+from constdb._core.protocol import NO_REPLY, REPLY_OFF, REPLY_SKIP, REPLY_SKIP_NEXT
 from constdb.commands import command
 from constdb.commands.common import OK, SYNTAX, check_name, int_arg, text
 from constdb.tracking import parse_tracking
@@ -282,16 +282,18 @@ CLIENT_HELP = [
 
 @command("client|reply")
 def client_reply(c: Any, argv: list[bytes]) -> Any:
+    # as Redis's client flags: ON keeps a SKIP asked earlier in the same
+    # request (a MULTI's queue), which silences the request after it
     mode = argv[2].lower()
     if mode == b"on":
-        c.reply_mode = 0
+        c.reply_mode &= ~(REPLY_OFF | REPLY_SKIP)
         return OK
     if mode == b"off":
-        c.reply_mode = 1
+        c.reply_mode |= REPLY_OFF
         return NO_REPLY
     if mode == b"skip":
-        if c.reply_mode != 1:
-            c.reply_mode = 2
+        if not c.reply_mode & REPLY_OFF:
+            c.reply_mode |= REPLY_SKIP_NEXT
         return NO_REPLY
     raise RespError(SYNTAX)
 

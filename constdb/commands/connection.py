@@ -7,6 +7,7 @@ import hmac
 from typing import Any
 
 from constdb._core.codec import RespError, Status
+from constdb._core.protocol import REPLY_OFF, REPLY_SKIP_NEXT
 from constdb.commands import command
 from constdb.commands.common import (
     OK,
@@ -54,31 +55,29 @@ def hello(c: Any, argv: list[bytes]) -> Any:
         if ver < 2 or ver > 3:
             raise RespError("NOPROTO unsupported protocol version")
         i = 2
-    user = pw = name = None
+    # each option takes effect as it is read, as Redis's: an AUTH or SETNAME
+    # before a bad option stays done
     while i < len(argv):
         opt = argv[i].upper()
         more = len(argv) - i - 1
         if opt == b"AUTH" and more >= 2:
-            user, pw = argv[i + 1], argv[i + 2]
+            if not check_password(c.srv, argv[i + 1], argv[i + 2]):
+                raise RespError(WRONGPASS)
+            c.authed = True
             i += 3
         elif opt == b"SETNAME" and more >= 1:
             name = argv[i + 1]
+            check_name(name)
+            c.name = name or None
             i += 2
         else:
             raise RespError(f"ERR Syntax error in HELLO option '{text(argv[i])}'")
-    if user is not None:
-        if not check_password(c.srv, user, pw):
-            raise RespError(WRONGPASS)
-        c.authed = True
     if not c.authed:
         raise RespError(
             "NOAUTH HELLO must be called with the client already authenticated, otherwise the "
             "HELLO AUTH <user> <pass> option can be used to authenticate the client and select "
             "the RESP protocol version at the same time"
         )
-    if name is not None:
-        check_name(name)
-        c.name = name or None
     if ver:
         c.resp = ver
         c.out.resp3 = ver == 3
@@ -97,6 +96,7 @@ def hello(c: Any, argv: list[bytes]) -> Any:
 def reset(c: Any, argv: list[bytes]) -> Any:
     # Redis's clearClientConnectionState
     c.discard_multi()
+    c.reply_mode &= ~(REPLY_OFF | REPLY_SKIP_NEXT)  # (a SKIP of this RESET stays)
     c.db = c.ks.dbs[0]  # back to db 0 (selectDb(c, 0))
     c.srv.pubsub.forget(c)
     c.srv.tracking.disable(c)

@@ -233,7 +233,7 @@ def command_list(c: Any, argv: list[bytes]) -> Any:
 
 
 def _int(b: bytes) -> Optional[int]:
-    if not re.fullmatch(rb"-?(0|[1-9][0-9]*)", b):
+    if not re.fullmatch(rb"0|-?[1-9][0-9]*", b):
         return None
     return int(b)
 
@@ -309,6 +309,8 @@ def _getkeys(c: Any, argv: list[bytes], with_flags: bool) -> Any:
         raise RespError("ERR Invalid number of arguments specified for command")
     keys = key_positions(cmd, args)
     if not keys:
+        if "no_mandatory_keys" in cmd.spec.flags:
+            return []  # (EVAL ... 0: no keys is a valid call)
         raise RespError("ERR Invalid arguments specified for command")
     if with_flags:
         return send(c, [[args[i], _statuses(flags)] for i, flags in keys])

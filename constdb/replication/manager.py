@@ -19,6 +19,7 @@ from constdb._core import keyspace, snapshot
 from constdb._core.clock import now_ms, uuid_limit
 from constdb._core.codec import RespError, Status
 from constdb._core.protocol import NO_REPLY
+from constdb.commands.common import int_arg, ms_timeout
 from constdb.functions import FunctionStore
 from constdb.replication import clocksync
 from constdb.replication.link import (
@@ -1319,16 +1320,8 @@ class Replication:
         return out
 
     def cmd_wait(self, client: Any, argv: list[bytes]) -> Any:
-        try:
-            need = int(argv[1])
-        except ValueError:
-            raise RespError("ERR value is not an integer or out of range")
-        try:
-            timeout = int(argv[2])
-        except ValueError:
-            raise RespError("ERR timeout is not an integer or out of range")
-        if timeout < 0:
-            raise RespError("ERR timeout is negative")
+        need = int_arg(argv[1])
+        timeout = ms_timeout(argv[2])
         target = client.last_write_uuid
         n = self.acked_count(target)
         if n >= need or client.in_multi:
