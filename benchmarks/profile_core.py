@@ -445,7 +445,12 @@ def stages(inc: dict, cmd: str, nreq: int) -> list[tuple[str, float]]:
     rfeed = _get(inc, "Reader_feed")
     # one pass (_fast_argv: framing, argv and the command cache) when the
     # request is plain and whole; else _scan frames it and _argv cuts argv
-    gets = _get(inc, "Reader_gets") + _get(inc, "Client__argv") + _get(inc, "Client__fast_argv")
+    gets = (
+        _get(inc, "Reader_gets")
+        + _get(inc, "Client__argv")
+        + _get(inc, "Client__fast_argv")
+        + _get(inc, "Client__fill")
+    )
     scan = _get(inc, "Client__scan")
     # execute (a name lookup) or run_cmd (the command known from the cache)
     exe = max(_get(inc, "Client_execute"), _get(inc, "Client_run_cmd"))
@@ -494,7 +499,7 @@ def stages(inc: dict, cmd: str, nreq: int) -> list[tuple[str, float]]:
     lookup = _get(inc, "Keyspace_lookup_r", "Keyspace_lookup") if cmd not in ("ping", "echo") else 0
     rows = [
         ("framing (_scan)", scan),
-        ("argv list + bytes (_fast_argv, or _argv, or hiredis feed+gets)", rfeed + gets),
+        ("argv list + bytes (_fill, or _argv, or hiredis feed+gets)", rfeed + gets),
         (
             "read loop rest (data_received/process, input copy, argv dealloc)",
             total - rfeed - gets - scan - exe - flush,

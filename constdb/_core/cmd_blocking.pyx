@@ -94,7 +94,7 @@ cdef inline bint _may_block(Client c) noexcept:
     """The running request is the blocking command itself, sent by a
     connected client (not one inside EXEC, nor a script's call, nor a client
     made without a connection): Redis's CLIENT_DENY_BLOCKING."""
-    return (c.ccmd is not None and (c.ccmd.flags & F_BLOCKING) != 0
+    return (c.rcmd is not None and (c.rcmd.flags & F_BLOCKING) != 0
             and c.transport is not None)
 
 
@@ -180,7 +180,7 @@ cdef int _pop_or_block(Client c, list keys, int64_t deadline, tuple params) exce
 def top_command(Client c):
     """The Command of the request the client sent that is running now (EXEC
     when a queued command runs): MONITOR refuses to run inside EXEC."""
-    return c.ccmd
+    return c.rcmd
 
 
 def serve(Client c, object key, tuple params):

@@ -1,3 +1,4 @@
+from cpython.object cimport PyObject
 from libc.stdint cimport int64_t, uint64_t
 
 from constdb._core.codec cimport WBuf, Writer
@@ -21,6 +22,9 @@ cdef enum:
     F_ALLOW_BUSY = 8192   # shown by COMMAND INFO only
     F_SUBCTX = 16384      # allowed to a RESP2 client in Pub/Sub mode (not a table flag)
 # (constdb/commands/table.py FLAG_BITS names these bits; a test checks they agree)
+
+cdef enum:
+    QMAX = 16             # requests parsed ahead at most (Client._fill)
 
 ctypedef int (*cmd_fn)(Client c, list argv) except -1
 
@@ -136,8 +140,19 @@ cdef class Client:
     cdef bytes cname                 # the last command name this client sent, as sent,
     cdef Command ccmd                # what it resolved to (pipelines repeat commands)
     cdef uint64_t cver               # Server.cmd_version when resolved
+    cdef Command rcmd                # the command of the request running (EXEC while
+    #                                  its queue runs; requests are parsed ahead of it)
     cdef uint64_t tmark              # mono_ns() at the end of the last command (or read start)
-    cdef list spare                  # an argv list to reuse, its items NULL (_fast_argv)
+    # requests parsed ahead (_fill): argv lists and their commands (owned
+    # references; a NULL command: look it up when it runs), where each ends
+    cdef PyObject* qargv[QMAX]
+    cdef PyObject* qcmd[QMAX]
+    cdef Py_ssize_t qend[QMAX]
+    cdef int qi                      # the next one to run
+    cdef int qn                      # how many there are
+    cdef uint64_t qver               # Server.cmd_version when parsed
+    cdef PyObject* lpool[QMAX]       # argv lists to reuse, their items NULL (owned)
+    cdef int lpn
     cdef public object subs          # its Pub/Sub subscriptions (constdb.pubsub.Subs), None: none
     cdef public object track         # CLIENT TRACKING settings (constdb.tracking.Track), None: off
     cdef public int reply_mode       # CLIENT REPLY bits (protocol.pyx R_OFF, R_SKIP_NEXT, R_SKIP)
@@ -151,7 +166,8 @@ cdef class Client:
     cdef int _run_cmd(self, Command cmd, list argv) except -1
     cdef int _reply_next(self) except -1
     cdef int _quiet(self, Py_ssize_t mark) except -1
-    cdef list _fast_argv(self, Py_ssize_t* endp, bint* hit)
+    cdef int _fill(self, int want) except -1
+    cdef void _drop_queue(self) noexcept
     cdef int call(self, Command cmd, list argv) except -1
     cdef int _tracked(self, Command cmd, list argv, object prev) except -1
     cdef int _slow(self, Command cmd, list argv, uint64_t usec) except -1

@@ -12,13 +12,13 @@ the positions the scanner validated, so no second parser can disagree with it.
 """
 
 import logging
+import sys
 import time
 
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize, PyBytes_GET_SIZE
 from cpython.dict cimport PyDict_GetItem
 from cpython.list cimport PyList_GET_SIZE, PyList_New, PyList_SET_ITEM
-from cpython.ref cimport Py_INCREF, Py_REFCNT, Py_XDECREF
-from cpython.sequence cimport PySequence_Fast_ITEMS
+from cpython.ref cimport Py_DECREF, Py_INCREF, Py_REFCNT, Py_XDECREF
 from cpython.object cimport PyObject
 from libc.stdint cimport int64_t, uint64_t
 from libc.stdlib cimport calloc, free
@@ -30,6 +30,7 @@ from constdb._core.clock cimport wall_ms
 from constdb._core.codec cimport WBuf, Writer, parse_i64
 from constdb._core.keyspace cimport Db, Keyspace
 from constdb._core.objects cimport CObj
+from constdb._core.pydict cimport cdb_dictkeys  # no-cython-lint (its C layout types, used in C below)
 
 from constdb._core.codec import RespError
 
@@ -494,19 +495,178 @@ def split_inline(bytes line):
 # ------------------------------------------------------------------ client ---
 
 cdef enum:
-    FAST_ARGS = 64                   # _fast_argv: requests of up to this many arguments
+    FAST_ARGS = 64                   # _fill: requests of up to this many arguments
+    QKEYS = 128                      # _fill: keys looked up ahead per fill (2 x FAST_ARGS)
 
 
-cdef inline void _clear_list(list lst) noexcept:
-    """Drop the items of lst, leaving NULL in their places (a list kept
-    private until its items are set again)."""
-    cdef PyObject** items = PySequence_Fast_ITEMS(lst)
-    cdef Py_ssize_t i
-    cdef PyObject* x
-    for i in range(PyList_GET_SIZE(lst)):
-        x = items[i]
-        items[i] = NULL
-        Py_XDECREF(x)
+# The keys of the requests parsed ahead (Client._fill) are found in the db's
+# dict before any of them runs, reading CPython's dict layout (3.11-3.12,
+# pydict.pxd) directly: first a prefetch of every key's index slot, then of every entry,
+# then of every stored key and value, then the probes, so the cache misses
+# of a pipeline's keys overlap instead of each request waiting for its own
+# (three dependent misses per key: index, entry, key object). An argv key
+# that is in the dict is the dict's own key object: every later probe of the
+# command (lookup, find, touched, settle ...) matches by identity, with no
+# bytes object made, hashed or compared. A key not there is a new bytes
+# object whose hash is already set. _check_layout verifies the layout once at
+# import; if it differs, keys are plain bytes objects, as before.
+cdef extern from *:
+    """
+    #include <Python.h>
+    /* (gcc 12 -O2 compiled the __builtin_prefetch calls below to nothing: an asm one stays) */
+    #if defined(__x86_64__) || defined(__i386__)
+    #define FE_PF(p) __asm__ volatile("prefetcht0 %0" :: "m"(*(const char*)(p)))
+    #else
+    #define FE_PF(p) __builtin_prefetch(p)
+    #endif
+    static int fe_ok = 0;
+
+    /* the keys table of a combined dict of general keys (bytes), else NULL */
+    static inline cdb_dictkeys* fe_keys(PyObject* d) {
+        cdb_dictkeys* k = ((cdb_dictobj*)d)->ma_keys;
+        if (!fe_ok || ((cdb_dictobj*)d)->ma_values != NULL || k->dk_kind != 0) return NULL;
+        return k;
+    }
+    static inline Py_ssize_t fe_ix(cdb_dictkeys* k, size_t i) {
+        switch (k->dk_log2_index_bytes - k->dk_log2_size) {
+        case 0: return ((int8_t*)k->dk_indices)[i];
+        case 1: return ((int16_t*)k->dk_indices)[i];
+        case 2: return ((int32_t*)k->dk_indices)[i];
+        default: return ((int64_t*)k->dk_indices)[i];
+        }
+    }
+    static inline cdb_dictentry* fe_ent(cdb_dictkeys* k, Py_ssize_t ix) {
+        return (cdb_dictentry*)(k->dk_indices + ((size_t)1 << k->dk_log2_index_bytes)) + ix;
+    }
+    static inline size_t fe_slot(cdb_dictkeys* k, Py_hash_t h) {
+        return (size_t)h & (((size_t)1 << k->dk_log2_size) - 1);
+    }
+    /* stage 1: the key's first index slot */
+    static inline void fe_prefetch_slot(PyObject* d, Py_hash_t h) {
+        cdb_dictkeys* k = fe_keys(d);
+        if (k != NULL)
+            FE_PF(k->dk_indices + (fe_slot(k, h) << (k->dk_log2_index_bytes - k->dk_log2_size)));
+    }
+    /* the entry the key's first index slot names, or NULL */
+    static inline cdb_dictentry* fe_first(PyObject* d, Py_hash_t h) {
+        cdb_dictkeys* k = fe_keys(d);
+        Py_ssize_t ix;
+        if (k == NULL) return NULL;
+        ix = fe_ix(k, fe_slot(k, h));
+        return ix >= 0 ? fe_ent(k, ix) : NULL;
+    }
+    /* stage 2: that entry */
+    static inline void fe_prefetch_entry(PyObject* d, Py_hash_t h) {
+        cdb_dictentry* e = fe_first(d, h);
+        if (e != NULL) {
+            FE_PF(e);
+            FE_PF((char*)(e + 1) - 1);
+        }
+    }
+    /* stage 3: the key and value objects of that entry, if its hash is the key's */
+    static inline void fe_prefetch_objs(PyObject* d, Py_hash_t h) {
+        cdb_dictentry* e = fe_first(d, h);
+        if (e != NULL && e->me_hash == h && e->me_key != NULL) {
+            FE_PF(e->me_key);
+            FE_PF((char*)e->me_key + 63);
+            if (e->me_value != NULL) {
+                FE_PF(e->me_value);
+                FE_PF((char*)e->me_value + 63);
+            }
+        }
+    }
+    /* the stored key equal to the n bytes at s (hash h), borrowed; NULL: none */
+    static PyObject* fe_find(PyObject* d, Py_hash_t h, const char* s, Py_ssize_t n) {
+        cdb_dictkeys* k = fe_keys(d);
+        size_t i, perturb = (size_t)h, mask;
+        Py_ssize_t ix;
+        if (k == NULL) return NULL;
+        mask = ((size_t)1 << k->dk_log2_size) - 1;
+        i = (size_t)h & mask;
+        for (;;) {
+            ix = fe_ix(k, i);
+            if (ix >= 0) {
+                cdb_dictentry* e = fe_ent(k, ix);
+                PyObject* key = e->me_key;
+                if (e->me_hash == h && key != NULL && PyBytes_CheckExact(key)
+                        && PyBytes_GET_SIZE(key) == n
+                        && memcmp(PyBytes_AS_STRING(key), s, (size_t)n) == 0)
+                    return key;
+            }
+            else if (ix == -1) {  /* DKIX_EMPTY (-2: a deleted entry, go on) */
+                return NULL;
+            }
+            perturb >>= 5;
+            i = mask & (i * 5 + perturb + 1);
+        }
+    }
+    /* a new bytes object of the n bytes at s, its hash h already set */
+    static PyObject* fe_bytes(const char* s, Py_ssize_t n, Py_hash_t h) {
+        PyObject* o = PyBytes_FromStringAndSize(s, n);
+        if (o != NULL && fe_ok) {
+    #pragma GCC diagnostic push
+    #pragma GCC diagnostic ignored "-Wdeprecated-declarations"
+            ((PyBytesObject*)o)->ob_shash = h;
+    #pragma GCC diagnostic pop
+        }
+        return o;
+    }
+    """
+    int fe_ok
+    void fe_prefetch_slot(object d, Py_hash_t h) noexcept
+    void fe_prefetch_entry(object d, Py_hash_t h) noexcept
+    void fe_prefetch_objs(object d, Py_hash_t h) noexcept
+    PyObject* fe_find(object d, Py_hash_t h, const char* s, Py_ssize_t n) noexcept
+    object fe_bytes(const char* s, Py_ssize_t n, Py_hash_t h)
+    Py_hash_t _Py_HashBytes(const void* s, Py_ssize_t n) noexcept
+
+
+cdef extern from "Python.h":
+    ctypedef struct PyListObject:
+        PyObject** ob_item
+    void PyObject_GC_UnTrack(object o)
+    object _steal "(PyObject*)"(PyObject* o)   # takes over a reference
+
+
+cdef dict _NO_KEYS = {}
+
+
+def _check_layout():
+    """fe_find agrees with the dict on keys there and not there, after
+    deletes, at each index width (1, 2 and 4 bytes), and _Py_HashBytes is
+    bytes' hash: else the keys of requests are made as plain bytes."""
+    global fe_ok
+    cdef PyObject* p
+    fe_ok = 0
+    if sys.version_info[:2] not in ((3, 11), (3, 12)):
+        return False
+    fe_ok = 1
+    for size in (5, 200, 50000):
+        d = {b"k%d" % i: i for i in range(size)}
+        for i in range(0, size, 3):
+            del d[b"k%d" % i]
+        stored = {x: x for x in d}
+        for i in range(size + 10):
+            kb = b"k%d" % i
+            if _Py_HashBytes(PyBytes_AS_STRING(kb), PyBytes_GET_SIZE(kb)) != hash(kb):
+                fe_ok = 0
+                return False
+            p = fe_find(d, hash(kb), PyBytes_AS_STRING(kb), PyBytes_GET_SIZE(kb))
+            if kb in d:
+                ok = p != NULL and <object>p is stored[kb]
+            else:
+                ok = p == NULL
+            if not ok:
+                fe_ok = 0
+                return False
+        kb = fe_bytes(b"k1", 2, _Py_HashBytes(b"k1", 2))
+        if hash(kb) != hash(b"k1") or d.get(kb) != d.get(b"k1"):
+            fe_ok = 0
+            return False
+    return True
+
+
+_check_layout()
 
 
 cdef inline Py_ssize_t _plain_len(const char* b, Py_ssize_t pos, Py_ssize_t total,
@@ -543,12 +703,72 @@ cdef inline Py_ssize_t _plain_len(const char* b, Py_ssize_t pos, Py_ssize_t tota
     return -1
 
 
+cdef inline void _clear_list(list lst) noexcept:
+    """Drop the items of lst, leaving NULL in their places (a list kept
+    private until its items are set again)."""
+    cdef PyObject** items = (<PyListObject*>lst).ob_item
+    cdef Py_ssize_t i
+    cdef PyObject* x
+    for i in range(PyList_GET_SIZE(lst)):
+        x = items[i]
+        items[i] = NULL
+        Py_XDECREF(x)
+
+
+cdef struct KeyRef:
+    Py_hash_t h                      # the key's hash
+    Py_ssize_t off                   # its bytes in ibuf
+    Py_ssize_t n
+    int req                          # its request in the queue
+    Py_ssize_t argi                  # and argument
+
+
 cdef enum:
     SCAN_INCOMPLETE = 0
     SCAN_RESP = 1
     SCAN_INLINE = 2
     SCAN_EMPTY = 3
     SCAN_ERROR = 4
+
+
+cdef inline list _argv_list(Client c, Py_ssize_t n):
+    """A list of n NULL items: one the last requests left (argv lists of a
+    pipeline are mostly of one size), else a new one. Never tracked by the
+    garbage collector (its items are bytes objects: no cycle), so the GC
+    never sees one while its items are NULL."""
+    cdef int i = c.lpn - 1
+    cdef PyObject* x
+    while i >= 0:
+        x = c.lpool[i]
+        if PyList_GET_SIZE(<list>x) == n:
+            c.lpn -= 1
+            c.lpool[i] = c.lpool[c.lpn]
+            c.lpool[c.lpn] = NULL
+            return <list>_steal(x)
+        i -= 1
+    out = PyList_New(n)
+    PyObject_GC_UnTrack(out)
+    return out
+
+
+cdef inline void _pool_list(Client c, list lst) noexcept:
+    """Keep lst (no one else holds it) for _argv_list. A full pool gives up
+    a list of another size (the pipeline's sizes changed)."""
+    cdef int i
+    cdef PyObject* x
+    _clear_list(lst)
+    if c.lpn == QMAX:
+        for i in range(QMAX):
+            x = c.lpool[i]
+            if PyList_GET_SIZE(<list>x) != PyList_GET_SIZE(lst):
+                Py_INCREF(lst)
+                c.lpool[i] = <PyObject*>lst
+                Py_DECREF(<object>x)
+                return
+        return
+    Py_INCREF(lst)
+    c.lpool[c.lpn] = <PyObject*>lst
+    c.lpn += 1
 
 
 cdef class Client:
@@ -599,9 +819,17 @@ cdef class Client:
         self.cname = None
         self.ccmd = None
         self.cver = 0
+        self.rcmd = None
         self.tmark = mono_ns()
-        self.spare = None
+        self.qi = 0
+        self.qn = 0
         self.aof_wait = False
+
+    def __dealloc__(self):
+        self._drop_queue()
+        while self.lpn:
+            self.lpn -= 1
+            Py_XDECREF(self.lpool[self.lpn])
 
     # ---- asyncio protocol ---------------------------------------------------
 
@@ -812,56 +1040,143 @@ cdef class Client:
         end[0] = pos
         return SCAN_RESP
 
-    cdef list _fast_argv(self, Py_ssize_t* endp, bint* hit):
-        """The argv of the multibulk request at ipos in one pass, when it is
-        all here and plain: at most FAST_ARGS arguments, lengths written as
-        plain decimals (no sign, no leading zero), within the limits. None
-        for anything else (not all here, a resumed scan, an error to report,
-        unusual lengths): _scan then frames it as before, so both agree on
-        every request this accepts. hit: argv[0] is the command name this
-        client sent last (argv[0] is then that same bytes object, ccmd what
-        it resolved to)."""
+    cdef int _fill(self, int want) except -1:
+        """Parse up to want requests at ipos ahead of running them (the
+        queue qargv/qcmd/qend), when each is all here and plain: at most
+        FAST_ARGS arguments, lengths written as plain decimals (no sign, no
+        leading zero), within the limits. It stops at anything else (not all
+        here, a resumed scan, an error to report, unusual lengths, an
+        inline request), which _scan then frames as before, so both agree on
+        every request this accepts. The command of each is resolved here
+        (the name this client sent last is its cached bytes object), and the
+        keys of all of them are found in the client's db together (see
+        fe_find above). Before AUTH one request at a time: AUTH changes the
+        limits of the next."""
         cdef const char* b = self.ibuf.buf
         cdef Py_ssize_t total = self.ibuf.len, pos = self.ipos, q
-        cdef int64_t count, blen, i
+        cdef int64_t count, blen, i, kpos, klast, kstep
         cdef Py_ssize_t maxbulk = self.srv.proto_max_bulk_len
+        cdef Server srv = self.srv
+        cdef KeyRef keys[QKEYS]
+        cdef int nk = 0, nk0, n = 0, j
+        cdef bint ok
         cdef list out
         cdef object item
-        cdef bytes cname = self.cname
+        cdef Command cmd
+        cdef bytes cname
+        cdef object d = self.db.d
+        cdef PyObject* p
+        if type(d) is not dict:
+            d = _NO_KEYS
         if self.spos > pos:
-            return None
-        q = _plain_len(b, pos, total, &count)
-        if q < 0 or count <= 0 or count > FAST_ARGS:
-            return None
+            return 0
         if not self.authed:
-            if count > NOAUTH_MBULK_MAX:
-                return None
+            want = 1
             if maxbulk > NOAUTH_BULK_MAX:
                 maxbulk = NOAUTH_BULK_MAX
-        pos = q
-        out = self.spare
-        if out is not None and PyList_GET_SIZE(out) == count:
-            self.spare = None       # (its items are NULL: process() cleared them)
-        else:
-            out = PyList_New(<Py_ssize_t>count)
-        for i in range(count):
-            if pos >= total or b[pos] != b'$':
-                return None
-            q = _plain_len(b, pos, total, &blen)
-            if q < 0 or blen > maxbulk or q + blen + 2 > total:
-                return None
-            if (i == 0 and cname is not None and blen == PyBytes_GET_SIZE(cname)
-                    and memcmp(b + q, PyBytes_AS_STRING(cname), <size_t>blen) == 0
-                    and self.cver == self.srv.cmd_version):
-                item = cname
-                hit[0] = True
+        if want > QMAX:
+            want = QMAX
+        while n < want:
+            if pos >= total or b[pos] != b'*':
+                break
+            q = _plain_len(b, pos, total, &count)
+            if q < 0 or count <= 0 or count > FAST_ARGS or nk + count > QKEYS:
+                break
+            if not self.authed and count > NOAUTH_MBULK_MAX:
+                break
+            pos = q
+            out = _argv_list(self, <Py_ssize_t>count)
+            cmd = None
+            kpos = 0
+            klast = 0
+            kstep = 1
+            nk0 = nk
+            ok = True
+            for i in range(count):
+                if pos >= total or b[pos] != b'$':
+                    ok = False
+                    break
+                q = _plain_len(b, pos, total, &blen)
+                if q < 0 or blen > maxbulk or q + blen + 2 > total:
+                    ok = False
+                    break
+                if i == 0:
+                    cname = self.cname
+                    if (cname is not None and blen == PyBytes_GET_SIZE(cname)
+                            and memcmp(b + q, PyBytes_AS_STRING(cname), <size_t>blen) == 0
+                            and self.cver == srv.cmd_version):
+                        item = cname
+                        cmd = self.ccmd
+                    else:
+                        item = PyBytes_FromStringAndSize(b + q, <Py_ssize_t>blen)
+                        cmd = srv.lookup_command(item)
+                        if cmd is not None:
+                            self.cname = <bytes>item
+                            self.ccmd = cmd
+                            self.cver = srv.cmd_version
+                    if cmd is not None and cmd.first_key > 0 and cmd.subcommands is None:
+                        # its keys: the legacy range of COMMAND INFO
+                        kpos = cmd.first_key
+                        klast = cmd.last_key if cmd.last_key >= 0 else count + cmd.last_key
+                        kstep = cmd.key_step if cmd.key_step > 0 else 1
+                elif i == kpos and i <= klast:
+                    # a key: made below, once every key of the batch is in flight
+                    keys[nk].h = _Py_HashBytes(b + q, <Py_ssize_t>blen)
+                    keys[nk].off = q
+                    keys[nk].n = <Py_ssize_t>blen
+                    keys[nk].req = n
+                    keys[nk].argi = <Py_ssize_t>i
+                    fe_prefetch_slot(d, keys[nk].h)
+                    nk += 1
+                    kpos += kstep
+                    pos = q + <Py_ssize_t>blen + 2
+                    continue
+                else:
+                    item = PyBytes_FromStringAndSize(b + q, <Py_ssize_t>blen)
+                Py_INCREF(item)
+                PyList_SET_ITEM(out, <Py_ssize_t>i, item)
+                pos = q + <Py_ssize_t>blen + 2
+            if not ok:
+                nk = nk0     # (out goes, with the NULL items it has)
+                break
+            Py_INCREF(out)
+            self.qargv[n] = <PyObject*>out
+            if cmd is not None:
+                Py_INCREF(cmd)
+                self.qcmd[n] = <PyObject*>cmd
             else:
-                item = PyBytes_FromStringAndSize(b + q, <Py_ssize_t>blen)
+                self.qcmd[n] = NULL
+            self.qend[n] = pos
+            n += 1
+        self.qi = 0
+        self.qn = n
+        self.qver = srv.cmd_version
+        if nk > 1:
+            for j in range(nk):
+                fe_prefetch_entry(d, keys[j].h)
+            for j in range(nk):
+                fe_prefetch_objs(d, keys[j].h)
+        for j in range(nk):
+            p = fe_find(d, keys[j].h, b + keys[j].off, keys[j].n)
+            if p != NULL:
+                item = <object>p
+            else:
+                item = fe_bytes(b + keys[j].off, keys[j].n, keys[j].h)
             Py_INCREF(item)
-            PyList_SET_ITEM(out, <Py_ssize_t>i, item)
-            pos = q + <Py_ssize_t>blen + 2
-        endp[0] = pos
-        return out
+            PyList_SET_ITEM(<list>self.qargv[keys[j].req], keys[j].argi, item)
+        return n
+
+    cdef void _drop_queue(self) noexcept:
+        """Forget the requests parsed ahead that did not run (they are
+        parsed again from ipos)."""
+        cdef int i
+        for i in range(self.qi, self.qn):
+            Py_XDECREF(self.qargv[i])
+            Py_XDECREF(self.qcmd[i])
+            self.qargv[i] = NULL
+            self.qcmd[i] = NULL
+        self.qi = 0
+        self.qn = 0
 
     cdef list _argv(self, Py_ssize_t pos):
         """The argv of the whole multibulk request _scan framed at pos."""
@@ -892,31 +1207,46 @@ cdef class Client:
         cdef int limit = self.srv.max_exec_per_round
         cdef Server srv = self.srv
         cdef object req
-        cdef bint hit
+        cdef PyObject* cp
+        cdef Command cmd
         self.need = 0
         self.tmark = mono_ns()
+        if self.qn:
+            self._drop_queue()
         while not self.closing and not self.paused and not self.blocked:
             if executed >= limit:
                 if self.ipos < self.ibuf.len:
                     self._schedule()
                 break
-            if self.ipos < self.ibuf.len and self.ibuf.buf[self.ipos] == b'*':
-                hit = False
-                req = self._fast_argv(&end, &hit)
-                if req is not None:
-                    self.ipos = end
-                    if hit:
-                        self.run_cmd(self.ccmd, <list>req)
+            if self.qi == self.qn and self.ipos < self.ibuf.len \
+                    and self.ibuf.buf[self.ipos] == b'*':
+                self._fill(limit - executed)
+            if self.qi < self.qn:
+                # the next request parsed ahead: taken out of the queue first
+                req = <object>self.qargv[self.qi]
+                Py_DECREF(req)
+                cp = self.qcmd[self.qi]
+                self.qargv[self.qi] = NULL
+                self.qcmd[self.qi] = NULL
+                self.ipos = self.qend[self.qi]
+                self.qi += 1
+                if cp != NULL:
+                    cmd = <Command>cp
+                    Py_DECREF(cmd)
+                    if self.qver == srv.cmd_version:
+                        self.run_cmd(cmd, <list>req)
                     else:
                         self.execute(<list>req)
-                    executed += 1
-                    if Py_REFCNT(req) == 1:
-                        # nothing kept the list (MULTI queues it): reuse it
-                        # for the next request of as many arguments
-                        _clear_list(<list>req)
-                        self.spare = <list>req
-                    req = None
-                    continue
+                    cmd = None
+                else:
+                    self.execute(<list>req)
+                executed += 1
+                if Py_REFCNT(req) == 1:
+                    # nothing kept the list (MULTI queues it): reused for a
+                    # later request of as many arguments
+                    _pool_list(self, <list>req)
+                req = None
+                continue
             kind = self._scan(&start, &end)
             if kind == SCAN_RESP:
                 req = self._argv(start)
@@ -942,6 +1272,8 @@ cdef class Client:
                 continue
             self.execute(<list>req)
             executed += 1
+        if self.qn:
+            self._drop_queue()
         # drop consumed input; the unread rest is moved to the front only when
         # it is no longer than what was consumed, so a long pipeline run in
         # rounds of max_exec_per_round is not copied once per round
@@ -1074,6 +1406,7 @@ cdef class Client:
     cdef int _run_cmd(self, Command cmd, list argv) except -1:
         cdef Py_ssize_t argc = PyList_GET_SIZE(argv)
         cdef PyObject* p
+        self.rcmd = cmd
         if cmd.subcommands is not None and argc >= 2:
             p = PyDict_GetItem(cmd.subcommands, (<bytes>argv[1]).lower())
             if p == NULL:
