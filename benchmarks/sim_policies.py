@@ -62,16 +62,16 @@ DESIGNS = {
         "missadd": 2,
     },
     # what constdb/_core/evict.pyx implements (kept in step with it): a FIFO
-    # window of 10% of the keys, a sketch of width 4 x the keys held halved
-    # every 10 x, the victim the least frequent (then idlest) of Redis's
+    # window of 10% of the keys, a sketch of width 8 x the keys held halved
+    # every 20 x, the victim the least frequent (then idlest) of Redis's
     # pool, a victim quiet for longer than 0.25 x the sketch's period / its
     # frequency is let go
     "constdb": {
         "win": 0.10,
         "main": "sampled",
         "wfifo": True,
-        "width": 4,
-        "period": 10,
+        "width": 8,
+        "period": 20,
         "vfreq": 1,
         "stale": 0.25,
     },

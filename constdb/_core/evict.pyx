@@ -148,8 +148,8 @@ cdef class Evictor:
         # bench_cache.py's workloads (its design "constdb"; README "A cache
         # under maxmemory")
         self.win_pct = 10.0
-        self.sk_width = 4.0
-        self.sk_period = 10.0
+        self.sk_width = 8.0
+        self.sk_period = 20.0
         self.victim_lfu = True
         self.admit_ties = False
         self.stale = 0.25
