@@ -79,6 +79,18 @@ def workload(name: str, a, seed: int = 7) -> list[bytes]:
     return keys
 
 
+def workload_args(ap: argparse.ArgumentParser) -> None:
+    """The request sequences' options (also benchmarks/sim_policies.py's)."""
+    ap.add_argument("--requests", type=int, default=3_000_000)
+    ap.add_argument("--universe", type=int, default=2_000_000)
+    ap.add_argument("--s", type=float, default=0.99)
+    ap.add_argument("--scan-every", type=int, default=200_000)
+    ap.add_argument("--scan-len", type=int, default=100_000)
+    ap.add_argument("--shift-every", type=int, default=500_000)
+    ap.add_argument("--shift-by", type=int, default=100_000)
+    ap.add_argument("--workloads", default="zipf,scan,shift")
+
+
 def run(srv, keys: list[bytes]) -> dict:
     c = srv.client()
     half = len(keys) // 2
@@ -160,14 +172,7 @@ def main() -> int:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     ap.add_argument("--maxmemory", default="64mb")
-    ap.add_argument("--requests", type=int, default=3_000_000)
-    ap.add_argument("--universe", type=int, default=2_000_000)
-    ap.add_argument("--s", type=float, default=0.99)
-    ap.add_argument("--scan-every", type=int, default=200_000)
-    ap.add_argument("--scan-len", type=int, default=100_000)
-    ap.add_argument("--shift-every", type=int, default=500_000)
-    ap.add_argument("--shift-by", type=int, default=100_000)
-    ap.add_argument("--workloads", default="zipf,scan,shift")
+    workload_args(ap)
     ap.add_argument("--policies", default="allkeys-lru,allkeys-lfu")
     ap.add_argument("--ours", default="allkeys-wtinylfu", help="ConstDB-only policies")
     ap.add_argument("--modes", default="memory", help="memory (equal maxmemory), keys")

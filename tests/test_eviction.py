@@ -297,6 +297,68 @@ def test_allkeys_policies_keep_the_hot_keys(lone, policy):
     assert keys_with(c, "hot") >= 90
 
 
+def read_through(c: redis.Redis, keys: list[str]) -> int:
+    """GET each key, SET the misses (bench_cache.py's client): the hits."""
+    p = c.pipeline(transaction=False)
+    for k in keys:
+        p.get(k)
+    got = p.execute()
+    p = c.pipeline(transaction=False)
+    for k, v in zip(keys, got):
+        if v is None:
+            p.set(k, VAL)
+    p.execute()
+    return sum(v is not None for v in got)
+
+
+@pytest.mark.parametrize("policy", ["allkeys-lru", "allkeys-wtinylfu"])
+def test_wtinylfu_a_scan_of_one_hit_keys_keeps_the_hot_set(lone, policy):
+    # a hot set read a few times, then a one-pass scan of 5x the cache's
+    # keys, never read again: LRU keeps the scan's tail, W-TinyLFU rejects
+    # the scan's keys (each seen once) at the window's exit
+    c = lone
+    c.config_set("maxmemory-policy", policy)
+    fill(c, "hot", 200)
+    fill(c, "cold", 800)
+    limit_at(c, 0)
+    fill(c, "warm", 50)  # the first eviction (W-TinyLFU sizes its sketch for the keys held)
+    for _ in range(6):
+        got = read_through(c, [f"hot{i}" for i in range(200)])
+    assert got == 200
+    for r in range(10):
+        fill(c, "scan", 500, start=r * 500)
+    assert c.info("stats")["evicted_keys"] >= 4500
+    hot = keys_with(c, "hot")
+    if policy == "allkeys-lru":
+        assert hot <= 20  # (the contrast: the scan flushes an LRU cache)
+    else:
+        assert hot >= 180
+
+
+def test_wtinylfu_a_moved_hot_set_takes_over(lone):
+    # the cache full of a hot set A read often; then A goes quiet and a new
+    # hot set B of as many keys is read through: B's keys win their duels
+    # once A's counts are older than their frequency explains (or halved),
+    # within a bounded number of requests
+    c = lone
+    c.config_set("maxmemory-policy", "allkeys-wtinylfu")
+    a = [f"a{i}" for i in range(800)]
+    b = [f"b{i}" for i in range(800)]
+    fill(c, "a", 800)
+    limit_at(c, 0)
+    fill(c, "warm", 50)
+    for _ in range(8):
+        read_through(c, a)
+    rounds = []
+    for _ in range(12):
+        rounds.append(read_through(c, b) / len(b))
+        if rounds[-1] >= 0.9:
+            break
+    # 12 rounds: 9600 requests, about 10 x the cache's keys
+    assert rounds[-1] >= 0.9, rounds
+    assert keys_with(c, "a") <= 200
+
+
 def test_allkeys_random_evicts_any_key(lone):
     c = lone
     c.config_set("maxmemory-policy", "allkeys-random")

@@ -19,7 +19,7 @@ from constdb._core.backlog cimport Backlog
 from posix.time cimport CLOCK_MONOTONIC, clock_gettime, timespec
 from constdb._core.keyspace cimport N_EVICTED, Db, Keyspace, lfu_decr, notify
 from constdb._core.objects cimport CObj, TTLReg
-from constdb._core.sketch cimport sk_free, sk_freq, sk_init
+from constdb._core.sketch cimport sk_free, sk_freq, sk_grow
 
 
 POLICIES = {
@@ -128,6 +128,15 @@ cdef object _sample_one(dict d):
     return None
 
 
+cdef inline Py_ssize_t _held(Keyspace ks) except -1:
+    # the keys of every db (Keyspace.dbsize in C)
+    cdef Py_ssize_t n = 0, i
+    cdef list dbs = ks.dbs
+    for i in range(len(dbs)):
+        n += len((<Db>dbs[i]).d)
+    return n
+
+
 cdef class Evictor:
     def __init__(self, Keyspace ks):
         self.ks = ks
@@ -135,14 +144,15 @@ cdef class Evictor:
         self.pool_db = [None] * POOL
         self.pool_n = 0
         self.win_max = WIN_MIN
-        # W-TinyLFU's parameters (chosen on bench_cache.py's workloads:
-        # README "A cache under maxmemory")
-        self.win_pct = 1.0
-        self.sk_width = 2.0
-        self.sk_period = 10.0
-        self.victim_lfu = False
+        # W-TinyLFU's parameters, chosen with benchmarks/sim_policies.py on
+        # bench_cache.py's workloads (its design "constdb"; README "A cache
+        # under maxmemory")
+        self.win_pct = 10.0
+        self.sk_width = 8.0
+        self.sk_period = 20.0
+        self.victim_lfu = True
         self.admit_ties = False
-        self.stale = 1.0
+        self.stale = 0.25
         self.rate = 0.0
         self.rate_ms = 0
         self.rate_reads = 0
@@ -177,29 +187,48 @@ cdef class Evictor:
 
     def set_limit(self, int64_t other):
         """ds_limit from maxmemory: evict once the data set passes
-        maxmemory x (1 - margin%) minus other (backlog, clients, sketch)."""
+        maxmemory x (1 - margin%) minus other (backlog, clients, sketch).
+        allkeys-wtinylfu: the sketch follows the keys the limit holds (the
+        cron calls this)."""
+        cdef Keyspace ks = self.ks
         cdef int64_t lim
+        cdef Py_ssize_t held = _held(ks)
+        cdef double fit = held
         if self.maxmemory <= 0:
-            self.ks.ds_limit = INT64_MAX
-            return
-        # noeviction refuses writes only past maxmemory itself, as Redis
-        lim = <int64_t>(self.maxmemory * (1.0 - (0 if self.kind == P_NOEVICTION else
-                                                 self.margin) / 100.0)) - other
-        self.ks.ds_limit = lim if lim > -1 else -1
+            ks.ds_limit = INT64_MAX
+        else:
+            # noeviction refuses writes only past maxmemory itself, as Redis
+            lim = <int64_t>(self.maxmemory * (1.0 - (0 if self.kind == P_NOEVICTION else
+                                                     self.margin) / 100.0)) - other
+            ks.ds_limit = lim if lim > -1 else -1
+            if held >= 1024 and ks.mem_ds > 0 and lim > ks.mem_ds:
+                # while the cache fills: the keys that will fit at today's
+                # bytes per key, up to 8x the keys held (the sketch grows in
+                # a few steps, not by every quarter)
+                fit = <double>lim * held / ks.mem_ds
+                if fit > 8.0 * held:
+                    fit = 8.0 * held
+        if self.kind == P_WTINYLFU and fit > 1.25 * self.sk_keys:
+            self._size_sketch(<Py_ssize_t>fit)
 
     def sketch_bytes(self):
-        """The sketch's counters and the window ring with its filter."""
+        """The sketch's counters and the window ring (a key and a Db slot
+        an entry) with its filter (4 bytes an entry)."""
         cdef Keyspace ks = self.ks
         if ks.evict_mode != 2 or ks.sk.c == NULL:
             return 0
-        return 2 * (ks.sk.mask + 1) + 9 * (0 if ks.win is None else len(ks.win))
+        return 2 * (ks.sk.mask + 1) + 20 * (0 if ks.win is None else len(ks.win))
 
     cdef int _size_sketch(self, Py_ssize_t nkeys) except -1:
-        # width: a power of two >= SK_WIDTH x the keys held; the counters
-        # are halved after SK_PERIOD x the keys held increments
+        # width: a power of two >= sk_width x the keys held; the counters
+        # are halved after sk_period x the keys held increments. A sketch
+        # that grows at most 4x keeps its counts (sk_grow); more, and the
+        # small one's collisions would be copied over: it starts afresh
         cdef Keyspace ks = self.ks
         cdef uint64_t n = <uint64_t>nkeys if nkeys > 1024 else 1024
-        if sk_init(&ks.sk, <uint64_t>(n * self.sk_width)) < 0:
+        if ks.sk.c != NULL and <uint64_t>(n * self.sk_width) > 4 * (ks.sk.mask + 1):
+            sk_free(&ks.sk)
+        if sk_grow(&ks.sk, <uint64_t>(n * self.sk_width)) < 0:
             raise MemoryError()
         ks.sk.period = <uint64_t>(n * self.sk_period)
         self.sk_keys = n
@@ -347,7 +376,7 @@ cdef class Evictor:
                     <double>(ks.now - self.rate_ms)
             self.rate_ms = ks.now
             self.rate_reads = reads
-        nkeys = ks.dbsize()
+        nkeys = _held(ks)
         self.win_max = <Py_ssize_t>(nkeys * self.win_pct / 100.0)
         if self.win_max < WIN_MIN:
             self.win_max = WIN_MIN
@@ -403,8 +432,6 @@ cdef class Evictor:
             return 0
         if self.kind == P_NOEVICTION:
             return 1
-        if self.kind == P_WTINYLFU and <uint64_t>ks.dbsize() > 2 * self.sk_keys:
-            self._size_sketch(ks.dbsize())
         t0 = mono_ns()
         # Redis's evictionTimeLimitUs: 50 us x tenacity up to 10, growing
         # 15% a step above it, unlimited at 100

@@ -108,10 +108,12 @@ cdef class Keyspace:
     cdef public int lfu_decay_time
     cdef public uint64_t evicted_keys
     cdef Sketch sk                # W-TinyLFU's frequency sketch (evict_mode 2)
-    # W-TinyLFU's admission window (evict.pyx): a ring of the newest keys,
-    # oldest at win_head; win_cf counts the keys in it by hash slot (the
-    # sampler skips a key whose slot is non-zero: rarely a key outside it)
+    # W-TinyLFU's admission window (evict.pyx): a ring of the newest keys
+    # (win) and their databases (win_db), oldest at win_head; win_cf counts
+    # the keys in it by hash slot (the sampler skips a key whose slot is
+    # non-zero: rarely a key outside it)
     cdef list win                 # None: off
+    cdef list win_db
     cdef Py_ssize_t win_head
     cdef public Py_ssize_t win_n
     cdef uint8_t* win_cf
@@ -148,7 +150,7 @@ cdef class Keyspace:
     cdef int settle(self, object key, CObj o) except -1
     cdef int _settle(self, object key, CObj o) except -1
     cdef CObj find(self, object key, int t, bint create)
-    cdef int win_push(self, object key) except -1
+    cdef int win_push(self, Db db, object key) except -1
     cdef object win_pop(self)
     cdef bint in_win(self, object key) noexcept
     cdef list objects_of(self, object key)

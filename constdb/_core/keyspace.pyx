@@ -408,6 +408,26 @@ cdef inline void _new_access(Keyspace ks, CObj o) noexcept:
         o.lru = <uint32_t>ks.now
 
 
+cdef inline CObj _lookup(Keyspace ks, object key, bint read):
+    # Keyspace.lookup / lookup_r
+    cdef PyObject* p = PyDict_GetItemWithError(ks.d, key)
+    cdef CObj o
+    if ks.evict_mode == 2 and not ks.no_touch and (p != NULL or not read):
+        # W-TinyLFU's sketch counts a request once: a hit, or a write to a
+        # missing key (not the read miss before it: a read-through client's
+        # GET then SET count one)
+        sk_add(&ks.sk, <uint64_t>PyObject_Hash(key))
+    if p == NULL:
+        return None
+    o = <CObj>p
+    if o.ttl is not None and ks.is_expired(o):
+        ks.expire_key(key)
+        return None
+    if not ks.no_touch:  # CLIENT NO-TOUCH
+        _access(ks, o)
+    return o
+
+
 # --------------------------------------------------------------- keyspace ----
 
 class RecordError(ValueError):
@@ -501,7 +521,7 @@ cdef class Keyspace:
             self.win_cf = NULL
         self.win_head = self.win_n = 0
         if cap <= 0:
-            self.win = None
+            self.win = self.win_db = None
             return
         while m < <uint64_t>(4 * cap):
             m <<= 1
@@ -510,8 +530,9 @@ cdef class Keyspace:
             raise MemoryError()
         self.win_cmask = m - 1
         self.win = [None] * cap
-        for key in keep[-cap:]:
-            self.win_push(key)
+        self.win_db = [None] * cap
+        for dk in keep[-cap:]:
+            self.win_push(<Db>dk[0], dk[1])
 
     def win_len(self):
         return self.win_n
@@ -519,8 +540,8 @@ cdef class Keyspace:
     def win_cap(self):
         return 0 if self.win is None else len(self.win)
 
-    cdef int win_push(self, object key) except -1:
-        # key: (Db, key) (numbered databases; the filter counts the key's hash)
+    cdef int win_push(self, Db db, object key) except -1:
+        # (the filter counts the key's hash)
         cdef Py_ssize_t cap = len(self.win), i
         cdef uint64_t s
         if self.win_n == cap:
@@ -529,7 +550,8 @@ cdef class Keyspace:
         if i >= cap:
             i -= cap
         self.win[i] = key
-        s = (<uint64_t>PyObject_Hash((<tuple>key)[1]) * 0x9E3779B97F4A7C15ULL) >> 32
+        self.win_db[i] = db
+        s = (<uint64_t>PyObject_Hash(key) * 0x9E3779B97F4A7C15ULL) >> 32
         if self.win_cf[s & self.win_cmask] < 255:
             self.win_cf[s & self.win_cmask] += 1
         self.win_n += 1
@@ -537,20 +559,22 @@ cdef class Keyspace:
 
     cdef object win_pop(self):
         """The oldest (Db, key) of the window (None: empty)."""
-        cdef object key
+        cdef object key, db
         cdef uint64_t s
         if self.win_n == 0:
             return None
         key = self.win[self.win_head]
+        db = self.win_db[self.win_head]
         self.win[self.win_head] = None
+        self.win_db[self.win_head] = None
         self.win_head += 1
         if self.win_head == len(self.win):
             self.win_head = 0
         self.win_n -= 1
-        s = (<uint64_t>PyObject_Hash((<tuple>key)[1]) * 0x9E3779B97F4A7C15ULL) >> 32
+        s = (<uint64_t>PyObject_Hash(key) * 0x9E3779B97F4A7C15ULL) >> 32
         if 0 < self.win_cf[s & self.win_cmask] < 255:
             self.win_cf[s & self.win_cmask] -= 1
-        return key
+        return (db, key)
 
     cdef bint in_win(self, object key) noexcept:
         cdef uint64_t s
@@ -788,23 +812,11 @@ cdef class Keyspace:
     cdef CObj lookup(self, object key):
         """The visible object of key, or None; an expired key is deleted here
         (a normal DEL effect, docs/crdt.md section 6)."""
-        cdef PyObject* p = PyDict_GetItemWithError(self.d, key)
-        cdef CObj o
-        if self.evict_mode == 2 and not self.no_touch:
-            sk_add(&self.sk, <uint64_t>PyObject_Hash(key))
-        if p == NULL:
-            return None
-        o = <CObj>p
-        if o.ttl is not None and self.is_expired(o):
-            self.expire_key(key)
-            return None
-        if not self.no_touch:  # CLIENT NO-TOUCH
-            _access(self, o)
-        return o
+        return _lookup(self, key, False)
 
     cdef CObj lookup_r(self, object key):
         """lookup() for read commands: counts keyspace hits and misses."""
-        cdef CObj o = self.lookup(key)
+        cdef CObj o = _lookup(self, key, True)
         if o is None:
             self.misses += 1
             notify(self, N_KEYMISS, b"keymiss", key)
@@ -916,7 +928,7 @@ cdef class Keyspace:
                 # whose access clock is an old one): a new key's clock or LFU_INIT_VAL
                 _new_access(self, o)
                 if self.win is not None:
-                    self.win_push((self.cur, key))
+                    self.win_push(self.cur, key)
         elif o.msz:
             _mem_drop(self, o)
         return 0

@@ -41,6 +41,34 @@ cdef inline int sk_init(Sketch* s, uint64_t width) noexcept nogil:
     return 0
 
 
+cdef inline int sk_grow(Sketch* s, uint64_t width) noexcept nogil:
+    # a wider sketch keeping every key's estimate: a row's new counter j
+    # starts as the old counter j & old mask (a key's index's low bits are
+    # its old index), so the minimum over the rows is what it was
+    cdef uint64_t w = s.mask + 1, nw = w, r, j, i, o
+    cdef uint8_t* c
+    cdef int v
+    if s.c == NULL:
+        return sk_init(s, width)
+    while nw < width:
+        nw <<= 1
+    if nw == w:
+        return 0
+    c = <uint8_t*>calloc(2 * nw, 1)
+    if c == NULL:
+        return -1
+    for r in range(4):
+        for j in range(nw):
+            o = r * w + (j & s.mask)
+            v = _sk_get(s.c, o)
+            i = r * nw + j
+            c[i >> 1] |= <uint8_t>(v << ((i & 1) << 2))
+    free(s.c)
+    s.c = c
+    s.mask = nw - 1
+    return 0
+
+
 cdef inline void sk_free(Sketch* s) noexcept nogil:
     if s.c != NULL:
         free(s.c)
