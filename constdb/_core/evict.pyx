@@ -18,6 +18,7 @@ from libc.stdint cimport INT64_MAX, int64_t, uint32_t, uint64_t
 from constdb._core.backlog cimport Backlog
 from posix.time cimport CLOCK_MONOTONIC, clock_gettime, timespec
 from constdb._core.keyspace cimport N_EVICTED, Db, Keyspace, lfu_decr, notify
+from constdb._core.pydict cimport cdb_dictkeys  # no-cython-lint (its C types)
 from constdb._core.objects cimport CObj, TTLReg
 from constdb._core.sketch cimport sk_free, sk_freq, sk_grow
 
@@ -54,20 +55,10 @@ cdef inline uint64_t _rand() noexcept:
 # A random key of a dict: a random slot of its entry table, read directly
 # (CPython 3.11-3.12 layout; checked once at import against a known dict,
 # else PyDict_Next from a random position, which walks runs of deleted
-# slots). A deleted slot is retried at another random slot.
+# slots). A deleted slot is retried at another random slot. The layout's
+# types come from pydict.pxd.
 cdef extern from *:
     """
-    #include <Python.h>
-    typedef struct {
-        Py_ssize_t dk_refcnt; uint8_t dk_log2_size; uint8_t dk_log2_index_bytes;
-        uint8_t dk_kind; uint32_t dk_version; Py_ssize_t dk_usable;
-        Py_ssize_t dk_nentries; char dk_indices[];
-    } cdb_dictkeys;
-    typedef struct { Py_hash_t me_hash; PyObject *me_key; PyObject *me_value; } cdb_dictentry;
-    typedef struct {
-        PyObject_HEAD Py_ssize_t ma_used; uint64_t ma_version_tag;
-        cdb_dictkeys *ma_keys; PyObject **ma_values;
-    } cdb_dictobj;
     static Py_ssize_t cdb_nentries(PyObject* d) {
         cdb_dictobj* o = (cdb_dictobj*)d;
         if (o->ma_values != NULL || o->ma_keys->dk_kind != 0) return -1;
