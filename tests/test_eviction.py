@@ -350,11 +350,12 @@ def test_wtinylfu_a_moved_hot_set_takes_over(lone):
     for _ in range(8):
         read_through(c, a)
     rounds = []
-    for _ in range(12):
+    for _ in range(24):
         rounds.append(read_through(c, b) / len(b))
         if rounds[-1] >= 0.9:
             break
-    # 12 rounds: 9600 requests, about 10 x the cache's keys
+    # 24 rounds: 19200 requests, about 20 x the cache's keys (it usually
+    # takes 5-12: the stale rule reads idle time, so the count varies)
     assert rounds[-1] >= 0.9, rounds
     assert keys_with(c, "a") <= 200
 
