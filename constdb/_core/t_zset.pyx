@@ -900,8 +900,10 @@ cdef int _remove_all(Keyspace ks, ZSetObj o, dict bulk, list ind, uint64_t u,
 
 
 cdef inline bint _same(double a, double b) noexcept:
-    # a counter sum the register write observed contributes nothing, even when
-    # increments of +inf and -inf left it at NaN (or at an infinity)
+    # a counter sum the register write observed contributes nothing, even an
+    # infinite one (a peer's huge finite increments). No sum is NaN (an
+    # infinite increment is a ZADD, emit_zincr; loads and peers refuse NaN):
+    # the isnan is a guard only
     return a == b or (isnan(a) and isnan(b))
 
 
