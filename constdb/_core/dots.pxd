@@ -41,5 +41,6 @@ cdef list _read_dots(Reader r)
 cdef int _put_obs(Writer w, list obs) except -1
 cdef list _read_obs(Reader r)
 cdef int _skip_n(Reader r, Py_ssize_t size, uint64_t u) except -1
+cdef int _check_obs(Reader r, uint64_t u) except -1
 cdef int _check_ts(uint64_t x, uint64_t u) except -1
 cdef TTLReg _ttl_of(CObj o)

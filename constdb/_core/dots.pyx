@@ -9,7 +9,9 @@ list of them when concurrent adds left several.
 from libc.stdint cimport int64_t, uint64_t
 
 from constdb._core.codec cimport Reader, Writer
-from constdb._core.objects cimport CObj, Dot, StrObj, TTLReg, new_dot, ts_gt
+from constdb._core.objects cimport (
+    CObj, Dot, StrObj, TTLReg, check_float_bits, cnt_is_float, new_dot, ts_gt,
+)
 
 
 cdef object _ent_remove(object ent, list dots):
@@ -146,6 +148,22 @@ cdef int _skip_n(Reader r, Py_ssize_t size, uint64_t u) except -1:
         raise ValueError("bad count")
     for _i in range(n):
         r.pos += size - 8
+        _check_ts(r.u64(), u)
+    return 0
+
+
+cdef int _check_obs(Reader r, uint64_t u) except -1:
+    """_skip_n of a peer's observed counters (node, sum, last), each float
+    entry's total checked too: a finite double (docs/crdt.md section 3.7)."""
+    cdef uint64_t n = r.varint(), _i, node
+    if n > <uint64_t>(r.end - r.pos) // 24:
+        raise ValueError("bad count")
+    for _i in range(n):
+        node = r.u64()
+        if cnt_is_float(node):
+            check_float_bits(r.i64())
+        else:
+            r.pos += 8
         _check_ts(r.u64(), u)
     return 0
 

@@ -27,13 +27,14 @@ in Keyspace.dead rather than going.
 from cpython.dict cimport PyDict_GetItem, PyDict_GetItemWithError
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_GET_SIZE
 from cpython.object cimport PyObject
+from libc.math cimport isfinite
 from libc.stdint cimport int64_t, uint8_t, uint64_t
 from libc.string cimport memcpy
 
 from constdb._core.codec cimport Reader, Writer, put_u64_at, put_varint_at, varint_len
 from constdb._core.dots cimport (
     _bump, _ent_add, _ent_dots, _ent_dots_raw, _ent_max, _ent_remove, _put_dots, _put_obs,
-    _read_dots, _read_obs, _skip_n,
+    _check_obs, _read_dots, _read_obs, _skip_n,
 )
 from constdb._core.keyspace cimport (
     Keyspace, TypeOps, _emptied, _ttl_write, obj_live, register_type_ops,
@@ -362,13 +363,16 @@ cdef int emit_hfincr(Keyspace ks, object key, object field, object val,
             p = PyDict_GetItem((<HCnt>p).cnt, float_key(ks.node_id))
             if p != NULL:
                 total = float_total((<CntEntry>p).sum)
-    bits = float_bits(total + by)
-    _hfcnt_on(ks, key, o, field, bits, u, ks.node_id)
-    w = ks.bl.begin(OP_HFCNT, u)
-    w.put_bytes(key)
-    w.put_bytes(field)
-    w.put_i64(bits)
-    ks.bl.end()
+    if isfinite(<double>(total + by)):
+        bits = float_bits(total + by)
+        _hfcnt_on(ks, key, o, field, bits, u, ks.node_id)
+        w = ks.bl.begin(OP_HFCNT, u)
+        w.put_bytes(key)
+        w.put_bytes(field)
+        w.put_i64(bits)
+        ks.bl.end()
+    # (else a total past the doubles, which a peer refuses: the field's write
+    # alone, as HSET of val, docs/crdt.md section 3.7)
     # (the field has counters now: this is an HSETC). The hash is found again,
     # as a peer applying the HSETC finds it: with no field yet it went to
     # Keyspace.dead, and coming back it takes the key's TTL register
@@ -410,7 +414,7 @@ cdef int _check(uint8_t op, uint64_t u, Reader r) except -1:
         r.bytes_()
         _skip_n(r, 16, u)
         if op == OP_HSETC:
-            _skip_n(r, 24, u)
+            _check_obs(r, u)
     elif op == OP_HREM:
         r.bytes_()
         _skip_n(r, 16, u)
@@ -431,7 +435,7 @@ cdef int _check(uint8_t op, uint64_t u, Reader r) except -1:
         if create > 1:
             raise ValueError("bad hash counter create flag %d" % create)
         if create:
-            _skip_n(r, 24, u)
+            _check_obs(r, u)
     return 0
 
 

@@ -13,6 +13,7 @@ older concurrent SET still loses. Every change goes through `_reg_on` or
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_GET_SIZE
 from cpython.dict cimport PyDict_GetItem, PyDict_GetItemWithError
 from cpython.object cimport PyObject
+from libc.math cimport isfinite
 from libc.stdint cimport int64_t, uint8_t, uint64_t
 from libc.string cimport memcpy
 
@@ -26,7 +27,7 @@ from constdb._core.objects cimport (
     float_bits, float_key, float_total, new_str, sv_get, sv_none, sv_plain, sv_raw, sv_set,
     ts_gt, with_floats,
 )
-from constdb._core.dots cimport _skip_n, _ttlreg
+from constdb._core.dots cimport _check_obs, _ttlreg
 from constdb._core.ops cimport OP_BITS, OP_CNT, OP_FCNT, OP_REG
 from constdb._core.bitval cimport (
     BitVal, bits_apply, bits_check, bits_decode, bits_describe, bits_encode, bits_filter,
@@ -426,13 +427,16 @@ cdef int emit_fincr(Keyspace ks, object key, StrObj o, object val, long double b
     e = _str_cnt(o, float_key(ks.node_id), False)
     if e is not None:
         total = float_total(e.sum)
-    bits = float_bits(total + by)
-    _fcnt_on(ks, key, o, bits, u, ks.node_id, False)
-    w = ks.bl.reserve(OP_FCNT, u, varint_len(<uint64_t>klen) + klen + 8)
-    w = put_varint_at(w, <uint64_t>klen)
-    memcpy(w, PyBytes_AS_STRING(key), klen)
-    memcpy(w + klen, &bits, 8)
-    ks.bl.end()
+    if isfinite(<double>(total + by)):
+        bits = float_bits(total + by)
+        _fcnt_on(ks, key, o, bits, u, ks.node_id, False)
+        w = ks.bl.reserve(OP_FCNT, u, varint_len(<uint64_t>klen) + klen + 8)
+        w = put_varint_at(w, <uint64_t>klen)
+        memcpy(w, PyBytes_AS_STRING(key), klen)
+        memcpy(w + klen, &bits, 8)
+        ks.bl.end()
+    # (else a total past the doubles, which a peer refuses: the write alone,
+    # as SET of val, docs/crdt.md section 3.7)
     return emit_reg_at(ks, key, o, ks.d.get(key) is o, val, ttl_mode, 0)
 
 
@@ -480,7 +484,7 @@ cdef int _check(uint8_t op, uint64_t u, Reader r) except -1:
             r.bytes_()
         if flags & 2:
             r.i64()
-        _skip_n(r, 24, u)
+        _check_obs(r, u)
     elif op == OP_BITS:
         bits_check(r)
     elif op == OP_FCNT:

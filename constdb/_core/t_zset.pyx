@@ -33,7 +33,7 @@ from cpython.dict cimport PyDict_GetItem
 from cpython.object cimport PyObject
 from cpython.ref cimport Py_XDECREF, Py_XINCREF
 from libc.errno cimport ERANGE
-from libc.math cimport HUGE_VAL, isinf, isnan, signbit
+from libc.math cimport HUGE_VAL, isfinite, isinf, isnan, signbit
 from libc.stdint cimport int64_t, uint8_t, uint64_t
 from cpython.mem cimport PyMem_Free, PyMem_Malloc
 from libc.stdlib cimport strtod
@@ -900,8 +900,10 @@ cdef int _remove_all(Keyspace ks, ZSetObj o, dict bulk, list ind, uint64_t u,
 
 
 cdef inline bint _same(double a, double b) noexcept:
-    # a counter sum the register write observed contributes nothing, even when
-    # increments of +inf and -inf left it at NaN (or at an infinity)
+    # a counter sum the register write observed contributes nothing, even an
+    # infinite one (a peer's huge finite increments). No sum is NaN (an
+    # infinite increment is a ZADD, emit_zincr; loads and peers refuse NaN):
+    # the isnan is a guard only
     return a == b or (isnan(a) and isnan(b))
 
 
@@ -1190,15 +1192,26 @@ cdef int _zscore(Keyspace ks, object key, ZSetObj o, ZEnt e, double score,
 cdef ZSetObj emit_zincr(Keyspace ks, object key, ZSetObj o, bytes member, double delta,
                         double newscore):
     """ZINCRBY (and ZADD INCR): delta to this node's counter; the register
-    rebased to newscore (a present member) or written with it (a new one)."""
-    cdef uint64_t u = ks.tick()
+    rebased to newscore (a present member) or written with it (a new one).
+    An infinite delta or newscore, or a counter sum the delta would take past
+    the doubles, is a ZADD of newscore instead (docs/crdt.md section 3.6): a
+    counter sum is always finite, so no sum is ever NaN."""
+    cdef uint64_t u
     cdef ZEnt e
     cdef list obs, removes
     cdef int flags = ZW_CNT
     cdef uint64_t ru = 0, rn = 0
+    cdef PyObject* p
     if o is None:
         o = <ZSetObj>ks.find(key, T_ZSET, True)
     e = find_ent(o, member)
+    if not isfinite(delta) or not isfinite(newscore):
+        return emit_zadd(ks, key, o, member, newscore)
+    if e is not None and zv_cnt(e) is not None:
+        p = PyDict_GetItem(<dict>zv_cnt(e), ks.node_id)
+        if p != NULL and not isfinite((<ZCnt>p).sum + delta):
+            return emit_zadd(ks, key, o, member, newscore)
+    u = ks.tick()
     removes = _ent_dots_raw(zv_dots(e)) if e is not None else []
     if e is not None and e.dots is not None:
         flags |= ZW_REBASE
@@ -1433,7 +1446,7 @@ cdef int _apply(Keyspace ks, uint8_t op, uint64_t origin, uint64_t u, Reader r) 
 
 cdef int _check(uint8_t op, uint64_t u, Reader r) except -1:
     """A peer's record checked without applying it: framing, flags, no NaN
-    (a NaN score would break the index's order)."""
+    (a NaN score would break the index's order), no infinite increment."""
     cdef int flags
     cdef uint64_t n, _i
     r.bytes_()
@@ -1445,8 +1458,12 @@ cdef int _check(uint8_t op, uint64_t u, Reader r) except -1:
         if flags & ZW_REBASE:
             _check_ts(r.u64(), u)  # the register's ts the writer rebased on
             r.u64()
-        if isnan(r.f64()) or (flags & ZW_CNT and isnan(r.f64())):
+        if isnan(r.f64()):
             raise ValueError("NaN score")
+        if flags & ZW_CNT and not isfinite(r.f64()):
+            # (a writer makes an infinite increment a ZADD: a counter sum
+            # that took one could become NaN)
+            raise ValueError("non-finite sorted set increment")
         n = r.varint()
         if n > <uint64_t>(r.end - r.pos) // 24:
             raise ValueError("bad counter count")
