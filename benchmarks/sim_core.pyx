@@ -153,6 +153,24 @@ cdef inline void heap_down(int64_t* hv, int32_t* hk, int64_t n) noexcept nogil:
     hk[j] = k
 
 
+cdef inline int64_t heap_push(int64_t* hv, int32_t* hk, int64_t hn, int64_t v,
+                              int32_t k) noexcept nogil:
+    # add the entry (v, k) to a heap of hn entries; returns the new size
+    hv[hn] = v
+    hk[hn] = k
+    heap_up(hv, hk, hn)
+    return hn + 1
+
+
+cdef inline int64_t heap_pop(int64_t* hv, int32_t* hk, int64_t hn) noexcept nogil:
+    # drop the top entry of a heap of hn entries; returns the new size
+    hn -= 1
+    hv[0] = hv[hn]
+    hk[0] = hk[hn]
+    heap_down(hv, hk, hn)
+    return hn
+
+
 cdef int64_t heap_compact(int64_t* hv, int32_t* hk, int64_t* cur, int64_t hn) noexcept nogil:
     # drop the stale entries (a key's live entry is the one equal to cur[key])
     cdef int64_t j, hn2 = 0
@@ -185,19 +203,13 @@ def opt(int32_t[:] seq, int64_t cap, int64_t nids, int64_t[:] nxt):
             else:
                 held += 1
             cur[k] = nxt[i]
-            hv[hn] = nxt[i]
-            hk[hn] = k
-            hn += 1
-            heap_up(hv, hk, hn - 1)
+            hn = heap_push(hv, hk, hn, nxt[i], k)
             while held > cap:
                 # the top: the key used furthest ahead (stale entries skipped)
                 if cur[hk[0]] == hv[0]:
                     cur[hk[0]] = -1
                     held -= 1
-                hn -= 1
-                hv[0] = hv[hn]
-                hk[0] = hk[hn]
-                heap_down(hv, hk, hn)
+                hn = heap_pop(hv, hk, hn)
             if hn > 4 * cap + 1024:
                 hn = heap_compact(hv, hk, cur, hn)
     finally:
@@ -231,19 +243,13 @@ def lfu_hist(int32_t[:] seq, int64_t cap, int64_t nids):
                 held += 1
             v = -((cnt[k] << 32) | i)
             cur[k] = v
-            hv[hn] = v
-            hk[hn] = k
-            hn += 1
-            heap_up(hv, hk, hn - 1)
+            hn = heap_push(hv, hk, hn, v, k)
             while held > cap:
                 if inc[hk[0]] and cur[hk[0]] == hv[0]:
                     inc[hk[0]] = 0
                     cur[hk[0]] = 1      # (no entry's value: entries are < 0)
                     held -= 1
-                hn -= 1
-                hv[0] = hv[hn]
-                hk[0] = hk[hn]
-                heap_down(hv, hk, hn)
+                hn = heap_pop(hv, hk, hn)
             if hn > 4 * cap + 1024:
                 hn = heap_compact(hv, hk, cur, hn)
     finally:

@@ -209,6 +209,31 @@ def test_snapshot_round_trip_repacks():
     assert list_values(o2)[0] == b"head" and list_values(o2)[-1] == b"tail"
 
 
+def test_snapshot_round_trip_repacks_tombstones():
+    """A snapshot of a deleted list (pops, a middle removal, DEL) loads its
+    tombstones into dead packed blocks (16 bytes each, no object per
+    element), the state (DESC) the same; GC then drops them in place."""
+    n = Node(1)
+    n.run(b"RPUSH", b"l", *[b"a%d" % i for i in range(600)])
+    n.run(b"LPUSH", b"l", *[b"b%d" % i for i in range(400)])
+    n.run(b"RPOP", b"l", b"50")
+    n.run(b"LREM", b"l", b"0", b"a7")  # a middle removal
+    n.run(b"DEL", b"l")
+    o = peek(n)
+    # (LREM expanded the RPUSH run: its tombstones are objects here)
+    assert dead(o) == 450 and len(o.ids) == 550
+    desc = norm_desc(describe_obj(o))
+    m = Node(1)
+    snapshot.merge(m.ks, snapshot.parse(snapshot.dump(n.ks)))
+    o2 = peek(m)
+    check_list(o2)
+    assert norm_desc(describe_obj(o2)) == desc
+    assert dead(o2) == 1000 and not o2.ids  # (the LREM'd one too: it is in the chain)
+    assert sum(1 for b in o2.blocks if b.dn) <= 4
+    d, empty = gc_list(o2, m.ks.get_vv()[1])
+    assert d == 1000 and empty
+
+
 def test_memory_count_follows_packed_blocks():
     n = Node(1)
     n.run(b"RPUSH", b"l", *[b"abc"] * 1000)

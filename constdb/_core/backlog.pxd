@@ -37,6 +37,7 @@ cdef class Backlog:
     cdef Writer begin(self, uint8_t op, uint64_t uuid)
     cdef char* reserve(self, uint8_t op, uint64_t uuid, Py_ssize_t plen) except NULL
     cdef int end(self) except -1
+    cdef int put_key_u64(self, uint8_t op, uint64_t uuid, bytes key, uint64_t v) except -1
     cdef void group_begin(self) noexcept
     cdef int group_end(self) except -1
     cdef int _seal(self) except -1

@@ -14,7 +14,7 @@ from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize, PyBytes
 from libc.stdint cimport int64_t, uint8_t, uint32_t, uint64_t
 from libc.string cimport memcpy
 
-from constdb._core.codec cimport Writer
+from constdb._core.codec cimport Writer, put_varint_at, varint_len
 from constdb._core.ops cimport OP_SELECT
 
 
@@ -122,6 +122,16 @@ cdef class Backlog:
             self.cur_first = uuid
         self.last_uuid = uuid
         return p + REC_HDR
+
+    cdef int put_key_u64(self, uint8_t op, uint64_t uuid, bytes key, uint64_t v) except -1:
+        """A whole record whose payload is key (varint length, bytes) and 8
+        bytes, v's (OP_CNT, OP_FCNT, OP_TTL)."""
+        cdef Py_ssize_t klen = PyBytes_GET_SIZE(key)
+        cdef char* w = self.reserve(op, uuid, varint_len(<uint64_t>klen) + klen + 8)
+        w = put_varint_at(w, <uint64_t>klen)
+        memcpy(w, PyBytes_AS_STRING(key), klen)
+        memcpy(w + klen, &v, 8)
+        return self.end()
 
     cdef int end(self) except -1:
         cdef Writer w = self.cur

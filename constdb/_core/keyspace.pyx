@@ -1074,16 +1074,11 @@ cdef class Keyspace:
     cdef int emit_ttl(self, object key, int64_t at) except -1:
         """EXPIRE-family and PERSIST: write the key's TTL register."""
         cdef uint64_t u = self.tick()
-        cdef Writer w
         _ttl_write(self, key, at, u, self.node_id)
         if at == 0:
             self.expires.pop(key, None)
         self.touched(key)
-        w = self.bl.begin(OP_TTL, u)
-        w.put_bytes(key)
-        w.put_i64(at)
-        self.bl.end()
-        return 0
+        return self.bl.put_key_u64(OP_TTL, u, key, <uint64_t>at)
 
     cdef int emit_clear(self, object key, CObj o) except -1:
         """Observed-remove everything o holds (one object of a DEL)."""

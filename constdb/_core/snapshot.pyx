@@ -43,7 +43,10 @@ from constdb._core.codec cimport Reader, Writer
 from constdb._core.dots cimport _ttl_of, _ttlreg
 from constdb._core.keyspace cimport Db, Keyspace, TypeOps, ops_of, type_ops
 from constdb._core.merge cimport Ctx, _check_count
-from constdb._core.objects cimport CObj, StrObj, TTLReg, new_str, obj_type, sv_none, ts_gt
+from constdb._core.objects cimport (
+    CObj, StrObj, TTLReg, ZSetObj, new_str, obj_type, sv_none, ts_gt,
+)
+from constdb._core.t_zset cimport zset_adopt
 
 from constdb._core.merge import SnapshotError  # noqa: F401  (snapshot.SnapshotError)
 
@@ -501,6 +504,8 @@ cdef int _place_new(Keyspace ks, object key, CObj b, Ctx ca, uint64_t clock) exc
     if r is not None and ca.applied(r.node, r.uuid):
         r = None
     filter_obj(b, ca, clock)
+    if type(b) is ZSetObj:
+        zset_adopt(ks, <ZSetObj>b)
     _set_ttl(b, r)
     if type(b) is not StrObj or ((<StrObj>b).uuid != 0 or (<StrObj>b).node != 0 or
                                  (<StrObj>b).cnt is not None or not sv_none(<StrObj>b)):
@@ -572,6 +577,8 @@ cdef int _merge_key(Keyspace ks, object key, list bobjs, Ctx ca, Ctx cb,
         if t not in at:
             b = <CObj>y
             filter_obj(b, ca, clock)
+            if type(b) is ZSetObj:
+                zset_adopt(ks, <ZSetObj>b)
             results.append(b)
     if not changed:
         return 0

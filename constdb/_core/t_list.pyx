@@ -2813,7 +2813,8 @@ cdef bint _put_id_once(ListObj o, LElem e) except -1:
 cdef int _push_block(list blocks, list items, Py_ssize_t live) except -1:
     cdef LBlock b
     cdef LElem e
-    if live == 0 and blocks and (<LBlock>blocks[len(blocks) - 1]).live == 0:
+    if (live == 0 and blocks and (<LBlock>blocks[len(blocks) - 1]).live == 0
+            and (<LBlock>blocks[len(blocks) - 1]).pbuf is None):
         b = <LBlock>blocks[len(blocks) - 1]
         b.items.extend(items)
     else:
@@ -2834,22 +2835,34 @@ cdef inline bint _packable(LElem e) noexcept:
     return e.rem == 0 and e.vu == e.uuid and e.vn == e.node and type(e.val) is bytes
 
 
-cdef int _run_joins(list run, int mode, LElem e, LElem nxt, Py_ssize_t nbytes) noexcept:
-    """How packable e continues the run (in sequence order) of packed
-    elements: 1 as the next of a chain, 2 as the next of an LPUSH run (the
-    run's mode, 0 while it has one element); 0 if it does not. An element
-    that the next one (nxt) chains onto starts a chain rather than end an
-    LPUSH run (as when a push made it: an LPUSH run holds newer elements)."""
+cdef inline bint _dead_packable(LElem e) noexcept:
+    """e may sit in a dead packed block: a tombstone (no value, no LSET ts)."""
+    return e.rem != 0 and e.val is None and e.vu == 0 and e.vn == 0
+
+
+cdef int _run_joins(list run, int mode, LElem e, LElem nxt, Py_ssize_t nbytes,
+                    bint dead) noexcept:
+    """How packable e (dead: a tombstone, _dead_packable) continues the run
+    (in sequence order) of packed elements (dead: of tombstones): 1 as the
+    next of a chain, 2 as the next of an LPUSH run (the run's mode, 0 while
+    it has one element); 0 if it does not. An element that the next one
+    (nxt) chains onto starts a chain rather than end an LPUSH run (as when a
+    push made it: an LPUSH run holds newer elements)."""
     cdef LElem first = <LElem>PyList_GET_ITEM(run, 0)
     cdef LElem last = <LElem>PyList_GET_ITEM(run, PyList_GET_SIZE(run) - 1)
-    if (e.node != first.node or PyList_GET_SIZE(run) >= PACK_MAX
+    if e.node != first.node:
+        return 0
+    if dead:
+        if PyList_GET_SIZE(run) >= DEAD_MAX:
+            return 0
+    elif (PyList_GET_SIZE(run) >= PACK_MAX
             or nbytes + PyBytes_GET_SIZE(<bytes>e.val) + 4 >= PACK_BYTES):
         return 0
     if mode != 2 and e.an == e.node and e.au == last.uuid and e.uuid > last.uuid:
         return 1
     if mode != 1 and e.an == first.an and e.au == first.au and e.uuid < last.uuid:
         if (nxt is not None and nxt.node == e.node and nxt.an == e.node and nxt.au == e.uuid
-                and _packable(nxt)):
+                and (_dead_packable(nxt) if dead else _packable(nxt))):
             return 0
         return 2
     return 0
@@ -2857,30 +2870,37 @@ cdef int _run_joins(list run, int mode, LElem e, LElem nxt, Py_ssize_t nbytes) n
 
 cdef class _Builder:
     """The blocks of a list being rebuilt (_list_build): LElem blocks, and
-    packed blocks for runs of at least PACK_MIN packable elements."""
+    packed blocks for runs of at least PACK_MIN packable elements, dead
+    packed blocks for runs of at least PACK_MIN tombstones (a loaded deleted
+    list holds them as the DEL and the pops left them: 16 bytes each)."""
     cdef ListObj o
     cdef list blocks
     cdef list cur           # the LElem block being filled
     cdef Py_ssize_t live
     cdef Py_ssize_t total
     cdef list run           # packable elements that may become a packed block
+    cdef bint dead          # run holds tombstones (a dead packed block's)
     cdef int mode
     cdef Py_ssize_t nbytes
 
     cdef int add(self, LElem e, LElem nxt) except -1:
         cdef int m
-        if _packable(e):
+        cdef bint dead = _dead_packable(e)
+        if dead or _packable(e):
             if self.run:
-                m = _run_joins(self.run, self.mode, e, nxt, self.nbytes)
-                if m:
-                    self.run.append(e)
-                    self.mode = m
-                    self.nbytes += PyBytes_GET_SIZE(<bytes>e.val) + 4
-                    return 0
+                if self.dead == dead:
+                    m = _run_joins(self.run, self.mode, e, nxt, self.nbytes, dead)
+                    if m:
+                        self.run.append(e)
+                        self.mode = m
+                        if not dead:
+                            self.nbytes += PyBytes_GET_SIZE(<bytes>e.val) + 4
+                        return 0
                 self.end_run()
             self.run = [e]
+            self.dead = dead
             self.mode = 0
-            self.nbytes = PyBytes_GET_SIZE(<bytes>e.val) + 4
+            self.nbytes = 0 if dead else PyBytes_GET_SIZE(<bytes>e.val) + 4
             return 0
         if self.run:
             self.end_run()
@@ -2909,6 +2929,8 @@ cdef class _Builder:
         self.run = None
         if run is None:
             return 0
+        if self.dead:
+            return self.end_dead_run(run)
         if PyList_GET_SIZE(run) >= PACK_MIN:
             first = <LElem>PyList_GET_ITEM(run, 0)
             b = LBlock.__new__(LBlock)
@@ -2933,6 +2955,38 @@ cdef class _Builder:
                     (<LElem>x).blk = NULL
                 return 0
             self.o.pbytes -= PyByteArray_GET_SIZE(b.pbuf) + PBLOCK_COST
+        for x in run:
+            self.add_elem(<LElem>x)
+        return 0
+
+    cdef int end_dead_run(self, list run) except -1:
+        """A dead packed block of the run's tombstones (its buffer in uuid
+        order, as _pkill leaves one), if it is long enough and its uuid range
+        can be indexed; else they go into LElem blocks."""
+        cdef Py_ssize_t n = PyList_GET_SIZE(run), j = 0
+        cdef LElem first = <LElem>PyList_GET_ITEM(run, 0)
+        cdef LBlock b
+        cdef uint64_t* w
+        if n >= PACK_MIN:
+            b = _pblock(first.node, first.an, first.au, 16 * n)
+            b.same = self.mode == 2
+            b.rev = b.same
+            b.dn = n
+            w = _dents(b)
+            for x in (reversed(run) if b.same else run):
+                w[2 * j] = (<LElem>x).uuid
+                w[2 * j + 1] = (<LElem>x).rem
+                j += 1
+            _drange(b)
+            if _didx_add(self.o, b):
+                self.o.pbytes += 16 * n + PBLOCK_COST
+                self.end_cur()
+                b.pos = PyList_GET_SIZE(self.blocks)
+                self.blocks.append(b)
+                for x in run:
+                    _del_id(self.o, <LElem>x)
+                    (<LElem>x).blk = NULL
+                return 0
         for x in run:
             self.add_elem(<LElem>x)
         return 0

@@ -395,17 +395,10 @@ cdef int emit_cnt(Keyspace ks, object key, StrObj o, int64_t delta) except -1:
     there, else None."""
     cdef uint64_t u = ks.tick()
     cdef bint shown = o is not None
-    cdef Py_ssize_t klen = PyBytes_GET_SIZE(key)
-    cdef char* w
     if not shown:
         o = <StrObj>ks.find(key, T_STRING, True)
     _cnt_on(ks, key, o, delta, u, ks.node_id, shown)
-    w = ks.bl.reserve(OP_CNT, u, varint_len(<uint64_t>klen) + klen + 8)
-    w = put_varint_at(w, <uint64_t>klen)
-    memcpy(w, PyBytes_AS_STRING(key), klen)
-    memcpy(w + klen, &delta, 8)
-    ks.bl.end()
-    return 0
+    return ks.bl.put_key_u64(OP_CNT, u, key, <uint64_t>delta)
 
 
 cdef int emit_fincr(Keyspace ks, object key, StrObj o, object val, long double by,
@@ -420,8 +413,6 @@ cdef int emit_fincr(Keyspace ks, object key, StrObj o, object val, long double b
     cdef CntEntry e
     cdef long double total = 0
     cdef int64_t bits
-    cdef Py_ssize_t klen = PyBytes_GET_SIZE(key)
-    cdef char* w
     if o is None:
         o = <StrObj>ks.find(key, T_STRING, True)
     e = _str_cnt(o, float_key(ks.node_id), False)
@@ -430,11 +421,7 @@ cdef int emit_fincr(Keyspace ks, object key, StrObj o, object val, long double b
     if isfinite(<double>(total + by)):
         bits = float_bits(total + by)
         _fcnt_on(ks, key, o, bits, u, ks.node_id, False)
-        w = ks.bl.reserve(OP_FCNT, u, varint_len(<uint64_t>klen) + klen + 8)
-        w = put_varint_at(w, <uint64_t>klen)
-        memcpy(w, PyBytes_AS_STRING(key), klen)
-        memcpy(w + klen, &bits, 8)
-        ks.bl.end()
+        ks.bl.put_key_u64(OP_FCNT, u, key, <uint64_t>bits)
     # (else a total past the doubles, which a peer refuses: the write alone,
     # as SET of val, docs/crdt.md section 3.7)
     return emit_reg_at(ks, key, o, ks.d.get(key) is o, val, ttl_mode, 0)

@@ -130,4 +130,5 @@ cdef ZSetObj emit_zincr(Keyspace ks, object key, ZSetObj o, bytes member, double
 cdef int emit_zrem(Keyspace ks, object key, ZSetObj o, list members) except -1
 cdef int emit_zclear(Keyspace ks, object key, ZSetObj o) except -1
 cdef int copy_zset(Keyspace ks, object dst, ZSetObj o) except -1
+cdef int zset_adopt(Keyspace ks, ZSetObj o) except -1
 cdef int store_zset(Keyspace ks, object dst, dict res, bint lp) except -1

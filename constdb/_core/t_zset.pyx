@@ -790,7 +790,9 @@ cdef ZEnt find_ent(ZSetObj o, bytes member):
 # by Keyspace.lazy_step when the DEL is lazy). find_ent moves a member back to
 # gone, as a removal of its own, when anything touches it (a concurrent add
 # brings it back); merges move them all (_unbulk_all). GC drops the whole bulk
-# once its mark is causally stable, handing its dict to Keyspace.lazy.
+# once its mark is causally stable, handing its dict to Keyspace.lazy. A
+# snapshot load makes the bulk again (_dec_bulk) and a load's filter drops
+# its members in place (_filter_bulk).
 
 @cython.final
 cdef class ZBulk:
@@ -856,6 +858,16 @@ cdef int _bulk_add(Keyspace ks, ZIndex ix, dict m, uint64_t u) except -1:
         b.m.update(m)
     if u > b.rem:
         b.rem = u
+    if b.lazy is None:
+        b.lazy = ks.lazy
+    return 0
+
+
+cdef int zset_adopt(Keyspace ks, ZSetObj o) except -1:
+    """A loaded sorted set placed in ks: its bulk (_dec_bulk) is freed
+    through ks's lazy list at GC, as a DEL's."""
+    if o.idx is not None and (<ZIndex>o.idx).bulk is not None:
+        (<ZIndex>o.idx).bulk.lazy = ks.lazy
     return 0
 
 
@@ -1501,7 +1513,7 @@ cdef Py_ssize_t _gc(CObj x, uint64_t stable, bint* empty) except -1:
             # the whole bulk at once, its dict freed in slices (Keyspace.lazy_step)
             nb = len(b.m)
             (<ZIndex>o.idx).bulk = None
-            if nb > 1024:
+            if nb > 1024 and b.lazy is not None:
                 b.lazy.append(b.m)
             b.m = None
     if o.gone is not None:
@@ -1531,6 +1543,13 @@ def zset_items(ZSetObj o):
     if o.idx is None:
         return []
     return (<ZIndex>o.idx).items()
+
+
+def zset_removed(ZSetObj o):
+    """(removed members in gone, removed members in the bulk) (tests)."""
+    cdef ZIndex ix = <ZIndex>o.idx
+    return (len(<dict>o.gone) if o.gone is not None else 0,
+            len(ix.bulk.m) if ix is not None and ix.bulk is not None else 0)
 
 
 def check_zset(ZSetObj o):
@@ -1723,6 +1742,9 @@ cdef CObj _decode(Reader r, int version):
     cdef ZEnt ze
     cdef uint64_t n, _i
     cdef uint8_t lp
+    cdef dict gone = None
+    cdef uint64_t mark = 0      # the removal mark most removed members without counters
+    cdef Py_ssize_t votes = 0   # carry (a majority vote: a DEL's bulk is all of them)
     if version < 2:
         raise SnapshotError("corrupt snapshot (unknown object type %d)" % T_ZSET)
     z = new_zset()
@@ -1733,18 +1755,65 @@ cdef CObj _decode(Reader r, int version):
     _check_count(r, n, 51)
     for _i in range(n):
         ze = _dec_zent(r)
-        if ze.member in z.m or (z.gone is not None and ze.member in <dict>z.gone):
+        if ze.member in z.m or (gone is not None and ze.member in gone):
             raise SnapshotError("corrupt snapshot (sorted set member twice)")
         if ze.dots is not None:
             _m_add(z, ze)
             index_of(z).insert(ze, ze.score)
         else:
-            if z.gone is None:
-                z.gone = {}
-            z.gone[ze.member] = ze
+            if gone is None:
+                gone = {}
+            gone[ze.member] = ze
+            if zv_cnt(ze) is None and zv_rem(ze) != 0:
+                if votes == 0:
+                    mark = zv_rem(ze)
+                votes += 1 if zv_rem(ze) == mark else -1
+    if gone is not None:
+        _dec_bulk(z, gone, mark)
     if z.idx is not None:
         (<ZIndex>z.idx).lp = lp != 0
     return z
+
+
+cdef int _dec_bulk(ZSetObj z, dict gone, uint64_t top) except -1:
+    """The removed members of a loaded sorted set: those without counters
+    whose removal mark is top (the majority's: a DEL's, written from a bulk)
+    become the index's bulk again, as the DEL left them (no ZX for the mark,
+    dropped whole at GC); the rest go to gone."""
+    cdef Py_ssize_t n = 0
+    cdef dict bulk
+    cdef ZBulk b
+    cdef ZEnt e
+    if top != 0:
+        for v in gone.values():
+            e = <ZEnt>v
+            if zv_cnt(e) is None and zv_rem(e) == top:
+                n += 1
+    if n < 2:
+        z.gone = gone
+        return 0
+    if n == len(gone):
+        bulk = gone             # (all of them: the usual case, no copy)
+        z.gone = None
+    else:
+        bulk = {}
+        for m, v in gone.items():
+            e = <ZEnt>v
+            if zv_cnt(e) is None and zv_rem(e) == top:
+                bulk[m] = e
+        for m in bulk:
+            del gone[m]
+        z.gone = gone
+    for v in bulk.values():
+        e = <ZEnt>v
+        e.x.rem = 0
+        zcompact(e)
+    b = ZBulk.__new__(ZBulk)
+    b.m = bulk
+    b.rem = top
+    b.lazy = None           # (a Keyspace's list: zset_adopt, or a DEL adding to it)
+    index_of(z).bulk = b
+    return 0
 
 
 cdef inline bint _zcnt_empty(ZCnt c) noexcept:
@@ -1912,10 +1981,10 @@ cdef int _merge_zset(ZSetObj a, ZSetObj b, Ctx ca, Ctx cb, uint64_t clock) excep
 
 cdef bint _filter_zset(ZSetObj o, Ctx other, uint64_t clock) except -1:
     cdef ZEnt e
-    cdef bint hit = False, was
+    cdef bint hit, was
     cdef double old
     cdef list ents
-    _unbulk_all(o)
+    hit = _filter_bulk(o, other)
     ents = list(o.m.values())
     if o.gone:
         ents.extend((<dict>o.gone).values())
@@ -1935,6 +2004,32 @@ cdef bint _filter_zset(ZSetObj o, Ctx other, uint64_t clock) except -1:
             _zdrop(o, e, was)
         else:
             _zplace(o, e, was, old, clock)
+    return True
+
+
+cdef bint _filter_bulk(ZSetObj o, Ctx other) except -1:
+    """_filter_zset on the bulk's members, in place: one is touched only by
+    its register write (no dots, no counters), and then nothing of it is
+    left that the other side has not seen (it dropped it at GC): it goes.
+    True if one went."""
+    cdef ZBulk b
+    cdef ZEnt e
+    cdef list drop = None
+    if o.idx is None or (<ZIndex>o.idx).bulk is None:
+        return False
+    b = (<ZIndex>o.idx).bulk
+    for m, v in b.m.items():
+        e = <ZEnt>v
+        if other.applied(zv_vn(e), zv_vu(e)):
+            if drop is None:
+                drop = []
+            drop.append(m)
+    if drop is None:
+        return False
+    for m in drop:
+        del b.m[m]
+    if not b.m:
+        (<ZIndex>o.idx).bulk = None
     return True
 
 

@@ -8,6 +8,8 @@ word): wrong arities, types, ranges and option combinations."""
 
 from __future__ import annotations
 
+from support import pools
+
 T = """
 SET K V ?NX|XX ?GET ?EX:N|PX:N|EXAT:N|PXAT:N|KEEPTTL
 GETEX K ?EX:N|PX:N|EXAT:N|PXAT:N|PERSIST
@@ -163,46 +165,9 @@ EVAL S N *K
 """
 KEYS = ["s", "str", "l", "h", "st", "st2", "z", "z2", "bm", "f", "nl", "missing", "hl", "g", "new"]
 VALS = ["a", "b", "c", "x", "f1", "f2", "1", "10", "", "hello", "d"]
-INTS = ["0", "1", "2", "-1", "3", "-2", "5", "10", "100", "-100"]
-BADNUM = [
-    "abc",
-    "",
-    "1.5",
-    "9223372036854775807",
-    "9223372036854775808",
-    "-9223372036854775808",
-    "-9223372036854775809",
-    "4611686018427387904",
-    "inf",
-    "-inf",
-    "nan",
-    " 1",
-    "1 ",
-    "01",
-    "+1",
-    "0x10",
-    "1e3",
-    "17179869184",
-    "4294967296",
-    "2147483648",
-    "-0",
-]
-FLOATS = [
-    "1",
-    "1.5",
-    "-2.5",
-    "0",
-    "inf",
-    "-inf",
-    "+inf",
-    "1e3",
-    "3.0",
-    "nan",
-    ".5",
-    "5.",
-    "1e400",
-    "abc",
-]
+INTS = pools.INTS
+BADNUM = pools.EDGE_INTS
+FLOATS = pools.FLOATS
 SCORES = ["1", "(1", "2", "(3", "-inf", "+inf", "inf", "3", "(abc", "abc", "((1", "0", "-1"]
 LEXES = ["-", "+", "[a", "(a", "[c", "(d", "a", "[", "(", "[b"]
 PATS = ["*", "a*", "h->f1", "*->f1", "nosort", "w_*", "[", "\\", "s", "?"]
