@@ -256,15 +256,16 @@ static inline uint64_t kt_rand(kt_table* t) {
     return x;
 }
 
-/* a random entry, NULL: empty. Up to 8 random slots, then the first entry
-   after the last one drawn (at 3/8 full or more, 8 empty draws are ~2%:
-   near uniform, where walking from every empty slot would favour the
-   first entry of each run). */
+/* a random entry, NULL: empty. Up to 64 random slots (1/load of them
+   expected: 8 at most, the table being 1/8 full or more), then the first
+   entry after the last one drawn (64 empty draws: under 0.02% of the time
+   at 1/8 full), so draws are near uniform, where walking from every empty
+   slot would favour the first entry of each run of entries. */
 static inline kt_entry* kt_random(kt_table* t) {
     size_t i = 0;
     int k;
     if (t->used == 0) return NULL;
-    for (k = 0; k < 8; k++) {
+    for (k = 0; k < 64; k++) {
         i = (size_t)(kt_rand(t) >> 11) & t->mask;
         if (t->slots[i] != 0) return kt_ent(t->slots[i]);
     }
