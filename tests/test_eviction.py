@@ -270,13 +270,15 @@ def test_volatile_ttl_evicts_the_nearest_expiry_first(lone):
     c.config_set("maxmemory-samples", "10")
     fill(c, "t", 1000, ttl=10_000)  # t0 expires first, t999 last
     limit_at(c, 0)
-    fill(c, "new", 600)
+    # (a key with a TTL counts its TTL register and its entry in the expires
+    # table: 800 new keys without one make room by evicting ~550 of them)
+    fill(c, "new", 800)
     gone = [i for i in range(1000) if not c.exists(f"t{i}")]
     # (the backlog's 64 KB chunks come and go inside used_memory: ~200 keys)
     assert len(gone) >= 300
     # sampled: the victims lean to the near deadlines (uniform would be 500)
     assert sum(gone) / len(gone) < 400
-    assert all(c.exists(f"new{i}") for i in range(600))
+    assert all(c.exists(f"new{i}") for i in range(800))
 
 
 @pytest.mark.parametrize("policy", ["allkeys-lru", "allkeys-lfu", "allkeys-wtinylfu"])

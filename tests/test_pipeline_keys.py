@@ -1,6 +1,7 @@
 """Requests parsed ahead (protocol.pyx Client._fill): a pipeline's keys are
-found in the db's dict before its requests run, and an argv key that is
-there is the dict's own key object. Nothing of this may show in replies:
+fetched from the db's key table before its requests run (staged
+prefetches), and each argv key is a bytes object whose hash is already
+set. Nothing of this may show in replies:
 pipelines whose requests change the keys later requests name (deleted,
 re-created, renamed, another db, queued by MULTI) answer as redis-server."""
 
@@ -17,7 +18,7 @@ from constdb._core import protocol
 
 
 def test_layout_check_passes_on_this_python():
-    # the fast path is on where the dict layout is the one read (3.11, 3.12)
+    # the preset hash is on where bytes' layout is the one written (3.11, 3.12)
     assert protocol._check_layout() is (sys.version_info[:2] in ((3, 11), (3, 12)))
 
 
@@ -121,26 +122,26 @@ def _resp(*args: bytes) -> bytes:
     return b"*%d\r\n" % len(args) + b"".join(b"$%d\r\n%s\r\n" % (len(a), a) for a in args)
 
 
-def test_argv_keys_are_the_dicts_own_key_objects():
+def test_argv_keys_of_a_pipeline_carry_their_hash():
     srv, c, ks = _client()
     seen = []
     srv.monitor = lambda client, cmd, argv: seen.append(list(argv))
     c.feed(_resp(b"SET", b"k:1", b"v") + _resp(b"SET", b"k:2", b"v"))
-    stored = {k: k for k in ks.d}
     del seen[:]
-    # one read: both keys are found before either request runs
+    # one read: both keys are fetched before either request runs
     c.transport.out = b""
     c.feed(
         _resp(b"GET", b"k:1") + _resp(b"MSET", b"k:2", b"x", b"k:3", b"y") + _resp(b"GET", b"k:3")
     )
     assert c.transport.out == b"$1\r\nv\r\n+OK\r\n$1\r\ny\r\n"
     get1, mset, get3 = seen
-    if protocol._check_layout():
-        assert get1[1] is stored[b"k:1"]
-        assert mset[1] is stored[b"k:2"]
-        # not there when parsed (MSET made it later in the batch): a new bytes object
-        assert mset[3] == b"k:3" and mset[3] is not get3[1]
-    # values and command names are never taken from the dict
+    # keys are bytes objects of their own (the key table keeps no bytes
+    # objects), equal to and hashing as the keys sent
+    for k in (get1[1], mset[1], mset[3], get3[1]):
+        assert type(k) is bytes and hash(k) == hash(bytes(k))
+    assert (get1[1], mset[1], mset[3]) == (b"k:1", b"k:2", b"k:3")
+    assert mset[3] is not get3[1]
+    # values and command names are never taken from the table
     assert mset[2] == b"x" and get1[0] == b"GET"
     assert ks.d[b"k:2"].val == b"x"
 

@@ -23,7 +23,6 @@ allocated beyond the payload's size) before it changes anything.
 """
 
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_GET_SIZE
-from cpython.dict cimport PyDict_GetItem
 from cpython.list cimport PyList_GET_SIZE
 from cpython.object cimport PyObject
 from libc.math cimport isnan
@@ -32,6 +31,7 @@ from libc.string cimport memcpy
 
 from constdb._core.cmd_keys cimport err_lit, opt_eq
 from constdb._core.codec cimport Reader, Writer, parse_bytes_i64
+from constdb._core.ktable cimport kt_get
 from constdb._core.keyspace cimport N_GENERIC, Keyspace, notify
 from constdb._core.objects cimport (
     T_HASH, T_LIST, T_MV, T_SET, T_STRING, T_ZSET, CObj, HashObj, ListObj, MVObj, SetObj,
@@ -336,7 +336,7 @@ cdef void _set_access(Keyspace ks, object key, int64_t idle, int64_t freq) noexc
     counter (at this minute), otherwise IDLETIME (seconds) moves the access
     clock back. The clock counts ms in 32 bits here: an idle time beyond
     its range (about 49.7 days) counts as that range's end."""
-    cdef PyObject* p = PyDict_GetItem(ks.d, key)
+    cdef PyObject* p = kt_get(&ks.d.t, key)
     cdef CObj o
     if p == NULL:
         return

@@ -1,22 +1,22 @@
 """Generic key commands: DEL EXISTS TYPE KEYS SCAN RANDOMKEY RENAME EXPIRE* TTL ..."""
 
-from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_GET_SIZE
-from cpython.dict cimport PyDict_GetItem, PyDict_Keys, PyDict_Next, PyDict_Size
+from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize, PyBytes_GET_SIZE
 from cpython.list cimport PyList_GET_ITEM, PyList_GET_SIZE
 from cpython.object cimport PyObject
 from libc cimport errno as cerrno
-from libc.stdint cimport int64_t, uint64_t
+from libc.stdint cimport int64_t, uint32_t, uint64_t
 from libc.stdlib cimport strtoul
 from libc.string cimport memcpy
 
 from constdb._core.codec cimport fmt_int, parse_bytes_i64
-from constdb._core.glob cimport match_bytes
+from constdb._core.glob cimport match_bytes, stringmatch
+from constdb._core.ktable cimport KeyTable, kt_entry, kt_get, kt_key, kt_len, kt_next, kt_random
 from constdb._core.keyspace cimport N_GENERIC, Db, Keyspace, notify
 from constdb._core.objects cimport (
     T_STRING, CObj, HashObj, ListObj, MVObj, SetObj, StrObj, TTLReg, Ver,
-    ZSetObj, draw, hash_val, obj_type,
+    ZSetObj, hash_val, obj_type,
 )
-from constdb._core.scan cimport SCAN_KEYS, ScanState, scan_end, scan_find, scan_next, scan_start
+from constdb._core.scan cimport SCAN_KEYS, ScanState, scan_find, scan_next_at, scan_start_packed
 from constdb._core.t_hash cimport emit_hset
 from constdb._core.t_hll cimport HllObj, hll_bytes
 from constdb._core.t_list cimport copy_list
@@ -123,11 +123,17 @@ cdef int cmd_keys(Client c, list argv) except -1:
     cdef Keyspace ks = c.ks
     cdef list out = []
     cdef bint all_ = pat == b"*"
-    for key, o in ks.d.items():
-        if ks.is_expired(<CObj>o):
+    cdef Py_ssize_t pos = 0
+    cdef kt_entry* e
+    while True:
+        e = kt_next(&ks.d.t, &pos)
+        if e == NULL:
+            break
+        if ks.is_expired(<CObj>e.obj):
             continue
-        if all_ or match_bytes(pat, <bytes>key):
-            out.append(key)
+        if all_ or stringmatch(PyBytes_AS_STRING(pat), PyBytes_GET_SIZE(pat), e.key, e.klen,
+                               False):
+            out.append(kt_key(e))
     c.out.array(len(out))
     for key in out:
         c.out.bulk(<bytes>key)
@@ -224,6 +230,33 @@ cdef inline int _scan_key(Keyspace ks, object key, CObj o, object pat, int tcode
     return 0
 
 
+cdef bytes _pack_keys(KeyTable t):
+    """SCAN's copy of the keys: each a 4-byte length (native order) and its
+    bytes, in one bytes object (scan.scan_start_packed)."""
+    cdef Py_ssize_t pos = 0, n = 0
+    cdef kt_entry* e
+    cdef bytes out
+    cdef char* p
+    cdef uint32_t klen
+    while True:
+        e = kt_next(&t.t, &pos)
+        if e == NULL:
+            break
+        n += 4 + e.klen
+    out = PyBytes_FromStringAndSize(NULL, n)
+    p = PyBytes_AS_STRING(out)
+    pos = 0
+    while True:
+        e = kt_next(&t.t, &pos)
+        if e == NULL:
+            break
+        klen = e.klen
+        memcpy(p, &klen, 4)
+        memcpy(p + 4, e.key, klen)
+        p += 4 + klen
+    return out
+
+
 cdef int cmd_scan(Client c, list argv) except -1:
     # A keyspace larger than one reply is walked in a copy of its keys taken
     # at the iteration's first call (scan.pyx: the guarantee and the bounds);
@@ -233,11 +266,13 @@ cdef int cmd_scan(Client c, list argv) except -1:
     cdef int64_t count = 10
     cdef int tcode = -1
     cdef Py_ssize_t pos, end
-    cdef PyObject* k
     cdef PyObject* v
+    cdef kt_entry* e
     cdef list out = []
     cdef list dead = []
-    cdef list items
+    cdef bytes blob
+    cdef const char* b
+    cdef uint32_t klen
     cdef ScanState st = None
     cdef Keyspace ks = c.ks
     if not parse_cursor(c, <bytes>argv[1], &cur):
@@ -247,43 +282,48 @@ cdef int cmd_scan(Client c, list argv) except -1:
         return 0
     if cur != 0:
         st = scan_find(cur, SCAN_KEYS, ks.d, None)   # (a cursor of this db's keys)
-    if st is None and PyDict_Size(ks.d) > count:
-        st = scan_start(SCAN_KEYS, ks.d, None, PyDict_Keys(ks.d))
+    if st is None and kt_len(ks.d) > count:
+        st = scan_start_packed(SCAN_KEYS, ks.d, None, _pack_keys(ks.d))
     if st is None:
         pos = 0
-        while PyDict_Next(ks.d, &pos, &k, &v):
-            _scan_key(ks, <object>k, <CObj>v, pat, tcode, out, dead)
+        while True:
+            e = kt_next(&ks.d.t, &pos)
+            if e == NULL:
+                break
+            _scan_key(ks, kt_key(e), <CObj>e.obj, pat, tcode, out, dead)
     else:
-        items = st.items
-        end = scan_end(st, count)
-        for pos in range(st.pos, end):
-            k = PyList_GET_ITEM(items, pos)
-            v = PyDict_GetItem(ks.d, <object>k)
+        blob = <bytes>st.items[0]
+        b = PyBytes_AS_STRING(blob)
+        end = PyBytes_GET_SIZE(blob)
+        pos = st.pos
+        while pos < end and count > 0:
+            memcpy(&klen, b + pos, 4)
+            key = PyBytes_FromStringAndSize(b + pos + 4, klen)
+            pos += 4 + klen
+            count -= 1
+            v = kt_get(&ks.d.t, key)
             if v != NULL:
-                _scan_key(ks, <object>k, <CObj>v, pat, tcode, out, dead)
-        nxt = scan_next(st, end)
+                _scan_key(ks, key, <CObj>v, pat, tcode, out, dead)
+        nxt = scan_next_at(st, pos, pos >= end)
     for key in dead:
         ks.lookup(key)    # deletes it (an expiry)
     return reply_scan(c, nxt, out)
 
 
 cdef int cmd_randomkey(Client c, list argv) except -1:
-    # A key drawn (objects.draw) from Keyspace.pick, a list of the keys built
-    # once and kept, as SPOP's: O(1) expected. A new key drops the list; a
-    # drawn key that has expired is deleted (lazy expiry, as Redis's
-    # RANDOMKEY does) and the draw repeated.
+    # A random entry of the key table (kt_random: O(1) expected); a drawn
+    # key that has expired is deleted (lazy expiry, as Redis's RANDOMKEY
+    # does) and the draw repeated.
     cdef Keyspace ks = c.ks
-    cdef PyObject* v
+    cdef kt_entry* e
     while True:
-        # (built here, and again if deleting an expired key let it go)
-        if ks.pick is None or ks.pick_d is not ks.d:
-            ks.pick = list(ks.d)
-            ks.pick_d = ks.d
-        k = draw(ks.d, ks.pick, False)
-        if k is None:
+        e = kt_random(&ks.d.t)
+        if e == NULL:
             return c.out.nil()
-        v = PyDict_GetItem(ks.d, k)
-        if not ks.is_expired(<CObj>v) or ks.lookup(k) is not None:
+        if not ks.is_expired(<CObj>e.obj):
+            return c.out.bulk_raw(e.key, e.klen)
+        k = kt_key(e)
+        if ks.lookup(k) is not None:
             return c.out.bulk(<bytes>k)
 
 

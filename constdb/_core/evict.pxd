@@ -1,6 +1,7 @@
 from libc.stdint cimport int64_t, uint64_t
 
 from constdb._core.keyspace cimport Db, Keyspace
+from constdb._core.ktable cimport KeyTable
 from constdb._core.objects cimport CObj
 
 # policy codes
@@ -51,7 +52,7 @@ cdef class Evictor:
 
     cdef uint64_t _score(self, object key, CObj o)
     cdef int _pool_add(self, Db db, object key, uint64_t idle) except -1
-    cdef object _sample(self, Db db, dict src)
+    cdef object _sample(self, Db db, KeyTable src)
     cdef object _from_pool(self)
     cdef object _pick(self)
     cdef object _pick_wtinylfu(self)

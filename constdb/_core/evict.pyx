@@ -11,14 +11,15 @@ touched) and evicts while it is above ds_limit, which Evictor.set_limit
 derives from maxmemory, the margin and what else the node holds.
 """
 
-from cpython.dict cimport PyDict_GetItem, PyDict_Next
 from cpython.object cimport PyObject, PyObject_Hash
 from libc.stdint cimport INT64_MAX, int64_t, uint32_t, uint64_t
 
 from constdb._core.backlog cimport Backlog
 from posix.time cimport CLOCK_MONOTONIC, clock_gettime, timespec
 from constdb._core.keyspace cimport N_EVICTED, Db, Keyspace, lfu_decr, notify
-from constdb._core.pydict cimport cdb_dictkeys  # no-cython-lint (its C types)
+from constdb._core.ktable cimport (
+    KeyTable, kt_entry, kt_entry_hash, kt_get, kt_get_raw, kt_key, kt_len, kt_random,
+)
 from constdb._core.objects cimport CObj, TTLReg
 from constdb._core.sketch cimport sk_free, sk_freq, sk_grow
 
@@ -52,79 +53,12 @@ cdef inline uint64_t _rand() noexcept:
     return _rng
 
 
-# A random key of a dict: a random slot of its entry table, read directly
-# (CPython 3.11-3.12 layout; checked once at import against a known dict,
-# else PyDict_Next from a random position, which walks runs of deleted
-# slots). A deleted slot is retried at another random slot. The layout's
-# types come from pydict.pxd.
-cdef extern from *:
-    """
-    static Py_ssize_t cdb_nentries(PyObject* d) {
-        cdb_dictobj* o = (cdb_dictobj*)d;
-        if (o->ma_values != NULL || o->ma_keys->dk_kind != 0) return -1;
-        return o->ma_keys->dk_nentries;
-    }
-    static PyObject* cdb_entry_key(PyObject* d, Py_ssize_t i) {
-        cdb_dictkeys* k = ((cdb_dictobj*)d)->ma_keys;
-        cdb_dictentry* e = (cdb_dictentry*)(k->dk_indices + ((size_t)1 << k->dk_log2_index_bytes));
-        PyObject* key = e[i].me_key;
-        return (key != NULL && e[i].me_value != NULL) ? key : NULL;
-    }
-    """
-    Py_ssize_t cdb_nentries(object d)
-    PyObject* cdb_entry_key(object d, Py_ssize_t i)
-
-
-cdef bint _direct = False
-
-
-def _check_layout():
-    global _direct
-    d = {b"k%d" % i: i for i in range(40)}
-    for i in range(0, 40, 2):
-        del d[b"k%d" % i]
-    ok = cdb_nentries(d) == 40
-    if ok:
-        for i in range(40):
-            p = cdb_entry_key(d, i)
-            if (p == NULL) != (i % 2 == 0) or (p != NULL and <object>p != b"k%d" % i):
-                ok = False
-                break
-    _direct = ok
-
-
-_check_layout()
-
-
-cdef object _sample_one(dict d):
-    """A key at a random slot of d's entry table (None: d is empty)."""
-    cdef Py_ssize_t n = len(d), pos, ne
-    cdef PyObject* k
-    cdef PyObject* v
-    if n == 0:
-        return None
-    if _direct:
-        ne = cdb_nentries(d)
-        if ne > 0:
-            for _ in range(32):
-                k = cdb_entry_key(d, <Py_ssize_t>(_rand() % <uint64_t>ne))
-                if k != NULL:
-                    return <object>k
-    pos = <Py_ssize_t>(_rand() % <uint64_t>(n + n // 2 + 1))
-    if PyDict_Next(d, &pos, &k, &v):
-        return <object>k
-    pos = 0
-    if PyDict_Next(d, &pos, &k, &v):
-        return <object>k
-    return None
-
-
 cdef inline Py_ssize_t _held(Keyspace ks) except -1:
     # the keys of every db (Keyspace.dbsize in C)
     cdef Py_ssize_t n = 0, i
     cdef list dbs = ks.dbs
     for i in range(len(dbs)):
-        n += len((<Db>dbs[i]).d)
+        n += kt_len((<Db>dbs[i]).d)
     return n
 
 
@@ -267,38 +201,41 @@ cdef class Evictor:
         self.pool_db[k] = db
         return 0
 
-    cdef object _sample(self, Db db, dict src):
-        """A random key of src (db.d or db.expires) that db shows, with a
-        TTL for the volatile policies (its object in self.last); False: the
-        one drawn is not; None: src is empty."""
+    cdef object _sample(self, Db db, KeyTable src):
+        """A random key of src (db.d or db.expires: kt_random) that db
+        shows, with a TTL for the volatile policies (its object in
+        self.last); False: the one drawn is not; None: src is empty."""
         cdef PyObject* p
-        key = _sample_one(src)
-        if key is None:
+        cdef kt_entry* e = kt_random(&src.t)
+        if e == NULL:
             return None
-        p = PyDict_GetItem(db.d, key)
-        if p == NULL:
-            return False
+        if src is db.d:
+            p = e.obj
+        else:
+            p = kt_get_raw(&db.d.t, kt_entry_hash(e), e.key, e.klen)
+            if p == NULL:
+                return False
         if self.volatile and ((<CObj>p).ttl is None or (<TTLReg>(<CObj>p).ttl).at == 0):
             return False
         self.last = <CObj>p
-        return key
+        return kt_key(e)
 
     cdef object _from_pool(self):
         """Sample every db that has keys, then take the best candidate still
         present (Redis's loop). Pool entries and the result are (Db, key)."""
         cdef Keyspace ks = self.ks
-        cdef dict src
+        cdef KeyTable src
         cdef int k
         cdef CObj o
         cdef Db db
         cdef list full = [x for x in ks.dbs
-                          if ((<Db>x).expires if self.volatile else (<Db>x).d)]
+                          if kt_len((<Db>x).expires if self.volatile else (<Db>x).d)]
         cdef bint any_keys
         for _ in range(4):
             any_keys = False
             for db in full:
                 src = db.expires if self.volatile else db.d
-                if not src:
+                if kt_len(src) == 0:
                     continue
                 any_keys = True
                 for _ in range(self.samples):
@@ -319,7 +256,7 @@ cdef class Evictor:
                 self.pool_db[k] = None
                 self.pool_n -= 1
                 # (slots above k are already taken: the pool shrinks from the top)
-                if PyDict_GetItem(db.d, key) != NULL:
+                if kt_get(&db.d.t, key) != NULL:
                     return (db, key)
                 k -= 1
             if not any_keys:
@@ -329,7 +266,7 @@ cdef class Evictor:
     cdef object _pick(self):
         """The next victim: (Db, key), or None."""
         cdef Keyspace ks = self.ks
-        cdef dict src
+        cdef KeyTable src
         cdef Db db
         if self.kind == P_RANDOM:
             # as Redis: the dbs in turn, a random key of the first that has one
@@ -378,14 +315,14 @@ cdef class Evictor:
             ks.win_pop()    # (the window overflowed while the cache was filling: admitted)
         while ks.win_n > self.win_max:
             cand = ks.win_pop()
-            if PyDict_GetItem((<Db>cand[0]).d, cand[1]) == NULL:
+            if kt_get(&(<Db>cand[0]).d.t, cand[1]) == NULL:
                 continue
             victim = self._from_pool()
             if victim is None:
                 return cand
             fc = sk_freq(&ks.sk, <uint64_t>PyObject_Hash(cand[1]))
             fv = sk_freq(&ks.sk, <uint64_t>PyObject_Hash(victim[1]))
-            p = PyDict_GetItem((<Db>victim[0]).d, victim[1])
+            p = kt_get(&(<Db>victim[0]).d.t, victim[1])
             idle = <double>(<uint32_t>ks.now - (<CObj>p).lru) * self.rate * (fv if fv > 1 else 1)
             if fc > fv or (self.admit_ties and fc == fv) or \
                     (self.stale > 0 and idle > self.stale * ks.sk.period) or \
@@ -403,7 +340,7 @@ cdef class Evictor:
             # nothing left outside the window
             while ks.win_n:
                 cand = ks.win_pop()
-                if PyDict_GetItem((<Db>cand[0]).d, cand[1]) != NULL:
+                if kt_get(&(<Db>cand[0]).d.t, cand[1]) != NULL:
                     return cand
         return victim
 

@@ -3,6 +3,7 @@ from libc.stdint cimport int64_t, uint8_t, uint32_t, uint64_t
 from constdb._core.backlog cimport Backlog
 from constdb._core.clock cimport Clock
 from constdb._core.codec cimport Reader, Writer
+from constdb._core.ktable cimport KeyTable, kt_get
 from constdb._core.merge cimport Ctx
 from constdb._core.objects cimport CObj, TTLReg
 from constdb._core.sketch cimport Sketch
@@ -27,7 +28,8 @@ cdef enum:
 
 
 cdef class Db:
-    """One numbered database (SELECT n): its data dicts. Keyspace's d, alts,
+    """One numbered database (SELECT n): its data (d and expires: key tables,
+    ktable.pyx; the others dicts). Keyspace's d, alts,
     tombs, dead, expires, watched, blocking and ready are the current Db's
     (Keyspace.use: switching is a pointer compare, then eight assignments).
     index: its number now (SWAPDB changes which data a number shows: the
@@ -37,17 +39,15 @@ cdef class Db:
     keyspace notification channel's db is `index`)."""
     cdef public int index
     cdef public int ident
-    cdef public dict d
+    cdef public KeyTable d
     cdef public dict alts
     cdef public dict tombs
     cdef public dict dead
-    cdef public dict expires
+    cdef public KeyTable expires
     cdef public object expire_cursor
     cdef public dict watched
     cdef public dict blocking
     cdef public dict ready
-    cdef list pick                # RANDOMKEY's list of this db's keys while it is not current
-    cdef dict pick_d              # (Keyspace.pick and pick_d are the current db's: use())
 
 
 cdef class Keyspace:
@@ -58,14 +58,12 @@ cdef class Keyspace:
     cdef public uint64_t map_u    # ts of the index -> ident mapping (SWAPDB; LWW)
     cdef public uint64_t map_n
     cdef public int gc_db         # the db gc_step is walking
-    cdef public dict d            # key -> visible object (live, maybe expired)
-    cdef list pick                # RANDOMKEY's random access to d's keys (cmd_keys); None: build
-    cdef dict pick_d              # the d it was built from (use() keeps each Db's)
+    cdef public KeyTable d        # key -> visible object (live, maybe expired)
     cdef public dict alts         # key -> [hidden live objects of other types]
     cdef public dict tombs        # key -> StrObj with no visible value (LWW tombstone)
     cdef public dict dead         # (key, type) -> list/zset/hash with no live content but
     #                               state to keep until GC (tombstones, counters)
-    cdef public dict expires      # key -> None: keys that may carry a TTL
+    cdef public KeyTable expires  # key -> None: keys that may carry a TTL
     cdef public dict vv           # node -> uuid applied (other origins)
     cdef public dict cloud        # node -> set(uuid): dots seen out of order
     cdef public dict watched      # key -> [clients] (WATCH)
@@ -242,7 +240,7 @@ cdef inline int replacing(Keyspace ks, object key) except -1:
 cdef inline int notify_gone(Keyspace ks, object key) except -1:
     """"del" when a removal (a pop, SREM, HDEL...) left key with nothing
     visible, as Redis deletes an emptied collection."""
-    if ks.nmask & N_GENERIC and key not in ks.d:
+    if ks.nmask & N_GENERIC and (kt_get(&ks.d.t, key) == NULL):
         ks.on_notify(N_GENERIC, b"del", key)
     return 0
 

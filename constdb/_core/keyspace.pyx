@@ -21,7 +21,7 @@ Where a key lives:
 """
 
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_GET_SIZE
-from cpython.dict cimport PyDict_GetItem, PyDict_GetItemWithError, PyDict_Next
+from cpython.dict cimport PyDict_GetItem, PyDict_Next
 from cpython.object cimport PyObject
 from libc.stdint cimport INT64_MAX, int64_t, uint8_t, uint32_t, uint64_t
 from libc.stdlib cimport calloc, free
@@ -42,6 +42,10 @@ from constdb._core.ops cimport (
 from constdb._core.sketch cimport sk_add, sk_free
 from constdb._core.objects cimport HashObj, ListObj, MVObj, SetObj, Ver, ZSetObj
 from cpython.object cimport PyObject_Hash
+from constdb._core.ktable cimport (
+    KeyTable, kt_del, kt_entry, kt_entry_bytes, kt_entry_hash, kt_get, kt_get_raw, kt_key, kt_len,
+    kt_next, kt_set,
+)
 
 from constdb._core.dots import ClockAheadError
 
@@ -178,7 +182,7 @@ cdef int _emptied(Keyspace ks, object key) except -1:
     goes with it, and a key made again later has none: write the register
     (no expiry) if it held one, as its own effect after the removal."""
     cdef TTLReg t
-    if key in ks.d:
+    if (kt_get(&ks.d.t, key) != NULL):
         return 0
     t = _key_ttl(ks, key)
     if t is not None and t.at != 0:
@@ -219,7 +223,7 @@ cdef int _keep_ttl(Keyspace ks, object key, CObj o) except -1:
     register, a tombstone keeps it."""
     cdef StrObj s
     cdef TTLReg t
-    if o.ttl is None or key in ks.d or (ks.tombs and key in ks.tombs):
+    if o.ttl is None or (kt_get(&ks.d.t, key) != NULL) or (ks.tombs and key in ks.tombs):
         return 0
     if ks.alts and key in ks.alts:
         return 0
@@ -283,9 +287,11 @@ cdef inline Py_ssize_t _sample_bytes(dict d, bint vals) noexcept:
 
 
 cdef Py_ssize_t key_est(object key) noexcept:
-    """The bytes a key costs beyond its object: its bytes block and its
-    entry in the keyspace dict (index + 24-byte entry at ~2/3 load)."""
-    return _balloc(key) + 48
+    """The bytes a key costs beyond its object: its entry in the key table
+    (one block: 16 bytes + the key, ktable.h) and its share of the slot
+    array (8 bytes a slot, between 3/8 and 3/4 full as the table grows:
+    16 bytes a key on average)."""
+    return kt_entry_bytes(PyBytes_GET_SIZE(key) if isinstance(key, bytes) else 0) + 16
 
 
 cdef Py_ssize_t mem_est(CObj o) noexcept:
@@ -331,6 +337,8 @@ cdef Py_ssize_t mem_est(CObj o) noexcept:
 
 cdef inline void _mem_update(Keyspace ks, object key, CObj o) noexcept:
     cdef Py_ssize_t m = mem_est(o) + key_est(key)
+    if o.ttl is not None and (<TTLReg>o.ttl).at != 0:
+        m += key_est(key)     # (its entry in the expires table too)
     if m > <Py_ssize_t>0xFFFFFFF0:    # (typed: a bare literal this big compares as a Python int)
         m = <Py_ssize_t>0xFFFFFFF0
     ks.mem_ds += m - <Py_ssize_t>o.msz
@@ -410,7 +418,7 @@ cdef inline void _new_access(Keyspace ks, CObj o) noexcept:
 
 cdef inline CObj _lookup(Keyspace ks, object key, bint read):
     # Keyspace.lookup / lookup_r
-    cdef PyObject* p = PyDict_GetItemWithError(ks.d, key)
+    cdef PyObject* p = kt_get(&ks.d.t, key)
     cdef CObj o
     if ks.evict_mode == 2 and not ks.no_touch and (p != NULL or not read):
         # W-TinyLFU's sketch counts a request once: a hit, or a write to a
@@ -443,11 +451,11 @@ cdef class Db:
     def __init__(self, int index):
         self.index = index
         self.ident = index
-        self.d = {}
+        self.d = KeyTable()
         self.alts = {}
         self.tombs = {}
         self.dead = {}
-        self.expires = {}
+        self.expires = KeyTable()
         self.expire_cursor = 0
         self.watched = {}
         self.blocking = {}
@@ -587,16 +595,7 @@ cdef class Keyspace:
 
     cdef int use(self, Db db) except -1:
         """Make db the current one: its dicts become d, alts ... (callers
-        compare `ks.cur is not db` first: one pointer compare per command).
-        RANDOMKEY's list goes with its db, so clients alternating between
-        dbs do not rebuild it (a list built from a d that SWAPDB has since
-        moved is rebuilt: pick_d)."""
-        cdef Db was = self.cur
-        if was is not None:
-            was.pick = self.pick
-            was.pick_d = self.pick_d
-        self.pick = db.pick
-        self.pick_d = db.pick_d
+        compare `ks.cur is not db` first: one pointer compare per command)."""
         self.cur = db
         self.d = db.d
         self.alts = db.alts
@@ -680,11 +679,11 @@ cdef class Keyspace:
         for db in dbs:
             if db.watched and self.on_touch is not None:
                 for key, clients in list(db.watched.items()):
-                    if any(key in (<Db>x).d for x in dbs):
+                    if any((kt_get(&(<Db>x).d.t, key) != NULL) for x in dbs):
                         self.on_touch(clients)
             if db.blocking:
                 for key in db.blocking:
-                    if key in db.d:
+                    if (kt_get(&db.d.t, key) != NULL):
                         if not db.ready and self.on_ready is not None:
                             self.on_ready()
                         db.ready[key] = None
@@ -839,9 +838,9 @@ cdef class Keyspace:
 
     cdef list objects_of(self, object key):
         cdef list out = []
-        o = self.d.get(key)
-        if o is not None:
-            out.append(o)
+        cdef PyObject* p = kt_get(&self.d.t, key)
+        if p != NULL:
+            out.append(<object>p)
         if self.alts:
             lst = self.alts.get(key)
             if lst is not None:
@@ -851,7 +850,7 @@ cdef class Keyspace:
     cdef CObj find(self, object key, int t, bint create):
         """The object of type t on key, visible or not; a new unplaced one if
         there is none and create is set (settle() places it)."""
-        cdef PyObject* p = PyDict_GetItem(self.d, key)
+        cdef PyObject* p = kt_get(&self.d.t, key)
         cdef CObj o
         cdef TTLReg tt
         cdef TypeOps* ops
@@ -887,7 +886,7 @@ cdef class Keyspace:
         _new_access(self, o)
         # a new object on a key takes the key's TTL register (docs/crdt.md section 6);
         # a key with no object and no tombstone has none (alts imply d)
-        if PyDict_GetItem(self.d, key) != NULL or (self.tombs and key in self.tombs):
+        if kt_get(&self.d.t, key) != NULL or (self.tombs and key in self.tombs):
             tt = _key_ttl(self, key)
             if tt is not None:
                 o.ttl = _ttlreg(tt.at, tt.uuid, tt.node)
@@ -897,7 +896,7 @@ cdef class Keyspace:
         """key's object changed (local or remote). mem=False: a change after
         which mem_est gives what it gave (a hash field overwritten by a value
         of the same length): the estimate is not recomputed."""
-        cdef PyObject* p = PyDict_GetItem(self.d, key) if mem or self.remote else NULL
+        cdef PyObject* p = kt_get(&self.d.t, key) if mem or self.remote else NULL
         if p != NULL:
             if mem and (<CObj>p).msz:
                 _mem_update(self, key, <CObj>p)
@@ -934,20 +933,18 @@ cdef class Keyspace:
         return 0
 
     cdef int _settle(self, object key, CObj o) except -1:
-        cdef PyObject* p = PyDict_GetItem(self.d, key)
+        cdef PyObject* p = kt_get(&self.d.t, key)
         cdef bint live
         if p == <PyObject*>o:
             if obj_live(o):
                 if self.alts and key in self.alts:
                     # a removal may have taken the shown object's newest write
                     # away: the newest live object shows (docs/crdt.md section 4)
-                    del self.d[key]
+                    kt_del(&self.d.t, key)
                     self.alts[key].append(o)
                     self._promote(key)
                 return 0
-            del self.d[key]
-            if self.pick is not None and len(self.pick) > 2 * len(self.d) + 1024:
-                self.pick = None    # mostly deleted keys: let them go
+            kt_del(&self.d.t, key)
             if type(o) is StrObj:
                 self.tombs[key] = o
             elif _keeps_state(o):
@@ -980,11 +977,9 @@ cdef class Keyspace:
         if self.dead and type(o) is not StrObj:
             self.dead.pop((key, obj_type(o)), None)
         if p == NULL:
-            self.d[key] = o
+            kt_set(&self.d.t, key, o)
             if self.nmask & N_NEW and key != self.nreplace:
                 notify(self, N_NEW, b"new", key)
-            if self.pick is not None:
-                self.pick = None    # a new key: RANDOMKEY's list lacks it
             if type(o) is not StrObj and self.tombs:
                 _drop_ttl_tomb(self, key)
             if lst is not None and o in lst:
@@ -992,7 +987,7 @@ cdef class Keyspace:
                 if not lst:
                     del self.alts[key]
             if o.ttl is not None:
-                self.expires[key] = None
+                kt_set(&self.expires.t, key, None)
             return 0
         # two live objects of different types: the newest write decides
         if lst is None:
@@ -1003,7 +998,7 @@ cdef class Keyspace:
         if _newer(o, <CObj>p):
             lst.remove(o)
             lst.append(<CObj>p)
-            self.d[key] = o
+            kt_set(&self.d.t, key, o)
         return 0
 
     cdef int _promote(self, object key) except -1:
@@ -1017,11 +1012,11 @@ cdef class Keyspace:
                 lst.remove(best)
                 if not lst:
                     del self.alts[key]
-                self.d[key] = best
+                kt_set(&self.d.t, key, best)
                 if best.ttl is not None:
-                    self.expires[key] = None
+                    kt_set(&self.expires.t, key, None)
                 return 0
-        self.expires.pop(key, None)
+        kt_del(&self.expires.t, key)
         return 0
 
     # ---- the effect functions (shared by local and remote) ---------------
@@ -1039,13 +1034,13 @@ cdef class Keyspace:
         if ts_gt(u, n, cu, cn):
             o.ttl = _ttlreg(at, u, n)
             if at != 0:
-                self.expires[key] = None
+                kt_set(&self.expires.t, key, None)
         return 0
 
     cdef int _ttl_others(self, object key, CObj o, int64_t at, uint64_t u, uint64_t n) except -1:
         """The TTL write (at, u, n) on every object of key but o, tombstone
         included (o takes it by its own rule)."""
-        cdef PyObject* p = PyDict_GetItem(self.d, key)
+        cdef PyObject* p = kt_get(&self.d.t, key)
         if p != NULL and <object>p is not o:
             self._ttl_on(key, <CObj>p, at, u, n)
         if self.alts:
@@ -1076,7 +1071,7 @@ cdef class Keyspace:
         cdef uint64_t u = self.tick()
         _ttl_write(self, key, at, u, self.node_id)
         if at == 0:
-            self.expires.pop(key, None)
+            kt_del(&self.expires.t, key)
         self.touched(key)
         return self.bl.put_key_u64(OP_TTL, u, key, <uint64_t>at)
 
@@ -1158,7 +1153,7 @@ cdef class Keyspace:
         if ev:
             key = r.bytes_()
             r.pos = pay
-            had = PyDict_GetItem(self.d, key) != NULL
+            had = kt_get(&self.d.t, key) != NULL
         t = _OPS[op]
         if t != NULL:
             t.apply(self, op, origin, u, r)
@@ -1325,7 +1320,7 @@ cdef class Keyspace:
     def is_gone(self, key):
         """key has no visible object (an expired one is deleted, as a
         lookup would, without touching the access clock)."""
-        cdef PyObject* p = PyDict_GetItem(self.d, key)
+        cdef PyObject* p = kt_get(&self.d.t, key)
         if p == NULL:
             return True
         if (<CObj>p).ttl is not None and self.is_expired(<CObj>p):
@@ -1336,13 +1331,13 @@ cdef class Keyspace:
     def obj_mem(self, key):
         """(estimated bytes, lru word) of key's visible object, or None
         (MEMORY USAGE, OBJECT); does not touch its access clock."""
-        cdef PyObject* p = PyDict_GetItem(self.d, key)
+        cdef PyObject* p = kt_get(&self.d.t, key)
         if p == NULL:
             return None
         return mem_est(<CObj>p) + key_est(key), (<CObj>p).lru
 
     def lfu_counter(self, key):
-        cdef PyObject* p = PyDict_GetItem(self.d, key)
+        cdef PyObject* p = kt_get(&self.d.t, key)
         if p == NULL:
             return None
         return lfu_decr(self, (<CObj>p).lru)
@@ -1422,7 +1417,7 @@ cdef class Keyspace:
         cdef Db db
         cdef Py_ssize_t n = 0
         for db in self.dbs:
-            n += len(db.d)
+            n += kt_len(db.d)
         return n
 
     def active_expire(self, int max_checks=200, double budget_ms=1.0):
@@ -1456,30 +1451,32 @@ cdef class Keyspace:
     def _expire_slice(self, int max_checks):
         """active_expire in the current db."""
         cdef Py_ssize_t pos = <Py_ssize_t>self.cur.expire_cursor
-        cdef PyObject* k
-        cdef PyObject* v
+        cdef kt_entry* e
+        cdef PyObject* p
         cdef int checked = 0, expired = 0
         cdef list gone = [], dead = []
         cdef CObj o
         while checked < max_checks:
-            if not PyDict_Next(self.expires, &pos, &k, &v):
+            e = kt_next(&self.expires.t, &pos)
+            if e == NULL:
                 pos = 0
                 break
             checked += 1
-            key = <object>k
-            o = self.d.get(key)
-            if o is None:
-                gone.append(key)
-            elif self.is_expired(o):
-                dead.append(key)
+            p = kt_get_raw(&self.d.t, kt_entry_hash(e), e.key, e.klen)
+            if p == NULL:
+                gone.append(kt_key(e))
+                continue
+            o = <CObj>p
+            if self.is_expired(o):
+                dead.append(kt_key(e))
             elif o.ttl is None or (<TTLReg>o.ttl).at == 0:
-                gone.append(key)
+                gone.append(kt_key(e))
         self.cur.expire_cursor = pos
         for key in gone:
-            self.expires.pop(key, None)
+            kt_del(&self.expires.t, key)
         for key in dead:
-            o = self.d.get(key)
-            if o is not None and self.is_expired(o):
+            p = kt_get(&self.d.t, key)
+            if p != NULL and self.is_expired(<CObj>p):
                 self.expire_key(key)
                 expired += 1
         return checked, expired
@@ -1488,9 +1485,15 @@ cdef class Keyspace:
         """Keys with a TTL in db index (-1: the current db)."""
         cdef int n = 0
         cdef Db db = self.cur if index < 0 else <Db>self.dbs[index]
-        for key in db.expires:
-            o = db.d.get(key)
-            if o is not None and (<CObj>o).ttl is not None and (<TTLReg>(<CObj>o).ttl).at != 0:
+        cdef Py_ssize_t pos = 0
+        cdef kt_entry* e
+        cdef PyObject* p
+        while True:
+            e = kt_next(&db.expires.t, &pos)
+            if e == NULL:
+                break
+            p = kt_get_raw(&db.d.t, kt_entry_hash(e), e.key, e.klen)
+            if p != NULL and (<CObj>p).ttl is not None and (<TTLReg>(<CObj>p).ttl).at != 0:
                 n += 1
         return n
 
@@ -1508,9 +1511,7 @@ cdef class Keyspace:
         """Drop everything, in every db, without logging (used before loading
         a snapshot)."""
         cdef Db db
-        self.pick = None
         for db in self.dbs:
-            db.pick = None
             db.d.clear()
             db.alts.clear()
             db.tombs.clear()
@@ -1625,7 +1626,7 @@ _fill_events()
 
 
 cdef int _remote_event(Keyspace ks, int op, object key, bint had, Reader r) except -1:
-    cdef bint now = PyDict_GetItem(ks.d, key) != NULL
+    cdef bint now = kt_get(&ks.d.t, key) != NULL
     cdef int cls = 0
     cdef object ev = None
     cdef uint8_t flags
@@ -1768,9 +1769,11 @@ def gc_step(Keyspace ks, uint64_t stable, Py_ssize_t pos, Py_ssize_t budget):
     keyspace is never walked in one go): up to `budget` visible keys from dict
     position `pos`, then, at the end of a round, the hidden and emptied
     objects. The dbs are walked one after another (Keyspace.gc_db: the one
-    in progress). Returns (next position, tombstones dropped)."""
-    cdef PyObject* k
-    cdef PyObject* v
+    in progress). Returns (next position, tombstones dropped). (A position
+    is a slot of the key table: a table that grew or shrank between two
+    slices is walked from the same number, missing or repeating some keys
+    this round: the next round sees them.)"""
+    cdef kt_entry* e
     cdef Py_ssize_t seen = 0, total = 0
     cdef TypeOps* t
     cdef bint empty
@@ -1779,14 +1782,15 @@ def gc_step(Keyspace ks, uint64_t stable, Py_ssize_t pos, Py_ssize_t budget):
         ks.gc_db = 0
     db = <Db>ks.dbs[ks.gc_db]
     while seen < budget:
-        if not PyDict_Next(db.d, &pos, &k, &v):
+        e = kt_next(&db.d.t, &pos)
+        if e == NULL:
             total += _gc_hidden(db, stable)
             ks.gc_db = (ks.gc_db + 1) % len(ks.dbs)
             return 0, total
         seen += 1
-        t = ops_of(<CObj>v)
+        t = ops_of(<CObj>e.obj)
         if t.gc != NULL:
-            total += t.gc(<CObj>v, stable, &empty)
+            total += t.gc(<CObj>e.obj, stable, &empty)
     return pos, total
 
 

@@ -28,9 +28,11 @@ from posix.time cimport CLOCK_MONOTONIC, clock_gettime, timespec
 from constdb._core.backlog cimport Backlog
 from constdb._core.clock cimport wall_ms
 from constdb._core.codec cimport WBuf, Writer, parse_i64
+from constdb._core.ktable cimport (
+    kt_get, kt_prefetch_entry, kt_prefetch_obj, kt_prefetch_slot, kt_table,
+)
 from constdb._core.keyspace cimport Db, Keyspace
 from constdb._core.objects cimport CObj
-from constdb._core.pydict cimport cdb_dictkeys  # no-cython-lint (its C layout types, used in C below)
 
 from constdb._core.codec import RespError
 
@@ -499,107 +501,22 @@ cdef enum:
     QKEYS = 128                      # _fill: keys looked up ahead per fill (2 x FAST_ARGS)
 
 
-# The keys of the requests parsed ahead (Client._fill) are found in the db's
-# dict before any of them runs, reading CPython's dict layout (3.11-3.12,
-# pydict.pxd) directly: first a prefetch of every key's index slot, then of every entry,
-# then of every stored key and value, then the probes, so the cache misses
-# of a pipeline's keys overlap instead of each request waiting for its own
-# (three dependent misses per key: index, entry, key object). An argv key
-# that is in the dict is the dict's own key object: every later probe of the
-# command (lookup, find, touched, settle ...) matches by identity, with no
-# bytes object made, hashed or compared. A key not there is a new bytes
-# object whose hash is already set. _check_layout verifies the layout once at
-# import; if it differs, keys are plain bytes objects, as before.
+# The keys of the requests parsed ahead (Client._fill) are fetched from the
+# db's key table (ktable.h) before any of them runs, in stages: first a
+# prefetch of every key's first slot, then of the entry each slot names,
+# then of the object of each entry whose hash is the key's, so the cache
+# misses of a pipeline's keys overlap instead of each request waiting for
+# its own (three dependent misses per key: slot, entry, object). An argv key
+# is a new bytes object whose hash is already set (fe_bytes), so no later
+# probe of the command hashes it. _check_layout verifies at import that
+# _Py_HashBytes is bytes' hash and that a hash set this way is the one
+# hash() gives; if not, keys are plain bytes objects (hashed when first
+# looked up) and nothing is prefetched.
 cdef extern from *:
     """
     #include <Python.h>
-    /* (gcc 12 -O2 compiled the __builtin_prefetch calls below to nothing: an asm one stays) */
-    #if defined(__x86_64__) || defined(__i386__)
-    #define FE_PF(p) __asm__ volatile("prefetcht0 %0" :: "m"(*(const char*)(p)))
-    #else
-    #define FE_PF(p) __builtin_prefetch(p)
-    #endif
     static int fe_ok = 0;
 
-    /* the keys table of a combined dict of general keys (bytes), else NULL */
-    static inline cdb_dictkeys* fe_keys(PyObject* d) {
-        cdb_dictkeys* k = ((cdb_dictobj*)d)->ma_keys;
-        if (!fe_ok || ((cdb_dictobj*)d)->ma_values != NULL || k->dk_kind != 0) return NULL;
-        return k;
-    }
-    static inline Py_ssize_t fe_ix(cdb_dictkeys* k, size_t i) {
-        switch (k->dk_log2_index_bytes - k->dk_log2_size) {
-        case 0: return ((int8_t*)k->dk_indices)[i];
-        case 1: return ((int16_t*)k->dk_indices)[i];
-        case 2: return ((int32_t*)k->dk_indices)[i];
-        default: return ((int64_t*)k->dk_indices)[i];
-        }
-    }
-    static inline cdb_dictentry* fe_ent(cdb_dictkeys* k, Py_ssize_t ix) {
-        return (cdb_dictentry*)(k->dk_indices + ((size_t)1 << k->dk_log2_index_bytes)) + ix;
-    }
-    static inline size_t fe_slot(cdb_dictkeys* k, Py_hash_t h) {
-        return (size_t)h & (((size_t)1 << k->dk_log2_size) - 1);
-    }
-    /* stage 1: the key's first index slot */
-    static inline void fe_prefetch_slot(PyObject* d, Py_hash_t h) {
-        cdb_dictkeys* k = fe_keys(d);
-        if (k != NULL)
-            FE_PF(k->dk_indices + (fe_slot(k, h) << (k->dk_log2_index_bytes - k->dk_log2_size)));
-    }
-    /* the entry the key's first index slot names, or NULL */
-    static inline cdb_dictentry* fe_first(PyObject* d, Py_hash_t h) {
-        cdb_dictkeys* k = fe_keys(d);
-        Py_ssize_t ix;
-        if (k == NULL) return NULL;
-        ix = fe_ix(k, fe_slot(k, h));
-        return ix >= 0 ? fe_ent(k, ix) : NULL;
-    }
-    /* stage 2: that entry */
-    static inline void fe_prefetch_entry(PyObject* d, Py_hash_t h) {
-        cdb_dictentry* e = fe_first(d, h);
-        if (e != NULL) {
-            FE_PF(e);
-            FE_PF((char*)(e + 1) - 1);
-        }
-    }
-    /* stage 3: the key and value objects of that entry, if its hash is the key's */
-    static inline void fe_prefetch_objs(PyObject* d, Py_hash_t h) {
-        cdb_dictentry* e = fe_first(d, h);
-        if (e != NULL && e->me_hash == h && e->me_key != NULL) {
-            FE_PF(e->me_key);
-            FE_PF((char*)e->me_key + 63);
-            if (e->me_value != NULL) {
-                FE_PF(e->me_value);
-                FE_PF((char*)e->me_value + 63);
-            }
-        }
-    }
-    /* the stored key equal to the n bytes at s (hash h), borrowed; NULL: none */
-    static PyObject* fe_find(PyObject* d, Py_hash_t h, const char* s, Py_ssize_t n) {
-        cdb_dictkeys* k = fe_keys(d);
-        size_t i, perturb = (size_t)h, mask;
-        Py_ssize_t ix;
-        if (k == NULL) return NULL;
-        mask = ((size_t)1 << k->dk_log2_size) - 1;
-        i = (size_t)h & mask;
-        for (;;) {
-            ix = fe_ix(k, i);
-            if (ix >= 0) {
-                cdb_dictentry* e = fe_ent(k, ix);
-                PyObject* key = e->me_key;
-                if (e->me_hash == h && key != NULL && PyBytes_CheckExact(key)
-                        && PyBytes_GET_SIZE(key) == n
-                        && memcmp(PyBytes_AS_STRING(key), s, (size_t)n) == 0)
-                    return key;
-            }
-            else if (ix == -1) {  /* DKIX_EMPTY (-2: a deleted entry, go on) */
-                return NULL;
-            }
-            perturb >>= 5;
-            i = mask & (i * 5 + perturb + 1);
-        }
-    }
     /* a new bytes object of the n bytes at s, its hash h already set */
     static PyObject* fe_bytes(const char* s, Py_ssize_t n, Py_hash_t h) {
         PyObject* o = PyBytes_FromStringAndSize(s, n);
@@ -613,10 +530,6 @@ cdef extern from *:
     }
     """
     int fe_ok
-    void fe_prefetch_slot(object d, Py_hash_t h) noexcept
-    void fe_prefetch_entry(object d, Py_hash_t h) noexcept
-    void fe_prefetch_objs(object d, Py_hash_t h) noexcept
-    PyObject* fe_find(object d, Py_hash_t h, const char* s, Py_ssize_t n) noexcept
     object fe_bytes(const char* s, Py_ssize_t n, Py_hash_t h)
     Py_hash_t _Py_HashBytes(const void* s, Py_ssize_t n) noexcept
 
@@ -628,41 +541,23 @@ cdef extern from "Python.h":
     object _steal "(PyObject*)"(PyObject* o)   # takes over a reference
 
 
-cdef dict _NO_KEYS = {}
-
-
 def _check_layout():
-    """fe_find agrees with the dict on keys there and not there, after
-    deletes, at each index width (1, 2 and 4 bytes), and _Py_HashBytes is
-    bytes' hash: else the keys of requests are made as plain bytes."""
+    """_Py_HashBytes is bytes' hash, and a bytes object made by fe_bytes
+    hashes and compares as one made the usual way: else the keys of
+    requests are made as plain bytes, and the staged prefetch is off."""
     global fe_ok
-    cdef PyObject* p
     fe_ok = 0
     if sys.version_info[:2] not in ((3, 11), (3, 12)):
         return False
-    fe_ok = 1
-    for size in (5, 200, 50000):
-        d = {b"k%d" % i: i for i in range(size)}
-        for i in range(0, size, 3):
-            del d[b"k%d" % i]
-        stored = {x: x for x in d}
-        for i in range(size + 10):
-            kb = b"k%d" % i
-            if _Py_HashBytes(PyBytes_AS_STRING(kb), PyBytes_GET_SIZE(kb)) != hash(kb):
-                fe_ok = 0
-                return False
-            p = fe_find(d, hash(kb), PyBytes_AS_STRING(kb), PyBytes_GET_SIZE(kb))
-            if kb in d:
-                ok = p != NULL and <object>p is stored[kb]
-            else:
-                ok = p == NULL
-            if not ok:
-                fe_ok = 0
-                return False
-        kb = fe_bytes(b"k1", 2, _Py_HashBytes(b"k1", 2))
-        if hash(kb) != hash(b"k1") or d.get(kb) != d.get(b"k1"):
-            fe_ok = 0
+    for i in range(1000):
+        kb = b"k%d" % i
+        if _Py_HashBytes(PyBytes_AS_STRING(kb), PyBytes_GET_SIZE(kb)) != hash(kb):
             return False
+    fe_ok = 1
+    kb = fe_bytes(b"k1", 2, _Py_HashBytes(b"k1", 2))
+    if hash(kb) != hash(b"k1") or kb != b"k1" or {b"k1": 1}.get(kb) != 1:
+        fe_ok = 0
+        return False
     return True
 
 
@@ -1049,8 +944,8 @@ cdef class Client:
         inline request), which _scan then frames as before, so both agree on
         every request this accepts. The command of each is resolved here
         (the name this client sent last is its cached bytes object), and the
-        keys of all of them are found in the client's db together (see
-        fe_find above). Before AUTH one request at a time: AUTH changes the
+        keys of all of them are fetched from the client's db together (see
+        fe_bytes above). Before AUTH one request at a time: AUTH changes the
         limits of the next."""
         cdef const char* b = self.ibuf.buf
         cdef Py_ssize_t total = self.ibuf.len, pos = self.ipos, q
@@ -1064,10 +959,7 @@ cdef class Client:
         cdef object item
         cdef Command cmd
         cdef bytes cname
-        cdef object d = self.db.d
-        cdef PyObject* p
-        if type(d) is not dict:
-            d = _NO_KEYS
+        cdef kt_table* kt = &self.db.d.t
         if self.spos > pos:
             return 0
         if not self.authed:
@@ -1126,7 +1018,7 @@ cdef class Client:
                     keys[nk].n = <Py_ssize_t>blen
                     keys[nk].req = n
                     keys[nk].argi = <Py_ssize_t>i
-                    fe_prefetch_slot(d, keys[nk].h)
+                    kt_prefetch_slot(kt, keys[nk].h)
                     nk += 1
                     kpos += kstep
                     pos = q + <Py_ssize_t>blen + 2
@@ -1153,15 +1045,11 @@ cdef class Client:
         self.qver = srv.cmd_version
         if nk > 1:
             for j in range(nk):
-                fe_prefetch_entry(d, keys[j].h)
+                kt_prefetch_entry(kt, keys[j].h)
             for j in range(nk):
-                fe_prefetch_objs(d, keys[j].h)
+                kt_prefetch_obj(kt, keys[j].h)
         for j in range(nk):
-            p = fe_find(d, keys[j].h, b + keys[j].off, keys[j].n)
-            if p != NULL:
-                item = <object>p
-            else:
-                item = fe_bytes(b + keys[j].off, keys[j].n, keys[j].h)
+            item = fe_bytes(b + keys[j].off, keys[j].n, keys[j].h)
             Py_INCREF(item)
             PyList_SET_ITEM(<list>self.qargv[keys[j].req], keys[j].argi, item)
         return n
@@ -1841,7 +1729,7 @@ cdef class Client:
 
 cdef bint _key_expired(Db db, Keyspace ks, object key):
     """The key holds a value whose TTL has passed (not yet deleted)."""
-    cdef PyObject* p = PyDict_GetItem(db.d, key)
+    cdef PyObject* p = kt_get(&db.d.t, key)
     return p != NULL and ks.is_expired(<CObj>p)
 
 

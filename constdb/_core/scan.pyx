@@ -70,7 +70,7 @@ cdef uint64_t _new_sid() noexcept:
 cdef int _remove(ScanState st) except -1:
     global _held
     del _states[st.sid]
-    _held -= len(st.items)
+    _held -= st.held
     st.items = None
     return 0
 
@@ -93,6 +93,18 @@ cdef ScanState scan_find(uint64_t cur, int kind, object ks, object key):
 
 cdef ScanState scan_start(int kind, object ks, object key, list items):
     """A new iteration over items (the collection's elements, copied now)."""
+    return _start(kind, ks, key, items, len(items))
+
+
+cdef ScanState scan_start_packed(int kind, object ks, object key, bytes blob):
+    """A new iteration over elements packed in one bytes object by the
+    caller (SCAN: the key table's keys, each a 4-byte length and its bytes:
+    a copy of the keys costs them, not a bytes object each); items is
+    [blob], pos an offset in it that the caller advances (scan_next_at)."""
+    return _start(kind, ks, key, [blob], len(blob) // 8 + 1)
+
+
+cdef ScanState _start(int kind, object ks, object key, list items, Py_ssize_t held):
     global _held
     cdef ScanState st = ScanState.__new__(ScanState)
     cdef ScanState old
@@ -104,9 +116,10 @@ cdef ScanState scan_start(int kind, object ks, object key, list items):
     st.key = key
     st.items = items
     st.pos = 0
+    st.held = held
     st.sid = _new_sid()
     _states[st.sid] = st
-    _held += len(items)
+    _held += held
     while (len(_states) > MAX_STATES or _held > MAX_HELD) and len(_states) > 1:
         pos = 0
         PyDict_Next(_states, &pos, &k, &v)   # the least recently used
@@ -131,11 +144,17 @@ cdef uint64_t scan_next(ScanState st, Py_ssize_t end) except? 0:
     cdef Py_ssize_t i
     for i in range(st.pos, end):
         items[i] = None
-    if end >= len(items):
+    return scan_next_at(st, end, end >= len(items))
+
+
+cdef uint64_t scan_next_at(ScanState st, Py_ssize_t pos, bint done) except? 0:
+    """The next cursor of st, its walk now at pos; 0 (and the state freed)
+    when done."""
+    if done:
         _remove(st)
         return 0
     del _states[st.sid]
-    st.pos = end
+    st.pos = pos
     st.sid = _new_sid()
     _states[st.sid] = st     # (re-inserted: now the most recently used)
     return st.sid

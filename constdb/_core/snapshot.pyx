@@ -36,11 +36,11 @@ what VV covers.
 
 import lz4.frame
 
-from cpython.dict cimport PyDict_GetItem
 from libc.stdint cimport uint8_t, uint64_t
 
 from constdb._core.codec cimport Reader, Writer
 from constdb._core.dots cimport _ttl_of, _ttlreg
+from constdb._core.ktable cimport kt_del, kt_get, kt_set
 from constdb._core.keyspace cimport Db, Keyspace, TypeOps, ops_of, type_ops
 from constdb._core.merge cimport Ctx, _check_count
 from constdb._core.objects cimport (
@@ -156,7 +156,7 @@ def dump_chunks(Keyspace ks, bytes alias, bytes meta, Py_ssize_t chunk=1 << 20):
                 for key in source:
                     # each key once, with all of its objects
                     if source is not ks.d:
-                        if key in ks.d:
+                        if (kt_get(&ks.d.t, key) != NULL):
                             continue
                         if source is not ks.alts:
                             if key in ks.alts:
@@ -484,7 +484,7 @@ cdef int _set_ttl(CObj o, TTLReg r) except -1:
 
 cdef bint _absent(Keyspace ks, object key) except -1:
     """This node has no object of key (shown, hidden, tombstone or dead)."""
-    if PyDict_GetItem(ks.d, key) != NULL:
+    if kt_get(&ks.d.t, key) != NULL:
         return False
     if ks.alts and key in ks.alts:
         return False
@@ -511,9 +511,9 @@ cdef int _place_new(Keyspace ks, object key, CObj b, Ctx ca, uint64_t clock) exc
                                  (<StrObj>b).cnt is not None or not sv_none(<StrObj>b)):
         ks.settle(key, b)
     if r is not None:
-        if PyDict_GetItem(ks.d, key) != NULL:
+        if kt_get(&ks.d.t, key) != NULL:
             if r.at != 0:
-                ks.expires[key] = None
+                kt_set(&ks.expires.t, key, None)
         elif key not in ks.tombs:
             o = new_str()
             o.ttl = _ttlreg(r.at, r.uuid, r.node)
@@ -585,7 +585,7 @@ cdef int _merge_key(Keyspace ks, object key, list bobjs, Ctx ca, Ctx cb,
     # place everything again, as settle decides: the string first (it is the
     # tombstone), then the others; a key left with no object keeps its TTL
     # register in a tombstone
-    ks.d.pop(key, None)
+    kt_del(&ks.d.t, key)
     if ks.alts:
         ks.alts.pop(key, None)
     if ks.tombs:
@@ -603,12 +603,12 @@ cdef int _merge_key(Keyspace ks, object key, list bobjs, Ctx ca, Ctx cb,
     for x in results:
         if type(x) is not StrObj:
             ks.settle(key, <CObj>x)
-    if r is not None and key not in ks.d and key not in ks.tombs:
+    if r is not None and (kt_get(&ks.d.t, key) == NULL) and key not in ks.tombs:
         o = new_str()
         o.ttl = _ttlreg(r.at, r.uuid, r.node)
         ks.tombs[key] = o
-    if r is not None and r.at != 0 and key in ks.d:
-        ks.expires[key] = None
+    if r is not None and r.at != 0 and (kt_get(&ks.d.t, key) != NULL):
+        kt_set(&ks.expires.t, key, None)
     ks.touched(key)
     return 0
 

@@ -24,7 +24,7 @@ HINCRBY-create observes them), so a hash with counter state but no field waits
 in Keyspace.dead rather than going.
 """
 
-from cpython.dict cimport PyDict_GetItem, PyDict_GetItemWithError
+from cpython.dict cimport PyDict_GetItem
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_GET_SIZE
 from cpython.object cimport PyObject
 from libc.math cimport isfinite
@@ -36,6 +36,7 @@ from constdb._core.dots cimport (
     _bump, _ent_add, _ent_dots, _ent_dots_raw, _ent_max, _ent_remove, _put_dots, _put_obs,
     _check_obs, _read_dots, _read_obs, _skip_n,
 )
+from constdb._core.ktable cimport kt_get
 from constdb._core.keyspace cimport (
     Keyspace, TypeOps, _emptied, _ttl_write, obj_live, register_type_ops,
 )
@@ -97,7 +98,7 @@ cdef int _hrem_on(Keyspace ks, object key, HashObj o, object field, list dots) e
 # ---------------------------------------------------------- local effects ----
 
 cdef int emit_hset(Keyspace ks, object key, object field, object val) except -1:
-    cdef PyObject* p = PyDict_GetItemWithError(ks.d, key)
+    cdef PyObject* p = kt_get(&ks.d.t, key)
     if p != NULL and type(<object>p) is HashObj:
         return emit_hset_at(ks, key, <HashObj>p, True, field, val)
     return emit_hset_at(ks, key, <HashObj>ks.find(key, T_HASH, True), False, field, val)
@@ -320,7 +321,7 @@ cdef int _hfcnt_on(Keyspace ks, object key, HashObj o, object field, int64_t bit
 
 
 cdef HashObj _hash(Keyspace ks, object key):
-    cdef PyObject* p = PyDict_GetItem(ks.d, key)
+    cdef PyObject* p = kt_get(&ks.d.t, key)
     if p != NULL and type(<object>p) is HashObj:
         return <HashObj>p
     return <HashObj>ks.find(key, T_HASH, True)
@@ -377,7 +378,7 @@ cdef int emit_hfincr(Keyspace ks, object key, object field, object val,
     # as a peer applying the HSETC finds it: with no field yet it went to
     # Keyspace.dead, and coming back it takes the key's TTL register
     o = <HashObj>ks.find(key, T_HASH, True)
-    emit_hset_at(ks, key, o, ks.d.get(key) is o, field, val)
+    emit_hset_at(ks, key, o, kt_get(&ks.d.t, key) == <PyObject*>o, field, val)
     return 0
 
 

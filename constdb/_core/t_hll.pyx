@@ -30,13 +30,13 @@ from cpython.bytearray cimport (
     PyByteArray_Resize,
 )
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize, PyBytes_GET_SIZE
-from cpython.dict cimport PyDict_GetItem
 from cpython.object cimport PyObject
 from libc.stdint cimport uint8_t, uint64_t
 from libc.string cimport memcpy, memset
 
 from constdb._core.codec cimport Reader, Writer, put_varint_at, varint_len
 from constdb._core.dots cimport _bump
+from constdb._core.ktable cimport kt_get
 from constdb._core.keyspace cimport Keyspace, TypeOps, register_type_ops
 from constdb._core.merge cimport Ctx
 from constdb._core.objects cimport CObj, register_class, ts_gt
@@ -268,7 +268,7 @@ cdef int _ent_end(Keyspace ks, object key, HllObj o, uint64_t u, uint64_t n) exc
     key touched, and the object placed."""
     _bump(&o.lu, &o.ln, u, n)
     ks.touched(key)
-    if ks.alts or o.cur is None or PyDict_GetItem(ks.d, key) != <PyObject*>o:
+    if ks.alts or o.cur is None or kt_get(&ks.d.t, key) != <PyObject*>o:
         # (shown, live and alone on its key: o stays where it is)
         ks.settle(key, o)
     return 0

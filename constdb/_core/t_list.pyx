@@ -41,6 +41,7 @@ from libc.string cimport memcpy
 
 from constdb._core.codec cimport Reader, Writer, put_u64_at, put_varint_at, varint_len
 from constdb._core.dots cimport _bump, _check_ts
+from constdb._core.ktable cimport kt_get
 from constdb._core.keyspace cimport Keyspace, TypeOps, mem_update, register_type_ops
 from constdb._core.merge cimport Ctx, _check_count
 from constdb._core.objects cimport T_LIST, CObj, LBlock, LElem, ListObj, TTLReg, new_list, ts_gt
@@ -1846,7 +1847,7 @@ cdef inline bint _has_ttl(ListObj o) noexcept:
 cdef int _emptied(Keyspace ks, object key, ListObj o, bint had_ttl) except -1:
     """A local removal left the list empty: as in Redis the key's TTL goes
     with it (a list made later on the key has none)."""
-    if o.n == 0 and had_ttl and key not in ks.d:
+    if o.n == 0 and had_ttl and (kt_get(&ks.d.t, key) == NULL):
         ks.emit_ttl(key, 0)
     return 0
 

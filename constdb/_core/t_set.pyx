@@ -16,6 +16,7 @@ from constdb._core.dots cimport (
     _bump, _ent_add, _ent_dots, _ent_dots_raw, _ent_max, _ent_remove, _put_dots, _read_dots,
     _skip_n,
 )
+from constdb._core.ktable cimport kt_get
 from constdb._core.keyspace cimport (
     Keyspace, TypeOps, _emptied, _ttl_write, obj_live, register_type_ops,
 )
@@ -71,7 +72,7 @@ cdef int _srem_on(Keyspace ks, object key, SetObj o, object member, list dots) e
 cdef int emit_sadd(Keyspace ks, object key, object member) except -1:
     """Add a member that the set does not have (a no-op SADD logs nothing)."""
     cdef uint64_t u = ks.tick()
-    cdef PyObject* p = PyDict_GetItem(ks.d, key)
+    cdef PyObject* p = kt_get(&ks.d.t, key)
     cdef SetObj o
     cdef list removes = None
     cdef Writer w

@@ -11,13 +11,14 @@ older concurrent SET still loses. Every change goes through `_reg_on` or
 """
 
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_GET_SIZE
-from cpython.dict cimport PyDict_GetItem, PyDict_GetItemWithError
+from cpython.dict cimport PyDict_GetItem
 from cpython.object cimport PyObject
 from libc.math cimport isfinite
 from libc.stdint cimport int64_t, uint8_t, uint64_t
 from libc.string cimport memcpy
 
 from constdb._core.codec cimport Reader, Writer, parse_i64, put_u64_at, put_varint_at, varint_len
+from constdb._core.ktable cimport kt_get, kt_set
 from constdb._core.keyspace cimport Keyspace, TypeOps, register_type_ops
 from constdb._core.merge cimport (
     Ctx, _cnts_seen, _dec_cnts, _enc_cnts, _filter_cnts, _merge_cnts,
@@ -269,7 +270,7 @@ cdef int _reg_on(Keyspace ks, object key, StrObj o, object val, uint64_t u, uint
                 o.ttl = None
             else:
                 o.ttl = _ttlreg(at, u, n)
-                ks.expires[key] = None
+                kt_set(&ks.expires.t, key, None)
         if not sv_plain(o) and type(sv_get(o)) is BitVal:
             # bit overrides newer than the write stay on top of it (bitval)
             sv_set(o, reg_rebase(<BitVal>sv_get(o), val, u, n))
@@ -294,7 +295,7 @@ cdef int _reg_on(Keyspace ks, object key, StrObj o, object val, uint64_t u, uint
         if ts_gt(u, n, t.uuid, t.node):
             o.ttl = _ttlreg(at, u, n)
             if at != 0:
-                ks.expires[key] = None
+                kt_set(&ks.expires.t, key, None)
     if ttl_mode == TTL_WRITE:
         if not shown or ks.alts:
             ks._ttl_others(key, o, at, u, n)
@@ -338,7 +339,7 @@ cdef int _fcnt_on(Keyspace ks, object key, StrObj o, int64_t bits, uint64_t u, u
 
 cdef int emit_reg(Keyspace ks, object key, object val, int ttl_mode, int64_t at) except -1:
     """SET-family write of a string register (val None = delete)."""
-    cdef PyObject* p = PyDict_GetItemWithError(ks.d, key)
+    cdef PyObject* p = kt_get(&ks.d.t, key)
     if p != NULL and type(<object>p) is StrObj:
         return emit_reg_at(ks, key, <StrObj>p, True, val, ttl_mode, at)
     return emit_reg_at(ks, key, <StrObj>ks.find(key, T_STRING, True), False, val, ttl_mode, at)
@@ -424,7 +425,7 @@ cdef int emit_fincr(Keyspace ks, object key, StrObj o, object val, long double b
         ks.bl.put_key_u64(OP_FCNT, u, key, <uint64_t>bits)
     # (else a total past the doubles, which a peer refuses: the write alone,
     # as SET of val, docs/crdt.md section 3.7)
-    return emit_reg_at(ks, key, o, ks.d.get(key) is o, val, ttl_mode, 0)
+    return emit_reg_at(ks, key, o, kt_get(&ks.d.t, key) == <PyObject*>o, val, ttl_mode, 0)
 
 
 # --------------------------------------------------------- remote records ----

@@ -46,6 +46,7 @@ from constdb._core.dots cimport (
     _bump, _ent_append, _ent_dots_raw, _ent_max, _ent_remove, _put_dots, _read_dots, _skip_n,
     _check_ts,
 )
+from constdb._core.ktable cimport kt_get
 from constdb._core.keyspace cimport Keyspace, TypeOps, register_type_ops
 from constdb._core.merge cimport (
     Ctx, _any_seen, _check_count, _cnt_nodes, _cnt_src, _dec_dots, _enc_dots, _filter_ent,
@@ -1048,7 +1049,7 @@ cdef int _zw_on(Keyspace ks, object key, ZSetObj o, bytes member, int flags, uin
     zcompact(e)
     _bump(&o.lu, &o.ln, u, origin)
     ks.touched(key)
-    if ks.alts or not o.m or PyDict_GetItem(ks.d, key) != <PyObject*>o:
+    if ks.alts or not o.m or kt_get(&ks.d.t, key) != <PyObject*>o:
         # (shown, live and alone on key: touched counted it, it stays)
         ks.settle(key, o)
     return 0
@@ -1237,7 +1238,7 @@ cdef ZSetObj emit_zincr(Keyspace ks, object key, ZSetObj o, bytes member, double
 
 cdef int _emptied(Keyspace ks, object key, ZSetObj o, bint had_ttl) except -1:
     """A local removal left the set empty: as in Redis the key's TTL goes."""
-    if not o.m and had_ttl and key not in ks.d:
+    if not o.m and had_ttl and (kt_get(&ks.d.t, key) == NULL):
         ks.emit_ttl(key, 0)
     return 0
 

@@ -64,8 +64,8 @@ def memory_stats(c: Any, argv: list[bytes]) -> Any:
         "functions.caches": 0,
         **{
             f"db.{db.index}": {
-                "overhead.hashtable.main": 48 * len(db.d),
-                "overhead.hashtable.expires": 48 * len(db.expires),
+                "overhead.hashtable.main": 8 * db.d.slots() + 16 * len(db.d),
+                "overhead.hashtable.expires": 8 * db.expires.slots() + 16 * len(db.expires),
             }
             for db in ks.dbs
             if db.d or db.index == 0
