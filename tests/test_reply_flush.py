@@ -130,3 +130,18 @@ def test_a_gone_transport_drops_the_waiting_replies():
     c.data_received(_resp(b"ECHO", b"e"))
     srv.loop.run()
     assert c.transport.writes == [b"$1\r\ne\r\n"]
+
+
+def test_a_busy_script_writes_the_others_replies_but_its_runners():
+    # scripting.py's _serve_others: the event loop waits inside the script,
+    # so the replies queued so far go now, but the running client's
+    srv = _server()
+    runner, other = _client(srv), _client(srv)
+    runner.data_received(_resp(b"PING"))
+    other.data_received(_resp(b"ECHO", b"o"))
+    srv.write_pending(runner)
+    assert other.transport.writes == [b"$1\r\no\r\n"]
+    assert runner.transport.writes == []
+    srv.loop.run()  # the turn's callback, scheduled when runner queued
+    assert runner.transport.writes == [b"+PONG\r\n"]
+    assert other.transport.writes == [b"$1\r\no\r\n"]

@@ -318,17 +318,25 @@ cdef class Server:
         self.monitor = None
         self.blocking = None
 
-    def write_pending(self):
+    def write_pending(self, skip=None):
         """End of the loop turn: write the replies of every client that has
         some (one transport.write each), as Redis writes its clients' buffers
         before it sleeps. Writing each reply as soon as its read was run
         instead woke a client such as redis-benchmark once per connection
         and turn, and on a VM each wakeup of an idle CPU is an IPI that costs
-        the writer several microseconds of system time."""
+        the writer several microseconds of system time.
+
+        A busy script (scripting.py) calls it too, as Redis's
+        processEventsWhileBlocked runs beforeSleep: skip is the client
+        running the script, whose replies stay queued (Redis skips its
+        protected client), for the callback this turn already scheduled."""
         cdef list pending = self.wpending
         cdef Client c
         self.wpending = []
         for c in pending:
+            if c is skip:
+                self.wpending.append(c)
+                continue
             c.wqueued = False
             c.write_out()
 
