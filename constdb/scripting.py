@@ -310,6 +310,9 @@ class ScriptEngine(ScriptCore):
         connections wait for the script's end."""
         srv = self.srv
         ks = srv.ks
+        # the replies of the turn so far (the event loop would write them at
+        # its end: it waits for this script), but the running client's
+        srv.write_pending(self.running)
         byfd = {}
         for cl in list(srv.clients.values()):
             fd = cl.fd
@@ -345,6 +348,7 @@ class ScriptEngine(ScriptCore):
                 byfd[fd].data_received(data)
         finally:
             ks.now = now
+        srv.write_pending(self.running)  # what was run here
 
     def _listeners(self) -> dict[int, socket.socket]:
         """The plain listening sockets (fd -> a socket object of our own)."""

@@ -371,7 +371,7 @@ cdef bytes _CRLF = b"\r\n"
 
 
 cdef class WBuf(Writer):
-    """RESP2 reply writer. One per client; flushed with one transport.write per read."""
+    """RESP2 reply writer. One per client; flushed with one transport.write per loop turn."""
 
     cdef int header(self, char t, int64_t n) except -1:
         if self.len + 24 > self.cap:

@@ -86,6 +86,11 @@ cdef class Server:
     cdef public bint aof_defer
     cdef public int64_t aof_done_off  # backlog stream offset the log has taken
     cdef public list aof_waiting      # clients whose replies wait for it
+    # replies are written at the end of the loop turn (Redis's
+    # handleClientsWithPendingWrites in beforeSleep): the clients that have
+    # output, and the bound write_pending that one call_soon per turn runs
+    cdef list wpending
+    cdef object wpending_cb
     # blocking, CLIENT PAUSE, MONITOR (constdb/blocking.py, monitor.py): each a
     # C-level check per command, Python only when in use
     cdef public int pause_mode      # 0 none, 1 WRITE, 2 ALL (CLIENT PAUSE)
@@ -159,6 +164,7 @@ cdef class Client:
     cdef bint exec_ran               # exec_multi ran quiet: its replies already obeyed CLIENT REPLY
     cdef Py_ssize_t push_end         # out's end after the pushes of a silenced command (_quiet)
     cdef public bint aof_wait        # in Server.aof_waiting
+    cdef bint wqueued                # in Server.wpending
 
     cdef int process(self) except -1
     cdef int execute(self, list argv) except -1
@@ -174,7 +180,10 @@ cdef class Client:
     cdef int _failed(self, Command cmd, Py_ssize_t mark) except -1
     cdef int _error_reply(self, Command cmd, Py_ssize_t mark, object e) except -1
     cdef int _call_py(self, Command cmd, list argv, Py_ssize_t mark) except -1
+    cdef bint _aof_hold(self) except -1
     cdef int flush(self) except -1
+    cdef int write_now(self) except -1
+    cdef int write_out(self) except -1
     cdef int flush_now(self) except -1
     cdef int protocol_error(self, str msg) except -1
     cdef int reject(self, Command cmd, bytes msg) except -1

@@ -3,8 +3,9 @@
 data_received -> frame complete requests (a scanner that follows Redis's
 processMultibulkBuffer/processInlineBuffer: its limits, its errors, inline
 commands) -> the argv of each whole request is cut out of the buffer ->
-command table -> handler writes its reply into the client's WBuf -> one
-transport.write per read.
+command table -> handler writes its reply into the client's WBuf -> the
+client's replies are written at the end of the loop turn (Server.write_pending:
+one transport.write per client and turn, as Redis writes in beforeSleep).
 
 The scanner resumes a partly received multibulk where it stopped, so a request
 of many arguments arriving in many reads is scanned once. argv is built from
@@ -313,9 +314,33 @@ cdef class Server:
         self.aof_defer = False
         self.aof_done_off = 0
         self.aof_waiting = []
+        self.wpending = []
+        self.wpending_cb = self.write_pending
         self.pause_mode = 0
         self.monitor = None
         self.blocking = None
+
+    def write_pending(self, skip=None):
+        """End of the loop turn: write the replies of every client that has
+        some (one transport.write each), as Redis writes its clients' buffers
+        before it sleeps. Writing each reply as soon as its read was run
+        instead woke a client such as redis-benchmark once per connection
+        and turn, and on a VM each wakeup of an idle CPU is an IPI that costs
+        the writer several microseconds of system time.
+
+        A busy script (scripting.py) calls it too, as Redis's
+        processEventsWhileBlocked runs beforeSleep: skip is the client
+        running the script, whose replies stay queued (Redis skips its
+        protected client), for the callback this turn already scheduled."""
+        cdef list pending = self.wpending
+        cdef Client c
+        self.wpending = []
+        for c in pending:
+            if c is skip:
+                self.wpending.append(c)
+                continue
+            c.wqueued = False
+            c.write_out()
 
     def spec(self, bytes fullname):
         """The command table's spec of a command (b"get") or subcommand
@@ -719,6 +744,7 @@ cdef class Client:
         self.qi = 0
         self.qn = 0
         self.aof_wait = False
+        self.wqueued = False
 
     def __dealloc__(self):
         self._drop_queue()
@@ -1197,22 +1223,46 @@ cdef class Client:
             self.close()
         return 0
 
-    cdef int flush(self) except -1:
-        cdef bytes data
+    cdef bint _aof_hold(self) except -1:
+        """appendonly: the reply waits for the log to take every record made
+        so far (Redis writes replies after the AOF in beforeSleep); one
+        callback per loop turn releases every waiting client. True: held."""
         cdef Server srv = self.srv
-        cdef Backlog bl
-        if srv.aof_defer and self.out.len:
-            # appendonly: the reply waits for the log to take every record
-            # made so far (Redis writes replies after the AOF in beforeSleep);
-            # one callback per loop turn releases every waiting client
-            bl = self.ks.bl
-            if bl.done_off > srv.aof_done_off:
-                if not self.aof_wait:
-                    self.aof_wait = True
-                    srv.aof_waiting.append(self)
-                    if srv.on_backlog is not None:
-                        srv.on_backlog()
-                return 0
+        if srv.aof_defer and self.out.len and self.ks.bl.done_off > srv.aof_done_off:
+            if not self.aof_wait:
+                self.aof_wait = True
+                srv.aof_waiting.append(self)
+                if srv.on_backlog is not None:
+                    srv.on_backlog()
+            return True
+        return False
+
+    cdef int flush(self) except -1:
+        """The replies in out leave at the end of this loop turn."""
+        cdef Server srv = self.srv
+        if not self.out.len or self._aof_hold():
+            return 0
+        if srv.loop is None:
+            return self.write_out()  # a Server driven by hand: write now
+        if not self.wqueued:
+            # written by Server.write_pending at the end of this loop turn
+            self.wqueued = True
+            if not srv.wpending:
+                srv.loop.call_soon(srv.wpending_cb)
+            srv.wpending.append(self)
+        return 0
+
+    cdef int write_now(self) except -1:
+        """The replies in out leave now (pushes, woken clients, replies written
+        outside the client's own turn), unless the append-only log must take
+        records first."""
+        if self._aof_hold():
+            return 0
+        return self.write_out()
+
+    cdef int write_out(self) except -1:
+        """What out holds goes to the transport now (dropped if it is gone)."""
+        cdef bytes data
         if self.out.len and self.transport is not None and not self.transport.is_closing():
             data = self.out.take()
             self.srv.net_output_bytes += PyBytes_GET_SIZE(data)
@@ -1229,7 +1279,7 @@ cdef class Client:
         cdef Server srv = self.srv
         if srv.aof_defer and self.out.len and self.ks.bl.done_off > srv.aof_done_off:
             srv.app.aof.write_pending()
-        return self.flush()
+        return self.write_now()
 
     cdef int protocol_error(self, str msg) except -1:
         self.out.error_str("ERR " + msg)
@@ -1634,7 +1684,7 @@ cdef class Client:
         """Send a reply now (blocked clients woken by the server)."""
         if not (self.reply_mode & R_QUIET):
             self.out.pyvalue(value)
-        self.flush()
+        self.write_now()
 
     def unblock(self, value=None, Py_ssize_t mark=-1):
         """The blocked request ends: value its reply (NO_REPLY: what it wrote
@@ -1666,7 +1716,7 @@ cdef class Client:
         if not now and self.reply_mode & R_QUIET:
             self.push_end = self.out.len  # (its own command's: _quiet keeps it)
         if now:
-            self.flush()
+            self.write_now()
             if self.transport is not None and \
                     self.transport.get_write_buffer_size() > PUBSUB_HARD_LIMIT:
                 log.warning("Client id=%d addr=%s closed for overcoming of output buffer "
@@ -1705,7 +1755,7 @@ cdef class Client:
     def aof_release(self):
         """The append-only log took what this client's replies waited for."""
         self.aof_wait = False
-        self.flush()
+        self.write_out()
 
     def detach(self):
         """Hand the connection to another protocol (a replication link): stop
