@@ -312,8 +312,8 @@ SPEC: list[Key] = [
         "maxmemory_eviction_margin",
         5.0,
         "float",
-        "percent of maxmemory left free: eviction starts this far below it, room for"
-        " what peers are still sending",
+        "percent of maxmemory left free while the node has a peer or a link: eviction"
+        " starts this far below it, room for what peers are still sending",
         0,
         50,
         runtime=True,

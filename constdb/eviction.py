@@ -99,6 +99,7 @@ class Memory:
             "clients": self.clients_bytes(),
             "links": self.links_bytes(),
             "eviction": ev.sketch_bytes(),
+            "tombstones": self.app.ks.waiting_bytes(),
             "startup": STARTUP_BYTES,
         }
 
@@ -110,10 +111,14 @@ class Memory:
 
     def refresh(self) -> None:
         """The data set's limit from what else the node holds (cron, CONFIG
-        SET); the links' buffers are left out (not counted for eviction)."""
+        SET). Left out (not counted for eviction), as Redis leaves its
+        replicas' buffers out: the links' buffers and the tombstones waiting
+        for GC, both of which an eviction adds to (its DEL is sent, and
+        leaves a tombstone). The margin applies while the node has a peer or
+        a link (ks.solo: the replication layer's)."""
         p = self.parts()
         self.other = p["backlog"] + p["clients"] + p["eviction"] + p["startup"]
-        self.ev.set_limit(self.other)
+        self.ev.set_limit(self.other, not self.app.ks.solo)
         self.used()
 
     def cron(self) -> None:
@@ -158,10 +163,11 @@ class Memory:
             ("maxmemory_eviction_margin", f"{self.ev.margin:g}"),
             ("mem_fragmentation_ratio", f"{rss / used if used else 0:.2f}"),
             ("mem_fragmentation_bytes", rss - used),
-            ("mem_not_counted_for_evict", p["links"]),
+            ("mem_not_counted_for_evict", p["links"] + p["tombstones"]),
             ("mem_clients_slaves", p["links"]),
             ("mem_clients_normal", p["clients"]),
             ("mem_eviction_sketch", p["eviction"]),
+            ("mem_tombstones", p["tombstones"]),
             ("lazyfree_pending_objects", len(self.app.ks.lazy)),
         ]
 

@@ -493,28 +493,125 @@ def test_group_under_memory_pressure_converges(node):
             p.sadd(f"bs{r}:{i % 20}", f"m{i}")
         p.execute()
 
-    # eviction may go on from the cron for a moment: wait until both nodes hold the
-    # same state and neither has evicted anything between two looks
+    # eviction may go on from the cron for a moment, and the evictions'
+    # tombstones (in used_memory) wait for GC: wait until both nodes hold the
+    # same state, neither has evicted anything between two looks, and GC has
+    # collected them
     def look():
         return (
             ca.dbsize(),
             cb.dbsize(),
             ca.info("stats")["evicted_keys"],
             cb.info("stats")["evicted_keys"],
+            ca.info("memory")["mem_tombstones"] + cb.info("memory")["mem_tombstones"],
         )
 
     def settled():
         before = look()
-        if before[0] != before[1] or not wait_converged([a, b], timeout=60):
+        if before[0] != before[1] or before[4] or not wait_converged([a, b], timeout=60):
             return None
         return before if look() == before else None
 
-    na, nb, ea, eb = wait_for(settled, 60, what="the same keys on both nodes, settled")
+    na, nb, ea, eb, _ = wait_for(settled, 60, what="the same keys on both nodes, settled")
     assert ea + eb > 0
     assert na == nb < 12_000
     for c in (ca, cb):
         m = c.info("memory")
         assert m["used_memory"] <= (3 << 20) + 600_000
+
+
+def test_the_margin_applies_only_with_a_peer(node):
+    """A node alone evicts at maxmemory, as Redis; once it has a peer it keeps
+    maxmemory-eviction-margin (5% by default) free for what peers send."""
+    a = make_node(node, "a", maxmemory_policy="allkeys-lru")
+    ca = a.client()
+    assert ca.config_get("maxmemory-eviction-margin") == {"maxmemory-eviction-margin": "5"}
+    mx = limit_at(ca, 3 << 20)
+    for start in range(0, 40_000, 2000):  # (a client's query buffer counts too)
+        fill(ca, "k", 2000, start=start)
+    assert ca.info("stats")["evicted_keys"] > 0
+    # (the backlog grows with the writes; the cron takes it off the room)
+    wait_for(lambda: ca.set("one-more", "v") and 0.97 * mx < used(ca) <= mx, 10, what="full")
+    b = make_node(node, "b")
+    meet(a, b)
+    wait_linked([a, b])
+    # the cron takes the margin off the data set's room; the next write evicts
+    wait_for(lambda: ca.set("one-more", "v") and used(ca) <= 0.955 * mx, 10, what="the margin")
+
+
+def test_tombstones_count_in_used_memory_not_for_eviction(node):
+    """String tombstones wait for the stable point (a stopped peer holds it).
+    Meanwhile they are in used_memory (mem_tombstones, and
+    mem_not_counted_for_evict), but do not make the node evict: an eviction
+    leaves a tombstone itself, as Redis leaves replica buffers out."""
+    a = make_node(node, "a", maxmemory_policy="allkeys-lru")
+    b = make_node(node, "b")
+    meet(a, b)
+    wait_linked([a, b])
+    ca = a.client()
+    fill(ca, "live", 3000)
+    fill(ca, "gone", 5000)
+    wait_converged([a, b])
+    os.kill(b.pid, signal.SIGSTOP)
+    try:
+        assert ca.info("memory")["mem_tombstones"] == 0
+        p = ca.pipeline(transaction=False)
+        for i in range(5000):
+            p.delete(f"gone{i}")
+        p.execute()
+        assert ca.info("stats")["pending_tombstones"] == 5000
+        m = ca.info("memory")
+        # each: a 6-byte key's dict entry and bytes, a value-less 64-byte object
+        assert 5000 * 150 <= m["mem_tombstones"] <= 5000 * 250
+        assert m["mem_not_counted_for_evict"] == m["mem_clients_slaves"] + m["mem_tombstones"]
+        assert m["used_memory"] == (
+            m["used_memory_dataset"]
+            + m["mem_replication_backlog"]
+            + m["mem_clients_normal"]
+            + m["mem_eviction_sketch"]
+            + m["mem_tombstones"]
+            + m["used_memory_startup"]
+            + m["mem_clients_slaves"]
+        )
+        ca.config_set("maxmemory", str(m["used_memory"] - m["mem_tombstones"] // 2))
+        assert ca.set("one-more", "v") is True
+        assert ca.info("stats")["evicted_keys"] == 0 and ca.dbsize() == 3001
+        ca.config_set("maxmemory", "0")
+    finally:
+        os.kill(b.pid, signal.SIGCONT)
+    wait_for(lambda: ca.info("memory")["mem_tombstones"] == 0, 30, what="the tombstones collected")
+    wait_converged([a, b])
+
+
+def test_a_lone_node_collects_tombstones_without_waiting_for_a_save(lone):
+    """Alone, the stable point is the applied VV: a DEL's tombstone goes within
+    a heartbeat even though the node has a snapshot file (whose VV is its
+    restart floor), and an eviction's at once."""
+    c = lone
+    fill(c, "k", 2000)
+    c.save()
+    p = c.pipeline(transaction=False)
+    for i in range(1000):
+        p.delete(f"k{i}")
+    p.execute()
+    c.set("after", "v")  # (GC takes what is older than the stable point)
+    wait_for(lambda: c.info("stats")["pending_tombstones"] == 0, 10, what="tombstones collected")
+    # a deleted list and sorted set wait in another db (removed elements);
+    # one GC slice walks every db, not one db a heartbeat
+    port = c.connection_pool.connection_kwargs["port"]
+    c3 = redis.Redis(port=port, db=3)
+    c3.rpush("l", *range(100))
+    c3.zadd("z", {f"m{i}": i for i in range(100)})
+    c3.delete("l", "z")
+    c3.set("after", "v")
+    wait_for(lambda: c.info("memory")["mem_tombstones"] == 0, 5, what="removed elements collected")
+    c3.close()
+    c.config_set("maxmemory-policy", "allkeys-lru")
+    limit_at(c, 200_000)
+    fill(c, "more", 5000)
+    st = c.info("stats")
+    assert st["evicted_keys"] > 1000 and st["pending_tombstones"] == 0
+    assert c.info("memory")["mem_tombstones"] == 0
 
 
 # ---- redis-cli ----
@@ -617,12 +714,13 @@ def test_link_buffers_count_in_used_memory_not_for_eviction(node):
         wait_for(lambda: ca.info("memory")["mem_clients_slaves"] > 32_768, 10, what="a link buffer")
         m = ca.info("memory")
         links = m["mem_clients_slaves"]
-        assert m["mem_not_counted_for_evict"] == links
+        assert m["mem_not_counted_for_evict"] == links + m["mem_tombstones"]
         assert m["used_memory"] == (
             m["used_memory_dataset"]
             + m["mem_replication_backlog"]
             + m["mem_clients_normal"]
             + m["mem_eviction_sketch"]
+            + m["mem_tombstones"]
             + m["used_memory_startup"]
             + links
         )

@@ -16,11 +16,11 @@ from libc.stdint cimport INT64_MAX, int64_t, uint32_t, uint64_t
 
 from constdb._core.backlog cimport Backlog
 from posix.time cimport CLOCK_MONOTONIC, clock_gettime, timespec
-from constdb._core.keyspace cimport N_EVICTED, Db, Keyspace, lfu_decr, notify
+from constdb._core.keyspace cimport N_EVICTED, Db, Keyspace, collect_key, lfu_decr, notify
 from constdb._core.ktable cimport (
     KeyTable, kt_entry, kt_entry_hash, kt_get, kt_get_raw, kt_key, kt_len, kt_random,
 )
-from constdb._core.objects cimport CObj, TTLReg
+from constdb._core.objects cimport CObj, TTLReg, obj_type
 from constdb._core.sketch cimport sk_free, sk_freq, sk_grow
 
 
@@ -110,11 +110,13 @@ cdef class Evictor:
                 ks.win_resize(0)
             ks.evict_mode = 1 if self.kind == P_LFU else 0
 
-    def set_limit(self, int64_t other):
+    def set_limit(self, int64_t other, bint grouped=True):
         """ds_limit from maxmemory: evict once the data set passes
-        maxmemory x (1 - margin%) minus other (backlog, clients, sketch).
-        allkeys-wtinylfu: the sketch follows the keys the limit holds (the
-        cron calls this)."""
+        maxmemory x (1 - margin%) minus other (backlog, clients, sketch,
+        what waits for GC). The margin is room for what peers are still
+        sending: a node alone (grouped False: no other member, no link)
+        keeps none and evicts at maxmemory, as Redis. allkeys-wtinylfu: the
+        sketch follows the keys the limit holds (the cron calls this)."""
         cdef Keyspace ks = self.ks
         cdef int64_t lim
         cdef Py_ssize_t held = _held(ks)
@@ -123,8 +125,8 @@ cdef class Evictor:
             ks.ds_limit = INT64_MAX
         else:
             # noeviction refuses writes only past maxmemory itself, as Redis
-            lim = <int64_t>(self.maxmemory * (1.0 - (0 if self.kind == P_NOEVICTION else
-                                                     self.margin) / 100.0)) - other
+            lim = <int64_t>(self.maxmemory * (1.0 - (self.margin if grouped and self.kind !=
+                                                     P_NOEVICTION else 0) / 100.0)) - other
             ks.ds_limit = lim if lim > -1 else -1
             if held >= 1024 and ks.mem_ds > 0 and lim > ks.mem_ds:
                 # while the cache fills: the keys that will fit at today's
@@ -354,7 +356,8 @@ cdef class Evictor:
         cdef Backlog bl = ks.bl
         cdef bint grouped = False
         cdef uint64_t t0, limit_ns
-        cdef int n = 0
+        cdef int n = 0, t
+        cdef PyObject* p
         cdef Db was = ks.cur
         if ks.mem_ds <= ks.ds_limit:
             return 0
@@ -379,10 +382,16 @@ cdef class Evictor:
                 ks.lazy_free = True
                 if ks.cur is not dk[0]:
                     ks.use(<Db>dk[0])
+                p = kt_get(&ks.d.t, dk[1])
+                t = obj_type(<CObj>p) if p != NULL else -1
                 try:
                     ks.emit_del(dk[1])
                 finally:
                     ks.lazy_free = False
+                if ks.solo:
+                    # alone, the DEL is stable as it is made: its tombstone
+                    # goes now, not at the next GC pass
+                    collect_key(ks, dk[1], t)
                 notify(ks, N_EVICTED, b"evicted", dk[1])
                 n += 1
                 if (n & 15) == 0 and mono_ns() - t0 > limit_ns:

@@ -219,6 +219,7 @@ cdef uint32_t lfu_decr(Keyspace ks, uint32_t w) noexcept
 cdef TTLReg _key_ttl(Keyspace ks, object key)
 cdef int _ttl_write(Keyspace ks, object key, int64_t at, uint64_t u, uint64_t n) except -1
 cdef int _emptied(Keyspace ks, object key) except -1
+cdef int collect_key(Keyspace ks, object key, int t) except -1
 
 
 cdef inline int notify(Keyspace ks, int cls, object event, object key) except -1:

@@ -286,6 +286,30 @@ cdef inline Py_ssize_t _sample_bytes(dict d, bint vals) noexcept:
     return tot // n if n else 0
 
 
+cdef enum:
+    DICT_ENTRY = 48     # a dict entry and its index slot, on average
+
+
+cdef Py_ssize_t _waiting_est(dict d, bint dead) noexcept:
+    # tombs or dead: the mean of up to 16 of the first entries (the key's
+    # dict entry, its bytes (and its (key, type) tuple), the object),
+    # times the entries
+    cdef Py_ssize_t pos = 0, n = 0, tot = 0
+    cdef PyObject* k
+    cdef PyObject* v
+    cdef object key
+    while n < 16 and PyDict_Next(d, &pos, &k, &v):
+        key = <object>k
+        if dead:
+            tot += 64
+            key = (<tuple>key)[0]
+        tot += DICT_ENTRY + mem_est(<CObj>v)
+        if type(key) is bytes:
+            tot += bytes_block(<bytes>key)
+        n += 1
+    return tot * len(d) // n if n else 0
+
+
 cdef Py_ssize_t key_est(object key) noexcept:
     """The bytes a key costs beyond its object: its entry in the key table
     (one block: 16 bytes + the key, ktable.h) and its share of the slot
@@ -1412,6 +1436,20 @@ cdef class Keyspace:
             return None
         return TYPE_NAMES[obj_type(<CObj>o)]
 
+    def waiting_bytes(self):
+        """Estimated bytes of what waits for GC (docs/crdt.md section 6):
+        string tombstones and dead collections of every db. Not in mem_ds
+        (they are not keys to evict), but counted by used_memory and
+        taken off the data set's room (constdb/eviction.py)."""
+        cdef Db db
+        cdef Py_ssize_t n = 0
+        for db in self.dbs:
+            if db.tombs:
+                n += _waiting_est(db.tombs, False)
+            if db.dead:
+                n += _waiting_est(db.dead, True)
+        return n
+
     def dbsize(self):
         """Keys of every db (DBSIZE is len(Db.d) of the client's db)."""
         cdef Db db
@@ -1774,7 +1812,7 @@ def gc_step(Keyspace ks, uint64_t stable, Py_ssize_t pos, Py_ssize_t budget):
     slices is walked from the same number, missing or repeating some keys
     this round: the next round sees them.)"""
     cdef kt_entry* e
-    cdef Py_ssize_t seen = 0, total = 0
+    cdef Py_ssize_t seen = 0, total = 0, visited = 0
     cdef TypeOps* t
     cdef bint empty
     cdef Db db
@@ -1784,14 +1822,53 @@ def gc_step(Keyspace ks, uint64_t stable, Py_ssize_t pos, Py_ssize_t budget):
     while seen < budget:
         e = kt_next(&db.d.t, &pos)
         if e == NULL:
+            # the end of this db: its hidden and emptied objects, then the
+            # next db in the same slice while the budget lasts (each db once)
+            seen += len(db.dead) + len(db.alts)
             total += _gc_hidden(db, stable)
             ks.gc_db = (ks.gc_db + 1) % len(ks.dbs)
-            return 0, total
+            pos = 0
+            visited += 1
+            if visited >= len(ks.dbs):
+                break
+            db = <Db>ks.dbs[ks.gc_db]
+            continue
         seen += 1
         t = ops_of(<CObj>e.obj)
         if t.gc != NULL:
             total += t.gc(<CObj>e.obj, stable, &empty)
     return pos, total
+
+
+cdef int collect_key(Keyspace ks, object key, int t) except -1:
+    """What a removal of key in the current db left for GC, collected now: a
+    node alone (ks.solo) takes its stable point at its applied VV
+    (ReplicationManager.stable_point), so the removal it just made is
+    stable. The string tombstone goes under Keyspace.gc's rule and the key's
+    object of type t in `dead` under its type's GC (a big sorted set's
+    removed members freed in slices), as GC would within a heartbeat."""
+    cdef PyObject* p
+    cdef StrObj o
+    cdef CObj d
+    cdef TypeOps* ops
+    cdef bint empty = False
+    if ks.tombs:
+        p = PyDict_GetItem(ks.tombs, key)
+        if p != NULL:
+            o = <StrObj>p
+            if o.cnt is None and (o.ttl is None or (<TTLReg>o.ttl).at == 0):
+                del ks.tombs[key]
+    if t >= 0 and t != T_STRING and ks.dead:
+        dk = (key, t)
+        p = PyDict_GetItem(ks.dead, dk)
+        if p != NULL:
+            d = <CObj>p
+            ops = ops_of(d)
+            if ops.gc != NULL:
+                ops.gc(d, ks.clock.last, &empty)
+                if empty:
+                    del ks.dead[dk]
+    return 0
 
 
 def gc_hidden(Keyspace ks, uint64_t stable):

@@ -77,6 +77,7 @@ def memory_stats(c: Any, argv: list[bytes]) -> Any:
         "dataset.percentage": 100.0 * ds / used if used else 0.0,
         "peak.percentage": 100.0 * used / peak if peak else 0.0,
         "eviction.sketch": p["eviction"],
+        "tombstones": p["tombstones"],
         "fragmentation": rss / used if used else 0.0,
         "fragmentation.bytes": rss - used,
     }

@@ -1096,9 +1096,14 @@ class Replication:
         after a crash; this node's own from persistence), over the current
         origins and over every retired origin of which some member has applied
         more than some floor holds. A member that has not reported its floor
-        holds it at 0."""
-        floors = [self.app.persistence.restart_floor()]
+        holds it at 0. A node alone (no other active member, no link: ks.solo)
+        takes its applied VV: no member can come back from a crash holding
+        what a collected tombstone decided, and a node that MEETs it later
+        gets its state by full sync (docs/crdt.md section 6)."""
         applied = [self.my_vv()]
+        if self.ks.solo:
+            return stable_of(applied, applied, self.members.current_origins() | {self.ks.node_id})
+        floors = [self.app.persistence.restart_floor()]
         for m in self.members.active():
             if m.node_id == self.node_id:
                 continue
