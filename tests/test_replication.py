@@ -487,14 +487,14 @@ def test_backlog_is_small_while_alone_and_full_once_linked(node):
     def repl(r):
         return r.info("replication")
 
-    wait_for(lambda: repl(ra)["repl_backlog_limit_now"] == 1 << 20, 5, what="small backlog")
-    assert repl(ra)["repl_backlog_histlen"] <= (1 << 20) + 64 * 1024
+    wait_for(lambda: repl(ra)["repl_backlog_limit_now"] == 128 << 10, 5, what="small backlog")
+    assert repl(ra)["repl_backlog_histlen"] <= (128 << 10) + 64 * 1024
     assert repl(ra)["repl_backlog_size"] == 64 * 1024 * 1024
     meet(b, a)
     wait_linked([a, b])
     for r in (ra, rb):
         assert repl(r)["repl_backlog_limit_now"] == 64 * 1024 * 1024
-    # what is written from now on is kept past 1 MiB, and both converge
+    # what is written from now on is kept past 128 KiB, and both converge
     pipe = ra.pipeline(transaction=False)
     for i in range(30_000):
         pipe.set(f"n{i}", "w" * 100)

@@ -65,8 +65,9 @@ PRE_PROOF_TIMEOUT = 5.0
 FAIL_LOG_EVERY = 10.0
 ALIAS_MAX = 128
 # the backlog's size while the node has no peer and no link: nothing will read
-# what it holds (a node that joins later starts with a full sync)
-LONE_BACKLOG_LIMIT = 1 << 20
+# what it holds (a node that joins later starts with a full sync); two of its
+# 64 KB chunks, and a record longer than that on its own
+LONE_BACKLOG_LIMIT = 128 << 10
 
 
 def encode_vv(vv: dict[int, int]) -> bytes:
