@@ -394,6 +394,8 @@ def run_benchmark(srv: Server, test: str, pipeline: int, n: int, args) -> Sample
     ]
     if args.keyspace > 0:
         argv += ["-r", str(args.keyspace)]
+    if args.data_size:
+        argv += ["-d", str(args.data_size)]
     if test.startswith("lrange_"):
         argv += ["LRANGE", LRANGE_KEY, "0", str(int(test.split("_")[1]) - 1)]
     elif test in CUSTOM:
@@ -859,6 +861,13 @@ def parse_args(argv: Optional[list[str]] = None):
         default="socket",
         help="load the keys over a socket in pipelined batches of 1000 (default) or as one"
         " stream through redis-cli --pipe",
+    )
+    ap.add_argument(
+        "-d",
+        "--data-size",
+        type=int,
+        default=0,
+        help="redis-benchmark -d: value bytes of SET and the like; 0 = its default, 3",
     )
     ap.add_argument("--no-memory", action="store_true", help="skip the memory test")
     ap.add_argument("--no-throughput", action="store_true", help="skip redis-benchmark")

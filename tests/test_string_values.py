@@ -1,6 +1,8 @@
-"""A string's value is kept three ways (objects.pxd, "a string's value"):
-inline in the object (up to 7 bytes), in a buffer the object owns (longer
-bytes), or as a Python object (a value bit commands wrote). These tests walk
+"""A string's value is kept four ways (objects.pxd, "a string's value"):
+inline in the object (up to 7 bytes), in the object's own block past its 64
+bytes (a key made with a value of up to 452 bytes; test_strtail.py), in a
+buffer the object owns (longer bytes), or as a Python object (a value bit
+commands wrote). These tests walk
 values across those boundaries with every string command, beside redis-server,
 and check that the memory count follows the buffers."""
 
@@ -81,19 +83,25 @@ def test_dump_restore_round_trip(r, n):
 
 
 def test_memory_usage_follows_the_value_block(r):
-    # a buffer is 4 bytes of length and the value, in pymalloc's 16-byte
-    # classes: 100 and 108 bytes share one (112), 109 takes the next (128).
-    # (Key names of their own: a key earlier tests counted on keeps its
-    # counter entries after FLUSHALL, in its tombstone, and counts them.)
-    for k, n in (("a", 100), ("b", 108), ("c", 109), ("d", 7), ("e", 8)):
+    # a key made with a value of 8 to 452 bytes holds it in its own block:
+    # 60 + the length, in pymalloc's 16-byte classes (test_strtail.py), so
+    # 100 and 85 bytes share one (160), 101 takes the next (176), and so do
+    # 7 (inline, 64) and 8 (80). Past 452 bytes the value is a buffer: 4
+    # bytes of length and the value. (Key names of their own: a key earlier
+    # tests counted on keeps its counter entries after FLUSHALL, in its
+    # tombstone, and counts them.)
+    for k, n in (("a", 100), ("b", 85), ("c", 101), ("d", 7), ("e", 8), ("f", 600), ("g", 613)):
         r.set("mu-buf:" + k, "x" * n)
-    ua, ub, uc, ud, ue = (r.memory_usage("mu-buf:" + k) for k in "abcde")
+    ua, ub, uc, ud, ue, uf, ug = (r.memory_usage("mu-buf:" + k) for k in "abcdefg")
     assert ua == ub
     assert uc == ua + 16
     assert ue == ud + 16
-    # a same-length overwrite reuses the buffer; the count does not move
+    assert uf == ud + 624 and ug == uf + 16  # glibc: 8 bytes of header, 16-aligned
+    # an overwrite that fits the block is written in place; the count does not move
     used = r.info("memory")["used_memory"]
     r.set("mu-buf:a", "y" * 100)
+    r.set("mu-buf:c", "y" * 90)
     assert r.memory_usage("mu-buf:a") == ua
+    assert r.memory_usage("mu-buf:c") == uc
     assert r.get("mu-buf:a") == b"y" * 100
     assert r.info("memory")["used_memory"] - used < 1024

@@ -32,7 +32,7 @@ from constdb._core.codec cimport Reader, Writer
 from constdb._core.dots cimport _ttl_of, _ttlreg
 from constdb._core.objects cimport (
     T_STRING, CntEntry, CObj, Dot, StrObj, TTLReg, bytes_block, new_str, obj_type, sv_alloc,
-    sv_get, sv_none, ts_gt,
+    sv_get, sv_none, sv_tail, ts_gt,
 )
 from constdb._core.ops cimport (
     LINS_SAME, OP_BITS, OP_CNT, OP_FCNT, OP_FUNC, OP_HCNT, OP_HFCNT, OP_HLLADD, OP_HLLCACHE,
@@ -325,9 +325,11 @@ cdef Py_ssize_t mem_est(CObj o) noexcept:
     if o.ttl is not None:
         base += 48
     if t is StrObj:
-        # 64: the object, a value of at most 7 bytes held inside it, a
-        # longer one in a buffer of its own (objects.sv_set, sv_alloc)
-        base -= 16
+        # the object's block: 64, and the tail it was made with (a value
+        # that fits there held in it; objects.new_str_for), a value of at
+        # most 7 bytes inline, a longer one in a buffer of its own
+        # (objects.sv_set, sv_alloc)
+        base += sv_tail(<StrObj>o) - 16
         if type((<StrObj>o).cnt) is CntEntry:
             base += 64
         elif (<StrObj>o).cnt is not None:

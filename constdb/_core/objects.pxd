@@ -9,7 +9,7 @@ from cpython.object cimport PyObject
 from cpython.mem cimport PyMem_Free, PyMem_Malloc
 from cpython.ref cimport Py_XDECREF, Py_XINCREF
 from libc.stdint cimport int64_t, uint32_t, uint64_t, uintptr_t
-from libc.string cimport memcpy
+from libc.string cimport memcpy, memmove
 
 cdef enum:
     # type codes (< 32). A type module may define its own object class
@@ -74,21 +74,21 @@ cdef class StrObj(CObj):
     # LWW register (value, (uuid, node)) + observed-reset counter entries.
     # ttl None means the TTL register is (no expiry, (uuid, node)) of the register.
     # The value is the word vw, read and written only through sv_get / sv_set /
-    # sv_raw below: 0 is None; a word with its low bit set holds a bytes value
-    # of at most 7 bytes inline (byte 0: length << 1 | 1, bytes 1-7: the data);
-    # a longer bytes value is a buffer the object owns (tag 2: a uint32 length
-    # and the bytes, no object header); anything else is an owned PyObject* (a
-    # bytearray or a BitVal: bitval.pyx). Python code reads and writes it as
-    # the property `val`.
+    # sv_raw below: None; a bytes value of at most 7 bytes inline; a value in
+    # the object's own block (a tail past its 64 bytes, made by new_str_for);
+    # a buffer the object owns (a uint32 length and the bytes, no object
+    # header); or an owned PyObject* (a bytearray or a BitVal: bitval.pyx).
+    # Python code reads and writes it as the property `val`.
     # The counter entries (origin -> CntEntry) are cnt: None, one CntEntry (a
     # single origin, usually this node: a local INCR touches no dict) or a dict
     # of every origin's. Read and replace them as one map with t_string.str_cnts
-    # / str_set_cnts. 64 bytes in all (a pymalloc size class): a small value costs
-    # no object of its own.
-    cdef uint64_t vw
+    # / str_set_cnts. 64 bytes in all (a pymalloc size class) plus the tail: a
+    # small value costs no block of its own. vw must stay the last field (at
+    # offset 56): a tail value starts at its byte 4 and runs on past the 64.
     cdef public uint64_t uuid
     cdef public uint64_t node
     cdef public object cnt          # None | CntEntry | {node: CntEntry}
+    cdef uint64_t vw
 
 
 @cython.final
@@ -276,6 +276,7 @@ cdef int obj_type(CObj o) noexcept
 cdef int register_class(type cls, int code) except -1
 cdef bint ts_gt(uint64_t u1, uint64_t n1, uint64_t u2, uint64_t n2) noexcept
 cdef StrObj new_str()
+cdef StrObj new_str_for(Py_ssize_t n)
 cdef SetObj new_set()
 cdef HashObj new_hash()
 cdef MVObj new_mv()
@@ -289,16 +290,64 @@ cdef object draw(dict m, list p, bint remove)
 
 
 # ------------------------------------------------------------- a string's value ----
-# (StrObj.vw: see StrObj.) The word's low bits tell what it holds: 0 is None;
-# xx1: a value of at most 7 bytes inline (byte 0 is length << 1 | 1); 010: a
-# buffer of this module's (PyMem_Malloc: a uint32 length, then the bytes),
-# every other plain value, so a 100-byte value is one 112-byte block where a
-# bytes object was 144; 000: an owned PyObject* (a bytearray or BitVal, or a
-# bytes object too long for a uint32 length). Allocations are 16-aligned, so
-# a pointer's low bits are free for the tag.
+# (StrObj.vw: see StrObj.) vw is the object's last field (offset 56); the
+# object's block may go on past its 64 bytes (a tail: new_str_for). The word's
+# low bits tell what it holds:
+#   xx1  a value of at most 7 bytes inline (byte 0 is length << 1 | 1; bytes
+#        1-7 the data), in an object with no tail;
+#   100  a value in the object's own block (a "tail" object): bits 3-15 its
+#        length, bits 16-31 the tail's bytes; the data starts at the word's
+#        byte 4 (object offset 60) and runs on into the tail, so it holds
+#        4 + tail bytes, and any plain value that fits is written there;
+#   010  a buffer of this module's (PyMem_Malloc: a uint32 length, then the
+#        bytes), every other plain value: a 100-byte value is one 112-byte block
+#        where a bytes object was 144;
+#   000  an owned PyObject* (a bytearray or BitVal, or a bytes object too long
+#        for a uint32 length); None if the pointer part is 0.
+# In a buffer, object or None word the top 16 bits keep the tail's bytes (0
+# for an object with none), so the object's real size is known whatever it
+# holds now: user-space pointers are below 2**47 (below 2**48 is checked where a
+# word is made), and every pointer read masks those bits off. Allocations are
+# 16-aligned, so a pointer's low bits are free for the tag. (Little-endian,
+# as the inline form always assumed.)
 cdef enum:
     SV_BUF = 2      # the tag of a buffer word
-    SV_HDR = 4      # a buffer's length field
+    SV_TAIL = 4     # the tag of a value in the object's tail
+    SV_HDR = 4      # a buffer's length field; also where a tail value starts in vw
+    SV_FIXED = 64   # the object's block without a tail (tp_basicsize)
+    SV_TAIL_MAX = 448   # the largest tail: a 512-byte block, pymalloc's largest
+
+
+cdef inline uint64_t _sv_ptr(uint64_t w) noexcept:
+    # the pointer of a buffer or object word (tag and tail size masked off)
+    return w & 0x0000FFFFFFFFFFF8ULL
+
+
+cdef inline char* _sv_bp(uint64_t w) noexcept:
+    return <char*><uintptr_t>_sv_ptr(w)
+
+
+cdef inline uint64_t _sv_hi(uint64_t w) noexcept:
+    # the tail's bytes of a word, placed as a buffer, object or None word keeps them
+    if w & 1:
+        return 0
+    if (w & 7) == SV_TAIL:
+        return ((w >> 16) & 0xFFFF) << 48
+    return w & 0xFFFF000000000000ULL
+
+
+cdef inline Py_ssize_t sv_tail(StrObj o) noexcept:
+    """The bytes of o's block past its fixed 64 (0: no tail)."""
+    return <Py_ssize_t>(_sv_hi(o.vw) >> 48)
+
+
+cdef inline Py_ssize_t sv_tail_for(Py_ssize_t n) noexcept:
+    """The tail new_str_for gives an object made for a value of n bytes: the
+    block is 60 + n rounded up to pymalloc's 16-byte class (so the value fills
+    it); 0 for a value inline (at most 7) or too long for a 512-byte block."""
+    if n <= 7 or n > SV_TAIL_MAX + SV_HDR:
+        return 0
+    return ((SV_FIXED - SV_HDR + n + 15) & ~15) - SV_FIXED
 
 
 cdef inline bint sv_inline(StrObj o) noexcept:
@@ -309,41 +358,49 @@ cdef inline bint sv_buf(StrObj o) noexcept:
     return (o.vw & 7) == SV_BUF
 
 
-cdef inline char* _sv_bp(uint64_t w) noexcept:
-    return <char*><uintptr_t>(w & ~(<uint64_t>7))
+cdef inline bint sv_intail(StrObj o) noexcept:
+    return (o.vw & 7) == SV_TAIL
 
 
 cdef inline object sv_get(StrObj o):
     """The value as a Python object (None, bytes, bytearray or BitVal); an
-    inline or buffer value comes as a new bytes object (read it in place
-    through sv_raw where a pointer will do)."""
+    inline, tail or buffer value comes as a new bytes object (read it in
+    place through sv_raw where a pointer will do)."""
+    cdef uint64_t w = o.vw
     cdef char* p
-    if o.vw == 0:
+    if w & 1:
+        return PyBytes_FromStringAndSize((<char*>&o.vw) + 1, <Py_ssize_t>((w >> 1) & 7))
+    if (w & 7) == SV_TAIL:
+        return PyBytes_FromStringAndSize((<char*>&o.vw) + SV_HDR,
+                                         <Py_ssize_t>((w >> 3) & 0x1FFF))
+    if _sv_ptr(w) == 0:
         return None
-    if o.vw & 1:
-        return PyBytes_FromStringAndSize((<char*>&o.vw) + 1, <Py_ssize_t>((o.vw >> 1) & 7))
-    if (o.vw & 7) == SV_BUF:
-        p = _sv_bp(o.vw)
+    if (w & 7) == SV_BUF:
+        p = _sv_bp(w)
         return PyBytes_FromStringAndSize(p + SV_HDR, <Py_ssize_t>(<uint32_t*>p)[0])
-    return <object><PyObject*>o.vw
+    return <object><PyObject*><uintptr_t>_sv_ptr(w)
 
 
 cdef inline const char* sv_raw(StrObj o, Py_ssize_t* n) noexcept:
     """The bytes of a plain value in place (NULL, 0 for None); for a
     bytearray or BitVal value: NULL and -1 (read them through sv_get)."""
+    cdef uint64_t w = o.vw
     cdef object v
     cdef char* p
-    if o.vw == 0:
+    if w & 1:
+        n[0] = <Py_ssize_t>((w >> 1) & 7)
+        return (<char*>&o.vw) + 1
+    if (w & 7) == SV_TAIL:
+        n[0] = <Py_ssize_t>((w >> 3) & 0x1FFF)
+        return (<char*>&o.vw) + SV_HDR
+    if _sv_ptr(w) == 0:
         n[0] = 0
         return NULL
-    if o.vw & 1:
-        n[0] = <Py_ssize_t>((o.vw >> 1) & 7)
-        return (<char*>&o.vw) + 1
-    if (o.vw & 7) == SV_BUF:
-        p = _sv_bp(o.vw)
+    if (w & 7) == SV_BUF:
+        p = _sv_bp(w)
         n[0] = <Py_ssize_t>(<uint32_t*>p)[0]
         return p + SV_HDR
-    v = <object><PyObject*>o.vw
+    v = <object><PyObject*><uintptr_t>_sv_ptr(w)
     if type(v) is bytes:
         n[0] = PyBytes_GET_SIZE(v)
         return PyBytes_AS_STRING(v)
@@ -352,13 +409,14 @@ cdef inline const char* sv_raw(StrObj o, Py_ssize_t* n) noexcept:
 
 
 cdef inline bint sv_none(StrObj o) noexcept:
-    return o.vw == 0
+    return (o.vw & 0x0000FFFFFFFFFFFFULL) == 0
 
 
 cdef inline bint sv_plain(StrObj o) noexcept:
-    """The value is None, inline, a buffer or bytes (not a bit commands' value)."""
-    return (o.vw == 0 or (o.vw & 3) != 0
-            or type(<object><PyObject*>o.vw) is bytes)
+    """The value is None, inline, in the tail, a buffer or bytes (not a bit
+    commands' value)."""
+    return ((o.vw & 7) != 0 or _sv_ptr(o.vw) == 0
+            or type(<object><PyObject*><uintptr_t>_sv_ptr(o.vw)) is bytes)
 
 
 cdef inline Py_ssize_t sv_block(Py_ssize_t m) noexcept:
@@ -368,59 +426,83 @@ cdef inline Py_ssize_t sv_block(Py_ssize_t m) noexcept:
 
 
 cdef inline Py_ssize_t sv_alloc(StrObj o) noexcept:
-    """The bytes the value takes outside the object: 0 for None or inline,
-    a buffer's block, -1 for a Python object (measure sv_get's)."""
-    if o.vw == 0 or (o.vw & 1):
+    """The bytes the value takes outside the object's block: 0 for None, an
+    inline or a tail value, a buffer's block, -1 for a Python object (measure
+    sv_get's). The block itself is SV_FIXED + sv_tail(o)."""
+    cdef uint64_t w = o.vw
+    if (w & 1) or (w & 7) == SV_TAIL or _sv_ptr(w) == 0:
         return 0
-    if (o.vw & 7) == SV_BUF:
-        return sv_block(SV_HDR + <Py_ssize_t>(<uint32_t*>_sv_bp(o.vw))[0])
+    if (w & 7) == SV_BUF:
+        return sv_block(SV_HDR + <Py_ssize_t>(<uint32_t*>_sv_bp(w))[0])
     return -1
 
 
 cdef inline void sv_drop(uint64_t w) noexcept:
     """Release what the word w owns (a buffer or an object reference)."""
-    if w == 0 or (w & 1):
+    if (w & 1) or (w & 7) == SV_TAIL or _sv_ptr(w) == 0:
         return
     if (w & 7) == SV_BUF:
         PyMem_Free(_sv_bp(w))
     else:
-        Py_XDECREF(<PyObject*>w)
+        Py_XDECREF(<PyObject*><uintptr_t>_sv_ptr(w))
+
+
+cdef inline int _sv_check_ptr(const void* b) except -1:
+    # a pointer must leave the word's top 16 bits to the tail's size
+    if (<uintptr_t>b) >> 48:
+        raise SystemError("pointer above 2**48: StrObj.vw cannot hold it")
+    return 0
 
 
 cdef inline int sv_set_raw(StrObj o, const char* p, Py_ssize_t n) except -1:
-    """Set a plain value from n bytes at p (inline up to 7, else a buffer; a
-    buffer of the same length is rewritten in place)."""
+    """Set a plain value from n bytes at p: in the tail if it fits there,
+    else inline up to 7 (an object with no tail), else a buffer (one of the
+    same length is rewritten in place). p may point into o's value."""
     cdef uint64_t old = o.vw
+    cdef uint64_t hi = _sv_hi(old)
     cdef uint64_t w = 0
+    cdef uint32_t hdr
     cdef char* b
-    if n <= 7:
+    if hi:
+        if n <= <Py_ssize_t>(hi >> 48) + SV_HDR:
+            memmove((<char*>&o.vw) + SV_HDR, p, n)
+            hdr = <uint32_t>(SV_TAIL | (n << 3) | ((hi >> 48) << 16))
+            memcpy(&o.vw, &hdr, 4)
+            sv_drop(old)
+            return 0
+    elif n <= 7:
         memcpy((<char*>&w) + 1, p, n)
         (<unsigned char*>&w)[0] = <unsigned char>((n << 1) | 1)
         o.vw = w
-    elif (old & 7) == SV_BUF and <Py_ssize_t>(<uint32_t*>_sv_bp(old))[0] == n:
-        memcpy(_sv_bp(old) + SV_HDR, p, n)
+        sv_drop(old)
         return 0
-    else:
-        b = <char*>PyMem_Malloc(SV_HDR + n)
-        if b == NULL:
-            raise MemoryError()
-        (<uint32_t*>b)[0] = <uint32_t>n
-        memcpy(b + SV_HDR, p, n)
-        o.vw = <uint64_t><uintptr_t>b | SV_BUF
+    if (old & 7) == SV_BUF and <Py_ssize_t>(<uint32_t*>_sv_bp(old))[0] == n:
+        memmove(_sv_bp(old) + SV_HDR, p, n)
+        return 0
+    b = <char*>PyMem_Malloc(SV_HDR + n)
+    if b == NULL:
+        raise MemoryError()
+    if (<uintptr_t>b) >> 48:
+        PyMem_Free(b)
+        _sv_check_ptr(b)
+    (<uint32_t*>b)[0] = <uint32_t>n
+    memcpy(b + SV_HDR, p, n)
+    o.vw = <uint64_t><uintptr_t>b | SV_BUF | hi
     sv_drop(old)
     return 0
 
 
 cdef inline int sv_set(StrObj o, object v) except -1:
-    """Set the value (None, bytes, bytearray or BitVal); bytes are kept
-    inline (at most 7) or copied into a buffer of the object's own."""
+    """Set the value (None, bytes, bytearray or BitVal); bytes are kept in
+    the tail, inline (at most 7) or copied into a buffer of the object's own."""
     cdef uint64_t old = o.vw
     if type(v) is bytes and PyBytes_GET_SIZE(v) <= 0xFFFFFFFF:
         return sv_set_raw(o, PyBytes_AS_STRING(v), PyBytes_GET_SIZE(v))
     if v is None:
-        o.vw = 0
+        o.vw = _sv_hi(old)
     else:
+        _sv_check_ptr(<PyObject*>v)
         Py_XINCREF(<PyObject*>v)
-        o.vw = <uint64_t><PyObject*>v
+        o.vw = <uint64_t><uintptr_t><PyObject*>v | _sv_hi(old)
     sv_drop(old)
     return 0

@@ -5,7 +5,7 @@ cimport cython
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize, PyBytes_GET_SIZE
 from cpython.dict cimport PyDict_GetItem
 from cpython.list cimport PyList_GET_ITEM, PyList_GET_SIZE
-from cpython.object cimport Py_TYPE, PyObject
+from cpython.object cimport Py_TYPE, PyObject, PyTypeObject
 from libc.stdint cimport int64_t, uint64_t
 from libc.math cimport INFINITY
 from libc.string cimport memcpy
@@ -211,6 +211,74 @@ cdef StrObj new_str():
     o.ttl = None
     o.cnt = None
     return o
+
+
+# A StrObj's block may go on past its fixed 64 bytes (objects.pxd, a string's
+# value): StrObj's tp_alloc (set at import) allocates tp_basicsize plus the
+# tail new_str_for asks for in constdb_str_tail, which it consumes; zeroed as
+# PyType_GenericAlloc's. Cython's tp_new allocates through tp_alloc (no
+# freelist) and its tp_dealloc frees through tp_free (PyObject_Free), which
+# frees the whole block.
+cdef extern from *:
+    """
+    static Py_ssize_t constdb_str_tail = 0;
+    static PyObject *constdb_str_alloc(PyTypeObject *t, Py_ssize_t nitems) {
+        size_t size = (size_t)t->tp_basicsize + (size_t)constdb_str_tail;
+        PyObject *o;
+        (void)nitems;
+        constdb_str_tail = 0;
+        o = (PyObject *)PyObject_Malloc(size);
+        if (o == NULL)
+            return PyErr_NoMemory();
+        memset(o, 0, size);
+        return PyObject_Init(o, t);
+    }
+    static void constdb_str_hook(PyTypeObject *t) { t->tp_alloc = constdb_str_alloc; }
+    static Py_ssize_t constdb_str_basicsize(PyTypeObject *t) { return t->tp_basicsize; }
+    """
+    Py_ssize_t constdb_str_tail
+    void constdb_str_hook(PyTypeObject* t)
+    Py_ssize_t constdb_str_basicsize(PyTypeObject* t)
+
+
+cdef StrObj new_str_for(Py_ssize_t n):
+    """A new string object for a first value of n bytes: with a tail that
+    holds it (objects.sv_tail_for), filling its pymalloc size class; a value
+    of at most 7 bytes (inline) or one too long for a tail gets new_str()'s."""
+    global constdb_str_tail
+    cdef Py_ssize_t tail = sv_tail_for(n)
+    cdef StrObj o
+    if tail == 0:
+        return new_str()
+    constdb_str_tail = tail
+    o = StrObj.__new__(StrObj)
+    constdb_str_tail = 0
+    o.vw = (<uint64_t>tail) << 48      # None, the tail kept (objects.pxd)
+    o.ttl = None
+    o.cnt = None
+    return o
+
+
+def str_for(Py_ssize_t n):
+    """new_str_for(n) (tests)."""
+    return new_str_for(n)
+
+
+def str_tail(StrObj o):
+    """The bytes of o's block past its 64 (tests)."""
+    return sv_tail(o)
+
+
+def _str_layout():
+    """(tp_basicsize, offset of vw): 64 and 56, as the tail needs."""
+    cdef StrObj o = new_str()
+    return (constdb_str_basicsize(<PyTypeObject*>StrObj),
+            <char*>&o.vw - <char*><PyObject*>o)
+
+
+if _str_layout() != (SV_FIXED, SV_FIXED - 8):
+    raise ImportError("StrObj layout %r: vw must end the 64-byte object" % (_str_layout(),))
+constdb_str_hook(<PyTypeObject*>StrObj)
 
 
 cdef SetObj new_set():

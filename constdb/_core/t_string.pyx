@@ -25,8 +25,8 @@ from constdb._core.merge cimport (
 )
 from constdb._core.objects cimport (
     T_STRING, CObj, CntEntry, StrObj, TTLReg, check_float_bits, cnt_is_float, cnt_origin,
-    float_bits, float_key, float_total, new_str, sv_get, sv_none, sv_plain, sv_raw, sv_set,
-    ts_gt, with_floats,
+    float_bits, float_key, float_total, new_str, new_str_for, sv_get, sv_none, sv_plain, sv_raw,
+    sv_set, ts_gt, with_floats,
 )
 from constdb._core.dots cimport _check_obs, _ttlreg
 from constdb._core.ops cimport OP_BITS, OP_CNT, OP_FCNT, OP_REG
@@ -342,7 +342,22 @@ cdef int emit_reg(Keyspace ks, object key, object val, int ttl_mode, int64_t at)
     cdef PyObject* p = kt_get(&ks.d.t, key)
     if p != NULL and type(<object>p) is StrObj:
         return emit_reg_at(ks, key, <StrObj>p, True, val, ttl_mode, at)
-    return emit_reg_at(ks, key, <StrObj>ks.find(key, T_STRING, True), False, val, ttl_mode, at)
+    return emit_reg_at(ks, key, _find_for(ks, key, val), False, val, ttl_mode, at)
+
+
+cdef Py_ssize_t _first_len = 0     # the first value's length for _new (_find_for)
+
+
+cdef StrObj _find_for(Keyspace ks, object key, object val):
+    """key's string object (ks.find); one made now is sized for its first
+    value val (objects.new_str_for: the value in the object's own block)."""
+    global _first_len
+    cdef StrObj o
+    if type(val) is bytes:
+        _first_len = PyBytes_GET_SIZE(val)
+    o = <StrObj>ks.find(key, T_STRING, True)
+    _first_len = 0
+    return o
 
 
 cdef int emit_reg_at(Keyspace ks, object key, StrObj o, bint shown, object val, int ttl_mode,
@@ -447,7 +462,7 @@ cdef int _apply(Keyspace ks, uint8_t op, uint64_t origin, uint64_t u, Reader r) 
             obs = []
             for _i in range(n):
                 obs.append((r.u64(), r.i64(), r.u64()))
-        _reg_on(ks, key, <StrObj>ks.find(key, T_STRING, True), val, u, origin,
+        _reg_on(ks, key, _find_for(ks, key, val), val, u, origin,
                 TTL_WRITE if flags & 2 else TTL_KEEP, at, obs, False)
     elif op == OP_BITS:
         bits_apply(ks, key, <StrObj>ks.find(key, T_STRING, True), origin, u, r)
@@ -485,7 +500,10 @@ cdef int _check(uint8_t op, uint64_t u, Reader r) except -1:
 # ------------------------------------------------------------- type table ----
 
 cdef CObj _new():
-    return new_str()
+    global _first_len
+    cdef Py_ssize_t n = _first_len
+    _first_len = 0
+    return new_str_for(n)
 
 
 cdef bint _live(CObj o) noexcept:
@@ -572,14 +590,19 @@ cdef int _encode(Writer w, CObj o) except -1:
 
 
 cdef CObj _decode(Reader r, int version):
-    cdef StrObj s = new_str()
+    cdef StrObj s
     cdef uint8_t flag = r.u8()
     if flag > 2:
         raise SnapshotError("corrupt snapshot (bad value flag)")
     if flag == 2:
+        s = new_str()
         sv_set(s, bits_decode(r))
     elif flag:
-        sv_set(s, r.bytes_())
+        v = r.bytes_()
+        s = new_str_for(PyBytes_GET_SIZE(v))
+        sv_set(s, v)
+    else:
+        s = new_str()
     s.uuid = r.u64()
     s.node = r.u64()
     str_set_cnts(s, _dec_cnts(r))
