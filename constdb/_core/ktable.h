@@ -29,7 +29,10 @@
    an insert of a new key goes to the new array, a replace rewrites the
    entry where it is, a delete backward-shifts in the new array or leaves a
    tombstone in the old. When the old array holds no entry (all moved or
-   deleted) it is freed. A grow or shrink is started only when no drain is
+   deleted) it is freed, in one go as Redis's dict frees its old table:
+   the one step whose cost still grows with the table (the pages' unmap,
+   about 0.35 ms a million slots here: 2.7 ms at 8M slots, against 320 ms
+   for the whole rehash it replaces). A grow or shrink is started only when no drain is
    in progress; an insert that would take the new array past 3/4 while
    draining (not possible at real sizes: a drain takes at most
    old slots / KT_STEP operations, the new array has room for 3/8 of it
