@@ -40,6 +40,7 @@ from constdb._core import (
 from constdb._core.backlog import Backlog
 from constdb._core.codec import RespError
 from constdb._core.keyspace import Keyspace
+from constdb._core.ktable import rehash_tables
 from constdb._core.protocol import Client, Server
 from constdb._core.tlsconn import TLSConn, native_path
 from constdb.blocking import Blocking
@@ -526,6 +527,9 @@ class App:
             checked, expired = ks.active_expire(200, budget)
             if checked < 200 or expired < 50:
                 break
+        # key tables mid-resize: entries moved for up to 1 ms a tick (Redis's
+        # incrementallyRehash), so a table nobody writes to finishes its move
+        rehash_tables([t for db in ks.dbs for t in (db.d, db.expires)], 1.0)
         self.persistence.cron()
         self.memory.cron()
         self.aof.cron()

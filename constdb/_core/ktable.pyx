@@ -13,7 +13,7 @@ list(t) first to change it while walking."""
 
 cimport cython
 from cpython.object cimport PyObject
-from libc.stdint cimport uint64_t
+from libc.stdint cimport int64_t, uint64_t
 
 import random
 from collections.abc import ItemsView, KeysView, Mapping, ValuesView
@@ -25,6 +25,30 @@ cdef extern from "ktable.h":
 
 
 cdef object _MISSING = object()
+
+
+cdef inline Py_ssize_t _slots(kt_table* t) noexcept:
+    cdef Py_ssize_t n = 0 if t.mask == 0 else <Py_ssize_t>(t.mask + 1)
+    if t.old != NULL:
+        n += <Py_ssize_t>(t.omask + 1)
+    return n
+
+
+def rehash_tables(tables, double budget_ms=1.0):
+    """The server cron's step (Redis's incrementallyRehash): moves the
+    entries of the key tables that are resizing, in order, until
+    budget_ms has passed. Returns how many are still resizing."""
+    cdef int64_t end = kt_now_ns() + <int64_t>(budget_ms * 1e6), left
+    cdef KeyTable t
+    cdef int n = 0
+    for x in tables:
+        t = <KeyTable?>x
+        if t.t.old == NULL:
+            continue
+        left = end - kt_now_ns()
+        if left <= 0 or kt_rehash_ns(&t.t, left):
+            n += 1
+    return n
 
 
 @cython.final
@@ -137,8 +161,23 @@ cdef class KeyTable:
         return None if e == NULL else kt_key(e)
 
     def slots(self):
-        """The slot array's length (0: none allocated)."""
-        return 0 if self.t.mask == 0 else <Py_ssize_t>(self.t.mask + 1)
+        """Slots allocated (0: none): while a resize drains, both arrays'."""
+        return _slots(&self.t)
+
+    def rehashing(self):
+        """A resize is in progress (entries left in the old array)."""
+        return self.t.old != NULL
+
+    def rehash_step(self, double budget_ms=1.0):
+        """Moves a resize's entries for up to budget_ms (kt_rehash_ns);
+        True: some remain."""
+        return kt_rehash_ns(&self.t, <int64_t>(budget_ms * 1e6)) != 0
+
+    def _set_step(self, Py_ssize_t n):
+        """(tests) entries each insert or delete moves while resizing."""
+        if n < 0:
+            raise ValueError("step < 0")
+        self.t.step = <size_t>n
 
     def nbytes(self):
         """Bytes held: the slot array and the entries' blocks."""
@@ -149,7 +188,7 @@ cdef class KeyTable:
             if e == NULL:
                 break
             n += kt_entry_bytes(e.klen)
-        return n + (0 if self.t.mask == 0 else 8 * <Py_ssize_t>(self.t.mask + 1))
+        return n + 8 * _slots(&self.t)
 
     def __eq__(self, other):
         if not isinstance(other, (dict, KeyTable, Mapping)):
