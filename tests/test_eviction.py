@@ -32,6 +32,19 @@ def used(c: redis.Redis) -> int:
     return c.info("memory")["used_memory"]
 
 
+def parts_sum(m: dict) -> int:
+    """What INFO memory's parts add up to (used_memory is their sum)."""
+    return (
+        m["used_memory_dataset"]
+        + m["mem_replication_backlog"]
+        + m["mem_clients_normal"]
+        + m["mem_eviction_sketch"]
+        + m["mem_tombstones"]
+        + m["used_memory_startup"]
+        + m["mem_clients_slaves"]
+    )
+
+
 def keys_with(c: redis.Redis, prefix: str) -> int:
     return len(list(c.scan_iter(match=prefix + "*", count=1000)))
 
@@ -565,15 +578,7 @@ def test_tombstones_count_in_used_memory_not_for_eviction(node):
         # which keeps its block (64 and the 96-byte tail its 100-byte value had)
         assert 5000 * 220 <= m["mem_tombstones"] <= 5000 * 290
         assert m["mem_not_counted_for_evict"] == m["mem_clients_slaves"] + m["mem_tombstones"]
-        assert m["used_memory"] == (
-            m["used_memory_dataset"]
-            + m["mem_replication_backlog"]
-            + m["mem_clients_normal"]
-            + m["mem_eviction_sketch"]
-            + m["mem_tombstones"]
-            + m["used_memory_startup"]
-            + m["mem_clients_slaves"]
-        )
+        assert m["used_memory"] == parts_sum(m)
         ca.config_set("maxmemory", str(m["used_memory"] - m["mem_tombstones"] // 2))
         assert ca.set("one-more", "v") is True
         assert ca.info("stats")["evicted_keys"] == 0 and ca.dbsize() == 3001
@@ -716,15 +721,7 @@ def test_link_buffers_count_in_used_memory_not_for_eviction(node):
         m = ca.info("memory")
         links = m["mem_clients_slaves"]
         assert m["mem_not_counted_for_evict"] == links + m["mem_tombstones"]
-        assert m["used_memory"] == (
-            m["used_memory_dataset"]
-            + m["mem_replication_backlog"]
-            + m["mem_clients_normal"]
-            + m["mem_eviction_sketch"]
-            + m["mem_tombstones"]
-            + m["used_memory_startup"]
-            + links
-        )
+        assert m["used_memory"] == parts_sum(m)
         # used_memory is over maxmemory, what counts for eviction is not
         ca.config_set("maxmemory", str(m["used_memory"] - links // 2))
         assert ca.set("one-more", "v") is True

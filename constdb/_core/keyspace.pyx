@@ -1572,19 +1572,13 @@ cdef class Keyspace:
         tombstones older than `stable` that hold no counter entries (see
         docs/crdt.md section 6 on counters), and dot-cloud entries VV covers.
         Returns the number of tombstones dropped."""
-        cdef StrObj o
         cdef list dead
         cdef Db db
         cdef Py_ssize_t total = 0
         for db in self.dbs:
             dead = []
             for key, v in db.tombs.items():
-                o = <StrObj>v
-                # a TTL register that still holds an expiry applies to the next
-                # object made on the key: it must outlive the stable point
-                if (o.cnt is None and o.uuid < stable
-                        and (o.ttl is None or ((<TTLReg>o.ttl).at == 0
-                                               and (<TTLReg>o.ttl).uuid < stable))):
+                if _tomb_goes(<StrObj>v, stable):
                     dead.append(key)
             for key in dead:
                 del db.tombs[key]
@@ -1842,6 +1836,15 @@ def gc_step(Keyspace ks, uint64_t stable, Py_ssize_t pos, Py_ssize_t budget):
     return pos, total
 
 
+cdef inline bint _tomb_goes(StrObj o, uint64_t stable) noexcept:
+    # GC's rule for a string tombstone (Keyspace.gc, collect_key): older
+    # than the stable point and holding no counter entries; a TTL register
+    # that still holds an expiry applies to the next object made on the
+    # key: it must outlive the stable point
+    return (o.cnt is None and o.uuid < stable
+            and (o.ttl is None or ((<TTLReg>o.ttl).at == 0 and (<TTLReg>o.ttl).uuid < stable)))
+
+
 cdef int collect_key(Keyspace ks, object key, int t) except -1:
     """What a removal of key in the current db left for GC, collected now: a
     node alone (ks.solo) takes its stable point at its applied VV
@@ -1850,16 +1853,14 @@ cdef int collect_key(Keyspace ks, object key, int t) except -1:
     object of type t in `dead` under its type's GC (a big sorted set's
     removed members freed in slices), as GC would within a heartbeat."""
     cdef PyObject* p
-    cdef StrObj o
     cdef CObj d
     cdef TypeOps* ops
     cdef bint empty = False
     if ks.tombs:
+        # (every effect applied here is at most the clock's last uuid)
         p = PyDict_GetItem(ks.tombs, key)
-        if p != NULL:
-            o = <StrObj>p
-            if o.cnt is None and (o.ttl is None or (<TTLReg>o.ttl).at == 0):
-                del ks.tombs[key]
+        if p != NULL and _tomb_goes(<StrObj>p, ks.clock.last + 1):
+            del ks.tombs[key]
     if t >= 0 and t != T_STRING and ks.dead:
         dk = (key, t)
         p = PyDict_GetItem(ks.dead, dk)
