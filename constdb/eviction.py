@@ -2,13 +2,13 @@
 
 `used_memory` is ConstDB's own count, not the RSS: the estimated bytes of
 the data set (Keyspace.mem_ds, kept per object as it changes: keyspace.pyx
-mem_est), plus the backlog, the clients' buffers, the replication links'
-buffers, the W-TinyLFU sketch and window, plus a fixed startup share. The
-links' buffers do not count towards eviction (as Redis leaves replicas'
+mem_est), plus the key tables' slot arrays, the backlog, the clients'
+buffers, the replication links' buffers, the W-TinyLFU sketch and window,
+what waits for GC, plus a fixed startup share. The links' buffers and what
+waits for GC do not count towards eviction (as Redis leaves replicas'
 output buffers out: mem_not_counted_for_evict): a slow peer must not make
-its node evict. Eviction itself is C (_core/evict.pyx);
-this module configures it, refreshes its limit from the cron and gives INFO
-its rows.
+its node evict. Eviction itself is C (_core/evict.pyx); this module
+configures it, refreshes its limit from the cron and gives INFO its rows.
 """
 
 from __future__ import annotations
@@ -95,6 +95,7 @@ class Memory:
         ev = self.ev
         return {
             "dataset": self.app.ks.mem_ds,
+            "tables": self.app.ks.table_bytes(),
             "backlog": self.app.backlog.size,
             "clients": self.clients_bytes(),
             "links": self.links_bytes(),
@@ -117,7 +118,7 @@ class Memory:
         leaves a tombstone). The margin applies while the node has a peer or
         a link (ks.solo: the replication layer's)."""
         p = self.parts()
-        self.other = p["backlog"] + p["clients"] + p["eviction"] + p["startup"]
+        self.other = p["tables"] + p["backlog"] + p["clients"] + p["eviction"] + p["startup"]
         self.ev.set_limit(self.other, not self.app.ks.solo)
         self.used()
 
@@ -167,6 +168,7 @@ class Memory:
             ("mem_clients_slaves", p["links"]),
             ("mem_clients_normal", p["clients"]),
             ("mem_eviction_sketch", p["eviction"]),
+            ("mem_key_tables", p["tables"]),
             ("mem_tombstones", p["tombstones"]),
             ("lazyfree_pending_objects", len(self.app.ks.lazy)),
         ]

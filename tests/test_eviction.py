@@ -39,6 +39,7 @@ def parts_sum(m: dict) -> int:
         + m["mem_replication_backlog"]
         + m["mem_clients_normal"]
         + m["mem_eviction_sketch"]
+        + m["mem_key_tables"]
         + m["mem_tombstones"]
         + m["used_memory_startup"]
         + m["mem_clients_slaves"]
@@ -109,8 +110,9 @@ def test_used_memory_follows_the_data_set(lone):
     u0 = c.info("memory")["used_memory_dataset"]
     fill(c, "k", 2000)
     u1 = c.info("memory")["used_memory_dataset"]
-    # a 100-byte string key: its object, value, key and dict entry (~300 bytes)
-    assert 200 * 2000 < u1 - u0 < 450 * 2000
+    # a 100-byte string key: its object with the value in its block and its
+    # key table entry (192 bytes; the table's slots are counted apart)
+    assert 150 * 2000 < u1 - u0 < 300 * 2000
     c.delete(*[f"k{i}" for i in range(1000)])
     u2 = c.info("memory")["used_memory_dataset"]
     assert abs((u1 - u2) - (u2 - u0)) < 0.02 * (u1 - u0)
@@ -474,6 +476,41 @@ def test_object_and_memory_replies_beside_redis(raw_pair):
         same(raw_pair, "SET", k, v)
     for case in OBJECT_CASES:
         same(raw_pair, *case)
+
+
+def test_the_key_tables_slot_arrays_count_whole(lone):
+    """INFO mem_key_tables is every db's key table and expires table slot
+    arrays, 8 bytes a slot (a table doubles past 3/4 full), in used_memory
+    and off the data set's count."""
+    c = lone
+    m = c.info("memory")
+    assert m["mem_key_tables"] == 0  # no table has an array before its first key
+    fill(c, "k", 1536)  # 3/4 of 2048 slots: no doubling yet
+    m = c.info("memory")
+    assert m["mem_key_tables"] == 8 * 2048
+    assert m["used_memory"] == parts_sum(m)
+    d0 = m["used_memory_dataset"]
+    c.set("k1536", VAL)  # past 3/4: 4096 slots, and the old 2048 until drained
+    m = c.info("memory")
+    assert m["mem_key_tables"] == 8 * (4096 + 2048)
+    assert m["used_memory"] == parts_sum(m)
+    assert m["used_memory_dataset"] - d0 == c.memory_usage("k1536", samples=0)
+    deadline = time.monotonic() + 10
+    while c.info("memory")["mem_key_tables"] != 8 * 4096:  # the cron drains it
+        assert time.monotonic() < deadline
+        time.sleep(0.02)
+    fill(c, "t", 100, ttl=1000)  # 100 keys more, with a TTL: the expires table too
+    deadline = time.monotonic() + 10
+    while c.info("memory")["mem_key_tables"] != 8 * (4096 + 256):
+        assert time.monotonic() < deadline, c.info("memory")["mem_key_tables"]
+        time.sleep(0.02)
+    kw = c.connection_pool.connection_kwargs
+    c3 = redis.Redis(host=kw["host"], port=kw["port"], db=3)
+    c3.set("other-db", VAL)
+    c3.close()
+    assert c.info("memory")["mem_key_tables"] == 8 * (4096 + 256 + 8)
+    c.flushall()  # (a cleared table may keep its smallest array, 8 slots)
+    assert c.info("memory")["mem_key_tables"] <= 32 * 8 * 8
 
 
 def test_memory_usage_and_stats(lone):

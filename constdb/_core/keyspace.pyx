@@ -312,10 +312,16 @@ cdef Py_ssize_t _waiting_est(dict d, bint dead) noexcept:
 
 cdef Py_ssize_t key_est(object key) noexcept:
     """The bytes a key costs beyond its object: its entry in the key table
-    (one block: 16 bytes + the key, ktable.h) and its share of the slot
-    array (8 bytes a slot, between 3/8 and 3/4 full as the table grows:
-    16 bytes a key on average)."""
-    return kt_entry_bytes(PyBytes_GET_SIZE(key) if isinstance(key, bytes) else 0) + 16
+    (one block: 16 bytes + the key, ktable.h). The tables' slot arrays are
+    counted whole, apart from the data set (Keyspace.table_bytes)."""
+    return kt_entry_bytes(PyBytes_GET_SIZE(key) if isinstance(key, bytes) else 0)
+
+
+cdef inline Py_ssize_t _slot_bytes(KeyTable k) noexcept:
+    cdef Py_ssize_t n = 0 if k.t.mask == 0 else <Py_ssize_t>(k.t.mask + 1)
+    if k.t.old != NULL:
+        n += <Py_ssize_t>(k.t.omask + 1)
+    return 8 * n
 
 
 cdef Py_ssize_t mem_est(CObj o) noexcept:
@@ -1441,8 +1447,8 @@ cdef class Keyspace:
     def waiting_bytes(self):
         """Estimated bytes of what waits for GC (docs/crdt.md section 6):
         string tombstones and dead collections of every db. Not in mem_ds
-        (they are not keys to evict), but counted by used_memory and
-        taken off the data set's room (constdb/eviction.py)."""
+        (they are not keys to evict) and not counted for eviction, but
+        counted by used_memory (constdb/eviction.py)."""
         cdef Db db
         cdef Py_ssize_t n = 0
         for db in self.dbs:
@@ -1450,6 +1456,16 @@ cdef class Keyspace:
                 n += _waiting_est(db.tombs, False)
             if db.dead:
                 n += _waiting_est(db.dead, True)
+        return n
+
+    def table_bytes(self):
+        """Bytes of every db's key table and expires table slot arrays
+        (8 a slot; both arrays while a resize drains). Each key's entry
+        block is in its object's count (key_est)."""
+        cdef Db db
+        cdef Py_ssize_t n = 0
+        for db in self.dbs:
+            n += _slot_bytes(db.d) + _slot_bytes(db.expires)
         return n
 
     def dbsize(self):
