@@ -10,7 +10,7 @@ from libc.stdlib cimport calloc, free, malloc
 
 import numpy as np
 
-from constdb._core.sketch cimport _sk_get, _sk_idx
+from constdb._core.sketch cimport _sk_get, _sk_idx, _sk_width
 
 
 cdef uint64_t _rng = 0x9E3779B97F4A7C15ULL
@@ -266,7 +266,7 @@ def lfu_hist(int32_t[:] seq, int64_t cap, int64_t nids):
 
 cdef struct Sk:
     uint8_t* c
-    uint64_t mask
+    uint64_t width      # counters a row (a multiple of 1024, as sketch.pxd's)
     uint64_t adds
     uint64_t period
     uint8_t* door       # doorkeeper bits (a bloom filter of 1 hash); NULL: none
@@ -277,7 +277,7 @@ cdef struct Sk:
 cdef int sk_freq(Sk* s, uint64_t h) noexcept nogil:
     cdef int r, m = 255, v
     for r in range(4):
-        v = _sk_get(s.c, _sk_idx(h, r, s.mask))
+        v = _sk_get(s.c, _sk_idx(h, r, s.width))
         if v < m:
             m = v
     if s.door != NULL:
@@ -287,7 +287,7 @@ cdef int sk_freq(Sk* s, uint64_t h) noexcept nogil:
 
 
 cdef void sk_halve(Sk* s) noexcept nogil:
-    cdef uint64_t i, n = 2 * (s.mask + 1)
+    cdef uint64_t i, n = 2 * s.width
     for i in range(n):
         s.c[i] = (s.c[i] >> 1) & 0x77
     s.adds >>= 1
@@ -311,7 +311,7 @@ cdef void sk_add(Sk* s, uint64_t h) noexcept nogil:
     cdef int m = 15, v
     cdef uint64_t ix[4]
     for r in range(4):
-        ix[r] = _sk_idx(h, r, s.mask)
+        ix[r] = _sk_idx(h, r, s.width)
         v = _sk_get(s.c, ix[r])
         if v < m:
             m = v
@@ -328,18 +328,18 @@ cdef void sk_add(Sk* s, uint64_t h) noexcept nogil:
 
 
 cdef int sk_make(Sk* s, double width, double period, bint door, bint cons) except -1:
-    cdef uint64_t w = 1024
-    while w < <uint64_t>width:
-        w <<= 1
+    cdef uint64_t w = _sk_width(<uint64_t>width), d = 1024
     s.c = <uint8_t*>calloc(2 * w, 1)
-    s.mask = w - 1
+    s.width = w
     s.adds = 0
     s.period = <uint64_t>period
     s.door = NULL
     s.cons = cons
     if door:
-        s.dmask = 8 * w - 1
-        s.door = <uint8_t*>calloc(w, 1)
+        while d < w:
+            d <<= 1
+        s.dmask = 8 * d - 1
+        s.door = <uint8_t*>calloc(d, 1)
     return 0
 
 

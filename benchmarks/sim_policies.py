@@ -61,12 +61,9 @@ DESIGNS = {
         "stale": 1.0,
         "missadd": 2,
     },
-    # what constdb/_core/evict.pyx implements (kept in step with it): a FIFO
-    # window of 10% of the keys, a sketch of width 8 x the keys held halved
-    # every 20 x, the victim the least frequent (then idlest) of Redis's
-    # pool, a victim quiet for longer than 0.25 x the sketch's period / its
-    # frequency is let go
-    "constdb": {
+    # what evict.pyx did before the sketch's width was exact (2026-12-06):
+    # width 8 (a power of two at least 8 x the keys held), stale 0.25
+    "constdb-w8": {
         "win": 0.10,
         "main": "sampled",
         "wfifo": True,
@@ -74,6 +71,20 @@ DESIGNS = {
         "period": 20,
         "vfreq": 1,
         "stale": 0.25,
+    },
+    # what constdb/_core/evict.pyx implements (kept in step with it): a FIFO
+    # window of 10% of the keys, a sketch of width 6 x the keys held (to a
+    # multiple of 1024) halved every 20 x, the victim the least frequent
+    # (then idlest) of Redis's pool, a victim quiet for longer than 0.05 x
+    # the sketch's period / its frequency is let go
+    "constdb": {
+        "win": 0.10,
+        "main": "sampled",
+        "wfifo": True,
+        "width": 6,
+        "period": 20,
+        "vfreq": 1,
+        "stale": 0.05,
     },
 }
 

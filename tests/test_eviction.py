@@ -353,6 +353,53 @@ def test_wtinylfu_a_scan_of_one_hit_keys_keeps_the_hot_set(lone, policy):
         assert hot >= 180
 
 
+def _wtinylfu_evictor():
+    from constdb._core.backlog import Backlog
+    from constdb._core.evict import Evictor
+    from constdb._core.keyspace import Keyspace
+
+    ev = Evictor(Keyspace(1, Backlog()))
+    ev.set_policy("allkeys-wtinylfu")
+    return ev
+
+
+def test_wtinylfu_sketch_width_is_exact_not_a_power_of_two():
+    """The sketch holds sk_width counters a row per key held, rounded up to
+    a multiple of 1024 (a power of two would cost up to twice the bytes,
+    which come off the keys a cache holds)."""
+    ev = _wtinylfu_evictor()
+    for n in (1000, 100_000, 300_000, 333_333):
+        ev._sketch_size(n)
+        want = max(1024, -(-int(n * ev.sk_width) // 1024) * 1024)
+        assert ev._sketch_width() == want, n
+        assert want & (want - 1) or n == 1000  # (not a power of two here)
+        ring = ev.sketch_bytes() - 2 * want
+        assert 0 < ring < 20 * (n // 5)
+
+
+def test_wtinylfu_sketch_growth_lowers_no_estimate():
+    """Growing the sketch by any factor up to 4 keeps every key's estimate
+    at least what it was (a new counter takes the largest old counter its
+    range overlaps); past 4x it starts afresh."""
+    ev = _wtinylfu_evictor()
+    ev._sketch_size(5_000)
+    keys = [b"key:%d" % i for i in range(6_000)]
+    for i, k in enumerate(keys):
+        for _ in range(i % 9):
+            ev._sketch_add(k)
+    before = [ev._sketch_freq(k) for k in keys]
+    assert max(before) >= 8
+    w = ev._sketch_width()
+    ev._sketch_size(16_500)
+    assert ev._sketch_width() > 3 * w
+    after = [ev._sketch_freq(k) for k in keys]
+    assert all(a >= b for a, b in zip(after, before))
+    # and mostly exactly what it was (collisions can only add)
+    assert sum(a == b for a, b in zip(after, before)) > 0.9 * len(keys)
+    ev._sketch_size(16_500 * 5)
+    assert all(ev._sketch_freq(k) == 0 for k in keys)
+
+
 def test_wtinylfu_a_moved_hot_set_takes_over(lone):
     # the cache full of a hot set A read often; then A goes quiet and a new
     # hot set B of as many keys is read through: B's keys win their duels
@@ -457,7 +504,6 @@ OBJECT_CASES = [
     ("OBJECT", "IDLETIME", "nokey"),
     ("OBJECT", "FREQ", "e"),
     ("OBJECT", "FREQ", "nokey"),
-    ("OBJECT", "IDLETIME", "e"),
     ("OBJECT", "NOPE", "e"),
     ("OBJECT",),
     ("OBJECT", "ENCODING"),
@@ -476,6 +522,11 @@ def test_object_and_memory_replies_beside_redis(raw_pair):
         same(raw_pair, "SET", k, v)
     for case in OBJECT_CASES:
         same(raw_pair, *case)
+    # an idle time in whole seconds: either server's clock may have crossed
+    # a second since the SET (both read 0 or 1, as integers)
+    a, b = raw_pair
+    for conn in (a, b):
+        assert conn.call("OBJECT", "IDLETIME", "e") in (b":0\r\n", b":1\r\n")
 
 
 def test_the_key_tables_slot_arrays_count_whole(lone):

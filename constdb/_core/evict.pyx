@@ -21,7 +21,7 @@ from constdb._core.ktable cimport (
     KeyTable, kt_entry, kt_entry_hash, kt_get, kt_get_raw, kt_key, kt_len, kt_random,
 )
 from constdb._core.objects cimport CObj, TTLReg, obj_type
-from constdb._core.sketch cimport sk_free, sk_freq, sk_grow
+from constdb._core.sketch cimport sk_add, sk_free, sk_freq, sk_grow
 
 
 POLICIES = {
@@ -73,11 +73,11 @@ cdef class Evictor:
         # bench_cache.py's workloads (its design "constdb"; README "A cache
         # under maxmemory")
         self.win_pct = 10.0
-        self.sk_width = 8.0
+        self.sk_width = 6.0
         self.sk_period = 20.0
         self.victim_lfu = True
         self.admit_ties = False
-        self.stale = 0.25
+        self.stale = 0.05
         self.rate = 0.0
         self.rate_ms = 0
         self.rate_reads = 0
@@ -144,16 +144,29 @@ cdef class Evictor:
         cdef Keyspace ks = self.ks
         if ks.evict_mode != 2 or ks.sk.c == NULL:
             return 0
-        return 2 * (ks.sk.mask + 1) + 20 * (0 if ks.win is None else len(ks.win))
+        return 2 * ks.sk.width + 20 * (0 if ks.win is None else len(ks.win))
+
+    # (tests: the sketch's width, sizing and counts)
+    def _sketch_width(self):
+        return self.ks.sk.width if self.ks.sk.c != NULL else 0
+
+    def _sketch_size(self, Py_ssize_t nkeys):
+        self._size_sketch(nkeys)
+
+    def _sketch_add(self, key):
+        sk_add(&self.ks.sk, <uint64_t>PyObject_Hash(key))
+
+    def _sketch_freq(self, key):
+        return sk_freq(&self.ks.sk, <uint64_t>PyObject_Hash(key))
 
     cdef int _size_sketch(self, Py_ssize_t nkeys) except -1:
-        # width: a power of two >= sk_width x the keys held; the counters
+        # width: sk_width x the keys held (to a multiple of 1024); the counters
         # are halved after sk_period x the keys held increments. A sketch
         # that grows at most 4x keeps its counts (sk_grow); more, and the
         # small one's collisions would be copied over: it starts afresh
         cdef Keyspace ks = self.ks
         cdef uint64_t n = <uint64_t>nkeys if nkeys > 1024 else 1024
-        if ks.sk.c != NULL and <uint64_t>(n * self.sk_width) > 4 * (ks.sk.mask + 1):
+        if ks.sk.c != NULL and <uint64_t>(n * self.sk_width) > 4 * ks.sk.width:
             sk_free(&ks.sk)
         if sk_grow(&ks.sk, <uint64_t>(n * self.sk_width)) < 0:
             raise MemoryError()
