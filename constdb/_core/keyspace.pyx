@@ -44,7 +44,7 @@ from constdb._core.objects cimport HashObj, ListObj, MVObj, SetObj, Ver, ZSetObj
 from cpython.object cimport PyObject_Hash
 from constdb._core.ktable cimport (
     KeyTable, kt_del, kt_entry, kt_entry_bytes, kt_entry_hash, kt_get, kt_get_raw, kt_key, kt_len,
-    kt_next, kt_set,
+    kt_next, kt_set, kt_slots,
 )
 
 from constdb._core.dots import ClockAheadError
@@ -315,13 +315,6 @@ cdef Py_ssize_t key_est(object key) noexcept:
     (one block: 16 bytes + the key, ktable.h). The tables' slot arrays are
     counted whole, apart from the data set (Keyspace.table_bytes)."""
     return kt_entry_bytes(PyBytes_GET_SIZE(key) if isinstance(key, bytes) else 0)
-
-
-cdef inline Py_ssize_t _slot_bytes(KeyTable k) noexcept:
-    cdef Py_ssize_t n = 0 if k.t.mask == 0 else <Py_ssize_t>(k.t.mask + 1)
-    if k.t.old != NULL:
-        n += <Py_ssize_t>(k.t.omask + 1)
-    return 8 * n
 
 
 cdef Py_ssize_t mem_est(CObj o) noexcept:
@@ -1465,8 +1458,8 @@ cdef class Keyspace:
         cdef Db db
         cdef Py_ssize_t n = 0
         for db in self.dbs:
-            n += _slot_bytes(db.d) + _slot_bytes(db.expires)
-        return n
+            n += kt_slots(db.d) + kt_slots(db.expires)
+        return 8 * n
 
     def dbsize(self):
         """Keys of every db (DBSIZE is len(Db.d) of the client's db)."""

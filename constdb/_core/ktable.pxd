@@ -48,3 +48,11 @@ cdef class KeyTable:
 
 cdef inline Py_ssize_t kt_len(KeyTable k) noexcept:
     return <Py_ssize_t>k.t.used
+
+
+cdef inline Py_ssize_t kt_slots(KeyTable k) noexcept:
+    """Slots allocated (0: none): while a resize drains, both arrays'."""
+    cdef Py_ssize_t n = 0 if k.t.mask == 0 else <Py_ssize_t>(k.t.mask + 1)
+    if k.t.old != NULL:
+        n += <Py_ssize_t>(k.t.omask + 1)
+    return n

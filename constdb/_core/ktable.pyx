@@ -27,13 +27,6 @@ cdef extern from "ktable.h":
 cdef object _MISSING = object()
 
 
-cdef inline Py_ssize_t _slots(kt_table* t) noexcept:
-    cdef Py_ssize_t n = 0 if t.mask == 0 else <Py_ssize_t>(t.mask + 1)
-    if t.old != NULL:
-        n += <Py_ssize_t>(t.omask + 1)
-    return n
-
-
 def rehash_tables(tables, double budget_ms=1.0):
     """The server cron's step (Redis's incrementallyRehash): moves the
     entries of the key tables that are resizing, in order, until
@@ -162,7 +155,7 @@ cdef class KeyTable:
 
     def slots(self):
         """Slots allocated (0: none): while a resize drains, both arrays'."""
-        return _slots(&self.t)
+        return kt_slots(self)
 
     def rehashing(self):
         """A resize is in progress (entries left in the old array)."""
@@ -188,7 +181,7 @@ cdef class KeyTable:
             if e == NULL:
                 break
             n += kt_entry_bytes(e.klen)
-        return n + 8 * _slots(&self.t)
+        return n + 8 * kt_slots(self)
 
     def __eq__(self, other):
         if not isinstance(other, (dict, KeyTable, Mapping)):
