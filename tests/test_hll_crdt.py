@@ -59,7 +59,10 @@ hll_cmds = st.one_of(
     props.cmd(b"APPEND", key, props.val),
     props.cmd(b"DEL", key),
     props.cmd(b"GETDEL", key),
-    props.cmd(b"EXPIRE", key, st.sampled_from([b"1000", b"-1"])),
+    # TTLs are absolute: a node alone and one in a group run each command a
+    # millisecond apart, and a relative TTL would differ between them
+    props.cmd(b"EXPIRE", key, b"-1"),
+    props.cmd(b"EXPIREAT", key, str(props.FAR_S + 1).encode()),
     props.cmd(b"PERSIST", key),
     props.cmd(b"SADD", key, props.member),
     props.cmd(b"INCR", key),
