@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import tempfile
+import time
 
 import redis
 from bench_vs_redis import ConstDBServer, RedisServer, settle_rss
@@ -46,11 +47,27 @@ def fill(r: redis.Redis, kind: str, n: int) -> None:
     p.execute()
 
 
+def wait_tables(r: redis.Redis, limit: float = 30.0) -> None:
+    """Until ConstDB's key tables are done resizing (INFO mem_key_tables
+    still for a second: a resize counts and holds both slot arrays while it
+    drains, a step each cron tick); at once for redis-server."""
+    end = time.monotonic() + limit
+    last = r.info("memory").get("mem_key_tables")
+    while last is not None and time.monotonic() < end:
+        time.sleep(1.0)
+        now = r.info("memory").get("mem_key_tables")
+        if now == last:
+            return
+        last = now
+
+
 def rss_per_entry(node, kind: str, n: int) -> tuple[float, float]:
-    """(RSS growth, used_memory growth) per entry of n writes of kind."""
+    """(RSS growth, used_memory growth) per entry of n writes of kind, once
+    the key tables are done resizing."""
     r = node.client()
     rss0, (used0, bl0) = settle_rss(node.pid), info(r)
     fill(r, kind, n)
+    wait_tables(r)
     rss1, (used1, bl1) = settle_rss(node.pid), info(r)
     bl = bl1 - bl0
     return (rss1 - rss0 - bl) / n, (used1 - used0 - bl) / n

@@ -1,19 +1,21 @@
 """A string's value is kept four ways (objects.pxd, "a string's value"):
-inline in the object (up to 7 bytes), in the object's own block past its 64
-bytes (a key made with a value of up to 452 bytes; test_strtail.py), in a
-buffer the object owns (longer bytes), or as a Python object (a value bit
-commands wrote). These tests walk
-values across those boundaries with every string command, beside redis-server,
-and check that the memory count follows the buffers."""
+in the object's own block from its offset 44 (up to 20 bytes in the fixed
+64, up to 468 in a key made with a longer one, its block going on past the
+64; test_strtail.py), inline in the object's word (up to 7 bytes, when the
+block cannot take it: the key has counter entries), in a buffer the object
+owns (longer bytes), or as a Python object (a value bit commands wrote).
+These tests walk values across those boundaries with every string command,
+beside redis-server, and check that the memory count follows the buffers."""
 
 from __future__ import annotations
 
 import pytest
 from support.differential import run_all
 
-# lengths around the inline limit (7), pymalloc's size classes and its
-# 512-byte limit (a buffer holds 4 bytes of length before the value)
-LENGTHS = [0, 1, 7, 8, 9, 12, 13, 100, 107, 108, 508, 509, 600, 5000]
+# lengths around the inline limit (7), the fixed block's room (20),
+# pymalloc's size classes and its 512-byte limit (a buffer holds 4 bytes of
+# length before the value; a block value starts at offset 44)
+LENGTHS = [0, 1, 7, 8, 9, 12, 13, 20, 21, 100, 107, 108, 468, 469, 508, 509, 600, 5000]
 
 
 def val(n: int, c: str = "v") -> str:
@@ -83,14 +85,14 @@ def test_dump_restore_round_trip(r, n):
 
 
 def test_memory_usage_follows_the_value_block(r):
-    # a key made with a value of 8 to 452 bytes holds it in its own block:
-    # 60 + the length, in pymalloc's 16-byte classes (test_strtail.py), so
-    # 100 and 85 bytes share one (160), 101 takes the next (176), and so do
-    # 7 (inline, 64) and 8 (80). Past 452 bytes the value is a buffer: 4
-    # bytes of length and the value. (Key names of their own: a key earlier
-    # tests counted on keeps its counter entries after FLUSHALL, in its
-    # tombstone, and counts them.)
-    for k, n in (("a", 100), ("b", 85), ("c", 101), ("d", 7), ("e", 8), ("f", 600), ("g", 613)):
+    # a value of up to 20 bytes fits the object's 64-byte block; a key made
+    # with one of 21 to 468 bytes has a block of 44 + the length, in
+    # pymalloc's 16-byte classes (test_strtail.py), so 100 and 85 bytes share
+    # one (144), 101 takes the next (160), and so do 20 (64) and 21 (80).
+    # Past 468 bytes the value is a buffer: 4 bytes of length and the value.
+    # (Key names of their own: a key earlier tests counted on keeps its
+    # counter entries after FLUSHALL, in its tombstone, and counts them.)
+    for k, n in (("a", 100), ("b", 85), ("c", 101), ("d", 20), ("e", 21), ("f", 600), ("g", 613)):
         r.set("mu-buf:" + k, "x" * n)
     ua, ub, uc, ud, ue, uf, ug = (r.memory_usage("mu-buf:" + k) for k in "abcdefg")
     assert ua == ub

@@ -29,7 +29,7 @@ from constdb._core.codec cimport Reader, Writer, put_u64_at, put_varint_at, vari
 from constdb._core.dots cimport _ttlreg
 from constdb._core.keyspace cimport Keyspace
 from constdb._core.merge cimport Ctx
-from constdb._core.objects cimport StrObj, sv_get, sv_set, ts_gt
+from constdb._core.objects cimport StrObj, str_node, str_set_node, sv_get, sv_set, ts_gt
 from constdb._core.ops cimport OP_BITS
 
 from constdb._core.merge import SnapshotError
@@ -159,7 +159,7 @@ cdef int bits_on(Keyspace ks, object key, StrObj o, const uint64_t* starts,
     cdef Py_ssize_t i
     cdef uint64_t j, bit
     cdef int x
-    if not ts_gt(u, n, o.uuid, o.node):
+    if not ts_gt(u, n, o.uuid, str_node(o)):
         return 0
     if fold and type(v) is not BitVal:
         if type(v) is bytearray:
@@ -172,9 +172,9 @@ cdef int bits_on(Keyspace ks, object key, StrObj o, const uint64_t* starts,
                 _setbit(b, starts[i] + j, <int>((vals[i] >> (nbits[i] - 1 - j)) & 1))
         if o.ttl is None:
             # the TTL register was implicit at the register's ts: it stays there
-            o.ttl = _ttlreg(0, o.uuid, o.node)
+            o.ttl = _ttlreg(0, o.uuid, str_node(o))
         o.uuid = u
-        o.node = n
+        str_set_node(o, n)
     else:
         if type(v) is BitVal:
             bv = <BitVal>v
@@ -383,9 +383,9 @@ cdef Py_ssize_t bits_gc(StrObj o, uint64_t stable) except -1:
     for k in done:
         del bv.ov[k]
     if o.ttl is None:
-        o.ttl = _ttlreg(0, o.uuid, o.node)
+        o.ttl = _ttlreg(0, o.uuid, str_node(o))
     o.uuid = fu
-    o.node = fn
+    str_set_node(o, fn)
     if bv.ov:
         bv.none = False
     else:

@@ -14,7 +14,9 @@ from constdb._core.bitval cimport BITS_LIMIT_SHIFT, emit_bits, reg_bytes, reg_ra
 from constdb._core.cmd_keys cimport err_lit, opt_eq
 from constdb._core.codec cimport parse_i64, parse_bytes_i64
 from constdb._core.keyspace cimport N_GENERIC, N_STRING, Keyspace, notify, replacing
-from constdb._core.objects cimport T_STRING, CObj, StrObj, TTLReg, new_str, sv_get, sv_set
+from constdb._core.objects cimport (
+    T_STRING, CObj, StrObj, TTLReg, new_str, str_nocnt, sv_get, sv_set,
+)
 from constdb._core.protocol cimport (
     Client, Server, add_command, reply_notint, reply_syntax, reply_wrongtype,
 )
@@ -91,7 +93,7 @@ cdef object _vobj(StrObj o):
     """What holds the visible bytes of a string (for reg_raw): its register
     value, or, when counters contribute, the value as bytes."""
     cdef object v
-    if o.cnt is None:
+    if str_nocnt(o):
         return sv_get(o)
     v = str_get(o)
     if v is None or type(v) is bytes:
@@ -103,7 +105,7 @@ cdef bint _counts(StrObj o):
     """The visible value is not the register's bytes (with its bit overrides):
     counter increments contribute, and a bit write must be a register write."""
     cdef object v
-    if o.cnt is None:
+    if str_nocnt(o):
         return False
     v = str_get(o)
     return type(v) is not bytes or v != reg_bytes(sv_get(o))

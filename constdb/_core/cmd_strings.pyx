@@ -9,7 +9,7 @@ from constdb._core.bitval cimport reg_raw
 from constdb._core.cmd_keys cimport err_lit, opt_eq
 from constdb._core.codec cimport ld2string_human, parse_bytes_i64, string2ld
 from constdb._core.keyspace cimport N_GENERIC, N_STRING, Keyspace, notify, replacing
-from constdb._core.objects cimport T_STRING, CObj, StrObj, TTLReg, sv_get, sv_raw
+from constdb._core.objects cimport T_STRING, CObj, StrObj, TTLReg, str_nocnt, sv_get, sv_raw
 from constdb._core.protocol cimport (
     Client, Server, add_command, reply_notint, reply_syntax, reply_wrongtype,
 )
@@ -60,7 +60,7 @@ cdef int reply_other(Client c, CObj o) except -1:
 cdef inline int reply_str(Client c, StrObj o) except -1:
     cdef Py_ssize_t n
     cdef const char* p
-    if o.cnt is None:
+    if str_nocnt(o):
         # a plain value is replied from where it is kept (inline in the
         # object or its buffer): no bytes object made to reply it
         p = sv_raw(o, &n)
@@ -395,7 +395,7 @@ cdef int cmd_strlen(Client c, list argv) except -1:
     cdef Py_ssize_t n
     if o is None:
         return c.out.integer(0)
-    if type(o) is StrObj and (<StrObj>o).cnt is None:
+    if type(o) is StrObj and str_nocnt((<StrObj>o)):
         # (a value bit commands wrote is a bytearray: no copy to measure it)
         sv_raw(<StrObj>o, &n)
         if n < 0:

@@ -10,7 +10,7 @@ from libc.stdint cimport int64_t, uint64_t
 
 from constdb._core.codec cimport Reader, Writer
 from constdb._core.objects cimport (
-    CObj, Dot, StrObj, TTLReg, check_float_bits, cnt_is_float, new_dot, ts_gt,
+    CObj, Dot, StrObj, TTLReg, check_float_bits, cnt_is_float, new_dot, str_node, ts_gt,
 )
 
 
@@ -194,6 +194,6 @@ cdef TTLReg _ttl_of(CObj o):
         if t.uuid != 0 or t.node != 0:
             return t
         return None
-    if type(o) is StrObj and ((<StrObj>o).uuid != 0 or (<StrObj>o).node != 0):
-        return _ttlreg(0, (<StrObj>o).uuid, (<StrObj>o).node)
+    if type(o) is StrObj and ((<StrObj>o).uuid != 0 or str_node((<StrObj>o)) != 0):
+        return _ttlreg(0, (<StrObj>o).uuid, str_node((<StrObj>o)))
     return None

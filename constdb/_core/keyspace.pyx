@@ -31,8 +31,8 @@ from constdb._core.clock cimport Clock, wall_ms
 from constdb._core.codec cimport Reader, Writer
 from constdb._core.dots cimport _ttl_of, _ttlreg
 from constdb._core.objects cimport (
-    T_STRING, CntEntry, CObj, Dot, StrObj, TTLReg, bytes_block, new_str, obj_type, sv_alloc,
-    sv_get, sv_none, sv_tail, ts_gt,
+    T_STRING, CObj, CntEntry, Dot, StrObj, TTLReg, bytes_block, new_str, obj_type, str_cnt,
+    str_nocnt, str_node, sv_alloc, sv_get, sv_none, sv_tail, ts_gt,
 )
 from constdb._core.ops cimport (
     LINS_SAME, OP_BITS, OP_CNT, OP_FCNT, OP_FUNC, OP_HCNT, OP_HFCNT, OP_HLLADD, OP_HLLCACHE,
@@ -213,7 +213,7 @@ cdef int _drop_ttl_tomb(Keyspace ks, object key) except -1:
     if p == NULL:
         return 0
     s = <StrObj>p
-    if s.uuid == 0 and s.node == 0 and s.cnt is None and sv_none(s):
+    if s.uuid == 0 and str_node(s) == 0 and str_nocnt(s) and sv_none(s):
         del ks.tombs[key]
     return 0
 
@@ -329,10 +329,10 @@ cdef Py_ssize_t mem_est(CObj o) noexcept:
         # most 7 bytes inline, a longer one in a buffer of its own
         # (objects.sv_set, sv_alloc)
         base += sv_tail(<StrObj>o) - 16
-        if type((<StrObj>o).cnt) is CntEntry:
+        if type(str_cnt((<StrObj>o))) is CntEntry:
             base += 64
-        elif (<StrObj>o).cnt is not None:
-            base += 64 + 96 * len((<StrObj>o).cnt)
+        elif not str_nocnt((<StrObj>o)):
+            base += 64 + 96 * len(str_cnt((<StrObj>o)))
         n = sv_alloc(<StrObj>o)
         if n >= 0:
             return base + n
@@ -990,7 +990,7 @@ cdef class Keyspace:
                 if not lst:
                     del self.alts[key]
             if type(o) is StrObj:
-                if ((<StrObj>o).uuid != 0 or (<StrObj>o).cnt is not None
+                if ((<StrObj>o).uuid != 0 or not str_nocnt((<StrObj>o))
                         or o.ttl is not None):
                     self.tombs[key] = o
             else:
@@ -1055,7 +1055,7 @@ cdef class Keyspace:
             cn = t.node
         elif type(o) is StrObj:
             cu = (<StrObj>o).uuid
-            cn = (<StrObj>o).node
+            cn = str_node((<StrObj>o))
         if ts_gt(u, n, cu, cn):
             o.ttl = _ttlreg(at, u, n)
             if at != 0:
@@ -1762,7 +1762,7 @@ def describe_obj(CObj o):
         t = <TTLReg>o.ttl
         out += [b"ttl", [t.at, t.uuid, t.node]]
     elif type(o) is StrObj:
-        out += [b"ttl", [0, (<StrObj>o).uuid, (<StrObj>o).node]]
+        out += [b"ttl", [0, (<StrObj>o).uuid, str_node((<StrObj>o))]]
     else:
         out += [b"ttl", [0, 0, 0]]
     return out + ops_of(o).describe(o)
@@ -1850,7 +1850,7 @@ cdef inline bint _tomb_goes(StrObj o, uint64_t stable) noexcept:
     # than the stable point and holding no counter entries; a TTL register
     # that still holds an expiry applies to the next object made on the
     # key: it must outlive the stable point
-    return (o.cnt is None and o.uuid < stable
+    return (str_nocnt(o) and o.uuid < stable
             and (o.ttl is None or ((<TTLReg>o.ttl).at == 0 and (<TTLReg>o.ttl).uuid < stable)))
 
 

@@ -75,20 +75,25 @@ cdef class StrObj(CObj):
     # ttl None means the TTL register is (no expiry, (uuid, node)) of the register.
     # The value is the word vw, read and written only through sv_get / sv_set /
     # sv_raw below: None; a bytes value of at most 7 bytes inline; a value in
-    # the object's own block (a tail past its 64 bytes, made by new_str_for);
-    # a buffer the object owns (a uint32 length and the bytes, no object
-    # header); or an owned PyObject* (a bytearray or a BitVal: bitval.pyx).
-    # Python code reads and writes it as the property `val`.
-    # The counter entries (origin -> CntEntry) are cnt: None, one CntEntry (a
-    # single origin, usually this node: a local INCR touches no dict) or a dict
-    # of every origin's. Read and replace them as one map with t_string.str_cnts
-    # / str_set_cnts. 64 bytes in all (a pymalloc size class) plus the tail: a
-    # small value costs no block of its own. vw must stay the last field (at
-    # offset 56): a tail value starts at its byte 4 and runs on past the 64.
+    # the object's own block (from the word's byte 4, object offset 44, on
+    # over _node and _cnt and into the tail past its 64 bytes that
+    # new_str_for made); a buffer the object owns (a uint32 length and the
+    # bytes, no object header); or an owned PyObject* (a bytearray or a
+    # BitVal: bitval.pyx). Python code reads and writes it as `val`.
+    # The register's node is _node, but in a tail value's word (its 15-bit
+    # index in a process-local table: sv_node_index), and the counter
+    # entries (origin -> CntEntry) are _cnt: NULL, one CntEntry (a single
+    # origin, usually this node: a local INCR touches no dict) or a dict of
+    # every origin's; an object with counter entries holds no tail value.
+    # Read them only through str_node / str_set_node / str_cnt / str_nocnt /
+    # str_set_cnt (Python: the properties node and cnt), and the counter as
+    # one map with t_string.str_cnts / str_set_cnts. 64 bytes in all (a
+    # pymalloc size class) plus the tail: a value of up to 20 bytes costs no
+    # block of its own, and a 100-byte value's object is one 144-byte block.
     cdef public uint64_t uuid
-    cdef public uint64_t node
-    cdef public object cnt          # None | CntEntry | {node: CntEntry}
     cdef uint64_t vw
+    cdef uint64_t _node
+    cdef PyObject* _cnt             # NULL | CntEntry | {node: CntEntry}
 
 
 @cython.final
@@ -290,18 +295,19 @@ cdef object draw(dict m, list p, bint remove)
 
 
 # ------------------------------------------------------------- a string's value ----
-# (StrObj.vw: see StrObj.) vw is the object's last field (offset 56); the
-# object's block may go on past its 64 bytes (a tail: new_str_for). The word's
-# low bits tell what it holds:
+# (StrObj.vw: see StrObj.) vw is at object offset 40, _node at 48 and _cnt
+# at 56; the object's block may go on past its 64 bytes (a tail:
+# new_str_for). The word's low bits tell what it holds:
 #   xx1  a value of at most 7 bytes inline (byte 0 is length << 1 | 1; bytes
 #        1-7 the data), in an object with no tail;
-#   100  a value in the object's own block (a "tail" object): bits 3-15 its
-#        length, bits 16-31 the tail's bytes; the data starts at the word's
-#        byte 4 (object offset 60) and runs on into the tail, so it holds
-#        4 + tail bytes, and any plain value that fits is written there;
+#   100  a value in the object's own block (a "tail value"): bits 3-11 its
+#        length, bits 12-16 the tail's bytes / 16, bits 17-31 the register
+#        node's index (sv_node_at); the data starts at the word's byte 4
+#        (object offset 44) and runs on over _node and _cnt into the tail, so
+#        it holds 20 + tail bytes. Any plain value that fits is written there
+#        unless the object has counter entries or the node table is full;
 #   010  a buffer of this module's (PyMem_Malloc: a uint32 length, then the
-#        bytes), every other plain value: a 100-byte value is one 112-byte block
-#        where a bytes object was 144;
+#        bytes), every other plain value;
 #   000  an owned PyObject* (a bytearray or BitVal, or a bytes object too long
 #        for a uint32 length); None if the pointer part is 0.
 # In a buffer, object or None word the top 16 bits keep the tail's bytes (0
@@ -312,10 +318,20 @@ cdef object draw(dict m, list p, bint remove)
 # as the inline form always assumed.)
 cdef enum:
     SV_BUF = 2      # the tag of a buffer word
-    SV_TAIL = 4     # the tag of a value in the object's tail
+    SV_TAIL = 4     # the tag of a tail value
     SV_HDR = 4      # a buffer's length field; also where a tail value starts in vw
     SV_FIXED = 64   # the object's block without a tail (tp_basicsize)
+    SV_VW = 40      # vw's offset in the object
+    SV_TCAP = 20    # a tail value's room in the fixed block (64 - 40 - 4)
     SV_TAIL_MAX = 448   # the largest tail: a 512-byte block, pymalloc's largest
+
+
+# the register nodes of tail values (objects.pyx): a node's index (-1 once
+# the table is full: 32768 nodes), the node at an index, and moving a tail
+# value out of the object's block (to inline or a buffer)
+cdef int sv_node_index(uint64_t node) noexcept
+cdef uint64_t sv_node_at(uint32_t i) noexcept
+cdef int sv_untail(StrObj o) except -1
 
 
 cdef inline uint64_t _sv_ptr(uint64_t w) noexcept:
@@ -332,7 +348,7 @@ cdef inline uint64_t _sv_hi(uint64_t w) noexcept:
     if w & 1:
         return 0
     if (w & 7) == SV_TAIL:
-        return ((w >> 16) & 0xFFFF) << 48
+        return ((w >> 12) & 0x1F) << 52
     return w & 0xFFFF000000000000ULL
 
 
@@ -343,11 +359,62 @@ cdef inline Py_ssize_t sv_tail(StrObj o) noexcept:
 
 cdef inline Py_ssize_t sv_tail_for(Py_ssize_t n) noexcept:
     """The tail new_str_for gives an object made for a value of n bytes: the
-    block is 60 + n rounded up to pymalloc's 16-byte class (so the value fills
-    it); 0 for a value inline (at most 7) or too long for a 512-byte block."""
-    if n <= 7 or n > SV_TAIL_MAX + SV_HDR:
+    block is 44 + n rounded up to pymalloc's 16-byte class (so the value fills
+    it); 0 for a value that fits the fixed block (at most 20) or one too long
+    for a 512-byte block."""
+    if n <= SV_TCAP or n > SV_TAIL_MAX + SV_TCAP:
         return 0
-    return ((SV_FIXED - SV_HDR + n + 15) & ~15) - SV_FIXED
+    return ((SV_VW + SV_HDR + n + 15) & ~15) - SV_FIXED
+
+
+cdef inline uint64_t str_node(StrObj o) noexcept:
+    """The register's node."""
+    if (o.vw & 7) == SV_TAIL:
+        return sv_node_at(<uint32_t>((o.vw >> 17) & 0x7FFF))
+    return o._node
+
+
+cdef inline int str_set_node(StrObj o, uint64_t n) except -1:
+    cdef int i
+    if (o.vw & 7) == SV_TAIL:
+        i = sv_node_index(n)
+        if i >= 0:
+            o.vw = (o.vw & ~(<uint64_t>0x7FFF << 17)) | (<uint64_t>i << 17)
+            return 0
+        sv_untail(o)
+    o._node = n
+    return 0
+
+
+cdef inline bint str_nocnt(StrObj o) noexcept:
+    """No counter entries (cnt is None)."""
+    return (o.vw & 7) == SV_TAIL or o._cnt == NULL
+
+
+cdef inline object str_cnt(StrObj o):
+    """The counter entries: None, a CntEntry or a dict."""
+    if (o.vw & 7) == SV_TAIL or o._cnt == NULL:
+        return None
+    return <object>o._cnt
+
+
+cdef inline int str_set_cnt(StrObj o, object c) except -1:
+    """Replace the counter entries (None, a CntEntry or a dict); a tail
+    value moves out of the block first (_cnt shares its bytes)."""
+    cdef PyObject* old
+    if c is None:
+        if (o.vw & 7) != SV_TAIL and o._cnt != NULL:
+            old = o._cnt
+            o._cnt = NULL
+            Py_XDECREF(old)
+        return 0
+    if (o.vw & 7) == SV_TAIL:
+        sv_untail(o)
+    old = o._cnt
+    Py_XINCREF(<PyObject*>c)
+    o._cnt = <PyObject*>c
+    Py_XDECREF(old)
+    return 0
 
 
 cdef inline bint sv_inline(StrObj o) noexcept:
@@ -372,7 +439,7 @@ cdef inline object sv_get(StrObj o):
         return PyBytes_FromStringAndSize((<char*>&o.vw) + 1, <Py_ssize_t>((w >> 1) & 7))
     if (w & 7) == SV_TAIL:
         return PyBytes_FromStringAndSize((<char*>&o.vw) + SV_HDR,
-                                         <Py_ssize_t>((w >> 3) & 0x1FFF))
+                                         <Py_ssize_t>((w >> 3) & 0x1FF))
     if _sv_ptr(w) == 0:
         return None
     if (w & 7) == SV_BUF:
@@ -391,7 +458,7 @@ cdef inline const char* sv_raw(StrObj o, Py_ssize_t* n) noexcept:
         n[0] = <Py_ssize_t>((w >> 1) & 7)
         return (<char*>&o.vw) + 1
     if (w & 7) == SV_TAIL:
-        n[0] = <Py_ssize_t>((w >> 3) & 0x1FFF)
+        n[0] = <Py_ssize_t>((w >> 3) & 0x1FF)
         return (<char*>&o.vw) + SV_HDR
     if _sv_ptr(w) == 0:
         n[0] = 0
@@ -454,25 +521,39 @@ cdef inline int _sv_check_ptr(const void* b) except -1:
     return 0
 
 
+cdef inline void _sv_fields(StrObj o, uint64_t old) noexcept:
+    # o's word leaves a tail value (old): _node and _cnt are fields again
+    if (old & 7) == SV_TAIL:
+        o._node = sv_node_at(<uint32_t>((old >> 17) & 0x7FFF))
+        o._cnt = NULL
+
+
 cdef inline int sv_set_raw(StrObj o, const char* p, Py_ssize_t n) except -1:
-    """Set a plain value from n bytes at p: in the tail if it fits there,
-    else inline up to 7 (an object with no tail), else a buffer (one of the
-    same length is rewritten in place). p may point into o's value."""
+    """Set a plain value from n bytes at p: a tail value if it fits the
+    block (and the object has no counter entries), else inline up to 7 (an
+    object with no tail), else a buffer (one of the same length is
+    rewritten in place). p may point into o's value."""
     cdef uint64_t old = o.vw
     cdef uint64_t hi = _sv_hi(old)
     cdef uint64_t w = 0
     cdef uint32_t hdr
+    cdef int i = -1
     cdef char* b
-    if hi:
-        if n <= <Py_ssize_t>(hi >> 48) + SV_HDR:
+    if n <= <Py_ssize_t>(hi >> 48) + SV_TCAP:
+        if (old & 7) == SV_TAIL:
+            i = <int>((old >> 17) & 0x7FFF)
+        elif o._cnt == NULL:
+            i = sv_node_index(o._node)
+        if i >= 0:
             memmove((<char*>&o.vw) + SV_HDR, p, n)
-            hdr = <uint32_t>(SV_TAIL | (n << 3) | ((hi >> 48) << 16))
+            hdr = <uint32_t>(SV_TAIL | (n << 3) | ((hi >> 52) << 12) | (<uint64_t>i << 17))
             memcpy(&o.vw, &hdr, 4)
             sv_drop(old)
             return 0
-    elif n <= 7:
+    if hi == 0 and n <= 7:
         memcpy((<char*>&w) + 1, p, n)
         (<unsigned char*>&w)[0] = <unsigned char>((n << 1) | 1)
+        _sv_fields(o, old)
         o.vw = w
         sv_drop(old)
         return 0
@@ -487,6 +568,7 @@ cdef inline int sv_set_raw(StrObj o, const char* p, Py_ssize_t n) except -1:
         _sv_check_ptr(b)
     (<uint32_t*>b)[0] = <uint32_t>n
     memcpy(b + SV_HDR, p, n)
+    _sv_fields(o, old)
     o.vw = <uint64_t><uintptr_t>b | SV_BUF | hi
     sv_drop(old)
     return 0
@@ -499,10 +581,12 @@ cdef inline int sv_set(StrObj o, object v) except -1:
     if type(v) is bytes and PyBytes_GET_SIZE(v) <= 0xFFFFFFFF:
         return sv_set_raw(o, PyBytes_AS_STRING(v), PyBytes_GET_SIZE(v))
     if v is None:
+        _sv_fields(o, old)
         o.vw = _sv_hi(old)
     else:
         _sv_check_ptr(<PyObject*>v)
         Py_XINCREF(<PyObject*>v)
+        _sv_fields(o, old)
         o.vw = <uint64_t><uintptr_t><PyObject*>v | _sv_hi(old)
     sv_drop(old)
     return 0

@@ -6,7 +6,9 @@ from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize, PyBytes
 from cpython.dict cimport PyDict_GetItem
 from cpython.list cimport PyList_GET_ITEM, PyList_GET_SIZE
 from cpython.object cimport Py_TYPE, PyObject, PyTypeObject
-from libc.stdint cimport int64_t, uint64_t
+from cpython.mem cimport PyMem_Free, PyMem_Malloc
+from cpython.ref cimport Py_XDECREF
+from libc.stdint cimport int64_t, uint16_t, uint32_t, uint64_t, uintptr_t
 from libc.math cimport INFINITY
 from libc.string cimport memcpy
 
@@ -59,8 +61,33 @@ cdef class CObj:
 @cython.no_gc
 cdef class StrObj(CObj):
     def __dealloc__(self):
+        cdef PyObject* c = NULL
+        if (self.vw & 7) != SV_TAIL:
+            c = self._cnt
+            self._cnt = NULL
         sv_drop(self.vw)
         self.vw = 0
+        Py_XDECREF(c)
+
+    @property
+    def node(self):
+        """The register's node."""
+        return str_node(self)
+
+    @node.setter
+    def node(self, uint64_t n):
+        str_set_node(self, n)
+
+    @property
+    def cnt(self):
+        """The counter entries: None, a CntEntry or a dict {node: CntEntry}."""
+        return str_cnt(self)
+
+    @cnt.setter
+    def cnt(self, c):
+        if c is not None and type(c) is not CntEntry and type(c) is not dict:
+            raise TypeError("cnt: None, a CntEntry or a dict")
+        str_set_cnt(self, c)
 
     @property
     def val(self):
@@ -209,8 +236,82 @@ cdef bint ts_gt(uint64_t u1, uint64_t n1, uint64_t u2, uint64_t n2) noexcept:
 cdef StrObj new_str():
     cdef StrObj o = StrObj.__new__(StrObj)
     o.ttl = None
-    o.cnt = None
     return o
+
+
+# The nodes of tail values' registers (objects.pxd, a string's value): a
+# node's 15-bit index is in the value's word. A process-local table, never on
+# a link or in a snapshot; an entry stays for the process's life. 32768
+# nodes at most (a group has a handful; a node id never seen as a register's
+# writer is never added): past that a value stays out of the tail. Open
+# addressing over 65536 slots (index + 1; 0 empty) keeps a lookup O(1) at
+# most half full.
+cdef uint64_t _sv_nodes[32768]
+cdef uint16_t _sv_slot[65536]
+cdef int _sv_nn = 0
+
+
+cdef int sv_node_index(uint64_t node) noexcept:
+    global _sv_nn
+    cdef uint32_t h = <uint32_t>((node * <uint64_t>0x9E3779B97F4A7C15ULL) >> 48)
+    cdef uint16_t s
+    while True:
+        s = _sv_slot[h]
+        if s == 0:
+            if _sv_nn >= 32768:
+                return -1
+            _sv_nodes[_sv_nn] = node
+            _sv_nn += 1
+            _sv_slot[h] = <uint16_t>_sv_nn
+            return _sv_nn - 1
+        if _sv_nodes[s - 1] == node:
+            return s - 1
+        h = (h + 1) & 0xFFFF
+
+
+cdef uint64_t sv_node_at(uint32_t i) noexcept:
+    return _sv_nodes[i & 0x7FFF]
+
+
+cdef int sv_untail(StrObj o) except -1:
+    """Move a tail value out of o's block (inline if it has no tail and at
+    most 7 bytes, else a buffer): _node and _cnt are fields again (_cnt
+    NULL)."""
+    cdef uint64_t w = o.vw
+    cdef Py_ssize_t n = <Py_ssize_t>((w >> 3) & 0x1FF)
+    cdef uint64_t hi = _sv_hi(w)
+    cdef uint64_t node = sv_node_at(<uint32_t>((w >> 17) & 0x7FFF))
+    cdef uint64_t nw = 0
+    cdef char* b
+    if (w & 7) != SV_TAIL:
+        return 0
+    if hi == 0 and n <= 7:
+        memcpy((<char*>&nw) + 1, (<char*>&o.vw) + SV_HDR, n)
+        (<unsigned char*>&nw)[0] = <unsigned char>((n << 1) | 1)
+    else:
+        b = <char*>PyMem_Malloc(SV_HDR + n)
+        if b == NULL:
+            raise MemoryError()
+        if (<uintptr_t>b) >> 48:
+            PyMem_Free(b)
+            raise SystemError("pointer above 2**48: StrObj.vw cannot hold it")
+        (<uint32_t*>b)[0] = <uint32_t>n
+        memcpy(b + SV_HDR, (<char*>&o.vw) + SV_HDR, n)
+        nw = <uint64_t><uintptr_t>b | SV_BUF | hi
+    o._node = node
+    o._cnt = NULL
+    o.vw = nw
+    return 0
+
+
+def str_node_count():
+    """The nodes in the tail values' node table (tests)."""
+    return _sv_nn
+
+
+def str_in_tail(StrObj o):
+    """o's value is a tail value (tests)."""
+    return sv_intail(o)
 
 
 # A StrObj's block may go on past its fixed 64 bytes (objects.pxd, a string's
@@ -255,7 +356,6 @@ cdef StrObj new_str_for(Py_ssize_t n):
     constdb_str_tail = 0
     o.vw = (<uint64_t>tail) << 48      # None, the tail kept (objects.pxd)
     o.ttl = None
-    o.cnt = None
     return o
 
 
@@ -270,14 +370,18 @@ def str_tail(StrObj o):
 
 
 def _str_layout():
-    """(tp_basicsize, offset of vw): 64 and 56, as the tail needs."""
+    """(tp_basicsize, offsets of vw, _node and _cnt): 64, 40, 48 and 56, as
+    a tail value needs."""
     cdef StrObj o = new_str()
     return (constdb_str_basicsize(<PyTypeObject*>StrObj),
-            <char*>&o.vw - <char*><PyObject*>o)
+            <char*>&o.vw - <char*><PyObject*>o,
+            <char*>&o._node - <char*><PyObject*>o,
+            <char*>&o._cnt - <char*><PyObject*>o)
 
 
-if _str_layout() != (SV_FIXED, SV_FIXED - 8):
-    raise ImportError("StrObj layout %r: vw must end the 64-byte object" % (_str_layout(),))
+if _str_layout() != (SV_FIXED, SV_VW, SV_VW + 8, SV_VW + 16):
+    raise ImportError("StrObj layout %r: vw, _node and _cnt must end the 64-byte object"
+                      % (_str_layout(),))
 constdb_str_hook(<PyTypeObject*>StrObj)
 
 

@@ -44,7 +44,7 @@ from constdb._core.ktable cimport kt_del, kt_get, kt_set
 from constdb._core.keyspace cimport Db, Keyspace, TypeOps, ops_of, type_ops
 from constdb._core.merge cimport Ctx, _check_count
 from constdb._core.objects cimport (
-    CObj, StrObj, TTLReg, ZSetObj, new_str, obj_type, sv_none, ts_gt,
+    CObj, StrObj, TTLReg, ZSetObj, new_str, obj_type, str_nocnt, str_node, sv_none, ts_gt,
 )
 from constdb._core.t_zset cimport zset_adopt
 
@@ -470,8 +470,8 @@ cdef int _set_ttl(CObj o, TTLReg r) except -1:
     if type(o) is StrObj:
         s = <StrObj>o
         if r is None:
-            o.ttl = None if s.uuid == 0 and s.node == 0 else _ttlreg(0, 0, 0)
-        elif r.at == 0 and r.uuid == s.uuid and r.node == s.node:
+            o.ttl = None if s.uuid == 0 and str_node(s) == 0 else _ttlreg(0, 0, 0)
+        elif r.at == 0 and r.uuid == s.uuid and r.node == str_node(s):
             o.ttl = None
         else:
             o.ttl = _ttlreg(r.at, r.uuid, r.node)
@@ -507,8 +507,8 @@ cdef int _place_new(Keyspace ks, object key, CObj b, Ctx ca, uint64_t clock) exc
     if type(b) is ZSetObj:
         zset_adopt(ks, <ZSetObj>b)
     _set_ttl(b, r)
-    if type(b) is not StrObj or ((<StrObj>b).uuid != 0 or (<StrObj>b).node != 0 or
-                                 (<StrObj>b).cnt is not None or not sv_none(<StrObj>b)):
+    if type(b) is not StrObj or ((<StrObj>b).uuid != 0 or str_node((<StrObj>b)) != 0 or
+                                 not str_nocnt((<StrObj>b)) or not sv_none(<StrObj>b)):
         ks.settle(key, b)
     if r is not None:
         if kt_get(&ks.d.t, key) != NULL:
@@ -597,8 +597,8 @@ cdef int _merge_key(Keyspace ks, object key, list bobjs, Ctx ca, Ctx cb,
         _set_ttl(<CObj>x, r)
     for x in results:
         # (a string whose register was never written may hold bit overrides)
-        if type(x) is StrObj and ((<StrObj>x).uuid != 0 or (<StrObj>x).node != 0 or
-                                  (<StrObj>x).cnt is not None or not sv_none(<StrObj>x)):
+        if type(x) is StrObj and ((<StrObj>x).uuid != 0 or str_node((<StrObj>x)) != 0 or
+                                  not str_nocnt((<StrObj>x)) or not sv_none(<StrObj>x)):
             ks.settle(key, <CObj>x)
     for x in results:
         if type(x) is not StrObj:

@@ -25,8 +25,8 @@ from constdb._core.merge cimport (
 )
 from constdb._core.objects cimport (
     T_STRING, CObj, CntEntry, StrObj, TTLReg, check_float_bits, cnt_is_float, cnt_origin,
-    float_bits, float_key, float_total, new_str, new_str_for, sv_get, sv_none, sv_plain, sv_raw,
-    sv_set, ts_gt, with_floats,
+    float_bits, float_key, float_total, new_str, new_str_for, str_cnt, str_nocnt, str_node,
+    str_set_cnt, str_set_node, sv_get, sv_none, sv_plain, sv_raw, sv_set, ts_gt, with_floats,
 )
 from constdb._core.dots cimport _check_obs, _ttlreg
 from constdb._core.ops cimport OP_BITS, OP_CNT, OP_FCNT, OP_REG
@@ -59,7 +59,7 @@ cdef dict str_cnts(StrObj o):
     """o's counter entries as one map {origin: CntEntry}, None if it has none.
     A new dict of o's own entry objects: changing an entry changes o; adding or
     removing entries takes str_set_cnts."""
-    cdef object c = o.cnt
+    cdef object c = str_cnt(o)
     if c is None:
         return None
     if type(c) is CntEntry:
@@ -72,22 +72,22 @@ cdef int str_set_cnts(StrObj o, object cnts) except -1:
     empty: none). The entries are kept as they are (their node is set to their
     origin)."""
     cdef CntEntry e = None
-    o.cnt = None
+    str_set_cnt(o, None)
     if not cnts:
         return 0
     for k, v in (<dict>cnts).items():
         e = <CntEntry>v
         e.node = <uint64_t>k
     if len(<dict>cnts) == 1:
-        o.cnt = e
+        str_set_cnt(o, e)
     else:
-        o.cnt = dict(<dict>cnts)
+        str_set_cnt(o, dict(<dict>cnts))
     return 0
 
 
 cdef inline object _cnt_vals(StrObj o):
     """o's counter entries, to iterate over (a tuple or the dict's values)."""
-    cdef object c = o.cnt
+    cdef object c = str_cnt(o)
     if c is None:
         return ()
     if type(c) is CntEntry:
@@ -97,14 +97,14 @@ cdef inline object _cnt_vals(StrObj o):
 
 cdef CntEntry _str_cnt(StrObj o, uint64_t n, bint create):
     """o's counter entry of origin n; a new one if create (else None)."""
-    cdef object c = o.cnt
+    cdef object c = str_cnt(o)
     cdef CntEntry e
     cdef PyObject* p
     if c is None:
         if not create:
             return None
         e = _cnt_entry(n)
-        o.cnt = e
+        str_set_cnt(o, e)
         return e
     if type(c) is CntEntry:
         if (<CntEntry>c).node == n:
@@ -112,7 +112,7 @@ cdef CntEntry _str_cnt(StrObj o, uint64_t n, bint create):
         if not create:
             return None
         e = _cnt_entry(n)
-        o.cnt = {(<CntEntry>c).node: c, n: e}
+        str_set_cnt(o, {(<CntEntry>c).node: c, n: e})
         return e
     p = PyDict_GetItem(<dict>c, n)
     if p != NULL:
@@ -140,12 +140,12 @@ cdef bint str_live(StrObj o) noexcept:
     cdef CntEntry e
     if not sv_none(o):
         return True
-    if o.cnt is None:
+    if str_nocnt(o):
         return False
-    if type(o.cnt) is CntEntry:
-        e = <CntEntry>o.cnt
+    if type(str_cnt(o)) is CntEntry:
+        e = <CntEntry>str_cnt(o)
         return e.last > e.blast
-    for v in (<dict>o.cnt).values():
+    for v in (<dict>str_cnt(o)).values():
         e = <CntEntry>v
         if e.last > e.blast:
             return True
@@ -159,16 +159,16 @@ cdef inline uint64_t _cnt_delta(StrObj o, bint* unobserved, bint* floats) noexce
     floats if that was a float increment (section 3.7: _float_value)."""
     cdef CntEntry e
     cdef uint64_t delta = 0
-    if type(o.cnt) is CntEntry:
-        e = <CntEntry>o.cnt
+    if type(str_cnt(o)) is CntEntry:
+        e = <CntEntry>str_cnt(o)
         if e.last > e.blast:
             unobserved[0] = True
             if cnt_is_float(e.node):
                 floats[0] = True
         if not cnt_is_float(e.node):
             delta = <uint64_t>e.sum - <uint64_t>e.bsum
-    elif o.cnt is not None:
-        for v in (<dict>o.cnt).values():
+    elif not str_nocnt(o):
+        for v in (<dict>str_cnt(o)).values():
             e = <CntEntry>v
             if e.last > e.blast:
                 unobserved[0] = True
@@ -201,7 +201,7 @@ cdef object str_get(StrObj o):
     if v is not None and type(v) is not bytes:
         # a value bit commands wrote (bitval): its visible bytes
         v = reg_bytes(v)
-    if o.cnt is None:
+    if str_nocnt(o):
         return v
     delta = _cnt_delta(o, &unobserved, &floats)
     if floats:
@@ -226,7 +226,7 @@ cdef int str_int(StrObj o, int64_t* out) noexcept:
     cdef object fv
     if n < 0:
         p = reg_raw(sv_get(o), &n)
-    if o.cnt is None:
+    if str_nocnt(o):
         if sv_none(o):
             return STR_ABSENT
     else:
@@ -259,12 +259,12 @@ cdef int _reg_on(Keyspace ks, object key, StrObj o, object val, uint64_t u, uint
     most (find() returns it), so a tombstone of key is never another."""
     cdef TTLReg t
     cdef CntEntry e
-    if ts_gt(u, n, o.uuid, o.node):
+    if ts_gt(u, n, o.uuid, str_node(o)):
         if ttl_mode == TTL_KEEP:
             if o.ttl is None:
                 # the TTL register was implicit (no expiry, register's ts):
                 # make it explicit before the register moves on
-                o.ttl = _ttlreg(0, o.uuid, o.node)
+                o.ttl = _ttlreg(0, o.uuid, str_node(o))
         elif o.ttl is None or ts_gt(u, n, (<TTLReg>o.ttl).uuid, (<TTLReg>o.ttl).node):
             if at == 0:
                 o.ttl = None
@@ -277,8 +277,8 @@ cdef int _reg_on(Keyspace ks, object key, StrObj o, object val, uint64_t u, uint
         else:
             sv_set(o, val)
         o.uuid = u
-        o.node = n
-        if o.cnt is not None or obs:
+        str_set_node(o, n)
+        if not str_nocnt(o) or obs:
             # the new register write observed the counters: obs are their
             # (sum, last) as the writer saw them, the base of each origin
             for v in _cnt_vals(o):
@@ -310,8 +310,8 @@ cdef int _cnt_on(Keyspace ks, object key, StrObj o, int64_t delta, uint64_t u, u
                  bint shown) except -1:
     """shown: o is d[key] (see _reg_on)."""
     cdef CntEntry e
-    if type(o.cnt) is CntEntry and (<CntEntry>o.cnt).node == n:
-        e = <CntEntry>o.cnt
+    if type(str_cnt(o)) is CntEntry and (<CntEntry>str_cnt(o)).node == n:
+        e = <CntEntry>str_cnt(o)
     else:
         e = _str_cnt(o, n, True)
     e.sum = <int64_t>(<uint64_t>e.sum + <uint64_t>delta)
@@ -369,7 +369,7 @@ cdef int emit_reg_at(Keyspace ks, object key, StrObj o, bint shown, object val, 
     cdef CntEntry e
     cdef char* w
     cdef Py_ssize_t klen = PyBytes_GET_SIZE(key), vlen = 0, plen, nobs = 0
-    if o.cnt is not None:
+    if not str_nocnt(o):
         obs = []
         for v in _cnt_vals(o):
             e = <CntEntry>v
@@ -515,10 +515,10 @@ cdef void _last_ts(CObj x, uint64_t* u, uint64_t* n) noexcept:
     cdef StrObj o = <StrObj>x
     cdef CntEntry e
     u[0] = o.uuid
-    n[0] = o.node
+    n[0] = str_node(o)
     if not sv_plain(o):
         reg_last_ts(sv_get(o), u, n)
-    if o.cnt is None:
+    if str_nocnt(o):
         return
     for v in _cnt_vals(o):
         e = <CntEntry>v
@@ -546,7 +546,7 @@ cdef list _describe(CObj o):
     v = sv_get(so)
     if type(v) is BitVal and (<BitVal>v).none:
         v = None
-    out = [b"register", [reg_bytes(v), so.uuid, so.node]]
+    out = [b"register", [reg_bytes(v), so.uuid, str_node(so)]]
     if type(sv_get(so)) is BitVal:
         out += bits_describe(<BitVal>sv_get(so))
     cnts = []
@@ -584,7 +584,7 @@ cdef int _encode(Writer w, CObj o) except -1:
         w.put_u8(2)
         bits_encode(w, <BitVal>v)
     w.put_u64(s.uuid)
-    w.put_u64(s.node)
+    w.put_u64(str_node(s))
     _enc_cnts(w, str_cnts(s))
     return 0
 
@@ -604,7 +604,7 @@ cdef CObj _decode(Reader r, int version):
     else:
         s = new_str()
     s.uuid = r.u64()
-    s.node = r.u64()
+    str_set_node(s, r.u64())
     str_set_cnts(s, _dec_cnts(r))
     return s
 
@@ -614,35 +614,35 @@ cdef int _merge_str(StrObj a, StrObj b, Ctx ca, Ctx cb) except -1:
     write only one side holds (the other's string has none: a TTL-only
     tombstone, or counters alone) that the other side applied was collected
     there (GC): it goes, as a one-sided string's would."""
-    cdef bint a_reg = a.uuid != 0 or a.node != 0
-    cdef bint b_reg = b.uuid != 0 or b.node != 0
+    cdef bint a_reg = a.uuid != 0 or str_node(a) != 0
+    cdef bint b_reg = b.uuid != 0 or str_node(b) != 0
     cdef bint b_wins
     cdef dict xa = str_cnts(a), xb = str_cnts(b), cnt
     # bit overrides (bitval): both sides', over the winning register
     cdef dict a_ov = (<BitVal>sv_get(a)).ov if type(sv_get(a)) is BitVal else None
     cdef dict b_ov = (<BitVal>sv_get(b)).ov if type(sv_get(b)) is BitVal else None
     cdef object bval = sv_get(b), aval
-    if a_reg and not b_reg and cb.applied(a.node, a.uuid):
+    if a_reg and not b_reg and cb.applied(str_node(a), a.uuid):
         a_reg = False
         if a_ov:
             aval = bits_filter(<BitVal>sv_get(a), cb)
             a_ov = (<BitVal>aval).ov if type(aval) is BitVal else None
         sv_set(a, None)
         a.uuid = 0
-        a.node = 0
-    if b_reg and not a_reg and ca.applied(b.node, b.uuid):
+        str_set_node(a, 0)
+    if b_reg and not a_reg and ca.applied(str_node(b), b.uuid):
         b_reg = False
         if b_ov:
             bval = bits_filter(<BitVal>bval, ca)
             b_ov = (<BitVal>bval).ov if type(bval) is BitVal else None
-    b_wins = b_reg and ts_gt(b.uuid, b.node, a.uuid, a.node)
+    b_wins = b_reg and ts_gt(b.uuid, str_node(b), a.uuid, str_node(a))
     cnt = _merge_cnts(xa, xb, xb if b_wins else (xa if a_reg else None), ca, cb)
     if b_wins:
         sv_set(a, sv_get(b))
         a.uuid = b.uuid
-        a.node = b.node
+        str_set_node(a, str_node(b))
     if a_ov or b_ov:
-        sv_set(a, bits_merge(sv_get(a), a_ov, b_ov, a.uuid, a.node))
+        sv_set(a, bits_merge(sv_get(a), a_ov, b_ov, a.uuid, str_node(a)))
     str_set_cnts(a, cnt)
     return 0
 
@@ -650,14 +650,14 @@ cdef int _merge_str(StrObj a, StrObj b, Ctx ca, Ctx cb) except -1:
 cdef bint _filter_str(StrObj o, Ctx other) except -1:
     """o is on one side only: drop what the other side saw and lost (it can
     only have dropped it at GC). Returns whether anything changed."""
-    cdef bint reg = (o.uuid != 0 or o.node != 0) and other.applied(o.node, o.uuid)
+    cdef bint reg = (o.uuid != 0 or str_node(o) != 0) and other.applied(str_node(o), o.uuid)
     cdef dict cnt = str_cnts(o)
     if not reg and not _cnts_seen(cnt, other):
         return False
     if reg:
         sv_set(o, bits_filter(<BitVal>sv_get(o), other) if type(sv_get(o)) is BitVal else None)
         o.uuid = 0
-        o.node = 0
+        str_set_node(o, 0)
     str_set_cnts(o, _filter_cnts(cnt, other, reg))
     return True
 
