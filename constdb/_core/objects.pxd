@@ -521,6 +521,26 @@ cdef inline int _sv_check_ptr(const void* b) except -1:
     return 0
 
 
+cdef inline uint64_t _sv_word(const char* p, Py_ssize_t n, uint64_t hi) except 0:
+    # a word holding n bytes at p outside the block: inline if the object
+    # has no tail (hi 0) and n is at most 7, else a new buffer (never 0)
+    cdef uint64_t w = 0
+    cdef char* b
+    if hi == 0 and n <= 7:
+        memcpy((<char*>&w) + 1, p, n)
+        (<unsigned char*>&w)[0] = <unsigned char>((n << 1) | 1)
+        return w
+    b = <char*>PyMem_Malloc(SV_HDR + n)
+    if b == NULL:
+        raise MemoryError()
+    if (<uintptr_t>b) >> 48:
+        PyMem_Free(b)
+        _sv_check_ptr(b)
+    (<uint32_t*>b)[0] = <uint32_t>n
+    memcpy(b + SV_HDR, p, n)
+    return <uint64_t><uintptr_t>b | SV_BUF | hi
+
+
 cdef inline void _sv_fields(StrObj o, uint64_t old) noexcept:
     # o's word leaves a tail value (old): _node and _cnt are fields again
     if (old & 7) == SV_TAIL:
@@ -535,10 +555,9 @@ cdef inline int sv_set_raw(StrObj o, const char* p, Py_ssize_t n) except -1:
     rewritten in place). p may point into o's value."""
     cdef uint64_t old = o.vw
     cdef uint64_t hi = _sv_hi(old)
-    cdef uint64_t w = 0
+    cdef uint64_t w
     cdef uint32_t hdr
     cdef int i = -1
-    cdef char* b
     if n <= <Py_ssize_t>(hi >> 48) + SV_TCAP:
         if (old & 7) == SV_TAIL:
             i = <int>((old >> 17) & 0x7FFF)
@@ -550,26 +569,14 @@ cdef inline int sv_set_raw(StrObj o, const char* p, Py_ssize_t n) except -1:
             memcpy(&o.vw, &hdr, 4)
             sv_drop(old)
             return 0
-    if hi == 0 and n <= 7:
-        memcpy((<char*>&w) + 1, p, n)
-        (<unsigned char*>&w)[0] = <unsigned char>((n << 1) | 1)
-        _sv_fields(o, old)
-        o.vw = w
-        sv_drop(old)
-        return 0
-    if (old & 7) == SV_BUF and <Py_ssize_t>(<uint32_t*>_sv_bp(old))[0] == n:
+    if (hi != 0 or n > 7) and (old & 7) == SV_BUF and \
+            <Py_ssize_t>(<uint32_t*>_sv_bp(old))[0] == n:
         memmove(_sv_bp(old) + SV_HDR, p, n)
         return 0
-    b = <char*>PyMem_Malloc(SV_HDR + n)
-    if b == NULL:
-        raise MemoryError()
-    if (<uintptr_t>b) >> 48:
-        PyMem_Free(b)
-        _sv_check_ptr(b)
-    (<uint32_t*>b)[0] = <uint32_t>n
-    memcpy(b + SV_HDR, p, n)
+    # (the new word copies p before the old one is dropped)
+    w = _sv_word(p, n, hi)
     _sv_fields(o, old)
-    o.vw = <uint64_t><uintptr_t>b | SV_BUF | hi
+    o.vw = w
     sv_drop(old)
     return 0
 

@@ -6,9 +6,8 @@ from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize, PyBytes
 from cpython.dict cimport PyDict_GetItem
 from cpython.list cimport PyList_GET_ITEM, PyList_GET_SIZE
 from cpython.object cimport Py_TYPE, PyObject, PyTypeObject
-from cpython.mem cimport PyMem_Free, PyMem_Malloc
 from cpython.ref cimport Py_XDECREF
-from libc.stdint cimport int64_t, uint16_t, uint32_t, uint64_t, uintptr_t
+from libc.stdint cimport int64_t, uint16_t, uint32_t, uint64_t
 from libc.math cimport INFINITY
 from libc.string cimport memcpy
 
@@ -278,28 +277,11 @@ cdef int sv_untail(StrObj o) except -1:
     most 7 bytes, else a buffer): _node and _cnt are fields again (_cnt
     NULL)."""
     cdef uint64_t w = o.vw
-    cdef Py_ssize_t n = <Py_ssize_t>((w >> 3) & 0x1FF)
-    cdef uint64_t hi = _sv_hi(w)
-    cdef uint64_t node = sv_node_at(<uint32_t>((w >> 17) & 0x7FFF))
-    cdef uint64_t nw = 0
-    cdef char* b
+    cdef uint64_t nw
     if (w & 7) != SV_TAIL:
         return 0
-    if hi == 0 and n <= 7:
-        memcpy((<char*>&nw) + 1, (<char*>&o.vw) + SV_HDR, n)
-        (<unsigned char*>&nw)[0] = <unsigned char>((n << 1) | 1)
-    else:
-        b = <char*>PyMem_Malloc(SV_HDR + n)
-        if b == NULL:
-            raise MemoryError()
-        if (<uintptr_t>b) >> 48:
-            PyMem_Free(b)
-            raise SystemError("pointer above 2**48: StrObj.vw cannot hold it")
-        (<uint32_t*>b)[0] = <uint32_t>n
-        memcpy(b + SV_HDR, (<char*>&o.vw) + SV_HDR, n)
-        nw = <uint64_t><uintptr_t>b | SV_BUF | hi
-    o._node = node
-    o._cnt = NULL
+    nw = _sv_word((<char*>&o.vw) + SV_HDR, <Py_ssize_t>((w >> 3) & 0x1FF), _sv_hi(w))
+    _sv_fields(o, w)
     o.vw = nw
     return 0
 
