@@ -551,6 +551,13 @@ def wtinylfu(int32_t[:] seq, int64_t cap, int64_t nids, dict o):
                is evicted (and counts as frequency 0 when sampled)
       half, init   vfreq 3: the count's half-life (x cap), a new key's count
                from the sketch (x its frequency)
+      ghost    sampled, vfreq 1: ssel's threshold is stale x period x 2**g, g
+               moved by a ghost (constdb/_core/sketch.pxd) whose marks count
+               for ghost x cap requests: every glen x cap requests with at
+               least gev outcomes, g goes up if more victims of a duel won by
+               staleness came back than newcomers that won one were hit, else
+               down, within [gmin, goff] (goff: off); g starts at g0. gsamp:
+               a duel is marked if the newcomer's hash & gsamp is 0
     """
     cdef double win = o.get("win", 0.01)
     cdef str main = o.get("main", "slru")
@@ -571,6 +578,14 @@ def wtinylfu(int32_t[:] seq, int64_t cap, int64_t nids, dict o):
     cdef double stale = o.get("stale", 0)
     cdef bint wfifo = o.get("wfifo", False)
     cdef int missadd = o.get("missadd", 1)
+    cdef double gh = o.get("ghost", 0) * cap
+    cdef int g = o.get("g0", 6), gmin = o.get("gmin", -4), goff = o.get("goff", 6)
+    cdef uint64_t gsamp = o.get("gsamp", 3)
+    cdef int64_t gev = o.get("gev", 32), glen = <int64_t>(o.get("glen", 0.25) * cap)
+    cdef int64_t g_good = 0, g_bad = 0, g_n = 0
+    cdef int8_t* gmark = <int8_t*>calloc(nids, 1)       # 1 newcomer, 2 victim
+    cdef int64_t* gat = <int64_t*>calloc(nids, sizeof(int64_t))
+    cdef double ssel0
     cdef int mode = 0 if main == "slru" else (1 if main == "lru" else 2)
     cdef Sk s
     cdef DL d                                   # 0 window, 1 probation, 2 protected
@@ -592,10 +607,26 @@ def wtinylfu(int32_t[:] seq, int64_t cap, int64_t nids, dict o):
     dl_init(&d, nids, 3)
     dn_init(&m, cap, nids)
     ssel = stale * s.period if o_ssel else 0
+    ssel0 = stale * s.period
+    if gh > 0:
+        ssel = 0 if g >= goff else ssel0 * exp2(g)
     try:
         for i in range(n):
             k = seq[i]
             sk_add(&s, mix(<uint64_t>k))
+            if gh > 0:
+                if gmark[k] and i - gat[k] <= gh:
+                    if gmark[k] == 1 and (d.where[k] >= 0 or m.pos[k] >= 0):
+                        g_good += 1
+                    elif gmark[k] == 2:
+                        g_bad += 1
+                gmark[k] = 0
+                g_n += 1
+                if g_n >= glen and g_good + g_bad >= gev:
+                    g += 1 if g_bad > g_good else -1
+                    g = min(max(g, gmin), goff)
+                    ssel = 0 if g >= goff else ssel0 * exp2(g)
+                    g_good = g_bad = g_n = 0
             if d.where[k] >= 0 or m.pos[k] >= 0:
                 if i >= half:
                     hits += 1
@@ -667,6 +698,13 @@ def wtinylfu(int32_t[:] seq, int64_t cap, int64_t nids, dict o):
                         (stale > 0 and (i - last[v]) * max(fv, 1) > stale * s.period) or \
                         (dead > 0 and fv >= dmin and (i - last[v]) * fv > dead):
                     # admitted: the victim goes
+                    if gh > 0 and fc <= fv and (mix(<uint64_t>c) & gsamp) == 0 and (
+                            (stale > 0 and (i - last[v]) * max(fv, 1) > ssel0) or
+                            (ssel > 0 and (i - last[v]) * max(fv, 1) > ssel)):
+                        gmark[c] = 1
+                        gat[c] = i
+                        gmark[v] = 2
+                        gat[v] = i
                     if mode == 2:
                         dn_del(&m, v)
                         dn_add(&m, c)
@@ -693,4 +731,6 @@ def wtinylfu(int32_t[:] seq, int64_t cap, int64_t nids, dict o):
         dn_free(&m)
         free(last)
         free(lc)
+        free(gmark)
+        free(gat)
     return hits

@@ -72,12 +72,9 @@ DESIGNS = {
         "vfreq": 1,
         "stale": 0.25,
     },
-    # what constdb/_core/evict.pyx implements (kept in step with it): a FIFO
-    # window of 10% of the keys, a sketch of width 6 x the keys held (to a
-    # multiple of 1024) halved every 20 x, the victim the least frequent
-    # (then idlest) of Redis's pool, a victim quiet for longer than 0.05 x
-    # the sketch's period / its frequency is let go
-    "constdb": {
+    # what evict.pyx did before the ghost (2026-12-06): width 6, the sampler
+    # blind to staleness
+    "constdb-w6": {
         "win": 0.10,
         "main": "sampled",
         "wfifo": True,
@@ -85,6 +82,24 @@ DESIGNS = {
         "period": 20,
         "vfreq": 1,
         "stale": 0.05,
+    },
+    # what constdb/_core/evict.pyx implements (kept in step with it): a FIFO
+    # window of 10% of the keys, a sketch of width 4 x the keys held (to a
+    # multiple of 1024) halved every 20 x, the victim the least frequent
+    # (then idlest) of Redis's pool, a victim quiet for longer than 0.05 x
+    # the sketch's period / its frequency is let go; the sampler counts a
+    # key quiet for longer than 2**g times that as frequency 0, g moved by
+    # the ghost's outcomes (horizon the keys held, one duel in 4 marked)
+    "constdb": {
+        "win": 0.10,
+        "main": "sampled",
+        "wfifo": True,
+        "width": 4,
+        "period": 20,
+        "vfreq": 1,
+        "stale": 0.05,
+        "ghost": 1.0,
+        "gsamp": 3,
     },
 }
 

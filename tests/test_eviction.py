@@ -368,13 +368,108 @@ def test_wtinylfu_sketch_width_is_exact_not_a_power_of_two():
     a multiple of 1024 (a power of two would cost up to twice the bytes,
     which come off the keys a cache holds)."""
     ev = _wtinylfu_evictor()
-    for n in (1000, 100_000, 300_000, 333_333):
+    for n in (1500, 100_000, 300_000, 333_333):
         ev._sketch_size(n)
         want = max(1024, -(-int(n * ev.sk_width) // 1024) * 1024)
         assert ev._sketch_width() == want, n
         assert want & (want - 1)  # (not a power of two at any of these sizes)
-        ring = ev.sketch_bytes() - 2 * want
+        ghost = 8 * ev.ghost()[0]
+        ring = ev.sketch_bytes() - 2 * want - ghost
         assert 0 < ring < 20 * (n // 5)
+
+
+def test_wtinylfu_ghost_counts_returns_within_its_horizon():
+    """The ghost (sketch.pxd) marks both sides of a duel a newcomer won by
+    staleness. The newcomer's mark counts good if it is hit within the
+    horizon (as many requests as keys held), the victim's counts bad if it
+    is asked for again within it. A mark counts once; a newcomer's miss, a
+    victim's hit or a return past the horizon count nothing."""
+    ev = _wtinylfu_evictor()
+    ev._sketch_size(10_000)
+    slots, good, bad, _ = ev.ghost()
+    assert slots == 2048  # a slot per 8 keys held, a power of two
+    assert ev.sketch_bytes() == 2 * ev._sketch_width() + 8 * slots + 20 * ev.ks.win_cap()
+
+    def counts():
+        return ev.ghost()[1:3]
+
+    ev._ghost_mark(b"new", False)
+    ev._ghost_mark(b"old", True)
+    ev._ghost_touch(b"new", True)
+    assert counts() == (1, 0)
+    ev._ghost_touch(b"new", True)  # (counted once)
+    ev._ghost_touch(b"old", False)
+    assert counts() == (1, 1)
+    ev._ghost_mark(b"new2", False)
+    ev._ghost_touch(b"new2", False)
+    ev._ghost_mark(b"old2", True)
+    ev._ghost_touch(b"old2", True)
+    assert counts() == (1, 1)
+
+    def back_after(key, others):
+        # the key's request comes `others` + 1 requests after its mark
+        ev._ghost_mark(key, True)
+        for i in range(others):
+            ev._ghost_touch(b"other:%d" % i, True)
+        ev._ghost_touch(key, False)
+
+    back_after(b"at", 9_999)  # 10,000 requests: at the horizon
+    assert counts() == (1, 2)
+    back_after(b"past", 10_000)
+    assert counts() == (1, 2)
+
+
+def test_wtinylfu_ghost_verdict_moves_the_staleness_threshold():
+    """Every quarter of the keys held in requests with at least 32 outcomes,
+    the sampler's staleness threshold halves if the ghost counted no more
+    victims back than newcomers hit, and doubles otherwise; from off (level
+    6, where it starts) down to 2**-4 x the admission rule's."""
+    ev = _wtinylfu_evictor()
+    ev._sketch_size(4096)
+    period = 20 * 4096
+    assert ev.stale_g == 6 and ev._ghost_verdict_now() == 0
+    n = [0]
+
+    def outcomes(good, bad):
+        for _ in range(good):
+            ev._ghost_mark(b"n:%d" % n[0], False)
+            ev._ghost_touch(b"n:%d" % n[0], True)
+            n[0] += 1
+        for _ in range(bad):
+            ev._ghost_mark(b"v:%d" % n[0], True)
+            ev._ghost_touch(b"v:%d" % n[0], False)
+            n[0] += 1
+
+    def quarter():
+        for i in range(1024):
+            ev._ghost_touch(b"q:%d" % i, True)
+
+    outcomes(40, 0)
+    assert ev._ghost_verdict_now() == 0  # (not a quarter's requests yet)
+    quarter()
+    assert ev._ghost_verdict_now() == pytest.approx(0.05 * period * 2**5)
+    assert ev.stale_g == 5 and ev.ghost()[1:3] == (0, 0)
+    outcomes(16, 16)  # (a tie: quicker)
+    quarter()
+    assert ev._ghost_verdict_now() == pytest.approx(0.05 * period * 2**4)
+    outcomes(0, 10)
+    quarter()
+    ev._ghost_verdict_now()
+    assert ev.stale_g == 4  # (fewer than 32 outcomes: no verdict)
+    outcomes(10, 12)
+    ev._ghost_verdict_now()
+    assert ev.stale_g == 5  # 10 good against 22 bad: slower
+    for _ in range(12):
+        outcomes(32, 0)
+        quarter()
+        ev._ghost_verdict_now()
+    assert ev.stale_g == -4
+    assert ev._ghost_verdict_now() == pytest.approx(0.05 * period / 16)
+    for _ in range(12):
+        outcomes(0, 32)
+        quarter()
+        ev._ghost_verdict_now()
+    assert ev.stale_g == 6 and ev._ghost_verdict_now() == 0
 
 
 def test_wtinylfu_sketch_growth_lowers_no_estimate():

@@ -14,6 +14,9 @@ cdef enum:
     P_WTINYLFU = 5
     POOL = 16          # Redis's EVPOOL_SIZE
     WIN_MIN = 8        # W-TinyLFU's smallest window
+    SG_MIN = -4        # the ghost's range for stale_g (SG_OFF: the sampler
+    SG_OFF = 6         # takes no victim for staleness)
+    G_EVENTS = 32      # ghost outcomes (good + bad) a move of stale_g needs
 
 
 cdef class Evictor:
@@ -40,6 +43,12 @@ cdef class Evictor:
     # a victim idle for longer than stale x the sketch's period / its frequency
     # (in reads) is stale: any newcomer displaces it (0: off)
     cdef public double stale
+    # the sampler counts a victim idle for longer than stale x 2**stale_g x
+    # the sketch's period / its frequency as frequency 0; stale_g moves by
+    # the ghost's outcomes (sketch.pxd), SG_OFF: not at all
+    cdef public int stale_g
+    cdef double ssel                 # that threshold in reads (0: off)
+    cdef uint64_t g_from             # the sketch's reads when stale_g last moved
     cdef double rate                 # reads per ms (a moving average)
     cdef int64_t rate_ms
     cdef uint64_t rate_reads
@@ -57,4 +66,5 @@ cdef class Evictor:
     cdef object _pick(self)
     cdef object _pick_wtinylfu(self)
     cdef int _size_sketch(self, Py_ssize_t nkeys) except -1
+    cdef int _ghost_verdict(self) except -1
     cdef int perform(self) except -1

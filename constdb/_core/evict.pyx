@@ -21,7 +21,9 @@ from constdb._core.ktable cimport (
     KeyTable, kt_entry, kt_entry_hash, kt_get, kt_get_raw, kt_key, kt_len, kt_random,
 )
 from constdb._core.objects cimport CObj, TTLReg, obj_type
-from constdb._core.sketch cimport sk_add, sk_free, sk_freq, sk_grow
+from constdb._core.sketch cimport (
+    sk_add, sk_free, sk_freq, sk_ghost, sk_grow, sk_mark, sk_touch,
+)
 
 
 POLICIES = {
@@ -73,8 +75,10 @@ cdef class Evictor:
         # bench_cache.py's workloads (its design "constdb"; README "A cache
         # under maxmemory")
         self.win_pct = 10.0
-        self.sk_width = 6.0
+        self.sk_width = 4.0
         self.sk_period = 20.0
+        self.stale_g = SG_OFF
+        self.ssel = 0.0
         self.victim_lfu = True
         self.admit_ties = False
         self.stale = 0.05
@@ -101,6 +105,10 @@ cdef class Evictor:
         self.pool_n = 0
         if self.kind == P_WTINYLFU:
             if ks.evict_mode != 2:
+                self.stale_g = SG_OFF
+                self.ssel = 0.0
+                ks.sk.good = ks.sk.bad = 0
+                self.g_from = ks.sk.reads
                 self._size_sketch(ks.dbsize())
                 ks.win_resize(WIN_MIN)
             ks.evict_mode = 2
@@ -139,12 +147,20 @@ cdef class Evictor:
             self._size_sketch(<Py_ssize_t>fit)
 
     def sketch_bytes(self):
-        """The sketch's counters and the window ring (a key and a Db slot
-        an entry) with its filter (4 bytes an entry)."""
+        """The sketch's counters, its ghost (8 bytes a slot) and the window
+        ring (a key and a Db slot an entry) with its filter (4 bytes an
+        entry)."""
         cdef Keyspace ks = self.ks
         if ks.evict_mode != 2 or ks.sk.c == NULL:
             return 0
-        return 2 * ks.sk.width + 20 * (0 if ks.win is None else len(ks.win))
+        return 2 * ks.sk.width + (0 if ks.sk.g == NULL else 8 * (ks.sk.gmask + 1)) + \
+            20 * (0 if ks.win is None else len(ks.win))
+
+    def ghost(self):
+        """(tests, INFO) the ghost: slots, good, bad, the reads counted."""
+        cdef Keyspace ks = self.ks
+        return (0 if ks.sk.g == NULL else ks.sk.gmask + 1, ks.sk.good, ks.sk.bad,
+                ks.sk.reads)
 
     # (tests: the sketch's width, sizing and counts)
     def _sketch_width(self):
@@ -159,18 +175,36 @@ cdef class Evictor:
     def _sketch_freq(self, key):
         return sk_freq(&self.ks.sk, <uint64_t>PyObject_Hash(key))
 
+    def _ghost_mark(self, key, bint victim):
+        sk_mark(&self.ks.sk, <uint64_t>PyObject_Hash(key), victim)
+
+    def _ghost_touch(self, key, bint hit):
+        sk_touch(&self.ks.sk, <uint64_t>PyObject_Hash(key), hit)
+
+    def _ghost_verdict_now(self):
+        self._ghost_verdict()
+        return self.ssel
+
     cdef int _size_sketch(self, Py_ssize_t nkeys) except -1:
         # width: sk_width x the keys held (to a multiple of 1024); the counters
         # are halved after sk_period x the keys held increments. A sketch
         # that grows at most 4x keeps its counts (sk_grow); more, and the
         # small one's collisions would be copied over: it starts afresh
         cdef Keyspace ks = self.ks
-        cdef uint64_t n = <uint64_t>nkeys if nkeys > 1024 else 1024
+        cdef uint64_t n = <uint64_t>nkeys if nkeys > 1024 else 1024, g
         if ks.sk.c != NULL and <uint64_t>(n * self.sk_width) > 4 * ks.sk.width:
             sk_free(&ks.sk)
         if sk_grow(&ks.sk, <uint64_t>(n * self.sk_width)) < 0:
             raise MemoryError()
         ks.sk.period = <uint64_t>(n * self.sk_period)
+        # the ghost: a slot per 8 keys held (a power of two); its marks count
+        # for as many requests as keys held
+        g = 1024
+        while g < n // 8:
+            g <<= 1
+        if (ks.sk.g == NULL or ks.sk.gmask + 1 != g) and sk_ghost(&ks.sk, g) < 0:
+            raise MemoryError()
+        ks.sk.horizon = n
         self.sk_keys = n
         return 0
 
@@ -180,13 +214,17 @@ cdef class Evictor:
         """Redis's "idle" of a pool entry: the larger, the better a victim."""
         cdef Keyspace ks = self.ks
         cdef uint32_t idle
+        cdef int f
         if self.kind == P_TTL:
             return 0xFFFFFFFFFFFFFFFFULL - <uint64_t>ks.local_at(<TTLReg>o.ttl)
         if self.kind == P_LFU:
             return 255 - lfu_decr(ks, o.lru)
         idle = <uint32_t>ks.now - o.lru
         if self.kind == P_WTINYLFU and self.victim_lfu:
-            return ((<uint64_t>(15 - sk_freq(&ks.sk, <uint64_t>PyObject_Hash(key)))) << 32) | idle
+            f = sk_freq(&ks.sk, <uint64_t>PyObject_Hash(key))
+            if self.ssel > 0 and idle * self.rate * (f if f > 1 else 1) > self.ssel:
+                f = 0   # quiet for longer than its frequency explains
+            return ((<uint64_t>(15 - f)) << 32) | idle
         return idle
 
     cdef int _pool_add(self, Db db, object key, uint64_t idle) except -1:
@@ -308,6 +346,7 @@ cdef class Evictor:
         cdef Keyspace ks = self.ks
         cdef tuple cand, victim
         cdef int fc, fv
+        cdef uint64_t hc, hv
         cdef Py_ssize_t cap, nkeys
         cdef PyObject* p
         cdef uint64_t reads = ks.hits + ks.misses
@@ -319,6 +358,7 @@ cdef class Evictor:
                     <double>(ks.now - self.rate_ms)
             self.rate_ms = ks.now
             self.rate_reads = reads
+        self._ghost_verdict()
         nkeys = _held(ks)
         self.win_max = <Py_ssize_t>(nkeys * self.win_pct / 100.0)
         if self.win_max < WIN_MIN:
@@ -335,8 +375,10 @@ cdef class Evictor:
             victim = self._from_pool()
             if victim is None:
                 return cand
-            fc = sk_freq(&ks.sk, <uint64_t>PyObject_Hash(cand[1]))
-            fv = sk_freq(&ks.sk, <uint64_t>PyObject_Hash(victim[1]))
+            hc = <uint64_t>PyObject_Hash(cand[1])
+            hv = <uint64_t>PyObject_Hash(victim[1])
+            fc = sk_freq(&ks.sk, hc)
+            fv = sk_freq(&ks.sk, hv)
             p = kt_get(&(<Db>victim[0]).d.t, victim[1])
             idle = <double>(<uint32_t>ks.now - (<CObj>p).lru) * self.rate * (fv if fv > 1 else 1)
             if fc > fv or (self.admit_ties and fc == fv) or \
@@ -346,6 +388,11 @@ cdef class Evictor:
                 # of it is evicted: hot sets that move; and Caffeine's guard
                 # against an attacker keeping a hot victim: a warm newcomer
                 # wins one duel in 128)
+                if fc <= fv and (hc & 3) == 0 and (
+                        idle > self.stale * ks.sk.period or (self.ssel > 0 and idle > self.ssel)):
+                    # a duel won by staleness, one in 4: the ghost marks both
+                    sk_mark(&ks.sk, hc, False)
+                    sk_mark(&ks.sk, hv, True)
                 self.admitted += 1
                 return victim
             self.rejected += 1
@@ -358,6 +405,26 @@ cdef class Evictor:
                 if kt_get(&(<Db>cand[0]).d.t, cand[1]) != NULL:
                     return cand
         return victim
+
+    cdef int _ghost_verdict(self) except -1:
+        # every quarter of the keys held in requests, once the ghost has
+        # G_EVENTS outcomes: victims of duels won by staleness asked for again
+        # more often than the newcomers that displaced them were hit, and the
+        # sampler gets slower to call a key stale (at SG_OFF it does not);
+        # else quicker
+        cdef Keyspace ks = self.ks
+        if ks.sk.reads - self.g_from >= (self.sk_keys >> 2) and \
+                ks.sk.good + ks.sk.bad >= G_EVENTS:
+            self.stale_g += 1 if ks.sk.bad > ks.sk.good else -1
+            if self.stale_g > SG_OFF:
+                self.stale_g = SG_OFF
+            if self.stale_g < SG_MIN:
+                self.stale_g = SG_MIN
+            ks.sk.good = ks.sk.bad = 0
+            self.g_from = ks.sk.reads
+        self.ssel = 0.0 if self.stale_g >= SG_OFF else \
+            self.stale * ks.sk.period * 2.0 ** self.stale_g
+        return 0
 
     # ---- the run ------------------------------------------------------------
 

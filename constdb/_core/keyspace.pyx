@@ -39,7 +39,7 @@ from constdb._core.ops cimport (
     OP_HLLREG, OP_HREM, OP_HSET, OP_HSETC, OP_LINS, OP_LREM, OP_LSET, OP_MAX, OP_MEMBER, OP_MV,
     OP_REG, OP_SADD, OP_SELECT, OP_SREM, OP_SWAPDB, OP_TTL, OP_ZREM, OP_ZW,
 )
-from constdb._core.sketch cimport sk_add, sk_free
+from constdb._core.sketch cimport sk_free, sk_touch
 from constdb._core.objects cimport HashObj, ListObj, MVObj, SetObj, Ver, ZSetObj
 from cpython.object cimport PyObject_Hash
 from constdb._core.ktable cimport (
@@ -448,8 +448,8 @@ cdef inline CObj _lookup(Keyspace ks, object key, bint read):
     if ks.evict_mode == 2 and not ks.no_touch and (p != NULL or not read):
         # W-TinyLFU's sketch counts a request once: a hit, or a write to a
         # missing key (not the read miss before it: a read-through client's
-        # GET then SET count one)
-        sk_add(&ks.sk, <uint64_t>PyObject_Hash(key))
+        # GET then SET count one); and settles the key's ghost mark
+        sk_touch(&ks.sk, <uint64_t>PyObject_Hash(key), p != NULL)
     if p == NULL:
         return None
     o = <CObj>p

@@ -4,7 +4,13 @@
 # increments were added, every counter is halved. Header-only: keyspace.pyx
 # increments it on every lookup (hits and misses) while the policy is
 # allkeys-wtinylfu; evict.pyx reads it.
-from libc.stdint cimport uint8_t, uint64_t
+#
+# The ghost (g): marks of the duels a newcomer won only because the victim
+# looked stale (evict.pyx), one slot a mark, direct-mapped by the key's hash:
+# the newcomer's mark counts `good` if it is hit within `horizon` requests,
+# the victim's counts `bad` if it is asked for again within them. evict.pyx
+# moves its staleness threshold by which is larger.
+from libc.stdint cimport uint8_t, uint32_t, uint64_t
 from libc.stdlib cimport calloc, free
 
 cdef extern from *:
@@ -22,6 +28,12 @@ ctypedef struct Sketch:
     uint64_t width      # counters a row: a multiple of 1024, not a power of two
     uint64_t adds       # increments since the last halving
     uint64_t period     # halve after this many (10 x width)
+    uint64_t* g         # the ghost's slots: fingerprint 32 | request 31 | victim 1
+    uint64_t gmask      # slots - 1 (a power of two); g NULL: no ghost
+    uint64_t reads      # requests counted (sk_touch)
+    uint64_t horizon    # a mark counts for this many requests
+    uint64_t good       # marked newcomers hit within the horizon
+    uint64_t bad        # marked victims asked for within it
 
 
 cdef inline uint64_t _sk_idx(uint64_t h, int row, uint64_t width) noexcept nogil:
@@ -93,6 +105,28 @@ cdef inline void sk_free(Sketch* s) noexcept nogil:
     if s.c != NULL:
         free(s.c)
     s.c = NULL
+    if s.g != NULL:
+        free(s.g)
+    s.g = NULL
+    s.gmask = 0
+
+
+cdef inline int sk_ghost(Sketch* s, uint64_t slots) noexcept nogil:
+    # a ghost of slots (a power of two) marks, empty
+    cdef uint64_t* g = <uint64_t*>calloc(slots, 8)
+    if g == NULL:
+        return -1
+    if s.g != NULL:
+        free(s.g)
+    s.g = g
+    s.gmask = slots - 1
+    return 0
+
+
+cdef inline void sk_mark(Sketch* s, uint64_t h, bint victim) noexcept nogil:
+    # (the fingerprint is the hash's low half, never 0; the slot its high half)
+    if s.g != NULL:
+        s.g[(h >> 32) & s.gmask] = ((h | 1) << 32) | ((s.reads & 0x7FFFFFFF) << 1) | victim
 
 
 cdef inline int sk_freq(Sketch* s, uint64_t h) noexcept nogil:
@@ -125,3 +159,20 @@ cdef inline void sk_add(Sketch* s, uint64_t h) noexcept nogil:
             for i in range(n):
                 s.c[i] = (s.c[i] >> 1) & 0x77
             s.adds >>= 1
+
+
+cdef inline void sk_touch(Sketch* s, uint64_t h, bint hit) noexcept nogil:
+    # a request (keyspace.pyx): count it, and settle the key's ghost mark
+    cdef uint64_t* e
+    sk_add(s, h)
+    s.reads += 1
+    if s.g != NULL:
+        e = &s.g[(h >> 32) & s.gmask]
+        if e[0] != 0 and <uint32_t>(e[0] >> 32) == <uint32_t>(h | 1):
+            if ((s.reads - (e[0] >> 1)) & 0x7FFFFFFF) <= s.horizon:
+                if e[0] & 1:
+                    if not hit:
+                        s.bad += 1
+                elif hit:
+                    s.good += 1
+            e[0] = 0
