@@ -157,7 +157,7 @@ cdef class Evictor:
             20 * (0 if ks.win is None else len(ks.win))
 
     def ghost(self):
-        """(tests, INFO) the ghost: slots, good, bad, the reads counted."""
+        """(tests) the ghost: slots, good, bad, the reads counted."""
         cdef Keyspace ks = self.ks
         return (0 if ks.sk.g == NULL else ks.sk.gmask + 1, ks.sk.good, ks.sk.bad,
                 ks.sk.reads)
@@ -347,6 +347,7 @@ cdef class Evictor:
         cdef tuple cand, victim
         cdef int fc, fv
         cdef uint64_t hc, hv
+        cdef bint vstale
         cdef Py_ssize_t cap, nkeys
         cdef PyObject* p
         cdef uint64_t reads = ks.hits + ks.misses
@@ -381,15 +382,14 @@ cdef class Evictor:
             fv = sk_freq(&ks.sk, hv)
             p = kt_get(&(<Db>victim[0]).d.t, victim[1])
             idle = <double>(<uint32_t>ks.now - (<CObj>p).lru) * self.rate * (fv if fv > 1 else 1)
-            if fc > fv or (self.admit_ties and fc == fv) or \
-                    (self.stale > 0 and idle > self.stale * ks.sk.period) or \
+            vstale = self.stale > 0 and idle > self.stale * ks.sk.period
+            if fc > fv or (self.admit_ties and fc == fv) or vstale or \
                     (fc >= 6 and (_rand() & 127) == 0):
                 # (a victim whose frequency is older than the sketch's memory
                 # of it is evicted: hot sets that move; and Caffeine's guard
                 # against an attacker keeping a hot victim: a warm newcomer
                 # wins one duel in 128)
-                if fc <= fv and (hc & 3) == 0 and (
-                        idle > self.stale * ks.sk.period or (self.ssel > 0 and idle > self.ssel)):
+                if fc <= fv and (hc & 3) == 0 and (vstale or (self.ssel > 0 and idle > self.ssel)):
                     # a duel won by staleness, one in 4: the ghost marks both
                     sk_mark(&ks.sk, hc, False)
                     sk_mark(&ks.sk, hv, True)
