@@ -321,6 +321,7 @@ cdef Py_ssize_t mem_est(CObj o) noexcept:
     """Estimated bytes held by o (O(1): collections sample 8 members)."""
     cdef type t = type(o)
     cdef Py_ssize_t n, base = 80
+    cdef object c
     if o.ttl is not None:
         base += 48
     if t is StrObj:
@@ -329,10 +330,11 @@ cdef Py_ssize_t mem_est(CObj o) noexcept:
         # most 7 bytes inline, a longer one in a buffer of its own
         # (objects.sv_set, sv_alloc)
         base += sv_tail(<StrObj>o) - 16
-        if type(str_cnt((<StrObj>o))) is CntEntry:
+        c = str_cnt(<StrObj>o)
+        if type(c) is CntEntry:
             base += 64
-        elif not str_nocnt((<StrObj>o)):
-            base += 64 + 96 * len(str_cnt((<StrObj>o)))
+        elif c is not None:
+            base += 64 + 96 * len(<dict>c)
         n = sv_alloc(<StrObj>o)
         if n >= 0:
             return base + n

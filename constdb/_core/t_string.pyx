@@ -138,14 +138,16 @@ def set_str_counters(StrObj o, cnts):
 
 cdef bint str_live(StrObj o) noexcept:
     cdef CntEntry e
+    cdef object c
     if not sv_none(o):
         return True
     if str_nocnt(o):
         return False
-    if type(str_cnt(o)) is CntEntry:
-        e = <CntEntry>str_cnt(o)
+    c = str_cnt(o)
+    if type(c) is CntEntry:
+        e = <CntEntry>c
         return e.last > e.blast
-    for v in (<dict>str_cnt(o)).values():
+    for v in (<dict>c).values():
         e = <CntEntry>v
         if e.last > e.blast:
             return True
@@ -159,16 +161,17 @@ cdef inline uint64_t _cnt_delta(StrObj o, bint* unobserved, bint* floats) noexce
     floats if that was a float increment (section 3.7: _float_value)."""
     cdef CntEntry e
     cdef uint64_t delta = 0
-    if type(str_cnt(o)) is CntEntry:
-        e = <CntEntry>str_cnt(o)
+    cdef object c = str_cnt(o)
+    if type(c) is CntEntry:
+        e = <CntEntry>c
         if e.last > e.blast:
             unobserved[0] = True
             if cnt_is_float(e.node):
                 floats[0] = True
         if not cnt_is_float(e.node):
             delta = <uint64_t>e.sum - <uint64_t>e.bsum
-    elif not str_nocnt(o):
-        for v in (<dict>str_cnt(o)).values():
+    elif c is not None:
+        for v in (<dict>c).values():
             e = <CntEntry>v
             if e.last > e.blast:
                 unobserved[0] = True
@@ -310,8 +313,9 @@ cdef int _cnt_on(Keyspace ks, object key, StrObj o, int64_t delta, uint64_t u, u
                  bint shown) except -1:
     """shown: o is d[key] (see _reg_on)."""
     cdef CntEntry e
-    if type(str_cnt(o)) is CntEntry and (<CntEntry>str_cnt(o)).node == n:
-        e = <CntEntry>str_cnt(o)
+    cdef object c = str_cnt(o)
+    if type(c) is CntEntry and (<CntEntry>c).node == n:
+        e = <CntEntry>c
     else:
         e = _str_cnt(o, n, True)
     e.sum = <int64_t>(<uint64_t>e.sum + <uint64_t>delta)
