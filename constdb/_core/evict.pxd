@@ -14,8 +14,11 @@ cdef enum:
     P_WTINYLFU = 5
     POOL = 16          # Redis's EVPOOL_SIZE
     WIN_MIN = 8        # W-TinyLFU's smallest window
-    SG_MIN = -4        # the ghost's range for stale_g (SG_OFF: the sampler
-    SG_OFF = 6         # takes no victim for staleness)
+    # the ghost's range for stale_g: at SG_MIN the sampler calls a key stale
+    # when it has been idle for 4x the keys held in reads per unit of its
+    # frequency; at SG_OFF it takes no victim for staleness
+    SG_MIN = 2
+    SG_OFF = 6
     G_EVENTS = 32      # ghost outcomes (good + bad) a move of stale_g needs
 
 

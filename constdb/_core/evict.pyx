@@ -74,7 +74,7 @@ cdef class Evictor:
         # W-TinyLFU's parameters, chosen with benchmarks/sim_policies.py on
         # bench_cache.py's workloads (its design "constdb"; README "A cache
         # under maxmemory")
-        self.win_pct = 10.0
+        self.win_pct = 1.0
         self.sk_width = 4.0
         self.sk_period = 20.0
         self.stale_g = SG_OFF
@@ -149,12 +149,12 @@ cdef class Evictor:
     def sketch_bytes(self):
         """The sketch's counters, its ghost (8 bytes a slot) and the window
         ring (a key and a Db slot an entry) with its filter (4 bytes an
-        entry)."""
+        entry), and the key objects the ring keeps alive."""
         cdef Keyspace ks = self.ks
         if ks.evict_mode != 2 or ks.sk.c == NULL:
             return 0
         return 2 * ks.sk.width + (0 if ks.sk.g == NULL else 8 * (ks.sk.gmask + 1)) + \
-            20 * (0 if ks.win is None else len(ks.win))
+            20 * (0 if ks.win is None else len(ks.win)) + ks.win_kb
 
     def ghost(self):
         """(tests) the ghost: slots, good, bad, the reads counted."""

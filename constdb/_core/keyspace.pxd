@@ -116,6 +116,7 @@ cdef class Keyspace:
     cdef public Py_ssize_t win_n
     cdef uint8_t* win_cf
     cdef uint64_t win_cmask
+    cdef public Py_ssize_t win_kb   # the blocks of the key objects the ring holds
     cdef public bint remote       # applying a peer's records (their writes count as accesses)
     cdef public bint lazy_free    # the running DEL frees big values in slices (UNLINK ...)
     cdef public list lazy         # containers waiting to be freed (lazy_step)

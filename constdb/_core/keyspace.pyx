@@ -526,7 +526,7 @@ cdef class Keyspace:
         self.lfu_decay_time = 1
         self.evicted_keys = 0
         self.win = None
-        self.win_head = self.win_n = 0
+        self.win_head = self.win_n = self.win_kb = 0
         self.win_cf = NULL
         self.lazy_free = False
         self.lazy = []
@@ -586,6 +586,10 @@ cdef class Keyspace:
             i -= cap
         self.win[i] = key
         self.win_db[i] = db
+        if type(key) is bytes:
+            # (the ring keeps the key's object alive: the table holds the
+            # key's bytes in its entry, not this object)
+            self.win_kb += bytes_block(<bytes>key)
         s = (<uint64_t>PyObject_Hash(key) * 0x9E3779B97F4A7C15ULL) >> 32
         if self.win_cf[s & self.win_cmask] < 255:
             self.win_cf[s & self.win_cmask] += 1
@@ -606,6 +610,8 @@ cdef class Keyspace:
         if self.win_head == len(self.win):
             self.win_head = 0
         self.win_n -= 1
+        if type(key) is bytes:
+            self.win_kb -= bytes_block(<bytes>key)
         s = (<uint64_t>PyObject_Hash(key) * 0x9E3779B97F4A7C15ULL) >> 32
         if 0 < self.win_cf[s & self.win_cmask] < 255:
             self.win_cf[s & self.win_cmask] -= 1
