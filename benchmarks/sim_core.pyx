@@ -516,6 +516,12 @@ cdef int32_t main_victim(int mode, DL* d, Dense* m, Pool* p, Sk* s, int64_t* las
                     # idle - half x log2(decayed count): LRU with a credit
                     # for a key's (recent) frequency
                     sc = (<int64_t>1 << 40) + sc - <int64_t>(half * lc[x])
+                elif vfreq == 4:
+                    # LRU, but a key quiet for longer than its frequency
+                    # explains (the ghost's threshold) goes first
+                    f = sk_freq(s, mix(<uint64_t>x))
+                    if ssel > 0 and sc * (f if f > 1 else 1) > ssel:
+                        sc |= (<int64_t>1) << 40
                 pool_add(p, x, sc)
             v = pool_take(p, m)
         return v
@@ -542,8 +548,10 @@ def wtinylfu(int32_t[:] seq, int64_t cap, int64_t nids, dict o):
       ties     a candidate as frequent as the victim is admitted
       samples  samples per eviction (sampled)
       vfreq    sampled: 1: the victim is the least frequent of the pool (then
-               idlest); 2: the largest idle / (frequency + 1)
+               idlest); 2: the largest idle / (frequency + 1); 3: below;
+               4: the idlest (LRU), a key ssel calls stale first
       admit    the sketch's admission test (else every candidate is let in)
+      abonus   added to the candidate's frequency in that test
       missadd  sketch increments on a miss (2: a GET then a SET)
       stale    a victim idle > stale x period / freq is evicted
       ssel     sampled, vfreq 1: such a victim also counts as frequency 0
@@ -557,7 +565,8 @@ def wtinylfu(int32_t[:] seq, int64_t cap, int64_t nids, dict o):
                least gev outcomes, g goes up if more victims of a duel won by
                staleness came back than newcomers that won one were hit, else
                down, within [gmin, goff] (goff: off); g starts at g0. gsamp:
-               a duel is marked if the newcomer's hash & gsamp is 0
+               a duel is marked if the newcomer's hash & gsamp is 0; ssc
+               scales ssel's threshold (to try levels between powers of 2)
     """
     cdef double win = o.get("win", 0.01)
     cdef str main = o.get("main", "slru")
@@ -574,6 +583,8 @@ def wtinylfu(int32_t[:] seq, int64_t cap, int64_t nids, dict o):
     cdef bint o_ssel = o.get("ssel", False)
     cdef double* lc = <double*>calloc(nids, sizeof(double))   # log2 decayed count
     cdef bint admit = o.get("admit", True)
+    cdef int abonus = o.get("abonus", 0)
+    cdef double ssc = o.get("ssc", 1.0)
     cdef double o_init = o.get("init", 0.0)
     cdef double stale = o.get("stale", 0)
     cdef bint wfifo = o.get("wfifo", False)
@@ -609,7 +620,7 @@ def wtinylfu(int32_t[:] seq, int64_t cap, int64_t nids, dict o):
     ssel = stale * s.period if o_ssel else 0
     ssel0 = stale * s.period
     if gh > 0:
-        ssel = 0 if g >= goff else ssel0 * exp2(g)
+        ssel = 0 if g >= goff else ssel0 * exp2(g) * ssc
     try:
         for i in range(n):
             k = seq[i]
@@ -625,7 +636,7 @@ def wtinylfu(int32_t[:] seq, int64_t cap, int64_t nids, dict o):
                 if g_n >= glen and g_good + g_bad >= gev:
                     g += 1 if g_bad > g_good else -1
                     g = min(max(g, gmin), goff)
-                    ssel = 0 if g >= goff else ssel0 * exp2(g)
+                    ssel = 0 if g >= goff else ssel0 * exp2(g) * ssc
                     g_good = g_bad = g_n = 0
             if d.where[k] >= 0 or m.pos[k] >= 0:
                 if i >= half:
@@ -693,7 +704,7 @@ def wtinylfu(int32_t[:] seq, int64_t cap, int64_t nids, dict o):
                                 ssel)
                 fc = sk_freq(&s, mix(<uint64_t>c))
                 fv = sk_freq(&s, mix(<uint64_t>v))
-                if not admit or fc > fv or (ties and fc == fv) or \
+                if not admit or fc + abonus > fv or (ties and fc == fv) or \
                         (jitter and fc >= 6 and (rnd() & 127) == 0) or \
                         (stale > 0 and (i - last[v]) * max(fv, 1) > stale * s.period) or \
                         (dead > 0 and fv >= dmin and (i - last[v]) * fv > dead):

@@ -84,14 +84,17 @@ DESIGNS = {
         "stale": 0.05,
     },
     # what constdb/_core/evict.pyx implements (kept in step with it): a FIFO
-    # window of 10% of the keys, a sketch of width 4 x the keys held (to a
+    # window of 1% of the keys, a sketch of width 4 x the keys held (to a
     # multiple of 1024) halved every 20 x, the victim the least frequent
     # (then idlest) of Redis's pool, a victim quiet for longer than 0.05 x
     # the sketch's period / its frequency is let go; the sampler counts a
     # key quiet for longer than 2**g times that as frequency 0, g moved by
     # the ghost's outcomes (horizon the keys held, one duel in 4 marked)
+    # within 2..6 (at 2 a key idle for 4x the keys held in reads per unit of
+    # frequency)
     "constdb": {
-        "win": 0.10,
+        "gmin": 2,
+        "win": 0.01,
         "main": "sampled",
         "wfifo": True,
         "width": 4,
@@ -102,6 +105,11 @@ DESIGNS = {
         "gsamp": 3,
     },
 }
+
+# what evict.pyx did before its window was 1% and the sampler's staleness
+# threshold stopped at 4x (2026-12-06): a window of 10% of the keys, whose key
+# objects used_memory did not count; stale_g down to -4
+DESIGNS["constdb-win10"] = {**DESIGNS["constdb"], "win": 0.10, "gmin": -4}
 
 
 def ids_of(keys: list[bytes]) -> np.ndarray:
