@@ -563,7 +563,10 @@ def test_wtinylfu_a_moved_hot_set_takes_over(lone):
     # usually takes 10-19 rounds under load: the stale rule reads idle time,
     # so the count varies (24 was not enough once in 10 under load)
     assert rounds[-1] >= 0.9, rounds
-    assert keys_with(c, "a") <= 200
+    # A keeps at most a quarter of the keys held (what the limit holds moves
+    # by a few hundred keys here as the key table and the sketch resize:
+    # 749 to 1022 in one run)
+    assert keys_with(c, "a") <= c.dbsize() // 4
 
 
 def test_allkeys_random_evicts_any_key(lone):
