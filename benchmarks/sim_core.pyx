@@ -566,7 +566,9 @@ def wtinylfu(int32_t[:] seq, int64_t cap, int64_t nids, dict o):
                staleness came back than newcomers that won one were hit, else
                down, within [gmin, goff] (goff: off); g starts at g0. gsamp:
                a duel is marked if the newcomer's hash & gsamp is 0; ssc
-               scales ssel's threshold (to try levels between powers of 2)
+               scales ssel's threshold (to try levels between powers of 2);
+               gdown: g goes down only if the good outcomes are more than
+               gdown x the bad, else it stays (0: down whenever not up)
     """
     cdef double win = o.get("win", 0.01)
     cdef str main = o.get("main", "slru")
@@ -585,6 +587,7 @@ def wtinylfu(int32_t[:] seq, int64_t cap, int64_t nids, dict o):
     cdef bint admit = o.get("admit", True)
     cdef int abonus = o.get("abonus", 0)
     cdef double ssc = o.get("ssc", 1.0)
+    cdef double gdown = o.get("gdown", 0.0)
     cdef double o_init = o.get("init", 0.0)
     cdef double stale = o.get("stale", 0)
     cdef bint wfifo = o.get("wfifo", False)
@@ -634,7 +637,10 @@ def wtinylfu(int32_t[:] seq, int64_t cap, int64_t nids, dict o):
                 gmark[k] = 0
                 g_n += 1
                 if g_n >= glen and g_good + g_bad >= gev:
-                    g += 1 if g_bad > g_good else -1
+                    if g_bad > g_good:
+                        g += 1
+                    elif g_good > gdown * g_bad:
+                        g -= 1
                     g = min(max(g, gmin), goff)
                     ssel = 0 if g >= goff else ssel0 * exp2(g) * ssc
                     g_good = g_bad = g_n = 0

@@ -91,8 +91,12 @@ DESIGNS = {
     # key quiet for longer than 2**g times that as frequency 0, g moved by
     # the ghost's outcomes (horizon the keys held, one duel in 4 marked)
     # within 2..6 (at 2 a key idle for 4x the keys held in reads per unit of
-    # frequency)
+    # frequency), up only if more victims came back than newcomers were hit,
+    # down only if newcomers were hit more than 1.5x as often; the pool
+    # refilled with 10 keys of the main region (twice maxmemory-samples)
     "constdb": {
+        "gdown": 1.5,
+        "samples": 10,
         "gmin": 2,
         "win": 0.01,
         "main": "sampled",
@@ -109,7 +113,18 @@ DESIGNS = {
 # what evict.pyx did before its window was 1% and the sampler's staleness
 # threshold stopped at 4x (2026-12-06): a window of 10% of the keys, whose key
 # objects used_memory did not count; stale_g down to -4
-DESIGNS["constdb-win10"] = {**DESIGNS["constdb"], "win": 0.10, "gmin": -4}
+DESIGNS["constdb-win10"] = {
+    **DESIGNS["constdb"],
+    "win": 0.10,
+    "gmin": -4,
+    "samples": 5,
+    "gdown": 0,
+}
+# what it did before its pool drew twice maxmemory-samples keys and the
+# ghost's verdict needed newcomers hit 1.5x as often to go down (2026-12-06,
+# night): 5 a refill (a window key drawn used one up, which this model leaves
+# out), down on any majority of good outcomes
+DESIGNS["constdb-s5"] = {**DESIGNS["constdb"], "samples": 5, "gdown": 0}
 
 
 def ids_of(keys: list[bytes]) -> np.ndarray:

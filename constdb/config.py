@@ -298,7 +298,15 @@ SPEC: list[Key] = [
         runtime=True,
         check=lambda v: _check_policy(v),
     ),
-    Key("maxmemory_samples", 5, "int", "keys sampled per eviction", 1, 64, runtime=True),
+    Key(
+        "maxmemory_samples",
+        5,
+        "int",
+        "keys sampled per eviction (allkeys-wtinylfu samples twice as many)",
+        1,
+        64,
+        runtime=True,
+    ),
     Key(
         "maxmemory_eviction_tenacity",
         10,

@@ -363,6 +363,32 @@ def _wtinylfu_evictor():
     return ev
 
 
+def _wtinylfu_keyspace(sketch_keys: int):
+    """A keyspace under allkeys-wtinylfu (its sketch sized for sketch_keys)
+    and a client's SET of a key to "v" in it: (ks, set_key, ev)."""
+    from constdb._core.backlog import Backlog
+    from constdb._core.evict import Evictor
+    from constdb._core.keyspace import Keyspace
+    from constdb._core.protocol import Client, Server
+
+    from constdb._core import cmd_strings
+
+    ks = Keyspace(1 << 62 | 7, Backlog(1 << 20))
+    srv = Server(ks)
+    cmd_strings.register(srv)
+    c = Client(srv)
+    ev = Evictor(ks)
+    ev.set_policy("allkeys-wtinylfu")
+    ev._sketch_size(sketch_keys)
+
+    def set_key(key: bytes) -> None:
+        c.data_received(b"*3\r\n$3\r\nSET\r\n$%d\r\n%s\r\n$1\r\nv\r\n" % (len(key), key))
+        assert ks.value_of(key) == b"v"
+        c.out.reset()
+
+    return ks, set_key, ev
+
+
 def test_wtinylfu_sketch_width_is_exact_not_a_power_of_two():
     """The sketch holds sk_width counters a row per key held, rounded up to
     a multiple of 1024 (a power of two would cost up to twice the bytes,
@@ -383,28 +409,9 @@ def test_wtinylfu_window_counts_the_key_objects_it_keeps():
     table holds the key's bytes in its own entry, not that object), so the
     policy's bytes count those objects' blocks: a long key's whole block,
     dropped again when the key leaves the ring."""
-    from constdb._core.backlog import Backlog
-    from constdb._core.evict import Evictor
-    from constdb._core.keyspace import Keyspace
-    from constdb._core.protocol import Client, Server
-
-    from constdb._core import cmd_strings
-
-    ks = Keyspace(1 << 62 | 7, Backlog(1 << 20))
-    srv = Server(ks)
-    cmd_strings.register(srv)
-    c = Client(srv)
-    ev = Evictor(ks)
-    ev.set_policy("allkeys-wtinylfu")
-    ev._sketch_size(1000)
+    ks, set_key, ev = _wtinylfu_keyspace(1000)
     cap = ks.win_cap()
     assert cap >= 8
-
-    def set_key(key: bytes) -> None:
-        c.data_received(b"*3\r\n$3\r\nSET\r\n$%d\r\n%s\r\n$1\r\nv\r\n" % (len(key), key))
-        assert ks.value_of(key) == b"v"
-        c.out.reset()
-
     base = ev.sketch_bytes()
     assert ks.win_kb == 0
     for i in range(3):
@@ -420,6 +427,40 @@ def test_wtinylfu_window_counts_the_key_objects_it_keeps():
     assert ev.sketch_bytes() - base == ks.win_kb
     ks.win_resize(0)
     assert ks.win_kb == 0
+
+
+def test_wtinylfu_samples_twice_maxmemory_samples_of_the_main_region():
+    """allkeys-wtinylfu draws 2 x maxmemory-samples keys of the main region
+    into the pool per refill: a key of the admission window is never
+    offered, and drawing one does not use up a sample (Redis's policies
+    draw maxmemory-samples keys: a refill of an empty pool leaves at most
+    samples - 1 once the victim is taken)."""
+    ks, set_key, ev = _wtinylfu_keyspace(8000)
+    ks.win_resize(2000)  # a quarter of the keys below are window keys
+    keys = [b"key:%d" % i for i in range(8000)]
+    for k in keys:
+        set_key(k)
+    assert ks.win_len() == ks.win_cap() == 2000
+    window = set(keys[-2000:])
+    for samples in (1, 2, 5):
+        ev.samples = samples
+        sizes = []
+        for _ in range(50):
+            ev.set_policy("allkeys-wtinylfu")  # (an empty pool: every draw enters it)
+            assert ev.pool_keys() == [] and ks.win_len() == 2000
+            victim = ev._victim()[1]
+            pool = ev.pool_keys()
+            assert victim not in window and not window & set(pool)
+            sizes.append(len(pool))
+        # at most 2 x samples draws less the victim; the window's filter may
+        # pass over a main key too (a hash collision), and past as many draws
+        # a window key counts: on average well above samples - 1
+        assert max(sizes) <= 2 * samples - 1, (samples, sizes)
+        assert sum(sizes) / len(sizes) > samples - 0.5, (samples, sizes)
+    ev.set_policy("allkeys-lru")
+    ev.samples = 5
+    ev._victim()
+    assert len(ev.pool_keys()) <= 4
 
 
 def test_wtinylfu_ghost_counts_returns_within_its_horizon():
@@ -465,9 +506,10 @@ def test_wtinylfu_ghost_counts_returns_within_its_horizon():
 
 def test_wtinylfu_ghost_verdict_moves_the_staleness_threshold():
     """Every quarter of the keys held in requests with at least 32 outcomes,
-    the sampler's staleness threshold halves if the ghost counted no more
-    victims back than newcomers hit, and doubles otherwise; from off (level
-    6, where it starts) down to 2**2 x the admission rule's."""
+    the sampler's staleness threshold doubles if the ghost counted more
+    victims back than newcomers hit, halves if it counted more than 1.5x as
+    many newcomers hit as victims back, and stays in between; from off
+    (level 6, where it starts) down to 2**2 x the admission rule's."""
     ev = _wtinylfu_evictor()
     ev._sketch_size(4096)
     period = 20 * 4096
@@ -493,7 +535,15 @@ def test_wtinylfu_ghost_verdict_moves_the_staleness_threshold():
     quarter()
     assert ev._ghost_verdict_now() == pytest.approx(0.05 * period * 2**5)
     assert ev.stale_g == 5 and ev.ghost()[1:3] == (0, 0)
-    outcomes(16, 16)  # (a tie: quicker)
+    outcomes(16, 16)  # (a tie: it stays)
+    quarter()
+    assert ev._ghost_verdict_now() == pytest.approx(0.05 * period * 2**5)
+    assert ev.ghost()[1:3] == (0, 0)  # (the outcomes were counted)
+    outcomes(24, 16)  # (1.5x: still in between)
+    quarter()
+    ev._ghost_verdict_now()
+    assert ev.stale_g == 5 and ev.ghost()[1:3] == (0, 0)
+    outcomes(25, 16)  # (past 1.5x: quicker)
     quarter()
     assert ev._ghost_verdict_now() == pytest.approx(0.05 * period * 2**4)
     outcomes(0, 10)

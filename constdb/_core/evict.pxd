@@ -62,7 +62,7 @@ cdef class Evictor:
     cdef public uint64_t evict_ns    # time spent evicting
     cdef int next_db                 # allkeys-random / volatile-random: the db to try first
 
-    cdef uint64_t _score(self, object key, CObj o)
+    cdef uint64_t _score(self, uint64_t h, CObj o)
     cdef int _pool_add(self, Db db, object key, uint64_t idle) except -1
     cdef object _sample(self, Db db, KeyTable src)
     cdef object _from_pool(self)

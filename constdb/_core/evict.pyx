@@ -181,6 +181,10 @@ cdef class Evictor:
     def _ghost_touch(self, key, bint hit):
         sk_touch(&self.ks.sk, <uint64_t>PyObject_Hash(key), hit)
 
+    def _victim(self):
+        """(tests) the pool's next victim, (Db, key) or None."""
+        return self._from_pool()
+
     def _ghost_verdict_now(self):
         self._ghost_verdict()
         return self.ssel
@@ -210,8 +214,9 @@ cdef class Evictor:
 
     # ---- the victim ---------------------------------------------------------
 
-    cdef uint64_t _score(self, object key, CObj o):
-        """Redis's "idle" of a pool entry: the larger, the better a victim."""
+    cdef uint64_t _score(self, uint64_t h, CObj o):
+        """Redis's "idle" of a pool entry: the larger, the better a victim
+        (h: the key's hash, read by allkeys-wtinylfu only)."""
         cdef Keyspace ks = self.ks
         cdef uint32_t idle
         cdef int f
@@ -221,7 +226,7 @@ cdef class Evictor:
             return 255 - lfu_decr(ks, o.lru)
         idle = <uint32_t>ks.now - o.lru
         if self.kind == P_WTINYLFU and self.victim_lfu:
-            f = sk_freq(&ks.sk, <uint64_t>PyObject_Hash(key))
+            f = sk_freq(&ks.sk, h)
             if self.ssel > 0 and idle * self.rate * (f if f > 1 else 1) > self.ssel:
                 f = 0   # quiet for longer than its frequency explains
             return ((<uint64_t>(15 - f)) << 32) | idle
@@ -279,11 +284,17 @@ cdef class Evictor:
         cdef Keyspace ks = self.ks
         cdef KeyTable src
         cdef int k
-        cdef CObj o
         cdef Db db
+        cdef kt_entry* e
+        cdef uint64_t h, sc
         cdef list full = [x for x in ks.dbs
                           if kt_len((<Db>x).expires if self.volatile else (<Db>x).d)]
-        cdef bint any_keys
+        cdef bint any_keys, wt = self.kind == P_WTINYLFU
+        # allkeys-wtinylfu draws twice maxmemory-samples keys of the main
+        # region (a window key drawn is not one of them, up to as many more
+        # draws): the frequency-ordered pool finds a stale key with more
+        # (docs/internals.md)
+        cdef int want = 2 * self.samples if wt else self.samples, j, skips
         for _ in range(4):
             any_keys = False
             for db in full:
@@ -291,16 +302,31 @@ cdef class Evictor:
                 if kt_len(src) == 0:
                     continue
                 any_keys = True
-                for _ in range(self.samples):
+                j = skips = 0
+                while j < want:
+                    j += 1
+                    if wt:
+                        # (allkeys: src is db.d) scored by the entry's hash; a
+                        # bytes object only for a key that enters the pool
+                        e = kt_random(&src.t)
+                        if e == NULL:
+                            break
+                        h = <uint64_t>kt_entry_hash(e)
+                        if ks.in_win_h(h):
+                            if skips < want:
+                                skips += 1
+                                j -= 1
+                            continue
+                        sc = self._score(h, <CObj>e.obj)
+                        if self.pool_n < POOL or sc > self.pool_idle[0]:
+                            self._pool_add(db, kt_key(e), sc)
+                        continue
                     key = self._sample(db, src)
                     if key is None:
                         break
                     if key is False:
                         continue
-                    o = self.last
-                    if self.kind == P_WTINYLFU and ks.in_win(key):
-                        continue
-                    self._pool_add(db, key, self._score(key, o))
+                    self._pool_add(db, key, self._score(0, self.last))
             k = self.pool_n - 1
             while k >= 0:
                 key = self.pool_key[k]
@@ -411,11 +437,15 @@ cdef class Evictor:
         # G_EVENTS outcomes: victims of duels won by staleness asked for again
         # more often than the newcomers that displaced them were hit, and the
         # sampler gets slower to call a key stale (at SG_OFF it does not);
-        # else quicker
+        # newcomers hit more than 1.5x as often, quicker; in between (a
+        # still Zipf, where the two come out about even) it stays
         cdef Keyspace ks = self.ks
         if ks.sk.reads - self.g_from >= (self.sk_keys >> 2) and \
                 ks.sk.good + ks.sk.bad >= G_EVENTS:
-            self.stale_g += 1 if ks.sk.bad > ks.sk.good else -1
+            if ks.sk.bad > ks.sk.good:
+                self.stale_g += 1
+            elif 2 * ks.sk.good > 3 * ks.sk.bad:
+                self.stale_g -= 1
             if self.stale_g > SG_OFF:
                 self.stale_g = SG_OFF
             if self.stale_g < SG_MIN:

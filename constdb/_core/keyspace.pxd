@@ -151,7 +151,7 @@ cdef class Keyspace:
     cdef CObj find(self, object key, int t, bint create)
     cdef int win_push(self, Db db, object key) except -1
     cdef object win_pop(self)
-    cdef bint in_win(self, object key) noexcept
+    cdef bint in_win_h(self, uint64_t h) noexcept
     cdef list objects_of(self, object key)
 
     # key-level local effects (the types' own are in their modules: t_*.emit_*)

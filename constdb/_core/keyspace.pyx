@@ -617,11 +617,13 @@ cdef class Keyspace:
             self.win_cf[s & self.win_cmask] -= 1
         return (db, key)
 
-    cdef bint in_win(self, object key) noexcept:
+    cdef bint in_win_h(self, uint64_t h) noexcept:
+        # whether the window may hold the key of hash h (PyObject_Hash or
+        # kt_entry_hash): its filter's count (a collision says yes)
         cdef uint64_t s
         if self.win_cf == NULL:
             return False
-        s = (<uint64_t>PyObject_Hash(key) * 0x9E3779B97F4A7C15ULL) >> 32
+        s = (h * 0x9E3779B97F4A7C15ULL) >> 32
         return self.win_cf[s & self.win_cmask] != 0
 
     # ---- numbered databases -------------------------------------------------
